@@ -1,0 +1,245 @@
+/*
+ * de_backend.h — the kernel shim: backend vtable (ggml-style) and op descriptors.
+ *
+ * Internal to diffedit (not the public ABI; that is include/diffedit.h).
+ * A backend is { api_version, iface (vtable), context }. The CPU provider is linked in;
+ * the CUDA provider is a separate shared library loaded with dlopen (de_backend_load).
+ *
+ * Conventions
+ *  - All tensors are dense, row-major, with explicit element strides where an op says so.
+ *  - Image tensors are NCHW. Token tensors are [batch, tokens, channels].
+ *  - dtype describes x/y/a/b/c data; bias, gamma, beta and residual are always f32.
+ *    The CPU provider implements DE_F32 for every op; other dtypes return DE_ERR_UNSUPPORTED there.
+ *  - Pointers are backend memory (host memory for the CPU provider).
+ *  - Every op returns DE_OK or a negative status; on failure the backend's last error
+ *    (de_backend_last_error) holds a message naming the op and the argument at fault.
+ */
+#ifndef DE_BACKEND_H
+#define DE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DE_BACKEND_API_VERSION 1
+
+typedef enum de_dtype { DE_F32 = 0, DE_F16 = 1, DE_BF16 = 2 } de_dtype;
+
+typedef enum de_status {
+    DE_OK = 0,
+    DE_ERR_INVALID = -1,     /* bad descriptor (shape, stride, NULL pointer) */
+    DE_ERR_UNSUPPORTED = -2, /* op/dtype not implemented by this backend */
+    DE_ERR_OOM = -3,         /* allocation failed */
+    DE_ERR_BACKEND = -4      /* device/runtime failure */
+} de_status;
+
+/* C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b] (+ bias[n] per row), row-major.
+ * op(A) is [m, k], op(B) is [k, n], C is [m, n]. b in [0, batch). */
+typedef struct de_gemm_op {
+    de_dtype dtype;
+    int32_t batch, m, n, k;
+    bool trans_a, trans_b;
+    const void *a; int64_t lda, stride_a;
+    const void *b; int64_t ldb, stride_b;
+    void *c;       int64_t ldc, stride_c;
+    float alpha, beta;
+    const float *bias;             /* [n] or NULL */
+} de_gemm_op;
+
+/* y[n, c_out, oh, ow] = conv(x[n, c_in, h, w], weight[c_out, c_in, kh, kw]) + bias + residual
+ * oh = (h + pad_t + pad_b - kh) / stride_h + 1, likewise ow. Zero padding. */
+typedef struct de_conv2d_op {
+    de_dtype dtype;
+    int32_t n, c_in, h, w;
+    int32_t c_out, kh, kw;
+    int32_t stride_h, stride_w;
+    int32_t pad_t, pad_l, pad_b, pad_r;
+    const void *x;
+    const void *weight;
+    const float *bias;             /* [c_out] or NULL */
+    const float *residual;         /* [n, c_out, oh, ow] or NULL, added last */
+    void *y;                       /* must not alias x */
+} de_conv2d_op;
+
+/* GroupNorm over x[n, c, hw] with `groups` groups, then y = norm * gamma[c] + beta[c],
+ * then SiLU when silu is true. y may alias x. */
+typedef struct de_group_norm_op {
+    de_dtype dtype;
+    int32_t n, c, hw, groups;
+    float eps;
+    const float *gamma, *beta;     /* [c] or NULL (= 1 / 0) */
+    bool silu;
+    const void *x;
+    void *y;
+} de_group_norm_op;
+
+/* LayerNorm over the last dim of x[rows, cols]. y may alias x. */
+typedef struct de_layer_norm_op {
+    de_dtype dtype;
+    int64_t rows;
+    int32_t cols;
+    float eps;
+    const float *gamma, *beta;     /* [cols] or NULL */
+    const void *x;
+    void *y;
+} de_layer_norm_op;
+
+/* y[r, :] = softmax(scale * x[r, :]) for each row. y may alias x. */
+typedef struct de_softmax_op {
+    de_dtype dtype;
+    int64_t rows;
+    int32_t cols;
+    float scale;
+    const void *x;
+    void *y;
+} de_softmax_op;
+
+/* Fused scaled-dot-product attention, never materialising [q_len, kv_len] at once:
+ *   o[b, h, i, :] = sum_j softmax_j(scale * q[b,h,i,:] . k[b,h,j,:]) v[b,h,j,:]
+ * Each of q/k/v/o is addressed by element strides per (batch, head, token); the last
+ * (head_dim) dimension is contiguous. For a [B, L, H*D] projection output:
+ *   stride_b = L*H*D, stride_h = D, stride_t = H*D. */
+typedef struct de_attention_op {
+    de_dtype dtype;
+    int32_t batch, heads, q_len, kv_len, head_dim;
+    float scale;
+    const void *q; int64_t q_sb, q_sh, q_st;
+    const void *k; int64_t k_sb, k_sh, k_st;
+    const void *v; int64_t v_sb, v_sh, v_st;
+    void *o;       int64_t o_sb, o_sh, o_st;
+} de_attention_op;
+
+typedef enum de_unary_kind {
+    DE_UNARY_SILU = 0,        /* x * sigmoid(x) */
+    DE_UNARY_GELU = 1,        /* exact, erf */
+    DE_UNARY_GELU_TANH = 2,   /* tanh approximation */
+    DE_UNARY_QUICK_GELU = 3,  /* x * sigmoid(1.702 x) */
+    DE_UNARY_SCALE = 4        /* y = alpha * x + beta */
+} de_unary_kind;
+
+typedef struct de_unary_op {
+    de_dtype dtype;
+    de_unary_kind kind;
+    int64_t n;
+    float alpha, beta;        /* DE_UNARY_SCALE only */
+    const void *x;
+    void *y;                  /* may alias x */
+} de_unary_op;
+
+/* GEGLU: x[rows, 2*cols] -> y[rows, cols] = x[:, :cols] * gelu(x[:, cols:]) (exact gelu). */
+typedef struct de_geglu_op {
+    de_dtype dtype;
+    int64_t rows;
+    int32_t cols;
+    const void *x;
+    void *y;                  /* must not alias x */
+} de_geglu_op;
+
+typedef enum de_binary_kind { DE_BINARY_ADD = 0, DE_BINARY_SUB = 1, DE_BINARY_MUL = 2 } de_binary_kind;
+
+/* y[i] = a[i] (op) b[(i / b_inner) % b_len] for i in [0, n).
+ * Plain elementwise: b_len = n, b_inner = 1. Per-channel bias on NCHW: b_len = C, b_inner = H*W.
+ * y may alias a. */
+typedef struct de_binary_op {
+    de_dtype dtype;
+    de_binary_kind kind;
+    int64_t n;
+    int64_t b_len, b_inner;
+    const void *a;
+    const void *b;
+    void *y;
+} de_binary_op;
+
+/* Nearest-neighbour upsample x[planes, h, w] -> y[planes, h*factor, w*factor]. */
+typedef struct de_upsample_op {
+    de_dtype dtype;
+    int64_t planes;
+    int32_t h, w, factor;
+    const void *x;
+    void *y;
+} de_upsample_op;
+
+/* Batched 2-D transpose x[batch, rows, cols] -> y[batch, cols, rows]. y must not alias x. */
+typedef struct de_transpose_op {
+    de_dtype dtype;
+    int64_t batch;
+    int32_t rows, cols;
+    const void *x;
+    void *y;
+} de_transpose_op;
+
+typedef struct de_backend de_backend;
+
+/* The vtable. One slot a line; optional slots say what NULL means. */
+struct de_backend_i {
+    const char *(*get_name)(de_backend *be);                          /* "cpu", "cuda" */
+    void (*free)(de_backend *be);                                     /* releases be and its context */
+    void (*memory)(de_backend *be, size_t *free, size_t *total);     /* NULL: unknown (report 0, 0) */
+    void *(*alloc)(de_backend *be, size_t bytes);                     /* NULL result = out of memory */
+    void (*release)(de_backend *be, void *ptr);                       /* ptr from alloc (NULL ok) */
+    de_status (*upload)(de_backend *be, void *dst, const void *src, size_t bytes);   /* host -> backend */
+    de_status (*download)(de_backend *be, void *dst, const void *src, size_t bytes); /* backend -> host */
+    de_status (*synchronize)(de_backend *be);                        /* NULL: ops are synchronous */
+    de_status (*gemm)(de_backend *be, const de_gemm_op *op);
+    de_status (*conv2d)(de_backend *be, const de_conv2d_op *op);
+    de_status (*group_norm)(de_backend *be, const de_group_norm_op *op);
+    de_status (*layer_norm)(de_backend *be, const de_layer_norm_op *op);
+    de_status (*softmax)(de_backend *be, const de_softmax_op *op);
+    de_status (*attention)(de_backend *be, const de_attention_op *op);
+    de_status (*unary)(de_backend *be, const de_unary_op *op);
+    de_status (*geglu)(de_backend *be, const de_geglu_op *op);
+    de_status (*binary)(de_backend *be, const de_binary_op *op);
+    de_status (*upsample)(de_backend *be, const de_upsample_op *op);
+    de_status (*transpose)(de_backend *be, const de_transpose_op *op);
+    const char *(*last_error)(de_backend *be);                       /* never NULL */
+};
+
+struct de_backend {
+    int api_version;                 /* DE_BACKEND_API_VERSION */
+    struct de_backend_i iface;
+    void *context;
+};
+
+/* The entry point a dynamically loaded provider exports (libdiffedit_cuda.so):
+ * returns NULL and fills err when no usable device exists. */
+typedef de_backend *(*de_backend_init_fn)(int device, char *err, size_t err_len);
+#define DE_BACKEND_ENTRY_SYMBOL "de_backend_cuda_init"
+
+/* ---- registry ---- */
+
+/* CPU provider; n_threads 0 = all cores. Never NULL except on out-of-memory. */
+de_backend *de_backend_cpu_init(int n_threads);
+
+/* name: "auto", "cpu" or "cuda". "auto" tries CUDA (provider found next to the loaded
+ * library, or in $DIFFEDIT_BACKEND_PATH) and falls back to CPU, writing the reason to err.
+ * "cuda" returns NULL with the reason in err when no usable provider/device exists. */
+de_backend *de_backend_load(const char *name, int device, int n_threads, char *err, size_t err_len);
+void de_backend_free(de_backend *be);
+const char *de_backend_name(de_backend *be);
+const char *de_backend_last_error(de_backend *be);
+
+/* Dispatchers: check be and op, call the slot, or return DE_ERR_UNSUPPORTED when it is NULL. */
+de_status de_gemm(de_backend *be, const de_gemm_op *op);
+de_status de_conv2d(de_backend *be, const de_conv2d_op *op);
+de_status de_group_norm(de_backend *be, const de_group_norm_op *op);
+de_status de_layer_norm(de_backend *be, const de_layer_norm_op *op);
+de_status de_softmax(de_backend *be, const de_softmax_op *op);
+de_status de_attention(de_backend *be, const de_attention_op *op);
+de_status de_unary(de_backend *be, const de_unary_op *op);
+de_status de_geglu(de_backend *be, const de_geglu_op *op);
+de_status de_binary(de_backend *be, const de_binary_op *op);
+de_status de_upsample(de_backend *be, const de_upsample_op *op);
+de_status de_transpose(de_backend *be, const de_transpose_op *op);
+
+/* fp16/bf16 -> f32 conversion helpers used by the weight loader (host memory, threaded). */
+void de_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
+void de_bf16_to_f32(const uint16_t *src, float *dst, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DE_BACKEND_H */

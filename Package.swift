@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+// diffedit — text-guided image and video editing with diffusion models.
+// No Swift package dependencies: system C libraries come in through system-library targets.
+import PackageDescription
+
+let staticStdlib: [LinkerSetting] = [.unsafeFlags(["-static-stdlib"])]
+
+let package = Package(
+    name: "diffedit",
+    products: [
+        .library(name: "DiffEdit", targets: ["DiffEdit"]),
+        // libdiffedit.so: the stable C ABI (include/diffedit.h). The Makefile links it with a version
+        // script and SONAME; see `make lib`.
+        .library(name: "diffeditc", type: .dynamic, targets: ["DiffEditC"]),
+        .executable(name: "diffedit", targets: ["diffedit"]),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "CSources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", path: "CSources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "CSources/CJPEG",
+                       providers: [.apt(["libjpeg-dev"])]),
+        .target(
+            name: "CDiffKernels",
+            dependencies: ["COpenBLAS", "CPNG", "CJPEG"],
+            path: "CSources/CDiffKernels",
+            cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno", "-fvisibility=hidden"])],
+            linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("dl"), .linkedLibrary("m")]
+        ),
+        .target(
+            name: "DiffEdit",
+            dependencies: ["CDiffKernels", "CPNG", "CJPEG"],
+            path: "Sources/DiffEdit"
+        ),
+        .target(
+            name: "DiffEditC",
+            dependencies: ["DiffEdit"],
+            path: "Sources/DiffEditC",
+            linkerSettings: staticStdlib
+        ),
+        .executableTarget(
+            name: "diffedit",
+            dependencies: ["DiffEdit"],
+            path: "Sources/diffedit"
+        ),
+        .testTarget(
+            name: "DiffEditTests",
+            dependencies: ["DiffEdit", "CDiffKernels"],
+            path: "Tests/DiffEditTests",
+            resources: []
+        ),
+    ]
+)

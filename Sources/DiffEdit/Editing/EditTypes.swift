@@ -1,0 +1,67 @@
+/// Plain 8-bit images exchanged between the editing layer, the CLI and the C ABI.
+
+/// Interleaved RGB8 pixels, row-major, no padding: pixels.count == width * height * 3.
+public struct RGBImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var pixels: [UInt8]
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3, "RGBImage: \(pixels.count) bytes for \(width)x\(height)")
+        self.width = width; self.height = height; self.pixels = pixels
+    }
+    public init(width: Int, height: Int, fill: UInt8 = 0) {
+        self.init(width: width, height: height, pixels: [UInt8](repeating: fill, count: width * height * 3))
+    }
+}
+
+/// GRAY8 pixels (masks: 255 = edit, 0 = keep).
+public struct GrayImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var pixels: [UInt8]
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height, "GrayImage: \(pixels.count) bytes for \(width)x\(height)")
+        self.width = width; self.height = height; self.pixels = pixels
+    }
+}
+
+public enum EditMethod: String, Sendable, CaseIterable {
+    case auto, sdedit, ddim, p2p, instruct
+}
+
+/// Everything an image edit needs besides the image. nil means "the method's default".
+public struct EditOptions: Sendable {
+    public var method: EditMethod = .auto
+    public var prompt: String = ""
+    public var sourcePrompt: String? = nil
+    public var negativePrompt: String? = nil
+    public var guidance: Float? = nil
+    public var imageGuidance: Float? = nil
+    public var strength: Float? = nil
+    public var steps: Int? = nil
+    public var seed: UInt64 = 0
+    /// User mask (same size as the image): restricts the edit.
+    public var mask: GrayImage? = nil
+    /// Initial noise override (tests / parity with diffusers): standard-normal latents.
+    public var initNoise: Tensor? = nil
+    /// P2P re-weighting: word -> factor.
+    public var reweight: [String: Float] = [:]
+    public var crossReplaceSteps: Float? = nil
+    public var selfReplaceSteps: Float? = nil
+    /// Use LocalBlend in p2p (automatic mask from cross-attention).
+    public var localBlend: Bool = true
+    /// Process at the input's full size instead of the model's native size.
+    public var fullResolution: Bool = false
+    public init() {}
+}
+
+/// The result of an edit: the image at the input's size, the mask the method used (if any), and the
+/// final latents (before VAE decoding) for `--save-latents`.
+public struct EditResult {
+    public var image: RGBImage
+    public var mask: GrayImage?
+    public var latents: Tensor?
+    public init(image: RGBImage, mask: GrayImage? = nil, latents: Tensor? = nil) {
+        self.image = image; self.mask = mask; self.latents = latents
+    }
+}

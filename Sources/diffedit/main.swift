@@ -1,0 +1,2 @@
+import DiffEdit
+print("diffedit: CLI under construction")
