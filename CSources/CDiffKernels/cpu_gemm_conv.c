@@ -1,0 +1,188 @@
+/* cpu_gemm_conv.c — strided batched GEMM (OpenBLAS) and conv2d for the CPU provider.
+ *
+ * conv2d paths (all NCHW, f32):
+ *  - 1x1, stride 1, no padding: per image y[c_out, hw] = W[c_out, c_in] @ x[c_in, hw] (one sgemm).
+ *  - anything else: im2col over a block of output rows (buffer bounded by COL_BUDGET floats)
+ *    + sgemm into the output rows of that block.
+ * Bias and residual are written into y first and the sgemm accumulates (beta = 1).
+ * Data movement (im2col, prefill) runs on our pool; sgemm runs on OpenBLAS's threads
+ * from the calling thread — the two never overlap.
+ */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+#define COL_BUDGET (2u << 20) /* floats in the im2col buffer: 8 MB */
+
+/* ---------------------------------------------------------------- gemm */
+
+de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
+    CPU_BEGIN("gemm")
+    CPU_CHECK(op->batch > 0, "gemm", "batch must be positive (got %d)", op->batch);
+    CPU_CHECK(op->m > 0 && op->n > 0 && op->k > 0, "gemm", "m, n, k must be positive (got m=%d n=%d k=%d)", op->m, op->n, op->k);
+    CPU_CHECK(op->a != NULL, "gemm", "a is NULL");
+    CPU_CHECK(op->b != NULL, "gemm", "b is NULL");
+    CPU_CHECK(op->c != NULL, "gemm", "c is NULL");
+    CPU_CHECK(op->lda >= (op->trans_a ? op->m : op->k), "gemm", "lda %lld is smaller than the row length %d of A",
+              (long long)op->lda, op->trans_a ? op->m : op->k);
+    CPU_CHECK(op->ldb >= (op->trans_b ? op->k : op->n), "gemm", "ldb %lld is smaller than the row length %d of B",
+              (long long)op->ldb, op->trans_b ? op->k : op->n);
+    CPU_CHECK(op->ldc >= op->n, "gemm", "ldc %lld is smaller than n %d", (long long)op->ldc, op->n);
+    CPU_CHECK(op->stride_a >= 0 && op->stride_b >= 0 && op->stride_c >= 0, "gemm", "negative batch stride (a %lld, b %lld, c %lld)",
+              (long long)op->stride_a, (long long)op->stride_b, (long long)op->stride_c);
+    CPU_CHECK(op->batch == 1 || op->stride_c >= (int64_t)(op->m - 1) * op->ldc + op->n, "gemm",
+              "stride_c %lld makes the outputs of batch items overlap", (long long)op->stride_c);
+    {
+        const float *A = op->a, *B = op->b;
+        float *C = op->c;
+        for (int32_t bi = 0; bi < op->batch; bi++) {
+            const float *a = A + (int64_t)bi * op->stride_a;
+            const float *b = B + (int64_t)bi * op->stride_b;
+            float *c = C + (int64_t)bi * op->stride_c;
+            float beta = op->beta;
+            if (op->bias) {
+                /* c = beta * c + bias, then accumulate */
+                for (int32_t i = 0; i < op->m; i++) {
+                    float *row = c + (int64_t)i * op->ldc;
+                    if (beta == 0.0f) for (int32_t j = 0; j < op->n; j++) row[j] = op->bias[j];
+                    else for (int32_t j = 0; j < op->n; j++) row[j] = beta * row[j] + op->bias[j];
+                }
+                beta = 1.0f;
+            }
+            cblas_sgemm(CblasRowMajor, op->trans_a ? CblasTrans : CblasNoTrans, op->trans_b ? CblasTrans : CblasNoTrans,
+                        op->m, op->n, op->k, op->alpha, a, (int)op->lda, b, (int)op->ldb, beta, c, (int)op->ldc);
+        }
+    }
+out__:
+    CPU_END()
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+/* y rows [c_out] x cols: y[co, p] = bias[co] (+ residual[co, p]), or 0 when neither (returns beta). */
+typedef struct {
+    float *y; const float *res; const float *bias;
+    int64_t cols, ld;   /* cols written per row; row stride of y and residual */
+} prefill_job;
+
+static void prefill_rows(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    prefill_job *j = va;
+    for (int64_t co = b; co < e; co++) {
+        float *y = j->y + co * j->ld;
+        float bv = j->bias ? j->bias[co] : 0.0f;
+        if (j->res) {
+            const float *r = j->res + co * j->ld;
+            for (int64_t p = 0; p < j->cols; p++) y[p] = r[p] + bv;
+        } else {
+            for (int64_t p = 0; p < j->cols; p++) y[p] = bv;
+        }
+    }
+}
+
+typedef struct {
+    const float *x;       /* [c_in, h, w] of one image */
+    float *col;           /* [c_in*kh*kw, rows*ow] */
+    int32_t c_in, h, w, kh, kw, sh, sw, pt, pl, ow;
+    int32_t oy0, rows;
+} im2col_job;
+
+/* one task = one input channel (kh*kw rows of the column matrix) */
+static void im2col_rows(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    im2col_job *j = va;
+    const int64_t cols = (int64_t)j->rows * j->ow;
+    for (int64_t ci = b; ci < e; ci++) {
+        const float *xc = j->x + ci * (int64_t)j->h * j->w;
+        for (int32_t ky = 0; ky < j->kh; ky++) {
+            for (int32_t kx = 0; kx < j->kw; kx++) {
+                float *dst = j->col + ((ci * j->kh + ky) * j->kw + kx) * cols;
+                /* valid ox range: 0 <= ox*sw - pl + kx < w */
+                int32_t ox_lo = 0, ox_hi = j->ow; /* [lo, hi) */
+                while (ox_lo < j->ow && ox_lo * j->sw - j->pl + kx < 0) ox_lo++;
+                while (ox_hi > ox_lo && (ox_hi - 1) * j->sw - j->pl + kx >= j->w) ox_hi--;
+                for (int32_t r = 0; r < j->rows; r++) {
+                    int32_t iy = (j->oy0 + r) * j->sh - j->pt + ky;
+                    float *d = dst + (int64_t)r * j->ow;
+                    if (iy < 0 || iy >= j->h) {
+                        memset(d, 0, sizeof(float) * (size_t)j->ow);
+                        continue;
+                    }
+                    const float *src = xc + (int64_t)iy * j->w;
+                    for (int32_t ox = 0; ox < ox_lo; ox++) d[ox] = 0;
+                    if (j->sw == 1) {
+                        int32_t off = -j->pl + kx;
+                        if (ox_hi > ox_lo) memcpy(d + ox_lo, src + ox_lo + off, sizeof(float) * (size_t)(ox_hi - ox_lo));
+                    } else {
+                        for (int32_t ox = ox_lo; ox < ox_hi; ox++) d[ox] = src[ox * j->sw - j->pl + kx];
+                    }
+                    for (int32_t ox = ox_hi; ox < j->ow; ox++) d[ox] = 0;
+                }
+            }
+        }
+    }
+}
+
+de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
+    CPU_BEGIN("conv2d")
+    CPU_CHECK(op->n > 0 && op->c_in > 0 && op->h > 0 && op->w > 0, "conv2d", "input shape [n, c_in, h, w] must be positive (got [%d, %d, %d, %d])",
+              op->n, op->c_in, op->h, op->w);
+    CPU_CHECK(op->c_out > 0 && op->kh > 0 && op->kw > 0, "conv2d", "weight shape [c_out, c_in, kh, kw] must be positive (got c_out=%d kh=%d kw=%d)",
+              op->c_out, op->kh, op->kw);
+    CPU_CHECK(op->stride_h > 0 && op->stride_w > 0, "conv2d", "stride must be positive (got %d, %d)", op->stride_h, op->stride_w);
+    CPU_CHECK(op->pad_t >= 0 && op->pad_l >= 0 && op->pad_b >= 0 && op->pad_r >= 0, "conv2d",
+              "padding must be non-negative (got t=%d l=%d b=%d r=%d)", op->pad_t, op->pad_l, op->pad_b, op->pad_r);
+    CPU_CHECK(op->h + op->pad_t + op->pad_b >= op->kh && op->w + op->pad_l + op->pad_r >= op->kw, "conv2d",
+              "kernel %dx%d is larger than the padded input %dx%d", op->kh, op->kw, op->h + op->pad_t + op->pad_b, op->w + op->pad_l + op->pad_r);
+    CPU_CHECK(op->x != NULL, "conv2d", "x is NULL");
+    CPU_CHECK(op->weight != NULL, "conv2d", "weight is NULL");
+    CPU_CHECK(op->y != NULL, "conv2d", "y is NULL");
+    CPU_CHECK(op->y != op->x, "conv2d", "y aliases x");
+    {
+        const int32_t oh = (op->h + op->pad_t + op->pad_b - op->kh) / op->stride_h + 1;
+        const int32_t ow = (op->w + op->pad_l + op->pad_r - op->kw) / op->stride_w + 1;
+        const int64_t ohw = (int64_t)oh * ow, hw = (int64_t)op->h * op->w;
+        const int64_t K = (int64_t)op->c_in * op->kh * op->kw;
+        const float *X = op->x, *W = op->weight;
+        float *Y = op->y;
+        const int direct = op->kh == 1 && op->kw == 1 && op->stride_h == 1 && op->stride_w == 1 &&
+                           op->pad_t == 0 && op->pad_l == 0 && op->pad_b == 0 && op->pad_r == 0;
+        const float beta = (op->bias || op->residual) ? 1.0f : 0.0f;
+        for (int32_t ni = 0; ni < op->n; ni++) {
+            const float *x = X + (int64_t)ni * op->c_in * hw;     /* [c_in, h, w] */
+            float *y = Y + (int64_t)ni * op->c_out * ohw;          /* [c_out, oh, ow] */
+            const float *res = op->residual ? op->residual + (int64_t)ni * op->c_out * ohw : NULL;
+            if (direct) {
+                if (beta != 0.0f) {
+                    prefill_job pj = { y, res, op->bias, ohw, ohw };
+                    de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, op->c_out, (int)ohw, op->c_in,
+                            1.0f, W, op->c_in, x, (int)hw, beta, y, (int)ohw);
+                continue;
+            }
+            int64_t rows = COL_BUDGET / (K * ow);
+            if (rows < 1) rows = 1;
+            if (rows > oh) rows = oh;
+            float *col = de_scratch_get(&ctx->shared, (size_t)(K * rows * ow));
+            if (!col) { st__ = cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the im2col buffer (%lld floats)", (long long)(K * rows * ow)); goto out__; }
+            for (int32_t oy0 = 0; oy0 < oh; oy0 += (int32_t)rows) {
+                int32_t r = oh - oy0 < rows ? oh - oy0 : (int32_t)rows;
+                int64_t cols = (int64_t)r * ow;
+                im2col_job ij = { x, col, op->c_in, op->h, op->w, op->kh, op->kw, op->stride_h, op->stride_w,
+                                  op->pad_t, op->pad_l, ow, oy0, r };
+                de_pool_for(&ctx->pool, op->c_in, 0, im2col_rows, &ij);
+                float *yb = y + (int64_t)oy0 * ow;
+                if (beta != 0.0f) {
+                    prefill_job pj = { yb, res ? res + (int64_t)oy0 * ow : NULL, op->bias, cols, ohw };
+                    de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, op->c_out, (int)cols, (int)K,
+                            1.0f, W, (int)K, col, (int)cols, beta, yb, (int)ohw);
+            }
+        }
+    }
+out__:
+    CPU_END()
+}

@@ -1,0 +1,182 @@
+/*
+ * cpu_internal.h — internals of the CPU provider (not part of any interface).
+ *
+ * The CPU backend context holds:
+ *  - a small persistent pthread pool (parallel-for over rows / planes / heads); the calling
+ *    thread is worker 0, so n_threads = 1 means no extra threads at all;
+ *  - per-thread scratch buffers that are grown, never shrunk, and reused across calls;
+ *  - the last error message;
+ *  - an op lock: one op at a time per backend (pool and scratch are not re-entrant).
+ * OpenBLAS runs with n_threads from the calling thread; inside our own parallel regions
+ * it is switched to 1 thread (cpu_blas_single / cpu_blas_restore) to avoid oversubscription.
+ */
+#ifndef DE_CPU_INTERNAL_H
+#define DE_CPU_INTERNAL_H
+
+#include "de_backend.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#define DE_MAX_THREADS 256
+
+/* fn(arg, begin, end, tid) processes items [begin, end) on thread tid in [0, n_threads). */
+typedef void (*de_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
+
+typedef struct de_pool {
+    int n_threads;               /* total, including the caller (tid 0) */
+    pthread_t *threads;          /* [n_threads - 1] */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    uint64_t generation;         /* bumped once per parallel_for */
+    int active;                  /* workers still inside the current job */
+    int quit;
+    de_range_fn fn;
+    void *arg;
+    int64_t total, grain;
+    _Atomic int64_t next;
+} de_pool;
+
+int de_pool_init(de_pool *p, int n_threads);   /* 0 on success */
+void de_pool_destroy(de_pool *p);
+/* Runs fn over [0, total) in chunks of `grain` (0 = automatic). Serial when small. */
+void de_pool_for(de_pool *p, int64_t total, int64_t grain, de_range_fn fn, void *arg);
+
+typedef struct de_scratch {
+    float *ptr;
+    size_t cap;                  /* floats */
+} de_scratch;
+
+typedef struct cpu_ctx {
+    int n_threads;
+    de_pool pool;
+    pthread_mutex_t op_lock;
+    de_scratch shared;           /* one big buffer for single-threaded-BLAS phases (conv) */
+    de_scratch shared2;
+    de_scratch *per_thread;      /* [n_threads] */
+    char err[512];
+} cpu_ctx;
+
+/* Ensures s holds at least n floats (64-byte aligned). Returns NULL on OOM. */
+float *de_scratch_get(de_scratch *s, size_t n);
+
+/* Sets the error message and returns status. */
+de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void cpu_blas_single(cpu_ctx *c);   /* OpenBLAS -> 1 thread (before our parallel regions call BLAS) */
+void cpu_blas_restore(cpu_ctx *c);  /* OpenBLAS -> c->n_threads */
+
+/* ops (each takes the lock, validates, runs) */
+de_status cpu_gemm(de_backend *be, const de_gemm_op *op);
+de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op);
+de_status cpu_group_norm(de_backend *be, const de_group_norm_op *op);
+de_status cpu_layer_norm(de_backend *be, const de_layer_norm_op *op);
+de_status cpu_softmax(de_backend *be, const de_softmax_op *op);
+de_status cpu_attention(de_backend *be, const de_attention_op *op);
+de_status cpu_unary(de_backend *be, const de_unary_op *op);
+de_status cpu_geglu(de_backend *be, const de_geglu_op *op);
+de_status cpu_binary(de_backend *be, const de_binary_op *op);
+de_status cpu_upsample(de_backend *be, const de_upsample_op *op);
+de_status cpu_transpose(de_backend *be, const de_transpose_op *op);
+
+static inline cpu_ctx *cpu_of(de_backend *be) { return (cpu_ctx *)be->context; }
+
+static inline const char *de_dtype_name(de_dtype t) {
+    switch (t) {
+    case DE_F32: return "f32";
+    case DE_F16: return "f16";
+    case DE_BF16: return "bf16";
+    default: return "unknown";
+    }
+}
+
+/* Common prologue: NULL checks, lock. Use CPU_BEGIN / CPU_END around an op body. */
+#define CPU_BEGIN(name)                                                                   \
+    if (!be || !be->context) return DE_ERR_INVALID;                                       \
+    cpu_ctx *ctx = cpu_of(be);                                                            \
+    if (!op) return cpu_fail(ctx, DE_ERR_INVALID, name ": op descriptor is NULL");        \
+    if (op->dtype != DE_F32)                                                              \
+        return cpu_fail(ctx, DE_ERR_UNSUPPORTED, name ": dtype %s is not supported by the cpu backend (f32 only)", \
+                        de_dtype_name(op->dtype));                                        \
+    pthread_mutex_lock(&ctx->op_lock);                                                    \
+    de_status st__ = DE_OK;
+
+#define CPU_END()                                                                         \
+    pthread_mutex_unlock(&ctx->op_lock);                                                  \
+    return st__;
+
+/* Validation helpers: set st__ and jump to out__ on failure (lock is held). */
+#define CPU_CHECK(cond, name, ...)                                                        \
+    do {                                                                                  \
+        if (!(cond)) { st__ = cpu_fail(ctx, DE_ERR_INVALID, name ": " __VA_ARGS__); goto out__; } \
+    } while (0)
+
+/* ---- vectorizable math (no libm calls, so loops vectorize without -ffast-math) ---- */
+
+static inline float de_bits_to_f(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+
+/* exp(x), relative error ~2e-7 over [-87, 88]; clamps outside. */
+static inline float de_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    return p * de_bits_to_f(e);
+}
+
+static inline float de_sigmoidf(float x) { return 1.0f / (1.0f + de_expf(-x)); }
+static inline float de_siluf(float x) { return x / (1.0f + de_expf(-x)); }
+
+/* erfc(z) for z >= 0 with fractional error < 1.2e-7 (Numerical Recipes erfcc). */
+static inline float de_erfc_pos(float z) {
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t + -0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t + -1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t + -0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t + -1.26551223f;
+    return t * de_expf(-z * z + p);
+}
+
+/* exact (erf) GELU: 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2) */
+static inline float de_geluf(float x) {
+    float z = x * 0.70710678118654752f;
+    float az = z < 0 ? -z : z;
+    float e = de_erfc_pos(az);
+    float c = x < 0 ? e : 2.0f - e;
+    return 0.5f * x * c;
+}
+
+/* tanh-approximate GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) = x * sigmoid(2u) */
+static inline float de_gelu_tanhf(float x) {
+    float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    return x / (1.0f + de_expf(-2.0f * u));
+}
+
+static inline float de_quick_geluf(float x) { return x / (1.0f + de_expf(-1.702f * x)); }
+
+/* Sum of x[0..n) accumulated in double (16 float lanes per block of 1024, flushed to double). */
+double de_sum_f64(const float *x, int64_t n);
+/* Sum of (x - mean)^2 accumulated in double. */
+double de_sumsq_dev_f64(const float *x, int64_t n, float mean);
+/* max of x[0..n) (n > 0) */
+float de_max_f32(const float *x, int64_t n);
+
+#endif /* DE_CPU_INTERNAL_H */
