@@ -1,0 +1,404 @@
+import Foundation
+
+/// The original (CompVis / Stability) single-file layout: translation of its tensor names to the
+/// clean diffusers/transformers names, and architecture detection from tensor shapes.
+///   UNet: model.diffusion_model.{time_embed, input_blocks.N.M, middle_block.M, output_blocks.N.M, out}
+///   VAE:  first_stage_model.{encoder,decoder}.{conv_in, down.N.block.M, mid.block_1/attn_1/block_2, up.N..., norm_out}
+///   Text: cond_stage_model.transformer[.text_model].* (SD1 CLIP) or cond_stage_model.model.* (SD2 OpenCLIP)
+/// Not detectable from shapes, and so fixed as in SD 1.x/2.x: norm_num_groups 32, SD1 UNet 8 heads,
+/// SD2 UNet head size 64, text encoder head size 64, VAE scaling factor 0.18215.
+public enum SingleFileCheckpoint {
+    public static let unetPrefix = "model.diffusion_model."
+    public static let vaePrefix = "first_stage_model."
+    public static let clipPrefix = "cond_stage_model.transformer."
+    public static let openClipPrefix = "cond_stage_model.model."
+
+    typealias Ref = MappedWeightSource.Ref
+
+    public static func load(path: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
+        let file = try SafetensorsFile(path: path)
+        let names = file.names
+        guard names.contains(where: { $0.hasPrefix(unetPrefix) }) else {
+            throw DiffEditError.model("\(path): no tensors named \(unetPrefix)* — not a single-file Stable Diffusion checkpoint in the original layout (for diffusers-named weights use the diffusers folder)")
+        }
+        guard names.contains(where: { $0.hasPrefix(vaePrefix) }) else {
+            throw DiffEditError.model("\(path): no VAE tensors (\(vaePrefix)*) in the checkpoint")
+        }
+        let openClip = names.contains { $0.hasPrefix(openClipPrefix) }
+        guard openClip || names.contains(where: { $0.hasPrefix(clipPrefix) }) else {
+            throw DiffEditError.model("\(path): no text-encoder tensors (\(clipPrefix)* or \(openClipPrefix)*) in the checkpoint")
+        }
+
+        let text = try openClip ? openClipText(file) : clipText(file)
+        let textSource = MappedWeightSource(origin: "\(path) (text encoder)", refs: text.refs)
+        let unetRefs = try unetRefs(file)
+        let unetSource = MappedWeightSource(origin: "\(path) (unet)", refs: unetRefs)
+        let unetConfig = try detectUNet(unetSource, path: path, sd2: openClip)
+        let vaeRefs = try vaeRefs(file)
+        let vaeSource = MappedWeightSource(origin: "\(path) (vae)", refs: vaeRefs)
+        var vaeConfig = try detectVAE(vaeSource, path: path)
+
+        var sched = SchedulerConfig()
+        sched.prediction_type = predictionType ?? (openClip ? "v_prediction" : "epsilon")
+        var unetCfg = unetConfig
+        // 768-px SD2 (v-prediction) models use 96x96 latents; the rest 64x64.
+        if openClip && sched.prediction_type == "v_prediction" { unetCfg.sample_size = 96; vaeConfig.sample_size = 768 }
+
+        let kind = CheckpointLoader.detectKind(className: "", unet: unetCfg, text: text.config)
+        return LoadedCheckpoint(origin: path, unetConfig: unetCfg, vaeConfig: vaeConfig, textConfig: text.config,
+                                schedulerConfig: sched, unet: unetSource, vae: vaeSource, textEncoder: textSource,
+                                tokenizerVocabPath: nil, tokenizerMergesPath: nil,
+                                padToken: openClip ? "!" : "<|endoftext|>", kind: kind, layout: "single-file",
+                                dtype: file.mainDType)
+    }
+
+    // MARK: helpers
+
+    /// "a.b.c" split into components.
+    static func parts(_ s: Substring) -> [Substring] { s.split(separator: ".", omittingEmptySubsequences: false) }
+
+    static func shapeOrThrow(_ src: WeightSource, _ name: String, _ path: String) throws -> [Int] {
+        guard let s = src.shape(of: name) else {
+            throw DiffEditError.model("\(path): missing tensor \(name) (clean name) needed to detect the architecture")
+        }
+        return s
+    }
+
+    // MARK: UNet
+
+    static let resnetRenames: [(String, String)] = [
+        ("in_layers.0.", "norm1."), ("in_layers.2.", "conv1."), ("emb_layers.1.", "time_emb_proj."),
+        ("out_layers.0.", "norm2."), ("out_layers.3.", "conv2."), ("skip_connection.", "conv_shortcut."),
+    ]
+
+    static func renameResnet(_ rest: String) -> String? {
+        for (a, b) in resnetRenames where rest.hasPrefix(a) { return b + rest.dropFirst(a.count) }
+        return nil
+    }
+
+    static func unetRefs(_ file: SafetensorsFile) throws -> [String: Ref] {
+        let path = file.path
+        // Group input_blocks by index: which indices are downsamplers (".0.op.").
+        var inputIdx = Set<Int>(), downIdx = Set<Int>(), outputIdx = Set<Int>()
+        var keys: [(String, String)] = []  // (stored name, name without prefix)
+        for n in file.names where n.hasPrefix(unetPrefix) {
+            let r = String(n.dropFirst(unetPrefix.count))
+            keys.append((n, r))
+            let p = parts(Substring(r))
+            if p.count > 2, p[0] == "input_blocks", let i = Int(p[1]) {
+                inputIdx.insert(i)
+                if p.count > 3, p[2] == "0", p[3] == "op" { downIdx.insert(i) }
+            }
+            if p.count > 2, p[0] == "output_blocks", let i = Int(p[1]) { outputIdx.insert(i) }
+        }
+        // Walk input blocks: level/layer for every index >= 1.
+        var inputPos: [Int: (level: Int, layer: Int, down: Bool)] = [:]
+        var level = 0, layer = 0, layersPerBlock = -1
+        for i in inputIdx.sorted() where i >= 1 {
+            if downIdx.contains(i) {
+                if layersPerBlock < 0 { layersPerBlock = layer }
+                inputPos[i] = (level, 0, true); level += 1; layer = 0
+            } else {
+                inputPos[i] = (level, layer, false); layer += 1
+            }
+        }
+        if layersPerBlock < 0 { layersPerBlock = layer }
+        guard layersPerBlock > 0 else {
+            throw DiffEditError.model("\(path): cannot find the UNet's input_blocks (\(unetPrefix)input_blocks.N.*)")
+        }
+        let upLayers = layersPerBlock + 1
+        var refs: [String: Ref] = [:]
+        func add(_ clean: String, _ stored: String) throws {
+            if let prev = refs[clean] {
+                throw DiffEditError.model("\(path): tensors \(prev.name) and \(stored) both map to \(clean)")
+            }
+            refs[clean] = Ref(file: file, name: stored)
+        }
+        for (stored, r) in keys {
+            let p = parts(Substring(r))
+            func rest(_ from: Int) -> String { p[from...].joined(separator: ".") }
+            switch p[0] {
+            case "time_embed":
+                guard p.count >= 3 else { continue }
+                if p[1] == "0" { try add("time_embedding.linear_1." + rest(2), stored) }
+                else if p[1] == "2" { try add("time_embedding.linear_2." + rest(2), stored) }
+            case "label_emb":
+                continue   // class-conditioned UNets are not supported; ignored
+            case "out":
+                guard p.count >= 3 else { continue }
+                if p[1] == "0" { try add("conv_norm_out." + rest(2), stored) }
+                else if p[1] == "2" { try add("conv_out." + rest(2), stored) }
+            case "input_blocks":
+                guard p.count >= 4, let i = Int(p[1]) else { continue }
+                if i == 0 { try add("conv_in." + rest(3), stored); continue }
+                guard let pos = inputPos[i] else { continue }
+                if pos.down {
+                    // input_blocks.i.0.op.weight
+                    try add("down_blocks.\(pos.level).downsamplers.0.conv." + rest(4), stored)
+                } else if p[2] == "0" {
+                    guard let rn = renameResnet(rest(3)) else {
+                        throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
+                    }
+                    try add("down_blocks.\(pos.level).resnets.\(pos.layer)." + rn, stored)
+                } else if p[2] == "1" {
+                    try add("down_blocks.\(pos.level).attentions.\(pos.layer)." + rest(3), stored)
+                }
+            case "middle_block":
+                guard p.count >= 3 else { continue }
+                switch p[1] {
+                case "0", "2":
+                    guard let rn = renameResnet(rest(2)) else {
+                        throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
+                    }
+                    try add("mid_block.resnets.\(p[1] == "0" ? 0 : 1)." + rn, stored)
+                case "1": try add("mid_block.attentions.0." + rest(2), stored)
+                default: continue
+                }
+            case "output_blocks":
+                guard p.count >= 4, let i = Int(p[1]) else { continue }
+                let blk = i / upLayers, lay = i % upLayers
+                if p[2] == "0" {
+                    guard let rn = renameResnet(rest(3)) else {
+                        throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
+                    }
+                    try add("up_blocks.\(blk).resnets.\(lay)." + rn, stored)
+                } else if p[3] == "conv" && p.count == 5 {
+                    // output_blocks.i.{1|2}.conv.{weight,bias}: the upsampler
+                    try add("up_blocks.\(blk).upsamplers.0.conv." + rest(4), stored)
+                } else if p[2] == "1" {
+                    try add("up_blocks.\(blk).attentions.\(lay)." + rest(3), stored)
+                }
+            default:
+                continue
+            }
+        }
+        return refs
+    }
+
+    static func detectUNet(_ src: MappedWeightSource, path: String, sd2: Bool) throws -> UNetConfig {
+        var c = UNetConfig()
+        let names = src.names
+        let convIn = try shapeOrThrow(src, "conv_in.weight", path)
+        let convOut = try shapeOrThrow(src, "conv_out.weight", path)
+        guard convIn.count == 4, convOut.count == 4 else {
+            throw DiffEditError.model("\(path): UNet conv_in/conv_out (input_blocks.0.0 / out.2) are not 4-d convolutions")
+        }
+        c.in_channels = convIn[1]
+        c.out_channels = convOut[0]
+        func count(_ prefix: String) -> Int {
+            var m = -1
+            for n in names where n.hasPrefix(prefix) {
+                if let i = Int(n.dropFirst(prefix.count).prefix { $0 != "." }) { m = max(m, i) }
+            }
+            return m + 1
+        }
+        let levels = count("down_blocks.")
+        guard levels > 0 else { throw DiffEditError.model("\(path): UNet has no down blocks") }
+        c.layers_per_block = count("down_blocks.0.resnets.")
+        var channels: [Int] = [], downTypes: [String] = [], upTypes: [String] = [], tlayers: [Int] = []
+        for l in 0..<levels {
+            let s = try shapeOrThrow(src, "down_blocks.\(l).resnets.0.conv1.weight", path)
+            channels.append(s[0])
+            let attn = count("down_blocks.\(l).attentions.") > 0
+            downTypes.append(attn ? "CrossAttnDownBlock2D" : "DownBlock2D")
+            if attn { tlayers.append(count("down_blocks.\(l).attentions.0.transformer_blocks.")) }
+        }
+        let upLevels = count("up_blocks.")
+        guard upLevels == levels else {
+            throw DiffEditError.model("\(path): UNet has \(levels) input levels but \(upLevels) output levels")
+        }
+        for l in 0..<levels { upTypes.append(count("up_blocks.\(l).attentions.") > 0 ? "CrossAttnUpBlock2D" : "UpBlock2D") }
+        c.block_out_channels = channels
+        c.down_block_types = downTypes
+        c.up_block_types = upTypes
+        c.mid_block_type = count("mid_block.attentions.") > 0 ? "UNetMidBlock2DCrossAttn" : (count("mid_block.resnets.") > 0 ? "UNetMidBlock2D" : nil)
+        if let tl = tlayers.first { c.transformer_layers_per_block = Set(tlayers).count == 1 ? .int(tl) : .list(tlayers) }
+        if let k = names.first(where: { $0.hasSuffix("attn2.to_k.weight") }), let s = src.shape(of: k) {
+            c.cross_attention_dim = s[1]
+        }
+        if let pi = names.first(where: { $0.hasSuffix(".proj_in.weight") }), let s = src.shape(of: pi) {
+            c.use_linear_projection = s.count == 2
+        }
+        if sd2 || c.cross_attention_dim == 1024 {
+            c.attention_head_dim = .list(channels.map { max(1, $0 / 64) })
+        } else {
+            c.attention_head_dim = .int(8)
+        }
+        c.sample_size = 64
+        return c
+    }
+
+    // MARK: VAE
+
+    static func vaeRefs(_ file: SafetensorsFile) throws -> [String: Ref] {
+        let path = file.path
+        var upLevels = 0
+        for n in file.names where n.hasPrefix(vaePrefix + "decoder.up.") {
+            let r = n.dropFirst((vaePrefix + "decoder.up.").count)
+            if let i = Int(r.prefix { $0 != "." }) { upLevels = max(upLevels, i + 1) }
+        }
+        var refs: [String: Ref] = [:]
+        func add(_ clean: String, _ stored: String, _ t: MappedWeightSource.Transform = .identity) throws {
+            if let prev = refs[clean] {
+                throw DiffEditError.model("\(path): tensors \(prev.name) and \(stored) both map to \(clean)")
+            }
+            refs[clean] = Ref(file: file, name: stored, transform: t)
+        }
+        func resnet(_ s: String) -> String { s.hasPrefix("nin_shortcut.") ? "conv_shortcut." + s.dropFirst("nin_shortcut.".count) : s }
+        for stored in file.names where stored.hasPrefix(vaePrefix) {
+            let r = String(stored.dropFirst(vaePrefix.count))
+            let p = parts(Substring(r))
+            func rest(_ from: Int) -> String { p[from...].joined(separator: ".") }
+            guard p.count >= 2 else { continue }
+            if p[0] == "quant_conv" || p[0] == "post_quant_conv" { try add(r, stored); continue }
+            guard p[0] == "encoder" || p[0] == "decoder", p.count >= 3 else { continue }
+            let side = String(p[0])
+            switch p[1] {
+            case "conv_in", "conv_out": try add(r, stored)
+            case "norm_out": try add("\(side).conv_norm_out." + rest(2), stored)
+            case "down", "up":
+                guard p.count >= 5, let i = Int(p[2]) else { continue }
+                let blk = p[1] == "down" ? i : upLevels - 1 - i
+                let bname = p[1] == "down" ? "down_blocks" : "up_blocks"
+                if p[3] == "block", let j = Int(p[4]), p.count >= 6 {
+                    try add("\(side).\(bname).\(blk).resnets.\(j)." + resnet(rest(5)), stored)
+                } else if p[3] == "downsample" || p[3] == "upsample" {
+                    let s = p[3] == "downsample" ? "downsamplers" : "upsamplers"
+                    try add("\(side).\(bname).\(blk).\(s).0." + rest(4), stored)
+                }
+            case "mid":
+                guard p.count >= 4 else { continue }
+                if p[2] == "block_1" || p[2] == "block_2" {
+                    try add("\(side).mid_block.resnets.\(p[2] == "block_1" ? 0 : 1)." + resnet(rest(3)), stored)
+                } else if p[2] == "attn_1" {
+                    let map: [String: String] = ["norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"]
+                    guard let m = map[String(p[3])] else { continue }
+                    let t: MappedWeightSource.Transform = p[3] == "norm" ? .identity : .squeezeTrailingOnes
+                    try add("\(side).mid_block.attentions.0.\(m)." + rest(4), stored, t)
+                }
+            default: continue
+            }
+        }
+        return refs
+    }
+
+    static func detectVAE(_ src: MappedWeightSource, path: String) throws -> VAEConfig {
+        var c = VAEConfig()
+        let names = src.names
+        func count(_ prefix: String) -> Int {
+            var m = -1
+            for n in names where n.hasPrefix(prefix) {
+                if let i = Int(n.dropFirst(prefix.count).prefix { $0 != "." }) { m = max(m, i) }
+            }
+            return m + 1
+        }
+        let levels = count("encoder.down_blocks.")
+        guard levels > 0 else { throw DiffEditError.model("\(path): VAE encoder has no down blocks (first_stage_model.encoder.down.N.*)") }
+        var ch: [Int] = []
+        for l in 0..<levels { ch.append(try shapeOrThrow(src, "encoder.down_blocks.\(l).resnets.0.conv1.weight", path)[0]) }
+        c.block_out_channels = ch
+        c.down_block_types = Array(repeating: "DownEncoderBlock2D", count: levels)
+        c.up_block_types = Array(repeating: "UpDecoderBlock2D", count: levels)
+        c.layers_per_block = count("encoder.down_blocks.0.resnets.")
+        c.in_channels = try shapeOrThrow(src, "encoder.conv_in.weight", path)[1]
+        c.out_channels = try shapeOrThrow(src, "decoder.conv_out.weight", path)[0]
+        c.latent_channels = try shapeOrThrow(src, "decoder.conv_in.weight", path)[1]
+        c.use_quant_conv = src.contains("quant_conv.weight")
+        c.use_post_quant_conv = src.contains("post_quant_conv.weight")
+        c.mid_block_add_attention = src.contains("encoder.mid_block.attentions.0.to_q.weight")
+        return c
+    }
+
+    // MARK: text encoders
+
+    struct Text { var refs: [String: Ref]; var config: CLIPTextConfig }
+
+    static func clipText(_ file: SafetensorsFile) throws -> Text {
+        let path = file.path
+        var refs: [String: Ref] = [:]
+        for stored in file.names where stored.hasPrefix(clipPrefix) {
+            let r = String(stored.dropFirst(clipPrefix.count))
+            guard let clean = CheckpointLoader.normaliseTextName(r) else { continue }
+            if let prev = refs[clean] {
+                throw DiffEditError.model("\(path): tensors \(prev.name) and \(stored) both map to \(clean)")
+            }
+            refs[clean] = Ref(file: file, name: stored)
+        }
+        let src = MappedWeightSource(origin: path, refs: refs)
+        var c = CLIPTextConfig()
+        let tok = try shapeOrThrow(src, "text_model.embeddings.token_embedding.weight", path)
+        let pos = try shapeOrThrow(src, "text_model.embeddings.position_embedding.weight", path)
+        c.vocab_size = tok[0]
+        c.hidden_size = tok[1]
+        c.max_position_embeddings = pos[0]
+        c.num_hidden_layers = layerCount(refs.keys, "text_model.encoder.layers.")
+        c.intermediate_size = try shapeOrThrow(src, "text_model.encoder.layers.0.mlp.fc1.weight", path)[0]
+        c.num_attention_heads = max(1, c.hidden_size / 64)
+        c.hidden_act = "quick_gelu"
+        c.projection_dim = c.hidden_size
+        return Text(refs: refs, config: c)
+    }
+
+    static func layerCount<S: Sequence>(_ names: S, _ prefix: String) -> Int where S.Element == String {
+        var m = -1
+        for n in names where n.hasPrefix(prefix) {
+            if let i = Int(n.dropFirst(prefix.count).prefix { $0 != "." }) { m = max(m, i) }
+        }
+        return m + 1
+    }
+
+    /// SD2's OpenCLIP text tower; the last resblock is dropped (SD2 conditions on the penultimate layer).
+    static func openClipText(_ file: SafetensorsFile) throws -> Text {
+        let path = file.path
+        let pre = openClipPrefix
+        guard let tok = file.shape(of: pre + "token_embedding.weight"), tok.count == 2 else {
+            throw DiffEditError.model("\(path): missing tensor \(pre)token_embedding.weight")
+        }
+        guard let pos = file.shape(of: pre + "positional_embedding"), pos.count == 2 else {
+            throw DiffEditError.model("\(path): missing tensor \(pre)positional_embedding")
+        }
+        let d = tok[1]
+        let blocks = layerCount(file.names, pre + "transformer.resblocks.")
+        guard blocks >= 2 else {
+            throw DiffEditError.model("\(path): OpenCLIP text encoder has \(blocks) resblocks; need at least 2 (SD2 uses the penultimate)")
+        }
+        let layers = blocks - 1
+        var refs: [String: Ref] = [:]
+        func add(_ clean: String, _ stored: String, _ t: MappedWeightSource.Transform = .identity) throws {
+            guard file.contains(stored) else { throw DiffEditError.model("\(path): missing tensor \(stored)") }
+            refs[clean] = Ref(file: file, name: stored, transform: t)
+        }
+        try add("text_model.embeddings.token_embedding.weight", pre + "token_embedding.weight")
+        try add("text_model.embeddings.position_embedding.weight", pre + "positional_embedding")
+        try add("text_model.final_layer_norm.weight", pre + "ln_final.weight")
+        try add("text_model.final_layer_norm.bias", pre + "ln_final.bias")
+        for i in 0..<layers {
+            let s = pre + "transformer.resblocks.\(i)."
+            let c = "text_model.encoder.layers.\(i)."
+            guard let ip = file.shape(of: s + "attn.in_proj_weight"), ip == [3 * d, d] else {
+                throw DiffEditError.model("\(path): tensor \(s)attn.in_proj_weight has shape \(file.shape(of: s + "attn.in_proj_weight").map { "\($0)" } ?? "(missing)"), expected [\(3 * d), \(d)]")
+            }
+            for (k, proj) in ["q_proj", "k_proj", "v_proj"].enumerated() {
+                try add(c + "self_attn.\(proj).weight", s + "attn.in_proj_weight", .rows(start: k * d, count: d))
+                try add(c + "self_attn.\(proj).bias", s + "attn.in_proj_bias", .rows(start: k * d, count: d))
+            }
+            for wb in ["weight", "bias"] {
+                try add(c + "self_attn.out_proj.\(wb)", s + "attn.out_proj.\(wb)")
+                try add(c + "layer_norm1.\(wb)", s + "ln_1.\(wb)")
+                try add(c + "layer_norm2.\(wb)", s + "ln_2.\(wb)")
+                try add(c + "mlp.fc1.\(wb)", s + "mlp.c_fc.\(wb)")
+                try add(c + "mlp.fc2.\(wb)", s + "mlp.c_proj.\(wb)")
+            }
+        }
+        var c = CLIPTextConfig()
+        c.vocab_size = tok[0]
+        c.hidden_size = d
+        c.max_position_embeddings = pos[0]
+        c.num_hidden_layers = layers
+        c.intermediate_size = file.shape(of: pre + "transformer.resblocks.0.mlp.c_fc.weight")?.first ?? 4 * d
+        c.num_attention_heads = max(1, d / 64)
+        c.hidden_act = "gelu"
+        c.projection_dim = file.shape(of: pre + "text_projection")?.last ?? d
+        return Text(refs: refs, config: c)
+    }
+}
