@@ -1,0 +1,234 @@
+/* image_codec.c — PNG (libpng simplified API) and JPEG (libjpeg with a setjmp error manager). */
+#include "de_image.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <png.h>
+#include <jpeglib.h>
+#include <jerror.h>
+
+static void set_err(char *err, size_t n, const char *fmt, ...) {
+    if (!err || n == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+}
+
+void de_image_free(uint8_t *pixels) { free(pixels); }
+
+/* ---------------------------------------------------------------- PNG */
+
+static int read_png(FILE *f, const char *path, uint8_t **pixels, int *w, int *h, int *ch, char *err, size_t n) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_stdio(&img, f)) {
+        set_err(err, n, "%s: cannot read PNG (%s)", path, img.message);
+        png_image_free(&img);
+        return -1;
+    }
+    if ((int64_t)img.width * img.height > DE_IMAGE_MAX_PIXELS || img.width == 0 || img.height == 0) {
+        set_err(err, n, "%s: PNG size %ux%u is not supported", path, img.width, img.height);
+        png_image_free(&img);
+        return -1;
+    }
+    int c;
+    if (img.format & PNG_FORMAT_FLAG_ALPHA) { img.format = PNG_FORMAT_RGBA; c = 4; }
+    else if (img.format & PNG_FORMAT_FLAG_COLOR) { img.format = PNG_FORMAT_RGB; c = 3; }
+    else { img.format = PNG_FORMAT_GRAY; c = 1; }
+    size_t bytes = PNG_IMAGE_SIZE(img);
+    uint8_t *buf = malloc(bytes ? bytes : 1);
+    if (!buf) {
+        set_err(err, n, "%s: out of memory for a %ux%u image", path, img.width, img.height);
+        png_image_free(&img);
+        return -1;
+    }
+    if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
+        set_err(err, n, "%s: cannot decode PNG (%s)", path, img.message);
+        free(buf);
+        png_image_free(&img);
+        return -1;
+    }
+    *pixels = buf; *w = (int)img.width; *h = (int)img.height; *ch = c;
+    png_image_free(&img);
+    return 0;
+}
+
+int de_image_write_png(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                       char *err, size_t n) {
+    if (width <= 0 || height <= 0 || !pixels) { set_err(err, n, "%s: empty image", path); return -1; }
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)width;
+    img.height = (png_uint_32)height;
+    switch (channels) {
+    case 1: img.format = PNG_FORMAT_GRAY; break;
+    case 3: img.format = PNG_FORMAT_RGB; break;
+    case 4: img.format = PNG_FORMAT_RGBA; break;
+    default: set_err(err, n, "%s: cannot write %d channels as PNG", path, channels); return -1;
+    }
+    if (!png_image_write_to_file(&img, path, 0, pixels, width * channels, NULL)) {
+        set_err(err, n, "%s: cannot write PNG (%s)", path, img.message);
+        png_image_free(&img);
+        return -1;
+    }
+    png_image_free(&img);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- JPEG */
+
+struct de_jpeg_err {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    int truncated;
+};
+
+static void jpeg_error_exit_cb(j_common_ptr cinfo) {
+    struct de_jpeg_err *e = (struct de_jpeg_err *)cinfo->err;
+    longjmp(e->jump, 1);
+}
+
+static void jpeg_emit_cb(j_common_ptr cinfo, int level) {
+    struct de_jpeg_err *e = (struct de_jpeg_err *)cinfo->err;
+    if (level < 0 && e->pub.msg_code == JWRN_JPEG_EOF) e->truncated = 1;
+    if (level < 0) e->pub.num_warnings++;
+}
+
+static void jpeg_output_cb(j_common_ptr cinfo) { (void)cinfo; }
+
+static int read_jpeg(FILE *f, const char *path, uint8_t **pixels, int *w, int *h, int *ch, char *err, size_t n) {
+    struct jpeg_decompress_struct cinfo;
+    struct de_jpeg_err jerr;
+    uint8_t *volatile buf = NULL;
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = jpeg_error_exit_cb;
+    jerr.pub.emit_message = jpeg_emit_cb;
+    jerr.pub.output_message = jpeg_output_cb;
+    jerr.truncated = 0;
+    if (setjmp(jerr.jump)) {
+        char msg[JMSG_LENGTH_MAX];
+        (*jerr.pub.format_message)((j_common_ptr)&cinfo, msg);
+        set_err(err, n, "%s: cannot decode JPEG (%s)", path, msg);
+        jpeg_destroy_decompress(&cinfo);
+        free(buf);
+        return -1;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, f);
+    jpeg_read_header(&cinfo, TRUE);
+    if ((int64_t)cinfo.image_width * cinfo.image_height > DE_IMAGE_MAX_PIXELS) {
+        set_err(err, n, "%s: JPEG size %ux%u is not supported", path, cinfo.image_width, cinfo.image_height);
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    if (cinfo.jpeg_color_space == JCS_GRAYSCALE) cinfo.out_color_space = JCS_GRAYSCALE;
+    else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        set_err(err, n, "%s: CMYK JPEG is not supported (convert it to RGB)", path);
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    } else cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    int c = cinfo.output_components;
+    size_t stride = (size_t)cinfo.output_width * (size_t)c;
+    buf = malloc(stride * cinfo.output_height + 1);
+    if (!buf) {
+        set_err(err, n, "%s: out of memory for a %ux%u image", path, cinfo.output_width, cinfo.output_height);
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = buf + stride * cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+        if (jerr.truncated) break;
+    }
+    if (jerr.truncated) {
+        set_err(err, n, "%s: truncated JPEG file", path);
+        jpeg_destroy_decompress(&cinfo);
+        free(buf);
+        return -1;
+    }
+    jpeg_finish_decompress(&cinfo);
+    *pixels = buf; *w = (int)cinfo.output_width; *h = (int)cinfo.output_height; *ch = c;
+    jpeg_destroy_decompress(&cinfo);
+    return 0;
+}
+
+int de_image_write_jpeg(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                        int quality, char *err, size_t n) {
+    if (width <= 0 || height <= 0 || !pixels) { set_err(err, n, "%s: empty image", path); return -1; }
+    if (channels != 1 && channels != 3) { set_err(err, n, "%s: cannot write %d channels as JPEG", path, channels); return -1; }
+    if (width > 65500 || height > 65500) { set_err(err, n, "%s: %dx%d is too large for JPEG", path, width, height); return -1; }
+    FILE *volatile f = fopen(path, "wb");
+    if (!f) { set_err(err, n, "%s: cannot open for writing (%s)", path, strerror(errno)); return -1; }
+    struct jpeg_compress_struct cinfo;
+    struct de_jpeg_err jerr;
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = jpeg_error_exit_cb;
+    jerr.pub.emit_message = jpeg_emit_cb;
+    jerr.pub.output_message = jpeg_output_cb;
+    jerr.truncated = 0;
+    if (setjmp(jerr.jump)) {
+        char msg[JMSG_LENGTH_MAX];
+        (*jerr.pub.format_message)((j_common_ptr)&cinfo, msg);
+        set_err(err, n, "%s: cannot write JPEG (%s)", path, msg);
+        jpeg_destroy_compress(&cinfo);
+        fclose(f);
+        return -1;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_stdio_dest(&cinfo, f);
+    cinfo.image_width = (JDIMENSION)width;
+    cinfo.image_height = (JDIMENSION)height;
+    cinfo.input_components = channels;
+    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality < 1 ? 1 : (quality > 100 ? 100 : quality), TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    size_t stride = (size_t)width * (size_t)channels;
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(pixels + stride * cinfo.next_scanline);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    if (fclose(f) != 0) { set_err(err, n, "%s: cannot write JPEG (%s)", path, strerror(errno)); return -1; }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int de_image_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels,
+                  char *err, size_t n) {
+    if (!path || !pixels || !width || !height || !channels) { set_err(err, n, "de_image_read: NULL argument"); return -1; }
+    *pixels = NULL; *width = 0; *height = 0; *channels = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) set_err(err, n, "%s: no such file", path);
+        else set_err(err, n, "%s: cannot open (%s)", path, strerror(errno));
+        return -1;
+    }
+    unsigned char magic[8] = {0};
+    size_t got = fread(magic, 1, sizeof magic, f);
+    rewind(f);
+    int rc;
+    if (got >= 8 && png_sig_cmp(magic, 0, 8) == 0) {
+        rc = read_png(f, path, pixels, width, height, channels, err, n);
+    } else if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) {
+        rc = read_jpeg(f, path, pixels, width, height, channels, err, n);
+    } else {
+        set_err(err, n, "%s: not a PNG or JPEG file", path);
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
