@@ -1,0 +1,75 @@
+/// diffusers AutoencoderKL: encoder (+ quant_conv) giving the posterior mean, and (post_quant_conv +)
+/// decoder. Latents here are unscaled: the pipeline applies scaling_factor / shift_factor.
+public final class AutoencoderKL {
+    public let config: VAEConfig
+    public let backend: Backend
+    let encoder: VAEEncoder
+    let decoder: VAEDecoder
+    /// The mean half of quant_conv (a 1x1 conv: the mean needs only its first latent_channels outputs).
+    let quantConvMean: Conv2dLayer?
+    let postQuantConv: Conv2dLayer?
+
+    /// Loads and shape-checks every tensor (clean diffusers names: encoder.*, decoder.*, quant_conv.*,
+    /// post_quant_conv.*) up front.
+    public init(config c: VAEConfig, weights: WeightSource, backend: Backend) throws {
+        self.config = c
+        self.backend = backend
+        let origin = weights.origin
+        guard !c.block_out_channels.isEmpty, c.block_out_channels.allSatisfy({ $0 > 0 }),
+              c.down_block_types.count == c.block_out_channels.count,
+              c.up_block_types.count == c.block_out_channels.count else {
+            throw DiffEditError.model("\(origin): VAE config: block_out_channels \(c.block_out_channels), down_block_types and up_block_types must have the same non-zero length")
+        }
+        guard c.latent_channels > 0, c.layers_per_block > 0, c.in_channels > 0, c.out_channels > 0, c.norm_num_groups > 0 else {
+            throw DiffEditError.model("\(origin): VAE config: latent_channels, layers_per_block, in/out_channels and norm_num_groups must be positive")
+        }
+        for (i, t) in c.down_block_types.enumerated() where t != "DownEncoderBlock2D" {
+            throw DiffEditError.unsupported("\(origin): VAE down_block_types[\(i)] \"\(t)\" is not supported (DownEncoderBlock2D)")
+        }
+        for (i, t) in c.up_block_types.enumerated() where t != "UpDecoderBlock2D" {
+            throw DiffEditError.unsupported("\(origin): VAE up_block_types[\(i)] \"\(t)\" is not supported (UpDecoderBlock2D)")
+        }
+        guard c.act_fn == "silu" else { throw DiffEditError.unsupported("\(origin): VAE act_fn \"\(c.act_fn)\" is not supported (silu)") }
+        let w = WeightScope(weights)
+        encoder = try VAEEncoder(w.sub("encoder"), config: c)
+        decoder = try VAEDecoder(w.sub("decoder"), config: c)
+        let l = c.latent_channels
+        if c.use_quant_conv {
+            let full = try Conv2dLayer(w.sub("quant_conv"), inChannels: 2 * l, outChannels: 2 * l, kernel: 1)
+            quantConvMean = Conv2dLayer(weight: full.weight.slice0(0, l), bias: full.bias?.slice0(0, l), stride: 1, padding: (0, 0, 0, 0))
+        } else {
+            quantConvMean = nil
+        }
+        postQuantConv = c.use_post_quant_conv ? try Conv2dLayer(w.sub("post_quant_conv"), inChannels: l, outChannels: l, kernel: 1) : nil
+    }
+
+    /// image [B, in_channels, H, W] in [-1, 1] (H, W multiples of the downsample factor)
+    /// -> posterior mean [B, latent_channels, H/f, W/f], unscaled.
+    public func encodeMean(_ image: Tensor) throws -> Tensor {
+        let c = config, f = c.downsampleFactor
+        guard image.rank == 4, image.shape[0] > 0, image.shape[1] == c.in_channels,
+              image.shape[2] > 0, image.shape[3] > 0 else {
+            throw DiffEditError.invalidArgument("VAE.encodeMean: image has shape \(image.shape), expected [B, \(c.in_channels), H, W]")
+        }
+        guard image.shape[2] % f == 0, image.shape[3] % f == 0 else {
+            throw DiffEditError.invalidArgument("VAE.encodeMean: image size \(image.shape[3])x\(image.shape[2]) is not a multiple of the VAE factor \(f)")
+        }
+        let moments = try encoder(backend, image)                              // [B, 2L, h, w]
+        if let q = quantConvMean { return try q(backend, moments) }            // [B, L, h, w]
+        let l = c.latent_channels, (b, h, w) = (moments.shape[0], moments.shape[2], moments.shape[3])
+        let mean = Tensor(shape: [b, l, h, w], zeroed: false)                  // [B, L, h, w]
+        for i in 0..<b { (mean.data + i * l * h * w).update(from: moments.data + i * 2 * l * h * w, count: l * h * w) }
+        return mean
+    }
+
+    /// latents [B, latent_channels, h, w], unscaled -> image [B, out_channels, h*f, w*f], about [-1, 1].
+    public func decode(_ latents: Tensor) throws -> Tensor {
+        let c = config
+        guard latents.rank == 4, latents.shape[0] > 0, latents.shape[1] == c.latent_channels,
+              latents.shape[2] > 0, latents.shape[3] > 0 else {
+            throw DiffEditError.invalidArgument("VAE.decode: latents have shape \(latents.shape), expected [B, \(c.latent_channels), h, w]")
+        }
+        let z = try postQuantConv.map { try $0(backend, latents) } ?? latents  // [B, L, h, w]
+        return try decoder(backend, z)                                         // [B, out, h*f, w*f]
+    }
+}

@@ -1,0 +1,73 @@
+import CDiffKernels
+
+/// transformers CLIPTextModel (SD 1.x CLIP ViT-L text tower; SD 2.x OpenCLIP text tower converted to
+/// the same layout, with the loader's config already dropping the last layer). Returns
+/// last_hidden_state after final_layer_norm, as the SD pipelines use it.
+public final class CLIPTextModel {
+    public let config: CLIPTextConfig
+    public let backend: Backend
+    let tokenEmbedding: Tensor      // [vocab, D]
+    let positionEmbedding: Tensor   // [maxPos, D]
+    let layers: [CLIPEncoderLayer]
+    let finalLayerNorm: LayerNormLayer
+
+    /// Accepts names with the `text_model.` prefix (real checkpoints) or without it (transformers 5 saves).
+    public init(config c: CLIPTextConfig, weights: WeightSource, backend: Backend) throws {
+        self.config = c
+        self.backend = backend
+        let origin = weights.origin
+        guard c.hidden_size > 0, c.num_attention_heads > 0, c.hidden_size % c.num_attention_heads == 0 else {
+            throw DiffEditError.model("\(origin): text encoder config: hidden_size \(c.hidden_size) does not split into \(c.num_attention_heads) heads")
+        }
+        guard c.vocab_size > 0, c.max_position_embeddings > 0, c.num_hidden_layers >= 0, c.intermediate_size > 0 else {
+            throw DiffEditError.model("\(origin): text encoder config: vocab_size, max_position_embeddings and intermediate_size must be positive")
+        }
+        let act: de_unary_kind
+        switch c.hidden_act {
+        case "quick_gelu": act = DE_UNARY_QUICK_GELU
+        case "gelu": act = DE_UNARY_GELU
+        case "gelu_new", "gelu_pytorch_tanh": act = DE_UNARY_GELU_TANH
+        default: throw DiffEditError.unsupported("\(origin): text encoder hidden_act \"\(c.hidden_act)\" is not supported")
+        }
+        let root = WeightScope(weights)
+        let w = (!weights.contains("text_model.embeddings.token_embedding.weight")
+                 && weights.contains("embeddings.token_embedding.weight")) ? root : root.sub("text_model")
+        let d = c.hidden_size
+        tokenEmbedding = try w("embeddings.token_embedding.weight", [c.vocab_size, d])
+        positionEmbedding = try w("embeddings.position_embedding.weight", [c.max_position_embeddings, d])
+        layers = try (0..<c.num_hidden_layers).map { i in
+            try CLIPEncoderLayer(w.sub("encoder.layers", i), config: c, activation: act)
+        }
+        finalLayerNorm = try LayerNormLayer(w.sub("final_layer_norm"), dim: d, eps: c.layer_norm_eps)
+    }
+
+    /// ids [B][L] (L <= max_position_embeddings, usually 77) -> last_hidden_state [B, L, hidden_size].
+    public func encode(ids: [[Int32]]) throws -> Tensor {
+        let c = config
+        guard let l = ids.first?.count, l > 0 else {
+            throw DiffEditError.invalidArgument("CLIPTextModel.encode: ids is empty")
+        }
+        guard ids.allSatisfy({ $0.count == l }) else {
+            throw DiffEditError.invalidArgument("CLIPTextModel.encode: rows of ids have different lengths \(ids.map(\.count))")
+        }
+        guard l <= c.max_position_embeddings else {
+            throw DiffEditError.invalidArgument("CLIPTextModel.encode: \(l) tokens exceed max_position_embeddings \(c.max_position_embeddings)")
+        }
+        for (r, row) in ids.enumerated() {
+            if let bad = row.first(where: { $0 < 0 || Int($0) >= c.vocab_size }) {
+                throw DiffEditError.invalidArgument("CLIPTextModel.encode: token id \(bad) in row \(r) is outside the vocabulary (0..<\(c.vocab_size))")
+            }
+        }
+        let b = ids.count, d = c.hidden_size
+        let h = Tensor(shape: [b, l, d], zeroed: false)                  // [B, L, D]
+        for (r, row) in ids.enumerated() {
+            for (t, id) in row.enumerated() {
+                let dst = h.data + (r * l + t) * d
+                let tok = tokenEmbedding.data + Int(id) * d, pos = positionEmbedding.data + t * d
+                for j in 0..<d { dst[j] = tok[j] + pos[j] }
+            }
+        }
+        for layer in layers { try layer.forward(backend, h) }            // [B, L, D]
+        return try finalLayerNorm(backend, h, inPlace: true)             // [B, L, D]
+    }
+}

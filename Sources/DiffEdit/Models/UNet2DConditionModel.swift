@@ -1,0 +1,163 @@
+import Foundation
+
+/// diffusers UNet2DConditionModel (SD 1.x / 2.x family), built from a `UNetConfig`: any number of
+/// levels, CrossAttn/plain down and up blocks, cross-attention mid block, per-block heads and
+/// transformer depth, linear or 1x1-conv projections, in_channels 4/8/9. f32 throughout
+/// (upcast_attention is therefore a no-op).
+public final class UNet2DConditionModel {
+    public let config: UNetConfig
+    public let backend: Backend
+    let convIn: Conv2dLayer
+    let timeLinear1: LinearLayer
+    let timeLinear2: LinearLayer
+    let downBlocks: [UNetDownBlock]
+    let midBlock: UNetMidBlock?
+    let upBlocks: [UNetUpBlock]
+    let convNormOut: GroupNormLayer
+    let convOut: Conv2dLayer
+
+    /// Loads and shape-checks every tensor (clean diffusers names) up front.
+    public init(config c: UNetConfig, weights: WeightSource, backend: Backend) throws {
+        self.config = c
+        self.backend = backend
+        let origin = weights.origin
+        func bad(_ m: String) -> DiffEditError { DiffEditError.model("\(origin): UNet config: \(m)") }
+        let levels = c.block_out_channels.count
+        guard levels > 0, c.down_block_types.count == levels, c.up_block_types.count == levels else {
+            throw bad("block_out_channels (\(levels)), down_block_types (\(c.down_block_types.count)) and up_block_types (\(c.up_block_types.count)) must have the same non-zero length")
+        }
+        guard c.block_out_channels.allSatisfy({ $0 > 0 && $0 % c.norm_num_groups == 0 }) else {
+            throw bad("block_out_channels \(c.block_out_channels) must be positive multiples of norm_num_groups \(c.norm_num_groups)")
+        }
+        guard c.layers_per_block > 0, c.in_channels > 0, c.out_channels > 0, c.cross_attention_dim > 0 else {
+            throw bad("layers_per_block, in_channels, out_channels and cross_attention_dim must be positive")
+        }
+        let perBlock: [(String, IntOrList?)] = [("attention_head_dim", c.attention_head_dim),
+                                                ("num_attention_heads", c.num_attention_heads),
+                                                ("transformer_layers_per_block", c.transformer_layers_per_block)]
+        for (field, v) in perBlock {
+            if case .list(let l)? = v, l.count != levels {
+                throw bad("\(field) has \(l.count) entries for \(levels) blocks")
+            }
+        }
+        guard c.act_fn == "silu" else { throw DiffEditError.unsupported("\(origin): UNet act_fn \"\(c.act_fn)\" is not supported (silu)") }
+        guard c.resnet_time_scale_shift == "default" else {
+            throw DiffEditError.unsupported("\(origin): UNet resnet_time_scale_shift \"\(c.resnet_time_scale_shift)\" is not supported")
+        }
+        guard !c.only_cross_attention, !c.dual_cross_attention, c.class_embed_type == nil else {
+            throw DiffEditError.unsupported("\(origin): UNet only_cross_attention / dual_cross_attention / class_embed_type are not supported")
+        }
+
+        let w = WeightScope(weights)
+        let c0 = c.block_out_channels[0], tembC = c0 * 4
+        convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
+        timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)
+        timeLinear2 = try LinearLayer(w.sub("time_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
+
+        var skipChannels = [c0]
+        var down: [UNetDownBlock] = []
+        var outC = c0
+        for i in 0..<levels {
+            let inC = outC
+            outC = c.block_out_channels[i]
+            let final = i == levels - 1
+            down.append(try UNetDownBlock(w.sub("down_blocks", i), index: i, type: c.down_block_types[i], config: c,
+                                          inChannels: inC, outChannels: outC, tembChannels: tembC, heads: c.heads(block: i),
+                                          transformerLayers: c.transformer_layers_per_block.value(i), addDownsample: !final))
+            skipChannels += Array(repeating: outC, count: c.layers_per_block + (final ? 0 : 1))
+        }
+        downBlocks = down
+
+        let last = c.block_out_channels[levels - 1]
+        if let mt = c.mid_block_type {
+            midBlock = try UNetMidBlock(w.sub("mid_block"), type: mt, config: c, channels: last, tembChannels: tembC,
+                                        heads: c.heads(block: levels - 1),
+                                        transformerLayers: c.transformer_layers_per_block.value(levels - 1))
+        } else {
+            midBlock = nil
+        }
+
+        var up: [UNetUpBlock] = []
+        outC = last
+        for i in 0..<levels {
+            let prevC = outC
+            let r = levels - 1 - i
+            outC = c.block_out_channels[r]
+            var consumed: [Int] = []
+            for _ in 0...c.layers_per_block { consumed.append(skipChannels.removeLast()) }
+            up.append(try UNetUpBlock(w.sub("up_blocks", i), index: i, type: c.up_block_types[i], config: c,
+                                      prevOutputChannels: prevC, outChannels: outC, skipChannels: consumed,
+                                      tembChannels: tembC, heads: c.heads(block: r),
+                                      transformerLayers: c.transformer_layers_per_block.value(r),
+                                      addUpsample: i != levels - 1))
+        }
+        upBlocks = up
+        convNormOut = try GroupNormLayer(w.sub("conv_norm_out"), channels: c0, groups: c.norm_num_groups, eps: c.norm_eps)
+        convOut = try Conv2dLayer(w.sub("conv_out"), inChannels: c0, outChannels: c.out_channels, kernel: 3)
+    }
+
+    /// Sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding in float32:
+    /// [B] -> [B, dim] (cos first when flip_sin_to_cos).
+    func timestepEmbedding(_ timesteps: [Float], dim: Int) -> Tensor {
+        let half = dim / 2
+        let t = Tensor(shape: [timesteps.count, dim])
+        let logMax = Float(-Foundation.log(10000.0))
+        let denom = Float(half) - Float(config.freq_shift)
+        let freqs = (0..<half).map { Foundation.exp(logMax * Float($0) / denom) }
+        for (b, ts) in timesteps.enumerated() {
+            let row = t.data + b * dim
+            for i in 0..<half {
+                let a = ts * freqs[i]
+                let s = Foundation.sin(a), co = Foundation.cos(a)
+                if config.flip_sin_to_cos { row[i] = co; row[half + i] = s } else { row[i] = s; row[half + i] = co }
+            }
+        }
+        return t
+    }
+
+    /// One denoising evaluation. sample [B, in_channels, h, w]; timesteps: one per item or one for all;
+    /// encoderHiddenStates [B, L, cross_attention_dim] -> [B, out_channels, h, w].
+    public func forward(_ sample: Tensor, timesteps: [Float], encoderHiddenStates ehs: Tensor,
+                        controller: AttentionController? = nil) throws -> Tensor {
+        let be = backend, c = config
+        guard sample.rank == 4, sample.shape[1] == c.in_channels, sample.shape[0] > 0, sample.shape[2] > 0, sample.shape[3] > 0 else {
+            throw DiffEditError.invalidArgument("UNet.forward: sample has shape \(sample.shape), expected [B, \(c.in_channels), h, w]")
+        }
+        let b = sample.shape[0]
+        guard ehs.rank == 3, ehs.shape[0] == b, ehs.shape[2] == c.cross_attention_dim, ehs.shape[1] > 0 else {
+            throw DiffEditError.invalidArgument("UNet.forward: encoderHiddenStates has shape \(ehs.shape), expected [\(b), L, \(c.cross_attention_dim)]")
+        }
+        guard timesteps.count == 1 || timesteps.count == b else {
+            throw DiffEditError.invalidArgument("UNet.forward: \(timesteps.count) timesteps for batch \(b) (give 1 or \(b))")
+        }
+        guard timesteps.allSatisfy({ $0.isFinite }) else {
+            throw DiffEditError.invalidArgument("UNet.forward: timesteps \(timesteps) are not finite")
+        }
+        let ts = timesteps.count == b ? timesteps : Array(repeating: timesteps[0], count: b)
+
+        // time embedding
+        let c0 = c.block_out_channels[0]
+        let tproj = timestepEmbedding(ts, dim: c0)                       // [B, C0]
+        let t1 = try timeLinear1(be, tproj)                              // [B, 4 C0]
+        _ = try be.silu(t1, inPlace: true)                               // [B, 4 C0]
+        let temb = try timeLinear2(be, t1)                               // [B, 4 C0]
+        let tembAct = try be.silu(temb, inPlace: true)                   // [B, 4 C0]  SiLU(temb), used by every resnet
+
+        var h = try convIn(be, sample)                                   // [B, C0, h, w]
+        var skips: [Tensor] = [h]
+        for block in downBlocks {
+            h = try block(be, h, tembAct: tembAct, context: ehs, controller: controller, skips: &skips)
+        }
+        if let mid = midBlock {
+            h = try mid(be, h, tembAct: tembAct, context: ehs, controller: controller)   // [B, Clast, h/f, w/f]
+        }
+        for (i, block) in upBlocks.enumerated() {
+            let remaining = skips.count - block.resnets.count
+            let size: (Int, Int)? = (i < upBlocks.count - 1 && remaining > 0)
+                ? (skips[remaining - 1].shape[2], skips[remaining - 1].shape[3]) : nil
+            h = try block(be, h, tembAct: tembAct, context: ehs, controller: controller, skips: &skips, upsampleSize: size)
+        }
+        _ = try convNormOut(be, h, silu: true, inPlace: true)           // [B, C0, h, w]
+        return try convOut(be, h)                                        // [B, out_channels, h, w]
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import XCTest
+@testable import DiffEdit
+
+/// Parity of the three networks with diffusers/transformers on the committed tiny random-weight
+/// fixtures (Tests/Fixtures/<model>/ diffusers folders, ref/<model>/*.npy made by tools/make_fixtures.py).
+/// Error measure: max |out - ref| / max |ref|  (relative to the largest reference magnitude) < 1e-4.
+final class ModelParityTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+    static func path(_ rel: String) -> String { fixtures + "/" + rel }
+
+    static func config<T: Decodable>(_ type: T.Type, _ rel: String) throws -> T {
+        let p = path(rel)
+        guard let data = FileManager.default.contents(atPath: p) else { throw DiffEditError.io("\(p): missing fixture") }
+        return try JSONDecoder().decode(T.self, from: data)
+    }
+
+    static func npy(_ model: String, _ name: String) throws -> NPY.Array {
+        try NPY.read(path: path("ref/\(model)/\(name).npy"))
+    }
+
+    static func manifest(_ model: String) throws -> [String: Any] {
+        let p = path("ref/\(model)/manifest.json")
+        guard let raw = FileManager.default.contents(atPath: p) else {
+            throw DiffEditError.io("\(p): missing manifest")
+        }
+        // Python's json writes -Infinity/Infinity/NaN (scheduler configs); JSONSerialization rejects them.
+        let text = String(decoding: raw, as: UTF8.self)
+            .replacingOccurrences(of: "-Infinity", with: "null").replacingOccurrences(of: "Infinity", with: "null")
+            .replacingOccurrences(of: "NaN", with: "null")
+        guard let obj = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw DiffEditError.io("\(p): missing or unreadable manifest")
+        }
+        return obj
+    }
+
+    /// max |a - ref| / max(max |ref|, 1e-6)
+    static func relError(_ out: Tensor, _ ref: NPY.Array, file: StaticString = #filePath, line: UInt = #line) -> Float {
+        XCTAssertEqual(out.shape, ref.shape, "shape", file: file, line: line)
+        guard out.shape == ref.shape else { return .infinity }
+        var maxDiff: Float = 0, maxRef: Float = 0
+        for (a, r) in zip(out.buffer, ref.floats) {
+            if !a.isFinite { return .infinity }
+            maxDiff = max(maxDiff, abs(a - r)); maxRef = max(maxRef, abs(r))
+        }
+        let err = maxDiff / max(maxRef, 1e-6)
+        print("parity: \(out.shape) max|diff| \(maxDiff) max|ref| \(maxRef) relative \(err)")
+        return err
+    }
+
+    static func unet(_ model: String) throws -> UNet2DConditionModel {
+        let cfg = try config(UNetConfig.self, "\(model)/unet/config.json")
+        let w = try SafetensorsFile(path: path("\(model)/unet/diffusion_pytorch_model.safetensors"))
+        return try UNet2DConditionModel(config: cfg, weights: w, backend: .cpu)
+    }
+
+    static func vae(_ model: String) throws -> AutoencoderKL {
+        let cfg = try config(VAEConfig.self, "\(model)/vae/config.json")
+        let w = try SafetensorsFile(path: path("\(model)/vae/diffusion_pytorch_model.safetensors"))
+        return try AutoencoderKL(config: cfg, weights: w, backend: .cpu)
+    }
+
+    static func textEncoder(_ model: String) throws -> CLIPTextModel {
+        let cfg = try config(CLIPTextConfig.self, "\(model)/text_encoder/config.json")
+        let w = try SafetensorsFile(path: path("\(model)/text_encoder/model.safetensors"))
+        return try CLIPTextModel(config: cfg, weights: w, backend: .cpu)
+    }
+
+    // MARK: parity
+
+    func checkTextEncoder(_ model: String) throws {
+        let te = try Self.textEncoder(model)
+        let ids = try Self.npy(model, "input_ids")
+        let rows = ids.shape[0], l = ids.shape[1]
+        let idRows = (0..<rows).map { r in (0..<l).map { Int32(ids.ints[r * l + $0]) } }
+        let out = try te.encode(ids: idRows)
+        let err = Self.relError(out, try Self.npy(model, "text_embeds"))
+        XCTAssertLessThan(err, 1e-4, "\(model) text encoder relative error \(err)")
+    }
+
+    func checkUNet(_ model: String) throws {
+        let unet = try Self.unet(model)
+        let m = try Self.manifest(model)
+        let t = ((m["unet"] as? [String: Any])?["timestep"] as? NSNumber)?.floatValue ?? .nan
+        let sample = try Self.npy(model, "unet_sample").tensor
+        let ehs = try Self.npy(model, "unet_ehs").tensor
+        let out = try unet.forward(sample, timesteps: [t], encoderHiddenStates: ehs)
+        let err = Self.relError(out, try Self.npy(model, "unet_out"))
+        XCTAssertLessThan(err, 1e-4, "\(model) UNet relative error \(err)")
+    }
+
+    func checkVAE(_ model: String) throws {
+        let vae = try Self.vae(model)
+        let mean = try vae.encodeMean(try Self.npy(model, "vae_image").tensor)
+        let e1 = Self.relError(mean, try Self.npy(model, "vae_mean"))
+        XCTAssertLessThan(e1, 1e-4, "\(model) VAE encode (posterior mean) relative error \(e1)")
+        let decoded = try vae.decode(try Self.npy(model, "vae_latents").tensor)
+        let e2 = Self.relError(decoded, try Self.npy(model, "vae_decoded"))
+        XCTAssertLessThan(e2, 1e-4, "\(model) VAE decode relative error \(e2)")
+    }
+
+    func testSD1TextEncoder() throws { try checkTextEncoder("sd1") }
+    func testSD1UNet() throws { try checkUNet("sd1") }
+    func testSD1VAE() throws { try checkVAE("sd1") }
+    func testSD2TextEncoder() throws { try checkTextEncoder("sd2") }
+    func testSD2UNet() throws { try checkUNet("sd2") }
+    func testSD2VAE() throws { try checkVAE("sd2") }
+}
