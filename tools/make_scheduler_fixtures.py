@@ -7,6 +7,7 @@ Writes Tests/Fixtures/schedulers_pipeline.json:
          trajectory on a small fixed sample with fixed random "model outputs": the timesteps, sigmas,
          init_noise_sigma, the scaled model input and the sample after every step.
   img2img: get_timesteps(steps, strength) (StableDiffusionImg2ImgPipeline) and add_noise at the first.
+And Tests/Fixtures/randn_pipeline.json: torch.randn with seeded CPU generators (for Core/RNG.swift).
 Usage: python3 tools/make_scheduler_fixtures.py [OUT.json]
 """
 import json, os, sys
@@ -118,6 +119,17 @@ def main():
     with open(out, "w") as fh:
         json.dump(doc, fh, separators=(",", ":"))
     print("wrote", out, os.path.getsize(out), "bytes")
+    randn_out = os.path.join(os.path.dirname(out), "randn_pipeline.json")
+    rcases = []
+    for seed, shapes in [(0, [[1, 4, 8, 8]]), (42, [[1, 4, 5, 5], [2, 3]]), (12345, [[3], [1, 4, 4, 4], [7]]),
+                         (2 ** 40 + 7, [[1, 4, 2, 8]])]:
+        g = torch.Generator().manual_seed(seed)
+        vals = [f32list(torch.randn(s, generator=g)) for s in shapes]
+        rcases.append(dict(seed=seed, shapes=shapes, values=vals))
+    with open(randn_out, "w") as fh:
+        json.dump(dict(generator="torch.randn with torch.Generator().manual_seed(seed), calls in order",
+                       torch=torch.__version__, cases=rcases), fh)
+    print("wrote", randn_out)
 
 
 if __name__ == "__main__":
