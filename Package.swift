@@ -21,6 +21,8 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "CSources/CJPEG",
                        providers: [.apt(["libjpeg-dev"])]),
+        // include/diffedit.h as a Swift module (types only) for the C ABI exports.
+        .systemLibrary(name: "CDiffEditABI", path: "CSources/CDiffEditABI"),
         .target(
             name: "CDiffKernels",
             dependencies: ["COpenBLAS", "CPNG", "CJPEG"],
@@ -35,7 +37,7 @@ let package = Package(
         ),
         .target(
             name: "DiffEditC",
-            dependencies: ["DiffEdit"],
+            dependencies: ["DiffEdit", "CDiffEditABI"],
             path: "Sources/DiffEditC",
             linkerSettings: staticStdlib
         ),

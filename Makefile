@@ -1,0 +1,158 @@
+# diffedit — top-level Makefile. Target names are stable (CI and the README use them):
+#   make / make lib     build/lib/libdiffedit.so.0 (+ libdiffedit.so link): SONAME libdiffedit.so.0,
+#                       Swift runtime linked in statically, only diff_edit_* exported (abi/diffedit.map)
+#   make cli            build/bin/diffedit (static Swift stdlib)
+#   make install        PREFIX=/usr/local: lib/, include/diffedit.h, lib/pkgconfig/diffedit.pc,
+#                       bin/diffedit, share/diffedit/models/ (the default model)
+#   make examples       examples/c/edit_image against the INSTALLED header + pkg-config (build/stage)
+#   make test           swift test + C ABI tests + exported-symbol check
+#   make test-cabi      C ABI tests only (Tests/CABI, against the installed header in build/stage)
+#   make valgrind-cabi  the C ABI tests under valgrind (no invalid accesses, no leaks after free)
+#   make check-symbols  nm -D of the built library vs abi/symbols.txt
+#   make bench          diffedit bench (+ scripts/bench_torch.py when torch imports)
+#   make quality        tools/quality.py (edit quality on the toy world)
+#   make cuda           placeholder: the CUDA provider needs nvcc (not built yet)
+#   make clean
+#
+# Variables: SWIFT, CC, PREFIX, DESTDIR, SCRATCH (SwiftPM scratch path), CONFIG (release|debug),
+# CABI_MODEL (model the C ABI success-path tests load), JOBS.
+
+SWIFT     ?= swift
+CC        ?= cc
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CONFIG    ?= release
+SCRATCH   ?= .build
+PYTHON    ?= python3
+VALGRIND  ?= valgrind
+JOBS      ?=
+VERSION   := 0.1.0
+SOVERSION := 0
+
+BUILD     := build
+LIBDIR    := $(BUILD)/lib
+BINDIR    := $(BUILD)/bin
+STAGE     := $(CURDIR)/$(BUILD)/stage
+TESTBIN   := $(BUILD)/tests
+LIBNAME   := libdiffedit.so
+LIBSO     := $(LIBNAME).$(SOVERSION)
+
+SWIFT_JOBS   := $(if $(JOBS),-j $(JOBS),)
+SWIFT_COMMON := -c $(CONFIG) --scratch-path $(SCRATCH) $(SWIFT_JOBS) -Xswiftc -static-stdlib
+# The library: version script (only diff_edit_*), SONAME, no undefined symbols left.
+LIB_LDFLAGS  := -Xlinker --version-script=$(CURDIR)/abi/diffedit.map -Xlinker -soname=$(LIBSO) \
+                -Xlinker --no-undefined
+
+# C ABI tests: strict C99 against the installed header and pkg-config file.
+CABI_CFLAGS  := -std=c99 -Wall -Wextra -Werror -O1 -g
+STAGE_PC     := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
+CABI_MODEL   ?= $(CURDIR)/Tests/Fixtures/sd1
+VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+                  --errors-for-leak-kinds=definite,indirect --track-origins=yes \
+                  --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
+
+.PHONY: all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
+        valgrind-cabi check-symbols bench quality cuda clean
+
+all: lib
+
+# ---------------------------------------------------------------------------------------------------
+# Library
+# ---------------------------------------------------------------------------------------------------
+lib:
+	$(SWIFT) build $(SWIFT_COMMON) --product diffeditc $(LIB_LDFLAGS)
+	@mkdir -p $(LIBDIR)
+	@bin=$$($(SWIFT) build $(SWIFT_COMMON) --show-bin-path) && \
+	  cp -f "$$bin/libdiffeditc.so" $(LIBDIR)/$(LIBSO).tmp && mv -f $(LIBDIR)/$(LIBSO).tmp $(LIBDIR)/$(LIBSO)
+	@ln -sf $(LIBSO) $(LIBDIR)/$(LIBNAME)
+	@soname=$$(readelf -d $(LIBDIR)/$(LIBSO) | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'); \
+	  if [ "$$soname" != "$(LIBSO)" ]; then echo "make lib: SONAME is '$$soname', expected $(LIBSO)" >&2; exit 1; fi
+	@if readelf -d $(LIBDIR)/$(LIBSO) | grep -q 'libswiftCore'; then \
+	  echo "make lib: $(LIBSO) still needs the shared Swift runtime" >&2; exit 1; fi
+	@echo "built $(LIBDIR)/$(LIBSO) (SONAME $(LIBSO))"
+
+check-symbols: lib
+	scripts/check_symbols.sh $(LIBDIR)/$(LIBSO) abi/symbols.txt
+
+# ---------------------------------------------------------------------------------------------------
+# Command-line tool
+# ---------------------------------------------------------------------------------------------------
+cli:
+	$(SWIFT) build $(SWIFT_COMMON) --product diffedit
+	@mkdir -p $(BINDIR)
+	@bin=$$($(SWIFT) build $(SWIFT_COMMON) --show-bin-path) && cp -f "$$bin/diffedit" $(BINDIR)/diffedit
+	@echo "built $(BINDIR)/diffedit"
+
+# ---------------------------------------------------------------------------------------------------
+# Install
+# ---------------------------------------------------------------------------------------------------
+install: install-lib install-cli
+
+# Library, header, pkg-config file and the default model (PREFIX/share/diffedit/models/, where the
+# library looks for it relative to its own location: <libdir>/../share/diffedit/models/toy-sd).
+install-lib: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/diffedit/models
+	install -m 755 $(LIBDIR)/$(LIBSO) $(DESTDIR)$(PREFIX)/lib/$(LIBSO)
+	ln -sf $(LIBSO) $(DESTDIR)$(PREFIX)/lib/$(LIBNAME)
+	install -m 644 include/diffedit.h $(DESTDIR)$(PREFIX)/include/diffedit.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' diffedit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/diffedit.pc
+	@if [ -n "$$(ls -A models 2>/dev/null | grep -v '^\.')" ]; then \
+	  cp -R models/. $(DESTDIR)$(PREFIX)/share/diffedit/models/; \
+	else echo "install: models/ is empty: no default model installed"; fi
+
+install-cli: cli
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BINDIR)/diffedit $(DESTDIR)$(PREFIX)/bin/diffedit
+
+# The library installed into build/stage, which the C tests and examples build against.
+stage:
+	$(MAKE) install-lib PREFIX=$(STAGE) DESTDIR=
+
+# ---------------------------------------------------------------------------------------------------
+# C examples and tests (against the installed header + pkg-config file)
+# ---------------------------------------------------------------------------------------------------
+examples: stage
+	@mkdir -p $(BINDIR)
+	$(CC) -std=c99 -Wall -Wextra -Werror -O2 $$($(STAGE_PC) --cflags diffedit libpng) \
+	  examples/c/edit_image.c -o $(BINDIR)/edit_image \
+	  $$($(STAGE_PC) --libs diffedit libpng) -Wl,-rpath,$(STAGE)/lib
+	@echo "built $(BINDIR)/edit_image (run: $(BINDIR)/edit_image in.png out.png \"prompt\" [model])"
+
+$(TESTBIN)/test_cabi: Tests/CABI/test_cabi.c stage
+	@mkdir -p $(TESTBIN)
+	$(CC) $(CABI_CFLAGS) $$($(STAGE_PC) --cflags diffedit) Tests/CABI/test_cabi.c -o $@ \
+	  $$($(STAGE_PC) --libs diffedit) -lpthread -Wl,-rpath,$(STAGE)/lib
+
+test-cabi: $(TESTBIN)/test_cabi
+	$(TESTBIN)/test_cabi $(CABI_MODEL)
+
+valgrind-cabi: $(TESTBIN)/test_cabi
+	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_MODEL)
+
+swift-test:
+	$(SWIFT) test --scratch-path $(SCRATCH)-test $(SWIFT_JOBS)
+
+test: swift-test test-cabi check-symbols
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmarks, quality, CUDA
+# ---------------------------------------------------------------------------------------------------
+bench: cli
+	$(BINDIR)/diffedit bench
+	@if $(PYTHON) -c 'import torch' >/dev/null 2>&1 && [ -f scripts/bench_torch.py ]; then \
+	  $(PYTHON) scripts/bench_torch.py; \
+	else echo "bench: torch not importable or scripts/bench_torch.py missing: skipping the PyTorch reference"; fi
+
+quality: cli
+	@if [ -f tools/quality.py ]; then DIFFEDIT=$(CURDIR)/$(BINDIR)/diffedit $(PYTHON) tools/quality.py $(QUALITY_ARGS); \
+	else echo "quality: tools/quality.py is missing (it comes with the toy model): nothing to score"; fi
+
+cuda:
+	@echo "make cuda: the CUDA provider (CSources/cuda -> libdiffedit_cuda.so) is not built yet."
+	@echo "           It needs nvcc (see DESIGN.md, Build facts: pip install nvidia-cuda-nvcc ...)."
+	@if command -v nvcc >/dev/null 2>&1; then echo "           nvcc found at $$(command -v nvcc), but there are no CUDA sources yet."; exit 0; \
+	else echo "           nvcc not found."; exit 2; fi
+
+clean:
+	rm -rf $(BUILD)
+	$(SWIFT) package clean --scratch-path $(SCRATCH) 2>/dev/null || true

@@ -1,0 +1,31 @@
+import CDiffEditABI
+import DiffEdit
+
+/// The object behind `diff_edit_ctx *`: one editing session over a model, with its busy flag, the
+/// running call's ProgressReporter (for diff_edit_cancel) and its last-error buffer.
+final class ContextHandle: @unchecked Sendable {
+    let model: ModelHandle
+    let session: EditSession
+    let error = ErrorSlot()
+    private let lock = NSLockLite()
+    private var busy = false
+    private var reporter: ProgressReporter? = nil
+
+    init(model: ModelHandle) throws {
+        self.model = model
+        self.session = try model.engine.makeSession()
+    }
+
+    /// Marks the context busy; false when another call holds it.
+    func tryEnter() -> Bool {
+        lock.withLock { if busy { return false }; busy = true; return true }
+    }
+
+    func leave() { lock.withLock { busy = false; reporter = nil } }
+
+    /// Publishes the running call's reporter so that `cancel` from any thread reaches it.
+    func setReporter(_ r: ProgressReporter) { lock.withLock { reporter = r } }
+
+    /// Cancels the running call, if any (diff_edit_cancel).
+    func cancel() { lock.withLock { reporter?.cancel() } }
+}

@@ -1,0 +1,146 @@
+import CDiffEditABI
+import DiffEdit
+
+/// A checked `diff_edit_params`: every field validated and converted. Masks are checked for format
+/// only here; their size is checked against the input by the caller (`checkMasks`).
+struct EditRequest {
+    var method: diff_edit_method
+    var prompt: String
+    var sourcePrompt: String?
+    var negativePrompt: String?
+    var guidance: Float?
+    var imageGuidance: Float?
+    var strength: Float?
+    var steps: Int?
+    var seed: UInt64
+    var mask: CheckedBuffer?
+    var maskOut: CheckedBuffer?
+    var progress: diff_edit_progress_fn?
+    var progressUser: UnsafeMutableRawPointer?
+
+    /// The defaults of diff_edit_params_default.
+    static var cDefaults: diff_edit_params {
+        var p = diff_edit_params()
+        p.struct_size = UInt32(MemoryLayout<diff_edit_params>.size)
+        p.method = DIFF_EDIT_METHOD_AUTO
+        p.prompt = StaticStrings.emptyPrompt
+        return p
+    }
+
+    /// Offsets at which an older, shorter diff_edit_params may end.
+    static var fieldEnds: [Int] {
+        typealias P = diff_edit_params
+        let ends: [Int?] = [
+            MemoryLayout<P>.offset(of: \.struct_size).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.method).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.prompt).map { $0 + MemoryLayout<UnsafePointer<CChar>?>.size },
+            MemoryLayout<P>.offset(of: \.source_prompt).map { $0 + MemoryLayout<UnsafePointer<CChar>?>.size },
+            MemoryLayout<P>.offset(of: \.negative_prompt).map { $0 + MemoryLayout<UnsafePointer<CChar>?>.size },
+            MemoryLayout<P>.offset(of: \.guidance).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.image_guidance).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.strength).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.steps).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.seed).map { $0 + 8 },
+            MemoryLayout<P>.offset(of: \.mask).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
+            MemoryLayout<P>.offset(of: \.mask_out).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
+            MemoryLayout<P>.offset(of: \.progress).map { $0 + MemoryLayout<diff_edit_progress_fn?>.size },
+            MemoryLayout<P>.offset(of: \.progress_user).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
+        ]
+        return ends.compactMap { $0 }
+    }
+
+    init(_ raw: UnsafePointer<diff_edit_params>?) throws {
+        guard let raw = raw else { throw DiffEditError.invalidArgument("params is NULL") }
+        let p = try ExtensibleStruct.read(UnsafeRawPointer(raw), defaults: EditRequest.cDefaults,
+                                          cName: "diff_edit_params", argName: "params",
+                                          fieldEnds: EditRequest.fieldEnds)
+        guard p.method.rawValue <= DIFF_EDIT_METHOD_INSTRUCT.rawValue else {
+            throw DiffEditError.invalidArgument("params->method (\(p.method.rawValue)) is not a diff_edit_method (0..4)")
+        }
+        method = p.method
+        guard let pr = p.prompt else { throw DiffEditError.invalidArgument("params->prompt is NULL (use \"\" for no prompt)") }
+        prompt = try EditRequest.string(pr, "params->prompt")
+        sourcePrompt = try p.source_prompt.map { try EditRequest.string($0, "params->source_prompt") }
+        negativePrompt = try p.negative_prompt.map { try EditRequest.string($0, "params->negative_prompt") }
+        guidance = try EditRequest.optionalFloat(p.guidance, "params->guidance", max: ABIInfo.maxGuidance)
+        imageGuidance = try EditRequest.optionalFloat(p.image_guidance, "params->image_guidance", max: ABIInfo.maxGuidance)
+        strength = try EditRequest.optionalFloat(p.strength, "params->strength", max: 1)
+        guard Int(p.steps) <= ABIInfo.maxSteps else {
+            throw DiffEditError.invalidArgument("params->steps (\(p.steps)) is above the maximum \(ABIInfo.maxSteps) (DIFF_EDIT_MAX_STEPS)")
+        }
+        steps = p.steps == 0 ? nil : Int(p.steps)
+        seed = p.seed
+        if p.method == DIFF_EDIT_METHOD_P2P && sourcePrompt == nil {
+            throw DiffEditError.invalidArgument("params->source_prompt is NULL: DIFF_EDIT_METHOD_P2P needs the description of the input image")
+        }
+        if let m = p.mask {
+            let b = try CheckedBuffer(m, name: "params->mask")
+            try b.requireFormat(.gray8, name: "params->mask")
+            mask = b
+        } else { mask = nil }
+        if let m = p.mask_out {
+            let b = try CheckedBuffer(UnsafePointer(m), name: "params->mask_out")
+            try b.requireFormat(.gray8, name: "params->mask_out")
+            maskOut = b
+        } else { maskOut = nil }
+        progress = p.progress
+        progressUser = p.progress_user
+    }
+
+    /// Checks mask and mask_out against the image size.
+    func checkMasks(against input: CheckedBuffer, inputName: String) throws {
+        try mask?.requireSize(of: input, name: "params->mask", otherName: inputName)
+        try maskOut?.requireSize(of: input, name: "params->mask_out", otherName: inputName)
+    }
+
+    /// The method to run: AUTO resolved (INSTRUCT for an instruct checkpoint, else P2P when a
+    /// source prompt is given, else SDEDIT); INSTRUCT on a non-instruct model is unsupported.
+    func resolvedMethod(isInstruct: Bool) throws -> EditMethod {
+        switch method {
+        case DIFF_EDIT_METHOD_AUTO:
+            if isInstruct { return .instruct }
+            if let s = sourcePrompt, !s.isEmpty { return .p2p }
+            return .sdedit
+        case DIFF_EDIT_METHOD_SDEDIT: return .sdedit
+        case DIFF_EDIT_METHOD_DDIM: return .ddim
+        case DIFF_EDIT_METHOD_P2P: return .p2p
+        default:
+            guard isInstruct else {
+                throw DiffEditError.unsupported("params->method DIFF_EDIT_METHOD_INSTRUCT needs an instruct checkpoint (UNet with 8 input channels); this model is not one")
+            }
+            return .instruct
+        }
+    }
+
+    func options(method: EditMethod) -> EditOptions {
+        var o = EditOptions()
+        o.method = method
+        o.prompt = prompt
+        o.sourcePrompt = sourcePrompt
+        o.negativePrompt = negativePrompt
+        o.guidance = guidance
+        o.imageGuidance = imageGuidance
+        o.strength = strength
+        o.steps = steps
+        o.seed = seed
+        return o
+    }
+
+    private static func string(_ p: UnsafePointer<CChar>, _ name: String) throws -> String {
+        guard let s = String(validatingCString: p) else {
+            throw DiffEditError.invalidArgument("\(name) is not valid UTF-8")
+        }
+        return s
+    }
+
+    /// 0 = default (nil); else finite and in (0, max].
+    private static func optionalFloat(_ v: Float, _ name: String, max: Float) throws -> Float? {
+        guard !v.isNaN else { throw DiffEditError.invalidArgument("\(name) is NaN") }
+        guard v.isFinite else { throw DiffEditError.invalidArgument("\(name) is infinite") }
+        if v == 0 { return nil }
+        guard v > 0 && v <= max else {
+            throw DiffEditError.invalidArgument("\(name) (\(v)) is out of range: use 0 for the method's default or a value in (0, \(max)]")
+        }
+        return v
+    }
+}

@@ -1,0 +1,9 @@
+import DiffEdit
+
+/// Loads the model behind `diff_edit_model_load`.
+enum EngineLoader {
+    /// `path`: a diffusers folder or single-file .safetensors (already resolved, never empty).
+    static func load(path: String, backend: Backend) throws -> EditEngine {
+        throw DiffEditError.unsupported("model loading: this build of libdiffedit has no model loader yet (path \"\(path)\")")
+    }
+}

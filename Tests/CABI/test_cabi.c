@@ -1,0 +1,893 @@
+/*
+ * C ABI tests of libdiffedit, compiled with `cc -std=c99 -Wall -Wextra -Werror` against the
+ * INSTALLED header (make test-cabi installs into build/stage first).
+ *
+ * Usage: test_cabi [--valgrind] [--no-model] [MODEL_PATH]
+ *   MODEL_PATH  model for the success paths (default: the library's default model)
+ *   --no-model  run only the tests that need no model (argument checks of loads, NULL contexts)
+ *   --valgrind  smaller images and fewer repeats (for `make valgrind-cabi`)
+ *
+ * Every error-path check asserts the status AND that diff_edit_last_error names the field at fault.
+ * Exit status 0 when every check passed.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <diffedit.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_checks = 0, g_failures = 0;
+static int g_valgrind = 0;
+
+#define CHECK(cond) check_impl((cond), #cond, __FILE__, __LINE__)
+static void check_impl(int ok, const char *what, const char *file, int line) {
+    g_checks++;
+    if (!ok) {
+        g_failures++;
+        fprintf(stderr, "FAIL %s:%d: %s\n", file, line, what);
+    }
+}
+
+/* status == want, and both the context's (when ctx) and the thread's last error contain `field`. */
+#define EXPECT_ERR(st, want, ctx, field) expect_err_impl((st), (want), (ctx), (field), __FILE__, __LINE__)
+static void expect_err_impl(diff_edit_status st, diff_edit_status want, const diff_edit_ctx *ctx,
+                            const char *field, const char *file, int line) {
+    const char *tmsg = diff_edit_last_error(NULL);
+    const char *cmsg = ctx ? diff_edit_last_error(ctx) : tmsg;
+    g_checks++;
+    if (st != want || tmsg == NULL || cmsg == NULL || strstr(tmsg, field) == NULL ||
+        strstr(cmsg, field) == NULL) {
+        g_failures++;
+        fprintf(stderr, "FAIL %s:%d: status %d (%s), want %d (%s); message \"%s\" / ctx \"%s\" should name \"%s\"\n",
+                file, line, (int)st, diff_edit_status_string(st), (int)want, diff_edit_status_string(want),
+                tmsg ? tmsg : "(null)", cmsg ? cmsg : "(null)", field);
+    }
+}
+
+#define EXPECT_OK(st, ctx) expect_ok_impl((st), (ctx), __FILE__, __LINE__)
+static void expect_ok_impl(diff_edit_status st, const diff_edit_ctx *ctx, const char *file, int line) {
+    g_checks++;
+    if (st != DIFF_EDIT_OK) {
+        g_failures++;
+        fprintf(stderr, "FAIL %s:%d: status %d (%s): %s\n", file, line, (int)st,
+                diff_edit_status_string(st), diff_edit_last_error(ctx));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Images with canary-filled stride padding
+ * ---------------------------------------------------------------------------------------------- */
+
+enum { CANARY = 0xA5, PAD = 7 };
+
+static uint32_t bpp_of(diff_edit_pixel_format f) {
+    switch (f) {
+    case DIFF_EDIT_RGB8: case DIFF_EDIT_BGR8: return 3;
+    case DIFF_EDIT_RGBA8: case DIFF_EDIT_BGRA8: return 4;
+    default: return 1;
+    }
+}
+
+/* A buffer of w x h with PAD canary bytes after each row (and after the last row). */
+static diff_edit_buffer image_new(uint32_t w, uint32_t h, diff_edit_pixel_format f) {
+    diff_edit_buffer b;
+    b.width = w; b.height = h; b.format = f;
+    b.stride = w * bpp_of(f) + PAD;
+    b.data = malloc((size_t)b.stride * h);
+    memset(b.data, CANARY, (size_t)b.stride * h);
+    return b;
+}
+
+/* Fills the pixels (not the padding) with a deterministic pattern; alpha gets its own pattern. */
+static void image_fill(diff_edit_buffer *b, uint32_t salt) {
+    uint32_t bpp = bpp_of(b->format);
+    for (uint32_t y = 0; y < b->height; y++) {
+        uint8_t *row = (uint8_t *)b->data + (size_t)y * b->stride;
+        for (uint32_t x = 0; x < b->width; x++)
+            for (uint32_t c = 0; c < bpp; c++)
+                row[x * bpp + c] = (uint8_t)((x * 13 + y * 7 + c * 61 + salt * 29) & 0xFF);
+    }
+}
+
+static int padding_intact(const diff_edit_buffer *b) {
+    uint32_t row = b->width * bpp_of(b->format);
+    for (uint32_t y = 0; y < b->height; y++) {
+        const uint8_t *p = (const uint8_t *)b->data + (size_t)y * b->stride;
+        for (uint32_t x = row; x < b->stride; x++)
+            if (p[x] != CANARY) return 0;
+    }
+    return 1;
+}
+
+/* True when every pixel byte (not padding) is still CANARY: the buffer was not written. */
+static int pixels_untouched(const diff_edit_buffer *b) {
+    uint32_t row = b->width * bpp_of(b->format);
+    for (uint32_t y = 0; y < b->height; y++) {
+        const uint8_t *p = (const uint8_t *)b->data + (size_t)y * b->stride;
+        for (uint32_t x = 0; x < row; x++)
+            if (p[x] != CANARY) return 0;
+    }
+    return 1;
+}
+
+static int pixels_equal(const diff_edit_buffer *a, const diff_edit_buffer *b) {
+    uint32_t row = a->width * bpp_of(a->format);
+    if (a->width != b->width || a->height != b->height || a->format != b->format) return 0;
+    for (uint32_t y = 0; y < a->height; y++)
+        if (memcmp((const uint8_t *)a->data + (size_t)y * a->stride,
+                   (const uint8_t *)b->data + (size_t)y * b->stride, row) != 0)
+            return 0;
+    return 1;
+}
+
+static void image_reset(diff_edit_buffer *b) { memset(b->data, CANARY, (size_t)b->stride * b->height); }
+static void image_free(diff_edit_buffer *b) { free(b->data); b->data = NULL; }
+
+/* ------------------------------------------------------------------------------------------------
+ * Tests without a model
+ * ---------------------------------------------------------------------------------------------- */
+
+static void test_versions_and_strings(void) {
+    CHECK(diff_edit_abi_version() == DIFF_EDIT_ABI_VERSION);
+    CHECK(DIFF_EDIT_ABI_VERSION == 1);
+    const char *v = diff_edit_version();
+    CHECK(v != NULL && v[0] != '\0');
+    /* Contract values, never reused. */
+    CHECK(DIFF_EDIT_OK == 0 && DIFF_EDIT_CANCELLED == 1 && DIFF_EDIT_ERR_INVALID_ARGUMENT == -1 &&
+          DIFF_EDIT_ERR_UNSUPPORTED == -2 && DIFF_EDIT_ERR_OUT_OF_MEMORY == -3 &&
+          DIFF_EDIT_ERR_BACKEND == -4 && DIFF_EDIT_ERR_IO == -5 && DIFF_EDIT_ERR_MODEL == -6 &&
+          DIFF_EDIT_ERR_BUSY == -7);
+    CHECK(DIFF_EDIT_RGB8 == 0 && DIFF_EDIT_RGBA8 == 1 && DIFF_EDIT_BGR8 == 2 && DIFF_EDIT_BGRA8 == 3 &&
+          DIFF_EDIT_GRAY8 == 4);
+    CHECK(DIFF_EDIT_METHOD_AUTO == 0 && DIFF_EDIT_METHOD_SDEDIT == 1 && DIFF_EDIT_METHOD_DDIM == 2 &&
+          DIFF_EDIT_METHOD_P2P == 3 && DIFF_EDIT_METHOD_INSTRUCT == 4);
+    static const diff_edit_status all[] = {DIFF_EDIT_OK, DIFF_EDIT_CANCELLED, DIFF_EDIT_ERR_INVALID_ARGUMENT,
+        DIFF_EDIT_ERR_UNSUPPORTED, DIFF_EDIT_ERR_OUT_OF_MEMORY, DIFF_EDIT_ERR_BACKEND, DIFF_EDIT_ERR_IO,
+        DIFF_EDIT_ERR_MODEL, DIFF_EDIT_ERR_BUSY};
+    const char *unknown = diff_edit_status_string((diff_edit_status)42);
+    CHECK(unknown != NULL && strstr(unknown, "unknown") != NULL);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *s = diff_edit_status_string(all[i]);
+        CHECK(s != NULL && s[0] != '\0' && strcmp(s, unknown) != 0);
+        for (size_t j = 0; j < i; j++) CHECK(strcmp(s, diff_edit_status_string(all[j])) != 0);
+    }
+    CHECK(strcmp(diff_edit_status_string(DIFF_EDIT_ERR_BUSY), "busy") == 0);
+    CHECK(diff_edit_last_error(NULL) != NULL);
+}
+
+static void test_defaults(void) {
+    diff_edit_model_params mp;
+    memset(&mp, 0xFF, sizeof mp);
+    diff_edit_model_params_default(&mp);
+    CHECK(mp.struct_size == sizeof(diff_edit_model_params));
+    CHECK(mp.path == NULL);
+    CHECK(mp.backend != NULL && strcmp(mp.backend, "auto") == 0);
+    CHECK(mp.device == 0 && mp.n_threads == 0 && mp.log == NULL && mp.log_user == NULL);
+    diff_edit_model_params_default(NULL); /* ignored */
+
+    diff_edit_params p;
+    memset(&p, 0xFF, sizeof p);
+    diff_edit_params_default(&p);
+    CHECK(p.struct_size == sizeof(diff_edit_params));
+    CHECK(p.method == DIFF_EDIT_METHOD_AUTO);
+    CHECK(p.prompt != NULL && p.prompt[0] == '\0');
+    CHECK(p.source_prompt == NULL && p.negative_prompt == NULL);
+    CHECK(p.guidance == 0.0f && p.image_guidance == 0.0f && p.strength == 0.0f && p.steps == 0);
+    CHECK(p.seed == 0 && p.mask == NULL && p.mask_out == NULL && p.progress == NULL && p.progress_user == NULL);
+    diff_edit_params_default(NULL); /* ignored */
+}
+
+static void test_model_load_errors(void) {
+    diff_edit_model_params mp;
+    diff_edit_model *m = (diff_edit_model *)&mp; /* garbage that must be reset to NULL */
+    diff_edit_model_params_default(&mp);
+
+    EXPECT_ERR(diff_edit_model_load(&mp, NULL), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "out");
+    EXPECT_ERR(diff_edit_model_load(NULL, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "params");
+    CHECK(m == NULL);
+
+    mp.struct_size = 0;
+    m = (diff_edit_model *)&mp;
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "struct_size");
+    CHECK(m == NULL);
+
+    /* Cut inside a field. */
+    diff_edit_model_params_default(&mp);
+    mp.struct_size = 6;
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "struct_size");
+
+    /* A newer caller's struct: a non-zero unknown tail is unsupported; a zero tail is fine. */
+    struct { diff_edit_model_params p; uint64_t future[2]; } big;
+    memset(&big, 0, sizeof big);
+    diff_edit_model_params_default(&big.p);
+    big.p.struct_size = sizeof big;
+    big.p.path = "/nonexistent/diffedit-model";
+    big.future[1] = 1;
+    EXPECT_ERR(diff_edit_model_load(&big.p, &m), DIFF_EDIT_ERR_UNSUPPORTED, NULL, "struct_size");
+    big.future[1] = 0;
+    EXPECT_ERR(diff_edit_model_load(&big.p, &m), DIFF_EDIT_ERR_IO, NULL, "/nonexistent/diffedit-model");
+    CHECK(m == NULL);
+
+    diff_edit_model_params_default(&mp);
+    mp.backend = "gpu";
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "backend");
+    diff_edit_model_params_default(&mp);
+    mp.device = -1;
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "device");
+    diff_edit_model_params_default(&mp);
+    mp.n_threads = -3;
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "n_threads");
+    diff_edit_model_params_default(&mp);
+    mp.path = "\xff\xfe not utf-8";
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "path");
+    diff_edit_model_params_default(&mp);
+    mp.path = "/nonexistent/diffedit-model.safetensors";
+    mp.backend = "cpu";
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_IO, NULL, "/nonexistent/diffedit-model.safetensors");
+    CHECK(m == NULL);
+}
+
+static void test_null_handles(void) {
+    diff_edit_ctx *c = (diff_edit_ctx *)&c;
+    EXPECT_ERR(diff_edit_ctx_create(NULL, &c), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "model");
+    CHECK(c == NULL);
+    EXPECT_ERR(diff_edit_ctx_create((diff_edit_model *)&c, NULL), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "out");
+
+    diff_edit_params p;
+    diff_edit_params_default(&p);
+    diff_edit_buffer in = image_new(8, 8, DIFF_EDIT_RGB8), out = image_new(8, 8, DIFF_EDIT_RGB8);
+    EXPECT_ERR(diff_edit_image(NULL, &p, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "ctx");
+    EXPECT_ERR(diff_edit_video(NULL, &p, &in, 1, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "ctx");
+    CHECK(pixels_untouched(&out));
+    image_free(&in); image_free(&out);
+
+    diff_edit_model_free(NULL);
+    diff_edit_ctx_free(NULL);
+    diff_edit_cancel(NULL);
+}
+
+/* The thread's last error is per thread. */
+static void *other_thread_error(void *arg) {
+    const char **seen = (const char **)arg;
+    diff_edit_model *m = NULL;
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.n_threads = -7;
+    diff_edit_model_load(&mp, &m);
+    seen[0] = strstr(diff_edit_last_error(NULL), "n_threads") ? "n_threads" : "other";
+    return NULL;
+}
+
+static void test_thread_local_errors(void) {
+    diff_edit_model *m = NULL;
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.device = -2;
+    diff_edit_model_load(&mp, &m);
+    CHECK(strstr(diff_edit_last_error(NULL), "device") != NULL);
+    const char *seen[1] = {NULL};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, other_thread_error, seen) == 0);
+    pthread_join(t, NULL);
+    CHECK(seen[0] != NULL && strcmp(seen[0], "n_threads") == 0);
+    /* This thread's message is unchanged by the other thread's failure. */
+    CHECK(strstr(diff_edit_last_error(NULL), "device") != NULL);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Tests with a model
+ * ---------------------------------------------------------------------------------------------- */
+
+static const char *g_model_path = NULL;
+static uint32_t g_w = 40, g_h = 24;   /* odd, non-multiple-of-8 sizes exercise pad-and-crop */
+enum { STEPS = 4 };
+
+static void base_params(diff_edit_params *p) {
+    diff_edit_params_default(p);
+    p->method = DIFF_EDIT_METHOD_SDEDIT;
+    p->prompt = "a red square on a blue background";
+    p->steps = STEPS;
+    p->strength = 1.0f;
+    p->guidance = 5.0f;
+    p->seed = 1234;
+}
+
+static int g_log_calls = 0;
+static void log_cb(void *user, int level, const char *message) {
+    (void)level;
+    CHECK(user == (void *)&g_log_calls && message != NULL);
+    g_log_calls++;
+}
+
+static diff_edit_model *load_model(void) {
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.path = g_model_path;
+    mp.backend = "cpu";
+    mp.n_threads = 2;
+    mp.log = log_cb;
+    mp.log_user = &g_log_calls;
+    diff_edit_model *m = NULL;
+    diff_edit_status st = diff_edit_model_load(&mp, &m);
+    if (st != DIFF_EDIT_OK) {
+        fprintf(stderr, "FAIL: cannot load model %s: %s: %s\n", g_model_path ? g_model_path : "(default)",
+                diff_edit_status_string(st), diff_edit_last_error(NULL));
+        g_failures++;
+        return NULL;
+    }
+    CHECK(m != NULL);
+    return m;
+}
+
+static void test_image_errors(diff_edit_ctx *ctx) {
+    diff_edit_params p;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), out = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 1);
+    base_params(&p);
+
+#define IMG_ERR(want, field) do { \
+        EXPECT_ERR(diff_edit_image(ctx, &p, &in, &out), (want), ctx, (field)); \
+        CHECK(pixels_untouched(&out) && padding_intact(&out)); \
+        base_params(&p); \
+    } while (0)
+
+    EXPECT_ERR(diff_edit_image(ctx, NULL, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "params");
+    EXPECT_ERR(diff_edit_image(ctx, &p, NULL, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input");
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, NULL), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "output");
+
+    p.struct_size = 0; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "struct_size");
+    p.struct_size = 10; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "struct_size");
+    {
+        struct { diff_edit_params p; uint32_t future[4]; } big;
+        memset(&big, 0, sizeof big);
+        base_params(&big.p);
+        big.p.struct_size = sizeof big;
+        big.future[3] = 9;
+        EXPECT_ERR(diff_edit_image(ctx, &big.p, &in, &out), DIFF_EDIT_ERR_UNSUPPORTED, ctx, "struct_size");
+        CHECK(pixels_untouched(&out));
+    }
+    p.method = (diff_edit_method)5; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
+    p.method = (diff_edit_method)-1; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
+    p.prompt = NULL; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "prompt");
+    p.prompt = "caf\xc3"; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "prompt");
+    p.negative_prompt = "\xff"; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "negative_prompt");
+    p.method = DIFF_EDIT_METHOD_P2P; p.source_prompt = NULL; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "source_prompt");
+    p.guidance = NAN; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
+    p.guidance = INFINITY; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
+    p.guidance = -1.0f; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
+    p.guidance = 1000.0f; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
+    p.image_guidance = NAN; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "image_guidance");
+    p.image_guidance = -INFINITY; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "image_guidance");
+    p.strength = NAN; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "strength");
+    p.strength = 1.5f; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "strength");
+    p.strength = -0.25f; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "strength");
+    p.steps = DIFF_EDIT_MAX_STEPS + 1; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "steps");
+
+    /* Input buffer fields. */
+    diff_edit_buffer bad = in;
+    bad.width = 0;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->width");
+    bad = in; bad.height = 0;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->height");
+    bad = in; bad.width = DIFF_EDIT_MAX_DIMENSION + 1;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->width");
+    bad = in; bad.height = 0xFFFFFFFFu;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->height");
+    bad = in; bad.stride = in.width * 3 - 1;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->stride");
+    bad = in; bad.format = DIFF_EDIT_RGBA8; /* stride = 3w+7 < 4w for w = 40 */
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->stride");
+    bad = in; bad.format = (diff_edit_pixel_format)9;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->format");
+    bad = in; bad.data = NULL;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &bad, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "input->data");
+    CHECK(pixels_untouched(&out));
+
+    /* Output buffer fields. */
+    bad = out; bad.width = g_w + 1;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &bad), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "output");
+    bad = out; bad.height = g_h - 1;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &bad), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "output");
+    bad = out; bad.stride = 5;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &bad), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "output->stride");
+    bad = out; bad.data = NULL;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &bad), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "output->data");
+    bad = out; bad.format = (diff_edit_pixel_format)77;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &bad), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "output->format");
+    CHECK(pixels_untouched(&out) && padding_intact(&out));
+
+    /* Masks: GRAY8, the input's size. */
+    diff_edit_buffer mask = image_new(g_w, g_h, DIFF_EDIT_GRAY8), mask_rgb = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    diff_edit_buffer mask_small = image_new(g_w / 2, g_h, DIFF_EDIT_GRAY8);
+    image_fill(&mask, 3);
+    p.mask = &mask_rgb; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "mask->format");
+    p.mask = &mask_small; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->mask");
+    bad = mask; bad.stride = 1;
+    p.mask = &bad; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->mask->stride");
+    p.mask_out = &mask_rgb; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "mask_out->format");
+    p.mask_out = &mask_small; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->mask_out");
+    CHECK(pixels_untouched(&mask_small) && pixels_untouched(&mask_rgb));
+
+    /* INSTRUCT needs an instruct checkpoint (the fixture is not one). */
+    p.method = DIFF_EDIT_METHOD_INSTRUCT; IMG_ERR(DIFF_EDIT_ERR_UNSUPPORTED, "INSTRUCT");
+
+    /* The context's and the thread's messages agree after a failure. */
+    p.strength = 2.0f;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "strength");
+    CHECK(strcmp(diff_edit_last_error(ctx), diff_edit_last_error(NULL)) == 0);
+#undef IMG_ERR
+    image_free(&mask); image_free(&mask_rgb); image_free(&mask_small);
+    image_free(&in); image_free(&out);
+}
+
+static void test_video_errors(diff_edit_ctx *ctx) {
+    diff_edit_params p;
+    base_params(&p);
+    diff_edit_buffer in[3], out[3];
+    for (int i = 0; i < 3; i++) {
+        in[i] = image_new(g_w, g_h, DIFF_EDIT_RGB8); image_fill(&in[i], (uint32_t)i);
+        out[i] = image_new(g_w, g_h, DIFF_EDIT_RGBA8);
+    }
+    EXPECT_ERR(diff_edit_video(ctx, &p, NULL, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "frames_in");
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, 3, NULL), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "frames_out");
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, 0, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "n_frames");
+    EXPECT_ERR(diff_edit_video(ctx, NULL, in, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "params");
+    p.steps = 100000;
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "steps");
+    base_params(&p);
+    uint32_t s = in[1].stride;
+    in[1].stride = 2;
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "frames_in[1]->stride");
+    in[1].stride = s;
+    in[2].width = g_w - 2;
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "frames_in[2]");
+    in[2].width = g_w;
+    out[2].height = g_h + 1;
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "frames_out[2]");
+    out[2].height = g_h;
+    {
+        void *d = out[1].data;
+        out[1].data = NULL;
+        EXPECT_ERR(diff_edit_video(ctx, &p, in, 3, out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "frames_out[1]->data");
+        out[1].data = d;
+    }
+    for (int i = 0; i < 3; i++) CHECK(pixels_untouched(&out[i]) && padding_intact(&out[i]));
+    for (int i = 0; i < 3; i++) { image_free(&in[i]); image_free(&out[i]); }
+}
+
+/* Progress recorder. */
+typedef struct {
+    uint32_t calls, last_step, last_steps, last_frame, last_frames, max_frame;
+    uint32_t cancel_at;         /* return false at this call (0 = never) */
+    int cancel_via_api;         /* call diff_edit_cancel instead of returning false */
+    diff_edit_ctx *ctx;
+} progress_rec;
+
+static bool progress_cb(void *user, uint32_t step, uint32_t steps, uint32_t frame, uint32_t frames) {
+    progress_rec *r = (progress_rec *)user;
+    r->calls++;
+    r->last_step = step; r->last_steps = steps; r->last_frame = frame; r->last_frames = frames;
+    if (frame > r->max_frame) r->max_frame = frame;
+    if (r->cancel_at && r->calls == r->cancel_at) {
+        if (r->cancel_via_api) { diff_edit_cancel(r->ctx); return true; }
+        return false;
+    }
+    return true;
+}
+
+static void test_image_success(diff_edit_ctx *ctx) {
+    diff_edit_params p;
+    base_params(&p);
+    progress_rec rec;
+    memset(&rec, 0, sizeof rec);
+    p.progress = progress_cb;
+    p.progress_user = &rec;
+
+    /* RGBA in, RGBA out: alpha copied unchanged, padding untouched. */
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGBA8), out = image_new(g_w, g_h, DIFF_EDIT_RGBA8);
+    image_fill(&in, 5);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    CHECK(padding_intact(&out) && padding_intact(&in));
+    int alpha_ok = 1, changed = 0;
+    for (uint32_t y = 0; y < g_h; y++) {
+        const uint8_t *a = (const uint8_t *)in.data + (size_t)y * in.stride;
+        const uint8_t *b = (const uint8_t *)out.data + (size_t)y * out.stride;
+        for (uint32_t x = 0; x < g_w; x++) {
+            if (a[x * 4 + 3] != b[x * 4 + 3]) alpha_ok = 0;
+            if (memcmp(a + x * 4, b + x * 4, 3) != 0) changed = 1;
+        }
+    }
+    CHECK(alpha_ok);
+    CHECK(changed); /* the edit did something */
+    CHECK(rec.calls >= 1 && rec.last_frames == 1 && rec.last_frame == 0 && rec.last_step == rec.last_steps);
+
+    /* Same seed, same input: bit-identical. */
+    diff_edit_buffer out2 = image_new(g_w, g_h, DIFF_EDIT_RGBA8);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out2), ctx);
+    CHECK(pixels_equal(&out, &out2));
+
+    /* BGRA out of RGBA in: same colours, swapped; GRAY8 out; RGB8 out. */
+    diff_edit_buffer bgra = image_new(g_w, g_h, DIFF_EDIT_BGRA8), gray = image_new(g_w, g_h, DIFF_EDIT_GRAY8);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &bgra), ctx);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &gray), ctx);
+    CHECK(padding_intact(&bgra) && padding_intact(&gray));
+    int swap_ok = 1, gray_ok = 1;
+    for (uint32_t y = 0; y < g_h; y++) {
+        const uint8_t *a = (const uint8_t *)out.data + (size_t)y * out.stride;
+        const uint8_t *b = (const uint8_t *)bgra.data + (size_t)y * bgra.stride;
+        const uint8_t *g = (const uint8_t *)gray.data + (size_t)y * gray.stride;
+        for (uint32_t x = 0; x < g_w; x++) {
+            if (a[x * 4] != b[x * 4 + 2] || a[x * 4 + 1] != b[x * 4 + 1] || a[x * 4 + 2] != b[x * 4] ||
+                a[x * 4 + 3] != b[x * 4 + 3]) swap_ok = 0;
+            int l = (299 * a[x * 4] + 587 * a[x * 4 + 1] + 114 * a[x * 4 + 2] + 500) / 1000;
+            if (g[x] != l) gray_ok = 0;
+        }
+    }
+    CHECK(swap_ok);
+    CHECK(gray_ok);
+
+    /* In place (output is the input). */
+    diff_edit_buffer inplace = image_new(g_w, g_h, DIFF_EDIT_RGBA8);
+    image_fill(&inplace, 5);
+    EXPECT_OK(diff_edit_image(ctx, &p, &inplace, &inplace), ctx);
+    CHECK(pixels_equal(&inplace, &out) && padding_intact(&inplace));
+
+    /* A struct from a newer header with a zero tail works like the known part. */
+    struct { diff_edit_params p; uint64_t future[3]; } big;
+    memset(&big, 0, sizeof big);
+    big.p = p;
+    big.p.struct_size = sizeof big;
+    image_reset(&out2);
+    EXPECT_OK(diff_edit_image(ctx, &big.p, &in, &out2), ctx);
+    CHECK(pixels_equal(&out, &out2));
+
+    /* An older, shorter struct (ending before `mask`): the rest takes defaults. */
+    diff_edit_params older = p;
+    older.struct_size = (uint32_t)offsetof(diff_edit_params, mask);
+    diff_edit_buffer junk = image_new(3, 3, DIFF_EDIT_RGB8);
+    older.mask = &junk; /* beyond struct_size: must not be read (it would be invalid) */
+    older.mask_out = &junk;
+    EXPECT_OK(diff_edit_image(ctx, &older, &in, &out2), ctx);
+    CHECK(pixels_equal(&out, &out2));
+    CHECK(pixels_untouched(&junk));
+    image_free(&junk);
+
+    /* Odd size (pad-and-crop inside the library). */
+    {
+        uint32_t w = g_valgrind ? 13 : 33, h = g_valgrind ? 9 : 17;
+        diff_edit_buffer oi = image_new(w, h, DIFF_EDIT_BGR8), oo = image_new(w, h, DIFF_EDIT_BGR8);
+        image_fill(&oi, 9);
+        EXPECT_OK(diff_edit_image(ctx, &p, &oi, &oo), ctx);
+        CHECK(padding_intact(&oo) && !pixels_untouched(&oo));
+        image_free(&oi); image_free(&oo);
+    }
+
+    /* Mask: where it is 0 the output keeps the input; mask_out receives the mask used. */
+    {
+        diff_edit_buffer mask = image_new(g_w, g_h, DIFF_EDIT_GRAY8), mask_out = image_new(g_w, g_h, DIFF_EDIT_GRAY8);
+        for (uint32_t y = 0; y < g_h; y++)
+            memset((uint8_t *)mask.data + (size_t)y * mask.stride, 0, g_w),
+            memset((uint8_t *)mask.data + (size_t)y * mask.stride, 255, g_w / 2);
+        diff_edit_params mp = p;
+        mp.mask = &mask;
+        mp.mask_out = &mask_out;
+        image_reset(&out2);
+        EXPECT_OK(diff_edit_image(ctx, &mp, &in, &out2), ctx);
+        int keep_ok = 1, mask_ok = 1;
+        for (uint32_t y = 0; y < g_h; y++) {
+            const uint8_t *a = (const uint8_t *)in.data + (size_t)y * in.stride;
+            const uint8_t *b = (const uint8_t *)out2.data + (size_t)y * out2.stride;
+            const uint8_t *mo = (const uint8_t *)mask_out.data + (size_t)y * mask_out.stride;
+            for (uint32_t x = g_w / 2; x < g_w; x++) {
+                if (memcmp(a + x * 4, b + x * 4, 4) != 0) keep_ok = 0;
+                if (mo[x] != 0) mask_ok = 0;
+            }
+        }
+        CHECK(keep_ok);
+        CHECK(mask_ok);
+        CHECK(padding_intact(&mask_out) && padding_intact(&mask));
+
+        /* Without a user mask (SDEDIT edits everything): mask_out is all 255. */
+        mp.mask = NULL;
+        image_reset(&mask_out);
+        EXPECT_OK(diff_edit_image(ctx, &mp, &in, &out2), ctx);
+        int full = 1;
+        for (uint32_t y = 0; y < g_h; y++)
+            for (uint32_t x = 0; x < g_w; x++)
+                if (((const uint8_t *)mask_out.data)[(size_t)y * mask_out.stride + x] != 255) full = 0;
+        CHECK(full);
+        CHECK(padding_intact(&mask_out));
+        image_free(&mask); image_free(&mask_out);
+    }
+
+    /* Every method either works or says it is unsupported, never crashes. */
+    {
+        static const diff_edit_method methods[] = {DIFF_EDIT_METHOD_AUTO, DIFF_EDIT_METHOD_SDEDIT,
+                                                   DIFF_EDIT_METHOD_DDIM, DIFF_EDIT_METHOD_P2P};
+        for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+            diff_edit_params q = p;
+            q.method = methods[i];
+            q.source_prompt = "a blue square on a red background";
+            image_reset(&out2);
+            diff_edit_status st = diff_edit_image(ctx, &q, &in, &out2);
+            CHECK(st == DIFF_EDIT_OK || st == DIFF_EDIT_ERR_UNSUPPORTED);
+            if (st == DIFF_EDIT_OK) CHECK(padding_intact(&out2) && !pixels_untouched(&out2));
+            else {
+                CHECK(diff_edit_last_error(ctx)[0] != '\0' && pixels_untouched(&out2));
+                fprintf(stderr, "note: method %d unsupported: %s\n", (int)methods[i], diff_edit_last_error(ctx));
+            }
+        }
+    }
+
+    image_free(&in); image_free(&out); image_free(&out2); image_free(&bgra); image_free(&gray);
+    image_free(&inplace);
+}
+
+static void test_cancel_from_callback(diff_edit_ctx *ctx) {
+    diff_edit_params p;
+    base_params(&p);
+    progress_rec rec;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), out = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 2);
+    p.progress = progress_cb;
+    p.progress_user = &rec;
+
+    for (int via_api = 0; via_api < 2; via_api++) {
+        memset(&rec, 0, sizeof rec);
+        rec.cancel_at = 1;
+        rec.cancel_via_api = via_api;
+        rec.ctx = ctx;
+        EXPECT_ERR(diff_edit_image(ctx, &p, &in, &out), DIFF_EDIT_CANCELLED, ctx, "cancel");
+        CHECK(rec.calls == 1); /* the step after a cancel never reaches the callback */
+        CHECK(pixels_untouched(&out));
+        /* Still usable afterwards, and a cancel does not leak into the next call. */
+        memset(&rec, 0, sizeof rec);
+        EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+        CHECK(rec.calls >= 1 && !pixels_untouched(&out));
+        image_reset(&out);
+    }
+    /* A cancel with no call running does nothing. */
+    diff_edit_cancel(ctx);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    image_free(&in); image_free(&out);
+}
+
+/* Another thread waits for the first progress report, then acts (cancel, or a second call). */
+typedef struct {
+    diff_edit_ctx *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, acted;
+    int action; /* 0 = cancel, 1 = a concurrent diff_edit_image on the same ctx */
+    diff_edit_status second_status;
+    int second_msg_ok;
+    diff_edit_buffer *in, *out;
+} sync_state;
+
+static bool sync_progress(void *user, uint32_t step, uint32_t steps, uint32_t frame, uint32_t frames) {
+    (void)step; (void)steps; (void)frame; (void)frames;
+    sync_state *s = (sync_state *)user;
+    pthread_mutex_lock(&s->mu);
+    if (!s->started) {
+        s->started = 1;
+        pthread_cond_broadcast(&s->cv);
+        while (!s->acted) pthread_cond_wait(&s->cv, &s->mu);   /* hold the call open until acted */
+    }
+    pthread_mutex_unlock(&s->mu);
+    return true;
+}
+
+static void *sync_actor(void *arg) {
+    sync_state *s = (sync_state *)arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->started) pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (s->action == 0) {
+        diff_edit_cancel(s->ctx);
+    } else {
+        diff_edit_params p;
+        base_params(&p);
+        s->second_status = diff_edit_image(s->ctx, &p, s->in, s->out);
+        s->second_msg_ok = strstr(diff_edit_last_error(NULL), "busy") != NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->acted = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void run_with_actor(diff_edit_ctx *ctx, int action, diff_edit_status *first, sync_state *s,
+                           diff_edit_buffer *in, diff_edit_buffer *out, diff_edit_buffer *out_second) {
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx; s->action = action; s->in = in; s->out = out_second;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, sync_actor, s) == 0);
+    diff_edit_params p;
+    base_params(&p);
+    p.progress = sync_progress;
+    p.progress_user = s;
+    *first = diff_edit_image(ctx, &p, in, out);
+    pthread_join(t, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+}
+
+static void test_cancel_from_thread_and_busy(diff_edit_ctx *ctx) {
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), out = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    diff_edit_buffer out_second = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 4);
+    sync_state s;
+    diff_edit_status st;
+
+    run_with_actor(ctx, 0, &st, &s, &in, &out, &out_second);
+    CHECK(st == DIFF_EDIT_CANCELLED);
+    CHECK(strstr(diff_edit_last_error(ctx), "cancel") != NULL);
+    CHECK(pixels_untouched(&out));
+
+    /* Usable after the cancel. */
+    diff_edit_params p;
+    base_params(&p);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+
+    /* BUSY: a second call while the first runs. The first one then completes normally. */
+    image_reset(&out);
+    run_with_actor(ctx, 1, &st, &s, &in, &out, &out_second);
+    CHECK(s.second_status == DIFF_EDIT_ERR_BUSY);
+    CHECK(s.second_msg_ok);
+    CHECK(pixels_untouched(&out_second));
+    EXPECT_OK(st, ctx);
+    CHECK(!pixels_untouched(&out));
+    image_free(&in); image_free(&out); image_free(&out_second);
+}
+
+/* Two contexts over one model in two threads: both succeed and match a sequential run. */
+typedef struct {
+    diff_edit_ctx *ctx;
+    diff_edit_buffer *in, *out;
+    diff_edit_status st;
+} par_job;
+
+static void *par_run(void *arg) {
+    par_job *j = (par_job *)arg;
+    diff_edit_params p;
+    base_params(&p);
+    j->st = diff_edit_image(j->ctx, &p, j->in, j->out);
+    return NULL;
+}
+
+static void test_two_contexts(diff_edit_model *model, diff_edit_ctx *ctx1) {
+    diff_edit_ctx *ctx2 = NULL;
+    EXPECT_OK(diff_edit_ctx_create(model, &ctx2), NULL);
+    if (!ctx2) return;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), ref = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    diff_edit_buffer o1 = image_new(g_w, g_h, DIFF_EDIT_RGB8), o2 = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 8);
+    diff_edit_params p;
+    base_params(&p);
+    EXPECT_OK(diff_edit_image(ctx1, &p, &in, &ref), ctx1);
+
+    par_job j1 = {ctx1, &in, &o1, DIFF_EDIT_ERR_BACKEND}, j2 = {ctx2, &in, &o2, DIFF_EDIT_ERR_BACKEND};
+    pthread_t t1, t2;
+    CHECK(pthread_create(&t1, NULL, par_run, &j1) == 0);
+    CHECK(pthread_create(&t2, NULL, par_run, &j2) == 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    EXPECT_OK(j1.st, ctx1);
+    EXPECT_OK(j2.st, ctx2);
+    CHECK(pixels_equal(&o1, &ref));
+    CHECK(pixels_equal(&o2, &ref));
+    diff_edit_ctx_free(ctx2);
+    image_free(&in); image_free(&ref); image_free(&o1); image_free(&o2);
+}
+
+static void test_video_success(diff_edit_ctx *ctx) {
+    enum { N = 3 };
+    diff_edit_buffer in[N], out[N], single = image_new(g_w, g_h, DIFF_EDIT_RGBA8);
+    for (int i = 0; i < N; i++) {
+        in[i] = image_new(g_w, g_h, DIFF_EDIT_RGBA8); image_fill(&in[i], 20 + (uint32_t)i);
+        out[i] = image_new(g_w, g_h, DIFF_EDIT_RGBA8);
+    }
+    diff_edit_params p;
+    base_params(&p);
+    progress_rec rec;
+    memset(&rec, 0, sizeof rec);
+    p.progress = progress_cb;
+    p.progress_user = &rec;
+    EXPECT_OK(diff_edit_video(ctx, &p, in, N, out), ctx);
+    CHECK(rec.last_frames == N && rec.max_frame == N - 1 && rec.last_frame == N - 1);
+    /* Frame by frame with one seed: each frame equals diff_edit_image of that frame. */
+    for (int i = 0; i < N; i++) {
+        CHECK(padding_intact(&out[i]));
+        image_reset(&single);
+        p.progress = NULL;
+        EXPECT_OK(diff_edit_image(ctx, &p, &in[i], &single), ctx);
+        CHECK(pixels_equal(&single, &out[i]));
+    }
+    /* Cancel in frame 1: frame 0 written, frames 1.. untouched. */
+    for (int i = 0; i < N; i++) image_reset(&out[i]);
+    memset(&rec, 0, sizeof rec);
+    p.progress = progress_cb;
+    rec.cancel_at = 0;
+    {
+        /* Find the number of progress calls per frame from the run above, cancel at the first of frame 1. */
+        progress_rec count;
+        memset(&count, 0, sizeof count);
+        diff_edit_params q = p;
+        q.progress_user = &count;
+        EXPECT_OK(diff_edit_image(ctx, &q, &in[0], &single), ctx);
+        rec.cancel_at = count.calls + 1;
+    }
+    EXPECT_ERR(diff_edit_video(ctx, &p, in, N, out), DIFF_EDIT_CANCELLED, ctx, "cancel");
+    CHECK(!pixels_untouched(&out[0]));
+    CHECK(pixels_untouched(&out[1]) && pixels_untouched(&out[2]));
+    for (int i = 0; i < N; i++) { image_free(&in[i]); image_free(&out[i]); }
+    image_free(&single);
+}
+
+static void test_model_outlives_handle(void) {
+    diff_edit_model *m = load_model();
+    if (!m) return;
+    diff_edit_ctx *c = NULL;
+    EXPECT_OK(diff_edit_ctx_create(m, &c), NULL);
+    diff_edit_model_free(m);  /* the context keeps the weights alive */
+    if (!c) return;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_GRAY8), out = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 6);
+    diff_edit_params p;
+    base_params(&p);
+    EXPECT_OK(diff_edit_image(c, &p, &in, &out), c);
+    CHECK(padding_intact(&out) && !pixels_untouched(&out));
+    diff_edit_ctx_free(c);
+    image_free(&in); image_free(&out);
+}
+
+int main(int argc, char **argv) {
+    int no_model = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--valgrind") == 0) g_valgrind = 1;
+        else if (strcmp(argv[i], "--no-model") == 0) no_model = 1;
+        else g_model_path = argv[i];
+    }
+    if (g_valgrind) { g_w = 24; g_h = 16; }
+
+    test_versions_and_strings();
+    test_defaults();
+    test_model_load_errors();
+    test_null_handles();
+    test_thread_local_errors();
+    printf("test_cabi: model-free tests: %d checks, %d failures\n", g_checks, g_failures);
+
+    if (!no_model) {
+        diff_edit_model *model = load_model();
+        if (model) {
+            CHECK(g_log_calls >= 1);
+            diff_edit_ctx *ctx = NULL;
+            CHECK(diff_edit_ctx_create(model, NULL) == DIFF_EDIT_ERR_INVALID_ARGUMENT);
+            EXPECT_OK(diff_edit_ctx_create(model, &ctx), NULL);
+            if (ctx) {
+                CHECK(diff_edit_last_error(ctx) != NULL && diff_edit_last_error(ctx)[0] == '\0');
+                test_image_errors(ctx);
+                test_video_errors(ctx);
+                test_image_success(ctx);
+                test_cancel_from_callback(ctx);
+                test_cancel_from_thread_and_busy(ctx);
+                test_two_contexts(model, ctx);
+                test_video_success(ctx);
+                diff_edit_ctx_free(ctx);
+            }
+            diff_edit_model_free(model);
+            test_model_outlives_handle();
+        }
+    } else {
+        printf("test_cabi: --no-model: success-path tests not run\n");
+    }
+    printf("test_cabi: %d checks, %d failures\n", g_checks, g_failures);
+    return g_failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,366 @@
+/*
+ * diffedit.h — the stable C ABI of libdiffedit (text-guided image and video editing with diffusion
+ * models of the Stable Diffusion 1.x/2.x family).
+ *
+ * ABI version 1. C99. Link with `pkg-config --cflags --libs diffedit` (-ldiffedit). The library is
+ * libdiffedit.so.0 (SONAME); it carries its own Swift runtime, so a C host needs no Swift installed.
+ * Only symbols named diff_edit_* are exported.
+ *
+ * Stability rules
+ *   - Names, enum values and struct layouts below are append-only: an enum value is never reused, a
+ *     struct only ever gains fields at its end, a function never changes its signature.
+ *   - Extensible structs (diff_edit_model_params, diff_edit_params) start with `struct_size`, which
+ *     the caller sets to sizeof(the struct it was compiled against) — the *_default() functions do
+ *     that. The library reads min(struct_size, sizeof(its own struct)) bytes and uses defaults for
+ *     fields it did not read. struct_size == 0 is DIFF_EDIT_ERR_INVALID_ARGUMENT. A struct_size
+ *     larger than the library knows is accepted only when every byte past the known part is zero;
+ *     otherwise the call returns DIFF_EDIT_ERR_UNSUPPORTED (the rule of Linux's openat2/clone3), so a
+ *     newer caller asking for a feature this library lacks gets an error, never a silent ignore.
+ *
+ * Errors
+ *   Every failing call returns a diff_edit_status and records a message that names the argument or
+ *   field at fault (for example "params->strength is NaN"). diff_edit_last_error(ctx) returns the
+ *   last message on a context, diff_edit_last_error(NULL) the last one on the calling thread (every
+ *   failure is recorded there too, including failed loads and calls with a NULL context).
+ *   The library never aborts or exits the process on bad input.
+ *
+ * Memory
+ *   The caller owns all pixel memory (inputs and outputs are caller-allocated). The library owns
+ *   models, contexts and the strings it returns; strings are never to be freed by the caller.
+ *
+ * Threads
+ *   A context runs one call at a time: a second call on a context while one is running returns
+ *   DIFF_EDIT_ERR_BUSY at once. Different contexts — over one shared model or not — run in parallel.
+ *   Nothing is process-global. diff_edit_cancel is safe from any thread and from inside callbacks.
+ *   Callbacks (progress, log) run on the thread that made the call.
+ */
+#ifndef DIFFEDIT_H
+#define DIFFEDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The one export macro. The library is built with -fvisibility=hidden and a version script that
+ * exports only diff_edit_*; DIFF_EDIT_API marks the public declarations. */
+#if defined(_WIN32)
+#  if defined(DIFF_EDIT_BUILD)
+#    define DIFF_EDIT_API __declspec(dllexport)
+#  else
+#    define DIFF_EDIT_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define DIFF_EDIT_API __attribute__((visibility("default")))
+#else
+#  define DIFF_EDIT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Versions
+ * ---------------------------------------------------------------------------------------------- */
+
+/** The ABI version this header describes. Compare it with diff_edit_abi_version() at run time. */
+#define DIFF_EDIT_ABI_VERSION 1
+
+/** Largest width and height, in pixels, of any image, frame or mask the library accepts. */
+#define DIFF_EDIT_MAX_DIMENSION 16384u
+
+/** Largest `steps` value in diff_edit_params. */
+#define DIFF_EDIT_MAX_STEPS 1000u
+
+/** Largest `guidance` and `image_guidance` values in diff_edit_params. */
+#define DIFF_EDIT_MAX_GUIDANCE 100.0f
+
+/**
+ * The ABI version of the loaded library (DIFF_EDIT_ABI_VERSION of the header it was built from).
+ * A host built against version N works with any library reporting N.
+ * Never fails. Thread-safe.
+ */
+DIFF_EDIT_API uint32_t diff_edit_abi_version(void);
+
+/**
+ * The library's version as a static string, e.g. "0.1.0". Owned by the library, valid for the life
+ * of the process, never NULL. Never fails. Thread-safe.
+ */
+DIFF_EDIT_API const char *diff_edit_version(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ---------------------------------------------------------------------------------------------- */
+
+/** Result of every call that can fail. Values are explicit and never reused. */
+typedef enum diff_edit_status {
+    DIFF_EDIT_OK = 0,                      /**< success */
+    DIFF_EDIT_CANCELLED = 1,               /**< stopped by diff_edit_cancel or a progress callback
+                                                returning false; outputs are left unwritten */
+    DIFF_EDIT_ERR_INVALID_ARGUMENT = -1,   /**< a NULL pointer, bad size, stride, format, value */
+    DIFF_EDIT_ERR_UNSUPPORTED = -2,        /**< valid request this library or model cannot do
+                                                (method, model type, unknown non-zero struct tail) */
+    DIFF_EDIT_ERR_OUT_OF_MEMORY = -3,      /**< an allocation failed */
+    DIFF_EDIT_ERR_BACKEND = -4,            /**< the compute backend failed (e.g. CUDA requested
+                                                but unusable) */
+    DIFF_EDIT_ERR_IO = -5,                 /**< a file could not be found or read */
+    DIFF_EDIT_ERR_MODEL = -6,              /**< model files are malformed or inconsistent */
+    DIFF_EDIT_ERR_BUSY = -7                /**< the context is running another call */
+} diff_edit_status;
+
+/**
+ * A short static English name of a status, e.g. "invalid argument". Unknown values give
+ * "unknown status". Owned by the library, never NULL, valid for the life of the process.
+ * Never fails. Thread-safe.
+ */
+DIFF_EDIT_API const char *diff_edit_status_string(diff_edit_status status);
+
+typedef struct diff_edit_ctx diff_edit_ctx;     /**< one editing session over a model (opaque) */
+typedef struct diff_edit_model diff_edit_model; /**< loaded weights, shareable (opaque) */
+
+/**
+ * The message of the last failure.
+ *   ctx != NULL: the last failure of a call on that context (any status other than DIFF_EDIT_OK).
+ *                DIFF_EDIT_ERR_BUSY is the exception: the running call owns the context, so BUSY is
+ *                recorded only for the calling thread.
+ *   ctx == NULL: the last failure of any call made on the calling thread (covers failed loads and
+ *                calls made with a NULL context).
+ * Returns "" when nothing failed yet; never NULL. The string is owned by the library and stays valid
+ * until the next failing call on the same context (ctx != NULL) or thread (ctx == NULL), or until the
+ * context is freed. Messages name the argument or field at fault, e.g. "input->stride (12) is smaller
+ * than width * 3 (15)". A successful call does not clear the message.
+ * Thread rules: for ctx != NULL, do not call it while another thread runs a call on that context.
+ */
+DIFF_EDIT_API const char *diff_edit_last_error(const diff_edit_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------------
+ * Pixel buffers
+ * ---------------------------------------------------------------------------------------------- */
+
+/** Interleaved 8-bit pixel layouts. Bytes per pixel: 3, 4, 3, 4, 1. */
+typedef enum diff_edit_pixel_format {
+    DIFF_EDIT_RGB8 = 0,
+    DIFF_EDIT_RGBA8 = 1,   /**< alpha is copied from input to output unchanged */
+    DIFF_EDIT_BGR8 = 2,
+    DIFF_EDIT_BGRA8 = 3,   /**< alpha is copied from input to output unchanged */
+    DIFF_EDIT_GRAY8 = 4    /**< also the format of masks: 255 = edit, 0 = keep */
+} diff_edit_pixel_format;
+
+/**
+ * A caller-owned image. `stride` is the number of bytes from one row to the next and must be at
+ * least width * bytes-per-pixel; bytes past width * bytes-per-pixel in a row are never read or
+ * written. width and height are 1..DIFF_EDIT_MAX_DIMENSION. `data` must hold stride * (height - 1)
+ * + width * bytes-per-pixel bytes.
+ * Outputs have the input's width and height, any format: colour is converted (GRAY8 output gets
+ * ITU-R BT.601 luma); alpha of an RGBA8/BGRA8 input is copied unchanged to an RGBA8/BGRA8 output, and
+ * an output with alpha from an input without alpha gets 255. An output may be the very same memory
+ * as its input (same data, stride and format): the input is fully read before the output is written.
+ */
+typedef struct diff_edit_buffer {
+    uint32_t width;
+    uint32_t height;
+    uint32_t stride;
+    diff_edit_pixel_format format;
+    void *data;
+} diff_edit_buffer;
+
+/* ------------------------------------------------------------------------------------------------
+ * Callbacks
+ * ---------------------------------------------------------------------------------------------- */
+
+/** Log levels passed to diff_edit_log_fn. */
+#define DIFF_EDIT_LOG_DEBUG 0
+#define DIFF_EDIT_LOG_INFO 1
+#define DIFF_EDIT_LOG_WARN 2
+#define DIFF_EDIT_LOG_ERROR 3
+
+/**
+ * Progress: called on the calling thread after each denoising step (step counts 1..steps within a
+ * frame; frame counts 0..frames-1; frames is 1 for diff_edit_image). Return true to continue, false
+ * to cancel: the call then returns DIFF_EDIT_CANCELLED. It may call diff_edit_cancel, but no other
+ * function on the same context.
+ */
+typedef bool (*diff_edit_progress_fn)(void *user, uint32_t step, uint32_t steps, uint32_t frame,
+                                      uint32_t frames);
+
+/**
+ * Log: called with a level (DIFF_EDIT_LOG_*) and a NUL-terminated message that is valid only during
+ * the call. Used by diff_edit_model_load (e.g. "backend auto: CUDA unusable, using CPU") and by the
+ * contexts of that model. Called on the thread that made the library call.
+ */
+typedef void (*diff_edit_log_fn)(void *user, int level, const char *message);
+
+/* ------------------------------------------------------------------------------------------------
+ * Models
+ * ---------------------------------------------------------------------------------------------- */
+
+/** How to load a model. Extensible struct: see "Stability rules" at the top. */
+typedef struct diff_edit_model_params {
+    uint32_t struct_size;   /**< sizeof(diff_edit_model_params); 0 is invalid */
+    const char *path;       /**< a diffusers folder (model_index.json, unet/, vae/, text_encoder/,
+                                 tokenizer/, scheduler/) or a single-file .safetensors checkpoint;
+                                 NULL or "" = the default model installed with the library
+                                 (PREFIX/share/diffedit/models/toy-sd; the environment variable
+                                 DIFFEDIT_DEFAULT_MODEL overrides where it is looked for) */
+    const char *backend;    /**< "auto" (CUDA when usable, else CPU, with a log line), "cpu" or
+                                 "cuda" (fails with DIFF_EDIT_ERR_BACKEND when unusable);
+                                 NULL = "auto" */
+    int32_t device;         /**< GPU index for cuda/auto, >= 0 */
+    int32_t n_threads;      /**< CPU threads, >= 0; 0 = all cores */
+    diff_edit_log_fn log;   /**< optional log callback, NULL = silent */
+    void *log_user;         /**< passed to log */
+} diff_edit_model_params;
+
+/**
+ * Fills *params with the defaults: struct_size = sizeof(diff_edit_model_params), path NULL (default
+ * model), backend "auto", device 0, n_threads 0, no log callback. NULL params is ignored.
+ * Never fails. Thread-safe.
+ */
+DIFF_EDIT_API void diff_edit_model_params_default(diff_edit_model_params *params);
+
+/**
+ * Loads a model (weights, tokenizer, scheduler config) and sets *out to it.
+ * Ownership: the caller owns *out and releases it with diff_edit_model_free. The library copies
+ * what it needs from params; the strings need not outlive the call. On failure *out is set to NULL
+ * (when out is not NULL) and the message is recorded for the calling thread (diff_edit_last_error(NULL)).
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (params or out NULL, struct_size 0, unknown
+ * backend, negative device or n_threads); DIFF_EDIT_ERR_UNSUPPORTED (non-zero unknown struct tail,
+ * unsupported model architecture); DIFF_EDIT_ERR_IO (path missing or unreadable);
+ * DIFF_EDIT_ERR_MODEL (malformed or inconsistent model files); DIFF_EDIT_ERR_BACKEND ("cuda" asked
+ * but unusable); DIFF_EDIT_ERR_OUT_OF_MEMORY.
+ * Thread-safe: several threads may load models at once.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_model_load(const diff_edit_model_params *params,
+                                                    diff_edit_model **out);
+
+/**
+ * Releases the caller's reference to a model. Contexts created from it keep the weights alive, so
+ * a model may be freed before its contexts; the memory goes when the last of them is freed.
+ * NULL is ignored. Must not be called twice on the same pointer.
+ */
+DIFF_EDIT_API void diff_edit_model_free(diff_edit_model *model);
+
+/* ------------------------------------------------------------------------------------------------
+ * Contexts
+ * ---------------------------------------------------------------------------------------------- */
+
+/**
+ * Creates an editing session over a model and sets *out to it. Any number of contexts may share
+ * one model, and different contexts may run calls in parallel on different threads.
+ * Ownership: the caller owns *out and releases it with diff_edit_ctx_free; the context holds its
+ * own reference to the model. On failure *out is set to NULL (when out is not NULL).
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (model or out NULL);
+ * DIFF_EDIT_ERR_OUT_OF_MEMORY. Messages go to diff_edit_last_error(NULL).
+ * Thread-safe.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_ctx_create(diff_edit_model *model, diff_edit_ctx **out);
+
+/**
+ * Frees a context (and its last-error string). NULL is ignored. Must not be called while a call on
+ * the context is running, nor twice on the same pointer.
+ */
+DIFF_EDIT_API void diff_edit_ctx_free(diff_edit_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------------
+ * Editing
+ * ---------------------------------------------------------------------------------------------- */
+
+/** Editing methods. */
+typedef enum diff_edit_method {
+    DIFF_EDIT_METHOD_AUTO = 0,     /**< INSTRUCT for an instruct checkpoint (8-channel UNet input),
+                                        else P2P when source_prompt is set, else SDEDIT */
+    DIFF_EDIT_METHOD_SDEDIT = 1,   /**< noise to `strength`, denoise with `prompt` (SDEdit) */
+    DIFF_EDIT_METHOD_DDIM = 2,     /**< DDIM inversion with source_prompt (or ""), regenerate with
+                                        `prompt` */
+    DIFF_EDIT_METHOD_P2P = 3,      /**< Prompt-to-Prompt over a DDIM inversion; needs source_prompt */
+    DIFF_EDIT_METHOD_INSTRUCT = 4  /**< InstructPix2Pix; needs an instruct checkpoint; `prompt` is
+                                        the instruction */
+} diff_edit_method;
+
+/**
+ * What to do. Extensible struct: see "Stability rules" at the top. Zero in guidance,
+ * image_guidance, strength or steps means "the method's default".
+ */
+typedef struct diff_edit_params {
+    uint32_t struct_size;            /**< sizeof(diff_edit_params); 0 is invalid */
+    diff_edit_method method;         /**< one of diff_edit_method */
+    const char *prompt;              /**< required (may be ""): target description, or the
+                                          instruction for INSTRUCT; UTF-8 */
+    const char *source_prompt;       /**< description of the input; required by P2P, optional for
+                                          DDIM, ignored by SDEDIT/INSTRUCT; NULL = none */
+    const char *negative_prompt;     /**< NULL = none */
+    float guidance;                  /**< text classifier-free guidance, 0 (default) or finite in
+                                          (0, DIFF_EDIT_MAX_GUIDANCE] */
+    float image_guidance;            /**< INSTRUCT image guidance, 0 (default) or finite in
+                                          (0, DIFF_EDIT_MAX_GUIDANCE] */
+    float strength;                  /**< SDEDIT noise level, 0 (default) or finite in (0, 1] */
+    uint32_t steps;                  /**< denoising steps, 0 (default) or 1..DIFF_EDIT_MAX_STEPS */
+    uint64_t seed;                   /**< all randomness; same seed + same input = bit-identical
+                                          output on the same machine and backend */
+    const diff_edit_buffer *mask;    /**< optional GRAY8 mask, the input's size: 255 = edit,
+                                          0 = keep; NULL = edit everywhere */
+    diff_edit_buffer *mask_out;      /**< optional GRAY8 buffer, the input's size: receives the mask
+                                          the method used (255 everywhere when it edited the whole
+                                          image); NULL = not wanted */
+    diff_edit_progress_fn progress;  /**< optional, per call */
+    void *progress_user;             /**< passed to progress */
+} diff_edit_params;
+
+/**
+ * Fills *params with the defaults: struct_size = sizeof(diff_edit_params), method AUTO, prompt ""
+ * (a static empty string), no source or negative prompt, guidance/image_guidance/strength/steps 0
+ * (method defaults), seed 0, no mask, no mask_out, no progress callback. NULL params is ignored.
+ * Never fails. Thread-safe.
+ */
+DIFF_EDIT_API void diff_edit_params_default(diff_edit_params *params);
+
+/**
+ * Edits one image: reads `input`, writes `output` (caller-allocated, the input's width and height,
+ * any format). Any size from 1x1 to DIFF_EDIT_MAX_DIMENSION: the library resizes/pads to what the
+ * model needs and back. Alpha is passed through (see diff_edit_buffer). Stride padding is never
+ * written. With params->mask, pixels where the mask is 0 keep the input's colour.
+ * Every argument is checked before anything is read or written; on any status other than
+ * DIFF_EDIT_OK, output and mask_out are left untouched.
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_CANCELLED; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx, params, input
+ * or output; bad struct_size, method, buffer size, stride, format or data; output or mask size
+ * different from the input; NaN, infinite or out-of-range guidance, image_guidance, strength or
+ * steps; NULL prompt; P2P without source_prompt); DIFF_EDIT_ERR_UNSUPPORTED (method not available
+ * for this model, non-zero unknown struct tail); DIFF_EDIT_ERR_OUT_OF_MEMORY; DIFF_EDIT_ERR_BACKEND;
+ * DIFF_EDIT_ERR_BUSY (another call is running on ctx).
+ * Thread rules: one call per context at a time; the callback runs on the calling thread.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_image(diff_edit_ctx *ctx, const diff_edit_params *params,
+                                               const diff_edit_buffer *input,
+                                               diff_edit_buffer *output);
+
+/**
+ * Edits a video given as n_frames frames: frames_in[i] -> frames_out[i] (arrays of n_frames
+ * buffers; every frame has the size of frames_in[0]; frames_out[i] has the size of frames_in[i]).
+ * CURRENT BEHAVIOUR: frames are edited one by one with diff_edit_image semantics and the same seed
+ * for every frame (no temporal consistency yet; a video method will replace this without changing
+ * the signature). params->mask applies to every frame; params->mask_out receives the mask of the
+ * last frame. The progress callback reports frame i of n_frames.
+ * All frames are checked before any is edited. On DIFF_EDIT_CANCELLED or an error in frame i, frames
+ * before i are already written and frames from i on are untouched.
+ * Returns what diff_edit_image returns, plus DIFF_EDIT_ERR_INVALID_ARGUMENT for NULL frames_in or
+ * frames_out, n_frames 0, or frames of different sizes (the message names the frame, e.g.
+ * "frames_in[3].stride").
+ * Thread rules: as diff_edit_image.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_video(diff_edit_ctx *ctx, const diff_edit_params *params,
+                                               const diff_edit_buffer *frames_in, uint32_t n_frames,
+                                               diff_edit_buffer *frames_out);
+
+/**
+ * Asks the call running on ctx to stop; it returns DIFF_EDIT_CANCELLED after the current step, and
+ * the context stays usable. Without a running call it does nothing (the next call is not
+ * affected). The one function that is safe from any thread or from inside a callback while a call
+ * on ctx is running. NULL is ignored.
+ */
+DIFF_EDIT_API void diff_edit_cancel(diff_edit_ctx *ctx);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DIFFEDIT_H */
