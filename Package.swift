@@ -30,9 +30,11 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno", "-fvisibility=hidden"])],
             linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("dl"), .linkedLibrary("m")]
         ),
+        // The CLIP BPE merges embedded as a byte array (tools/embed_clip_bpe.py), for checkpoints without tokenizer files.
+        .target(name: "CClipBPE", path: "CSources/CClipBPE"),
         .target(
             name: "DiffEdit",
-            dependencies: ["CDiffKernels", "CPNG", "CJPEG"],
+            dependencies: ["CDiffKernels", "CPNG", "CJPEG", "CClipBPE"],
             path: "Sources/DiffEdit"
         ),
         .target(
