@@ -653,8 +653,13 @@ def make_schedulers(out_dir):
                             cfg["set_alpha_to_one"] = alpha_one
                         if cls_name == "dpmpp-2m":
                             cfg.update(algorithm_type="dpmsolver++", solver_order=2)
-                        s = cls(**cfg)
-                        s.set_timesteps(steps)
+                        s = cls.from_config(cfg)
+                        try:
+                            s.set_timesteps(steps)
+                        except ValueError as e:  # e.g. DDIMInverseScheduler refuses "linspace"
+                            cases.append({"scheduler": cls_name, "class": cls.__name__, "config": cfg,
+                                          "num_inference_steps": steps, "error": str(e)})
+                            continue
                         x = x0 * s.init_noise_sigma
                         scaled, prev = [], []
                         for i, t in enumerate(s.timesteps):
@@ -669,9 +674,10 @@ def make_schedulers(out_dir):
                             case["sigmas"] = [round(float(v), 7) for v in s.sigmas]
                         cases.append(case)
     doc = {
-        "what": "diffusers 0.42.1; config = the constructor arguments (the rest default). For each case: s = Class(**config); s.set_timesteps(num_inference_steps); x = sample * init_noise_sigma; "
+        "what": "diffusers 0.42.1; config = what Class.from_config got (keys the class does not know are ignored, the rest default). For each case: s = Class.from_config(config); s.set_timesteps(num_inference_steps); x = sample * init_noise_sigma; "
                 "for i, t in enumerate(timesteps): scaled_inputs[i] = s.scale_model_input(x, t); "
-                "x = s.step(model_outputs[i], t, x).prev_sample; prev_samples[i] = x. Tensors flattened, shape in 'shape'.",
+                "x = s.step(model_outputs[i], t, x).prev_sample; prev_samples[i] = x. Tensors flattened, shape in 'shape'. "
+                "A case with 'error' is one diffusers refuses in set_timesteps (the message is diffusers').",
         "shape": shape, "sample": r(x0), "model_outputs": [r(o) for o in outputs], "cases": cases,
     }
     with open(os.path.join(out_dir, "schedulers.json"), "w") as f:
