@@ -139,7 +139,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     pipe = StableDiffusionPipeline.from_pretrained(args.model, safety_checker=None,
-                                                   requires_safety_checker=False)
+                                                   requires_safety_checker=False).to(torch.float32)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     vf = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
@@ -226,7 +226,7 @@ def main():
     mdir = os.path.join(args.out, "instruct", "model")
     make_instruct_model(args.model, mdir)
     ip = StableDiffusionInstructPix2PixPipeline.from_pretrained(mdir, safety_checker=None,
-                                                                requires_safety_checker=False)
+                                                                requires_safety_checker=False).to(torch.float32)
     ip.scheduler = DDIMScheduler.from_config(ip.scheduler.config)
     ip.set_progress_bar_config(disable=True)
     noise = torch.randn(z0.shape, generator=g)

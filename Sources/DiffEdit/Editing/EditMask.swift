@@ -1,0 +1,108 @@
+/// Mask helpers for editing: masks are float planes in [0, 1] (1 = edit), row-major h x w.
+public enum EditMask {
+    /// Feather radius used for a mask of this size (about 1/32 of the short side, at least 1 pixel).
+    public static func featherRadius(width: Int, height: Int) -> Int { max(1, min(width, height) / 32) }
+
+    /// Inward feathering: 0 wherever the mask is 0, ramping to the mask's value over `radius` pixels inside
+    /// its edge (clamp(2 * boxblur(m) - 1, 0, 1) * m). An all-255 mask stays all 1, an all-0 mask all 0.
+    public static func feathered(_ mask: GrayImage, radius: Int) -> [Float] {
+        let m = mask.pixels.map { Float($0) / 255 }
+        let b = boxBlur(m, width: mask.width, height: mask.height, radius: radius)
+        var out = [Float](repeating: 0, count: m.count)
+        for i in 0..<m.count where m[i] > 0 { out[i] = min(max(2 * b[i] - 1, 0), 1) * m[i] }
+        return out
+    }
+
+    /// Box blur with edge replication (separable, window 2r+1).
+    public static func boxBlur(_ p: [Float], width w: Int, height h: Int, radius r: Int) -> [Float] {
+        guard r > 0 else { return p }
+        let n = Float(2 * r + 1)
+        var tmp = [Float](repeating: 0, count: p.count)
+        for y in 0..<h {
+            for x in 0..<w {
+                var s: Float = 0
+                for d in -r...r { s += p[y * w + min(max(x + d, 0), w - 1)] }
+                tmp[y * w + x] = s / n
+            }
+        }
+        var out = [Float](repeating: 0, count: p.count)
+        for y in 0..<h {
+            for x in 0..<w {
+                var s: Float = 0
+                for d in -r...r { s += tmp[min(max(y + d, 0), h - 1) * w + x] }
+                out[y * w + x] = s / n
+            }
+        }
+        return out
+    }
+
+    /// Max filter (dilation) with window 2r+1.
+    public static func dilate(_ p: [Float], width w: Int, height h: Int, radius r: Int) -> [Float] {
+        guard r > 0 else { return p }
+        var tmp = [Float](repeating: 0, count: p.count)
+        for y in 0..<h {
+            for x in 0..<w {
+                var v = -Float.infinity
+                for d in -r...r { let xx = x + d; if xx >= 0 && xx < w { v = max(v, p[y * w + xx]) } }
+                tmp[y * w + x] = v
+            }
+        }
+        var out = [Float](repeating: 0, count: p.count)
+        for y in 0..<h {
+            for x in 0..<w {
+                var v = -Float.infinity
+                for d in -r...r { let yy = y + d; if yy >= 0 && yy < h { v = max(v, tmp[yy * w + x]) } }
+                out[y * w + x] = v
+            }
+        }
+        return out
+    }
+
+    /// Mean over factor x factor blocks: [h, w] -> [h/f, w/f] (h, w multiples of f).
+    public static func areaDownsample(_ p: [Float], width w: Int, height h: Int, factor f: Int) -> [Float] {
+        let ow = w / f, oh = h / f
+        var out = [Float](repeating: 0, count: ow * oh)
+        let inv = 1 / Float(f * f)
+        for y in 0..<oh {
+            for x in 0..<ow {
+                var s: Float = 0
+                for dy in 0..<f { for dx in 0..<f { s += p[(y * f + dy) * w + x * f + dx] } }
+                out[y * ow + x] = s * inv
+            }
+        }
+        return out
+    }
+
+    /// Nearest upsampling by an integer factor.
+    public static func upsampleNearest(_ p: [Float], width w: Int, height h: Int, factor f: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: w * h * f * f)
+        let ow = w * f
+        for y in 0..<(h * f) { for x in 0..<ow { out[y * ow + x] = p[(y / f) * w + x / f] } }
+        return out
+    }
+
+    /// Zero-pads (or crops) a plane to nw x nh, content at the top left.
+    public static func padOrCrop(_ p: [Float], width w: Int, height h: Int, toWidth nw: Int, height nh: Int) -> [Float] {
+        if w == nw && h == nh { return p }
+        var out = [Float](repeating: 0, count: nw * nh)
+        for y in 0..<min(h, nh) { for x in 0..<min(w, nw) { out[y * nw + x] = p[y * w + x] } }
+        return out
+    }
+
+    public static func gray(_ p: [Float], width: Int, height: Int) -> GrayImage {
+        GrayImage(width: width, height: height, pixels: p.map { UInt8(min(max($0, 0), 1) * 255 + 0.5) })
+    }
+
+    /// Blends latents in place: x <- src + m * (x - src); m is [h * w], broadcast over channels and batch.
+    public static func blend(_ x: Tensor, source: Tensor, mask m: [Float]) {
+        let plane = x.shape[2] * x.shape[3]
+        precondition(m.count == plane && x.count % source.count == 0,
+                     "EditMask.blend: shapes \(x.shape) \(source.shape) mask \(m.count)")
+        let sPer = source.count
+        for item in 0..<(x.count / plane) {
+            let xp = x.data + item * plane
+            let sp = source.data + (item * plane) % sPer
+            for i in 0..<plane { xp[i] = sp[i] + m[i] * (xp[i] - sp[i]) }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+/// What the editing methods need from a loaded model: the three networks, the scheduler configuration,
+/// the tokenizer, prompt encoding and seeded noise. `ImageEditor` fills it from a `StableDiffusionModel`;
+/// tests may build one directly from a checkpoint.
+public struct EditModelParts {
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    public let schedulerConfig: SchedulerConfig
+    public let tokenizer: CLIPTokenizer
+    /// text -> [1, 77, D] (the hidden states the UNet attends to).
+    public let encodePrompt: (String) throws -> Tensor
+    /// (shape, seed) -> standard-normal noise.
+    public let randomNormal: ([Int], UInt64) -> Tensor
+    public let backend: Backend
+
+    public init(unet: UNet2DConditionModel, vae: AutoencoderKL, schedulerConfig: SchedulerConfig, tokenizer: CLIPTokenizer,
+                encodePrompt: @escaping (String) throws -> Tensor, randomNormal: @escaping ([Int], UInt64) -> Tensor,
+                backend: Backend) {
+        self.unet = unet; self.vae = vae; self.schedulerConfig = schedulerConfig; self.tokenizer = tokenizer
+        self.encodePrompt = encodePrompt; self.randomNormal = randomNormal; self.backend = backend
+    }
+
+    /// VAE down-sampling factor.
+    public var vaeFactor: Int { vae.config.downsampleFactor }
+    /// Image sizes must be multiples of this (VAE factor times the UNet's down-sampling).
+    public var sizeMultiple: Int { vaeFactor * (1 << max(unet.config.block_out_channels.count - 1, 0)) }
+    /// The model's native image size: UNet sample_size x VAE factor.
+    public var nativeSize: Int { unet.config.sample_size * vaeFactor }
+}

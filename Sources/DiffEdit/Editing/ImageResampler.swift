@@ -1,0 +1,109 @@
+/// Separable resampling of float planes with a triangle (bilinear) filter whose support widens when
+/// shrinking (antialiased, like PIL's BILINEAR resize). Used by the native-resolution path.
+public enum ImageResampler {
+    /// planes: `channels` planes of w*h floats, concatenated (CHW). Returns CHW at nw x nh.
+    public static func resize(_ planes: [Float], channels: Int, width w: Int, height h: Int,
+                              toWidth nw: Int, height nh: Int) -> [Float] {
+        if w == nw && h == nh { return planes }
+        let wx = weights(inSize: w, outSize: nw)
+        let wy = weights(inSize: h, outSize: nh)
+        var out = [Float](repeating: 0, count: channels * nw * nh)
+        var tmp = [Float](repeating: 0, count: h * nw)
+        for c in 0..<channels {
+            let src = c * w * h
+            // horizontal: [h, w] -> [h, nw]
+            for y in 0..<h {
+                for x in 0..<nw {
+                    var s: Float = 0
+                    let (start, ws) = wx[x]
+                    for k in 0..<ws.count { s += planes[src + y * w + start + k] * ws[k] }
+                    tmp[y * nw + x] = s
+                }
+            }
+            // vertical: [h, nw] -> [nh, nw]
+            let dst = c * nw * nh
+            for y in 0..<nh {
+                let (start, ws) = wy[y]
+                for x in 0..<nw {
+                    var s: Float = 0
+                    for k in 0..<ws.count { s += tmp[(start + k) * nw + x] * ws[k] }
+                    out[dst + y * nw + x] = s
+                }
+            }
+        }
+        return out
+    }
+
+    /// For each output index: first input index and normalised weights.
+    static func weights(inSize: Int, outSize: Int) -> [(Int, [Float])] {
+        let scale = Double(inSize) / Double(outSize)
+        let support = max(scale, 1.0)               // triangle radius in input pixels
+        var res: [(Int, [Float])] = []
+        res.reserveCapacity(outSize)
+        for o in 0..<outSize {
+            let center = (Double(o) + 0.5) * scale
+            let lo = max(Int((center - support).rounded(.down)), 0)
+            let hi = min(Int((center + support).rounded(.up)), inSize)
+            var ws: [Float] = []
+            var total = 0.0
+            for i in lo..<max(hi, lo + 1) {
+                let d = abs((Double(i) + 0.5 - center) / support)
+                let v = max(0, 1 - d)
+                ws.append(Float(v)); total += v
+            }
+            if total <= 0 {
+                let i = min(max(Int(center), 0), inSize - 1)
+                res.append((i, [1]))
+            } else {
+                res.append((lo, ws.map { $0 / Float(total) }))
+            }
+        }
+        return res
+    }
+
+    /// RGB8 -> CHW floats in [0, 255].
+    public static func planes(_ image: RGBImage) -> [Float] {
+        let hw = image.width * image.height
+        var p = [Float](repeating: 0, count: 3 * hw)
+        for i in 0..<hw { for c in 0..<3 { p[c * hw + i] = Float(image.pixels[3 * i + c]) } }
+        return p
+    }
+
+    /// CHW floats in [0, 255] -> RGB8 (rounded, clamped).
+    public static func image(_ p: [Float], width: Int, height: Int) -> RGBImage {
+        let hw = width * height
+        var px = [UInt8](repeating: 0, count: 3 * hw)
+        for i in 0..<hw { for c in 0..<3 { px[3 * i + c] = UInt8(min(max(p[c * hw + i], 0), 255).rounded()) } }
+        return RGBImage(width: width, height: height, pixels: px)
+    }
+
+    public static func resize(_ image: RGBImage, toWidth nw: Int, height nh: Int) -> RGBImage {
+        if image.width == nw && image.height == nh { return image }
+        let r = resize(planes(image), channels: 3, width: image.width, height: image.height, toWidth: nw, height: nh)
+        return ImageResampler.image(r, width: nw, height: nh)
+    }
+
+    /// Pads with edge replication to nw x nh (nw >= w, nh >= h), image at the top left.
+    public static func pad(_ image: RGBImage, toWidth nw: Int, height nh: Int) -> RGBImage {
+        if image.width == nw && image.height == nh { return image }
+        var px = [UInt8](repeating: 0, count: nw * nh * 3)
+        for y in 0..<nh {
+            let sy = min(y, image.height - 1)
+            for x in 0..<nw {
+                let sx = min(x, image.width - 1)
+                for c in 0..<3 { px[(y * nw + x) * 3 + c] = image.pixels[(sy * image.width + sx) * 3 + c] }
+            }
+        }
+        return RGBImage(width: nw, height: nh, pixels: px)
+    }
+
+    /// The top-left w x h of an image.
+    public static func crop(_ image: RGBImage, width w: Int, height h: Int) -> RGBImage {
+        if image.width == w && image.height == h { return image }
+        var px = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w { for c in 0..<3 { px[(y * w + x) * 3 + c] = image.pixels[(y * image.width + x) * 3 + c] } }
+        }
+        return RGBImage(width: w, height: h, pixels: px)
+    }
+}

@@ -1,0 +1,123 @@
+/// Prompt-to-Prompt's LocalBlend (Hertz et al. 2023, Sec. 3.3 "local editing"): a mask from the
+/// cross-attention maps of the edited words, so that latents outside it come from the source branch.
+///
+/// Maps of the conditional source/target items are summed over steps (after the controller's edits, as in
+/// the paper's code), for the cross-attention layers at `height` (the resolution closest to latent / 4, i.e.
+/// 16x16 for 64x64 latents). The mask: maps summed over the blend words' tokens, averaged over layers and
+/// heads, 3x3 max-pooled, nearest-resized to the latent size, divided by its maximum, > threshold; the
+/// union of the source and target masks. Applied after each denoising step once more than
+/// int(startFraction * steps) steps have run.
+public final class LocalBlend {
+    public let height: Int
+    public let threshold: Float
+    public let startAfter: Int
+    let alpha: [[Float]]                       // [2][77]: source, target
+    private var store: [String: Tensor] = [:]  // site -> [2, heads, Lq, Lk] summed over steps
+    private var calls = 0
+    /// The last mask applied, [1, 1, h, w] with 0/1 values (nil before the first blend).
+    public private(set) var lastMask: Tensor?
+
+    public init(alphaSource: [Float], alphaTarget: [Float], height: Int, steps: Int,
+                threshold: Float = 0.3, startFraction: Float = 0.2) {
+        self.alpha = [alphaSource, alphaTarget]
+        self.height = height
+        self.threshold = threshold
+        self.startAfter = Int(Double(startFraction) * Double(steps))
+    }
+
+    /// Adds the maps of items `first` and `first + 1` of probs [B, heads, Lq, Lk].
+    func accumulate(site: AttentionSite, probs: Tensor, first: Int) {
+        let per = probs.count / probs.shape[0]
+        if let s = store[site.name] {
+            let src = probs.data + first * per
+            for i in 0..<(2 * per) { s.data[i] += src[i] }
+        } else {
+            let s = Tensor(shape: [2] + Array(probs.shape.dropFirst()), zeroed: false)
+            s.data.update(from: probs.data + first * per, count: 2 * per)
+            store[site.name] = s
+        }
+    }
+
+    /// Sites are stored only at the blend height.
+    func wants(_ site: AttentionSite) -> Bool { site.isCross && site.place != "mid" && site.height == height }
+
+    /// The current mask [1, 1, lh, lw] (0/1), or nil when nothing was stored.
+    public func mask(latentHeight lh: Int, latentWidth lw: Int) -> Tensor? {
+        guard !store.isEmpty else { return nil }
+        var hh = 0, ww = 0
+        var acc = [[Float]](repeating: [], count: 2)
+        var layersTimesHeads = 0
+        for name in store.keys.sorted() {
+            let m = store[name]!                                     // [2, heads, Lq, Lk]
+            let heads = m.shape[1], lq = m.shape[2], lk = m.shape[3]
+            if hh == 0 {
+                hh = height; ww = lq / height
+                acc = [[Float]](repeating: [Float](repeating: 0, count: lq), count: 2)
+            }
+            guard lq == hh * ww else { continue }
+            layersTimesHeads += heads
+            for b in 0..<2 {
+                let a = alpha[b]
+                for h in 0..<heads {
+                    let base = m.data + ((b * heads + h) * lq) * lk
+                    for p in 0..<lq {
+                        let row = base + p * lk
+                        var s: Float = 0
+                        for n in 0..<min(lk, a.count) where a[n] != 0 { s += row[n] * a[n] }
+                        acc[b][p] += s
+                    }
+                }
+            }
+        }
+        guard layersTimesHeads > 0 else { return nil }
+        let out = Tensor(shape: [1, 1, lh, lw])
+        var union = [Bool](repeating: false, count: lh * lw)
+        for b in 0..<2 {
+            let mean = acc[b].map { $0 / Float(layersTimesHeads) }    // [hh, ww]
+            // 3x3 max pool, stride 1, padding 1
+            var pooled = [Float](repeating: 0, count: hh * ww)
+            for y in 0..<hh {
+                for x in 0..<ww {
+                    var v = -Float.infinity
+                    for dy in -1...1 { for dx in -1...1 {
+                        let yy = y + dy, xx = x + dx
+                        if yy >= 0 && yy < hh && xx >= 0 && xx < ww { v = max(v, mean[yy * ww + xx]) }
+                    } }
+                    pooled[y * ww + x] = v
+                }
+            }
+            // nearest resize to the latent size (torch: src = floor(dst * in / out))
+            var up = [Float](repeating: 0, count: lh * lw)
+            let sy = Float(hh) / Float(lh), sx = Float(ww) / Float(lw)
+            for y in 0..<lh {
+                let yy = min(Int((Float(y) * sy).rounded(.down)), hh - 1)
+                for x in 0..<lw {
+                    let xx = min(Int((Float(x) * sx).rounded(.down)), ww - 1)
+                    up[y * lw + x] = pooled[yy * ww + xx]
+                }
+            }
+            let mx = up.max() ?? 0
+            guard mx > 0 else { continue }
+            for i in 0..<(lh * lw) where up[i] / mx > threshold { union[i] = true }
+        }
+        for i in 0..<(lh * lw) { out.data[i] = union[i] ? 1 : 0 }
+        return out
+    }
+
+    /// latents [2, C, h, w] = [source, target]: target <- source + mask * (target - source), in place.
+    public func apply(_ latents: Tensor) {
+        calls += 1
+        guard calls > startAfter else { return }
+        let (c, lh, lw) = (latents.shape[1], latents.shape[2], latents.shape[3])
+        guard let m = mask(latentHeight: lh, latentWidth: lw) else { return }
+        lastMask = m
+        let plane = lh * lw
+        let src = latents.data, tgt = latents.data + c * plane
+        for ch in 0..<c {
+            for i in 0..<plane {
+                let s = src[ch * plane + i]
+                tgt[ch * plane + i] = s + m.data[i] * (tgt[ch * plane + i] - s)
+            }
+        }
+    }
+}

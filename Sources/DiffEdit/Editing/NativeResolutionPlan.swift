@@ -1,0 +1,69 @@
+/// Where an edit runs: an input far from the model's native size (UNet sample_size x VAE factor) is
+/// resized to about the native area (sides multiples of `multiple`), edited there, and only the changed
+/// region is brought back: the edit is resized to the input size and composited over the original with a
+/// soft alpha, so pixels outside the region stay bit-identical. Inputs near the native size (within 10% in
+/// scale), or any input with `fullResolution`, are only padded (edge replication) to the multiple and
+/// cropped back.
+public struct NativeResolutionPlan: Sendable, Equatable {
+    public let inputWidth: Int
+    public let inputHeight: Int
+    public let workWidth: Int
+    public let workHeight: Int
+    /// true: the image is resized to the work size; false: padded to it at the top left.
+    public let resized: Bool
+
+    public init(width w: Int, height h: Int, native: Int, multiple m: Int, fullResolution: Bool) {
+        inputWidth = w; inputHeight = h
+        func up(_ x: Int) -> Int { (x + m - 1) / m * m }
+        let scale = (Double(native) * Double(native) / (Double(w) * Double(h))).squareRoot()
+        if fullResolution || abs(scale - 1) <= 0.1 {
+            resized = false
+            workWidth = up(w); workHeight = up(h)
+        } else {
+            resized = true
+            workWidth = max(m, Int((Double(w) * scale / Double(m)).rounded()) * m)
+            workHeight = max(m, Int((Double(h) * scale / Double(m)).rounded()) * m)
+        }
+    }
+
+    /// The input as the method sees it.
+    public func toWork(_ image: RGBImage) -> RGBImage {
+        resized ? ImageResampler.resize(image, toWidth: workWidth, height: workHeight)
+                : ImageResampler.pad(image, toWidth: workWidth, height: workHeight)
+    }
+
+    /// A full-size mask plane as the method sees it (resized, or zero-padded).
+    public func maskToWork(_ m: [Float]) -> [Float] {
+        if resized {
+            return ImageResampler.resize(m, channels: 1, width: inputWidth, height: inputHeight,
+                                         toWidth: workWidth, height: workHeight).map { min(max($0, 0), 1) }
+        }
+        return EditMask.padOrCrop(m, width: inputWidth, height: inputHeight, toWidth: workWidth, height: workHeight)
+    }
+
+    /// A work-size plane at the input size (resized, or cropped).
+    public func planeToInput(_ p: [Float]) -> [Float] {
+        if resized {
+            return ImageResampler.resize(p, channels: 1, width: workWidth, height: workHeight,
+                                         toWidth: inputWidth, height: inputHeight).map { min(max($0, 0), 1) }
+        }
+        return EditMask.padOrCrop(p, width: workWidth, height: workHeight, toWidth: inputWidth, height: inputHeight)
+    }
+
+    /// The edited work image at the input size. Padded plans crop. Resized plans composite the resized
+    /// edit over `original` with `alpha` (input-size plane in [0, 1]; nil = everywhere): where alpha is 0
+    /// the original pixel is kept exactly.
+    public func toInput(edited: RGBImage, original: RGBImage, alpha: [Float]?) -> RGBImage {
+        guard resized else { return ImageResampler.crop(edited, width: inputWidth, height: inputHeight) }
+        let up = ImageResampler.resize(edited, toWidth: inputWidth, height: inputHeight)
+        guard let a = alpha else { return up }
+        var px = original.pixels
+        for i in 0..<(inputWidth * inputHeight) where a[i] > 0 {
+            for c in 0..<3 {
+                let o = Float(px[3 * i + c]), e = Float(up.pixels[3 * i + c])
+                px[3 * i + c] = UInt8(min(max(o + a[i] * (e - o), 0), 255).rounded())
+            }
+        }
+        return RGBImage(width: inputWidth, height: inputHeight, pixels: px)
+    }
+}

@@ -1,0 +1,96 @@
+/// Prompt-to-Prompt attention control (Hertz et al., ICLR 2023) for a batch laid out as
+/// [uncond source, uncond target, cond source, cond target]; only the conditional half is edited, as in
+/// the paper's code. Mirrors tools/p2p_reference.py.
+///
+/// - cross-attention (Sec. 3.2), for steps < int(crossReplace * (steps + 1)): word swap
+///   (M*_t = M_t^source through the replacement mapper), refinement (aligned tokens take the source map,
+///   new tokens keep their own), re-weighting (target token columns scaled by the equalizer);
+/// - self-attention injection: for steps < int(selfReplace * steps), self-attention layers whose height is
+///   at most the LocalBlend height use the source branch's attention map with their own values;
+/// - LocalBlend (Sec. 3.3) through `localBlend` (maps stored after editing).
+public final class P2PController: AttentionController {
+    public let alignment: PromptAlignment
+    public let steps: Int
+    /// The denoising step the next UNet forward belongs to (set by the pipeline).
+    public var step: Int = 0
+    public let crossEnd: Int
+    public let selfEnd: Int
+    public let blendHeight: Int
+    public let localBlend: LocalBlend?
+    private let backend: Backend
+    private lazy var mapperTensor: Tensor = Tensor(shape: [PromptAlignment.maxLength, PromptAlignment.maxLength],
+                                                   values: alignment.replaceMapper)
+
+    public init(alignment: PromptAlignment, steps: Int, crossReplace: Float, selfReplace: Float,
+                blendHeight: Int, localBlend: Bool, backend: Backend) {
+        self.alignment = alignment
+        self.steps = steps
+        self.crossEnd = Int(Double(crossReplace) * Double(steps + 1))
+        self.selfEnd = Int(Double(selfReplace) * Double(steps))
+        self.blendHeight = blendHeight
+        self.backend = backend
+        self.localBlend = (localBlend && alignment.hasBlendWords)
+            ? LocalBlend(alphaSource: alignment.blendSource, alphaTarget: alignment.blendTarget,
+                         height: blendHeight, steps: steps)
+            : nil
+    }
+
+    /// Height of the LocalBlend maps: among the down-block cross-attention resolutions, the one closest to
+    /// latentHeight / 4 (ties: the larger).
+    public static func blendHeight(unet config: UNetConfig, latentHeight: Int) -> Int {
+        var heights: [Int] = []
+        var f = 1
+        for (i, t) in config.down_block_types.enumerated() {
+            if t.contains("CrossAttn") { heights.append(latentHeight / f) }
+            if i < config.down_block_types.count - 1 { f *= 2 }
+        }
+        let target = Double(latentHeight) / 4
+        return heights.sorted { a, b in
+            let da = abs(Double(a) - target), db = abs(Double(b) - target)
+            return da != db ? da < db : a > b
+        }.first ?? max(latentHeight / 4, 1)
+    }
+
+    public func selfAttentionMapSource(site: AttentionSite, batch: Int) -> [Int]? {
+        guard batch == 4, step < selfEnd, site.height <= blendHeight else { return nil }
+        return [0, 1, 2, 2]
+    }
+
+    public func wantsCrossAttentionProbs(site: AttentionSite) -> Bool {
+        step < crossEnd || (localBlend?.wants(site) ?? false)
+    }
+
+    public func editCrossAttention(site: AttentionSite, probs: Tensor) throws {
+        guard probs.rank == 4, probs.shape[0] == 4 else {
+            throw DiffEditError.invalidArgument("p2p: cross-attention probabilities at \(site.name) have shape \(probs.shape), expected [4, heads, Lq, Lk]")
+        }
+        let L = PromptAlignment.maxLength
+        let heads = probs.shape[1], lq = probs.shape[2], lk = probs.shape[3]
+        guard lk == L else {
+            throw DiffEditError.unsupported("p2p: \(site.name) attends to \(lk) text tokens; prompt-to-prompt needs \(L)")
+        }
+        let per = heads * lq * lk
+        if step < crossEnd {
+            let base = probs.data + 2 * per, rep = probs.data + 3 * per
+            let rows = heads * lq
+            if alignment.isReplace {
+                // new[r, n] = sum_w base[r, w] * mapper[w, n]       [heads*Lq, 77] @ [77, 77]
+                try backend.gemm(m: rows, n: L, k: L, a: base, lda: L, b: mapperTensor.data, ldb: L,
+                                 c: rep, ldc: L)
+            } else {
+                let mp = alignment.refineMapper, al = alignment.refineAlphas
+                for r in 0..<rows {
+                    let b = base + r * L, t = rep + r * L
+                    for n in 0..<L { t[n] = b[mp[n]] * al[n] + t[n] * (1 - al[n]) }
+                }
+            }
+            if let eq = alignment.equalizer {
+                for r in 0..<rows {
+                    let t = rep + r * L
+                    for n in 0..<L { t[n] *= eq[n] }
+                }
+            }
+        }
+        if let lb = localBlend, lb.wants(site) { lb.accumulate(site: site, probs: probs, first: 2) }
+    }
+}

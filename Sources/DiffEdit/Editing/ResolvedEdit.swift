@@ -1,0 +1,84 @@
+import Foundation
+
+/// EditOptions after method resolution, defaults and validation. Every error names the field at fault.
+public struct ResolvedEdit: Sendable {
+    public static let defaultSteps = 30
+    public static let defaultGuidance: Float = 7.5
+    public static let defaultImageGuidance: Float = 1.5
+    public static let defaultStrength: Float = 0.8
+    public static let defaultCrossReplace: Float = 0.8
+    public static let defaultSelfReplace: Float = 0.4
+
+    public var method: EditMethod
+    public var prompt: String
+    public var sourcePrompt: String
+    public var negativePrompt: String?
+    public var guidance: Float
+    public var imageGuidance: Float
+    public var strength: Float
+    public var steps: Int
+    public var crossReplace: Float
+    public var selfReplace: Float
+
+    /// The method `auto` stands for: instruct for an 8-channel checkpoint, else p2p when a source prompt is
+    /// given, else sdedit.
+    public static func resolveMethod(_ m: EditMethod, unetInChannels: Int, sourcePrompt: String?) -> EditMethod {
+        guard m == .auto else { return m }
+        if unetInChannels == 8 { return .instruct }
+        if let s = sourcePrompt, !s.trimmingCharacters(in: .whitespaces).isEmpty { return .p2p }
+        return .sdedit
+    }
+
+    public init(options o: EditOptions, unetInChannels inCh: Int, imageWidth w: Int, imageHeight h: Int) throws {
+        guard w > 0, h > 0 else { throw DiffEditError.invalidArgument("image: size \(w)x\(h) is empty") }
+        let m = ResolvedEdit.resolveMethod(o.method, unetInChannels: inCh, sourcePrompt: o.sourcePrompt)
+        switch (m, inCh) {
+        case (.instruct, 8): break
+        case (.instruct, _):
+            throw DiffEditError.invalidArgument("method: instruct needs an InstructPix2Pix checkpoint (UNet with 8 input channels); this model's UNet has \(inCh)")
+        case (_, 4): break
+        case (_, 8):
+            throw DiffEditError.invalidArgument("method: \(m.rawValue) needs a text-to-image checkpoint (UNet with 4 input channels); this model's UNet has 8 (InstructPix2Pix): use method instruct or auto")
+        default:
+            throw DiffEditError.unsupported("method: \(m.rawValue) does not support a UNet with \(inCh) input channels (inpainting checkpoints are not supported)")
+        }
+        method = m
+        prompt = o.prompt
+        if m == .instruct && o.prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw DiffEditError.invalidArgument("prompt: empty; instruct needs an instruction such as \"make the circle blue\"")
+        }
+        let src = o.sourcePrompt ?? ""
+        if (m == .p2p || m == .ddim) && src.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw DiffEditError.invalidArgument("sourcePrompt: method \(m.rawValue) needs a source prompt describing the input image (--source-prompt)")
+        }
+        sourcePrompt = src
+        negativePrompt = o.negativePrompt
+        guidance = o.guidance ?? ResolvedEdit.defaultGuidance
+        guard guidance.isFinite else { throw DiffEditError.invalidArgument("guidance: \(guidance) is not a finite number") }
+        imageGuidance = o.imageGuidance ?? ResolvedEdit.defaultImageGuidance
+        guard imageGuidance.isFinite else { throw DiffEditError.invalidArgument("imageGuidance: \(imageGuidance) is not a finite number") }
+        strength = o.strength ?? ResolvedEdit.defaultStrength
+        guard strength.isFinite, strength > 0, strength <= 1 else {
+            throw DiffEditError.invalidArgument("strength: \(strength) must be in (0, 1]")
+        }
+        steps = o.steps ?? ResolvedEdit.defaultSteps
+        guard steps >= 1 && steps <= 1000 else { throw DiffEditError.invalidArgument("steps: \(steps) must be between 1 and 1000") }
+        crossReplace = o.crossReplaceSteps ?? ResolvedEdit.defaultCrossReplace
+        guard crossReplace.isFinite, crossReplace >= 0, crossReplace <= 1 else {
+            throw DiffEditError.invalidArgument("crossReplaceSteps: \(crossReplace) must be in [0, 1]")
+        }
+        selfReplace = o.selfReplaceSteps ?? ResolvedEdit.defaultSelfReplace
+        guard selfReplace.isFinite, selfReplace >= 0, selfReplace <= 1 else {
+            throw DiffEditError.invalidArgument("selfReplaceSteps: \(selfReplace) must be in [0, 1]")
+        }
+        for (word, f) in o.reweight {
+            guard f.isFinite else { throw DiffEditError.invalidArgument("reweight: factor \(f) for \"\(word)\" is not finite") }
+        }
+        if let mask = o.mask, mask.width != w || mask.height != h {
+            throw DiffEditError.invalidArgument("mask: \(mask.width)x\(mask.height) does not match the image size \(w)x\(h)")
+        }
+        if let n = o.initNoise, !n.buffer.allSatisfy({ $0.isFinite }) {
+            throw DiffEditError.invalidArgument("initNoise: contains NaN or infinite values")
+        }
+    }
+}

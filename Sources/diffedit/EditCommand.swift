@@ -1,0 +1,102 @@
+import Foundation
+import DiffEdit
+
+/// `diffedit edit`: edit an image with a prompt (SDEdit, DDIM inversion, Prompt-to-Prompt, InstructPix2Pix).
+enum EditCommand {
+    static let parser = ArgParser(
+        command: "edit",
+        usage: "--input IN.png --prompt TEXT --output OUT.png [options]",
+        summary: """
+            Edits an image. Methods: sdedit (img2img), ddim (DDIM inversion with the source prompt, then sampling \
+            with the prompt), p2p (Prompt-to-Prompt with LocalBlend on inverted latents), instruct \
+            (InstructPix2Pix checkpoints), auto (instruct for an instruct checkpoint, else p2p with a source prompt, \
+            else sdedit).
+            """,
+        options: [
+            CommonOptions.model,
+            .init(name: "input", value: "IN.png", help: "image to edit, .png or .jpg (required)"),
+            .init(name: "method", value: "sdedit|ddim|p2p|instruct|auto", help: "editing method (default auto)"),
+            .init(name: "prompt", value: "TEXT", help: "target description, or the instruction for instruct (required)"),
+            .init(name: "source-prompt", value: "TEXT", help: "description of the input image (ddim, p2p)"),
+            .init(name: "negative-prompt", value: "TEXT", help: "unconditional prompt (default empty; p2p: the source prompt)"),
+            .init(name: "steps", value: "N", help: "denoising steps (default \(ResolvedEdit.defaultSteps))"),
+            .init(name: "guidance", value: "G", help: "text guidance scale (default \(ResolvedEdit.defaultGuidance))"),
+            .init(name: "image-guidance", value: "G", help: "image guidance scale, instruct (default \(ResolvedEdit.defaultImageGuidance))"),
+            .init(name: "strength", value: "S", help: "sdedit: fraction of the schedule to run, in (0, 1] (default \(ResolvedEdit.defaultStrength))"),
+            .init(name: "mask", value: "MASK.png", help: "grayscale mask, same size as the input: white = edit, black = keep"),
+            .init(name: "mask-out", value: "MASK.png", help: "write the mask the method used"),
+            .init(name: "seed", value: "S", help: "noise seed (default 0)"),
+            .init(name: "init-noise", value: "NOISE.npy", help: "noise as float32 NPY [1, 4, h, w] (overrides --seed)"),
+            .init(name: "save-latents", value: "OUT.npy", help: "write the final latents (before VAE decoding)"),
+            .init(name: "reweight", value: "WORD=F", help: "p2p: scale the attention to WORD of the prompt (repeatable: a=2,b=0.5)"),
+            .init(name: "cross-replace-steps", value: "F", help: "p2p: fraction of steps with cross-attention control (default \(ResolvedEdit.defaultCrossReplace))"),
+            .init(name: "self-replace-steps", value: "F", help: "p2p: fraction of steps with self-attention injection (default \(ResolvedEdit.defaultSelfReplace))"),
+            .init(name: "no-local-blend", value: nil, help: "p2p: no automatic LocalBlend mask"),
+            .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
+            .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
+            CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
+        ])
+
+    static func parseReweight(_ s: String) throws -> [String: Float] {
+        var out: [String: Float] = [:]
+        for item in s.split(separator: ",") {
+            let kv = item.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, !kv[0].isEmpty, let f = Float(kv[1]) else {
+                throw CLIError.usage("edit", "--reweight: \"\(item)\" is not WORD=FACTOR")
+            }
+            out[String(kv[0])] = f
+        }
+        return out
+    }
+
+    static func run(arguments: [String]) throws -> Int32 {
+        let p = try parser.parse(arguments)
+        guard p.positionals.isEmpty else { throw CLIError.usage("edit", "unexpected argument \(p.positionals[0])") }
+        let input = try p.required("input")
+        let output = try p.required("output")
+        for (opt, path) in [("output", output), ("mask-out", p.string("mask-out") ?? "x.png")] {
+            let ext = (path as NSString).pathExtension.lowercased()
+            guard ["png", "jpg", "jpeg"].contains(ext) else {
+                throw CLIError.usage("edit", "--\(opt): \(path) must end in .png, .jpg or .jpeg")
+            }
+        }
+        var o = EditOptions()
+        if let m = p.string("method") {
+            guard let mm = EditMethod(rawValue: m) else {
+                throw CLIError.usage("edit", "--method: \"\(m)\" is not one of sdedit, ddim, p2p, instruct, auto")
+            }
+            o.method = mm
+        }
+        o.prompt = try p.required("prompt")
+        o.sourcePrompt = p.string("source-prompt")
+        o.negativePrompt = p.string("negative-prompt")
+        o.steps = try p.int("steps")
+        o.guidance = try p.float("guidance")
+        o.imageGuidance = try p.float("image-guidance")
+        o.strength = try p.float("strength")
+        o.seed = try p.uint64("seed") ?? 0
+        o.crossReplaceSteps = try p.float("cross-replace-steps")
+        o.selfReplaceSteps = try p.float("self-replace-steps")
+        o.localBlend = !p.flag("no-local-blend")
+        o.fullResolution = p.flag("full-resolution")
+        if let rw = p.string("reweight") { o.reweight = try parseReweight(rw) }
+        if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }
+        let image = try ImageFile.read(path: input)
+        if let m = p.string("mask") { o.mask = try ImageFile.readGray(path: m) }
+
+        let backend = try CommonOptions.makeBackend(p)
+        let model = try CommonOptions.loadModel(p, backend: backend)
+        let editor = ImageEditor(model: model)
+        let bar = ProgressBar(label: "edit", quiet: p.flag("quiet"))
+        let r = try editor.edit(image, options: o, progress: bar.reporter)
+        try ImageFile.write(r.image, path: output)
+        if let mo = p.string("mask-out") {
+            let mask = r.mask ?? GrayImage(width: image.width, height: image.height,
+                                           pixels: [UInt8](repeating: 255, count: image.width * image.height))
+            try ImageFile.write(mask, path: mo)
+        }
+        if let l = p.string("save-latents"), let lat = r.latents { try NPY.write(lat, path: l) }
+        if !p.flag("quiet") { CommonOptions.stderrLine("wrote \(output) (\(r.image.width)x\(r.image.height))") }
+        return 0
+    }
+}
