@@ -83,4 +83,20 @@ final class IOSafetensorsTests: XCTestCase {
         IOTestSupport.assertThrows("model", [p, "conv.bias"]) { _ = try ws.tensor("conv.bias") }
         XCTAssertEqual(try ws.tensor("conv.weight", [2, 3, 1, 1]).shape, [2, 3, 1, 1])
     }
+
+    /// The C kernels' conversion must be in use and agree with the reference on every f16 bit pattern.
+    func testHalfConversionAllF16AndBF16Patterns() {
+        XCTAssertTrue(HalfConversion.cKernelsWork, "de_f16_to_f32/de_bf16_to_f32 fail the self-check; loading falls back to Swift")
+        let all = (0..<65536).map { UInt16($0) }
+        var out = [Float](repeating: 0, count: all.count)
+        all.withUnsafeBytes { src in out.withUnsafeMutableBufferPointer { HalfConversion.f16ToF32(src, $0.baseAddress!, all.count) } }
+        var bad = 0
+        for (i, h) in all.enumerated() {
+            let ref = Float(Float16(bitPattern: h))
+            if !(ref.isNaN ? out[i].isNaN : out[i].bitPattern == ref.bitPattern) { bad += 1 }
+        }
+        XCTAssertEqual(bad, 0)
+        all.withUnsafeBytes { src in out.withUnsafeMutableBufferPointer { HalfConversion.bf16ToF32(src, $0.baseAddress!, all.count) } }
+        XCTAssertTrue(all.enumerated().allSatisfy { out[$0.offset].bitPattern == UInt32($0.element) << 16 })
+    }
 }
