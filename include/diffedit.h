@@ -270,8 +270,8 @@ typedef enum diff_edit_method {
     DIFF_EDIT_METHOD_AUTO = 0,     /**< INSTRUCT for an instruct checkpoint (8-channel UNet input),
                                         else P2P when source_prompt is set, else SDEDIT */
     DIFF_EDIT_METHOD_SDEDIT = 1,   /**< noise to `strength`, denoise with `prompt` (SDEdit) */
-    DIFF_EDIT_METHOD_DDIM = 2,     /**< DDIM inversion with source_prompt (or ""), regenerate with
-                                        `prompt` */
+    DIFF_EDIT_METHOD_DDIM = 2,     /**< DDIM inversion with source_prompt, regenerate with `prompt`;
+                                        needs source_prompt */
     DIFF_EDIT_METHOD_P2P = 3,      /**< Prompt-to-Prompt over a DDIM inversion; needs source_prompt */
     DIFF_EDIT_METHOD_INSTRUCT = 4  /**< InstructPix2Pix; needs an instruct checkpoint; `prompt` is
                                         the instruction */
@@ -286,8 +286,8 @@ typedef struct diff_edit_params {
     diff_edit_method method;         /**< one of diff_edit_method */
     const char *prompt;              /**< required (may be ""): target description, or the
                                           instruction for INSTRUCT; UTF-8 */
-    const char *source_prompt;       /**< description of the input; required by P2P, optional for
-                                          DDIM, ignored by SDEDIT/INSTRUCT; NULL = none */
+    const char *source_prompt;       /**< description of the input; required (not empty) by P2P
+                                          and DDIM, ignored by SDEDIT/INSTRUCT; NULL = none */
     const char *negative_prompt;     /**< NULL = none */
     float guidance;                  /**< text classifier-free guidance, 0 (default) or finite in
                                           (0, DIFF_EDIT_MAX_GUIDANCE] */
@@ -324,8 +324,9 @@ DIFF_EDIT_API void diff_edit_params_default(diff_edit_params *params);
  * Returns DIFF_EDIT_OK; DIFF_EDIT_CANCELLED; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx, params, input
  * or output; bad struct_size, method, buffer size, stride, format or data; output or mask size
  * different from the input; NaN, infinite or out-of-range guidance, image_guidance, strength or
- * steps; NULL prompt; P2P without source_prompt); DIFF_EDIT_ERR_UNSUPPORTED (method not available
- * for this model, non-zero unknown struct tail); DIFF_EDIT_ERR_OUT_OF_MEMORY; DIFF_EDIT_ERR_BACKEND;
+ * steps; NULL prompt; P2P or DDIM without source_prompt; invalid UTF-8 in a string);
+ * DIFF_EDIT_ERR_UNSUPPORTED (method not available for this model — INSTRUCT needs an instruct
+ * checkpoint, an instruct checkpoint only does INSTRUCT — or a non-zero unknown struct tail); DIFF_EDIT_ERR_OUT_OF_MEMORY; DIFF_EDIT_ERR_BACKEND;
  * DIFF_EDIT_ERR_BUSY (another call is running on ctx).
  * Thread rules: one call per context at a time; the callback runs on the calling thread.
  */

@@ -5,7 +5,8 @@ import DiffEdit
 
 /// Finds the default model for `path` NULL or "": $DIFFEDIT_DEFAULT_MODEL, else
 /// <dir of libdiffedit.so>/../share/diffedit/models/toy-sd (installed), else
-/// <dir of libdiffedit.so>/../../models/toy-sd (the repository's build/lib).
+/// <dir of libdiffedit.so>/../../models/toy-sd (the repository's build/lib), else the places
+/// `DefaultModel` looks (next to the executable, the source tree).
 enum DefaultModelLocator {
     static let modelName = "toy-sd"
 
@@ -22,7 +23,11 @@ enum DefaultModelLocator {
             candidates.append(dir + "/../../models/" + modelName)
         }
         for c in candidates where exists(c) { return c }
-        throw DiffEditError.io("default model (params->path NULL or \"\"): not found; looked in \(candidates.isEmpty ? "(library location unknown)" : candidates.joined(separator: ", ")); set params->path or DIFFEDIT_DEFAULT_MODEL")
+        do {
+            return try DefaultModel.resolve()   // the executable's neighbourhood, the source tree
+        } catch {
+            throw DiffEditError.io("default model (params->path NULL or \"\"): not found next to the library (\(candidates.isEmpty ? "location unknown" : candidates.joined(separator: ", "))) nor by DefaultModel (\(error)); set params->path or DIFFEDIT_DEFAULT_MODEL")
+        }
     }
 
     private static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

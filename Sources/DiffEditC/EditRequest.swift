@@ -70,8 +70,11 @@ struct EditRequest {
         }
         steps = p.steps == 0 ? nil : Int(p.steps)
         seed = p.seed
-        if p.method == DIFF_EDIT_METHOD_P2P && sourcePrompt == nil {
-            throw DiffEditError.invalidArgument("params->source_prompt is NULL: DIFF_EDIT_METHOD_P2P needs the description of the input image")
+        if p.method == DIFF_EDIT_METHOD_P2P || p.method == DIFF_EDIT_METHOD_DDIM {
+            let name = p.method == DIFF_EDIT_METHOD_P2P ? "DIFF_EDIT_METHOD_P2P" : "DIFF_EDIT_METHOD_DDIM"
+            guard let s = sourcePrompt, !s.allSatisfy({ $0.isWhitespace }) else {
+                throw DiffEditError.invalidArgument("params->source_prompt is \(sourcePrompt == nil ? "NULL" : "empty"): \(name) needs the description of the input image")
+            }
         }
         if let m = p.mask {
             let b = try CheckedBuffer(m, name: "params->mask")
@@ -96,10 +99,13 @@ struct EditRequest {
     /// The method to run: AUTO resolved (INSTRUCT for an instruct checkpoint, else P2P when a
     /// source prompt is given, else SDEDIT); INSTRUCT on a non-instruct model is unsupported.
     func resolvedMethod(isInstruct: Bool) throws -> EditMethod {
+        if isInstruct && method != DIFF_EDIT_METHOD_AUTO && method != DIFF_EDIT_METHOD_INSTRUCT {
+            throw DiffEditError.unsupported("params->method (\(method.rawValue)) needs a text-to-image checkpoint; this model is an InstructPix2Pix checkpoint (UNet with 8 input channels): use DIFF_EDIT_METHOD_INSTRUCT or DIFF_EDIT_METHOD_AUTO")
+        }
         switch method {
         case DIFF_EDIT_METHOD_AUTO:
             if isInstruct { return .instruct }
-            if let s = sourcePrompt, !s.isEmpty { return .p2p }
+            if let s = sourcePrompt, !s.allSatisfy({ $0.isWhitespace }) { return .p2p }
             return .sdedit
         case DIFF_EDIT_METHOD_SDEDIT: return .sdedit
         case DIFF_EDIT_METHOD_DDIM: return .ddim

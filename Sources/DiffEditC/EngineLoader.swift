@@ -4,6 +4,6 @@ import DiffEdit
 enum EngineLoader {
     /// `path`: a diffusers folder or single-file .safetensors (already resolved, never empty).
     static func load(path: String, backend: Backend) throws -> EditEngine {
-        throw DiffEditError.unsupported("model loading: this build of libdiffedit has no model loader yet (path \"\(path)\")")
+        StableDiffusionEngine(model: try StableDiffusionModel.load(path: path, backend: backend))
     }
 }

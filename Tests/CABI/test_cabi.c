@@ -356,6 +356,9 @@ static void test_image_errors(diff_edit_ctx *ctx) {
     p.prompt = "caf\xc3"; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "prompt");
     p.negative_prompt = "\xff"; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "negative_prompt");
     p.method = DIFF_EDIT_METHOD_P2P; p.source_prompt = NULL; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "source_prompt");
+    p.method = DIFF_EDIT_METHOD_P2P; p.source_prompt = " "; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "source_prompt");
+    p.method = DIFF_EDIT_METHOD_DDIM; p.source_prompt = NULL; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "source_prompt");
+    p.source_prompt = "\xc0\xaf"; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "source_prompt");
     p.guidance = NAN; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
     p.guidance = INFINITY; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
     p.guidance = -1.0f; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "guidance");
