@@ -1,2 +1,50 @@
+import Foundation
 import DiffEdit
-print("diffedit: CLI under construction")
+
+/// diffedit — text-guided image and video editing with diffusion models (command-line front end).
+let commands: [(String, String)] = [
+    ("generate", "text to image"),
+    ("edit", "edit an image (sdedit, ddim, p2p, instruct)"),
+    ("video", "edit a video's frames consistently"),
+    ("tokenize", "print the token ids of a prompt"),
+    ("info", "describe a checkpoint"),
+    ("bench", "time the SD 1.5 UNet forward"),
+]
+
+func topHelp() -> String {
+    var s = "usage: diffedit COMMAND [options]   (diffedit COMMAND --help for its options)\n\ncommands:\n"
+    for (c, h) in commands { s += "  " + c.padding(toLength: 10, withPad: " ", startingAt: 0) + h + "\n" }
+    s += "\n--model is optional everywhere: without it the embedded toy model (models/toy-sd) is used.\n"
+    return s
+}
+
+func fail(_ message: String, status: Int32) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(status)
+}
+
+let argv = Array(CommandLine.arguments.dropFirst())
+guard let command = argv.first else { fail(topHelp(), status: 2) }
+let rest = Array(argv.dropFirst())
+
+do {
+    switch command {
+    case "generate": try GenerateCommand.run(arguments: rest)
+    case "tokenize": try TokenizeCommand.run(arguments: rest)
+    case "info": try InfoCommand.run(arguments: rest)
+    case "bench": try BenchCommand.run(arguments: rest)
+    case "edit", "video":
+        fail("diffedit \(command): not yet available in this build", status: 1)
+    case "help", "--help", "-h": print(topHelp(), terminator: "")
+    case "version", "--version": print("diffedit 0.1.0")
+    default: fail("diffedit: unknown command \"\(command)\"\n\n" + topHelp(), status: 2)
+    }
+} catch CLIError.help(let text) {
+    print(text, terminator: "")
+} catch CLIError.usage(let cmd, let message) {
+    fail("diffedit \(cmd): \(message)\nRun 'diffedit \(cmd) --help' for the options.", status: 2)
+} catch let e as DiffEditError {
+    fail("diffedit \(command): error: \(e.message)", status: 1)
+} catch {
+    fail("diffedit \(command): error: \(error)", status: 1)
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// Where the embedded default model (models/toy-sd, trained by tools/ on the toy world) is found when
+/// a model path is nil or empty. In order:
+/// 1. $DIFFEDIT_DEFAULT_MODEL: the model folder or file itself (as the C ABI);
+/// 2. $DIFFEDIT_MODEL_DIR: a folder holding toy-sd/ (or itself a model folder with model_index.json);
+/// 3. next to the running executable: <dir>/models/toy-sd, <dir>/../share/diffedit/models/toy-sd, and
+///    models/toy-sd in each parent folder up to five levels (a build tree inside the repository);
+/// 4. the source tree this library was built from (<repo>/models/toy-sd);
+/// 5. ./models/toy-sd in the working directory.
+public enum DefaultModel {
+    public static let name = "toy-sd"
+
+    /// Every place looked at, in order (existing or not).
+    public static func candidates() -> [String] {
+        var out: [String] = []
+        let env = ProcessInfo.processInfo.environment
+        if let p = env["DIFFEDIT_DEFAULT_MODEL"], !p.isEmpty { out.append(p) }
+        if let d = env["DIFFEDIT_MODEL_DIR"], !d.isEmpty {
+            out.append((d as NSString).appendingPathComponent(name))
+            out.append(d)
+        }
+        if let exe = executableDirectory() {
+            var dir = exe as NSString
+            out.append(dir.appendingPathComponent("models/\(name)"))
+            out.append(dir.appendingPathComponent("../share/diffedit/models/\(name)"))
+            for _ in 0..<5 {
+                dir = dir.deletingLastPathComponent as NSString
+                if dir.length <= 1 { break }
+                out.append(dir.appendingPathComponent("models/\(name)"))
+            }
+        }
+        // Sources/DiffEdit/Pipeline/DefaultModel.swift -> <repo>/models/toy-sd
+        let src = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        out.append(src.appendingPathComponent("models/\(name)").path)
+        out.append((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent("models/\(name)"))
+        return out
+    }
+
+    /// The default model's path; throws `.io` listing the places looked at when there is none.
+    public static func resolve() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let p = env["DIFFEDIT_DEFAULT_MODEL"], !p.isEmpty {
+            guard FileManager.default.fileExists(atPath: p) else {
+                throw DiffEditError.io("default model: DIFFEDIT_DEFAULT_MODEL=\"\(p)\" does not exist")
+            }
+            return p
+        }
+        let list = candidates()
+        for c in list where isModel(c) { return (c as NSString).standardizingPath }
+        throw DiffEditError.io("default model \(name): not found (looked in \(list.joined(separator: ", "))); pass --model PATH or set DIFFEDIT_MODEL_DIR")
+    }
+
+    /// A diffusers folder (has unet/config.json) or a .safetensors file.
+    static func isModel(_ p: String) -> Bool {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { return false }
+        if isDir.boolValue { return FileManager.default.fileExists(atPath: (p as NSString).appendingPathComponent("unet/config.json")) }
+        return p.hasSuffix(".safetensors")
+    }
+
+    /// The folder of the running executable (/proc/self/exe, symlinks resolved).
+    static func executableDirectory() -> String? {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
+            return (CommandLine.arguments.first.map { ($0 as NSString).deletingLastPathComponent })
+        }
+        return (exe as NSString).deletingLastPathComponent
+    }
+}

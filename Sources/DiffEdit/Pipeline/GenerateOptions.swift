@@ -1,0 +1,16 @@
+/// Text-to-image settings. nil fields take the model's defaults (size: the native size).
+public struct GenerateOptions: Sendable {
+    public var prompt: String = ""
+    /// nil = "" (diffusers' default unconditional prompt).
+    public var negativePrompt: String? = nil
+    public var width: Int? = nil
+    public var height: Int? = nil
+    public var steps: Int = 30
+    public var guidance: Float = 7.5
+    /// "ddim", "euler", "dpmpp-2m"; nil = the checkpoint's own scheduler config decides.
+    public var scheduler: String? = nil
+    public var seed: UInt64 = 0
+    /// x_T as standard-normal latents [1, C, H/f, W/f] (diffusers' `latents=`); overrides `seed`.
+    public var initNoise: Tensor? = nil
+    public init(prompt: String = "") { self.prompt = prompt }
+}

@@ -1,0 +1,75 @@
+/// Prompt encoding, latent <-> image conversion and classifier-free guidance: the pieces the
+/// text-to-image pipeline and the editing methods share.
+extension StableDiffusionModel {
+    /// Token ids of `text`: start, BPE ids (truncated), end, padding to `maxTokens` (as diffusers'
+    /// tokenizer(padding="max_length", truncation=True)).
+    public func tokenize(_ text: String) -> [Int32] { tokenizer.encode(text, maxLength: maxTokens) }
+
+    /// text -> [1, 77, D]: the text encoder's last_hidden_state, what the UNet attends to.
+    public func encodePrompt(_ text: String) throws -> Tensor { try textEncoder.encode(ids: [tokenize(text)]) }
+
+    /// Several prompts in one batch -> [N, 77, D].
+    public func encodePrompts(_ texts: [String]) throws -> Tensor {
+        guard !texts.isEmpty else { throw DiffEditError.invalidArgument("prompts: no prompt given") }
+        return try textEncoder.encode(ids: texts.map { tokenize($0) })
+    }
+
+    /// Image -> scaled latents [1, C, H/f, W/f]: (posterior mean - shift_factor) * scaling_factor.
+    /// Width and height must be multiples of the VAE factor.
+    public func encodeImage(_ image: RGBImage) throws -> Tensor {
+        try checkImageSize(width: image.width, height: image.height)
+        let mean = try vae.encodeMean(image.tensor(range: .signed))         // [1, C, h, w]
+        return LatentScaling.scale(mean, vaeConfig)
+    }
+
+    /// Scaled latents [B, C, h, w] -> decoded images [B, 3, H, W] in about [-1, 1] (not clamped).
+    public func decodeLatents(_ latents: Tensor) throws -> Tensor {
+        try vae.decode(LatentScaling.unscale(latents, vaeConfig))            // [B, 3, H, W]
+    }
+
+    /// Scaled latents -> an 8-bit image (item `batch`), as diffusers' postprocess: ((x / 2 + 0.5)
+    /// clamped to [0, 1] * 255).round().
+    public func latentsToImage(_ latents: Tensor, batch: Int = 0) throws -> RGBImage {
+        let x = try decodeLatents(latents.slice0(batch, 1))
+        return try RGBImage(tensor: x, range: .signed)
+    }
+
+    /// Throws `.invalidArgument` naming width/height unless both are positive multiples of the VAE factor.
+    public func checkImageSize(width: Int, height: Int) throws {
+        let f = vaeFactor
+        for (name, v) in [("width", width), ("height", height)] {
+            guard v > 0, v % f == 0 else {
+                throw DiffEditError.invalidArgument("\(name): \(v) must be a positive multiple of the VAE factor \(f)")
+            }
+            guard v <= 16384 else {
+                throw DiffEditError.invalidArgument("\(name): \(v) is too large (at most 16384)")
+            }
+        }
+    }
+
+    /// Standard-normal noise from `seed` (identical to torch.randn with a CPU generator seeded so).
+    public func randomNormal(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = RNG(seed: seed)
+        return rng.normal(shape)
+    }
+}
+
+/// VAE latent scaling (diffusers: latents = (mean - shift_factor) * scaling_factor; decode at
+/// latents / scaling_factor + shift_factor; shift_factor is absent, i.e. 0, for SD 1.x/2.x).
+public enum LatentScaling {
+    public static func scale(_ mean: Tensor, _ vae: VAEConfig) -> Tensor {
+        let s = vae.scaling_factor, sh = vae.shift_factor ?? 0
+        let y = Tensor(shape: mean.shape, zeroed: false)
+        let src = mean.data, dst = y.data
+        if sh == 0 { for i in 0..<y.count { dst[i] = src[i] * s } } else { for i in 0..<y.count { dst[i] = (src[i] - sh) * s } }
+        return y
+    }
+
+    public static func unscale(_ z: Tensor, _ vae: VAEConfig) -> Tensor {
+        let s = vae.scaling_factor, sh = vae.shift_factor ?? 0
+        let y = Tensor(shape: z.shape, zeroed: false)
+        let src = z.data, dst = y.data
+        if sh == 0 { for i in 0..<y.count { dst[i] = src[i] / s } } else { for i in 0..<y.count { dst[i] = src[i] / s + sh } }
+        return y
+    }
+}

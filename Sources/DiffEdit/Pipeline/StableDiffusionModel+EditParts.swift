@@ -1,0 +1,9 @@
+/// The view of a loaded model that the editing methods use (`ImageEditor(parts:)`).
+extension StableDiffusionModel {
+    public var editParts: EditModelParts {
+        EditModelParts(unet: unet, vae: vae, schedulerConfig: schedulerConfig, tokenizer: tokenizer,
+                       encodePrompt: { [unowned self] text in try self.encodePrompt(text) },
+                       randomNormal: { shape, seed in var r = RNG(seed: seed); return r.normal(shape) },
+                       backend: backend)
+    }
+}

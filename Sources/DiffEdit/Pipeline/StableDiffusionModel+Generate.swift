@@ -1,0 +1,66 @@
+/// Text-to-image, step for step as diffusers' StableDiffusionPipeline.__call__:
+///   embeds = [negative; prompt] (only the prompt when guidance <= 1),
+///   x = noise * init_noise_sigma,
+///   for t in timesteps: eps = UNet(scale_model_input([x; x], t), t, embeds); eps = u + g (c - u);
+///                       x = scheduler.step(eps, t, x),
+///   image = VAE.decode(x / scaling_factor).
+extension StableDiffusionModel {
+    public func generate(_ o: GenerateOptions, progress: ProgressReporter = ProgressReporter()) throws -> GenerateResult {
+        // Validate everything before any heavy work.
+        let width = o.width ?? nativeSize, height = o.height ?? nativeSize
+        try checkImageSize(width: width, height: height)
+        try ClassifierFreeGuidance.validate(o.guidance)
+        guard unetConfig.in_channels == latentChannels else {
+            throw DiffEditError.unsupported("\(origin): text-to-image needs a \(latentChannels)-channel UNet; this one takes \(unetConfig.in_channels) input channels (\(kind) checkpoint: use `diffedit edit`)")
+        }
+        let scheduler = try SchedulerFactory.make(name: o.scheduler, config: schedulerConfig)
+        try scheduler.setTimesteps(o.steps)
+        let f = vaeFactor
+        let shape = [1, latentChannels, height / f, width / f]
+        let noise: Tensor
+        if let n = o.initNoise {
+            guard n.shape == shape else {
+                throw DiffEditError.invalidArgument("init noise: shape \(n.shape) does not match the latents \(shape) of a \(width)x\(height) image")
+            }
+            guard n.buffer.allSatisfy({ $0.isFinite }) else {
+                throw DiffEditError.invalidArgument("init noise: contains NaN or infinite values")
+            }
+            noise = n
+        } else {
+            noise = randomNormal(shape, seed: o.seed)
+        }
+        try progress.check()
+
+        let cfg = ClassifierFreeGuidance.isEnabled(o.guidance)
+        let embeds = cfg ? try encodePrompts([o.negativePrompt ?? "", o.prompt])    // [2, 77, D]
+                         : try encodePrompt(o.prompt)                                // [1, 77, D]
+        let sigma0 = scheduler.initNoiseSigma
+        var x = SchedulerMath.map1(noise) { $0 * sigma0 }                            // [1, C, h, w]
+        let steps = scheduler.timesteps.count
+        for (i, t) in scheduler.timesteps.enumerated() {
+            try progress.check()
+            let input = cfg ? Tensor.cat0([x, x]) : x                                // [B, C, h, w]
+            let scaled = try scheduler.scaleModelInput(input, timestep: t)            // [B, C, h, w]
+            let out = try unet.forward(scaled, timesteps: [t], encoderHiddenStates: embeds)   // [B, C, h, w]
+            let eps = cfg ? try ClassifierFreeGuidance.combine(out, guidance: o.guidance) : out   // [1, C, h, w]
+            x = try scheduler.step(modelOutput: eps, timestep: t, sample: x)         // [1, C, h, w]
+            try progress.step(i + 1, of: steps)
+        }
+        let decoded = try decodeLatents(x)                                           // [1, 3, H, W]
+        let image = try RGBImage(tensor: decoded, range: .signed)
+        return GenerateResult(image: image, latents: x, decoded: decoded)
+    }
+
+    /// The same with plain arguments; returns (image, final latents).
+    public func generate(prompt: String, negativePrompt: String? = nil, width: Int? = nil, height: Int? = nil,
+                         steps: Int = 30, guidance: Float = 7.5, scheduler: String? = nil, seed: UInt64 = 0,
+                         initNoise: Tensor? = nil, progress: ProgressReporter = ProgressReporter())
+        throws -> (image: RGBImage, latents: Tensor)
+    {
+        var o = GenerateOptions(prompt: prompt)
+        o.negativePrompt = negativePrompt; o.width = width; o.height = height; o.steps = steps
+        o.guidance = guidance; o.scheduler = scheduler; o.seed = seed; o.initNoise = initNoise
+        let r = try generate(o, progress: progress)
+        return (r.image, r.latents)
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// A loaded Stable Diffusion 1.x/2.x model: tokenizer, CLIP text encoder, UNet, VAE and the scheduler
+/// configuration, from a diffusers folder or a single-file .safetensors (see `CheckpointLoader`).
+/// Weights are shared read-only; a model can serve several pipelines/contexts at once.
+public final class StableDiffusionModel: @unchecked Sendable {
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    public let schedulerConfig: SchedulerConfig
+    public let unetConfig: UNetConfig
+    public let vaeConfig: VAEConfig
+    public let textConfig: CLIPTextConfig
+    /// "sd1", "sd2", "instruct" (8 UNet input channels) or "inpaint" (9).
+    public let kind: String
+    /// The path it was loaded from.
+    public let origin: String
+    /// "folder" or "single-file".
+    public let layout: String
+    /// The dtype most weights were stored in ("F16", "F32", "BF16").
+    public let dtype: String
+    public let backend: Backend
+
+    /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
+    public init(checkpoint ck: LoadedCheckpoint, backend: Backend) throws {
+        if let v = ck.tokenizerVocabPath, let m = ck.tokenizerMergesPath {
+            tokenizer = try CLIPTokenizer(vocabPath: v, mergesPath: m, padToken: ck.padToken)
+        } else {
+            tokenizer = try CLIPTokenizer.embedded(padToken: ck.padToken)
+        }
+        textEncoder = try CLIPTextModel(config: ck.textConfig, weights: ck.textEncoder, backend: backend)
+        unet = try UNet2DConditionModel(config: ck.unetConfig, weights: ck.unet, backend: backend)
+        vae = try AutoencoderKL(config: ck.vaeConfig, weights: ck.vae, backend: backend)
+        guard ck.unetConfig.cross_attention_dim == ck.textConfig.hidden_size else {
+            throw DiffEditError.model("\(ck.origin): UNet cross_attention_dim \(ck.unetConfig.cross_attention_dim) does not match the text encoder's hidden_size \(ck.textConfig.hidden_size)")
+        }
+        guard ck.vaeConfig.latent_channels == ck.unetConfig.out_channels else {
+            throw DiffEditError.model("\(ck.origin): VAE latent_channels \(ck.vaeConfig.latent_channels) does not match UNet out_channels \(ck.unetConfig.out_channels)")
+        }
+        schedulerConfig = ck.schedulerConfig
+        unetConfig = ck.unetConfig
+        vaeConfig = ck.vaeConfig
+        textConfig = ck.textConfig
+        kind = ck.kind
+        origin = ck.origin
+        layout = ck.layout
+        dtype = ck.dtype
+        self.backend = backend
+    }
+
+    /// Loads `path` (a diffusers folder or .safetensors file; nil or "" = the embedded default model).
+    public static func load(path: String?, backend: Backend, predictionType: String? = nil) throws -> StableDiffusionModel {
+        let p: String
+        if let path, !path.isEmpty { p = path } else { p = try DefaultModel.resolve() }
+        let ck = try CheckpointLoader.load(path: p, predictionType: predictionType)
+        return try StableDiffusionModel(checkpoint: ck, backend: backend)
+    }
+
+    /// VAE spatial factor (8 for SD).
+    public var vaeFactor: Int { vaeConfig.downsampleFactor }
+    /// Latent channels (4 for SD).
+    public var latentChannels: Int { vaeConfig.latent_channels }
+    /// Native image size: UNet sample_size x VAE factor (512 for SD 1.5, 768 for SD 2.x-v).
+    public var nativeSize: Int { unetConfig.sample_size * vaeFactor }
+    /// Token sequence length (77).
+    public var maxTokens: Int { textConfig.max_position_embeddings }
+}

@@ -1,0 +1,27 @@
+import Foundation
+import DiffEdit
+
+/// Options every model-using command shares, and how they turn into a backend and a model.
+enum CommonOptions {
+    static let model = ArgParser.Option(name: "model", value: "PATH",
+        help: "diffusers folder or single-file .safetensors (default: the embedded toy model)")
+    static let backend = ArgParser.Option(name: "backend", value: "auto|cpu|cuda", help: "kernel backend (default auto)")
+    static let threads = ArgParser.Option(name: "threads", value: "N", help: "CPU threads (default: all cores)")
+    static let quiet = ArgParser.Option(name: "quiet", value: nil, help: "no progress bar")
+
+    static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
+        let threads = try p.int("threads") ?? 0
+        guard threads >= 0 else { throw CLIError.usage(p.command, "--threads: \(threads) must be >= 0") }
+        let requested = p.string("backend") ?? "auto"
+        let be = try Backend(name: requested, threads: threads)
+        // "auto" falling back to the CPU is the normal case without a GPU: only say so when CUDA was asked for.
+        if requested == "cuda" && !be.fallbackReason.isEmpty { stderrLine("diffedit: backend: \(be.fallbackReason)") }
+        return be
+    }
+
+    static func loadModel(_ p: ArgParser.Parsed, backend: Backend) throws -> StableDiffusionModel {
+        try StableDiffusionModel.load(path: p.string("model"), backend: backend)
+    }
+
+    static func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+}

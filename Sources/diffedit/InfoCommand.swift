@@ -1,0 +1,109 @@
+import Foundation
+import DiffEdit
+
+/// `diffedit info`: what a checkpoint is, without building the networks.
+enum InfoCommand {
+    static let parser = ArgParser(
+        command: "info",
+        usage: "[--model PATH] [--json]",
+        summary: "Describes a checkpoint: architecture kind, layout, dtype, UNet levels and channels, parameter counts, VAE latent factor, text encoder, tokenizer and scheduler config.",
+        options: [CommonOptions.model, .init(name: "json", value: nil, help: "print one JSON object")])
+
+    static func params(_ w: WeightSource) -> Int {
+        w.names.reduce(0) { $0 + (w.shape(of: $1)?.reduce(1, *) ?? 0) }
+    }
+
+    static func run(arguments: [String]) throws {
+        let p = try parser.parse(arguments)
+        guard p.positionals.isEmpty else { throw CLIError.usage("info", "unexpected argument \(p.positionals[0])") }
+        let path = try p.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? DefaultModel.resolve()
+        let ck = try CheckpointLoader.load(path: path)
+        let u = ck.unetConfig, v = ck.vaeConfig, t = ck.textConfig, s = ck.schedulerConfig
+        let (pu, pv, pt) = (params(ck.unet), params(ck.vae), params(ck.textEncoder))
+        let heads = (0..<u.block_out_channels.count).map { u.heads(block: $0) }
+        let sched = SchedulerFactory.name(forClassName: s._class_name)
+        let info: [(String, Any)] = [
+            ("path", ck.origin),
+            ("layout", ck.layout),
+            ("kind", ck.kind),
+            ("dtype", ck.dtype),
+            ("parameters", pu + pv + pt),
+            ("unet", [
+                ("parameters", pu), ("in_channels", u.in_channels), ("out_channels", u.out_channels),
+                ("levels", u.block_out_channels.count), ("block_out_channels", u.block_out_channels),
+                ("layers_per_block", u.layers_per_block), ("attention_heads", heads),
+                ("cross_attention_dim", u.cross_attention_dim), ("use_linear_projection", u.use_linear_projection),
+                ("sample_size", u.sample_size), ("down_block_types", u.down_block_types),
+            ] as [(String, Any)]),
+            ("vae", [
+                ("parameters", pv), ("latent_channels", v.latent_channels), ("latent_factor", v.downsampleFactor),
+                ("block_out_channels", v.block_out_channels), ("scaling_factor", Double(v.scaling_factor)),
+                ("shift_factor", v.shift_factor.map { Double($0) } ?? Double.nan),
+                ("native_size", u.sample_size * v.downsampleFactor),
+            ] as [(String, Any)]),
+            ("text_encoder", [
+                ("parameters", pt), ("layers", t.num_hidden_layers), ("hidden_size", t.hidden_size),
+                ("heads", t.num_attention_heads), ("hidden_act", t.hidden_act), ("max_tokens", t.max_position_embeddings),
+            ] as [(String, Any)]),
+            ("tokenizer", [
+                ("source", ck.tokenizerVocabPath != nil ? "tokenizer/ folder" : "embedded CLIP vocabulary"),
+                ("pad_token", ck.padToken ?? "<|endoftext|>"),
+            ] as [(String, Any)]),
+            ("scheduler", [
+                ("_class_name", s._class_name), ("default_sampler", sched),
+                ("prediction_type", s.prediction_type), ("beta_schedule", s.beta_schedule),
+                ("beta_start", Double(s.beta_start)), ("beta_end", Double(s.beta_end)),
+                ("num_train_timesteps", s.num_train_timesteps), ("timestep_spacing", s.timestep_spacing),
+                ("steps_offset", s.steps_offset), ("set_alpha_to_one", s.set_alpha_to_one),
+                ("rescale_betas_zero_snr", s.rescale_betas_zero_snr),
+            ] as [(String, Any)]),
+        ]
+        if p.flag("json") { print(json(info)) } else { printText(info, indent: 0) }
+    }
+
+    static func scalar(_ v: Any) -> String {
+        switch v {
+        case let s as String: return s
+        case let d as Double: return d.isNaN ? "none" : String(format: "%g", d)
+        case let a as [Int]: return "[" + a.map(String.init).joined(separator: ", ") + "]"
+        case let a as [String]: return "[" + a.joined(separator: ", ") + "]"
+        default: return "\(v)"
+        }
+    }
+
+    static func printText(_ items: [(String, Any)], indent: Int) {
+        let pad = String(repeating: "  ", count: indent)
+        for (k, v) in items {
+            if let sub = v as? [(String, Any)] { print("\(pad)\(k):"); printText(sub, indent: indent + 1) }
+            else if k == "parameters", let n = v as? Int { print("\(pad)\(k): \(n) (\(String(format: "%.1f", Double(n) / 1e6))M)") }
+            else { print("\(pad)\(k): \(scalar(v))") }
+        }
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case let x where x.value < 0x20: out += String(format: "\\u%04x", x.value)
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
+
+    static func json(_ v: Any) -> String {
+        switch v {
+        case let items as [(String, Any)]: return "{" + items.map { jsonString($0.0) + ": " + json($0.1) }.joined(separator: ", ") + "}"
+        case let s as String: return jsonString(s)
+        case let b as Bool: return b ? "true" : "false"
+        case let i as Int: return String(i)
+        case let d as Double: return d.isFinite ? "\(d)" : "null"
+        case let a as [Int]: return "[" + a.map(String.init).joined(separator: ", ") + "]"
+        case let a as [String]: return "[" + a.map(jsonString).joined(separator: ", ") + "]"
+        default: return jsonString("\(v)")
+        }
+    }
+}
