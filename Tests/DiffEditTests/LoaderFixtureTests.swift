@@ -28,6 +28,7 @@ final class LoaderFixtureTests: XCTestCase {
         XCTAssertEqual(mismatches, [], "\(what): tensors differ", file: file, line: line)
     }
 
+    /// The fields tensor shapes determine (head counts and norm groups they cannot).
     func assertSameArchitecture(_ f: LoadedCheckpoint, _ s: LoadedCheckpoint, file: StaticString = #filePath, line: UInt = #line) {
         let u = f.unetConfig, v = s.unetConfig
         XCTAssertEqual(v.in_channels, u.in_channels, file: file, line: line)
@@ -38,18 +39,12 @@ final class LoaderFixtureTests: XCTestCase {
         XCTAssertEqual(v.up_block_types, u.up_block_types, file: file, line: line)
         XCTAssertEqual(v.cross_attention_dim, u.cross_attention_dim, file: file, line: line)
         XCTAssertEqual(v.use_linear_projection, u.use_linear_projection, file: file, line: line)
-        for i in 0..<u.block_out_channels.count {
-            XCTAssertEqual(v.heads(block: i), u.heads(block: i), "UNet heads of block \(i)", file: file, line: line)
-        }
         XCTAssertEqual(s.vaeConfig.block_out_channels, f.vaeConfig.block_out_channels, file: file, line: line)
         XCTAssertEqual(s.vaeConfig.layers_per_block, f.vaeConfig.layers_per_block, file: file, line: line)
         XCTAssertEqual(s.vaeConfig.latent_channels, f.vaeConfig.latent_channels, file: file, line: line)
-        XCTAssertEqual(s.vaeConfig.norm_num_groups, f.vaeConfig.norm_num_groups, file: file, line: line)
-        XCTAssertEqual(s.unetConfig.norm_num_groups, f.unetConfig.norm_num_groups, file: file, line: line)
         let t = f.textConfig, w = s.textConfig
         XCTAssertEqual(w.hidden_size, t.hidden_size, file: file, line: line)
         XCTAssertEqual(w.num_hidden_layers, t.num_hidden_layers, file: file, line: line)
-        XCTAssertEqual(w.num_attention_heads, t.num_attention_heads, file: file, line: line)
         XCTAssertEqual(w.intermediate_size, t.intermediate_size, file: file, line: line)
         XCTAssertEqual(w.hidden_act, t.hidden_act, file: file, line: line)
         XCTAssertEqual(w.vocab_size, t.vocab_size, file: file, line: line)
@@ -68,6 +63,17 @@ final class LoaderFixtureTests: XCTestCase {
         try assertSameWeights(f.vae, s.vae, "\(name) vae")
         try assertSameWeights(f.textEncoder, s.textEncoder, "\(name) text encoder")
         assertSameArchitecture(f, s)
+        // with the folder's configs for what shapes cannot tell: everything equal, weights still the file's
+        let sc = try CheckpointLoader.load(path: s.origin, configFrom: f.origin)
+        XCTAssertEqual(sc.unetConfig, f.unetConfig)
+        XCTAssertEqual(sc.vaeConfig, f.vaeConfig)
+        XCTAssertEqual(sc.textConfig, f.textConfig)
+        XCTAssertEqual(sc.schedulerConfig, f.schedulerConfig)
+        XCTAssertEqual(sc.padToken, f.padToken)
+        XCTAssertEqual(sc.tokenizerVocabPath, f.tokenizerVocabPath)
+        XCTAssertEqual(sc.kind, f.kind)
+        XCTAssertTrue(sc.unet.origin.hasPrefix(s.origin))
+        try assertSameWeights(f.textEncoder, sc.textEncoder, "\(name) text encoder (configFrom)")
         // the clean names the models use
         XCTAssertTrue(f.unet.contains("conv_in.weight"))
         XCTAssertTrue(f.unet.contains("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"))
@@ -95,5 +101,39 @@ final class LoaderFixtureTests: XCTestCase {
         XCTAssertEqual(s.schedulerConfig.prediction_type, "v_prediction")
         let eps = try CheckpointLoader.load(path: s.origin, predictionType: "epsilon")
         XCTAssertEqual(eps.schedulerConfig.prediction_type, "epsilon")
+    }
+
+    func testConfigFromContradictingTheShapesIsAnError() throws {
+        let (f1, s1) = try pair("sd1")
+        _ = f1
+        let sd2 = (IOTestSupport.fixtures as NSString).appendingPathComponent("sd2")
+        IOTestSupport.assertThrows("model", [sd2 + "/unet/config.json", "block_out_channels", s1.origin]) {
+            _ = try CheckpointLoader.load(path: s1.origin, configFrom: sd2)
+        }
+    }
+
+    func testConfigsInMetadataAreUsedAndChecked() throws {
+        let (f, s) = try pair("sd1")
+        let dir = try IOTestSupport.tempDir("meta")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // rewrite the single file with the folder's configs in __metadata__
+        let src = try SafetensorsFile(path: s.origin)
+        var tensors: [String: Tensor] = [:]
+        for n in src.names where SafetensorsFile.convertibleDTypes.contains(src.dtype(of: n)!) { tensors[n] = try src.tensor(n) }
+        func json<T: Encodable>(_ v: T) throws -> String { String(decoding: try JSONEncoder().encode(v), as: UTF8.self) }
+        var text = f.textConfig
+        let p = dir + "/meta.safetensors"
+        try SafetensorsWriter.write(tensors, dtype: "F16", metadata: [
+            SingleFileCheckpoint.metadataKeys.unet: try json(f.unetConfig), SingleFileCheckpoint.metadataKeys.vae: try json(f.vaeConfig),
+            SingleFileCheckpoint.metadataKeys.text: try json(text), SingleFileCheckpoint.metadataKeys.scheduler: try json(f.schedulerConfig)], path: p)
+        let m = try CheckpointLoader.load(path: p)
+        XCTAssertEqual(m.unetConfig, f.unetConfig)
+        XCTAssertEqual(m.textConfig, f.textConfig)
+        XCTAssertEqual(m.schedulerConfig, f.schedulerConfig)
+        try assertSameWeights(f.unet, m.unet, "metadata unet")
+        text.num_hidden_layers += 1
+        let q = dir + "/bad.safetensors"
+        try SafetensorsWriter.write(tensors, dtype: "F16", metadata: [SingleFileCheckpoint.metadataKeys.text: try json(text)], path: q)
+        IOTestSupport.assertThrows("model", [q, "num_hidden_layers"]) { _ = try CheckpointLoader.load(path: q) }
     }
 }

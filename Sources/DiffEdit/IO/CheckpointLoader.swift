@@ -11,7 +11,9 @@ public enum CheckpointLoader {
     ///   - path: a diffusers folder or a .safetensors file.
     ///   - predictionType: overrides the scheduler's prediction_type ("epsilon", "v_prediction").
     ///     Single-file SD2 (OpenCLIP) checkpoints default to v_prediction, SD1 to epsilon.
-    public static func load(path: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
+    ///   - configFrom: single files only: a diffusers folder whose configs to use for what shapes cannot
+    ///     tell (head counts, norm groups, scaling factor, scheduler); checked against the shapes.
+    public static func load(path: String, predictionType: String? = nil, configFrom: String? = nil) throws -> LoadedCheckpoint {
         if let p = predictionType, !["epsilon", "v_prediction", "sample"].contains(p) {
             throw DiffEditError.invalidArgument("prediction type \(p): expected epsilon, v_prediction or sample")
         }
@@ -22,7 +24,7 @@ public enum CheckpointLoader {
         }
         if isDir.boolValue { return try loadFolder(path, predictionType: predictionType) }
         try refuseIfPickle(path)
-        return try SingleFileCheckpoint.load(path: path, predictionType: predictionType)
+        return try SingleFileCheckpoint.load(path: path, predictionType: predictionType, configFrom: configFrom)
     }
 
     /// Throws `.unsupported` when `path` names a pickle checkpoint (by extension or by content).

@@ -15,7 +15,11 @@ public enum SingleFileCheckpoint {
 
     typealias Ref = MappedWeightSource.Ref
 
-    public static func load(path: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
+    /// - Parameters:
+    ///   - predictionType: overrides the scheduler's prediction type (default: v_prediction for SD2
+    ///     OpenCLIP files, epsilon otherwise; a given scheduler config or ModelSpec metadata decides first).
+    ///   - configFrom: a diffusers folder whose configs (and tokenizer) to use, checked against the shapes.
+    public static func load(path: String, predictionType: String? = nil, configFrom: String? = nil) throws -> LoadedCheckpoint {
         let file = try SafetensorsFile(path: path)
         let names = file.names
         guard names.contains(where: { $0.hasPrefix(unetPrefix) }) else {
@@ -28,28 +32,40 @@ public enum SingleFileCheckpoint {
         guard openClip || names.contains(where: { $0.hasPrefix(clipPrefix) }) else {
             throw DiffEditError.model("\(path): no text-encoder tensors (\(clipPrefix)* or \(openClipPrefix)*) in the checkpoint")
         }
+        let given = try givenConfigs(file: file, configFrom: configFrom)
 
         let text = try openClip ? openClipText(file) : clipText(file)
         let textSource = MappedWeightSource(origin: "\(path) (text encoder)", refs: text.refs)
-        let unetRefs = try unetRefs(file)
-        let unetSource = MappedWeightSource(origin: "\(path) (unet)", refs: unetRefs)
-        let unetConfig = try detectUNet(unetSource, path: path, sd2: openClip)
-        let vaeRefs = try vaeRefs(file)
-        let vaeSource = MappedWeightSource(origin: "\(path) (vae)", refs: vaeRefs)
+        let unetSource = MappedWeightSource(origin: "\(path) (unet)", refs: try unetRefs(file))
+        let vaeSource = MappedWeightSource(origin: "\(path) (vae)", refs: try vaeRefs(file))
+        var unetConfig = try detectUNet(unetSource, path: path, sd2: openClip)
         var vaeConfig = try detectVAE(vaeSource, path: path)
+        var textConfig = text.config
 
-        var sched = SchedulerConfig()
-        sched.prediction_type = predictionType ?? (openClip ? "v_prediction" : "epsilon")
-        var unetCfg = unetConfig
+        // Scheduler: given config, else ModelSpec metadata, else SD1 epsilon / SD2 v-prediction.
+        var sched = given.scheduler?.0 ?? SchedulerConfig()
+        if given.scheduler == nil {
+            switch file.metadata["modelspec.prediction_type"] {
+            case "v", "v_prediction": sched.prediction_type = "v_prediction"
+            case "epsilon": sched.prediction_type = "epsilon"
+            default: sched.prediction_type = openClip ? "v_prediction" : "epsilon"
+            }
+        }
+        if let p = predictionType { sched.prediction_type = p }
         // 768-px SD2 (v-prediction) models use 96x96 latents; the rest 64x64.
-        if openClip && sched.prediction_type == "v_prediction" { unetCfg.sample_size = 96; vaeConfig.sample_size = 768 }
+        if openClip && sched.prediction_type == "v_prediction" {
+            unetConfig.sample_size = 96; vaeConfig.sample_size = 768; unetConfig.upcast_attention = true
+        }
+        if let (g, origin) = given.unet { unetConfig = try reconcile(g, detected: unetConfig, origin: origin, file: path) }
+        if let (g, origin) = given.vae { vaeConfig = try reconcile(g, detected: vaeConfig, origin: origin, file: path) }
+        if let (g, origin) = given.text { textConfig = try reconcile(g, detected: textConfig, origin: origin, file: path) }
 
-        let kind = CheckpointLoader.detectKind(className: "", unet: unetCfg, text: text.config)
-        return LoadedCheckpoint(origin: path, unetConfig: unetCfg, vaeConfig: vaeConfig, textConfig: text.config,
+        let kind = CheckpointLoader.detectKind(className: "", unet: unetConfig, text: textConfig)
+        return LoadedCheckpoint(origin: path, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
                                 schedulerConfig: sched, unet: unetSource, vae: vaeSource, textEncoder: textSource,
-                                tokenizerVocabPath: nil, tokenizerMergesPath: nil,
-                                padToken: openClip ? "!" : "<|endoftext|>", kind: kind, layout: "single-file",
-                                dtype: file.mainDType)
+                                tokenizerVocabPath: given.vocab, tokenizerMergesPath: given.merges,
+                                padToken: given.padToken ?? (openClip ? "!" : "<|endoftext|>"), kind: kind,
+                                layout: "single-file", dtype: file.mainDType)
     }
 
     // MARK: helpers
