@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Train a toy UNet2DConditionModel jointly with the toy CLIP text encoder, on VAE latents of toy-world data.
+
+    # InstructPix2Pix UNet (8 input channels: noisy latents + source-image latents), instructions as text
+    nice -n 10 python3 tools/train_unet.py --mode instruct --work /work/toytrain --minutes 40
+    # text-to-image UNet (4 input channels), captions as text; starts its text encoder from the instruct one
+    nice -n 10 python3 tools/train_unet.py --mode t2i --work /work/toytrain --minutes 20
+
+Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). Epsilon prediction on the
+SD1 scaled_linear schedule (1000 steps). Instruct mode drops the text (5%), the image (5%) or both (5%) as in
+InstructPix2Pix so both classifier-free guidances work; t2i mode drops the caption 10%.
+Seeded and resumable: WORK/<mode>.ckpt holds model, text encoder, optimiser, step and RNG states; rerunning
+continues. Prints the loss curve (EMA) and at the end a held-out denoising loss; writes WORK/<mode>/{unet,text_encoder}.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
+import sdparts  # noqa: E402
+import world  # noqa: E402
+
+
+@torch.no_grad()
+def encode_all(vae, imgs, chunk=256):
+    out = []
+    for i in range(0, len(imgs), chunk):
+        out.append(vae.encode(sdparts.to_tensor(imgs[i:i + chunk])).latent_dist.mode())
+    return torch.cat(out)
+
+
+def load_data(work, vae, mode, count, seed0):
+    """Cached VAE posterior means (unscaled) of sources and targets + texts."""
+    path = os.path.join(work, f"latents_{count}_{seed0}.pt")
+    if os.path.exists(path):
+        return torch.load(path, weights_only=False)
+    sdparts.log(f"rendering {count} edit triplets (seeds {seed0}..{seed0 + count - 1})")
+    src, tgt, ins, sc, tc = sdparts.make_edit_dataset(seed0, count)
+    sdparts.log("encoding with the VAE")
+    d = {"src": encode_all(vae, src), "tgt": encode_all(vae, tgt), "ins": ins, "sc": sc, "tc": tc,
+         "types": [world.EDIT_TYPES[i % 4] for i in range(count)]}
+    torch.save(d, path)
+    return d
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["instruct", "t2i"], required=True)
+    ap.add_argument("--work", default="/work/toytrain")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=1_000_000)
+    ap.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget for this run")
+    ap.add_argument("--total-minutes", type=float, default=None,
+                    help="LR schedule length (default: --minutes); keep it fixed when resuming")
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--data", type=int, default=16000, help="number of training triplets")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-every", type=int, default=25)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tok_dir = os.path.join(a.work, "tokenizer")
+    if not os.path.exists(os.path.join(tok_dir, "vocab.json")):
+        sdparts.write_clip_tokenizer(tok_dir)
+    tok = sdparts.TokenCache(sdparts.load_tokenizer(tok_dir))
+    vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae")).eval()
+    sf = vae.config.scaling_factor
+    seed0 = 0 if a.mode == "instruct" else 300_000_000
+    data = load_data(a.work, vae, a.mode, a.data, seed0)
+    N = len(data["ins"])
+
+    torch.manual_seed(a.seed)
+    in_ch = 8 if a.mode == "instruct" else 4
+    unet = UNet2DConditionModel(**sdparts.unet_config(in_ch))
+    te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
+    if a.mode == "t2i" and os.path.exists(os.path.join(a.work, "instruct", "text_encoder")):
+        te = CLIPTextModel.from_pretrained(os.path.join(a.work, "instruct", "text_encoder"))
+        sdparts.log("text encoder initialised from the instruct model's")
+    sched = DDPMScheduler(**{k: v for k, v in sdparts.SCHEDULER_CONFIG.items()
+                             if k not in ("set_alpha_to_one", "steps_offset")})
+    params = list(unet.parameters()) + list(te.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
+    ck_path = os.path.join(a.work, f"{a.mode}.ckpt")
+    step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
+    ck = sdparts.load_ckpt(ck_path)
+    if ck:
+        unet.load_state_dict(ck["unet"])
+        te.load_state_dict(ck["te"])
+        opt.load_state_dict(ck["opt"])
+        step, rng, elapsed0 = ck["step"], ck["rng"], ck.get("elapsed", 0.0)
+        torch.set_rng_state(ck["torch_rng"])
+        sdparts.log(f"resumed at step {step} ({elapsed0 / 60:.1f} min trained)")
+    sdparts.log(f"unet params {sum(p.numel() for p in unet.parameters())}, "
+                f"text encoder params {sum(p.numel() for p in te.parameters())}, data {N}")
+    total = (a.total_minutes or a.minutes) * 60
+    empty = tok([""])
+    # edit-type weights: recolour is the headline edit
+    w = np.array([{"recolor": 0.4, "reshape": 0.2, "background": 0.2, "remove": 0.2}[t] for t in data["types"]])
+    w = w / w.sum()
+
+    def save(elapsed):
+        sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
+                          rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed)
+
+    t0, ema = time.time(), 0.0
+    unet.train()
+    te.train()
+    while step < a.steps and time.time() - t0 < a.minutes * 60:
+        elapsed = elapsed0 + time.time() - t0
+        frac = min(1.0, elapsed / total)
+        warm = min(1.0, (step + 1) / 50)
+        for g in opt.param_groups:
+            g["lr"] = a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+        idx = torch.from_numpy(rng.choice(N, a.batch, p=w))
+        if a.mode == "instruct":
+            texts = [data["ins"][i] for i in idx]
+            x0 = data["tgt"][idx] * sf
+            cond = data["src"][idx].clone()  # unscaled, as StableDiffusionInstructPix2PixPipeline feeds it
+        else:
+            use_t = rng.random(a.batch) < 0.5
+            texts = [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)]
+            x0 = torch.where(torch.from_numpy(use_t)[:, None, None, None], data["tgt"][idx], data["src"][idx]) * sf
+        ids = tok(texts)
+        p = rng.random(a.batch)
+        if a.mode == "instruct":
+            drop_txt = p < 0.10             # 0.00-0.05 text only, 0.05-0.10 both
+            drop_img = (p >= 0.05) & (p < 0.15)
+            cond[torch.from_numpy(drop_img)] = 0
+        else:
+            drop_txt = p < 0.10
+        ids[torch.from_numpy(drop_txt)] = empty[0]
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (a.batch,))
+        xt = sched.add_noise(x0, noise, t)
+        inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
+        ehs = te(ids).last_hidden_state
+        pred = unet(inp, t, ehs).sample
+        loss = torch.nn.functional.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        ema = loss.item() if ema == 0 else 0.97 * ema + 0.03 * loss.item()
+        if step % 10 == 0:
+            sdparts.log(f"step {step} loss {loss.item():.4f} ema {ema:.4f} lr {opt.param_groups[0]['lr']:.2e}")
+        if step % a.save_every == 0:
+            save(elapsed0 + time.time() - t0)
+    save(elapsed0 + time.time() - t0)
+    # held-out denoising loss at fixed timesteps (seeded, held-out scenes)
+    unet.eval()
+    te.eval()
+    with torch.no_grad():
+        src, tgt, ins, sc, tc = [], [], [], [], []
+        for i in range(64):
+            e = world.edit_for_seed(world.HELDOUT_SEED_BASE + 700_000 + i, world.EDIT_TYPES[i % 4])
+            src.append(world.render(e.source)[0])
+            tgt.append(world.render(e.target)[0])
+            ins.append(e.instruction)
+            tc.append(e.target.caption())
+        zs, zt = encode_all(vae, np.stack(src)), encode_all(vae, np.stack(tgt)) * sf
+        g = torch.Generator().manual_seed(0)
+        losses = []
+        for tt in (100, 300, 500, 700, 900):
+            noise = torch.randn(zt.shape, generator=g)
+            tv = torch.full((64,), tt)
+            xt = sched.add_noise(zt, noise, tv)
+            inp = torch.cat([xt, zs], 1) if a.mode == "instruct" else xt
+            ehs = te(tok(ins if a.mode == "instruct" else tc)).last_hidden_state
+            losses.append(torch.nn.functional.mse_loss(unet(inp, tv, ehs).sample, noise).item())
+    out = os.path.join(a.work, a.mode)
+    unet.save_pretrained(os.path.join(out, "unet"))
+    te.save_pretrained(os.path.join(out, "text_encoder"))
+    sdparts.log(f"final: steps {step}, train loss ema {ema:.4f}, held-out eps-MSE at t=100/300/500/700/900: "
+                + " ".join(f"{x:.4f}" for x in losses) + f" (mean {np.mean(losses):.4f})")
+
+
+if __name__ == "__main__":
+    main()
