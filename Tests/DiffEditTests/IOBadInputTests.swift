@@ -72,6 +72,12 @@ final class IOBadInputTests: XCTestCase {
         try IOTestSupport.write(IOTestSupport.rawSafetensors(
             header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, data: [UInt8](repeating: 0, count: 8)), q)
         IOTestSupport.assertThrows("io", [q, "a", "out of order"]) { _ = try SafetensorsFile(path: q) }
+        for (i, offs) in ["[0, 1e30]", "[0, 99999999999999999999999]", "[0.5, 8]", "[0]", "\"0,8\""].enumerated() {
+            let r = path("offs\(i).safetensors")
+            try IOTestSupport.write(IOTestSupport.rawSafetensors(
+                header: "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":\(offs)}}", data: [UInt8](repeating: 0, count: 8)), r)
+            IOTestSupport.assertThrows("io", [r, "a"]) { _ = try SafetensorsFile(path: r) }
+        }
     }
 
     func testOverlappingOffsets() throws {

@@ -135,10 +135,10 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         self.metadata = meta
     }
 
+    /// An exact JSON integer (no fractions, nothing beyond 2^53 from a double).
     static func int(_ v: Any) -> Int? {
         if let i = v as? Int { return i }
         if let d = v as? Double, d.rounded() == d, abs(d) < 9.0e15 { return Int(d) }
-        if let n = v as? NSNumber { return n.intValue }
         return nil
     }
 
