@@ -59,7 +59,7 @@ def main():
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--data", type=int, default=16000, help="number of training triplets")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=25)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -23,13 +23,13 @@ VAE_CONFIG = dict(
     sample_size=64, scaling_factor=1.0,  # scaling_factor replaced by 1/std after training
 )
 TEXT_CONFIG = dict(
-    vocab_size=49408, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-    max_position_embeddings=77, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=64,
+    vocab_size=49408, hidden_size=48, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+    max_position_embeddings=77, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=48,
     bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
 )
 
 
-def unet_config(in_channels: int, blocks=(32, 64, 64), cross_dim: int = 64) -> dict:
+def unet_config(in_channels: int, blocks=(32, 64, 64), cross_dim: int = 48) -> dict:
     return dict(
         sample_size=16, in_channels=in_channels, out_channels=4, layers_per_block=1,
         block_out_channels=blocks,

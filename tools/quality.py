@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""`make quality`: edit-quality benchmark on held-out toy-world cases with known right answers.
+
+    python3 tools/quality.py                         # all methods through the diffedit CLI, 200 cases/type
+    python3 tools/quality.py --cases 10              # quick run
+    python3 tools/quality.py --reference --methods instruct,sdedit,ddim   # the Python diffusers reference
+    python3 tools/quality.py --cli .build/release/diffedit --methods instruct --types recolor
+
+For each edit type (recolor, reshape, background, remove) it generates --cases held-out cases (seeds at or
+above world.HELDOUT_SEED_BASE, never used in training), runs each method and scores the output against the
+ground truth:
+- success: recolor / background / remove: the mean colour of the edited region (its core: the mask
+  eroded by one pixel) is within --color-threshold (Euclidean RGB distance, 0..255 scale) of the expected
+  colour (the new colour; for remove, the background underneath). reshape: template match: the pixels of
+  the object's colour in the box around it overlap the new shape's template (IoU >= 0.5) better than the
+  old shape's.
+- bg PSNR: PSNR of the output against the input outside the edited region (dilated by two pixels).
+- s/edit: wall seconds per edit (CLI: the whole process, model loading included; reference: pipeline call).
+Methods: instruct (models/toy-instruct, the instruction as prompt); sdedit, ddim, p2p, p2p+lb
+(models/toy-sd, the target caption as prompt and the source caption as source prompt; p2p runs with
+--no-local-blend, p2p+lb with the automatic local blend). The table goes to stdout and --out
+(docs/quality.md) together with the command that made it.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools", "toyworld"))
+import world  # noqa: E402
+
+METHODS = ["sdedit", "ddim", "p2p", "p2p+lb", "instruct"]
+TYPE_SEED = {"recolor": 0, "reshape": 1, "background": 2, "remove": 3}
+
+
+# ------------------------------------------------------------------------------------------ cases
+def make_cases(n, types, seed_base):
+    cases = []
+    for t in types:
+        for i in range(n):
+            seed = seed_base + TYPE_SEED[t] * 1_000_000 + i
+            e = world.edit_for_seed(seed, t)
+            r = world.edit_arrays(e)
+            cases.append({"type": t, "seed": seed, "edit": e, **r})
+    return cases
+
+
+def erode(m, k=1):
+    m = m.copy()
+    for _ in range(k):
+        p = np.pad(m, 1, constant_values=False)
+        m = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return m
+
+
+def dilate(m, k=1):
+    m = m.copy()
+    for _ in range(k):
+        p = np.pad(m, 1, constant_values=False)
+        m = m | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    return m
+
+
+def psnr(a, b, mask):
+    if not mask.any():
+        return float("nan")
+    d = (a.astype(np.float64) - b.astype(np.float64))[mask]
+    mse = (d ** 2).mean()
+    return 99.0 if mse < 1e-10 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def score(case, out, thr):
+    """Returns (success: bool, background PSNR)."""
+    src, region = case["source"], case["region"]
+    keep = ~dilate(region, 2)
+    bg = psnr(out, src, keep)
+    e = case["edit"]
+    if case["type"] == "reshape":
+        k = e.obj_index
+        col = np.array(world.COLORS[e.target.objects[k].color], np.float32)
+        new_m = case["target_masks"][k]
+        old_m = case["source_masks"][k]
+        box = dilate(new_m | old_m, 3)
+        got = (np.linalg.norm(out.astype(np.float32) - col, axis=-1) < thr) & box
+        iou = lambda a, b: (a & b).sum() / max(1, (a | b).sum())  # noqa: E731
+        ok = iou(got, new_m) >= 0.5 and iou(got, new_m) > iou(got, old_m)
+        return bool(ok), bg
+    core = erode(region, 1)
+    if not core.any():
+        core = region
+    mean = out.astype(np.float32)[core].mean(axis=0)
+    ok = np.linalg.norm(mean - case["expected_rgb"]) < thr
+    return bool(ok), bg
+
+
+# ------------------------------------------------------------------------------------------ runners
+class CLIRunner:
+    def __init__(self, cli, models, steps, extra):
+        self.cli, self.models, self.steps, self.extra = cli, models, steps, extra
+
+    def check(self):
+        if not os.path.exists(self.cli):
+            return f"diffedit CLI not found at {self.cli} (build it: swift build -c release, or pass --cli PATH)"
+        try:
+            r = subprocess.run([self.cli, "edit", "--help"], capture_output=True, text=True, timeout=60)
+        except Exception as ex:  # noqa: BLE001
+            return f"{self.cli} edit --help failed: {ex}"
+        text = (r.stdout + r.stderr)
+        if r.returncode != 0 or "not yet available" in text:
+            return f"`{self.cli} edit` is not available in this build: {text.strip()[:300]}"
+        return None
+
+    def run(self, method, case, tmp, seed):
+        inp = os.path.join(tmp, f"{case['type']}_{case['seed']}_in.png")
+        out = os.path.join(tmp, f"{case['type']}_{case['seed']}_{method}.png")
+        Image.fromarray(case["source"]).save(inp)
+        e = case["edit"]
+        if method == "instruct":
+            args = ["--model", self.models["instruct"], "--method", "instruct", "--prompt", e.instruction]
+        else:
+            m = "p2p" if method.startswith("p2p") else method
+            args = ["--model", self.models["sd"], "--method", m, "--prompt", case["target_caption"],
+                    "--source-prompt", case["source_caption"]]
+            if method == "p2p":
+                args.append("--no-local-blend")
+        cmd = [self.cli, "edit", "--input", inp, "--output", out, "--seed", str(seed), "--steps",
+               str(self.steps)] + args + self.extra.get(method, [])
+        t = time.time()
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        dt = time.time() - t
+        if r.returncode != 0:
+            raise RuntimeError(f"{shlex.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[:400]}")
+        return np.asarray(Image.open(out).convert("RGB")), dt
+
+
+class ReferenceRunner:
+    """The same edits with PyTorch + diffusers (instruct, sdedit, ddim; p2p has no diffusers pipeline)."""
+
+    def __init__(self, models, steps, params):
+        import torch
+        self.torch, self.models, self.steps, self.p = torch, models, steps, params
+        torch.set_num_threads(params.get("threads", 2))
+        self.pipes = {}
+
+    def check(self):
+        return None
+
+    def pipe(self, kind):
+        if kind not in self.pipes:
+            from diffusers import (StableDiffusionImg2ImgPipeline, StableDiffusionInstructPix2PixPipeline,
+                                   StableDiffusionPipeline)
+            cls = {"instruct": StableDiffusionInstructPix2PixPipeline, "sdedit": StableDiffusionImg2ImgPipeline,
+                   "sd": StableDiffusionPipeline}[kind]
+            path = self.models["instruct" if kind == "instruct" else "sd"]
+            p = cls.from_pretrained(path, torch_dtype=self.torch.float32, safety_checker=None,
+                                    requires_safety_checker=False)
+            p.set_progress_bar_config(disable=True)
+            self.pipes[kind] = p
+        return self.pipes[kind]
+
+    def run(self, method, case, tmp, seed):
+        torch = self.torch
+        e = case["edit"]
+        img = Image.fromarray(case["source"])
+        g = torch.Generator().manual_seed(seed)
+        t = time.time()
+        if method == "instruct":
+            out = self.pipe("instruct")(e.instruction, image=img, num_inference_steps=self.steps,
+                                        guidance_scale=self.p["guidance"], image_guidance_scale=self.p["image_guidance"],
+                                        generator=g).images[0]
+        elif method == "sdedit":
+            out = self.pipe("sdedit")(case["target_caption"], image=img, strength=self.p["strength"],
+                                      num_inference_steps=self.steps, guidance_scale=self.p["guidance"],
+                                      generator=g).images[0]
+        elif method == "ddim":
+            out = self.ddim(case, img)
+        else:
+            raise NotImplementedError(f"{method}: no diffusers reference (run it through the CLI)")
+        dt = time.time() - t
+        return np.asarray(out.convert("RGB")), dt
+
+    def ddim(self, case, img):
+        """DDIM inversion with the source caption at guidance 1, then DDIM sampling with the target caption."""
+        torch = self.torch
+        from diffusers import DDIMInverseScheduler, DDIMScheduler
+        p = self.pipe("sd")
+        p.scheduler = DDIMScheduler.from_config(p.scheduler.config)
+        inv = DDIMInverseScheduler.from_config(p.scheduler.config)
+        x = torch.from_numpy(case["source"]).permute(2, 0, 1)[None].float() / 127.5 - 1
+        with torch.no_grad():
+            z = p.vae.encode(x).latent_dist.mode() * p.vae.config.scaling_factor
+            emb = p.encode_prompt(case["source_caption"], "cpu", 1, False)[0]
+            inv.set_timesteps(self.steps)
+            for t in inv.timesteps:
+                eps = p.unet(z, t, emb).sample
+                z = inv.step(eps, t, z).prev_sample
+        return p(case["target_caption"], latents=z, num_inference_steps=self.steps,
+                 guidance_scale=self.p["guidance"]).images[0]
+
+
+# ------------------------------------------------------------------------------------------ main
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=200, help="cases per edit type (>= 200 for the table)")
+    ap.add_argument("--types", default=",".join(world.EDIT_TYPES))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--cli", default=os.path.join(ROOT, ".build", "release", "diffedit"))
+    ap.add_argument("--reference", action="store_true", help="use PyTorch + diffusers instead of the CLI")
+    ap.add_argument("--instruct-model", default=os.path.join(ROOT, "models", "toy-instruct"))
+    ap.add_argument("--sd-model", default=os.path.join(ROOT, "models", "toy-sd"))
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--guidance", type=float, default=7.5)
+    ap.add_argument("--image-guidance", type=float, default=1.5)
+    ap.add_argument("--strength", type=float, default=0.6)
+    ap.add_argument("--seed", type=int, default=0, help="noise seed for every edit")
+    ap.add_argument("--seed-base", type=int, default=world.HELDOUT_SEED_BASE)
+    ap.add_argument("--color-threshold", type=float, default=60.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality.md"),
+                    help="markdown file for the table ('' = don't write)")
+    ap.add_argument("--save-images", default="", help="folder to keep a contact sheet per method/type")
+    a = ap.parse_args()
+    assert a.seed_base >= world.HELDOUT_SEED_BASE, "held-out seeds only"
+    types = [t for t in a.types.split(",") if t]
+    methods = [m for m in a.methods.split(",") if m]
+    for m in methods:
+        if m not in METHODS:
+            sys.exit(f"quality.py: unknown method {m!r} (one of {', '.join(METHODS)})")
+    models = {"instruct": a.instruct_model, "sd": a.sd_model}
+    if a.reference:
+        runner = ReferenceRunner(models, a.steps, {"guidance": a.guidance, "image_guidance": a.image_guidance,
+                                                   "strength": a.strength, "threads": a.threads})
+    else:
+        extra = {m: ["--guidance", str(a.guidance)] for m in METHODS}
+        extra["instruct"] += ["--image-guidance", str(a.image_guidance)]
+        extra["sdedit"] += ["--strength", str(a.strength)]
+        runner = CLIRunner(a.cli, models, a.steps, extra)
+    problem = runner.check()
+    if problem:
+        print(f"quality.py: {problem}", file=sys.stderr)
+        print("quality.py: nothing measured. For the Python diffusers reference numbers run with --reference.",
+              file=sys.stderr)
+        sys.exit(2)
+    cases = make_cases(a.cases, types, a.seed_base)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in methods:
+            need = models["instruct" if m == "instruct" else "sd"]
+            if not os.path.exists(os.path.join(need, "model_index.json")):
+                print(f"quality.py: {m}: model folder {need} missing, skipped", file=sys.stderr)
+                continue
+            for t in types:
+                res, times, sheet = [], [], []
+                err = None
+                for c in [c for c in cases if c["type"] == t]:
+                    try:
+                        out, dt = runner.run(m, c, tmp, a.seed)
+                    except NotImplementedError as ex:
+                        err = str(ex)
+                        break
+                    ok, bg = score(c, out, a.color_threshold)
+                    res.append((ok, bg))
+                    times.append(dt)
+                    if a.save_images and len(sheet) < 16:
+                        sheet.append(np.concatenate([c["source"], out, c["target"]], 1))
+                if err:
+                    print(f"quality.py: {err}", file=sys.stderr)
+                    break
+                if a.save_images and sheet:
+                    os.makedirs(a.save_images, exist_ok=True)
+                    Image.fromarray(np.concatenate(sheet, 0)).save(os.path.join(a.save_images, f"{m}_{t}.png"))
+                succ = 100.0 * np.mean([r[0] for r in res])
+                bgs = np.array([r[1] for r in res])
+                bgs = bgs[np.isfinite(bgs)]
+                row = (m, t, len(res), succ, float(np.median(bgs)) if len(bgs) else float("nan"),
+                       float(np.mean(bgs)) if len(bgs) else float("nan"), float(np.mean(times)))
+                rows.append(row)
+                print(f"{m:9s} {t:10s} n={row[2]:4d} success {row[3]:5.1f}%  bg PSNR median {row[4]:5.1f} dB "
+                      f"mean {row[5]:5.1f} dB  {row[6]:.2f} s/edit", flush=True)
+    cmd = "python3 tools/quality.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    table = ["| method | edit | cases | success | bg PSNR median (dB) | bg PSNR mean (dB) | s/edit |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f}% | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.2f} |")
+    print("\n".join(table))
+    if a.out and rows:
+        backend = "Python diffusers reference (--reference)" if a.reference else f"diffedit CLI ({a.cli})"
+        section = [f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {backend}", "",
+                   "```", cmd.strip(), "```", "",
+                   f"steps {a.steps}, guidance {a.guidance}, image guidance {a.image_guidance}, sdedit strength "
+                   f"{a.strength}, colour threshold {a.color_threshold}, noise seed {a.seed}, held-out seeds from "
+                   f"{a.seed_base}.", ""] + table + [""]
+        head = "# Edit quality on the toy world\n\n"
+        old = open(a.out).read() if os.path.exists(a.out) else head
+        marker = "<!-- results: newest first -->\n"
+        if marker not in old:
+            old = old.rstrip() + "\n\n" + marker
+        pre, post = old.split(marker, 1)
+        with open(a.out, "w") as f:
+            f.write(pre + marker + "\n".join(section) + "\n" + post)
+        print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

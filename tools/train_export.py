@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Export the trained toy models as diffusers folders with fp16 safetensors.
+
+    python3 tools/train_export.py --work /work/toytrain --out models
+
+Writes models/toy-instruct (StableDiffusionInstructPix2PixPipeline layout, the default model) and, when
+WORK/t2i exists, models/toy-sd (StableDiffusionPipeline layout). Both share WORK/vae and WORK/tokenizer.
+Text-encoder tensors are written with the real-world `text_model.` prefix (as published SD folders have
+them; transformers 5 would otherwise drop it). The scheduler is SD1's DDIMScheduler config.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
+import sdparts  # noqa: E402
+
+
+def fix_text_encoder(folder):
+    from safetensors.torch import load_file, save_file
+    p = os.path.join(folder, "text_encoder", "model.safetensors")
+    sd = load_file(p)
+    sd = {(k if k.startswith("text_model.") else "text_model." + k): v.contiguous() for k, v in sd.items()}
+    save_file(sd, p, metadata={"format": "pt"})
+
+
+def export(kind, work, out_dir):
+    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline,
+                           StableDiffusionPipeline, UNet2DConditionModel)
+    from transformers import CLIPTextModel, CLIPTokenizer
+    src = os.path.join(work, "instruct" if kind == "instruct" else "t2i")
+    vae = AutoencoderKL.from_pretrained(os.path.join(work, "vae"))
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(src, "unet"))
+    te = CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder"))
+    tok = CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"))
+    sched = DDIMScheduler(**sdparts.SCHEDULER_CONFIG)
+    cls = StableDiffusionInstructPix2PixPipeline if kind == "instruct" else StableDiffusionPipeline
+    pipe = cls(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
+               feature_extractor=None, requires_safety_checker=False)
+    pipe.to(torch.float16)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    fix_text_encoder(out_dir)
+    # keep only what a loader needs from the tokenizer folder
+    for f in os.listdir(os.path.join(out_dir, "tokenizer")):
+        if f not in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+            os.remove(os.path.join(out_dir, "tokenizer", f))
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out_dir) for f in fs)
+    print(f"{out_dir}: {total / 1e6:.2f} MB")
+    print(json.dumps(json.load(open(os.path.join(out_dir, "model_index.json")))))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default="/work/toytrain")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                  "models"))
+    a = ap.parse_args()
+    export("instruct", a.work, os.path.join(a.out, "toy-instruct"))
+    if os.path.exists(os.path.join(a.work, "t2i", "unet")):
+        export("t2i", a.work, os.path.join(a.out, "toy-sd"))
+
+
+if __name__ == "__main__":
+    main()
