@@ -5,6 +5,8 @@ import DiffEdit
 enum CommonOptions {
     static let model = ArgParser.Option(name: "model", value: "PATH",
         help: "diffusers folder or single-file .safetensors (default: the embedded toy model)")
+    static let configFrom = ArgParser.Option(name: "config-from", value: "DIR",
+        help: "single-file checkpoints: take the configs from this diffusers folder")
     static let backend = ArgParser.Option(name: "backend", value: "auto|cpu|cuda", help: "kernel backend (default auto)")
     static let threads = ArgParser.Option(name: "threads", value: "N", help: "CPU threads (default: all cores)")
     static let quiet = ArgParser.Option(name: "quiet", value: nil, help: "no progress bar")
@@ -20,7 +22,7 @@ enum CommonOptions {
     }
 
     static func loadModel(_ p: ArgParser.Parsed, backend: Backend) throws -> StableDiffusionModel {
-        try StableDiffusionModel.load(path: p.string("model"), backend: backend)
+        try StableDiffusionModel.load(path: p.string("model"), backend: backend, configFrom: p.string("config-from"))
     }
 
     static func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -8,7 +8,7 @@ enum GenerateCommand {
         usage: "--prompt TEXT --output OUT.png [options]",
         summary: "Text-to-image with classifier-free guidance, step for step as diffusers' StableDiffusionPipeline.",
         options: [
-            CommonOptions.model,
+            CommonOptions.model, CommonOptions.configFrom,
             .init(name: "prompt", value: "TEXT", help: "what to draw (required)"),
             .init(name: "negative-prompt", value: "TEXT", help: "what to avoid (default empty)"),
             .init(name: "width", value: "W", help: "image width, a multiple of the VAE factor (default: native size)"),

@@ -7,7 +7,7 @@ enum InfoCommand {
         command: "info",
         usage: "[--model PATH] [--json]",
         summary: "Describes a checkpoint: architecture kind, layout, dtype, UNet levels and channels, parameter counts, VAE latent factor, text encoder, tokenizer and scheduler config.",
-        options: [CommonOptions.model, .init(name: "json", value: nil, help: "print one JSON object")])
+        options: [CommonOptions.model, CommonOptions.configFrom, .init(name: "json", value: nil, help: "print one JSON object")])
 
     static func params(_ w: WeightSource) -> Int {
         w.names.reduce(0) { $0 + (w.shape(of: $1)?.reduce(1, *) ?? 0) }
@@ -17,7 +17,7 @@ enum InfoCommand {
         let p = try parser.parse(arguments)
         guard p.positionals.isEmpty else { throw CLIError.usage("info", "unexpected argument \(p.positionals[0])") }
         let path = try p.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? DefaultModel.resolve()
-        let ck = try CheckpointLoader.load(path: path)
+        let ck = try CheckpointLoader.load(path: path, configFrom: p.string("config-from"))
         let u = ck.unetConfig, v = ck.vaeConfig, t = ck.textConfig, s = ck.schedulerConfig
         let (pu, pv, pt) = (params(ck.unet), params(ck.vae), params(ck.textEncoder))
         let heads = (0..<u.block_out_channels.count).map { u.heads(block: $0) }

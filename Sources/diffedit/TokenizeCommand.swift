@@ -7,7 +7,7 @@ enum TokenizeCommand {
         command: "tokenize",
         usage: "[--model PATH] TEXT",
         summary: "Prints the token ids of TEXT (start, BPE ids, end, padding to 77) as one JSON array, as transformers' CLIPTokenizer(padding=\"max_length\", truncation=True).",
-        options: [CommonOptions.model],
+        options: [CommonOptions.model, CommonOptions.configFrom],
         positionalHelp: "TEXT: the prompt (several words are joined with spaces; use -- before text that starts with -)")
 
     static func run(arguments: [String]) throws {
@@ -15,7 +15,7 @@ enum TokenizeCommand {
         guard !p.positionals.isEmpty else { throw CLIError.usage("tokenize", "missing TEXT") }
         let text = p.positionals.joined(separator: " ")
         let path = try p.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? DefaultModel.resolve()
-        let ck = try CheckpointLoader.load(path: path)
+        let ck = try CheckpointLoader.load(path: path, configFrom: p.string("config-from"))
         let tok: CLIPTokenizer
         if let v = ck.tokenizerVocabPath, let m = ck.tokenizerMergesPath {
             tok = try CLIPTokenizer(vocabPath: v, mergesPath: m, padToken: ck.padToken)

@@ -33,8 +33,11 @@ do {
     case "tokenize": try TokenizeCommand.run(arguments: rest)
     case "info": try InfoCommand.run(arguments: rest)
     case "bench": try BenchCommand.run(arguments: rest)
-    case "edit", "video":
-        fail("diffedit \(command): not yet available in this build", status: 1)
+    case "edit":
+        let status = try EditCommand.run(arguments: rest)
+        if status != 0 { exit(status) }
+    case "video":
+        fail("diffedit video: not yet available in this build", status: 1)
     case "help", "--help", "-h": print(topHelp(), terminator: "")
     case "version", "--version": print("diffedit 0.1.0")
     default: fail("diffedit: unknown command \"\(command)\"\n\n" + topHelp(), status: 2)

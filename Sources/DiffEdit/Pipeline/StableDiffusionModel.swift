@@ -50,10 +50,13 @@ public final class StableDiffusionModel: @unchecked Sendable {
     }
 
     /// Loads `path` (a diffusers folder or .safetensors file; nil or "" = the embedded default model).
-    public static func load(path: String?, backend: Backend, predictionType: String? = nil) throws -> StableDiffusionModel {
+    /// `configFrom`: for a single file, a diffusers folder whose configs supply what tensor shapes cannot
+    /// tell (norm groups, heads, sample size), like diffusers' from_single_file(config=...).
+    public static func load(path: String?, backend: Backend, predictionType: String? = nil,
+                            configFrom: String? = nil) throws -> StableDiffusionModel {
         let p: String
         if let path, !path.isEmpty { p = path } else { p = try DefaultModel.resolve() }
-        let ck = try CheckpointLoader.load(path: p, predictionType: predictionType)
+        let ck = try CheckpointLoader.load(path: p, predictionType: predictionType, configFrom: configFrom)
         return try StableDiffusionModel(checkpoint: ck, backend: backend)
     }
 
