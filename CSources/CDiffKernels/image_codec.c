@@ -24,39 +24,77 @@ void de_image_free(uint8_t *pixels) { free(pixels); }
 
 /* ---------------------------------------------------------------- PNG */
 
+/* Low-level libpng (errors by longjmp, caught here): 8-bit output with no gamma or colour-management
+ * transforms, as PIL reads PNGs (16-bit samples keep their high byte; palette and tRNS expanded). */
+static void png_error_cb(png_structp png, png_const_charp msg) {
+    char *buf = (char *)png_get_error_ptr(png);
+    if (buf) { strncpy(buf, msg ? msg : "error", 199); buf[199] = 0; }
+    png_longjmp(png, 1);
+}
+
+static void png_warning_cb(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
 static int read_png(FILE *f, const char *path, uint8_t **pixels, int *w, int *h, int *ch, char *err, size_t n) {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_stdio(&img, f)) {
-        set_err(err, n, "%s: cannot read PNG (%s)", path, img.message);
-        png_image_free(&img);
-        return -1;
-    }
-    if ((int64_t)img.width * img.height > DE_IMAGE_MAX_PIXELS || img.width == 0 || img.height == 0) {
-        set_err(err, n, "%s: PNG size %ux%u is not supported", path, img.width, img.height);
-        png_image_free(&img);
-        return -1;
-    }
-    int c;
-    if (img.format & PNG_FORMAT_FLAG_ALPHA) { img.format = PNG_FORMAT_RGBA; c = 4; }
-    else if (img.format & PNG_FORMAT_FLAG_COLOR) { img.format = PNG_FORMAT_RGB; c = 3; }
-    else { img.format = PNG_FORMAT_GRAY; c = 1; }
-    size_t bytes = PNG_IMAGE_SIZE(img);
-    uint8_t *buf = malloc(bytes ? bytes : 1);
-    if (!buf) {
-        set_err(err, n, "%s: out of memory for a %ux%u image", path, img.width, img.height);
-        png_image_free(&img);
-        return -1;
-    }
-    if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
-        set_err(err, n, "%s: cannot decode PNG (%s)", path, img.message);
+    char msg[200] = "unknown error";
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, msg, png_error_cb, png_warning_cb);
+    if (!png) { set_err(err, n, "%s: cannot read PNG (out of memory)", path); return -1; }
+    png_infop info = png_create_info_struct(png);
+    if (!info) { png_destroy_read_struct(&png, NULL, NULL); set_err(err, n, "%s: cannot read PNG (out of memory)", path); return -1; }
+    uint8_t *volatile buf = NULL;
+    png_bytep *volatile rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        set_err(err, n, "%s: cannot decode PNG (%s)", path, msg);
+        png_destroy_read_struct(&png, &info, NULL);
         free(buf);
-        png_image_free(&img);
+        free(rows);
         return -1;
     }
-    *pixels = buf; *w = (int)img.width; *h = (int)img.height; *ch = c;
-    png_image_free(&img);
+    png_init_io(png, f);
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_read_info(png, info);
+    png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    if ((int64_t)width * height > DE_IMAGE_MAX_PIXELS || width == 0 || height == 0) {
+        set_err(err, n, "%s: PNG size %ux%u is not supported", path, width, height);
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;
+    }
+    int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    int has_trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+    if (depth == 16) png_set_strip_16(png);   /* high byte, as PIL does */
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (has_trns) png_set_tRNS_to_alpha(png);
+    int alpha = has_trns || (color & PNG_COLOR_MASK_ALPHA);
+    int colour = (color & PNG_COLOR_MASK_COLOR) || color == PNG_COLOR_TYPE_PALETTE;
+    if (alpha && !colour) png_set_gray_to_rgb(png);   /* gray+alpha -> RGBA */
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int c = png_get_channels(png, info);
+    if (c != 1 && c != 3 && c != 4) {
+        set_err(err, n, "%s: unexpected PNG channel count %d", path, c);
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;
+    }
+    size_t stride = (size_t)width * (size_t)c;
+    if (png_get_rowbytes(png, info) != stride) {
+        set_err(err, n, "%s: unexpected PNG row size", path);
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;
+    }
+    buf = malloc(stride * height);
+    rows = malloc(sizeof(png_bytep) * height);
+    if (!buf || !rows) {
+        set_err(err, n, "%s: out of memory for a %ux%u image", path, width, height);
+        png_destroy_read_struct(&png, &info, NULL);
+        free(buf); free(rows);
+        return -1;
+    }
+    for (png_uint_32 y = 0; y < height; y++) rows[y] = buf + stride * y;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    *pixels = buf; *w = (int)width; *h = (int)height; *ch = c;
     return 0;
 }
 

@@ -15,6 +15,18 @@ final class IOImageTests: XCTestCase {
     static let grayAlphaPNG = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAQAAADYv8WvAAAAEklEQVR4nGNg+J9ixHCC4f9/ABIHBFylnzHnAAAAAElFTkSuQmCC"
     static let gradientJPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAIBAQEBAQIBAQECAgICAgQDAgICAgUEBAMEBgUGBgYFBgYGBwkIBgcJBwYGCAsICQoKCgoKBggLDAsKDAkKCgr/2wBDAQICAgICAgUDAwUKBwYHCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgr/wAARCAAIABADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDwP4Uf8Eqf9UB4b9P+WVfTPwo/4JU/6r/im/T/AJZUUV81xj4m8X+9+/8Az/zPzn6NvjFx5+5/2nt38vM//9k="
 
+    // 4x1 16-bit RGB (0, 0x8080, 0x4040, 0xffff grays, no gAMA) and a 3x2 1-bit black/white PNG.
+    static let rgb16PNG = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAABEAIAAAAmzkTZAAAAE0lEQVR4nGNgAIMGMHAAg/9gAABRxAp74THllgAAAABJRU5ErkJggg=="
+    static let bitPNG = "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACAQAAAAC1D1u3AAAADElEQVR4nGNwYDgAAAGEAQEKf5BQAAAAAElFTkSuQmCC"
+
+    /// Like PIL (what diffusers reads images with): 16-bit samples keep their high byte, no gamma transform.
+    func testSixteenBitAndOneBitPNG() throws {
+        let a = try ImageFile.read(path: try fixture(Self.rgb16PNG, "rgb16.png"))
+        XCTAssertEqual(a.pixels, [0, 0, 0, 128, 128, 128, 64, 64, 64, 255, 255, 255])
+        let b = try ImageFile.readGray(path: try fixture(Self.bitPNG, "bw.png"))
+        XCTAssertEqual(b.pixels, [0, 255, 0, 255, 255, 0])
+    }
+
     func fixture(_ b64: String, _ name: String) throws -> String {
         let p = path(name)
         try IOTestSupport.write([UInt8](Data(base64Encoded: b64)!), p)
