@@ -19,9 +19,8 @@ static void *worker_main(void *va) {
     worker_arg wa = *(worker_arg *)va;
     free(va);
     de_pool *p = wa.p;
-    uint64_t seen = 0;
+    uint64_t seen = 0; /* generation is 0 when the pool is created; a late-starting worker still joins job 1 */
     pthread_mutex_lock(&p->mu);
-    seen = p->generation;
     for (;;) {
         while (p->generation == seen && !p->quit) pthread_cond_wait(&p->cv_work, &p->mu);
         if (p->quit) break;
