@@ -22,6 +22,64 @@ static void set_err(char *err, size_t n, const char *fmt, ...) {
 
 void de_image_free(uint8_t *pixels) { free(pixels); }
 
+/* ---------------------------------------------------------------- EXIF orientation */
+
+/* The EXIF Orientation tag (0x0112) of a TIFF block, 1 (normal) when absent or malformed. */
+static int exif_orientation(const uint8_t *t, size_t len) {
+    if (!t || len < 8) return 1;
+    int le;
+    if (t[0] == 'I' && t[1] == 'I') le = 1;
+    else if (t[0] == 'M' && t[1] == 'M') le = 0;
+    else return 1;
+#define RD16(p) (le ? (uint32_t)((p)[0] | (p)[1] << 8) : (uint32_t)((p)[0] << 8 | (p)[1]))
+#define RD32(p) (le ? ((uint32_t)(p)[0] | (uint32_t)(p)[1] << 8 | (uint32_t)(p)[2] << 16 | (uint32_t)(p)[3] << 24) \
+                    : ((uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (uint32_t)(p)[3]))
+    if (RD16(t + 2) != 42) return 1;
+    uint32_t ifd = RD32(t + 4);
+    if (ifd > len || len - ifd < 2) return 1;
+    uint32_t count = RD16(t + ifd);
+    for (uint32_t i = 0; i < count; i++) {
+        size_t e = (size_t)ifd + 2 + (size_t)i * 12;
+        if (e + 12 > len) break;
+        if (RD16(t + e) == 0x0112 && RD16(t + e + 2) == 3) {
+            uint32_t v = RD16(t + e + 8);
+            return v >= 1 && v <= 8 ? (int)v : 1;
+        }
+    }
+    return 1;
+#undef RD16
+#undef RD32
+}
+
+/* Applies an EXIF orientation as PIL's ImageOps.exif_transpose does (diffusers' load_image uses it).
+ * Replaces *pix (freed) and may swap *w / *h. Returns 0, or -1 when out of memory. */
+static int apply_orientation(uint8_t **pix, int *w, int *h, int c, int o) {
+    if (o <= 1 || o > 8) return 0;
+    int W = *w, H = *h;
+    int ow = o >= 5 ? H : W, oh = o >= 5 ? W : H;
+    uint8_t *src = *pix;
+    uint8_t *dst = malloc((size_t)W * H * c);
+    if (!dst) return -1;
+    for (int y = 0; y < oh; y++) {
+        for (int x = 0; x < ow; x++) {
+            int sx, sy;
+            switch (o) {
+            case 2: sx = W - 1 - x; sy = y; break;             /* mirror horizontal */
+            case 3: sx = W - 1 - x; sy = H - 1 - y; break;     /* rotate 180 */
+            case 4: sx = x; sy = H - 1 - y; break;             /* mirror vertical */
+            case 5: sx = y; sy = x; break;                     /* transpose */
+            case 6: sx = y; sy = H - 1 - x; break;             /* rotate 90 clockwise */
+            case 7: sx = W - 1 - y; sy = H - 1 - x; break;     /* transverse */
+            default: sx = W - 1 - y; sy = x; break;            /* 8: rotate 90 counter-clockwise */
+            }
+            memcpy(dst + ((size_t)y * ow + x) * c, src + ((size_t)sy * W + sx) * c, (size_t)c);
+        }
+    }
+    free(src);
+    *pix = dst; *w = ow; *h = oh;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- PNG */
 
 /* Low-level libpng (errors by longjmp, caught here): 8-bit output with no gamma or colour-management
@@ -91,10 +149,23 @@ static int read_png(FILE *f, const char *path, uint8_t **pixels, int *w, int *h,
     }
     for (png_uint_32 y = 0; y < height; y++) rows[y] = buf + stride * y;
     png_read_image(png, rows);
-    png_read_end(png, NULL);
+    png_read_end(png, info);
+    int orient = 1;
+#ifdef PNG_eXIf_SUPPORTED
+    png_bytep exif = NULL;
+    png_uint_32 exif_len = 0;
+    if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif) orient = exif_orientation(exif, exif_len);
+#endif
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
-    *pixels = buf; *w = (int)width; *h = (int)height; *ch = c;
+    uint8_t *out = buf;
+    int ow = (int)width, oh = (int)height;
+    if (apply_orientation(&out, &ow, &oh, c, orient) != 0) {
+        set_err(err, n, "%s: out of memory rotating a %ux%u image", path, width, height);
+        free(out);
+        return -1;
+    }
+    *pixels = out; *w = ow; *h = oh; *ch = c;
     return 0;
 }
 
@@ -162,7 +233,16 @@ static int read_jpeg(FILE *f, const char *path, uint8_t **pixels, int *w, int *h
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&cinfo, TRUE);
+    /* saved markers live in the image pool, freed by jpeg_finish_decompress: read the EXIF now */
+    int orient = 1;
+    for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
+        if (m->marker == JPEG_APP0 + 1 && m->data_length > 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
+            orient = exif_orientation(m->data + 6, m->data_length - 6);
+            break;
+        }
+    }
     if ((int64_t)cinfo.image_width * cinfo.image_height > DE_IMAGE_MAX_PIXELS) {
         set_err(err, n, "%s: JPEG size %ux%u is not supported", path, cinfo.image_width, cinfo.image_height);
         jpeg_destroy_decompress(&cinfo);
@@ -195,8 +275,15 @@ static int read_jpeg(FILE *f, const char *path, uint8_t **pixels, int *w, int *h
         return -1;
     }
     jpeg_finish_decompress(&cinfo);
-    *pixels = buf; *w = (int)cinfo.output_width; *h = (int)cinfo.output_height; *ch = c;
+    uint8_t *out = buf;
+    int ow = (int)cinfo.output_width, oh = (int)cinfo.output_height;
     jpeg_destroy_decompress(&cinfo);
+    if (apply_orientation(&out, &ow, &oh, c, orient) != 0) {
+        set_err(err, n, "%s: out of memory rotating a %dx%d image", path, ow, oh);
+        free(out);
+        return -1;
+    }
+    *pixels = out; *w = ow; *h = oh; *ch = c;
     return 0;
 }
 

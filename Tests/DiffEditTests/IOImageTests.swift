@@ -89,6 +89,8 @@ final class IOImageTests: XCTestCase {
     func testJPEGReadAndRoundTrip() throws {
         let j = try ImageFile.read(path: try fixture(Self.gradientJPEG, "g.jpg"))
         XCTAssertEqual(j.width, 16); XCTAssertEqual(j.height, 8)
+        // PIL (libjpeg-turbo, the same default IDCT and upsampling) decodes these first pixels identically
+        XCTAssertEqual(Array(j.pixels[0..<12]), [0, 4, 115, 6, 6, 118, 25, 5, 120, 40, 6, 119])
         var err = 0
         for y in 0..<8 { for x in 0..<16 {
             let i = 3 * (y * 16 + x)
@@ -154,5 +156,61 @@ final class IOImageTests: XCTestCase {
         let m = GrayImage(width: 3, height: 1, pixels: [0, 51, 255])
         XCTAssertEqual(m.tensor().toArray(), [0, 0.2, 1])
         XCTAssertEqual(try GrayImage(tensor: m.tensor()), m)
+    }
+
+    // MARK: EXIF orientation (applied like PIL's ImageOps.exif_transpose, which diffusers' load_image uses)
+
+    /// PIL's exif_transpose of the 3x2 gray image [10 20 30; 40 50 60] for orientations 1...8.
+    static let pilOriented: [(w: Int, h: Int, px: [UInt8])] = [
+        (3, 2, [10, 20, 30, 40, 50, 60]), (3, 2, [30, 20, 10, 60, 50, 40]), (3, 2, [60, 50, 40, 30, 20, 10]),
+        (3, 2, [40, 50, 60, 10, 20, 30]), (2, 3, [10, 40, 20, 50, 30, 60]), (2, 3, [40, 10, 50, 20, 60, 30]),
+        (2, 3, [60, 30, 50, 20, 40, 10]), (2, 3, [30, 60, 20, 50, 10, 40]),
+    ]
+
+    static func tiff(orientation o: UInt8, bigEndian: Bool) -> [UInt8] {
+        bigEndian
+            ? [0x4D, 0x4D, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, o, 0, 0, 0, 0, 0, 0]
+            : [0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, o, 0, 0, 0, 0, 0, 0, 0]
+    }
+
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 }
+        }
+        return ~c
+    }
+
+    func testEXIFOrientationPNGAndJPEG() throws {
+        let base = GrayImage(width: 3, height: 2, pixels: [10, 20, 30, 40, 50, 60])
+        try ImageFile.write(base, path: path("base.png"))
+        try ImageFile.write(base, path: path("base.jpg"), quality: 100)
+        let png = [UInt8](FileManager.default.contents(atPath: path("base.png"))!)
+        let jpg = [UInt8](FileManager.default.contents(atPath: path("base.jpg"))!)
+        let plainJPEG = try ImageFile.readGray(path: path("base.jpg"))
+        for o in 1...8 {
+            let want = Self.pilOriented[o - 1]
+            // PNG: an eXIf chunk (little-endian TIFF) after IHDR
+            let data = Self.tiff(orientation: UInt8(o), bigEndian: false)
+            let type: [UInt8] = Array("eXIf".utf8)
+            var chunk: [UInt8] = [0, 0, 0, UInt8(data.count)] + type + data
+            let crc = Self.crc32(type + data)
+            chunk += [UInt8(crc >> 24), UInt8((crc >> 16) & 0xff), UInt8((crc >> 8) & 0xff), UInt8(crc & 0xff)]
+            let p = path("o\(o).png")
+            try IOTestSupport.write(Array(png[0..<33]) + chunk + Array(png[33...]), p)
+            let g = try ImageFile.readGray(path: p)
+            XCTAssertEqual(g.width, want.w, "PNG orientation \(o)"); XCTAssertEqual(g.height, want.h)
+            XCTAssertEqual(g.pixels, want.px, "PNG orientation \(o)")
+            // JPEG: an APP1 Exif segment (big-endian TIFF) after SOI; same permutation of the decoded pixels
+            let app1 = [UInt8](Array("Exif".utf8)) + [0, 0] + Self.tiff(orientation: UInt8(o), bigEndian: true)
+            let seg: [UInt8] = [0xFF, 0xE1, 0, UInt8(app1.count + 2)] + app1
+            let q = path("o\(o).jpg")
+            try IOTestSupport.write(Array(jpg[0..<2]) + seg + Array(jpg[2...]), q)
+            let j = try ImageFile.readGray(path: q)
+            XCTAssertEqual(j.width, want.w); XCTAssertEqual(j.height, want.h)
+            let expect = want.px.map { plainJPEG.pixels[Int($0) / 10 - 1] }
+            XCTAssertEqual(j.pixels, expect, "JPEG orientation \(o)")
+        }
     }
 }

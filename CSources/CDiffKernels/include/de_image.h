@@ -16,7 +16,10 @@ extern "C" {
 
 /* Reads a PNG or JPEG (detected from the first bytes, not the name). 8-bit output, row-major, no
  * padding. *channels is 1 (gray), 3 (RGB) or 4 (RGBA; any file with alpha or tRNS, gray+alpha
- * expanded to RGBA). Palette images are expanded. *pixels is malloc'ed: free with de_image_free.
+ * expanded to RGBA). Palette images are expanded; 16-bit samples keep their high byte; no gamma or
+ * colour-profile transforms (as PIL reads files). An EXIF Orientation (JPEG APP1, PNG eXIf) is applied
+ * as PIL's ImageOps.exif_transpose does, so width/height may be swapped.
+ * *pixels is malloc'ed: free with de_image_free.
  * Returns 0 on success, -1 with a message on failure. */
 int de_image_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels,
                   char *err, size_t err_len);
