@@ -129,4 +129,14 @@ final class LoaderFolderTests: XCTestCase {
         try SafetensorsWriter.write(["conv_in.weight": ramp([32, 4, 3, 3], 0)], path: q)
         IOTestSupport.assertThrows("model", [q, "model.diffusion_model"]) { _ = try CheckpointLoader.load(path: q) }
     }
+
+    func testSDXLRefused() throws {
+        let p = dir + "/sdxl.safetensors"
+        try SafetensorsWriter.write(["model.diffusion_model.input_blocks.0.0.weight": ramp([32, 4, 3, 3], 0),
+                                     "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": ramp([8], 0)], path: p)
+        IOTestSupport.assertThrows("unsupported", [p, "SDXL"]) { _ = try CheckpointLoader.load(path: p) }
+        try makeFolder(textPrefix: true)
+        try write(#"{"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#, "model_index.json")
+        IOTestSupport.assertThrows("unsupported", [dir + "/model_index.json", "StableDiffusionXLPipeline"]) { _ = try CheckpointLoader.load(path: self.dir) }
+    }
 }

@@ -57,6 +57,9 @@ public enum CheckpointLoader {
         if isFile(indexPath) {
             let idx = try ConfigFile.object(path: indexPath)
             className = idx["_class_name"] as? String ?? ""
+            if className.contains("XL") || idx["text_encoder_2"] != nil {
+                throw DiffEditError.unsupported("\(indexPath): \(className.isEmpty ? "an SDXL pipeline" : className) is not supported; only Stable Diffusion 1.x/2.x")
+            }
         }
         for c in ["unet", "vae", "text_encoder"] {
             let cfg = join(join(folder, c), "config.json")

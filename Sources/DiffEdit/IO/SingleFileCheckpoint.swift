@@ -22,6 +22,9 @@ public enum SingleFileCheckpoint {
     public static func load(path: String, predictionType: String? = nil, configFrom: String? = nil) throws -> LoadedCheckpoint {
         let file = try SafetensorsFile(path: path)
         let names = file.names
+        if names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) {
+            throw DiffEditError.unsupported("\(path): an SDXL checkpoint (conditioner.embedders.*); only Stable Diffusion 1.x/2.x are supported")
+        }
         guard names.contains(where: { $0.hasPrefix(unetPrefix) }) else {
             throw DiffEditError.model("\(path): no tensors named \(unetPrefix)* — not a single-file Stable Diffusion checkpoint in the original layout (for diffusers-named weights use the diffusers folder)")
         }
