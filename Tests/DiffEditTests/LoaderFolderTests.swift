@@ -139,4 +139,27 @@ final class LoaderFolderTests: XCTestCase {
         try write(#"{"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#, "model_index.json")
         IOTestSupport.assertThrows("unsupported", [dir + "/model_index.json", "StableDiffusionXLPipeline"]) { _ = try CheckpointLoader.load(path: self.dir) }
     }
+
+    /// Structurally odd single files (wrong ranks, missing pieces) give errors naming file and tensor.
+    func testMalformedSingleFile() throws {
+        let u = "model.diffusion_model.", v = "first_stage_model.", t = "cond_stage_model.transformer.text_model."
+        var ts: [String: Tensor] = [
+            u + "input_blocks.0.0.weight": ramp([8, 4, 3, 3], 0), u + "out.2.weight": ramp([4, 8, 3, 3], 0),
+            u + "input_blocks.1.0.in_layers.2.weight": ramp([8], 0),    // rank 1 where a conv is expected
+            u + "output_blocks.0.0.in_layers.2.weight": ramp([8, 8, 3, 3], 0),
+            v + "encoder.conv_in.weight": ramp([8, 3, 3, 3], 0),
+            t + "embeddings.token_embedding.weight": ramp([10, 8], 0), t + "embeddings.position_embedding.weight": ramp([77, 8], 0),
+            t + "encoder.layers.0.mlp.fc1.weight": ramp([16, 8], 0),
+        ]
+        let p = dir + "/odd.safetensors"
+        try SafetensorsWriter.write(ts, path: p)
+        IOTestSupport.assertThrows("model", [p, "down_blocks.0.resnets.0.conv1.weight", "[8]"]) { _ = try CheckpointLoader.load(path: p) }
+        ts[u + "input_blocks.1.0.in_layers.2.weight"] = ramp([8, 8, 3, 3], 0)
+        try SafetensorsWriter.write(ts, path: p)
+        IOTestSupport.assertThrows("model", [p, "first_stage_model.encoder.down"]) { _ = try CheckpointLoader.load(path: p) }
+        ts = ts.filter { !$0.key.hasPrefix(t) }
+        ts["cond_stage_model.model.token_embedding.weight"] = ramp([10], 0)
+        try SafetensorsWriter.write(ts, path: p)
+        IOTestSupport.assertThrows("model", [p, "token_embedding.weight"]) { _ = try CheckpointLoader.load(path: p) }
+    }
 }

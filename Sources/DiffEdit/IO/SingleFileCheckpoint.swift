@@ -76,9 +76,13 @@ public enum SingleFileCheckpoint {
     /// "a.b.c" split into components.
     static func parts(_ s: Substring) -> [Substring] { s.split(separator: ".", omittingEmptySubsequences: false) }
 
-    static func shapeOrThrow(_ src: WeightSource, _ name: String, _ path: String) throws -> [Int] {
+    /// The shape of a clean-named tensor, which must have `rank` dimensions (conv 4, linear 2).
+    static func shapeOrThrow(_ src: WeightSource, _ name: String, _ path: String, rank: Int) throws -> [Int] {
         guard let s = src.shape(of: name) else {
             throw DiffEditError.model("\(path): missing tensor \(name) (clean name) needed to detect the architecture")
+        }
+        guard s.count == rank, s.allSatisfy({ $0 > 0 }) else {
+            throw DiffEditError.model("\(path): tensor \(name) (clean name) has shape \(s), expected \(rank) non-zero dimensions")
         }
         return s
     }
@@ -197,8 +201,8 @@ public enum SingleFileCheckpoint {
     static func detectUNet(_ src: MappedWeightSource, path: String, sd2: Bool) throws -> UNetConfig {
         var c = UNetConfig()
         let names = src.names
-        let convIn = try shapeOrThrow(src, "conv_in.weight", path)
-        let convOut = try shapeOrThrow(src, "conv_out.weight", path)
+        let convIn = try shapeOrThrow(src, "conv_in.weight", path, rank: 4)
+        let convOut = try shapeOrThrow(src, "conv_out.weight", path, rank: 4)
         guard convIn.count == 4, convOut.count == 4 else {
             throw DiffEditError.model("\(path): UNet conv_in/conv_out (input_blocks.0.0 / out.2) are not 4-d convolutions")
         }
@@ -216,7 +220,7 @@ public enum SingleFileCheckpoint {
         c.layers_per_block = count("down_blocks.0.resnets.")
         var channels: [Int] = [], downTypes: [String] = [], upTypes: [String] = [], tlayers: [Int] = []
         for l in 0..<levels {
-            let s = try shapeOrThrow(src, "down_blocks.\(l).resnets.0.conv1.weight", path)
+            let s = try shapeOrThrow(src, "down_blocks.\(l).resnets.0.conv1.weight", path, rank: 4)
             channels.append(s[0])
             let attn = count("down_blocks.\(l).attentions.") > 0
             downTypes.append(attn ? "CrossAttnDownBlock2D" : "DownBlock2D")
@@ -232,7 +236,7 @@ public enum SingleFileCheckpoint {
         c.up_block_types = upTypes
         c.mid_block_type = count("mid_block.attentions.") > 0 ? "UNetMidBlock2DCrossAttn" : (count("mid_block.resnets.") > 0 ? "UNetMidBlock2D" : nil)
         if let tl = tlayers.first { c.transformer_layers_per_block = Set(tlayers).count == 1 ? .int(tl) : .list(tlayers) }
-        if let k = names.first(where: { $0.hasSuffix("attn2.to_k.weight") }), let s = src.shape(of: k) {
+        if let k = names.first(where: { $0.hasSuffix("attn2.to_k.weight") }), let s = src.shape(of: k), s.count == 2 {
             c.cross_attention_dim = s[1]
         }
         if let pi = names.first(where: { $0.hasSuffix(".proj_in.weight") }), let s = src.shape(of: pi) {
@@ -314,14 +318,14 @@ public enum SingleFileCheckpoint {
         let levels = count("encoder.down_blocks.")
         guard levels > 0 else { throw DiffEditError.model("\(path): VAE encoder has no down blocks (first_stage_model.encoder.down.N.*)") }
         var ch: [Int] = []
-        for l in 0..<levels { ch.append(try shapeOrThrow(src, "encoder.down_blocks.\(l).resnets.0.conv1.weight", path)[0]) }
+        for l in 0..<levels { ch.append(try shapeOrThrow(src, "encoder.down_blocks.\(l).resnets.0.conv1.weight", path, rank: 4)[0]) }
         c.block_out_channels = ch
         c.down_block_types = Array(repeating: "DownEncoderBlock2D", count: levels)
         c.up_block_types = Array(repeating: "UpDecoderBlock2D", count: levels)
         c.layers_per_block = count("encoder.down_blocks.0.resnets.")
-        c.in_channels = try shapeOrThrow(src, "encoder.conv_in.weight", path)[1]
-        c.out_channels = try shapeOrThrow(src, "decoder.conv_out.weight", path)[0]
-        c.latent_channels = try shapeOrThrow(src, "decoder.conv_in.weight", path)[1]
+        c.in_channels = try shapeOrThrow(src, "encoder.conv_in.weight", path, rank: 4)[1]
+        c.out_channels = try shapeOrThrow(src, "decoder.conv_out.weight", path, rank: 4)[0]
+        c.latent_channels = try shapeOrThrow(src, "decoder.conv_in.weight", path, rank: 4)[1]
         c.use_quant_conv = src.contains("quant_conv.weight")
         c.use_post_quant_conv = src.contains("post_quant_conv.weight")
         c.mid_block_add_attention = src.contains("encoder.mid_block.attentions.0.to_q.weight")
@@ -345,13 +349,13 @@ public enum SingleFileCheckpoint {
         }
         let src = MappedWeightSource(origin: path, refs: refs)
         var c = CLIPTextConfig()
-        let tok = try shapeOrThrow(src, "text_model.embeddings.token_embedding.weight", path)
-        let pos = try shapeOrThrow(src, "text_model.embeddings.position_embedding.weight", path)
+        let tok = try shapeOrThrow(src, "text_model.embeddings.token_embedding.weight", path, rank: 2)
+        let pos = try shapeOrThrow(src, "text_model.embeddings.position_embedding.weight", path, rank: 2)
         c.vocab_size = tok[0]
         c.hidden_size = tok[1]
         c.max_position_embeddings = pos[0]
         c.num_hidden_layers = layerCount(refs.keys, "text_model.encoder.layers.")
-        c.intermediate_size = try shapeOrThrow(src, "text_model.encoder.layers.0.mlp.fc1.weight", path)[0]
+        c.intermediate_size = try shapeOrThrow(src, "text_model.encoder.layers.0.mlp.fc1.weight", path, rank: 2)[0]
         c.num_attention_heads = max(1, c.hidden_size / 64)
         c.hidden_act = "quick_gelu"
         c.projection_dim = c.hidden_size
@@ -371,10 +375,10 @@ public enum SingleFileCheckpoint {
         let path = file.path
         let pre = openClipPrefix
         guard let tok = file.shape(of: pre + "token_embedding.weight"), tok.count == 2 else {
-            throw DiffEditError.model("\(path): missing tensor \(pre)token_embedding.weight")
+            throw DiffEditError.model("\(path): tensor \(pre)token_embedding.weight is missing or not 2-d")
         }
         guard let pos = file.shape(of: pre + "positional_embedding"), pos.count == 2 else {
-            throw DiffEditError.model("\(path): missing tensor \(pre)positional_embedding")
+            throw DiffEditError.model("\(path): tensor \(pre)positional_embedding is missing or not 2-d")
         }
         let d = tok[1]
         let blocks = layerCount(file.names, pre + "transformer.resblocks.")
