@@ -36,14 +36,21 @@ def encode_all(vae, imgs, chunk=256):
 def load_data(work, vae, mode, count, seed0):
     """Cached VAE posterior means (unscaled) of sources and targets + texts."""
     path = os.path.join(work, f"latents_{count}_{seed0}.pt")
+    lock = path + ".lock"
+    while os.path.exists(lock) and not os.path.exists(path):  # another run is encoding the same data
+        time.sleep(5)
     if os.path.exists(path):
         return torch.load(path, weights_only=False)
+    open(lock, "w").close()
     sdparts.log(f"rendering {count} edit triplets (seeds {seed0}..{seed0 + count - 1})")
     src, tgt, ins, sc, tc = sdparts.make_edit_dataset(seed0, count)
     sdparts.log("encoding with the VAE")
     d = {"src": encode_all(vae, src), "tgt": encode_all(vae, tgt), "ins": ins, "sc": sc, "tc": tc,
          "types": [world.EDIT_TYPES[i % 4] for i in range(count)]}
-    torch.save(d, path)
+    torch.save(d, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    if os.path.exists(lock):
+        os.remove(lock)
     return d
 
 
@@ -58,7 +65,7 @@ def main():
                     help="LR schedule length (default: --minutes); keep it fixed when resuming")
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--data", type=int, default=16000, help="number of training triplets")
+    ap.add_argument("--data", type=int, default=8000, help="number of training triplets (shared by both modes)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=25)
     a = ap.parse_args()
@@ -72,7 +79,7 @@ def main():
     tok = sdparts.TokenCache(sdparts.load_tokenizer(tok_dir))
     vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae")).eval()
     sf = vae.config.scaling_factor
-    seed0 = 0 if a.mode == "instruct" else 300_000_000
+    seed0 = 0  # both modes train on the same rendered triplets (t2i on their source and target images)
     data = load_data(a.work, vae, a.mode, a.data, seed0)
     N = len(data["ins"])
 
