@@ -135,4 +135,46 @@ final class IOBadInputTests: XCTestCase {
             _ = try CheckpointLoader.load(path: f)
         }
     }
+
+    /// Deterministic mutation fuzzing: corrupted or cut safetensors/PNG/JPEG files must give an error
+    /// or a valid result, never a crash or an out-of-bounds read (the process would die).
+    func testMutatedFilesNeverCrash() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 33) }
+        let st = path("good.safetensors")
+        try SafetensorsWriter.write(["a.weight": Tensor(shape: [3, 4], values: (0..<12).map(Float.init)),
+                                     "b": Tensor(shape: [5], values: [1, 2, 3, 4, 5])], dtype: "F16", path: st)
+        let img = RGBImage(width: 16, height: 8, pixels: (0..<(16 * 8 * 3)).map { UInt8($0 % 251) })
+        try ImageFile.write(img, path: path("good.png"))
+        try ImageFile.write(img, path: path("good.jpg"))
+        var errors = 0, successes = 0
+        for name in ["good.safetensors", "good.png", "good.jpg"] {
+            let orig = [UInt8](FileManager.default.contents(atPath: path(name))!)
+            for i in 0..<150 {
+                var b = orig
+                switch i % 3 {
+                case 0: b = Array(b.prefix(next() % b.count))                                  // truncate
+                case 1: for _ in 0..<(1 + next() % 4) { b[next() % min(b.count, 160)] = UInt8(next() % 256) }   // header bytes
+                default: for _ in 0..<(1 + next() % 8) { b[next() % b.count] = UInt8(next() % 256) }            // anywhere
+                }
+                let p = path("m\(i)-" + name)
+                try IOTestSupport.write(b, p)
+                do {
+                    if name.hasSuffix(".safetensors") {
+                        let f = try SafetensorsFile(path: p)
+                        for n in f.names { _ = try f.tensor(n).toArray() }
+                    } else {
+                        _ = try ImageFile.readWithAlpha(path: p)
+                    }
+                    successes += 1
+                } catch let e as DiffEditError {
+                    XCTAssertTrue(e.message.contains(p), "error does not name the file: \(e.message)")
+                    errors += 1
+                }
+                try? FileManager.default.removeItem(atPath: p)
+            }
+        }
+        XCTAssertEqual(errors + successes, 450)
+        XCTAssertGreaterThan(errors, 100)
+    }
 }
