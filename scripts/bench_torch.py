@@ -2,8 +2,9 @@
 """PyTorch + diffusers reference for `diffedit bench`: the SD 1.5 UNet forward (UNet2DConditionModel with
 the SD 1.5 config, random weights, fp32), batch 2 as classifier-free guidance runs it, at 32x32 and 64x64
 latents, under torch.no_grad with 2 threads. Prints seconds per forward and peak RSS in the same line format
-as `diffedit bench`; with --swift-results FILE (or $DIFFEDIT_BENCH_RESULTS), the file `diffedit bench
---results FILE` wrote, it also prints the ratio swift / torch (<= 1.0 means diffedit is at least as fast).
+as `diffedit bench`; with --swift-results FILE (default $DIFFEDIT_BENCH_RESULTS, else ${TMPDIR:-/tmp}/diffedit-bench-<uid>.txt, where
+`diffedit bench` writes its results), it also prints the ratio swift / torch (<= 1.0 means diffedit is at
+least as fast). Results older than 3 hours are ignored.
 
 usage: python3 scripts/bench_torch.py [--sizes 32,64] [--threads 2] [--repeat 1] [--swift-results FILE]
 """
@@ -16,7 +17,7 @@ import time
 
 def parse_results(path):
     out = {}
-    if not path or not os.path.isfile(path):
+    if not path or not os.path.isfile(path) or time.time() - os.path.getmtime(path) > 3 * 3600:
         return out
     with open(path) as fh:
         for line in fh:
@@ -34,7 +35,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-warmup", action="store_true")
-    ap.add_argument("--swift-results", default=os.environ.get("DIFFEDIT_BENCH_RESULTS"))
+    default_results = os.environ.get("DIFFEDIT_BENCH_RESULTS") or os.path.join(
+        os.environ.get("TMPDIR") or "/tmp", "diffedit-bench-%d.txt" % os.getuid())
+    ap.add_argument("--swift-results", default=default_results)
     a = ap.parse_args()
 
     import torch

@@ -14,9 +14,16 @@ enum BenchCommand {
             .init(name: "sizes", value: "LIST", help: "latent sizes, comma separated (default 32,64)"),
             .init(name: "repeat", value: "N", help: "timed runs per size after one warm-up at the first size; the best is reported (default 1)"),
             .init(name: "no-warmup", value: nil, help: "skip the warm-up run"),
-            .init(name: "results", value: "FILE", help: "also write the result lines to FILE (default $DIFFEDIT_BENCH_RESULTS)"),
+            .init(name: "results", value: "FILE", help: "also write the result lines to FILE (default $DIFFEDIT_BENCH_RESULTS, else \(defaultResultsPath)); scripts/bench_torch.py reads it for the ratio"),
             CommonOptions.backend, CommonOptions.threads,
         ])
+
+    /// Where results go when neither --results nor $DIFFEDIT_BENCH_RESULTS says (scripts/bench_torch.py
+    /// looks there too, so `make bench` prints the ratio).
+    static var defaultResultsPath: String {
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        return (tmp as NSString).appendingPathComponent("diffedit-bench-\(getuid()).txt")
+    }
 
     /// Peak resident set size in bytes (VmHWM of /proc/self/status), nil when unavailable.
     static func peakRSS() -> Int? {
@@ -71,9 +78,12 @@ enum BenchCommand {
         let peak = peakRSS() ?? 0
         print("bench peak_rss_bytes=\(peak)   (\(gb(peak)); weights \(gb(nParams * 4)), above weights \(gb(max(0, peak - nParams * 4))))")
         lines.append("bench peak_rss_bytes=\(peak)")
-        let resultsPath = p.string("results") ?? ProcessInfo.processInfo.environment["DIFFEDIT_BENCH_RESULTS"]
-        if let r = resultsPath, !r.isEmpty {
-            try (lines.joined(separator: "\n") + "\n").write(toFile: r, atomically: true, encoding: .utf8)
+        let env = ProcessInfo.processInfo.environment["DIFFEDIT_BENCH_RESULTS"].flatMap { $0.isEmpty ? nil : $0 }
+        let resultsPath = p.string("results") ?? env ?? defaultResultsPath
+        do {
+            try (lines.joined(separator: "\n") + "\n").write(toFile: resultsPath, atomically: true, encoding: .utf8)
+        } catch {
+            throw DiffEditError.io("\(resultsPath): cannot write the bench results (\(error))")
         }
     }
 }
