@@ -76,6 +76,17 @@ final class ModelLoadingTests: XCTestCase {
         XCTAssertNotEqual(Array(c.toArray()[(c.count / 2)...]), Array(a.toArray()[(a.count / 2)...]))
     }
 
+    func testChunkedFeedForwardMatchesWhole() throws {
+        let unet = try ModelParityTests.unet("sd1")
+        let s = try ModelParityTests.npy("sd1", "unet_sample").tensor
+        let ehs = try ModelParityTests.npy("sd1", "unet_ehs").tensor
+        let whole = try unet.forward(s, timesteps: [501], encoderHiddenStates: ehs)
+        let blocks = unet.downBlocks.flatMap { $0.attentions } + unet.upBlocks.flatMap { $0.attentions } + (unet.midBlock?.attentions ?? [])
+        for t in blocks { for b in t.blocks { b.ffChunkRows = 7 } }
+        let chunked = try unet.forward(s, timesteps: [501], encoderHiddenStates: ehs)
+        XCTAssertLessThan(ModelAttentionControlTests.maxRel(chunked, whole), 1e-6)
+    }
+
     func testTextEncoderAcceptsNamesWithoutTextModelPrefix() throws {
         let cfg = try ModelParityTests.config(CLIPTextConfig.self, "sd1/text_encoder/config.json")
         let file = try SafetensorsFile(path: ModelParityTests.path("sd1/text_encoder/model.safetensors"))

@@ -30,8 +30,24 @@ final class BasicTransformerBlock {
         n = try norm2(be, hidden)                                      // [B, L, dim]
         try attn2.forward(be, normed: n, context: context, residual: hidden, height: height, width: width, controller: controller)
         n = try norm3(be, hidden)                                      // [B, L, dim]
-        let p = try ffProj(be, n)                                      // [B, L, 8 dim]
-        let g = try be.geglu(p)                                        // [B, L, 4 dim]
-        try ffOut.accumulate(be, g, into: hidden)                      // [B, L, dim]
+        // Feed-forward in row chunks: the [rows, 8 dim] projection of a whole 64x64 batch would be
+        // ~84 MB per block (fresh pages every call); chunks stay small and are reused by malloc.
+        let dim = n.shape[2], rows = n.count / dim
+        let chunk = ffChunkRows ?? max(64, Self.ffChunkFloats / ffProj.outFeatures)
+        var r = 0
+        while r < rows {
+            let m = min(chunk, rows - r)
+            let xs = Tensor(shape: [m, dim], storage: n.storage, offset: n.offset + r * dim)             // [m, dim]
+            let p = try ffProj(be, xs)                                                                 // [m, 8 dim]
+            let g = try be.geglu(p)                                                                    // [m, 4 dim]
+            let hs = Tensor(shape: [m, dim], storage: hidden.storage, offset: hidden.offset + r * dim) // [m, dim]
+            try ffOut.accumulate(be, g, into: hs)                                                      // [m, dim]
+            r += m
+        }
     }
+
+    /// Largest feed-forward projection chunk, in floats (16 MB).
+    static let ffChunkFloats = 1 << 22
+    /// Rows per feed-forward chunk (nil: from ffChunkFloats). Tests set small values.
+    var ffChunkRows: Int? = nil
 }
