@@ -63,6 +63,9 @@ final class LoaderFolderTests: XCTestCase {
         XCTAssertEqual(tok.data[5], Float(5) * 0.01 + 3)
         XCTAssertEqual(try c.unet.tensor("conv_in.bias").toArray()[3], Float(Float16(Float(3) * 0.01 + 1)))
         XCTAssertEqual(c.unet.names.sorted(), ["conv_in.bias", "conv_in.weight"])
+        let raw = try XCTUnwrap(try (c.unet as? MappedWeightSource)?.stored("conv_in.bias"))
+        XCTAssertEqual(raw.dtype, "F16"); XCTAssertEqual(raw.shape, [32]); XCTAssertEqual(raw.bytes.count, 64)
+        XCTAssertEqual(raw.bytes.load(fromByteOffset: 2, as: UInt16.self), Float16(Float(1) * 0.01 + 1).bitPattern)
         let q = try c.vae.tensor("quant_conv.weight", [8, 8, 1, 1])
         XCTAssertEqual(q.data[0], 2)
         // prediction type override

@@ -35,6 +35,15 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
     /// The stored dtype behind a clean name.
     public func dtype(of name: String) -> String? { refs[name].flatMap { $0.file.dtype(of: $0.name) } }
 
+    /// The stored bytes behind a clean name, for code that consumes f16/bf16 directly instead of
+    /// converting to f32. nil for missing names and for row-sliced (fused) tensors; `shape` is the clean
+    /// shape. The bytes stay valid while `owner` (the file) is alive.
+    public func stored(_ name: String) throws -> (dtype: String, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject)? {
+        guard let r = refs[name], let s = shape(of: name), let dt = r.file.dtype(of: r.name) else { return nil }
+        if case .rows = r.transform { return nil }
+        return (dt, s, try r.file.rawBytes(r.name), r.file)
+    }
+
     public func shape(of name: String) -> [Int]? {
         guard let r = refs[name], let s = r.file.shape(of: r.name) else { return nil }
         return MappedWeightSource.apply(r.transform, to: s)
