@@ -175,6 +175,23 @@ final class PipelineTests: XCTestCase {
         XCTAssertThrowsError(try ClassifierFreeGuidance.combine(Tensor.zeros([3, 1]), guidance: 2))
     }
 
+    /// nil / "" model paths resolve through $DIFFEDIT_MODEL_DIR/toy-sd.
+    func testDefaultModelFromModelDir() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("diffedit-models-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let link = dir.appendingPathComponent(DefaultModel.name).path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: Self.path("sd1"))
+        setenv("DIFFEDIT_MODEL_DIR", dir.path, 1)
+        defer { unsetenv("DIFFEDIT_MODEL_DIR") }
+        XCTAssertEqual(try DefaultModel.resolve(), link)
+        for p in [nil, ""] as [String?] {
+            let m = try StableDiffusionModel.load(path: p, backend: Backend.cpu)
+            XCTAssertEqual(m.origin, link)
+            XCTAssertEqual(m.kind, "sd1")
+        }
+    }
+
     func testDefaultModelErrorListsPlaces() throws {
         // Pointing DIFFEDIT_DEFAULT_MODEL at nothing gives an IO error naming the variable.
         setenv("DIFFEDIT_DEFAULT_MODEL", "/nonexistent/toy-sd", 1)

@@ -21,7 +21,7 @@ public enum DefaultModel {
             out.append(d)
         }
         if let exe = executableDirectory() {
-            var dir = exe as NSString
+            var dir = (exe as NSString).standardizingPath as NSString
             out.append(dir.appendingPathComponent("models/\(name)"))
             out.append(dir.appendingPathComponent("../share/diffedit/models/\(name)"))
             for _ in 0..<5 {
@@ -33,7 +33,7 @@ public enum DefaultModel {
         // Sources/DiffEdit/Pipeline/DefaultModel.swift -> <repo>/models/toy-sd
         let src = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
-        out.append(src.appendingPathComponent("models/\(name)").path)
+        out.append(src.appendingPathComponent("models/\(name)").standardizedFileURL.path)
         out.append((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent("models/\(name)"))
         return out
     }
@@ -47,8 +47,9 @@ public enum DefaultModel {
             }
             return p
         }
-        let list = candidates()
-        for c in list where isModel(c) { return (c as NSString).standardizingPath }
+        var list: [String] = []
+        for c in candidates() where !list.contains(c) { list.append(c) }
+        for c in list where isModel(c) { return c }
         throw DiffEditError.io("default model \(name): not found (looked in \(list.joined(separator: ", "))); pass --model PATH or set DIFFEDIT_MODEL_DIR")
     }
 
