@@ -155,6 +155,7 @@ final class PipelineTests: XCTestCase {
         assertInvalid("init noise") { _ = try m.generate(opts { $0.initNoise = Tensor.zeros([1, 4, 4, 4]) }) }
         assertInvalid("init noise") { _ = try m.generate(opts { $0.initNoise = Tensor.full([1, 4, 8, 8], .nan) }) }
         assertInvalid("scheduler") { _ = try m.generate(opts { $0.scheduler = "plms" }) }
+        assertInvalid("scheduler") { _ = try m.generate(opts { $0.scheduler = "ddim-inverse" }) }
     }
 
     func testCancellationStopsGeneration() throws {

@@ -14,6 +14,9 @@ extension StableDiffusionModel {
             throw DiffEditError.unsupported("\(origin): text-to-image needs a \(latentChannels)-channel UNet; this one takes \(unetConfig.in_channels) input channels (\(kind) checkpoint: use `diffedit edit`)")
         }
         let scheduler = try SchedulerFactory.make(name: o.scheduler, config: schedulerConfig)
+        guard !(scheduler is DDIMInverseScheduler) else {
+            throw DiffEditError.invalidArgument("scheduler: ddim-inverse inverts images; generate with ddim, euler or dpmpp-2m")
+        }
         try scheduler.setTimesteps(o.steps)
         let f = vaeFactor
         let shape = [1, latentChannels, height / f, width / f]
