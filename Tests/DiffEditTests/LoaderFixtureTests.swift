@@ -22,8 +22,8 @@ final class LoaderFixtureTests: XCTestCase {
         var mismatches: [String] = []
         for n in a.names where b.contains(n) {
             let x = try a.tensor(n), y = try b.tensor(n, expectedShape: x.shape)
-            let xs = x.toArray(), ys = y.toArray()
-            if !zip(xs, ys).allSatisfy({ $0.bitPattern == $1.bitPattern }) { mismatches.append(n) }
+            let same = x.count == y.count && memcmp(x.data, y.data, x.count * MemoryLayout<Float>.size) == 0   // bit-identical
+            withExtendedLifetime((x, y)) { if !same { mismatches.append(n) } }
         }
         XCTAssertEqual(mismatches, [], "\(what): tensors differ", file: file, line: line)
     }
