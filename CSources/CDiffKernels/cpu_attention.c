@@ -1,62 +1,90 @@
 /* cpu_attention.c — fused flash-style attention for the CPU provider.
  *
- * One task = (batch b, head h, block of BQ queries). Per task:
- *   Qp[BQ, D]   = scale * q rows (packed, zero-padded)
- *   for each block of BK keys:
- *     KT[D, BKp] = k block transposed (packed, zero-padded; BKp = bk rounded up to 16)
- *     Vp[BKp, Dp] = v block (packed, zero-padded; Dp = D rounded up to 16)
- *     S[BQ, BKp]  = Qp @ KT                                  (4x16 register-tiled kernel)
- *     online softmax per row: m_new = max(m, max_j S); P = exp(S - m_new);
- *                             l = l * c + sum_j P; O *= c, with c = exp(m - m_new)
- *     O[BQ, Dp]  += P @ Vp                                   (same kernel, accumulating)
- *   o = O / l
- * Scratch per thread: BQ*BK + BQ*Dp + D*BK + BK*Dp + BQ*D + 2*BQ floats. Never [q_len, kv_len].
- * Works for any element strides (q/k/v rows are gathered by the packing step).
+ * Everything is computed transposed, so that queries run along the SIMD lanes and no K or V
+ * packing is needed (K and V rows are read in place with their strides):
+ * One task = (batch b, head h, block of BQ queries):
+ *   QT[D, BQ]    = scale * q^T                         (packed once per task, zero-padded columns)
+ *   for each block of BK keys (k0 .. k0 + bk):
+ *     ST[bk, BQ]  = K[bk, D] @ QT[D, BQ]               (4x16 register-tiled kernel, K in place)
+ *     online softmax down the columns (one column = one query, vectorized across queries):
+ *       m_new = max(m, max_j ST[j, :]); P = exp(ST - m_new); l = l * c + sum_j P; OT *= c,
+ *       with c = exp(m - m_new)
+ *     OT[D, BQ]  += V^T[D, bk] @ P[bk, BQ]             (same kernel; V^T read in place)
+ *   o[i, :] = OT[:, i] / l[i]
+ * Scratch per thread: (BK + 2 D + 5) * BQ floats. Never [q_len, kv_len].
+ * Any bk and head_dim: rows are covered by 6/4/2/1-row kernels; queries are padded to NR lanes
+ * (zero columns of QT; their results are never written out).
  */
 #include "cpu_internal.h"
 
-#define BQ 64   /* queries per task (multiple of MR) */
-#define BK 128  /* keys per block (multiple of NR) */
-#define MR 4
+#define BQ 64   /* queries per task (multiple of NR) */
+#define BK 256  /* keys per block */
 #define NR 16
 
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-/* C[MR, NR] (=|+=) A[MR, K] @ B[K, NR]; A row stride lda, B row stride ldb, C row stride ldc. */
-static inline void kern_4x16(const float *restrict a, int64_t lda, const float *restrict b, int64_t ldb, int32_t K,
-                             float *restrict c, int64_t ldc, int accumulate) {
-    float acc[MR][NR];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) acc[r][j] = accumulate ? c[r * ldc + j] : 0.0f;
-    for (int32_t k = 0; k < K; k++) {
-        const float *br = b + (int64_t)k * ldb;
-        for (int r = 0; r < MR; r++) {
-            const float av = a[r * lda + k];
-            for (int j = 0; j < NR; j++) acc[r][j] += av * br[j];
-        }
+/* C[M, NR] (=|+=) A[M, K] @ B[K, NR], M in {6, 4, 2, 1}
+ * A(r, k) = a[r * a_rs + k * a_cs]; B(k, j) = b[k * ldb + j]; C(r, j) = c[r * ldc + j].
+ * 6 x 16 keeps 12 accumulators in ymm registers (enough to hide the FMA latency). */
+#define DEF_KERN(M)                                                                                       \
+    static inline void kern_##M##x16(const float *restrict a, int64_t a_rs, int64_t a_cs,                 \
+                                     const float *restrict b, int64_t ldb, int32_t K, float *restrict c,   \
+                                     int64_t ldc, int accumulate) {                                        \
+        float acc[M][NR];                                                                                 \
+        for (int r = 0; r < M; r++)                                                                       \
+            for (int j = 0; j < NR; j++) acc[r][j] = accumulate ? c[r * ldc + j] : 0.0f;                  \
+        for (int32_t k = 0; k < K; k++) {                                                                 \
+            const float *br = b + (int64_t)k * ldb;                                                       \
+            const float *ak = a + (int64_t)k * a_cs;                                                      \
+            for (int r = 0; r < M; r++) {                                                                 \
+                const float av = ak[r * a_rs];                                                            \
+                for (int j = 0; j < NR; j++) acc[r][j] += av * br[j];                                     \
+            }                                                                                             \
+        }                                                                                                 \
+        for (int r = 0; r < M; r++)                                                                       \
+            for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];                                      \
     }
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+DEF_KERN(6)
+DEF_KERN(4)
+DEF_KERN(2)
+DEF_KERN(1)
+
+/* C[M, ncols] (=|+=) A[M, K] @ B[K, ncols], ncols a multiple of NR; any M. */
+static void tile_gemm(int32_t M, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, int32_t K,
+                      float *c, int64_t ldc, int32_t ncols, int accumulate) {
+    int32_t r0 = 0;
+    for (; r0 + 6 <= M; r0 += 6)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
+            kern_6x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+    for (; r0 + 4 <= M; r0 += 4)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
+            kern_4x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+    for (; r0 + 2 <= M; r0 += 2)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
+            kern_2x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+    for (; r0 < M; r0++)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
+            kern_1x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
 }
 
 typedef struct {
     const de_attention_op *op;
     cpu_ctx *ctx;
     int32_t nqb;        /* query blocks per (b, h) */
-    int32_t dp;         /* head_dim rounded up to NR */
 } attn_job;
 
 static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
     attn_job *j = va;
     const de_attention_op *op = j->op;
-    const int32_t D = op->head_dim, Dp = j->dp, Lk = op->kv_len;
-    float *S = j->ctx->per_thread[tid].ptr;        /* [BQ, BK] */
-    float *O = S + (size_t)BQ * BK;                /* [BQ, Dp] */
-    float *KT = O + (size_t)BQ * Dp;               /* [D, BK] */
-    float *Vp = KT + (size_t)D * BK;               /* [BK, Dp] */
-    float *Qp = Vp + (size_t)BK * Dp;              /* [BQ, D] */
-    float *m = Qp + (size_t)BQ * D;                /* [BQ] */
+    const int32_t D = op->head_dim, Lk = op->kv_len;
+    float *QT = j->ctx->per_thread[tid].ptr;       /* [D, BQ] */
+    float *ST = QT + (size_t)D * BQ;               /* [BK, BQ] */
+    float *OT = ST + (size_t)BK * BQ;              /* [D, BQ] */
+    float *m = OT + (size_t)D * BQ;                /* [BQ] */
     float *l = m + BQ;                             /* [BQ] */
+    float *cf = l + BQ;                            /* [BQ] */
+    float *mx = cf + BQ;                           /* [BQ] */
+    float *sm = mx + BQ;                           /* [BQ] */
     const float *Q = op->q, *K = op->k, *V = op->v;
     float *Out = op->o;
     const float scale = op->scale;
@@ -66,78 +94,60 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
         const int32_t qb = (int32_t)(t % j->nqb);
         const int64_t b = bh / op->heads, h = bh % op->heads;
         const int32_t q0 = qb * BQ, bq = op->q_len - q0 < BQ ? op->q_len - q0 : BQ;
-        const int32_t bqp = (int32_t)round_up(bq, MR);
+        const int32_t nq = (int32_t)round_up(bq, NR);   /* columns computed */
         const float *q = Q + b * op->q_sb + h * op->q_sh + (int64_t)q0 * op->q_st;
         const float *kbase = K + b * op->k_sb + h * op->k_sh;
         const float *vbase = V + b * op->v_sb + h * op->v_sh;
 
-        /* Qp[bqp, D] = scale * q (rows past bq zero) */
-        for (int32_t i = 0; i < bqp; i++) {
-            float *dst = Qp + (int64_t)i * D;
-            if (i < bq) { const float *src = q + (int64_t)i * op->q_st; for (int32_t d = 0; d < D; d++) dst[d] = src[d] * scale; }
-            else memset(dst, 0, sizeof(float) * (size_t)D);
+        /* QT[D, nq] = scale * q^T, zero columns past bq */
+        for (int32_t i = 0; i < nq; i++) {
+            if (i < bq) {
+                const float *src = q + (int64_t)i * op->q_st;
+                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = src[d] * scale;
+            } else {
+                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = 0.0f;
+            }
         }
-        memset(O, 0, sizeof(float) * (size_t)bqp * Dp);
-        for (int32_t i = 0; i < bqp; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+        for (int32_t d = 0; d < D; d++) memset(OT + (int64_t)d * BQ, 0, sizeof(float) * (size_t)nq);
+        for (int32_t i = 0; i < nq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
 
         for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
             const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
-            const int32_t bkp = (int32_t)round_up(bk, NR);
-            /* KT[D, bkp] = k[k0 : k0 + bk, :]^T ; Vp[bkp, Dp] = v rows, zero-padded */
-            for (int32_t jj = 0; jj < bkp; jj++) {
-                float *vd = Vp + (int64_t)jj * Dp;
-                if (jj < bk) {
-                    const float *kr = kbase + (int64_t)(k0 + jj) * op->k_st;
-                    const float *vr = vbase + (int64_t)(k0 + jj) * op->v_st;
-                    for (int32_t d = 0; d < D; d++) KT[(int64_t)d * BK + jj] = kr[d];
-                    memcpy(vd, vr, sizeof(float) * (size_t)D);
-                    for (int32_t d = D; d < Dp; d++) vd[d] = 0.0f;
-                } else {
-                    for (int32_t d = 0; d < D; d++) KT[(int64_t)d * BK + jj] = 0.0f;
-                    memset(vd, 0, sizeof(float) * (size_t)Dp);
-                }
+            /* ST[bk, nq] = K[bk, D] @ QT[D, nq]  (K rows in place) */
+            tile_gemm(bk, kbase + (int64_t)k0 * op->k_st, op->k_st, 1, QT, BQ, D, ST, BQ, nq, 0);
+
+            /* online softmax down the columns, rows j < bk */
+            for (int32_t i = 0; i < nq; i++) mx[i] = ST[i];
+            for (int32_t r = 1; r < bk; r++) {
+                const float *s = ST + (int64_t)r * BQ;
+                for (int32_t i = 0; i < nq; i++) mx[i] = s[i] > mx[i] ? s[i] : mx[i];
             }
-            /* S[bqp, bkp] = Qp @ KT */
-            for (int32_t i0 = 0; i0 < bqp; i0 += MR)
-                for (int32_t c0 = 0; c0 < bkp; c0 += NR)
-                    kern_4x16(Qp + (int64_t)i0 * D, D, KT + c0, BK, D, S + (int64_t)i0 * BK + c0, BK, 0);
-            /* online softmax over the first bk columns; padded columns get P = 0 */
-            for (int32_t i = 0; i < bq; i++) {
-                float *s = S + (int64_t)i * BK;
-                const float mx = de_max_f32(s, bk);
-                const float mnew = mx > m[i] ? mx : m[i];
-                float acc[16] = {0};
-                int32_t jj = 0;
-                for (; jj + 16 <= bk; jj += 16)
-                    for (int u = 0; u < 16; u++) { float p = de_expf(s[jj + u] - mnew); s[jj + u] = p; acc[u] += p; }
-                for (; jj < bk; jj++) { float p = de_expf(s[jj] - mnew); s[jj] = p; acc[0] += p; }
-                for (; jj < bkp; jj++) s[jj] = 0.0f;
-                float sum = 0;
-                for (int u = 0; u < 16; u++) sum += acc[u];
-                if (m[i] == -INFINITY) {
-                    l[i] = sum;
-                } else {
-                    const float c = de_expf(m[i] - mnew);
-                    l[i] = l[i] * c + sum;
-                    if (c != 1.0f) {
-                        float *oi = O + (int64_t)i * Dp;
-                        for (int32_t d = 0; d < Dp; d++) oi[d] *= c;
-                    }
-                }
-                m[i] = mnew;
+            for (int32_t i = 0; i < nq; i++) {
+                const float mn = mx[i] > m[i] ? mx[i] : m[i];
+                cf[i] = de_expf(m[i] - mn);   /* m = -inf on the first block: c ~ 0, and l = O = 0 anyway */
+                m[i] = mn;
+                sm[i] = 0.0f;
             }
-            for (int32_t i = bq; i < bqp; i++) memset(S + (int64_t)i * BK, 0, sizeof(float) * (size_t)bkp);
-            /* O[bqp, Dp] += P[bqp, bkp] @ Vp[bkp, Dp] */
-            for (int32_t i0 = 0; i0 < bqp; i0 += MR)
-                for (int32_t c0 = 0; c0 < Dp; c0 += NR)
-                    kern_4x16(S + (int64_t)i0 * BK, BK, Vp + c0, Dp, bkp, O + (int64_t)i0 * Dp + c0, Dp, 1);
+            for (int32_t r = 0; r < bk; r++) {
+                float *s = ST + (int64_t)r * BQ;
+                for (int32_t i = 0; i < nq; i++) { const float p = de_expf(s[i] - m[i]); s[i] = p; sm[i] += p; }
+            }
+            for (int32_t i = 0; i < nq; i++) l[i] = l[i] * cf[i] + sm[i];
+            if (k0 > 0)
+                for (int32_t d = 0; d < D; d++) {
+                    float *o = OT + (int64_t)d * BQ;
+                    for (int32_t i = 0; i < nq; i++) o[i] *= cf[i];
+                }
+
+            /* OT[D, nq] += V^T[D, bk] @ P[bk, nq];  V^T(d, j) = v[j * v_st + d], read in place */
+            tile_gemm(D, vbase + (int64_t)k0 * op->v_st, 1, op->v_st, ST, BQ, bk, OT, BQ, nq, 1);
         }
+        /* o[i, :] = OT[:, i] / l[i] */
+        for (int32_t i = 0; i < bq; i++) cf[i] = 1.0f / l[i];
         float *o = Out + b * op->o_sb + h * op->o_sh + (int64_t)q0 * op->o_st;
         for (int32_t i = 0; i < bq; i++) {
-            const float inv = 1.0f / l[i];
-            const float *oi = O + (int64_t)i * Dp;
             float *dst = o + (int64_t)i * op->o_st;
-            for (int32_t d = 0; d < D; d++) dst[d] = oi[d] * inv;
+            for (int32_t d = 0; d < D; d++) dst[d] = OT[(int64_t)d * BQ + i] * cf[i];
         }
     }
 }
@@ -157,14 +167,14 @@ de_status cpu_attention(de_backend *be, const de_attention_op *op) {
     CPU_CHECK(op->o_sb >= 0 && op->o_sh >= 0 && op->o_st >= 0, "attention", "o strides must be non-negative");
     CPU_CHECK(isfinite(op->scale), "attention", "scale is not finite");
     {
-        const int32_t D = op->head_dim, Dp = (int32_t)round_up(D, NR);
-        const size_t need = (size_t)BQ * BK + (size_t)BQ * Dp + (size_t)D * BK + (size_t)BK * Dp + (size_t)BQ * D + 2 * BQ + 64;
+        const int32_t D = op->head_dim;
+        const size_t need = (size_t)D * BQ + (size_t)BK * BQ + (size_t)D * BQ + 5 * BQ + 64;
         for (int t = 0; t < ctx->n_threads; t++)
             if (!de_scratch_get(&ctx->per_thread[t], need)) {
                 st__ = cpu_fail(ctx, DE_ERR_OOM, "attention: out of memory for scratch (%zu floats per thread)", need);
                 goto out__;
             }
-        attn_job j = { op, ctx, (op->q_len + BQ - 1) / BQ, Dp };
+        attn_job j = { op, ctx, (op->q_len + BQ - 1) / BQ };
         const int64_t tasks = (int64_t)op->batch * op->heads * j.nqb;
         de_pool_for(&ctx->pool, tasks, 1, attn_task, &j);
     }

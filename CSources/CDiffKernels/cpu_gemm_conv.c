@@ -149,6 +149,12 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
         const int direct = op->kh == 1 && op->kw == 1 && op->stride_h == 1 && op->stride_w == 1 &&
                            op->pad_t == 0 && op->pad_l == 0 && op->pad_b == 0 && op->pad_r == 0;
         const float beta = (op->bias || op->residual) ? 1.0f : 0.0f;
+        /* 3x3 stride 1 with enough pixels to amortise the weight transform: Winograd F(2x2, 3x3) */
+        if (op->kh == 3 && op->kw == 3 && op->stride_h == 1 && op->stride_w == 1 && (int64_t)op->n * ohw >= 512 &&
+            !getenv("DIFFEDIT_NO_WINOGRAD")) {
+            st__ = cpu_conv2d_winograd(ctx, op, oh, ow);
+            goto out__;
+        }
         for (int32_t ni = 0; ni < op->n; ni++) {
             const float *x = X + (int64_t)ni * op->c_in * hw;     /* [c_in, h, w] */
             float *y = Y + (int64_t)ni * op->c_out * ohw;          /* [c_out, oh, ow] */

@@ -1,0 +1,226 @@
+/* cpu_winograd.c — 3x3 stride-1 convolution by Winograd F(2x2, 3x3) (Lavin & Gray 2015).
+ *
+ * y = A^T [ (G g G^T) . (B^T d B) ] A per 2x2 output tile, with 4x4 input tiles d.
+ * 16 GEMMs of [c_out, c_in] @ [c_in, tiles] replace one [c_out, 9 c_in] @ [9 c_in, pixels]:
+ * 2.25x fewer multiply-adds. Layout (per block of TB tiles of one image):
+ *   U[16][c_out][c_in]  transformed weights (once per call)
+ *   V[16][c_in][TB]     transformed input tiles
+ *   M[16][c_out][TB]    = U[e] @ V[e]   (16 single-threaded sgemms spread over our pool)
+ * then the output transform adds bias and residual and writes y.
+ * Scratch is bounded: TB is chosen so that V + M stay under WINO_BUDGET floats.
+ */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+#define WINO_BUDGET (6u << 20) /* floats for V + M: 24 MB */
+
+typedef struct {
+    const de_conv2d_op *op;
+    int32_t oh, ow, th, tw;
+    int64_t t0, nt;            /* tile block [t0, t0 + nt) of the current image */
+    const float *x;            /* [c_in, h, w] current image */
+    float *y;                  /* [c_out, oh, ow] */
+    const float *res;          /* [c_out, oh, ow] or NULL */
+    float *U, *V, *M;
+} wino_job;
+
+/* U[e][co][ci] = (G g G^T)[e]; the inner loop runs over ci with 16 contiguous output streams */
+static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    wino_job *j = va;
+    const int32_t ci_n = j->op->c_in, co_n = j->op->c_out;
+    const float *W = j->op->weight;
+    const int64_t plane = (int64_t)co_n * ci_n;
+    for (int64_t co = b; co < e; co++) {
+        const float *g = W + co * ci_n * 9;
+        float *u[16];
+        for (int k = 0; k < 16; k++) u[k] = j->U + k * plane + co * ci_n;
+        /* 8 input channels at a time: transpose their 3x3 kernels into gt[9][8] so that the
+         * arithmetic below runs across channels in SIMD lanes */
+        for (int32_t c0 = 0; c0 < ci_n; c0 += 8) {
+            const int32_t nc = ci_n - c0 < 8 ? ci_n - c0 : 8;
+            float gt[9][8];
+            for (int32_t l = 0; l < 8; l++)
+                for (int k = 0; k < 9; k++) gt[k][l] = l < nc ? g[(int64_t)(c0 + l) * 9 + k] : 0.0f;
+            float o[16][8];
+            for (int l = 0; l < 8; l++) {
+                const float g0 = gt[0][l], g1 = gt[1][l], g2 = gt[2][l], g3 = gt[3][l], g4 = gt[4][l];
+                const float g5 = gt[5][l], g6 = gt[6][l], g7 = gt[7][l], g8 = gt[8][l];
+                /* t = G g (4 x 3) */
+                const float t00 = g0, t01 = g1, t02 = g2;
+                const float t10 = 0.5f * (g0 + g3 + g6), t11 = 0.5f * (g1 + g4 + g7), t12 = 0.5f * (g2 + g5 + g8);
+                const float t20 = 0.5f * (g0 - g3 + g6), t21 = 0.5f * (g1 - g4 + g7), t22 = 0.5f * (g2 - g5 + g8);
+                const float t30 = g6, t31 = g7, t32 = g8;
+                /* U = t G^T (4 x 4) */
+                o[0][l] = t00;  o[1][l] = 0.5f * (t00 + t01 + t02);  o[2][l] = 0.5f * (t00 - t01 + t02);  o[3][l] = t02;
+                o[4][l] = t10;  o[5][l] = 0.5f * (t10 + t11 + t12);  o[6][l] = 0.5f * (t10 - t11 + t12);  o[7][l] = t12;
+                o[8][l] = t20;  o[9][l] = 0.5f * (t20 + t21 + t22);  o[10][l] = 0.5f * (t20 - t21 + t22); o[11][l] = t22;
+                o[12][l] = t30; o[13][l] = 0.5f * (t30 + t31 + t32); o[14][l] = 0.5f * (t30 - t31 + t32); o[15][l] = t32;
+            }
+            for (int k = 0; k < 16; k++)
+                for (int32_t l = 0; l < nc; l++) u[k][c0 + l] = o[k][l];
+        }
+    }
+}
+
+/* V[e][ci][t - t0] = (B^T d B)[e] for the tiles of the block */
+static void wino_input(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    wino_job *j = va;
+    const de_conv2d_op *op = j->op;
+    const int32_t H = op->h, W = op->w;
+    const int64_t nt = j->nt, plane = (int64_t)op->c_in * nt;
+    for (int64_t ci = b; ci < e; ci++) {
+        const float *xc = j->x + ci * (int64_t)H * W;
+        float *v = j->V + ci * nt;
+        int64_t t = j->t0;
+        const int64_t tend = j->t0 + nt;
+        while (t < tend) {
+            const int32_t ty = (int32_t)(t / j->tw), tx0 = (int32_t)(t % j->tw);
+            int32_t tx1 = j->tw;
+            if (tend - t < tx1 - tx0) tx1 = tx0 + (int32_t)(tend - t);
+            const int32_t iy0 = 2 * ty - op->pad_t;
+            /* interior range of tx: all 4 rows and 4 columns inside the image */
+            const int rows_in = iy0 >= 0 && iy0 + 3 < H;
+            int32_t fx0 = tx0, fx1 = tx1;
+            if (rows_in) {
+                while (fx0 < tx1 && 2 * fx0 - op->pad_l < 0) fx0++;
+                while (fx1 > fx0 && 2 * (fx1 - 1) - op->pad_l + 3 >= W) fx1--;
+            } else {
+                fx0 = fx1 = tx1;
+            }
+            float *vt = v + (t - j->t0) - tx0;  /* index by tx */
+            /* general (border) tiles */
+            for (int32_t tx = tx0; tx < tx1; tx++) {
+                if (tx == fx0 && fx1 > fx0) { tx = fx1 - 1; continue; }
+                const int32_t ix0 = 2 * tx - op->pad_l;
+                float d[4][4];
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < 4; c++) {
+                        const int32_t iy = iy0 + r, ix = ix0 + c;
+                        d[r][c] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[(int64_t)iy * W + ix] : 0.0f;
+                    }
+                float w[4][4];
+                for (int c = 0; c < 4; c++) {
+                    w[0][c] = d[0][c] - d[2][c];
+                    w[1][c] = d[1][c] + d[2][c];
+                    w[2][c] = d[2][c] - d[1][c];
+                    w[3][c] = d[1][c] - d[3][c];
+                }
+                for (int r = 0; r < 4; r++) {
+                    vt[(r * 4 + 0) * plane + tx] = w[r][0] - w[r][2];
+                    vt[(r * 4 + 1) * plane + tx] = w[r][1] + w[r][2];
+                    vt[(r * 4 + 2) * plane + tx] = w[r][2] - w[r][1];
+                    vt[(r * 4 + 3) * plane + tx] = w[r][1] - w[r][3];
+                }
+            }
+            /* interior tiles: no bounds checks (vectorizable across tx) */
+            if (fx1 > fx0) {
+                const float *r0 = xc + (int64_t)iy0 * W - op->pad_l, *r1 = r0 + W, *r2 = r1 + W, *r3 = r2 + W;
+                for (int32_t tx = fx0; tx < fx1; tx++) {
+                    const int32_t c = 2 * tx;
+                    float w0[4], w1[4], w2[4], w3[4];
+                    for (int k = 0; k < 4; k++) {
+                        w0[k] = r0[c + k] - r2[c + k];
+                        w1[k] = r1[c + k] + r2[c + k];
+                        w2[k] = r2[c + k] - r1[c + k];
+                        w3[k] = r1[c + k] - r3[c + k];
+                    }
+                    vt[0 * plane + tx] = w0[0] - w0[2];  vt[1 * plane + tx] = w0[1] + w0[2];
+                    vt[2 * plane + tx] = w0[2] - w0[1];  vt[3 * plane + tx] = w0[1] - w0[3];
+                    vt[4 * plane + tx] = w1[0] - w1[2];  vt[5 * plane + tx] = w1[1] + w1[2];
+                    vt[6 * plane + tx] = w1[2] - w1[1];  vt[7 * plane + tx] = w1[1] - w1[3];
+                    vt[8 * plane + tx] = w2[0] - w2[2];  vt[9 * plane + tx] = w2[1] + w2[2];
+                    vt[10 * plane + tx] = w2[2] - w2[1]; vt[11 * plane + tx] = w2[1] - w2[3];
+                    vt[12 * plane + tx] = w3[0] - w3[2]; vt[13 * plane + tx] = w3[1] + w3[2];
+                    vt[14 * plane + tx] = w3[2] - w3[1]; vt[15 * plane + tx] = w3[1] - w3[3];
+                }
+            }
+            t += tx1 - tx0;
+        }
+    }
+}
+
+/* M[e] = U[e] @ V[e], one task per e (OpenBLAS single-threaded inside) */
+static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    wino_job *j = va;
+    const int32_t co = j->op->c_out, ci = j->op->c_in;
+    for (int64_t k = b; k < e; k++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)j->nt, ci, 1.0f,
+                    j->U + k * (int64_t)co * ci, ci, j->V + k * (int64_t)ci * j->nt, (int)j->nt, 0.0f,
+                    j->M + k * (int64_t)co * j->nt, (int)j->nt);
+}
+
+/* y tile = A^T M A (+ bias + residual) */
+static void wino_output(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    wino_job *j = va;
+    const int64_t nt = j->nt, plane = (int64_t)j->op->c_out * nt;
+    const int64_t ohw = (int64_t)j->oh * j->ow;
+    for (int64_t co = b; co < e; co++) {
+        const float bias = j->op->bias ? j->op->bias[co] : 0.0f;
+        const float *mm = j->M + co * nt;
+        float *yc = j->y + co * ohw;
+        const float *rc = j->res ? j->res + co * ohw : NULL;
+        for (int64_t t = j->t0; t < j->t0 + nt; t++) {
+            const int32_t ty = (int32_t)(t / j->tw), tx = (int32_t)(t % j->tw);
+            const float *m = mm + (t - j->t0);
+            float s0[4], s1[4];
+            for (int c = 0; c < 4; c++) {
+                const float m0 = m[(0 + c) * plane], m1 = m[(4 + c) * plane], m2 = m[(8 + c) * plane], m3 = m[(12 + c) * plane];
+                s0[c] = m0 + m1 + m2;
+                s1[c] = m1 - m2 - m3;
+            }
+            const float y00 = s0[0] + s0[1] + s0[2], y01 = s0[1] - s0[2] - s0[3];
+            const float y10 = s1[0] + s1[1] + s1[2], y11 = s1[1] - s1[2] - s1[3];
+            const int32_t oy = 2 * ty, ox = 2 * tx;
+            const int64_t p = (int64_t)oy * j->ow + ox;
+            const int has_x1 = ox + 1 < j->ow, has_y1 = oy + 1 < j->oh;
+            yc[p] = y00 + bias + (rc ? rc[p] : 0.0f);
+            if (has_x1) yc[p + 1] = y01 + bias + (rc ? rc[p + 1] : 0.0f);
+            if (has_y1) {
+                yc[p + j->ow] = y10 + bias + (rc ? rc[p + j->ow] : 0.0f);
+                if (has_x1) yc[p + j->ow + 1] = y11 + bias + (rc ? rc[p + j->ow + 1] : 0.0f);
+            }
+        }
+    }
+}
+
+/* Caller has validated op: 3x3, stride 1. Returns DE_OK or DE_ERR_OOM (message set). */
+de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow) {
+    const int32_t th = (oh + 1) / 2, tw = (ow + 1) / 2;
+    const int64_t T = (int64_t)th * tw;
+    const int64_t usz = 16 * (int64_t)op->c_out * op->c_in;
+    int64_t TB = WINO_BUDGET / (16 * ((int64_t)op->c_in + op->c_out));
+    if (TB < 64) TB = 64;
+    const char *force = getenv("DIFFEDIT_WINOGRAD_TILES"); /* testing: force small tile blocks */
+    if (force && atoi(force) > 0) TB = atoi(force);
+    if (TB > T) TB = T;
+    float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
+    float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + op->c_out)));
+    if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
+                                   (long long)(usz + 16 * TB * ((int64_t)op->c_in + op->c_out)));
+    wino_job j = { op, oh, ow, th, tw, 0, 0, NULL, NULL, NULL, U, VM, NULL };
+    de_pool_for(&ctx->pool, op->c_out, 0, wino_weights, &j);
+    const int64_t hw = (int64_t)op->h * op->w, ohw = (int64_t)oh * ow;
+    cpu_blas_single(ctx);
+    for (int32_t n = 0; n < op->n; n++) {
+        j.x = (const float *)op->x + n * (int64_t)op->c_in * hw;
+        j.y = (float *)op->y + n * (int64_t)op->c_out * ohw;
+        j.res = op->residual ? op->residual + n * (int64_t)op->c_out * ohw : NULL;
+        for (int64_t t0 = 0; t0 < T; t0 += TB) {
+            j.t0 = t0;
+            j.nt = T - t0 < TB ? T - t0 : TB;
+            j.V = VM;
+            j.M = VM + 16 * j.nt * op->c_in;
+            de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
+            de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
+            de_pool_for(&ctx->pool, op->c_out, 0, wino_output, &j);
+        }
+    }
+    cpu_blas_restore(ctx);
+    return DE_OK;
+}
