@@ -45,10 +45,10 @@ SPECS = {
     "sd1": dict(
         unet=dict(
             sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(24, 48),
+            block_out_channels=(16, 32),
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            attention_head_dim=8, cross_attention_dim=24, norm_num_groups=8,
+            attention_head_dim=4, cross_attention_dim=32, norm_num_groups=8,
             use_linear_projection=False, upcast_attention=False,
         ),
         vae=dict(
@@ -58,9 +58,9 @@ SPECS = {
             scaling_factor=0.18215,
         ),
         text=dict(
-            hidden_size=24, intermediate_size=96, num_hidden_layers=3, num_attention_heads=3,
+            hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
             vocab_size=49408, max_position_embeddings=77, hidden_act="quick_gelu", layer_norm_eps=1e-5,
-            projection_dim=24, bos_token_id=0, eos_token_id=2, pad_token_id=1,
+            projection_dim=32, bos_token_id=0, eos_token_id=2, pad_token_id=1,
         ),
         scheduler=dict(
             num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
