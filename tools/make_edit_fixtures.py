@@ -129,14 +129,57 @@ def make_instruct_model(sd1, out):
     json.dump(idx, open(os.path.join(out, "model_index.json"), "w"), indent=2)
 
 
+ALIGNMENT_CASES = [
+    ("a red circle on a white background", "a blue circle on a white background", {}),
+    ("a cat sitting on a chair", "a lion sitting on a chair", {}),
+    ("a photo of a dog", "a photo of a watercolour dog", {}),
+    ("a red circle", "a big red circle next to a tiny green square", {"green": 2.0}),
+    ("a cat, riding a bicycle!", "a zebra, riding a motorbike!", {"riding": 0.5}),
+    ("a red circle on a white background", "a red circle on a white background", {"red": 3.0}),
+]
+
+
+def write_alignment(model, path):
+    """Token alignment of tools/p2p_reference.py for a few prompt pairs (Swift: PromptAlignment)."""
+    from transformers import CLIPTokenizer
+    tok = CLIPTokenizer.from_pretrained(os.path.join(model, "tokenizer"))
+    out = []
+    for src, tgt, rw in ALIGNMENT_CASES:
+        c = {"source": src, "target": tgt, "reweight": rw}
+        c["is_replace"] = len(src.split()) == len(tgt.split())
+        if c["is_replace"]:
+            m = p2p.replacement_mapper(tok, src, tgt).numpy()
+            nz = np.nonzero(m)
+            c["replace_nonzero"] = [[int(i), int(j), float(m[i, j])] for i, j in zip(*nz)]
+        else:
+            mp, al = p2p.refinement_mapper(tok, src, tgt)
+            c["refine_mapper"] = [int(x) for x in mp]
+            c["refine_alphas"] = [float(x) for x in al]
+        a, b = p2p.blend_words(src, tgt, rw)
+        c["blend_source"] = p2p.inds_of_words(tok, src, a)
+        c["blend_target"] = p2p.inds_of_words(tok, tgt, b)
+        if rw:
+            eq = torch.ones(p2p.MAX_LEN)
+            for i, w in enumerate(tgt.split()):
+                if w in rw:
+                    eq[p2p.word_inds(tok, tgt, i)] = rw[w]
+            c["equalizer"] = [float(x) for x in eq]
+        out.append(c)
+    json.dump(out, open(path, "w"), indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--model", default=os.path.join(here, "Tests/Fixtures/sd1"))
     ap.add_argument("--out", default=os.path.join(here, "Tests/Fixtures/edit"))
+    ap.add_argument("--only-alignment", action="store_true", help="write alignment.json only")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     os.makedirs(args.out, exist_ok=True)
+    write_alignment(args.model, os.path.join(args.out, "alignment.json"))
+    if args.only_alignment:
+        return
 
     pipe = StableDiffusionPipeline.from_pretrained(args.model, safety_checker=None,
                                                    requires_safety_checker=False).to(torch.float32)

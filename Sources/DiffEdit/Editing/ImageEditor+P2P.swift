@@ -1,7 +1,8 @@
 /// Prompt-to-Prompt (Hertz et al., ICLR 2023) on DDIM-inverted latents with negative-prompt inversion
 /// (Miyake et al. 2023): the source prompt's embedding is the unconditional branch, so the source branch
 /// reconstructs the input. Batch [uncond src, uncond tgt, cond src, cond tgt]; P2PController edits the
-/// conditional half; LocalBlend and the user mask take latents outside their masks from the source branch.
+/// conditional half; LocalBlend takes latents outside its mask from the source branch, a user mask from
+/// the inverted trajectory (so an all-zero mask returns the VAE reconstruction of the input).
 /// A negative prompt, when given, replaces the source prompt as the unconditional branch.
 extension ImageEditor {
     func runP2P(_ r: ResolvedEdit, _ work: RGBImage, latentMask: [Float]?, options: EditOptions,
@@ -35,8 +36,8 @@ extension ImageEditor {
             lat = try sched.step(modelOutput: e, timestep: t, sample: lat)
             ctrl.localBlend?.apply(lat)
             if let m = latentMask {
-                let target = lat.slice0(1, 1)
-                EditMask.blend(target, source: lat.slice0(0, 1), mask: m)
+                // user mask: outside it the target follows the inverted trajectory (as in ddim)
+                EditMask.blend(lat.slice0(1, 1), source: traj[ts.count - 1 - i], mask: m)
             }
             try progress.step(ts.count + i + 1, of: 2 * ts.count)
         }

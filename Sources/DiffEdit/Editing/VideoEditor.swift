@@ -1,0 +1,73 @@
+/// Text-guided video editing (issue 7).
+///
+/// Two modes (`VideoOptions.mode`):
+/// - per-frame (baseline): each frame is edited by `ImageEditor` on its own, same options, same seed.
+/// - consistent (zero-shot, no per-video training), frames processed in windows of `keyframeInterval`
+///   (see `VideoWindow`), each window one UNet batch:
+///   1. One shared noise: sdedit and instruct noise every frame with the same seeded tensor; ddim and p2p
+///      invert every frame (DDIM inversion, source prompt, guidance 1, the same timesteps), which is
+///      deterministic.
+///   2. Cross-frame self-attention during inversion and editing: each frame attends to the keys/values of
+///      the anchor (frame 0), its window's keyframe, its previous frame and itself
+///      (`VideoAttentionController`). Keyframes attend to [anchor, itself]: keyframes are edited jointly
+///      with the anchor, and never depend on where a window starts, so memory is bounded by the window.
+///   3. Propagation (sdedit, ddim, p2p): every frame also runs a source branch that reconstructs the
+///      source video (ddim/p2p: the inverted latents denoised with the source prompt; sdedit: the source
+///      latents noised to each timestep with the shared noise). The edited branch of every frame but the
+///      anchor takes its self-attention maps from the source branch, applied to edited values: the edited
+///      anchor/keyframe/previous-frame features are carried to where the source video's own features
+///      correspond (a soft, attention-weighted form of TokenFlow's nearest-neighbour propagation; no
+///      extra network). Instruct has no source branch: it gets 1 and 2 only.
+///   4. Per-frame attention control: p2p runs one P2PController per frame (word swap / refinement /
+///      re-weighting and its own LocalBlend mask from that frame's cross-attention).
+/// Streaming (`VideoStream`) and the whole-clip calls give the same frames up to float rounding of
+/// different batch sizes (frames are grouped into the same windows either way).
+public final class VideoEditor {
+    public let imageEditor: ImageEditor
+    public var parts: EditModelParts { imageEditor.parts }
+
+    public init(imageEditor: ImageEditor) { self.imageEditor = imageEditor }
+    public convenience init(model: StableDiffusionModel) { self.init(imageEditor: ImageEditor(model: model)) }
+    public convenience init(parts: EditModelParts) { self.init(imageEditor: ImageEditor(parts: parts)) }
+
+    /// Edits a whole clip held in memory. All frames must have the same size.
+    public func edit(_ frames: [RGBImage], options: VideoOptions, progress: ProgressReporter) throws -> [RGBImage] {
+        guard let first = frames.first else { throw DiffEditError.invalidArgument("frames: the clip has no frames") }
+        var out: [RGBImage] = []
+        out.reserveCapacity(frames.count)
+        var i = 0
+        try edit(width: first.width, height: first.height, frameCount: frames.count, options: options, progress: progress,
+                 next: { () -> RGBImage? in
+                     guard i < frames.count else { return nil }
+                     defer { i += 1 }
+                     return frames[i]
+                 },
+                 emit: { out.append($0) })
+        return out
+    }
+
+    /// Edits a clip frame by frame with bounded memory: frames are read from `next` until it returns nil
+    /// and handed to `emit` in order as soon as their window is done. `frameCount` (when known) is only
+    /// used for progress reports.
+    public func edit(width: Int, height: Int, frameCount: Int?, options: VideoOptions, progress: ProgressReporter,
+                     next: () throws -> RGBImage?, emit: (RGBImage) throws -> Void) throws {
+        let stream = try VideoStream(editor: self, options: options, width: width, height: height)
+        stream.totalFrames = frameCount
+        while let f = try next() {
+            try stream.push(f, progress: progress)
+            while let o = stream.pull() { try emit(o) }
+        }
+        guard stream.pushed > 0 else { throw DiffEditError.invalidArgument("frames: the clip has no frames") }
+        try stream.finish(progress: progress)
+        while let o = stream.pull() { try emit(o) }
+    }
+
+    /// The per-frame baseline for one frame: ImageEditor with the clip's options, progress tagged with the frame.
+    func editSingle(_ frame: RGBImage, index: Int, total: Int, options: VideoOptions,
+                    progress: ProgressReporter) throws -> RGBImage {
+        let inner = ProgressReporter { step, steps, _, _ in
+            do { try progress.step(step, of: steps, frame: index, frames: total); return true } catch { return false }
+        }
+        return try imageEditor.edit(frame, options: options.edit, progress: inner).image
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import XCTest
+@testable import DiffEdit
+
+/// Prompt-to-Prompt token alignment against tools/p2p_reference.py (Tests/Fixtures/edit/alignment.json).
+final class EditAlignmentTests: XCTestCase {
+    func testAlignmentMatchesReference() throws {
+        let tok = try EditTestSupport.sd1().tokenizer
+        let d = try Data(contentsOf: URL(fileURLWithPath: EditTestSupport.editFixtures + "/alignment.json"))
+        let cases = try JSONSerialization.jsonObject(with: d) as! [[String: Any]]
+        XCTAssertGreaterThanOrEqual(cases.count, 5)
+        for c in cases {
+            let src = c["source"] as! String, tgt = c["target"] as! String
+            let rw = (c["reweight"] as! [String: Double]).mapValues { Float($0) }
+            let a = try PromptAlignment(source: src, target: tgt, reweight: rw, tokenize: { tok.tokenize($0).flatMap { $0 } })
+            let tag = "\(src) -> \(tgt)"
+            XCTAssertEqual(a.isReplace, c["is_replace"] as! Bool, tag)
+            if a.isReplace {
+                var ref = [Float](repeating: 0, count: 77 * 77)
+                for e in c["replace_nonzero"] as! [[Double]] { ref[Int(e[0]) * 77 + Int(e[1])] = Float(e[2]) }
+                XCTAssertEqual(a.replaceMapper, ref, tag)
+            } else {
+                XCTAssertEqual(a.refineMapper, c["refine_mapper"] as! [Int], tag)
+                XCTAssertEqual(a.refineAlphas, (c["refine_alphas"] as! [Double]).map { Float($0) }, tag)
+            }
+            let bs = (0..<77).filter { a.blendSource[$0] != 0 }, bt = (0..<77).filter { a.blendTarget[$0] != 0 }
+            XCTAssertEqual(bs, c["blend_source"] as! [Int], tag)
+            XCTAssertEqual(bt, c["blend_target"] as! [Int], tag)
+            if let eq = c["equalizer"] as? [Double] {
+                XCTAssertEqual(a.equalizer, eq.map { Float($0) }, tag)
+            } else {
+                XCTAssertNil(a.equalizer, tag)
+            }
+        }
+    }
+
+    func testWordSwapMapperIsIdentityForEqualPrompts() throws {
+        let tok = try EditTestSupport.sd1().tokenizer
+        let a = try PromptAlignment(source: "a red circle", target: "a red circle", tokenize: { tok.tokenize($0).flatMap { $0 } })
+        for i in 0..<77 { for j in 0..<77 { XCTAssertEqual(a.replaceMapper[i * 77 + j], i == j ? 1 : 0) } }
+        XCTAssertFalse(a.hasBlendWords)
+    }
+
+    func testLocalBlendHeightIsTheQuarterResolution() {
+        var c = UNetConfig()   // SD 1.5: cross-attention at 64, 32, 16 for 64x64 latents
+        XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 64), 16)
+        c.down_block_types = ["CrossAttnDownBlock2D", "DownBlock2D"]
+        XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 8), 8)
+    }
+}

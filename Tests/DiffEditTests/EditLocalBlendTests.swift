@@ -1,0 +1,52 @@
+import XCTest
+@testable import DiffEdit
+
+/// LocalBlend on hand-made attention maps: max-pool, resize, normalise, threshold, union, blend.
+final class EditLocalBlendTests: XCTestCase {
+    func probs(height h: Int, width w: Int, peaks: [(item: Int, token: Int, y: Int, x: Int)]) -> Tensor {
+        let t = Tensor.zeros([4, 1, h * w, 77])                        // [B, heads, Lq, Lk]
+        for p in peaks { t.data[((p.item * h * w) + p.y * w + p.x) * 77 + p.token] = 1 }
+        return t
+    }
+
+    func testMaskIsPooledThresholdedUnion() throws {
+        var a = [Float](repeating: 0, count: 77); a[2] = 1
+        var b = [Float](repeating: 0, count: 77); b[3] = 1
+        let lb = LocalBlend(alphaSource: a, alphaTarget: b, height: 8, steps: 10, startFraction: 0)
+        let site = AttentionSite(name: "down_blocks.0.attentions.0.transformer_blocks.0.attn2", isCross: true, place: "down",
+                                 heads: 1, height: 8, width: 8)
+        XCTAssertTrue(lb.wants(site))
+        XCTAssertFalse(lb.wants(AttentionSite(name: "mid", isCross: true, place: "mid", heads: 1, height: 8, width: 8)))
+        lb.accumulate(site: site, probs: probs(height: 8, width: 8, peaks: [(2, 2, 2, 2), (3, 3, 5, 6), (3, 2, 0, 7)]), first: 2)
+        let lat = Tensor.cat0([Tensor.zeros([1, 4, 8, 8]), Tensor.full([1, 4, 8, 8], 1)])
+        lb.apply(lat)
+        let m = try XCTUnwrap(lb.lastMask)
+        for y in 0..<8 { for x in 0..<8 {
+            let inA = abs(y - 2) <= 1 && abs(x - 2) <= 1, inB = abs(y - 5) <= 1 && abs(x - 6) <= 1
+            let want: Float = (inA || inB) ? 1 : 0
+            XCTAssertEqual(m.data[y * 8 + x], want, "mask at \(y),\(x)")
+            for c in 0..<4 {
+                XCTAssertEqual(lat.data[(4 + c) * 64 + y * 8 + x], want, "target latent at \(c),\(y),\(x)")
+                XCTAssertEqual(lat.data[c * 64 + y * 8 + x], 0, "source latent untouched")
+            }
+        } }
+    }
+
+    func testLowResolutionMapsAreResizedAndWeakPeaksDropped() throws {
+        var a = [Float](repeating: 0, count: 77); a[4] = 1
+        let lb = LocalBlend(alphaSource: a, alphaTarget: [Float](repeating: 0, count: 77), height: 4, steps: 10, startFraction: 0.2)
+        let site = AttentionSite(name: "up_blocks.1.attentions.0.transformer_blocks.0.attn2", isCross: true, place: "up",
+                                 heads: 1, height: 4, width: 4)
+        let p = probs(height: 4, width: 4, peaks: [(2, 4, 0, 0)])
+        p.data[(2 * 16 + 3 * 4 + 3) * 77 + 4] = 0.2                   // a weak peak: 0.2 < 0.3 of the max
+        lb.accumulate(site: site, probs: p, first: 2)
+        let lat = Tensor.cat0([Tensor.zeros([1, 1, 8, 8]), Tensor.full([1, 1, 8, 8], 1)])
+        lb.apply(lat); lb.apply(lat)                                   // startAfter = int(0.2 * 10) = 2 calls skipped
+        XCTAssertNil(lb.lastMask)
+        lb.apply(lat)
+        let m = try XCTUnwrap(lb.lastMask)
+        for y in 0..<8 { for x in 0..<8 {
+            XCTAssertEqual(m.data[y * 8 + x], (y < 4 && x < 4) ? 1 : 0, "mask at \(y),\(x)")   // 2x2 pooled cells, x2 nearest
+        } }
+    }
+}
