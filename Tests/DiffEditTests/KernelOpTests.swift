@@ -1,0 +1,469 @@
+import XCTest
+import Foundation
+import CDiffKernels
+@testable import DiffEdit
+
+/// Every CPU-provider op against a naive reference (Double accumulation) on random inputs.
+/// Errors are reported as max |y - ref| / max |ref| ("relative error" below).
+final class KernelOpTests: XCTestCase {
+    let be = Backend.cpu
+
+    // MARK: helpers
+
+    /// Deterministic uniform values in [-scale, scale) + offset.
+    struct LCG {
+        var s: UInt64
+        init(_ seed: UInt64) { s = seed &* 6364136223846793005 &+ 1442695040888963407 }
+        mutating func next() -> Float {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Double(s >> 40) / Double(1 << 24)) * 2 - 1
+        }
+    }
+
+    func rand(_ shape: [Int], seed: UInt64, scale: Float = 1, offset: Float = 0) -> Tensor {
+        var g = LCG(seed)
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, values: (0..<n).map { _ in g.next() * scale + offset })
+    }
+
+    func relErr(_ y: [Float], _ ref: [Double]) -> Double {
+        XCTAssertEqual(y.count, ref.count, "element count")
+        var md = 0.0, mr = 0.0
+        for i in 0..<min(y.count, ref.count) {
+            md = max(md, abs(Double(y[i]) - ref[i]))
+            mr = max(mr, abs(ref[i]))
+        }
+        return md / max(mr, 1e-30)
+    }
+
+    func assertClose(_ y: Tensor, _ ref: [Double], tol: Double = 1e-5, _ what: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        let e = relErr(y.toArray(), ref)
+        print("KernelOpTests \(what): max relative error \(String(format: "%.3g", e))")
+        XCTAssertLessThan(e, tol, "\(what): relative error \(e)", file: file, line: line)
+        XCTAssertFalse(y.toArray().contains { !$0.isFinite }, "\(what): non-finite output", file: file, line: line)
+    }
+
+    // MARK: gemm
+
+    func refGemm(batch: Int, m: Int, n: Int, k: Int, a: [Float], lda: Int, sa: Int, ta: Bool,
+                 b: [Float], ldb: Int, sb: Int, tb: Bool, c0: [Float], ldc: Int, sc: Int,
+                 alpha: Double, beta: Double, bias: [Float]?) -> [Double] {
+        var c = c0.map(Double.init)
+        for bi in 0..<batch {
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for p in 0..<k {
+                        let av = ta ? a[bi * sa + p * lda + i] : a[bi * sa + i * lda + p]
+                        let bv = tb ? b[bi * sb + j * ldb + p] : b[bi * sb + p * ldb + j]
+                        s += Double(av) * Double(bv)
+                    }
+                    let idx = bi * sc + i * ldc + j
+                    c[idx] = alpha * s + (beta == 0 ? 0 : beta * Double(c0[idx])) + (bias.map { Double($0[j]) } ?? 0)
+                }
+            }
+        }
+        return c
+    }
+
+    func testGemmTransposesBatchBiasAlphaBeta() throws {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let batch = 3, m = 13, n = 17, k = 29
+            let lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3
+            let sa = (ta ? k : m) * lda + 5, sb = (tb ? n : k) * ldb, sc = m * ldc + 2
+            let a = rand([batch * sa], seed: 1), b = rand([batch * sb], seed: 2)
+            let c = rand([batch * sc], seed: 3), bias = rand([n], seed: 4)
+            let c0 = c.toArray()
+            try be.gemm(batch: batch, m: m, n: n, k: k, a: a.data, lda: lda, strideA: sa, transA: ta,
+                        b: b.data, ldb: ldb, strideB: sb, transB: tb, c: c.data, ldc: ldc, strideC: sc,
+                        alpha: 0.7, beta: 0.3, bias: bias.data)
+            var ref = refGemm(batch: batch, m: m, n: n, k: k, a: a.toArray(), lda: lda, sa: sa, ta: ta,
+                              b: b.toArray(), ldb: ldb, sb: sb, tb: tb, c0: c0, ldc: ldc, sc: sc,
+                              alpha: 0.7, beta: 0.3, bias: bias.toArray())
+            // untouched padding elements keep their old values
+            for i in 0..<ref.count where !isInsideC(i, m: m, n: n, ldc: ldc, sc: sc, batch: batch) { ref[i] = Double(c0[i]) }
+            assertClose(c, ref, "gemm ta=\(ta) tb=\(tb) batch=\(batch)")
+        }
+    }
+
+    private func isInsideC(_ i: Int, m: Int, n: Int, ldc: Int, sc: Int, batch: Int) -> Bool {
+        let bi = i / sc, r = i % sc
+        return bi < batch && r / ldc < m && r % ldc < n
+    }
+
+    func testLinearBetaZeroIgnoresGarbage() throws {
+        let x = rand([5, 7, 24], seed: 10), w = rand([33, 24], seed: 11), b = rand([33], seed: 12)
+        let y = try be.linear(x, w, b)
+        XCTAssertEqual(y.shape, [5, 7, 33])
+        let xs = x.toArray(), ws = w.toArray(), bs = b.toArray()
+        var ref = [Double](repeating: 0, count: 35 * 33)
+        for r in 0..<35 { for o in 0..<33 {
+            var s = Double(bs[o]); for i in 0..<24 { s += Double(xs[r * 24 + i]) * Double(ws[o * 24 + i]) }
+            ref[r * 33 + o] = s
+        } }
+        assertClose(y, ref, "linear [35x24] @ [33x24]^T + b")
+    }
+
+    // MARK: conv2d
+
+    func refConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, pad: (Int, Int, Int, Int), res: Tensor?) -> [Double] {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (co, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let oh = (h + pad.0 + pad.2 - kh) / stride + 1, ow = (wd + pad.1 + pad.3 - kw) / stride + 1
+        let xs = x.toArray(), ws = w.toArray(), bs = b?.toArray(), rs = res?.toArray()
+        var out = [Double](repeating: 0, count: n * co * oh * ow)
+        for ni in 0..<n { for o in 0..<co { for oy in 0..<oh { for ox in 0..<ow {
+            var s = bs.map { Double($0[o]) } ?? 0
+            for ci in 0..<c { for ky in 0..<kh { for kx in 0..<kw {
+                let iy = oy * stride - pad.0 + ky, ix = ox * stride - pad.1 + kx
+                if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
+                s += Double(xs[((ni * c + ci) * h + iy) * wd + ix]) * Double(ws[((o * c + ci) * kh + ky) * kw + kx])
+            } } }
+            let idx = ((ni * co + o) * oh + oy) * ow + ox
+            out[idx] = s + (rs.map { Double($0[idx]) } ?? 0)
+        } } } }
+        return out
+    }
+
+    func checkConv(n: Int, c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int, stride: Int,
+                   pad: (Int, Int, Int, Int), bias: Bool, residual: Bool, seed: UInt64, _ what: String) throws {
+        let x = rand([n, c, h, w], seed: seed), wt = rand([co, c, kh, kw], seed: seed + 1, scale: 0.5)
+        let b = bias ? rand([co], seed: seed + 2) : nil
+        let oh = (h + pad.0 + pad.2 - kh) / stride + 1, ow = (w + pad.1 + pad.3 - kw) / stride + 1
+        let r = residual ? rand([n, co, oh, ow], seed: seed + 3) : nil
+        let y = try be.conv2d(x, wt, b, stride: stride, padding: pad, residual: r)
+        XCTAssertEqual(y.shape, [n, co, oh, ow], what)
+        assertClose(y, refConv(x, wt, b, stride: stride, pad: pad, res: r), what)
+    }
+
+    func testConv1x1DirectWithBiasAndResidual() throws {
+        try checkConv(n: 2, c: 12, h: 9, w: 7, co: 10, kh: 1, kw: 1, stride: 1, pad: (0, 0, 0, 0),
+                      bias: true, residual: true, seed: 20, "conv 1x1 +bias +residual")
+        try checkConv(n: 1, c: 5, h: 4, w: 6, co: 3, kh: 1, kw: 1, stride: 1, pad: (0, 0, 0, 0),
+                      bias: false, residual: false, seed: 21, "conv 1x1 plain")
+    }
+
+    func testConv3x3SmallIm2col() throws {
+        try checkConv(n: 2, c: 5, h: 9, w: 11, co: 7, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                      bias: true, residual: false, seed: 30, "conv 3x3 pad 1 (im2col)")
+        try checkConv(n: 1, c: 3, h: 6, w: 8, co: 4, kh: 1, kw: 3, stride: 1, pad: (0, 2, 0, 1),
+                      bias: true, residual: true, seed: 31, "conv 1x3 asymmetric padding")
+    }
+
+    func testConv3x3WinogradSizesWithResidual() throws {
+        // n * oh * ow >= 512 takes the Winograd path; odd output sizes exercise partial tiles.
+        try checkConv(n: 2, c: 6, h: 23, w: 17, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                      bias: true, residual: true, seed: 40, "conv 3x3 Winograd 23x17 +res")
+        try checkConv(n: 1, c: 7, h: 25, w: 30, co: 9, kh: 3, kw: 3, stride: 1, pad: (0, 0, 1, 1),
+                      bias: true, residual: false, seed: 41, "conv 3x3 Winograd pad (0,0,1,1)")
+        // Force many small tile blocks so that block boundaries fall inside tile rows.
+        setenv("DIFFEDIT_WINOGRAD_TILES", "7", 1)
+        defer { unsetenv("DIFFEDIT_WINOGRAD_TILES") }
+        try checkConv(n: 2, c: 4, h: 21, w: 19, co: 6, kh: 3, kw: 3, stride: 1, pad: (1, 2, 1, 0),
+                      bias: false, residual: true, seed: 42, "conv 3x3 Winograd in blocks of 7 tiles")
+    }
+
+    func testConvStride2Padding0011() throws {
+        // The VAE encoder's downsampler: pad (top 0, left 0, bottom 1, right 1), stride 2.
+        try checkConv(n: 2, c: 6, h: 16, w: 12, co: 8, kh: 3, kw: 3, stride: 2, pad: (0, 0, 1, 1),
+                      bias: true, residual: false, seed: 50, "conv 3x3 stride 2 pad (0,0,1,1)")
+        try checkConv(n: 1, c: 4, h: 15, w: 13, co: 5, kh: 3, kw: 3, stride: 2, pad: (1, 1, 1, 1),
+                      bias: true, residual: true, seed: 51, "conv 3x3 stride 2 pad 1 odd size +res")
+    }
+
+    // MARK: normalisation
+
+    func refGroupNorm(_ x: Tensor, groups: Int, gamma: Tensor?, beta: Tensor?, eps: Double, silu: Bool) -> [Double] {
+        let n = x.shape[0], c = x.shape[1], hw = x.count / (n * c), cpg = c / groups
+        let xs = x.toArray(), gs = gamma?.toArray(), bs = beta?.toArray()
+        var out = [Double](repeating: 0, count: xs.count)
+        for ni in 0..<n { for g in 0..<groups {
+            let base = (ni * c + g * cpg) * hw, len = cpg * hw
+            var mean = 0.0; for i in 0..<len { mean += Double(xs[base + i]) }; mean /= Double(len)
+            var v = 0.0; for i in 0..<len { let d = Double(xs[base + i]) - mean; v += d * d }; v /= Double(len)
+            for i in 0..<len {
+                let ch = g * cpg + i / hw
+                var z = (Double(xs[base + i]) - mean) / (v + eps).squareRoot()
+                z = z * (gs.map { Double($0[ch]) } ?? 1) + (bs.map { Double($0[ch]) } ?? 0)
+                out[base + i] = silu ? z / (1 + exp(-z)) : z
+            }
+        } }
+        return out
+    }
+
+    func testGroupNormWithAndWithoutSiLU() throws {
+        // Large offset: a one-pass E[x^2] - E[x]^2 in float would lose most digits here.
+        let x = rand([2, 12, 5, 7], seed: 60, scale: 3, offset: 100)
+        let g = rand([12], seed: 61), b = rand([12], seed: 62)
+        let y = try be.groupNorm(x, groups: 4, gamma: g, beta: b, eps: 1e-5, silu: true)
+        assertClose(y, refGroupNorm(x, groups: 4, gamma: g, beta: b, eps: 1e-5, silu: true), tol: 5e-5, "group norm + silu (offset 100)")
+        let y2 = try be.groupNorm(x, groups: 3, gamma: nil, beta: nil, eps: 1e-6, silu: false)
+        assertClose(y2, refGroupNorm(x, groups: 3, gamma: nil, beta: nil, eps: 1e-6, silu: false), tol: 5e-5, "group norm no affine")
+        // in place
+        let x3 = rand([1, 32, 4, 4], seed: 63)
+        let ref3 = refGroupNorm(x3, groups: 32, gamma: nil, beta: nil, eps: 1e-5, silu: true)
+        let y3 = try be.groupNorm(x3, groups: 32, gamma: nil, beta: nil, eps: 1e-5, silu: true, inPlace: true)
+        XCTAssertTrue(y3 === x3)
+        assertClose(y3, ref3, tol: 5e-5, "group norm in place, 1 channel per group")
+    }
+
+    func testLayerNorm() throws {
+        let x = rand([3, 5, 40], seed: 70, scale: 2, offset: 10)
+        let g = rand([40], seed: 71), b = rand([40], seed: 72)
+        let xs = x.toArray(), gs = g.toArray(), bs = b.toArray()
+        var ref = [Double](repeating: 0, count: xs.count)
+        for r in 0..<15 {
+            var m = 0.0; for i in 0..<40 { m += Double(xs[r * 40 + i]) }; m /= 40
+            var v = 0.0; for i in 0..<40 { let d = Double(xs[r * 40 + i]) - m; v += d * d }; v /= 40
+            for i in 0..<40 { ref[r * 40 + i] = (Double(xs[r * 40 + i]) - m) / (v + 1e-5).squareRoot() * Double(gs[i]) + Double(bs[i]) }
+        }
+        assertClose(try be.layerNorm(x, gamma: g, beta: b, eps: 1e-5), ref, tol: 5e-5, "layer norm")
+    }
+
+    func testSoftmaxWithScale() throws {
+        for scale: Float in [0.37, -1.5] {
+            let x = rand([6, 77], seed: 80, scale: 8)
+            let xs = x.toArray()
+            var ref = [Double](repeating: 0, count: xs.count)
+            for r in 0..<6 {
+                let row = (0..<77).map { Double(scale) * Double(xs[r * 77 + $0]) }
+                let mx = row.max()!
+                let e = row.map { exp($0 - mx) }, s = e.reduce(0, +)
+                for i in 0..<77 { ref[r * 77 + i] = e[i] / s }
+            }
+            assertClose(try be.softmax(x, scale: scale), ref, "softmax scale \(scale)")
+        }
+    }
+
+    // MARK: attention
+
+    /// Reference on [B, L, H*D] tensors.
+    func refAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Double) -> [Double] {
+        let b = q.shape[0], lq = q.shape[1], inner = q.shape[2], lk = k.shape[1], d = inner / heads
+        let qs = q.toArray(), ks = k.toArray(), vs = v.toArray()
+        var out = [Double](repeating: 0, count: qs.count)
+        var s = [Double](repeating: 0, count: lk)
+        for bi in 0..<b { for h in 0..<heads { for i in 0..<lq {
+            var mx = -Double.infinity
+            for j in 0..<lk {
+                var a = 0.0
+                for e in 0..<d { a += Double(qs[(bi * lq + i) * inner + h * d + e]) * Double(ks[(bi * lk + j) * inner + h * d + e]) }
+                s[j] = a * scale; mx = max(mx, s[j])
+            }
+            var l = 0.0
+            for j in 0..<lk { s[j] = exp(s[j] - mx); l += s[j] }
+            for e in 0..<d {
+                var a = 0.0
+                for j in 0..<lk { a += s[j] * Double(vs[(bi * lk + j) * inner + h * d + e]) }
+                out[(bi * lq + i) * inner + h * d + e] = a / l
+            }
+        } } }
+        return out
+    }
+
+    func testAttentionCrossKV77() throws {
+        let q = rand([2, 100, 3 * 40], seed: 90), k = rand([2, 77, 3 * 40], seed: 91), v = rand([2, 77, 3 * 40], seed: 92)
+        let o = try be.attention(q: q, k: k, v: v, heads: 3)
+        assertClose(o, refAttention(q: q, k: k, v: v, heads: 3, scale: 1 / 40.0.squareRoot()), "attention q 100 kv 77, [B, L, H*D] strides")
+    }
+
+    func testAttentionOddLengthsAndLargeScores() throws {
+        // q_len / kv_len not multiples of any tile size, several key blocks, large logits (online softmax rescaling).
+        let q = rand([1, 131, 2 * 24], seed: 93, scale: 3), k = rand([1, 603, 2 * 24], seed: 94, scale: 3)
+        let v = rand([1, 603, 2 * 24], seed: 95)
+        let o = try be.attention(q: q, k: k, v: v, heads: 2, scale: 0.9)
+        assertClose(o, refAttention(q: q, k: k, v: v, heads: 2, scale: 0.9), "attention q 131 kv 603 D 24, big logits")
+        let q1 = rand([2, 1, 5], seed: 96), k1 = rand([2, 3, 5], seed: 97), v1 = rand([2, 3, 5], seed: 98)
+        assertClose(try be.attention(q: q1, k: k1, v: v1, heads: 1), refAttention(q: q1, k: k1, v: v1, heads: 1, scale: 1 / 5.0.squareRoot()),
+                    "attention q 1 kv 3 D 5")
+    }
+
+    func testAttentionHeadMajorStridesRawDescriptor() throws {
+        // q/k/v/o as [B, H, L, D] (stride_b = H*L*D, stride_h = L*D, stride_t = D), odd head_dim 7.
+        let b = 2, h = 3, lq = 19, lk = 45, d = 7
+        let qh = rand([b, h, lq, d], seed: 100), kh = rand([b, h, lk, d], seed: 101), vh = rand([b, h, lk, d], seed: 102)
+        let o = Tensor(shape: [b, h, lq, d])
+        var op = de_attention_op()
+        op.dtype = DE_F32; op.batch = Int32(b); op.heads = Int32(h); op.q_len = Int32(lq); op.kv_len = Int32(lk); op.head_dim = Int32(d)
+        op.scale = 0.4
+        op.q = UnsafeRawPointer(qh.data); op.q_sb = Int64(h * lq * d); op.q_sh = Int64(lq * d); op.q_st = Int64(d)
+        op.k = UnsafeRawPointer(kh.data); op.k_sb = Int64(h * lk * d); op.k_sh = Int64(lk * d); op.k_st = Int64(d)
+        op.v = UnsafeRawPointer(vh.data); op.v_sb = Int64(h * lk * d); op.v_sh = Int64(lk * d); op.v_st = Int64(d)
+        op.o = UnsafeMutableRawPointer(o.data); op.o_sb = Int64(h * lq * d); op.o_sh = Int64(lq * d); op.o_st = Int64(d)
+        try be.attention(&op)
+        // Reference via the [B, L, H*D] reference on transposed copies.
+        func toBLHD(_ t: Tensor, _ l: Int) -> Tensor {
+            let s = t.toArray(); var r = [Float](repeating: 0, count: s.count)
+            for bi in 0..<b { for hi in 0..<h { for li in 0..<l { for di in 0..<d {
+                r[(bi * l + li) * h * d + hi * d + di] = s[((bi * h + hi) * l + li) * d + di]
+            } } } }
+            return Tensor(shape: [b, l, h * d], values: r)
+        }
+        let ref = refAttention(q: toBLHD(qh, lq), k: toBLHD(kh, lk), v: toBLHD(vh, lk), heads: h, scale: 0.4)
+        let got = toBLHD(o, lq)
+        assertClose(got, ref, "attention [B, H, L, D] strides, D 7")
+    }
+
+    // MARK: elementwise
+
+    func testUnaryKinds() throws {
+        let x = rand([4000], seed: 110, scale: 9)
+        let xs = x.toArray().map(Double.init)
+        let cases: [(de_unary_kind, String, (Double) -> Double)] = [
+            (DE_UNARY_SILU, "silu", { $0 / (1 + exp(-$0)) }),
+            (DE_UNARY_GELU, "gelu(erf)", { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }),
+            (DE_UNARY_GELU_TANH, "gelu(tanh)", { 0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }),
+            (DE_UNARY_QUICK_GELU, "quick_gelu", { $0 / (1 + exp(-1.702 * $0)) }),
+            (DE_UNARY_SCALE, "scale", { 1.5 * $0 - 0.25 }),
+        ]
+        for (kind, name, f) in cases {
+            let y = try be.unary(kind, x, alpha: 1.5, beta: -0.25)
+            assertClose(y, xs.map(f), tol: 2e-6, "unary \(name)")
+        }
+        let y = try be.silu(x.copy(), inPlace: true)
+        assertClose(y, xs.map { $0 / (1 + exp(-$0)) }, tol: 2e-6, "silu in place")
+    }
+
+    func testGEGLU() throws {
+        let x = rand([3, 4, 2 * 10], seed: 120, scale: 4)
+        let y = try be.geglu(x)
+        XCTAssertEqual(y.shape, [3, 4, 10])
+        let xs = x.toArray()
+        var ref = [Double](repeating: 0, count: 120)
+        for r in 0..<12 { for i in 0..<10 {
+            let a = Double(xs[r * 20 + i]), g = Double(xs[r * 20 + 10 + i])
+            ref[r * 10 + i] = a * 0.5 * g * (1 + erf(g / 2.0.squareRoot()))
+        } }
+        assertClose(y, ref, tol: 2e-6, "geglu")
+    }
+
+    func testBinaryBroadcastRule() throws {
+        let a = rand([2, 3, 5, 4], seed: 130)
+        let asArr = a.toArray().map(Double.init)
+        // plain elementwise
+        let b = rand([2, 3, 5, 4], seed: 131)
+        let bs = b.toArray().map(Double.init)
+        assertClose(try be.binary(DE_BINARY_SUB, a, b), zip(asArr, bs).map { $0 - $1 }, tol: 1e-7, "binary sub elementwise")
+        // per-channel (b_len = C, b_inner = H*W): y[i] = a[i] * b[(i / 20) % 3]
+        let bc = rand([3], seed: 132)
+        let bcs = bc.toArray().map(Double.init)
+        assertClose(try be.binary(DE_BINARY_MUL, a, bc, bInner: 20), asArr.indices.map { asArr[$0] * bcs[($0 / 20) % 3] }, tol: 1e-7, "binary mul per channel")
+        // per (n, c) (time embedding): b_len = N*C
+        let bnc = rand([2, 3], seed: 133)
+        let bncs = bnc.toArray().map(Double.init)
+        assertClose(try be.addPerChannel(a, bnc), asArr.indices.map { asArr[$0] + bncs[($0 / 20) % 6] }, tol: 1e-7, "binary add per (n, c)")
+        // row broadcast (b_inner = 1, b_len = last dim)
+        let br = rand([4], seed: 134)
+        let brs = br.toArray().map(Double.init)
+        let y = try be.binary(DE_BINARY_ADD, a, br, inPlace: true)
+        XCTAssertTrue(y === a)
+        assertClose(y, asArr.indices.map { asArr[$0] + brs[$0 % 4] }, tol: 1e-7, "binary add row broadcast in place")
+    }
+
+    func testUpsampleNearest() throws {
+        for f in [2, 3] {
+            let x = rand([2, 3, 4, 5], seed: 140)
+            let y = try be.upsampleNearest(x, factor: f)
+            XCTAssertEqual(y.shape, [2, 3, 4 * f, 5 * f])
+            let xs = x.toArray()
+            var ref = [Double](repeating: 0, count: y.count)
+            for p in 0..<6 { for oy in 0..<(4 * f) { for ox in 0..<(5 * f) {
+                ref[(p * 4 * f + oy) * 5 * f + ox] = Double(xs[(p * 4 + oy / f) * 5 + ox / f])
+            } } }
+            XCTAssertEqual(y.toArray().map(Double.init), ref, "upsample x\(f) exact")
+        }
+    }
+
+    func testTransposeBatched() throws {
+        let x = rand([3, 37, 70], seed: 150)
+        let y = try be.transpose(x, batch: 3, rows: 37, cols: 70)
+        XCTAssertEqual(y.shape, [3, 70, 37])
+        let xs = x.toArray(), ys = y.toArray()
+        var ok = true
+        for b in 0..<3 { for r in 0..<37 { for c in 0..<70 where ys[(b * 70 + c) * 37 + r] != xs[(b * 37 + r) * 70 + c] { ok = false } } }
+        XCTAssertTrue(ok, "transpose mismatch")
+        let back = try be.fromTokens(try be.toTokens(rand([2, 5, 3, 4], seed: 151)), height: 3, width: 4)
+        XCTAssertEqual(back.toArray(), rand([2, 5, 3, 4], seed: 151).toArray())
+    }
+
+    // MARK: conversions
+
+    func testHalfAndBFloat16Conversion() {
+        let h: [UInt16] = [0x3C00, 0xC000, 0x7BFF, 0x0001, 0x8000, 0x7C00, 0x3555, 0x0400]
+        var out = [Float](repeating: -1, count: h.count)
+        de_f16_to_f32(h, &out, Int64(h.count))
+        XCTAssertEqual(out[0], 1); XCTAssertEqual(out[1], -2); XCTAssertEqual(out[2], 65504)
+        XCTAssertEqual(out[3], 5.9604645e-8); XCTAssertEqual(out[4], 0); XCTAssertTrue(out[4].sign == .minus)
+        XCTAssertEqual(out[5], .infinity); XCTAssertEqual(out[6], 0.33325195, accuracy: 1e-8); XCTAssertEqual(out[7], 6.1035156e-5)
+        // Large input goes through the F16C / threaded path: compare with Swift's Float16.
+        var g = LCG(7)
+        let big = (0..<(1 << 20) + 5).map { _ in Float16(g.next() * 1000).bitPattern }
+        var bigOut = [Float](repeating: 0, count: big.count)
+        de_f16_to_f32(big, &bigOut, Int64(big.count))
+        XCTAssertTrue(zip(big, bigOut).allSatisfy { Float(Float16(bitPattern: $0)) == $1 }, "f16 bulk conversion")
+        let bf: [UInt16] = [0x3F80, 0xC040, 0x0000, 0x7F80, 0x3E20]
+        var bout = [Float](repeating: -1, count: bf.count)
+        de_bf16_to_f32(bf, &bout, Int64(bf.count))
+        XCTAssertEqual(bout, [1, -3, 0, .infinity, 0.15625])
+    }
+
+    // MARK: invalid descriptors
+
+    func testInvalidDescriptorsReturnErrorsNotCrashes() throws {
+        let raw = be.raw
+        var g = de_gemm_op()
+        g.dtype = DE_F32; g.batch = 1; g.m = 0; g.n = 4; g.k = 4
+        XCTAssertEqual(de_gemm(raw, &g), DE_ERR_INVALID)
+        XCTAssertTrue(String(cString: de_backend_last_error(raw)).contains("gemm"), String(cString: de_backend_last_error(raw)))
+        g.m = 4  // now a/b/c are NULL
+        XCTAssertEqual(de_gemm(raw, &g), DE_ERR_INVALID)
+        XCTAssertTrue(String(cString: de_backend_last_error(raw)).contains("a is NULL"))
+
+        var c = de_conv2d_op()
+        c.dtype = DE_F32; c.n = 1; c.c_in = 2; c.h = 4; c.w = 4; c.c_out = 2; c.kh = 3; c.kw = 3; c.stride_h = 0; c.stride_w = 1
+        XCTAssertEqual(de_conv2d(raw, &c), DE_ERR_INVALID)
+        let msg = String(cString: de_backend_last_error(raw))
+        XCTAssertTrue(msg.contains("conv2d") && msg.contains("stride"), msg)
+
+        var a = de_attention_op()
+        a.dtype = DE_F32; a.batch = 1; a.heads = 1; a.q_len = 4; a.kv_len = 4; a.head_dim = -3
+        XCTAssertEqual(de_attention(raw, &a), DE_ERR_INVALID)
+        XCTAssertTrue(String(cString: de_backend_last_error(raw)).contains("head_dim"))
+
+        var n = de_group_norm_op()
+        n.dtype = DE_F32; n.n = 1; n.c = 10; n.hw = 4; n.groups = 3
+        XCTAssertEqual(de_group_norm(raw, &n), DE_ERR_INVALID)
+        XCTAssertTrue(String(cString: de_backend_last_error(raw)).contains("groups"))
+
+        var u = de_unary_op()
+        u.dtype = DE_F16; u.kind = DE_UNARY_SILU; u.n = 4
+        XCTAssertEqual(de_unary(raw, &u), DE_ERR_UNSUPPORTED)
+        XCTAssertTrue(String(cString: de_backend_last_error(raw)).contains("f16"))
+
+        XCTAssertEqual(de_softmax(raw, nil), DE_ERR_INVALID)
+
+        // Through the Swift wrapper: an error is thrown, not a trap.
+        let x = Tensor(shape: [1, 1, 1, 1])
+        XCTAssertThrowsError(try be.upsampleNearest(x, factor: 0))
+    }
+
+    func testBackendSlotsAndName() {
+        let raw = be.raw
+        XCTAssertEqual(String(cString: de_backend_name(raw)), "cpu")
+        XCTAssertEqual(raw.pointee.api_version, DE_BACKEND_API_VERSION)
+        let i = raw.pointee.iface
+        XCTAssertNotNil(i.gemm); XCTAssertNotNil(i.conv2d); XCTAssertNotNil(i.group_norm); XCTAssertNotNil(i.layer_norm)
+        XCTAssertNotNil(i.softmax); XCTAssertNotNil(i.attention); XCTAssertNotNil(i.unary); XCTAssertNotNil(i.geglu)
+        XCTAssertNotNil(i.binary); XCTAssertNotNil(i.upsample); XCTAssertNotNil(i.transpose); XCTAssertNotNil(i.alloc)
+        // A second backend with a fixed thread count gives the same numbers as the shared one.
+        guard let b1 = de_backend_cpu_init(1) else { return XCTFail("cpu init") }
+        defer { de_backend_free(b1) }
+        let x = rand([64], seed: 160, scale: 5)
+        let y = Tensor(shape: [64])
+        var op = de_unary_op()
+        op.dtype = DE_F32; op.kind = DE_UNARY_GELU; op.n = 64; op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        XCTAssertEqual(de_unary(b1, &op), DE_OK)
+        XCTAssertEqual(y.toArray(), try be.gelu(x).toArray())
+    }
+}
