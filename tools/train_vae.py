@@ -60,7 +60,12 @@ def main():
     ap.add_argument("--kl", type=float, default=1e-6)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=50)
+    ap.add_argument("--decoder-only", action="store_true",
+                    help="fine-tune only the decoder of WORK/vae on whole images (latent space and "
+                         "scaling_factor unchanged, so UNets trained on WORK/vae stay valid); writes WORK/vae_dec")
     a = ap.parse_args()
+    if a.decoder_only:
+        return decoder_only(a)
     torch.set_num_threads(a.threads)
     os.makedirs(a.work, exist_ok=True)
     from diffusers import AutoencoderKL
@@ -115,6 +120,56 @@ def main():
     vae.save_pretrained(os.path.join(a.work, "vae"))
     sdparts.log(f"final: steps {step} heldout reconstruction PSNR {p:.2f} dB, latent std {std:.4f}, "
                 f"scaling_factor {1 / std:.5f}")
+
+
+def decoder_only(a):
+    torch.set_num_threads(a.threads)
+    from diffusers import AutoencoderKL
+    torch.manual_seed(a.seed + 1)
+    vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae"))
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    lr = a.lr * 0.25
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ck_path = os.path.join(a.work, "vae_dec.ckpt")
+    step, rng = 0, np.random.default_rng(a.seed + 1)
+    ck = sdparts.load_ckpt(ck_path)
+    if ck:
+        vae.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, rng = ck["step"], ck["rng"]
+        sdparts.log(f"resumed decoder fine-tuning at step {step}")
+    xh = heldout(64)
+    with torch.no_grad():
+        zh = vae.encode(xh).latent_dist.mode()
+        sdparts.log(f"decoder fine-tuning: start held-out PSNR {psnr(vae.decode(zh).sample.clamp(-1, 1), xh):.2f} dB")
+    t0, run = time.time(), 0.0
+    bs = max(2, a.batch // 2)
+    while step < a.steps and time.time() - t0 < a.minutes * 60:
+        for g in opt.param_groups:
+            g["lr"] = lr * (0.1 + 0.9 * max(0.0, 1 - (time.time() - t0) / (a.minutes * 60)))
+        x = batch(rng, bs, 0)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        y = vae.decode(z).sample
+        loss = (y - x).abs().mean() + (y - x).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        run = loss.item() if run == 0 else 0.95 * run + 0.05 * loss.item()
+        if step % 10 == 0:
+            sdparts.log(f"dec step {step} loss {loss.item():.4f} ema {run:.4f}")
+        if step % a.save_every == 0:
+            sdparts.save_ckpt(ck_path, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=rng)
+    sdparts.save_ckpt(ck_path, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=rng)
+    with torch.no_grad():
+        p = psnr(vae.decode(zh).sample.clamp(-1, 1), xh)
+    vae.save_pretrained(os.path.join(a.work, "vae_dec"))
+    sdparts.log(f"final: decoder steps {step} held-out reconstruction PSNR {p:.2f} dB "
+                f"(scaling_factor {vae.config.scaling_factor:.5f} unchanged)")
 
 
 if __name__ == "__main__":
