@@ -105,6 +105,22 @@ static void bench_gn(de_backend *be, int n, int c, int hw, int reps) {
     free(x); free(y); free(g); free(b);
 }
 
+/* y[m, n] = x[m, k] @ w[n, k]^T + b (torch Linear) */
+static void bench_linear(de_backend *be, int m, int n, int k, int reps) {
+    float *a = rnd((size_t)m * k), *w = rnd((size_t)n * k), *b = rnd(n), *c = malloc((size_t)m * n * sizeof(float));
+    de_gemm_op op = {0};
+    op.dtype = DE_F32; op.batch = 1; op.m = m; op.n = n; op.k = k; op.trans_b = true;
+    op.a = a; op.lda = k; op.b = w; op.ldb = k; op.c = c; op.ldc = n; op.alpha = 1; op.beta = 0; op.bias = b;
+    de_gemm(be, &op);
+    double t0 = now(); T_START();
+    for (int i = 0; i < reps; i++) de_gemm(be, &op);
+    double dt = (now() - t0) / reps;
+    double fl = 2.0 * m * n * (double)k;
+    printf("linear [%d, %d] @ [%d, %d]^T + b:      %8.2f ms  %6.1f GFLOP/s  (cpu-est %6.1f)\n", m, k, n, k, dt * 1e3, fl / dt * 1e-9,
+           CPU_EST(fl, reps));
+    free(a); free(w); free(b); free(c);
+}
+
 static void bench_gemm(de_backend *be, int s, int reps) {
     float *a = rnd((size_t)s * s), *b = rnd((size_t)s * s), *c = malloc((size_t)s * s * sizeof(float));
     de_gemm_op op = {0};
@@ -126,7 +142,12 @@ int main(int argc, char **argv) {
     de_backend *be = de_backend_cpu_init(threads);
     g_threads = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (!be) { fprintf(stderr, "no backend\n"); return 1; }
-    if (!*only || strstr(only, "gemm")) bench_gemm(be, 2048, 3);
+    if (!*only || strstr(only, "gemm")) {
+        bench_gemm(be, 2048, 3);
+        bench_linear(be, 8192, 320, 320, 5);
+        bench_linear(be, 8192, 2560, 320, 3);
+        bench_linear(be, 2048, 640, 2560, 3);
+    }
     if (!*only || strstr(only, "conv")) {
         bench_conv(be, 2, 320, 64, 320, 3, 0, 3);
         bench_conv(be, 2, 640, 32, 640, 3, 1, 3);

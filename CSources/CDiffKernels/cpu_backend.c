@@ -20,14 +20,6 @@ de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) {
     return st;
 }
 
-void cpu_blas_single(cpu_ctx *c) {
-    if (c->n_threads > 1) openblas_set_num_threads(1);
-}
-
-void cpu_blas_restore(cpu_ctx *c) {
-    if (c->n_threads > 1) openblas_set_num_threads(c->n_threads);
-}
-
 static const char *cpu_name(de_backend *be) { (void)be; return "cpu"; }
 
 static void cpu_free(de_backend *be) {
@@ -88,7 +80,8 @@ de_backend *de_backend_cpu_init(int n_threads) {
     c->per_thread = calloc((size_t)c->n_threads, sizeof(de_scratch));
     if (!c->per_thread) { de_pool_destroy(&c->pool); free(be); free(c); return NULL; }
     pthread_mutex_init(&c->op_lock, NULL);
-    openblas_set_num_threads(c->n_threads);
+    /* OpenBLAS single-threaded: all parallelism comes from our pool (see cpu_sgemm). */
+    openblas_set_num_threads(1);
 
     be->api_version = DE_BACKEND_API_VERSION;
     be->context = c;

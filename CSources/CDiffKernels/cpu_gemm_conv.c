@@ -5,8 +5,8 @@
  *  - anything else: im2col over a block of output rows (buffer bounded by COL_BUDGET floats)
  *    + sgemm into the output rows of that block.
  * Bias and residual are written into y first and the sgemm accumulates (beta = 1).
- * Data movement (im2col, prefill) runs on our pool; sgemm runs on OpenBLAS's threads
- * from the calling thread — the two never overlap.
+ * Everything runs on our pool; OpenBLAS is single-threaded and each sgemm is split over
+ * the pool by cpu_sgemm (no oversubscription, no OpenBLAS spin-waiting threads).
  */
 #include "cpu_internal.h"
 
@@ -15,7 +15,86 @@
 
 #define COL_BUDGET (2u << 20) /* floats in the im2col buffer: 8 MB */
 
+/* ---------------------------------------------------------------- threaded sgemm */
+
+/* OpenBLAS runs single-threaded (set once at init); large products are split over our pool
+ * along M (rows of C) or N (columns of C), one single-threaded sgemm per block. Bias (per
+ * column) and beta are applied per block before the product, so they are threaded too. */
+typedef struct {
+    int ta, tb;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a; int64_t lda;
+    const float *b; int64_t ldb;
+    float *c; int64_t ldc;
+    const float *bias;
+    int split_m;
+    int64_t chunk;
+} psg_job;
+
+static void sgemm_block(const psg_job *j, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    const float *a = j->ta ? j->a + r0 : j->a + r0 * j->lda;       /* op(A) rows r0.. */
+    const float *b = j->tb ? j->b + c0 * j->ldb : j->b + c0;       /* op(B) cols c0.. */
+    float *c = j->c + r0 * j->ldc + c0;
+    float beta = j->beta;
+    if (j->bias) {
+        for (int64_t i = 0; i < r1 - r0; i++) {
+            float *row = c + i * j->ldc;
+            const float *bb = j->bias + c0;
+            if (beta == 0.0f) for (int64_t q = 0; q < c1 - c0; q++) row[q] = bb[q];
+            else for (int64_t q = 0; q < c1 - c0; q++) row[q] = beta * row[q] + bb[q];
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                (int)(r1 - r0), (int)(c1 - c0), (int)j->k, j->alpha, a, (int)j->lda, b, (int)j->ldb, beta, c, (int)j->ldc);
+}
+
+static void psg_task(void *va, int64_t bb, int64_t be_, int tid) {
+    (void)tid;
+    const psg_job *j = va;
+    for (int64_t blk = bb; blk < be_; blk++) {
+        const int64_t s0 = blk * j->chunk;
+        if (j->split_m) sgemm_block(j, s0, s0 + j->chunk < j->m ? s0 + j->chunk : j->m, 0, j->n);
+        else sgemm_block(j, 0, j->m, s0, s0 + j->chunk < j->n ? s0 + j->chunk : j->n);
+    }
+}
+
+void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc, const float *bias) {
+    psg_job j = { ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, bias, 1, m };
+    const int T = ctx->n_threads;
+    const double flops = 2.0 * (double)m * (double)n * (double)k;
+    if (T == 1 || flops < 4e6 || (m < 32 && n < 32)) {
+        sgemm_block(&j, 0, m, 0, n);
+        return;
+    }
+    /* split the larger dimension into ~2 blocks per thread (dynamic: tolerates a busy core),
+     * blocks a multiple of 16 and at least 64 long */
+    j.split_m = m >= n;
+    const int64_t dim = j.split_m ? m : n;
+    int64_t chunk = (dim + 2 * T - 1) / (2 * T);
+    if (chunk < 64) chunk = 64;
+    chunk = (chunk + 15) / 16 * 16;
+    j.chunk = chunk;
+    de_pool_for(&ctx->pool, (dim + chunk - 1) / chunk, 1, psg_task, &j);
+}
+
 /* ---------------------------------------------------------------- gemm */
+
+typedef struct { const de_gemm_op *op; } bgemm_job;
+
+/* one task = one batch item, single-threaded sgemm (used when batch >= threads) */
+static void bgemm_task(void *va, int64_t b0, int64_t b1, int tid) {
+    (void)tid;
+    const de_gemm_op *op = ((bgemm_job *)va)->op;
+    for (int64_t bi = b0; bi < b1; bi++) {
+        psg_job j = { op->trans_a, op->trans_b, op->m, op->n, op->k, op->alpha, op->beta,
+                      (const float *)op->a + bi * op->stride_a, op->lda, (const float *)op->b + bi * op->stride_b, op->ldb,
+                      (float *)op->c + bi * op->stride_c, op->ldc, op->bias, 1, op->m };
+        sgemm_block(&j, 0, op->m, 0, op->n);
+    }
+}
 
 de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
     CPU_BEGIN("gemm")
@@ -33,26 +112,15 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
               (long long)op->stride_a, (long long)op->stride_b, (long long)op->stride_c);
     CPU_CHECK(op->batch == 1 || op->stride_c >= (int64_t)(op->m - 1) * op->ldc + op->n, "gemm",
               "stride_c %lld makes the outputs of batch items overlap", (long long)op->stride_c);
-    {
-        const float *A = op->a, *B = op->b;
-        float *C = op->c;
-        for (int32_t bi = 0; bi < op->batch; bi++) {
-            const float *a = A + (int64_t)bi * op->stride_a;
-            const float *b = B + (int64_t)bi * op->stride_b;
-            float *c = C + (int64_t)bi * op->stride_c;
-            float beta = op->beta;
-            if (op->bias) {
-                /* c = beta * c + bias, then accumulate */
-                for (int32_t i = 0; i < op->m; i++) {
-                    float *row = c + (int64_t)i * op->ldc;
-                    if (beta == 0.0f) for (int32_t j = 0; j < op->n; j++) row[j] = op->bias[j];
-                    else for (int32_t j = 0; j < op->n; j++) row[j] = beta * row[j] + op->bias[j];
-                }
-                beta = 1.0f;
-            }
-            cblas_sgemm(CblasRowMajor, op->trans_a ? CblasTrans : CblasNoTrans, op->trans_b ? CblasTrans : CblasNoTrans,
-                        op->m, op->n, op->k, op->alpha, a, (int)op->lda, b, (int)op->ldb, beta, c, (int)op->ldc);
-        }
+    if (op->batch >= ctx->n_threads && op->batch > 1) {
+        bgemm_job j = { op };
+        de_pool_for(&ctx->pool, op->batch, 1, bgemm_task, &j);
+    } else {
+        for (int32_t bi = 0; bi < op->batch; bi++)
+            cpu_sgemm(ctx, op->trans_a, op->trans_b, op->m, op->n, op->k, op->alpha,
+                      (const float *)op->a + (int64_t)bi * op->stride_a, op->lda,
+                      (const float *)op->b + (int64_t)bi * op->stride_b, op->ldb, op->beta,
+                      (float *)op->c + (int64_t)bi * op->stride_c, op->ldc, op->bias);
     }
 out__:
     CPU_END()
@@ -164,8 +232,7 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
                     prefill_job pj = { y, res, op->bias, ohw, ohw };
                     de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, op->c_out, (int)ohw, op->c_in,
-                            1.0f, W, op->c_in, x, (int)hw, beta, y, (int)ohw);
+                cpu_sgemm(ctx, 0, 0, op->c_out, ohw, op->c_in, 1.0f, W, op->c_in, x, hw, beta, y, ohw, NULL);
                 continue;
             }
             int64_t rows = COL_BUDGET / (K * ow);
@@ -184,8 +251,7 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
                     prefill_job pj = { yb, res ? res + (int64_t)oy0 * ow : NULL, op->bias, cols, ohw };
                     de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, op->c_out, (int)cols, (int)K,
-                            1.0f, W, (int)K, col, (int)cols, beta, yb, (int)ohw);
+                cpu_sgemm(ctx, 0, 0, op->c_out, cols, K, 1.0f, W, K, col, cols, beta, yb, ohw, NULL);
             }
         }
     }

@@ -7,8 +7,8 @@
  *  - per-thread scratch buffers that are grown, never shrunk, and reused across calls;
  *  - the last error message;
  *  - an op lock: one op at a time per backend (pool and scratch are not re-entrant).
- * OpenBLAS runs with n_threads from the calling thread; inside our own parallel regions
- * it is switched to 1 thread (cpu_blas_single / cpu_blas_restore) to avoid oversubscription.
+ * OpenBLAS is set to 1 thread; every parallel region (including sgemm, split by rows or
+ * columns in cpu_sgemm) runs on this pool, so threads never oversubscribe the cores.
  */
 #ifndef DE_CPU_INTERNAL_H
 #define DE_CPU_INTERNAL_H
@@ -66,8 +66,10 @@ float *de_scratch_get(de_scratch *s, size_t n);
 /* Sets the error message and returns status. */
 de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-void cpu_blas_single(cpu_ctx *c);   /* OpenBLAS -> 1 thread (before our parallel regions call BLAS) */
-void cpu_blas_restore(cpu_ctx *c);  /* OpenBLAS -> c->n_threads */
+/* C[m, n] = alpha op(A) op(B) + beta C (+ bias[n] per row), row-major, split over the pool.
+ * OpenBLAS itself is kept at 1 thread (set in de_backend_cpu_init). */
+void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc, const float *bias);
 
 /* ops (each takes the lock, validates, runs) */
 de_status cpu_gemm(de_backend *be, const de_gemm_op *op);

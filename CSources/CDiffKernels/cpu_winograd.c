@@ -206,7 +206,6 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
     wino_job j = { op, oh, ow, th, tw, 0, 0, NULL, NULL, NULL, U, VM, NULL };
     de_pool_for(&ctx->pool, op->c_out, 0, wino_weights, &j);
     const int64_t hw = (int64_t)op->h * op->w, ohw = (int64_t)oh * ow;
-    cpu_blas_single(ctx);
     for (int32_t n = 0; n < op->n; n++) {
         j.x = (const float *)op->x + n * (int64_t)op->c_in * hw;
         j.y = (float *)op->y + n * (int64_t)op->c_out * ohw;
@@ -221,6 +220,5 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
             de_pool_for(&ctx->pool, op->c_out, 0, wino_output, &j);
         }
     }
-    cpu_blas_restore(ctx);
     return DE_OK;
 }
