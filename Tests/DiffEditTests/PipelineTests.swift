@@ -14,7 +14,7 @@ final class PipelineTests: XCTestCase {
     static func manifest(_ model: String) throws -> [String: Any] {
         let url = fixtures.appendingPathComponent("ref/\(model)/manifest.json")
         guard let data = try? Data(contentsOf: url), var text = String(data: data, encoding: .utf8) else {
-            throw XCTSkip("no fixture manifest \(url.path)")
+            throw DiffEditError.io("\(url.path): fixture manifest missing or unreadable (tools/make_fixtures.py writes it)")
         }
         // Python's json writes -Infinity / Infinity / NaN (e.g. lambda_min_clipped), which JSON does not have.
         for bad in ["-Infinity", "Infinity", "NaN"] { text = text.replacingOccurrences(of: ": \(bad)", with: ": null") }
@@ -53,7 +53,9 @@ final class PipelineTests: XCTestCase {
 
     func checkGeneration(model name: String, layout rel: String, scheduler: String) throws {
         let man = try Self.manifest(name)
-        guard let c = man["generate_\(scheduler)"] as? [String: Any] else { throw XCTSkip("no generate_\(scheduler) case") }
+        guard let c = man["generate_\(scheduler)"] as? [String: Any] else {
+            throw DiffEditError.io("ref/\(name)/manifest.json: no generate_\(scheduler) case")
+        }
         let dir = "ref/\(name)/"
         let m = try Self.model(rel)
         var o = GenerateOptions(prompt: c["prompt"] as! String)

@@ -17,7 +17,7 @@ final class SchedulerTests: XCTestCase {
                 return obj
             }
         }
-        throw XCTSkip("no scheduler fixture in \(fixtureDir.path)")
+        throw DiffEditError.io("\(fixtureDir.path): no scheduler fixture (tools/make_scheduler_fixtures.py writes schedulers_pipeline.json)")
     }
 
     static func config(_ any: Any?) throws -> SchedulerConfig {
