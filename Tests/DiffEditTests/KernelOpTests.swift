@@ -87,6 +87,20 @@ final class KernelOpTests: XCTestCase {
         }
     }
 
+    func testLargeGemmSplitOverThreads() throws {
+        // Big enough (> 4 MFLOP) to be split over the pool: by rows (m >= n) and by columns (n > m).
+        for (m, n, k, tb) in [(300, 70, 100, false), (40, 500, 120, true)] {
+            let a = rand([m * k], seed: 5), b = rand([k * n], seed: 6), bias = rand([n], seed: 7)
+            let c = Tensor.full([m * n], .nan)   // beta = 0 must not read C
+            try be.gemm(m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: tb ? k : n, transB: tb,
+                        c: c.data, ldc: n, alpha: 1.25, beta: 0, bias: bias.data)
+            let ref = refGemm(batch: 1, m: m, n: n, k: k, a: a.toArray(), lda: k, sa: 0, ta: false,
+                              b: b.toArray(), ldb: tb ? k : n, sb: 0, tb: tb, c0: [Float](repeating: 0, count: m * n),
+                              ldc: n, sc: 0, alpha: 1.25, beta: 0, bias: bias.toArray())
+            assertClose(c, ref, "gemm \(m)x\(n)x\(k) split over threads")
+        }
+    }
+
     private func isInsideC(_ i: Int, m: Int, n: Int, ldc: Int, sc: Int, batch: Int) -> Bool {
         let bi = i / sc, r = i % sc
         return bi < batch && r / ldc < m && r % ldc < n
@@ -170,6 +184,9 @@ final class KernelOpTests: XCTestCase {
                       bias: true, residual: false, seed: 50, "conv 3x3 stride 2 pad (0,0,1,1)")
         try checkConv(n: 1, c: 4, h: 15, w: 13, co: 5, kh: 3, kw: 3, stride: 2, pad: (1, 1, 1, 1),
                       bias: true, residual: true, seed: 51, "conv 3x3 stride 2 pad 1 odd size +res")
+        // Large enough for the threaded sgemm split (im2col path, > 4 MFLOP per image).
+        try checkConv(n: 1, c: 16, h: 40, w: 40, co: 48, kh: 3, kw: 3, stride: 2, pad: (0, 0, 1, 1),
+                      bias: true, residual: true, seed: 52, "conv 3x3 stride 2 40x40 16->48 (threaded)")
     }
 
     // MARK: normalisation
