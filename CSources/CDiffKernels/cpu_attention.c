@@ -17,8 +17,12 @@
  */
 #include "cpu_internal.h"
 
-#define BQ 64   /* queries per task (multiple of NR) */
-#define BK 256  /* keys per block */
+#ifndef BQ
+#define BQ 128  /* queries per task (multiple of NR) */
+#endif
+#ifndef BK
+#define BK 128  /* keys per block */
+#endif
 #define NR 16
 
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
