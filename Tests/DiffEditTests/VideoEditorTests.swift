@@ -74,29 +74,82 @@ final class VideoEditorTests: XCTestCase {
     func testFlickerConsistentVsPerFrame() throws {
         let editor = VideoEditor(model: try EditTestSupport.sd1())
         let frames = VideoEditorTests.clip(frames: 6)
-        for m in [EditMethod.sdedit, .ddim, .p2p] {
+        for m in [EditMethod.sdedit, .ddim] {
             let pf = try editor.edit(frames, options: VideoEditorTests.options(m, mode: .perFrame), progress: ProgressReporter())
             let cs = try editor.edit(frames, options: VideoEditorTests.options(m, mode: .consistent), progress: ProgressReporter())
+            XCTAssertEqual(pf.count, 6)
             let fp = VideoEditorTests.flicker(source: frames, edited: pf)
             let fc = VideoEditorTests.flicker(source: frames, edited: cs)
             print("video flicker \(m): per-frame \(fp), consistent \(fc), ratio \(fc / max(fp, 1e-9))")
+            XCTAssertGreaterThan(fp, 0.5, "\(m): the per-frame baseline flickers measurably on this clip")
+            XCTAssertLessThanOrEqual(fc, 0.5 * fp, "\(m): consistent mode flickers at most half as much as per-frame")
         }
     }
-}
 
-extension VideoEditorTests {
-    func testFlickerAblation() throws {
+    func testStreamingGivesTheSameFramesAsTheWholeClip() throws {
         let editor = VideoEditor(model: try EditTestSupport.sd1())
-        let frames = VideoEditorTests.clip(frames: 6)
-        for m in [EditMethod.sdedit, .ddim] {
-            for (name, cf, prop, tm, pf) in [("nothing", false, Float(0), false, false), ("xattn only", true, Float(0), false, false), ("xattn+attnprop", true, 1, false, false),
-                                          ("tokens only", false, 1, true, false), ("all but fusion", true, 1, true, false), ("fusion only", false, 0, false, true),
-                                          ("xattn+attnprop+fusion", true, 1, false, true), ("all", true, 1, true, true)] {
-                var o = VideoEditorTests.options(m, mode: .consistent)
-                o.crossFrameAttention = cf; o.propagation = prop; o.tokenMatching = tm; o.pixelFusion = pf
-                let cs = try editor.edit(frames, options: o, progress: ProgressReporter())
-                print("ablation \(m) \(name): flicker \(VideoEditorTests.flicker(source: frames, edited: cs))")
-            }
+        let frames = VideoEditorTests.clip(frames: 5)
+        let o = VideoEditorTests.options(.ddim, mode: .consistent)
+        let whole = try editor.edit(frames, options: o, progress: ProgressReporter())
+        let s = try VideoStream(editor: editor, options: o, width: 64, height: 64)
+        XCTAssertEqual(s.lookahead, 2)
+        var got: [RGBImage] = []
+        XCTAssertNil(s.pull(), "pull before push: nothing ready")
+        for (i, f) in frames.enumerated() {
+            try s.push(f, progress: ProgressReporter())
+            while let x = s.pull() { got.append(x) }
+            XCTAssertGreaterThanOrEqual(got.count, i + 1 - s.lookahead, "bounded lookahead after frame \(i)")
         }
+        XCTAssertEqual(got.count, 3, "windows of 3: frames 0-2 out, 3-4 wait for the end")
+        try s.finish(progress: ProgressReporter())
+        while let x = s.pull() { got.append(x) }
+        XCTAssertEqual(got.count, 5)
+        var maxDiff = 0
+        for (a, b) in zip(got, whole) { for k in 0..<a.pixels.count { maxDiff = max(maxDiff, abs(Int(a.pixels[k]) - Int(b.pixels[k]))) } }
+        XCTAssertLessThanOrEqual(maxDiff, 1, "streaming vs whole clip")
+        XCTAssertThrowsError(try s.push(frames[0], progress: ProgressReporter())) { e in
+            XCTAssertTrue("\(e)".contains("push after end"), "\(e)")
+        }
+    }
+
+    func testBadInput() throws {
+        let editor = VideoEditor(model: try EditTestSupport.sd1())
+        let o = VideoEditorTests.options(.sdedit, mode: .consistent)
+        XCTAssertThrowsError(try editor.edit([], options: o, progress: ProgressReporter())) { e in
+            XCTAssertTrue("\(e)".contains("no frames"), "\(e)")
+        }
+        let s = try VideoStream(editor: editor, options: o, width: 64, height: 64)
+        XCTAssertThrowsError(try s.push(RGBImage(width: 32, height: 64), progress: ProgressReporter())) { e in
+            XCTAssertTrue("\(e)".contains("32x64 differs"), "\(e)")
+        }
+        var bad = o
+        bad.keyframeInterval = 0
+        XCTAssertThrowsError(try VideoStream(editor: editor, options: bad, width: 64, height: 64)) { e in
+            XCTAssertTrue("\(e)".contains("keyframeInterval"), "\(e)")
+        }
+        bad = o
+        bad.edit.strength = 1.5
+        XCTAssertThrowsError(try VideoStream(editor: editor, options: bad, width: 64, height: 64)) { e in
+            XCTAssertTrue("\(e)".contains("strength"), "\(e)")
+        }
+    }
+
+    func testCancellationAndProgressOverFrames() throws {
+        let editor = VideoEditor(model: try EditTestSupport.sd1())
+        let frames = VideoEditorTests.clip(frames: 4)
+        var seen: [(Int, Int, Int, Int)] = []
+        let p = ProgressReporter { step, steps, frame, total in
+            seen.append((step, steps, frame, total))
+            return seen.count < 3
+        }
+        XCTAssertThrowsError(try editor.edit(frames, options: VideoEditorTests.options(.sdedit, mode: .consistent), progress: p)) { e in
+            XCTAssertEqual(e as? DiffEditError, DiffEditError.cancelled)
+        }
+        XCTAssertEqual(seen.count, 3)
+        XCTAssertEqual(seen[0].3, 4, "progress knows the frame count")
+        var frameReports = Set<Int>()
+        let q = ProgressReporter { _, _, frame, _ in frameReports.insert(frame); return true }
+        _ = try editor.edit(frames, options: VideoEditorTests.options(.sdedit, mode: .perFrame), progress: q)
+        XCTAssertEqual(frameReports, [0, 1, 2, 3], "per-frame progress names every frame")
     }
 }
