@@ -1,0 +1,642 @@
+"""diffedit — a small ctypes binding over libdiffedit's stable C ABI (include/diffedit.h, ABI version 1).
+
+Usable on its own: copy this one file next to libdiffedit.so.0 (or point DIFFEDIT_LIBRARY at it).
+numpy is optional: images may be numpy arrays [H, W, C] / [H, W] of uint8, or any object with the
+buffer protocol (bytes, bytearray, memoryview, array.array) together with width/height/format.
+
+    import diffedit
+    with diffedit.Model("") as model, model.context() as ctx:     # "" = the embedded default model
+        out = ctx.edit_image(pixels, "make the circle blue", width=64, height=64,
+                             format=diffedit.PixelFormat.RGB8, method="instruct")
+
+Errors: every failing call raises DiffEditError (a subclass per status, e.g. InvalidArgumentError,
+DiffEditIOError, CancelledError) whose .status is the diff_edit_status and whose .message is the
+library's diff_edit_last_error text.
+
+Library lookup order (find_library): the `path` argument, $DIFFEDIT_LIBRARY, libdiffedit.so.0 /
+libdiffedit.so next to this module, <repo>/build/lib/ (when this file is <repo>/python/diffedit.py),
+then the system loader (ldconfig paths, LD_LIBRARY_PATH).
+
+Threads: ctypes releases the GIL during library calls, so an edit on a worker thread leaves other
+Python threads (a UI) running. Callbacks run on the thread that made the call. A Context runs one
+call at a time (a second concurrent call raises BusyError); Context.cancel() is safe from any thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+import math
+import os
+import threading
+from typing import Callable, Optional, Sequence
+
+__all__ = [
+    "ABI_VERSION", "MAX_DIMENSION", "MAX_STEPS", "MAX_GUIDANCE",
+    "Status", "PixelFormat", "Method", "LogLevel",
+    "Buffer", "ModelParams", "Params",
+    "DiffEditError", "CancelledError", "InvalidArgumentError", "UnsupportedError", "OutOfMemoryError",
+    "BackendError", "DiffEditIOError", "ModelError", "BusyError",
+    "find_library", "load_library", "lib",
+    "abi_version", "version", "status_string", "last_error",
+    "model_params_default", "params_default", "Model", "Context", "make_buffer", "bytes_per_pixel",
+]
+
+ABI_VERSION = 1
+MAX_DIMENSION = 16384
+MAX_STEPS = 1000
+MAX_GUIDANCE = 100.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Enums (values as in diffedit.h; never reused)
+# ------------------------------------------------------------------------------------------------
+
+class Status(enum.IntEnum):
+    OK = 0
+    CANCELLED = 1
+    ERR_INVALID_ARGUMENT = -1
+    ERR_UNSUPPORTED = -2
+    ERR_OUT_OF_MEMORY = -3
+    ERR_BACKEND = -4
+    ERR_IO = -5
+    ERR_MODEL = -6
+    ERR_BUSY = -7
+
+
+class PixelFormat(enum.IntEnum):
+    RGB8 = 0
+    RGBA8 = 1
+    BGR8 = 2
+    BGRA8 = 3
+    GRAY8 = 4
+
+
+class Method(enum.IntEnum):
+    AUTO = 0
+    SDEDIT = 1
+    DDIM = 2
+    P2P = 3
+    INSTRUCT = 4
+
+
+class LogLevel(enum.IntEnum):
+    DEBUG = 0
+    INFO = 1
+    WARN = 2
+    ERROR = 3
+
+
+_BPP = {PixelFormat.RGB8: 3, PixelFormat.RGBA8: 4, PixelFormat.BGR8: 3, PixelFormat.BGRA8: 4,
+        PixelFormat.GRAY8: 1}
+
+
+def bytes_per_pixel(fmt) -> int:
+    """Bytes per pixel of a PixelFormat (3, 4, 3, 4, 1)."""
+    return _BPP[PixelFormat(fmt)]
+
+
+def _method(m) -> int:
+    """A Method from a Method, an int or a name ("auto", "sdedit", "ddim", "p2p", "instruct").
+    Unknown ints pass through unchanged so that the library itself reports them."""
+    if isinstance(m, str):
+        try:
+            return int(Method[m.strip().upper()])
+        except KeyError:
+            raise InvalidArgumentError(
+                Status.ERR_INVALID_ARGUMENT,
+                f"method {m!r} is not one of auto, sdedit, ddim, p2p, instruct") from None
+    return int(m)
+
+
+# ------------------------------------------------------------------------------------------------
+# Structs (layouts as in diffedit.h)
+# ------------------------------------------------------------------------------------------------
+
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                               ctypes.c_uint32, ctypes.c_uint32)
+LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+
+class Buffer(ctypes.Structure):
+    """diff_edit_buffer: a caller-owned interleaved 8-bit image."""
+    _fields_ = [("width", ctypes.c_uint32), ("height", ctypes.c_uint32), ("stride", ctypes.c_uint32),
+                ("format", ctypes.c_int), ("data", ctypes.c_void_p)]
+
+
+class ModelParams(ctypes.Structure):
+    """diff_edit_model_params (extensible: struct_size first)."""
+    _fields_ = [("struct_size", ctypes.c_uint32), ("path", ctypes.c_char_p), ("backend", ctypes.c_char_p),
+                ("device", ctypes.c_int32), ("n_threads", ctypes.c_int32), ("log", LOG_FN),
+                ("log_user", ctypes.c_void_p)]
+
+
+class Params(ctypes.Structure):
+    """diff_edit_params (extensible: struct_size first)."""
+    _fields_ = [("struct_size", ctypes.c_uint32), ("method", ctypes.c_int), ("prompt", ctypes.c_char_p),
+                ("source_prompt", ctypes.c_char_p), ("negative_prompt", ctypes.c_char_p),
+                ("guidance", ctypes.c_float), ("image_guidance", ctypes.c_float),
+                ("strength", ctypes.c_float), ("steps", ctypes.c_uint32), ("seed", ctypes.c_uint64),
+                ("mask", ctypes.POINTER(Buffer)), ("mask_out", ctypes.POINTER(Buffer)),
+                ("progress", PROGRESS_FN), ("progress_user", ctypes.c_void_p)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------------------------
+
+class DiffEditError(Exception):
+    """A failed libdiffedit call. .status: the Status; .message: diff_edit_last_error's text."""
+
+    def __init__(self, status, message: str):
+        try:
+            status = Status(status)
+        except ValueError:
+            pass
+        self.status = status
+        self.message = message
+        name = status.name if isinstance(status, Status) else str(status)
+        super().__init__(f"{message} [{name}]" if message else f"[{name}]")
+
+
+class CancelledError(DiffEditError):
+    """DIFF_EDIT_CANCELLED: stopped by Context.cancel() or a progress callback returning False."""
+
+
+class InvalidArgumentError(DiffEditError, ValueError):
+    """DIFF_EDIT_ERR_INVALID_ARGUMENT."""
+
+
+class UnsupportedError(DiffEditError):
+    """DIFF_EDIT_ERR_UNSUPPORTED."""
+
+
+class OutOfMemoryError(DiffEditError, MemoryError):
+    """DIFF_EDIT_ERR_OUT_OF_MEMORY."""
+
+
+class BackendError(DiffEditError):
+    """DIFF_EDIT_ERR_BACKEND."""
+
+
+class DiffEditIOError(DiffEditError, OSError):
+    """DIFF_EDIT_ERR_IO: a file could not be found or read."""
+
+    def __str__(self):  # OSError's own __str__ would drop the message
+        return DiffEditError.__str__(self)
+
+
+class ModelError(DiffEditError):
+    """DIFF_EDIT_ERR_MODEL: malformed or inconsistent model files."""
+
+
+class BusyError(DiffEditError):
+    """DIFF_EDIT_ERR_BUSY: the context is running another call."""
+
+
+_ERRORS = {Status.CANCELLED: CancelledError, Status.ERR_INVALID_ARGUMENT: InvalidArgumentError,
+           Status.ERR_UNSUPPORTED: UnsupportedError, Status.ERR_OUT_OF_MEMORY: OutOfMemoryError,
+           Status.ERR_BACKEND: BackendError, Status.ERR_IO: DiffEditIOError, Status.ERR_MODEL: ModelError,
+           Status.ERR_BUSY: BusyError}
+
+
+def _error(status: int, message: str) -> DiffEditError:
+    try:
+        cls = _ERRORS.get(Status(status), DiffEditError)
+    except ValueError:
+        cls = DiffEditError
+    return cls(status, message)
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading the library
+# ------------------------------------------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_NAMES = ("libdiffedit.so.0", "libdiffedit.so")
+
+
+def find_library(path: Optional[str] = None) -> str:
+    """The path (or loader name) of libdiffedit to load; see the module docstring for the order."""
+    if path:
+        return path
+    env = os.environ.get("DIFFEDIT_LIBRARY")
+    if env:
+        return env
+    for d in (_HERE, os.path.join(os.path.dirname(_HERE), "build", "lib")):
+        for n in _NAMES:
+            p = os.path.join(d, n)
+            if os.path.exists(p):
+                return p
+    return _NAMES[0]  # the system loader's search path
+
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def _declare(L):
+    c = ctypes
+    L.diff_edit_abi_version.restype, L.diff_edit_abi_version.argtypes = c.c_uint32, []
+    L.diff_edit_version.restype, L.diff_edit_version.argtypes = c.c_char_p, []
+    L.diff_edit_status_string.restype, L.diff_edit_status_string.argtypes = c.c_char_p, [c.c_int]
+    L.diff_edit_last_error.restype, L.diff_edit_last_error.argtypes = c.c_char_p, [c.c_void_p]
+    L.diff_edit_model_params_default.restype = None
+    L.diff_edit_model_params_default.argtypes = [c.POINTER(ModelParams)]
+    L.diff_edit_model_load.restype = c.c_int
+    L.diff_edit_model_load.argtypes = [c.POINTER(ModelParams), c.POINTER(c.c_void_p)]
+    L.diff_edit_model_free.restype, L.diff_edit_model_free.argtypes = None, [c.c_void_p]
+    L.diff_edit_ctx_create.restype = c.c_int
+    L.diff_edit_ctx_create.argtypes = [c.c_void_p, c.POINTER(c.c_void_p)]
+    L.diff_edit_ctx_free.restype, L.diff_edit_ctx_free.argtypes = None, [c.c_void_p]
+    L.diff_edit_params_default.restype, L.diff_edit_params_default.argtypes = None, [c.POINTER(Params)]
+    L.diff_edit_image.restype = c.c_int
+    L.diff_edit_image.argtypes = [c.c_void_p, c.POINTER(Params), c.POINTER(Buffer), c.POINTER(Buffer)]
+    L.diff_edit_video.restype = c.c_int
+    L.diff_edit_video.argtypes = [c.c_void_p, c.POINTER(Params), c.POINTER(Buffer), c.c_uint32,
+                                  c.POINTER(Buffer)]
+    L.diff_edit_cancel.restype, L.diff_edit_cancel.argtypes = None, [c.c_void_p]
+
+
+def load_library(path: Optional[str] = None):
+    """Loads libdiffedit (once per process; a `path` given later replaces nothing) and returns the
+    ctypes.CDLL with every function of diffedit.h declared. Raises OSError naming what was tried."""
+    global _lib
+    with _lib_lock:
+        if _lib is not None:
+            return _lib
+        name = find_library(path)
+        try:
+            L = ctypes.CDLL(name)
+        except OSError as e:
+            raise OSError(f"diffedit: cannot load the library {name!r} ({e}); set DIFFEDIT_LIBRARY to "
+                          f"the path of libdiffedit.so.0") from e
+        _declare(L)
+        got = L.diff_edit_abi_version()
+        if got != ABI_VERSION:
+            raise OSError(f"diffedit: {name} has ABI version {got}, this binding needs {ABI_VERSION}")
+        _lib = L
+        return L
+
+
+def lib():
+    """The loaded ctypes.CDLL (loading it on first use)."""
+    return _lib if _lib is not None else load_library()
+
+
+def _s(b) -> str:
+    return b.decode("utf-8", "replace") if b is not None else ""
+
+
+def _enc(s: Optional[str], what: str):
+    if s is None:
+        return None
+    if isinstance(s, bytes):
+        return s
+    if not isinstance(s, str):
+        raise TypeError(f"{what} must be a str, bytes or None, not {type(s).__name__}")
+    return s.encode("utf-8", "surrogateescape")
+
+
+# ------------------------------------------------------------------------------------------------
+# Plain functions
+# ------------------------------------------------------------------------------------------------
+
+def abi_version() -> int:
+    """diff_edit_abi_version()."""
+    return lib().diff_edit_abi_version()
+
+
+def version() -> str:
+    """diff_edit_version(), e.g. "0.1.0"."""
+    return _s(lib().diff_edit_version())
+
+
+def status_string(status) -> str:
+    """diff_edit_status_string(status), e.g. "invalid argument"."""
+    return _s(lib().diff_edit_status_string(int(status)))
+
+
+def last_error(ctx: "Optional[Context]" = None) -> str:
+    """diff_edit_last_error(ctx): the context's last failure, or the calling thread's with None."""
+    handle = ctx._handle if isinstance(ctx, Context) else ctx
+    return _s(lib().diff_edit_last_error(handle))
+
+
+def model_params_default() -> ModelParams:
+    """diff_edit_model_params_default() into a new ModelParams."""
+    p = ModelParams()
+    lib().diff_edit_model_params_default(ctypes.byref(p))
+    return p
+
+
+def params_default() -> Params:
+    """diff_edit_params_default() into a new Params."""
+    p = Params()
+    lib().diff_edit_params_default(ctypes.byref(p))
+    return p
+
+
+def _check(status: int, ctx_handle=None):
+    if status != Status.OK:
+        # BUSY is recorded only for the calling thread (the running call owns the context).
+        use_ctx = ctx_handle is not None and status != Status.ERR_BUSY
+        msg = _s(lib().diff_edit_last_error(ctx_handle if use_ctx else None))
+        raise _error(status, msg)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pixel buffers
+# ------------------------------------------------------------------------------------------------
+
+def _is_numpy(obj) -> bool:
+    return type(obj).__module__ == "numpy" and hasattr(obj, "__array_interface__")
+
+
+class _Pixels:
+    """Keeps a buffer's memory alive and describes it as a diff_edit_buffer."""
+
+    def __init__(self, obj, width=None, height=None, fmt=None, stride=None, what="image", writable=False):
+        self.obj = obj
+        mv = memoryview(obj)
+        shape = mv.shape or (mv.nbytes,)
+        if fmt is None:
+            if mv.ndim == 3 and shape[2] in (1, 3, 4):
+                fmt = {1: PixelFormat.GRAY8, 3: PixelFormat.RGB8, 4: PixelFormat.RGBA8}[shape[2]]
+            elif mv.ndim == 2:
+                fmt = PixelFormat.GRAY8
+            else:
+                raise InvalidArgumentError(
+                    Status.ERR_INVALID_ARGUMENT,
+                    f"{what}: give format= (a PixelFormat) for a buffer of shape {tuple(shape)}")
+        if mv.ndim >= 2:
+            height = shape[0] if height is None else height
+            width = shape[1] if width is None else width
+        if width is None or height is None:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT,
+                                       f"{what}: give width= and height= for a flat buffer")
+        if not mv.c_contiguous:
+            if writable:
+                raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT,
+                                           f"{what}: an output buffer must be C-contiguous")
+            mv = memoryview(mv.tobytes())
+        if mv.itemsize != 1 or mv.ndim != 1:
+            mv = mv.cast("B")
+        bpp = _BPP.get(fmt, 0) if isinstance(fmt, PixelFormat) or fmt in _BPP else 0
+        self.width, self.height = int(width), int(height)
+        self.format = int(fmt)
+        self.stride = int(stride) if stride is not None else self.width * bpp
+        if mv.readonly:
+            if writable:
+                raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, f"{what}: the buffer is read-only")
+            self.cbuf = (ctypes.c_ubyte * mv.nbytes).from_buffer_copy(mv) if mv.nbytes else None
+        else:
+            self.cbuf = (ctypes.c_ubyte * mv.nbytes).from_buffer(mv) if mv.nbytes else None
+        self.nbytes = mv.nbytes
+        need = self.stride * (self.height - 1) + self.width * bpp if self.height and bpp else 0
+        if bpp and self.nbytes < need:
+            raise InvalidArgumentError(
+                Status.ERR_INVALID_ARGUMENT,
+                f"{what}: the buffer holds {self.nbytes} bytes, a {self.width}x{self.height} "
+                f"{PixelFormat(fmt).name} image with stride {self.stride} needs {need}")
+        self.struct = Buffer(self.width, self.height, self.stride, self.format,
+                             ctypes.addressof(self.cbuf) if self.cbuf is not None else None)
+
+
+def _mask_pixels(mask, src: "_Pixels") -> "_Pixels":
+    """A GRAY8 mask: a 2-D array keeps its own size (the library reports a mismatch); a flat
+    buffer takes the image's size."""
+    shaped = memoryview(mask).ndim >= 2
+    return _Pixels(mask, None if shaped else src.width, None if shaped else src.height,
+                   PixelFormat.GRAY8, None, "mask")
+
+
+def make_buffer(width: int, height: int, fmt=PixelFormat.RGB8, like=None):
+    """A zeroed output image: a numpy array [H, W, C] (or [H, W] for GRAY8) when `like` is a numpy
+    array, else a bytearray of height rows of width * bpp bytes."""
+    bpp = bytes_per_pixel(fmt)
+    if like is not None and _is_numpy(like):
+        import numpy as np
+        shape = (height, width) if bpp == 1 and like.ndim == 2 else (height, width, bpp)
+        return np.zeros(shape, dtype=np.uint8)
+    return bytearray(width * height * bpp)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model and Context
+# ------------------------------------------------------------------------------------------------
+
+class Model:
+    """A loaded model (diff_edit_model_load / diff_edit_model_free). Shareable between contexts.
+
+    path: a diffusers folder or single-file .safetensors; None or "" = the embedded default model.
+    backend: "auto", "cpu" or "cuda". log: optional callable(level: int, message: str)."""
+
+    def __init__(self, path: Optional[str] = None, backend: Optional[str] = "auto", device: int = 0,
+                 n_threads: int = 0, log: Optional[Callable[[int, str], None]] = None,
+                 params: Optional[ModelParams] = None):
+        L = lib()
+        self._handle = None
+        if params is None:
+            params = model_params_default()
+            params.path = _enc(path, "path")
+            params.backend = _enc(backend, "backend")
+            params.device = device
+            params.n_threads = n_threads
+        self._log_cb = None
+        if log is not None:
+            def _log(_user, level, message, _log=log):
+                try:
+                    _log(int(level), _s(message))
+                except Exception:  # never let a Python error cross into the library
+                    pass
+            self._log_cb = LOG_FN(_log)
+            params.log = self._log_cb
+        out = ctypes.c_void_p()
+        _check(L.diff_edit_model_load(ctypes.byref(params), ctypes.byref(out)))
+        self._handle = out.value
+
+    @property
+    def handle(self):
+        return self._handle
+
+    def context(self) -> "Context":
+        """A new Context over this model."""
+        return Context(self)
+
+    def free(self):
+        """diff_edit_model_free; contexts keep the weights alive. Idempotent."""
+        if self._handle:
+            lib().diff_edit_model_free(self._handle)
+            self._handle = None
+
+    close = free
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.free()
+
+    def __del__(self):
+        try:
+            self.free()
+        except Exception:
+            pass
+
+
+class Context:
+    """An editing session (diff_edit_ctx_create / diff_edit_ctx_free). One call at a time."""
+
+    def __init__(self, model: Model):
+        if not isinstance(model, Model) or not model._handle:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "model is freed or not a diffedit.Model")
+        self._model = model  # keeps the log callback alive as long as the context
+        self._handle = None
+        out = ctypes.c_void_p()
+        _check(lib().diff_edit_ctx_create(model._handle, ctypes.byref(out)))
+        self._handle = out.value
+
+    @property
+    def handle(self):
+        return self._handle
+
+    def last_error(self) -> str:
+        """diff_edit_last_error(ctx)."""
+        return _s(lib().diff_edit_last_error(self._handle)) if self._handle else ""
+
+    def cancel(self):
+        """diff_edit_cancel: asks the running call to stop (safe from any thread)."""
+        if self._handle:
+            lib().diff_edit_cancel(self._handle)
+
+    def free(self):
+        """diff_edit_ctx_free. Idempotent. Not while a call on it is running."""
+        if self._handle:
+            lib().diff_edit_ctx_free(self._handle)
+            self._handle = None
+
+    close = free
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.free()
+
+    def __del__(self):
+        try:
+            self.free()
+        except Exception:
+            pass
+
+    # -- parameters -------------------------------------------------------------------------------
+
+    def _params(self, prompt, method, source_prompt, negative_prompt, guidance, image_guidance, strength,
+                steps, seed, progress, keep):
+        if prompt is None:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "prompt is None (use \"\" for none)")
+        p = params_default()
+        p.method = _method(method)
+        keep.extend([_enc(prompt, "prompt"), _enc(source_prompt, "source_prompt"),
+                     _enc(negative_prompt, "negative_prompt")])
+        p.prompt, p.source_prompt, p.negative_prompt = keep[-3], keep[-2], keep[-1]
+        p.guidance = float(guidance)
+        p.image_guidance = float(image_guidance)
+        p.strength = float(strength)
+        if steps < 0 or seed < 0:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT,
+                                       ("steps" if steps < 0 else "seed") + " must not be negative")
+        p.steps = int(steps)
+        p.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        errors = []
+        if progress is not None:
+            def _progress(_user, step, steps_, frame, frames, _cb=progress):
+                try:
+                    r = _cb(int(step), int(steps_), int(frame), int(frames))
+                    return r is None or bool(r)
+                except BaseException as e:  # cancel and re-raise after the call
+                    errors.append(e)
+                    return False
+            cb = PROGRESS_FN(_progress)
+            keep.append(cb)
+            p.progress = cb
+        return p, errors
+
+    def _run(self, fn, errors):
+        if not self._handle:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "the context is freed")
+        status = fn()
+        if errors:
+            raise errors[0]
+        _check(status, self._handle)
+
+    # -- editing ----------------------------------------------------------------------------------
+
+    def edit_image(self, image, prompt: str, *, width=None, height=None, format=None, stride=None,
+                   method="auto", source_prompt=None, negative_prompt=None, guidance=0.0,
+                   image_guidance=0.0, strength=0.0, steps=0, seed=0, mask=None, want_mask=False,
+                   progress=None, output=None, output_format=None, output_stride=None,
+                   params: Optional[Params] = None):
+        """diff_edit_image. Returns the edited image (a numpy array when `image` is one, else a
+        bytearray of tightly packed rows), or (image, mask) with want_mask=True.
+
+        image: numpy [H, W, C]/[H, W] uint8 or a buffer (give width, height, format; stride
+        defaults to width * bpp). mask: GRAY8 of the same size (255 = edit, 0 = keep), numpy [H, W]
+        or a buffer. progress: callable(step, steps, frame, frames) -> False to cancel (None/True
+        continue); an exception in it cancels the call and is re-raised. output: an optional
+        caller-allocated writable buffer (written in place and returned; output_stride = its bytes
+        per row, default width * bpp; padding past a row is never written). params: a raw Params to
+        send instead of the keyword arguments (its pixel pointers are filled in here)."""
+        keep = []
+        src = _Pixels(image, width, height, format, stride, "image")
+        ofmt = src.format if output_format is None else int(output_format)
+        if output is None:
+            output = make_buffer(src.width, src.height, ofmt if ofmt in _BPP else PixelFormat.RGB8, like=image)
+        dst = _Pixels(output, src.width, src.height, ofmt, output_stride, "output", writable=True)
+        if params is None:
+            p, errors = self._params(prompt, method, source_prompt, negative_prompt, guidance, image_guidance,
+                                     strength, steps, seed, progress, keep)
+        else:
+            p, errors = params, []
+        m = mo = mask_out = None
+        if mask is not None:
+            m = _mask_pixels(mask, src)
+            p.mask = ctypes.pointer(m.struct)
+        if want_mask:
+            mask_out = make_buffer(src.width, src.height, PixelFormat.GRAY8,
+                                   like=image if _is_numpy(image) and getattr(image, "ndim", 0) else None)
+            if _is_numpy(mask_out) and mask_out.ndim == 3:
+                mask_out = mask_out.reshape(src.height, src.width)
+            mo = _Pixels(mask_out, src.width, src.height, PixelFormat.GRAY8, None, "mask_out", writable=True)
+            p.mask_out = ctypes.pointer(mo.struct)
+        self._run(lambda: lib().diff_edit_image(self._handle, ctypes.byref(p), ctypes.byref(src.struct),
+                                                ctypes.byref(dst.struct)), errors)
+        return (output, mask_out) if want_mask else output
+
+    def edit_video(self, frames: Sequence, prompt: str, *, width=None, height=None, format=None,
+                   stride=None, method="auto", source_prompt=None, negative_prompt=None, guidance=0.0,
+                   image_guidance=0.0, strength=0.0, steps=0, seed=0, mask=None, progress=None,
+                   output_format=None):
+        """diff_edit_video over a list of frames (each as for edit_image). Returns a list of frames."""
+        frames = list(frames)
+        if not frames:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "frames is empty (n_frames 0)")
+        keep = []
+        ins = [_Pixels(f, width, height, format, stride, f"frames_in[{i}]") for i, f in enumerate(frames)]
+        outs_obj, outs = [], []
+        for i, (f, s) in enumerate(zip(frames, ins)):
+            ofmt = s.format if output_format is None else int(output_format)
+            o = make_buffer(s.width, s.height, ofmt if ofmt in _BPP else PixelFormat.RGB8, like=f)
+            outs_obj.append(o)
+            outs.append(_Pixels(o, s.width, s.height, ofmt, None, f"frames_out[{i}]", writable=True))
+        p, errors = self._params(prompt, method, source_prompt, negative_prompt, guidance, image_guidance,
+                                 strength, steps, seed, progress, keep)
+        if mask is not None:
+            m = _mask_pixels(mask, ins[0])
+            keep.append(m)
+            p.mask = ctypes.pointer(m.struct)
+        arr_in = (Buffer * len(ins))(*[s.struct for s in ins])
+        arr_out = (Buffer * len(outs))(*[s.struct for s in outs])
+        self._run(lambda: lib().diff_edit_video(self._handle, ctypes.byref(p), arr_in, len(ins), arr_out),
+                  errors)
+        return outs_obj
