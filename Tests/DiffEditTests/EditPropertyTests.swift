@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import DiffEdit
 
@@ -67,15 +68,59 @@ final class EditPropertyTests: XCTestCase {
         XCTAssertGreaterThan(changedRight, 0, "latents inside the mask are edited")
     }
 
+    /// The sd1 fixture's UNet with conv_out scaled by `factor`: a network whose noise prediction varies
+    /// slowly with x and t, as a trained one does (the random fixture's does not, and DDIM inversion
+    /// of it diverges: relative error ~1 even at 1000 steps).
+    final class ScaledOutputWeights: WeightSource {
+        let base: WeightSource
+        let factor: Float
+        init(_ base: WeightSource, factor: Float) { self.base = base; self.factor = factor }
+        var origin: String { base.origin }
+        var names: [String] { base.names }
+        func contains(_ name: String) -> Bool { base.contains(name) }
+        func shape(of name: String) -> [Int]? { base.shape(of: name) }
+        func tensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+            let t = try base.tensor(name, expectedShape: expectedShape)
+            guard name.hasPrefix("conv_out.") else { return t }
+            let y = t.copy()
+            for i in 0..<y.count { y.data[i] *= factor }
+            return y
+        }
+    }
+
+    func smoothEditor(factor: Float) throws -> ImageEditor {
+        let path = EditTestSupport.fixtures + "/sd1"
+        let m = try EditTestSupport.model(path)
+        let ck = try CheckpointLoader.load(path: path)
+        let unet = try UNet2DConditionModel(config: ck.unetConfig, weights: ScaledOutputWeights(ck.unet, factor: factor),
+                                            backend: Backend.cpu)
+        let p = m.editParts
+        return ImageEditor(parts: EditModelParts(unet: unet, vae: p.vae, schedulerConfig: p.schedulerConfig, tokenizer: p.tokenizer,
+                                                 encodePrompt: { try m.encodePrompt($0) }, randomNormal: p.randomNormal,
+                                                 backend: p.backend))
+    }
+
+    /// Inversion (DDIMInverseScheduler) then DDIM regeneration at guidance 1 returns the encoded input.
+    /// With eps = 0 this checks that the two schedules pair up exactly; with a slowly varying eps it must
+    /// stay within 1e-2. (The random sd1 fixture's UNet is far from smooth: the same round trip gives
+    /// relative errors of ~11 at 50 steps and ~0.9 at 1000, in diffusers as here, so it cannot be used.)
     func testInversionThenRegenerationReturnsTheEncodedLatents() throws {
         let img = EditPropertyTests.scene(64, 64)
-        let editor = try EditTestSupport.editor()
-        let z0 = try editor.encode(img)
-        let r = try editor.edit(img, options: options(.ddim, prompt: EditPropertyTests.source, steps: 50, guidance: 1),
-                                progress: ProgressReporter())
-        let err = EditTestSupport.relErr(r.latents!, z0)
-        print("DDIM inversion + regeneration (50 steps, guidance 1): rel err \(err)")
-        XCTAssertLessThan(err, 1e-2)
+        let steps = Int(ProcessInfo.processInfo.environment["DIFFEDIT_INV_STEPS"] ?? "") ?? 50
+        for (factor, tol) in [(Float(0), Float(1e-5)), (0.005, 1e-2)] {
+            let editor = try smoothEditor(factor: factor)
+            let z0 = try editor.encode(img)
+            let r = try editor.edit(img, options: options(.ddim, prompt: EditPropertyTests.source, steps: steps, guidance: 1),
+                                    progress: ProgressReporter())
+            let err = EditTestSupport.relErr(r.latents!, z0)
+            print("DDIM inversion + regeneration (\(steps) steps, guidance 1, conv_out x \(factor)): rel err \(err)")
+            XCTAssertLessThan(err, tol, "conv_out x \(factor)")
+            // the inverted latents are at the last timestep's noise level, not the input again
+            let key = InversionCache.Key(imageHash: InversionCache.hash(img), width: 64, height: 64, steps: steps,
+                                         sourcePrompt: EditPropertyTests.source, scheduler: "\(editor.parts.schedulerConfig)")
+            let inv = try XCTUnwrap(editor.inversionCache.get(key)?.last)
+            XCTAssertGreaterThan(EditTestSupport.relErr(inv, z0), 0.5)
+        }
     }
 
     func testLargeInputKeepsItsSizeAndUntouchedPixels() throws {

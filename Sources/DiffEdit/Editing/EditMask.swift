@@ -13,24 +13,31 @@ public enum EditMask {
         return out
     }
 
-    /// Box blur with edge replication (separable, window 2r+1).
+    /// Box blur with edge replication (separable, window 2r+1), O(1) per pixel with running sums.
     public static func boxBlur(_ p: [Float], width w: Int, height h: Int, radius r: Int) -> [Float] {
-        guard r > 0 else { return p }
-        let n = Float(2 * r + 1)
+        guard r > 0, w > 0, h > 0 else { return p }
+        let inv = 1 / Float(2 * r + 1)
         var tmp = [Float](repeating: 0, count: p.count)
-        for y in 0..<h {
-            for x in 0..<w {
-                var s: Float = 0
-                for d in -r...r { s += p[y * w + min(max(x + d, 0), w - 1)] }
-                tmp[y * w + x] = s / n
+        p.withUnsafeBufferPointer { src in
+            for y in 0..<h {
+                let row = y * w
+                var s: Double = 0
+                for d in -r...r { s += Double(src[row + min(max(d, 0), w - 1)]) }
+                for x in 0..<w {
+                    tmp[row + x] = Float(s) * inv
+                    s += Double(src[row + min(x + r + 1, w - 1)]) - Double(src[row + max(x - r, 0)])
+                }
             }
         }
         var out = [Float](repeating: 0, count: p.count)
-        for y in 0..<h {
+        tmp.withUnsafeBufferPointer { src in
             for x in 0..<w {
-                var s: Float = 0
-                for d in -r...r { s += tmp[min(max(y + d, 0), h - 1) * w + x] }
-                out[y * w + x] = s / n
+                var s: Double = 0
+                for d in -r...r { s += Double(src[min(max(d, 0), h - 1) * w + x]) }
+                for y in 0..<h {
+                    out[y * w + x] = Float(s) * inv
+                    s += Double(src[min(y + r + 1, h - 1) * w + x]) - Double(src[max(y - r, 0) * w + x])
+                }
             }
         }
         return out
