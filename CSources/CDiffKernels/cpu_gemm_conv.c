@@ -108,6 +108,9 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
     CPU_CHECK(op->ldb >= (op->trans_b ? op->k : op->n), "gemm", "ldb %lld is smaller than the row length %d of B",
               (long long)op->ldb, op->trans_b ? op->k : op->n);
     CPU_CHECK(op->ldc >= op->n, "gemm", "ldc %lld is smaller than n %d", (long long)op->ldc, op->n);
+    CPU_CHECK(op->lda <= INT32_MAX && op->ldb <= INT32_MAX && op->ldc <= INT32_MAX, "gemm",
+              "leading dimension too large for BLAS (lda %lld, ldb %lld, ldc %lld)", (long long)op->lda, (long long)op->ldb,
+              (long long)op->ldc);
     CPU_CHECK(op->stride_a >= 0 && op->stride_b >= 0 && op->stride_c >= 0, "gemm", "negative batch stride (a %lld, b %lld, c %lld)",
               (long long)op->stride_a, (long long)op->stride_b, (long long)op->stride_c);
     CPU_CHECK(op->batch == 1 || op->stride_c >= (int64_t)(op->m - 1) * op->ldc + op->n, "gemm",
