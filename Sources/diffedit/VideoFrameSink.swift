@@ -1,0 +1,69 @@
+import Foundation
+import DiffEdit
+
+/// Where edited frames go: a folder (frame_00000.png, ...) or a video file encoded by the ffmpeg
+/// executable from rawvideo RGB24 on its stdin (yuv420p, the container/codec from the file name).
+final class VideoFrameSink {
+    let path: String
+    let width: Int
+    let height: Int
+    private(set) var written = 0
+    private var process: Process? = nil
+    private var pipe: FileHandle? = nil
+    private let isDir: Bool
+
+    init(path: String, ffmpeg: String, width: Int, height: Int, fps: Float) throws {
+        self.path = path; self.width = width; self.height = height
+        let ext = (path as NSString).pathExtension.lowercased()
+        var dir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &dir)
+        isDir = (exists && dir.boolValue) || ext.isEmpty
+        if isDir {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                throw DiffEditError.io("--output: cannot create folder \(path): \(error)")
+            }
+            return
+        }
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var args = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(width)x\(height)",
+                    "-r", String(format: "%g", fps), "-i", "-"]
+        if ["mp4", "mov", "mkv", "m4v"].contains(ext) {
+            args += ["-pix_fmt", "yuv420p"]
+            if width % 2 != 0 || height % 2 != 0 { args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] }
+        }
+        args.append(path)
+        proc.arguments = args
+        let inp = Pipe()
+        proc.standardInput = inp
+        do { try proc.run() } catch {
+            throw DiffEditError.io("ffmpeg: cannot run \(ffmpeg) (\(error)); install ffmpeg or write to a folder")
+        }
+        process = proc
+        pipe = inp.fileHandleForWriting
+    }
+
+    func write(_ image: RGBImage) throws {
+        if isDir {
+            try ImageFile.write(image, path: (path as NSString).appendingPathComponent(String(format: "frame_%05d.png", written)))
+        } else {
+            guard let p = process, p.isRunning else { throw DiffEditError.io("ffmpeg: the encoder for \(path) exited early") }
+            pipe!.write(Data(image.pixels))
+        }
+        written += 1
+    }
+
+    func finish() throws {
+        guard let p = process else { return }
+        try pipe?.close()
+        p.waitUntilExit()
+        process = nil
+        guard p.terminationStatus == 0 else { throw DiffEditError.io("ffmpeg: encoding \(path) failed (exit \(p.terminationStatus))") }
+    }
+
+    func abort() {
+        try? pipe?.close()
+        if let p = process { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        process = nil
+    }
+}
