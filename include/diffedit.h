@@ -236,7 +236,8 @@ DIFF_EDIT_API diff_edit_status diff_edit_model_load(const diff_edit_model_params
 /**
  * Releases the caller's reference to a model. Contexts created from it keep the weights alive, so
  * a model may be freed before its contexts; the memory goes when the last of them is freed.
- * NULL is ignored. Must not be called twice on the same pointer.
+ * NULL is ignored. Must not be called twice on the same pointer, nor while another thread passes the
+ * same pointer to diff_edit_ctx_create. Calls running on its contexts are not affected.
  */
 DIFF_EDIT_API void diff_edit_model_free(diff_edit_model *model);
 
@@ -246,7 +247,9 @@ DIFF_EDIT_API void diff_edit_model_free(diff_edit_model *model);
 
 /**
  * Creates an editing session over a model and sets *out to it. Any number of contexts may share
- * one model, and different contexts may run calls in parallel on different threads.
+ * one model, and different contexts may be called in parallel from different threads (none of them
+ * returns BUSY because of another; the compute of contexts sharing one model's backend may be taken
+ * in turns, so parallel calls on one model are safe but not necessarily faster).
  * Ownership: the caller owns *out and releases it with diff_edit_ctx_free; the context holds its
  * own reference to the model. On failure *out is set to NULL (when out is not NULL).
  * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (model or out NULL);
@@ -256,8 +259,9 @@ DIFF_EDIT_API void diff_edit_model_free(diff_edit_model *model);
 DIFF_EDIT_API diff_edit_status diff_edit_ctx_create(diff_edit_model *model, diff_edit_ctx **out);
 
 /**
- * Frees a context (and its last-error string). NULL is ignored. Must not be called while a call on
- * the context is running, nor twice on the same pointer.
+ * Frees a context (and its last-error string) and drops its reference to the model. NULL is
+ * ignored. Must not be called while a call on the context is running (from any thread, including
+ * from inside its progress callback), nor twice on the same pointer. Other contexts are not affected.
  */
 DIFF_EDIT_API void diff_edit_ctx_free(diff_edit_ctx *ctx);
 

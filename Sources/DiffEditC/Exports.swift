@@ -61,7 +61,7 @@ public func diffEditModelLoad(_ params: UnsafePointer<diff_edit_model_params>?,
         }
         let backend = try Backend(name: req.backend, device: req.device, threads: req.threads)
         if !backend.fallbackReason.isEmpty {
-            ModelHandle.log(req.log, req.logUser, 2, "backend \(req.backend): \(backend.fallbackReason); using \(backend.name)")
+            ModelHandle.log(req.log, req.logUser, 2, "backend \(req.backend): \(backend.fallbackReason)")
         }
         let engine = try EngineLoader.load(path: path, backend: backend)
         let model = ModelHandle(engine: engine, log: req.log, logUser: req.logUser)

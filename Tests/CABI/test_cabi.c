@@ -851,6 +851,13 @@ static void test_model_outlives_handle(void) {
     image_free(&in); image_free(&out);
 }
 
+/* Runs one test function and reports it on stderr (unbuffered, so slow valgrind runs show progress). */
+#define SECTION(call) do { \
+        int before_ = g_failures; \
+        call; \
+        fprintf(stderr, "test_cabi: %-48s %s\n", #call, g_failures == before_ ? "ok" : "FAILED"); \
+    } while (0)
+
 int main(int argc, char **argv) {
     int no_model = 0;
     for (int i = 1; i < argc; i++) {
@@ -860,11 +867,11 @@ int main(int argc, char **argv) {
     }
     if (g_valgrind) { g_w = 24; g_h = 16; }
 
-    test_versions_and_strings();
-    test_defaults();
-    test_model_load_errors();
-    test_null_handles();
-    test_thread_local_errors();
+    SECTION(test_versions_and_strings());
+    SECTION(test_defaults());
+    SECTION(test_model_load_errors());
+    SECTION(test_null_handles());
+    SECTION(test_thread_local_errors());
     printf("test_cabi: model-free tests: %d checks, %d failures\n", g_checks, g_failures);
 
     if (!no_model) {
@@ -876,17 +883,17 @@ int main(int argc, char **argv) {
             EXPECT_OK(diff_edit_ctx_create(model, &ctx), NULL);
             if (ctx) {
                 CHECK(diff_edit_last_error(ctx) != NULL && diff_edit_last_error(ctx)[0] == '\0');
-                test_image_errors(ctx);
-                test_video_errors(ctx);
-                test_image_success(ctx);
-                test_cancel_from_callback(ctx);
-                test_cancel_from_thread_and_busy(ctx);
-                test_two_contexts(model, ctx);
-                test_video_success(ctx);
+                SECTION(test_image_errors(ctx));
+                SECTION(test_video_errors(ctx));
+                SECTION(test_image_success(ctx));
+                SECTION(test_cancel_from_callback(ctx));
+                SECTION(test_cancel_from_thread_and_busy(ctx));
+                SECTION(test_two_contexts(model, ctx));
+                SECTION(test_video_success(ctx));
                 diff_edit_ctx_free(ctx);
             }
             diff_edit_model_free(model);
-            test_model_outlives_handle();
+            SECTION(test_model_outlives_handle());
         }
     } else {
         printf("test_cabi: --no-model: success-path tests not run\n");
