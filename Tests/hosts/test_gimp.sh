@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Tests/hosts/test_gimp.sh — runs the GIMP plug-in (examples/gimp) inside real GIMP 2.10, headless.
+#
+#   Tests/hosts/test_gimp.sh [PLUGIN_BINARY]
+#
+# Installs the plug-in into a throw-away GIMP profile (GIMP2_DIRECTORY=tmpdir, plug-ins/diffedit/diffedit)
+# and runs `gimp-console-2.10 -i -b '(script-fu ...)' -b '(gimp-quit 0)'` on the committed scene
+# (Tests/hosts/scene.png: a red circle on white, 64x64) with a rectangular selection (12,12 40x40).
+# Checks, through the PDB signature
+#   (plug-in-diffedit run-mode image drawable prompt source-prompt method strength guidance steps seed model-path):
+#   rgb      the returned new layer exists, is a layer, sits just above the source; the source is untouched;
+#            in the new layer pixels outside the selection are identical and some inside changed
+#   alpha    a layer with alpha (a transparent strip through the selection): alpha identical everywhere
+#   gray     a grayscale image: edited, written back as gray, outside unchanged
+#   nosel    no selection: the whole layer is edited
+#   errors   empty prompt, missing model path, broken model folder, unknown method, indexed image,
+#            a channel instead of a layer: a clear message from the plug-in, no crash, no new layer
+#   cancel   a cancel during the edit (test hook DIFFEDIT_GIMP_CANCEL_AT_STEP) leaves the image untouched
+#   recolour with the toy model (models/toy-instruct or models/toy-sd, once trained): "make the circle
+#            blue" turns the circle blue inside the selection, outside unchanged
+# Without PLUGIN_BINARY the plug-in is built here with cc + pkg-config (gimp-2.0, gimpui-2.0, diffedit;
+# PKG_CONFIG_PATH defaults to build/stage/lib/pkgconfig: run `make stage` first).
+#
+# Environment: GIMP (default gimp-console-2.10), DIFFEDIT_TEST_MODEL (model for the plumbing checks,
+# default Tests/Fixtures/sd1), DIFFEDIT_TOY_MODEL (model for the recolour check; default: the first of
+# models/toy-instruct, models/toy-sd, build/stage/share/diffedit/models/toy-*, that exists),
+# DIFFEDIT_REQUIRE_TOY_MODEL=1 (fail instead of skipping the recolour check without a toy model),
+# KEEP=1 (keep the temp folder). Exit status 0 = all checks passed.
+set -u
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+GIMP="${GIMP:-gimp-console-2.10}"
+MODEL="${DIFFEDIT_TEST_MODEL:-$ROOT/Tests/Fixtures/sd1}"
+SCENE="$ROOT/Tests/hosts/scene.png"
+CHECK="python3 $ROOT/Tests/hosts/pngcheck.py"
+T="$(mktemp -d /tmp/diffedit-gimp.XXXXXX)"
+FAILS=0
+T0=$(date +%s)
+
+cleanup() { if [ "${KEEP:-0}" != 1 ]; then rm -rf "$T"; else echo "kept $T"; fi; }
+trap cleanup EXIT
+
+pass() { echo "PASS gimp: $*"; }
+failc() { echo "FAIL gimp: $*"; FAILS=$((FAILS + 1)); }
+
+command -v "$GIMP" >/dev/null 2>&1 || { echo "FAIL gimp: $GIMP not found (apt-get install -y gimp)"; exit 1; }
+[ -f "$SCENE" ] || { echo "FAIL gimp: $SCENE missing (python3 Tests/hosts/make_scene.py)"; exit 1; }
+
+# ---- the plug-in ----------------------------------------------------------------------------------
+PLUGIN="${1:-}"
+if [ -z "$PLUGIN" ]; then
+  export PKG_CONFIG_PATH="${PKG_CONFIG_PATH:-$ROOT/build/stage/lib/pkgconfig}"
+  libdir="$(pkg-config --variable=libdir diffedit)" || { echo "FAIL gimp: pkg-config finds no diffedit (make stage)"; exit 1; }
+  PLUGIN="$T/build/diffedit"
+  mkdir -p "$T/build"
+  cc -std=gnu99 -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations \
+     $(pkg-config --cflags gimpui-2.0 gimp-2.0 diffedit) "$ROOT/examples/gimp/diffedit_gimp.c" -o "$PLUGIN" \
+     $(pkg-config --libs gimpui-2.0 gimp-2.0 diffedit) -Wl,-rpath,"$libdir" \
+     || { echo "FAIL gimp: the plug-in does not build"; exit 1; }
+fi
+[ -x "$PLUGIN" ] || { echo "FAIL gimp: plug-in $PLUGIN is not an executable"; exit 1; }
+
+PROFILE="$T/profile"
+mkdir -p "$PROFILE/plug-ins/diffedit" "$PROFILE"/{brushes,gradients,patterns,palettes,fonts,dynamics,tool-presets}
+cp "$PLUGIN" "$PROFILE/plug-ins/diffedit/diffedit"
+mkdir -p "$T/badmodel"
+echo '{ this is not json' > "$T/badmodel/model_index.json"
+
+# ---- Script-Fu ------------------------------------------------------------------------------------
+# Each -b runs in a fresh Script-Fu interpreter, so every command starts with these definitions.
+LIB="(define (load-scene) (car (gimp-file-load RUN-NONINTERACTIVE \"$SCENE\" \"$SCENE\")))
+(define (sel img) (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 12 12 40 40))
+(define (save img d path) (file-png-save2 RUN-NONINTERACTIVE img d path path 0 9 0 0 0 0 0 0 1))
+(define (edit img d prompt source method strength guidance steps seed model)
+  (car (plug-in-diffedit RUN-NONINTERACTIVE img d prompt source method strength guidance steps seed model)))
+(define (n->s n) (number->string n))
+(define (report tag img new src)
+  (gimp-message (string-append \"RESULT \" tag \" layers=\" (n->s (car (gimp-image-get-layers img)))
+    \" newpos=\" (n->s (car (gimp-image-get-item-position img new)))
+    \" srcpos=\" (n->s (car (gimp-image-get-item-position img src)))
+    \" islayer=\" (n->s (car (gimp-item-is-layer new)))
+    \" name=\" (car (gimp-item-get-name new)))))
+(define (count-layers tag img) (gimp-message (string-append \"RESULT \" tag \" layers=\" (n->s (car (gimp-image-get-layers img))))))"
+
+B=()   # the -b arguments
+case_() { B+=(-b "(gimp-message \"CASE $1\")"); }
+cmd() { B+=(-b "(begin $LIB $1)"); }
+
+# Plumbing with the fixture model (random weights: an edit is noise, but it is an edit).
+case_ rgb
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (save img src \"$T/rgb_before.png\") (sel img)
+  (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\")))
+    (report \"rgb\" img new src) (save img new \"$T/rgb_new.png\") (save img src \"$T/rgb_src.png\") (gimp-image-delete img)))"
+case_ alpha
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (gimp-layer-add-alpha src)
+  (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 0 20 64 8) (gimp-edit-clear src)
+  (save img src \"$T/alpha_src.png\") (sel img)
+  (let ((new (edit img src \"a green circle\" \"\" \"auto\" 0.5 0.0 4 2 \"$MODEL\")))
+    (report \"alpha\" img new src) (save img new \"$T/alpha_new.png\") (gimp-image-delete img)))"
+case_ gray
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (gimp-image-convert-grayscale img) (save img src \"$T/gray_src.png\") (sel img)
+  (let ((new (edit img src \"a white circle\" \"\" \"sdedit\" 0.8 5.0 4 3 \"$MODEL\")))
+    (report \"gray\" img new src) (save img new \"$T/gray_new.png\") (gimp-image-delete img)))"
+case_ nosel
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (gimp-selection-none img)
+  (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 4 4 \"$MODEL\")))
+    (report \"nosel\" img new src) (save img new \"$T/nosel_new.png\") (gimp-image-delete img)))"
+
+# Errors: each must end in the plug-in's message, never a crash, and leave no new layer.
+err_case() { # name, scheme expression evaluated with img and src bound (after the selection)
+  case_ "$1"
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+    (catch #f $2) (count-layers \"$1\" img))"
+  # the same call outside catch, so that the batch prints the error message
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img) $2)"
+}
+err_case empty   "(edit img src \"\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\")"
+err_case blank   "(edit img src \"   \" \"\" \"auto\" 0.0 0.0 4 1 \"$MODEL\")"
+err_case nomodel "(edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$T/no/such/model\")"
+err_case badmodel "(edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$T/badmodel\")"
+err_case method  "(edit img src \"a blue circle\" \"\" \"magic\" 0.0 0.0 4 1 \"$MODEL\")"
+err_case p2p     "(edit img src \"a blue circle\" \"\" \"p2p\" 0.0 0.0 4 1 \"$MODEL\")"
+err_case steps   "(edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 5000 1 \"$MODEL\")"
+err_case indexed "(begin (gimp-image-convert-indexed img CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 16 FALSE FALSE \"\")
+                   (edit img (car (gimp-image-get-active-layer img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))"
+err_case channel "(edit img (car (gimp-image-get-selection img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\")"
+
+# Recolour with the toy model, when there is one.
+TOY="${DIFFEDIT_TOY_MODEL:-}"
+if [ -z "$TOY" ]; then
+  for d in "$ROOT/models/toy-instruct" "$ROOT/models/toy-sd" "$ROOT/build/stage/share/diffedit/models/toy-instruct" \
+           "$ROOT/build/stage/share/diffedit/models/toy-sd"; do
+    if [ -f "$d/model_index.json" ]; then TOY="$d"; break; fi
+  done
+fi
+if [ -n "$TOY" ]; then
+  if grep -q '"in_channels": *8' "$TOY/unet/config.json" 2>/dev/null; then
+    TOY_ARGS="\"make the circle blue\" \"\" \"instruct\" 0.0 0.0 0 7"
+  else
+    TOY_ARGS="\"a blue circle on a white background\" \"a red circle on a white background\" \"sdedit\" 0.75 0.0 0 7"
+  fi
+  case_ recolour
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+    (let ((new (edit img src $TOY_ARGS \"$TOY\")))
+      (report \"recolour\" img new src) (save img new \"$T/recolour_new.png\") (gimp-image-delete img)))"
+fi
+case_ end
+
+# ---- run GIMP -------------------------------------------------------------------------------------
+run_gimp() { # log file, then the -b arguments
+  local log="$1"; shift
+  (cd "$T" && GIMP2_DIRECTORY="$PROFILE" timeout 900 "$GIMP" -i -d -f "$@" -b '(gimp-quit 0)') >"$log" 2>&1
+  echo "gimp-console exit status $?" >>"$log"
+}
+t1=$(date +%s)
+run_gimp "$T/gimp.log" "${B[@]}"
+t2=$(date +%s)
+# Cancel: a separate run, because the test hook is an environment variable of the plug-in process.
+CB=(-b "(gimp-message \"CASE cancel\")"
+    -b "(begin $LIB (let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+          (catch #f (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 6 1 \"$MODEL\"))
+          (count-layers \"cancel\" img)))" -b "(gimp-message \"CASE end\")")
+DIFFEDIT_GIMP_CANCEL_AT_STEP=2 run_gimp "$T/cancel.log" "${CB[@]}"
+t3=$(date +%s)
+cat "$T/cancel.log" >>"$T/gimp.log"
+
+segment() { sed -n "/CASE $1\$/,/CASE /p" "$T/gimp.log"; }
+result() { segment "$1" | grep -o "RESULT $1 .*" | head -n 1; }
+
+if grep -qiE 'crashed|segmentation|core dumped|wire_read|EEEEeEeek!.*plug' "$T/gimp.log"; then
+  failc "a crash was reported:"; grep -iE 'crashed|segmentation|core dumped|wire_read' "$T/gimp.log" | head
+fi
+
+check_new_layer() { # case
+  local r; r="$(result "$1")"
+  case "$r" in
+    *"layers=2 newpos=0 srcpos=1 islayer=1 name="*"(diffusion edit)"*) pass "$1: new layer above the source ($r)";;
+    *) failc "$1: expected a new layer just above the source, got '${r:-no result}'"; segment "$1" | tail -n 8;;
+  esac
+}
+pngc() { # case, pngcheck args...
+  local c="$1"; shift
+  local out; out="$($CHECK "$@" 2>&1)"; local st=$?
+  if [ $st -eq 0 ]; then pass "$c: $out"; else failc "$c: $out"; fi
+}
+
+check_new_layer rgb
+[ -f "$T/rgb_new.png" ] && pngc rgb edit "$T/rgb_src.png" "$T/rgb_new.png" 12 12 40 40
+[ -f "$T/rgb_src.png" ] && pngc rgb-source-untouched same "$T/rgb_before.png" "$T/rgb_src.png"
+check_new_layer alpha
+[ -f "$T/alpha_new.png" ] && pngc alpha edit "$T/alpha_src.png" "$T/alpha_new.png" 12 12 40 40
+check_new_layer gray
+if [ -f "$T/gray_new.png" ]; then
+  pngc gray edit "$T/gray_src.png" "$T/gray_new.png" 12 12 40 40
+  ch="$($CHECK info "$T/gray_new.png" | awk '{print $3}')"
+  if [ "$ch" = 1 ]; then pass "gray: the new layer is gray"; else failc "gray: the new layer has $ch channels"; fi
+fi
+check_new_layer nosel
+[ -f "$T/nosel_new.png" ] && pngc nosel changed "$SCENE" "$T/nosel_new.png" 0.5
+
+expect_error() { # case, expected substring of the message
+  local seg; seg="$(segment "$1")"
+  local r; r="$(result "$1")"
+  if ! printf '%s\n' "$seg" | grep -q "plug-in-diffedit failed[^:]*: .*$2"; then
+    failc "$1: no message containing '$2'"; printf '%s\n' "$seg" | tail -n 6
+  elif [ "$r" != "RESULT $1 layers=1" ]; then
+    failc "$1: expected the image untouched (layers=1), got '${r:-no result}'"
+  else
+    pass "$1: $(printf '%s\n' "$seg" | grep -o "plug-in-diffedit failed[^:]*: .*" | head -n 1 | cut -c1-160)"
+  fi
+}
+expect_error empty "the prompt is empty"
+expect_error blank "the prompt is empty"
+expect_error nomodel "does not exist"
+expect_error badmodel "Could not load the model.*model_index.json"
+expect_error method "unknown method \"magic\""
+expect_error p2p "source_prompt"
+expect_error steps "steps (5000)"
+expect_error indexed "indexed"
+expect_error channel "works on a layer"
+
+r="$(result cancel)"
+if [ "$r" = "RESULT cancel layers=1" ]; then pass "cancel: the image is untouched after a cancel"
+else failc "cancel: expected layers=1 after a cancel, got '${r:-no result}'"; tail -n 8 "$T/cancel.log"; fi
+
+if [ -n "$TOY" ]; then
+  check_new_layer recolour
+  if [ -f "$T/recolour_new.png" ]; then
+    pngc recolour-outside edit "$SCENE" "$T/recolour_new.png" 12 12 40 40
+    pngc recolour recolour "$SCENE" "$T/recolour_new.png" 32 32 12 blue
+  fi
+elif [ "${DIFFEDIT_REQUIRE_TOY_MODEL:-0}" = 1 ]; then
+  failc "recolour: no toy model found (models/toy-instruct, models/toy-sd) and DIFFEDIT_REQUIRE_TOY_MODEL=1"
+else
+  echo "SKIP gimp: recolour: no toy model yet (models/toy-instruct or models/toy-sd)"
+fi
+
+t4=$(date +%s)
+echo "gimp timings: main run $((t2 - t1)) s, cancel run $((t3 - t2)) s, total $((t4 - T0)) s"
+if [ "$FAILS" -ne 0 ]; then
+  echo "test_gimp: $FAILS check(s) failed; the GIMP log:"; sed -e 's/^/  | /' "$T/gimp.log" | tail -n 60
+  exit 1
+fi
+echo "test_gimp: all checks passed"
