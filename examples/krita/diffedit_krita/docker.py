@@ -1,0 +1,119 @@
+"""The Diffusion Edit docker: prompt, method, strength (+ source prompt, steps, seed, model path under
+"More"), Edit / Cancel, a progress bar. Errors appear in a QMessageBox."""
+from krita import DockWidget, Krita
+from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
+                             QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from .editing import METHODS, EditController, EditSettings
+
+DOCKER_ID = "diffedit_docker"
+
+
+class DiffEditDocker(DockWidget):
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle("Diffusion Edit")
+        root = QWidget(self)
+        lay = QVBoxLayout(root)
+        form = QFormLayout()
+        self.prompt = QLineEdit()
+        self.prompt.setPlaceholderText("e.g. a blue circle — or, for instruct: make the circle blue")
+        self.prompt.returnPressed.connect(self.edit)
+        form.addRow("Prompt", self.prompt)
+        self.method = QComboBox()
+        self.method.addItems(METHODS)
+        self.method.setToolTip("auto: instruct for an instruct model, p2p with a source prompt, else sdedit")
+        form.addRow("Method", self.method)
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.strength.setSpecialValueText("default")
+        self.strength.setToolTip("SDEdit noise level; 0 = the method's default")
+        form.addRow("Strength", self.strength)
+        lay.addLayout(form)
+
+        more = QGroupBox("More")
+        more.setCheckable(True)
+        more.setChecked(False)
+        mform = QFormLayout(more)
+        self.source = QLineEdit()
+        self.source.setPlaceholderText("what the layer shows now (ddim, p2p)")
+        mform.addRow("Source prompt", self.source)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 100.0)
+        self.guidance.setSpecialValueText("default")
+        mform.addRow("Guidance", self.guidance)
+        self.steps = QSpinBox()
+        self.steps.setRange(0, 1000)
+        self.steps.setSpecialValueText("default")
+        mform.addRow("Steps", self.steps)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        mform.addRow("Seed", self.seed)
+        self.model = QLineEdit()
+        self.model.setPlaceholderText("empty = the embedded default model")
+        mform.addRow("Model", self.model)
+        lay.addWidget(more)
+
+        buttons = QHBoxLayout()
+        self.edit_button = QPushButton("Edit")
+        self.edit_button.clicked.connect(self.edit)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.edit_button)
+        buttons.addWidget(self.cancel_button)
+        lay.addLayout(buttons)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        lay.addWidget(self.bar)
+        lay.addStretch(1)
+        self.setWidget(root)
+
+        self.controller = EditController(self)
+        self.controller.progress.connect(self._progress)
+        self.controller.finished.connect(self._finished)
+        self.controller.failed.connect(self._failed)
+        self.cancel_button.clicked.connect(self.controller.cancel)
+
+    def canvasChanged(self, canvas):  # required by DockWidget
+        pass
+
+    def settings(self):
+        return EditSettings(prompt=self.prompt.text(), method=self.method.currentText(),
+                            strength=self.strength.value(), source_prompt=self.source.text(),
+                            guidance=self.guidance.value(), steps=self.steps.value(), seed=self.seed.value(),
+                            model_path=self.model.text().strip())
+
+    def edit(self):
+        """The docker's edit action: the active document's active layer, within the selection."""
+        doc = Krita.instance().activeDocument()
+        node = doc.activeNode() if doc is not None else None
+        if self.controller.start(doc, node, self.settings()):
+            self._running(True)
+
+    def _running(self, on):
+        self.edit_button.setEnabled(not on)
+        self.cancel_button.setEnabled(on)
+        self.bar.setRange(0, 0 if on else 1)  # busy until the first step is reported
+        if not on:
+            self.bar.setValue(0)
+
+    def _progress(self, step, steps):
+        self.bar.setRange(0, max(1, steps))
+        self.bar.setValue(step)
+
+    def _finished(self, node):
+        self._running(False)
+        doc = Krita.instance().activeDocument()
+        if doc is not None:
+            try:
+                doc.setActiveNode(node)
+            except Exception:
+                pass
+
+    def _failed(self, message):
+        self._running(False)
+        if message.endswith("was cancelled."):
+            return
+        QMessageBox.warning(self, "Diffusion Edit", message)
