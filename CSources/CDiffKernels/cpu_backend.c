@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__F16C__)
 #include <immintrin.h>
@@ -18,6 +19,48 @@ de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) {
     vsnprintf(c->err, sizeof c->err, fmt, ap);
     va_end(ap);
     return st;
+}
+
+/* ---- op profiling (DIFFEDIT_KERNEL_PROFILE) ---- */
+
+int de_prof_enabled = 0;
+static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { const char *name; double seconds; long calls; } prof_tab[32];
+static int prof_n = 0;
+
+double de_prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void de_prof_add(const char *name, double seconds) {
+    pthread_mutex_lock(&prof_mu);
+    int i = 0;
+    while (i < prof_n && strcmp(prof_tab[i].name, name) != 0) i++;
+    if (i == prof_n && prof_n < 32) { prof_tab[i].name = name; prof_tab[i].seconds = 0; prof_tab[i].calls = 0; prof_n++; }
+    if (i < 32) { prof_tab[i].seconds += seconds; prof_tab[i].calls++; }
+    pthread_mutex_unlock(&prof_mu);
+}
+
+static void prof_report(void) {
+    double total = 0;
+    for (int i = 0; i < prof_n; i++) total += prof_tab[i].seconds;
+    fprintf(stderr, "diffedit kernel profile (cpu backend): %.3f s in ops\n", total);
+    for (int i = 0; i < prof_n; i++)
+        fprintf(stderr, "  %-18s %9.3f s  %5.1f%%  %8ld calls\n", prof_tab[i].name, prof_tab[i].seconds,
+                total > 0 ? 100.0 * prof_tab[i].seconds / total : 0.0, prof_tab[i].calls);
+}
+
+static void prof_init_once(void) {
+    static int done = 0;
+    if (done) return;
+    done = 1;
+    const char *e = getenv("DIFFEDIT_KERNEL_PROFILE");
+    if (e && *e && strcmp(e, "0") != 0) {
+        de_prof_enabled = 1;
+        atexit(prof_report);
+    }
 }
 
 static const char *cpu_name(de_backend *be) { (void)be; return "cpu"; }
@@ -72,6 +115,9 @@ de_backend *de_backend_cpu_init(int n_threads) {
         n_threads = n > 0 ? (int)n : 1;
     }
     if (n_threads > DE_MAX_THREADS) n_threads = DE_MAX_THREADS;
+    pthread_mutex_lock(&prof_mu);
+    prof_init_once();
+    pthread_mutex_unlock(&prof_mu);
     de_backend *be = calloc(1, sizeof *be);
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!be || !c) { free(be); free(c); return NULL; }

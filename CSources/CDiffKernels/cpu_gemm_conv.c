@@ -1,9 +1,11 @@
 /* cpu_gemm_conv.c — strided batched GEMM (OpenBLAS) and conv2d for the CPU provider.
  *
  * conv2d paths (all NCHW, f32):
- *  - 1x1, stride 1, no padding: per image y[c_out, hw] = W[c_out, c_in] @ x[c_in, hw] (one sgemm).
- *  - anything else: im2col over a block of output rows (buffer bounded by COL_BUDGET floats)
- *    + sgemm into the output rows of that block.
+ *  - 3x3 stride 1, n*oh*ow >= 512: Winograd F(2x2, 3x3) (cpu_winograd.c).
+ *  - 1x1, stride 1, no padding, planes >= 1024 pixels: per image y[c_out, hw] = W @ x[c_in, hw].
+ *  - anything else: im2col over a block of output rows numbered across the batch (buffer
+ *    bounded by COL_BUDGET floats) + sgemm into y (or into a buffer, then scattered, when the
+ *    block spans images).
  * Bias and residual are written into y first and the sgemm accumulates (beta = 1).
  * Everything runs on our pool; OpenBLAS is single-threaded and each sgemm is split over
  * the pool by cpu_sgemm (no oversubscription, no OpenBLAS spin-waiting threads).
@@ -153,19 +155,19 @@ static void prefill_rows(void *va, int64_t b, int64_t e, int tid) {
 }
 
 typedef struct {
-    const float *x;       /* [c_in, h, w] of one image */
+    const float *x;       /* [n, c_in, h, w] all images */
     float *col;           /* [c_in*kh*kw, rows*ow] */
-    int32_t c_in, h, w, kh, kw, sh, sw, pt, pl, ow;
-    int32_t oy0, rows;
+    int32_t c_in, h, w, kh, kw, sh, sw, pt, pl, oh, ow;
+    int64_t R0;           /* first global output row (image R / oh, row R % oh) */
+    int32_t rows;
 } im2col_job;
 
 /* one task = one input channel (kh*kw rows of the column matrix) */
 static void im2col_rows(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
     im2col_job *j = va;
-    const int64_t cols = (int64_t)j->rows * j->ow;
+    const int64_t cols = (int64_t)j->rows * j->ow, hw = (int64_t)j->h * j->w;
     for (int64_t ci = b; ci < e; ci++) {
-        const float *xc = j->x + ci * (int64_t)j->h * j->w;
         for (int32_t ky = 0; ky < j->kh; ky++) {
             for (int32_t kx = 0; kx < j->kw; kx++) {
                 float *dst = j->col + ((ci * j->kh + ky) * j->kw + kx) * cols;
@@ -174,13 +176,15 @@ static void im2col_rows(void *va, int64_t b, int64_t e, int tid) {
                 while (ox_lo < j->ow && ox_lo * j->sw - j->pl + kx < 0) ox_lo++;
                 while (ox_hi > ox_lo && (ox_hi - 1) * j->sw - j->pl + kx >= j->w) ox_hi--;
                 for (int32_t r = 0; r < j->rows; r++) {
-                    int32_t iy = (j->oy0 + r) * j->sh - j->pt + ky;
+                    const int64_t R = j->R0 + r, img = R / j->oh;
+                    const int32_t oy = (int32_t)(R % j->oh);
+                    const int32_t iy = oy * j->sh - j->pt + ky;
                     float *d = dst + (int64_t)r * j->ow;
                     if (iy < 0 || iy >= j->h) {
                         memset(d, 0, sizeof(float) * (size_t)j->ow);
                         continue;
                     }
-                    const float *src = xc + (int64_t)iy * j->w;
+                    const float *src = j->x + (img * j->c_in + ci) * hw + (int64_t)iy * j->w;
                     for (int32_t ox = 0; ox < ox_lo; ox++) d[ox] = 0;
                     if (j->sw == 1) {
                         int32_t off = -j->pl + kx;
@@ -191,6 +195,30 @@ static void im2col_rows(void *va, int64_t b, int64_t e, int tid) {
                     for (int32_t ox = ox_hi; ox < j->ow; ox++) d[ox] = 0;
                 }
             }
+        }
+    }
+}
+
+/* y[img, co, oy, :] = ybuf[co, rr * ow ..] + bias[co] (+ residual) for the rows of a block that spans images */
+typedef struct {
+    const float *ybuf; float *y; const float *res; const float *bias;
+    int64_t R0, cols;
+    int32_t rows, oh, ow, c_out;
+} scatter_job;
+
+static void scatter_rows(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    scatter_job *j = va;
+    const int64_t ohw = (int64_t)j->oh * j->ow;
+    for (int64_t co = b; co < e; co++) {
+        const float bv = j->bias ? j->bias[co] : 0.0f;
+        for (int32_t rr = 0; rr < j->rows; rr++) {
+            const int64_t R = j->R0 + rr, img = R / j->oh, oy = R % j->oh;
+            const int64_t off = (img * j->c_out + co) * ohw + oy * j->ow;
+            const float *src = j->ybuf + co * j->cols + (int64_t)rr * j->ow;
+            float *dst = j->y + off;
+            if (j->res) { const float *r = j->res + off; for (int32_t x = 0; x < j->ow; x++) dst[x] = src[x] + bv + r[x]; }
+            else for (int32_t x = 0; x < j->ow; x++) dst[x] = src[x] + bv;
         }
     }
 }
@@ -223,38 +251,59 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
         /* 3x3 stride 1 with enough pixels to amortise the weight transform: Winograd F(2x2, 3x3) */
         if (op->kh == 3 && op->kw == 3 && op->stride_h == 1 && op->stride_w == 1 && (int64_t)op->n * ohw >= 512 &&
             !getenv("DIFFEDIT_NO_WINOGRAD")) {
+            CPU_PROFILE_AS("conv2d.winograd");
             st__ = cpu_conv2d_winograd(ctx, op, oh, ow);
             goto out__;
         }
-        for (int32_t ni = 0; ni < op->n; ni++) {
-            const float *x = X + (int64_t)ni * op->c_in * hw;     /* [c_in, h, w] */
-            float *y = Y + (int64_t)ni * op->c_out * ohw;          /* [c_out, oh, ow] */
-            const float *res = op->residual ? op->residual + (int64_t)ni * op->c_out * ohw : NULL;
-            if (direct) {
+        CPU_PROFILE_AS(direct ? "conv2d.1x1" : "conv2d.im2col");
+        if (direct && ohw >= 1024) {
+            /* large planes: per image y[c_out, hw] = W[c_out, c_in] @ x[c_in, hw], x used in place */
+            for (int32_t ni = 0; ni < op->n; ni++) {
+                const float *x = X + (int64_t)ni * op->c_in * hw;     /* [c_in, h, w] */
+                float *y = Y + (int64_t)ni * op->c_out * ohw;          /* [c_out, oh, ow] */
+                const float *res = op->residual ? op->residual + (int64_t)ni * op->c_out * ohw : NULL;
                 if (beta != 0.0f) {
                     prefill_job pj = { y, res, op->bias, ohw, ohw };
                     de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
                 }
                 cpu_sgemm(ctx, 0, 0, op->c_out, ohw, op->c_in, 1.0f, W, op->c_in, x, hw, beta, y, ohw, NULL);
-                continue;
             }
-            int64_t rows = COL_BUDGET / (K * ow);
-            if (rows < 1) rows = 1;
-            if (rows > oh) rows = oh;
-            float *col = de_scratch_get(&ctx->shared, (size_t)(K * rows * ow));
-            if (!col) { st__ = cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the im2col buffer (%lld floats)", (long long)(K * rows * ow)); goto out__; }
-            for (int32_t oy0 = 0; oy0 < oh; oy0 += (int32_t)rows) {
-                int32_t r = oh - oy0 < rows ? oh - oy0 : (int32_t)rows;
-                int64_t cols = (int64_t)r * ow;
-                im2col_job ij = { x, col, op->c_in, op->h, op->w, op->kh, op->kw, op->stride_h, op->stride_w,
-                                  op->pad_t, op->pad_l, ow, oy0, r };
-                de_pool_for(&ctx->pool, op->c_in, 0, im2col_rows, &ij);
-                float *yb = y + (int64_t)oy0 * ow;
+            goto out__;
+        }
+        /* im2col over blocks of output rows numbered across the whole batch ([n * oh] rows), so
+         * that small planes (8x8, 16x16) get one wide GEMM and the weights are read once */
+        const int64_t NR = (int64_t)op->n * oh;
+        int64_t rows = COL_BUDGET / (K * ow);
+        const char *force = getenv("DIFFEDIT_IM2COL_ROWS");  /* testing: force small row blocks */
+        if (force && atoi(force) > 0) rows = atoi(force);
+        if (rows < 1) rows = 1;
+        if (rows > NR) rows = NR;
+        float *col = de_scratch_get(&ctx->shared, (size_t)(K * rows * ow));
+        float *ybuf = de_scratch_get(&ctx->shared2, (size_t)((int64_t)op->c_out * rows * ow));
+        if (!col || !ybuf) {
+            st__ = cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the im2col buffers (%lld floats)",
+                            (long long)((K + op->c_out) * rows * ow));
+            goto out__;
+        }
+        for (int64_t R0 = 0; R0 < NR; R0 += rows) {
+            const int32_t r = (int32_t)(NR - R0 < rows ? NR - R0 : rows);
+            const int64_t cols = (int64_t)r * ow;
+            im2col_job ij = { X, col, op->c_in, op->h, op->w, op->kh, op->kw, op->stride_h, op->stride_w,
+                              op->pad_t, op->pad_l, oh, ow, R0, r };
+            de_pool_for(&ctx->pool, op->c_in, 0, im2col_rows, &ij);
+            const int64_t img0 = R0 / oh, img1 = (R0 + r - 1) / oh;
+            if (img0 == img1) {   /* block inside one image: GEMM straight into y */
+                const int64_t off = img0 * op->c_out * ohw + (R0 % oh) * ow;
+                float *yb = Y + off;
                 if (beta != 0.0f) {
-                    prefill_job pj = { yb, res ? res + (int64_t)oy0 * ow : NULL, op->bias, cols, ohw };
+                    prefill_job pj = { yb, op->residual ? op->residual + off : NULL, op->bias, cols, ohw };
                     de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
                 }
                 cpu_sgemm(ctx, 0, 0, op->c_out, cols, K, 1.0f, W, K, col, cols, beta, yb, ohw, NULL);
+            } else {              /* block spans images: GEMM into ybuf, then scatter (+ bias, residual) */
+                cpu_sgemm(ctx, 0, 0, op->c_out, cols, K, 1.0f, W, K, col, cols, 0.0f, ybuf, cols, NULL);
+                scatter_job sj = { ybuf, Y, op->residual, op->bias, R0, cols, r, oh, ow, op->c_out };
+                de_pool_for(&ctx->pool, op->c_out, 0, scatter_rows, &sj);
             }
         }
     }

@@ -63,6 +63,12 @@ typedef struct cpu_ctx {
 /* Ensures s holds at least n floats (64-byte aligned). Returns NULL on OOM. */
 float *de_scratch_get(de_scratch *s, size_t n);
 
+/* Op profiling: DIFFEDIT_KERNEL_PROFILE=1 in the environment (read at the first backend init)
+ * sums wall time per op kind over the whole process and prints a table to stderr at exit. */
+extern int de_prof_enabled;
+double de_prof_now(void);
+void de_prof_add(const char *name, double seconds);
+
 /* Sets the error message and returns status. */
 de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -106,11 +112,17 @@ static inline const char *de_dtype_name(de_dtype t) {
         return cpu_fail(ctx, DE_ERR_UNSUPPORTED, name ": dtype %s is not supported by the cpu backend (f32 only)", \
                         de_dtype_name(op->dtype));                                        \
     pthread_mutex_lock(&ctx->op_lock);                                                    \
+    const char *prof_name__ = name;                                                       \
+    const double prof_t0__ = de_prof_enabled ? de_prof_now() : 0.0;                       \
     de_status st__ = DE_OK;
 
 #define CPU_END()                                                                         \
+    if (de_prof_enabled) de_prof_add(prof_name__, de_prof_now() - prof_t0__);             \
     pthread_mutex_unlock(&ctx->op_lock);                                                  \
     return st__;
+
+/* Set the profile bucket of the current op (e.g. "conv2d.winograd"); a string literal. */
+#define CPU_PROFILE_AS(label) (prof_name__ = (label))
 
 /* Validation helpers: set st__ and jump to out__ on failure (lock is held). */
 #define CPU_CHECK(cond, name, ...)                                                        \

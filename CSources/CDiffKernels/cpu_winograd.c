@@ -7,6 +7,8 @@
  *   V[16][c_in][TB]     transformed input tiles
  *   M[16][c_out][TB]    = U[e] @ V[e]   (16 single-threaded sgemms spread over our pool)
  * then the output transform adds bias and residual and writes y.
+ * Tiles are numbered over the whole batch, so one block of TB tiles may span images and the
+ * weights are streamed once per block, not once per image (matters at 8x8 .. 16x16).
  * Scratch is bounded: TB is chosen so that V + M stay under WINO_BUDGET floats.
  */
 #include "cpu_internal.h"
@@ -19,10 +21,8 @@
 typedef struct {
     const de_conv2d_op *op;
     int32_t oh, ow, th, tw;
-    int64_t t0, nt;            /* tile block [t0, t0 + nt) of the current image */
-    const float *x;            /* [c_in, h, w] current image */
-    float *y;                  /* [c_out, oh, ow] */
-    const float *res;          /* [c_out, oh, ow] or NULL */
+    int64_t T;                 /* tiles per image; tile t of the batch = image t / T, tile t % T */
+    int64_t t0, nt;            /* tile block [t0, t0 + nt) over the whole batch (may span images) */
     float *U, *V, *M;
 } wino_job;
 
@@ -72,13 +72,15 @@ static void wino_input(void *va, int64_t b, int64_t e, int tid) {
     const de_conv2d_op *op = j->op;
     const int32_t H = op->h, W = op->w;
     const int64_t nt = j->nt, plane = (int64_t)op->c_in * nt;
+    const int64_t hw = (int64_t)H * W;
     for (int64_t ci = b; ci < e; ci++) {
-        const float *xc = j->x + ci * (int64_t)H * W;
         float *v = j->V + ci * nt;
         int64_t t = j->t0;
         const int64_t tend = j->t0 + nt;
         while (t < tend) {
-            const int32_t ty = (int32_t)(t / j->tw), tx0 = (int32_t)(t % j->tw);
+            const int64_t img = t / j->T, tl = t % j->T;
+            const float *xc = (const float *)op->x + (img * op->c_in + ci) * hw;
+            const int32_t ty = (int32_t)(tl / j->tw), tx0 = (int32_t)(tl % j->tw);
             int32_t tx1 = j->tw;
             if (tend - t < tx1 - tx0) tx1 = tx0 + (int32_t)(tend - t);
             const int32_t iy0 = 2 * ty - op->pad_t;
@@ -163,10 +165,11 @@ static void wino_output(void *va, int64_t b, int64_t e, int tid) {
     for (int64_t co = b; co < e; co++) {
         const float bias = j->op->bias ? j->op->bias[co] : 0.0f;
         const float *mm = j->M + co * nt;
-        float *yc = j->y + co * ohw;
-        const float *rc = j->res ? j->res + co * ohw : NULL;
         for (int64_t t = j->t0; t < j->t0 + nt; t++) {
-            const int32_t ty = (int32_t)(t / j->tw), tx = (int32_t)(t % j->tw);
+            const int64_t img = t / j->T, tl = t % j->T;
+            float *yc = (float *)j->op->y + (img * j->op->c_out + co) * ohw;
+            const float *rc = j->op->residual ? j->op->residual + (img * j->op->c_out + co) * ohw : NULL;
+            const int32_t ty = (int32_t)(tl / j->tw), tx = (int32_t)(tl % j->tw);
             const float *m = mm + (t - j->t0);
             float s0[4], s1[4];
             for (int c = 0; c < 4; c++) {
@@ -198,27 +201,22 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
     if (TB < 64) TB = 64;
     const char *force = getenv("DIFFEDIT_WINOGRAD_TILES"); /* testing: force small tile blocks */
     if (force && atoi(force) > 0) TB = atoi(force);
-    if (TB > T) TB = T;
+    const int64_t NT = (int64_t)op->n * T;   /* tiles of the whole batch: one GEMM block may span images */
+    if (TB > NT) TB = NT;
     float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
     float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + op->c_out)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
                                    (long long)(usz + 16 * TB * ((int64_t)op->c_in + op->c_out)));
-    wino_job j = { op, oh, ow, th, tw, 0, 0, NULL, NULL, NULL, U, VM, NULL };
+    wino_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL };
     de_pool_for(&ctx->pool, op->c_out, 0, wino_weights, &j);
-    const int64_t hw = (int64_t)op->h * op->w, ohw = (int64_t)oh * ow;
-    for (int32_t n = 0; n < op->n; n++) {
-        j.x = (const float *)op->x + n * (int64_t)op->c_in * hw;
-        j.y = (float *)op->y + n * (int64_t)op->c_out * ohw;
-        j.res = op->residual ? op->residual + n * (int64_t)op->c_out * ohw : NULL;
-        for (int64_t t0 = 0; t0 < T; t0 += TB) {
-            j.t0 = t0;
-            j.nt = T - t0 < TB ? T - t0 : TB;
-            j.V = VM;
-            j.M = VM + 16 * j.nt * op->c_in;
-            de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
-            de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
-            de_pool_for(&ctx->pool, op->c_out, 0, wino_output, &j);
-        }
+    for (int64_t t0 = 0; t0 < NT; t0 += TB) {
+        j.t0 = t0;
+        j.nt = NT - t0 < TB ? NT - t0 : TB;
+        j.V = VM;
+        j.M = VM + 16 * j.nt * op->c_in;
+        de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
+        de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
+        de_pool_for(&ctx->pool, op->c_out, 0, wino_output, &j);
     }
     return DE_OK;
 }

@@ -165,6 +165,17 @@ final class KernelOpTests: XCTestCase {
                       bias: true, residual: true, seed: 31, "conv 1x3 asymmetric padding")
     }
 
+    func testConvRowBlocksSpanningImages() throws {
+        // Blocks of 2 output rows over a batch of 3 images with 5 rows each: some blocks go straight
+        // into y, others span two images and are scattered.
+        setenv("DIFFEDIT_IM2COL_ROWS", "2", 1)
+        defer { unsetenv("DIFFEDIT_IM2COL_ROWS") }
+        try checkConv(n: 3, c: 4, h: 10, w: 9, co: 6, kh: 3, kw: 3, stride: 2, pad: (1, 1, 0, 0),
+                      bias: true, residual: true, seed: 35, "conv 3x3 stride 2, row blocks spanning images")
+        try checkConv(n: 3, c: 5, h: 5, w: 4, co: 7, kh: 1, kw: 1, stride: 1, pad: (0, 0, 0, 0),
+                      bias: true, residual: false, seed: 36, "conv 1x1 small plane, row blocks spanning images")
+    }
+
     func testConv3x3WinogradSizesWithResidual() throws {
         // n * oh * ow >= 512 takes the Winograd path; odd output sizes exercise partial tiles.
         try checkConv(n: 2, c: 6, h: 23, w: 17, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
