@@ -65,13 +65,3 @@ extension Backend {
         return y
     }
 }
-
-/// Copies `rows` rows of `width` floats from a strided source into a dense destination.
-@inline(__always)
-func copyRows(from src: UnsafePointer<Float>, stride: Int, rows: Int, width: Int, to dst: UnsafeMutablePointer<Float>) {
-    if stride == width {
-        dst.update(from: src, count: rows * width)
-        return
-    }
-    for r in 0..<rows { (dst + r * width).update(from: src + r * stride, count: width) }
-}
