@@ -152,4 +152,22 @@ final class VideoEditorTests: XCTestCase {
         _ = try editor.edit(frames, options: VideoEditorTests.options(.sdedit, mode: .perFrame), progress: q)
         XCTAssertEqual(frameReports, [0, 1, 2, 3], "per-frame progress names every frame")
     }
+
+    /// Frames in flight (read but not yet emitted) never exceed the window, however long the clip.
+    func testMemoryIsBoundedByTheWindow() throws {
+        let editor = VideoEditor(model: try EditTestSupport.sd1())
+        let frames = VideoEditorTests.clip(frames: 4)
+        var o = VideoEditorTests.options(.sdedit, mode: .consistent, steps: 2)
+        o.keyframeInterval = 3
+        var read = 0, emitted = 0, maxInFlight = 0
+        try editor.edit(width: 64, height: 64, frameCount: nil, options: o, progress: ProgressReporter(),
+                        next: { () -> RGBImage? in
+                            guard read < 20 else { return nil }
+                            defer { read += 1 }
+                            return frames[read % 4]
+                        },
+                        emit: { _ in emitted += 1; maxInFlight = max(maxInFlight, read - emitted + 1) })
+        XCTAssertEqual(emitted, 20)
+        XCTAssertLessThanOrEqual(maxInFlight, o.keyframeInterval, "frames held at once")
+    }
 }
