@@ -11,6 +11,7 @@
                                                       inside the disc (centre CX,CY, radius R) the mean
                                                       colour moved towards COLOUR (red|green|blue):
                                                       that channel now dominates the other two
+    pngcheck.py at A.png X Y V                        the first channel of pixel (X,Y) is V
     pngcheck.py info A.png                            width height channels
 Exit status 0 = pass, 1 = fail (with a message), 2 = usage/read error.
 """
@@ -160,8 +161,16 @@ def cmd_recolour(src_path, new_path, cx, cy, r, colour):
     print(f"ok: mean colour in the disc {fmt(ms)} -> {fmt(mn)} ({colour} dominates)")
 
 
+def cmd_at(path, x, y, v):
+    img = read_png(path)
+    p = px(img, int(x), int(y))
+    if p[0] != int(v):
+        fail(f"{path}: pixel ({x},{y}) is {p}, expected first channel {v}")
+    print(f"ok: {path} ({x},{y}) = {p[0]}")
+
+
 def main(argv):
-    cmds = {"same": (cmd_same, 2), "edit": (cmd_edit, 6), "changed": (cmd_changed, 3),
+    cmds = {"at": (cmd_at, 4), "same": (cmd_same, 2), "edit": (cmd_edit, 6), "changed": (cmd_changed, 3),
             "recolour": (cmd_recolour, 6), "info": (None, 1)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         print(__doc__)

@@ -15,7 +15,11 @@
 #   nosel    no selection: the whole layer is edited
 #   errors   empty prompt, missing model path, broken model folder, unknown method, indexed image,
 #            a channel instead of a layer: a clear message from the plug-in, no crash, no new layer
+#   offset   a layer smaller than the image, at an offset: the new layer has the same size and offsets
 #   cancel   a cancel during the edit (test hook DIFFEDIT_GIMP_CANCEL_AT_STEP) leaves the image untouched
+#   layermask DIFFEDIT_GIMP_ADD_LAYER_MASK=1: the mask used becomes the new layer's layer mask
+#   dialog   (when xvfb-run is installed) the interactive dialog under Xvfb, pressed OK by a test hook
+#            (DIFFEDIT_GIMP_DIALOG_TEST), runs the edit with its progress window: a new layer
 #   recolour with the toy model (models/toy-instruct or models/toy-sd, once trained): "make the circle
 #            blue" turns the circle blue inside the selection, outside unchanged
 # Without PLUGIN_BINARY the plug-in is built here with cc + pkg-config (gimp-2.0, gimpui-2.0, diffedit;
@@ -104,6 +108,15 @@ cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-image-convert-grayscale img) (save img src \"$T/gray_src.png\") (sel img)
   (let ((new (edit img src \"a white circle\" \"\" \"sdedit\" 0.8 5.0 4 3 \"$MODEL\")))
     (report \"gray\" img new src) (save img new \"$T/gray_new.png\") (gimp-image-delete img)))"
+case_ offset
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (gimp-layer-resize src 40 40 -10 -10) (save img src \"$T/offset_src.png\") (sel img)
+  (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 5 \"$MODEL\")))
+    (report \"offset\" img new src)
+    (gimp-message (string-append \"RESULT offset-geometry \"
+      (n->s (car (gimp-drawable-width new))) \"x\" (n->s (car (gimp-drawable-height new)))
+      \"+\" (n->s (car (gimp-drawable-offsets new))) \"+\" (n->s (cadr (gimp-drawable-offsets new)))))
+    (save img new \"$T/offset_new.png\") (gimp-image-delete img)))"
 case_ nosel
 cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-selection-none img)
@@ -167,6 +180,29 @@ CB=(-b "(gimp-message \"CASE cancel\")"
 DIFFEDIT_GIMP_CANCEL_AT_STEP=2 run_gimp "$T/cancel.log" "${CB[@]}"
 t3=$(date +%s)
 cat "$T/cancel.log" >>"$T/gimp.log"
+# Layer mask (environment switch) and the interactive dialog (under Xvfb, when installed): a third run.
+LB=(-b "(gimp-message \"CASE layermask\")"
+    -b "(begin $LIB (let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+          (let* ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))
+                 (mask (car (gimp-layer-get-mask new))))
+            (report \"layermask\" img new src)
+            (if (> mask 0) (save img mask \"$T/layermask.png\")))))")
+XVFB=()
+if command -v xvfb-run >/dev/null 2>&1; then
+  XVFB=(xvfb-run -a)
+  LB+=(-b "(gimp-message \"CASE dialog\")"
+       -b "(begin $LIB (let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+             (let ((new (car (plug-in-diffedit RUN-INTERACTIVE img src \"\" \"\" \"auto\" 0.0 0.0 0 0 \"\"))))
+               (report \"dialog\" img new src) (save img new \"$T/dialog_new.png\"))))")
+fi
+LB+=(-b "(gimp-message \"CASE end\")")
+run_gimp_x() { local log="$1"; shift
+  (cd "$T" && GIMP2_DIRECTORY="$PROFILE" DIFFEDIT_GIMP_ADD_LAYER_MASK=1 DIFFEDIT_GIMP_DIALOG_TEST="a blue circle|$MODEL" \
+     timeout 900 ${XVFB[@]+"${XVFB[@]}"} "$GIMP" -i -d -f "$@" -b '(gimp-quit 0)') >"$log" 2>&1
+  echo "gimp-console exit status $?" >>"$log"; }
+run_gimp_x "$T/x.log" "${LB[@]}"
+t3b=$(date +%s)
+cat "$T/x.log" >>"$T/gimp.log"
 
 segment() { sed -n "/CASE $1\$/,/CASE /p" "$T/gimp.log"; }
 result() { segment "$1" | grep -o "RESULT $1 .*" | head -n 1; }
@@ -199,6 +235,11 @@ if [ -f "$T/gray_new.png" ]; then
   ch="$($CHECK info "$T/gray_new.png" | awk '{print $3}')"
   if [ "$ch" = 1 ]; then pass "gray: the new layer is gray"; else failc "gray: the new layer has $ch channels"; fi
 fi
+check_new_layer offset
+r="$(segment offset | grep -o "RESULT offset-geometry .*" | head -n 1)"
+if [ "$r" = "RESULT offset-geometry 40x40+10+10" ]; then pass "offset: the new layer is 40x40 at (10,10) like the source"
+else failc "offset: expected 'RESULT offset-geometry 40x40+10+10', got '${r:-no result}'"; fi
+[ -f "$T/offset_new.png" ] && pngc offset edit "$T/offset_src.png" "$T/offset_new.png" 2 2 38 38
 check_new_layer nosel
 [ -f "$T/nosel_new.png" ] && pngc nosel changed "$SCENE" "$T/nosel_new.png" 0.5
 
@@ -227,6 +268,18 @@ r="$(result cancel)"
 if [ "$r" = "RESULT cancel layers=1" ]; then pass "cancel: the image is untouched after a cancel"
 else failc "cancel: expected layers=1 after a cancel, got '${r:-no result}'"; tail -n 8 "$T/cancel.log"; fi
 
+check_new_layer layermask
+if [ -f "$T/layermask.png" ]; then
+  pngc layermask-inside at "$T/layermask.png" 32 32 255
+  pngc layermask-outside at "$T/layermask.png" 4 4 0
+else failc "layermask: the new layer has no layer mask"; fi
+if [ ${#XVFB[@]} -gt 0 ]; then
+  check_new_layer dialog
+  [ -f "$T/dialog_new.png" ] && pngc dialog edit "$SCENE" "$T/dialog_new.png" 12 12 40 40
+else
+  echo "SKIP gimp: dialog: xvfb-run not installed (apt-get install -y xvfb xauth)"
+fi
+
 if [ -n "$TOY" ]; then
   check_new_layer recolour
   if [ -f "$T/recolour_new.png" ]; then
@@ -240,7 +293,7 @@ else
 fi
 
 t4=$(date +%s)
-echo "gimp timings: main run $((t2 - t1)) s, cancel run $((t3 - t2)) s, total $((t4 - T0)) s"
+echo "gimp timings: main run $((t2 - t1)) s, cancel run $((t3 - t2)) s, layer-mask/dialog run $((t3b - t3)) s, total $((t4 - T0)) s"
 if [ "$FAILS" -ne 0 ]; then
   echo "test_gimp: $FAILS check(s) failed; the GIMP log:"; sed -e 's/^/  | /' "$T/gimp.log" | tail -n 60
   exit 1

@@ -28,8 +28,13 @@
  *     and every error of the library (diff_edit_last_error).
  *   - Grayscale images are edited in RGB and written back as gray; alpha is preserved.
  *
- * Test hook: DIFFEDIT_GIMP_CANCEL_AT_STEP=N makes the progress callback cancel at step N (used by
- * Tests/hosts/test_gimp.sh to check the cancel path without a display).
+ * Environment
+ *   DIFFEDIT_GIMP_ADD_LAYER_MASK=1   non-interactive calls also add the mask used as a layer mask (the
+ *                                    PDB signature is fixed, so scripts ask for it this way).
+ *   Test hooks (Tests/hosts/test_gimp.sh):
+ *   DIFFEDIT_GIMP_CANCEL_AT_STEP=N   the progress callback cancels at step N.
+ *   DIFFEDIT_GIMP_DIALOG_TEST="PROMPT|MODEL"  the interactive dialog fills in the prompt and model
+ *                                    path, then presses OK by itself (checks the dialog under Xvfb).
  *
  * Build: make gimp (cc + pkg-config gimp-2.0 diffedit, rpath to the library), install with
  * make install-gimp [GIMP_PLUGIN_DIR=...].
@@ -358,9 +363,24 @@ model_chosen (GtkFileChooserButton *button, gpointer entry)
     g_free (f);
 }
 
+/* Test hook (DIFFEDIT_GIMP_DIALOG_TEST): fill in the prompt and model, press OK. */
+typedef struct { GtkWidget *dialog, *prompt, *model; gchar **parts; } DialogTest;
+
+static gboolean
+dialog_test_respond (gpointer data)
+{
+    DialogTest *t = data;
+    gtk_entry_set_text (GTK_ENTRY (t->prompt), t->parts[0] ? t->parts[0] : "");
+    if (t->parts[0] && t->parts[1])
+        gtk_entry_set_text (GTK_ENTRY (t->model), t->parts[1]);
+    gtk_dialog_response (GTK_DIALOG (t->dialog), GTK_RESPONSE_OK);
+    return G_SOURCE_REMOVE;
+}
+
 static gboolean
 edit_dialog (void)
 {
+    DialogTest test = { NULL, NULL, NULL, NULL };
     GtkWidget *dialog, *table, *prompt, *source, *method, *steps, *seed, *model, *browse, *hbox, *check;
     GtkObject *adj;
     gboolean   ok;
@@ -437,7 +457,15 @@ edit_dialog (void)
     row++;
 
     gtk_widget_show_all (dialog);
+    if (g_getenv ("DIFFEDIT_GIMP_DIALOG_TEST")) {
+        test.dialog = dialog;
+        test.prompt = prompt;
+        test.model = model;
+        test.parts = g_strsplit (g_getenv ("DIFFEDIT_GIMP_DIALOG_TEST"), "|", 2);
+        g_timeout_add (300, dialog_test_respond, &test);
+    }
     ok = gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK;
+    g_strfreev (test.parts);
     if (ok) {
         gchar *m = gtk_combo_box_text_get_active_text (GTK_COMBO_BOX_TEXT (method));
         copy_str (vals.prompt, sizeof vals.prompt, gtk_entry_get_text (GTK_ENTRY (prompt)));
@@ -691,7 +719,7 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         vals.steps = param[8].data.d_int32;
         vals.seed = param[9].data.d_int32;
         copy_str (vals.model_path, sizeof vals.model_path, param[10].data.d_string);
-        vals.add_layer_mask = FALSE;
+        vals.add_layer_mask = g_strcmp0 (g_getenv ("DIFFEDIT_GIMP_ADD_LAYER_MASK"), "1") == 0;
         break;
     case GIMP_RUN_WITH_LAST_VALS:
         gimp_get_data (PLUG_IN_PROC, &vals);
