@@ -189,7 +189,8 @@ def docker_case():
 def main(*args):
     out_path = os.environ.get("DIFFEDIT_KRITA_RESULT", "/tmp/diffedit_krita_result.json")
     try:
-        from diffedit_krita.editing import EditSettings
+        from diffedit_krita.editing import EditSettings, de
+        record("binding", True, f"{de.__file__}, library {de.find_library()}, version {de.version()}")
         S = lambda **kw: EditSettings(**dict(dict(method="sdedit", steps=4, seed=1, model_path=MODEL), **kw))  # noqa: E731
         for name, fn in [
             ("rgb", lambda: edit_case("rgb", S(prompt="a blue circle"))),

@@ -8,7 +8,8 @@
 # and 16-bit documents, the error messages (empty prompt, missing model, library errors, no active layer),
 # cancel, and the docker widget itself; with a toy model also the recolour (circle turns blue).
 #
-# Environment: KRITARUNNER (default kritarunner), DIFFEDIT_LIBRARY (default build/stage/lib/libdiffedit.so.0,
+# Environment: KRITA_PLUGIN_DIR (an assembled plug-in from `make krita`, e.g. build/krita; default: the
+# sources examples/krita with python/ on PYTHONPATH), KRITARUNNER (default kritarunner), DIFFEDIT_LIBRARY (default build/stage/lib/libdiffedit.so.0,
 # else build/lib/libdiffedit.so.0), DIFFEDIT_TEST_MODEL (default Tests/Fixtures/sd1), DIFFEDIT_TOY_MODEL
 # (default: the first of models/toy-instruct, models/toy-sd that exists), DIFFEDIT_REQUIRE_TOY_MODEL=1.
 # Exit status 0 = all checks passed.
@@ -16,12 +17,19 @@ set -u
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 KRITARUNNER="${KRITARUNNER:-kritarunner}"
 command -v "$KRITARUNNER" >/dev/null 2>&1 || { echo "FAIL krita: $KRITARUNNER not found (apt-get install -y krita)"; exit 1; }
-if [ -z "${DIFFEDIT_LIBRARY:-}" ]; then
-  for l in "$ROOT/build/stage/lib/libdiffedit.so.0" "$ROOT/build/lib/libdiffedit.so.0"; do
-    if [ -f "$l" ]; then export DIFFEDIT_LIBRARY="$l"; break; fi
-  done
+if [ -n "${KRITA_PLUGIN_DIR:-}" ]; then
+  # An assembled plug-in (make krita): its bundled binding and config.py find the library by themselves.
+  [ -f "$KRITA_PLUGIN_DIR/diffedit_krita/diffedit.py" ] || { echo "FAIL krita: $KRITA_PLUGIN_DIR holds no bundled plug-in (make krita)"; exit 1; }
+  PYPATH="$ROOT/Tests/hosts:$KRITA_PLUGIN_DIR"
+else
+  if [ -z "${DIFFEDIT_LIBRARY:-}" ]; then
+    for l in "$ROOT/build/stage/lib/libdiffedit.so.0" "$ROOT/build/lib/libdiffedit.so.0"; do
+      if [ -f "$l" ]; then export DIFFEDIT_LIBRARY="$l"; break; fi
+    done
+  fi
+  [ -n "${DIFFEDIT_LIBRARY:-}" ] && [ -f "$DIFFEDIT_LIBRARY" ] || { echo "FAIL krita: no libdiffedit.so.0 (make stage)"; exit 1; }
+  PYPATH="$ROOT/Tests/hosts:$ROOT/examples/krita:$ROOT/python"
 fi
-[ -n "${DIFFEDIT_LIBRARY:-}" ] && [ -f "$DIFFEDIT_LIBRARY" ] || { echo "FAIL krita: no libdiffedit.so.0 (make stage)"; exit 1; }
 if [ -z "${DIFFEDIT_TOY_MODEL:-}" ]; then
   for d in "$ROOT/models/toy-instruct" "$ROOT/models/toy-sd"; do
     if [ -f "$d/model_index.json" ]; then export DIFFEDIT_TOY_MODEL="$d"; break; fi
@@ -31,7 +39,7 @@ T="$(mktemp -d /tmp/diffedit-krita.XXXXXX)"
 trap 'rm -rf "$T"' EXIT
 export DIFFEDIT_KRITA_RESULT="$T/result.json"
 t0=$(date +%s)
-(cd "$T" && QT_QPA_PLATFORM=offscreen PYTHONPATH="$ROOT/Tests/hosts:$ROOT/examples/krita:$ROOT/python" \
+(cd "$T" && QT_QPA_PLATFORM=offscreen PYTHONPATH="$PYPATH" \
    timeout 900 "$KRITARUNNER" -s krita_check -f main) >"$T/krita.log" 2>&1
 st=$?
 t1=$(date +%s)
