@@ -493,3 +493,48 @@ def test_edit_video_errors(ctx):
         ctx.edit_video([], "x")
     with expect(d.CancelledError, d.Status.CANCELLED):
         ctx.edit_video([a, a], "x", steps=2, progress=lambda *x: False)
+
+
+def test_works_without_numpy(tmp_path):
+    """The binding imports and edits with numpy unavailable (bytes in, bytearray out)."""
+    import subprocess
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        f"sys.path.insert(0, {os.path.dirname(HERE)!r})\n"
+        "import diffedit as d\n"
+        f"m = d.Model({MODEL!r}, backend='cpu'); c = m.context()\n"
+        "img = bytes(range(48)) * 16\n"
+        "out = c.edit_image(img, 'x', width=16, height=16, format=d.PixelFormat.RGB8, steps=2)\n"
+        "assert isinstance(out, bytearray) and len(out) == 768\n"
+        "try:\n"
+        "    c.edit_image(img, 'x', width=16, height=16, format=d.PixelFormat.RGB8, strength=float('nan'))\n"
+        "except d.InvalidArgumentError as e:\n"
+        "    print('OK', e.message)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, DIFFEDIT_LIBRARY=d.find_library()))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("OK params->strength is NaN"), r.stdout
+
+
+def test_edit_rgba_mask_mask_out_plain_buffers(ctx):
+    """Alpha, mask and mask_out with plain buffers (runs without numpy too)."""
+    w, h = 20, 24
+    img = bytearray(((x * 11 + y * 5 + c * 60) % 256) for y in range(h) for x in range(w) for c in range(4))
+    mask = bytearray(w * h)
+    for y in range(4, 16):
+        for x in range(6, 14):
+            mask[y * w + x] = 255
+    out, used = ctx.edit_image(img, "a green triangle", width=w, height=h, format=d.PixelFormat.RGBA8,
+                               mask=mask, steps=3, seed=2, want_mask=True)
+    assert len(out) == w * h * 4 and len(used) == w * h
+    inside_changed = 0
+    for i in range(w * h):
+        px_in, px_out = img[i * 4:i * 4 + 4], out[i * 4:i * 4 + 4]
+        assert px_in[3] == px_out[3]              # alpha passes through
+        if mask[i] == 0:
+            assert px_in == px_out                # outside the mask: unchanged
+        elif px_in[:3] != px_out[:3]:
+            inside_changed += 1
+    assert inside_changed > 0
+    assert used[10 * w + 10] == 255 and used[0] == 0 and used[w * h - 1] == 0
