@@ -70,7 +70,10 @@ final class UNetAttention {
     }
 
     /// Self-attention where item i uses the queries/keys of item map[i] (P2P injection) and the
-    /// keys/values of several items concatenated along tokens (cross-frame attention).
+    /// keys/values of several items concatenated along tokens (cross-frame attention). Combined:
+    /// with j = map[i], o_i = softmax(Q_j [K of keySources[j]]^T * scale) [V of keySources[i]]
+    /// (item i takes item j's whole attention map, applied to its own value sources; both lists
+    /// must have the same length).
     private func redirectedSelf(_ be: Backend, q: Tensor, k: Tensor, v: Tensor,
                                 keySources: [[Int]]?, mapSource: [Int]?) throws -> Tensor {
         let b = q.shape[0], l = q.shape[1], item = l * inner
