@@ -141,6 +141,21 @@ def error_case(name, settings, expect, node_override=False, **doc_kw):
     doc.close()
 
 
+def default_case():
+    """model path "" = the embedded default model: an edit when the library finds it, else its message."""
+    from diffedit_krita.editing import EditSettings, de
+    try:
+        de.Model(None).free()
+        available = True
+    except de.DiffEditError:
+        available = False
+    st = EditSettings(prompt="a blue circle", method="auto", steps=2, seed=1, model_path="")
+    if available:
+        edit_case("default-model", st)
+    else:
+        error_case("default-model", st, "default model")
+
+
 def cancel_case():
     """Cancel from the UI thread while the worker runs (as the docker's Cancel button does)."""
     from PyQt5.QtCore import QEventLoop, QTimer
@@ -205,6 +220,7 @@ def main(*args):
                                                         "instruct")),
             ("no-active-layer", lambda: error_case("no-active-layer", S(prompt="x"), "no active layer",
                                                    node_override=True)),
+            ("default-model", default_case),
             ("cancel", cancel_case),
             ("docker", docker_case),
         ]:

@@ -142,6 +142,15 @@ err_case indexed "(begin (gimp-image-convert-indexed img CONVERT-DITHER-NONE CON
                    (edit img (car (gimp-image-get-active-layer img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))"
 err_case channel "(edit img (car (gimp-image-get-selection img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\")"
 
+# The embedded default model (model-path ""): an edit when the library finds it, else a clear message.
+LIBSO="$(ldd "$PLUGIN" | awk '/libdiffedit/ {print $3; exit}')"
+if (cd "$T" && DIFFEDIT_LIBRARY="$LIBSO" python3 -c "import sys; sys.path.insert(0, '$ROOT/python'); import diffedit; diffedit.Model('')") >/dev/null 2>&1; then
+  DEFAULT_OK=1
+else
+  DEFAULT_OK=0
+fi
+err_case default "(edit img src \"a blue circle\" \"\" \"auto\" 0.0 0.0 2 1 \"\")"
+
 # Recolour with the toy model, when there is one.
 TOY="${DIFFEDIT_TOY_MODEL:-}"
 if [ -z "$TOY" ]; then
@@ -263,6 +272,14 @@ expect_error p2p "source_prompt"
 expect_error steps "steps (5000)"
 expect_error indexed "indexed"
 expect_error channel "works on a layer"
+
+if [ "$DEFAULT_OK" = 1 ]; then
+  r="$(result default)"
+  if [ "$r" = "RESULT default layers=2" ]; then pass "default: the embedded default model (model-path \"\") edits"
+  else failc "default: the default model loads in Python but the plug-in gave '${r:-no result}'"; segment default | tail -n 6; fi
+else
+  expect_error default "Could not load the model (embedded default)"
+fi
 
 r="$(result cancel)"
 if [ "$r" = "RESULT cancel layers=1" ]; then pass "cancel: the image is untouched after a cancel"
