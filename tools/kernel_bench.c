@@ -161,6 +161,13 @@ int main(int argc, char **argv) {
         bench_attn(be, 2, 8, 1024, 1024, 80, 5);
     }
     if (!*only || strstr(only, "gn")) bench_gn(be, 2, 320, 4096, 10);
+    if (strstr(only, "vae")) {   /* SD VAE decoder at 512x512 output (not in the default set: slow) */
+        bench_conv(be, 1, 512, 128, 512, 3, 0, 1);
+        bench_conv(be, 1, 256, 256, 256, 3, 0, 1);
+        bench_conv(be, 1, 128, 512, 128, 3, 0, 1);
+        bench_attn(be, 1, 1, 4096, 4096, 512, 1);
+        bench_gn(be, 1, 128, 512 * 512, 2);
+    }
     de_backend_free(be);
     return 0;
 }

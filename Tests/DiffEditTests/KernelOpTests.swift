@@ -476,6 +476,28 @@ final class KernelOpTests: XCTestCase {
         XCTAssertThrowsError(try be.upsampleNearest(x, factor: 0))
     }
 
+    func testConcurrentCallersOnOneBackendAreSerialisedSafely() throws {
+        // Two contexts may share a model (and its backend): ops from several threads must not race
+        // on the backend's pool or scratch buffers.
+        let q = rand([2, 150, 64], seed: 170), k = rand([2, 77, 64], seed: 171), v = rand([2, 77, 64], seed: 172)
+        let expected = try be.attention(q: q, k: k, v: v, heads: 2).toArray()
+        let x = rand([2, 8, 20, 20], seed: 173), w = rand([8, 8, 3, 3], seed: 174)
+        let expectedConv = try be.conv2d(x, w, nil, padding: 1).toArray()
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var ok = [Bool](repeating: false, count: 8)
+        }
+        let results = Results()
+        let backend = be
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            let ok: Bool
+            if i % 2 == 0 { ok = (try? backend.attention(q: q, k: k, v: v, heads: 2).toArray()) == expected }
+            else { ok = (try? backend.conv2d(x, w, nil, padding: 1).toArray()) == expectedConv }
+            results.lock.lock(); results.ok[i] = ok; results.lock.unlock()
+        }
+        XCTAssertEqual(results.ok, [Bool](repeating: true, count: 8))
+    }
+
     func testBackendSlotsAndName() {
         let raw = be.raw
         XCTAssertEqual(String(cString: de_backend_name(raw)), "cpu")
