@@ -287,3 +287,125 @@ def install(unet, controller, latent_hw):
     for name in unet.attn_processors.keys():
         procs[name] = P2PAttnProcessor(controller, name, latent_hw)
     unet.set_attn_processor(procs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# benchmark: the same edits in PyTorch (diffusers pipelines / this reference) on a random full SD 1.5
+
+def _random_sd15(instruct, tokenizer_dir):
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=64, in_channels=8 if instruct else 4, cross_attention_dim=768)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=512)
+    te = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                      num_attention_heads=12, hidden_act="quick_gelu", projection_dim=768))
+    tok = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                          set_alpha_to_one=False, steps_offset=1)
+    return dict(unet=unet.eval(), vae=vae.eval(), text_encoder=te.eval(), tokenizer=tok, scheduler=sched,
+                safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+@torch.no_grad()
+def _bench_one(method, parts, size, steps):
+    import time
+    from diffusers import (DDIMInverseScheduler, DDIMScheduler, StableDiffusionImg2ImgPipeline,
+                           StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline)
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    from PIL import Image
+    x = np.linspace(0, 255, size).astype(np.uint8)
+    img = Image.fromarray(np.stack([np.tile(x, (size, 1)), np.tile(x[:, None], (1, size)),
+                                    np.full((size, size), 128, np.uint8)], -1))
+    src, tgt = "a red mug on a wooden table", "a blue mug on a wooden table"
+    t0 = time.time()
+    if method == "sdedit":
+        p = StableDiffusionImg2ImgPipeline(**parts)
+        p.set_progress_bar_config(disable=True)
+        p(prompt=tgt, image=img, strength=0.8, num_inference_steps=steps, guidance_scale=7.5, output_type="np")
+    elif method == "instruct":
+        p = StableDiffusionInstructPix2PixPipeline(**parts)
+        p.set_progress_bar_config(disable=True)
+        p(prompt="make the mug blue", image=img, num_inference_steps=steps, guidance_scale=7.5,
+          image_guidance_scale=1.5, output_type="np")
+    else:
+        p = StableDiffusionPipeline(**parts)
+        unet, vae = p.unet, p.vae
+        unet.set_attn_processor(AttnProcessor2_0())
+
+        def emb(t):
+            ids = p.tokenizer(t, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+            return p.text_encoder(ids)[0]
+        im = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        z0 = vae.encode(im).latent_dist.mean * vae.config.scaling_factor
+        e_src, e_tgt = emb(src), emb(tgt)
+        inv = DDIMInverseScheduler.from_config(p.scheduler.config)
+        inv.set_timesteps(steps)
+        lat = z0
+        for t in inv.timesteps:
+            lat = inv.step(unet(lat, t, encoder_hidden_states=e_src).sample, t, lat).prev_sample
+        sch = DDIMScheduler.from_config(p.scheduler.config)
+        sch.set_timesteps(steps)
+        if method == "ddim":
+            ehs = torch.cat([emb(""), e_tgt])
+            for t in sch.timesteps:
+                eu, ec = unet(torch.cat([lat, lat]), t, encoder_hidden_states=ehs).sample.chunk(2)
+                lat = sch.step(eu + 7.5 * (ec - eu), t, lat).prev_sample
+        else:
+            lh = z0.shape[2]
+            ctrl = P2PController(p.tokenizer, src, tgt, steps, blend_height=cross_heights(unet, (lh, z0.shape[3])),
+                                 latent_hw=(lh, z0.shape[3]))
+            install(unet, ctrl, (lh, z0.shape[3]))
+            lat = torch.cat([lat, lat])
+            ehs = torch.cat([e_src, e_src, e_src, e_tgt])
+            for i, t in enumerate(sch.timesteps):
+                ctrl.step = i
+                eu, ec = unet(torch.cat([lat, lat]), t, encoder_hidden_states=ehs).sample.chunk(2)
+                lat = ctrl.blend(sch.step(eu + 7.5 * (ec - eu), t, lat).prev_sample)
+            unet.set_attn_processor(AttnProcessor2_0())
+            lat = lat[1:]
+        vae.decode(lat / vae.config.scaling_factor)
+    return time.time() - t0
+
+
+def bench_main(argv=None):
+    import argparse
+    import os
+    import re
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description="Seconds per edit in PyTorch (random SD 1.5), and the ratio to "
+                                             "diffedit's `diffedit edit --bench` lines when given.")
+    ap.add_argument("--bench", default="sdedit,ddim,p2p,instruct")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--steps", default="50,20")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--swift-results", help="file with 'bench edit method=M size=S steps=N seconds=T' lines")
+    ap.add_argument("--tokenizer", default=os.path.join(here, "Tests/Fixtures/sd1/tokenizer"))
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    swift = {}
+    if a.swift_results:
+        for line in open(a.swift_results):
+            m = re.match(r"bench edit method=(\w+) size=(\d+) steps=(\d+) seconds=([\d.]+)", line.strip())
+            if m:
+                swift[(m[1], int(m[2]), int(m[3]))] = float(m[4])
+    methods = a.bench.split(",")
+    steps = [int(s) for s in a.steps.split(",")]
+    for instruct in (False, True):
+        group = [m for m in methods if (m == "instruct") == instruct]
+        if not group:
+            continue
+        parts = _random_sd15(instruct, a.tokenizer)
+        for m in group:
+            for n in steps:
+                s = _bench_one(m, parts, a.size, n)
+                line = f"bench edit torch method={m} size={a.size} steps={n} seconds={s:.3f}"
+                if (m, a.size, n) in swift:
+                    line += f"   diffedit {swift[(m, a.size, n)]:.3f} s, ratio {swift[(m, a.size, n)] / s:.2f}"
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    bench_main()

@@ -34,8 +34,39 @@ enum EditCommand {
             .init(name: "no-local-blend", value: nil, help: "p2p: no automatic LocalBlend mask"),
             .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
+            .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
+            .init(name: "bench-size", value: "S", help: "benchmark image size (default 512)"),
             CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
         ])
+
+    /// `--bench`: prints "bench edit method=M size=S steps=N seconds=T" lines.
+    static func bench(_ p: ArgParser.Parsed, methods: String) throws -> Int32 {
+        let ms = try methods.split(separator: ",").map { s -> EditMethod in
+            guard let m = EditMethod(rawValue: String(s)), m != .auto else {
+                throw CLIError.usage("edit", "--bench: \"\(s)\" is not one of sdedit, ddim, p2p, instruct")
+            }
+            return m
+        }
+        let size = try p.int("bench-size") ?? 512
+        guard size > 0, size % 64 == 0 else { throw CLIError.usage("edit", "--bench-size: \(size) must be a positive multiple of 64") }
+        let stepsList = try (p.string("steps") ?? "50,20").split(separator: ",").map { s -> Int in
+            guard let n = Int(s), n >= 1 else { throw CLIError.usage("edit", "--steps: \"\(s)\" is not a step count") }
+            return n
+        }
+        let backend = try CommonOptions.makeBackend(p)
+        for instruct in [false, true] {
+            let group = ms.filter { ($0 == .instruct) == instruct }
+            if group.isEmpty { continue }
+            let model = try EditBenchmark.randomSD15(instruct: instruct, backend: backend)
+            for m in group {
+                for steps in stepsList {
+                    let s = try EditBenchmark.time(m, model: model, size: size, steps: steps)
+                    FileHandle.standardOutput.write(Data((EditBenchmark.line(m, size: size, steps: steps, seconds: s) + "\n").utf8))
+                }
+            }
+        }
+        return 0
+    }
 
     static func parseReweight(_ s: String) throws -> [String: Float] {
         var out: [String: Float] = [:]
@@ -52,6 +83,7 @@ enum EditCommand {
     static func run(arguments: [String]) throws -> Int32 {
         let p = try parser.parse(arguments)
         guard p.positionals.isEmpty else { throw CLIError.usage("edit", "unexpected argument \(p.positionals[0])") }
+        if let methods = p.string("bench") { return try bench(p, methods: methods) }
         let input = try p.required("input")
         let output = try p.required("output")
         for (opt, path) in [("output", output), ("mask-out", p.string("mask-out") ?? "x.png")] {
