@@ -115,6 +115,19 @@ final class ModelAttentionControlTests: XCTestCase {
         }
     }
 
+    /// Both hooks: item i takes item j = map[i]'s map over j's key sources, applied to i's value sources.
+    func testMapAndKeySourcesCombined() throws {
+        let unet = try fixtureUNet()
+        let attn = unet.upBlocks[1].attentions[1].blocks[0].attn1
+        let c = Scripted()
+        let lists = [[0, 1], [1, 0], [2, 3], [3, 2]], map = [0, 0, 2, 2]
+        c.keySources = { _, _ in lists }
+        c.mapSource = { _, _ in map }
+        try checkLayer(attn, batch: 4, controller: c, context: nil) { q, k, v, i in
+            Self.naive(q: q, k: k, v: v, heads: attn.heads, qItem: map[i], kItems: lists[map[i]], vItems: lists[i])
+        }
+    }
+
     func testCrossAttentionProbsEdit() throws {
         let unet = try fixtureUNet()
         let attn = unet.upBlocks[1].attentions[0].blocks[0].attn2
