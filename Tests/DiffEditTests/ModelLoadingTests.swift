@@ -76,6 +76,36 @@ final class ModelLoadingTests: XCTestCase {
         XCTAssertNotEqual(Array(c.toArray()[(c.count / 2)...]), Array(a.toArray()[(a.count / 2)...]))
     }
 
+    /// use_quant_conv / use_post_quant_conv false equal identity 1x1 convs; no mid attention loads
+    /// without attention tensors.
+    func testVAEOptionalConvsAndMidAttention() throws {
+        var cfg = VAEConfig()
+        cfg.block_out_channels = [8, 16]; cfg.down_block_types = ["DownEncoderBlock2D", "DownEncoderBlock2D"]
+        cfg.up_block_types = ["UpDecoderBlock2D", "UpDecoderBlock2D"]; cfg.norm_num_groups = 4; cfg.layers_per_block = 1
+        let w = AutoencoderKL.randomWeights(config: cfg, seed: 3)
+        for (name, n) in [("quant_conv", 8), ("post_quant_conv", 4)] {
+            let eye = Tensor(shape: [n, n, 1, 1])
+            for i in 0..<n { eye.data[i * n + i] = 1 }
+            w.tensors[name + ".weight"] = eye
+            w.tensors[name + ".bias"] = Tensor(shape: [n])
+        }
+        let with = try AutoencoderKL(config: cfg, weights: w, backend: .cpu)
+        var noConv = cfg; noConv.use_quant_conv = false; noConv.use_post_quant_conv = false
+        let without = try AutoencoderKL(config: noConv, weights: w, backend: .cpu)
+        let img = ModelAttentionControlTests.random([2, 3, 8, 12], seed: 4)
+        XCTAssertLessThan(ModelAttentionControlTests.maxRel(try without.encodeMean(img), try with.encodeMean(img)), 1e-6)
+        let z = ModelAttentionControlTests.random([1, 4, 3, 2], seed: 5)
+        XCTAssertLessThan(ModelAttentionControlTests.maxRel(try without.decode(z), try with.decode(z)), 1e-6)
+
+        var noAttn = cfg; noAttn.mid_block_add_attention = false
+        let wNoAttn = AutoencoderKL.randomWeights(config: noAttn, seed: 3)
+        XCTAssertFalse(wNoAttn.names.contains { $0.contains("attentions") })
+        XCTAssertEqual(try AutoencoderKL(config: noAttn, weights: wNoAttn, backend: .cpu).decode(z).shape, [1, 3, 6, 4])
+        XCTAssertThrowsError(try AutoencoderKL(config: cfg, weights: wNoAttn, backend: .cpu)) { e in
+            XCTAssertTrue("\(e)".contains("mid_block.attentions.0"), "\(e)")
+        }
+    }
+
     func testChunkedFeedForwardMatchesWhole() throws {
         let unet = try ModelParityTests.unet("sd1")
         let s = try ModelParityTests.npy("sd1", "unet_sample").tensor
