@@ -26,7 +26,7 @@ public final class UNet2DConditionModel {
         guard levels > 0, c.down_block_types.count == levels, c.up_block_types.count == levels else {
             throw bad("block_out_channels (\(levels)), down_block_types (\(c.down_block_types.count)) and up_block_types (\(c.up_block_types.count)) must have the same non-zero length")
         }
-        guard c.block_out_channels.allSatisfy({ $0 > 0 && $0 % c.norm_num_groups == 0 }) else {
+        guard c.norm_num_groups > 0, c.block_out_channels.allSatisfy({ $0 > 0 && $0 % c.norm_num_groups == 0 }) else {
             throw bad("block_out_channels \(c.block_out_channels) must be positive multiples of norm_num_groups \(c.norm_num_groups)")
         }
         guard c.layers_per_block > 0, c.in_channels > 0, c.out_channels > 0, c.cross_attention_dim > 0 else {
@@ -39,6 +39,9 @@ public final class UNet2DConditionModel {
             if case .list(let l)? = v, l.count != levels {
                 throw bad("\(field) has \(l.count) entries for \(levels) blocks")
             }
+        }
+        guard (0..<levels).allSatisfy({ c.transformer_layers_per_block.value($0) >= 0 }) else {
+            throw bad("transformer_layers_per_block must not be negative")
         }
         guard c.act_fn == "silu" else { throw DiffEditError.unsupported("\(origin): UNet act_fn \"\(c.act_fn)\" is not supported (silu)") }
         guard c.resnet_time_scale_shift == "default" else {
