@@ -41,6 +41,22 @@ final class EditPropertyTests: XCTestCase {
         XCTAssertLessThan(err, 1e-4)
     }
 
+    /// The 3-item batch of negative-prompt inversion equals the paper's 4-item batch with the source
+    /// prompt as the negative prompt.
+    func testP2PBatchLayoutsAgree() throws {
+        let img = EditPropertyTests.scene(64, 64)
+        var o = options(.p2p, prompt: "a blue circle on a white background")
+        o.reweight = ["blue": 2]
+        let three = try EditTestSupport.editor().edit(img, options: o, progress: ProgressReporter())
+        o.negativePrompt = EditPropertyTests.source
+        let four = try EditTestSupport.editor().edit(img, options: o, progress: ProgressReporter())
+        let err = EditTestSupport.relErr(three.latents!, four.latents!)
+        XCTAssertLessThan(err, 1e-4)
+        o.negativePrompt = ""
+        let other = try EditTestSupport.editor().edit(img, options: o, progress: ProgressReporter())
+        XCTAssertGreaterThan(EditTestSupport.relErr(other.latents!, four.latents!), 1e-3, "the negative prompt is used")
+    }
+
     func testZeroMaskKeepsTheReconstruction() throws {
         let img = EditPropertyTests.scene(64, 64)
         let editor = try EditTestSupport.editor()

@@ -17,22 +17,40 @@ extension ImageEditor {
         let traj = try invert(work, z0: z0, sourcePrompt: r.sourcePrompt, cond: src, steps: r.steps,
                               progress: progress, total: 2 * r.steps)
         let lh = z0.shape[2]
+        // Negative-prompt inversion: the source branch's uncond and cond items are one computation, so the
+        // batch is [uncond tgt, cond src, cond tgt]; with a negative prompt all four items run.
+        let npi = r.negativePrompt == nil
         let ctrl = P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace,
                                  selfReplace: r.selfReplace,
                                  blendHeight: P2PController.blendHeight(unet: unet.config, latentHeight: lh),
-                                 localBlend: options.localBlend, backend: parts.backend)
+                                 localBlend: options.localBlend, backend: parts.backend, layout: npi ? .three : .four)
         let sched = try DDIMScheduler(config: parts.schedulerConfig)
         try sched.setTimesteps(r.steps)
         let ts = sched.timesteps
-        let uncond = try r.negativePrompt.map { try parts.encodePrompt($0) } ?? src
-        let ehs = Tensor.cat0([uncond, uncond, src, tgt])                            // [4, 77, D]
+        let ehs: Tensor
+        if let neg = r.negativePrompt {
+            let u = try parts.encodePrompt(neg)
+            ehs = Tensor.cat0([u, u, src, tgt])                                      // [4, 77, D]
+        } else {
+            ehs = Tensor.cat0([src, src, tgt])                                       // [3, 77, D]
+        }
         let xT = traj[traj.count - 1]
         var lat = Tensor.cat0([xT, xT])                                              // [2, C, h, w] source, target
         for (i, t) in ts.enumerated() {
             ctrl.step = i
-            let inp = EditTensorOps.repeat0(lat, 2)                                  // [4, C, h, w]
-            let eps = try unet.forward(inp, timesteps: [t], encoderHiddenStates: ehs, controller: ctrl)
-            let e = try ClassifierFreeGuidance.combine(eps, guidance: r.guidance)                  // [2, C, h, w]
+            let e: Tensor                                                            // [2, C, h, w]
+            if npi {
+                let inp = Tensor.cat0([lat.slice0(1, 1), lat.slice0(0, 1), lat.slice0(1, 1)])   // [3, C, h, w]
+                let eps = try unet.forward(inp, timesteps: [t], encoderHiddenStates: ehs, controller: ctrl)
+                // source: u = c (NPI) so u + g (c - u) = c; target: u + g (c - u)
+                let tgtEps = try ClassifierFreeGuidance.combine(Tensor.cat0([eps.slice0(0, 1), eps.slice0(2, 1)]),
+                                                                guidance: r.guidance)
+                e = Tensor.cat0([eps.slice0(1, 1), tgtEps])
+            } else {
+                let inp = EditTensorOps.repeat0(lat, 2)                              // [4, C, h, w]
+                let eps = try unet.forward(inp, timesteps: [t], encoderHiddenStates: ehs, controller: ctrl)
+                e = try ClassifierFreeGuidance.combine(eps, guidance: r.guidance)
+            }
             lat = try sched.step(modelOutput: e, timestep: t, sample: lat)
             ctrl.localBlend?.apply(lat)
             if let m = latentMask {

@@ -1,6 +1,8 @@
 /// Prompt-to-Prompt attention control (Hertz et al., ICLR 2023) for a batch laid out as
-/// [uncond source, uncond target, cond source, cond target]; only the conditional half is edited, as in
-/// the paper's code. Mirrors tools/p2p_reference.py.
+/// [uncond source, uncond target, cond source, cond target] (`.four`), or, under negative-prompt inversion
+/// where the source branch's uncond and cond items are the same computation, [uncond target, cond source,
+/// cond target] (`.three`, 25% less UNet work); only the conditional items are edited, as in the paper's
+/// code. Mirrors tools/p2p_reference.py.
 ///
 /// - cross-attention (Sec. 3.2), for steps < int(crossReplace * (steps + 1)): word swap
 ///   (M*_t = M_t^source through the replacement mapper), refinement (aligned tokens take the source map,
@@ -9,7 +11,17 @@
 ///   at most the LocalBlend height use the source branch's attention map with their own values;
 /// - LocalBlend (Sec. 3.3) through `localBlend` (maps stored after editing).
 public final class P2PController: AttentionController {
+    /// Batch layouts: where the conditional source and target items sit.
+    public enum Layout: Sendable {
+        case four    // [uncond src, uncond tgt, cond src, cond tgt]
+        case three   // [uncond tgt, cond src, cond tgt]
+        public var batch: Int { self == .four ? 4 : 3 }
+        /// Index of the conditional source item (the conditional target follows it).
+        public var sourceCond: Int { self == .four ? 2 : 1 }
+    }
+
     public let alignment: PromptAlignment
+    public let layout: Layout
     public let steps: Int
     /// The denoising step the next UNet forward belongs to (set by the pipeline).
     public var step: Int = 0
@@ -22,8 +34,9 @@ public final class P2PController: AttentionController {
                                                    values: alignment.replaceMapper)
 
     public init(alignment: PromptAlignment, steps: Int, crossReplace: Float, selfReplace: Float,
-                blendHeight: Int, localBlend: Bool, backend: Backend) {
+                blendHeight: Int, localBlend: Bool, backend: Backend, layout: Layout = .four) {
         self.alignment = alignment
+        self.layout = layout
         self.steps = steps
         self.crossEnd = Int(Double(crossReplace) * Double(steps + 1))
         self.selfEnd = Int(Double(selfReplace) * Double(steps))
@@ -52,8 +65,8 @@ public final class P2PController: AttentionController {
     }
 
     public func selfAttentionMapSource(site: AttentionSite, batch: Int) -> [Int]? {
-        guard batch == 4, step < selfEnd, site.height <= blendHeight else { return nil }
-        return [0, 1, 2, 2]
+        guard batch == layout.batch, step < selfEnd, site.height <= blendHeight else { return nil }
+        return layout == .four ? [0, 1, 2, 2] : [0, 1, 1]
     }
 
     public func wantsCrossAttentionProbs(site: AttentionSite) -> Bool {
@@ -61,8 +74,9 @@ public final class P2PController: AttentionController {
     }
 
     public func editCrossAttention(site: AttentionSite, probs: Tensor) throws {
-        guard probs.rank == 4, probs.shape[0] == 4 else {
-            throw DiffEditError.invalidArgument("p2p: cross-attention probabilities at \(site.name) have shape \(probs.shape), expected [4, heads, Lq, Lk]")
+        let b = layout.batch, sc = layout.sourceCond
+        guard probs.rank == 4, probs.shape[0] == b else {
+            throw DiffEditError.invalidArgument("p2p: cross-attention probabilities at \(site.name) have shape \(probs.shape), expected [\(b), heads, Lq, Lk]")
         }
         let L = PromptAlignment.maxLength
         let heads = probs.shape[1], lq = probs.shape[2], lk = probs.shape[3]
@@ -71,7 +85,7 @@ public final class P2PController: AttentionController {
         }
         let per = heads * lq * lk
         if step < crossEnd {
-            let base = probs.data + 2 * per, rep = probs.data + 3 * per
+            let base = probs.data + sc * per, rep = probs.data + (sc + 1) * per
             let rows = heads * lq
             if alignment.isReplace {
                 // new[r, n] = sum_w base[r, w] * mapper[w, n]       [heads*Lq, 77] @ [77, 77]
@@ -91,6 +105,6 @@ public final class P2PController: AttentionController {
                 }
             }
         }
-        if let lb = localBlend, lb.wants(site) { lb.accumulate(site: site, probs: probs, first: 2) }
+        if let lb = localBlend, lb.wants(site) { lb.accumulate(site: site, probs: probs, first: sc) }
     }
 }
