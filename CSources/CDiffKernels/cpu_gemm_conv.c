@@ -251,6 +251,19 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
         /* 3x3 stride 1 with enough pixels to amortise the weight transform: Winograd F(2x2, 3x3) */
         if (op->kh == 3 && op->kw == 3 && op->stride_h == 1 && op->stride_w == 1 && (int64_t)op->n * ohw >= 512 &&
             !getenv("DIFFEDIT_NO_WINOGRAD")) {
+            /* F(4x4, 3x3) when the transformed weights stay moderate (36 c_out c_in floats) and there
+             * are enough tiles to amortise transforming and packing them (measured: 64x64 and 32x32 x2 win;
+             * 16x16 x2 at 1280 channels loses); DIFFEDIT_WINOGRAD=2 / =4 force one or the other. */
+            const char *wv = getenv("DIFFEDIT_WINOGRAD");
+            const int64_t tiles4 = (int64_t)op->n * ((oh + 3) / 4) * ((ow + 3) / 4);
+            int use4 = (int64_t)op->c_in * op->c_out <= 768 * 768 && tiles4 >= 96;
+            if (wv && wv[0] == '2') use4 = 0;
+            if (wv && wv[0] == '4') use4 = 1;
+            if (use4) {
+                CPU_PROFILE_AS("conv2d.winograd4");
+                st__ = cpu_conv2d_winograd4(ctx, op, oh, ow);
+                goto out__;
+            }
             CPU_PROFILE_AS("conv2d.winograd");
             st__ = cpu_conv2d_winograd(ctx, op, oh, ow);
             goto out__;

@@ -91,6 +91,8 @@ de_status cpu_upsample(de_backend *be, const de_upsample_op *op);
 de_status cpu_transpose(de_backend *be, const de_transpose_op *op);
 /* 3x3 stride-1 conv by Winograd F(2x2, 3x3); op already validated. */
 de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow);
+/* 3x3 stride-1 conv by Winograd F(4x4, 3x3) (cpu_winograd4.c); op already validated. */
+de_status cpu_conv2d_winograd4(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow);
 
 static inline cpu_ctx *cpu_of(de_backend *be) { return (cpu_ctx *)be->context; }
 

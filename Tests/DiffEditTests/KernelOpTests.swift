@@ -189,6 +189,20 @@ final class KernelOpTests: XCTestCase {
                       bias: false, residual: true, seed: 42, "conv 3x3 Winograd in blocks of 7 tiles")
     }
 
+    func testConv3x3WinogradF4() throws {
+        // Enough 4x4 tiles (n * ceil(oh/4) * ceil(ow/4) >= 96) for F(4x4, 3x3); error ~1e-6.
+        try checkConv(n: 2, c: 6, h: 40, w: 36, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                      bias: true, residual: true, seed: 45, "conv 3x3 Winograd F(4x4) 40x36 +res")
+        // Forced F(4x4) on partial tiles, asymmetric padding and tile blocks that split rows and images.
+        setenv("DIFFEDIT_WINOGRAD", "4", 1)
+        setenv("DIFFEDIT_WINOGRAD_TILES", "7", 1)
+        defer { unsetenv("DIFFEDIT_WINOGRAD"); unsetenv("DIFFEDIT_WINOGRAD_TILES") }
+        try checkConv(n: 2, c: 6, h: 23, w: 17, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                      bias: true, residual: true, seed: 46, "conv 3x3 Winograd F(4x4) 23x17 blocks of 7")
+        try checkConv(n: 1, c: 7, h: 25, w: 30, co: 9, kh: 3, kw: 3, stride: 1, pad: (0, 0, 1, 1),
+                      bias: false, residual: false, seed: 47, "conv 3x3 Winograd F(4x4) pad (0,0,1,1)")
+    }
+
     func testConvStride2Padding0011() throws {
         // The VAE encoder's downsampler: pad (top 0, left 0, bottom 1, right 1), stride 2.
         try checkConv(n: 2, c: 6, h: 16, w: 12, co: 8, kh: 3, kw: 3, stride: 2, pad: (0, 0, 1, 1),
