@@ -19,7 +19,8 @@
 #   cancel   a cancel during the edit (test hook DIFFEDIT_GIMP_CANCEL_AT_STEP) leaves the image untouched
 #   layermask DIFFEDIT_GIMP_ADD_LAYER_MASK=1: the mask used becomes the new layer's layer mask
 #   dialog   (when xvfb-run is installed) the interactive dialog under Xvfb, pressed OK by a test hook
-#            (DIFFEDIT_GIMP_DIALOG_TEST), runs the edit with its progress window: a new layer
+#            (DIFFEDIT_GIMP_DIALOG_TEST), runs the edit with its progress window: a new layer; then
+#            RUN-WITH-LAST-VALS repeats it, and on an indexed image shows the error as a GIMP message
 #   recolour with the toy model (models/toy-instruct or models/toy-sd, once trained): "make the circle
 #            blue" turns the circle blue inside the selection, outside unchanged
 # Without PLUGIN_BINARY the plug-in is built here with cc + pkg-config (gimp-2.0, gimpui-2.0, diffedit;
@@ -140,6 +141,8 @@ err_case p2p     "(edit img src \"a blue circle\" \"\" \"p2p\" 0.0 0.0 4 1 \"$MO
 err_case steps   "(edit img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 5000 1 \"$MODEL\")"
 err_case indexed "(begin (gimp-image-convert-indexed img CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 16 FALSE FALSE \"\")
                    (edit img (car (gimp-image-get-active-layer img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))"
+err_case group   "(let ((g (car (gimp-layer-group-new img)))) (gimp-image-insert-layer img g 0 0)
+                   (edit img g \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))"
 err_case channel "(edit img (car (gimp-image-get-selection img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\")"
 
 # The embedded default model (model-path ""): an edit when the library finds it, else a clear message.
@@ -202,7 +205,16 @@ if command -v xvfb-run >/dev/null 2>&1; then
   LB+=(-b "(gimp-message \"CASE dialog\")"
        -b "(begin $LIB (let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
              (let ((new (car (plug-in-diffedit RUN-INTERACTIVE img src \"\" \"\" \"auto\" 0.0 0.0 0 0 \"\"))))
-               (report \"dialog\" img new src) (save img new \"$T/dialog_new.png\"))))")
+               (report \"dialog\" img new src) (save img new \"$T/dialog_new.png\"))))"
+       -b "(gimp-message \"CASE lastvals\")"
+       -b "(begin $LIB (let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+             (let ((new (car (plug-in-diffedit RUN-WITH-LAST-VALS img src \"\" \"\" \"\" 0.0 0.0 0 0 \"\"))))
+               (report \"lastvals\" img new src))))"
+       -b "(gimp-message \"CASE lastvals-indexed\")"
+       -b "(begin $LIB (let* ((img (load-scene))) (sel img)
+             (gimp-image-convert-indexed img CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 16 FALSE FALSE \"\")
+             (catch #f (plug-in-diffedit RUN-WITH-LAST-VALS img (car (gimp-image-get-active-layer img)) \"\" \"\" \"\" 0.0 0.0 0 0 \"\"))
+             (count-layers \"lastvals-indexed\" img)))")
 fi
 LB+=(-b "(gimp-message \"CASE end\")")
 run_gimp_x() { local log="$1"; shift
@@ -252,13 +264,13 @@ else failc "offset: expected 'RESULT offset-geometry 40x40+10+10', got '${r:-no 
 check_new_layer nosel
 [ -f "$T/nosel_new.png" ] && pngc nosel changed "$SCENE" "$T/nosel_new.png" 0.5
 
-expect_error() { # case, expected substring of the message
+expect_error() { # case, expected substring of the message [, layers the image must have (default 1)]
   local seg; seg="$(segment "$1")"
   local r; r="$(result "$1")"
   if ! printf '%s\n' "$seg" | grep -q "plug-in-diffedit failed[^:]*: .*$2"; then
     failc "$1: no message containing '$2'"; printf '%s\n' "$seg" | tail -n 6
-  elif [ "$r" != "RESULT $1 layers=1" ]; then
-    failc "$1: expected the image untouched (layers=1), got '${r:-no result}'"
+  elif [ "$r" != "RESULT $1 layers=${3:-1}" ]; then
+    failc "$1: expected the image untouched (layers=${3:-1}), got '${r:-no result}'"
   else
     pass "$1: $(printf '%s\n' "$seg" | grep -o "plug-in-diffedit failed[^:]*: .*" | head -n 1 | cut -c1-160)"
   fi
@@ -271,6 +283,7 @@ expect_error method "unknown method \"magic\""
 expect_error p2p "source_prompt"
 expect_error steps "steps (5000)"
 expect_error indexed "indexed"
+expect_error group "not a layer group" 2
 expect_error channel "works on a layer"
 
 if [ "$DEFAULT_OK" = 1 ]; then
@@ -293,6 +306,11 @@ else failc "layermask: the new layer has no layer mask"; fi
 if [ ${#XVFB[@]} -gt 0 ]; then
   check_new_layer dialog
   [ -f "$T/dialog_new.png" ] && pngc dialog edit "$SCENE" "$T/dialog_new.png" 12 12 40 40
+  check_new_layer lastvals
+  seg="$(segment lastvals-indexed)"
+  if printf '%s\n' "$seg" | grep -q "this image is indexed" && [ "$(result lastvals-indexed)" = "RESULT lastvals-indexed layers=1" ]; then
+    pass "lastvals-indexed: shown as a GIMP message: $(printf '%s\n' "$seg" | grep -m1 "Warning: Diffusion Edit" | cut -c1-120)"
+  else failc "lastvals-indexed: no GIMP message about the indexed image"; printf '%s\n' "$seg" | tail -n 6; fi
 else
   echo "SKIP gimp: dialog: xvfb-run not installed (apt-get install -y xvfb xauth)"
 fi

@@ -496,6 +496,9 @@ check_input (gint32 image, gint32 drawable, const EditVals *v)
     if (!gimp_item_is_layer (drawable) || gimp_item_is_layer_mask (drawable))
         return g_strdup ("Diffusion Edit works on a layer: select a layer (not a channel or a layer mask) "
                          "in the Layers dialog and run it again.");
+    if (gimp_item_is_group (drawable))
+        return g_strdup ("Diffusion Edit works on a normal layer, not a layer group: select a layer inside "
+                         "the group (or merge the group) and run it again.");
     if (gimp_layer_is_floating_sel (drawable))
         return g_strdup ("Diffusion Edit: anchor the floating selection (or make it a new layer) first.");
     if (gimp_image_base_type (image) == GIMP_INDEXED || gimp_drawable_is_indexed (drawable))
@@ -757,10 +760,12 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         *nreturn_vals = 2;
         values[1].type = GIMP_PDB_LAYER;
         values[1].data.d_layer = layer;
+    } else if (message && mode != GIMP_RUN_NONINTERACTIVE) {
+        /* Interactive / last values: the user sees the message in GIMP's own message style. */
+        gimp_message (message);
     } else if (message) {
+        /* Non-interactive: the message travels with the error status (Script-Fu prints it). */
         static gchar *last_message = NULL; /* must outlive run(): libgimp sends it after we return */
-        if (interactive)
-            gimp_message (message);
         g_free (last_message);
         last_message = message;
         message = NULL;
