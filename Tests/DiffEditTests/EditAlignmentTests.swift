@@ -41,6 +41,23 @@ final class EditAlignmentTests: XCTestCase {
         XCTAssertFalse(a.hasBlendWords)
     }
 
+    func testOverlongAndOddPromptsStayInRange() throws {
+        let tok = try EditTestSupport.sd1().tokenizer
+        let long = Array(repeating: "a very red circle,", count: 40).joined(separator: " ")
+        let pairs = [(long, long.replacingOccurrences(of: "red", with: "blue")),
+                     (long, long + " with extra words"),
+                     ("  a\tcat \n", "a 🐱 cat!!"),
+                     ("", "a cat"),
+                     ("a cat", "")]
+        for (s, t) in pairs {
+            let a = try PromptAlignment(source: s, target: t, tokenize: { tok.tokenize($0).flatMap { $0 } })
+            XCTAssertTrue(a.refineMapper.allSatisfy { $0 >= 0 && $0 < 77 })
+            XCTAssertEqual(a.refineAlphas.count, 77)
+            if a.isReplace { XCTAssertEqual(a.replaceMapper.count, 77 * 77) }
+            XCTAssertEqual(a.blendSource.count, 77)
+        }
+    }
+
     func testLocalBlendHeightIsTheQuarterResolution() {
         var c = UNetConfig()   // SD 1.5: cross-attention at 64, 32, 16 for 64x64 latents
         XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 64), 16)

@@ -57,6 +57,17 @@ final class EditPropertyTests: XCTestCase {
         XCTAssertGreaterThan(EditTestSupport.relErr(other.latents!, four.latents!), 1e-3, "the negative prompt is used")
     }
 
+    func testP2PWithOverlongPromptsRuns() throws {
+        let long = Array(repeating: "a very red circle,", count: 40).joined(separator: " ")
+        var o = options(.p2p, prompt: long.replacingOccurrences(of: "red", with: "blue"), steps: 3)
+        o.sourcePrompt = long
+        let r = try EditTestSupport.editor().edit(EditPropertyTests.scene(64, 64), options: o, progress: ProgressReporter())
+        XCTAssertTrue(r.latents!.toArray().allSatisfy { $0.isFinite })
+        o.prompt = long + " and a green square"
+        let r2 = try EditTestSupport.editor().edit(EditPropertyTests.scene(64, 64), options: o, progress: ProgressReporter())
+        XCTAssertTrue(r2.latents!.toArray().allSatisfy { $0.isFinite })
+    }
+
     func testZeroMaskKeepsTheReconstruction() throws {
         let img = EditPropertyTests.scene(64, 64)
         let editor = try EditTestSupport.editor()
