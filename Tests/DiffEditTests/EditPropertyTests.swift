@@ -172,6 +172,16 @@ final class EditPropertyTests: XCTestCase {
         XCTAssertGreaterThan(insideChanged, 1000, "the masked region is edited")
     }
 
+    /// Without a mask, a large input is composited where the edit differs from the VAE reconstruction:
+    /// an edit that changes nothing (eps = 0, guidance 1: the round trip is exact) returns the input
+    /// bit-identical.
+    func testLargeInputWithNoChangeComesBackIdentical() throws {
+        let img = EditPropertyTests.scene(400, 300)
+        let r = try smoothEditor(factor: 0).edit(img, options: options(.ddim, prompt: EditPropertyTests.source, steps: 4, guidance: 1),
+                                                 progress: ProgressReporter())
+        XCTAssertEqual(r.image, img)
+    }
+
     func testOtherSizesComeBackAtTheirSize() throws {
         let editor = try EditTestSupport.editor()
         for (w, h, full) in [(40, 30, false), (70, 50, true), (333, 517, false)] {

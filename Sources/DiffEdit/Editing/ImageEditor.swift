@@ -68,7 +68,9 @@ public final class ImageEditor {
             if let fm = fullMask {
                 alpha = fm
             } else {
-                let rg = region ?? ImageEditor.changedRegion(decoded, work, radius: f)
+                // where the edit differs from the VAE's reconstruction of the input (so the VAE's own
+                // error does not count as a change and unchanged areas keep their original pixels)
+                let rg = try region ?? ImageEditor.changedRegion(decoded, decode(encode(work)), radius: f)
                 alpha = plan.planeToInput(rg)
             }
         }
