@@ -79,6 +79,12 @@ final class EditPropertyTests: XCTestCase {
             XCTAssertEqual(r.image, recon, "\(m): an all-zero mask must give the VAE reconstruction")
             XCTAssertTrue(r.mask!.pixels.allSatisfy { $0 == 0 }, "\(m): mask out")
         }
+        // instruct (8-channel fixture model) too
+        let ie = ImageEditor(model: try EditTestSupport.model(EditTestSupport.editFixtures + "/instruct/model"))
+        var io = options(.instruct, prompt: "make the circle blue")
+        io.mask = GrayImage(width: 64, height: 64, pixels: [UInt8](repeating: 0, count: 64 * 64))
+        XCTAssertEqual(try ie.edit(img, options: io, progress: ProgressReporter()).image, try ie.decode(try ie.encode(img)),
+                       "instruct: an all-zero mask must give the VAE reconstruction")
         // and a half mask changes only latents under it
         var o = options(.sdedit, prompt: "a blue circle on a white background")
         var mp = [UInt8](repeating: 0, count: 64 * 64)
