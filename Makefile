@@ -10,6 +10,7 @@
 #   make valgrind-cabi  the C ABI tests under valgrind (no invalid accesses, no leaks after free)
 #   make check-symbols  nm -D of the built library vs abi/symbols.txt
 #   make check-header   the installed header compiles as C99 -pedantic and as C++11
+#   make frei0r         build/frei0r-1/diffedit.so, the FFmpeg frei0r filter (examples/ffmpeg)
 #   make bench          diffedit bench (+ scripts/bench_torch.py when torch imports)
 #   make quality        tools/quality.py (edit quality on the toy world)
 #   make cuda           placeholder: the CUDA provider needs nvcc (not built yet)
@@ -53,7 +54,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
 .PHONY: all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
-        valgrind-cabi check-symbols check-header bench quality cuda clean
+        valgrind-cabi check-symbols check-header bench quality cuda clean frei0r
 
 all: lib
 
@@ -134,8 +135,23 @@ check-header: stage
 	  echo '#include <diffedit.h>' | $(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ \
 	    $$($(STAGE_PC) --cflags diffedit) - && echo "check-header: diffedit.h compiles as C99 and C++11"; fi
 
-test-cabi: $(TESTBIN)/test_cabi check-header
+$(TESTBIN)/test_stream: Tests/CABI/test_stream.c stage
+	@mkdir -p $(TESTBIN)
+	$(CC) $(CABI_CFLAGS) $$($(STAGE_PC) --cflags diffedit) Tests/CABI/test_stream.c -o $@ \
+	  $$($(STAGE_PC) --libs diffedit) -Wl,-rpath,$(STAGE)/lib
+
+test-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream check-header
 	$(TESTBIN)/test_cabi $(CABI_MODEL)
+	$(TESTBIN)/test_stream $(CABI_MODEL)
+
+# FFmpeg frei0r plug-in over the streaming API (needs frei0r.h: Debian frei0r-plugins-dev), into a
+# frei0r-1 folder: FREI0R_PATH=build/frei0r-1 ffmpeg -i in.mp4 -vf "frei0r=filter_name=diffedit:filter_params=PROMPT|..." out.mp4
+FREI0R_DIR ?= $(BUILD)/frei0r-1
+frei0r: stage
+	@mkdir -p $(FREI0R_DIR)
+	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -fPIC -shared $$($(STAGE_PC) --cflags diffedit) \
+	  examples/ffmpeg/diffedit_frei0r.c -o $(FREI0R_DIR)/diffedit.so $$($(STAGE_PC) --libs diffedit) -Wl,-rpath,$(STAGE)/lib
+	@echo "built $(FREI0R_DIR)/diffedit.so (check: python3 examples/ffmpeg/check_frei0r.py --model MODEL)"
 
 valgrind-cabi: $(TESTBIN)/test_cabi
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_MODEL)

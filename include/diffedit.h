@@ -105,7 +105,9 @@ typedef enum diff_edit_status {
                                                 but unusable) */
     DIFF_EDIT_ERR_IO = -5,                 /**< a file could not be found or read */
     DIFF_EDIT_ERR_MODEL = -6,              /**< model files are malformed or inconsistent */
-    DIFF_EDIT_ERR_BUSY = -7                /**< the context is running another call */
+    DIFF_EDIT_ERR_BUSY = -7,               /**< the context is running another call */
+    DIFF_EDIT_AGAIN = 2                    /**< streams: no edited frame is ready yet; push more
+                                                frames or end the stream (not a failure; appended) */
 } diff_edit_status;
 
 /**
@@ -340,13 +342,20 @@ DIFF_EDIT_API diff_edit_status diff_edit_image(diff_edit_ctx *ctx, const diff_ed
 
 /**
  * Edits a video given as n_frames frames: frames_in[i] -> frames_out[i] (arrays of n_frames
- * buffers; every frame has the size of frames_in[0]; frames_out[i] has the size of frames_in[i]).
- * CURRENT BEHAVIOUR: frames are edited one by one with diff_edit_image semantics and the same seed
- * for every frame (no temporal consistency yet; a video method will replace this without changing
- * the signature). params->mask applies to every frame; params->mask_out receives the mask of the
- * last frame. The progress callback reports frame i of n_frames.
- * All frames are checked before any is edited. On DIFF_EDIT_CANCELLED or an error in frame i, frames
- * before i are already written and frames from i on are untouched.
+ * buffers; every frame has the size of frames_in[0]; frames_out[i] has the size of frames_in[i];
+ * frames_out[i] may be frames_in[i]).
+ * Method: the temporally consistent video method (docs/video_quality.md), the same as the streaming
+ * API with its default lookahead: frames in windows of 4 (the first frame of each window is its
+ * keyframe), one shared noise for every frame, cross-frame self-attention to the first frame, the
+ * keyframe and the previous frame, keyframe features propagated through the source video's own
+ * correspondences, and source-static pixel fusion. params->method picks the per-frame edit (SDEDIT,
+ * DDIM, P2P, INSTRUCT as in diff_edit_image). Memory is bounded by the window, not by n_frames.
+ * With params->mask, frames are edited one by one with diff_edit_image semantics and the same seed
+ * (the consistent method takes no mask); params->mask_out then receives the mask of the last frame
+ * (with no mask it is filled with 255).
+ * The progress callback reports frame i of n_frames (the last frame of the window being edited).
+ * All frames are checked before any is edited. On DIFF_EDIT_CANCELLED or an error while editing
+ * a window, the frames of earlier windows are already written and the others are untouched.
  * Returns what diff_edit_image returns, plus DIFF_EDIT_ERR_INVALID_ARGUMENT for NULL frames_in or
  * frames_out, n_frames 0, or frames of different sizes (the message names the frame, e.g.
  * "frames_in[3].stride").
@@ -363,6 +372,75 @@ DIFF_EDIT_API diff_edit_status diff_edit_video(diff_edit_ctx *ctx, const diff_ed
  * on ctx is running. NULL is ignored.
  */
 DIFF_EDIT_API void diff_edit_cancel(diff_edit_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------------
+ * Streaming video (appended): for hosts that see one frame at a time, such as FFmpeg filters.
+ * A context holds at most one stream. Frames are pushed in order and edited by the consistent video
+ * method (as diff_edit_video) in windows of lookahead + 1 frames: a window is edited when its last
+ * frame is pushed (that push takes the time) or at diff_edit_stream_end. Edited frames are pulled in
+ * order; a frame can be pulled at most `lookahead` pushes after it was pushed. Streaming and
+ * diff_edit_video give the same frames for the same parameters when the lookahead is the default 3.
+ * Memory: the first frame plus one window. Alpha of RGBA8/BGRA8 frames passes through.
+ * Thread rules: as diff_edit_image (one call per context at a time, else DIFF_EDIT_ERR_BUSY);
+ * diff_edit_cancel stops a push or end that is editing (it returns DIFF_EDIT_CANCELLED and the stream
+ * is then broken: end it and begin a new one; the context stays usable).
+ * ---------------------------------------------------------------------------------------------- */
+
+/** Largest lookahead of diff_edit_stream_set_lookahead. */
+#define DIFF_EDIT_MAX_LOOKAHEAD 15
+
+/**
+ * Sets the lookahead (0..DIFF_EDIT_MAX_LOOKAHEAD frames; default 3) of the next stream begun on ctx.
+ * 0 edits every frame as soon as it is pushed (every frame is a keyframe: shared noise, attention to
+ * and propagation from the first frame, pixel fusion); larger values edit windows of lookahead + 1
+ * frames with propagation from each window's keyframe, at that much latency.
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx, frames above the maximum);
+ * DIFF_EDIT_ERR_BUSY.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_stream_set_lookahead(diff_edit_ctx *ctx, uint32_t frames);
+
+/**
+ * Begins a stream of width x height frames in `format` (RGB8, RGBA8, BGR8 or BGRA8) edited with
+ * `params` (read now and copied: the strings need not outlive the call; params->progress is called
+ * during later pushes and ends). params->mask and params->mask_out are not supported by streams.
+ * A previous stream on ctx must have been ended (an ended stream's unpulled frames are dropped).
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx or params, bad params as for
+ * diff_edit_image, width/height 0 or above DIFF_EDIT_MAX_DIMENSION, bad format, a stream already
+ * open); DIFF_EDIT_ERR_UNSUPPORTED (method not available for this model, mask or mask_out set);
+ * DIFF_EDIT_ERR_BUSY.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_stream_begin(diff_edit_ctx *ctx, const diff_edit_params *params,
+                                                      uint32_t width, uint32_t height,
+                                                      diff_edit_pixel_format format);
+
+/**
+ * Pushes the next frame (the stream's size and format; read before the call returns, so the caller
+ * may reuse it). When the frame completes a window, the window is edited during this call.
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_CANCELLED; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx or frame, no
+ * stream begun, push after diff_edit_stream_end, a frame of another size or format, bad stride or
+ * data, a broken stream); the errors of diff_edit_image while editing; DIFF_EDIT_ERR_BUSY.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_stream_push(diff_edit_ctx *ctx, const diff_edit_buffer *frame);
+
+/**
+ * Writes the next edited frame, in push order, into `out` (caller-allocated, the stream's size and
+ * format; stride padding is never written).
+ * Returns DIFF_EDIT_OK (a frame was written); DIFF_EDIT_AGAIN (no frame is ready yet: out untouched;
+ * also before the first push); DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx or out, no stream, out of
+ * another size or format, or the stream has ended and every frame was pulled: the stream is then
+ * closed); DIFF_EDIT_ERR_BUSY.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_stream_pull(diff_edit_ctx *ctx, diff_edit_buffer *out);
+
+/**
+ * Ends the stream: edits the frames still waiting (the last, partial window), which can then be
+ * pulled; no more pushes. Ending a broken (cancelled or failed) stream just closes it. A stream is
+ * closed when ended and drained, or when the next diff_edit_stream_begin replaces it; a stream still
+ * open when its context is freed is released by the next stream call on any context.
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_CANCELLED; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx, no stream);
+ * the errors of diff_edit_image while editing; DIFF_EDIT_ERR_BUSY.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_stream_end(diff_edit_ctx *ctx);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -116,7 +116,7 @@ public func diffEditParamsDefault(_ params: UnsafeMutablePointer<diff_edit_param
 }
 
 /// Mutable frame index shared with the progress closure of a video call.
-private final class FrameCounter: @unchecked Sendable {
+final class FrameCounter: @unchecked Sendable {
     var frame = 0
     let frames: Int
     init(frames: Int) { self.frames = frames }
@@ -196,6 +196,13 @@ public func diffEditVideo(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_ed
         }
         try req.checkMasks(against: ins[0], inputName: "frames_in[0]")
     }, body: { ctx, req, method, reporter, counter in
+        // The consistent video method (StreamExports.swift: videoConsistent); with a mask (which it does
+        // not take) or an engine without a video editor, frame by frame with diff_edit_image semantics.
+        if req.mask == nil, req.maskOut == nil,
+           try videoConsistent(ctx: ctx, request: req, method: method, reporter: reporter, counter: counter,
+                               ins: ins, outs: outs) {
+            return
+        }
         let runner = EditRunner(ctx: ctx, request: req, method: method, reporter: reporter)
         for i in 0..<ins.count {
             counter.frame = i

@@ -17,7 +17,8 @@ enum StaticStrings {
                           (DIFF_EDIT_ERR_UNSUPPORTED, "unsupported"),
                           (DIFF_EDIT_ERR_OUT_OF_MEMORY, "out of memory"),
                           (DIFF_EDIT_ERR_BACKEND, "backend error"), (DIFF_EDIT_ERR_IO, "i/o error"),
-                          (DIFF_EDIT_ERR_MODEL, "model error"), (DIFF_EDIT_ERR_BUSY, "busy")] {
+                          (DIFF_EDIT_ERR_MODEL, "model error"), (DIFF_EDIT_ERR_BUSY, "busy"),
+                          (DIFF_EDIT_AGAIN, "again")] {
             d[Int32(s.rawValue)] = make(name)
         }
         return d

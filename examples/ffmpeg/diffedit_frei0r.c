@@ -28,6 +28,7 @@
  * frei0r: the plug-in prints "diffedit frei0r: error: ..." on stderr and ends the process with status 1
  * (FFmpeg itself rejects a numeric parameter that does not parse, before the plug-in sees it).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <frei0r.h>
 #include <diffedit.h>
 

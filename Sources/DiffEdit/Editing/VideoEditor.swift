@@ -18,8 +18,14 @@
 ///      anchor/keyframe/previous-frame features are carried to where the source video's own features
 ///      correspond (a soft, attention-weighted form of TokenFlow's nearest-neighbour propagation; no
 ///      extra network). Instruct has no source branch: it gets 1 and 2 only.
-///   4. Per-frame attention control: p2p runs one P2PController per frame (word swap / refinement /
+///   4. Latent nearest-neighbour propagation (`VideoTokenMatch`, `tokenMatching`): each latent token of
+///      a frame is matched to its reference frame (keyframe; for keyframes the anchor) by the source
+///      latents' 3x3 descriptors; after every step matched tokens copy the reference's edited latents.
+///   5. Source-static pixel fusion (`VideoPixelFusion`, `pixelFusion`): where the source does not change
+///      around a pixel since the previous frame, the previous edited frame's pixel is kept.
+///   6. Per-frame attention control: p2p runs one P2PController per frame (word swap / refinement /
 ///      re-weighting and its own LocalBlend mask from that frame's cross-attention).
+/// docs/video_quality.md describes the method in full and measures each part.
 /// Streaming (`VideoStream`) and the whole-clip calls give the same frames up to float rounding of
 /// different batch sizes (frames are grouped into the same windows either way).
 public final class VideoEditor {
