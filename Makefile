@@ -11,6 +11,7 @@
 #   make check-symbols  nm -D of the built library vs abi/symbols.txt
 #   make check-header   the installed header compiles as C99 -pedantic and as C++11
 #   make frei0r         build/frei0r-1/diffedit.so, the FFmpeg frei0r filter (examples/ffmpeg)
+#   make test-frei0r    ffmpeg + the frei0r plug-in on a toy clip (needs ffmpeg, frei0r-plugins-dev)
 #   make bench          diffedit bench (+ scripts/bench_torch.py when torch imports)
 #   make quality        tools/quality.py (edit quality on the toy world)
 #   make cuda           placeholder: the CUDA provider needs nvcc (not built yet)
@@ -54,7 +55,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
 .PHONY: all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
-        valgrind-cabi check-symbols check-header bench quality cuda clean frei0r
+        valgrind-cabi check-symbols check-header bench quality cuda clean frei0r test-frei0r
 
 all: lib
 
@@ -152,6 +153,10 @@ frei0r: stage
 	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -fPIC -shared $$($(STAGE_PC) --cflags diffedit) \
 	  examples/ffmpeg/diffedit_frei0r.c -o $(FREI0R_DIR)/diffedit.so $$($(STAGE_PC) --libs diffedit) -Wl,-rpath,$(STAGE)/lib
 	@echo "built $(FREI0R_DIR)/diffedit.so (check: python3 examples/ffmpeg/check_frei0r.py --model MODEL)"
+
+# The real ffmpeg with the plug-in on Tests/Fixtures/video/toyclip: frame count, size, edit, flicker, bad params.
+test-frei0r: frei0r
+	$(PYTHON) examples/ffmpeg/check_frei0r.py --plugin-dir $(FREI0R_DIR) --model $(CABI_MODEL)
 
 valgrind-cabi: $(TESTBIN)/test_cabi
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_MODEL)
