@@ -194,14 +194,20 @@ def main():
     print()
     print(text)
     if a.out:
+        block = (f"Made by `{cmd}`: {a.clips} held-out clips of {a.frames} frames ({a.size}x{a.size}), "
+                 f"{a.steps} steps, strength {a.strength}, keyframe interval {a.keyframe_interval}, seed {a.seed}, "
+                 f"static margin {a.margin} px, colour threshold {a.color_threshold}.\n\n" + text + "\n")
+        begin, end = "<!-- video-quality:begin -->", "<!-- video-quality:end -->"
+        old = open(a.out).read() if os.path.exists(a.out) else ""
+        if begin in old and end in old:
+            # replace the marked section only (docs/video_quality.md keeps its method description)
+            new = old[:old.index(begin) + len(begin)] + "\n" + block + old[old.index(end):]
+        else:
+            new = ("# Video edit quality (toy world)\n\nMetrics: see tools/video_quality.py. Goal (issue 7): "
+                   "consistent flicker <= 50% of per-frame at equal or better success.\n\n"
+                   f"{begin}\n{block}{end}\n")
         with open(a.out, "w") as f:
-            f.write("# Video edit quality (toy world)\n\n")
-            f.write(f"Made by `{cmd}`: {a.clips} held-out clips of {a.frames} frames ({a.size}x{a.size}), "
-                    f"{a.steps} steps, strength {a.strength}, keyframe interval {a.keyframe_interval}, seed {a.seed}, "
-                    f"static margin {a.margin} px, colour threshold {a.color_threshold}.\n"
-                    "Metrics: see tools/video_quality.py. Goal (issue 7): consistent flicker <= 50% of per-frame "
-                    "at equal or better success.\n\n")
-            f.write(text + "\n")
+            f.write(new)
         print(f"wrote {a.out}")
 
 
