@@ -170,4 +170,27 @@ final class VideoEditorTests: XCTestCase {
         XCTAssertEqual(emitted, 20)
         XCTAssertLessThanOrEqual(maxInFlight, o.keyframeInterval, "frames held at once")
     }
+
+    /// The anchor (frame 0) attends only to itself and does not propagate: in consistent mode it must come
+    /// out as the image edit of frame 0 (up to rounding of the larger batch). sdedit on the sd1 fixture,
+    /// instruct on the 8-channel edit fixture (shared noise and cross-frame attention only).
+    func testAnchorFrameEqualsTheImageEdit() throws {
+        let frames = VideoEditorTests.clip(frames: 3)
+        var cases: [(VideoEditor, VideoOptions)] = [(VideoEditor(model: try EditTestSupport.sd1()),
+                                                     VideoEditorTests.options(.sdedit, mode: .consistent))]
+        var io = VideoEditorTests.options(.instruct, mode: .consistent)
+        io.edit.prompt = "make the circle blue"
+        io.edit.sourcePrompt = nil
+        cases.append((VideoEditor(model: try EditTestSupport.model(EditTestSupport.editFixtures + "/instruct/model")), io))
+        for (editor, o) in cases {
+            let out = try editor.edit(frames, options: o, progress: ProgressReporter())
+            XCTAssertEqual(out.count, 3)
+            let single = try editor.imageEditor.edit(frames[0], options: o.edit, progress: ProgressReporter()).image
+            var maxDiff = 0
+            for k in 0..<single.pixels.count { maxDiff = max(maxDiff, abs(Int(single.pixels[k]) - Int(out[0].pixels[k]))) }
+            print("video anchor vs image edit (\(o.edit.method)): max pixel difference \(maxDiff)")
+            XCTAssertLessThanOrEqual(maxDiff, 2, "\(o.edit.method)")
+            XCTAssertNotEqual(out[1], frames[1], "\(o.edit.method): frame 1 edited")
+        }
+    }
 }
