@@ -23,11 +23,9 @@ enum DefaultModelLocator {
             candidates.append(dir + "/../../models/" + modelName)
         }
         for c in candidates where exists(c) { return c }
-        do {
-            return try DefaultModel.resolve()   // the executable's neighbourhood, the source tree
-        } catch {
-            throw DiffEditError.io("default model (params->path NULL or \"\"): not found next to the library (\(candidates.isEmpty ? "location unknown" : candidates.joined(separator: ", "))) nor by DefaultModel (\(error)); set params->path or DIFFEDIT_DEFAULT_MODEL")
-        }
+        if let p = try? DefaultModel.resolve() { return p }   // next to the executable, the source tree
+        let looked = candidates + DefaultModel.candidates()
+        throw DiffEditError.io("default model (params->path NULL or \"\"): \(modelName) not found; looked in \(looked.joined(separator: ", ")); set params->path or the environment variable DIFFEDIT_DEFAULT_MODEL")
     }
 
     private static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

@@ -848,6 +848,36 @@ static void test_video_success(diff_edit_ctx *ctx) {
     rec.cancel_at = 2;
     EXPECT_ERR(diff_edit_video(ctx, &p, in, N, out), DIFF_EDIT_CANCELLED, ctx, "cancel");
     for (int i = 0; i < N; i++) CHECK(pixels_untouched(&out[i]));
+
+    /* With a mask, frames are edited one by one with diff_edit_image semantics and one seed. */
+    {
+        diff_edit_buffer mask = image_new(g_w, g_h, DIFF_EDIT_GRAY8);
+        for (uint32_t y = 0; y < g_h; y++) memset((uint8_t *)mask.data + (size_t)y * mask.stride, 255, g_w);
+        diff_edit_params m = p;
+        m.mask = &mask;
+        m.progress = NULL;
+        for (int i = 0; i < N; i++) image_reset(&out[i]);
+        EXPECT_OK(diff_edit_video(ctx, &m, in, N, out), ctx);
+        for (int i = 0; i < N; i++) {
+            image_reset(&single);
+            EXPECT_OK(diff_edit_image(ctx, &m, &in[i], &single), ctx);
+            CHECK(pixels_equal(&single, &out[i]) && padding_intact(&out[i]));
+        }
+        /* Cancel at the first step of frame 1: frame 0 written, later frames untouched. */
+        progress_rec count;
+        memset(&count, 0, sizeof count);
+        m.progress = progress_cb;
+        m.progress_user = &count;
+        EXPECT_OK(diff_edit_image(ctx, &m, &in[0], &single), ctx);
+        for (int i = 0; i < N; i++) image_reset(&out[i]);
+        memset(&rec, 0, sizeof rec);
+        rec.cancel_at = count.calls + 1;
+        m.progress_user = &rec;
+        EXPECT_ERR(diff_edit_video(ctx, &m, in, N, out), DIFF_EDIT_CANCELLED, ctx, "cancel");
+        CHECK(rec.last_frame == 1);
+        CHECK(!pixels_untouched(&out[0]) && pixels_untouched(&out[1]) && pixels_untouched(&out[2]));
+        image_free(&mask);
+    }
     for (int i = 0; i < N; i++) { image_free(&in[i]); image_free(&out[i]); }
     image_free(&single);
 }
