@@ -18,7 +18,7 @@
 #   make clean
 #
 # Variables: SWIFT, CC, PREFIX, DESTDIR, SCRATCH (SwiftPM scratch path), CONFIG (release|debug),
-# CABI_MODEL (model the C ABI success-path tests load), JOBS.
+# CABI_MODEL (model the C ABI success-path tests load), JOBS, BENCH_ARGS, QUALITY_ARGS.
 
 SWIFT     ?= swift
 CC        ?= cc
@@ -169,14 +169,18 @@ test: swift-test test-cabi check-symbols
 # ---------------------------------------------------------------------------------------------------
 # Benchmarks, quality, CUDA
 # ---------------------------------------------------------------------------------------------------
+# Both sides write/read the same results file, so bench_torch.py prints the ratio of the same run.
+# BENCH_ARGS (e.g. --sizes 32 --repeat 2) go to both.
+BENCH_RESULTS := $(CURDIR)/$(BUILD)/bench-results.txt
 bench: cli
-	$(BINDIR)/diffedit bench
+	DIFFEDIT_BENCH_RESULTS=$(BENCH_RESULTS) $(BINDIR)/diffedit bench $(BENCH_ARGS)
 	@if $(PYTHON) -c 'import torch' >/dev/null 2>&1 && [ -f scripts/bench_torch.py ]; then \
-	  $(PYTHON) scripts/bench_torch.py; \
-	else echo "bench: torch not importable or scripts/bench_torch.py missing: skipping the PyTorch reference"; fi
+	  DIFFEDIT_BENCH_RESULTS=$(BENCH_RESULTS) $(PYTHON) scripts/bench_torch.py --swift-results $(BENCH_RESULTS) $(BENCH_ARGS); \
+	else echo "bench: torch not importable or scripts/bench_torch.py missing: no PyTorch reference"; fi
 
+# QUALITY_ARGS (e.g. --cases 50 --types recolor) go to tools/quality.py.
 quality: cli
-	@if [ -f tools/quality.py ]; then DIFFEDIT=$(CURDIR)/$(BINDIR)/diffedit $(PYTHON) tools/quality.py $(QUALITY_ARGS); \
+	@if [ -f tools/quality.py ]; then $(PYTHON) tools/quality.py --cli $(CURDIR)/$(BINDIR)/diffedit $(QUALITY_ARGS); \
 	else echo "quality: tools/quality.py is missing (it comes with the toy model): nothing to score"; fi
 
 cuda:
