@@ -50,6 +50,8 @@ LIB_LDFLAGS  := -Xlinker --version-script=$(CURDIR)/abi/diffedit.map -Xlinker -s
 CABI_CFLAGS  := -std=c99 -Wall -Wextra -Werror -O1 -g
 STAGE_PC     := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 CABI_MODEL   ?= $(CURDIR)/Tests/Fixtures/sd1
+CABI_INSTRUCT_MODEL ?= $(CURDIR)/Tests/Fixtures/edit/instruct/model
+CABI_ARGS    = $(if $(wildcard $(CABI_INSTRUCT_MODEL)/model_index.json),--instruct $(CABI_INSTRUCT_MODEL),) $(CABI_MODEL)
 VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
                   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
@@ -142,7 +144,7 @@ $(TESTBIN)/test_stream: Tests/CABI/test_stream.c stage
 	  $$($(STAGE_PC) --libs diffedit) -Wl,-rpath,$(STAGE)/lib
 
 test-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream check-header
-	$(TESTBIN)/test_cabi $(CABI_MODEL)
+	$(TESTBIN)/test_cabi $(CABI_ARGS)
 	$(TESTBIN)/test_stream $(CABI_MODEL)
 
 # FFmpeg frei0r plug-in over the streaming API (needs frei0r.h: Debian frei0r-plugins-dev), into a
@@ -159,7 +161,7 @@ test-frei0r: frei0r
 	$(PYTHON) examples/ffmpeg/check_frei0r.py --plugin-dir $(FREI0R_DIR) --model $(CABI_MODEL)
 
 valgrind-cabi: $(TESTBIN)/test_cabi
-	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_MODEL)
+	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_ARGS)
 
 swift-test:
 	$(SWIFT) test --scratch-path $(SCRATCH)-test $(SWIFT_JOBS)

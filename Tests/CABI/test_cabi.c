@@ -2,8 +2,9 @@
  * C ABI tests of libdiffedit, compiled with `cc -std=c99 -Wall -Wextra -Werror` against the
  * INSTALLED header (make test-cabi installs into build/stage first).
  *
- * Usage: test_cabi [--valgrind] [--no-model] [MODEL_PATH]
+ * Usage: test_cabi [--valgrind] [--no-model] [--instruct INSTRUCT_MODEL] [MODEL_PATH]
  *   MODEL_PATH  model for the success paths (default: the library's default model)
+ *   --instruct  an InstructPix2Pix checkpoint for the AUTO/INSTRUCT tests
  *   --no-model  run only the tests that need no model (argument checks of loads, NULL contexts)
  *   --valgrind  smaller images and fewer repeats (for `make valgrind-cabi`)
  *
@@ -899,6 +900,57 @@ static void test_model_outlives_handle(void) {
     image_free(&in); image_free(&out);
 }
 
+/* An InstructPix2Pix checkpoint (8-channel UNet): AUTO picks INSTRUCT; other methods are unsupported. */
+static const char *g_instruct_path = NULL;
+
+static void test_instruct_model(void) {
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.path = g_instruct_path;
+    mp.backend = "cpu";
+    diff_edit_model *m = NULL;
+    diff_edit_ctx *c = NULL;
+    EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+    if (!m) return;
+    EXPECT_OK(diff_edit_ctx_create(m, &c), NULL);
+    diff_edit_model_free(m);
+    if (!c) return;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_BGRA8), out = image_new(g_w, g_h, DIFF_EDIT_BGRA8);
+    diff_edit_buffer again = image_new(g_w, g_h, DIFF_EDIT_BGRA8);
+    image_fill(&in, 11);
+    diff_edit_params p;
+    base_params(&p);
+    p.method = DIFF_EDIT_METHOD_AUTO;
+    p.prompt = "make the square green";
+    p.strength = 0.0f;
+    EXPECT_OK(diff_edit_image(c, &p, &in, &out), c);
+    CHECK(padding_intact(&out) && !pixels_untouched(&out));
+    EXPECT_OK(diff_edit_image(c, &p, &in, &again), c);
+    CHECK(pixels_equal(&out, &again));
+    p.method = DIFF_EDIT_METHOD_INSTRUCT;
+    image_reset(&again);
+    EXPECT_OK(diff_edit_image(c, &p, &in, &again), c);
+    CHECK(pixels_equal(&out, &again));   /* AUTO is INSTRUCT here */
+    int alpha_ok = 1;
+    for (uint32_t y = 0; y < g_h; y++)
+        for (uint32_t x = 0; x < g_w; x++)
+            if (((uint8_t *)in.data)[(size_t)y * in.stride + x * 4 + 3] != ((uint8_t *)out.data)[(size_t)y * out.stride + x * 4 + 3])
+                alpha_ok = 0;
+    CHECK(alpha_ok);
+    image_reset(&again);
+    p.method = DIFF_EDIT_METHOD_SDEDIT;
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &again), DIFF_EDIT_ERR_UNSUPPORTED, c, "method");
+    p.method = DIFF_EDIT_METHOD_P2P;
+    p.source_prompt = "a red square";
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &again), DIFF_EDIT_ERR_UNSUPPORTED, c, "method");
+    p.method = DIFF_EDIT_METHOD_INSTRUCT;
+    p.image_guidance = NAN;
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &again), DIFF_EDIT_ERR_INVALID_ARGUMENT, c, "image_guidance");
+    CHECK(pixels_untouched(&again));
+    diff_edit_ctx_free(c);
+    image_free(&in); image_free(&out); image_free(&again);
+}
+
 /* Runs one test function and reports it on stderr (unbuffered, so slow valgrind runs show progress). */
 #define SECTION(call) do { \
         int before_ = g_failures; \
@@ -911,6 +963,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--valgrind") == 0) g_valgrind = 1;
         else if (strcmp(argv[i], "--no-model") == 0) no_model = 1;
+        else if (strcmp(argv[i], "--instruct") == 0 && i + 1 < argc) g_instruct_path = argv[++i];
         else g_model_path = argv[i];
     }
     if (g_valgrind) { g_w = 24; g_h = 16; }
@@ -943,6 +996,8 @@ int main(int argc, char **argv) {
             }
             diff_edit_model_free(model);
             SECTION(test_model_outlives_handle());
+            if (g_instruct_path) SECTION(test_instruct_model());
+            else printf("test_cabi: no --instruct model: instruct tests not run\n");
         }
     } else {
         printf("test_cabi: --no-model: success-path tests not run\n");
