@@ -1,11 +1,18 @@
 /*
  * kernel_bench.c — times the CPU provider's hot kernels and prints GFLOP/s.
  *
- * Build by hand from the repository root (same flags as Package.swift uses for CDiffKernels):
- *   cc -O3 -march=x86-64-v3 -fno-math-errno -ICSources/CDiffKernels/include \
+ * Build by hand from the repository root (same flags as Package.swift uses for CDiffKernels;
+ * SwiftPM compiles C with clang; with gcc add -fno-trapping-math or the exp loops stay scalar):
+ *   clang -O3 -march=x86-64-v3 -fno-math-errno -ICSources/CDiffKernels/include \
  *      -I/usr/include/x86_64-linux-gnu/openblas-pthread \
- *      tools/kernel_bench.c CSources/CDiffKernels/cpu_*.c CSources/CDiffKernels/registry.c -lopenblas -lpthread -lm -o /tmp/kernel_bench
- *   /tmp/kernel_bench [threads]      (threads 0 or absent = all cores)
+ *      tools/kernel_bench.c CSources/CDiffKernels/cpu_*.c CSources/CDiffKernels/registry.c \
+ *      -lopenblas -lpthread -lm -o /tmp/kernel_bench
+ *   /tmp/kernel_bench [threads [groups]]   threads 0 or absent = all cores;
+ *                                          groups: any of gemm,conv,attn,gn,vae (default all but vae)
+ * "cpu-est" = work / (process CPU seconds / threads): on a shared, loaded machine it estimates the
+ * unloaded rate better than wall time. Knobs (environment): DIFFEDIT_WINOGRAD=2|4 forces
+ * F(2x2,3x3) or F(4x4,3x3), DIFFEDIT_NO_WINOGRAD=1 uses im2col + sgemm for every conv,
+ * DIFFEDIT_KERNEL_PROFILE=1 prints time per op kind at exit (also works for `diffedit bench`).
  *
  * Cases (SD1.5 UNet at 64x64 latents, batch 2):
  *   conv2d 3x3 320->320, 64x64, pad 1           15.1 GFLOP

@@ -9,6 +9,13 @@
  *  - an op lock: one op at a time per backend (pool and scratch are not re-entrant).
  * OpenBLAS is set to 1 thread; every parallel region (including sgemm, split by rows or
  * columns in cpu_sgemm) runs on this pool, so threads never oversubscribe the cores.
+ *
+ * Files: cpu_backend.c (context, vtable, f16/bf16, profiling), cpu_pool.c (pool, reductions),
+ * cpu_gemm_conv.c (gemm, conv2d dispatch, im2col), cpu_winograd.c / cpu_winograd4.c
+ * (F(2x2,3x3) / F(4x4,3x3)), cpu_attention.c, cpu_norm.c, cpu_elementwise.c.
+ * Environment knobs (read per call, for tests and benchmarks): DIFFEDIT_WINOGRAD=2|4,
+ * DIFFEDIT_NO_WINOGRAD=1, DIFFEDIT_WINOGRAD_TILES=N, DIFFEDIT_IM2COL_ROWS=N (force small blocks),
+ * DIFFEDIT_KERNEL_PROFILE=1 (read at the first backend init: per-op wall time table at exit).
  */
 #ifndef DE_CPU_INTERNAL_H
 #define DE_CPU_INTERNAL_H
