@@ -31,7 +31,7 @@ import threading
 from typing import Callable, Optional, Sequence
 
 __all__ = [
-    "ABI_VERSION", "MAX_DIMENSION", "MAX_STEPS", "MAX_GUIDANCE",
+    "ABI_VERSION", "MAX_DIMENSION", "MAX_STEPS", "MAX_GUIDANCE", "MAX_LOOKAHEAD",
     "Status", "PixelFormat", "Method", "LogLevel",
     "Buffer", "ModelParams", "Params",
     "DiffEditError", "CancelledError", "InvalidArgumentError", "UnsupportedError", "OutOfMemoryError",
@@ -45,6 +45,7 @@ ABI_VERSION = 1
 MAX_DIMENSION = 16384
 MAX_STEPS = 1000
 MAX_GUIDANCE = 100.0
+MAX_LOOKAHEAD = 15
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,6 +62,7 @@ class Status(enum.IntEnum):
     ERR_IO = -5
     ERR_MODEL = -6
     ERR_BUSY = -7
+    AGAIN = 2  # streams: no edited frame is ready yet (not a failure)
 
 
 class PixelFormat(enum.IntEnum):
@@ -255,6 +257,16 @@ def _declare(L):
     L.diff_edit_video.argtypes = [c.c_void_p, c.POINTER(Params), c.POINTER(Buffer), c.c_uint32,
                                   c.POINTER(Buffer)]
     L.diff_edit_cancel.restype, L.diff_edit_cancel.argtypes = None, [c.c_void_p]
+    L.diff_edit_stream_set_lookahead.restype = c.c_int
+    L.diff_edit_stream_set_lookahead.argtypes = [c.c_void_p, c.c_uint32]
+    L.diff_edit_stream_begin.restype = c.c_int
+    L.diff_edit_stream_begin.argtypes = [c.c_void_p, c.POINTER(Params), c.c_uint32, c.c_uint32, c.c_int]
+    L.diff_edit_stream_push.restype = c.c_int
+    L.diff_edit_stream_push.argtypes = [c.c_void_p, c.POINTER(Buffer)]
+    L.diff_edit_stream_pull.restype = c.c_int
+    L.diff_edit_stream_pull.argtypes = [c.c_void_p, c.POINTER(Buffer)]
+    L.diff_edit_stream_end.restype = c.c_int
+    L.diff_edit_stream_end.argtypes = [c.c_void_p]
 
 
 def load_library(path: Optional[str] = None):
@@ -492,6 +504,7 @@ class Context:
             raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "model is freed or not a diffedit.Model")
         self._model = model  # keeps the log callback alive as long as the context
         self._handle = None
+        self._stream = None  # the open stream's callback and geometry
         out = ctypes.c_void_p()
         _check(lib().diff_edit_ctx_create(model._handle, ctypes.byref(out)))
         self._handle = out.value
@@ -567,7 +580,9 @@ class Context:
             raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "the context is freed")
         status = fn()
         if errors:
-            raise errors[0]
+            e = errors[0]
+            errors.clear()
+            raise e
         _check(status, self._handle)
 
     # -- editing ----------------------------------------------------------------------------------
@@ -640,3 +655,61 @@ class Context:
         self._run(lambda: lib().diff_edit_video(self._handle, ctypes.byref(p), arr_in, len(ins), arr_out),
                   errors)
         return outs_obj
+
+    # -- streaming video ------------------------------------------------------------------------
+
+    def stream_set_lookahead(self, frames: int):
+        """diff_edit_stream_set_lookahead: the lookahead (0..MAX_LOOKAHEAD, default 3) of the next stream."""
+        if frames < 0:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, f"frames ({frames}) is negative")
+        self._run(lambda: lib().diff_edit_stream_set_lookahead(self._handle, int(frames)), [])
+
+    def stream_begin(self, prompt: str, width: int, height: int, format=PixelFormat.RGB8, *, method="auto",
+                     source_prompt=None, negative_prompt=None, guidance=0.0, image_guidance=0.0, strength=0.0,
+                     steps=0, seed=0, progress=None, params: Optional[Params] = None):
+        """diff_edit_stream_begin: a stream of width x height frames in `format` (RGB8, RGBA8, BGR8,
+        BGRA8). The progress callback (if any) is kept for the stream's later pushes and end."""
+        keep = []
+        if params is None:
+            p, errors = self._params(prompt, method, source_prompt, negative_prompt, guidance, image_guidance,
+                                     strength, steps, seed, progress, keep)
+        else:
+            p, errors = params, []
+        self._run(lambda: lib().diff_edit_stream_begin(self._handle, ctypes.byref(p), int(width), int(height),
+                                                       int(format)), errors)
+        self._stream = {"keep": keep, "errors": errors, "width": int(width), "height": int(height),
+                        "format": int(format)}
+
+    def _stream_errors(self):
+        return self._stream["errors"] if getattr(self, "_stream", None) else []
+
+    def stream_push(self, frame, *, stride=None):
+        """diff_edit_stream_push: the next frame (a buffer or numpy array of the stream's size and
+        format). Edits a window when the frame completes one."""
+        st = getattr(self, "_stream", None) or {}
+        px = _Pixels(frame, st.get("width") if memoryview(frame).ndim < 2 else None,
+                     st.get("height") if memoryview(frame).ndim < 2 else None,
+                     st.get("format", PixelFormat.RGB8), stride, "frame")
+        errors = self._stream_errors()
+        self._run(lambda: lib().diff_edit_stream_push(self._handle, ctypes.byref(px.struct)), errors)
+
+    def stream_pull(self, output=None, *, output_stride=None, like=None):
+        """diff_edit_stream_pull: the next edited frame (into `output` when given, else a new
+        bytearray, or numpy array when `like` is one), or None when none is ready (DIFF_EDIT_AGAIN)."""
+        st = getattr(self, "_stream", None) or {}
+        w, h, fmt = st.get("width", 1), st.get("height", 1), st.get("format", PixelFormat.RGB8)
+        if output is None:
+            output = make_buffer(w, h, fmt if fmt in _BPP else PixelFormat.RGB8, like=like)
+        px = _Pixels(output, w, h, fmt, output_stride, "output", writable=True)
+        if not self._handle:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "the context is freed")
+        status = lib().diff_edit_stream_pull(self._handle, ctypes.byref(px.struct))
+        if status == Status.AGAIN:
+            return None
+        _check(status, self._handle)
+        return output
+
+    def stream_end(self):
+        """diff_edit_stream_end: edits the frames still waiting; pull them afterwards."""
+        errors = self._stream_errors()
+        self._run(lambda: lib().diff_edit_stream_end(self._handle), errors)

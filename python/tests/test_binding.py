@@ -103,6 +103,21 @@ def test_enum_values_match_header():
             assert needle in header, needle
 
 
+def test_every_header_function_is_declared():
+    """Every DIFF_EDIT_API function of include/diffedit.h has its argtypes declared by the binding."""
+    import re
+    header = open(os.path.join(ROOT, "include", "diffedit.h")).read()
+    names = set(re.findall(r"DIFF_EDIT_API[^;(]*?\b(diff_edit_\w+)\s*\(", header))
+    assert len(names) >= 18, names
+    L = d.lib()
+    missing = sorted(n for n in names if getattr(L, n).argtypes is None)
+    assert not missing, f"not wrapped: {missing}"
+    # and the Python API reaches each of them
+    src = open(d.__file__).read()
+    unused = sorted(n for n in names if not re.search(r"(?:\bL|lib\(\))\.%s\(" % n, src))
+    assert not unused, f"declared but never called by the binding: {unused}"
+
+
 def test_defaults_and_struct_sizes():
     mp = d.model_params_default()
     assert mp.struct_size == ctypes.sizeof(d.ModelParams)  # our layout has the C size
@@ -478,9 +493,84 @@ def test_edit_video(ctx):
     outs = ctx.edit_video(frames, "a red circle", steps=2, seed=4,
                           progress=lambda s, n, f, fs: seen.append((f, fs)), **IMG_KW)
     assert len(outs) == 3 and all(len(o) == 16 * 12 * 3 for o in outs)
-    assert {f for f, _ in seen} == {0, 1, 2} and all(fs == 3 for _, fs in seen)
-    one = ctx.edit_image(frames[1], "a red circle", steps=2, seed=4, **IMG_KW)
-    assert outs[1] == one  # frame by frame with one seed (the header's current behaviour)
+    assert seen and all(0 <= f < 3 and fs == 3 for f, fs in seen)
+    assert outs != [frames[0], frames[1], frames[2]]
+    again = ctx.edit_video(frames, "a red circle", steps=2, seed=4, **IMG_KW)
+    assert again == outs  # deterministic
+    # with a mask: frame by frame with diff_edit_image semantics and one seed (header)
+    mask = bytearray(16 * 12)
+    for y in range(3, 9):
+        for x in range(4, 12):
+            mask[y * 16 + x] = 255
+    masked = ctx.edit_video(frames, "a red circle", steps=2, seed=4, mask=mask, **IMG_KW)
+    one = ctx.edit_image(frames[1], "a red circle", steps=2, seed=4, mask=mask, **IMG_KW)
+    assert masked[1] == one
+
+
+def test_stream(ctx):
+    frames = [rgb(seed=i) for i in range(5)]
+    reference = ctx.edit_video(frames, "a red circle", steps=2, seed=4, **IMG_KW)
+    # pull before any stream: an error with the library's message
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_pull()
+    ctx.stream_set_lookahead(3)
+    calls = []
+    ctx.stream_begin("a red circle", 16, 12, d.PixelFormat.RGB8, steps=2, seed=4,
+                     progress=lambda *a: calls.append(a))
+    assert ctx.stream_pull() is None  # AGAIN before the first push
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_begin("x", 16, 12, d.PixelFormat.RGB8)  # a stream is already open
+    assert d.lib().diff_edit_stream_push(ctx.handle, None) == d.Status.ERR_INVALID_ARGUMENT  # NULL frame
+    assert "frame" in ctx.last_error() or "frame" in d.last_error()
+    got = []
+    for f in frames:
+        ctx.stream_push(f)
+        while (o := ctx.stream_pull()) is not None:
+            got.append(o)
+    ctx.stream_end()
+    while True:
+        try:
+            o = ctx.stream_pull()
+        except d.InvalidArgumentError as e:  # ended and drained: the stream is closed
+            assert e.message
+            break
+        if o is None:
+            break
+        got.append(o)
+    assert len(got) == 5 and calls
+    assert got == reference  # streaming with the default lookahead = diff_edit_video
+
+
+def test_stream_errors(ctx):
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_set_lookahead(d.MAX_LOOKAHEAD + 1)
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_push(rgb(), stride=48)  # no stream begun
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_end()  # no stream
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_begin("x", 0, 12, d.PixelFormat.RGB8)
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_begin("x", 16, 12, d.PixelFormat.GRAY8)
+    p = d.params_default()
+    mask = (ctypes.c_ubyte * (16 * 12))()
+    mb = d.Buffer(16, 12, 16, d.PixelFormat.GRAY8, ctypes.addressof(mask))
+    p.mask = ctypes.pointer(mb)
+    with expect(d.UnsupportedError, d.Status.ERR_UNSUPPORTED):
+        ctx.stream_begin(None, 16, 12, d.PixelFormat.RGB8, params=p)
+    ctx.stream_set_lookahead(0)
+    ctx.stream_begin("x", 16, 12, d.PixelFormat.RGB8, steps=2)
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_push(bytearray(8 * 8 * 3), stride=24)  # another size
+    ctx.stream_end()
+    # a cancel during a push breaks the stream; ending it closes it; the context stays usable
+    ctx.stream_begin("x", 16, 12, d.PixelFormat.RGB8, steps=3, progress=lambda *a: False)
+    with expect(d.CancelledError, d.Status.CANCELLED):
+        ctx.stream_push(rgb())
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT):
+        ctx.stream_push(rgb())  # a broken stream
+    ctx.stream_end()
+    assert len(ctx.edit_image(rgb(), "x", steps=2, **IMG_KW)) == 16 * 12 * 3
 
 
 @needs_numpy
