@@ -6,9 +6,9 @@
  *   QT[D, BQ]    = scale * q^T                         (packed once per task, zero-padded columns)
  *   for each block of BK keys (k0 .. k0 + bk):
  *     ST[bk, BQ]  = K[bk, D] @ QT[D, BQ]               (4x16 register-tiled kernel, K in place)
- *     online softmax down the columns (one column = one query, vectorized across queries):
- *       m_new = max(m, max_j ST[j, :]); P = exp(ST - m_new); l = l * c + sum_j P; OT *= c,
- *       with c = exp(m - m_new)
+ *     online softmax down the columns (one column = one query, vectorized across queries),
+ *     in base 2 (QT carries log2 e): m_new = max(m, max_j ST[j, :]); P = 2^(ST - m_new);
+ *       l = l * c + sum_j P; OT *= c, with c = 2^(m - m_new)
  *     OT[D, BQ]  += V^T[D, bk] @ P[bk, BQ]             (same kernel; V^T read in place)
  *   o[i, :] = OT[:, i] / l[i]
  * Scratch per thread: (BK + 2 D + 5) * BQ floats. Never [q_len, kv_len].
@@ -26,6 +26,24 @@
 #define NR 16
 
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* 2^x, relative error ~2e-7 on [-126, 126] (clamped outside): scores are kept in base-2 units
+ * (log2(e) is folded into the query scale), which saves the range-reduction multiply of exp. */
+static inline float exp2_f(float x) {
+    x = x < -126.0f ? -126.0f : x;
+    x = x > 126.0f ? 126.0f : x;
+    const float magic = 12582912.0f;          /* 1.5 * 2^23: round to nearest */
+    const float n = (x + magic) - magic;
+    const float f = x - n;                     /* [-0.5, 0.5] */
+    float p = 1.5403530393381608e-4f;          /* ln2^k / k! */
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    return p * de_bits_to_f(((int32_t)n + 127) << 23);
+}
 
 /* C[M, NR] (=|+=) A[M, K] @ B[K, NR], M in {6, 4, 2, 1}
  * A(r, k) = a[r * a_rs + k * a_cs]; B(k, j) = b[k * ldb + j]; C(r, j) = c[r * ldc + j].
@@ -91,7 +109,7 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
     float *sm = mx + BQ;                           /* [BQ] */
     const float *Q = op->q, *K = op->k, *V = op->v;
     float *Out = op->o;
-    const float scale = op->scale;
+    const float scale = op->scale * 1.44269504088896341f;   /* scores in log2 units */
 
     for (int64_t t = tb; t < te; t++) {
         const int64_t bh = t / j->nqb;
@@ -103,7 +121,7 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
         const float *kbase = K + b * op->k_sb + h * op->k_sh;
         const float *vbase = V + b * op->v_sb + h * op->v_sh;
 
-        /* QT[D, nq] = scale * q^T, zero columns past bq */
+        /* QT[D, nq] = scale * log2(e) * q^T, zero columns past bq */
         for (int32_t i = 0; i < nq; i++) {
             if (i < bq) {
                 const float *src = q + (int64_t)i * op->q_st;
@@ -128,13 +146,13 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
             }
             for (int32_t i = 0; i < nq; i++) {
                 const float mn = mx[i] > m[i] ? mx[i] : m[i];
-                cf[i] = de_expf(m[i] - mn);   /* m = -inf on the first block: c ~ 0, and l = O = 0 anyway */
+                cf[i] = exp2_f(m[i] - mn);   /* m = -inf on the first block: c ~ 0, and l = O = 0 anyway */
                 m[i] = mn;
                 sm[i] = 0.0f;
             }
             for (int32_t r = 0; r < bk; r++) {
                 float *s = ST + (int64_t)r * BQ;
-                for (int32_t i = 0; i < nq; i++) { const float p = de_expf(s[i] - m[i]); s[i] = p; sm[i] += p; }
+                for (int32_t i = 0; i < nq; i++) { const float p = exp2_f(s[i] - m[i]); s[i] = p; sm[i] += p; }
             }
             for (int32_t i = 0; i < nq; i++) l[i] = l[i] * cf[i] + sm[i];
             if (k0 > 0)
