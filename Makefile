@@ -160,8 +160,9 @@ frei0r: stage
 test-frei0r: frei0r
 	$(PYTHON) examples/ffmpeg/check_frei0r.py --plugin-dir $(FREI0R_DIR) --model $(CABI_MODEL)
 
-valgrind-cabi: $(TESTBIN)/test_cabi
+valgrind-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_ARGS)
+	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_stream --valgrind $(CABI_MODEL)
 
 swift-test:
 	$(SWIFT) test --scratch-path $(SCRATCH)-test $(SWIFT_JOBS)
