@@ -1,8 +1,15 @@
 /* Backend registry and op dispatchers. See include/de_backend.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include "de_backend.h"
 
+#include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DISPATCH(fn, slot, type)                                              \
     de_status fn(de_backend *be, const type *op) {                            \
@@ -40,6 +47,134 @@ static void set_err(char *err, size_t len, const char *msg) {
     if (err && len) snprintf(err, len, "%s", msg);
 }
 
+/* ---- the CUDA provider loader ----
+ *
+ * libdiffedit_cuda.so is looked for, in this order:
+ *   1. $DIFFEDIT_BACKEND_PATH: a ':'-separated list of files or folders (a folder means
+ *      FOLDER/libdiffedit_cuda.so);
+ *   2. the folder of the binary that contains this code (dladdr): libdiffedit.so, the CLI or a test bundle;
+ *   3. that folder's ../lib (build/bin/diffedit next to build/lib/libdiffedit_cuda.so, PREFIX/bin vs PREFIX/lib).
+ * The first existing file is dlopen'ed (RTLD_NOW | RTLD_LOCAL); later candidates are not tried when it
+ * fails, so the reason names the file that was found. The provider is checked in three steps:
+ * the optional export `de_backend_api_version` (an int function, checked before anything else is called),
+ * the entry point DE_BACKEND_ENTRY_SYMBOL (which returns NULL with a reason when no device is usable),
+ * and the api_version of the backend it returns. A loaded provider stays loaded (never dlclose'd). */
+#define DE_CUDA_PROVIDER_FILE "libdiffedit_cuda.so"
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Fills out[out_len] with the first existing candidate; returns 1 when one exists.
+ * looked[] collects the places tried (for the message). */
+static int find_provider(char *out, size_t out_len, char *looked, size_t looked_len) {
+    char cand[PATH_MAX + 64];
+    size_t used = 0;
+    looked[0] = 0;
+#define TRY(path)                                                                              \
+    do {                                                                                       \
+        if (file_exists(path)) { snprintf(out, out_len, "%s", path); return 1; }               \
+        if (used < looked_len) {                                                               \
+            int w = snprintf(looked + used, looked_len - used, "%s%s", used ? ", " : "", path); \
+            if (w > 0) used += (size_t)w;                                                      \
+        }                                                                                      \
+    } while (0)
+    const char *env = getenv("DIFFEDIT_BACKEND_PATH");
+    if (env && *env) {
+        const char *p = env;
+        while (*p) {
+            const char *e = strchr(p, ':');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if (len > 0 && len < PATH_MAX) {
+                char item[PATH_MAX];
+                memcpy(item, p, len);
+                item[len] = 0;
+                struct stat st;
+                if (stat(item, &st) == 0 && S_ISDIR(st.st_mode)) {
+                    snprintf(cand, sizeof cand, "%s/%s", item, DE_CUDA_PROVIDER_FILE);
+                    TRY(cand);
+                } else {
+                    TRY(item);
+                }
+            }
+            if (!e) break;
+            p = e + 1;
+        }
+    }
+    Dl_info info;
+    if (dladdr((const void *)&de_backend_load, &info) && info.dli_fname && *info.dli_fname) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", info.dli_fname);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+        snprintf(cand, sizeof cand, "%s/%s", dir, DE_CUDA_PROVIDER_FILE);
+        TRY(cand);
+        snprintf(cand, sizeof cand, "%s/../lib/%s", dir, DE_CUDA_PROVIDER_FILE);
+        TRY(cand);
+    }
+#undef TRY
+    return 0;
+}
+
+/* Loads and checks the provider; NULL with the reason in err. */
+static de_backend *load_cuda(int device, char *err, size_t err_len) {
+    char path[PATH_MAX + 64], looked[1024];
+    if (!find_provider(path, sizeof path, looked, sizeof looked)) {
+        if (err && err_len)
+            snprintf(err, err_len, "CUDA provider %s not found (looked in: %s; set DIFFEDIT_BACKEND_PATH)",
+                     DE_CUDA_PROVIDER_FILE, looked[0] ? looked : "nowhere");
+        return NULL;
+    }
+    dlerror();
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        if (err && err_len) snprintf(err, err_len, "%s: cannot be loaded: %s", path, why ? why : "unknown dlopen error");
+        return NULL;
+    }
+    typedef int (*version_fn)(void);
+    version_fn ver = (version_fn)dlsym(h, "de_backend_api_version");
+    if (ver) {
+        int v = ver();
+        if (v != DE_BACKEND_API_VERSION) {
+            if (err && err_len)
+                snprintf(err, err_len, "%s: backend API version %d, this library needs %d (rebuild the provider)",
+                         path, v, DE_BACKEND_API_VERSION);
+            dlclose(h);
+            return NULL;
+        }
+    }
+    de_backend_init_fn init = (de_backend_init_fn)dlsym(h, DE_BACKEND_ENTRY_SYMBOL);
+    if (!init) {
+        if (err && err_len) snprintf(err, err_len, "%s: entry point %s not exported", path, DE_BACKEND_ENTRY_SYMBOL);
+        dlclose(h);
+        return NULL;
+    }
+    char why[512];
+    why[0] = 0;
+    de_backend *be = init(device, why, sizeof why);
+    if (!be) {
+        if (err && err_len)
+            snprintf(err, err_len, "%s: no usable CUDA device %d: %s", path, device, why[0] ? why : "no reason given");
+        dlclose(h);
+        return NULL;
+    }
+    if (be->api_version != DE_BACKEND_API_VERSION) {
+        /* The vtable layout of another API version is unknown: nothing of it is called, not even free
+         * (the object leaks), and the library stays mapped. */
+        if (err && err_len)
+            snprintf(err, err_len, "%s: backend API version %d, this library needs %d (rebuild the provider)",
+                     path, be->api_version, DE_BACKEND_API_VERSION);
+        return NULL;
+    }
+    if (!be->iface.get_name || !be->iface.free || !be->iface.last_error) {
+        if (err && err_len) snprintf(err, err_len, "%s: backend vtable lacks get_name/free/last_error", path);
+        return NULL;
+    }
+    return be; /* h stays open for the life of the process */
+}
+
 de_backend *de_backend_load(const char *name, int device, int n_threads, char *err, size_t err_len) {
     set_err(err, err_len, "");
     if (!name || !*name) name = "auto";
@@ -48,12 +183,14 @@ de_backend *de_backend_load(const char *name, int device, int n_threads, char *e
         set_err(err, err_len, "unknown backend name (use auto, cpu or cuda)");
         return NULL;
     }
-    (void)device;
-    /* The CUDA provider loader lands with the CUDA issue. */
+    char why[1536];
+    why[0] = 0;
+    de_backend *be = load_cuda(device, why, sizeof why);
+    if (be) return be;
     if (strcmp(name, "cuda") == 0) {
-        set_err(err, err_len, "CUDA provider libdiffedit_cuda.so not found");
+        set_err(err, err_len, why);
         return NULL;
     }
-    set_err(err, err_len, "CUDA provider not available; using CPU");
+    if (err && err_len) snprintf(err, err_len, "%s; using CPU", why);
     return de_backend_cpu_init(n_threads);
 }
