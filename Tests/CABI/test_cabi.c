@@ -23,6 +23,7 @@
 
 static int g_checks = 0, g_failures = 0;
 static int g_valgrind = 0;
+static const char *g_model_path = NULL;   /* model of the success-path tests */
 
 #define CHECK(cond) check_impl((cond), #cond, __FILE__, __LINE__)
 static void check_impl(int ok, const char *what, const char *file, int line) {
@@ -253,6 +254,24 @@ static void test_default_model(void) {
     }
 }
 
+/* backend "cuda" without a usable CUDA provider fails with DIFF_EDIT_ERR_BACKEND (never silently CPU). */
+static void test_cuda_backend(void) {
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.path = g_model_path;
+    mp.backend = "cuda";
+    diff_edit_model *m = NULL;
+    diff_edit_status st = diff_edit_model_load(&mp, &m);
+    if (st == DIFF_EDIT_OK) {
+        CHECK(m != NULL);
+        diff_edit_model_free(m);
+        fprintf(stderr, "note: CUDA backend available\n");
+    } else {
+        EXPECT_ERR(st, DIFF_EDIT_ERR_BACKEND, NULL, "cuda");
+        CHECK(m == NULL);
+    }
+}
+
 static void test_null_handles(void) {
     diff_edit_ctx *c = (diff_edit_ctx *)&c;
     EXPECT_ERR(diff_edit_ctx_create(NULL, &c), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "model");
@@ -304,7 +323,6 @@ static void test_thread_local_errors(void) {
  * Tests with a model
  * ---------------------------------------------------------------------------------------------- */
 
-static const char *g_model_path = NULL;
 static uint32_t g_w = 40, g_h = 24;   /* odd, non-multiple-of-8 sizes exercise pad-and-crop */
 enum { STEPS = 4 };
 
@@ -581,7 +599,20 @@ static void test_image_success(diff_edit_ctx *ctx) {
     CHECK(pixels_untouched(&junk));
     image_free(&junk);
 
-    /* Odd size (pad-and-crop inside the library). */
+    /* Odd sizes (the library resizes/pads to what the model needs and back): a GIMP-like 333x517 layer,
+     * and a small one. */
+    if (!g_valgrind) {
+        diff_edit_buffer gi = image_new(333, 517, DIFF_EDIT_RGBA8), go = image_new(333, 517, DIFF_EDIT_RGBA8);
+        image_fill(&gi, 12);
+        EXPECT_OK(diff_edit_image(ctx, &p, &gi, &go), ctx);
+        int a_ok = 1;
+        for (uint32_t y = 0; y < 517; y++)
+            for (uint32_t x = 0; x < 333; x++)
+                if (((uint8_t *)gi.data)[(size_t)y * gi.stride + x * 4 + 3] != ((uint8_t *)go.data)[(size_t)y * go.stride + x * 4 + 3])
+                    a_ok = 0;
+        CHECK(a_ok && padding_intact(&go) && !pixels_untouched(&go));
+        image_free(&gi); image_free(&go);
+    }
     {
         uint32_t w = g_valgrind ? 13 : 33, h = g_valgrind ? 9 : 17;
         diff_edit_buffer oi = image_new(w, h, DIFF_EDIT_BGR8), oo = image_new(w, h, DIFF_EDIT_BGR8);
@@ -973,6 +1004,7 @@ int main(int argc, char **argv) {
     SECTION(test_model_load_errors());
     SECTION(test_null_handles());
     if (!no_model) SECTION(test_default_model());
+    if (!no_model && g_model_path) SECTION(test_cuda_backend());
     SECTION(test_thread_local_errors());
     printf("test_cabi: model-free tests: %d checks, %d failures\n", g_checks, g_failures);
 
