@@ -122,7 +122,8 @@ typedef struct diff_edit_model diff_edit_model; /**< loaded weights, shareable (
 
 /**
  * The message of the last failure.
- *   ctx != NULL: the last failure of a call on that context (any status other than DIFF_EDIT_OK).
+ *   ctx != NULL: the last failure of a call on that context (any status other than DIFF_EDIT_OK
+ *                and DIFF_EDIT_AGAIN, which are not failures).
  *                DIFF_EDIT_ERR_BUSY is the exception: the running call owns the context, so BUSY is
  *                recorded only for the calling thread.
  *   ctx == NULL: the last failure of any call made on the calling thread (covers failed loads and
