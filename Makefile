@@ -195,3 +195,40 @@ cuda:
 clean:
 	rm -rf $(BUILD)
 	$(SWIFT) package clean --scratch-path $(SCRATCH) 2>/dev/null || true
+
+# ---------------------------------------------------------------------------------------------------
+# Host plug-ins and the Python binding (examples/gimp, examples/krita, python/, Tests/hosts)
+#   make gimp           build/gimp/diffedit: the GIMP 2.10 plug-in (libgimp2.0-dev), rpath HOST_LIBDIR
+#   make install-gimp   into GIMP_PLUGIN_DIR (default: the user's ~/.config/GIMP/2.10/plug-ins/diffedit)
+#   make krita          build/krita/: the Krita plug-in + binding (copy into ~/.local/share/krita/pykrita/)
+#   make test-python    pytest python/tests (the ctypes binding; python3-pytest)
+#   make test-hosts     Tests/hosts/test_gimp.sh + test_krita.sh in real GIMP/Krita, headless
+# HOST_LIBDIR: the libdiffedit the plug-ins and tests use (default: build/stage, made by `make stage`;
+# e.g. HOST_LIBDIR=/usr/local/lib after make install).
+# ---------------------------------------------------------------------------------------------------
+GIMP_PLUGIN_DIR ?= $(HOME)/.config/GIMP/2.10/plug-ins/diffedit
+HOST_LIBDIR     ?= $(STAGE)/lib
+HOST_DEPS       := $(if $(filter $(STAGE)/lib,$(HOST_LIBDIR)),stage,)
+HOST_PC         := PKG_CONFIG_PATH=$(HOST_LIBDIR)/pkgconfig pkg-config
+
+.PHONY: gimp install-gimp krita test-python test-hosts
+
+gimp: $(HOST_DEPS)
+	@mkdir -p $(BUILD)/gimp
+	$(CC) -std=gnu99 -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations \
+	  $$($(HOST_PC) --cflags gimpui-2.0 gimp-2.0 diffedit) examples/gimp/diffedit_gimp.c -o $(BUILD)/gimp/diffedit \
+	  $$($(HOST_PC) --libs gimpui-2.0 gimp-2.0 diffedit) -Wl,-rpath,$(HOST_LIBDIR)
+
+install-gimp: gimp
+	install -d "$(DESTDIR)$(GIMP_PLUGIN_DIR)"
+	install -m 755 $(BUILD)/gimp/diffedit "$(DESTDIR)$(GIMP_PLUGIN_DIR)/diffedit"
+
+krita: $(HOST_DEPS)
+	examples/krita/bundle.sh $(BUILD)/krita $(HOST_LIBDIR)/$(LIBSO)
+
+test-python: $(HOST_DEPS)
+	DIFFEDIT_LIBRARY=$(HOST_LIBDIR)/$(LIBSO) $(PYTHON) -m pytest -q python/tests
+
+test-hosts: gimp krita
+	@st=0; Tests/hosts/test_gimp.sh $(BUILD)/gimp/diffedit || st=1; \
+	  KRITA_PLUGIN_DIR=$(CURDIR)/$(BUILD)/krita Tests/hosts/test_krita.sh || st=1; exit $$st
