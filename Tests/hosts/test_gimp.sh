@@ -12,6 +12,7 @@
 #            in the new layer pixels outside the selection are identical and some inside changed
 #   alpha    a layer with alpha (a transparent strip through the selection): alpha identical everywhere
 #   gray     a grayscale image: edited, written back as gray, outside unchanged
+#   smallsel a small selection near the edge (the library sees a cropped region): only it changes
 #   nosel    no selection: the whole layer is edited
 #   errors   empty prompt, missing model path, broken model folder, unknown method, indexed image,
 #            a channel instead of a layer: a clear message from the plug-in, no crash, no new layer
@@ -118,6 +119,11 @@ cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
       (n->s (car (gimp-drawable-width new))) \"x\" (n->s (car (gimp-drawable-height new)))
       \"+\" (n->s (car (gimp-drawable-offsets new))) \"+\" (n->s (cadr (gimp-drawable-offsets new)))))
     (save img new \"$T/offset_new.png\") (gimp-image-delete img)))"
+case_ smallsel
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 40 6 10 8)
+  (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 4 6 \"$MODEL\")))
+    (report \"smallsel\" img new src) (save img new \"$T/smallsel_new.png\") (gimp-image-delete img)))"
 case_ nosel
 cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-selection-none img)
@@ -260,6 +266,8 @@ r="$(segment offset | grep -o "RESULT offset-geometry .*" | head -n 1)"
 if [ "$r" = "RESULT offset-geometry 40x40+10+10" ]; then pass "offset: the new layer is 40x40 at (10,10) like the source"
 else failc "offset: expected 'RESULT offset-geometry 40x40+10+10', got '${r:-no result}'"; fi
 [ -f "$T/offset_new.png" ] && pngc offset edit "$T/offset_src.png" "$T/offset_new.png" 2 2 38 38
+check_new_layer smallsel
+[ -f "$T/smallsel_new.png" ] && pngc smallsel edit "$SCENE" "$T/smallsel_new.png" 40 6 10 8
 check_new_layer nosel
 [ -f "$T/nosel_new.png" ] && pngc nosel changed "$SCENE" "$T/nosel_new.png" 0.5
 

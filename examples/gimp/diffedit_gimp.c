@@ -16,7 +16,9 @@
  *
  * Behaviour
  *   - The selection, when there is one, is the mask (feathered selections blend); pixels outside it
- *     are bit-identical to the source in the new layer (copied in the layer's own precision).
+ *     are bit-identical to the source in the new layer (copied in the layer's own precision). The
+ *     library sees the selection's bounding box plus half its size on each side (at least 16 pixels)
+ *     as context, so a small selection in a large layer keeps its resolution.
  *   - The source layer is never modified (non-destructive); the whole operation is one undo step.
  *   - Interactive mode: a GTK dialog with every parameter plus "Add the mask used as a layer mask";
  *     the edit runs on a worker thread while a progress window (with Cancel) and GIMP's progress bar
@@ -535,6 +537,7 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
 {
     gint       w = gimp_drawable_width (drawable), h = gimp_drawable_height (drawable);
     gint       ox = 0, oy = 0, sx = 0, sy = 0, sw = w, sh = h;
+    gint       cx = 0, cy = 0, cw = w, ch = h; /* the region the library sees (drawable coordinates) */
     gboolean   alpha = gimp_drawable_has_alpha (drawable);
     gboolean   has_sel = !gimp_selection_is_empty (image);
     const Babl *u8 = babl_format (alpha ? "R'G'B'A u8" : "R'G'B' u8");
@@ -546,8 +549,6 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
     memset (&job, 0, sizeof job);
     job.v = *v;
     job.seed = v->seed >= 0 ? (guint64) v->seed : (guint64) g_random_int ();
-    job.width = (guint32) w;
-    job.height = (guint32) h;
     job.format = alpha ? DIFF_EDIT_RGBA8 : DIFF_EDIT_RGB8;
     {
         const char *c = g_getenv ("DIFFEDIT_GIMP_CANCEL_AT_STEP");
@@ -560,30 +561,41 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
                              "layer (or Select > None) and run it again.");
         return -1;
     }
+    /* With a selection the library sees its bounding box plus half its size on each side (at least
+     * 16 pixels) as context: a small selection in a large layer keeps its resolution. */
+    if (has_sel) {
+        gint mx = MAX (16, sw / 2), my = MAX (16, sh / 2);
+        cx = MAX (0, sx - mx);
+        cy = MAX (0, sy - my);
+        cw = MIN (w, sx + sw + mx) - cx;
+        ch = MIN (h, sy + sh + my) - cy;
+    }
+    job.width = (guint32) cw;
+    job.height = (guint32) ch;
 
-    job.pixels = g_try_malloc ((gsize) w * h * bpp);
-    job.result = g_try_malloc ((gsize) w * h * bpp);
+    job.pixels = g_try_malloc ((gsize) cw * ch * bpp);
+    job.result = g_try_malloc ((gsize) cw * ch * bpp);
     if (has_sel)
-        job.mask = g_try_malloc0 ((gsize) w * h);
+        job.mask = g_try_malloc0 ((gsize) cw * ch);
     if (v->add_layer_mask)
-        job.mask_out = g_try_malloc0 ((gsize) w * h);
+        job.mask_out = g_try_malloc0 ((gsize) cw * ch);
     if (!job.pixels || !job.result || (has_sel && !job.mask) || (v->add_layer_mask && !job.mask_out)) {
-        *message = g_strdup_printf ("Diffusion Edit: not enough memory for a %dx%d layer.", w, h);
+        *message = g_strdup_printf ("Diffusion Edit: not enough memory for a %dx%d region.", cw, ch);
         layer = -1;
         goto out;
     }
 
     /* The layer's pixels (any precision and mode -> 8-bit non-linear RGB(A)). */
     buf = gimp_drawable_get_buffer (drawable);
-    gegl_buffer_get (buf, GEGL_RECTANGLE (0, 0, w, h), 1.0, u8, job.pixels, GEGL_AUTO_ROWSTRIDE,
+    gegl_buffer_get (buf, GEGL_RECTANGLE (cx, cy, cw, ch), 1.0, u8, job.pixels, GEGL_AUTO_ROWSTRIDE,
                      GEGL_ABYSS_NONE);
     g_object_unref (buf);
 
-    /* The selection over the layer's area (image coordinates), 255 = edit. */
+    /* The selection over that region (image coordinates), 255 = edit. */
     if (has_sel) {
         gint32 sel = gimp_image_get_selection (image);
         GeglBuffer *sb = gimp_drawable_get_buffer (sel);
-        gegl_buffer_get (sb, GEGL_RECTANGLE (ox, oy, w, h), 1.0, babl_format ("Y u8"), job.mask,
+        gegl_buffer_get (sb, GEGL_RECTANGLE (ox + cx, oy + cy, cw, ch), 1.0, babl_format ("Y u8"), job.mask,
                          GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
         g_object_unref (sb);
     }
@@ -626,8 +638,8 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
         guint8      *row_native = g_malloc ((gsize) sw * nbpp);
         guint8      *row_conv = g_malloc ((gsize) sw * nbpp);
         for (gint y = sy; y < sy + sh; y++) {
-            const guint8 *res = job.result + ((gsize) y * w + sx) * bpp;
-            const guint8 *m = job.mask ? job.mask + (gsize) y * w + sx : NULL;
+            const guint8 *res = job.result + ((gsize) (y - cy) * cw + (sx - cx)) * bpp;
+            const guint8 *m = job.mask ? job.mask + (gsize) (y - cy) * cw + (sx - cx) : NULL;
             gegl_buffer_get (nb, GEGL_RECTANGLE (sx, y, sw, 1), 1.0, native, row_native, GEGL_AUTO_ROWSTRIDE,
                              GEGL_ABYSS_NONE);
             babl_process (fish, res, row_conv, sw);
@@ -646,10 +658,11 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
         if (gimp_layer_get_mask (layer) > 0) {
             g_printerr ("Diffusion Edit: the layer already has a layer mask; the mask used was not added.\n");
         } else {
-            gint32 lm = gimp_layer_create_mask (layer, GIMP_ADD_MASK_WHITE);
+            /* black (nothing edited) outside the region the library saw */
+            gint32 lm = gimp_layer_create_mask (layer, GIMP_ADD_MASK_BLACK);
             if (lm > 0 && gimp_layer_add_mask (layer, lm)) {
                 GeglBuffer *mb = gimp_drawable_get_buffer (lm);
-                gegl_buffer_set (mb, GEGL_RECTANGLE (0, 0, w, h), 0, babl_format ("Y u8"), job.mask_out,
+                gegl_buffer_set (mb, GEGL_RECTANGLE (cx, cy, cw, ch), 0, babl_format ("Y u8"), job.mask_out,
                                  GEGL_AUTO_ROWSTRIDE);
                 gegl_buffer_flush (mb);
                 g_object_unref (mb);
