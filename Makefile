@@ -14,7 +14,8 @@
 #   make test-frei0r    ffmpeg + the frei0r plug-in on a toy clip (needs ffmpeg, frei0r-plugins-dev)
 #   make bench          diffedit bench (+ scripts/bench_torch.py when torch imports)
 #   make quality        tools/quality.py (edit quality on the toy world)
-#   make cuda           placeholder: the CUDA provider needs nvcc (not built yet)
+#   make cuda           build/lib/libdiffedit_cuda.so, the CUDA provider (scripts/build_cuda.sh; nvcc from the
+#                       toolkit or PyPI). CUDA_WERROR=1: warnings are errors; CUDA_OPTIONAL=1: no nvcc is not an error
 #   make clean
 #
 # Variables: SWIFT, CC, PREFIX, DESTDIR, SCRATCH (SwiftPM scratch path), CONFIG (release|debug),
@@ -187,10 +188,7 @@ quality: cli
 	else echo "quality: tools/quality.py is missing (it comes with the toy model): nothing to score"; fi
 
 cuda:
-	@echo "make cuda: the CUDA provider (CSources/cuda -> libdiffedit_cuda.so) is not built yet."
-	@echo "           It needs nvcc (see DESIGN.md, Build facts: pip install nvidia-cuda-nvcc ...)."
-	@if command -v nvcc >/dev/null 2>&1; then echo "           nvcc found at $$(command -v nvcc), but there are no CUDA sources yet."; exit 0; \
-	else echo "           nvcc not found."; exit 2; fi
+	CUDA_WERROR=$(CUDA_WERROR) CUDA_OPTIONAL=$(CUDA_OPTIONAL) PYTHON=$(PYTHON) scripts/build_cuda.sh
 
 clean:
 	rm -rf $(BUILD)
