@@ -1,0 +1,117 @@
+/* cuda_attention.cu — fused scaled-dot-product attention, flash-attention style: each thread block
+ * owns BQ query rows of one (batch, head), streams keys/values through shared memory in tiles of BK,
+ * and keeps a running max / sum (online softmax, base 2 with log2(e) folded into the query scale),
+ * so the [q_len, kv_len] score matrix is never written anywhere. f32 on CUDA cores: correct on any
+ * head_dim <= 256; a tensor-core (mma.sync, fp16) version is the next step for speed. */
+#include "cuda_internal.h"
+
+#include <math.h>
+
+#define BQ 64
+
+template <int DMAX, int BK>
+__global__ void __launch_bounds__(BQ) k_flash(const float *q, const float *k, const float *v, float *o, int q_len, int kv_len,
+                                              int d, float scale_log2, int64_t q_sb, int64_t q_sh, int64_t q_st, int64_t k_sb,
+                                              int64_t k_sh, int64_t k_st, int64_t v_sb, int64_t v_sh, int64_t v_st,
+                                              int64_t o_sb, int64_t o_sh, int64_t o_st) {
+    __shared__ float ks[BK][DMAX];
+    __shared__ float vs[BK][DMAX];
+    const int b = blockIdx.z, h = blockIdx.y;
+    const int row = blockIdx.x * BQ + threadIdx.x;
+    const bool active = row < q_len;
+    float qr[DMAX], acc[DMAX];
+#pragma unroll
+    for (int i = 0; i < DMAX; i++) {
+        qr[i] = (active && i < d) ? q[b * q_sb + h * q_sh + (int64_t)row * q_st + i] * scale_log2 : 0.f;
+        acc[i] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    const float *kb = k + b * k_sb + h * k_sh;
+    const float *vb = v + b * v_sb + h * v_sh;
+    for (int j0 = 0; j0 < kv_len; j0 += BK) {
+        const int nk = kv_len - j0 < BK ? kv_len - j0 : BK;
+        __syncthreads();
+        for (int e = threadIdx.x; e < BK * DMAX; e += BQ) {
+            int jj = e / DMAX, i = e % DMAX;
+            bool ok = jj < nk && i < d;
+            ks[jj][i] = ok ? kb[(int64_t)(j0 + jj) * k_st + i] : 0.f;
+            vs[jj][i] = ok ? vb[(int64_t)(j0 + jj) * v_st + i] : 0.f;
+        }
+        __syncthreads();
+        float s[BK];
+        float tmax = -INFINITY;
+#pragma unroll
+        for (int jj = 0; jj < BK; jj++) {
+            float dot = 0.f;
+#pragma unroll
+            for (int i = 0; i < DMAX; i++) dot += qr[i] * ks[jj][i];
+            s[jj] = jj < nk ? dot : -INFINITY;
+            tmax = fmaxf(tmax, s[jj]);
+        }
+        const float m_new = fmaxf(m, tmax);
+        const float corr = exp2f(m - m_new); /* m = -inf on the first tile: corr = 0 */
+        l *= corr;
+#pragma unroll
+        for (int i = 0; i < DMAX; i++) acc[i] *= corr;
+#pragma unroll
+        for (int jj = 0; jj < BK; jj++) {
+            float p = exp2f(s[jj] - m_new); /* masked keys: exp2(-inf) = 0 */
+            l += p;
+#pragma unroll
+            for (int i = 0; i < DMAX; i++) acc[i] += p * vs[jj][i];
+        }
+        m = m_new;
+    }
+    if (active) {
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        float *orow = o + b * o_sb + h * o_sh + (int64_t)row * o_st;
+        for (int i = 0; i < d; i++) orow[i] = acc[i] * inv;
+    }
+}
+
+static int64_t att_extent(int batch, int heads, int len, int d, int64_t sb, int64_t sh, int64_t st) {
+    return (int64_t)(batch - 1) * sb + (int64_t)(heads - 1) * sh + (int64_t)(len - 1) * st + d;
+}
+
+template <int DMAX, int BK>
+static void launch(cudaStream_t s, const de_attention_op *op, const float *q, const float *k, const float *v, float *o) {
+    dim3 grid((unsigned)((op->q_len + BQ - 1) / BQ), (unsigned)op->heads, (unsigned)op->batch);
+    const float scale_log2 = op->scale * 1.4426950408889634f;
+    k_flash<DMAX, BK><<<grid, BQ, 0, s>>>(q, k, v, o, op->q_len, op->kv_len, op->head_dim, scale_log2, op->q_sb, op->q_sh,
+                                          op->q_st, op->k_sb, op->k_sh, op->k_st, op->v_sb, op->v_sh, op->v_st, op->o_sb,
+                                          op->o_sh, op->o_st);
+}
+
+de_status cu_attention(de_backend *be, const de_attention_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "attention";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "attention: dtype %d", (int)op->dtype);
+    if (!op->q || !op->k || !op->v || !op->o) return cu_fail(c, DE_ERR_INVALID, "attention: NULL q, k, v or o");
+    if (op->batch < 0 || op->heads < 0 || op->q_len < 0 || op->kv_len <= 0 || op->head_dim <= 0)
+        return cu_fail(c, DE_ERR_INVALID, "attention: bad shape (kv_len and head_dim must be positive)");
+    if (op->head_dim > 256) return cu_fail(c, DE_ERR_UNSUPPORTED, "attention: head_dim %d > 256", op->head_dim);
+    if (op->heads > 65535 || op->batch > 65535) return cu_fail(c, DE_ERR_UNSUPPORTED, "attention: batch/heads above 65535");
+    if (op->batch == 0 || op->heads == 0 || op->q_len == 0) return DE_OK;
+    const int d = op->head_dim;
+    const int64_t eq = att_extent(op->batch, op->heads, op->q_len, d, op->q_sb, op->q_sh, op->q_st);
+    const int64_t ek = att_extent(op->batch, op->heads, op->kv_len, d, op->k_sb, op->k_sh, op->k_st);
+    const int64_t ev = att_extent(op->batch, op->heads, op->kv_len, d, op->v_sb, op->v_sh, op->v_st);
+    const int64_t eo = att_extent(op->batch, op->heads, op->q_len, d, op->o_sb, op->o_sh, op->o_st);
+    const bool o_dense = eo == (int64_t)op->batch * op->heads * op->q_len * d;
+    ST_TRY(cu_arena_begin(c, CU_ALIGN(eq * 4) + CU_ALIGN(ek * 4) + CU_ALIGN(ev * 4) + CU_ALIGN(eo * 4), name));
+    float *dq = (float *)cu_arena_take(c, eq * 4), *dk = (float *)cu_arena_take(c, ek * 4);
+    float *dv = (float *)cu_arena_take(c, ev * 4), *dout = (float *)cu_arena_take(c, eo * 4);
+    if (!dq || !dk || !dv || !dout) return cu_fail(c, DE_ERR_BACKEND, "attention: internal: arena too small");
+    ST_TRY(cu_copy_in(c, dq, op->q, eq * 4, name));
+    ST_TRY(cu_copy_in(c, dk, op->k, ek * 4, name));
+    ST_TRY(cu_copy_in(c, dv, op->v, ev * 4, name));
+    if (!o_dense) ST_TRY(cu_copy_in(c, dout, op->o, eo * 4, name)); /* keep what lies between the rows */
+    if (d <= 32) launch<32, 32>(c->stream, op, dq, dk, dv, dout);
+    else if (d <= 64) launch<64, 32>(c->stream, op, dq, dk, dv, dout);
+    else if (d <= 96) launch<96, 32>(c->stream, op, dq, dk, dv, dout);
+    else if (d <= 128) launch<128, 16>(c->stream, op, dq, dk, dv, dout);
+    else if (d <= 160) launch<160, 16>(c->stream, op, dq, dk, dv, dout);
+    else launch<256, 8>(c->stream, op, dq, dk, dv, dout);
+    ST_TRY(cu_check_launch(c, name, "flash_attention"));
+    return cu_copy_out(c, op->o, dout, eo * 4, name);
+}

@@ -1,0 +1,304 @@
+/* cuda_kernels.cu — memory-bound ops in f32 on the device: GroupNorm(+SiLU), LayerNorm, softmax,
+ * unary activations, GEGLU, broadcast binary, nearest upsample, batched transpose.
+ * Reductions are two-pass (mean, then centred sum of squares), accumulated in f32. */
+#include "cuda_internal.h"
+
+#include <math.h>
+
+/* ---- helpers ---- */
+
+static unsigned grid1d(int64_t n, int block) {
+    int64_t g = (n + block - 1) / block;
+    if (g > 65535 * 16) g = 65535 * 16;
+    return (unsigned)(g < 1 ? 1 : g);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* block-wide reduction; every thread gets the result. blockDim.x a multiple of 32, <= 1024. */
+template <bool MAX>
+__device__ float block_reduce(float v) {
+    __shared__ float part[32];
+    __shared__ float result;
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    v = MAX ? warp_max(v) : warp_sum(v);
+    if (lane == 0) part[wid] = v;
+    __syncthreads();
+    if (wid == 0) {
+        int nw = (blockDim.x + 31) >> 5;
+        float t = lane < nw ? part[lane] : (MAX ? -INFINITY : 0.f);
+        t = MAX ? warp_max(t) : warp_sum(t);
+        if (lane == 0) result = t;
+    }
+    __syncthreads();
+    float r = result;
+    __syncthreads();
+    return r;
+}
+
+__device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
+
+/* Copies x in (unless y aliases an input already in), reserving room for the output. */
+static de_status io_begin(cuda_ctx *c, const char *name, size_t in_bytes, size_t out_bytes, bool alias,
+                          const void *x, float **dx, float **dy, size_t extra) {
+    ST_TRY(cu_arena_begin(c, CU_ALIGN(in_bytes) + (alias ? 0 : CU_ALIGN(out_bytes)) + extra, name));
+    *dx = (float *)cu_arena_take(c, in_bytes);
+    *dy = alias ? *dx : (float *)cu_arena_take(c, out_bytes);
+    if (!*dx || !*dy) return cu_fail(c, DE_ERR_BACKEND, "%s: internal: arena too small", name);
+    return cu_copy_in(c, *dx, x, in_bytes, name);
+}
+
+/* ---- group norm ---- */
+
+__global__ void k_group_norm(float *y, const float *x, const float *gamma, const float *beta, int c, int hw, int groups,
+                             float eps, bool silu) {
+    int ng = blockIdx.x; /* n * groups + g */
+    int g = ng % groups;
+    int cpg = c / groups;
+    int64_t len = (int64_t)cpg * hw;
+    const float *xs = x + (int64_t)ng * len; /* group g of item n is contiguous in NCHW */
+    float *ys = y + (int64_t)ng * len;
+    float s = 0.f;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += xs[i];
+    float mean = block_reduce<false>(s) / (float)len;
+    float q = 0.f;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) { float d = xs[i] - mean; q += d * d; }
+    float rstd = rsqrtf(block_reduce<false>(q) / (float)len + eps);
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+        int ch = g * cpg + (int)(i / hw);
+        float v = (xs[i] - mean) * rstd;
+        if (gamma) v *= gamma[ch];
+        if (beta) v += beta[ch];
+        ys[i] = silu ? silu_f(v) : v;
+    }
+}
+
+de_status cu_group_norm(de_backend *be, const de_group_norm_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "group_norm";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "group_norm: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y) return cu_fail(c, DE_ERR_INVALID, "group_norm: NULL x or y");
+    if (op->n < 0 || op->c <= 0 || op->hw < 0 || op->groups <= 0 || op->c % op->groups != 0)
+        return cu_fail(c, DE_ERR_INVALID, "group_norm: c=%d groups=%d", op->c, op->groups);
+    int64_t n = (int64_t)op->n * op->c * op->hw;
+    if (n == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, &dx, &dy, 2 * CU_ALIGN((size_t)op->c * 4) * 2));
+    const void *g = NULL, *b = NULL;
+    if (op->gamma) ST_TRY(cu_weight(c, op->gamma, op->c, CW_F32, NULL, &g, name));
+    if (op->beta) ST_TRY(cu_weight(c, op->beta, op->c, CW_F32, NULL, &b, name));
+    k_group_norm<<<(unsigned)(op->n * op->groups), 512, 0, c->stream>>>(dy, dx, (const float *)g, (const float *)b, op->c,
+                                                                        op->hw, op->groups, op->eps, op->silu);
+    ST_TRY(cu_check_launch(c, name, "group_norm"));
+    return cu_copy_out(c, op->y, dy, n * 4, name);
+}
+
+/* ---- layer norm / softmax (one block per row) ---- */
+
+__global__ void k_layer_norm(float *y, const float *x, const float *gamma, const float *beta, int cols, float eps) {
+    const float *xr = x + (int64_t)blockIdx.x * cols;
+    float *yr = y + (int64_t)blockIdx.x * cols;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += xr[i];
+    float mean = block_reduce<false>(s) / (float)cols;
+    float q = 0.f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) { float d = xr[i] - mean; q += d * d; }
+    float rstd = rsqrtf(block_reduce<false>(q) / (float)cols + eps);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = (xr[i] - mean) * rstd;
+        if (gamma) v *= gamma[i];
+        if (beta) v += beta[i];
+        yr[i] = v;
+    }
+}
+
+de_status cu_layer_norm(de_backend *be, const de_layer_norm_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "layer_norm";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "layer_norm: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y) return cu_fail(c, DE_ERR_INVALID, "layer_norm: NULL x or y");
+    if (op->rows < 0 || op->cols <= 0 || op->rows > 0x7fffffff) return cu_fail(c, DE_ERR_INVALID, "layer_norm: rows/cols");
+    int64_t n = op->rows * op->cols;
+    if (n == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, &dx, &dy, 2 * CU_ALIGN((size_t)op->cols * 4) * 2));
+    const void *g = NULL, *b = NULL;
+    if (op->gamma) ST_TRY(cu_weight(c, op->gamma, op->cols, CW_F32, NULL, &g, name));
+    if (op->beta) ST_TRY(cu_weight(c, op->beta, op->cols, CW_F32, NULL, &b, name));
+    int threads = op->cols >= 1024 ? 512 : op->cols >= 256 ? 256 : 128;
+    k_layer_norm<<<(unsigned)op->rows, threads, 0, c->stream>>>(dy, dx, (const float *)g, (const float *)b, op->cols, op->eps);
+    ST_TRY(cu_check_launch(c, name, "layer_norm"));
+    return cu_copy_out(c, op->y, dy, n * 4, name);
+}
+
+__global__ void k_softmax(float *y, const float *x, int cols, float scale) {
+    const float *xr = x + (int64_t)blockIdx.x * cols;
+    float *yr = y + (int64_t)blockIdx.x * cols;
+    float m = -INFINITY;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) m = fmaxf(m, scale * xr[i]);
+    m = block_reduce<true>(m);
+    float s = 0.f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += expf(scale * xr[i] - m);
+    float inv = 1.f / block_reduce<false>(s);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = expf(scale * xr[i] - m) * inv;
+}
+
+de_status cu_softmax(de_backend *be, const de_softmax_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "softmax";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "softmax: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y) return cu_fail(c, DE_ERR_INVALID, "softmax: NULL x or y");
+    if (op->rows < 0 || op->cols <= 0 || op->rows > 0x7fffffff) return cu_fail(c, DE_ERR_INVALID, "softmax: rows/cols");
+    int64_t n = op->rows * op->cols;
+    if (n == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, &dx, &dy, 0));
+    int threads = op->cols >= 1024 ? 512 : op->cols >= 256 ? 256 : 128;
+    k_softmax<<<(unsigned)op->rows, threads, 0, c->stream>>>(dy, dx, op->cols, op->scale);
+    ST_TRY(cu_check_launch(c, name, "softmax"));
+    return cu_copy_out(c, op->y, dy, n * 4, name);
+}
+
+/* ---- elementwise ---- */
+
+__global__ void k_unary(float *y, const float *x, int64_t n, int kind, float alpha, float beta) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float v = x[i], r;
+        switch (kind) {
+        case DE_UNARY_SILU: r = silu_f(v); break;
+        case DE_UNARY_GELU: r = 0.5f * v * (1.f + erff(v * 0.70710678118654752f)); break;
+        case DE_UNARY_GELU_TANH: r = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v))); break;
+        case DE_UNARY_QUICK_GELU: r = v / (1.f + expf(-1.702f * v)); break;
+        default: r = alpha * v + beta; break;
+        }
+        y[i] = r;
+    }
+}
+
+de_status cu_unary(de_backend *be, const de_unary_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "unary";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "unary: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y || op->n < 0) return cu_fail(c, DE_ERR_INVALID, "unary: NULL x/y or negative n");
+    if ((int)op->kind < DE_UNARY_SILU || (int)op->kind > DE_UNARY_SCALE) return cu_fail(c, DE_ERR_INVALID, "unary: kind %d", (int)op->kind);
+    if (op->n == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->x == op->y, op->x, &dx, &dy, 0));
+    k_unary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, dx, op->n, (int)op->kind, op->alpha, op->beta);
+    ST_TRY(cu_check_launch(c, name, "unary"));
+    return cu_copy_out(c, op->y, dy, op->n * 4, name);
+}
+
+__global__ void k_geglu(float *y, const float *x, int64_t rows, int cols) {
+    int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, col = i % cols;
+        float a = x[r * 2 * cols + col], g = x[r * 2 * cols + cols + col];
+        y[i] = a * 0.5f * g * (1.f + erff(g * 0.70710678118654752f));
+    }
+}
+
+de_status cu_geglu(de_backend *be, const de_geglu_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "geglu";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "geglu: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y || op->rows < 0 || op->cols <= 0) return cu_fail(c, DE_ERR_INVALID, "geglu: NULL x/y or bad shape");
+    int64_t n = op->rows * op->cols;
+    if (n == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, n * 8, n * 4, false, op->x, &dx, &dy, 0));
+    k_geglu<<<grid1d(n, 256), 256, 0, c->stream>>>(dy, dx, op->rows, op->cols);
+    ST_TRY(cu_check_launch(c, name, "geglu"));
+    return cu_copy_out(c, op->y, dy, n * 4, name);
+}
+
+__global__ void k_binary(float *y, const float *a, const float *b, int64_t n, int64_t b_len, int64_t b_inner, int kind) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float bv = b[(i / b_inner) % b_len], av = a[i];
+        y[i] = kind == DE_BINARY_ADD ? av + bv : kind == DE_BINARY_SUB ? av - bv : av * bv;
+    }
+}
+
+de_status cu_binary(de_backend *be, const de_binary_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "binary";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "binary: dtype %d", (int)op->dtype);
+    if (!op->a || !op->b || !op->y || op->n < 0 || op->b_len <= 0 || op->b_inner <= 0)
+        return cu_fail(c, DE_ERR_INVALID, "binary: NULL a/b/y or bad n/b_len/b_inner");
+    if ((int)op->kind < DE_BINARY_ADD || (int)op->kind > DE_BINARY_MUL) return cu_fail(c, DE_ERR_INVALID, "binary: kind %d", (int)op->kind);
+    if (op->n == 0) return DE_OK;
+    int64_t nb = op->b_len;
+    float *da, *dy;
+    ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->a == op->y, op->a, &da, &dy, CU_ALIGN(nb * 4)));
+    float *db = (op->b == op->a) ? da : (float *)cu_arena_take(c, nb * 4);
+    if (!db) return cu_fail(c, DE_ERR_BACKEND, "binary: internal: arena too small");
+    if (op->b != op->a) ST_TRY(cu_copy_in(c, db, op->b, nb * 4, name));
+    k_binary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, da, db, op->n, op->b_len, op->b_inner, (int)op->kind);
+    ST_TRY(cu_check_launch(c, name, "binary"));
+    return cu_copy_out(c, op->y, dy, op->n * 4, name);
+}
+
+__global__ void k_upsample(float *y, const float *x, int64_t planes, int h, int w, int f) {
+    int64_t oh = (int64_t)h * f, ow = (int64_t)w * f, n = planes * oh * ow;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t p = i / (oh * ow), rem = i % (oh * ow);
+        int64_t yy = rem / ow, xx = rem % ow;
+        y[i] = x[p * h * w + (yy / f) * w + xx / f];
+    }
+}
+
+de_status cu_upsample(de_backend *be, const de_upsample_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "upsample";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "upsample: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y || op->planes < 0 || op->h < 0 || op->w < 0 || op->factor <= 0)
+        return cu_fail(c, DE_ERR_INVALID, "upsample: NULL x/y or bad shape");
+    int64_t nin = op->planes * op->h * op->w, nout = nin * op->factor * op->factor;
+    if (nin == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, nin * 4, nout * 4, false, op->x, &dx, &dy, 0));
+    k_upsample<<<grid1d(nout, 256), 256, 0, c->stream>>>(dy, dx, op->planes, op->h, op->w, op->factor);
+    ST_TRY(cu_check_launch(c, name, "upsample"));
+    return cu_copy_out(c, op->y, dy, nout * 4, name);
+}
+
+__global__ void k_transpose(float *y, const float *x, int rows, int cols) {
+    __shared__ float tile[32][33];
+    int64_t b = blockIdx.z;
+    const float *xs = x + b * rows * cols;
+    float *ys = y + b * rows * cols;
+    int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+        int r = r0 + i, col = c0 + threadIdx.x;
+        tile[i][threadIdx.x] = (r < rows && col < cols) ? xs[(int64_t)r * cols + col] : 0.f;
+    }
+    __syncthreads();
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+        int col = c0 + i, r = r0 + threadIdx.x;
+        if (r < rows && col < cols) ys[(int64_t)col * rows + r] = tile[threadIdx.x][i];
+    }
+}
+
+de_status cu_transpose(de_backend *be, const de_transpose_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "transpose";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "transpose: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y || op->batch < 0 || op->rows < 0 || op->cols < 0 || op->batch > 65535)
+        return cu_fail(c, DE_ERR_INVALID, "transpose: NULL x/y or bad shape (batch <= 65535)");
+    int64_t n = op->batch * op->rows * op->cols;
+    if (n == 0) return DE_OK;
+    float *dx, *dy;
+    ST_TRY(io_begin(c, name, n * 4, n * 4, false, op->x, &dx, &dy, 0));
+    dim3 grid((unsigned)((op->cols + 31) / 32), (unsigned)((op->rows + 31) / 32), (unsigned)op->batch), block(32, 8);
+    k_transpose<<<grid, block, 0, c->stream>>>(dy, dx, op->rows, op->cols);
+    ST_TRY(cu_check_launch(c, name, "transpose"));
+    return cu_copy_out(c, op->y, dy, n * 4, name);
+}

@@ -1,0 +1,256 @@
+/* op_check.c — every op of the CUDA provider against the CPU provider (relative error per op, timing).
+ *
+ * Built where a C compiler and OpenBLAS are (scripts/gpu_check.sh builds it; it links the CPU provider
+ * and the registry from CSources/CDiffKernels statically) and loads libdiffedit_cuda.so through the same
+ * loader the library uses (de_backend_load "cuda", DIFFEDIT_BACKEND_PATH). Shapes are SD 1.5 ones at
+ * 512x512 (64x64 latents) where the CPU reference stays fast enough.
+ * Output: one line per case "op <name> relerr=<e> cpu_ms=<t> cuda_ms=<t> <PASS|FAIL>"; exit 0 when every
+ * case is within the tolerance (default 1e-2, --tol X), 1 when one is not, 3 when no CUDA backend loads
+ * (the reason is printed). */
+#include "de_backend.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static de_backend *cpu, *gpu;
+static double tol = 1e-2;
+static int failures = 0, cases = 0;
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
+
+static float frand(void) { /* uniform [-1, 1) */
+    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.f - 1.f;
+}
+
+static float *rnd(size_t n, float scale) {
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+static float *dup(const float *x, size_t n) {
+    float *p = malloc(n * sizeof(float));
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double relerr(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        if (isnan(a[i])) return INFINITY;
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void report(const char *name, const float *got, const float *ref, size_t n, double cpu_s, double gpu_s, de_status st) {
+    cases++;
+    if (st != DE_OK) {
+        failures++;
+        printf("op %-28s status=%d error=\"%s\" FAIL\n", name, (int)st, de_backend_last_error(gpu));
+        return;
+    }
+    double e = relerr(got, ref, n);
+    int ok = e <= tol;
+    if (!ok) failures++;
+    printf("op %-28s relerr=%.2e cpu_ms=%.2f cuda_ms=%.2f %s\n", name, e, cpu_s * 1e3, gpu_s * 1e3, ok ? "PASS" : "FAIL");
+    fflush(stdout);
+}
+
+/* run fn on CPU into ref and on CUDA into got (same descriptor with y swapped); time both (CUDA: second run). */
+#define RUN(fnname, OP, YFIELD, REF, GOT, N, LABEL)                                                \
+    do {                                                                                           \
+        double t0 = now();                                                                         \
+        (OP).YFIELD = (REF);                                                                       \
+        de_status s0 = fnname(cpu, &(OP));                                                         \
+        double t1 = now();                                                                         \
+        if (s0 != DE_OK) { printf("op %s: CPU failed: %s\n", LABEL, de_backend_last_error(cpu)); exit(1); } \
+        (OP).YFIELD = (GOT);                                                                       \
+        de_status s1 = fnname(gpu, &(OP));                                                         \
+        double t2 = now();                                                                         \
+        if (s1 == DE_OK) s1 = fnname(gpu, &(OP));                                                  \
+        double t3 = now();                                                                         \
+        report(LABEL, (GOT), (REF), (N), t1 - t0, s1 == DE_OK ? t3 - t2 : 0, s1);                  \
+        (void)t2;                                                                                  \
+    } while (0)
+
+static void check_gemm(const char *label, int batch, int m, int n, int k, int ta, int tb, float beta, int bias, int weight_like) {
+    de_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.batch = batch; op.m = m; op.n = n; op.k = k; op.trans_a = ta; op.trans_b = tb;
+    op.lda = ta ? m : k; op.ldb = tb ? k : n; op.ldc = n;
+    op.stride_a = (int64_t)m * k; op.stride_b = weight_like ? 0 : (int64_t)k * n; op.stride_c = (int64_t)m * n;
+    size_t na = (size_t)batch * m * k, nb = weight_like ? (size_t)k * n : (size_t)batch * k * n, nc = (size_t)batch * m * n;
+    float *a = rnd(na, 1.f), *b = rnd(nb, 0.1f), *c0 = rnd(nc, 1.f), *bb = bias ? rnd(n, 1.f) : NULL;
+    float *ref = dup(c0, nc), *got = dup(c0, nc);
+    op.a = a; op.b = b; op.alpha = 1.f; op.beta = beta; op.bias = bb;
+    RUN(de_gemm, op, c, ref, got, nc, label);
+    if (weight_like) { /* same weight again (cache hit), then changed in place (the fingerprint must notice) */
+        for (size_t i = 0; i < nb; i++) b[i] = -b[i];
+        memcpy(ref, c0, nc * 4); memcpy(got, c0, nc * 4);
+        char l2[96];
+        snprintf(l2, sizeof l2, "%s.reweighted", label);
+        RUN(de_gemm, op, c, ref, got, nc, l2);
+    }
+    free(a); free(b); free(c0); free(bb); free(ref); free(got);
+}
+
+static void check_conv(const char *label, int n, int cin, int h, int w, int cout, int k, int stride, int pt, int pl, int pb, int pr,
+                       int residual) {
+    de_conv2d_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.n = n; op.c_in = cin; op.h = h; op.w = w; op.c_out = cout; op.kh = k; op.kw = k;
+    op.stride_h = stride; op.stride_w = stride; op.pad_t = pt; op.pad_l = pl; op.pad_b = pb; op.pad_r = pr;
+    int oh = (h + pt + pb - k) / stride + 1, ow = (w + pl + pr - k) / stride + 1;
+    size_t ny = (size_t)n * cout * oh * ow;
+    float *x = rnd((size_t)n * cin * h * w, 1.f), *wt = rnd((size_t)cout * cin * k * k, 1.f / sqrtf((float)cin * k * k));
+    float *bias = rnd(cout, 1.f), *res = residual ? rnd(ny, 1.f) : NULL;
+    float *ref = malloc(ny * 4), *got = malloc(ny * 4);
+    op.x = x; op.weight = wt; op.bias = bias; op.residual = res;
+    RUN(de_conv2d, op, y, ref, got, ny, label);
+    free(x); free(wt); free(bias); free(res); free(ref); free(got);
+}
+
+static void check_attention(const char *label, int b, int h, int lq, int lk, int d) {
+    de_attention_op op;
+    memset(&op, 0, sizeof op);
+    int inner = h * d;
+    op.dtype = DE_F32; op.batch = b; op.heads = h; op.q_len = lq; op.kv_len = lk; op.head_dim = d;
+    op.scale = 1.f / sqrtf((float)d);
+    float *q = rnd((size_t)b * lq * inner, 2.f), *k = rnd((size_t)b * lk * inner, 2.f), *v = rnd((size_t)b * lk * inner, 1.f);
+    size_t no = (size_t)b * lq * inner;
+    float *ref = malloc(no * 4), *got = malloc(no * 4);
+    op.q = q; op.q_sb = (int64_t)lq * inner; op.q_sh = d; op.q_st = inner;
+    op.k = k; op.k_sb = (int64_t)lk * inner; op.k_sh = d; op.k_st = inner;
+    op.v = v; op.v_sb = (int64_t)lk * inner; op.v_sh = d; op.v_st = inner;
+    op.o_sb = (int64_t)lq * inner; op.o_sh = d; op.o_st = inner;
+    RUN(de_attention, op, o, ref, got, no, label);
+    free(q); free(k); free(v); free(ref); free(got);
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--tol") == 0 && i + 1 < argc) tol = atof(argv[++i]);
+    char err[1024];
+    cpu = de_backend_load("cpu", 0, 0, err, sizeof err);
+    gpu = de_backend_load("cuda", 0, 0, err, sizeof err);
+    if (!gpu) { printf("op_check: no CUDA backend: %s\n", err); return 3; }
+    printf("op_check: backend %s loaded; tolerance %.0e (relative L2 error vs the CPU provider, f32)\n", de_backend_name(gpu), tol);
+
+    check_gemm("gemm.linear+bias", 1, 2 * 4096, 320, 320, 0, 1, 0.f, 1, 1);
+    check_gemm("gemm.linear.ff", 1, 2 * 1024, 2560, 640, 0, 1, 0.f, 1, 1);
+    check_gemm("gemm.bmm.transB", 16, 256, 77, 64, 0, 1, 0.f, 0, 0);
+    check_gemm("gemm.bmm.transA.beta", 4, 128, 96, 64, 1, 0, 0.5f, 0, 0);
+    check_conv("conv2d.3x3.320.64x64", 2, 320, 64, 64, 320, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.3x3.res.640.32", 2, 640, 32, 32, 640, 3, 1, 1, 1, 1, 1, 1);
+    check_conv("conv2d.conv_in.4ch", 2, 4, 64, 64, 320, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.1x1", 2, 320, 32, 32, 640, 1, 1, 0, 0, 0, 0, 0);
+    check_conv("conv2d.down.s2", 2, 320, 64, 64, 320, 3, 2, 1, 1, 1, 1, 0);
+    check_conv("conv2d.vae.down.asym", 1, 128, 64, 64, 128, 3, 2, 0, 0, 1, 1, 0);
+    {
+        int n = 2, c = 320, hw = 64 * 64;
+        size_t cnt = (size_t)n * c * hw;
+        float *x = rnd(cnt, 3.f), *g = rnd(c, 1.f), *b = rnd(c, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_group_norm_op op = {DE_F32, n, c, hw, 32, 1e-5f, g, b, true, x, NULL};
+        RUN(de_group_norm, op, y, ref, got, cnt, "group_norm+silu");
+        op.silu = false;
+        RUN(de_group_norm, op, y, ref, got, cnt, "group_norm");
+        free(x); free(g); free(b); free(ref); free(got);
+    }
+    {
+        int64_t rows = 2 * 4096; int cols = 320;
+        size_t cnt = (size_t)rows * cols;
+        float *x = rnd(cnt, 3.f), *g = rnd(cols, 1.f), *b = rnd(cols, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_layer_norm_op op = {DE_F32, rows, cols, 1e-5f, g, b, x, NULL};
+        RUN(de_layer_norm, op, y, ref, got, cnt, "layer_norm");
+        free(x); free(g); free(b); free(ref); free(got);
+    }
+    {
+        int64_t rows = 16 * 1024; int cols = 77;
+        size_t cnt = (size_t)rows * cols;
+        float *x = rnd(cnt, 8.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_softmax_op op = {DE_F32, rows, cols, 0.125f, x, NULL};
+        RUN(de_softmax, op, y, ref, got, cnt, "softmax");
+        free(x); free(ref); free(got);
+    }
+    check_attention("attention.self.4096.d40", 2, 8, 4096, 4096, 40);
+    check_attention("attention.cross.77.d80", 2, 8, 1024, 77, 80);
+    check_attention("attention.self.64.d160", 2, 8, 64, 64, 160);
+    check_attention("attention.sd2.d64", 2, 5, 1024, 1024, 64);
+    {
+        size_t cnt = (size_t)2 * 320 * 64 * 64;
+        float *x = rnd(cnt, 4.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        const char *names[] = {"unary.silu", "unary.gelu", "unary.gelu_tanh", "unary.quick_gelu", "unary.scale"};
+        for (int kind = 0; kind <= 4; kind++) {
+            de_unary_op op = {DE_F32, (de_unary_kind)kind, (int64_t)cnt, 0.5f, 0.25f, x, NULL};
+            RUN(de_unary, op, y, ref, got, cnt, names[kind]);
+        }
+        free(x); free(ref); free(got);
+    }
+    {
+        int64_t rows = 2 * 4096; int cols = 1280;
+        size_t cnt = (size_t)rows * cols;
+        float *x = rnd(cnt * 2, 3.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_geglu_op op = {DE_F32, rows, cols, x, NULL};
+        RUN(de_geglu, op, y, ref, got, cnt, "geglu");
+        free(x); free(ref); free(got);
+    }
+    {
+        int n = 2, c = 320, hw = 64 * 64;
+        size_t cnt = (size_t)n * c * hw;
+        float *a = rnd(cnt, 1.f), *b = rnd(cnt, 1.f), *v = rnd((size_t)n * c, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_binary_op op = {DE_F32, DE_BINARY_ADD, (int64_t)cnt, (int64_t)cnt, 1, a, b, NULL};
+        RUN(de_binary, op, y, ref, got, cnt, "binary.add");
+        op.kind = DE_BINARY_MUL;
+        RUN(de_binary, op, y, ref, got, cnt, "binary.mul");
+        de_binary_op pc = {DE_F32, DE_BINARY_SUB, (int64_t)cnt, (int64_t)n * c, hw, a, v, NULL};
+        RUN(de_binary, pc, y, ref, got, cnt, "binary.sub.per_channel");
+        free(a); free(b); free(v); free(ref); free(got);
+    }
+    {
+        int64_t planes = 2 * 640; int h = 32, w = 32;
+        size_t nin = (size_t)planes * h * w, nout = nin * 4;
+        float *x = rnd(nin, 1.f), *ref = malloc(nout * 4), *got = malloc(nout * 4);
+        de_upsample_op op = {DE_F32, planes, h, w, 2, x, NULL};
+        RUN(de_upsample, op, y, ref, got, nout, "upsample.x2");
+        free(x); free(ref); free(got);
+    }
+    {
+        int64_t batch = 2; int rows = 320, cols = 4096;
+        size_t cnt = (size_t)batch * rows * cols;
+        float *x = rnd(cnt, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_transpose_op op = {DE_F32, batch, rows, cols, x, NULL};
+        RUN(de_transpose, op, y, ref, got, cnt, "transpose");
+        free(x); free(ref); free(got);
+    }
+    { /* an error must come back as a status, and the backend must stay usable afterwards */
+        de_conv2d_op bad;
+        memset(&bad, 0, sizeof bad);
+        bad.dtype = DE_F32; bad.n = 1; bad.c_in = 1; bad.h = 1; bad.w = 1; bad.c_out = 1; bad.kh = 3; bad.kw = 3;
+        bad.stride_h = bad.stride_w = 1;
+        float x = 1, w = 1, y = 0;
+        bad.x = &x; bad.weight = &w; bad.y = &y;
+        de_status s = de_conv2d(gpu, &bad);
+        cases++;
+        if (s == DE_OK) { failures++; printf("op error-status FAIL (a 3x3 kernel on a 1x1 input returned OK)\n"); }
+        else printf("op error-status: %d \"%s\" PASS\n", (int)s, de_backend_last_error(gpu));
+        check_gemm("gemm.after-error", 1, 64, 64, 64, 0, 1, 0.f, 1, 1);
+    }
+    size_t fr = 0, total = 0;
+    if (gpu->iface.memory) gpu->iface.memory(gpu, &fr, &total);
+    printf("op_check: %d cases, %d failed; device memory %.2f / %.2f GB free\n", cases, failures, fr / 1e9, total / 1e9);
+    de_backend_free(gpu);
+    de_backend_free(cpu);
+    return failures ? 1 : 0;
+}
