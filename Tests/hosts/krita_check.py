@@ -41,7 +41,7 @@ def scene_bgra():
     return w, h, out
 
 
-def make_doc(model="RGBA", depth="U8", alpha_strip=False, selection=True):
+def make_doc(model="RGBA", depth="U8", alpha_strip=False, selection=True, rect=SEL):
     from krita import Krita, Selection
     w, h, px = scene_bgra()
     doc = Krita.instance().createDocument(w, h, "diffedit-test", model, depth, "", 72.0)
@@ -59,7 +59,7 @@ def make_doc(model="RGBA", depth="U8", alpha_strip=False, selection=True):
         node.setColorSpace(model, depth, "")
     if selection:
         s = Selection()
-        s.select(*SEL, 255)
+        s.select(*rect, 255)
         doc.setSelection(s)
     return doc, node
 
@@ -90,9 +90,9 @@ def compare(src, new, w, h, rect=SEL):
     return out, alpha, inside
 
 
-def edit_case(name, settings, **doc_kw):
+def edit_case(name, settings, rect=SEL, **doc_kw):
     from diffedit_krita.editing import EditController
-    doc, node = make_doc(**doc_kw)
+    doc, node = make_doc(rect=rect, **doc_kw)
     w, h = doc.width(), doc.height()
     before = bgra_of(node, w, h)
     ctl = EditController()
@@ -103,7 +103,7 @@ def edit_case(name, settings, **doc_kw):
     pos_src, pos_new = kids.index(node.name()), kids.index(new.name())
     after_src = bgra_of(node, w, h)
     res = bgra_of(new, w, h)
-    out, alpha, inside = compare(before, res, w, h)
+    out, alpha, inside = compare(before, res, w, h, rect)
     problems = []
     if new.type() != "paintlayer":
         problems.append(f"new node is a {new.type()}")
@@ -121,7 +121,7 @@ def edit_case(name, settings, **doc_kw):
         problems.append("no progress was reported")
     record(name, not problems, "; ".join(problems) or
            f"new paint layer '{new.name()}' above the source, outside identical, alpha kept, "
-           f"{inside}/{SEL[2] * SEL[3]} inside changed, {len(steps)} progress reports")
+           f"{inside}/{rect[2] * rect[3]} inside changed, {len(steps)} progress reports")
     doc.close()
     return res
 
@@ -210,6 +210,7 @@ def main(*args):
         for name, fn in [
             ("rgb", lambda: edit_case("rgb", S(prompt="a blue circle"))),
             ("alpha", lambda: edit_case("alpha", S(prompt="a green circle", strength=0.5), alpha_strip=True)),
+            ("smallsel", lambda: edit_case("smallsel", S(prompt="a blue circle", strength=1.0), rect=(40, 6, 10, 8))),
             ("gray", lambda: edit_case("gray", S(prompt="a white circle"), model="GRAYA")),
             ("rgb16", lambda: edit_case("rgb16", S(prompt="a blue circle"), depth="U16")),
             ("empty-prompt", lambda: error_case("empty-prompt", S(prompt="  "), "the prompt is empty")),

@@ -73,12 +73,15 @@ class EditSettings:
 class EditJob:
     """Everything the worker thread needs (plain bytes; no Krita objects are touched off the UI thread)."""
 
-    def __init__(self, settings, width, height, pixels, mask, source_name):
+    def __init__(self, settings, width, height, pixels, mask, source_name, full=None, rect=None):
         self.settings = settings
         self.width = width
         self.height = height
-        self.pixels = pixels        # bytearray, BGRA8, width * height * 4
+        self.pixels = pixels        # bytearray, BGRA8, width * height * 4 (the region the library sees)
         self.mask = mask            # bytearray GRAY8 or None (no selection)
+        self.rect = rect or (0, 0, width, height)   # that region in the document (x, y, w, h)
+        self.full = full if full is not None else pixels  # the whole layer, BGRA8
+        self.doc_size = (width, height) if rect is None else None  # set by prepare for a crop
         self.source_name = source_name
         self.result = None          # bytearray BGRA8 after compute
         self.context = None         # the running diffedit.Context (for cancel)
@@ -142,7 +145,33 @@ def prepare(doc, node, settings):
             raise EditError("Diffusion Edit: the selection does not cover any pixel of the document.")
     elif sel is not None:
         raise EditError("Diffusion Edit: the selection is empty; select an area (or Select > Deselect) first.")
-    return EditJob(settings, w, h, pixels, mask, node.name())
+    if mask is None:
+        return EditJob(settings, w, h, pixels, None, node.name())
+    # The library sees the selection's bounding box plus half its size on each side (at least 16
+    # pixels) as context, so a small selection in a large document keeps its resolution.
+    x0, y0, x1, y1 = _bbox(mask, w, h)
+    mx, my = max(16, (x1 - x0) // 2), max(16, (y1 - y0) // 2)
+    cx, cy = max(0, x0 - mx), max(0, y0 - my)
+    cw, ch = min(w, x1 + mx) - cx, min(h, y1 + my) - cy
+    crop_px = bytearray().join(pixels[((cy + y) * w + cx) * 4:((cy + y) * w + cx + cw) * 4] for y in range(ch))
+    crop_mask = bytearray().join(mask[(cy + y) * w + cx:(cy + y) * w + cx + cw] for y in range(ch))
+    job = EditJob(settings, cw, ch, crop_px, crop_mask, node.name(), full=pixels, rect=(cx, cy, cw, ch))
+    job.doc_size = (w, h)
+    return job
+
+
+def _bbox(mask, w, h):
+    """(x0, y0, x1, y1), end-exclusive, of the non-zero bytes of a w x h GRAY8 mask (not all zero)."""
+    x0, y0, x1, y1 = w, h, 0, 0
+    for y in range(h):
+        row = mask[y * w:(y + 1) * w]
+        lead = len(row) - len(row.lstrip(b"\x00"))
+        if lead == w:
+            continue
+        y0, y1 = min(y0, y), y + 1
+        x0 = min(x0, lead)
+        x1 = max(x1, len(row.rstrip(b"\x00")))
+    return x0, y0, x1, y1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,7 +229,12 @@ def apply(doc, node, job):
         new.setColorSpace("RGBA", "U8", WORK_PROFILE)
     parent = node.parentNode() or doc.rootNode()
     parent.addChildNode(new, node)
-    new.setPixelData(bytes(job.result), 0, 0, job.width, job.height)
+    full = bytearray(job.full)
+    cx, cy, cw, ch = job.rect
+    fw, fh = job.doc_size
+    for y in range(ch):
+        full[((cy + y) * fw + cx) * 4:((cy + y) * fw + cx + cw) * 4] = job.result[y * cw * 4:(y + 1) * cw * 4]
+    new.setPixelData(bytes(full), 0, 0, fw, fh)
     doc.refreshProjection()
     return new
 
