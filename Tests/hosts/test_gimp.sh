@@ -13,6 +13,7 @@
 #   alpha    a layer with alpha (a transparent strip through the selection): alpha identical everywhere
 #   gray     a grayscale image: edited, written back as gray, outside unchanged
 #   smallsel a small selection near the edge (the library sees a cropped region): only it changes
+#   oddsize  a 333x517 image with a selection at odd coordinates
 #   nosel    no selection: the whole layer is edited
 #   errors   empty prompt, missing model path, broken model folder, unknown method, indexed image,
 #            a channel instead of a layer: a clear message from the plug-in, no crash, no new layer
@@ -124,6 +125,12 @@ cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 40 6 10 8)
   (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 4 6 \"$MODEL\")))
     (report \"smallsel\" img new src) (save img new \"$T/smallsel_new.png\") (gimp-image-delete img)))"
+case_ oddsize
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
+  (gimp-image-scale img 333 517) (save img src \"$T/oddsize_src.png\")
+  (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 101 203 97 131)
+  (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 3 8 \"$MODEL\")))
+    (report \"oddsize\" img new src) (save img new \"$T/oddsize_new.png\") (gimp-image-delete img)))"
 case_ nosel
 cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-selection-none img)
@@ -268,6 +275,8 @@ else failc "offset: expected 'RESULT offset-geometry 40x40+10+10', got '${r:-no 
 [ -f "$T/offset_new.png" ] && pngc offset edit "$T/offset_src.png" "$T/offset_new.png" 2 2 38 38
 check_new_layer smallsel
 [ -f "$T/smallsel_new.png" ] && pngc smallsel edit "$SCENE" "$T/smallsel_new.png" 40 6 10 8
+check_new_layer oddsize
+[ -f "$T/oddsize_new.png" ] && pngc oddsize edit "$T/oddsize_src.png" "$T/oddsize_new.png" 101 203 97 131
 check_new_layer nosel
 [ -f "$T/nosel_new.png" ] && pngc nosel changed "$SCENE" "$T/nosel_new.png" 0.5
 
