@@ -32,7 +32,7 @@ enum VideoCommand {
             .init(name: "keyframe-interval", value: "N", help: "frames per window / keyframe spacing, 1-\(VideoOptions.maxKeyframeInterval) (default 4)"),
             .init(name: "propagation", value: "F", help: "fraction of steps with keyframe propagation, [0, 1] (default 1)"),
             .init(name: "no-cross-frame", value: nil, help: "no cross-frame self-attention"),
-            .init(name: "no-token-matching", value: nil, help: "no latent nearest-neighbour propagation"),
+            .init(name: "token-matching", value: nil, help: "also copy latent tokens along nearest-neighbour matches (off by default)"),
             .init(name: "no-pixel-fusion", value: nil, help: "no source-static pixel fusion"),
             .init(name: "max-frames", value: "N", help: "stop after N input frames"),
             .init(name: "fps", value: "F", help: "output frame rate for a video file (default: the input's, or 25)"),
@@ -64,7 +64,7 @@ enum VideoCommand {
         if let k = try p.int("keyframe-interval") { o.keyframeInterval = k }
         if let f = try p.float("propagation") { o.propagation = f }
         o.crossFrameAttention = !p.flag("no-cross-frame")
-        o.tokenMatching = !p.flag("no-token-matching")
+        o.tokenMatching = p.flag("token-matching")
         o.pixelFusion = !p.flag("no-pixel-fusion")
         try o.validate()
         let maxFrames = try p.int("max-frames")

@@ -18,7 +18,7 @@
 ///      anchor/keyframe/previous-frame features are carried to where the source video's own features
 ///      correspond (a soft, attention-weighted form of TokenFlow's nearest-neighbour propagation; no
 ///      extra network). Instruct has no source branch: it gets 1 and 2 only.
-///   4. Latent nearest-neighbour propagation (`VideoTokenMatch`, `tokenMatching`): each latent token of
+///   4. Optional (off by default) latent nearest-neighbour propagation (`VideoTokenMatch`, `tokenMatching`): each latent token of
 ///      a frame is matched to its reference frame (keyframe; for keyframes the anchor) by the source
 ///      latents' 3x3 descriptors; after every step matched tokens copy the reference's edited latents.
 ///   5. Source-static pixel fusion (`VideoPixelFusion`, `pixelFusion`): where the source does not change

@@ -28,7 +28,8 @@ public struct VideoOptions: Sendable {
     public var crossFrameAttention: Bool = true
     /// Latent nearest-neighbour propagation (`VideoTokenMatch`): while propagating, after each step the
     /// matched latent tokens of a frame are copied from its reference (keyframe, or anchor for keyframes).
-    public var tokenMatching: Bool = true
+    /// Off by default: on the fixture and on the toy instruct model it raised flicker (docs/video_quality.md).
+    public var tokenMatching: Bool = false
     /// Source-static pixel fusion (`VideoPixelFusion`): pixels whose source neighbourhood did not change
     /// since the previous frame keep the previous edited frame's pixels.
     public var pixelFusion: Bool = true
