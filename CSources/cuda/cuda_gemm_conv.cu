@@ -112,8 +112,12 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
                 LT_TRY(c, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz), name);
                 LT_TRY(c, cublasLtMatmulAlgoGetHeuristic(c->lt, desc, lb, la, lc, lc, pref, 1, &res, &found), name);
                 if (found < 1) {
-                    st = cu_fail(c, DE_ERR_UNSUPPORTED, "gemm: cuBLASLt has no algorithm for m=%lld n=%lld k=%lld batch=%d",
-                                 (long long)m, (long long)n, (long long)k, batch);
+                    /* no cuBLASLt algorithm for this shape: the classic strided-batched GEMM (same types) */
+                    LT_TRY(c, cublasGemmStridedBatchedEx(c->cublas, tb, ta, (int)n, (int)m, (int)k, &op->alpha, d_b, t16,
+                                                         (int)op->ldb, op->stride_b, a16, t16, (int)op->lda, op->stride_a,
+                                                         &op->beta, c32, CUDA_R_32F, (int)op->ldc, op->stride_c, batch,
+                                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                           name);
                     goto done;
                 }
                 gemm_plan tmp;
