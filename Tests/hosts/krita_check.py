@@ -149,7 +149,7 @@ def default_case():
         available = True
     except de.DiffEditError:
         available = False
-    st = EditSettings(prompt="a blue circle", method="auto", steps=2, seed=1, model_path="")
+    st = EditSettings(prompt="a blue circle", method="auto", steps=4, seed=1, model_path="")
     if available:
         edit_case("default-model", st)
     else:

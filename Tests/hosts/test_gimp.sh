@@ -164,7 +164,7 @@ if (cd "$T" && DIFFEDIT_LIBRARY="$LIBSO" python3 -c "import sys; sys.path.insert
 else
   DEFAULT_OK=0
 fi
-err_case default "(edit img src \"a blue circle\" \"\" \"auto\" 0.0 0.0 2 1 \"\")"
+err_case default "(edit img src \"a blue circle\" \"\" \"auto\" 0.0 0.0 4 1 \"\")"
 
 # Recolour with the toy model, when there is one.
 TOY="${DIFFEDIT_TOY_MODEL:-}"
