@@ -9,6 +9,7 @@
 #
 # Environment: CUDA_WERROR=1 (warnings are errors), CUDA_ARCHS="80 90" (SASS for each, PTX for the last),
 #   CUDA_OPTIONAL=1 (exit 0 with a message when nvcc is missing: for CI legs without CUDA),
+#   CUDA_NVCC_THREADS=N (nvcc --threads: the architectures in parallel; 0 = all cores),
 #   OUT (default build/lib), OBJ (default build/cuda-obj), PYTHON.
 # libdiffedit.so never links any of this: the core loads the result with dlopen at run time.
 set -euo pipefail
@@ -92,13 +93,22 @@ flags=(-O3 -std=c++17 --use_fast_math -Xcompiler -fPIC,-fvisibility=hidden -ICSo
 # --use_fast_math keeps expf/erff accurate to a few ulp (good enough against a 1e-2 tolerance) and speeds up exp2f.
 if [ "${CUDA_WERROR:-0}" = 1 ]; then flags+=(-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror); fi
 
+[ -n "${CUDA_NVCC_THREADS:-}" ] && flags+=(--threads "$CUDA_NVCC_THREADS")
+# incremental: an object is rebuilt when its source, a header or the flags changed
+stamp="$OBJ/flags.txt"
+sig="$nvcc ${flags[*]} ${gencode[*]}"
+[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sig" ] || rm -f "$OBJ"/*.o
 objs=()
 for src in CSources/cuda/*.cu; do
   o="$OBJ/$(basename "${src%.cu}").o"
+  if [ -f "$o" ] && [ -z "$(find "$src" CSources/cuda/*.h CSources/CDiffKernels/include/de_backend.h -newer "$o" 2>/dev/null)" ]; then
+    objs+=("$o"); continue
+  fi
   say "nvcc $src"
-  "$nvcc" "${flags[@]}" "${gencode[@]}" -c "$src" -o "$o"
+  "$nvcc" "${flags[@]}" "${gencode[@]}" -c "$src" -o "$o.tmp" && mv -f "$o.tmp" "$o" || exit 1
   objs+=("$o")
 done
+echo "$sig" > "$stamp"
 rpath='$ORIGIN'
 for d in "${libdirs[@]}"; do rpath="$rpath:$d"; done
 "$nvcc" -shared -cudart static "${gencode[@]}" "${objs[@]}" -o "$OUT/libdiffedit_cuda.so.tmp" \

@@ -28,12 +28,16 @@ build_op_check() {
   local cc=${CC:-cc}
   local blas="/usr/lib/x86_64-linux-gnu/libopenblas.a"
   local libs=()
-  if [ -f "$blas" ]; then libs=("$blas" -lgfortran); else libs=(-lopenblas); fi
+  if [ -f "$blas" ]; then libs=("$blas"); else libs=(-lopenblas); fi  # static: op_check then needs only libc
   $cc -std=gnu11 -O2 -march=x86-64-v3 -fno-math-errno -ICSources/CDiffKernels/include \
     CSources/cuda/tools/op_check.c CSources/CDiffKernels/registry.c CSources/CDiffKernels/cpu_*.c \
     -o build/tests/op_check "${libs[@]}" -lpthread -ldl -lm
 }
 
+case "${1:-}" in
+  ""|--prepare) ;;
+  *) echo "usage: scripts/gpu_check.sh [--prepare]" >&2; exit 2 ;;
+esac
 if [ "${1:-}" = "--prepare" ]; then
   make cli || exit 2
   build_op_check || { say "op_check did not build"; exit 2; }

@@ -2,6 +2,7 @@
  * layout/precision conversion kernels. Ops: cuda_gemm_conv.cu, cuda_kernels.cu, cuda_attention.cu. */
 #include "cuda_internal.h"
 
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,6 +402,14 @@ DE_EXPORT int de_backend_api_version(void) { return DE_BACKEND_API_VERSION; }
 
 DE_EXPORT de_backend *de_backend_cuda_init(int device, char *err, size_t err_len) {
     set_err(err, err_len, "");
+    /* without the driver, cudart only says "insufficient driver": name the missing library instead */
+    void *drv = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!drv) {
+        const char *why = dlerror();
+        set_err(err, err_len, "no NVIDIA driver (%s)", why ? why : "libcuda.so.1 cannot be loaded");
+        return NULL;
+    }
+    dlclose(drv);
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
