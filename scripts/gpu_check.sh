@@ -100,6 +100,7 @@ mse = sum((x - y) ** 2 for x, y in zip(a[3], b[3])) / len(a[3])
 print("inf" if mse == 0 else "%.2f" % (10 * math.log10(255 ** 2 / mse)))
 PY
 )
+psnr=${psnr:-nan}
 gen_s=$(python3 -c "print('%.2f' % ($t1 - $t0))")
 say "pipeline PSNR cuda vs cpu: $psnr dB ($MODEL, ${SIZE}x${SIZE}, 20 steps; cuda generate ${gen_s} s)"
 python3 -c "import sys; p='$psnr'; sys.exit(0 if p == 'inf' or (p != 'nan' and float(p) >= 35) else 1)" || fail "PSNR $psnr < 35 dB"
