@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A seeded random generator that reproduces PyTorch's CPU generator: `RNG(seed: s).normal(shape)`
 /// gives the values of `torch.randn(shape, generator=torch.Generator().manual_seed(s))` (float32), so

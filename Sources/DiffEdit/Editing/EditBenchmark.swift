@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Seconds per edit for each method on the full SD 1.5 architecture with random weights made in memory
 /// (issue 4's edit benchmark; tools/p2p_reference.py --bench times the same algorithms in PyTorch).
@@ -57,6 +57,6 @@ public enum EditBenchmark {
     }
 
     public static func line(_ m: EditMethod, size: Int, steps: Int, seconds: Double) -> String {
-        String(format: "bench edit method=%@ size=%d steps=%d seconds=%.3f", m.rawValue, size, steps, seconds)
+        "bench edit method=\(m.rawValue) " + TextUtil.format("size=%d steps=%d seconds=%.3f", size, steps, seconds)
     }
 }

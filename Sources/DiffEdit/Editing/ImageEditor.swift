@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Text-guided image editing (issue 4): SDEdit, DDIM inversion, Prompt-to-Prompt with LocalBlend,
 /// InstructPix2Pix; user masks; native-resolution processing; an inversion cache.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// EditOptions after method resolution, defaults and validation. Every error names the field at fault.
 public struct ResolvedEdit: Sendable {
@@ -25,7 +25,7 @@ public struct ResolvedEdit: Sendable {
     public static func resolveMethod(_ m: EditMethod, unetInChannels: Int, sourcePrompt: String?) -> EditMethod {
         guard m == .auto else { return m }
         if unetInChannels == 8 { return .instruct }
-        if let s = sourcePrompt, !s.trimmingCharacters(in: .whitespaces).isEmpty { return .p2p }
+        if let s = sourcePrompt, !TextUtil.trimmingWhitespace(s).isEmpty { return .p2p }
         return .sdedit
     }
 
@@ -44,11 +44,11 @@ public struct ResolvedEdit: Sendable {
         }
         method = m
         prompt = o.prompt
-        if m == .instruct && o.prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if m == .instruct && TextUtil.trimmingWhitespaceAndNewlines(o.prompt).isEmpty {
             throw DiffEditError.invalidArgument("prompt: empty; instruct needs an instruction such as \"make the circle blue\"")
         }
         let src = o.sourcePrompt ?? ""
-        if (m == .p2p || m == .ddim) && src.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if (m == .p2p || m == .ddim) && TextUtil.trimmingWhitespaceAndNewlines(src).isEmpty {
             throw DiffEditError.invalidArgument("sourcePrompt: method \(m.rawValue) needs a source prompt describing the input image (--source-prompt)")
         }
         sourcePrompt = src

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Opens a model the way users hold it: a diffusers folder (model_index.json, unet/, vae/,
 /// text_encoder/, tokenizer/, scheduler/) or a single-file .safetensors in the original layout
@@ -18,21 +19,22 @@ public enum CheckpointLoader {
             throw DiffEditError.invalidArgument("prediction type \(p): expected epsilon, v_prediction or sample")
         }
         guard !path.isEmpty else { throw DiffEditError.invalidArgument("model path is empty") }
-        var isDir: ObjCBool = false
+        var isDir = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw DiffEditError.io("\(path): no such file or directory")
         }
-        if isDir.boolValue { return try loadFolder(path, predictionType: predictionType) }
+        if isDir { return try loadFolder(path, predictionType: predictionType) }
         try refuseIfPickle(path)
         return try SingleFileCheckpoint.load(path: path, predictionType: predictionType, configFrom: configFrom)
     }
 
     /// Throws `.unsupported` when `path` names a pickle checkpoint (by extension or by content).
     public static func refuseIfPickle(_ path: String) throws {
-        let ext = (path as NSString).pathExtension.lowercased()
+        let ext = PathName.pathExtension(path).lowercased()
         var pickle = pickleExtensions.contains(ext)
-        if !pickle, ext != "safetensors", let h = FileHandle(forReadingAtPath: path) {
-            let head = [UInt8](h.readData(ofLength: 4)); try? h.close()
+        if !pickle, ext != "safetensors", let h = fopen(path, "rb") {
+            var head = [UInt8](repeating: 0, count: 4)
+            head.removeLast(4 - fread(&head, 1, 4, h)); fclose(h)
             // a zip archive (torch.save since 1.6) or a raw pickle stream (protocol 2..5)
             if head.count >= 2 && ((head[0] == 0x50 && head[1] == 0x4B) || (head[0] == 0x80 && (2...5).contains(head[1]))) {
                 pickle = true
@@ -45,10 +47,10 @@ public enum CheckpointLoader {
 
     // MARK: diffusers folder
 
-    static func join(_ a: String, _ b: String) -> String { (a as NSString).appendingPathComponent(b) }
+    static func join(_ a: String, _ b: String) -> String { PathName.join(a, b) }
     static func isFile(_ p: String) -> Bool {
-        var d: ObjCBool = false
-        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && !d.boolValue
+        var d = false
+        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && !d
     }
 
     public static func loadFolder(_ folder: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
@@ -141,7 +143,7 @@ public enum CheckpointLoader {
                 for f in Set(wm.values).sorted() { files.append(try SafetensorsFile(path: join(dir, f))) }
             } else if let st = listing.first(where: { $0.hasSuffix(".safetensors") }) {
                 files = [try SafetensorsFile(path: join(dir, st))]
-            } else if let pk = listing.first(where: { pickleExtensions.contains(($0 as NSString).pathExtension.lowercased()) }) {
+            } else if let pk = listing.first(where: { pickleExtensions.contains(PathName.pathExtension($0).lowercased()) }) {
                 try refuseIfPickle(join(dir, pk))
             }
             if files.isEmpty {

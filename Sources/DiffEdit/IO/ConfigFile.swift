@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Reads diffusers/transformers JSON config files into the Decodable config structs
 /// (UNetConfig, VAEConfig, CLIPTextConfig, SchedulerConfig, ...). Errors name the file and field.
@@ -10,11 +10,11 @@ public enum ConfigFile {
 
     /// Reads a whole (small) file; `.io` naming the file when missing or unreadable.
     public static func readData(_ path: String) throws -> Data {
-        var isDir: ObjCBool = false
+        var isDir = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw DiffEditError.io("\(path): no such file")
         }
-        if isDir.boolValue { throw DiffEditError.io("\(path): is a directory, expected a file") }
+        if isDir { throw DiffEditError.io("\(path): is a directory, expected a file") }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DiffEditError.io("\(path): cannot read file (permission denied?)")
         }
@@ -24,7 +24,7 @@ public enum ConfigFile {
     /// Parses a JSON object file into a dictionary (model_index.json, tokenizer_config.json, ...).
     public static func object(path: String) throws -> [String: Any] {
         let data = try readData(path)
-        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let obj = (try? JSONAny.parse(data)) as? [String: Any] else {
             throw DiffEditError.model("\(path): not a JSON object")
         }
         return obj

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import CDiffKernels
 import CPNG
 import CJPEG
@@ -74,7 +74,7 @@ public enum ImageFile {
     enum Format { case png, jpeg }
 
     static func format(for path: String) throws -> Format {
-        switch (path as NSString).pathExtension.lowercased() {
+        switch PathName.pathExtension(path).lowercased() {
         case "png": return .png
         case "jpg", "jpeg": return .jpeg
         default:

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// NumPy .npy files (format 1.0/2.0/3.0, C order): read float32/float16/float64/int32/int64/uint8,
 /// write float32. Used for `--init-noise`, `--save-latents` and the reference fixtures.
@@ -37,8 +37,8 @@ public enum NPY {
         guard start + headerLen <= bytes.count else { throw DiffEditError.io("\(origin): truncated .npy header") }
         let header = String(decoding: bytes[start..<(start + headerLen)], as: UTF8.self)
         func field(_ key: String) -> String? {
-            guard let r = header.range(of: "'\(key)':") else { return nil }
-            return String(header[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+            guard let r = header.firstRange(of: "'\(key)':") else { return nil }
+            return TextUtil.trimmingWhitespace(header[r.upperBound...])
         }
         guard let descrField = field("descr"), let q1 = descrField.firstIndex(of: "'") else {
             throw DiffEditError.io("\(origin): .npy header has no descr")
@@ -52,7 +52,7 @@ public enum NPY {
         guard let sf = field("shape"), let p1 = sf.firstIndex(of: "("), let p2 = sf.firstIndex(of: ")") else {
             throw DiffEditError.io("\(origin): .npy header has no shape")
         }
-        let dims = sf[sf.index(after: p1)..<p2].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let dims = sf[sf.index(after: p1)..<p2].split(separator: ",").map { TextUtil.trimmingWhitespace($0) }.filter { !$0.isEmpty }
         var shape: [Int] = []
         for d in dims {
             guard let v = Int(d), v >= 0 else { throw DiffEditError.io("\(origin): bad dimension \(d) in .npy shape") }

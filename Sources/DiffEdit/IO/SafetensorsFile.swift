@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import CDiffKernels
 
 /// A memory-mapped .safetensors file: 8-byte little-endian header length, a JSON header
@@ -61,7 +61,7 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         let headerBytes = Data(file.bytes(8, headerLen))
         let json: Any
         do {
-            json = try JSONSerialization.jsonObject(with: headerBytes, options: [])
+            json = try JSONAny.parse(headerBytes)
         } catch {
             throw DiffEditError.io("\(path): safetensors header is not valid JSON — not a safetensors file or corrupt")
         }

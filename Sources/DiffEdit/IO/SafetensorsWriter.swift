@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Writes f32 tensors as a .safetensors file in F32, F16 or BF16 (round to nearest even).
 /// Tensors are written in name order; the header is padded with spaces to a multiple of 8 bytes.
@@ -20,7 +20,7 @@ public enum SafetensorsWriter {
             header[n] = ["dtype": dtype, "shape": t.shape, "data_offsets": [offset, offset + t.count * esize]] as [String: Any]
             offset += t.count * esize
         }
-        var hbytes = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        var hbytes = try JSONAny.serialize(header)
         while hbytes.count % 8 != 0 { hbytes.append(0x20) }
         var out = [UInt8]()
         out.reserveCapacity(8 + hbytes.count + offset)

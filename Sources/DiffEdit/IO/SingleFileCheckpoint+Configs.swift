@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Configs given alongside a single file, for what tensor shapes cannot tell (head counts,
 /// norm groups, scaling factor, scheduler): a diffusers folder (`configFrom`, like diffusers'
@@ -31,8 +31,8 @@ extension SingleFileCheckpoint {
         g.text = try meta(CLIPTextConfig.self, metadataKeys.text)
         g.scheduler = try meta(SchedulerConfig.self, metadataKeys.scheduler)
         guard let folder = configFrom else { return g }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+        var isDir = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir else {
             throw DiffEditError.io("\(folder): config folder does not exist (expected a diffusers folder with unet/config.json, ...)")
         }
         func load<T: Decodable>(_ t: T.Type, _ rel: String, required: Bool) throws -> (T, String)? {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The original (CompVis / Stability) single-file layout: translation of its tensor names to the
 /// clean diffusers/transformers names, and architecture detection from tensor shapes.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Composite operations the model code needs, built from the backend's op descriptors
 /// (strided GEMMs instead of explicit transposes) or small host loops.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 
 /// A weight source that invents every tensor a model asks for (normal values scaled by
 /// 1/sqrt(fan_in); norm weights 1, biases small), deterministically from a seed, filled in

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// diffusers UNet2DConditionModel (SD 1.x / 2.x family), built from a `UNetConfig`: any number of
 /// levels, CrossAttn/plain down and up blocks, cross-attention mid block, per-block heads and
@@ -104,14 +105,14 @@ public final class UNet2DConditionModel {
     func timestepEmbedding(_ timesteps: [Float], dim: Int) -> Tensor {
         let half = dim / 2
         let t = Tensor(shape: [timesteps.count, dim])
-        let logMax = Float(-Foundation.log(10000.0))
+        let logMax = Float(-Glibc.log(10000.0))
         let denom = Float(half) - Float(config.freq_shift)
-        let freqs = (0..<half).map { Foundation.exp(logMax * Float($0) / denom) }
+        let freqs = (0..<half).map { Glibc.exp(logMax * Float($0) / denom) }
         for (b, ts) in timesteps.enumerated() {
             let row = t.data + b * dim
             for i in 0..<half {
                 let a = ts * freqs[i]
-                let s = Foundation.sin(a), co = Foundation.cos(a)
+                let s = Glibc.sin(a), co = Glibc.cos(a)
                 if config.flip_sin_to_cos { row[i] = co; row[half + i] = s } else { row[i] = s; row[half + i] = co }
             }
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 
 /// diffusers Upsample2D with a conv: nearest upsample (x2, or to an exact size) then 3x3 conv.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A loaded Stable Diffusion 1.x/2.x model: tokenizer, CLIP text encoder, UNet, VAE and the scheduler
 /// configuration, from a diffusers folder or a single-file .safetensors (see `CheckpointLoader`).
@@ -49,13 +49,15 @@ public final class StableDiffusionModel: @unchecked Sendable {
         self.backend = backend
     }
 
-    /// Loads `path` (a diffusers folder or .safetensors file; nil or "" = the embedded default model).
+    /// Loads `path` (a diffusers folder or .safetensors file; nil or "" = the embedded default model
+    /// `defaultName`: toy-instruct for editing, toy-sd for text-to-image).
     /// `configFrom`: for a single file, a diffusers folder whose configs supply what tensor shapes cannot
     /// tell (norm groups, heads, sample size), like diffusers' from_single_file(config=...).
     public static func load(path: String?, backend: Backend, predictionType: String? = nil,
-                            configFrom: String? = nil) throws -> StableDiffusionModel {
+                            configFrom: String? = nil,
+                            defaultName: String = DefaultModel.name) throws -> StableDiffusionModel {
         let p: String
-        if let path, !path.isEmpty { p = path } else { p = try DefaultModel.resolve() }
+        if let path, !path.isEmpty { p = path } else { p = try DefaultModel.resolve(name: defaultName) }
         let ck = try CheckpointLoader.load(path: p, predictionType: predictionType, configFrom: configFrom)
         return try StableDiffusionModel(checkpoint: ck, backend: backend)
     }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2, multistep second order, midpoint
 /// solver type) as diffusers' DPMSolverMultistepScheduler with algorithm_type "dpmsolver++",

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The training noise schedule shared by every scheduler: betas, alphas and their cumulative product,
 /// computed exactly the way diffusers 0.42 computes them (torch float32 tensors), so that timesteps and

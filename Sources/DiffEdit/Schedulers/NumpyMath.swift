@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The few NumPy routines diffusers uses to place inference timesteps, reproduced with NumPy's own
 /// float64 arithmetic (so that rounding ties and array lengths come out identical).

@@ -1,5 +1,5 @@
 import CClipBPE
-import Foundation
+import FoundationEssentials
 
 /// CLIP byte-level BPE tokenizer giving exactly the ids of transformers' `CLIPTokenizer` (transformers 5,
 /// backed by the `tokenizers` library) as Stable Diffusion pipelines call it:
@@ -47,7 +47,7 @@ public final class CLIPTokenizer {
         }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: vocabData)
+            object = try JSONAny.parse(vocabData)
         } catch {
             throw DiffEditError.model("\(vocabPath): not valid JSON (\(error))")
         }
@@ -57,7 +57,7 @@ public final class CLIPTokenizer {
         var vocab: [String: Int32] = [:]
         vocab.reserveCapacity(dict.count)
         for (token, value) in dict {
-            guard let number = value as? NSNumber, let id = Int32(exactly: number.doubleValue), id >= 0 else {
+            guard let number = (value as? Int).map(Double.init) ?? (value as? Double), let id = Int32(exactly: number), id >= 0 else {
                 throw DiffEditError.model("\(vocabPath): id of token \(token.debugDescription) is not a non-negative integer")
             }
             vocab[token] = id
@@ -94,9 +94,9 @@ public final class CLIPTokenizer {
     /// tokenizer_config.json, key "pad_token", a string or {"content": ...}); nil when neither says.
     public static func padToken(inTokenizerFolder folder: String) -> String? {
         for name in ["special_tokens_map.json", "tokenizer_config.json"] {
-            let path = (folder as NSString).appendingPathComponent(name)
+            let path = PathName.join(folder, name)
             guard let data = FileManager.default.contents(atPath: path),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let object = (try? JSONAny.parse(data)) as? [String: Any],
                   let pad = object["pad_token"] else { continue }
             if let s = pad as? String { return s }
             if let d = pad as? [String: Any], let s = d["content"] as? String { return s }
@@ -106,9 +106,8 @@ public final class CLIPTokenizer {
 
     /// A diffusers `tokenizer/` folder: vocab.json, merges.txt and the pad token it declares.
     public static func load(folder: String) throws -> CLIPTokenizer {
-        let ns = folder as NSString
-        return try CLIPTokenizer(vocabPath: ns.appendingPathComponent("vocab.json"),
-                                 mergesPath: ns.appendingPathComponent("merges.txt"),
+                return try CLIPTokenizer(vocabPath: PathName.join(folder, "vocab.json"),
+                                 mergesPath: PathName.join(folder, "merges.txt"),
                                  padToken: padToken(inTokenizerFolder: folder))
     }
 
@@ -242,7 +241,7 @@ public final class CLIPTokenizer {
         while !rest.isEmpty {
             var best: (Range<Substring.Index>, Int32)? = nil
             for (token, id) in specialTokens {
-                guard let r = rest.range(of: token, options: .literal) else { continue }
+                guard let r = TextUtil.literalRange(of: token, in: rest) else { continue }
                 if let b = best {
                     if r.lowerBound > b.0.lowerBound { continue }
                     if r.lowerBound == b.0.lowerBound && r.upperBound <= b.0.upperBound { continue }
@@ -260,7 +259,7 @@ public final class CLIPTokenizer {
 
     /// NFC, whitespace runs -> " ", per-scalar lower-casing.
     private func normalize(_ text: String) -> [Unicode.Scalar] {
-        let nfc = text.precomposedStringWithCanonicalMapping
+        let nfc = TextUtil.nfc(text)
         var out: [Unicode.Scalar] = []
         out.reserveCapacity(nfc.unicodeScalars.count)
         var inSpace = false
