@@ -219,10 +219,6 @@ package enum JSONAny {
                 try write(d[k]!, &out)
             }
             out.append(UInt8(ascii: "}"))
-        case let d as [String: String]:
-            try write(d as [String: Any], &out)
-        case let a as [Int]:
-            try write(a.map { $0 as Any }, &out)
         case let a as [Any]:
             out.append(UInt8(ascii: "["))
             for (n, x) in a.enumerated() {
