@@ -95,7 +95,7 @@ cli:
 install: install-lib install-cli
 
 # Library, header, pkg-config file and the default model (PREFIX/share/diffedit/models/, where the
-# library looks for it relative to its own location: <libdir>/../share/diffedit/models/toy-sd).
+# library looks for it relative to its own location: <libdir>/../share/diffedit/models/toy-instruct).
 install-lib: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/diffedit/models
 	@# installed without DWARF (valgrind 3.19 cannot read the DWARF 5 the Swift toolchain emits); symbols stay
@@ -107,6 +107,8 @@ install-lib: lib
 	@if [ -n "$$(ls -A models 2>/dev/null | grep -v '^\.')" ]; then \
 	  cp -R models/. $(DESTDIR)$(PREFIX)/share/diffedit/models/; \
 	else echo "install: models/ is empty: no default model installed"; fi
+	@# the CUDA provider (make cuda), when built, goes next to the library where the loader looks for it
+	@if [ -f $(LIBDIR)/libdiffedit_cuda.so ]; then install -m 755 $(LIBDIR)/libdiffedit_cuda.so $(DESTDIR)$(PREFIX)/lib/; fi
 
 install-cli: cli
 	install -d $(DESTDIR)$(PREFIX)/bin

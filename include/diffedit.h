@@ -203,7 +203,7 @@ typedef struct diff_edit_model_params {
     const char *path;       /**< a diffusers folder (model_index.json, unet/, vae/, text_encoder/,
                                  tokenizer/, scheduler/) or a single-file .safetensors checkpoint;
                                  NULL or "" = the default model installed with the library
-                                 (PREFIX/share/diffedit/models/toy-sd; the environment variable
+                                 (PREFIX/share/diffedit/models/toy-instruct; the environment variable
                                  DIFFEDIT_DEFAULT_MODEL overrides where it is looked for) */
     const char *backend;    /**< "auto" (CUDA when usable, else CPU, with a log line), "cpu" or
                                  "cuda" (fails with DIFF_EDIT_ERR_BACKEND when unusable);

@@ -4,11 +4,11 @@ import Glibc
 import DiffEdit
 
 /// Finds the default model for `path` NULL or "": $DIFFEDIT_DEFAULT_MODEL, else
-/// <dir of libdiffedit.so>/../share/diffedit/models/toy-sd (installed), else
-/// <dir of libdiffedit.so>/../../models/toy-sd (the repository's build/lib), else the places
+/// <dir of libdiffedit.so>/../share/diffedit/models/toy-instruct (installed), else
+/// <dir of libdiffedit.so>/../../models/toy-instruct (the repository's build/lib), else the places
 /// `DefaultModel` looks (next to the executable, the source tree).
 enum DefaultModelLocator {
-    static let modelName = "toy-sd"
+    static let modelName = DefaultModel.name   // toy-instruct: AUTO edits with InstructPix2Pix
 
     static func resolve() throws -> String {
         if let env = getenv("DIFFEDIT_DEFAULT_MODEL"), let s = String(validatingCString: env), !s.isEmpty {

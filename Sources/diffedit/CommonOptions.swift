@@ -16,13 +16,19 @@ enum CommonOptions {
         guard threads >= 0 else { throw CLIError.usage(p.command, "--threads: \(threads) must be >= 0") }
         let requested = p.string("backend") ?? "auto"
         let be = try Backend(name: requested, threads: threads)
-        // "auto" falling back to the CPU is the normal case without a GPU: only say so when CUDA was asked for.
-        if requested == "cuda" && !be.fallbackReason.isEmpty { stderrLine("diffedit: backend: \(be.fallbackReason)") }
+        // "auto" falling back to the CPU is the normal case without a GPU provider: say so when a provider
+        // was found but could not be used (no device, wrong version), stay quiet when none is installed.
+        if requested != "cpu" && !be.fallbackReason.isEmpty && !be.fallbackReason.contains("not found") {
+            stderrLine("diffedit: backend: \(be.fallbackReason)")
+        }
         return be
     }
 
-    static func loadModel(_ p: ArgParser.Parsed, backend: Backend) throws -> StableDiffusionModel {
-        try StableDiffusionModel.load(path: p.string("model"), backend: backend, configFrom: p.string("config-from"))
+    /// `defaultName`: which embedded model stands in for a missing --model (DefaultModel.name for edits).
+    static func loadModel(_ p: ArgParser.Parsed, backend: Backend,
+                          defaultName: String = DefaultModel.name) throws -> StableDiffusionModel {
+        try StableDiffusionModel.load(path: p.string("model"), backend: backend, configFrom: p.string("config-from"),
+                                      defaultName: defaultName)
     }
 
     static func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

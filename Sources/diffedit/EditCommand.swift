@@ -117,7 +117,10 @@ enum EditCommand {
         if let m = p.string("mask") { o.mask = try ImageFile.readGray(path: m) }
 
         let backend = try CommonOptions.makeBackend(p)
-        let model = try CommonOptions.loadModel(p, backend: backend)
+        // Without --model: the instruct toy model for auto/instruct, the text-to-image one for the others.
+        let needsTextToImage = [.sdedit, .ddim, .p2p].contains(o.method)
+        let model = try CommonOptions.loadModel(p, backend: backend,
+                                                defaultName: needsTextToImage ? DefaultModel.textToImageName : DefaultModel.name)
         let editor = ImageEditor(model: model)
         let bar = ProgressBar(label: "edit", quiet: p.flag("quiet"))
         let r = try editor.edit(image, options: o, progress: bar.reporter)

@@ -43,7 +43,7 @@ enum GenerateCommand {
         if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }
 
         let backend = try CommonOptions.makeBackend(p)
-        let model = try CommonOptions.loadModel(p, backend: backend)
+        let model = try CommonOptions.loadModel(p, backend: backend, defaultName: DefaultModel.textToImageName)
         let bar = ProgressBar(label: "generate", quiet: p.flag("quiet"))
         let r = try model.generate(o, progress: bar.reporter)
         try ImageFile.write(r.image, path: output)

@@ -77,7 +77,9 @@ enum VideoCommand {
         let sink = try VideoFrameSink(path: output, ffmpeg: ffmpeg, width: source.width, height: source.height, fps: fps)
 
         let backend = try CommonOptions.makeBackend(p)
-        let model = try CommonOptions.loadModel(p, backend: backend)
+        let textToImage = [EditMethod.sdedit, .ddim, .p2p].contains(o.edit.method)
+        let model = try CommonOptions.loadModel(p, backend: backend,
+                                                defaultName: textToImage ? DefaultModel.textToImageName : DefaultModel.name)
         let editor = VideoEditor(model: model)
         let bar = ProgressBar(label: "video", quiet: p.flag("quiet"))
         do {

@@ -14,7 +14,7 @@ let commands: [(String, String)] = [
 func topHelp() -> String {
     var s = "usage: diffedit COMMAND [options]   (diffedit COMMAND --help for its options)\n\ncommands:\n"
     for (c, h) in commands { s += "  " + c.padding(toLength: 10, withPad: " ", startingAt: 0) + h + "\n" }
-    s += "\n--model is optional everywhere: without it the embedded toy model (models/toy-sd) is used.\n"
+    s += "\n--model is optional everywhere: without it the embedded toy models are used\n(models/toy-instruct for edit, models/toy-sd for generate and the sdedit/ddim/p2p methods).\n"
     return s
 }
 

@@ -233,7 +233,7 @@ static void test_model_load_errors(void) {
     CHECK(m == NULL);
 }
 
-/* path NULL or "": the default model installed with the library (PREFIX/share/diffedit/models/toy-sd).
+/* path NULL or "": the default model installed with the library (PREFIX/share/diffedit/models/toy-instruct).
  * Where it is not installed the load fails with DIFF_EDIT_ERR_IO and says where it looked. */
 static void test_default_model(void) {
     diff_edit_model_params mp;

@@ -178,7 +178,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertThrowsError(try ClassifierFreeGuidance.combine(Tensor.zeros([3, 1]), guidance: 2))
     }
 
-    /// nil / "" model paths resolve through $DIFFEDIT_MODEL_DIR/toy-sd.
+    /// nil / "" model paths resolve through $DIFFEDIT_MODEL_DIR/toy-instruct (the editing default).
     func testDefaultModelFromModelDir() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("diffedit-models-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

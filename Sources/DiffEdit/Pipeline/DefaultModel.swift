@@ -1,7 +1,9 @@
 import Foundation
 
-/// Where the embedded default model (models/toy-sd, trained by tools/ on the toy world) is found when
-/// a model path is nil or empty. In order:
+/// Where the embedded default models (models/toy-instruct and models/toy-sd, trained by tools/ on the
+/// toy world; see models/README.md) are found when a model path is nil or empty. The default for
+/// editing (CLI `edit`, the C ABI) is toy-instruct; text-to-image (`generate`) and the sdedit/ddim/p2p
+/// methods use toy-sd. In order:
 /// 1. $DIFFEDIT_DEFAULT_MODEL: the model folder or file itself (as the C ABI);
 /// 2. $DIFFEDIT_MODEL_DIR: a folder holding toy-sd/ (or itself a model folder with model_index.json);
 /// 3. next to the running executable: <dir>/models/toy-sd, <dir>/../share/diffedit/models/toy-sd, and
@@ -9,10 +11,13 @@ import Foundation
 /// 4. the source tree this library was built from (<repo>/models/toy-sd);
 /// 5. ./models/toy-sd in the working directory.
 public enum DefaultModel {
-    public static let name = "toy-sd"
+    /// The editing default (InstructPix2Pix): `diffedit edit --prompt "make the circle blue"`.
+    public static let name = "toy-instruct"
+    /// The text-to-image default (4-channel UNet): `generate`, and the sdedit / ddim / p2p methods.
+    public static let textToImageName = "toy-sd"
 
     /// Every place looked at, in order (existing or not).
-    public static func candidates() -> [String] {
+    public static func candidates(name: String = DefaultModel.name) -> [String] {
         var out: [String] = []
         let env = ProcessInfo.processInfo.environment
         if let p = env["DIFFEDIT_DEFAULT_MODEL"], !p.isEmpty { out.append(p) }
@@ -39,7 +44,7 @@ public enum DefaultModel {
     }
 
     /// The default model's path; throws `.io` listing the places looked at when there is none.
-    public static func resolve() throws -> String {
+    public static func resolve(name: String = DefaultModel.name) throws -> String {
         let env = ProcessInfo.processInfo.environment
         if let p = env["DIFFEDIT_DEFAULT_MODEL"], !p.isEmpty {
             guard FileManager.default.fileExists(atPath: p) else {
@@ -48,7 +53,7 @@ public enum DefaultModel {
             return p
         }
         var list: [String] = []
-        for c in candidates() where !list.contains(c) { list.append(c) }
+        for c in candidates(name: name) where !list.contains(c) { list.append(c) }
         for c in list where isModel(c) { return c }
         throw DiffEditError.io("default model \(name): not found (looked in \(list.joined(separator: ", "))); pass --model PATH or set DIFFEDIT_MODEL_DIR")
     }
