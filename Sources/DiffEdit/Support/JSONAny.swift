@@ -50,6 +50,8 @@ package enum JSONAny {
                 if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return obj }
                 while true {
                     skipSpace()
+                    // a trailing comma before '}' is accepted, as Foundation's JSONSerialization does
+                    if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return obj }
                     guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                     let k = try string()
                     skipSpace()
@@ -70,6 +72,7 @@ package enum JSONAny {
                 if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return arr }
                 while true {
                     skipSpace()
+                    if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return arr }   // trailing comma, as Foundation
                     arr.append(try value(depth: depth + 1))
                     skipSpace()
                     guard i < b.count else { throw fail("unterminated array") }

@@ -22,11 +22,12 @@ package enum PathName {
         return out
     }
 
-    /// `(a as NSString).appendingPathComponent(b)`.
+    /// `(a as NSString).appendingPathComponent(b)` (swift-corelibs-foundation: plain concatenation with
+    /// one "/" between, the parts otherwise unchanged).
     package static func join(_ a: String, _ b: String) -> String {
-        if a.isEmpty { return fixSlashes(b) }
-        if b.isEmpty { return fixSlashes(a) }
-        return fixSlashes(a + "/" + b)
+        if b.isEmpty { return a }
+        if a.isEmpty { return b }
+        return a.hasSuffix("/") ? a + b : a + "/" + b
     }
 
     /// `(p as NSString).deletingLastPathComponent`: "/a/b" -> "/a", "/a" -> "/", "a" -> "", "/" -> "/".
@@ -54,8 +55,9 @@ package enum PathName {
         return String(last[last.index(after: dot)...])
     }
 
-    /// `(p as NSString).standardizingPath`: "~" expanded, "." and empty components dropped, ".." removes
-    /// the component before it in absolute paths (kept at the start of a relative path).
+    /// `(p as NSString).standardizingPath` as swift-corelibs-foundation does it: "~" expanded; in an
+    /// absolute path "." dropped and ".." removing the component before it; in a relative path only
+    /// inner "." components dropped (".." and a leading "." kept); repeated and trailing slashes removed.
     package static func standardizing(_ p: String, home: String? = nil) -> String {
         var s = p
         if s == "~" || s.hasPrefix("~/") {
@@ -63,16 +65,15 @@ package enum PathName {
         }
         let absolute = s.hasPrefix("/")
         var parts: [Substring] = []
-        for c in s.split(separator: "/", omittingEmptySubsequences: true) {
-            if c == "." { continue }
-            if c == ".." {
-                if let l = parts.last, l != ".." { parts.removeLast(); continue }
-                if absolute { continue }
+        for (n, c) in s.split(separator: "/", omittingEmptySubsequences: true).enumerated() {
+            if c == "." && (absolute || n > 0) { continue }
+            if c == ".." && absolute {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
             }
             parts.append(c)
         }
         let body = parts.joined(separator: "/")
-        if absolute { return "/" + body }
-        return body.isEmpty ? (s.isEmpty ? "" : ".") : body
+        return absolute ? "/" + body : body
     }
 }
