@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Where the embedded default models (models/toy-instruct and models/toy-sd, trained by tools/ on the
 /// toy world; see models/README.md) are found when a model path is nil or empty. The default for
@@ -22,24 +22,24 @@ public enum DefaultModel {
         let env = ProcessInfo.processInfo.environment
         if let p = env["DIFFEDIT_DEFAULT_MODEL"], !p.isEmpty { out.append(p) }
         if let d = env["DIFFEDIT_MODEL_DIR"], !d.isEmpty {
-            out.append((d as NSString).appendingPathComponent(name))
+            out.append(PathName.join(d, name))
             out.append(d)
         }
         if let exe = executableDirectory() {
-            var dir = (exe as NSString).standardizingPath as NSString
-            out.append(dir.appendingPathComponent("models/\(name)"))
-            out.append(dir.appendingPathComponent("../share/diffedit/models/\(name)"))
+            var dir = PathName.standardizing(exe)
+            out.append(PathName.join(dir, "models/\(name)"))
+            out.append(PathName.join(dir, "../share/diffedit/models/\(name)"))
             for _ in 0..<5 {
-                dir = dir.deletingLastPathComponent as NSString
-                if dir.length <= 1 { break }
-                out.append(dir.appendingPathComponent("models/\(name)"))
+                dir = PathName.deletingLastComponent(dir)
+                if dir.utf16.count <= 1 { break }
+                out.append(PathName.join(dir, "models/\(name)"))
             }
         }
         // Sources/DiffEdit/Pipeline/DefaultModel.swift -> <repo>/models/toy-sd
         let src = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
         out.append(src.appendingPathComponent("models/\(name)").standardizedFileURL.path)
-        out.append((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent("models/\(name)"))
+        out.append(PathName.join(FileManager.default.currentDirectoryPath, "models/\(name)"))
         return out
     }
 
@@ -60,17 +60,17 @@ public enum DefaultModel {
 
     /// A diffusers folder (has unet/config.json) or a .safetensors file.
     static func isModel(_ p: String) -> Bool {
-        var isDir: ObjCBool = false
+        var isDir = false
         guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { return false }
-        if isDir.boolValue { return FileManager.default.fileExists(atPath: (p as NSString).appendingPathComponent("unet/config.json")) }
+        if isDir { return FileManager.default.fileExists(atPath: PathName.join(p, "unet/config.json")) }
         return p.hasSuffix(".safetensors")
     }
 
     /// The folder of the running executable (/proc/self/exe, symlinks resolved).
     static func executableDirectory() -> String? {
         guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
-            return (CommandLine.arguments.first.map { ($0 as NSString).deletingLastPathComponent })
+            return (CommandLine.arguments.first.map { PathName.deletingLastComponent($0) })
         }
-        return (exe as NSString).deletingLastPathComponent
+        return PathName.deletingLastComponent(exe)
     }
 }
