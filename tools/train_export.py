@@ -28,14 +28,28 @@ def fix_text_encoder(folder):
     save_file(sd, p, metadata={"format": "pt"})
 
 
-def export(kind, work, out_dir):
-    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline,
-                           StableDiffusionPipeline, UNet2DConditionModel)
-    from transformers import CLIPTextModel, CLIPTokenizer
+def models_from(kind, work, from_ckpt):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
     src = os.path.join(work, "instruct" if kind == "instruct" else "t2i")
-    vae = AutoencoderKL.from_pretrained(os.path.join(work, "vae"))
-    unet = UNet2DConditionModel.from_pretrained(os.path.join(src, "unet"))
-    te = CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder"))
+    if not from_ckpt:
+        return (UNet2DConditionModel.from_pretrained(os.path.join(src, "unet")),
+                CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder")))
+    ck = torch.load(src + ".ckpt", map_location="cpu", weights_only=False)
+    unet = UNet2DConditionModel(**sdparts.unet_config(8 if kind == "instruct" else 4))
+    unet.load_state_dict(ck["unet"])
+    te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
+    te.load_state_dict(ck["te"])
+    print(f"{kind}: checkpoint at step {ck['step']}")
+    return unet, te
+
+
+def export(kind, work, out_dir, from_ckpt=False):
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+    vae_dir = os.path.join(work, "vae_dec") if os.path.exists(os.path.join(work, "vae_dec")) else os.path.join(work, "vae")
+    vae = AutoencoderKL.from_pretrained(vae_dir)  # vae_dec: same encoder, fine-tuned decoder
+    unet, te = models_from(kind, work, from_ckpt)
     tok = CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"))
     sched = DDIMScheduler(**sdparts.SCHEDULER_CONFIG)
     cls = StableDiffusionInstructPix2PixPipeline if kind == "instruct" else StableDiffusionPipeline
@@ -46,10 +60,11 @@ def export(kind, work, out_dir):
         shutil.rmtree(out_dir)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     fix_text_encoder(out_dir)
-    # keep only what a loader needs from the tokenizer folder
-    for f in os.listdir(os.path.join(out_dir, "tokenizer")):
-        if f not in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
-            os.remove(os.path.join(out_dir, "tokenizer", f))
+    # the tokenizer folder as published SD folders have it: the CLIP BPE files (transformers 5 would
+    # write only tokenizer.json)
+    tdir = os.path.join(out_dir, "tokenizer")
+    shutil.rmtree(tdir)
+    shutil.copytree(os.path.join(work, "tokenizer"), tdir)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out_dir) for f in fs)
     print(f"{out_dir}: {total / 1e6:.2f} MB")
     print(json.dumps(json.load(open(os.path.join(out_dir, "model_index.json")))))
@@ -60,10 +75,12 @@ def main():
     ap.add_argument("--work", default="/work/toytrain")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                   "models"))
+    ap.add_argument("--from-ckpt", action="store_true",
+                    help="export the latest training checkpoints (WORK/<mode>.ckpt) instead of the final models")
     a = ap.parse_args()
-    export("instruct", a.work, os.path.join(a.out, "toy-instruct"))
-    if os.path.exists(os.path.join(a.work, "t2i", "unet")):
-        export("t2i", a.work, os.path.join(a.out, "toy-sd"))
+    export("instruct", a.work, os.path.join(a.out, "toy-instruct"), a.from_ckpt)
+    if os.path.exists(os.path.join(a.work, "t2i.ckpt" if a.from_ckpt else os.path.join("t2i", "unet"))):
+        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt)
 
 
 if __name__ == "__main__":
