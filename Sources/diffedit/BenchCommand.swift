@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// `diffedit bench`: UNet forward of the full SD 1.5 architecture (860M parameters, random weights
@@ -22,7 +25,7 @@ enum BenchCommand {
     /// looks there too, so `make bench` prints the ratio).
     static var defaultResultsPath: String {
         let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        return (tmp as NSString).appendingPathComponent("diffedit-bench-\(getuid()).txt")
+        return PathName.join(tmp, "diffedit-bench-\(getuid()).txt")
     }
 
     /// Peak resident set size in bytes (VmHWM of /proc/self/status), nil when unavailable.
@@ -35,12 +38,12 @@ enum BenchCommand {
         return nil
     }
 
-    static func gb(_ b: Int) -> String { String(format: "%.2f GB", Double(b) / 1_073_741_824) }
+    static func gb(_ b: Int) -> String { TextUtil.format("%.2f GB", Double(b) / 1_073_741_824) }
 
     static func run(arguments: [String]) throws {
         let p = try parser.parse(arguments)
         let sizes = try (p.string("sizes") ?? "32,64").split(separator: ",").map { s -> Int in
-            guard let n = Int(s.trimmingCharacters(in: .whitespaces)), n > 0, n <= 256 else {
+            guard let n = Int(TextUtil.trimmingWhitespace(s)), n > 0, n <= 256 else {
                 throw CLIError.usage("bench", "--sizes: \"\(s)\" is not a latent size in 1...256")
             }
             return n
@@ -54,8 +57,8 @@ enum BenchCommand {
         let unet = try UNet2DConditionModel(config: config, weights: weights, backend: backend)
         let nParams = weights.names.reduce(0) { $0 + (weights.shape(of: $1)?.reduce(1, *) ?? 0) }
         let afterLoad = peakRSS() ?? 0
-        print(String(format: "bench: SD 1.5 UNet, %.1fM parameters (random), backend %@, made in %.1f s, RSS after weights %@",
-                     Double(nParams) / 1e6, backend.name, Date().timeIntervalSince(t0), gb(afterLoad)))
+        print(TextUtil.format("bench: SD 1.5 UNet, %.1fM parameters (random), backend ", Double(nParams) / 1e6) + backend.name
+              + TextUtil.format(", made in %.1f s, RSS after weights ", Date().timeIntervalSince(t0)) + gb(afterLoad))
         var rng = RNG(seed: 1)
         let ehs = rng.normal([2, 77, config.cross_attention_dim])
         var lines: [String] = []
@@ -71,7 +74,7 @@ enum BenchCommand {
                 best = min(best, Date().timeIntervalSince(t0))
                 precondition(y.shape == [2, 4, s, s])
             }
-            let line = String(format: "bench unet latent=%d batch=2 seconds=%.3f", s, best)
+            let line = TextUtil.format("bench unet latent=%d batch=2 seconds=%.3f", s, best)
             print(line + "   (peak RSS \(gb(peakRSS() ?? 0)))")
             lines.append(line)
         }

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// Options every model-using command shares, and how they turn into a backend and a model.
@@ -31,5 +34,5 @@ enum CommonOptions {
                                       defaultName: defaultName)
     }
 
-    static func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    static func stderrLine(_ s: String) { StdIO.err(s + "\n") }
 }

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// `diffedit edit`: edit an image with a prompt (SDEdit, DDIM inversion, Prompt-to-Prompt, InstructPix2Pix).
@@ -61,7 +64,7 @@ enum EditCommand {
             for m in group {
                 for steps in stepsList {
                     let s = try EditBenchmark.time(m, model: model, size: size, steps: steps)
-                    FileHandle.standardOutput.write(Data((EditBenchmark.line(m, size: size, steps: steps, seconds: s) + "\n").utf8))
+                    StdIO.out(EditBenchmark.line(m, size: size, steps: steps, seconds: s) + "\n")
                 }
             }
         }
@@ -87,7 +90,7 @@ enum EditCommand {
         let input = try p.required("input")
         let output = try p.required("output")
         for (opt, path) in [("output", output), ("mask-out", p.string("mask-out") ?? "x.png")] {
-            let ext = (path as NSString).pathExtension.lowercased()
+            let ext = PathName.pathExtension(path).lowercased()
             guard ["png", "jpg", "jpeg"].contains(ext) else {
                 throw CLIError.usage("edit", "--\(opt): \(path) must end in .png, .jpg or .jpeg")
             }

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// `diffedit generate`: text to image.
@@ -28,7 +31,7 @@ enum GenerateCommand {
         guard p.positionals.isEmpty else { throw CLIError.usage("generate", "unexpected argument \(p.positionals[0])") }
         var o = GenerateOptions(prompt: try p.required("prompt"))
         let output = try p.required("output")
-        let ext = (output as NSString).pathExtension.lowercased()
+        let ext = PathName.pathExtension(output).lowercased()
         guard ["png", "jpg", "jpeg"].contains(ext) else {
             throw CLIError.usage("generate", "--output: \(output) must end in .png, .jpg or .jpeg")
         }

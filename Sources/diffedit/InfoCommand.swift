@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// `diffedit info`: what a checkpoint is, without building the networks.
@@ -64,7 +67,7 @@ enum InfoCommand {
     static func scalar(_ v: Any) -> String {
         switch v {
         case let s as String: return s
-        case let d as Double: return d.isNaN ? "none" : String(format: "%g", d)
+        case let d as Double: return d.isNaN ? "none" : TextUtil.format("%g", d)
         case let a as [Int]: return "[" + a.map(String.init).joined(separator: ", ") + "]"
         case let a as [String]: return "[" + a.joined(separator: ", ") + "]"
         default: return "\(v)"
@@ -75,7 +78,7 @@ enum InfoCommand {
         let pad = String(repeating: "  ", count: indent)
         for (k, v) in items {
             if let sub = v as? [(String, Any)] { print("\(pad)\(k):"); printText(sub, indent: indent + 1) }
-            else if k == "parameters", let n = v as? Int { print("\(pad)\(k): \(n) (\(String(format: "%.1f", Double(n) / 1e6))M)") }
+            else if k == "parameters", let n = v as? Int { print("\(pad)\(k): \(n) (\(TextUtil.format("%.1f", Double(n) / 1e6))M)") }
             else { print("\(pad)\(k): \(scalar(v))") }
         }
     }
@@ -87,7 +90,7 @@ enum InfoCommand {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
-            case let x where x.value < 0x20: out += String(format: "\\u%04x", x.value)
+            case let x where x.value < 0x20: out += TextUtil.format("\\u%04x", x.value)
             default: out.unicodeScalars.append(c)
             }
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import DiffEdit
 #if canImport(Glibc)
 import Glibc
@@ -36,11 +36,11 @@ final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         var line = "\(label) [\(bar)] step \(step)/\(steps)"
         if frames > 1 { line += " frame \(frame + 1)/\(frames)" }
-        line += String(format: "  %.2f it/s", rate)
+        line += TextUtil.format("  %.2f it/s", rate)
         if isTTY {
-            FileHandle.standardError.write(Data(("\r" + line + (step >= steps ? "\n" : "")).utf8))
+            StdIO.err("\r" + line + (step >= steps ? "\n" : ""))
         } else {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            StdIO.err(line + "\n")
         }
         lastStep = step
     }

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// diffedit — text-guided image and video editing with diffusion models (command-line front end).
@@ -13,13 +16,13 @@ let commands: [(String, String)] = [
 
 func topHelp() -> String {
     var s = "usage: diffedit COMMAND [options]   (diffedit COMMAND --help for its options)\n\ncommands:\n"
-    for (c, h) in commands { s += "  " + c.padding(toLength: 10, withPad: " ", startingAt: 0) + h + "\n" }
+    for (c, h) in commands { s += "  " + TextUtil.padded(c, to: 10) + h + "\n" }
     s += "\n--model is optional everywhere: without it the embedded toy models are used\n(models/toy-instruct for edit, models/toy-sd for generate and the sdedit/ddim/p2p methods).\n"
     return s
 }
 
 func fail(_ message: String, status: Int32) -> Never {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    StdIO.err(message + "\n")
     exit(status)
 }
 

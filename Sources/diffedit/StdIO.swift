@@ -1,0 +1,23 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Unbuffered writes to fd 1 / fd 2, as FileHandle.standardOutput/.standardError.write did (without
+/// full Foundation).
+enum StdIO {
+    static func write(_ fd: Int32, _ s: String) {
+        var bytes = Array(s.utf8)
+        var off = 0
+        bytes.withUnsafeMutableBytes { raw in
+            while off < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                off += n
+            }
+        }
+    }
+
+    static func err(_ s: String) { write(2, s) }
+    static func out(_ s: String) { write(1, s) }
+}
