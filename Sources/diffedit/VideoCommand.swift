@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// `diffedit video`: edit a clip (an .mp4 or any file ffmpeg reads, or a folder of PNG/JPEG frames) with a

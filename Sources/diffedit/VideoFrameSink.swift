@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import DiffEdit
 
 /// Where edited frames go: a folder (frame_00000.png, ...) or a video file encoded by the ffmpeg
@@ -8,62 +11,54 @@ final class VideoFrameSink {
     let width: Int
     let height: Int
     private(set) var written = 0
-    private var process: Process? = nil
-    private var pipe: FileHandle? = nil
+    private var process: Subprocess? = nil
     private let isDir: Bool
 
     init(path: String, ffmpeg: String, width: Int, height: Int, fps: Float) throws {
         self.path = path; self.width = width; self.height = height
-        let ext = (path as NSString).pathExtension.lowercased()
-        var dir: ObjCBool = false
+        let ext = PathName.pathExtension(path).lowercased()
+        var dir = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &dir)
-        isDir = (exists && dir.boolValue) || ext.isEmpty
+        isDir = (exists && dir) || ext.isEmpty
         if isDir {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
                 throw DiffEditError.io("--output: cannot create folder \(path): \(error)")
             }
             return
         }
-        let proc = Process()
-        proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var args = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(width)x\(height)",
-                    "-r", String(format: "%g", fps), "-i", "-"]
+                    "-r", TextUtil.format("%g", Double(fps)), "-i", "-"]
         if ["mp4", "mov", "mkv", "m4v"].contains(ext) {
             args += ["-pix_fmt", "yuv420p"]
             if width % 2 != 0 || height % 2 != 0 { args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] }
         }
         args.append(path)
-        proc.arguments = args
-        let inp = Pipe()
-        proc.standardInput = inp
-        do { try proc.run() } catch {
+        do { process = try Subprocess(args, stdin: .pipe) } catch {
             throw DiffEditError.io("ffmpeg: cannot run \(ffmpeg) (\(error)); install ffmpeg or write to a folder")
         }
-        process = proc
-        pipe = inp.fileHandleForWriting
     }
 
     func write(_ image: RGBImage) throws {
         if isDir {
-            try ImageFile.write(image, path: (path as NSString).appendingPathComponent(String(format: "frame_%05d.png", written)))
+            try ImageFile.write(image, path: PathName.join(path, TextUtil.format("frame_%05d.png", written)))
         } else {
             guard let p = process, p.isRunning else { throw DiffEditError.io("ffmpeg: the encoder for \(path) exited early") }
-            pipe!.write(Data(image.pixels))
+            try p.write(image.pixels)
         }
         written += 1
     }
 
     func finish() throws {
         guard let p = process else { return }
-        try pipe?.close()
-        p.waitUntilExit()
+        p.closeStdin()
+        let status = p.wait()
         process = nil
-        guard p.terminationStatus == 0 else { throw DiffEditError.io("ffmpeg: encoding \(path) failed (exit \(p.terminationStatus))") }
+        guard status == 0 else { throw DiffEditError.io("ffmpeg: encoding \(path) failed (exit \(status))") }
     }
 
     func abort() {
-        try? pipe?.close()
-        if let p = process { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        process?.closeStdin()
+        if let p = process { if p.isRunning { p.terminate() }; p.wait() }
         process = nil
     }
 }
