@@ -57,7 +57,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
-.PHONY: all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
+.PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
         valgrind-cabi check-symbols check-header bench quality cuda clean frei0r test-frei0r
 
 all: lib
@@ -171,6 +171,11 @@ swift-test:
 	$(SWIFT) test --scratch-path $(SCRATCH)-test $(SWIFT_JOBS)
 
 test: swift-test test-cabi check-symbols
+
+# Everything CI runs (needs the packages of scripts/install_deps.sh): the core tests, the Python binding,
+# FFmpeg with the frei0r plug-in, GIMP and Krita headless (recolour checks required: the toy model ships).
+test-all: test test-python test-frei0r
+	DIFFEDIT_REQUIRE_TOY_MODEL=1 $(MAKE) test-hosts
 
 # ---------------------------------------------------------------------------------------------------
 # Benchmarks, quality, CUDA
