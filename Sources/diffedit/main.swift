@@ -40,7 +40,8 @@ do {
         let status = try EditCommand.run(arguments: rest)
         if status != 0 { exit(status) }
     case "video":
-        fail("diffedit video: not yet available in this build", status: 1)
+        let status = try VideoCommand.run(arguments: rest)
+        if status != 0 { exit(status) }
     case "help", "--help", "-h": print(topHelp(), terminator: "")
     case "version", "--version": print("diffedit 0.1.0")
     default: fail("diffedit: unknown command \"\(command)\"\n\n" + topHelp(), status: 2)
