@@ -28,4 +28,13 @@ final class ContextHandle: @unchecked Sendable {
 
     /// Cancels the running call, if any (diff_edit_cancel).
     func cancel() { lock.withLock { reporter?.cancel() } }
+
+    // The streaming session (diff_edit_stream_*) of this context, released with it.
+    private var stream: StreamState? = nil
+    private var lookahead = StreamRegistry.defaultLookahead
+
+    func streamState() -> StreamState? { lock.withLock { stream } }
+    func setStreamState(_ s: StreamState?) { lock.withLock { stream = s } }
+    func streamLookahead() -> Int { lock.withLock { lookahead } }
+    func setStreamLookahead(_ n: Int) { lock.withLock { lookahead = n } }
 }

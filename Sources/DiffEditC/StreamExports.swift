@@ -27,51 +27,11 @@ final class StreamState {
     }
 }
 
-/// Streams and lookahead settings per context. A context has no slot for a stream, so they live here,
-/// keyed by the context object and dropped when the context is gone (checked on every access), at
-/// diff_edit_stream_end once drained, or at the next diff_edit_stream_begin.
-final class StreamRegistry: @unchecked Sendable {
-    static let shared = StreamRegistry()
-    private let lock = NSLockLite()
-    private struct Entry {
-        weak var ctx: ContextHandle?
-        var state: StreamState?
-        var lookahead: Int
-    }
-    private var entries: [ObjectIdentifier: Entry] = [:]
-
+/// Stream limits. The stream state itself lives in its context (ContextHandle.streamState): nothing
+/// about streams is process-global, and a stream is released with its context.
+enum StreamRegistry {
     static let defaultLookahead = 3
     static let maxLookahead = VideoOptions.maxKeyframeInterval - 1
-
-    private func purge() { entries = entries.filter { $0.value.ctx != nil } }
-
-    func state(_ ctx: ContextHandle) -> StreamState? {
-        lock.withLock { purge(); return entries[ObjectIdentifier(ctx)]?.state }
-    }
-
-    func lookahead(_ ctx: ContextHandle) -> Int {
-        lock.withLock { entries[ObjectIdentifier(ctx)]?.lookahead ?? StreamRegistry.defaultLookahead }
-    }
-
-    func setLookahead(_ ctx: ContextHandle, _ n: Int) {
-        lock.withLock {
-            purge()
-            let id = ObjectIdentifier(ctx)
-            if entries[id] == nil { entries[id] = Entry(ctx: ctx, state: nil, lookahead: n) } else { entries[id]!.lookahead = n }
-        }
-    }
-
-    func setState(_ ctx: ContextHandle, _ s: StreamState?) {
-        lock.withLock {
-            purge()
-            let id = ObjectIdentifier(ctx)
-            if entries[id] == nil {
-                entries[id] = Entry(ctx: ctx, state: s, lookahead: StreamRegistry.defaultLookahead)
-            } else {
-                entries[id]!.state = s
-            }
-        }
-    }
 }
 
 private func streamFail(_ error: DiffEditError, ctx: ContextHandle?) -> diff_edit_status {
@@ -118,7 +78,7 @@ public func diffEditStreamSetLookahead(_ ctx: OpaquePointer?, _ frames: UInt32) 
         guard Int(frames) <= StreamRegistry.maxLookahead else {
             throw DiffEditError.invalidArgument("frames (\(frames)) is above the maximum lookahead \(StreamRegistry.maxLookahead)")
         }
-        StreamRegistry.shared.setLookahead(c, Int(frames))
+        c.setStreamLookahead(Int(frames))
         return DIFF_EDIT_OK
     }
 }
@@ -127,7 +87,7 @@ public func diffEditStreamSetLookahead(_ ctx: OpaquePointer?, _ frames: UInt32) 
 public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_edit_params>?,
                                 _ width: UInt32, _ height: UInt32, _ format: diff_edit_pixel_format) -> diff_edit_status {
     withStreamContext(ctx, function: "diff_edit_stream_begin") { c in
-        if let old = StreamRegistry.shared.state(c), !old.ended {
+        if let old = c.streamState(), !old.ended {
             throw DiffEditError.invalidArgument("a stream is already open on this context (\(old.stream.pushed) frames pushed): call diff_edit_stream_end first")
         }
         let req = try EditRequest(params)
@@ -146,10 +106,10 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
             throw DiffEditError.unsupported("diff_edit_stream_begin: this model's engine has no video editor")
         }
         var o = VideoOptions(edit: req.options(method: method), mode: .consistent)
-        o.keyframeInterval = StreamRegistry.shared.lookahead(c) + 1
+        o.keyframeInterval = c.streamLookahead() + 1
         let stream = try VideoStream(editor: VideoEditor(imageEditor: session.editor), options: o,
                                      width: Int(width), height: Int(height))
-        StreamRegistry.shared.setState(c, StreamState(stream: stream, width: Int(width), height: Int(height), format: f,
+        c.setStreamState(StreamState(stream: stream, width: Int(width), height: Int(height), format: f,
                                                       request: req, engine: session.engine))
         return DIFF_EDIT_OK
     }
@@ -158,7 +118,7 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
 @_cdecl("diff_edit_stream_push")
 public func diffEditStreamPush(_ ctx: OpaquePointer?, _ frame: UnsafePointer<diff_edit_buffer>?) -> diff_edit_status {
     withStreamContext(ctx, function: "diff_edit_stream_push") { c in
-        guard let s = StreamRegistry.shared.state(c) else {
+        guard let s = c.streamState() else {
             throw DiffEditError.invalidArgument("no stream on this context: call diff_edit_stream_begin first")
         }
         guard !s.ended else { throw DiffEditError.invalidArgument("push after diff_edit_stream_end (frame \(s.stream.pushed))") }
@@ -181,7 +141,7 @@ public func diffEditStreamPush(_ ctx: OpaquePointer?, _ frame: UnsafePointer<dif
 @_cdecl("diff_edit_stream_pull")
 public func diffEditStreamPull(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<diff_edit_buffer>?) -> diff_edit_status {
     withStreamContext(ctx, function: "diff_edit_stream_pull") { c in
-        guard let s = StreamRegistry.shared.state(c) else {
+        guard let s = c.streamState() else {
             throw DiffEditError.invalidArgument("no stream on this context: call diff_edit_stream_begin first")
         }
         let b = try CheckedBuffer(out.map { UnsafePointer($0) }, name: "out")
@@ -191,7 +151,7 @@ public func diffEditStreamPull(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointe
         try b.requireFormat(s.format, name: "out")
         guard let img = s.stream.pull() else {
             if s.ended {
-                StreamRegistry.shared.setState(c, nil)
+                c.setStreamState(nil)
                 throw DiffEditError.invalidArgument("the stream has ended and every frame was pulled")
             }
             return DIFF_EDIT_AGAIN
@@ -205,13 +165,13 @@ public func diffEditStreamPull(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointe
 @_cdecl("diff_edit_stream_end")
 public func diffEditStreamEnd(_ ctx: OpaquePointer?) -> diff_edit_status {
     withStreamContext(ctx, function: "diff_edit_stream_end") { c in
-        guard let s = StreamRegistry.shared.state(c) else {
+        guard let s = c.streamState() else {
             throw DiffEditError.invalidArgument("no stream on this context: call diff_edit_stream_begin first")
         }
         guard !s.ended else { return DIFF_EDIT_OK }
         s.ended = true
         if s.stream.broken {
-            StreamRegistry.shared.setState(c, nil)
+            c.setStreamState(nil)
             return DIFF_EDIT_OK
         }
         let r = reporter(s, ctx: c)
@@ -221,10 +181,10 @@ public func diffEditStreamEnd(_ ctx: OpaquePointer?) -> diff_edit_status {
                 try s.stream.finish(progress: r)
             }
         } catch {
-            StreamRegistry.shared.setState(c, nil)
+            c.setStreamState(nil)
             throw error
         }
-        if s.stream.readyCount == 0 { StreamRegistry.shared.setState(c, nil) }
+        if s.stream.readyCount == 0 { c.setStreamState(nil) }
         return DIFF_EDIT_OK
     }
 }
