@@ -58,7 +58,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
 .PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
-        valgrind-cabi check-symbols check-header bench quality cuda clean frei0r test-frei0r
+        valgrind-cabi check-symbols check-header bench bench-edit quality cuda clean frei0r test-frei0r
 
 all: lib
 
@@ -188,6 +188,18 @@ bench: cli
 	@if $(PYTHON) -c 'import torch' >/dev/null 2>&1 && [ -f scripts/bench_torch.py ]; then \
 	  DIFFEDIT_BENCH_RESULTS=$(BENCH_RESULTS) $(PYTHON) scripts/bench_torch.py --swift-results $(BENCH_RESULTS) $(BENCH_ARGS); \
 	else echo "bench: torch not importable or scripts/bench_torch.py missing: no PyTorch reference"; fi
+
+# Seconds per edit for each method on the full SD 1.5 architecture (random weights), beside the same
+# algorithms in PyTorch (tools/p2p_reference.py --bench), with the ratio. The papers' setting is the
+# default (512 px, 50 and 20 steps: long on a 2-core CPU); e.g. make bench-edit EDIT_SIZE=256 EDIT_STEPS=20.
+EDIT_METHODS ?= sdedit,ddim,p2p,instruct
+EDIT_SIZE    ?= 512
+EDIT_STEPS   ?= 50,20
+bench-edit: cli
+	$(BINDIR)/diffedit edit --bench $(EDIT_METHODS) --bench-size $(EDIT_SIZE) --steps $(EDIT_STEPS) | tee $(BUILD)/bench-edit.txt
+	@if $(PYTHON) -c 'import torch, diffusers' >/dev/null 2>&1; then \
+	  $(PYTHON) tools/p2p_reference.py --bench $(EDIT_METHODS) --size $(EDIT_SIZE) --steps $(EDIT_STEPS) --swift-results $(BUILD)/bench-edit.txt; \
+	else echo "bench-edit: torch/diffusers not importable: no PyTorch reference"; fi
 
 # QUALITY_ARGS (e.g. --cases 50 --types recolor) go to tools/quality.py.
 quality: cli
