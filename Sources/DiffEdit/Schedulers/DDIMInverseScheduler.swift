@@ -33,17 +33,13 @@ public final class DDIMInverseScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, timestep: Float) throws -> Tensor { sample }
 
-    func alphaProd(_ t: Int) -> Float {
-        schedule.alphasCumprod[min(max(t, 0), schedule.numTrainTimesteps - 1)]
-    }
-
     public func step(modelOutput: Tensor, timestep: Float, sample: Tensor) throws -> Tensor {
         guard numInferenceSteps > 0 else { throw DiffEditError.invalidArgument("steps: setTimesteps was not called before step") }
         try SchedulerMath.checkSameShape(modelOutput, sample, "DDIM inverse step", "model output", "sample")
         let nextT = Int(timestep)
         let curT = min(nextT - config.num_train_timesteps / numInferenceSteps, config.num_train_timesteps - 1)
-        let aT = curT >= 0 ? alphaProd(curT) : initialAlphaCumprod
-        let aNext = alphaProd(nextT)
+        let aT = curT >= 0 ? schedule.alphaProd(curT) : initialAlphaCumprod
+        let aNext = schedule.alphaProd(nextT)
         var (x0, eps) = try SchedulerMath.predictions(modelOutput: modelOutput, sample: sample, alphaProd: aT,
                                                       predictionType: config.prediction_type)
         if config.clip_sample {
@@ -57,7 +53,7 @@ public final class DDIMInverseScheduler: Scheduler {
 
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) throws -> Tensor {
         try SchedulerMath.checkSameShape(original, noise, "addNoise", "original", "noise")
-        let a = alphaProd(Int(timestep))
+        let a = schedule.alphaProd(Int(timestep))
         let sa = a.squareRoot(), sb = (1 - a).squareRoot()
         return SchedulerMath.map2(original, noise) { sa * $0 + sb * $1 }
     }

@@ -32,18 +32,13 @@ public final class DDIMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, timestep: Float) throws -> Tensor { sample }
 
-    /// abar at an integral training timestep (clamped into the table, see NoiseSchedule).
-    func alphaProd(_ t: Int) -> Float {
-        schedule.alphasCumprod[min(max(t, 0), schedule.numTrainTimesteps - 1)]
-    }
-
     public func step(modelOutput: Tensor, timestep: Float, sample: Tensor) throws -> Tensor {
         guard numInferenceSteps > 0 else { throw DiffEditError.invalidArgument("steps: setTimesteps was not called before step") }
         try SchedulerMath.checkSameShape(modelOutput, sample, "DDIM step", "model output", "sample")
         let t = Int(timestep)
         let prevT = t - config.num_train_timesteps / numInferenceSteps
-        let aT = alphaProd(t)
-        let aPrev = prevT >= 0 ? alphaProd(prevT) : finalAlphaCumprod
+        let aT = schedule.alphaProd(t)
+        let aPrev = prevT >= 0 ? schedule.alphaProd(prevT) : finalAlphaCumprod
         var (x0, eps) = try SchedulerMath.predictions(modelOutput: modelOutput, sample: sample, alphaProd: aT,
                                                       predictionType: config.prediction_type)
         if config.clip_sample {
@@ -58,7 +53,7 @@ public final class DDIMScheduler: Scheduler {
 
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) throws -> Tensor {
         try SchedulerMath.checkSameShape(original, noise, "addNoise", "original", "noise")
-        let a = alphaProd(Int(timestep))
+        let a = schedule.alphaProd(Int(timestep))
         let sa = a.squareRoot(), sb = (1 - a).squareRoot()
         // sqrt(abar) * x0 + sqrt(1 - abar) * noise
         return SchedulerMath.map2(original, noise) { sa * $0 + sb * $1 }

@@ -49,6 +49,11 @@ public struct NoiseSchedule: Sendable {
 
     /// The float64 value Python had for a config number that our config stores as Float: the shortest
     /// decimal that round-trips the Float (what the JSON said, e.g. "0.00085") read as a Double.
+    /// abar at an integral training timestep, clamped into the table.
+    public func alphaProd(_ t: Int) -> Float {
+        alphasCumprod[min(max(t, 0), numTrainTimesteps - 1)]
+    }
+
     public static func pythonDouble(_ x: Float) -> Double { Double("\(x)") ?? Double(x) }
 
     /// torch.linspace(start, end, n, dtype=float32) on the CPU (scalar kernel with contracted fma).
