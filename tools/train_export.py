@@ -6,7 +6,8 @@
 Writes models/toy-instruct (StableDiffusionInstructPix2PixPipeline layout, the default model) and, when
 WORK/t2i exists, models/toy-sd (StableDiffusionPipeline layout). Both share WORK/vae and WORK/tokenizer.
 Text-encoder tensors are written with the real-world `text_model.` prefix (as published SD folders have
-them; transformers 5 would otherwise drop it). The scheduler is SD1's DDIMScheduler config.
+them; transformers 5 would otherwise drop it). The scheduler is SD1's DDIMScheduler config with the
+run's prediction_type (train_unet.py --prediction).
 """
 import argparse
 import json
@@ -28,30 +29,33 @@ def fix_text_encoder(folder):
     save_file(sd, p, metadata={"format": "pt"})
 
 
-def models_from(kind, work, from_ckpt):
+def models_from(kind, work, from_ckpt, name):
+    """(unet, text encoder, prediction type) of training run WORK/<name>."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
-    src = os.path.join(work, "instruct" if kind == "instruct" else "t2i")
+    src = os.path.join(work, name)
     if not from_ckpt:
+        pt = os.path.join(src, "prediction_type")
+        pred = open(pt).read().strip() if os.path.exists(pt) else "epsilon"
         return (UNet2DConditionModel.from_pretrained(os.path.join(src, "unet")),
-                CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder")))
+                CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder")), pred)
     ck = torch.load(src + ".ckpt", map_location="cpu", weights_only=False)
     unet = UNet2DConditionModel(**sdparts.unet_config(8 if kind == "instruct" else 4))
     unet.load_state_dict(ck["unet"])
     te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
     te.load_state_dict(ck["te"])
-    print(f"{kind}: checkpoint at step {ck['step']}")
-    return unet, te
+    print(f"{kind}: checkpoint {name} at step {ck['step']}")
+    return unet, te, ck.get("prediction", "epsilon")
 
 
-def export(kind, work, out_dir, from_ckpt=False):
+def export(kind, work, out_dir, from_ckpt=False, name=None):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
     from transformers import CLIPTokenizer
     vae_dir = os.path.join(work, "vae_dec") if os.path.exists(os.path.join(work, "vae_dec")) else os.path.join(work, "vae")
     vae = AutoencoderKL.from_pretrained(vae_dir)  # vae_dec: same encoder, fine-tuned decoder
-    unet, te = models_from(kind, work, from_ckpt)
+    unet, te, pred = models_from(kind, work, from_ckpt, name or ("instruct" if kind == "instruct" else "t2i"))
     tok = CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"))
-    sched = DDIMScheduler(**sdparts.SCHEDULER_CONFIG)
+    sched = DDIMScheduler(**{**sdparts.SCHEDULER_CONFIG, "prediction_type": pred})
     cls = StableDiffusionInstructPix2PixPipeline if kind == "instruct" else StableDiffusionPipeline
     pipe = cls(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
                feature_extractor=None, requires_safety_checker=False)
@@ -76,11 +80,16 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                   "models"))
     ap.add_argument("--from-ckpt", action="store_true",
-                    help="export the latest training checkpoints (WORK/<mode>.ckpt) instead of the final models")
+                    help="export the latest training checkpoints (WORK/<name>.ckpt) instead of the final models")
+    ap.add_argument("--instruct-name", default="instruct", help="training run name (train_unet.py --name)")
+    ap.add_argument("--t2i-name", default="t2i")
+    ap.add_argument("--only", choices=["instruct", "t2i"], default=None)
     a = ap.parse_args()
-    export("instruct", a.work, os.path.join(a.out, "toy-instruct"), a.from_ckpt)
-    if os.path.exists(os.path.join(a.work, "t2i.ckpt" if a.from_ckpt else os.path.join("t2i", "unet"))):
-        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt)
+    if a.only != "t2i":
+        export("instruct", a.work, os.path.join(a.out, "toy-instruct"), a.from_ckpt, a.instruct_name)
+    t2i = os.path.join(a.work, a.t2i_name + ".ckpt" if a.from_ckpt else os.path.join(a.t2i_name, "unet"))
+    if a.only != "instruct" and os.path.exists(t2i):
+        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt, a.t2i_name)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,14 @@ def main():
     ap.add_argument("--data", type=int, default=8000, help="number of training triplets (shared by both modes)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=25)
+    ap.add_argument("--prediction", choices=["epsilon", "v_prediction"], default="epsilon",
+                    help="training target (written to the exported scheduler config's prediction_type)")
+    ap.add_argument("--name", default=None, help="checkpoint / output name in WORK (default: the mode)")
+    ap.add_argument("--init", default=None,
+                    help="start the weights from this checkpoint (e.g. an epsilon run before a v_prediction "
+                         "fine-tune); ignored when WORK/<name>.ckpt exists")
     a = ap.parse_args()
+    name = a.name or a.mode
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -94,9 +101,15 @@ def main():
                              if k not in ("set_alpha_to_one", "steps_offset")})
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
-    ck_path = os.path.join(a.work, f"{a.mode}.ckpt")
+    ck_path = os.path.join(a.work, f"{name}.ckpt")
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
     ck = sdparts.load_ckpt(ck_path)
+    if not ck and a.init:
+        ick = sdparts.load_ckpt(a.init)
+        unet.load_state_dict(ick["unet"])
+        te.load_state_dict(ick["te"])
+        sdparts.log(f"weights initialised from {a.init} (step {ick['step']}, "
+                    f"{ick.get('prediction', 'epsilon')})")
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["te"])
@@ -109,12 +122,13 @@ def main():
     total = (a.total_minutes or a.minutes) * 60
     empty = tok([""])
     # edit-type weights: recolour is the headline edit
-    w = np.array([{"recolor": 0.4, "reshape": 0.2, "background": 0.2, "remove": 0.2}[t] for t in data["types"]])
+    w = np.array([{"recolor": 0.5, "reshape": 0.15, "background": 0.2, "remove": 0.15}[t] for t in data["types"]])
     w = w / w.sum()
 
     def save(elapsed):
         sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
-                          rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed)
+                          rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed, prediction=a.prediction,
+                          mode=a.mode)
 
     t0, ema = time.time(), 0.0
     unet.train()
@@ -149,7 +163,8 @@ def main():
         inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
         ehs = te(ids).last_hidden_state
         pred = unet(inp, t, ehs).sample
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
+        loss = torch.nn.functional.mse_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -181,11 +196,14 @@ def main():
             xt = sched.add_noise(zt, noise, tv)
             inp = torch.cat([xt, zs], 1) if a.mode == "instruct" else xt
             ehs = te(tok(ins if a.mode == "instruct" else tc)).last_hidden_state
-            losses.append(torch.nn.functional.mse_loss(unet(inp, tv, ehs).sample, noise).item())
-    out = os.path.join(a.work, a.mode)
+            target = noise if a.prediction == "epsilon" else sched.get_velocity(zt, noise, tv)
+            losses.append(torch.nn.functional.mse_loss(unet(inp, tv, ehs).sample, target).item())
+    out = os.path.join(a.work, name)
     unet.save_pretrained(os.path.join(out, "unet"))
     te.save_pretrained(os.path.join(out, "text_encoder"))
-    sdparts.log(f"final: steps {step}, train loss ema {ema:.4f}, held-out eps-MSE at t=100/300/500/700/900: "
+    with open(os.path.join(out, "prediction_type"), "w") as f:
+        f.write(a.prediction + "\n")
+    sdparts.log(f"final: steps {step}, train loss ema {ema:.4f}, held-out {a.prediction}-MSE at t=100/300/500/700/900: "
                 + " ".join(f"{x:.4f}" for x in losses) + f" (mean {np.mean(losses):.4f})")
 
 
