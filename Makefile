@@ -14,6 +14,7 @@
 #   make test-frei0r    ffmpeg + the frei0r plug-in on a toy clip (needs ffmpeg, frei0r-plugins-dev)
 #   make bench          diffedit bench (+ scripts/bench_torch.py when torch imports)
 #   make quality        tools/quality.py (edit quality on the toy world)
+#   make pictures       the README's before/after pictures (tools/readme_pictures.py, needs Pillow)
 #   make cuda           build/lib/libdiffedit_cuda.so, the CUDA provider (scripts/build_cuda.sh; nvcc from the
 #                       toolkit or PyPI). CUDA_WERROR=1: warnings are errors; CUDA_OPTIONAL=1: no nvcc is not an error
 #   make clean
@@ -58,7 +59,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
 .PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
-        valgrind-cabi check-symbols check-header bench bench-edit quality cuda clean frei0r test-frei0r
+        valgrind-cabi check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r
 
 all: lib
 
@@ -205,6 +206,10 @@ bench-edit: cli
 quality: cli
 	@if [ -f tools/quality.py ]; then $(PYTHON) tools/quality.py --cli $(CURDIR)/$(BINDIR)/diffedit $(QUALITY_ARGS); \
 	else echo "quality: tools/quality.py is missing (it comes with the toy model): nothing to score"; fi
+
+# The README's before/after pictures (docs/images/before_after.png), made by the CLI with the default model.
+pictures: cli
+	$(PYTHON) tools/readme_pictures.py --cli $(CURDIR)/$(BINDIR)/diffedit
 
 cuda:
 	CUDA_WERROR=$(CUDA_WERROR) CUDA_OPTIONAL=$(CUDA_OPTIONAL) PYTHON=$(PYTHON) scripts/build_cuda.sh
