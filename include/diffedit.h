@@ -286,7 +286,9 @@ typedef enum diff_edit_method {
 
 /**
  * What to do. Extensible struct: see "Stability rules" at the top. Zero in guidance,
- * image_guidance, strength or steps means "the method's default".
+ * image_guidance, strength or steps means "the default": the model's recommendation when it
+ * carries one (diffedit.json in a diffusers folder, "diffedit.edit_defaults" in a single file's
+ * metadata), else the method's usual value (guidance 7.5, image guidance 1.5, strength 0.8, 30 steps).
  */
 typedef struct diff_edit_params {
     uint32_t struct_size;            /**< sizeof(diff_edit_params); 0 is invalid */

@@ -5,7 +5,8 @@
     python3 tools/to_single_file.py models/toy-instruct /tmp/toy-instruct.safetensors
 
 The folder's configs travel in the file's __metadata__ ("diffedit.unet_config", "diffedit.vae_config",
-"diffedit.text_config", "diffedit.scheduler_config"), so non-standard sizes (the toy models' norm groups,
+"diffedit.text_config", "diffedit.scheduler_config"; the folder's diffedit.json, if any, under
+"diffedit.edit_defaults"), so non-standard sizes (the toy models' norm groups,
 head counts, VAE scaling factor, prediction type) load without --config-from. Tensors keep their dtype.
 Used by python/tests/test_single_file.py: the folder and the single file must give identical edits.
 """
@@ -89,6 +90,10 @@ def convert(folder, out):
     meta = {"format": "pt", "diffedit.unet_config": json.dumps(ucfg), "diffedit.vae_config": json.dumps(vcfg),
             "diffedit.text_config": json.dumps(tcfg), "diffedit.scheduler_config": json.dumps(scfg),
             "modelspec.prediction_type": scfg.get("prediction_type", "epsilon")}
+    hints = os.path.join(folder, "diffedit.json")  # the model's recommended edit settings
+    if os.path.exists(hints):
+        with open(hints) as f:
+            meta["diffedit.edit_defaults"] = json.dumps(json.load(f))
     write_safetensors(tensors, out, meta)
     return len(tensors)
 

@@ -87,6 +87,37 @@ final class LoaderFolderTests: XCTestCase {
         }
     }
 
+    /// diffedit.json: the model's recommended edit settings, used for unset options only; bad values name the file and field.
+    func testEditDefaultsFromDiffeditJSON() throws {
+        try makeFolder(textPrefix: false)
+        XCTAssertNil(try CheckpointLoader.load(path: dir).editDefaults)
+        try write(#"{"guidance": 4.0, "steps": 20}"#, "diffedit.json")
+        let d = try XCTUnwrap(try CheckpointLoader.load(path: dir).editDefaults)
+        XCTAssertEqual(d, EditDefaults(guidance: 4, steps: 20))
+        var o = EditOptions()
+        o.method = .sdedit
+        o.prompt = "x"
+        var r = try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: d)
+        XCTAssertEqual(r.guidance, 4)
+        XCTAssertEqual(r.steps, 20)
+        XCTAssertEqual(r.imageGuidance, ResolvedEdit.defaultImageGuidance)   // not in the file: the usual default
+        XCTAssertEqual(r.strength, ResolvedEdit.defaultStrength)
+        o.guidance = 9
+        o.steps = 3
+        r = try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: d)
+        XCTAssertEqual(r.guidance, 9, "the caller's value wins")
+        XCTAssertEqual(r.steps, 3)
+        try write(#"{"steps": 0}"#, "diffedit.json")
+        XCTAssertThrowsError(try CheckpointLoader.load(path: dir)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("diffedit.json") && m.contains("steps"), m)
+        }
+        try write(#"{"guidance": "high"}"#, "diffedit.json")
+        XCTAssertThrowsError(try CheckpointLoader.load(path: dir)) { e in
+            XCTAssertTrue("\(e)".contains("diffedit.json"), "\(e)")
+        }
+    }
+
     func testShardedWeights() throws {
         try makeFolder(textPrefix: true)
         try FileManager.default.removeItem(atPath: dir + "/unet/diffusion_pytorch_model.fp16.safetensors")

@@ -11,12 +11,15 @@ public struct EditModelParts {
     /// (shape, seed) -> standard-normal noise.
     public let randomNormal: ([Int], UInt64) -> Tensor
     public let backend: Backend
+    /// The model's recommended settings for unset options (nil: ResolvedEdit's defaults).
+    public let editDefaults: EditDefaults?
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, schedulerConfig: SchedulerConfig, tokenizer: CLIPTokenizer,
                 encodePrompt: @escaping (String) throws -> Tensor, randomNormal: @escaping ([Int], UInt64) -> Tensor,
-                backend: Backend) {
+                backend: Backend, editDefaults: EditDefaults? = nil) {
         self.unet = unet; self.vae = vae; self.schedulerConfig = schedulerConfig; self.tokenizer = tokenizer
         self.encodePrompt = encodePrompt; self.randomNormal = randomNormal; self.backend = backend
+        self.editDefaults = editDefaults
     }
 
     /// VAE down-sampling factor.

@@ -31,7 +31,7 @@ public final class ImageEditor {
     /// Edits `image` as `options` say. The result has the input's size.
     public func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult {
         let r = try ResolvedEdit(options: options, unetInChannels: parts.unet.config.in_channels,
-                                 imageWidth: image.width, imageHeight: image.height)
+                                 imageWidth: image.width, imageHeight: image.height, defaults: parts.editDefaults)
         let (W, H) = (image.width, image.height)
         let f = parts.vaeFactor
         let plan = NativeResolutionPlan(width: W, height: H, native: parts.nativeSize, multiple: parts.sizeMultiple,

@@ -29,7 +29,9 @@ public struct ResolvedEdit: Sendable {
         return .sdedit
     }
 
-    public init(options o: EditOptions, unetInChannels inCh: Int, imageWidth w: Int, imageHeight h: Int) throws {
+    /// `defaults`: the model's recommended settings (EditDefaults), used before the static defaults.
+    public init(options o: EditOptions, unetInChannels inCh: Int, imageWidth w: Int, imageHeight h: Int,
+                defaults md: EditDefaults? = nil) throws {
         guard w > 0, h > 0 else { throw DiffEditError.invalidArgument("image: size \(w)x\(h) is empty") }
         let m = ResolvedEdit.resolveMethod(o.method, unetInChannels: inCh, sourcePrompt: o.sourcePrompt)
         switch (m, inCh) {
@@ -53,15 +55,15 @@ public struct ResolvedEdit: Sendable {
         }
         sourcePrompt = src
         negativePrompt = o.negativePrompt
-        guidance = o.guidance ?? ResolvedEdit.defaultGuidance
+        guidance = o.guidance ?? md?.guidance ?? ResolvedEdit.defaultGuidance
         guard guidance.isFinite else { throw DiffEditError.invalidArgument("guidance: \(guidance) is not a finite number") }
-        imageGuidance = o.imageGuidance ?? ResolvedEdit.defaultImageGuidance
+        imageGuidance = o.imageGuidance ?? md?.image_guidance ?? ResolvedEdit.defaultImageGuidance
         guard imageGuidance.isFinite else { throw DiffEditError.invalidArgument("imageGuidance: \(imageGuidance) is not a finite number") }
-        strength = o.strength ?? ResolvedEdit.defaultStrength
+        strength = o.strength ?? md?.strength ?? ResolvedEdit.defaultStrength
         guard strength.isFinite, strength > 0, strength <= 1 else {
             throw DiffEditError.invalidArgument("strength: \(strength) must be in (0, 1]")
         }
-        steps = o.steps ?? ResolvedEdit.defaultSteps
+        steps = o.steps ?? md?.steps ?? ResolvedEdit.defaultSteps
         guard steps >= 1 && steps <= 1000 else { throw DiffEditError.invalidArgument("steps: \(steps) must be between 1 and 1000") }
         crossReplace = o.crossReplaceSteps ?? ResolvedEdit.defaultCrossReplace
         guard crossReplace.isFinite, crossReplace >= 0, crossReplace <= 1 else {

@@ -33,7 +33,7 @@ public final class VideoStream {
         try options.validate()
         let parts = editor.parts
         resolved = try ResolvedEdit(options: options.edit, unetInChannels: parts.unet.config.in_channels,
-                                    imageWidth: width, imageHeight: height)
+                                    imageWidth: width, imageHeight: height, defaults: parts.editDefaults)
         self.editor = editor; self.options = options; self.width = width; self.height = height
         plan = NativeResolutionPlan(width: width, height: height, native: parts.nativeSize, multiple: parts.sizeMultiple,
                                     fullResolution: options.edit.fullResolution)

@@ -87,10 +87,12 @@ public enum CheckpointLoader {
         let pad = try padToken(tokenizerFolder: join(folder, "tokenizer"))
 
         let kind = detectKind(className: className, unet: unetConfig, text: textConfig)
-        return LoadedCheckpoint(origin: folder, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
-                                schedulerConfig: schedulerConfig, unet: unet, vae: vae, textEncoder: text,
-                                tokenizerVocabPath: vocab, tokenizerMergesPath: merges, padToken: pad,
-                                kind: kind, layout: "folder", dtype: unetDType)
+        var ck = LoadedCheckpoint(origin: folder, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
+                                  schedulerConfig: schedulerConfig, unet: unet, vae: vae, textEncoder: text,
+                                  tokenizerVocabPath: vocab, tokenizerMergesPath: merges, padToken: pad,
+                                  kind: kind, layout: "folder", dtype: unetDType)
+        ck.editDefaults = try EditDefaults.load(folder: folder)
+        return ck
     }
 
     static func detectKind(className: String, unet: UNetConfig, text: CLIPTextConfig) -> String {

@@ -26,6 +26,8 @@ public struct LoadedCheckpoint {
     public var layout: String = "folder"
     /// The dtype most weights are stored in ("F16", "F32", "BF16").
     public var dtype: String = ""
+    /// Editing settings the model recommends (diffedit.json / "diffedit.edit_defaults" metadata), if any.
+    public var editDefaults: EditDefaults? = nil
 
     public init(origin: String, unetConfig: UNetConfig, vaeConfig: VAEConfig, textConfig: CLIPTextConfig,
                 schedulerConfig: SchedulerConfig, unet: WeightSource, vae: WeightSource, textEncoder: WeightSource,

@@ -64,11 +64,17 @@ public enum SingleFileCheckpoint {
         if let (g, origin) = given.text { textConfig = try reconcile(g, detected: textConfig, origin: origin, file: path) }
 
         let kind = CheckpointLoader.detectKind(className: "", unet: unetConfig, text: textConfig)
-        return LoadedCheckpoint(origin: path, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
-                                schedulerConfig: sched, unet: unetSource, vae: vaeSource, textEncoder: textSource,
-                                tokenizerVocabPath: given.vocab, tokenizerMergesPath: given.merges,
-                                padToken: given.padToken ?? (openClip ? "!" : "<|endoftext|>"), kind: kind,
-                                layout: "single-file", dtype: file.mainDType)
+        var ck = LoadedCheckpoint(origin: path, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
+                                  schedulerConfig: sched, unet: unetSource, vae: vaeSource, textEncoder: textSource,
+                                  tokenizerVocabPath: given.vocab, tokenizerMergesPath: given.merges,
+                                  padToken: given.padToken ?? (openClip ? "!" : "<|endoftext|>"), kind: kind,
+                                  layout: "single-file", dtype: file.mainDType)
+        if let s = file.metadata[EditDefaults.metadataKey] {
+            ck.editDefaults = try EditDefaults.decode(Data(s.utf8), origin: "\(path) (__metadata__ \(EditDefaults.metadataKey))")
+        } else if let folder = configFrom {
+            ck.editDefaults = try EditDefaults.load(folder: folder)
+        }
+        return ck
     }
 
     // MARK: helpers

@@ -4,6 +4,6 @@ extension StableDiffusionModel {
         EditModelParts(unet: unet, vae: vae, schedulerConfig: schedulerConfig, tokenizer: tokenizer,
                        encodePrompt: { [unowned self] text in try self.encodePrompt(text) },
                        randomNormal: { shape, seed in var r = RNG(seed: seed); return r.normal(shape) },
-                       backend: backend)
+                       backend: backend, editDefaults: editDefaults)
     }
 }

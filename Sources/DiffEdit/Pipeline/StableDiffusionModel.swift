@@ -21,6 +21,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     /// The dtype most weights were stored in ("F16", "F32", "BF16").
     public let dtype: String
     public let backend: Backend
+    /// Editing settings the model recommends (EditDefaults), used where the caller leaves them unset.
+    public let editDefaults: EditDefaults?
 
     /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
     public init(checkpoint ck: LoadedCheckpoint, backend: Backend) throws {
@@ -44,6 +46,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         textConfig = ck.textConfig
         kind = ck.kind
         origin = ck.origin
+        editDefaults = ck.editDefaults
         layout = ck.layout
         dtype = ck.dtype
         self.backend = backend

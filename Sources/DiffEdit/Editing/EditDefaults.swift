@@ -1,0 +1,39 @@
+import FoundationEssentials
+
+/// Settings a model recommends for editing, used where the caller leaves a setting unset (nil in
+/// EditOptions; 0 in the C ABI). A diffusers folder carries them in `diffedit.json`
+/// (`{"guidance": 4.0, "image_guidance": 1.5, "steps": 20, "strength": 0.8}`, every field optional); a
+/// single file in its `__metadata__` under "diffedit.edit_defaults" (the same JSON). Models without them
+/// use ResolvedEdit's defaults (the usual SD values: guidance 7.5, image guidance 1.5, 30 steps).
+/// The toy models use this: their best guidance differs from real SD's.
+public struct EditDefaults: Codable, Sendable, Equatable {
+    public var guidance: Float?
+    public var image_guidance: Float?
+    public var steps: Int?
+    public var strength: Float?
+
+    public init(guidance: Float? = nil, image_guidance: Float? = nil, steps: Int? = nil, strength: Float? = nil) {
+        self.guidance = guidance; self.image_guidance = image_guidance; self.steps = steps; self.strength = strength
+    }
+
+    public static let fileName = "diffedit.json"
+    public static let metadataKey = "diffedit.edit_defaults"
+
+    /// Decodes and checks the values (finite; steps 1...1000; strength in (0, 1]); errors name `origin` and the field.
+    public static func decode(_ data: Data, origin: String) throws -> EditDefaults {
+        let d = try ConfigFile.decode(EditDefaults.self, from: data, origin: origin)
+        for (name, v) in [("guidance", d.guidance), ("image_guidance", d.image_guidance), ("strength", d.strength)] {
+            if let v, !v.isFinite { throw DiffEditError.model("\(origin): field \(name) is not a finite number") }
+        }
+        if let s = d.steps, !(1...1000).contains(s) { throw DiffEditError.model("\(origin): field steps \(s) must be between 1 and 1000") }
+        if let s = d.strength, !(s > 0 && s <= 1) { throw DiffEditError.model("\(origin): field strength \(s) must be in (0, 1]") }
+        return d
+    }
+
+    /// `folder/diffedit.json` when present.
+    static func load(folder: String) throws -> EditDefaults? {
+        let p = CheckpointLoader.join(folder, fileName)
+        guard CheckpointLoader.isFile(p) else { return nil }
+        return try decode(try ConfigFile.readData(p), origin: p)
+    }
+}
