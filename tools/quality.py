@@ -174,7 +174,7 @@ class ReferenceRunner:
         t = time.time()
         if method == "instruct":
             out = self.pipe("instruct")(e.instruction, image=img, num_inference_steps=self.steps,
-                                        guidance_scale=self.p["guidance"], image_guidance_scale=self.p["image_guidance"],
+                                        guidance_scale=self.p["instruct_guidance"], image_guidance_scale=self.p["image_guidance"],
                                         generator=g).images[0]
         elif method == "sdedit":
             out = self.pipe("sdedit")(case["target_caption"], image=img, strength=self.p["strength"],
@@ -219,6 +219,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=7.5)
     ap.add_argument("--image-guidance", type=float, default=1.5)
+    ap.add_argument("--instruct-guidance", type=float, default=None,
+                    help="text guidance for instruct (default: the instruct model's diffedit.json, else --guidance)")
     ap.add_argument("--strength", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=0, help="noise seed for every edit")
     ap.add_argument("--seed-base", type=int, default=world.HELDOUT_SEED_BASE)
@@ -235,12 +237,16 @@ def main():
         if m not in METHODS:
             sys.exit(f"quality.py: unknown method {m!r} (one of {', '.join(METHODS)})")
     models = {"instruct": a.instruct_model, "sd": a.sd_model}
+    if a.instruct_guidance is None:  # the instruct model's recommendation (what `diffedit edit` uses by default)
+        hints = os.path.join(a.instruct_model, "diffedit.json")
+        a.instruct_guidance = (json.load(open(hints)).get("guidance") if os.path.exists(hints) else None) or a.guidance
     if a.reference:
         runner = ReferenceRunner(models, a.steps, {"guidance": a.guidance, "image_guidance": a.image_guidance,
+                                                   "instruct_guidance": a.instruct_guidance,
                                                    "strength": a.strength, "threads": a.threads})
     else:
         extra = {m: ["--guidance", str(a.guidance)] for m in METHODS}
-        extra["instruct"] += ["--image-guidance", str(a.image_guidance)]
+        extra["instruct"] = ["--guidance", str(a.instruct_guidance), "--image-guidance", str(a.image_guidance)]
         extra["sdedit"] += ["--strength", str(a.strength)]
         runner = CLIRunner(a.cli, models, a.steps, extra)
     problem = runner.check()
@@ -295,7 +301,7 @@ def main():
         backend = "Python diffusers reference (--reference)" if a.reference else f"diffedit CLI ({a.cli})"
         section = [f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {backend}", "",
                    "```", cmd.strip(), "```", "",
-                   f"steps {a.steps}, guidance {a.guidance}, image guidance {a.image_guidance}, sdedit strength "
+                   f"steps {a.steps}, guidance {a.guidance} (instruct {a.instruct_guidance}), image guidance {a.image_guidance}, sdedit strength "
                    f"{a.strength}, colour threshold {a.color_threshold}, noise seed {a.seed}, held-out seeds from "
                    f"{a.seed_base}.", ""] + table + [""]
         head = "# Edit quality on the toy world\n\n"

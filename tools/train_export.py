@@ -48,7 +48,7 @@ def models_from(kind, work, from_ckpt, name):
     return unet, te, ck.get("prediction", "epsilon")
 
 
-def export(kind, work, out_dir, from_ckpt=False, name=None):
+def export(kind, work, out_dir, from_ckpt=False, name=None, edit_defaults=None):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
     from transformers import CLIPTokenizer
     vae_dir = os.path.join(work, "vae_dec") if os.path.exists(os.path.join(work, "vae_dec")) else os.path.join(work, "vae")
@@ -64,6 +64,10 @@ def export(kind, work, out_dir, from_ckpt=False, name=None):
         shutil.rmtree(out_dir)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     fix_text_encoder(out_dir)
+    if edit_defaults:  # the model's recommended edit settings (read by diffedit for unset options)
+        with open(os.path.join(out_dir, "diffedit.json"), "w") as f:
+            json.dump(json.loads(edit_defaults), f, indent=1)
+            f.write("\n")
     # the tokenizer folder as published SD folders have it: the CLIP BPE files (transformers 5 would
     # write only tokenizer.json)
     tdir = os.path.join(out_dir, "tokenizer")
@@ -84,12 +88,16 @@ def main():
     ap.add_argument("--instruct-name", default="instruct", help="training run name (train_unet.py --name)")
     ap.add_argument("--t2i-name", default="t2i")
     ap.add_argument("--only", choices=["instruct", "t2i"], default=None)
+    ap.add_argument("--instruct-defaults", default=None,
+                    help='JSON written to toy-instruct/diffedit.json, e.g. \'{"guidance": 4.0}\'')
+    ap.add_argument("--t2i-defaults", default=None, help="JSON written to toy-sd/diffedit.json")
     a = ap.parse_args()
     if a.only != "t2i":
-        export("instruct", a.work, os.path.join(a.out, "toy-instruct"), a.from_ckpt, a.instruct_name)
+        export("instruct", a.work, os.path.join(a.out, "toy-instruct"), a.from_ckpt, a.instruct_name,
+               a.instruct_defaults)
     t2i = os.path.join(a.work, a.t2i_name + ".ckpt" if a.from_ckpt else os.path.join(a.t2i_name, "unet"))
     if a.only != "instruct" and os.path.exists(t2i):
-        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt, a.t2i_name)
+        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt, a.t2i_name, a.t2i_defaults)
 
 
 if __name__ == "__main__":
