@@ -109,6 +109,7 @@ de_status cu_copy_out(cuda_ctx *c, void *host, const void *src, size_t bytes, co
 template <typename H> __device__ __forceinline__ H to_half(float v);
 template <> __device__ __forceinline__ __half to_half<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 to_half<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ float to_half<float>(float v) { return v; }  /* plain f32 transpose */
 __device__ __forceinline__ float from_half(__half v) { return __half2float(v); }
 __device__ __forceinline__ float from_half(__nv_bfloat16 v) { return __bfloat162float(v); }
 
@@ -118,7 +119,7 @@ __global__ void k_f32_to_half(H *dst, const float *src, int64_t n) {
         dst[i] = to_half<H>(src[i]);
 }
 
-/* [n, c, hw] f32 -> [n, hw, c] half, 32x32 tiles through shared memory */
+/* [n, c, hw] f32 -> [n, hw, c] half (or f32: the transpose op), 32x32 tiles through shared memory */
 template <typename H>
 __global__ void k_nchw_to_nhwc(H *dst, const float *src, int ch, int hw) {
     __shared__ float tile[32][33];
@@ -190,6 +191,12 @@ de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int
     if (c->use_bf16) k_nchw_to_nhwc<__nv_bfloat16><<<grid, block, 0, c->stream>>>((__nv_bfloat16 *)dst, src, ch, hw);
     else k_nchw_to_nhwc<__half><<<grid, block, 0, c->stream>>>((__half *)dst, src, ch, hw);
     return cu_check_launch(c, op, "nchw_to_nhwc");
+}
+
+de_status cu_transpose_f32(cuda_ctx *c, float *dst, const float *src, int batch, int rows, int cols, const char *op) {
+    dim3 grid((unsigned)((cols + 31) / 32), (unsigned)((rows + 31) / 32), (unsigned)batch), block(32, 8);
+    k_nchw_to_nhwc<float><<<grid, block, 0, c->stream>>>(dst, src, rows, cols);
+    return cu_check_launch(c, op, "transpose");
 }
 
 de_status cu_nhwc_half_to_nchw_f32(cuda_ctx *c, float *dst, const void *src, const float *bias, const float *residual,

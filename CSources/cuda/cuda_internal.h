@@ -101,6 +101,8 @@ de_status cu_weight(cuda_ctx *c, const float *host, int64_t n, int kind, const i
 
 /* Device conversions (stream-ordered). */
 de_status cu_f32_to_half(cuda_ctx *c, void *dst, const float *src, int64_t n, const char *op);
+/* batched [rows, cols] -> [cols, rows], f32, on the stream */
+de_status cu_transpose_f32(cuda_ctx *c, float *dst, const float *src, int batch, int rows, int cols, const char *op);
 /* x f32 NCHW [n,c,hw] -> y half NHWC [n,hw,c] */
 de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int n, int ch, int hw, const char *op);
 /* y half NHWC [n,hw,c] -> f32 NCHW (+ bias[c]) (+ residual NCHW f32) */

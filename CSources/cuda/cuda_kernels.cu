@@ -270,23 +270,6 @@ de_status cu_upsample(de_backend *be, const de_upsample_op *op) {
     return cu_copy_out(c, op->y, dy, nout * 4, name);
 }
 
-__global__ void k_transpose(float *y, const float *x, int rows, int cols) {
-    __shared__ float tile[32][33];
-    int64_t b = blockIdx.z;
-    const float *xs = x + b * rows * cols;
-    float *ys = y + b * rows * cols;
-    int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
-    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
-        int r = r0 + i, col = c0 + threadIdx.x;
-        tile[i][threadIdx.x] = (r < rows && col < cols) ? xs[(int64_t)r * cols + col] : 0.f;
-    }
-    __syncthreads();
-    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
-        int col = c0 + i, r = r0 + threadIdx.x;
-        if (r < rows && col < cols) ys[(int64_t)col * rows + r] = tile[threadIdx.x][i];
-    }
-}
-
 de_status cu_transpose(de_backend *be, const de_transpose_op *op) {
     cuda_ctx *c = cu_of(be);
     const char *name = "transpose";
@@ -297,8 +280,6 @@ de_status cu_transpose(de_backend *be, const de_transpose_op *op) {
     if (n == 0) return DE_OK;
     float *dx, *dy;
     ST_TRY(io_begin(c, name, n * 4, n * 4, false, op->x, &dx, &dy, 0));
-    dim3 grid((unsigned)((op->cols + 31) / 32), (unsigned)((op->rows + 31) / 32), (unsigned)op->batch), block(32, 8);
-    k_transpose<<<grid, block, 0, c->stream>>>(dy, dx, op->rows, op->cols);
-    ST_TRY(cu_check_launch(c, name, "transpose"));
+    ST_TRY(cu_transpose_f32(c, dy, dx, op->batch, op->rows, op->cols, name));
     return cu_copy_out(c, op->y, dy, n * 4, name);
 }
