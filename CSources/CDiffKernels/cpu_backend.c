@@ -152,6 +152,7 @@ de_backend *de_backend_cpu_init(int n_threads) {
     i->upsample = cpu_upsample;
     i->transpose = cpu_transpose;
     i->last_error = cpu_last_error;
+    i->copy = cpu_copy_op;
     return be;
 }
 

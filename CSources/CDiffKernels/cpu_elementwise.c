@@ -214,3 +214,37 @@ de_status cpu_transpose(de_backend *be, const de_transpose_op *op) {
 out__:
     CPU_END()
 }
+
+/* ---------------------------------------------------------------- strided copy */
+
+typedef struct { const float *x; float *y; int64_t shape[4], xs[4], ys[4]; } cp_job;
+
+/* one task = one (i0, i1, i2) row of the innermost dimension */
+static void cp_task(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    cp_job *j = va;
+    const int64_t n3 = j->shape[3];
+    for (int64_t t = b; t < e; t++) {
+        const int64_t i2 = t % j->shape[2], i1 = (t / j->shape[2]) % j->shape[1], i0 = t / (j->shape[2] * j->shape[1]);
+        const float *x = j->x + i0 * j->xs[0] + i1 * j->xs[1] + i2 * j->xs[2];
+        float *y = j->y + i0 * j->ys[0] + i1 * j->ys[1] + i2 * j->ys[2];
+        if (j->xs[3] == 1 && j->ys[3] == 1) memcpy(y, x, (size_t)n3 * sizeof(float));
+        else for (int64_t i = 0; i < n3; i++) y[i * j->ys[3]] = x[i * j->xs[3]];
+    }
+}
+
+de_status cpu_copy_op(de_backend *be, const de_copy_op *op) {
+    CPU_BEGIN("copy")
+    CPU_CHECK(op->x != NULL && op->y != NULL, "copy", "x or y is NULL");
+    CPU_CHECK(op->shape[0] >= 0 && op->shape[1] >= 0 && op->shape[2] >= 0 && op->shape[3] >= 0, "copy",
+              "negative dimension in [%lld, %lld, %lld, %lld]", (long long)op->shape[0], (long long)op->shape[1],
+              (long long)op->shape[2], (long long)op->shape[3]);
+    {
+        cp_job j = { op->x, op->y, { 0 }, { 0 }, { 0 } };
+        for (int d = 0; d < 4; d++) { j.shape[d] = op->shape[d]; j.xs[d] = op->x_stride[d]; j.ys[d] = op->y_stride[d]; }
+        const int64_t rows = j.shape[0] * j.shape[1] * j.shape[2];
+        if (rows > 0 && j.shape[3] > 0) de_pool_for(&ctx->pool, rows, EW_GRAIN / j.shape[3] + 1, cp_task, &j);
+    }
+out__:
+    CPU_END()
+}

@@ -29,6 +29,26 @@ DISPATCH(de_geglu, geglu, de_geglu_op)
 DISPATCH(de_binary, binary, de_binary_op)
 DISPATCH(de_upsample, upsample, de_upsample_op)
 DISPATCH(de_transpose, transpose, de_transpose_op)
+DISPATCH(de_copy, copy, de_copy_op)
+
+void *de_backend_alloc(de_backend *be, size_t bytes) {
+    return (be && be->iface.alloc) ? be->iface.alloc(be, bytes) : NULL;
+}
+
+void de_backend_release(de_backend *be, void *ptr) {
+    if (be && be->iface.release && ptr) be->iface.release(be, ptr);
+}
+
+de_status de_backend_download(de_backend *be, void *host_dst, const void *src, size_t bytes) {
+    if (!be) return DE_ERR_INVALID;
+    if (!be->iface.download) return DE_ERR_UNSUPPORTED;
+    return be->iface.download(be, host_dst, src, bytes);
+}
+
+de_status de_backend_synchronize(de_backend *be) {
+    if (!be) return DE_ERR_INVALID;
+    return be->iface.synchronize ? be->iface.synchronize(be) : DE_OK;
+}
 
 void de_backend_free(de_backend *be) {
     if (be && be->iface.free) be->iface.free(be);

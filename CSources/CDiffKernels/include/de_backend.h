@@ -10,7 +10,11 @@
  *  - Image tensors are NCHW. Token tensors are [batch, tokens, channels].
  *  - dtype describes x/y/a/b/c data; bias, gamma, beta and residual are always f32.
  *    The CPU provider implements DE_F32 for every op; other dtypes return DE_ERR_UNSUPPORTED there.
- *  - Pointers are backend memory (host memory for the CPU provider).
+ *  - Pointers are host memory or memory from the backend's alloc slot ("device memory"; host memory for
+ *    the CPU provider). A provider tells the two apart by address: device pointers come from its own
+ *    pool, so activations can stay on the device between ops (the Swift layer's resident mode) while
+ *    constant inputs (weights, biases, norm parameters) are passed as host pointers and cached.
+ *    An op that meets a host pointer copies it in (and a host output back out) itself.
  *  - Every op returns DE_OK or a negative status; on failure the backend's last error
  *    (de_backend_last_error) holds a message naming the op and the argument at fault.
  */
@@ -25,7 +29,7 @@
 extern "C" {
 #endif
 
-#define DE_BACKEND_API_VERSION 1
+#define DE_BACKEND_API_VERSION 2 /* 2: the copy op; alloc returns device memory */
 
 typedef enum de_dtype { DE_F32 = 0, DE_F16 = 1, DE_BF16 = 2 } de_dtype;
 
@@ -172,6 +176,17 @@ typedef struct de_transpose_op {
     void *y;
 } de_transpose_op;
 
+/* Strided copy of up to 4 dimensions (unused leading dims = 1, element strides):
+ *   y[i0*ys0 + i1*ys1 + i2*ys2 + i3*ys3] = x[i0*xs0 + i1*xs1 + i2*xs2 + i3*xs3]
+ * Channel concatenation, slices, interleaves and gathers without a round trip through the host.
+ * x and y must not overlap. */
+typedef struct de_copy_op {
+    de_dtype dtype;
+    int64_t shape[4];
+    const void *x; int64_t x_stride[4];
+    void *y;       int64_t y_stride[4];
+} de_copy_op;
+
 typedef struct de_backend de_backend;
 
 /* The vtable. One slot a line; optional slots say what NULL means. */
@@ -196,6 +211,7 @@ struct de_backend_i {
     de_status (*upsample)(de_backend *be, const de_upsample_op *op);
     de_status (*transpose)(de_backend *be, const de_transpose_op *op);
     const char *(*last_error)(de_backend *be);                       /* never NULL */
+    de_status (*copy)(de_backend *be, const de_copy_op *op);          /* API 2 */
 };
 
 struct de_backend {
@@ -234,6 +250,13 @@ de_status de_geglu(de_backend *be, const de_geglu_op *op);
 de_status de_binary(de_backend *be, const de_binary_op *op);
 de_status de_upsample(de_backend *be, const de_upsample_op *op);
 de_status de_transpose(de_backend *be, const de_transpose_op *op);
+de_status de_copy(de_backend *be, const de_copy_op *op);
+
+/* Memory slots through the handle (alloc NULL = out of memory or no alloc slot). */
+void *de_backend_alloc(de_backend *be, size_t bytes);
+void de_backend_release(de_backend *be, void *ptr);
+de_status de_backend_download(de_backend *be, void *host_dst, const void *src, size_t bytes);
+de_status de_backend_synchronize(de_backend *be);
 
 /* fp16/bf16 -> f32 conversion helpers used by the weight loader (host memory, threaded). */
 void de_f16_to_f32(const uint16_t *src, float *dst, int64_t n);

@@ -10,9 +10,9 @@ extension Backend {
         let inF = w.shape[1], outF = w.shape[0]
         precondition(x.shape.last == inF, "linear: x \(x.shape) vs w \(w.shape)")
         let rows = x.count / inF
-        let y = Tensor(shape: Array(x.shape.dropLast()) + [outF], zeroed: false)
-        try gemm(m: rows, n: outF, k: inF, a: x.data, lda: inF, b: w.data, ldb: inF, transB: true,
-                 c: y.data, ldc: outF, bias: b?.data)
+        let y = try output(Array(x.shape.dropLast()) + [outF])
+        try gemm(m: rows, n: outF, k: inF, a: x.opData, lda: inF, b: w.opData, ldb: inF, transB: true,
+                 c: y.opData, ldc: outF, bias: b?.opData)
         return y
     }
 
@@ -40,10 +40,10 @@ extension Backend {
         let m = transA ? a.shape[2] : a.shape[1], k = transA ? a.shape[1] : a.shape[2]
         let k2 = transB ? b.shape[2] : b.shape[1], n = transB ? b.shape[1] : b.shape[2]
         precondition(k == k2, "bmm: inner dims \(a.shape) x \(b.shape)")
-        let y = Tensor(shape: [bs, m, n], zeroed: false)
-        try gemm(batch: bs, m: m, n: n, k: k, a: a.data, lda: a.shape[2], strideA: a.shape[1] * a.shape[2], transA: transA,
-                 b: b.data, ldb: b.shape[2], strideB: b.shape[1] * b.shape[2], transB: transB,
-                 c: y.data, ldc: n, strideC: m * n, alpha: alpha)
+        let y = try output([bs, m, n])
+        try gemm(batch: bs, m: m, n: n, k: k, a: a.opData, lda: a.shape[2], strideA: a.shape[1] * a.shape[2], transA: transA,
+                 b: b.opData, ldb: b.shape[2], strideB: b.shape[1] * b.shape[2], transB: transB,
+                 c: y.opData, ldc: n, strideC: m * n, alpha: alpha)
         return y
     }
 
@@ -57,7 +57,7 @@ extension Backend {
         let (cout, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
         let oh = (h + padding.0 + padding.2 - kh) / stride + 1
         let ow = (wd + padding.1 + padding.3 - kw) / stride + 1
-        let y = Tensor(shape: [n, cout, oh, ow], zeroed: false)
+        let y = try output([n, cout, oh, ow])
         if let r = residual { precondition(r.shape == y.shape, "conv2d: residual \(r.shape) vs \(y.shape)") }
         var op = de_conv2d_op()
         op.dtype = DE_F32
@@ -65,10 +65,10 @@ extension Backend {
         op.c_out = Int32(cout); op.kh = Int32(kh); op.kw = Int32(kw)
         op.stride_h = Int32(stride); op.stride_w = Int32(stride)
         op.pad_t = Int32(padding.0); op.pad_l = Int32(padding.1); op.pad_b = Int32(padding.2); op.pad_r = Int32(padding.3)
-        op.x = UnsafeRawPointer(x.data); op.weight = UnsafeRawPointer(w.data)
-        op.bias = b.map { UnsafePointer($0.data) }
-        op.residual = residual.map { UnsafePointer($0.data) }
-        op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.weight = UnsafeRawPointer(w.opData)
+        op.bias = b.map { UnsafePointer($0.opData) }
+        op.residual = residual.map { UnsafePointer($0.opData) }
+        op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_conv2d(raw, &op), "conv2d")
         return y
     }
@@ -84,13 +84,13 @@ extension Backend {
                           silu: Bool = false, inPlace: Bool = false) throws -> Tensor {
         let n = x.shape[0], c = x.shape[1], hw = x.count / max(n * c, 1)
         precondition(c % groups == 0, "groupNorm: \(c) channels, \(groups) groups")
-        let y = inPlace ? x : Tensor(shape: x.shape, zeroed: false)
+        let y = try inPlace ? x : output(x.shape)
         var op = de_group_norm_op()
         op.dtype = DE_F32
         op.n = Int32(n); op.c = Int32(c); op.hw = Int32(hw); op.groups = Int32(groups); op.eps = eps
-        op.gamma = gamma.map { UnsafePointer($0.data) }; op.beta = beta.map { UnsafePointer($0.data) }
+        op.gamma = gamma.map { UnsafePointer($0.opData) }; op.beta = beta.map { UnsafePointer($0.opData) }
         op.silu = silu
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_group_norm(raw, &op), "group_norm")
         return y
     }
@@ -98,12 +98,12 @@ extension Backend {
     /// LayerNorm over the last dimension.
     public func layerNorm(_ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float, inPlace: Bool = false) throws -> Tensor {
         let cols = x.shape.last!
-        let y = inPlace ? x : Tensor(shape: x.shape, zeroed: false)
+        let y = try inPlace ? x : output(x.shape)
         var op = de_layer_norm_op()
         op.dtype = DE_F32
         op.rows = Int64(x.count / max(cols, 1)); op.cols = Int32(cols); op.eps = eps
-        op.gamma = gamma.map { UnsafePointer($0.data) }; op.beta = beta.map { UnsafePointer($0.data) }
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.gamma = gamma.map { UnsafePointer($0.opData) }; op.beta = beta.map { UnsafePointer($0.opData) }
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_layer_norm(raw, &op), "layer_norm")
         return y
     }
@@ -111,11 +111,11 @@ extension Backend {
     /// Row softmax of scale * x over the last dimension.
     public func softmax(_ x: Tensor, scale: Float = 1, inPlace: Bool = false) throws -> Tensor {
         let cols = x.shape.last!
-        let y = inPlace ? x : Tensor(shape: x.shape, zeroed: false)
+        let y = try inPlace ? x : output(x.shape)
         var op = de_softmax_op()
         op.dtype = DE_F32
         op.rows = Int64(x.count / max(cols, 1)); op.cols = Int32(cols); op.scale = scale
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_softmax(raw, &op), "softmax")
         return y
     }
@@ -128,15 +128,15 @@ extension Backend {
         precondition(k.shape == [b, lk, inner] && v.shape == k.shape && inner % heads == 0,
                      "attention: q \(q.shape) k \(k.shape) v \(v.shape) heads \(heads)")
         let d = inner / heads
-        let o = Tensor(shape: [b, lq, inner], zeroed: false)
+        let o = try output([b, lq, inner])
         var op = de_attention_op()
         op.dtype = DE_F32
         op.batch = Int32(b); op.heads = Int32(heads); op.q_len = Int32(lq); op.kv_len = Int32(lk); op.head_dim = Int32(d)
         op.scale = scale ?? (1 / Float(d).squareRoot())
-        op.q = UnsafeRawPointer(q.data); op.q_sb = Int64(lq * inner); op.q_sh = Int64(d); op.q_st = Int64(inner)
-        op.k = UnsafeRawPointer(k.data); op.k_sb = Int64(lk * inner); op.k_sh = Int64(d); op.k_st = Int64(inner)
-        op.v = UnsafeRawPointer(v.data); op.v_sb = Int64(lk * inner); op.v_sh = Int64(d); op.v_st = Int64(inner)
-        op.o = UnsafeMutableRawPointer(o.data); op.o_sb = Int64(lq * inner); op.o_sh = Int64(d); op.o_st = Int64(inner)
+        op.q = UnsafeRawPointer(q.opData); op.q_sb = Int64(lq * inner); op.q_sh = Int64(d); op.q_st = Int64(inner)
+        op.k = UnsafeRawPointer(k.opData); op.k_sb = Int64(lk * inner); op.k_sh = Int64(d); op.k_st = Int64(inner)
+        op.v = UnsafeRawPointer(v.opData); op.v_sb = Int64(lk * inner); op.v_sh = Int64(d); op.v_st = Int64(inner)
+        op.o = UnsafeMutableRawPointer(o.opData); op.o_sb = Int64(lq * inner); op.o_sh = Int64(d); op.o_st = Int64(inner)
         try check(de_attention(raw, &op), "attention")
         return o
     }
@@ -149,10 +149,10 @@ extension Backend {
     // MARK: elementwise
 
     public func unary(_ kind: de_unary_kind, _ x: Tensor, alpha: Float = 1, beta: Float = 0, inPlace: Bool = false) throws -> Tensor {
-        let y = inPlace ? x : Tensor(shape: x.shape, zeroed: false)
+        let y = try inPlace ? x : output(x.shape)
         var op = de_unary_op()
         op.dtype = DE_F32; op.kind = kind; op.n = Int64(x.count); op.alpha = alpha; op.beta = beta
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_unary(raw, &op), "unary")
         return y
     }
@@ -169,10 +169,10 @@ extension Backend {
     public func geglu(_ x: Tensor) throws -> Tensor {
         let c2 = x.shape.last!
         precondition(c2 % 2 == 0, "geglu: odd last dim \(x.shape)")
-        let y = Tensor(shape: Array(x.shape.dropLast()) + [c2 / 2], zeroed: false)
+        let y = try output(Array(x.shape.dropLast()) + [c2 / 2])
         var op = de_geglu_op()
         op.dtype = DE_F32; op.rows = Int64(x.count / c2); op.cols = Int32(c2 / 2)
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_geglu(raw, &op), "geglu")
         return y
     }
@@ -181,10 +181,10 @@ extension Backend {
     public func binary(_ kind: de_binary_kind, _ a: Tensor, _ b: Tensor, bInner: Int = 1, inPlace: Bool = false) throws -> Tensor {
         precondition(b.count * bInner <= a.count && a.count % (b.count * bInner) == 0,
                      "binary: a \(a.shape) b \(b.shape) inner \(bInner)")
-        let y = inPlace ? a : Tensor(shape: a.shape, zeroed: false)
+        let y = try inPlace ? a : output(a.shape)
         var op = de_binary_op()
         op.dtype = DE_F32; op.kind = kind; op.n = Int64(a.count); op.b_len = Int64(b.count); op.b_inner = Int64(bInner)
-        op.a = UnsafeRawPointer(a.data); op.b = UnsafeRawPointer(b.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.a = UnsafeRawPointer(a.opData); op.b = UnsafeRawPointer(b.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_binary(raw, &op), "binary")
         return y
     }
@@ -209,10 +209,10 @@ extension Backend {
     /// Nearest upsample x [N, C, H, W] -> [N, C, H*f, W*f].
     public func upsampleNearest(_ x: Tensor, factor: Int = 2) throws -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = Tensor(shape: [n, c, h * factor, w * factor], zeroed: false)
+        let y = try output([n, c, h * factor, w * factor])
         var op = de_upsample_op()
         op.dtype = DE_F32; op.planes = Int64(n * c); op.h = Int32(h); op.w = Int32(w); op.factor = Int32(factor)
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_upsample(raw, &op), "upsample")
         return y
     }
@@ -220,10 +220,10 @@ extension Backend {
     /// x [B, R, C] -> [B, C, R]. NCHW <-> tokens: [N, C, H*W] <-> [N, H*W, C].
     public func transpose(_ x: Tensor, batch: Int, rows: Int, cols: Int) throws -> Tensor {
         precondition(batch * rows * cols == x.count, "transpose: \(x.shape) as [\(batch), \(rows), \(cols)]")
-        let y = Tensor(shape: [batch, cols, rows], zeroed: false)
+        let y = try output([batch, cols, rows])
         var op = de_transpose_op()
         op.dtype = DE_F32; op.batch = Int64(batch); op.rows = Int32(rows); op.cols = Int32(cols)
-        op.x = UnsafeRawPointer(x.data); op.y = UnsafeMutableRawPointer(y.data)
+        op.x = UnsafeRawPointer(x.opData); op.y = UnsafeMutableRawPointer(y.opData)
         try check(de_transpose(raw, &op), "transpose")
         return y
     }
@@ -238,5 +238,36 @@ extension Backend {
     public func fromTokens(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
         let n = x.shape[0], c = x.shape[2]
         return try transpose(x, batch: n, rows: height * width, cols: c).reshaped([n, c, height, width])
+    }
+}
+
+// MARK: copies that stay on the backend
+
+extension Backend {
+    /// Strided copy of up to 4 dims (shape/strides padded on the left with 1 / 0), element offsets.
+    public func copyStrided(shape: [Int], from x: Tensor, fromOffset xo: Int = 0, fromStrides xs: [Int],
+                            to y: Tensor, toOffset yo: Int = 0, toStrides ys: [Int]) throws {
+        precondition(shape.count <= 4 && xs.count == shape.count && ys.count == shape.count, "copyStrided: rank")
+        func pad(_ a: [Int], _ v: Int) -> [Int64] { (Array(repeating: v, count: 4 - a.count) + a).map(Int64.init) }
+        let sh = pad(shape, 1), sx = pad(xs, 0), sy = pad(ys, 0)
+        if sh.contains(0) { return }
+        // bounds (a bug inside the library, not bad input)
+        let lastX = xo + zip(sh, sx).map { Int(($0 - 1) * $1) }.reduce(0, +)
+        let lastY = yo + zip(sh, sy).map { Int(($0 - 1) * $1) }.reduce(0, +)
+        precondition(xo >= 0 && yo >= 0 && lastX < x.count && lastY < y.count, "copyStrided: out of bounds")
+        var op = de_copy_op()
+        op.dtype = DE_F32
+        op.shape = (sh[0], sh[1], sh[2], sh[3])
+        op.x = UnsafeRawPointer(x.opData + xo); op.x_stride = (sx[0], sx[1], sx[2], sx[3])
+        op.y = UnsafeMutableRawPointer(y.opData + yo); op.y_stride = (sy[0], sy[1], sy[2], sy[3])
+        try check(de_copy(raw, &op), "copy")
+    }
+
+    /// A copy of x in the backend's memory (a host copy on a non-resident backend).
+    public func copy(_ x: Tensor) throws -> Tensor {
+        if !resident { return x.copy() }
+        let y = try output(x.shape)
+        try copyStrided(shape: [x.count], from: x, fromStrides: [1], to: y, toStrides: [1])
+        return y
     }
 }

@@ -1,27 +1,55 @@
 import CDiffKernels
+import FoundationEssentials
+import Synchronization
 
 /// A kernel backend (CPU provider, or the CUDA provider when loaded). All tensor math of the
 /// models goes through the `Ops` methods below, which fill the C op descriptors of de_backend.h.
-/// Tensors are host f32; for the CPU provider backend memory is host memory.
+/// Tensors are f32. On a resident backend (CUDA, or the CPU provider with `staged: true` /
+/// DIFFEDIT_CPU_STAGED=1, which exercises the same code paths with host memory) op outputs are
+/// allocated in backend memory and stay there until host code reads them (see TensorStorage).
 public final class Backend: @unchecked Sendable {
     public let raw: UnsafeMutablePointer<de_backend>
     public let name: String
     /// Why "auto" fell back to the CPU (empty when it did not).
     public let fallbackReason: String
+    /// Op outputs live in backend memory (device-resident activations).
+    public let resident: Bool
+    private let transferFailure = Mutex<String?>(nil)
 
-    /// name: "auto", "cpu" or "cuda"; threads 0 = all cores.
-    public init(name: String = "cpu", device: Int = 0, threads: Int = 0) throws {
+    /// name: "auto", "cpu" or "cuda"; threads 0 = all cores. `staged`: the CPU provider allocates op
+    /// outputs through its alloc slot and moves them to host memory only when host code reads them,
+    /// exactly as the CUDA provider does (a test mode for the resident code paths; default from the
+    /// environment variable DIFFEDIT_CPU_STAGED=1).
+    public init(name: String = "cpu", device: Int = 0, threads: Int = 0, staged: Bool? = nil) throws {
         guard ["auto", "cpu", "cuda"].contains(name) else {
             throw DiffEditError.invalidArgument("backend: unknown backend \"\(name)\" (use auto, cpu or cuda)")
         }
         var err = [CChar](repeating: 0, count: 512)
         guard let be = de_backend_load(name, Int32(device), Int32(threads), &err, err.count) else {
-            let msg = String(cString: err)
+            let msg = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw DiffEditError.backend("backend \(name): \(msg.isEmpty ? "could not be loaded" : msg)")
         }
         self.raw = be
         self.name = String(cString: de_backend_name(be))
-        self.fallbackReason = String(cString: err)
+        self.fallbackReason = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let stagedEnv = ProcessInfo.processInfo.environment["DIFFEDIT_CPU_STAGED"] == "1"
+        self.resident = self.name == "cuda" || (self.name == "cpu" && (staged ?? stagedEnv))
+    }
+
+    /// A tensor for an op to write: backend memory on a resident backend, host memory otherwise.
+    public func output(_ shape: [Int]) throws -> Tensor {
+        if !resident { return Tensor(shape: shape, zeroed: false) }
+        return Tensor(shape: shape, storage: try TensorStorage(deviceCount: shape.reduce(1, *), backend: self))
+    }
+
+    /// Called by TensorStorage when a download failed (a property cannot throw): the next op fails with it.
+    func recordTransferFailure(_ message: String) {
+        transferFailure.withLock { if $0 == nil { $0 = message } }
+    }
+
+    /// Waits for queued device work; reports a device failure as an error.
+    public func synchronize() throws {
+        try check(de_backend_synchronize(raw), "synchronize")
     }
 
     deinit { de_backend_free(raw) }
@@ -31,6 +59,9 @@ public final class Backend: @unchecked Sendable {
 
     @inline(__always)
     func check(_ status: de_status, _ op: String) throws {
+        if let failure = transferFailure.withLock({ f -> String? in let m = f; f = nil; return m }) {
+            throw DiffEditError.backend("\(op): an earlier device transfer failed: \(failure)")
+        }
         if status == DE_OK { return }
         let msg = String(cString: de_backend_last_error(raw))
         switch status {

@@ -1,35 +1,114 @@
 import CDiffKernels
+import Synchronization
 
 /// Owns a block of f32 memory (64-byte aligned). Shared by tensors that are views of the same data.
+///
+/// Host-born storage (every initialiser but `init(deviceCount:backend:)`) lives in host memory for
+/// its whole life. Device-born storage is what ops write on a resident backend (the CUDA provider, or
+/// the CPU provider in staged mode): it starts in the backend's memory and moves to host memory, once,
+/// the first time host code asks for `pointer` (a download; the device block is released). Ops take
+/// `opBase`: the device block while the data lives there, host memory otherwise, so a chain of ops
+/// never leaves the device until host code reads the result.
 public final class TensorStorage: @unchecked Sendable {
-    public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    private var host: UnsafeMutablePointer<Float>?
     private let owner: AnyObject?   // keeps a memory map (or other owner) alive for borrowed storage
-    private let owned: Bool
+    private let ownsHost: Bool
+    private let resident: Bool      // device-born (never changes; host-born storage takes no lock)
+    private var device: UnsafeMutableRawPointer?
+    private let backend: Backend?
+    private let lock = Mutex<Void>(())
 
     /// Allocates `count` floats, zero-filled when `zeroed`.
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "TensorStorage: negative count")
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        self.pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.host = TensorStorage.allocateHost(count: count, zeroed: zeroed)
         self.count = count
         self.owner = nil
-        self.owned = true
+        self.ownsHost = true
+        self.resident = false
+        self.backend = nil
     }
 
     /// Borrows memory kept alive by `owner` (e.g. an f32 tensor inside a memory-mapped file).
     public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
-        self.pointer = pointer
+        self.host = pointer
         self.count = count
         self.owner = owner
-        self.owned = false
+        self.ownsHost = false
+        self.resident = false
+        self.backend = nil
+    }
+
+    /// `count` floats of the backend's own memory (uninitialised; an op is about to write them).
+    init(deviceCount count: Int, backend: Backend) throws {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard let d = de_backend_alloc(backend.raw, bytes) else {
+            throw DiffEditError.outOfMemory("\(backend.name) backend: could not allocate \(bytes) bytes of device memory")
+        }
+        self.device = d
+        self.count = count
+        self.owner = nil
+        self.ownsHost = true
+        self.resident = true
+        self.backend = backend
+        TensorStorage.stats.withLock { $0.deviceAllocations += 1 }
+    }
+
+    private static func allocateHost(count: Int, zeroed: Bool) -> UnsafeMutablePointer<Float> {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// Host memory holding the data (downloads device-born storage the first time).
+    public var pointer: UnsafeMutablePointer<Float> {
+        if !resident { return host! }
+        return lock.withLock { _ in
+            if let d = device, let be = backend {
+                let h = TensorStorage.allocateHost(count: count, zeroed: false)
+                let bytes = count * MemoryLayout<Float>.stride
+                let st = de_backend_download(be.raw, h, d, bytes)
+                if st != DE_OK {
+                    // no throwing from a property: zero the data and fail the next op on this backend
+                    UnsafeMutableRawPointer(h).initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+                    be.recordTransferFailure("download of \(bytes) bytes: \(String(cString: de_backend_last_error(be.raw)))")
+                }
+                de_backend_release(be.raw, d)
+                device = nil
+                host = h
+                TensorStorage.stats.withLock { $0.downloads += 1; $0.downloadBytes += bytes }
+            }
+            return host!
+        }
+    }
+
+    /// Base address for op descriptors: device memory while the data lives there, else host memory.
+    public var opBase: UnsafeMutableRawPointer {
+        if !resident { return UnsafeMutableRawPointer(host!) }
+        return lock.withLock { _ in device ?? UnsafeMutableRawPointer(host!) }
+    }
+
+    /// True while the data lives in backend (device) memory.
+    public var isOnDevice: Bool {
+        if !resident { return false }
+        return lock.withLock { _ in device != nil }
     }
 
     deinit {
-        if owned { UnsafeMutableRawPointer(pointer).deallocate() }
+        if let d = device, let be = backend { de_backend_release(be.raw, d) }
+        if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
     }
+
+    /// Counters of device-born storage (process-wide): how often data had to come back to the host.
+    public struct TransferStats: Sendable, Equatable {
+        public var deviceAllocations = 0
+        public var downloads = 0
+        public var downloadBytes = 0
+    }
+    static let stats = Mutex<TransferStats>(TransferStats())
+    public static var transferStats: TransferStats { stats.withLock { $0 } }
 }
 
 /// A dense, row-major f32 tensor in host memory. Image tensors are NCHW; token tensors [B, L, C].
@@ -41,7 +120,13 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
+    /// Host memory of the data (a resident tensor is downloaded first; see TensorStorage).
     public var data: UnsafeMutablePointer<Float> { storage.pointer + offset }
+    /// The address ops take: device memory while the data lives there, else host memory.
+    /// Never dereference it on the host.
+    public var opData: UnsafeMutablePointer<Float> { storage.opBase.assumingMemoryBound(to: Float.self) + offset }
+    /// True while the data lives in backend (device) memory.
+    public var isOnDevice: Bool { storage.isOnDevice }
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
 
     public init(shape: [Int], zeroed: Bool = true) {

@@ -57,8 +57,9 @@ public final class AutoencoderKL {
         let moments = try encoder(backend, image)                              // [B, 2L, h, w]
         if let q = quantConvMean { return try q(backend, moments) }            // [B, L, h, w]
         let l = c.latent_channels, (b, h, w) = (moments.shape[0], moments.shape[2], moments.shape[3])
-        let mean = Tensor(shape: [b, l, h, w], zeroed: false)                  // [B, L, h, w]
-        for i in 0..<b { (mean.data + i * l * h * w).update(from: moments.data + i * 2 * l * h * w, count: l * h * w) }
+        let mean = try backend.output([b, l, h, w])                            // [B, L, h, w]
+        try backend.copyStrided(shape: [b, l * h * w], from: moments, fromStrides: [2 * l * h * w, 1],
+                                to: mean, toStrides: [l * h * w, 1])
         return mean
     }
 

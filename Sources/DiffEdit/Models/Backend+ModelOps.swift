@@ -4,16 +4,21 @@ import FoundationEssentials
 /// (strided GEMMs instead of explicit transposes) or small host loops.
 extension Backend {
     /// Channel concatenation [N, Ca, H, W] ++ [N, Cb, H, W] -> [N, Ca+Cb, H, W] (the UNet skip join).
-    func catChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
+    func catChannels(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         precondition(a.rank == 4 && b.rank == 4 && a.shape[0] == b.shape[0] && a.shape[2...] == b.shape[2...],
                      "catChannels: \(a.shape) ++ \(b.shape)")
         let n = a.shape[0], hw = a.shape[2] * a.shape[3]
         let ca = a.shape[1] * hw, cb = b.shape[1] * hw
-        let y = Tensor(shape: [n, a.shape[1] + b.shape[1], a.shape[2], a.shape[3]], zeroed: false)
-        for i in 0..<n {
-            (y.data + i * (ca + cb)).update(from: a.data + i * ca, count: ca)
-            (y.data + i * (ca + cb) + ca).update(from: b.data + i * cb, count: cb)
+        let y = try output([n, a.shape[1] + b.shape[1], a.shape[2], a.shape[3]])
+        if !resident {
+            for i in 0..<n {
+                (y.data + i * (ca + cb)).update(from: a.data + i * ca, count: ca)
+                (y.data + i * (ca + cb) + ca).update(from: b.data + i * cb, count: cb)
+            }
+            return y
         }
+        try copyStrided(shape: [n, ca], from: a, fromStrides: [ca, 1], to: y, toStrides: [ca + cb, 1])
+        try copyStrided(shape: [n, cb], from: b, fromStrides: [cb, 1], to: y, toOffset: ca, toStrides: [ca + cb, 1])
         return y
     }
 
@@ -22,9 +27,9 @@ extension Backend {
     func linearNCHWToTokens(_ x: Tensor, _ w: Tensor, _ b: Tensor?) throws -> Tensor {
         let n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3], out = w.shape[0]
         precondition(w.shape[1] == c, "linearNCHWToTokens: x \(x.shape) w \(w.shape)")
-        let y = Tensor(shape: [n, hw, out], zeroed: false)
-        try gemm(batch: n, m: hw, n: out, k: c, a: x.data, lda: hw, strideA: c * hw, transA: true,
-                 b: w.data, ldb: c, strideB: 0, transB: true, c: y.data, ldc: out, strideC: hw * out, bias: b?.data)
+        let y = try output([n, hw, out])
+        try gemm(batch: n, m: hw, n: out, k: c, a: x.opData, lda: hw, strideA: c * hw, transA: true,
+                 b: w.opData, ldb: c, strideB: 0, transB: true, c: y.opData, ldc: out, strideC: hw * out, bias: b?.opData)
         return y
     }
 
@@ -35,10 +40,10 @@ extension Backend {
         let inner = w.shape[1]
         precondition(w.shape[0] == c && h.count == n * hw * inner, "linearTokensToNCHW: h \(h.shape) w \(w.shape) r \(residual.shape)")
         let y: Tensor
-        if let b = b { y = try addPerChannel(residual, b) } else { y = residual.copy() }   // [N, C, H, W]
-        try gemm(batch: n, m: c, n: hw, k: inner, a: w.data, lda: inner, strideA: 0,
-                 b: h.data, ldb: inner, strideB: hw * inner, transB: true,
-                 c: y.data, ldc: hw, strideC: c * hw, beta: 1)
+        if let b = b { y = try addPerChannel(residual, b) } else { y = try copy(residual) }   // [N, C, H, W]
+        try gemm(batch: n, m: c, n: hw, k: inner, a: w.opData, lda: inner, strideA: 0,
+                 b: h.opData, ldb: inner, strideB: hw * inner, transB: true,
+                 c: y.opData, ldc: hw, strideC: c * hw, beta: 1)
         return y
     }
 

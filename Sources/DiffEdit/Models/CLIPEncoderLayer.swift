@@ -36,9 +36,9 @@ final class CLIPEncoderLayer {
         let v = try vProj(be, n)                                    // [B, L, D]
         let scores = Tensor(shape: [b, heads, l, l], zeroed: false) // [B, H, L, L]
         for i in 0..<b {
-            try be.gemm(batch: heads, m: l, n: l, k: hd, a: q.data + i * l * d, lda: d, strideA: hd,
-                        b: k.data + i * l * d, ldb: d, strideB: hd, transB: true,
-                        c: scores.data + i * heads * l * l, ldc: l, strideC: l * l)
+            try be.gemm(batch: heads, m: l, n: l, k: hd, a: q.opData + i * l * d, lda: d, strideA: hd,
+                        b: k.opData + i * l * d, ldb: d, strideB: hd, transB: true,
+                        c: scores.opData + i * heads * l * l, ldc: l, strideC: l * l)
         }
         // causal mask: token r attends to tokens 0...r
         let s = scores.data
@@ -50,9 +50,9 @@ final class CLIPEncoderLayer {
         let o = Tensor(shape: [b, l, d], zeroed: false)             // [B, L, D]
         for i in 0..<b {
             for hh in 0..<heads {   // per head: the heads' outputs interleave along the row
-                try be.gemm(m: l, n: hd, k: l, a: scores.data + (i * heads + hh) * l * l, lda: l,
-                            b: v.data + i * l * d + hh * hd, ldb: d,
-                            c: o.data + i * l * d + hh * hd, ldc: d)
+                try be.gemm(m: l, n: hd, k: l, a: scores.opData + (i * heads + hh) * l * l, lda: l,
+                            b: v.opData + i * l * d + hh * hd, ldb: d,
+                            c: o.opData + i * l * d + hh * hd, ldc: d)
             }
         }
         try outProj.accumulate(be, o, into: hidden)                 // [B, L, D]

@@ -26,7 +26,7 @@ struct LinearLayer {
     func accumulate(_ be: Backend, _ x: Tensor, into y: Tensor) throws {
         let rows = x.count / inFeatures
         precondition(y.count == rows * outFeatures, "LinearLayer.accumulate: x \(x.shape) y \(y.shape)")
-        try be.gemm(m: rows, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures, b: weight.data,
-                    ldb: inFeatures, transB: true, c: y.data, ldc: outFeatures, beta: 1, bias: bias?.data)
+        try be.gemm(m: rows, n: outFeatures, k: inFeatures, a: x.opData, lda: inFeatures, b: weight.opData,
+                    ldb: inFeatures, transB: true, c: y.opData, ldc: outFeatures, beta: 1, bias: bias?.opData)
     }
 }

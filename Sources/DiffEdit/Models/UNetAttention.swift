@@ -80,7 +80,7 @@ final class UNetAttention {
         func bad(_ what: String) -> DiffEditError {
             DiffEditError.invalidArgument("attention controller at \(name): \(what) (batch \(b))")
         }
-        let o = Tensor(shape: q.shape, zeroed: false)   // [B, L, inner]
+        let o = try be.output(q.shape)                  // [B, L, inner]
         if let ks = keySources {
             guard ks.count == b else { throw bad("selfAttentionKeySources has \(ks.count) entries") }
             for list in ks where list.isEmpty || list.contains(where: { $0 < 0 || $0 >= b }) {
@@ -100,19 +100,23 @@ final class UNetAttention {
             }
             let n = kItems.count
             var desc = op(qLen: l, kvLen: n * l, batch: 1)
-            desc.o = UnsafeMutableRawPointer(o.data + i * item)
-            desc.q = UnsafeRawPointer(q.data + qi * item)
+            desc.o = UnsafeMutableRawPointer(o.opData + i * item)
+            desc.q = UnsafeRawPointer(q.opData + qi * item)
             if n == 1 {
-                desc.k = UnsafeRawPointer(k.data + kItems[0] * item)
-                desc.v = UnsafeRawPointer(v.data + vItems[0] * item)
+                desc.k = UnsafeRawPointer(k.opData + kItems[0] * item)
+                desc.v = UnsafeRawPointer(v.opData + vItems[0] * item)
                 try be.attention(&desc)
             } else {
-                let kc = Tensor(shape: [n * l, inner], zeroed: false)   // [n*L, inner]
-                let vc = Tensor(shape: [n * l, inner], zeroed: false)   // [n*L, inner]
-                for (j, src) in kItems.enumerated() { (kc.data + j * item).update(from: k.data + src * item, count: item) }
-                for (j, src) in vItems.enumerated() { (vc.data + j * item).update(from: v.data + src * item, count: item) }
-                desc.k = UnsafeRawPointer(kc.data)
-                desc.v = UnsafeRawPointer(vc.data)
+                let kc = try be.output([n * l, inner])   // [n*L, inner]
+                let vc = try be.output([n * l, inner])   // [n*L, inner]
+                for (j, src) in kItems.enumerated() {
+                    try be.copyStrided(shape: [item], from: k, fromOffset: src * item, fromStrides: [1], to: kc, toOffset: j * item, toStrides: [1])
+                }
+                for (j, src) in vItems.enumerated() {
+                    try be.copyStrided(shape: [item], from: v, fromOffset: src * item, fromStrides: [1], to: vc, toOffset: j * item, toStrides: [1])
+                }
+                desc.k = UnsafeRawPointer(kc.opData)
+                desc.v = UnsafeRawPointer(vc.opData)
                 try withExtendedLifetime((kc, vc)) { try be.attention(&desc) }
             }
         }
@@ -123,22 +127,22 @@ final class UNetAttention {
     private func crossWithProbs(_ be: Backend, q: Tensor, k: Tensor, v: Tensor,
                                 site: AttentionSite, controller: AttentionController) throws -> Tensor {
         let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], d = headDim
-        let o = Tensor(shape: q.shape, zeroed: false)                      // [B, Lq, inner]
-        let probs = Tensor(shape: [b, heads, lq, lk], zeroed: false)      // [B, H, Lq, Lk]
+        let o = try be.output(q.shape)                                     // [B, Lq, inner]
+        let probs = try be.output([b, heads, lq, lk])                      // [B, H, Lq, Lk]
         for i in 0..<b {
             // scores[h] = Q[i, :, h] @ K[i, :, h]^T
             try be.gemm(batch: heads, m: lq, n: lk, k: d,
-                        a: q.data + i * lq * inner, lda: inner, strideA: d,
-                        b: k.data + i * lk * inner, ldb: inner, strideB: d, transB: true,
-                        c: probs.data + i * heads * lq * lk, ldc: lk, strideC: lq * lk)
+                        a: q.opData + i * lq * inner, lda: inner, strideA: d,
+                        b: k.opData + i * lk * inner, ldb: inner, strideB: d, transB: true,
+                        c: probs.opData + i * heads * lq * lk, ldc: lk, strideC: lq * lk)
         }
         _ = try be.softmax(probs, scale: scale, inPlace: true)              // [B, H, Lq, Lk]
         try controller.editCrossAttention(site: site, probs: probs)
         for i in 0..<b {
             for h in 0..<heads {   // O[i, :, h] = P[i, h] @ V[i, :, h] (per head: outputs interleave along rows)
-                try be.gemm(m: lq, n: d, k: lk, a: probs.data + (i * heads + h) * lq * lk, lda: lk,
-                            b: v.data + i * lk * inner + h * d, ldb: inner,
-                            c: o.data + i * lq * inner + h * d, ldc: inner)
+                try be.gemm(m: lq, n: d, k: lk, a: probs.opData + (i * heads + h) * lq * lk, lda: lk,
+                            b: v.opData + i * lk * inner + h * d, ldb: inner,
+                            c: o.opData + i * lq * inner + h * d, ldc: inner)
             }
         }
         return o

@@ -37,7 +37,7 @@ final class UNetUpBlock {
         var h = x
         for (j, resnet) in resnets.enumerated() {
             let skip = skips.removeLast()                                                   // [B, Cs, H, W]
-            let joined = be.catChannels(h, skip)                                            // [B, C + Cs, H, W]
+            let joined = try be.catChannels(h, skip)                                            // [B, C + Cs, H, W]
             h = try resnet(be, joined, tembAct: tembAct)                                    // [B, Cout, H, W]
             if !attentions.isEmpty { h = try attentions[j](be, h, context: context, controller: controller) }
         }

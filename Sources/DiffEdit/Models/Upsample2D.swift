@@ -62,8 +62,19 @@ final class Upsample2D {
             return try conv(be, up)                                   // [B, C, oh, ow]
         }
         let phases = try phaseConv(be, x)                             // [B, 4C, H+1, W+1]
-        let y = Tensor(shape: [n, c, oh, ow], zeroed: false)          // [B, C, 2H, 2W]
+        let y = try be.output([n, c, oh, ow])                         // [B, C, 2H, 2W]
         let pw = w + 1, plane = (h + 1) * pw
+        if be.resident {
+            // y[b, ch, 2i+p, 2j+q] = phases[b, (2p+q)*C + ch, i+p, j+q]: four strided copies on the backend
+            for p in 0..<2 {
+                for q in 0..<2 {
+                    try be.copyStrided(shape: [n, c, h, w], from: phases, fromOffset: (p * 2 + q) * c * plane + p * pw + q,
+                                       fromStrides: [4 * c * plane, plane, pw, 1],
+                                       to: y, toOffset: p * ow + q, toStrides: [c * oh * ow, oh * ow, 2 * ow, 2])
+                }
+            }
+            return y
+        }
         let srcAddr = Int(bitPattern: phases.data), dstAddr = Int(bitPattern: y.data)
         DispatchQueue.concurrentPerform(iterations: n * c) { nc in
             let b = nc / c, ch = nc % c
