@@ -45,6 +45,12 @@ de_status de_backend_download(de_backend *be, void *host_dst, const void *src, s
     return be->iface.download(be, host_dst, src, bytes);
 }
 
+de_status de_backend_upload(de_backend *be, void *dst, const void *host_src, size_t bytes) {
+    if (!be) return DE_ERR_INVALID;
+    if (!be->iface.upload) return DE_ERR_UNSUPPORTED;
+    return be->iface.upload(be, dst, host_src, bytes);
+}
+
 de_status de_backend_synchronize(de_backend *be) {
     if (!be) return DE_ERR_INVALID;
     return be->iface.synchronize ? be->iface.synchronize(be) : DE_OK;

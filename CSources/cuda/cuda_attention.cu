@@ -99,8 +99,8 @@ de_status cu_attention(de_backend *be, const de_attention_op *op) {
     const int64_t eo = att_extent(op->batch, op->heads, op->q_len, d, op->o_sb, op->o_sh, op->o_st);
     const bool o_dense = eo == (int64_t)op->batch * op->heads * op->q_len * d;
     ST_TRY(cu_arena_begin(c, CU_ALIGN(eq * 4) + CU_ALIGN(ek * 4) + CU_ALIGN(ev * 4) + CU_ALIGN(eo * 4), name));
-    float *dq = (float *)cu_arena_take(c, eq * 4), *dk = (float *)cu_arena_take(c, ek * 4);
-    float *dv = (float *)cu_arena_take(c, ev * 4), *dout = (float *)cu_arena_take(c, eo * 4);
+    float *dq = CU_VIEW(c, op->q, eq * 4), *dk = CU_VIEW(c, op->k, ek * 4);
+    float *dv = CU_VIEW(c, op->v, ev * 4), *dout = CU_VIEW(c, op->o, eo * 4);
     if (!dq || !dk || !dv || !dout) return cu_fail(c, DE_ERR_BACKEND, "attention: internal: arena too small");
     ST_TRY(cu_copy_in(c, dq, op->q, eq * 4, name));
     ST_TRY(cu_copy_in(c, dk, op->k, ek * 4, name));

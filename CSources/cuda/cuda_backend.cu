@@ -73,7 +73,12 @@ static de_status pinned_reserve(cuda_ctx *c, size_t bytes, const char *op) {
 #define STAGE_CHUNK ((size_t)32 << 20)
 
 de_status cu_copy_in(cuda_ctx *c, void *dst, const void *host, size_t bytes, const char *op) {
-    if (bytes == 0) return DE_OK;
+    if (bytes == 0 || dst == host) return DE_OK;
+    if (cu_is_dev(c, host)) {
+        CUDA_TRY(c, cudaMemcpyAsync(dst, host, bytes, cudaMemcpyDeviceToDevice, c->stream), op);
+        return DE_OK;
+    }
+    c->host_io = 1;
     ST_TRY(pinned_reserve(c, 2 * STAGE_CHUNK, op));
     /* double-buffered: memcpy into one half while the other half's DMA runs */
     size_t done = 0;
@@ -91,7 +96,12 @@ de_status cu_copy_in(cuda_ctx *c, void *dst, const void *host, size_t bytes, con
 }
 
 de_status cu_copy_out(cuda_ctx *c, void *host, const void *src, size_t bytes, const char *op) {
-    if (bytes == 0) return DE_OK;
+    if (bytes == 0 || host == src) return DE_OK;
+    if (cu_is_dev(c, host)) {
+        CUDA_TRY(c, cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToDevice, c->stream), op);
+        return DE_OK;
+    }
+    c->host_io = 1;
     ST_TRY(pinned_reserve(c, 2 * STAGE_CHUNK, op));
     size_t done = 0;
     while (done < bytes) {
@@ -240,6 +250,24 @@ static uint64_t fingerprint(const float *host, int64_t n) {
 de_status cu_weight(cuda_ctx *c, const float *host, int64_t n, int kind, const int32_t *kcrs,
                     const void **dev, const char *op) {
     size_t bytes = (size_t)n * sizeof(float);
+    if (cu_is_dev(c, host)) {
+        /* a computed tensor in a weight slot (device memory): no caching, convert on the stream */
+        if (kind == CW_F32) { *dev = host; return DE_OK; }
+        void *d = NULL;
+        CUDA_TRY(c, cudaMallocAsync(&d, (size_t)n * 2, c->stream), op);
+        de_status st = DE_OK;
+        if (kind == CW_HALF) st = cu_f32_to_half(c, d, host, n, op);
+        else {
+            int k = kcrs[0], ch = kcrs[1], rs = kcrs[2] * kcrs[3];
+            if (c->use_bf16)
+                k_kcrs_to_krsc<__nv_bfloat16><<<grid_for(n, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)d, host, k, ch, rs);
+            else k_kcrs_to_krsc<__half><<<grid_for(n, 256), 256, 0, c->stream>>>((__half *)d, host, k, ch, rs);
+            st = cu_check_launch(c, op, "kcrs_to_krsc");
+        }
+        *dev = d;
+        cu_defer_free(c, d); /* released after the op's kernels are queued */
+        return st;
+    }
     uint64_t fp = fingerprint(host, n);
     cuda_weight *slot = NULL;
     if (c->cache_weights) {
@@ -298,7 +326,7 @@ de_status cu_weight(cuda_ctx *c, const float *host, int64_t n, int kind, const i
     }
     *dev = d;
     /* an uncached copy (cache off or full) is freed stream-ordered, after the op's kernels */
-    if (!cached) CUDA_TRY(c, cudaFreeAsync(d, c->stream), op);
+    if (!cached) cu_defer_free(c, d);
     return DE_OK;
 }
 
@@ -316,6 +344,7 @@ static void cu_free(de_backend *be) {
         free(c->weights);
         if (c->arena) cudaFree(c->arena);
         if (c->pinned) cudaFreeHost(c->pinned);
+        cu_pool_destroy(c);
         if (c->cudnn) cudnnDestroy(c->cudnn);
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->cublas) cublasDestroy(c->cublas);
@@ -337,24 +366,197 @@ static void cu_memory(de_backend *be, size_t *fr, size_t *total) {
     if (total) *total = t;
 }
 
-/* Backend memory of this provider is pinned HOST memory (ops take host pointers). */
-static void *cu_alloc(de_backend *be, size_t bytes) {
-    (void)be;
+/* ---- device pool ---- */
+
+#define POOL_CHUNK ((size_t)256 << 20)
+
+static size_t pool_round(size_t bytes) { return bytes <= 512 ? 512 : (bytes + 511) & ~(size_t)511; }
+
+int cu_is_dev(const cuda_ctx *c, const void *p) {
+    const char *q = (const char *)p;
+    for (int i = 0; i < c->pool.n_chunks; i++) {
+        const cu_chunk *k = &c->pool.chunks[i];
+        if (q >= k->base && q < k->base + k->size) return 1;
+    }
+    return 0;
+}
+
+static size_t live_slot(const cu_pool *pl, const void *p) {
+    uint64_t h = (uint64_t)(uintptr_t)p;
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdull; h ^= h >> 33;
+    return (size_t)h & (pl->live_cap - 1);
+}
+
+static int live_put(cu_pool *pl, void *p, size_t size) {
+    if ((pl->live_n + 1) * 2 > pl->live_cap) {
+        size_t cap = pl->live_cap ? pl->live_cap * 2 : 1024;
+        void **keys = (void **)calloc(cap, sizeof(void *));
+        size_t *sizes = (size_t *)calloc(cap, sizeof(size_t));
+        if (!keys || !sizes) { free(keys); free(sizes); return -1; }
+        cu_pool old = *pl;
+        pl->live_key = keys; pl->live_size = sizes; pl->live_cap = cap; pl->live_n = 0;
+        for (size_t i = 0; i < old.live_cap; i++)
+            if (old.live_key[i]) live_put(pl, old.live_key[i], old.live_size[i]);
+        free(old.live_key); free(old.live_size);
+    }
+    size_t i = live_slot(pl, p);
+    while (pl->live_key[i]) i = (i + 1) & (pl->live_cap - 1);
+    pl->live_key[i] = p; pl->live_size[i] = size; pl->live_n++;
+    return 0;
+}
+
+/* removes p (linear probing with backward-shift deletion); returns its size, 0 when unknown */
+static size_t live_take(cu_pool *pl, const void *p) {
+    if (!pl->live_cap) return 0;
+    size_t mask = pl->live_cap - 1, i = live_slot(pl, p);
+    while (pl->live_key[i] && pl->live_key[i] != p) i = (i + 1) & mask;
+    if (!pl->live_key[i]) return 0;
+    size_t size = pl->live_size[i];
+    pl->live_key[i] = NULL; pl->live_n--;
+    for (size_t j = (i + 1) & mask; pl->live_key[j]; j = (j + 1) & mask) {
+        size_t home = live_slot(pl, pl->live_key[j]);
+        /* move j back into the hole at i unless its home lies cyclically in (i, j] */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            pl->live_key[i] = pl->live_key[j]; pl->live_size[i] = pl->live_size[j];
+            pl->live_key[j] = NULL;
+            i = j;
+        }
+    }
+    return size;
+}
+
+static cu_bin *pool_bin(cu_pool *pl, size_t size, bool create) {
+    for (int i = 0; i < pl->n_bins; i++) if (pl->bins[i].size == size) return &pl->bins[i];
+    if (!create) return NULL;
+    if (pl->n_bins == pl->cap_bins) {
+        int cap = pl->cap_bins ? pl->cap_bins * 2 : 64;
+        cu_bin *b = (cu_bin *)realloc(pl->bins, (size_t)cap * sizeof(cu_bin));
+        if (!b) return NULL;
+        pl->bins = b; pl->cap_bins = cap;
+    }
+    cu_bin *b = &pl->bins[pl->n_bins++];
+    b->size = size; b->blocks = NULL; b->n = b->cap = 0;
+    return b;
+}
+
+void *cu_pool_alloc(cuda_ctx *c, size_t bytes) {
+    cu_pool *pl = &c->pool;
+    size_t size = pool_round(bytes);
     void *p = NULL;
-    if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    cu_bin *bin = pool_bin(pl, size, false);
+    if (bin && bin->n) p = bin->blocks[--bin->n];
+    for (int i = 0; !p && i < pl->n_chunks; i++) {           /* room left in a chunk */
+        cu_chunk *k = &pl->chunks[i];
+        if (k->size - k->used >= size) { p = k->base + k->used; k->used += size; }
+    }
+    if (!p && pl->n_chunks < DE_CUDA_MAX_CHUNKS) {           /* a new chunk: the only cudaMalloc */
+        size_t want = size > POOL_CHUNK ? size : POOL_CHUNK;
+        char *base = NULL;
+        if (cudaMalloc((void **)&base, want) != cudaSuccess) {
+            cudaGetLastError();
+            want = size;
+            if (cudaMalloc((void **)&base, want) != cudaSuccess) { cudaGetLastError(); base = NULL; }
+        }
+        if (base) {
+            cu_chunk *k = &pl->chunks[pl->n_chunks++];
+            k->base = base; k->size = want; k->used = size;
+            pl->bytes_reserved += want;
+            p = base;
+        }
+    }
+    if (!p) {                                                 /* last resort: a free block up to 2x larger */
+        for (int i = 0; !p && i < pl->n_bins; i++) {
+            cu_bin *b = &pl->bins[i];
+            if (b->n && b->size >= size && b->size <= 2 * size) { p = b->blocks[--b->n]; size = b->size; }
+        }
+    }
+    if (!p) return NULL;
+    if (live_put(pl, p, size) != 0) return NULL;
+    pl->bytes_in_use += size;
+    return p;
+}
+
+void cu_pool_release(cuda_ctx *c, void *p) {
+    cu_pool *pl = &c->pool;
+    size_t size = live_take(pl, p);
+    if (!size) return; /* not ours: ignore rather than corrupt the pool */
+    pl->bytes_in_use -= size;
+    cu_bin *bin = pool_bin(pl, size, true);
+    if (!bin) return; /* out of host memory for the bin: the block is leaked, not reused */
+    if (bin->n == bin->cap) {
+        int cap = bin->cap ? bin->cap * 2 : 8;
+        void **b = (void **)realloc(bin->blocks, (size_t)cap * sizeof(void *));
+        if (!b) return;
+        bin->blocks = b; bin->cap = cap;
+    }
+    bin->blocks[bin->n++] = p;
+}
+
+void cu_pool_destroy(cuda_ctx *c) {
+    cu_pool *pl = &c->pool;
+    for (int i = 0; i < pl->n_chunks; i++) cudaFree(pl->chunks[i].base);
+    for (int i = 0; i < pl->n_bins; i++) free(pl->bins[i].blocks);
+    free(pl->bins);
+    free(pl->live_key);
+    free(pl->live_size);
+    memset(pl, 0, sizeof *pl);
+}
+
+/* Backend memory of this provider is device memory from the pool (activations stay on the device). */
+static void *cu_alloc(de_backend *be, size_t bytes) {
+    cuda_ctx *c = cu_of(be);
+    pthread_mutex_lock(&c->lock);
+    cudaSetDevice(c->device);
+    void *p = cu_pool_alloc(c, bytes ? bytes : 1);
+    pthread_mutex_unlock(&c->lock);
     return p;
 }
 
 static void cu_release(de_backend *be, void *p) {
-    (void)be;
-    if (p) cudaFreeHost(p);
+    if (!p) return;
+    cuda_ctx *c = cu_of(be);
+    pthread_mutex_lock(&c->lock);
+    cu_pool_release(c, p); /* stream order makes reuse safe: later work on the stream runs after earlier readers */
+    pthread_mutex_unlock(&c->lock);
 }
 
+/* host -> device memory (or host -> host); waits until the copy is done */
 static de_status cu_upload(de_backend *be, void *dst, const void *src, size_t bytes) {
-    (void)be;
-    if (bytes && (!dst || !src)) return DE_ERR_INVALID;
-    memcpy(dst, src, bytes);
-    return DE_OK;
+    cuda_ctx *c = cu_of(be);
+    if (bytes == 0) return DE_OK;
+    if (!dst || !src) return cu_fail(c, DE_ERR_INVALID, "upload: NULL %s", dst ? "src" : "dst");
+    pthread_mutex_lock(&c->lock);
+    cudaSetDevice(c->device);
+    de_status st = DE_OK;
+    if (!cu_is_dev(c, dst)) memcpy(dst, src, bytes);
+    else {
+        st = cu_copy_in(c, dst, src, bytes, "upload");
+        cudaError_t e = cudaStreamSynchronize(c->stream);
+        if (st == DE_OK && e != cudaSuccess) st = cu_fail(c, DE_ERR_BACKEND, "upload: %s", cudaGetErrorString(e));
+    }
+    if (st != DE_OK) cudaGetLastError();
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+/* device (or host) -> host; waits for the stream first, so it also reports failures of queued ops */
+static de_status cu_download(de_backend *be, void *dst, const void *src, size_t bytes) {
+    cuda_ctx *c = cu_of(be);
+    if (bytes == 0) return DE_OK;
+    if (!dst || !src) return cu_fail(c, DE_ERR_INVALID, "download: NULL %s", dst ? "src" : "dst");
+    pthread_mutex_lock(&c->lock);
+    cudaSetDevice(c->device);
+    de_status st = DE_OK;
+    if (!cu_is_dev(c, src)) memcpy(dst, src, bytes);
+    else {
+        cudaError_t e = cudaStreamSynchronize(c->stream);
+        if (e != cudaSuccess) st = cu_fail(c, DE_ERR_BACKEND, "download: an earlier op failed: %s", cudaGetErrorString(e));
+        if (st == DE_OK) st = cu_copy_out(c, dst, src, bytes, "download");
+    }
+    if (st != DE_OK) cudaGetLastError();
+    pthread_mutex_unlock(&c->lock);
+    return st;
 }
 
 static de_status cu_sync(de_backend *be) {
@@ -368,16 +570,23 @@ static de_status cu_sync(de_backend *be) {
 
 static const char *cu_last_error(de_backend *be) { return cu_of(be)->err; }
 
-/* Each op: lock, select the device, run, and make sure the stream is idle again (results are host memory). */
+/* Each op: lock, select the device, run. An op on device memory only returns as soon as its kernels
+ * are queued (the CPU runs ahead; a failure surfaces at the next download or synchronize); an op that
+ * touched host memory, failed, or runs under DIFFEDIT_CUDA_SYNC=1 waits for the stream. */
 #define WRAP(name, fn, type)                                             \
     static de_status name(de_backend *be, const type *op) {              \
         cuda_ctx *c = cu_of(be);                                         \
         pthread_mutex_lock(&c->lock);                                    \
         cudaSetDevice(c->device);                                        \
+        c->host_io = 0;                                                  \
         de_status st = fn(be, op);                                       \
-        cudaError_t e = cudaStreamSynchronize(c->stream);                \
-        if (st == DE_OK && e != cudaSuccess)                             \
-            st = cu_fail(c, DE_ERR_BACKEND, "%s: %s", #fn, cudaGetErrorString(e)); \
+        for (int i_ = 0; i_ < c->n_deferred; i_++) cudaFreeAsync(c->deferred[i_], c->stream); \
+        c->n_deferred = 0;                                               \
+        if (c->host_io || c->always_sync || st != DE_OK) {               \
+            cudaError_t e = cudaStreamSynchronize(c->stream);            \
+            if (st == DE_OK && e != cudaSuccess)                         \
+                st = cu_fail(c, DE_ERR_BACKEND, "%s: %s", #fn, cudaGetErrorString(e)); \
+        }                                                                \
         if (st != DE_OK) cudaGetLastError(); /* clear non-sticky errors */ \
         pthread_mutex_unlock(&c->lock);                                  \
         return st;                                                       \
@@ -394,6 +603,7 @@ WRAP(w_geglu, cu_geglu, de_geglu_op)
 WRAP(w_binary, cu_binary, de_binary_op)
 WRAP(w_upsample, cu_upsample, de_upsample_op)
 WRAP(w_transpose, cu_transpose, de_transpose_op)
+WRAP(w_copy, cu_copy, de_copy_op)
 
 __global__ void k_probe(int *x) { if (x) *x = 1; }
 
@@ -462,6 +672,8 @@ DE_EXPORT de_backend *de_backend_cuda_init(int device, char *err, size_t err_len
     c->use_bf16 = dt && strcmp(dt, "bf16") == 0;
     const char *wc = getenv("DIFFEDIT_CUDA_WEIGHT_CACHE");
     c->cache_weights = !(wc && strcmp(wc, "0") == 0);
+    const char *sy = getenv("DIFFEDIT_CUDA_SYNC");
+    c->always_sync = sy && strcmp(sy, "1") == 0;
     be->api_version = DE_BACKEND_API_VERSION;
     be->context = c;
     struct de_backend_i *i = &be->iface;
@@ -471,7 +683,7 @@ DE_EXPORT de_backend *de_backend_cuda_init(int device, char *err, size_t err_len
     i->alloc = cu_alloc;
     i->release = cu_release;
     i->upload = cu_upload;
-    i->download = cu_upload;
+    i->download = cu_download;
     i->synchronize = cu_sync;
     i->gemm = w_gemm;
     i->conv2d = w_conv2d;
@@ -485,6 +697,7 @@ DE_EXPORT de_backend *de_backend_cuda_init(int device, char *err, size_t err_len
     i->upsample = w_upsample;
     i->transpose = w_transpose;
     i->last_error = cu_last_error;
+    i->copy = w_copy;
     const char *what = NULL;
     if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) what = "cudaStreamCreate";
     else if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS) what = "cublasCreate";

@@ -46,7 +46,7 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
     const int64_t ext_b = extent(batch, op->stride_b, b_rows, op->ldb, b_cols);
     const int64_t ext_c = extent(batch, op->stride_c, m, op->ldc, n);
     /* torch.nn.Linear shape: B is a weight (cached on the device); bmm passes a batch stride */
-    const bool b_is_weight = op->trans_b && op->stride_b == 0 && batch == 1;
+    const bool b_is_weight = op->trans_b && op->stride_b == 0 && batch == 1 && !cu_is_dev(c, op->b);
     const bool c_dense = op->ldc == n && (batch == 1 || op->stride_c == m * n);
     const bool c_in = op->beta != 0.f || !c_dense;
     size_t need = CU_ALIGN(ext_a * 4) + CU_ALIGN(ext_a * 2) + CU_ALIGN(ext_b * 4) + CU_ALIGN(ext_b * 2) +
@@ -60,15 +60,15 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
         ST_TRY(cu_weight(c, op->bias, n, CW_F32, NULL, &p, name));
         d_bias = (const float *)p;
     }
-    float *a32 = (float *)cu_arena_take(c, ext_a * 4);
+    float *a32 = CU_VIEW(c, op->a, ext_a * 4);
     void *a16 = cu_arena_take(c, ext_a * 2);
-    float *c32 = (float *)cu_arena_take(c, ext_c * 4);
+    float *c32 = CU_VIEW(c, op->c, ext_c * 4);
     void *ws = cu_arena_take(c, GEMM_WS);
     if (!a32 || !a16 || !c32 || !ws) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
     ST_TRY(cu_copy_in(c, a32, op->a, ext_a * 4, name));
     ST_TRY(cu_f32_to_half(c, a16, a32, ext_a, name));
     if (!b_is_weight) {
-        float *b32 = (float *)cu_arena_take(c, ext_b * 4);
+        float *b32 = CU_VIEW(c, op->b, ext_b * 4);
         void *b16 = cu_arena_take(c, ext_b * 2);
         if (!b32 || !b16) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
         ST_TRY(cu_copy_in(c, b32, op->b, ext_b * 4, name));
@@ -237,11 +237,11 @@ de_status cu_conv2d(de_backend *be, const de_conv2d_op *op) {
         st = cu_weight(c, (const float *)op->weight, nw, CW_HALF_KRSC, kcrs, &w16, name);
         if (st == DE_OK && op->bias) st = cu_weight(c, op->bias, op->c_out, CW_F32, NULL, &bias, name);
         if (st != DE_OK) goto done;
-        float *x32 = (float *)cu_arena_take(c, nx * 4);
+        float *x32 = CU_VIEW(c, op->x, nx * 4);
         void *x16 = cu_arena_take(c, nxp * 2);
         void *y16 = cu_arena_take(c, ny * 2);
-        float *y32 = (float *)cu_arena_take(c, ny * 4);
-        float *r32 = op->residual ? (float *)cu_arena_take(c, ny * 4) : NULL;
+        float *y32 = CU_VIEW(c, op->y, ny * 4);
+        float *r32 = op->residual ? CU_VIEW(c, op->residual, ny * 4) : NULL;
         void *ws = plan->workspace ? cu_arena_take(c, plan->workspace) : NULL;
         if (!x32 || !x16 || !y16 || !y32 || (op->residual && !r32) || (plan->workspace && !ws)) {
             st = cu_fail(c, DE_ERR_BACKEND, "conv2d: internal: arena too small");

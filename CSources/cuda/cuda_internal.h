@@ -1,7 +1,10 @@
 /* cuda_internal.h — the CUDA provider's context and helpers (libdiffedit_cuda.so).
  *
- * Memory model (see docs/performance.md, "CUDA provider"): the Swift layer hands every op HOST f32
- * pointers. Per op the provider
+ * Memory model (see docs/performance.md, "CUDA provider"). Activations are device-resident: the Swift
+ * layer allocates op outputs through the alloc slot (a caching pool of device chunks, cu_pool_*), so
+ * an op's inputs and outputs are normally device pointers, used in place (cu_is_dev tells them apart
+ * from host pointers by address range). Host pointers are still accepted everywhere; for them the
+ * provider
  *   - looks up constant inputs (conv/linear weights, biases, gamma/beta) in a weight cache keyed by
  *     host pointer + byte size (+ a sampled fingerprint that catches a reused address), uploading them
  *     once as fp16 (bf16 with DIFFEDIT_CUDA_DTYPE=bf16) or f32 (biases, norms);
@@ -52,6 +55,19 @@ typedef struct gemm_plan {
     int valid;
 } gemm_plan;
 
+/* the device pool: chunks carved bump-style into blocks, freed blocks kept in per-size bins (LIFO,
+ * so a denoising loop that allocates the same sizes each step gets the same blocks back and never
+ * calls cudaMalloc after its first step); a hash of live blocks remembers each block's size */
+#define DE_CUDA_MAX_CHUNKS 64
+typedef struct cu_chunk { char *base; size_t size, used; } cu_chunk;
+typedef struct cu_bin { size_t size; void **blocks; int n, cap; } cu_bin;
+typedef struct cu_pool {
+    cu_chunk chunks[DE_CUDA_MAX_CHUNKS]; int n_chunks;
+    cu_bin *bins; int n_bins, cap_bins;
+    void **live_key; size_t *live_size; size_t live_cap, live_n;  /* open addressing, power-of-two capacity */
+    size_t bytes_in_use, bytes_reserved;
+} cu_pool;
+
 typedef struct cuda_ctx {
     int device;
     char name[256];
@@ -71,6 +87,10 @@ typedef struct cuda_ctx {
     /* plans */
     conv_plan conv_plans[DE_CUDA_MAX_PLANS]; int n_conv_plans;
     gemm_plan gemm_plans[DE_CUDA_MAX_PLANS]; int n_gemm_plans;
+    cu_pool pool;            /* device memory handed out by the alloc slot */
+    void *deferred[16]; int n_deferred; /* stream-ordered frees queued after the current op's kernels */
+    int host_io;             /* the current op read or wrote host memory (it then waits for the stream) */
+    int always_sync;         /* DIFFEDIT_CUDA_SYNC=1: wait for the stream after every op (debugging) */
     pthread_mutex_t lock;    /* one op at a time per backend */
     char err[512];
 } cuda_ctx;
@@ -91,7 +111,22 @@ de_status cu_fail(cuda_ctx *c, de_status st, const char *fmt, ...)
 de_status cu_arena_begin(cuda_ctx *c, size_t bytes, const char *op);
 void *cu_arena_take(cuda_ctx *c, size_t bytes);
 
-/* Host -> device (into dst, already in the arena) through the pinned staging buffer; likewise back. */
+/* Device pool. cu_is_dev: p lies inside one of the pool's chunks (a device activation). */
+void *cu_pool_alloc(cuda_ctx *c, size_t bytes);
+void cu_pool_release(cuda_ctx *c, void *p);
+void cu_pool_destroy(cuda_ctx *c);
+int cu_is_dev(const cuda_ctx *c, const void *p);
+/* cudaFreeAsync(p) once the current op's kernels are queued (an op frees at most 16 temporaries) */
+static inline void cu_defer_free(cuda_ctx *c, void *p) {
+    if (c->n_deferred < 16) c->deferred[c->n_deferred++] = p;
+    /* else: cannot happen (an op has at most 4 weight operands); leaking beats freeing too early */
+}
+/* An op's f32 operand: the device pointer itself, or a fresh arena block for a host pointer (which
+ * cu_copy_in then fills and cu_copy_out writes back; both are no-ops when the two are the same). */
+#define CU_VIEW(c, p, bytes) (cu_is_dev((c), (p)) ? (float *)(p) : (float *)cu_arena_take((c), (bytes)))
+
+/* Host -> device (into dst, already in the arena) through the pinned staging buffer; likewise back.
+ * A device source/destination is copied device-to-device on the stream; dst == src is a no-op. */
 de_status cu_copy_in(cuda_ctx *c, void *dst, const void *host, size_t bytes, const char *op);
 de_status cu_copy_out(cuda_ctx *c, void *host, const void *src, size_t bytes, const char *op);
 
@@ -124,6 +159,7 @@ de_status cu_geglu(de_backend *be, const de_geglu_op *op);
 de_status cu_binary(de_backend *be, const de_binary_op *op);
 de_status cu_upsample(de_backend *be, const de_upsample_op *op);
 de_status cu_transpose(de_backend *be, const de_transpose_op *op);
+de_status cu_copy(de_backend *be, const de_copy_op *op);
 
 #ifdef __cplusplus
 }

@@ -46,12 +46,14 @@ __device__ float block_reduce(float v) {
 
 __device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
 
-/* Copies x in (unless y aliases an input already in), reserving room for the output. */
+/* x and y as device pointers: device memory as is; a host x is copied into the arena, a host y gets an
+ * arena block (the op's final cu_copy_out writes it back; a no-op for device y). Room is reserved for
+ * the host case either way. */
 static de_status io_begin(cuda_ctx *c, const char *name, size_t in_bytes, size_t out_bytes, bool alias,
-                          const void *x, float **dx, float **dy, size_t extra) {
+                          const void *x, const void *y, float **dx, float **dy, size_t extra) {
     ST_TRY(cu_arena_begin(c, CU_ALIGN(in_bytes) + (alias ? 0 : CU_ALIGN(out_bytes)) + extra, name));
-    *dx = (float *)cu_arena_take(c, in_bytes);
-    *dy = alias ? *dx : (float *)cu_arena_take(c, out_bytes);
+    *dx = CU_VIEW(c, x, in_bytes);
+    *dy = alias ? *dx : CU_VIEW(c, y, out_bytes);
     if (!*dx || !*dy) return cu_fail(c, DE_ERR_BACKEND, "%s: internal: arena too small", name);
     return cu_copy_in(c, *dx, x, in_bytes, name);
 }
@@ -91,7 +93,7 @@ de_status cu_group_norm(de_backend *be, const de_group_norm_op *op) {
     int64_t n = (int64_t)op->n * op->c * op->hw;
     if (n == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, &dx, &dy, 2 * CU_ALIGN((size_t)op->c * 4) * 2));
+    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, op->y, &dx, &dy, 2 * CU_ALIGN((size_t)op->c * 4) * 2));
     const void *g = NULL, *b = NULL;
     if (op->gamma) ST_TRY(cu_weight(c, op->gamma, op->c, CW_F32, NULL, &g, name));
     if (op->beta) ST_TRY(cu_weight(c, op->beta, op->c, CW_F32, NULL, &b, name));
@@ -129,7 +131,7 @@ de_status cu_layer_norm(de_backend *be, const de_layer_norm_op *op) {
     int64_t n = op->rows * op->cols;
     if (n == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, &dx, &dy, 2 * CU_ALIGN((size_t)op->cols * 4) * 2));
+    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, op->y, &dx, &dy, 2 * CU_ALIGN((size_t)op->cols * 4) * 2));
     const void *g = NULL, *b = NULL;
     if (op->gamma) ST_TRY(cu_weight(c, op->gamma, op->cols, CW_F32, NULL, &g, name));
     if (op->beta) ST_TRY(cu_weight(c, op->beta, op->cols, CW_F32, NULL, &b, name));
@@ -160,7 +162,7 @@ de_status cu_softmax(de_backend *be, const de_softmax_op *op) {
     int64_t n = op->rows * op->cols;
     if (n == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, &dx, &dy, 0));
+    ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, op->y, &dx, &dy, 0));
     int threads = op->cols >= 1024 ? 512 : op->cols >= 256 ? 256 : 128;
     k_softmax<<<(unsigned)op->rows, threads, 0, c->stream>>>(dy, dx, op->cols, op->scale);
     ST_TRY(cu_check_launch(c, name, "softmax"));
@@ -191,7 +193,7 @@ de_status cu_unary(de_backend *be, const de_unary_op *op) {
     if ((int)op->kind < DE_UNARY_SILU || (int)op->kind > DE_UNARY_SCALE) return cu_fail(c, DE_ERR_INVALID, "unary: kind %d", (int)op->kind);
     if (op->n == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->x == op->y, op->x, &dx, &dy, 0));
+    ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->x == op->y, op->x, op->y, &dx, &dy, 0));
     k_unary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, dx, op->n, (int)op->kind, op->alpha, op->beta);
     ST_TRY(cu_check_launch(c, name, "unary"));
     return cu_copy_out(c, op->y, dy, op->n * 4, name);
@@ -214,7 +216,7 @@ de_status cu_geglu(de_backend *be, const de_geglu_op *op) {
     int64_t n = op->rows * op->cols;
     if (n == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, n * 8, n * 4, false, op->x, &dx, &dy, 0));
+    ST_TRY(io_begin(c, name, n * 8, n * 4, false, op->x, op->y, &dx, &dy, 0));
     k_geglu<<<grid1d(n, 256), 256, 0, c->stream>>>(dy, dx, op->rows, op->cols);
     ST_TRY(cu_check_launch(c, name, "geglu"));
     return cu_copy_out(c, op->y, dy, n * 4, name);
@@ -237,8 +239,8 @@ de_status cu_binary(de_backend *be, const de_binary_op *op) {
     if (op->n == 0) return DE_OK;
     int64_t nb = op->b_len;
     float *da, *dy;
-    ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->a == op->y, op->a, &da, &dy, CU_ALIGN(nb * 4)));
-    float *db = (op->b == op->a) ? da : (float *)cu_arena_take(c, nb * 4);
+    ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->a == op->y, op->a, op->y, &da, &dy, CU_ALIGN(nb * 4)));
+    float *db = (op->b == op->a) ? da : CU_VIEW(c, op->b, nb * 4);
     if (!db) return cu_fail(c, DE_ERR_BACKEND, "binary: internal: arena too small");
     if (op->b != op->a) ST_TRY(cu_copy_in(c, db, op->b, nb * 4, name));
     k_binary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, da, db, op->n, op->b_len, op->b_inner, (int)op->kind);
@@ -264,7 +266,7 @@ de_status cu_upsample(de_backend *be, const de_upsample_op *op) {
     int64_t nin = op->planes * op->h * op->w, nout = nin * op->factor * op->factor;
     if (nin == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, nin * 4, nout * 4, false, op->x, &dx, &dy, 0));
+    ST_TRY(io_begin(c, name, nin * 4, nout * 4, false, op->x, op->y, &dx, &dy, 0));
     k_upsample<<<grid1d(nout, 256), 256, 0, c->stream>>>(dy, dx, op->planes, op->h, op->w, op->factor);
     ST_TRY(cu_check_launch(c, name, "upsample"));
     return cu_copy_out(c, op->y, dy, nout * 4, name);
@@ -279,7 +281,54 @@ de_status cu_transpose(de_backend *be, const de_transpose_op *op) {
     int64_t n = op->batch * op->rows * op->cols;
     if (n == 0) return DE_OK;
     float *dx, *dy;
-    ST_TRY(io_begin(c, name, n * 4, n * 4, false, op->x, &dx, &dy, 0));
+    ST_TRY(io_begin(c, name, n * 4, n * 4, false, op->x, op->y, &dx, &dy, 0));
     ST_TRY(cu_transpose_f32(c, dy, dx, op->batch, op->rows, op->cols, name));
     return cu_copy_out(c, op->y, dy, n * 4, name);
+}
+
+/* ---- strided copy (up to 4 dims) ---- */
+
+typedef struct { int64_t shape[4], xs[4], ys[4]; } copy_geom;
+
+__global__ void k_copy4(float *__restrict__ y, const float *__restrict__ x, copy_geom g, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t t = i;
+        const int64_t i3 = t % g.shape[3]; t /= g.shape[3];
+        const int64_t i2 = t % g.shape[2]; t /= g.shape[2];
+        const int64_t i1 = t % g.shape[1];
+        const int64_t i0 = t / g.shape[1];
+        y[i0 * g.ys[0] + i1 * g.ys[1] + i2 * g.ys[2] + i3 * g.ys[3]] = x[i0 * g.xs[0] + i1 * g.xs[1] + i2 * g.xs[2] + i3 * g.xs[3]];
+    }
+}
+
+/* elements spanned by a strided view (non-negative strides) */
+static int64_t span4(const int64_t *shape, const int64_t *stride) {
+    int64_t last = 0;
+    for (int d = 0; d < 4; d++) last += (shape[d] - 1) * stride[d];
+    return last + 1;
+}
+
+de_status cu_copy(de_backend *be, const de_copy_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "copy";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "copy: dtype %d", (int)op->dtype);
+    if (!op->x || !op->y) return cu_fail(c, DE_ERR_INVALID, "copy: NULL x or y");
+    copy_geom g;
+    int64_t n = 1;
+    for (int d = 0; d < 4; d++) {
+        if (op->shape[d] < 0 || op->x_stride[d] < 0 || op->y_stride[d] < 0)
+            return cu_fail(c, DE_ERR_INVALID, "copy: negative size or stride in dimension %d", d);
+        g.shape[d] = op->shape[d]; g.xs[d] = op->x_stride[d]; g.ys[d] = op->y_stride[d];
+        n *= op->shape[d];
+    }
+    if (n == 0) return DE_OK;
+    const int64_t ex = span4(g.shape, g.xs), ey = span4(g.shape, g.ys);
+    ST_TRY(cu_arena_begin(c, CU_ALIGN(ex * 4) + CU_ALIGN(ey * 4), name));
+    float *dx = CU_VIEW(c, op->x, ex * 4), *dy = CU_VIEW(c, op->y, ey * 4);
+    if (!dx || !dy) return cu_fail(c, DE_ERR_BACKEND, "copy: internal: arena too small");
+    ST_TRY(cu_copy_in(c, dx, op->x, ex * 4, name));
+    ST_TRY(cu_copy_in(c, dy, op->y, ey * 4, name)); /* a host y keeps what lies between the copied elements */
+    k_copy4<<<grid1d(n, 256), 256, 0, c->stream>>>(dy, dx, g, n);
+    ST_TRY(cu_check_launch(c, name, "copy4"));
+    return cu_copy_out(c, op->y, dy, ey * 4, name);
 }

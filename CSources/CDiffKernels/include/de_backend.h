@@ -256,6 +256,7 @@ de_status de_copy(de_backend *be, const de_copy_op *op);
 void *de_backend_alloc(de_backend *be, size_t bytes);
 void de_backend_release(de_backend *be, void *ptr);
 de_status de_backend_download(de_backend *be, void *host_dst, const void *src, size_t bytes);
+de_status de_backend_upload(de_backend *be, void *dst, const void *host_src, size_t bytes);
 de_status de_backend_synchronize(de_backend *be);
 
 /* fp16/bf16 -> f32 conversion helpers used by the weight loader (host memory, threaded). */

@@ -42,6 +42,15 @@ public final class Backend: @unchecked Sendable {
         return Tensor(shape: shape, storage: try TensorStorage(deviceCount: shape.reduce(1, *), backend: self))
     }
 
+    /// x in backend memory: on a resident backend a host tensor is uploaded once (so the ops that
+    /// read it do not each copy it in); otherwise x itself.
+    public func onDevice(_ x: Tensor) throws -> Tensor {
+        if !resident || x.isOnDevice { return x }
+        let y = try output(x.shape)
+        try check(de_backend_upload(raw, y.opData, x.data, x.count * MemoryLayout<Float>.stride), "upload")
+        return y
+    }
+
     /// Called by TensorStorage when a download failed (a property cannot throw): the next op fails with it.
     func recordTransferFailure(_ message: String) {
         transferFailure.withLock { if $0 == nil { $0 = message } }

@@ -141,7 +141,9 @@ public final class UNet2DConditionModel {
 
         // time embedding
         let c0 = c.block_out_channels[0]
-        let tproj = timestepEmbedding(ts, dim: c0)                       // [B, C0]
+        let tproj = try be.onDevice(timestepEmbedding(ts, dim: c0))      // [B, C0]
+        // inputs made on the host go to the device once (a resident backend), not once per op that reads them
+        let sample = try be.onDevice(sample), ehs = try be.onDevice(ehs)
         let t1 = try timeLinear1(be, tproj)                              // [B, 4 C0]
         _ = try be.silu(t1, inPlace: true)                               // [B, 4 C0]
         let temb = try timeLinear2(be, t1)                               // [B, 4 C0]
