@@ -58,7 +58,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
-.PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi \
+.PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi test-opcheck \
         valgrind-cabi check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r
 
 all: lib
@@ -150,6 +150,18 @@ $(TESTBIN)/test_stream: Tests/CABI/test_stream.c stage
 test-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream check-header
 	$(TESTBIN)/test_cabi $(CABI_ARGS)
 	$(TESTBIN)/test_stream $(CABI_MODEL)
+	@echo "test-cabi: again with the CPU provider in staged mode (the device-resident code paths)"
+	DIFFEDIT_CPU_STAGED=1 $(TESTBIN)/test_cabi $(CABI_ARGS)
+
+# scripts/gpu_check.sh's op checker (CUDA vs CPU provider, per op); here its --self-test puts a second
+# CPU provider in CUDA's place, so the checker itself (and its device-resident chain) is tested without a GPU.
+$(TESTBIN)/op_check: CSources/cuda/tools/op_check.c CSources/CDiffKernels/registry.c $(wildcard CSources/CDiffKernels/cpu_*.c) CSources/CDiffKernels/include/de_backend.h
+	@mkdir -p $(TESTBIN)
+	$(CC) -std=gnu11 -O2 -Wall -fno-math-errno -ICSources/CDiffKernels/include CSources/cuda/tools/op_check.c \
+	  CSources/CDiffKernels/registry.c CSources/CDiffKernels/cpu_*.c -o $@ -lopenblas -lpthread -ldl -lm
+
+test-opcheck: $(TESTBIN)/op_check
+	$(TESTBIN)/op_check --self-test
 
 # FFmpeg frei0r plug-in over the streaming API (needs frei0r.h: Debian frei0r-plugins-dev), into a
 # frei0r-1 folder: FREI0R_PATH=build/frei0r-1 ffmpeg -i in.mp4 -vf "frei0r=filter_name=diffedit:filter_params=PROMPT|..." out.mp4
@@ -171,7 +183,7 @@ valgrind-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream
 swift-test:
 	$(SWIFT) test --scratch-path $(SCRATCH)-test $(SWIFT_JOBS)
 
-test: swift-test test-cabi check-symbols
+test: swift-test test-cabi test-opcheck check-symbols
 
 # Everything CI runs (needs the packages of scripts/install_deps.sh): the core tests, the Python binding,
 # FFmpeg with the frei0r plug-in, GIMP and Krita headless (recolour checks required: the toy model ships).

@@ -15,7 +15,7 @@ implementation (Sources/DiffEdit/Editing/P2PController.swift) can be matched num
 - LocalBlend: cross-attention maps of the conditional half, *after* editing, summed over steps, from all
   down/up cross-attention layers whose height is the one closest to latent_height / 4 (ties: larger),
   summed over the blend words' tokens, averaged over layers and heads, 3x3 max-pooled, nearest-resized to
-  the latent size, divided by the max, > threshold (0.3); union of source and target masks; applied
+  the latent size, scaled to [0, 1] by its min and max (the paper: divided by the max), > threshold (0.3); union of source and target masks; applied
   after each scheduler step once more than int(0.2 * steps) steps have run:
   x_tgt <- x_src + mask * (x_tgt - x_src);
 - batch order [uncond_src, uncond_tgt, cond_src, cond_tgt]; controllers edit the conditional half only;
@@ -220,9 +220,14 @@ class P2PController:
         m = (maps * alpha).sum(-1).mean(1, keepdim=True)                  # [2, 1, hh, ww]
         m = F.max_pool2d(m, (3, 3), (1, 1), padding=(1, 1))
         m = F.interpolate(m, size=lat.shape[2:])                          # nearest
+        # scaled by the map's range ((m - min) / (max - min)); the paper divides by the max only, the same
+        # for maps with a ~0 floor; a flat map selects everything
         mx = m.amax(dim=(2, 3), keepdim=True)
-        m = torch.where(mx > 0, m / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(m))
-        mask = (m > BLEND_THRESHOLD)
+        mn = m.amin(dim=(2, 3), keepdim=True)
+        rng = mx - mn
+        flat = rng <= 1e-6 * mx
+        m = (m - mn) / torch.where(flat, torch.ones_like(rng), rng)
+        mask = ((m > BLEND_THRESHOLD) | flat) & (mx > 0)
         mask = (mask[:1] | mask[1:]).float()                              # [1, 1, h, w]
         self.last_mask = mask
         out = lat.clone()
@@ -277,7 +282,9 @@ def cross_heights(unet, latent_hw):
             hs.append(lh // f)
         if i < len(unet.config.down_block_types) - 1:
             f *= 2
-    target = lh / 4
+    # the paper's maps are 16x16 (latent / 4 at 512 px); small latents keep maps of at least
+    # min(16, latent): at 4x4 the 3x3 max pool would spread any word's mask over the whole image
+    target = max(lh / 4, min(16, lh))
     best = sorted(set(hs), key=lambda x: (abs(x - target), -x))[0]
     return best
 

@@ -63,5 +63,9 @@ final class EditAlignmentTests: XCTestCase {
         XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 64), 16)
         c.down_block_types = ["CrossAttnDownBlock2D", "DownBlock2D"]
         XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 8), 8)
+        // a small latent (the toy model's 16x16, cross-attention at 16, 8, 4) keeps 16x16 maps, not 4x4
+        c.down_block_types = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+        XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 16), 16)
+        XCTAssertEqual(P2PController.blendHeight(unet: c, latentHeight: 96), 24)
     }
 }

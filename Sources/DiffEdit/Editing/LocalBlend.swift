@@ -4,7 +4,7 @@
 /// Maps of the conditional source/target items are summed over steps (after the controller's edits, as in
 /// the paper's code), for the cross-attention layers at `height` (the resolution closest to latent / 4, i.e.
 /// 16x16 for 64x64 latents). The mask: maps summed over the blend words' tokens, averaged over layers and
-/// heads, 3x3 max-pooled, nearest-resized to the latent size, divided by its maximum, > threshold; the
+/// heads, 3x3 max-pooled, nearest-resized to the latent size, scaled to [0, 1] by its min and max, > threshold; the
 /// union of the source and target masks. Applied after each denoising step once more than
 /// int(startFraction * steps) steps have run.
 public final class LocalBlend {
@@ -96,9 +96,14 @@ public final class LocalBlend {
                     up[y * lw + x] = pooled[yy * ww + xx]
                 }
             }
-            let mx = up.max() ?? 0
+            // relative to the map's range: (m - min) / (max - min) > threshold. The paper divides by the max
+            // only, which is the same when the map's floor is ~0 (SD's maps); a model whose maps have a high
+            // floor (the toy model's sit at 50-60% of their peak everywhere) would otherwise get an
+            // all-ones mask, i.e. no local blend at all. A flat map (no range) selects everything.
+            let mx = up.max() ?? 0, mn = up.min() ?? 0
             guard mx > 0 else { continue }
-            for i in 0..<(lh * lw) where up[i] / mx > threshold { union[i] = true }
+            let range = mx - mn
+            for i in 0..<(lh * lw) where range <= 1e-6 * mx || (up[i] - mn) / range > threshold { union[i] = true }
         }
         for i in 0..<(lh * lw) { out.data[i] = union[i] ? 1 : 0 }
         return out

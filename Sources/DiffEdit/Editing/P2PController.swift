@@ -49,7 +49,9 @@ public final class P2PController: AttentionController {
     }
 
     /// Height of the LocalBlend maps: among the down-block cross-attention resolutions, the one closest to
-    /// latentHeight / 4 (ties: the larger).
+    /// max(latentHeight / 4, min(16, latentHeight)) (ties: the larger). The paper's maps are 16x16, a
+    /// quarter of SD's 64x64 latents; a small latent keeps maps of at least 16 (or its own size), because
+    /// at 4x4 the 3x3 max pool spreads any word's mask over the whole image and LocalBlend does nothing.
     public static func blendHeight(unet config: UNetConfig, latentHeight: Int) -> Int {
         var heights: [Int] = []
         var f = 1
@@ -57,7 +59,7 @@ public final class P2PController: AttentionController {
             if t.contains("CrossAttn") { heights.append(latentHeight / f) }
             if i < config.down_block_types.count - 1 { f *= 2 }
         }
-        let target = Double(latentHeight) / 4
+        let target = max(Double(latentHeight) / 4, Double(min(16, latentHeight)))
         return heights.sorted { a, b in
             let da = abs(Double(a) - target), db = abs(Double(b) - target)
             return da != db ? da < db : a > b
