@@ -207,6 +207,14 @@ class ReferenceRunner:
 
 
 # ------------------------------------------------------------------------------------------ main
+def model_hint(path, key):
+    """A model's recommended setting from its diffedit.json (None when absent)."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get(key)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200, help="cases per edit type (>= 200 for the table)")
@@ -221,6 +229,8 @@ def main():
     ap.add_argument("--image-guidance", type=float, default=1.5)
     ap.add_argument("--instruct-guidance", type=float, default=None,
                     help="text guidance for instruct (default: the instruct model's diffedit.json, else --guidance)")
+    ap.add_argument("--sd-guidance", type=float, default=None,
+                    help="text guidance for sdedit/ddim/p2p (default: the sd model's diffedit.json, else --guidance)")
     ap.add_argument("--strength", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=0, help="noise seed for every edit")
     ap.add_argument("--seed-base", type=int, default=world.HELDOUT_SEED_BASE)
@@ -239,13 +249,15 @@ def main():
     models = {"instruct": a.instruct_model, "sd": a.sd_model}
     if a.instruct_guidance is None:  # the instruct model's recommendation (what `diffedit edit` uses by default)
         hints = os.path.join(a.instruct_model, "diffedit.json")
-        a.instruct_guidance = (json.load(open(hints)).get("guidance") if os.path.exists(hints) else None) or a.guidance
+        a.instruct_guidance = model_hint(hints, "guidance") or a.guidance
+    if a.sd_guidance is None:
+        a.sd_guidance = model_hint(os.path.join(a.sd_model, "diffedit.json"), "guidance") or a.guidance
     if a.reference:
-        runner = ReferenceRunner(models, a.steps, {"guidance": a.guidance, "image_guidance": a.image_guidance,
+        runner = ReferenceRunner(models, a.steps, {"guidance": a.sd_guidance, "image_guidance": a.image_guidance,
                                                    "instruct_guidance": a.instruct_guidance,
                                                    "strength": a.strength, "threads": a.threads})
     else:
-        extra = {m: ["--guidance", str(a.guidance)] for m in METHODS}
+        extra = {m: ["--guidance", str(a.sd_guidance)] for m in METHODS}
         extra["instruct"] = ["--guidance", str(a.instruct_guidance), "--image-guidance", str(a.image_guidance)]
         extra["sdedit"] += ["--strength", str(a.strength)]
         runner = CLIRunner(a.cli, models, a.steps, extra)
@@ -301,7 +313,7 @@ def main():
         backend = "Python diffusers reference (--reference)" if a.reference else f"diffedit CLI ({a.cli})"
         section = [f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {backend}", "",
                    "```", cmd.strip(), "```", "",
-                   f"steps {a.steps}, guidance {a.guidance} (instruct {a.instruct_guidance}), image guidance {a.image_guidance}, sdedit strength "
+                   f"steps {a.steps}, guidance {a.sd_guidance} (instruct {a.instruct_guidance}), image guidance {a.image_guidance}, sdedit strength "
                    f"{a.strength}, colour threshold {a.color_threshold}, noise seed {a.seed}, held-out seeds from "
                    f"{a.seed_base}.", ""] + table + [""]
         head = "# Edit quality on the toy world\n\n"
