@@ -35,6 +35,7 @@ enum EditCommand {
             .init(name: "cross-replace-steps", value: "F", help: "p2p: fraction of steps with cross-attention control (default \(ResolvedEdit.defaultCrossReplace))"),
             .init(name: "self-replace-steps", value: "F", help: "p2p: fraction of steps with self-attention injection (default \(ResolvedEdit.defaultSelfReplace))"),
             .init(name: "no-local-blend", value: nil, help: "p2p: no automatic LocalBlend mask"),
+            .init(name: "blend-threshold", value: "T", help: "p2p: LocalBlend mask threshold in [0, 1), higher = tighter (default \(ResolvedEdit.defaultBlendThreshold), or the model's diffedit.json)"),
             .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
@@ -113,6 +114,7 @@ enum EditCommand {
         o.crossReplaceSteps = try p.float("cross-replace-steps")
         o.selfReplaceSteps = try p.float("self-replace-steps")
         o.localBlend = !p.flag("no-local-blend")
+        o.blendThreshold = try p.float("blend-threshold")
         o.fullResolution = p.flag("full-resolution")
         if let rw = p.string("reweight") { o.reweight = try parseReweight(rw) }
         if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }

@@ -49,4 +49,31 @@ final class EditLocalBlendTests: XCTestCase {
             XCTAssertEqual(m.data[y * 8 + x], (y < 4 && x < 4) ? 1 : 0, "mask at \(y),\(x)")   // 2x2 pooled cells, x2 nearest
         } }
     }
+
+    /// A model whose word maps sit at 60% of their peak everywhere (the toy model's do) still gets a local
+    /// mask: the threshold is relative to the map's range, not its max (which would select everything).
+    /// A higher threshold gives a tighter mask.
+    func testHighFloorMapsStillLocaliseAndThresholdTightens() throws {
+        var a = [Float](repeating: 0, count: 77); a[2] = 1
+        func mask(threshold: Float) throws -> [Float] {
+            let lb = LocalBlend(alphaSource: a, alphaTarget: [Float](repeating: 0, count: 77), height: 8, steps: 10,
+                                threshold: threshold, startFraction: 0)
+            let site = AttentionSite(name: "down_blocks.0.attentions.0.transformer_blocks.0.attn2", isCross: true,
+                                     place: "down", heads: 1, height: 8, width: 8)
+            let p = Tensor.zeros([4, 1, 64, 77])
+            for y in 0..<8 { for x in 0..<8 {
+                // floor 0.6, a peak of 1 at (5, 5) falling to 0.8 next to it
+                let d = max(abs(y - 5), abs(x - 5))
+                p.data[((2 * 64) + y * 8 + x) * 77 + 2] = d == 0 ? 1 : (d == 1 ? 0.8 : 0.6)
+            } }
+            lb.accumulate(site: site, probs: p, first: 2)
+            lb.apply(Tensor.zeros([2, 1, 8, 8]))
+            return try XCTUnwrap(lb.lastMask).toArray()
+        }
+        let m3 = try mask(threshold: 0.3), m6 = try mask(threshold: 0.6)
+        // pooled: 1 within distance 1 of the peak, 0.8 at distance 2, 0.6 beyond; scaled: 1 / 0.5 / 0
+        XCTAssertEqual(m3.reduce(0, +), 25, "threshold 0.3 keeps the peak's 5x5 neighbourhood, not all 64")
+        XCTAssertEqual(m6.reduce(0, +), 9, "threshold 0.6 keeps the 3x3 core")
+        for i in 0..<64 where m6[i] == 1 { XCTAssertEqual(m3[i], 1) }
+    }
 }

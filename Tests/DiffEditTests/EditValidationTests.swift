@@ -34,6 +34,8 @@ final class EditValidationTests: XCTestCase {
         expect("strength") { $0.strength = 0 }
         expect("strength") { $0.strength = 1.5 }
         expect("strength") { $0.strength = .nan }
+        expect("blendThreshold") { $0.blendThreshold = 1 }
+        expect("blendThreshold") { $0.blendThreshold = -0.1 }
         expect("method", inChannels: 4) { $0.method = .instruct }
         expect("method", inChannels: 8) { $0.method = .sdedit }
         expect("method", inChannels: 8) { $0.method = .p2p; $0.sourcePrompt = "a cat" }

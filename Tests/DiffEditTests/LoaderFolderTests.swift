@@ -112,6 +112,22 @@ final class LoaderFolderTests: XCTestCase {
             let m = "\(e)"
             XCTAssertTrue(m.contains("diffedit.json") && m.contains("steps"), m)
         }
+        try write(#"{"blend_threshold": 0.6}"#, "diffedit.json")
+        let bd = try XCTUnwrap(try CheckpointLoader.load(path: dir).editDefaults)
+        o.method = .p2p
+        o.sourcePrompt = "y"
+        XCTAssertEqual(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: bd).blendThreshold, 0.6)
+        o.blendThreshold = 0.2
+        XCTAssertEqual(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: bd).blendThreshold, 0.2)
+        XCTAssertEqual(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8).blendThreshold, 0.2)
+        o.blendThreshold = nil
+        XCTAssertEqual(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8).blendThreshold,
+                       ResolvedEdit.defaultBlendThreshold)
+        try write(#"{"blend_threshold": 1.5}"#, "diffedit.json")
+        XCTAssertThrowsError(try CheckpointLoader.load(path: dir)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("diffedit.json") && m.contains("blend_threshold"), m)
+        }
         try write(#"{"guidance": "high"}"#, "diffedit.json")
         XCTAssertThrowsError(try CheckpointLoader.load(path: dir)) { e in
             XCTAssertTrue("\(e)".contains("diffedit.json"), "\(e)")

@@ -2,7 +2,8 @@ import FoundationEssentials
 
 /// Settings a model recommends for editing, used where the caller leaves a setting unset (nil in
 /// EditOptions; 0 in the C ABI). A diffusers folder carries them in `diffedit.json`
-/// (`{"guidance": 4.0, "image_guidance": 1.5, "steps": 20, "strength": 0.8}`, every field optional); a
+/// (`{"guidance": 4.0, "image_guidance": 1.5, "steps": 20, "strength": 0.8, "blend_threshold": 0.3}`, every
+/// field optional); a
 /// single file in its `__metadata__` under "diffedit.edit_defaults" (the same JSON). Models without them
 /// use ResolvedEdit's defaults (the usual SD values: guidance 7.5, image guidance 1.5, 30 steps).
 /// The toy models use this: their best guidance differs from real SD's.
@@ -11,9 +12,13 @@ public struct EditDefaults: Codable, Sendable, Equatable {
     public var image_guidance: Float?
     public var steps: Int?
     public var strength: Float?
+    /// p2p's LocalBlend mask threshold in [0, 1) (the paper's 0.3 by default).
+    public var blend_threshold: Float?
 
-    public init(guidance: Float? = nil, image_guidance: Float? = nil, steps: Int? = nil, strength: Float? = nil) {
+    public init(guidance: Float? = nil, image_guidance: Float? = nil, steps: Int? = nil, strength: Float? = nil,
+                blend_threshold: Float? = nil) {
         self.guidance = guidance; self.image_guidance = image_guidance; self.steps = steps; self.strength = strength
+        self.blend_threshold = blend_threshold
     }
 
     public static let fileName = "diffedit.json"
@@ -22,11 +27,13 @@ public struct EditDefaults: Codable, Sendable, Equatable {
     /// Decodes and checks the values (finite; steps 1...1000; strength in (0, 1]); errors name `origin` and the field.
     public static func decode(_ data: Data, origin: String) throws -> EditDefaults {
         let d = try ConfigFile.decode(EditDefaults.self, from: data, origin: origin)
-        for (name, v) in [("guidance", d.guidance), ("image_guidance", d.image_guidance), ("strength", d.strength)] {
+        for (name, v) in [("guidance", d.guidance), ("image_guidance", d.image_guidance), ("strength", d.strength),
+                          ("blend_threshold", d.blend_threshold)] {
             if let v, !v.isFinite { throw DiffEditError.model("\(origin): field \(name) is not a finite number") }
         }
         if let s = d.steps, !(1...1000).contains(s) { throw DiffEditError.model("\(origin): field steps \(s) must be between 1 and 1000") }
         if let s = d.strength, !(s > 0 && s <= 1) { throw DiffEditError.model("\(origin): field strength \(s) must be in (0, 1]") }
+        if let t = d.blend_threshold, !(t >= 0 && t < 1) { throw DiffEditError.model("\(origin): field blend_threshold \(t) must be in [0, 1)") }
         return d
     }
 

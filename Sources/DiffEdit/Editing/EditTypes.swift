@@ -50,6 +50,9 @@ public struct EditOptions: Sendable {
     public var selfReplaceSteps: Float? = nil
     /// Use LocalBlend in p2p (automatic mask from cross-attention).
     public var localBlend: Bool = true
+    /// p2p: LocalBlend keeps the edit where the edited words' attention, scaled to [0, 1] over the image,
+    /// exceeds this (nil: the model's diffedit.json, else the paper's 0.3). Higher = a tighter mask.
+    public var blendThreshold: Float? = nil
     /// Process at the input's full size instead of the model's native size.
     public var fullResolution: Bool = false
     public init() {}

@@ -23,7 +23,8 @@ extension ImageEditor {
         let ctrl = P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace,
                                  selfReplace: r.selfReplace,
                                  blendHeight: P2PController.blendHeight(unet: unet.config, latentHeight: lh),
-                                 localBlend: options.localBlend, backend: parts.backend, layout: npi ? .three : .four)
+                                 localBlend: options.localBlend, blendThreshold: r.blendThreshold,
+                                 backend: parts.backend, layout: npi ? .three : .four)
         let sched = try DDIMScheduler(config: parts.schedulerConfig)
         try sched.setTimesteps(r.steps)
         let ts = sched.timesteps

@@ -34,7 +34,8 @@ public final class P2PController: AttentionController {
                                                    values: alignment.replaceMapper)
 
     public init(alignment: PromptAlignment, steps: Int, crossReplace: Float, selfReplace: Float,
-                blendHeight: Int, localBlend: Bool, backend: Backend, layout: Layout = .four) {
+                blendHeight: Int, localBlend: Bool, blendThreshold: Float = ResolvedEdit.defaultBlendThreshold,
+                backend: Backend, layout: Layout = .four) {
         self.alignment = alignment
         self.layout = layout
         self.steps = steps
@@ -44,7 +45,7 @@ public final class P2PController: AttentionController {
         self.backend = backend
         self.localBlend = (localBlend && alignment.hasBlendWords)
             ? LocalBlend(alphaSource: alignment.blendSource, alphaTarget: alignment.blendTarget,
-                         height: blendHeight, steps: steps)
+                         height: blendHeight, steps: steps, threshold: blendThreshold)
             : nil
     }
 

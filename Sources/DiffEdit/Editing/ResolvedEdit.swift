@@ -8,6 +8,7 @@ public struct ResolvedEdit: Sendable {
     public static let defaultStrength: Float = 0.8
     public static let defaultCrossReplace: Float = 0.8
     public static let defaultSelfReplace: Float = 0.4
+    public static let defaultBlendThreshold: Float = 0.3
 
     public var method: EditMethod
     public var prompt: String
@@ -19,6 +20,7 @@ public struct ResolvedEdit: Sendable {
     public var steps: Int
     public var crossReplace: Float
     public var selfReplace: Float
+    public var blendThreshold: Float
 
     /// The method `auto` stands for: instruct for an 8-channel checkpoint, else p2p when a source prompt is
     /// given, else sdedit.
@@ -72,6 +74,10 @@ public struct ResolvedEdit: Sendable {
         selfReplace = o.selfReplaceSteps ?? ResolvedEdit.defaultSelfReplace
         guard selfReplace.isFinite, selfReplace >= 0, selfReplace <= 1 else {
             throw DiffEditError.invalidArgument("selfReplaceSteps: \(selfReplace) must be in [0, 1]")
+        }
+        blendThreshold = o.blendThreshold ?? md?.blend_threshold ?? ResolvedEdit.defaultBlendThreshold
+        guard blendThreshold.isFinite, blendThreshold >= 0, blendThreshold < 1 else {
+            throw DiffEditError.invalidArgument("blendThreshold: \(blendThreshold) must be in [0, 1)")
         }
         for (word, f) in o.reweight {
             guard f.isFinite else { throw DiffEditError.invalidArgument("reweight: factor \(f) for \"\(word)\" is not finite") }

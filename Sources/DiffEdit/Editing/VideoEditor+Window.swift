@@ -104,7 +104,8 @@ extension VideoEditor {
             let bh = P2PController.blendHeight(unet: unet.config, latentHeight: z0.shape[2])
             p2p = (0..<S).map { _ in
                 P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace, selfReplace: r.selfReplace,
-                              blendHeight: bh, localBlend: options.edit.localBlend, backend: parts.backend)
+                              blendHeight: bh, localBlend: options.edit.localBlend, blendThreshold: r.blendThreshold,
+                              backend: parts.backend)
             }
         }
         let n = ts.count
