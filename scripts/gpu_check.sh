@@ -109,6 +109,11 @@ python3 -c "import sys; p='$psnr'; sys.exit(0 if p == 'inf' or (p != 'nan' and f
 build/bin/diffedit bench --backend cuda --sizes 64 --repeat 3 --results "$OUTDIR/bench.txt" | tee "$OUTDIR/bench_out.txt" || fail "bench"
 unet_s=$(sed -n 's/^bench unet latent=64 .*seconds=\([0-9.]*\).*/\1/p' "$OUTDIR/bench.txt" | tail -1)
 say "diffedit UNet step (64x64 latents, batch 2, cuda): ${unet_s:-?} s"
+# the same with every op staged through host memory (DIFFEDIT_CUDA_RESIDENT=0): what residency buys
+DIFFEDIT_CUDA_RESIDENT=0 build/bin/diffedit bench --backend cuda --sizes 64 --repeat 2 --results "$OUTDIR/bench_host.txt" \
+  > "$OUTDIR/bench_host_out.txt" 2>&1 || say "bench with DIFFEDIT_CUDA_RESIDENT=0 failed"
+host_s=$(sed -n 's/^bench unet latent=64 .*seconds=\([0-9.]*\).*/\1/p' "$OUTDIR/bench_host.txt" 2>/dev/null | tail -1)
+say "diffedit UNet step with host-staged ops (DIFFEDIT_CUDA_RESIDENT=0): ${host_s:-?} s"
 
 # ---- 4. 50-step p2p edit ----
 t0=$(date +%s.%N)

@@ -32,8 +32,12 @@ public final class Backend: @unchecked Sendable {
         self.raw = be
         self.name = String(cString: de_backend_name(be))
         self.fallbackReason = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        let stagedEnv = ProcessInfo.processInfo.environment["DIFFEDIT_CPU_STAGED"] == "1"
-        self.resident = self.name == "cuda" || (self.name == "cpu" && (staged ?? stagedEnv))
+        let env = ProcessInfo.processInfo.environment
+        let stagedEnv = env["DIFFEDIT_CPU_STAGED"] == "1"
+        // DIFFEDIT_CUDA_RESIDENT=0: the CUDA provider takes host memory for every op (the pre-API-2 path,
+        // slow but simpler), a fallback while the resident path has not yet run on a GPU
+        let cudaResident = env["DIFFEDIT_CUDA_RESIDENT"] != "0"
+        self.resident = (self.name == "cuda" && cudaResident) || (self.name == "cpu" && (staged ?? stagedEnv))
     }
 
     /// A tensor for an op to write: backend memory on a resident backend, host memory otherwise.
