@@ -247,6 +247,17 @@ static uint64_t fingerprint(const float *host, int64_t n) {
     return h;
 }
 
+/* f32 device data -> the 16-bit layout of a CW_HALF / CW_HALF_KRSC weight, on the stream */
+static de_status weight_to_half(cuda_ctx *c, void *dst, const float *src, int64_t n, int kind, const int32_t *kcrs,
+                                const char *op) {
+    if (kind == CW_HALF) return cu_f32_to_half(c, dst, src, n, op);
+    int k = kcrs[0], ch = kcrs[1], rs = kcrs[2] * kcrs[3];
+    if (c->use_bf16)
+        k_kcrs_to_krsc<__nv_bfloat16><<<grid_for(n, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)dst, src, k, ch, rs);
+    else k_kcrs_to_krsc<__half><<<grid_for(n, 256), 256, 0, c->stream>>>((__half *)dst, src, k, ch, rs);
+    return cu_check_launch(c, op, "kcrs_to_krsc");
+}
+
 de_status cu_weight(cuda_ctx *c, const float *host, int64_t n, int kind, const int32_t *kcrs,
                     const void **dev, const char *op) {
     size_t bytes = (size_t)n * sizeof(float);
@@ -255,15 +266,7 @@ de_status cu_weight(cuda_ctx *c, const float *host, int64_t n, int kind, const i
         if (kind == CW_F32) { *dev = host; return DE_OK; }
         void *d = NULL;
         CUDA_TRY(c, cudaMallocAsync(&d, (size_t)n * 2, c->stream), op);
-        de_status st = DE_OK;
-        if (kind == CW_HALF) st = cu_f32_to_half(c, d, host, n, op);
-        else {
-            int k = kcrs[0], ch = kcrs[1], rs = kcrs[2] * kcrs[3];
-            if (c->use_bf16)
-                k_kcrs_to_krsc<__nv_bfloat16><<<grid_for(n, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)d, host, k, ch, rs);
-            else k_kcrs_to_krsc<__half><<<grid_for(n, 256), 256, 0, c->stream>>>((__half *)d, host, k, ch, rs);
-            st = cu_check_launch(c, op, "kcrs_to_krsc");
-        }
+        de_status st = weight_to_half(c, d, host, n, kind, kcrs, op);
         *dev = d;
         cu_defer_free(c, d); /* released after the op's kernels are queued */
         return st;
@@ -298,14 +301,7 @@ de_status cu_weight(cuda_ctx *c, const float *host, int64_t n, int kind, const i
     de_status st = DE_OK;
     if (!tmp) st = cu_fail(c, DE_ERR_BACKEND, "%s: internal: arena too small for a weight", op);
     if (st == DE_OK) st = cu_copy_in(c, kind == CW_F32 ? d : (void *)tmp, host, bytes, op);
-    if (st == DE_OK && kind == CW_HALF) st = cu_f32_to_half(c, d, tmp, n, op);
-    if (st == DE_OK && kind == CW_HALF_KRSC) {
-        int k = kcrs[0], ch = kcrs[1], rs = kcrs[2] * kcrs[3];
-        if (c->use_bf16)
-            k_kcrs_to_krsc<__nv_bfloat16><<<grid_for(n, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)d, tmp, k, ch, rs);
-        else k_kcrs_to_krsc<__half><<<grid_for(n, 256), 256, 0, c->stream>>>((__half *)d, tmp, k, ch, rs);
-        st = cu_check_launch(c, op, "kcrs_to_krsc");
-    }
+    if (st == DE_OK && kind != CW_F32) st = weight_to_half(c, d, tmp, n, kind, kcrs, op);
     /* the temporary is released from the arena again (weights are taken first, so it is on top) */
     if (tmp) c->arena_used -= CU_ALIGN(bytes);
     if (st != DE_OK) {
@@ -461,7 +457,6 @@ void *cu_pool_alloc(cuda_ctx *c, size_t bytes) {
         if (base) {
             cu_chunk *k = &pl->chunks[pl->n_chunks++];
             k->base = base; k->size = want; k->used = size;
-            pl->bytes_reserved += want;
             p = base;
         }
     }
@@ -473,7 +468,6 @@ void *cu_pool_alloc(cuda_ctx *c, size_t bytes) {
     }
     if (!p) return NULL;
     if (live_put(pl, p, size) != 0) return NULL;
-    pl->bytes_in_use += size;
     return p;
 }
 
@@ -481,7 +475,6 @@ void cu_pool_release(cuda_ctx *c, void *p) {
     cu_pool *pl = &c->pool;
     size_t size = live_take(pl, p);
     if (!size) return; /* not ours: ignore rather than corrupt the pool */
-    pl->bytes_in_use -= size;
     cu_bin *bin = pool_bin(pl, size, true);
     if (!bin) return; /* out of host memory for the bin: the block is leaked, not reused */
     if (bin->n == bin->cap) {

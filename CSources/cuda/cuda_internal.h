@@ -65,7 +65,6 @@ typedef struct cu_pool {
     cu_chunk chunks[DE_CUDA_MAX_CHUNKS]; int n_chunks;
     cu_bin *bins; int n_bins, cap_bins;
     void **live_key; size_t *live_size; size_t live_cap, live_n;  /* open addressing, power-of-two capacity */
-    size_t bytes_in_use, bytes_reserved;
 } cu_pool;
 
 typedef struct cuda_ctx {
