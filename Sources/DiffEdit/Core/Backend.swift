@@ -72,7 +72,8 @@ public final class Backend: @unchecked Sendable {
 
     @inline(__always)
     func check(_ status: de_status, _ op: String) throws {
-        if let failure = transferFailure.withLock({ f -> String? in let m = f; f = nil; return m }) {
+        // only a resident backend moves data behind the caller's back (TensorStorage downloads)
+        if resident, let failure = transferFailure.withLock({ f -> String? in let m = f; f = nil; return m }) {
             throw DiffEditError.backend("\(op): an earlier device transfer failed: \(failure)")
         }
         if status == DE_OK { return }

@@ -14,9 +14,9 @@ public final class TensorStorage: @unchecked Sendable {
     private var host: UnsafeMutablePointer<Float>?
     private let owner: AnyObject?   // keeps a memory map (or other owner) alive for borrowed storage
     private let ownsHost: Bool
-    private let resident: Bool      // device-born (never changes; host-born storage takes no lock)
     private var device: UnsafeMutableRawPointer?
-    private let backend: Backend?
+    private let backend: Backend?   // set for device-born storage only (host-born storage takes no lock)
+    private var resident: Bool { backend != nil }
     private let lock = Mutex<Void>(())
 
     /// Allocates `count` floats, zero-filled when `zeroed`.
@@ -26,7 +26,6 @@ public final class TensorStorage: @unchecked Sendable {
         self.count = count
         self.owner = nil
         self.ownsHost = true
-        self.resident = false
         self.backend = nil
     }
 
@@ -36,7 +35,6 @@ public final class TensorStorage: @unchecked Sendable {
         self.count = count
         self.owner = owner
         self.ownsHost = false
-        self.resident = false
         self.backend = nil
     }
 
@@ -50,7 +48,6 @@ public final class TensorStorage: @unchecked Sendable {
         self.count = count
         self.owner = nil
         self.ownsHost = true
-        self.resident = true
         self.backend = backend
         TensorStorage.stats.withLock { $0.deviceAllocations += 1 }
     }

@@ -10,13 +10,6 @@ extension Backend {
         let n = a.shape[0], hw = a.shape[2] * a.shape[3]
         let ca = a.shape[1] * hw, cb = b.shape[1] * hw
         let y = try output([n, a.shape[1] + b.shape[1], a.shape[2], a.shape[3]])
-        if !resident {
-            for i in 0..<n {
-                (y.data + i * (ca + cb)).update(from: a.data + i * ca, count: ca)
-                (y.data + i * (ca + cb) + ca).update(from: b.data + i * cb, count: cb)
-            }
-            return y
-        }
         try copyStrided(shape: [n, ca], from: a, fromStrides: [ca, 1], to: y, toStrides: [ca + cb, 1])
         try copyStrided(shape: [n, cb], from: b, fromStrides: [cb, 1], to: y, toOffset: ca, toStrides: [ca + cb, 1])
         return y

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Dispatch
 
 /// diffusers Upsample2D with a conv: nearest upsample (x2, or to an exact size) then 3x3 conv.
 ///
@@ -64,33 +63,14 @@ final class Upsample2D {
         let phases = try phaseConv(be, x)                             // [B, 4C, H+1, W+1]
         let y = try be.output([n, c, oh, ow])                         // [B, C, 2H, 2W]
         let pw = w + 1, plane = (h + 1) * pw
-        if be.resident {
-            // y[b, ch, 2i+p, 2j+q] = phases[b, (2p+q)*C + ch, i+p, j+q]: four strided copies on the backend
-            for p in 0..<2 {
-                for q in 0..<2 {
-                    try be.copyStrided(shape: [n, c, h, w], from: phases, fromOffset: (p * 2 + q) * c * plane + p * pw + q,
-                                       fromStrides: [4 * c * plane, plane, pw, 1],
-                                       to: y, toOffset: p * ow + q, toStrides: [c * oh * ow, oh * ow, 2 * ow, 2])
-                }
-            }
-            return y
-        }
-        let srcAddr = Int(bitPattern: phases.data), dstAddr = Int(bitPattern: y.data)
-        DispatchQueue.concurrentPerform(iterations: n * c) { nc in
-            let b = nc / c, ch = nc % c
-            let src = UnsafePointer<Float>(bitPattern: srcAddr)!, dst = UnsafeMutablePointer<Float>(bitPattern: dstAddr)!
-            let out = dst + nc * oh * ow
-            for p in 0..<2 {
-                for q in 0..<2 {
-                    let ph = src + ((b * 4 + p * 2 + q) * c + ch) * plane + p * pw + q
-                    for i in 0..<h {
-                        let srow = ph + i * pw
-                        let drow = out + (2 * i + p) * ow + q
-                        for j in 0..<w { drow[2 * j] = srow[j] }
-                    }
-                }
+        // y[b, ch, 2i+p, 2j+q] = phases[b, (2p+q)*C + ch, i+p, j+q]: four strided copies on the backend
+        for p in 0..<2 {
+            for q in 0..<2 {
+                try be.copyStrided(shape: [n, c, h, w], from: phases, fromOffset: (p * 2 + q) * c * plane + p * pw + q,
+                                   fromStrides: [4 * c * plane, plane, pw, 1],
+                                   to: y, toOffset: p * ow + q, toStrides: [c * oh * ow, oh * ow, 2 * ow, 2])
             }
         }
-        return withExtendedLifetime(phases) { y }
+        return y
     }
 }
