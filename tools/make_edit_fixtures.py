@@ -76,14 +76,17 @@ def embed(pipe, text):
 
 
 @torch.no_grad()
-def invert(pipe, z0, src_emb, steps):
+def invert(pipe, z0, src_emb, steps, trajectory=False):
+    """DDIM inversion: x_T, or with trajectory=True the list [x_0, x_t1, ..., x_T]."""
     inv = DDIMInverseScheduler.from_config(pipe.scheduler.config)
     inv.set_timesteps(steps)
     lat = z0
+    traj = [z0]
     for t in inv.timesteps:
         eps = pipe.unet(lat, t, encoder_hidden_states=src_emb).sample
         lat = inv.step(eps, t, lat).prev_sample
-    return lat
+        traj.append(lat)
+    return traj if trajectory else lat
 
 
 @torch.no_grad()
@@ -98,7 +101,9 @@ def ddim_sample(pipe, lat, uncond, cond, steps, g):
 
 
 @torch.no_grad()
-def p2p_edit(pipe, zT, src_emb, tgt_emb, steps, g, ctrl):
+def p2p_edit(pipe, zT, src_emb, tgt_emb, steps, g, ctrl, traj=None):
+    """traj (the inversion's [x_0 .. x_T]): direct inversion (Ju et al. 2024) -- after each step the source
+    branch is set back on the trajectory and the target moves by the same correction (diffedit's variant)."""
     sch = DDIMScheduler.from_config(pipe.scheduler.config)
     sch.set_timesteps(steps)
     lat = torch.cat([zT, zT])
@@ -108,6 +113,9 @@ def p2p_edit(pipe, zT, src_emb, tgt_emb, steps, g, ctrl):
         eps = pipe.unet(torch.cat([lat, lat]), t, encoder_hidden_states=ehs).sample
         eu, ec = eps.chunk(2)
         lat = sch.step(eu + g * (ec - eu), t, lat).prev_sample
+        if traj is not None:
+            d = traj[len(sch.timesteps) - 1 - i] - lat[:1]
+            lat = lat + d
         lat = ctrl.blend(lat)
     return lat
 
@@ -239,19 +247,27 @@ def main():
                        "prompt": "a big red circle on a white background", "reweight": {}},
         "p2p_reweight": {"source_prompt": "a red circle on a white background",
                          "prompt": "a red circle on a white background", "reweight": {"red": 3.0}},
+        # direct inversion, no LocalBlend dilation, the toy model's attention-control fractions
+        "p2p_direct": {"source_prompt": "a red circle on a white background",
+                       "prompt": "a blue circle on a white background", "reweight": {},
+                       "direct_inversion": True, "blend_dilation": 0, "cross_replace_steps": 1.0,
+                       "self_replace_steps": 0.8},
     }
     for name, case in p2p_cases.items():
-        case = {**case, "method": "p2p", "cross_replace_steps": 0.8, "self_replace_steps": 0.4, "local_blend": True}
+        case = {"method": "p2p", "cross_replace_steps": 0.8, "self_replace_steps": 0.4, "local_blend": True, **case}
+        direct = case.get("direct_inversion", False)
         d = case_dir(name)
         src = embed(pipe, case["source_prompt"])
         tgt = embed(pipe, case["prompt"])
         pipe.unet.set_attn_processor(AttnProcessor())
-        zT = invert(pipe, z0, src, STEPS)
+        traj = invert(pipe, z0, src, STEPS, trajectory=True)
+        zT = traj[-1]
         ctrl = p2p.P2PController(pipe.tokenizer, case["source_prompt"], case["prompt"], STEPS,
                                  cross_replace=case["cross_replace_steps"], self_replace=case["self_replace_steps"],
-                                 reweight=case["reweight"], local_blend=True, blend_height=bh, latent_hw=(lh, lw))
+                                 reweight=case["reweight"], local_blend=True, blend_height=bh, latent_hw=(lh, lw),
+                                 blend_dilation=case.get("blend_dilation", 1))
         p2p.install(pipe.unet, ctrl, (lh, lw))
-        lat = p2p_edit(pipe, zT, src, tgt, STEPS, GUIDANCE, ctrl)
+        lat = p2p_edit(pipe, zT, src, tgt, STEPS, GUIDANCE, ctrl, traj=traj if direct else None)
         pipe.unet.set_attn_processor(AttnProcessor())
         save(os.path.join(d, "inverted.npy"), zT)
         save(os.path.join(d, "latents.npy"), lat[1:])

@@ -147,8 +147,11 @@ def blend_words(source, target, reweight):
 
 class P2PController:
     def __init__(self, tokenizer, source, target, steps, cross_replace=0.8, self_replace=0.4,
-                 reweight=None, local_blend=True, blend_height=None, latent_hw=None):
+                 reweight=None, local_blend=True, blend_height=None, latent_hw=None, blend_dilation=1,
+                 blend_threshold=BLEND_THRESHOLD):
         reweight = reweight or {}
+        self.blend_dilation = blend_dilation    # max-pool radius (the paper's 3x3 = 1)
+        self.blend_threshold = blend_threshold
         self.steps = steps
         self.step = 0
         self.is_replace = len(source.split()) == len(target.split())
@@ -218,7 +221,9 @@ class P2PController:
         maps = torch.cat(maps, dim=1)                                    # [2, L*heads, hh, ww, 77]
         alpha = torch.stack([self.alpha_src, self.alpha_tgt])[:, None, None, None, :]
         m = (maps * alpha).sum(-1).mean(1, keepdim=True)                  # [2, 1, hh, ww]
-        m = F.max_pool2d(m, (3, 3), (1, 1), padding=(1, 1))
+        k = self.blend_dilation
+        if k > 0:
+            m = F.max_pool2d(m, (2 * k + 1, 2 * k + 1), (1, 1), padding=(k, k))
         m = F.interpolate(m, size=lat.shape[2:])                          # nearest
         # scaled by the map's range ((m - min) / (max - min)); the paper divides by the max only, the same
         # for maps with a ~0 floor; a flat map selects everything
@@ -227,7 +232,7 @@ class P2PController:
         rng = mx - mn
         flat = rng <= 1e-6 * mx
         m = (m - mn) / torch.where(flat, torch.ones_like(rng), rng)
-        mask = ((m > BLEND_THRESHOLD) | flat) & (mx > 0)
+        mask = ((m > self.blend_threshold) | flat) & (mx > 0)
         mask = (mask[:1] | mask[1:]).float()                              # [1, 1, h, w]
         self.last_mask = mask
         out = lat.clone()

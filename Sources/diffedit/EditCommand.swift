@@ -32,9 +32,12 @@ enum EditCommand {
             .init(name: "init-noise", value: "NOISE.npy", help: "noise as float32 NPY [1, 4, h, w] (overrides --seed)"),
             .init(name: "save-latents", value: "OUT.npy", help: "write the final latents (before VAE decoding)"),
             .init(name: "reweight", value: "WORD=F", help: "p2p: scale the attention to WORD of the prompt (repeatable: a=2,b=0.5)"),
-            .init(name: "cross-replace-steps", value: "F", help: "p2p: fraction of steps with cross-attention control (default \(ResolvedEdit.defaultCrossReplace))"),
-            .init(name: "self-replace-steps", value: "F", help: "p2p: fraction of steps with self-attention injection (default \(ResolvedEdit.defaultSelfReplace))"),
+            .init(name: "cross-replace-steps", value: "F", help: "p2p: fraction of steps with cross-attention control (default \(ResolvedEdit.defaultCrossReplace), or the model's diffedit.json)"),
+            .init(name: "self-replace-steps", value: "F", help: "p2p: fraction of steps with self-attention injection (default \(ResolvedEdit.defaultSelfReplace), or the model's diffedit.json)"),
             .init(name: "no-local-blend", value: nil, help: "p2p: no automatic LocalBlend mask"),
+            .init(name: "direct-inversion", value: nil, help: "p2p: pin the source branch to the inverted trajectory (background = the input's own latents outside the LocalBlend mask; default: the model's diffedit.json, else off)"),
+            .init(name: "no-direct-inversion", value: nil, help: "p2p: plain P2P source branch even when the model's diffedit.json turns direct inversion on"),
+            .init(name: "blend-dilation", value: "N", help: "p2p: LocalBlend max-pool radius in attention-map pixels, 0-8 (default \(ResolvedEdit.defaultBlendDilation), a 3x3 pool, or the model's diffedit.json)"),
             .init(name: "blend-threshold", value: "T", help: "p2p: LocalBlend mask threshold in [0, 1), higher = tighter (default \(ResolvedEdit.defaultBlendThreshold), or the model's diffedit.json)"),
             .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
@@ -115,6 +118,12 @@ enum EditCommand {
         o.selfReplaceSteps = try p.float("self-replace-steps")
         o.localBlend = !p.flag("no-local-blend")
         o.blendThreshold = try p.float("blend-threshold")
+        o.blendDilation = try p.int("blend-dilation")
+        if p.flag("direct-inversion") && p.flag("no-direct-inversion") {
+            throw CLIError.usage("edit", "--direct-inversion and --no-direct-inversion contradict each other")
+        }
+        if p.flag("direct-inversion") { o.directInversion = true }
+        if p.flag("no-direct-inversion") { o.directInversion = false }
         o.fullResolution = p.flag("full-resolution")
         if let rw = p.string("reweight") { o.reweight = try parseReweight(rw) }
         if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }

@@ -12,14 +12,17 @@ final class DefaultModelQualityTests: XCTestCase {
     static let modelDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models/toy-instruct").path
 
-    struct Case { var name: String; var instruction: String; var expected: [Float] }
+    static let toySD = URL(fileURLWithPath: modelDir).deletingLastPathComponent().appendingPathComponent("toy-sd").path
+
+    struct Case { var name: String; var instruction: String; var expected: [Float]; var source: String; var target: String }
 
     static func cases() throws -> [Case] {
         let d = try Data(contentsOf: URL(fileURLWithPath: fixtures + "/cases.json"))
         let j = try JSONSerialization.jsonObject(with: d) as! [String: Any]
         return (j["cases"] as! [[String: Any]]).map {
             Case(name: $0["name"] as! String, instruction: $0["instruction"] as! String,
-                 expected: ($0["expected_rgb"] as! [Double]).map { Float($0) })
+                 expected: ($0["expected_rgb"] as! [Double]).map { Float($0) },
+                 source: $0["source_caption"] as! String, target: $0["target_caption"] as! String)
         }
     }
 
@@ -62,30 +65,54 @@ final class DefaultModelQualityTests: XCTestCase {
         return (dist < 60, psnr)
     }
 
-    func testTenRecolourEditsWithTheDefaultModel() throws {
-        guard FileManager.default.fileExists(atPath: Self.modelDir + "/model_index.json") else {
-            throw XCTSkip("models/toy-instruct not present")
+    /// Runs the ten fixture edits with `model`; returns (successes, median bg PSNR, report).
+    func runCases(model dir: String, options: (Case) -> EditOptions) throws -> (Int, Double, String) {
+        guard FileManager.default.fileExists(atPath: dir + "/model_index.json") else {
+            throw XCTSkip("\(dir) not present")
         }
-        let editor = ImageEditor(model: try EditTestSupport.model(Self.modelDir))
+        let editor = ImageEditor(model: try EditTestSupport.model(dir))
         var ok = 0
         var psnrs: [Double] = []
         var report: [String] = []
         for c in try Self.cases() {
             let src = try ImageFile.read(path: "\(Self.fixtures)/\(c.name).png")
             let reg = try ImageFile.readGray(path: "\(Self.fixtures)/\(c.name)_region.png")
-            var o = EditOptions()
-            o.method = .instruct
-            o.prompt = c.instruction
+            let o = options(c)
             let out = try editor.edit(src, options: o, progress: ProgressReporter()).image
             XCTAssertEqual(out.width, src.width)
             let (good, psnr) = Self.score(out: out, source: src, region: reg.pixels.map { $0 > 127 }, expected: c.expected)
             if good { ok += 1 }
             psnrs.append(psnr)
-            report.append("\(c.name) \"\(c.instruction)\": \(good ? "ok" : "MISSED") bg PSNR \(String(format: "%.1f", psnr)) dB")
+            report.append("\(c.name) \"\(o.prompt)\": \(good ? "ok" : "MISSED") bg PSNR \(String(format: "%.1f", psnr)) dB")
         }
         let median = psnrs.sorted()[psnrs.count / 2]
-        print(report.joined(separator: "\n") + "\nsucceeded \(ok)/\(psnrs.count), median bg PSNR \(median) dB")
-        XCTAssertGreaterThanOrEqual(ok, 8, "recolour edits that reached the target colour:\n" + report.joined(separator: "\n"))
-        XCTAssertGreaterThanOrEqual(median, 25, "background not preserved:\n" + report.joined(separator: "\n"))
+        let text = report.joined(separator: "\n")
+        print(text + "\nsucceeded \(ok)/\(psnrs.count), median bg PSNR \(median) dB")
+        return (ok, median, text)
+    }
+
+    func testTenRecolourEditsWithTheDefaultModel() throws {
+        let (ok, median, report) = try runCases(model: Self.modelDir) { c in
+            var o = EditOptions()
+            o.method = .instruct
+            o.prompt = c.instruction
+            return o
+        }
+        XCTAssertGreaterThanOrEqual(ok, 8, "recolour edits that reached the target colour:\n" + report)
+        XCTAssertGreaterThanOrEqual(median, 25, "background not preserved:\n" + report)
+    }
+
+    /// The same ten edits with models/toy-sd and p2p + LocalBlend at the model's settings (captions as
+    /// prompts; direct inversion, from its diffedit.json).
+    func testTenRecolourEditsWithP2PAndLocalBlend() throws {
+        let (ok, median, report) = try runCases(model: Self.toySD) { c in
+            var o = EditOptions()
+            o.method = .p2p
+            o.prompt = c.target
+            o.sourcePrompt = c.source
+            return o
+        }
+        XCTAssertGreaterThanOrEqual(ok, P2P_MIN, "recolour edits that reached the target colour:\n" + report)
+        XCTAssertGreaterThanOrEqual(median, P2P_PSNR, "background not preserved:\n" + report)
     }
 }

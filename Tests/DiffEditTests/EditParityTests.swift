@@ -65,6 +65,8 @@ enum EditTestSupport {
         if let s = c["self_replace_steps"] as? Double { o.selfReplaceSteps = Float(s) }
         if let rw = c["reweight"] as? [String: Double] { o.reweight = rw.mapValues { Float($0) } }
         if let lb = c["local_blend"] as? Bool { o.localBlend = lb }
+        if let di = c["direct_inversion"] as? Bool { o.directInversion = di }
+        if let k = c["blend_dilation"] as? Int { o.blendDilation = k }
         return o
     }
 }
@@ -111,4 +113,5 @@ final class EditParityTests: XCTestCase {
     func testP2PWordSwapMatchesReference() throws { try p2pCase("p2p_swap") }
     func testP2PRefineMatchesReference() throws { try p2pCase("p2p_refine") }
     func testP2PReweightMatchesReference() throws { try p2pCase("p2p_reweight") }
+    func testP2PDirectInversionMatchesReference() throws { try p2pCase("p2p_direct") }
 }

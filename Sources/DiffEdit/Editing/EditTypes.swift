@@ -46,6 +46,8 @@ public struct EditOptions: Sendable {
     public var initNoise: Tensor? = nil
     /// P2P re-weighting: word -> factor.
     public var reweight: [String: Float] = [:]
+    /// p2p: fractions of the steps with cross-attention replacement / self-attention injection (nil: the
+    /// model's diffedit.json "cross_replace_steps" / "self_replace_steps", else the paper's 0.8 / 0.4).
     public var crossReplaceSteps: Float? = nil
     public var selfReplaceSteps: Float? = nil
     /// Use LocalBlend in p2p (automatic mask from cross-attention).
@@ -53,6 +55,13 @@ public struct EditOptions: Sendable {
     /// p2p: LocalBlend keeps the edit where the edited words' attention, scaled to [0, 1] over the image,
     /// exceeds this (nil: the model's diffedit.json, else the paper's 0.3). Higher = a tighter mask.
     public var blendThreshold: Float? = nil
+    /// p2p: LocalBlend's max-pool radius over its attention map, in map pixels (nil: the model's
+    /// diffedit.json "blend_dilation", else the paper's 1, a 3x3 pool; 0 = no dilation).
+    public var blendDilation: Int? = nil
+    /// p2p: keep the source branch on the inverted trajectory at every step (direct inversion, Ju et al.
+    /// 2024), so LocalBlend hands back the input's own latents outside its mask (nil: the model's
+    /// diffedit.json "direct_inversion", else off, as in the paper's P2P).
+    public var directInversion: Bool? = nil
     /// Process at the input's full size instead of the model's native size.
     public var fullResolution: Bool = false
     public init() {}

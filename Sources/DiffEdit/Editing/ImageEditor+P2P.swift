@@ -24,6 +24,7 @@ extension ImageEditor {
                                  selfReplace: r.selfReplace,
                                  blendHeight: P2PController.blendHeight(unet: unet.config, latentHeight: lh),
                                  localBlend: options.localBlend, blendThreshold: r.blendThreshold,
+                                 blendDilation: r.blendDilation,
                                  backend: parts.backend, layout: npi ? .three : .four)
         let sched = try DDIMScheduler(config: parts.schedulerConfig)
         try sched.setTimesteps(r.steps)
@@ -53,6 +54,13 @@ extension ImageEditor {
                 e = try ClassifierFreeGuidance.combine(eps, guidance: r.guidance)
             }
             lat = try sched.step(modelOutput: e, timestep: t, sample: lat)
+            if r.directInversion {
+                // Direct inversion (Ju et al., ICLR 2024): the source branch is put back on the inverted
+                // trajectory, so its attention maps and LocalBlend's background come from the input itself;
+                // the target moves by the same correction (the paper's code corrects the source only; on the
+                // toy model shifting the target too edited 47 of 60 tuning cases instead of 44, docs/quality.md).
+                ImageEditor.pinSource(lat, to: traj[ts.count - 1 - i], shiftTarget: true)
+            }
             ctrl.localBlend?.apply(lat)
             if let m = latentMask {
                 // user mask: outside it the target follows the inverted trajectory (as in ddim)
@@ -62,5 +70,17 @@ extension ImageEditor {
         }
         let blend = ctrl.localBlend?.lastMask.map { Array($0.buffer) }
         return MethodOutput(latents: lat.slice0(1, 1).copy(), blendMask: blend)
+    }
+
+    /// lat [2, C, h, w] (source, target): item 0 := ref; with `shiftTarget` item 1 moves by the same amount.
+    static func pinSource(_ lat: Tensor, to ref: Tensor, shiftTarget: Bool) {
+        let n = ref.count
+        precondition(lat.count == 2 * n, "pinSource: \(lat.shape) vs \(ref.shape)")
+        let p = lat.data, q = ref.data
+        for k in 0..<n {
+            let d = q[k] - p[k]
+            p[k] = q[k]
+            if shiftTarget { p[n + k] += d }
+        }
     }
 }

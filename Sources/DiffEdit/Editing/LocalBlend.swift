@@ -4,12 +4,14 @@
 /// Maps of the conditional source/target items are summed over steps (after the controller's edits, as in
 /// the paper's code), for the cross-attention layers at `height` (the resolution closest to latent / 4, i.e.
 /// 16x16 for 64x64 latents). The mask: maps summed over the blend words' tokens, averaged over layers and
-/// heads, 3x3 max-pooled, nearest-resized to the latent size, scaled to [0, 1] by its min and max, > threshold; the
+/// heads, max-pooled over a (2 dilation + 1)^2 window (the paper's 3x3: dilation 1), nearest-resized to the latent size, scaled to [0, 1] by its min and max, > threshold; the
 /// union of the source and target masks. Applied after each denoising step once more than
 /// int(startFraction * steps) steps have run.
 public final class LocalBlend {
     public let height: Int
     public let threshold: Float
+    /// Max-pool radius in map pixels (1: the paper's 3x3; 0: no dilation).
+    public let dilation: Int
     public let startAfter: Int
     let alpha: [[Float]]                       // [2][77]: source, target
     private var store: [String: Tensor] = [:]  // site -> [2, heads, Lq, Lk] summed over steps
@@ -18,7 +20,9 @@ public final class LocalBlend {
     public private(set) var lastMask: Tensor?
 
     public init(alphaSource: [Float], alphaTarget: [Float], height: Int, steps: Int,
-                threshold: Float = 0.3, startFraction: Float = 0.2) {
+                threshold: Float = 0.3, dilation: Int = 1, startFraction: Float = 0.2) {
+        precondition(dilation >= 0, "LocalBlend: dilation \(dilation) < 0")
+        self.dilation = dilation
         self.alpha = [alphaSource, alphaTarget]
         self.height = height
         self.threshold = threshold
@@ -74,12 +78,12 @@ public final class LocalBlend {
         var union = [Bool](repeating: false, count: lh * lw)
         for b in 0..<2 {
             let mean = acc[b].map { $0 / Float(layersTimesHeads) }    // [hh, ww]
-            // 3x3 max pool, stride 1, padding 1
+            // (2d+1)x(2d+1) max pool, stride 1, padding d
             var pooled = [Float](repeating: 0, count: hh * ww)
             for y in 0..<hh {
                 for x in 0..<ww {
                     var v = -Float.infinity
-                    for dy in -1...1 { for dx in -1...1 {
+                    for dy in -dilation...dilation { for dx in -dilation...dilation {
                         let yy = y + dy, xx = x + dx
                         if yy >= 0 && yy < hh && xx >= 0 && xx < ww { v = max(v, mean[yy * ww + xx]) }
                     } }

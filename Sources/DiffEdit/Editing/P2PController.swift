@@ -35,7 +35,7 @@ public final class P2PController: AttentionController {
 
     public init(alignment: PromptAlignment, steps: Int, crossReplace: Float, selfReplace: Float,
                 blendHeight: Int, localBlend: Bool, blendThreshold: Float = ResolvedEdit.defaultBlendThreshold,
-                backend: Backend, layout: Layout = .four) {
+                blendDilation: Int = ResolvedEdit.defaultBlendDilation, backend: Backend, layout: Layout = .four) {
         self.alignment = alignment
         self.layout = layout
         self.steps = steps
@@ -45,7 +45,7 @@ public final class P2PController: AttentionController {
         self.backend = backend
         self.localBlend = (localBlend && alignment.hasBlendWords)
             ? LocalBlend(alphaSource: alignment.blendSource, alphaTarget: alignment.blendTarget,
-                         height: blendHeight, steps: steps, threshold: blendThreshold)
+                         height: blendHeight, steps: steps, threshold: blendThreshold, dilation: blendDilation)
             : nil
     }
 

@@ -9,6 +9,8 @@ public struct ResolvedEdit: Sendable {
     public static let defaultCrossReplace: Float = 0.8
     public static let defaultSelfReplace: Float = 0.4
     public static let defaultBlendThreshold: Float = 0.3
+    public static let defaultBlendDilation = 1
+    public static let maxBlendDilation = 8
 
     public var method: EditMethod
     public var prompt: String
@@ -21,6 +23,8 @@ public struct ResolvedEdit: Sendable {
     public var crossReplace: Float
     public var selfReplace: Float
     public var blendThreshold: Float
+    public var blendDilation: Int
+    public var directInversion: Bool
 
     /// The method `auto` stands for: instruct for an 8-channel checkpoint, else p2p when a source prompt is
     /// given, else sdedit.
@@ -67,11 +71,11 @@ public struct ResolvedEdit: Sendable {
         }
         steps = o.steps ?? md?.steps ?? ResolvedEdit.defaultSteps
         guard steps >= 1 && steps <= 1000 else { throw DiffEditError.invalidArgument("steps: \(steps) must be between 1 and 1000") }
-        crossReplace = o.crossReplaceSteps ?? ResolvedEdit.defaultCrossReplace
+        crossReplace = o.crossReplaceSteps ?? md?.cross_replace_steps ?? ResolvedEdit.defaultCrossReplace
         guard crossReplace.isFinite, crossReplace >= 0, crossReplace <= 1 else {
             throw DiffEditError.invalidArgument("crossReplaceSteps: \(crossReplace) must be in [0, 1]")
         }
-        selfReplace = o.selfReplaceSteps ?? ResolvedEdit.defaultSelfReplace
+        selfReplace = o.selfReplaceSteps ?? md?.self_replace_steps ?? ResolvedEdit.defaultSelfReplace
         guard selfReplace.isFinite, selfReplace >= 0, selfReplace <= 1 else {
             throw DiffEditError.invalidArgument("selfReplaceSteps: \(selfReplace) must be in [0, 1]")
         }
@@ -79,6 +83,11 @@ public struct ResolvedEdit: Sendable {
         guard blendThreshold.isFinite, blendThreshold >= 0, blendThreshold < 1 else {
             throw DiffEditError.invalidArgument("blendThreshold: \(blendThreshold) must be in [0, 1)")
         }
+        blendDilation = o.blendDilation ?? md?.blend_dilation ?? ResolvedEdit.defaultBlendDilation
+        guard (0...ResolvedEdit.maxBlendDilation).contains(blendDilation) else {
+            throw DiffEditError.invalidArgument("blendDilation: \(blendDilation) must be between 0 and \(ResolvedEdit.maxBlendDilation)")
+        }
+        directInversion = o.directInversion ?? md?.direct_inversion ?? false
         for (word, f) in o.reweight {
             guard f.isFinite else { throw DiffEditError.invalidArgument("reweight: factor \(f) for \"\(word)\" is not finite") }
         }

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+@testable import DiffEdit
+
+/// p2p's direct inversion (EditOptions.directInversion): the source branch is pinned to the inverted
+/// trajectory, so LocalBlend hands back the input's own latents outside its mask.
+final class DirectInversionTests: XCTestCase {
+    static let toySD = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models/toy-sd").path
+
+    func testPinSourceSetsTheSourceAndShiftsTheTarget() {
+        let lat = Tensor(shape: [2, 1, 1, 3], values: [1, 2, 3, 10, 20, 30])
+        let ref = Tensor(shape: [1, 1, 1, 3], values: [1.5, 2, 2])
+        ImageEditor.pinSource(lat, to: ref, shiftTarget: true)
+        XCTAssertEqual(Array(lat.buffer), [1.5, 2, 2, 10.5, 20, 29])
+        ImageEditor.pinSource(lat, to: Tensor(shape: [1, 1, 1, 3], values: [0, 0, 0]), shiftTarget: false)
+        XCTAssertEqual(Array(lat.buffer), [0, 0, 0, 10.5, 20, 29])
+    }
+
+    /// PSNR of a against b over the pixels where keep is true.
+    static func psnr(_ a: RGBImage, _ b: RGBImage, keep: [Bool]) -> Double {
+        var se = 0.0, n = 0
+        for i in 0..<(a.width * a.height) where keep[i] {
+            for c in 0..<3 { let d = Double(a.pixels[3 * i + c]) - Double(b.pixels[3 * i + c]); se += d * d }
+            n += 3
+        }
+        return se / Double(max(n, 1)) < 1e-10 ? 99 : 10 * log10(255 * 255 / (se / Double(max(n, 1))))
+    }
+
+    /// Far from LocalBlend's mask the edit equals the VAE reconstruction of the input with direct inversion
+    /// (the source branch ends exactly at the input's latents); without it, the DDIM reconstruction error shows.
+    func testBackgroundIsTheInputsReconstructionOutsideTheBlendMask() throws {
+        guard FileManager.default.fileExists(atPath: Self.toySD + "/model_index.json") else {
+            throw XCTSkip("models/toy-sd not present")
+        }
+        let editor = ImageEditor(model: try EditTestSupport.model(Self.toySD))
+        let root = URL(fileURLWithPath: Self.toySD).deletingLastPathComponent().deletingLastPathComponent().path
+        let src = try ImageFile.read(path: root + "/examples/images/red_circle.png")
+        var o = EditOptions()
+        o.method = .p2p
+        o.prompt = "a blue circle on a white background"
+        o.sourcePrompt = "a red circle on a white background"
+        o.steps = 20
+        // reference: an all-black user mask keeps the inverted trajectory everywhere = VAE reconstruction
+        var r = o
+        r.mask = GrayImage(width: src.width, height: src.height, pixels: [UInt8](repeating: 0, count: src.width * src.height))
+        let recon = try editor.edit(src, options: r, progress: ProgressReporter()).image
+
+        func run(_ direct: Bool) throws -> (Double, Int) {
+            var e = o
+            e.directInversion = direct
+            let res = try editor.edit(src, options: e, progress: ProgressReporter())
+            let mask = try XCTUnwrap(res.mask).pixels.map { $0 > 127 }
+            // 6 px away from the mask (the decoder spreads a latent over ~ its 4x4 pixels and neighbours)
+            let near = DefaultModelQualityTests.morph(mask, src.width, src.height, grow: true, times: 6)
+            let keep = near.map { !$0 }
+            return (Self.psnr(res.image, recon, keep: keep), keep.filter { $0 }.count)
+        }
+        let (withDI, n) = try run(true)
+        let (without, _) = try run(false)
+        print("PSNR vs the VAE reconstruction away from the blend mask (\(n) px): direct \(withDI) dB, plain \(without) dB")
+        XCTAssertGreaterThan(n, src.width * src.height / 4, "the blend mask covers nearly everything")
+        XCTAssertGreaterThanOrEqual(withDI, 45, "direct inversion should return the input's own latents outside the mask")
+        XCTAssertGreaterThan(withDI, without + 5, "direct inversion should beat the plain DDIM reconstruction")
+    }
+
+    func testOptionsResolveFromTheModelAndValidate() throws {
+        var o = EditOptions()
+        o.method = .p2p; o.prompt = "b"; o.sourcePrompt = "a"
+        let md = EditDefaults(blend_dilation: 0, direct_inversion: true, cross_replace_steps: 1, self_replace_steps: 0.8)
+        var r = try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: md)
+        XCTAssertEqual(r.blendDilation, 0); XCTAssertTrue(r.directInversion)
+        XCTAssertEqual(r.crossReplace, 1); XCTAssertEqual(r.selfReplace, 0.8)
+        r = try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8)
+        XCTAssertEqual(r.blendDilation, 1); XCTAssertFalse(r.directInversion)
+        XCTAssertEqual(r.crossReplace, ResolvedEdit.defaultCrossReplace)
+        o.directInversion = false; o.blendDilation = 2
+        r = try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: md)
+        XCTAssertFalse(r.directInversion); XCTAssertEqual(r.blendDilation, 2)
+        o.blendDilation = -1
+        XCTAssertThrowsError(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8)) {
+            XCTAssertTrue("\($0)".contains("blendDilation"), "\($0)")
+        }
+        for bad in [#"{"blend_dilation": 9}"#, #"{"cross_replace_steps": 1.5}"#, #"{"self_replace_steps": -0.1}"#,
+                    #"{"direct_inversion": "yes"}"#] {
+            XCTAssertThrowsError(try EditDefaults.decode(Data(bad.utf8), origin: "m/diffedit.json"), bad) {
+                XCTAssertTrue("\($0)".contains("m/diffedit.json"), "\($0)")
+            }
+        }
+        XCTAssertEqual(try EditDefaults.decode(Data(#"{"blend_dilation": 0, "direct_inversion": true}"#.utf8), origin: "x"),
+                       EditDefaults(blend_dilation: 0, direct_inversion: true))
+    }
+
+    /// LocalBlend's dilation: 0 keeps the thresholded map, 1 grows it by one map pixel (3x3 pool).
+    func testBlendDilationGrowsTheMask() {
+        func mask(_ d: Int) -> [Float] {
+            // one site, 1 head, 4x4 map, 2 tokens; token 1 attends strongly at map pixel (1, 1) only
+            let lb = LocalBlend(alphaSource: [0, 1], alphaTarget: [0, 1], height: 4, steps: 10, threshold: 0.5, dilation: d)
+            var p = [Float](repeating: 0, count: 2 * 16 * 2)
+            for item in 0..<2 { for q in 0..<16 { p[(item * 16 + q) * 2 + 1] = q == 5 ? 1 : 0.1 } }
+            lb.accumulate(site: AttentionSite(name: "down.0.cross", isCross: true, place: "down", heads: 1, height: 4, width: 4),
+                          probs: Tensor(shape: [2, 1, 16, 2], values: p), first: 0)
+            return Array(lb.mask(latentHeight: 4, latentWidth: 4)!.buffer)
+        }
+        XCTAssertEqual(mask(0).reduce(0, +), 1)
+        XCTAssertEqual(mask(1).reduce(0, +), 9)
+    }
+}
