@@ -31,9 +31,10 @@ extension VideoEditor {
         return outs
     }
 
-    /// Batched DDIM inversion of the window's latents z0 [S, C, h, w] with cross-frame attention: x_T [S, C, h, w].
+    /// Batched DDIM inversion of the window's latents z0 [S, C, h, w] with cross-frame attention: the
+    /// trajectory [x_0, x_t1, ..., x_T], each [S, C, h, w].
     func invertWindow(_ window: VideoWindow, z0: Tensor, cond: Tensor, steps: Int, options: VideoOptions,
-                      label: Int, total: Int, progress: ProgressReporter) throws -> Tensor {
+                      label: Int, total: Int, progress: ProgressReporter) throws -> [Tensor] {
         let s = z0.shape[0]
         let inv = try DDIMInverseScheduler(config: parts.schedulerConfig)
         try inv.setTimesteps(steps)
@@ -41,12 +42,14 @@ extension VideoEditor {
                                             crossFrame: options.crossFrameAttention, p2p: nil)
         let ehs = EditTensorOps.repeat0(cond, s)                                       // [S, 77, D]
         var lat = z0
+        var traj = [z0]
         for (k, t) in inv.timesteps.enumerated() {
             let eps = try parts.unet.forward(lat, timesteps: [t], encoderHiddenStates: ehs, controller: ctrl)  // [S, C, h, w]
             lat = try inv.step(modelOutput: eps, timestep: t, sample: lat)             // x_{t+1}
+            traj.append(lat)
             try progress.step(k + 1, of: 2 * steps, frame: label, frames: total)
         }
-        return lat
+        return traj
     }
 
     /// sdedit, ddim, p2p: per slot a source and a target branch, batch per slot
@@ -64,6 +67,7 @@ extension VideoEditor {
         let uncondSrc: Tensor, uncondTgt: Tensor
         var lat: Tensor                                                                // [2S, C, h, w] slot-major [src, tgt]
         var noise: Tensor? = nil                                                       // [S, C, h, w] (sdedit)
+        var traj: [Tensor] = []                                                        // inversion (ddim, p2p)
         var done = 0, totalSteps = 0
         switch r.method {
         case .sdedit:
@@ -82,8 +86,9 @@ extension VideoEditor {
         case .ddim, .p2p:
             ts = sched.timesteps
             totalSteps = 2 * r.steps
-            let xT = try invertWindow(window, z0: z0, cond: src, steps: r.steps, options: options, label: label,
-                                      total: total, progress: progress)
+            traj = try invertWindow(window, z0: z0, cond: src, steps: r.steps, options: options, label: label,
+                                    total: total, progress: progress)
+            let xT = traj[traj.count - 1]
             done = r.steps
             lat = VideoEditor.interleave(xT, xT)
             if r.method == .p2p {
@@ -138,6 +143,10 @@ extension VideoEditor {
                 for s in 0..<S { (lat.data + 2 * s * item).update(from: srcNext.data + s * item, count: item) }
             }
             if let ctrls = p2p {
+                if r.directInversion {                                                 // as ImageEditor.runP2P, per slot
+                    let ref = traj[n - 1 - i]                                          // [S, C, h, w]
+                    for s in 0..<S { ImageEditor.pinSource(lat.slice0(2 * s, 2), to: ref.slice0(s, 1), shiftTarget: true) }
+                }
                 for (s, c) in ctrls.enumerated() { c.localBlend?.apply(lat.slice0(2 * s, 2)) }
             }
             if i < propEnd { VideoEditor.applyMatches(matches, window: window, x: lat, stride: 2, offset: 1) }
