@@ -182,6 +182,11 @@ final class VideoEditorTests: XCTestCase {
         io.edit.prompt = "make the circle blue"
         io.edit.sourcePrompt = nil
         cases.append((VideoEditor(model: try EditTestSupport.model(EditTestSupport.editFixtures + "/instruct/model")), io))
+        // p2p with direct inversion: the window pins each slot's source branch as the image editor does
+        var po = VideoEditorTests.options(.p2p, mode: .consistent)
+        po.edit.directInversion = true
+        po.edit.blendDilation = 0
+        cases.append((VideoEditor(model: try EditTestSupport.sd1()), po))
         for (editor, o) in cases {
             let out = try editor.edit(frames, options: o, progress: ProgressReporter())
             XCTAssertEqual(out.count, 3)

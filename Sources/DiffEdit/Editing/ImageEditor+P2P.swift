@@ -4,6 +4,9 @@
 /// conditional half; LocalBlend takes latents outside its mask from the source branch, a user mask from
 /// the inverted trajectory (so an all-zero mask returns the VAE reconstruction of the input).
 /// A negative prompt, when given, replaces the source prompt as the unconditional branch.
+/// With `directInversion` (Ju et al., ICLR 2024) the source branch is set back on the inverted trajectory
+/// after every step and the target moves by the same correction, so outside LocalBlend's mask the result is
+/// the input's own latents.
 extension ImageEditor {
     func runP2P(_ r: ResolvedEdit, _ work: RGBImage, latentMask: [Float]?, options: EditOptions,
                 progress: ProgressReporter) throws -> MethodOutput {

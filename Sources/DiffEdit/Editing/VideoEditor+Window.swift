@@ -110,8 +110,7 @@ extension VideoEditor {
             p2p = (0..<S).map { _ in
                 P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace, selfReplace: r.selfReplace,
                               blendHeight: bh, localBlend: options.edit.localBlend, blendThreshold: r.blendThreshold,
-                                 blendDilation: r.blendDilation,
-                              backend: parts.backend)
+                              blendDilation: r.blendDilation, backend: parts.backend)
             }
         }
         let n = ts.count
