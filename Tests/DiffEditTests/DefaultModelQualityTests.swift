@@ -112,8 +112,9 @@ final class DefaultModelQualityTests: XCTestCase {
             o.sourcePrompt = c.source
             return o
         }
-        // measured 7/10 at 28.9 dB median (2026-11-28; 73.5% / 28.9 dB on the 200-case table): one miss of slack
+        // measured 7/10 at 28.9 dB median (2026-11-28; 73.5% / 28.9 dB on the 200-case table): one miss of
+        // slack; the same edits without direct inversion give 7/10 at 27.9 dB, which the PSNR bound catches
         XCTAssertGreaterThanOrEqual(ok, 6, "recolour edits that reached the target colour:\n" + report)
-        XCTAssertGreaterThanOrEqual(median, 27, "background not preserved:\n" + report)
+        XCTAssertGreaterThanOrEqual(median, 28.3, "background not preserved:\n" + report)
     }
 }
