@@ -62,7 +62,7 @@ extension ImageEditor {
                 // trajectory, so its attention maps and LocalBlend's background come from the input itself;
                 // the target moves by the same correction (the paper's code corrects the source only; on the
                 // toy model shifting the target too edited 47 of 60 tuning cases instead of 44, docs/quality.md).
-                ImageEditor.pinSource(lat, to: traj[ts.count - 1 - i], shiftTarget: true)
+                ImageEditor.pinSource(lat, to: traj[ts.count - 1 - i])
             }
             ctrl.localBlend?.apply(lat)
             if let m = latentMask {
@@ -75,15 +75,15 @@ extension ImageEditor {
         return MethodOutput(latents: lat.slice0(1, 1).copy(), blendMask: blend)
     }
 
-    /// lat [2, C, h, w] (source, target): item 0 := ref; with `shiftTarget` item 1 moves by the same amount.
-    static func pinSource(_ lat: Tensor, to ref: Tensor, shiftTarget: Bool) {
+    /// lat [2, C, h, w] (source, target): item 0 := ref, item 1 moves by the same amount.
+    static func pinSource(_ lat: Tensor, to ref: Tensor) {
         let n = ref.count
         precondition(lat.count == 2 * n, "pinSource: \(lat.shape) vs \(ref.shape)")
         let p = lat.data, q = ref.data
         for k in 0..<n {
             let d = q[k] - p[k]
             p[k] = q[k]
-            if shiftTarget { p[n + k] += d }
+            p[n + k] += d
         }
     }
 }

@@ -144,7 +144,7 @@ extension VideoEditor {
             if let ctrls = p2p {
                 if r.directInversion {                                                 // as ImageEditor.runP2P, per slot
                     let ref = traj[n - 1 - i]                                          // [S, C, h, w]
-                    for s in 0..<S { ImageEditor.pinSource(lat.slice0(2 * s, 2), to: ref.slice0(s, 1), shiftTarget: true) }
+                    for s in 0..<S { ImageEditor.pinSource(lat.slice0(2 * s, 2), to: ref.slice0(s, 1)) }
                 }
                 for (s, c) in ctrls.enumerated() { c.localBlend?.apply(lat.slice0(2 * s, 2)) }
             }
