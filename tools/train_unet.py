@@ -54,6 +54,34 @@ def load_data(work, vae, mode, count, seed0):
     return d
 
 
+def load_pair_data(work, vae, count):
+    """Cached latents of `count` two-object scenes edited twice, once per object (world.edit_pair_for_seed,
+    seeds PAIR_SEED0..): 3 in 4 scenes recolour, 1 in 4 remove. Same keys as load_data."""
+    path = os.path.join(work, f"latents_pairs_{count}.pt")
+    if os.path.exists(path):
+        return torch.load(path, weights_only=False)
+    sdparts.log(f"rendering {count} two-object scenes x 2 edits (seeds {PAIR_SEED0}..{PAIR_SEED0 + count - 1})")
+    src, tgt, ins, sc, tc, types = [], [], [], [], [], []
+    for i in range(count):
+        kind = "remove" if i % 4 == 3 else "recolor"
+        for e in world.edit_pair_for_seed(PAIR_SEED0 + i, kind):
+            src.append(world.render(e.source)[0])
+            tgt.append(world.render(e.target)[0])
+            ins.append(e.instruction)
+            sc.append(e.source.caption())
+            tc.append(e.target.caption())
+            types.append(kind)
+    sdparts.log("encoding with the VAE")
+    d = {"src": encode_all(vae, np.stack(src)), "tgt": encode_all(vae, np.stack(tgt)), "ins": ins, "sc": sc,
+         "tc": tc, "types": types}
+    torch.save(d, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    return d
+
+
+PAIR_SEED0 = 50_000_000  # below world.HELDOUT_SEED_BASE, far from the plain triplets' seeds 0..data
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["instruct", "t2i"], required=True)
@@ -74,6 +102,9 @@ def main():
     ap.add_argument("--init", default=None,
                     help="start the weights from this checkpoint (e.g. an epsilon run before a v_prediction "
                          "fine-tune); ignored when WORK/<name>.ckpt exists")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="instruct: add this many two-object scenes edited once per object (binding data)")
+    ap.add_argument("--pair-frac", type=float, default=0.5, help="share of each batch drawn from the pair data")
     a = ap.parse_args()
     name = a.name or a.mode
     torch.set_num_threads(a.threads)
@@ -89,6 +120,14 @@ def main():
     seed0 = 0  # both modes train on the same rendered triplets (t2i on their source and target images)
     data = load_data(a.work, vae, a.mode, a.data, seed0)
     N = len(data["ins"])
+    n_pair_rows = 0
+    if a.pairs:
+        assert a.mode == "instruct", "--pairs is instruct training data"
+        pd = load_pair_data(a.work, vae, a.pairs)
+        n_pair_rows = len(pd["ins"])
+        data = {"src": torch.cat([data["src"], pd["src"]]), "tgt": torch.cat([data["tgt"], pd["tgt"]]),
+                **{k: data[k] + pd[k] for k in ("ins", "sc", "tc", "types")}}
+        N = len(data["ins"])
 
     torch.manual_seed(a.seed)
     in_ch = 8 if a.mode == "instruct" else 4
@@ -123,6 +162,9 @@ def main():
     empty = tok([""])
     # edit-type weights: recolour is the headline edit
     w = np.array([{"recolor": 0.5, "reshape": 0.15, "background": 0.2, "remove": 0.15}[t] for t in data["types"]])
+    if n_pair_rows:  # plain triplets keep their type mix; the pair rows (last n_pair_rows) get --pair-frac
+        w[:-n_pair_rows] *= (1 - a.pair_frac) / w[:-n_pair_rows].sum()
+        w[-n_pair_rows:] = a.pair_frac / n_pair_rows
     w = w / w.sum()
 
     def save(elapsed):

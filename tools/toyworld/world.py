@@ -252,6 +252,23 @@ def random_edit(rng: np.random.Generator, scene: Scene, edit_type: str | None = 
     raise ValueError(f"unknown edit type {edit_type!r}")
 
 
+def edit_pair_for_seed(seed: int, edit_type: str = "recolor", size: int = 64) -> tuple[Edit, Edit]:
+    """Two edits of the same two-object scene, one per object (training data for binding the instruction's
+    noun to the right object: the same picture, two instructions, two different right answers)."""
+    if edit_type not in ("recolor", "remove", "reshape"):
+        raise ValueError(f"edit_pair_for_seed: {edit_type!r} does not edit one object")
+    rng = np.random.default_rng(seed)
+    scene = random_scene(rng, size, n_objects=2)
+    pair = []
+    for k in (0, 1):
+        while True:  # random_edit picks the object itself: draw until it picks object k (seeded, so repeatable)
+            e = random_edit(rng, scene, edit_type)
+            if e.obj_index == k:
+                break
+        pair.append(e)
+    return pair[0], pair[1]
+
+
 def edit_arrays(e: Edit) -> dict:
     """Renders an edit: source/target images, the edited-region mask and the expected region colour."""
     src, src_masks = render(e.source)
