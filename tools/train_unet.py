@@ -47,8 +47,7 @@ def load_data(work, vae, mode, count, seed0):
     sdparts.log("encoding with the VAE")
     d = {"src": encode_all(vae, src), "tgt": encode_all(vae, tgt), "ins": ins, "sc": sc, "tc": tc,
          "types": [world.EDIT_TYPES[i % 4] for i in range(count)]}
-    torch.save(d, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    save_cache(d, path)
     if os.path.exists(lock):
         os.remove(lock)
     return d
@@ -61,22 +60,20 @@ def load_pair_data(work, vae, count):
     if os.path.exists(path):
         return torch.load(path, weights_only=False)
     sdparts.log(f"rendering {count} two-object scenes x 2 edits (seeds {PAIR_SEED0}..{PAIR_SEED0 + count - 1})")
-    src, tgt, ins, sc, tc, types = [], [], [], [], [], []
-    for i in range(count):
-        kind = "remove" if i % 4 == 3 else "recolor"
-        for e in world.edit_pair_for_seed(PAIR_SEED0 + i, kind):
-            src.append(world.render(e.source)[0])
-            tgt.append(world.render(e.target)[0])
-            ins.append(e.instruction)
-            sc.append(e.source.caption())
-            tc.append(e.target.caption())
-            types.append(kind)
+    edits = [e for i in range(count)
+             for e in world.edit_pair_for_seed(PAIR_SEED0 + i, "remove" if i % 4 == 3 else "recolor")]
+    src, tgt, ins, sc, tc = sdparts.render_edits(edits)
     sdparts.log("encoding with the VAE")
-    d = {"src": encode_all(vae, np.stack(src)), "tgt": encode_all(vae, np.stack(tgt)), "ins": ins, "sc": sc,
-         "tc": tc, "types": types}
+    d = {"src": encode_all(vae, src), "tgt": encode_all(vae, tgt), "ins": ins, "sc": sc, "tc": tc,
+         "types": [e.edit_type for e in edits]}
+    save_cache(d, path)
+    return d
+
+
+def save_cache(d, path):
+    """Writes a latent cache atomically (a killed run never leaves a half-written file behind)."""
     torch.save(d, path + ".tmp")
     os.replace(path + ".tmp", path)
-    return d
 
 
 PAIR_SEED0 = 50_000_000  # below world.HELDOUT_SEED_BASE, far from the plain triplets' seeds 0..data
@@ -106,6 +103,8 @@ def main():
                     help="instruct: add this many two-object scenes edited once per object (binding data)")
     ap.add_argument("--pair-frac", type=float, default=0.5, help="share of each batch drawn from the pair data")
     a = ap.parse_args()
+    if a.pairs and a.mode != "instruct":
+        ap.error("--pairs is instruct training data (edit triplets); --mode t2i does not use it")
     name = a.name or a.mode
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -122,7 +121,6 @@ def main():
     N = len(data["ins"])
     n_pair_rows = 0
     if a.pairs:
-        assert a.mode == "instruct", "--pairs is instruct training data"
         pd = load_pair_data(a.work, vae, a.pairs)
         n_pair_rows = len(pd["ins"])
         data = {"src": torch.cat([data["src"], pd["src"]]), "tgt": torch.cat([data["tgt"], pd["tgt"]]),

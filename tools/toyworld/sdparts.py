@@ -117,22 +117,25 @@ def to_tensor(imgs: np.ndarray):
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def make_edit_dataset(seed0: int, count: int, size: int = 64):
-    """Edit triplets for training: (source uint8 [N,H,W,3], target uint8, instructions, src captions,
-    target captions). Seeds seed0 .. seed0+count-1 (all < world.HELDOUT_SEED_BASE)."""
-    assert seed0 + count <= world.HELDOUT_SEED_BASE
-    src = np.empty((count, size, size, 3), np.uint8)
+def render_edits(edits, size: int = 64):
+    """(source uint8 [N,H,W,3], target uint8, instructions, source captions, target captions) of `edits`."""
+    src = np.empty((len(edits), size, size, 3), np.uint8)
     tgt = np.empty_like(src)
     ins, sc, tc = [], [], []
-    for i in range(count):
-        e = world.edit_for_seed(seed0 + i, world.EDIT_TYPES[i % 4], size)
-        a, _ = world.render(e.source)
-        b, _ = world.render(e.target)
-        src[i], tgt[i] = a, b
+    for i, e in enumerate(edits):
+        src[i], _ = world.render(e.source)
+        tgt[i], _ = world.render(e.target)
         ins.append(e.instruction)
         sc.append(e.source.caption())
         tc.append(e.target.caption())
     return src, tgt, ins, sc, tc
+
+
+def make_edit_dataset(seed0: int, count: int, size: int = 64):
+    """Edit triplets for training: (source uint8 [N,H,W,3], target uint8, instructions, src captions,
+    target captions). Seeds seed0 .. seed0+count-1 (all < world.HELDOUT_SEED_BASE)."""
+    assert seed0 + count <= world.HELDOUT_SEED_BASE
+    return render_edits([world.edit_for_seed(seed0 + i, world.EDIT_TYPES[i % 4], size) for i in range(count)], size)
 
 
 # ---------------------------------------------------------------------------------------- training utils

@@ -5,8 +5,8 @@
 /// the paper's code), for the cross-attention layers at `height` (the resolution closest to latent / 4, i.e.
 /// 16x16 for 64x64 latents). The mask: maps summed over the blend words' tokens, averaged over layers and
 /// heads, max-pooled over a (2 dilation + 1)^2 window (the paper's 3x3: dilation 1), nearest-resized to the
-/// latent size, scaled to [0, 1] by its min and max, > threshold; the union of the source and target masks. Applied after each denoising step once more than
-/// int(startFraction * steps) steps have run.
+/// latent size, scaled to [0, 1] by its min and max, > threshold; the union of the source and target masks.
+/// Applied after each denoising step once more than int(startFraction * steps) steps have run.
 public final class LocalBlend {
     public let height: Int
     public let threshold: Float
