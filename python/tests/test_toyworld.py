@@ -71,3 +71,20 @@ def test_pair_edits_share_the_scene_and_edit_each_object_once(kind):
 def test_pair_edits_reject_types_without_an_object():
     with pytest.raises(ValueError, match="background"):
         world.edit_pair_for_seed(50_000_000, "background")
+
+
+def test_t2i_colour_check_captions_and_scorer():
+    """tools/t2i_colour_check.py (session 6 diagnostic): its captions never put an object on a background of
+    its own colour, and its scorer accepts a rendered scene of the named colour and rejects another colour."""
+    import t2i_colour_check as tc
+    caps = tc.captions(48)
+    assert len(caps) == 48
+    assert all(col != bg for _, col, bg in caps)
+    assert {col for _, col, _ in caps} == set(world.COLOR_NAMES)
+    scene = world.Scene(objects=[world.Obj("star", "green", 32, 32, 14)], background=world.Background(["yellow"]))
+    img = world.render(scene)[0].astype(np.float32)
+    ok, mean = tc.score(img, "green", "yellow")
+    assert ok and np.linalg.norm(mean - np.array(world.COLORS["green"])) < 60
+    assert not tc.score(img, "purple", "yellow")[0]
+    blank = world.render(world.Scene(objects=[], background=world.Background(["yellow"])))[0].astype(np.float32)
+    assert tc.score(blank, "green", "yellow") == (False, None)
