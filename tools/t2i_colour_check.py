@@ -24,14 +24,16 @@ import world  # noqa: E402
 
 
 def captions(count):
-    out = []
+    """[(caption, object colour, background colour)]; the caption is world.Scene's own."""
+    names, out = world.COLOR_NAMES, []
     for i in range(count):
-        col = world.COLOR_NAMES[i % 8]
-        bg = world.COLOR_NAMES[(i * 3 + 1) % 8]
+        col = names[i % len(names)]
+        bg = names[(i * 3 + 1) % len(names)]
         if bg == col:
-            bg = world.COLOR_NAMES[(i * 3 + 2) % 8]
-        shape = world.SHAPES[(i // 8) % len(world.SHAPES)]
-        out.append((f"{world.article(col)} {col} {shape} on {world.article(bg)} {bg} background", col, bg))
+            bg = names[(i * 3 + 2) % len(names)]
+        shape = world.SHAPES[(i // len(names)) % len(world.SHAPES)]
+        scene = world.Scene(objects=[world.Obj(shape, col, 0, 0, 0)], background=world.Background([bg]))
+        out.append((scene.caption(), col, bg))
     return out
 
 
