@@ -39,6 +39,8 @@ enum EditCommand {
             .init(name: "no-direct-inversion", value: nil, help: "p2p: plain P2P source branch even when the model's diffedit.json turns direct inversion on"),
             .init(name: "blend-dilation", value: "N", help: "p2p: LocalBlend max-pool radius in attention-map pixels, 0-8 (default \(ResolvedEdit.defaultBlendDilation), a 3x3 pool, or the model's diffedit.json)"),
             .init(name: "blend-threshold", value: "T", help: "p2p: LocalBlend mask threshold in [0, 1), higher = tighter (default \(ResolvedEdit.defaultBlendThreshold), or the model's diffedit.json)"),
+            .init(name: "uncond-mix", value: "A", help: "p2p: the edited branch's unconditional prompt is A x empty + (1 - A) x the source prompt, in [0, 1] (default 0, plain negative-prompt inversion, or the model's diffedit.json)"),
+            .init(name: "new-word-weight", value: "F", help: "p2p: re-weight the attention to the edited words of the prompt (those that differ from the source prompt) by F (default 1 = off, or the model's diffedit.json; --reweight names win)"),
             .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
@@ -119,6 +121,8 @@ enum EditCommand {
         o.localBlend = !p.flag("no-local-blend")
         o.blendThreshold = try p.float("blend-threshold")
         o.blendDilation = try p.int("blend-dilation")
+        o.uncondMix = try p.float("uncond-mix")
+        o.newWordWeight = try p.float("new-word-weight")
         if p.flag("direct-inversion") && p.flag("no-direct-inversion") {
             throw CLIError.usage("edit", "--direct-inversion and --no-direct-inversion contradict each other")
         }

@@ -3,7 +3,8 @@ import FoundationEssentials
 /// Settings a model recommends for editing, used where the caller leaves a setting unset (nil in
 /// EditOptions; 0 in the C ABI). A diffusers folder carries them in `diffedit.json`
 /// (`{"guidance": 4.0, "image_guidance": 1.5, "steps": 20, "strength": 0.8, "blend_threshold": 0.3,
-/// "blend_dilation": 1, "direct_inversion": true, "cross_replace_steps": 0.8, "self_replace_steps": 0.4}`, every
+/// "blend_dilation": 1, "direct_inversion": true, "cross_replace_steps": 0.8, "self_replace_steps": 0.4,
+/// "uncond_mix": 0.6, "new_word_weight": 2}`, every
 /// field optional); a
 /// single file in its `__metadata__` under "diffedit.edit_defaults" (the same JSON). Models without them
 /// use ResolvedEdit's defaults (the usual SD values: guidance 7.5, image guidance 1.5, 30 steps).
@@ -22,14 +23,20 @@ public struct EditDefaults: Codable, Sendable, Equatable {
     /// p2p: attention-control step fractions (the paper's 0.8 / 0.4 by default).
     public var cross_replace_steps: Float?
     public var self_replace_steps: Float?
+    /// p2p: EditOptions.uncondMix, in [0, 1] (0 by default: plain negative-prompt inversion).
+    public var uncond_mix: Float?
+    /// p2p: EditOptions.newWordWeight, in [0, 100] (1 by default: off).
+    public var new_word_weight: Float?
 
     public init(guidance: Float? = nil, image_guidance: Float? = nil, steps: Int? = nil, strength: Float? = nil,
                 blend_threshold: Float? = nil, blend_dilation: Int? = nil, direct_inversion: Bool? = nil,
-                cross_replace_steps: Float? = nil, self_replace_steps: Float? = nil) {
+                cross_replace_steps: Float? = nil, self_replace_steps: Float? = nil,
+                uncond_mix: Float? = nil, new_word_weight: Float? = nil) {
         self.guidance = guidance; self.image_guidance = image_guidance; self.steps = steps; self.strength = strength
         self.blend_threshold = blend_threshold; self.blend_dilation = blend_dilation
         self.direct_inversion = direct_inversion
         self.cross_replace_steps = cross_replace_steps; self.self_replace_steps = self_replace_steps
+        self.uncond_mix = uncond_mix; self.new_word_weight = new_word_weight
     }
 
     public static let fileName = "diffedit.json"
@@ -40,7 +47,8 @@ public struct EditDefaults: Codable, Sendable, Equatable {
         let d = try ConfigFile.decode(EditDefaults.self, from: data, origin: origin)
         for (name, v) in [("guidance", d.guidance), ("image_guidance", d.image_guidance), ("strength", d.strength),
                           ("blend_threshold", d.blend_threshold), ("cross_replace_steps", d.cross_replace_steps),
-                          ("self_replace_steps", d.self_replace_steps)] {
+                          ("self_replace_steps", d.self_replace_steps), ("uncond_mix", d.uncond_mix),
+                          ("new_word_weight", d.new_word_weight)] {
             if let v, !v.isFinite { throw DiffEditError.model("\(origin): field \(name) is not a finite number") }
         }
         if let s = d.steps, !(1...1000).contains(s) { throw DiffEditError.model("\(origin): field steps \(s) must be between 1 and 1000") }
@@ -49,7 +57,11 @@ public struct EditDefaults: Codable, Sendable, Equatable {
         if let k = d.blend_dilation, !(0...ResolvedEdit.maxBlendDilation).contains(k) {
             throw DiffEditError.model("\(origin): field blend_dilation \(k) must be between 0 and \(ResolvedEdit.maxBlendDilation)")
         }
-        for (name, v) in [("cross_replace_steps", d.cross_replace_steps), ("self_replace_steps", d.self_replace_steps)] {
+        if let w = d.new_word_weight, !(w >= 0 && w <= ResolvedEdit.maxNewWordWeight) {
+            throw DiffEditError.model("\(origin): field new_word_weight \(w) must be between 0 and \(Int(ResolvedEdit.maxNewWordWeight))")
+        }
+        for (name, v) in [("cross_replace_steps", d.cross_replace_steps), ("self_replace_steps", d.self_replace_steps),
+                          ("uncond_mix", d.uncond_mix)] {
             if let v, !(v >= 0 && v <= 1) { throw DiffEditError.model("\(origin): field \(name) \(v) must be in [0, 1]") }
         }
         return d

@@ -62,6 +62,17 @@ public struct EditOptions: Sendable {
     /// 2024), so LocalBlend hands back the input's own latents outside its mask (nil: the model's
     /// diffedit.json "direct_inversion", else off, as in the paper's P2P).
     public var directInversion: Bool? = nil
+    /// p2p without a negative prompt: the target branch's unconditional embedding is
+    /// `uncondMix * emb("") + (1 - uncondMix) * emb(source prompt)` (nil: the model's diffedit.json
+    /// "uncond_mix", else 0, plain negative-prompt inversion). The source branch keeps emb(source prompt), so it
+    /// still reconstructs the input. Pure negative-prompt inversion pulls the target's guidance away from the
+    /// source description, and on the toy model that overshoots colours; a partly empty unconditional branch
+    /// tames it (docs/quality.md). Ignored when `negativePrompt` is set (that is the unconditional branch then).
+    public var uncondMix: Float? = nil
+    /// p2p: attention re-weighting factor for the edited words of the prompt ("blue" in "a red circle" ->
+    /// "a blue circle"; ResolvedEdit.reweight(user:) says which). nil: the model's diffedit.json
+    /// "new_word_weight", else 1 (off). A word given in `reweight` keeps its own factor.
+    public var newWordWeight: Float? = nil
     /// Process at the input's full size instead of the model's native size.
     public var fullResolution: Bool = false
     public init() {}

@@ -3,7 +3,9 @@
 /// reconstructs the input. Batch [uncond src, uncond tgt, cond src, cond tgt]; P2PController edits the
 /// conditional half; LocalBlend takes latents outside its mask from the source branch, a user mask from
 /// the inverted trajectory (so an all-zero mask returns the VAE reconstruction of the input).
-/// A negative prompt, when given, replaces the source prompt as the unconditional branch.
+/// A negative prompt, when given, replaces the source prompt as the unconditional branch. Without one, the
+/// target branch's unconditional embedding can be partly the empty prompt's (`uncondMix`), and the words the
+/// source prompt lacks can be re-weighted (`newWordWeight`).
 /// With `directInversion` (Ju et al., ICLR 2024) the source branch is set back on the inverted trajectory
 /// after every step and the target moves by the same correction, so outside LocalBlend's mask the result is
 /// the input's own latents.
@@ -15,13 +17,14 @@ extension ImageEditor {
         let src = try parts.encodePrompt(r.sourcePrompt)                             // [1, 77, D]
         let tgt = try parts.encodePrompt(r.prompt)                                   // [1, 77, D]
         let tok = parts.tokenizer
-        let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: options.reweight,
+        let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: options.reweight),
                                             tokenize: { tok.tokenize($0).flatMap { $0 } })
         let traj = try invert(work, z0: z0, sourcePrompt: r.sourcePrompt, cond: src, steps: r.steps,
                               progress: progress, total: 2 * r.steps)
         let lh = z0.shape[2]
         // Negative-prompt inversion: the source branch's uncond and cond items are one computation, so the
-        // batch is [uncond tgt, cond src, cond tgt]; with a negative prompt all four items run.
+        // batch is [uncond tgt, cond src, cond tgt]; with a negative prompt all four items run. The target's
+        // uncond item is emb(source) mixed with emb("") by uncondMix (no extra UNet work).
         let npi = r.negativePrompt == nil
         let ctrl = P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace,
                                  selfReplace: r.selfReplace,
@@ -37,7 +40,8 @@ extension ImageEditor {
             let u = try parts.encodePrompt(neg)
             ehs = Tensor.cat0([u, u, src, tgt])                                      // [4, 77, D]
         } else {
-            ehs = Tensor.cat0([src, src, tgt])                                       // [3, 77, D]
+            let uT = try r.targetUncond(source: src, empty: { try parts.encodePrompt("") })
+            ehs = Tensor.cat0([uT, src, tgt])                                        // [3, 77, D]
         }
         let xT = traj[traj.count - 1]
         var lat = Tensor.cat0([xT, xT])                                              // [2, C, h, w] source, target
@@ -47,7 +51,7 @@ extension ImageEditor {
             if npi {
                 let inp = Tensor.cat0([lat.slice0(1, 1), lat.slice0(0, 1), lat.slice0(1, 1)])   // [3, C, h, w]
                 let eps = try unet.forward(inp, timesteps: [t], encoderHiddenStates: ehs, controller: ctrl)
-                // source: u = c (NPI) so u + g (c - u) = c; target: u + g (c - u)
+                // source: u = c (NPI) so u + g (c - u) = c; target: u + g (c - u), u from the mixed embedding
                 let tgtEps = try ClassifierFreeGuidance.combine(Tensor.cat0([eps.slice0(0, 1), eps.slice0(2, 1)]),
                                                                 guidance: r.guidance)
                 e = Tensor.cat0([eps.slice0(1, 1), tgtEps])

@@ -11,6 +11,7 @@ public struct ResolvedEdit: Sendable {
     public static let defaultBlendThreshold: Float = 0.3
     public static let defaultBlendDilation = 1
     public static let maxBlendDilation = 8
+    public static let maxNewWordWeight: Float = 100
 
     public var method: EditMethod
     public var prompt: String
@@ -25,6 +26,10 @@ public struct ResolvedEdit: Sendable {
     public var blendThreshold: Float
     public var blendDilation: Int
     public var directInversion: Bool
+    /// p2p: EditOptions.uncondMix resolved, in [0, 1].
+    public var uncondMix: Float
+    /// p2p: EditOptions.newWordWeight resolved, in [0, maxNewWordWeight].
+    public var newWordWeight: Float
 
     /// The method `auto` stands for: instruct for an 8-channel checkpoint, else p2p when a source prompt is
     /// given, else sdedit.
@@ -88,6 +93,14 @@ public struct ResolvedEdit: Sendable {
             throw DiffEditError.invalidArgument("blendDilation: \(blendDilation) must be between 0 and \(ResolvedEdit.maxBlendDilation)")
         }
         directInversion = o.directInversion ?? md?.direct_inversion ?? false
+        uncondMix = o.uncondMix ?? md?.uncond_mix ?? 0
+        guard uncondMix.isFinite, uncondMix >= 0, uncondMix <= 1 else {
+            throw DiffEditError.invalidArgument("uncondMix: \(uncondMix) must be in [0, 1]")
+        }
+        newWordWeight = o.newWordWeight ?? md?.new_word_weight ?? 1
+        guard newWordWeight.isFinite, newWordWeight >= 0, newWordWeight <= ResolvedEdit.maxNewWordWeight else {
+            throw DiffEditError.invalidArgument("newWordWeight: \(newWordWeight) must be between 0 and \(Int(ResolvedEdit.maxNewWordWeight))")
+        }
         for (word, f) in o.reweight {
             guard f.isFinite else { throw DiffEditError.invalidArgument("reweight: factor \(f) for \"\(word)\" is not finite") }
         }
@@ -97,5 +110,33 @@ public struct ResolvedEdit: Sendable {
         if let n = o.initNoise, !n.buffer.allSatisfy({ $0.isFinite }) {
             throw DiffEditError.invalidArgument("initNoise: contains NaN or infinite values")
         }
+    }
+
+    /// The p2p re-weighting to use: `user`, plus newWordWeight (when != 1) on the edited words unless `user`
+    /// names them. Edited words: for a word swap (as many words as the source), the words that differ from
+    /// the source's word at the same place ("blue" in "a red circle and a blue square" -> "a blue circle and a
+    /// blue square"); otherwise the words the source prompt lacks. Articles (a, an, the: "an orange circle" ->
+    /// "a black circle") are never edited words. Re-weighting acts on every occurrence.
+    public func reweight(user: [String: Float]) -> [String: Float] {
+        var out = user
+        guard newWordWeight != 1 else { return out }
+        let ws = PromptAlignment.words(sourcePrompt), wt = PromptAlignment.words(prompt)
+        let edited = ws.count == wt.count ? zip(ws, wt).filter { $0 != $1 }.map { $1 } : wt.filter { !ws.contains($0) }
+        for w in edited where out[w] == nil && !ResolvedEdit.articles.contains(w.lowercased()) { out[w] = newWordWeight }
+        return out
+    }
+
+    static let articles: Set<String> = ["a", "an", "the"]
+
+    /// p2p's unconditional embedding for the target branch under negative-prompt inversion:
+    /// uncondMix * empty + (1 - uncondMix) * source ([1, 77, D] each); `source` itself when uncondMix is 0.
+    public func targetUncond(source: Tensor, empty: () throws -> Tensor) rethrows -> Tensor {
+        guard uncondMix > 0 else { return source }
+        let e = try empty()
+        precondition(e.shape == source.shape, "targetUncond: \(e.shape) vs \(source.shape)")
+        let out = Tensor(shape: source.shape, zeroed: false)
+        let a = uncondMix, b = 1 - uncondMix
+        for k in 0..<source.count { out.data[k] = a * e.data[k] + b * source.data[k] }
+        return out
     }
 }

@@ -92,8 +92,13 @@ extension VideoEditor {
             done = r.steps
             lat = VideoEditor.interleave(xT, xT)
             if r.method == .p2p {
-                uncondSrc = try r.negativePrompt.map { try parts.encodePrompt($0) } ?? src
-                uncondTgt = uncondSrc
+                if let neg = r.negativePrompt {
+                    uncondSrc = try parts.encodePrompt(neg)
+                    uncondTgt = uncondSrc
+                } else {                                                                // as ImageEditor.runP2P
+                    uncondSrc = src
+                    uncondTgt = try r.targetUncond(source: src, empty: { try parts.encodePrompt("") })
+                }
             } else {
                 uncondSrc = src                                                         // source branch: eps(src)
                 uncondTgt = try parts.encodePrompt(r.negativePrompt ?? "")
@@ -104,7 +109,7 @@ extension VideoEditor {
         var p2p: [P2PController]? = nil
         if r.method == .p2p {
             let tok = parts.tokenizer
-            let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: options.edit.reweight,
+            let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: options.edit.reweight),
                                                 tokenize: { tok.tokenize($0).flatMap { $0 } })
             let bh = P2PController.blendHeight(unet: unet.config, latentHeight: z0.shape[2])
             p2p = (0..<S).map { _ in
