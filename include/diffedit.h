@@ -289,11 +289,12 @@ typedef enum diff_edit_method {
  * image_guidance, strength or steps means "the default": the model's recommendation when it
  * carries one (diffedit.json in a diffusers folder, "diffedit.edit_defaults" in a single file's
  * metadata), else the method's usual value (guidance 7.5, image guidance 1.5, strength 0.8, 30 steps).
- * P2P's LocalBlend threshold and dilation, direct inversion, attention-control fractions,
+ * P2P's LocalBlend threshold, dilation and words, direct inversion, attention-control fractions,
  * unconditional mix and new-word re-weighting have no field: the model's "blend_threshold",
- * "blend_dilation", "direct_inversion", "cross_replace_steps", "self_replace_steps", "uncond_mix"
- * and "new_word_weight" when it has them, else the paper's 0.3, 1 (3x3), off, 0.8, 0.4, and 0
- * (plain negative-prompt inversion) and 1 (no re-weighting).
+ * "blend_dilation", "blend_next_word", "direct_inversion", "cross_replace_steps",
+ * "self_replace_steps", "uncond_mix" and "new_word_weight" when it has them, else the paper's 0.3,
+ * 1 (3x3), the swapped words only, off, 0.8, 0.4, and 0 (plain negative-prompt inversion) and 1
+ * (no re-weighting).
  */
 typedef struct diff_edit_params {
     uint32_t struct_size;            /**< sizeof(diff_edit_params); 0 is invalid */

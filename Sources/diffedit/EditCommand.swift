@@ -41,6 +41,8 @@ enum EditCommand {
             .init(name: "blend-threshold", value: "T", help: "p2p: LocalBlend mask threshold in [0, 1), higher = tighter (default \(ResolvedEdit.defaultBlendThreshold), or the model's diffedit.json)"),
             .init(name: "uncond-mix", value: "A", help: "p2p: the edited branch's unconditional prompt is A x empty + (1 - A) x the source prompt, in [0, 1] (default 0, plain negative-prompt inversion, or the model's diffedit.json)"),
             .init(name: "new-word-weight", value: "F", help: "p2p: re-weight the attention to the edited words of the prompt (those that differ from the source prompt) by F (default 1 = off, or the model's diffedit.json; --reweight names win)"),
+            .init(name: "blend-next-word", value: nil, help: "p2p: LocalBlend also follows the word after each swapped word (\"circle\" in \"a red circle\" -> \"a blue circle\"; default: the model's diffedit.json, else off)"),
+            .init(name: "no-blend-next-word", value: nil, help: "p2p: LocalBlend follows the swapped words only, even when the model's diffedit.json says otherwise"),
             .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
@@ -128,6 +130,11 @@ enum EditCommand {
         }
         if p.flag("direct-inversion") { o.directInversion = true }
         if p.flag("no-direct-inversion") { o.directInversion = false }
+        if p.flag("blend-next-word") && p.flag("no-blend-next-word") {
+            throw CLIError.usage("edit", "--blend-next-word and --no-blend-next-word contradict each other")
+        }
+        if p.flag("blend-next-word") { o.blendNextWord = true }
+        if p.flag("no-blend-next-word") { o.blendNextWord = false }
         o.fullResolution = p.flag("full-resolution")
         if let rw = p.string("reweight") { o.reweight = try parseReweight(rw) }
         if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }

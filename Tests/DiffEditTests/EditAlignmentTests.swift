@@ -34,6 +34,32 @@ final class EditAlignmentTests: XCTestCase {
         }
     }
 
+    /// blendNextWord adds the word after each swapped word, by position, in both prompts; never for a
+    /// refinement; off, the blend words are the swapped words only.
+    func testBlendNextWordTakesTheFollowingWordByPosition() throws {
+        let tok = try EditTestSupport.sd1().tokenizer
+        let tz: (String) -> [Int32] = { tok.tokenize($0).flatMap { $0 } }
+        let s = "a red circle and a green circle on a white background"
+        let t = "a red circle and a blue circle on a white background"
+        let ws = PromptAlignment.words(s)
+        func tokens(_ words: [String], _ i: [Int]) -> [Int] { i.flatMap { PromptAlignment.wordIndices(words, $0, tokenize: tz) }.sorted() }
+        let plain = try PromptAlignment(source: s, target: t, tokenize: tz)
+        XCTAssertEqual((0..<77).filter { plain.blendSource[$0] != 0 }, tokens(ws, [5]))   // green
+        XCTAssertEqual((0..<77).filter { plain.blendTarget[$0] != 0 }, tokens(ws, [5]))   // blue (same length)
+        let next = try PromptAlignment(source: s, target: t, blendNextWord: true, tokenize: tz)
+        XCTAssertEqual((0..<77).filter { next.blendSource[$0] != 0 }, tokens(ws, [5, 6]))  // green, the 2nd circle
+        XCTAssertEqual((0..<77).filter { next.blendTarget[$0] != 0 }, tokens(ws, [5, 6]))  // not the 1st circle
+        // the swapped word is last, or the next word differs too: nothing added
+        let last = try PromptAlignment(source: "a red circle", target: "a red square", blendNextWord: true, tokenize: tz)
+        XCTAssertEqual((0..<77).filter { last.blendTarget[$0] != 0 }, tokens(["a", "red", "square"], [2]))
+        let both = try PromptAlignment(source: "a red circle", target: "a blue square", blendNextWord: true, tokenize: tz)
+        XCTAssertEqual((0..<77).filter { both.blendTarget[$0] != 0 }, tokens(["a", "blue", "square"], [1, 2]))
+        // refinement (different word counts): unchanged
+        let r0 = try PromptAlignment(source: "a red circle", target: "a big red circle", tokenize: tz)
+        let r1 = try PromptAlignment(source: "a red circle", target: "a big red circle", blendNextWord: true, tokenize: tz)
+        XCTAssertEqual(r0.blendTarget, r1.blendTarget); XCTAssertEqual(r0.blendSource, r1.blendSource)
+    }
+
     func testWordSwapMapperIsIdentityForEqualPrompts() throws {
         let tok = try EditTestSupport.sd1().tokenizer
         let a = try PromptAlignment(source: "a red circle", target: "a red circle", tokenize: { tok.tokenize($0).flatMap { $0 } })

@@ -32,6 +32,17 @@ final class P2PGuidanceTests: XCTestCase {
             }
         }
         XCTAssertEqual(try EditDefaults.decode(Data(#"{"uncond_mix": 0.6, "new_word_weight": 2}"#.utf8), origin: "x"), md)
+        // blend_next_word: off unless the model or the caller turns it on
+        o.uncondMix = nil; o.newWordWeight = nil
+        XCTAssertFalse(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8).blendNextWord)
+        let mdn = try EditDefaults.decode(Data(#"{"blend_next_word": true}"#.utf8), origin: "x")
+        XCTAssertEqual(mdn, EditDefaults(blend_next_word: true))
+        XCTAssertTrue(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: mdn).blendNextWord)
+        o.blendNextWord = false
+        XCTAssertFalse(try ResolvedEdit(options: o, unetInChannels: 4, imageWidth: 8, imageHeight: 8, defaults: mdn).blendNextWord)
+        XCTAssertThrowsError(try EditDefaults.decode(Data(#"{"blend_next_word": 1}"#.utf8), origin: "m/diffedit.json")) {
+            XCTAssertTrue("\($0)".contains("m/diffedit.json") && "\($0)".contains("blend_next_word"), "\($0)")
+        }
     }
 
     /// newWordWeight re-weights exactly the edited words; the user's own factors win.

@@ -4,7 +4,7 @@ import FoundationEssentials
 /// EditOptions; 0 in the C ABI). A diffusers folder carries them in `diffedit.json`
 /// (`{"guidance": 4.0, "image_guidance": 1.5, "steps": 20, "strength": 0.8, "blend_threshold": 0.3,
 /// "blend_dilation": 1, "direct_inversion": true, "cross_replace_steps": 0.8, "self_replace_steps": 0.4,
-/// "uncond_mix": 0.6, "new_word_weight": 2}`, every
+/// "uncond_mix": 0.6, "new_word_weight": 2, "blend_next_word": true}`, every
 /// field optional); a
 /// single file in its `__metadata__` under "diffedit.edit_defaults" (the same JSON). Models without them
 /// use ResolvedEdit's defaults (the usual SD values: guidance 7.5, image guidance 1.5, 30 steps).
@@ -27,16 +27,18 @@ public struct EditDefaults: Codable, Sendable, Equatable {
     public var uncond_mix: Float?
     /// p2p: EditOptions.newWordWeight, in [0, 100] (1 by default: off).
     public var new_word_weight: Float?
+    /// p2p: EditOptions.blendNextWord (off by default).
+    public var blend_next_word: Bool?
 
     public init(guidance: Float? = nil, image_guidance: Float? = nil, steps: Int? = nil, strength: Float? = nil,
                 blend_threshold: Float? = nil, blend_dilation: Int? = nil, direct_inversion: Bool? = nil,
                 cross_replace_steps: Float? = nil, self_replace_steps: Float? = nil,
-                uncond_mix: Float? = nil, new_word_weight: Float? = nil) {
+                uncond_mix: Float? = nil, new_word_weight: Float? = nil, blend_next_word: Bool? = nil) {
         self.guidance = guidance; self.image_guidance = image_guidance; self.steps = steps; self.strength = strength
         self.blend_threshold = blend_threshold; self.blend_dilation = blend_dilation
         self.direct_inversion = direct_inversion
         self.cross_replace_steps = cross_replace_steps; self.self_replace_steps = self_replace_steps
-        self.uncond_mix = uncond_mix; self.new_word_weight = new_word_weight
+        self.uncond_mix = uncond_mix; self.new_word_weight = new_word_weight; self.blend_next_word = blend_next_word
     }
 
     public static let fileName = "diffedit.json"

@@ -73,6 +73,11 @@ public struct EditOptions: Sendable {
     /// "a blue circle"; ResolvedEdit.reweight(user:) says which). nil: the model's diffedit.json
     /// "new_word_weight", else 1 (off). A word given in `reweight` keeps its own factor.
     public var newWordWeight: Float? = nil
+    /// p2p: LocalBlend also looks at the word after each swapped word when both prompts have it (the noun
+    /// a recoloured adjective qualifies: "circle" in "a red circle" -> "a blue circle"; word swaps only).
+    /// nil: the model's diffedit.json "blend_next_word", else off (the paper's LocalBlend words are the
+    /// swapped words themselves).
+    public var blendNextWord: Bool? = nil
     /// Process at the input's full size instead of the model's native size.
     public var fullResolution: Bool = false
     public init() {}

@@ -18,6 +18,7 @@ extension ImageEditor {
         let tgt = try parts.encodePrompt(r.prompt)                                   // [1, 77, D]
         let tok = parts.tokenizer
         let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: options.reweight),
+                                            blendNextWord: r.blendNextWord,
                                             tokenize: { tok.tokenize($0).flatMap { $0 } })
         let traj = try invert(work, z0: z0, sourcePrompt: r.sourcePrompt, cond: src, steps: r.steps,
                               progress: progress, total: 2 * r.steps)

@@ -24,8 +24,10 @@ public struct PromptAlignment {
     /// Whether any blend word was found (LocalBlend needs one).
     public var hasBlendWords: Bool { blendSource.contains { $0 != 0 } || blendTarget.contains { $0 != 0 } }
 
-    /// `tokenize(word)` gives the BPE ids of a text without start/end tokens.
-    public init(source: String, target: String, reweight: [String: Float] = [:],
+    /// `tokenize(word)` gives the BPE ids of a text without start/end tokens. `blendNextWord`: for a word
+    /// swap, LocalBlend also looks at the word that follows each swapped word when it is the same in both
+    /// prompts (the noun a swapped adjective qualifies).
+    public init(source: String, target: String, reweight: [String: Float] = [:], blendNextWord: Bool = false,
                 tokenize: (String) -> [Int32]) throws {
         self.source = source
         self.target = target
@@ -63,8 +65,18 @@ public struct PromptAlignment {
             a = ws.filter { reweight[$0] != nil }
             b = wt.filter { reweight[$0] != nil }
         }
-        blendSource = PromptAlignment.tokenMask(ws, Set(a), tokenize: tokenize)
-        blendTarget = PromptAlignment.tokenMask(wt, Set(b), tokenize: tokenize)
+        var bs = PromptAlignment.tokenMask(ws, Set(a), tokenize: tokenize)
+        var bt = PromptAlignment.tokenMask(wt, Set(b), tokenize: tokenize)
+        if blendNextWord && isReplace {
+            // the word after each swapped word, when both prompts have it ("circle" in "a red circle" ->
+            // "a blue circle"): by position, so another "circle" elsewhere in the prompt is not taken
+            for i in 0..<wt.count where ws[i] != wt[i] && i + 1 < wt.count && ws[i + 1] == wt[i + 1] {
+                for k in PromptAlignment.wordIndices(ws, i + 1, tokenize: tokenize) { bs[k] = 1 }
+                for k in PromptAlignment.wordIndices(wt, i + 1, tokenize: tokenize) { bt[k] = 1 }
+            }
+        }
+        blendSource = bs
+        blendTarget = bt
     }
 
     public static func words(_ prompt: String) -> [String] {

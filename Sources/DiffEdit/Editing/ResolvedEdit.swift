@@ -30,6 +30,8 @@ public struct ResolvedEdit: Sendable {
     public var uncondMix: Float
     /// p2p: EditOptions.newWordWeight resolved, in [0, maxNewWordWeight].
     public var newWordWeight: Float
+    /// p2p: EditOptions.blendNextWord resolved.
+    public var blendNextWord: Bool
 
     /// The method `auto` stands for: instruct for an 8-channel checkpoint, else p2p when a source prompt is
     /// given, else sdedit.
@@ -101,6 +103,7 @@ public struct ResolvedEdit: Sendable {
         guard newWordWeight.isFinite, newWordWeight >= 0, newWordWeight <= ResolvedEdit.maxNewWordWeight else {
             throw DiffEditError.invalidArgument("newWordWeight: \(newWordWeight) must be between 0 and \(Int(ResolvedEdit.maxNewWordWeight))")
         }
+        blendNextWord = o.blendNextWord ?? md?.blend_next_word ?? false
         for (word, f) in o.reweight {
             guard f.isFinite else { throw DiffEditError.invalidArgument("reweight: factor \(f) for \"\(word)\" is not finite") }
         }

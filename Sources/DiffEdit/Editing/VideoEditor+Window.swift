@@ -110,6 +110,7 @@ extension VideoEditor {
         if r.method == .p2p {
             let tok = parts.tokenizer
             let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: options.edit.reweight),
+                                            blendNextWord: r.blendNextWord,
                                                 tokenize: { tok.tokenize($0).flatMap { $0 } })
             let bh = P2PController.blendHeight(unet: unet.config, latentHeight: z0.shape[2])
             p2p = (0..<S).map { _ in
