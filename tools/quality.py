@@ -5,6 +5,8 @@
     python3 tools/quality.py --cases 10              # quick run
     python3 tools/quality.py --reference --methods instruct,sdedit,ddim   # the Python diffusers reference
     python3 tools/quality.py --cli .build/release/diffedit --methods instruct --types recolor
+    python3 tools/quality.py --methods p2p+lb --types recolor --cases 60 --seed-base 1000005020 \
+        --sd-flags "--uncond-mix 0 --new-word-weight 1" --breakdown --out ''   # a tuning sweep point
 
 For each edit type (recolor, reshape, background, remove) it generates --cases held-out cases (seeds at or
 above world.HELDOUT_SEED_BASE, never used in training), runs each method and scores the output against the
@@ -236,6 +238,11 @@ def main():
     ap.add_argument("--seed-base", type=int, default=world.HELDOUT_SEED_BASE)
     ap.add_argument("--color-threshold", type=float, default=60.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sd-flags", default="",
+                    help="extra diffedit CLI flags for sdedit/ddim/p2p/p2p+lb, e.g. \"--uncond-mix 0 --no-blend-next-word\" "
+                         "(CLI runs only)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also print success per target colour and for one- / two-object scenes")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality.md"),
                     help="markdown file for the table ('' = don't write)")
     ap.add_argument("--save-images", default="", help="folder to keep a contact sheet per method/type")
@@ -252,6 +259,8 @@ def main():
         a.instruct_guidance = model_hint(hints, "guidance") or a.guidance
     if a.sd_guidance is None:
         a.sd_guidance = model_hint(os.path.join(a.sd_model, "diffedit.json"), "guidance") or a.guidance
+    if a.reference and a.sd_flags:
+        sys.exit("quality.py: --sd-flags are diffedit CLI flags; they do not apply to --reference")
     if a.reference:
         runner = ReferenceRunner(models, a.steps, {"guidance": a.sd_guidance, "image_guidance": a.image_guidance,
                                                    "instruct_guidance": a.instruct_guidance,
@@ -260,6 +269,8 @@ def main():
         extra = {m: ["--guidance", str(a.sd_guidance)] for m in METHODS}
         extra["instruct"] = ["--guidance", str(a.instruct_guidance), "--image-guidance", str(a.image_guidance)]
         extra["sdedit"] += ["--strength", str(a.strength)]
+        for m in ["sdedit", "ddim", "p2p", "p2p+lb"]:
+            extra[m] += shlex.split(a.sd_flags)
         runner = CLIRunner(a.cli, models, a.steps, extra)
     problem = runner.check()
     if problem:
@@ -269,6 +280,7 @@ def main():
         sys.exit(2)
     cases = make_cases(a.cases, types, a.seed_base)
     rows = []
+    breakdown = {}  # (method, type) -> {target colour or "N-object": [successes, cases]}
     with tempfile.TemporaryDirectory() as tmp:
         for m in methods:
             need = models["instruct" if m == "instruct" else "sd"]
@@ -286,6 +298,14 @@ def main():
                         break
                     ok, bg = score(c, out, a.color_threshold)
                     res.append((ok, bg))
+                    if a.breakdown:
+                        e = c["edit"]
+                        col = e.target_color or "-"
+                        objs = f"{len(e.source.objects)}-object"
+                        for key in (col, objs):
+                            n_ok = breakdown.setdefault((m, t), {}).setdefault(key, [0, 0])
+                            n_ok[0] += int(ok)
+                            n_ok[1] += 1
                     times.append(dt)
                     if a.save_images and len(sheet) < 16:
                         sheet.append(np.concatenate([c["source"], out, c["target"]], 1))
@@ -303,6 +323,9 @@ def main():
                 rows.append(row)
                 print(f"{m:9s} {t:10s} n={row[2]:4d} success {row[3]:5.1f}%  bg PSNR median {row[4]:5.1f} dB "
                       f"mean {row[5]:5.1f} dB  {row[6]:.2f} s/edit", flush=True)
+                if a.breakdown and (m, t) in breakdown:
+                    print("    " + "  ".join(f"{key} {v[0]}/{v[1]}" for key, v in sorted(breakdown[(m, t)].items())),
+                          flush=True)
     cmd = "python3 tools/quality.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     table = ["| method | edit | cases | success | bg PSNR median (dB) | bg PSNR mean (dB) | s/edit |",
              "|---|---|---|---|---|---|---|"]

@@ -112,9 +112,11 @@ final class DefaultModelQualityTests: XCTestCase {
             o.sourcePrompt = c.source
             return o
         }
-        // measured 7/10 at 28.9 dB median (2026-11-28; 73.5% / 28.9 dB on the 200-case table): one miss of
-        // slack; the same edits without direct inversion give 7/10 at 27.9 dB, which the PSNR bound catches
-        XCTAssertGreaterThanOrEqual(ok, 6, "recolour edits that reached the target colour:\n" + report)
-        XCTAssertGreaterThanOrEqual(median, 28.3, "background not preserved:\n" + report)
+        // measured 9/10 at 30.4 dB median (2026-11-29, diffedit.json with uncond_mix 0.6, new_word_weight 2,
+        // blend_next_word; 81.0% / 29.6 dB on the 200-case table): one miss of slack. The settings before
+        // (2026-11-28: plain negative-prompt inversion, swapped words only) gave 7/10 at 28.9 dB, and without
+        // direct inversion 7/10 at 27.9 dB: both bounds catch those.
+        XCTAssertGreaterThanOrEqual(ok, 8, "recolour edits that reached the target colour:\n" + report)
+        XCTAssertGreaterThanOrEqual(median, 29.8, "background not preserved:\n" + report)
     }
 }
