@@ -6,6 +6,22 @@ import XCTest
 final class P2PGuidanceTests: XCTestCase {
     static let toySD = DirectInversionTests.toySD
 
+    /// toy-sd's editor, examples/images/red_circle.png (64x64: the native size) and p2p options for
+    /// "a red circle ..." -> "a blue circle ..."; skips when models/toy-sd is absent.
+    static func redToBlue() throws -> (ImageEditor, RGBImage, EditOptions) {
+        guard FileManager.default.fileExists(atPath: toySD + "/model_index.json") else {
+            throw XCTSkip("models/toy-sd not present")
+        }
+        let editor = ImageEditor(model: try EditTestSupport.model(toySD))
+        let root = URL(fileURLWithPath: toySD).deletingLastPathComponent().deletingLastPathComponent().path
+        let img = try ImageFile.read(path: root + "/examples/images/red_circle.png")
+        var o = EditOptions()
+        o.method = .p2p
+        o.sourcePrompt = "a red circle on a white background"
+        o.prompt = "a blue circle on a white background"
+        return (editor, img, o)
+    }
+
     func testOptionsResolveFromTheModelAndValidate() throws {
         var o = EditOptions()
         o.method = .p2p; o.prompt = "a blue circle"; o.sourcePrompt = "a red circle"
@@ -92,17 +108,9 @@ final class P2PGuidanceTests: XCTestCase {
     /// guided noise: with one step and no LocalBlend, final latents(mix) - latents(0) must be the DDIM
     /// step of (1 - g) * (UNet(x_T, mixed embedding) - UNet(x_T, source embedding)) from zero.
     func testUncondMixIsTheTargetsUnconditionalBranch() throws {
-        guard FileManager.default.fileExists(atPath: Self.toySD + "/model_index.json") else {
-            throw XCTSkip("models/toy-sd not present")
-        }
-        let editor = ImageEditor(model: try EditTestSupport.model(Self.toySD))
+        let (editor, img, base) = try Self.redToBlue()
+        var o = base
         let parts = editor.parts
-        let root = URL(fileURLWithPath: Self.toySD).deletingLastPathComponent().deletingLastPathComponent().path
-        let img = try ImageFile.read(path: root + "/examples/images/red_circle.png")   // 64x64: the native size
-        var o = EditOptions()
-        o.method = .p2p
-        o.sourcePrompt = "a red circle on a white background"
-        o.prompt = "a blue circle on a white background"
         o.steps = 1
         o.guidance = 3
         o.localBlend = false
@@ -140,16 +148,8 @@ final class P2PGuidanceTests: XCTestCase {
 
     /// newWordWeight is the same edit as naming the new word in `reweight`, and it changes the edit.
     func testNewWordWeightEqualsReweightingTheNewWord() throws {
-        guard FileManager.default.fileExists(atPath: Self.toySD + "/model_index.json") else {
-            throw XCTSkip("models/toy-sd not present")
-        }
-        let editor = ImageEditor(model: try EditTestSupport.model(Self.toySD))
-        let root = URL(fileURLWithPath: Self.toySD).deletingLastPathComponent().deletingLastPathComponent().path
-        let img = try ImageFile.read(path: root + "/examples/images/red_circle.png")
-        var o = EditOptions()
-        o.method = .p2p
-        o.sourcePrompt = "a red circle on a white background"
-        o.prompt = "a blue circle on a white background"
+        let (editor, img, base) = try Self.redToBlue()
+        var o = base
         o.steps = 4
         o.newWordWeight = 1
         func latents(_ o: EditOptions) throws -> [Float] {
