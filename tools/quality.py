@@ -6,7 +6,7 @@
     python3 tools/quality.py --reference --methods instruct,sdedit,ddim   # the Python diffusers reference
     python3 tools/quality.py --cli .build/release/diffedit --methods instruct --types recolor
     python3 tools/quality.py --methods p2p+lb --types recolor --cases 60 --seed-base 1000005020 \
-        --sd-flags "--uncond-mix 0 --new-word-weight 1" --breakdown --out ''   # a tuning sweep point
+        --sd-flags="--uncond-mix 0 --new-word-weight 1" --breakdown --out ''   # a tuning sweep point
 
 For each edit type (recolor, reshape, background, remove) it generates --cases held-out cases (seeds at or
 above world.HELDOUT_SEED_BASE, never used in training), runs each method and scores the output against the
@@ -239,8 +239,9 @@ def main():
     ap.add_argument("--color-threshold", type=float, default=60.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sd-flags", default="",
-                    help="extra diffedit CLI flags for sdedit/ddim/p2p/p2p+lb, e.g. \"--uncond-mix 0 --no-blend-next-word\" "
-                         "(CLI runs only)")
+                    help="extra diffedit CLI flags for sdedit/ddim/p2p/p2p+lb, e.g. --sd-flags=\"--uncond-mix 0 "
+                         "--no-blend-next-word\" (CLI runs only; write it with '=', or argparse takes a lone "
+                         "--flag value for an option of its own)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also print success per target colour and for one- / two-object scenes")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality.md"),
