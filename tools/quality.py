@@ -270,8 +270,9 @@ def main():
         extra = {m: ["--guidance", str(a.sd_guidance)] for m in METHODS}
         extra["instruct"] = ["--guidance", str(a.instruct_guidance), "--image-guidance", str(a.image_guidance)]
         extra["sdedit"] += ["--strength", str(a.strength)]
-        for m in ["sdedit", "ddim", "p2p", "p2p+lb"]:
-            extra[m] += shlex.split(a.sd_flags)
+        for m in METHODS:
+            if m != "instruct":
+                extra[m] += shlex.split(a.sd_flags)
         runner = CLIRunner(a.cli, models, a.steps, extra)
     problem = runner.check()
     if problem:

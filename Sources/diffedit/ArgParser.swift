@@ -84,6 +84,13 @@ struct ArgParser {
         func string(_ name: String) -> String? { values[name] }
         func flag(_ name: String) -> Bool { flags.contains(name) }
 
+        /// A `--NAME` / `--no-NAME` pair: true, false, or nil when neither is given; both is a usage error.
+        func toggle(_ name: String) throws -> Bool? {
+            let on = flag(name), off = flag("no-" + name)
+            if on && off { throw CLIError.usage(command, "--\(name) and --no-\(name) contradict each other") }
+            return on ? true : (off ? false : nil)
+        }
+
         func required(_ name: String) throws -> String {
             guard let v = values[name] else { throw CLIError.usage(command, "missing required option --\(name)") }
             return v

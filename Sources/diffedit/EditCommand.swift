@@ -125,16 +125,8 @@ enum EditCommand {
         o.blendDilation = try p.int("blend-dilation")
         o.uncondMix = try p.float("uncond-mix")
         o.newWordWeight = try p.float("new-word-weight")
-        if p.flag("direct-inversion") && p.flag("no-direct-inversion") {
-            throw CLIError.usage("edit", "--direct-inversion and --no-direct-inversion contradict each other")
-        }
-        if p.flag("direct-inversion") { o.directInversion = true }
-        if p.flag("no-direct-inversion") { o.directInversion = false }
-        if p.flag("blend-next-word") && p.flag("no-blend-next-word") {
-            throw CLIError.usage("edit", "--blend-next-word and --no-blend-next-word contradict each other")
-        }
-        if p.flag("blend-next-word") { o.blendNextWord = true }
-        if p.flag("no-blend-next-word") { o.blendNextWord = false }
+        o.directInversion = try p.toggle("direct-inversion")
+        o.blendNextWord = try p.toggle("blend-next-word")
         o.fullResolution = p.flag("full-resolution")
         if let rw = p.string("reweight") { o.reweight = try parseReweight(rw) }
         if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }

@@ -22,6 +22,14 @@ public struct EditModelParts {
         self.editDefaults = editDefaults
     }
 
+    /// p2p's token alignment for a resolved edit: the caller's `reweight` plus the edited words'
+    /// newWordWeight, and LocalBlend's words (with blendNextWord). Shared by the image and the video path.
+    func p2pAlignment(_ r: ResolvedEdit, reweight: [String: Float]) throws -> PromptAlignment {
+        let tok = tokenizer
+        return try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: reweight),
+                                   blendNextWord: r.blendNextWord, tokenize: { tok.tokenize($0).flatMap { $0 } })
+    }
+
     /// VAE down-sampling factor.
     public var vaeFactor: Int { vae.config.downsampleFactor }
     /// Image sizes must be multiples of this (VAE factor times the UNet's down-sampling).

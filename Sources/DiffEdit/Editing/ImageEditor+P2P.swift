@@ -16,10 +16,7 @@ extension ImageEditor {
         let z0 = try encode(work)                                                    // [1, C, h, w]
         let src = try parts.encodePrompt(r.sourcePrompt)                             // [1, 77, D]
         let tgt = try parts.encodePrompt(r.prompt)                                   // [1, 77, D]
-        let tok = parts.tokenizer
-        let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: options.reweight),
-                                            blendNextWord: r.blendNextWord,
-                                            tokenize: { tok.tokenize($0).flatMap { $0 } })
+        let alignment = try parts.p2pAlignment(r, reweight: options.reweight)
         let traj = try invert(work, z0: z0, sourcePrompt: r.sourcePrompt, cond: src, steps: r.steps,
                               progress: progress, total: 2 * r.steps)
         let lh = z0.shape[2]

@@ -137,9 +137,7 @@ public struct ResolvedEdit: Sendable {
         guard uncondMix > 0 else { return source }
         let e = try empty()
         precondition(e.shape == source.shape, "targetUncond: \(e.shape) vs \(source.shape)")
-        let out = Tensor(shape: source.shape, zeroed: false)
         let a = uncondMix, b = 1 - uncondMix
-        for k in 0..<source.count { out.data[k] = a * e.data[k] + b * source.data[k] }
-        return out
+        return SchedulerMath.map2(e, source) { a * $0 + b * $1 }
     }
 }

@@ -108,10 +108,7 @@ extension VideoEditor {
         }
         var p2p: [P2PController]? = nil
         if r.method == .p2p {
-            let tok = parts.tokenizer
-            let alignment = try PromptAlignment(source: r.sourcePrompt, target: r.prompt, reweight: r.reweight(user: options.edit.reweight),
-                                            blendNextWord: r.blendNextWord,
-                                                tokenize: { tok.tokenize($0).flatMap { $0 } })
+            let alignment = try parts.p2pAlignment(r, reweight: options.edit.reweight)
             let bh = P2PController.blendHeight(unet: unet.config, latentHeight: z0.shape[2])
             p2p = (0..<S).map { _ in
                 P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace, selfReplace: r.selfReplace,
