@@ -153,6 +153,7 @@ de_backend *de_backend_cpu_init(int n_threads) {
     i->transpose = cpu_transpose;
     i->last_error = cpu_last_error;
     i->copy = cpu_copy_op;
+    i->lincomb = cpu_lincomb;
     return be;
 }
 

@@ -1,5 +1,5 @@
-/* cpu_elementwise.c — unary activations, GEGLU, broadcast binary ops, nearest upsample and
- * batched transpose for the CPU provider. All loops are plain C the compiler vectorizes
+/* cpu_elementwise.c — unary activations, GEGLU, broadcast binary ops, nearest upsample,
+ * batched transpose, strided copy and lincomb for the CPU provider. All loops are plain C the compiler vectorizes
  * (activations use the libm-free approximations in cpu_internal.h). */
 #include "cpu_internal.h"
 
@@ -244,6 +244,60 @@ de_status cpu_copy_op(de_backend *be, const de_copy_op *op) {
         for (int d = 0; d < 4; d++) { j.shape[d] = op->shape[d]; j.xs[d] = op->x_stride[d]; j.ys[d] = op->y_stride[d]; }
         const int64_t rows = j.shape[0] * j.shape[1] * j.shape[2];
         if (rows > 0 && j.shape[3] > 0) de_pool_for(&ctx->pool, rows, EW_GRAIN / j.shape[3] + 1, cp_task, &j);
+    }
+out__:
+    CPU_END()
+}
+
+/* ---------------------------------------------------------------- lincomb */
+
+/* y = c0 x0 + c1 x1 + ..., left to right; y may be any x (each element is read before it is written).
+ * One code path for every caller (plain and staged CPU alike). */
+typedef struct { const float *x[4]; float c[4]; float *y; int terms; } lc_job;
+
+static void lc_task(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    const lc_job *j = va;
+    const float c0 = j->c[0], c1 = j->c[1], c2 = j->c[2], c3 = j->c[3];
+    const float *x0 = j->x[0], *x1 = j->x[1], *x2 = j->x[2], *x3 = j->x[3];
+    float *y = j->y;
+    switch (j->terms) {
+    case 1:
+        for (int64_t i = b; i < e; i++) y[i] = c0 * x0[i];
+        break;
+    case 2:
+        for (int64_t i = b; i < e; i++) { float acc = c0 * x0[i]; acc = acc + c1 * x1[i]; y[i] = acc; }
+        break;
+    case 3:
+        for (int64_t i = b; i < e; i++) {
+            float acc = c0 * x0[i];
+            acc = acc + c1 * x1[i];
+            acc = acc + c2 * x2[i];
+            y[i] = acc;
+        }
+        break;
+    default:
+        for (int64_t i = b; i < e; i++) {
+            float acc = c0 * x0[i];
+            acc = acc + c1 * x1[i];
+            acc = acc + c2 * x2[i];
+            acc = acc + c3 * x3[i];
+            y[i] = acc;
+        }
+        break;
+    }
+}
+
+de_status cpu_lincomb(de_backend *be, const de_lincomb_op *op) {
+    CPU_BEGIN("lincomb")
+    CPU_CHECK(op->n >= 0, "lincomb", "n must not be negative (got %lld)", (long long)op->n);
+    CPU_CHECK(op->terms >= 1 && op->terms <= 4, "lincomb", "terms must be 1...4 (got %d)", (int)op->terms);
+    CPU_CHECK(op->y != NULL, "lincomb", "y is NULL");
+    for (int t = 0; t < op->terms; t++) CPU_CHECK(op->x[t] != NULL, "lincomb", "x[%d] is NULL", t);
+    {
+        lc_job j = { { NULL, NULL, NULL, NULL }, { 0, 0, 0, 0 }, op->y, op->terms };
+        for (int t = 0; t < op->terms; t++) { j.x[t] = op->x[t]; j.c[t] = op->c[t]; }
+        if (op->n > 0) de_pool_for(&ctx->pool, op->n, EW_GRAIN, lc_task, &j);
     }
 out__:
     CPU_END()

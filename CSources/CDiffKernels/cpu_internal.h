@@ -97,6 +97,7 @@ de_status cpu_binary(de_backend *be, const de_binary_op *op);
 de_status cpu_upsample(de_backend *be, const de_upsample_op *op);
 de_status cpu_transpose(de_backend *be, const de_transpose_op *op);
 de_status cpu_copy_op(de_backend *be, const de_copy_op *op);
+de_status cpu_lincomb(de_backend *be, const de_lincomb_op *op);
 /* 3x3 stride-1 conv by Winograd F(2x2, 3x3); op already validated. */
 de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow);
 /* 3x3 stride-1 conv by Winograd F(4x4, 3x3) (cpu_winograd4.c); op already validated. */

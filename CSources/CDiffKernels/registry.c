@@ -6,13 +6,31 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+/* A descriptor the registry itself rejects (de_lincomb) has no provider to hold the message: it is
+ * kept per thread, for that backend, until the next dispatch on the thread, and de_backend_last_error
+ * returns it (checked before the provider's own message). */
+static _Thread_local de_backend *reg_err_be;
+static _Thread_local char reg_err[256];
+
+static de_status reg_fail(de_backend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static de_status reg_fail(de_backend *be, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reg_err, sizeof reg_err, fmt, ap);
+    va_end(ap);
+    reg_err_be = be;
+    return DE_ERR_INVALID;
+}
+
 #define DISPATCH(fn, slot, type)                                              \
     de_status fn(de_backend *be, const type *op) {                            \
+        if (reg_err_be) reg_err_be = NULL;                                    \
         if (!be || !op) return DE_ERR_INVALID;                                \
         if (!be->iface.slot) return DE_ERR_UNSUPPORTED;                       \
         return be->iface.slot(be, op);                                        \
@@ -30,6 +48,28 @@ DISPATCH(de_binary, binary, de_binary_op)
 DISPATCH(de_upsample, upsample, de_upsample_op)
 DISPATCH(de_transpose, transpose, de_transpose_op)
 DISPATCH(de_copy, copy, de_copy_op)
+
+de_status de_lincomb(de_backend *be, const de_lincomb_op *op) {
+    if (reg_err_be) reg_err_be = NULL;
+    if (!be) return DE_ERR_INVALID;
+    if (!op) return reg_fail(be, "lincomb: op descriptor is NULL");
+    if (op->n < 0) return reg_fail(be, "lincomb: n must not be negative (got %lld)", (long long)op->n);
+    if (op->terms < 1 || op->terms > 4) return reg_fail(be, "lincomb: terms must be 1...4 (got %d)", (int)op->terms);
+    for (int j = 0; j < op->terms; j++)
+        if (!op->x[j]) return reg_fail(be, "lincomb: x[%d] is NULL", j);
+    if (!op->y) return reg_fail(be, "lincomb: y is NULL");
+    /* y may alias an x exactly, never overlap one partially (4 bytes an element for every dtype the
+     * providers accept today: f32) */
+    const size_t bytes = (size_t)op->n * 4;
+    const char *y = (const char *)op->y;
+    for (int j = 0; j < op->terms; j++) {
+        const char *x = (const char *)op->x[j];
+        if (x != y && x < y + bytes && y < x + bytes)
+            return reg_fail(be, "lincomb: y overlaps x[%d] without being the same array", j);
+    }
+    if (!be->iface.lincomb) return DE_ERR_UNSUPPORTED;
+    return be->iface.lincomb(be, op);
+}
 
 void *de_backend_alloc(de_backend *be, size_t bytes) {
     return (be && be->iface.alloc) ? be->iface.alloc(be, bytes) : NULL;
@@ -65,6 +105,7 @@ const char *de_backend_name(de_backend *be) {
 }
 
 const char *de_backend_last_error(de_backend *be) {
+    if (be && reg_err_be == be) return reg_err;
     const char *e = (be && be->iface.last_error) ? be->iface.last_error(be) : NULL;
     return e ? e : "";
 }

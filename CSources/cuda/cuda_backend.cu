@@ -597,6 +597,7 @@ WRAP(w_binary, cu_binary, de_binary_op)
 WRAP(w_upsample, cu_upsample, de_upsample_op)
 WRAP(w_transpose, cu_transpose, de_transpose_op)
 WRAP(w_copy, cu_copy, de_copy_op)
+WRAP(w_lincomb, cu_lincomb, de_lincomb_op)
 
 __global__ void k_probe(int *x) { if (x) *x = 1; }
 
@@ -691,6 +692,7 @@ DE_EXPORT de_backend *de_backend_cuda_init(int device, char *err, size_t err_len
     i->transpose = w_transpose;
     i->last_error = cu_last_error;
     i->copy = w_copy;
+    i->lincomb = w_lincomb;
     const char *what = NULL;
     if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) what = "cudaStreamCreate";
     else if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS) what = "cublasCreate";

@@ -159,6 +159,7 @@ de_status cu_binary(de_backend *be, const de_binary_op *op);
 de_status cu_upsample(de_backend *be, const de_upsample_op *op);
 de_status cu_transpose(de_backend *be, const de_transpose_op *op);
 de_status cu_copy(de_backend *be, const de_copy_op *op);
+de_status cu_lincomb(de_backend *be, const de_lincomb_op *op);
 
 #ifdef __cplusplus
 }

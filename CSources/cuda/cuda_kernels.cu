@@ -1,5 +1,5 @@
 /* cuda_kernels.cu — memory-bound ops in f32 on the device: GroupNorm(+SiLU), LayerNorm, softmax,
- * unary activations, GEGLU, broadcast binary, nearest upsample, batched transpose.
+ * unary activations, GEGLU, broadcast binary, lincomb, nearest upsample, batched transpose.
  * Reductions are two-pass (mean, then centred sum of squares), accumulated in f32. */
 #include "cuda_internal.h"
 
@@ -246,6 +246,60 @@ de_status cu_binary(de_backend *be, const de_binary_op *op) {
     k_binary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, da, db, op->n, op->b_len, op->b_inner, (int)op->kind);
     ST_TRY(cu_check_launch(c, name, "binary"));
     return cu_copy_out(c, op->y, dy, op->n * 4, name);
+}
+
+/* ---- lincomb: y = c0 x0 + c1 x1 + ..., left to right; y may be any x ---- */
+
+struct lc_args { const float *x[4]; float c[4]; };
+
+__global__ void k_lincomb(float *y, lc_args a, int64_t n, int terms) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float acc = a.c[0] * a.x[0][i];
+        if (terms > 1) acc = acc + a.c[1] * a.x[1][i];
+        if (terms > 2) acc = acc + a.c[2] * a.x[2][i];
+        if (terms > 3) acc = acc + a.c[3] * a.x[3][i];
+        y[i] = acc;
+    }
+}
+
+de_status cu_lincomb(de_backend *be, const de_lincomb_op *op) {
+    cuda_ctx *c = cu_of(be);
+    const char *name = "lincomb";
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "lincomb: dtype %d", (int)op->dtype);
+    if (op->n < 0 || op->terms < 1 || op->terms > 4 || !op->y)
+        return cu_fail(c, DE_ERR_INVALID, "lincomb: n=%lld terms=%d y=%p", (long long)op->n, (int)op->terms, op->y);
+    for (int j = 0; j < op->terms; j++)
+        if (!op->x[j]) return cu_fail(c, DE_ERR_INVALID, "lincomb: x[%d] is NULL", j);
+    if (op->n == 0) return DE_OK;
+    const size_t bytes = (size_t)op->n * 4;
+    /* arena room for each distinct host operand (a device operand is used in place) */
+    size_t need = 0;
+    for (int j = 0; j < op->terms; j++) {
+        bool seen = false;
+        for (int k = 0; k < j; k++) seen = seen || op->x[k] == op->x[j];
+        if (!seen && !cu_is_dev(c, op->x[j])) need += CU_ALIGN(bytes);
+    }
+    if (!cu_is_dev(c, op->y)) need += CU_ALIGN(bytes);
+    ST_TRY(cu_arena_begin(c, need, name));
+    lc_args a;
+    float *dy = NULL;
+    for (int j = 0; j < 4; j++) { a.x[j] = NULL; a.c[j] = j < op->terms ? op->c[j] : 0.f; }
+    for (int j = 0; j < op->terms; j++) {
+        for (int k = 0; k < j && !a.x[j]; k++)
+            if (op->x[k] == op->x[j]) a.x[j] = a.x[k];
+        if (!a.x[j]) {
+            float *d = CU_VIEW(c, op->x[j], bytes);
+            if (!d) return cu_fail(c, DE_ERR_BACKEND, "lincomb: internal: arena too small");
+            ST_TRY(cu_copy_in(c, d, op->x[j], bytes, name));
+            a.x[j] = d;
+        }
+        if (op->x[j] == op->y) dy = (float *)a.x[j]; /* in place: the operand's view is the output */
+    }
+    if (!dy) dy = CU_VIEW(c, op->y, bytes);
+    if (!dy) return cu_fail(c, DE_ERR_BACKEND, "lincomb: internal: arena too small");
+    k_lincomb<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, a, op->n, op->terms);
+    ST_TRY(cu_check_launch(c, name, "lincomb"));
+    return cu_copy_out(c, op->y, dy, bytes, name);
 }
 
 __global__ void k_upsample(float *y, const float *x, int64_t planes, int h, int w, int f) {

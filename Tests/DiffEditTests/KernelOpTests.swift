@@ -450,6 +450,109 @@ final class KernelOpTests: XCTestCase {
         XCTAssertEqual(bout, [1, -3, 0, .infinity, 0.15625])
     }
 
+    // MARK: lincomb
+
+    /// Host reference with the op's exact evaluation order, in Float (FMA contraction may differ in the last bit).
+    func refLincomb(_ terms: [(Float, [Float])]) -> [Double] {
+        (0..<terms[0].1.count).map { i in
+            var acc = terms[0].0 * terms[0].1[i]
+            for t in terms.dropFirst() { acc = acc + t.0 * t.1[i] }
+            return Double(acc)
+        }
+    }
+
+    func testLincombOneToFourTermsAgainstHostLoop() throws {
+        // big enough to be split over the pool (EW_GRAIN = 65536), odd so the tail is exercised
+        let n = 3 * 65536 + 17
+        let xs = (0..<4).map { rand([n], seed: 300 + UInt64($0), scale: 3) }
+        let cs: [Float] = [0.7, -1.3, 2.5, 0.125]
+        for terms in 1...4 {
+            let t = (0..<terms).map { (cs[$0], xs[$0]) }
+            let y = try be.lincomb(t)
+            XCTAssertEqual(y.shape, [n])
+            assertClose(y, refLincomb(t.map { ($0.0, $0.1.toArray()) }), tol: 1e-6, "lincomb \(terms) terms")
+        }
+        // a shaped first term gives the output shape; other terms only need the same element count
+        let a = rand([2, 3, 4], seed: 310), b = rand([24], seed: 311)
+        let y = try be.lincomb([(1, a), (-1, b)])
+        XCTAssertEqual(y.shape, [2, 3, 4])
+        assertClose(y, refLincomb([(1, a.toArray()), (-1, b.toArray())]), tol: 1e-6, "lincomb shapes")
+        // the same tensor twice
+        let twice = try be.lincomb([(2, a), (3, a)])
+        assertClose(twice, a.toArray().map { Double(2 * $0 + 3 * $0) }, tol: 1e-6, "lincomb same tensor twice")
+    }
+
+    func testLincombIntoAliasesATerm() throws {
+        let n = 1000
+        for slot in 0..<3 {
+            let xs = (0..<3).map { rand([n], seed: 320 + UInt64($0)) }
+            let t: [(Float, Tensor)] = [(0.5, xs[0]), (2, xs[1]), (-0.25, xs[2])]
+            let ref = refLincomb(t.map { ($0.0, $0.1.toArray()) })
+            let y = try be.lincomb(t, into: xs[slot])
+            XCTAssertTrue(y === xs[slot], "into returns the destination")
+            assertClose(xs[slot], ref, tol: 1e-6, "lincomb into term \(slot)")
+        }
+        // into a separate tensor
+        let a = rand([n], seed: 330), out = Tensor(shape: [n])
+        _ = try be.lincomb([(3, a)], into: out)
+        XCTAssertEqual(out.toArray(), a.toArray().map { 3 * $0 }, "lincomb into a new tensor")
+        // empty tensors are fine
+        XCTAssertEqual(try be.lincomb([(1, Tensor(shape: [0]))]).count, 0)
+    }
+
+    func testLincombOnStagedBackendMatchesPlain() throws {
+        let staged = try Backend(name: "cpu", threads: 2, staged: true)
+        let a = rand([4, 4, 8, 8], seed: 340), b = rand([4, 4, 8, 8], seed: 341)
+        let plain = try be.lincomb([(0.9, a), (-0.1, b)])
+        _ = try be.lincomb([(1, plain), (0.5, a), (-0.75, b), (2, plain)], into: plain)
+        let da = try staged.onDevice(a), db = try staged.onDevice(b)
+        let y = try staged.lincomb([(0.9, da), (-0.1, db)])
+        XCTAssertTrue(y.isOnDevice, "a resident backend writes lincomb into backend memory")
+        _ = try staged.lincomb([(1, y), (0.5, da), (-0.75, db), (2, y)], into: y)
+        XCTAssertTrue(y.isOnDevice, "in place on the device")
+        XCTAssertTrue(y.toArray() == plain.toArray(), "same code on the staged and the plain CPU backend")
+    }
+
+    func testLincombBadDescriptorRejected() throws {
+        let raw = be.raw
+        let x = Tensor(shape: [8]), y = Tensor(shape: [8])
+        func op(terms: Int32 = 2, n: Int64 = 8) -> de_lincomb_op {
+            var o = de_lincomb_op()
+            o.dtype = DE_F32; o.n = n; o.terms = terms
+            o.c = (1, 1, 1, 1)
+            o.x = (UnsafeRawPointer(x.data), UnsafeRawPointer(x.data), nil, nil)
+            o.y = UnsafeMutableRawPointer(y.data)
+            return o
+        }
+        func expectInvalid(_ o: de_lincomb_op, _ field: String, file: StaticString = #filePath, line: UInt = #line) {
+            var o = o
+            XCTAssertEqual(de_lincomb(raw, &o), DE_ERR_INVALID, field, file: file, line: line)
+            let msg = String(cString: de_backend_last_error(raw))
+            XCTAssertTrue(msg.contains("lincomb") && msg.contains(field), "\(field): \(msg)", file: file, line: line)
+        }
+        expectInvalid(op(terms: 0), "terms")
+        expectInvalid(op(terms: 5), "terms")
+        expectInvalid(op(n: -1), "n")
+        expectInvalid(op(terms: 3), "x[2]")
+        var noY = op(); noY.y = nil
+        expectInvalid(noY, "y")
+        var noX0 = op(); noX0.x.0 = nil
+        expectInvalid(noX0, "x[0]")
+        var overlap = op(n: 4); overlap.y = UnsafeMutableRawPointer(x.data + 2)
+        expectInvalid(overlap, "overlaps")
+        XCTAssertEqual(de_lincomb(raw, nil), DE_ERR_INVALID)
+        var f16 = op(); f16.dtype = DE_F16
+        XCTAssertEqual(de_lincomb(raw, &f16), DE_ERR_UNSUPPORTED)
+        // a later failure reports its own message, not the registry's stale one
+        var u = de_unary_op()
+        u.dtype = DE_F16; u.kind = DE_UNARY_SILU; u.n = 4
+        expectInvalid(op(terms: 0), "terms")
+        XCTAssertEqual(de_unary(raw, &u), DE_ERR_UNSUPPORTED)
+        XCTAssertTrue(String(cString: de_backend_last_error(raw)).contains("unary"))
+        var ok = op()
+        XCTAssertEqual(de_lincomb(raw, &ok), DE_OK)
+    }
+
     // MARK: invalid descriptors
 
     func testInvalidDescriptorsReturnErrorsNotCrashes() throws {
@@ -520,6 +623,7 @@ final class KernelOpTests: XCTestCase {
         XCTAssertNotNil(i.gemm); XCTAssertNotNil(i.conv2d); XCTAssertNotNil(i.group_norm); XCTAssertNotNil(i.layer_norm)
         XCTAssertNotNil(i.softmax); XCTAssertNotNil(i.attention); XCTAssertNotNil(i.unary); XCTAssertNotNil(i.geglu)
         XCTAssertNotNil(i.binary); XCTAssertNotNil(i.upsample); XCTAssertNotNil(i.transpose); XCTAssertNotNil(i.alloc)
+        XCTAssertNotNil(i.copy); XCTAssertNotNil(i.lincomb)
         // A second backend with a fixed thread count gives the same numbers as the shared one.
         guard let b1 = de_backend_cpu_init(1) else { return XCTFail("cpu init") }
         defer { de_backend_free(b1) }

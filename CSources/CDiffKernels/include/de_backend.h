@@ -29,7 +29,9 @@
 extern "C" {
 #endif
 
-#define DE_BACKEND_API_VERSION 2 /* 2: the copy op; alloc returns device memory */
+/* 2: the copy op; alloc returns device memory.
+ * 3: the lincomb op (a slot at the end of the vtable; the scheduler / guidance / editing latent arithmetic). */
+#define DE_BACKEND_API_VERSION 3
 
 typedef enum de_dtype { DE_F32 = 0, DE_F16 = 1, DE_BF16 = 2 } de_dtype;
 
@@ -187,6 +189,12 @@ typedef struct de_copy_op {
     void *y;       int64_t y_stride[4];
 } de_copy_op;
 
+/* y[i] = c[0]*x[0][i] + c[1]*x[1][i] + ... + c[terms-1]*x[terms-1][i], i in [0, n), f32, evaluated left to
+ * right as ((c0*x0 + c1*x1) + c2*x2) + c3*x3, 1 <= terms <= 4. y may alias any x. The scheduler updates,
+ * classifier-free guidance and the editing methods' latent arithmetic run through it so a denoising step
+ * never leaves a resident backend. */
+typedef struct de_lincomb_op { de_dtype dtype; int64_t n; int32_t terms; float c[4]; const void *x[4]; void *y; } de_lincomb_op;
+
 typedef struct de_backend de_backend;
 
 /* The vtable. One slot a line; optional slots say what NULL means. */
@@ -212,6 +220,7 @@ struct de_backend_i {
     de_status (*transpose)(de_backend *be, const de_transpose_op *op);
     const char *(*last_error)(de_backend *be);                       /* never NULL */
     de_status (*copy)(de_backend *be, const de_copy_op *op);          /* API 2 */
+    de_status (*lincomb)(de_backend *be, const de_lincomb_op *op);   /* API 3 */
 };
 
 struct de_backend {
@@ -251,6 +260,9 @@ de_status de_binary(de_backend *be, const de_binary_op *op);
 de_status de_upsample(de_backend *be, const de_upsample_op *op);
 de_status de_transpose(de_backend *be, const de_transpose_op *op);
 de_status de_copy(de_backend *be, const de_copy_op *op);
+/* Also validates the descriptor itself (n >= 0, 1 <= terms <= 4, non-NULL x[0..terms) and y):
+ * DE_ERR_INVALID with a message naming the field (in de_backend_last_error, or err of the call). */
+de_status de_lincomb(de_backend *be, const de_lincomb_op *op);
 
 /* Memory slots through the handle (alloc NULL = out of memory or no alloc slot). */
 void *de_backend_alloc(de_backend *be, size_t bytes);
