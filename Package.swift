@@ -25,16 +25,23 @@ let package = Package(
         .systemLibrary(name: "CDiffEditABI", path: "CSources/CDiffEditABI"),
         .target(
             name: "CDiffKernels",
-            dependencies: ["COpenBLAS", "CPNG", "CJPEG"],
+            dependencies: ["COpenBLAS"],
             path: "CSources/CDiffKernels",
             cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno", "-fvisibility=hidden"])],
             linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("dl"), .linkedLibrary("m")]
+        ),
+        // PNG / JPEG file reading and writing (de_image.h), for Sources/DiffEdit/IO/ImageFile.swift.
+        .target(
+            name: "CImageCodec",
+            dependencies: ["CPNG", "CJPEG"],
+            path: "CSources/CImageCodec",
+            cSettings: [.unsafeFlags(["-O2", "-fvisibility=hidden"])]
         ),
         // The CLIP BPE merges embedded as a byte array (tools/embed_clip_bpe.py), for checkpoints without tokenizer files.
         .target(name: "CClipBPE", path: "CSources/CClipBPE"),
         .target(
             name: "DiffEdit",
-            dependencies: ["CDiffKernels", "CPNG", "CJPEG", "CClipBPE"],
+            dependencies: ["CDiffKernels", "CImageCodec", "CPNG", "CJPEG", "CClipBPE"],
             path: "Sources/DiffEdit"
         ),
         .target(
@@ -43,14 +50,21 @@ let package = Package(
             path: "Sources/DiffEditC",
             linkerSettings: staticStdlib
         ),
+        // Benchmark-only code (random-weight models, the edit benchmark): the CLI's `bench` and
+        // `edit --bench`, and the tests; not part of the DiffEdit library.
+        .target(
+            name: "DiffEditBench",
+            dependencies: ["DiffEdit"],
+            path: "Sources/DiffEditBench"
+        ),
         .executableTarget(
             name: "diffedit",
-            dependencies: ["DiffEdit"],
+            dependencies: ["DiffEdit", "DiffEditBench"],
             path: "Sources/diffedit"
         ),
         .testTarget(
             name: "DiffEditTests",
-            dependencies: ["DiffEdit", "CDiffKernels"],
+            dependencies: ["DiffEdit", "DiffEditBench", "CDiffKernels"],
             path: "Tests/DiffEditTests",
             resources: []
         ),

@@ -262,9 +262,10 @@ DIFF_EDIT_API void diff_edit_model_free(diff_edit_model *model);
 DIFF_EDIT_API diff_edit_status diff_edit_ctx_create(diff_edit_model *model, diff_edit_ctx **out);
 
 /**
- * Frees a context (and its last-error string) and drops its reference to the model. NULL is
- * ignored. Must not be called while a call on the context is running (from any thread, including
- * from inside its progress callback), nor twice on the same pointer. Other contexts are not affected.
+ * Frees a context (its last-error string and its stream, if any: see diff_edit_stream_end) and drops
+ * its reference to the model. NULL is ignored. Must not be called while a call on the context is
+ * running (from any thread, including from inside its progress callback), nor twice on the same
+ * pointer. Other contexts are not affected.
  */
 DIFF_EDIT_API void diff_edit_ctx_free(diff_edit_ctx *ctx);
 
@@ -392,7 +393,8 @@ DIFF_EDIT_API void diff_edit_cancel(diff_edit_ctx *ctx);
  * Memory: the first frame plus one window. Alpha of RGBA8/BGRA8 frames passes through.
  * Thread rules: as diff_edit_image (one call per context at a time, else DIFF_EDIT_ERR_BUSY);
  * diff_edit_cancel stops a push or end that is editing (it returns DIFF_EDIT_CANCELLED and the stream
- * is then broken: end it and begin a new one; the context stays usable).
+ * is then broken: end it and begin a new one; a cancelled end has already closed it; the context
+ * stays usable).
  * ---------------------------------------------------------------------------------------------- */
 
 /** Largest lookahead of diff_edit_stream_set_lookahead. */
@@ -443,9 +445,13 @@ DIFF_EDIT_API diff_edit_status diff_edit_stream_pull(diff_edit_ctx *ctx, diff_ed
 
 /**
  * Ends the stream: edits the frames still waiting (the last, partial window), which can then be
- * pulled; no more pushes. Ending a broken (cancelled or failed) stream just closes it. A stream is
- * closed when ended and drained, or when the next diff_edit_stream_begin replaces it; a stream still
- * open when its context is freed is released by the next stream call on any context.
+ * pulled; no more pushes. Ending a broken (cancelled or failed) stream just closes it.
+ * Lifetime: a stream's state (its frames, windows and copied params) lives in its context and never
+ * outlives it. It is released by this call when the stream was broken, when editing the last window
+ * fails or is cancelled, or when no edited frame is left to pull; otherwise by the
+ * diff_edit_stream_pull after the last frame (the one that finds the ended stream drained and returns
+ * DIFF_EDIT_ERR_INVALID_ARGUMENT), by the next diff_edit_stream_begin (which replaces an ended stream
+ * and drops its unpulled frames), or, at the latest and whether ended or not, by diff_edit_ctx_free.
  * Returns DIFF_EDIT_OK; DIFF_EDIT_CANCELLED; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx, no stream);
  * the errors of diff_edit_image while editing; DIFF_EDIT_ERR_BUSY.
  */

@@ -18,7 +18,7 @@ enum DefaultModelLocator {
             return s
         }
         var candidates: [String] = []
-        if let dir = libraryDirectory() {
+        if let dir = BinaryLocation.libraryDirectory() {   // libdiffedit.so's folder
             candidates.append(dir + "/../share/diffedit/models/" + modelName)
             candidates.append(dir + "/../../models/" + modelName)
         }
@@ -29,38 +29,4 @@ enum DefaultModelLocator {
     }
 
     private static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
-
-    /// Directory of the shared object (or executable) that contains this code, from the mapping
-    /// in /proc/self/maps that holds the address of one of our functions (Linux).
-    private static func libraryDirectory() -> String? {
-        let fn: @convention(c) () -> Void = {}   // code of this module, so inside libdiffedit
-        let addr = UInt(bitPattern: unsafeBitCast(fn, to: UnsafeRawPointer.self))
-        guard let f = fopen("/proc/self/maps", "r") else { return nil }
-        defer { fclose(f) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var cap = 0
-        defer { free(line) }
-        while getline(&line, &cap, f) > 0 {
-            guard let l = line, let s = String(validatingCString: l) else { continue }
-            // "start-end perms offset dev inode   path"
-            let fields = s.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count == 6 else { continue }
-            let range = fields[0].split(separator: "-")
-            guard range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16),
-                  addr >= lo && addr < hi else { continue }
-            let path = fields[5].trimmingCharacters(in: " \n")
-            guard path.hasPrefix("/"), let slash = path.lastIndex(of: "/") else { return nil }
-            return String(path[..<slash])
-        }
-        return nil
-    }
-}
-
-private extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let c = s.first, set.contains(c) { s.removeFirst() }
-        while let c = s.last, set.contains(c) { s.removeLast() }
-        return String(s)
-    }
 }

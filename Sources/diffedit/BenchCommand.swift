@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 #endif
 import DiffEdit
+import DiffEditBench
 
 /// `diffedit bench`: UNet forward of the full SD 1.5 architecture (860M parameters, random weights
 /// made in memory) at 32x32 and 64x64 latents, batch 2 as classifier-free guidance runs it. Prints

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 #endif
 import DiffEdit
+import DiffEditBench
 
 /// `diffedit edit`: edit an image with a prompt (SDEdit, DDIM inversion, Prompt-to-Prompt, InstructPix2Pix).
 enum EditCommand {

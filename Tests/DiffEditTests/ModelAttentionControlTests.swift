@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import DiffEdit
+import DiffEditBench
 
 /// The UNet's AttentionController hooks (Prompt-to-Prompt, cross-frame attention), checked against a
 /// naive attention written here and against the plain forward pass, on the committed sd1 fixture UNet.

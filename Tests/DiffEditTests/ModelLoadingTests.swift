@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import DiffEdit
+import DiffEditBench
 
 /// Loading errors name the tensor or field at fault; bad inputs throw; random weights build full models.
 final class ModelLoadingTests: XCTestCase {

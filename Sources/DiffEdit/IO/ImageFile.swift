@@ -1,5 +1,5 @@
 import FoundationEssentials
-import CDiffKernels
+import CImageCodec
 import CPNG
 import CJPEG
 

@@ -25,7 +25,7 @@ public enum DefaultModel {
             out.append(PathName.join(d, name))
             out.append(d)
         }
-        if let exe = executableDirectory() {
+        if let exe = BinaryLocation.executableDirectory() {
             var dir = PathName.standardizing(exe)
             out.append(PathName.join(dir, "models/\(name)"))
             out.append(PathName.join(dir, "../share/diffedit/models/\(name)"))
@@ -64,13 +64,5 @@ public enum DefaultModel {
         guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { return false }
         if isDir { return FileManager.default.fileExists(atPath: PathName.join(p, "unet/config.json")) }
         return p.hasSuffix(".safetensors")
-    }
-
-    /// The folder of the running executable (/proc/self/exe, symlinks resolved).
-    static func executableDirectory() -> String? {
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
-            return (CommandLine.arguments.first.map { PathName.deletingLastComponent($0) })
-        }
-        return PathName.deletingLastComponent(exe)
     }
 }

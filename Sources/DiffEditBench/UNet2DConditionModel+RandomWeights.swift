@@ -1,3 +1,5 @@
+import DiffEdit
+
 /// In-memory random weights of the right names and shapes (benchmarks).
 extension UNet2DConditionModel {
     /// Every tensor the UNet of `config` loads, random (see RandomWeightSource). An invalid config gives

@@ -1,22 +1,24 @@
 import FoundationEssentials
 import Dispatch
+import DiffEdit
 
 /// A weight source that invents every tensor a model asks for (normal values scaled by
 /// 1/sqrt(fan_in); norm weights 1, biases small), deterministically from a seed, filled in
 /// parallel with a counter-based generator. Used to build full-size models for benchmarks
 /// without any file: create the model from it, then keep `tensors`.
-final class RandomWeightSource: WeightSource {
-    let origin = "random weights"
-    let seed: UInt64
-    private(set) var tensors: [String: Tensor] = [:]
+/// Public (in this benchmark target) because the tests use `fillNormal` for random inputs.
+public final class RandomWeightSource: WeightSource {
+    public let origin = "random weights"
+    public let seed: UInt64
+    public private(set) var tensors: [String: Tensor] = [:]
 
-    init(seed: UInt64) { self.seed = seed }
+    public init(seed: UInt64) { self.seed = seed }
 
-    var names: [String] { tensors.keys.sorted() }
-    func contains(_ name: String) -> Bool { tensors[name] != nil }
-    func shape(of name: String) -> [Int]? { tensors[name]?.shape }
+    public var names: [String] { tensors.keys.sorted() }
+    public func contains(_ name: String) -> Bool { tensors[name] != nil }
+    public func shape(of name: String) -> [Int]? { tensors[name]?.shape }
 
-    func tensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+    public func tensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
         if let t = tensors[name] { return t }
         guard let shape = expectedShape else {
             throw DiffEditError.model("\(origin): tensor \(name) requested without a shape")
@@ -52,7 +54,7 @@ final class RandomWeightSource: WeightSource {
     }
 
     /// Approximately normal values (sum of four 16-bit uniforms, variance matched) times std.
-    static func fillNormal(_ p: UnsafeMutablePointer<Float>, count: Int, std: Float, seed: UInt64) {
+    public static func fillNormal(_ p: UnsafeMutablePointer<Float>, count: Int, std: Float, seed: UInt64) {
         let chunk = 1 << 16
         let chunks = (count + chunk - 1) / chunk
         let k = std * (12.0 / 4.0).squareRoot() / 65536

@@ -1,3 +1,5 @@
+import DiffEdit
+
 /// In-memory random weights of the right names and shapes (benchmarks).
 extension AutoencoderKL {
     public static func randomWeights(config: VAEConfig, seed: UInt64) -> DictionaryWeightSource {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import DiffEdit
 
 /// Seconds per edit for each method on the full SD 1.5 architecture with random weights made in memory
 /// (issue 4's edit benchmark; tools/p2p_reference.py --bench times the same algorithms in PyTorch).

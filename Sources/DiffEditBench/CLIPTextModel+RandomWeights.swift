@@ -1,3 +1,5 @@
+import DiffEdit
+
 /// In-memory random weights of the right names and shapes (benchmarks).
 extension CLIPTextModel {
     public static func randomWeights(config: CLIPTextConfig, seed: UInt64) -> DictionaryWeightSource {
