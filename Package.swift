@@ -3,7 +3,8 @@
 // No Swift package dependencies: system C libraries come in through system-library targets.
 import PackageDescription
 
-let staticStdlib: [LinkerSetting] = [.unsafeFlags(["-static-stdlib"])]
+// The Swift runtime is linked in statically by the Makefile (-Xswiftc -static-stdlib on every build), not by a
+// target setting: the test bundle links DiffEditC too (the C ABI is called in-process by EntryPointEqualityTests).
 
 let package = Package(
     name: "diffedit",
@@ -47,8 +48,7 @@ let package = Package(
         .target(
             name: "DiffEditC",
             dependencies: ["DiffEdit", "CDiffEditABI"],
-            path: "Sources/DiffEditC",
-            linkerSettings: staticStdlib
+            path: "Sources/DiffEditC"
         ),
         // Benchmark-only code (random-weight models, the edit benchmark): the CLI's `bench` and
         // `edit --bench`, and the tests; not part of the DiffEdit library.
@@ -64,7 +64,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DiffEditTests",
-            dependencies: ["DiffEdit", "DiffEditBench", "CDiffKernels"],
+            dependencies: ["DiffEdit", "DiffEditBench", "CDiffKernels", "DiffEditC", "CDiffEditABI"],
             path: "Tests/DiffEditTests",
             resources: []
         ),

@@ -23,3 +23,19 @@ extension DiffEditError {
         return .backend("\(context): internal error: \(error)")
     }
 }
+
+extension DiffEditError {
+    /// The same case with another message (the C ABI renames library field names to diff_edit_params').
+    func withMessage(_ m: String) -> DiffEditError {
+        switch self {
+        case .invalidArgument: return .invalidArgument(m)
+        case .unsupported: return .unsupported(m)
+        case .outOfMemory: return .outOfMemory(m)
+        case .backend: return .backend(m)
+        case .io: return .io(m)
+        case .model: return .model(m)
+        case .busy: return .busy(m)
+        case .cancelled: return .cancelled
+        }
+    }
+}

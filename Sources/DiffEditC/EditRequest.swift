@@ -70,12 +70,6 @@ struct EditRequest {
         }
         steps = p.steps == 0 ? nil : Int(p.steps)
         seed = p.seed
-        if p.method == DIFF_EDIT_METHOD_P2P || p.method == DIFF_EDIT_METHOD_DDIM {
-            let name = p.method == DIFF_EDIT_METHOD_P2P ? "DIFF_EDIT_METHOD_P2P" : "DIFF_EDIT_METHOD_DDIM"
-            guard let s = sourcePrompt, !s.allSatisfy({ $0.isWhitespace }) else {
-                throw DiffEditError.invalidArgument("params->source_prompt is \(sourcePrompt == nil ? "NULL" : "empty"): \(name) needs the description of the input image")
-            }
-        }
         if let m = p.mask {
             let b = try CheckedBuffer(m, name: "params->mask")
             try b.requireFormat(.gray8, name: "params->mask")
@@ -96,31 +90,44 @@ struct EditRequest {
         try maskOut?.requireSize(of: input, name: "params->mask_out", otherName: inputName)
     }
 
-    /// The method to run: AUTO resolved (INSTRUCT for an instruct checkpoint, else P2P when a
-    /// source prompt is given, else SDEDIT); INSTRUCT on a non-instruct model is unsupported.
-    func resolvedMethod(isInstruct: Bool) throws -> EditMethod {
-        if isInstruct && method != DIFF_EDIT_METHOD_AUTO && method != DIFF_EDIT_METHOD_INSTRUCT {
-            throw DiffEditError.unsupported("params->method (\(method.rawValue)) needs a text-to-image checkpoint; this model is an InstructPix2Pix checkpoint (UNet with 8 input channels): use DIFF_EDIT_METHOD_INSTRUCT or DIFF_EDIT_METHOD_AUTO")
-        }
+    /// The library's method for params->method (AUTO stays auto: the library resolves and validates it,
+    /// once, for every entry point).
+    var editMethod: EditMethod {
         switch method {
-        case DIFF_EDIT_METHOD_AUTO:
-            if isInstruct { return .instruct }
-            if let s = sourcePrompt, !s.allSatisfy({ $0.isWhitespace }) { return .p2p }
-            return .sdedit
         case DIFF_EDIT_METHOD_SDEDIT: return .sdedit
         case DIFF_EDIT_METHOD_DDIM: return .ddim
         case DIFF_EDIT_METHOD_P2P: return .p2p
-        default:
-            guard isInstruct else {
-                throw DiffEditError.unsupported("params->method DIFF_EDIT_METHOD_INSTRUCT needs an instruct checkpoint (UNet with 8 input channels); this model is not one")
-            }
-            return .instruct
+        case DIFF_EDIT_METHOD_INSTRUCT: return .instruct
+        default: return .auto
         }
     }
 
-    func options(method: EditMethod) -> EditOptions {
+    /// C names of the library's option fields, for messages: the library names the field at fault first
+    /// ("sourcePrompt: ..."); the C ABI reports it as the caller wrote it ("params->source_prompt: ...").
+    static let fieldNames: [(String, String)] = [
+        ("sourcePrompt", "params->source_prompt"), ("negativePrompt", "params->negative_prompt"),
+        ("prompt", "params->prompt"), ("imageGuidance", "params->image_guidance"), ("guidance", "params->guidance"),
+        ("strength", "params->strength"), ("steps", "params->steps"), ("mask", "params->mask"),
+    ]
+
+    /// A library error with its field named as in diff_edit_params (params->method also names the C enum value).
+    func cNamed(_ e: DiffEditError) -> DiffEditError {
+        let m = e.message
+        var renamed: String? = nil
+        if m.hasPrefix("method:") {
+            let names = ["DIFF_EDIT_METHOD_AUTO", "DIFF_EDIT_METHOD_SDEDIT", "DIFF_EDIT_METHOD_DDIM", "DIFF_EDIT_METHOD_P2P",
+                         "DIFF_EDIT_METHOD_INSTRUCT"]
+            let n = Int(method.rawValue) < names.count ? names[Int(method.rawValue)] : "\(method.rawValue)"
+            renamed = "params->method (\(n)):" + m.dropFirst("method:".count)
+        } else if let (lib, c) = EditRequest.fieldNames.first(where: { m.hasPrefix($0.0 + ":") }) {
+            renamed = c + m.dropFirst(lib.count)
+        }
+        return renamed.map { e.withMessage($0) } ?? e
+    }
+
+    var options: EditOptions {
         var o = EditOptions()
-        o.method = method
+        o.method = editMethod
         o.prompt = prompt
         o.sourcePrompt = sourcePrompt
         o.negativePrompt = negativePrompt

@@ -127,7 +127,7 @@ final class FrameCounter: @unchecked Sendable {
 private func withContext(_ ctxPtr: OpaquePointer?, _ params: UnsafePointer<diff_edit_params>?,
                          frames: Int, function: String,
                          check: (EditRequest) throws -> Void,
-                         body: (ContextHandle, EditRequest, EditMethod, ProgressReporter, FrameCounter) throws -> Void) -> diff_edit_status {
+                         body: (ContextHandle, EditRequest, ProgressReporter, FrameCounter) throws -> Void) -> diff_edit_status {
     guard let ctxPtr = ctxPtr else { return fail(.invalidArgument("ctx is NULL"), ctx: nil) }
     let ctx: ContextHandle = handle(ctxPtr)
     guard ctx.tryEnter() else {
@@ -137,7 +137,6 @@ private func withContext(_ ctxPtr: OpaquePointer?, _ params: UnsafePointer<diff_
     do {
         let req = try EditRequest(params)
         try check(req)
-        let method = try req.resolvedMethod(isInstruct: ctx.model.engine.isInstruct)
         let counter = FrameCounter(frames: frames)
         let cb = req.progress, user = req.progressUser
         let reporter = ProgressReporter(cb.map { fn in
@@ -147,7 +146,7 @@ private func withContext(_ ctxPtr: OpaquePointer?, _ params: UnsafePointer<diff_
             }
         })
         ctx.setReporter(reporter)
-        try body(ctx, req, method, reporter, counter)
+        try body(ctx, req, reporter, counter)
         return DIFF_EDIT_OK
     } catch DiffEditError.cancelled {
         let message = "\(function): cancelled by diff_edit_cancel or the progress callback"
@@ -170,8 +169,8 @@ public func diffEditImage(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_ed
         try o.requireSize(of: i, name: "output", otherName: "input")
         try req.checkMasks(against: i, inputName: "input")
         inBuf = i; outBuf = o
-    }, body: { ctx, req, method, reporter, _ in
-        try EditRunner(ctx: ctx, request: req, method: method, reporter: reporter)
+    }, body: { ctx, req, reporter, _ in
+        try EditRunner(ctx: ctx, request: req, reporter: reporter)
             .run(input: inBuf!, output: outBuf!, inputName: "input")
     })
 }
@@ -195,15 +194,14 @@ public func diffEditVideo(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_ed
             ins.append(fi); outs.append(fo)
         }
         try req.checkMasks(against: ins[0], inputName: "frames_in[0]")
-    }, body: { ctx, req, method, reporter, counter in
+    }, body: { ctx, req, reporter, counter in
         // The consistent video method (StreamExports.swift: videoConsistent); with a mask (which it does
-        // not take) or an engine without a video editor, frame by frame with diff_edit_image semantics.
-        if req.mask == nil, req.maskOut == nil,
-           try videoConsistent(ctx: ctx, request: req, method: method, reporter: reporter, counter: counter,
-                               ins: ins, outs: outs) {
+        // not take), frame by frame with diff_edit_image semantics.
+        if req.mask == nil, req.maskOut == nil {
+            try videoConsistent(ctx: ctx, request: req, reporter: reporter, counter: counter, ins: ins, outs: outs)
             return
         }
-        let runner = EditRunner(ctx: ctx, request: req, method: method, reporter: reporter)
+        let runner = EditRunner(ctx: ctx, request: req, reporter: reporter)
         for i in 0..<ins.count {
             counter.frame = i
             try runner.run(input: ins[i], output: outs[i], inputName: "frames_in[\(i)]")

@@ -84,19 +84,4 @@ enum PixelConverter {
             }
         }
     }
-
-    /// out = input + (edited - input) * mask / 255, per channel, rounded: pixels where the mask is 0
-    /// keep the input exactly, where it is 255 take the edit exactly.
-    static func composite(edited: RGBImage, input: RGBImage, mask: GrayImage) -> RGBImage {
-        var out = edited.pixels
-        for i in 0..<(mask.width * mask.height) {
-            let m = Int(mask.pixels[i])
-            if m == 255 { continue }
-            for c in 0..<3 {
-                let a = Int(input.pixels[i * 3 + c]), e = Int(edited.pixels[i * 3 + c])
-                out[i * 3 + c] = UInt8(clamping: a + ((e - a) * m + (e >= a ? 127 : -127)) / 255)
-            }
-        }
-        return RGBImage(width: edited.width, height: edited.height, pixels: out)
-    }
 }

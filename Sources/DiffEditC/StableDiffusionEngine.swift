@@ -12,13 +12,19 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
 
     init(model: StableDiffusionModel) { self.model = model }
 
-    var isInstruct: Bool { model.unetConfig.in_channels == 8 }
-
     var summary: String {
         "\(model.kind) model from \(model.origin) (\(model.layout), \(model.dtype)), backend \(model.backend.name)"
     }
 
     func makeSession() throws -> EditSession { Session(engine: self) }
+
+    /// Runs `body` holding the model's compute lock (cancellation is checked once the lock is held).
+    func compute<T>(_ progress: ProgressReporter, _ body: () throws -> T) throws -> T {
+        try computeLock.withLock {
+            try progress.check()   // cancelled while waiting for the backend
+            return try body()
+        }
+    }
 
     /// One ImageEditor (with its inversion cache) per context.
     final class Session: EditSession {
@@ -31,10 +37,37 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
         }
 
         func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult {
-            try engine.computeLock.withLock {
-                try progress.check()   // cancelled while waiting for the backend
-                return try editor.edit(image, options: options, progress: progress)
+            try engine.compute(progress) { try editor.edit(image, options: options, progress: progress) }
+        }
+
+        func editVideo(width: Int, height: Int, frameCount: Int, options: VideoOptions, progress: ProgressReporter,
+                       next: () throws -> RGBImage?, emit: (RGBImage) throws -> Void) throws {
+            try engine.compute(progress) {
+                try VideoEditor(imageEditor: editor).edit(width: width, height: height, frameCount: frameCount,
+                                                          options: options, progress: progress, next: next, emit: emit)
             }
+        }
+
+        func makeStream(options: VideoOptions, width: Int, height: Int) throws -> EditStream {
+            Stream(engine: engine, stream: try VideoStream(editor: VideoEditor(imageEditor: editor), options: options,
+                                                           width: width, height: height))
+        }
+    }
+
+    /// A VideoStream whose window edits take the model's compute lock.
+    final class Stream: EditStream {
+        let engine: StableDiffusionEngine
+        let stream: VideoStream
+        init(engine: StableDiffusionEngine, stream: VideoStream) { self.engine = engine; self.stream = stream }
+        var pushed: Int { stream.pushed }
+        var broken: Bool { stream.broken }
+        var readyCount: Int { stream.readyCount }
+        func push(_ frame: RGBImage, progress: ProgressReporter) throws {
+            try engine.compute(progress) { try stream.push(frame, progress: progress) }
+        }
+        func pull() -> RGBImage? { stream.pull() }
+        func finish(progress: ProgressReporter) throws {
+            try engine.compute(progress) { try stream.finish(progress: progress) }
         }
     }
 }

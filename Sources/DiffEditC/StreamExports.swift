@@ -9,21 +9,21 @@ import DiffEdit
 
 /// One open stream of a context.
 final class StreamState {
-    let stream: VideoStream
+    let stream: EditStream
     let width: Int
     let height: Int
     let format: PixelFormat
     let progress: diff_edit_progress_fn?
     let progressUser: UnsafeMutableRawPointer?
-    let engine: StableDiffusionEngine
+    /// The request, for the C field names in messages.
+    let request: EditRequest
     /// Alpha planes of pushed frames not pulled yet (in order), for pass-through.
     var alphas: [[UInt8]?] = []
     var ended = false
 
-    init(stream: VideoStream, width: Int, height: Int, format: PixelFormat, request: EditRequest,
-         engine: StableDiffusionEngine) {
+    init(stream: EditStream, width: Int, height: Int, format: PixelFormat, request: EditRequest) {
         self.stream = stream; self.width = width; self.height = height; self.format = format
-        self.progress = request.progress; self.progressUser = request.progressUser; self.engine = engine
+        self.progress = request.progress; self.progressUser = request.progressUser; self.request = request
     }
 }
 
@@ -101,16 +101,15 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
         }
         if req.mask != nil { throw DiffEditError.unsupported("params->mask: streams do not take masks (use diff_edit_video or diff_edit_image)") }
         if req.maskOut != nil { throw DiffEditError.unsupported("params->mask_out: streams do not write masks") }
-        let method = try req.resolvedMethod(isInstruct: c.model.engine.isInstruct)
-        guard let session = c.session as? StableDiffusionEngine.Session else {
-            throw DiffEditError.unsupported("diff_edit_stream_begin: this model's engine has no video editor")
-        }
-        var o = VideoOptions(edit: req.options(method: method), mode: .consistent)
+        var o = VideoOptions(edit: req.options, mode: .consistent)
         o.keyframeInterval = c.streamLookahead() + 1
-        let stream = try VideoStream(editor: VideoEditor(imageEditor: session.editor), options: o,
-                                     width: Int(width), height: Int(height))
-        c.setStreamState(StreamState(stream: stream, width: Int(width), height: Int(height), format: f,
-                                                      request: req, engine: session.engine))
+        let stream: EditStream
+        do {
+            stream = try c.session.makeStream(options: o, width: Int(width), height: Int(height))
+        } catch let e as DiffEditError {
+            throw req.cNamed(e)
+        }
+        c.setStreamState(StreamState(stream: stream, width: Int(width), height: Int(height), format: f, request: req))
         return DIFF_EDIT_OK
     }
 }
@@ -129,10 +128,7 @@ public func diffEditStreamPush(_ ctx: OpaquePointer?, _ frame: UnsafePointer<dif
         try b.requireFormat(s.format, name: "frame")
         let (rgb, alpha) = PixelConverter.readRGB(b)
         let r = reporter(s, ctx: c)
-        try s.engine.computeLock.withLock {
-            try r.check()
-            try s.stream.push(rgb, progress: r)
-        }
+        try s.stream.push(rgb, progress: r)
         s.alphas.append(alpha)
         return DIFF_EDIT_OK
     }
@@ -176,10 +172,7 @@ public func diffEditStreamEnd(_ ctx: OpaquePointer?) -> diff_edit_status {
         }
         let r = reporter(s, ctx: c)
         do {
-            try s.engine.computeLock.withLock {
-                try r.check()
-                try s.stream.finish(progress: r)
-            }
+            try s.stream.finish(progress: r)
         } catch {
             c.setStreamState(nil)
             throw error
@@ -189,13 +182,12 @@ public func diffEditStreamEnd(_ ctx: OpaquePointer?) -> diff_edit_status {
     }
 }
 
-/// diff_edit_video's consistent method: the clip through VideoEditor (the same windows as a stream with
-/// the default lookahead), frames read and written as their windows are done. False when the context's
-/// engine has no video editor (the caller then edits frame by frame).
-func videoConsistent(ctx: ContextHandle, request: EditRequest, method: EditMethod, reporter: ProgressReporter,
-                     counter: FrameCounter, ins: [CheckedBuffer], outs: [CheckedBuffer]) throws -> Bool {
-    guard let session = ctx.session as? StableDiffusionEngine.Session, let first = ins.first else { return false }
-    var o = VideoOptions(edit: request.options(method: method), mode: .consistent)
+/// diff_edit_video's consistent method: the clip through the session's video editor (the same windows as a
+/// stream with the default lookahead), frames read and written as their windows are done.
+func videoConsistent(ctx: ContextHandle, request: EditRequest, reporter: ProgressReporter,
+                     counter: FrameCounter, ins: [CheckedBuffer], outs: [CheckedBuffer]) throws {
+    guard let first = ins.first else { return }
+    var o = VideoOptions(edit: request.options, mode: .consistent)
     o.keyframeInterval = StreamRegistry.defaultLookahead + 1
     // frame numbers for the C callback (its reporter reads counter.frame); cancellation goes through `reporter`
     let inner = ProgressReporter { step, steps, frame, _ in
@@ -203,9 +195,8 @@ func videoConsistent(ctx: ContextHandle, request: EditRequest, method: EditMetho
         do { try reporter.step(step, of: steps); return true } catch { return false }
     }
     var next = 0, emitted = 0
-    try session.engine.computeLock.withLock {
-        try inner.check()
-        try VideoEditor(imageEditor: session.editor).edit(
+    do {
+        try ctx.session.editVideo(
             width: first.width, height: first.height, frameCount: ins.count, options: o, progress: inner,
             next: { () -> RGBImage? in
                 guard next < ins.count else { return nil }
@@ -217,6 +208,7 @@ func videoConsistent(ctx: ContextHandle, request: EditRequest, method: EditMetho
                 PixelConverter.writeRGB(image, alpha: alpha, to: outs[emitted])
                 emitted += 1
             })
+    } catch let e as DiffEditError {
+        throw request.cNamed(e)
     }
-    return true
 }

@@ -92,18 +92,18 @@ final class DirectInversionTests: XCTestCase {
     }
 
     /// LocalBlend's dilation: 0 keeps the thresholded map, 1 grows it by one map pixel (3x3 pool).
-    func testBlendDilationGrowsTheMask() {
-        func mask(_ d: Int) -> [Float] {
+    func testBlendDilationGrowsTheMask() throws {
+        func mask(_ d: Int) throws -> [Float] {
             // one site, 1 head, 4x4 map, 2 tokens; token 1 attends strongly at map pixel (1, 1) only
             let lb = LocalBlend(alphaSource: [0, 1], alphaTarget: [0, 1], height: 4, steps: 10, threshold: 0.5, dilation: d)
             var p = [Float](repeating: 0, count: 2 * 16 * 2)
             for item in 0..<2 { for q in 0..<16 { p[(item * 16 + q) * 2 + 1] = q == 5 ? 1 : 0.1 } }
-            lb.accumulate(site: AttentionSite(name: "down.0.cross", isCross: true, place: "down", heads: 1, height: 4, width: 4),
-                          probs: Tensor(shape: [2, 1, 16, 2], values: p), first: 0)
-            let t = lb.mask(latentHeight: 4, latentWidth: 4)!
+            try lb.accumulate(site: AttentionSite(name: "down.0.cross", isCross: true, place: "down", heads: 1, height: 4, width: 4),
+                              probs: Tensor(shape: [2, 1, 16, 2], values: p), first: 0, backend: .cpu)
+            let t = try lb.mask(latentHeight: 4, latentWidth: 4)!
             return withExtendedLifetime(t) { (0..<t.count).map { t.data[$0] } }
         }
-        XCTAssertEqual(mask(0).reduce(0, +), 1)
-        XCTAssertEqual(mask(1).reduce(0, +), 9)
+        XCTAssertEqual(try mask(0).reduce(0, +), 1)
+        XCTAssertEqual(try mask(1).reduce(0, +), 9)
     }
 }

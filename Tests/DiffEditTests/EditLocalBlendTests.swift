@@ -17,9 +17,9 @@ final class EditLocalBlendTests: XCTestCase {
                                  heads: 1, height: 8, width: 8)
         XCTAssertTrue(lb.wants(site))
         XCTAssertFalse(lb.wants(AttentionSite(name: "mid", isCross: true, place: "mid", heads: 1, height: 8, width: 8)))
-        lb.accumulate(site: site, probs: probs(height: 8, width: 8, peaks: [(2, 2, 2, 2), (3, 3, 5, 6), (3, 2, 0, 7)]), first: 2)
+        try lb.accumulate(site: site, probs: probs(height: 8, width: 8, peaks: [(2, 2, 2, 2), (3, 3, 5, 6), (3, 2, 0, 7)]), first: 2, backend: .cpu)
         let lat = Tensor.cat0([Tensor.zeros([1, 4, 8, 8]), Tensor.full([1, 4, 8, 8], 1)])
-        lb.apply(lat)
+        try lb.apply(lat)
         let m = try XCTUnwrap(lb.lastMask)
         for y in 0..<8 { for x in 0..<8 {
             let inA = abs(y - 2) <= 1 && abs(x - 2) <= 1, inB = abs(y - 5) <= 1 && abs(x - 6) <= 1
@@ -39,11 +39,11 @@ final class EditLocalBlendTests: XCTestCase {
                                  heads: 1, height: 4, width: 4)
         let p = probs(height: 4, width: 4, peaks: [(2, 4, 0, 0)])
         p.data[(2 * 16 + 3 * 4 + 3) * 77 + 4] = 0.2                   // a weak peak: 0.2 < 0.3 of the max
-        lb.accumulate(site: site, probs: p, first: 2)
+        try lb.accumulate(site: site, probs: p, first: 2, backend: .cpu)
         let lat = Tensor.cat0([Tensor.zeros([1, 1, 8, 8]), Tensor.full([1, 1, 8, 8], 1)])
-        lb.apply(lat); lb.apply(lat)                                   // startAfter = int(0.2 * 10) = 2 calls skipped
+        try lb.apply(lat); try lb.apply(lat)                                   // startAfter = int(0.2 * 10) = 2 calls skipped
         XCTAssertNil(lb.lastMask)
-        lb.apply(lat)
+        try lb.apply(lat)
         let m = try XCTUnwrap(lb.lastMask)
         for y in 0..<8 { for x in 0..<8 {
             XCTAssertEqual(m.data[y * 8 + x], (y < 4 && x < 4) ? 1 : 0, "mask at \(y),\(x)")   // 2x2 pooled cells, x2 nearest
@@ -66,8 +66,8 @@ final class EditLocalBlendTests: XCTestCase {
                 let d = max(abs(y - 5), abs(x - 5))
                 p.data[((2 * 64) + y * 8 + x) * 77 + 2] = d == 0 ? 1 : (d == 1 ? 0.8 : 0.6)
             } }
-            lb.accumulate(site: site, probs: p, first: 2)
-            lb.apply(Tensor.zeros([2, 1, 8, 8]))
+            try lb.accumulate(site: site, probs: p, first: 2, backend: .cpu)
+            try lb.apply(Tensor.zeros([2, 1, 8, 8]))
             return try XCTUnwrap(lb.lastMask).toArray()
         }
         let m3 = try mask(threshold: 0.3), m6 = try mask(threshold: 0.6)

@@ -22,72 +22,33 @@ public final class ImageEditor {
         self.model = model
     }
 
-    /// What a method run returns at the work size.
-    struct MethodOutput {
-        var latents: Tensor          // [1, C, h, w] final latents (scaled, before decoding)
-        var blendMask: [Float]?      // LocalBlend mask at latent size (0/1), p2p only
-    }
-
-    /// Edits `image` as `options` say. The result has the input's size.
+    /// Edits `image` as `options` say. The result has the input's size; its pixels follow `PixelPolicy`.
     public func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult {
         let r = try ResolvedEdit(options: options, unetInChannels: parts.unet.config.in_channels,
                                  imageWidth: image.width, imageHeight: image.height, defaults: parts.editDefaults)
-        let (W, H) = (image.width, image.height)
         let f = parts.vaeFactor
-        let plan = NativeResolutionPlan(width: W, height: H, native: parts.nativeSize, multiple: parts.sizeMultiple,
-                                        fullResolution: options.fullResolution)
+        let plan = NativeResolutionPlan(width: image.width, height: image.height, native: parts.nativeSize,
+                                        multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
         let work = plan.toWork(image)
-        let fullMask = options.mask.map { EditMask.feathered($0, radius: EditMask.featherRadius(width: W, height: H)) }
-        let latentMask = fullMask.map {
-            EditMask.areaDownsample(plan.maskToWork($0), width: plan.workWidth, height: plan.workHeight, factor: f)
+        let latentMask = options.mask.map {
+            let feathered = EditMask.feathered($0, radius: EditMask.featherRadius(width: image.width, height: image.height))
+            return EditMask.areaDownsample(plan.maskToWork(feathered), width: plan.workWidth, height: plan.workHeight, factor: f)
         }
         try progress.check()
-
-        let out: MethodOutput
-        switch r.method {
-        case .sdedit: out = try runSDEdit(r, work, latentMask: latentMask, options: options, progress: progress)
-        case .ddim: out = try runDDIM(r, work, latentMask: latentMask, options: options, progress: progress)
-        case .p2p: out = try runP2P(r, work, latentMask: latentMask, options: options, progress: progress)
-        case .instruct: out = try runInstruct(r, work, latentMask: latentMask, options: options, progress: progress)
-        case .auto: preconditionFailure("method auto is resolved by ResolvedEdit")
-        }
-        let decoded = try decode(out.latents)
-
-        // the region the edit may change, at work size (nil: everywhere)
-        var region: [Float]? = nil
-        var maskOut: [Float]? = fullMask
-        if fullMask == nil, let bm = out.blendMask {
-            let (lw, lh) = (plan.workWidth / f, plan.workHeight / f)
-            let px = EditMask.upsampleNearest(bm, width: lw, height: lh, factor: f)
-            maskOut = plan.planeToInput(px)
-            region = EditMask.boxBlur(EditMask.dilate(px, width: plan.workWidth, height: plan.workHeight, radius: f),
-                                      width: plan.workWidth, height: plan.workHeight, radius: max(f / 2, 1))
-        }
-        var alpha: [Float]? = nil
-        if plan.resized {
-            if let fm = fullMask {
-                alpha = fm
-            } else {
-                // where the edit differs from the VAE's reconstruction of the input (so the VAE's own
-                // error does not count as a change and unchanged areas keep their original pixels)
-                let rg = try region ?? ImageEditor.changedRegion(decoded, decode(encode(work)), radius: f)
-                alpha = plan.planeToInput(rg)
-            }
-        }
-        let result = plan.toInput(edited: decoded, original: image, alpha: alpha)
-        let maskImage = EditMask.gray(maskOut ?? [Float](repeating: 1, count: W * H), width: W, height: H)
-        return EditResult(image: result, mask: maskImage, latents: out.latents)
+        let z0 = try encode(work)                                                       // [1, C, h, w]
+        let out = try denoise(WindowEdit(r: r, options: options, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1),
+                                         works: [work], z0: z0, latentMask: latentMask, progress: progress,
+                                         frame: nil, frames: 1))
+        let (result, mask) = try PixelPolicy.compose(decoded: try decode(out.latents), original: image, plan: plan,
+                                                     userMask: options.mask, blendMask: out.blendMasks[0], factor: f,
+                                                     reconstruction: { try self.decode(z0) })
+        return EditResult(image: result, mask: mask, latents: out.latents)
     }
 
-    /// Where two images differ by more than 10/255 in any channel, dilated and softened.
-    static func changedRegion(_ a: RGBImage, _ b: RGBImage, radius: Int) -> [Float] {
-        let n = a.width * a.height
-        var d = [Float](repeating: 0, count: n)
-        for i in 0..<n {
-            for c in 0..<3 where abs(Int(a.pixels[3 * i + c]) - Int(b.pixels[3 * i + c])) > 10 { d[i] = 1 }
-        }
-        let dil = EditMask.dilate(d, width: a.width, height: a.height, radius: radius)
-        return EditMask.boxBlur(dil, width: a.width, height: a.height, radius: max(radius / 2, 1))
+    /// Direct inversion's update on host tensors (tests): lat [2, C, h, w] = (source, target); the source is
+    /// set to `ref` and the target moves by the same amount.
+    static func pinSource(_ lat: Tensor, to ref: Tensor) {
+        do { try LatentOps.pinSource(.cpu, lat, to: ref) } catch { preconditionFailure("pinSource: \(error)") }
     }
 
     // MARK: shared steps
@@ -114,23 +75,15 @@ public final class ImageEditor {
         return parts.randomNormal(shape, options.seed)
     }
 
-    /// DDIM inversion (DDIMInverseScheduler, condition `cond`, guidance 1): [x_0, x_t1, ..., x_T], cached.
+    /// DDIM inversion of one image (the engine's inverter, cached): [x_0, x_t1, ..., x_T].
     func invert(_ work: RGBImage, z0: Tensor, sourcePrompt: String, cond: Tensor, steps: Int,
                 progress: ProgressReporter, total: Int) throws -> [Tensor] {
-        let key = InversionCache.Key(imageHash: InversionCache.hash(work), width: work.width, height: work.height,
-                                     steps: steps, sourcePrompt: sourcePrompt, scheduler: "\(parts.schedulerConfig)")
-        if let t = inversionCache.get(key) { return t }
-        let inv = try DDIMInverseScheduler(config: parts.schedulerConfig)
-        try inv.setTimesteps(steps)
-        var lat = z0
-        var traj = [z0]
-        for (k, t) in inv.timesteps.enumerated() {
-            let eps = try parts.unet.forward(lat, timesteps: [t], encoderHiddenStates: cond)   // [1, C, h, w]
-            lat = try inv.step(modelOutput: eps, timestep: t, sample: lat)                      // x_{t+1}
-            traj.append(lat)
-            try progress.step(k + 1, of: total)
-        }
-        inversionCache.put(key, traj)
-        return traj
+        var o = EditOptions()
+        o.method = .ddim; o.prompt = sourcePrompt; o.sourcePrompt = sourcePrompt; o.steps = steps
+        let r = try ResolvedEdit(options: o, unetInChannels: parts.unet.config.in_channels, imageWidth: work.width,
+                                 imageHeight: work.height, defaults: parts.editDefaults)
+        let w = WindowEdit(r: r, options: o, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1), works: [work],
+                           z0: z0, latentMask: nil, progress: progress, frame: nil, frames: 1)
+        return try invertWindow(w, cond: cond, span: ProgressSpan(reporter: progress, total: total))
     }
 }

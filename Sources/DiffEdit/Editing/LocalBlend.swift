@@ -1,3 +1,5 @@
+import CDiffKernels
+
 /// Prompt-to-Prompt's LocalBlend (Hertz et al. 2023, Sec. 3.3 "local editing"): a mask from the
 /// cross-attention maps of the edited words, so that latents outside it come from the source branch.
 ///
@@ -29,16 +31,15 @@ public final class LocalBlend {
         self.startAfter = Int(Double(startFraction) * Double(steps))
     }
 
-    /// Adds the maps of items `first` and `first + 1` of probs [B, heads, Lq, Lk].
-    func accumulate(site: AttentionSite, probs: Tensor, first: Int) {
+    /// Adds the maps of items `first` and `first + 1` of probs [B, heads, Lq, Lk] (backend ops: the sums
+    /// stay in backend memory).
+    func accumulate(site: AttentionSite, probs: Tensor, first: Int, backend be: Backend) throws {
         let per = probs.count / probs.shape[0]
+        let maps = Tensor(shape: [2] + Array(probs.shape.dropFirst()), storage: probs.storage, offset: probs.offset + first * per)
         if let s = store[site.name] {
-            let src = probs.data + first * per
-            for i in 0..<(2 * per) { s.data[i] += src[i] }
+            _ = try be.binary(DE_BINARY_ADD, s, maps, inPlace: true)
         } else {
-            let s = Tensor(shape: [2] + Array(probs.shape.dropFirst()), zeroed: false)
-            s.data.update(from: probs.data + first * per, count: 2 * per)
-            store[site.name] = s
+            store[site.name] = try be.copy(maps)
         }
     }
 
@@ -46,13 +47,15 @@ public final class LocalBlend {
     func wants(_ site: AttentionSite) -> Bool { site.isCross && site.place != "mid" && site.height == height }
 
     /// The current mask [1, 1, lh, lw] (0/1), or nil when nothing was stored.
-    public func mask(latentHeight lh: Int, latentWidth lw: Int) -> Tensor? {
+    /// On a resident backend the stored maps are read through a copy (one download per stored site), so the
+    /// sums themselves stay in backend memory for the next steps.
+    public func mask(latentHeight lh: Int, latentWidth lw: Int, backend be: Backend = .cpu) throws -> Tensor? {
         guard !store.isEmpty else { return nil }
         var hh = 0, ww = 0
         var acc = [[Float]](repeating: [], count: 2)
         var layersTimesHeads = 0
         for name in store.keys.sorted() {
-            let m = store[name]!                                     // [2, heads, Lq, Lk]
+            let m = be.resident ? try be.copy(store[name]!) : store[name]!   // [2, heads, Lq, Lk]
             let heads = m.shape[1], lq = m.shape[2], lk = m.shape[3]
             if hh == 0 {
                 hh = height; ww = lq / height
@@ -113,20 +116,14 @@ public final class LocalBlend {
         return out
     }
 
-    /// latents [2, C, h, w] = [source, target]: target <- source + mask * (target - source), in place.
-    public func apply(_ latents: Tensor) {
+    /// latents [2, C, h, w] = [source, target]: target <- source + mask * (target - source), in place
+    /// (backend ops; the mask is computed on the host and uploaded).
+    public func apply(_ latents: Tensor, backend be: Backend = .cpu) throws {
         calls += 1
         guard calls > startAfter else { return }
-        let (c, lh, lw) = (latents.shape[1], latents.shape[2], latents.shape[3])
-        guard let m = mask(latentHeight: lh, latentWidth: lw) else { return }
+        let (lh, lw) = (latents.shape[2], latents.shape[3])
+        guard let m = try mask(latentHeight: lh, latentWidth: lw, backend: be) else { return }
         lastMask = m
-        let plane = lh * lw
-        let src = latents.data, tgt = latents.data + c * plane
-        for ch in 0..<c {
-            for i in 0..<plane {
-                let s = src[ch * plane + i]
-                tgt[ch * plane + i] = s + m.data[i] * (tgt[ch * plane + i] - s)
-            }
-        }
+        try LatentOps.blend(be, latents.slice0(1, 1), source: latents.slice0(0, 1), mask: try be.onDevice(m))
     }
 }

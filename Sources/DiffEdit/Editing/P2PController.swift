@@ -1,3 +1,5 @@
+import CDiffKernels
+
 /// Prompt-to-Prompt attention control (Hertz et al., ICLR 2023) for a batch laid out as
 /// [uncond source, uncond target, cond source, cond target] (`.four`), or, under negative-prompt inversion
 /// where the source branch's uncond and cond items are the same computation, [uncond target, cond source,
@@ -30,8 +32,23 @@ public final class P2PController: AttentionController {
     public let blendHeight: Int
     public let localBlend: LocalBlend?
     private let backend: Backend
-    private lazy var mapperTensor: Tensor = Tensor(shape: [PromptAlignment.maxLength, PromptAlignment.maxLength],
-                                                   values: alignment.replaceMapper)
+    /// Word swap: the replacement mapper; refinement: M[w, n] = alpha[n] where w = mapper[n] (so base @ M
+    /// gathers the aligned source columns); [L, L] in backend memory. Refinement also keeps (1 - alpha).
+    private lazy var mapperTensor: Tensor? = {
+        let L = PromptAlignment.maxLength
+        if alignment.isReplace { return try? backend.onDevice(Tensor(shape: [L, L], values: alignment.replaceMapper)) }
+        var m = [Float](repeating: 0, count: L * L)
+        for n in 0..<L {
+            let w = alignment.refineMapper[n]
+            if w >= 0 && w < L { m[w * L + n] = alignment.refineAlphas[n] }
+        }
+        return try? backend.onDevice(Tensor(shape: [L, L], values: m))
+    }()
+    private lazy var keepTensor: Tensor? = try? backend.onDevice(Tensor(shape: [PromptAlignment.maxLength],
+                                                                        values: alignment.refineAlphas.map { 1 - $0 }))
+    private lazy var equalizerTensor: Tensor? = alignment.equalizer.flatMap {
+        try? backend.onDevice(Tensor(shape: [PromptAlignment.maxLength], values: $0))
+    }
 
     public init(alignment: PromptAlignment, steps: Int, crossReplace: Float, selfReplace: Float,
                 blendHeight: Int, localBlend: Bool, blendThreshold: Float = ResolvedEdit.defaultBlendThreshold,
@@ -88,26 +105,29 @@ public final class P2PController: AttentionController {
         }
         let per = heads * lq * lk
         if step < crossEnd {
-            let base = probs.data + sc * per, rep = probs.data + (sc + 1) * per
+            // all backend ops on the probabilities where they are (a resident backend keeps them)
+            guard let mapper = mapperTensor else {
+                throw DiffEditError.outOfMemory("p2p: could not place the \(L)x\(L) token mapper in backend memory")
+            }
+            let base = Tensor(shape: [heads * lq, L], storage: probs.storage, offset: probs.offset + sc * per)
+            let rep = Tensor(shape: [heads * lq, L], storage: probs.storage, offset: probs.offset + (sc + 1) * per)
             let rows = heads * lq
             if alignment.isReplace {
                 // new[r, n] = sum_w base[r, w] * mapper[w, n]       [heads*Lq, 77] @ [77, 77]
-                try backend.gemm(m: rows, n: L, k: L, a: base, lda: L, b: mapperTensor.data, ldb: L,
-                                 c: rep, ldc: L)
+                try backend.gemm(m: rows, n: L, k: L, a: base.opData, lda: L, b: mapper.opData, ldb: L,
+                                 c: rep.opData, ldc: L)
             } else {
-                let mp = alignment.refineMapper, al = alignment.refineAlphas
-                for r in 0..<rows {
-                    let b = base + r * L, t = rep + r * L
-                    for n in 0..<L { t[n] = b[mp[n]] * al[n] + t[n] * (1 - al[n]) }
-                }
+                // t[n] = base[mapper[n]] * alpha[n] + t[n] * (1 - alpha[n]): t *= (1 - alpha); t += base @ M
+                guard let keep = keepTensor else { throw DiffEditError.outOfMemory("p2p: could not place the refinement alphas in backend memory") }
+                _ = try backend.binary(DE_BINARY_MUL, rep, keep, inPlace: true)
+                try backend.gemm(m: rows, n: L, k: L, a: base.opData, lda: L, b: mapper.opData, ldb: L,
+                                 c: rep.opData, ldc: L, beta: 1)
             }
-            if let eq = alignment.equalizer {
-                for r in 0..<rows {
-                    let t = rep + r * L
-                    for n in 0..<L { t[n] *= eq[n] }
-                }
+            if alignment.equalizer != nil {
+                guard let eq = equalizerTensor else { throw DiffEditError.outOfMemory("p2p: could not place the equalizer in backend memory") }
+                _ = try backend.binary(DE_BINARY_MUL, rep, eq, inPlace: true)
             }
         }
-        if let lb = localBlend, lb.wants(site) { lb.accumulate(site: site, probs: probs, first: sc) }
+        if let lb = localBlend, lb.wants(site) { try lb.accumulate(site: site, probs: probs, first: sc, backend: backend) }
     }
 }

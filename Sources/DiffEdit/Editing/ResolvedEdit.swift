@@ -50,10 +50,10 @@ public struct ResolvedEdit: Sendable {
         switch (m, inCh) {
         case (.instruct, 8): break
         case (.instruct, _):
-            throw DiffEditError.invalidArgument("method: instruct needs an InstructPix2Pix checkpoint (UNet with 8 input channels); this model's UNet has \(inCh)")
+            throw DiffEditError.unsupported("method: instruct needs an InstructPix2Pix checkpoint (UNet with 8 input channels); this model's UNet has \(inCh)")
         case (_, 4): break
         case (_, 8):
-            throw DiffEditError.invalidArgument("method: \(m.rawValue) needs a text-to-image checkpoint (UNet with 4 input channels); this model's UNet has 8 (InstructPix2Pix): use method instruct or auto")
+            throw DiffEditError.unsupported("method: \(m.rawValue) needs a text-to-image checkpoint (UNet with 4 input channels); this model's UNet has 8 (InstructPix2Pix): use method instruct or auto")
         default:
             throw DiffEditError.unsupported("method: \(m.rawValue) does not support a UNet with \(inCh) input channels (inpainting checkpoints are not supported)")
         }

@@ -11,7 +11,7 @@
 ///   The edited frame's self-attention output is thus the edited keyframe/anchor/previous features
 ///   gathered at the positions where the source video's features correspond. This is the soft
 ///   (attention-weighted) form of TokenFlow's nearest-neighbour feature propagation.
-/// - Prompt-to-Prompt per frame: `p2p[s]` (batch [uncond src, uncond tgt, cond src, cond tgt]) edits the
+/// - Prompt-to-Prompt per frame: `p2p[s]` (the image path's batch layout, 3 or 4 items per slot) edits the
 ///   slot's cross-attention maps and, when not propagating, injects self-attention maps as for an image.
 final class VideoAttentionController: AttentionController {
     let group: Int
@@ -29,7 +29,8 @@ final class VideoAttentionController: AttentionController {
 
     init(group: Int, window: VideoWindow, sourceBranch: [Int: Int], propagationEnd: Int, crossFrame: Bool,
          p2p: [P2PController]?) {
-        precondition(p2p == nil || (group == 4 && p2p!.count == window.frames.count), "VideoAttentionController: p2p layout")
+        precondition(p2p == nil || (p2p!.allSatisfy { $0.layout.batch == group } && p2p!.count == window.frames.count),
+                     "VideoAttentionController: p2p layout")
         self.group = group
         self.sources = crossFrame ? window.sources : window.sources.indices.map { [$0] }
         self.propagate = window.propagate
@@ -58,8 +59,8 @@ final class VideoAttentionController: AttentionController {
         for s in 0..<slots {
             if propagate[s] && step < propagationEnd {
                 for (b, src) in sourceBranch { out[s * group + b] = s * group + src; changed = true }
-            } else if let c = p2p?[s], let m = c.selfAttentionMapSource(site: site, batch: 4) {
-                for b in 0..<4 { out[s * 4 + b] = s * 4 + m[b] }
+            } else if let c = p2p?[s], let m = c.selfAttentionMapSource(site: site, batch: group) {
+                for b in 0..<group { out[s * group + b] = s * group + m[b] }
                 changed = true
             }
         }
@@ -72,12 +73,12 @@ final class VideoAttentionController: AttentionController {
 
     func editCrossAttention(site: AttentionSite, probs: Tensor) throws {
         guard let ctrls = p2p else { return }
-        guard probs.rank == 4, probs.shape[0] == slots * 4 else {
-            throw DiffEditError.invalidArgument("video p2p: cross-attention probabilities at \(site.name) have shape \(probs.shape), expected [\(slots * 4), heads, Lq, Lk]")
+        guard probs.rank == 4, probs.shape[0] == slots * group else {
+            throw DiffEditError.invalidArgument("video p2p: cross-attention probabilities at \(site.name) have shape \(probs.shape), expected [\(slots * group), heads, Lq, Lk]")
         }
-        let per = 4 * probs.shape[1] * probs.shape[2] * probs.shape[3]
+        let per = group * probs.shape[1] * probs.shape[2] * probs.shape[3]
         for (s, c) in ctrls.enumerated() {
-            let view = Tensor(shape: [4] + Array(probs.shape.dropFirst()), storage: probs.storage,
+            let view = Tensor(shape: [group] + Array(probs.shape.dropFirst()), storage: probs.storage,
                               offset: probs.offset + s * per)                       // [4, heads, Lq, Lk]
             try c.editCrossAttention(site: site, probs: view)
         }

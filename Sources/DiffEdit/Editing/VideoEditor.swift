@@ -76,4 +76,51 @@ public final class VideoEditor {
         }
         return try imageEditor.edit(frame, options: options.edit, progress: inner).image
     }
+
+    /// Edits the slots of `window` (images at input size, one per slot) as one batch of the editing engine and
+    /// returns the emitted slots' results at input size, in order (pixels by `PixelPolicy`, as for an image).
+    func runWindow(_ window: VideoWindow, images: [RGBImage], r: ResolvedEdit, plan: NativeResolutionPlan,
+                   options: VideoOptions, totalFrames: Int, progress: ProgressReporter) throws -> [RGBImage] {
+        precondition(images.count == window.frames.count, "runWindow: \(images.count) images for \(window.frames.count) slots")
+        let works = images.map { plan.toWork($0) }
+        var zs: [Tensor] = []
+        for w in works {
+            zs.append(try imageEditor.encode(w))                                      // [1, C, h, w]
+            try progress.check()
+        }
+        let z0 = Tensor.cat0(zs)                                                       // [S, C, h, w]
+        let out = try imageEditor.denoise(WindowEdit(r: r, options: options.edit, video: options, window: window, works: works,
+                                                     z0: z0, latentMask: nil, progress: progress,
+                                                     frame: window.frames.last ?? 0, frames: totalFrames))
+        var outs: [RGBImage] = []
+        for s in 0..<window.frames.count where window.emit[s] {
+            let dec = try imageEditor.decode(out.latents.slice0(s, 1).copy())          // work size
+            outs.append(try PixelPolicy.compose(decoded: dec, original: images[s], plan: plan, userMask: nil,
+                                                blendMask: out.blendMasks[s], factor: parts.vaeFactor,
+                                                reconstruction: { try self.imageEditor.decode(zs[s]) }).0)
+        }
+        return outs
+    }
+
+    /// Per slot, the token correspondences to its reference slot from the source latents z0 [S, C, h, w]
+    /// (nil for the anchor).
+    static func tokenMatches(_ window: VideoWindow, z0: Tensor) -> [VideoTokenMatch?] {
+        let (c, h, w) = (z0.shape[1], z0.shape[2], z0.shape[3])
+        let item = c * h * w
+        return window.reference.enumerated().map { s, ref in
+            guard let r = ref else { return nil }
+            return VideoTokenMatch(a: z0.data + s * item, b: z0.data + r * item, channels: c, height: h, width: w,
+                                   radius: max(2, min(h, w) / 4))
+        }
+    }
+
+    /// Copies matched tokens of slot s from its reference slot, slots in order (references come first).
+    /// Slot s's latents are item `stride * s + offset` of x. Host memory (token matching is off by default).
+    static func applyMatches(_ matches: [VideoTokenMatch?], window: VideoWindow, x: Tensor, stride: Int, offset: Int) {
+        let item = x.count / x.shape[0], c = x.shape[1]
+        for (s, m) in matches.enumerated() {
+            guard let m = m, let r = window.reference[s] else { continue }
+            m.apply(to: x.data + (stride * s + offset) * item, from: x.data + (stride * r + offset) * item, channels: c)
+        }
+    }
 }

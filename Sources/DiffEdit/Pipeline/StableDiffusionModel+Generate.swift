@@ -1,4 +1,5 @@
-/// Text-to-image, step for step as diffusers' StableDiffusionPipeline.__call__:
+/// Text-to-image, step for step as diffusers' StableDiffusionPipeline.__call__, run by the editing engine's
+/// one denoising loop (`Denoiser`, batch layout `BatchLayout.cfg`):
 ///   embeds = [negative; prompt] (only the prompt when guidance <= 1),
 ///   x = noise * init_noise_sigma,
 ///   for t in timesteps: eps = UNet(scale_model_input([x; x], t), t, embeds); eps = u + g (c - u);
@@ -34,21 +35,15 @@ extension StableDiffusionModel {
         }
         try progress.check()
 
-        let cfg = ClassifierFreeGuidance.isEnabled(o.guidance)
-        let embeds = cfg ? try encodePrompts([o.negativePrompt ?? "", o.prompt])    // [2, 77, D]
-                         : try encodePrompt(o.prompt)                                // [1, 77, D]
+        let layout = BatchLayout.cfg(o.guidance)
+        let embeds = layout.items == 2 ? try encodePrompts([o.negativePrompt ?? "", o.prompt])    // [2, 77, D]
+                                       : try encodePrompt(o.prompt)                                // [1, 77, D]
         let sigma0 = scheduler.initNoiseSigma
-        var x = SchedulerMath.map1(noise) { $0 * sigma0 }                            // [1, C, h, w]
-        let steps = scheduler.timesteps.count
-        for (i, t) in scheduler.timesteps.enumerated() {
-            try progress.check()
-            let input = cfg ? Tensor.cat0([x, x]) : x                                // [B, C, h, w]
-            let scaled = try scheduler.scaleModelInput(input, timestep: t)            // [B, C, h, w]
-            let out = try unet.forward(scaled, timesteps: [t], encoderHiddenStates: embeds)   // [B, C, h, w]
-            let eps = cfg ? try ClassifierFreeGuidance.combine(out, guidance: o.guidance) : out   // [1, C, h, w]
-            x = try scheduler.step(modelOutput: eps, timestep: t, sample: x)         // [1, C, h, w]
-            try progress.step(i + 1, of: steps)
-        }
+        let x0 = try backend.lincomb([(sigma0, try backend.onDevice(noise))])                     // [1, C, h, w]
+        let plan = DenoisePlan(scheduler: scheduler, timesteps: scheduler.timesteps, slots: 1, layout: layout,
+                               embeddings: embeds)
+        let x = try Denoiser(unet: unet, backend: backend)
+            .run(plan, latents: x0, progress: ProgressSpan(reporter: progress, total: scheduler.timesteps.count))
         let decoded = try decodeLatents(x)                                           // [1, 3, H, W]
         let image = try RGBImage(tensor: decoded, range: .signed)
         return GenerateResult(image: image, latents: x, decoded: decoded)

@@ -14,6 +14,8 @@ public final class DDIMInverseScheduler: Scheduler {
     public private(set) var numInferenceSteps: Int = 0
     public let initNoiseSigma: Float = 1
     let initialAlphaCumprod: Float
+    /// The backend the updates run on (the engine sets the model's, so a step never leaves a resident backend).
+    public var backend: Backend = .cpu
 
     public init(config: SchedulerConfig) throws {
         try SchedulerMath.checkPredictionType(config.prediction_type)
@@ -40,7 +42,7 @@ public final class DDIMInverseScheduler: Scheduler {
         let curT = min(nextT - config.num_train_timesteps / numInferenceSteps, config.num_train_timesteps - 1)
         let aT = curT >= 0 ? schedule.alphaProd(curT) : initialAlphaCumprod
         let aNext = schedule.alphaProd(nextT)
-        var (x0, eps) = try SchedulerMath.predictions(modelOutput: modelOutput, sample: sample, alphaProd: aT,
+        var (x0, eps) = try SchedulerMath.predictions(backend, modelOutput: modelOutput, sample: sample, alphaProd: aT,
                                                       predictionType: config.prediction_type)
         if config.clip_sample {
             let r = config.clip_sample_range
@@ -48,13 +50,13 @@ public final class DDIMInverseScheduler: Scheduler {
         }
         let dirCoef: Float = (1 - aNext).squareRoot()
         let x0Coef: Float = aNext.squareRoot()
-        return SchedulerMath.map2(x0, eps) { x0Coef * $0 + dirCoef * $1 }
+        return try backend.lincomb([(x0Coef, x0), (dirCoef, eps)])
     }
 
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) throws -> Tensor {
         try SchedulerMath.checkSameShape(original, noise, "addNoise", "original", "noise")
         let a = schedule.alphaProd(Int(timestep))
         let sa = a.squareRoot(), sb = (1 - a).squareRoot()
-        return SchedulerMath.map2(original, noise) { sa * $0 + sb * $1 }
+        return try backend.lincomb([(sa, original), (sb, noise)])
     }
 }

@@ -13,6 +13,8 @@ public final class DDIMScheduler: Scheduler {
     public private(set) var numInferenceSteps: Int = 0
     public let initNoiseSigma: Float = 1
     let finalAlphaCumprod: Float
+    /// The backend the updates run on (the engine sets the model's, so a step never leaves a resident backend).
+    public var backend: Backend = .cpu
 
     public init(config: SchedulerConfig) throws {
         try SchedulerMath.checkPredictionType(config.prediction_type)
@@ -39,7 +41,7 @@ public final class DDIMScheduler: Scheduler {
         let prevT = t - config.num_train_timesteps / numInferenceSteps
         let aT = schedule.alphaProd(t)
         let aPrev = prevT >= 0 ? schedule.alphaProd(prevT) : finalAlphaCumprod
-        var (x0, eps) = try SchedulerMath.predictions(modelOutput: modelOutput, sample: sample, alphaProd: aT,
+        var (x0, eps) = try SchedulerMath.predictions(backend, modelOutput: modelOutput, sample: sample, alphaProd: aT,
                                                       predictionType: config.prediction_type)
         if config.clip_sample {
             let r = config.clip_sample_range
@@ -48,7 +50,7 @@ public final class DDIMScheduler: Scheduler {
         let dirCoef: Float = (1 - aPrev).squareRoot()   // (1 - abar_prev - sigma^2)^0.5 with eta = 0
         let x0Coef: Float = aPrev.squareRoot()
         // prev = abar_prev^0.5 * x0 + (1 - abar_prev)^0.5 * eps      (Eq. 12, sigma_t = 0)
-        return SchedulerMath.map2(x0, eps) { x0Coef * $0 + dirCoef * $1 }
+        return try backend.lincomb([(x0Coef, x0), (dirCoef, eps)])
     }
 
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) throws -> Tensor {
@@ -56,6 +58,6 @@ public final class DDIMScheduler: Scheduler {
         let a = schedule.alphaProd(Int(timestep))
         let sa = a.squareRoot(), sb = (1 - a).squareRoot()
         // sqrt(abar) * x0 + sqrt(1 - abar) * noise
-        return SchedulerMath.map2(original, noise) { sa * $0 + sb * $1 }
+        return try backend.lincomb([(sa, original), (sb, noise)])
     }
 }

@@ -87,6 +87,9 @@ public final class DPMSolverMultistepScheduler: Scheduler {
         return idx.count > 1 ? idx[1] : idx[0]
     }
 
+    /// The backend the updates run on (the engine sets the model's, so a step never leaves a resident backend).
+    public var backend: Backend = .cpu
+
     public func scaleModelInput(_ sample: Tensor, timestep: Float) throws -> Tensor { sample }
 
     /// (alpha_t, sigma_t) from the sigma of the VE parameterisation: alpha = 1/sqrt(sigma^2+1).
@@ -113,8 +116,8 @@ public final class DPMSolverMultistepScheduler: Scheduler {
         let (aS0, sS0) = Self.alphaSigma(sigmas[i])
         let x0: Tensor
         switch config.prediction_type {
-        case "epsilon": x0 = SchedulerMath.map2(sample, modelOutput) { ($0 - sS0 * $1) / aS0 }
-        case "v_prediction": x0 = SchedulerMath.map2(sample, modelOutput) { aS0 * $0 - sS0 * $1 }
+        case "epsilon": x0 = try backend.lincomb([(1 / aS0, sample), (-sS0 / aS0, modelOutput)])
+        case "v_prediction": x0 = try backend.lincomb([(aS0, sample), (-sS0, modelOutput)])
         default: x0 = modelOutput
         }
         modelOutputs[0] = modelOutputs[1]
@@ -129,7 +132,7 @@ public final class DPMSolverMultistepScheduler: Scheduler {
         let out: Tensor
         if lowerOrderNums < 1 || lowerFinal {
             // x_t = (sigma_t/sigma_s) x - alpha_t (e^{-h} - 1) x0
-            out = SchedulerMath.map2(sample, x0) { ratio * $0 - c0 * $1 }
+            out = try backend.lincomb([(ratio, sample), (-c0, x0)])
         } else {
             _ = lowerSecond   // order 2 is the highest order here: lower_order_second changes nothing
             let (aS1, sS1) = Self.alphaSigma(sigmas[i - 1])
@@ -139,15 +142,8 @@ public final class DPMSolverMultistepScheduler: Scheduler {
             let invR0: Float = 1 / r0
             let c1: Float = 0.5 * c0
             let m1 = modelOutputs[0]!
-            let p = sample.data, m0p = x0.data, m1p = m1.data
-            let o = Tensor(shape: sample.shape, zeroed: false)
-            let op = o.data
-            for k in 0..<sample.count {
-                let d1: Float = invR0 * (m0p[k] - m1p[k])
-                // (sigma_t/sigma_s0) x - c0 * D0 - 0.5 c0 * D1
-                op[k] = (ratio * p[k] - c0 * m0p[k]) - c1 * d1
-            }
-            out = o
+            // (sigma_t/sigma_s0) x - c0 * D0 - 0.5 c0 * D1, D1 = (m0 - m1) / r0
+            out = try backend.lincomb([(ratio, sample), (-c0 - c1 * invR0, x0), (c1 * invR0, m1)])
         }
         if lowerOrderNums < solverOrder { lowerOrderNums += 1 }
         stepIndex = i + 1
@@ -161,6 +157,6 @@ public final class DPMSolverMultistepScheduler: Scheduler {
         if let b = beginIndex { i = stepIndex ?? b } else { i = indexForTimestep(timestep) }
         let (a, s) = Self.alphaSigma(sigmas[i])
         // alpha_t x0 + sigma_t noise
-        return SchedulerMath.map2(original, noise) { a * $0 + s * $1 }
+        return try backend.lincomb([(a, original), (s, noise)])
     }
 }

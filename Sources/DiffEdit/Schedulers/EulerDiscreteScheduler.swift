@@ -71,6 +71,9 @@ public final class EulerDiscreteScheduler: Scheduler {
         beginIndex = nil
     }
 
+    /// The backend the updates run on (the engine sets the model's, so a step never leaves a resident backend).
+    public var backend: Backend = .cpu
+
     public func setBeginIndex(_ index: Int) { beginIndex = index }
 
     /// diffusers' index_for_timestep: the matching position (the second one when a value repeats).
@@ -91,7 +94,7 @@ public final class EulerDiscreteScheduler: Scheduler {
         try initStepIndex(timestep)
         let sigma = sigmas[stepIndex!]
         let d: Float = (sigma * sigma + 1).squareRoot()
-        return SchedulerMath.map1(sample) { $0 / d }
+        return try backend.lincomb([(1 / d, sample)])
     }
 
     public func step(modelOutput: Tensor, timestep: Float, sample: Tensor) throws -> Tensor {
@@ -107,18 +110,19 @@ public final class EulerDiscreteScheduler: Scheduler {
         let x0: Tensor
         switch config.prediction_type {
         case "epsilon":
-            x0 = SchedulerMath.map2(sample, modelOutput) { $0 - sigmaHat * $1 }
+            x0 = try backend.lincomb([(1, sample), (-sigmaHat, modelOutput)])
         case "v_prediction":
             // v * (-sigma / (sigma^2 + 1)^0.5) + x / (sigma^2 + 1)
             let s2p1: Float = sigma * sigma + 1
             let c: Float = -sigma / s2p1.squareRoot()
-            x0 = SchedulerMath.map2(sample, modelOutput) { $1 * c + $0 / s2p1 }
+            x0 = try backend.lincomb([(1 / s2p1, sample), (c, modelOutput)])
         default:
             x0 = modelOutput
         }
         let dt: Float = sigmas[i + 1] - sigmaHat
-        // derivative = (x - x0) / sigma_hat ; prev = x + derivative * dt
-        let out = SchedulerMath.map2(sample, x0) { x, p in x + ((x - p) / sigmaHat) * dt }
+        // derivative = (x - x0) / sigma_hat ; prev = x + derivative * dt = (1 + dt/sigma_hat) x - (dt/sigma_hat) x0
+        let k: Float = dt / sigmaHat
+        let out = try backend.lincomb([(1 + k, sample), (-k, x0)])
         stepIndex = i + 1
         return out
     }
@@ -130,6 +134,6 @@ public final class EulerDiscreteScheduler: Scheduler {
         if let b = beginIndex { i = stepIndex ?? b } else { i = try indexForTimestep(timestep) }
         let sigma = sigmas[i]
         // x0 + noise * sigma
-        return SchedulerMath.map2(original, noise) { $0 + $1 * sigma }
+        return try backend.lincomb([(1, original), (sigma, noise)])
     }
 }

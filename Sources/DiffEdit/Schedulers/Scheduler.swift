@@ -20,6 +20,8 @@ public protocol Scheduler: AnyObject {
     var numInferenceSteps: Int { get }
     /// Standard deviation of the initial noise: x_T = noise * initNoiseSigma.
     var initNoiseSigma: Float { get }
+    /// The backend the updates run on (default the CPU; the editing engine sets the model's).
+    var backend: Backend { get set }
 
     /// Places `steps` inference timesteps; throws `.invalidArgument` naming "steps" unless
     /// 1 <= steps <= num_train_timesteps.

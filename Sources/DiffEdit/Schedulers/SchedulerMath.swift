@@ -1,5 +1,6 @@
-/// Element-wise float32 arithmetic for the scheduler updates, one operation at a time in the same order
-/// as diffusers' torch expressions (so results match torch's float32 kernels).
+/// Scheduler helpers. The updates themselves are linear combinations of tensors and run as the backend's
+/// lincomb op (so a denoising step never leaves a resident backend); `map1`/`map2` are host loops for the
+/// rare non-linear cases (clip_sample) and for small host-side tensors.
 enum SchedulerMath {
     static func checkSameShape(_ a: Tensor, _ b: Tensor, _ what: String, _ aName: String, _ bName: String) throws {
         guard a.shape == b.shape else {
@@ -23,9 +24,10 @@ enum SchedulerMath {
         return out
     }
 
-    /// Converts a model output to (x0, epsilon) for DDIM-type updates (diffusers' prediction types).
-    /// alphaProd = alphabar_t; all coefficients float32 as in torch.
-    static func predictions(modelOutput m: Tensor, sample x: Tensor, alphaProd: Float, predictionType: String)
+    /// Converts a model output to (x0, epsilon) for DDIM-type updates (diffusers' prediction types), as
+    /// backend ops (a resident backend keeps them in its memory). alphaProd = alphabar_t; coefficients
+    /// float32 as in torch.
+    static func predictions(_ be: Backend, modelOutput m: Tensor, sample x: Tensor, alphaProd: Float, predictionType: String)
         throws -> (x0: Tensor, eps: Tensor)
     {
         let betaProd: Float = 1 - alphaProd
@@ -33,12 +35,12 @@ enum SchedulerMath {
         switch predictionType {
         case "epsilon":
             // (sample - beta^0.5 * eps) / alpha^0.5
-            return (map2(x, m) { ($0 - sb * $1) / sa }, m)
+            return (try be.lincomb([(1 / sa, x), (-sb / sa, m)]), m)
         case "sample":
-            return (m, map2(x, m) { ($0 - sa * $1) / sb })
+            return (m, try be.lincomb([(1 / sb, x), (-sa / sb, m)]))
         case "v_prediction":
             // x0 = alpha^0.5 x - beta^0.5 v ; eps = alpha^0.5 v + beta^0.5 x
-            return (map2(x, m) { sa * $0 - sb * $1 }, map2(x, m) { sa * $1 + sb * $0 })
+            return (try be.lincomb([(sa, x), (-sb, m)]), try be.lincomb([(sb, x), (sa, m)]))
         default:
             throw DiffEditError.unsupported(
                 "scheduler config: prediction_type \"\(predictionType)\" is not supported (use epsilon, v_prediction or sample)")

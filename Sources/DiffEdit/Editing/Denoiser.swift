@@ -1,0 +1,143 @@
+/// The one denoising loop of the library: every editing method, the video method and text-to-image
+/// generation are a `DenoisePlan` (their setup) run by `Denoiser.run`. Latents are a batch of slots (one per
+/// frame of a video window; an image edit is one slot), each with `layout.branches` latent branches (source,
+/// target); one step is:
+///
+///   x = scheduler.scaleModelInput(latents)                          [S * B, C, h, w]
+///   batch = gather(x by layout.itemBranch) ++ imageCondition        [S * G, C (+ c'), h, w]
+///   eps = UNet(batch, t, embeddings, controller)                   [S * G, C, h, w]
+///   e = layout.combine(eps)   (all guidance formulas: Guidance.swift) [S * B, C, h, w]
+///   latents = scheduler.step(e, t, latents)
+///   hooks, in this order: source branch := reference (sdedit's video source branch), direct-inversion
+///   pinning, LocalBlend, user mask, token matching.
+///
+/// All of it runs as backend ops: on a resident backend a step downloads nothing, except the attention maps
+/// p2p's LocalBlend reads at its mask steps and, with `VideoOptions.tokenMatching` (off by default), the
+/// latents the matcher copies on the host.
+struct DenoisePlan {
+    /// A scheduler whose timesteps are set; `timesteps` are the ones to run (img2img: a suffix).
+    var scheduler: Scheduler
+    var timesteps: [Float]
+    var slots: Int
+    var layout: BatchLayout
+    /// Text conditioning per UNet item, [S * G, L, D].
+    var embeddings: Tensor
+    /// Channel-concatenated conditioning per UNet item (InstructPix2Pix image latents), [S * G, c', h, w].
+    var imageCondition: Tensor? = nil
+    var controller: AttentionController? = nil
+    /// Called before each step with its index (the controllers' step counters).
+    var onStep: ((Int) -> Void)? = nil
+    /// The source latents after each step (user masks, direct inversion, sdedit's source branch).
+    var source: SourceTrajectory? = nil
+    /// Two-branch sdedit: the source branch is the input's latents noised to each level, not denoised.
+    var sourceBranchIsReference = false
+    /// p2p's direct inversion: the source branch is pinned to the source trajectory, the target follows.
+    var directInversion = false
+    /// p2p's LocalBlend per slot.
+    var localBlends: [LocalBlend]? = nil
+    /// A user mask at latent size ([1, 1, h, w], backend memory): outside it the target branch follows the
+    /// source trajectory.
+    var userMask: Tensor? = nil
+    /// Video token matching: per slot matches, the window, and the steps it runs for.
+    var tokenMatching: (matches: [VideoTokenMatch?], window: VideoWindow, end: Int)? = nil
+}
+
+/// The source latents [S, C, h, w] at the level after each step.
+struct SourceTrajectory {
+    enum Kind {
+        /// The DDIM-inverted trajectory [x_0, x_t1, ..., x_T] (ddim, p2p).
+        case inverted([Tensor])
+        /// The input's latents z0 noised with `noise` to each next timestep, z0 after the last (sdedit, instruct).
+        case noised(z0: Tensor, noise: Tensor, timesteps: [Float], scheduler: Scheduler)
+    }
+    let kind: Kind
+
+    func after(step i: Int) throws -> Tensor {
+        switch kind {
+        case .inverted(let traj):
+            return traj[traj.count - 2 - i]
+        case .noised(let z0, let noise, let ts, let sched):
+            return i + 1 < ts.count ? try sched.addNoise(original: z0, noise: noise, timestep: ts[i + 1]) : z0
+        }
+    }
+}
+
+/// Where progress reports of a loop go: steps offset + 1 ... of total, tagged with a frame for video.
+struct ProgressSpan {
+    let reporter: ProgressReporter
+    var offset = 0
+    var total: Int
+    var frame: Int? = nil
+    var frames = 1
+
+    func step(_ k: Int) throws {
+        if let f = frame { try reporter.step(offset + k, of: total, frame: f, frames: frames) }
+        else { try reporter.step(offset + k, of: total) }
+    }
+}
+
+struct Denoiser {
+    let unet: UNet2DConditionModel
+    let backend: Backend
+
+    /// Runs the plan from `latents` [S * B, C, h, w]; returns the final latents (all branches).
+    func run(_ p: DenoisePlan, latents initial: Tensor, progress: ProgressSpan) throws -> Tensor {
+        let be = backend
+        p.scheduler.backend = be
+        let B = p.layout.branches
+        precondition(initial.shape[0] == p.slots * B, "Denoiser: latents \(initial.shape) for \(p.slots) slots of \(B) branches")
+        var lat = initial
+        for (i, t) in p.timesteps.enumerated() {
+            try progress.reporter.check()
+            p.onStep?(i)
+            let x = try p.scheduler.scaleModelInput(lat, timestep: t)                            // [S * B, C, h, w]
+            var batch = try LatentOps.gather(be, x, slots: p.slots, layout: p.layout)             // [S * G, C, h, w]
+            if let c = p.imageCondition { batch = try be.catChannels(batch, c) }                  // [S * G, C + c', h, w]
+            let eps = try unet.forward(batch, timesteps: [t], encoderHiddenStates: p.embeddings,
+                                       controller: p.controller)                                  // [S * G, C, h, w]
+            let e = try p.layout.combine(eps, slots: p.slots, backend: be)                        // [S * B, C, h, w]
+            lat = try p.scheduler.step(modelOutput: e, timestep: t, sample: lat)                  // [S * B, C, h, w]
+            try afterStep(p, i, lat)
+            try progress.step(i + 1)
+        }
+        return lat
+    }
+
+    private func afterStep(_ p: DenoisePlan, _ i: Int, _ lat: Tensor) throws {
+        let be = backend, B = p.layout.branches
+        let needsSource = p.sourceBranchIsReference || p.directInversion || p.userMask != nil
+        let ref = needsSource ? try p.source?.after(step: i) : nil                                // [S, C, h, w]
+        if p.sourceBranchIsReference, let r = ref { try LatentOps.setBranch(be, lat, 0, of: B, from: r) }
+        if p.directInversion, let r = ref {
+            for s in 0..<p.slots { try LatentOps.pinSource(be, lat.slice0(B * s, 2), to: r.slice0(s, 1)) }
+        }
+        if let lbs = p.localBlends {
+            for (s, lb) in lbs.enumerated() { try lb.apply(lat.slice0(B * s, 2), backend: be) }
+        }
+        if let m = p.userMask, let r = ref {
+            for s in 0..<p.slots { try LatentOps.blend(be, lat.slice0(B * s + B - 1, 1), source: r.slice0(s, 1), mask: m) }
+        }
+        if let tm = p.tokenMatching, i < tm.end {
+            VideoEditor.applyMatches(tm.matches, window: tm.window, x: lat, stride: B, offset: B - 1)
+        }
+    }
+
+    /// DDIM inversion (DDIMInverseScheduler, guidance 1) of z0 [S, C, h, w] with `cond` [S, L, D]:
+    /// the trajectory [x_0, x_t1, ..., x_T], each [S, C, h, w]. The one inversion loop (image and video).
+    func invert(_ z0: Tensor, cond: Tensor, steps: Int, schedulerConfig: SchedulerConfig,
+                controller: AttentionController?, progress: ProgressSpan) throws -> [Tensor] {
+        let inv = try DDIMInverseScheduler(config: schedulerConfig)
+        inv.backend = backend
+        try inv.setTimesteps(steps)
+        var lat = z0
+        var traj = [z0]
+        for (k, t) in inv.timesteps.enumerated() {
+            try progress.reporter.check()
+            let eps = try unet.forward(lat, timesteps: [t], encoderHiddenStates: cond, controller: controller)   // [S, C, h, w]
+            lat = try inv.step(modelOutput: eps, timestep: t, sample: lat)                                        // x_{t+1}
+            traj.append(lat)
+            try progress.step(k + 1)
+        }
+        return traj
+    }
+}

@@ -1,0 +1,194 @@
+/// Every editing method as a setup of the one denoising loop (`Denoiser`), for a window of slots: an image
+/// edit is a window of one slot with no cross-frame control; the consistent video method a `VideoWindow`
+/// with `VideoAttentionController`.
+///
+/// - sdedit (Meng et al., ICLR 2022; diffusers' StableDiffusionImg2ImgPipeline): the last `strength`
+///   fraction of the DDIM timesteps from add_noise(z0, noise, t_start); one noise for every frame.
+/// - ddim: DDIM inversion with the source prompt at guidance 1, then DDIM sampling with the prompt under CFG.
+/// - p2p (Hertz et al., ICLR 2023) on inverted latents with negative-prompt inversion (Miyake et al. 2023):
+///   source and target branches, P2PController on the conditional items, LocalBlend, optional direct
+///   inversion (Ju et al., ICLR 2024), the target's unconditional embedding mixed with the empty prompt's.
+/// - instruct (Brooks et al., CVPR 2023; diffusers' StableDiffusionInstructPix2PixPipeline): unscaled image
+///   latents concatenated on channels, [z, z, 0] under guidance.
+/// Video adds a source branch to sdedit and ddim (its attention maps carry the edited keyframes' features to
+/// the other frames) and the same batch layouts as the image path (3 items per slot under negative-prompt
+/// inversion, 4 with a negative prompt for p2p).
+struct WindowEdit {
+    let r: ResolvedEdit
+    let options: EditOptions
+    /// nil: an image edit (one slot, inversion cache, user mask); else the video method's settings.
+    let video: VideoOptions?
+    let window: VideoWindow
+    /// The slots' inputs at work size (the inversion cache key of an image edit).
+    let works: [RGBImage]
+    /// Scaled posterior-mean latents of `works`, [S, C, h, w].
+    let z0: Tensor
+    /// The user mask at latent size (image edits).
+    let latentMask: [Float]?
+    let progress: ProgressReporter
+    /// Video: the frame progress reports carry, and the clip's length.
+    let frame: Int?
+    let frames: Int
+}
+
+struct WindowResult {
+    /// The edited (target) latents [S, C, h, w].
+    var latents: Tensor
+    /// Per slot, LocalBlend's last mask at latent size (p2p), else nil.
+    var blendMasks: [[Float]?]
+}
+
+extension ImageEditor {
+    func denoise(_ w: WindowEdit) throws -> WindowResult {
+        let be = parts.backend, r = w.r, unet = parts.unet
+        let S = w.window.frames.count
+        let (lh, lw) = (w.z0.shape[2], w.z0.shape[3])
+        let itemShape = Array(w.z0.shape.dropFirst())                                   // [C, h, w]
+        let sched = try DDIMScheduler(config: parts.schedulerConfig)
+        sched.backend = be
+        try sched.setTimesteps(r.steps)
+        let denoiser = Denoiser(unet: unet, backend: be)
+        let twoBranch = r.method == .p2p || (w.video != nil && r.method != .instruct)
+        let inverts = r.method == .ddim || r.method == .p2p
+        var span = ProgressSpan(reporter: w.progress, total: inverts ? 2 * r.steps : r.steps, frame: w.frame, frames: w.frames)
+
+        // Prompt embeddings (computed once per edit).
+        let tgt = try parts.encodePrompt(r.prompt)                                       // [1, L, D]
+        let src = inverts || twoBranch ? try parts.encodePrompt(r.sourcePrompt) : tgt
+        let neg = { try self.parts.encodePrompt(r.negativePrompt ?? "") }
+
+        // Starting latents, timesteps, the source trajectory.
+        var timesteps = sched.timesteps
+        var start: Tensor                                                               // [S, C, h, w]
+        var source: SourceTrajectory? = nil
+        var traj: [Tensor] = []
+        switch r.method {
+        case .sdedit, .instruct:
+            let shape = [1, unet.config.out_channels, lh, lw]
+            let n1 = try be.onDevice(try noise(w.options, shape: shape))                // one noise for all frames
+            let nz = S == 1 ? n1 : try LatentOps.repeat0(be, n1, S)                       // [S, C, h, w]
+            if r.method == .sdedit {
+                timesteps = try sched.img2imgTimesteps(strength: r.strength).timesteps
+                guard let t0 = timesteps.first else {
+                    throw DiffEditError.invalidArgument("strength: \(r.strength) with \(r.steps) steps leaves no denoising step (raise strength or steps)")
+                }
+                start = try sched.addNoise(original: w.z0, noise: nz, timestep: t0)
+                span.total = timesteps.count
+            } else {
+                start = sched.initNoiseSigma == 1 ? nz : try be.lincomb([(sched.initNoiseSigma, nz)])
+            }
+            source = SourceTrajectory(kind: .noised(z0: w.z0, noise: nz, timesteps: timesteps, scheduler: sched))
+        case .ddim, .p2p:
+            traj = try invertWindow(w, cond: src, span: span)
+            start = traj[traj.count - 1]                                                // x_T
+            source = SourceTrajectory(kind: .inverted(traj))
+            span.offset = r.steps
+        case .auto:
+            preconditionFailure("method auto is resolved by ResolvedEdit")
+        }
+
+        // The batch layout and each item's conditioning.
+        let layout: BatchLayout
+        var items: [Tensor]                                                             // per item [1, L, D]
+        var imageCondition: Tensor? = nil
+        switch r.method {
+        case .instruct:
+            layout = .instruct(r.guidance, image: r.imageGuidance)
+            items = layout.items == 3 ? [tgt, try neg(), try neg()] : [tgt]
+            imageCondition = try instructCondition(w.z0, items: layout.items)
+        case .p2p where r.negativePrompt != nil:
+            layout = .twoBranchFull(r.guidance)
+            let u = try neg()
+            items = [u, u, src, tgt]
+        case .p2p:
+            layout = .twoBranchNPI(r.guidance)
+            items = [try r.targetUncond(source: src, empty: { try parts.encodePrompt("") }), src, tgt]
+        default:
+            layout = twoBranch ? .twoBranchNPI(r.guidance) : .cfg(r.guidance)
+            items = twoBranch ? [try neg(), src, tgt] : (layout.items == 2 ? [try neg(), tgt] : [tgt])
+        }
+        let perSlot = Tensor.cat0(items)                                                // [G, L, D]
+        var plan = DenoisePlan(scheduler: sched, timesteps: timesteps, slots: S, layout: layout,
+                               embeddings: S == 1 ? perSlot : try LatentOps.repeat0(be, perSlot, S))
+        plan.imageCondition = imageCondition
+        plan.source = source
+        plan.sourceBranchIsReference = twoBranch && r.method == .sdedit
+
+        // Attention control: p2p per slot, the video method's cross-frame attention and propagation.
+        var p2p: [P2PController]? = nil
+        if r.method == .p2p {
+            let alignment = try parts.p2pAlignment(r, reweight: w.options.reweight)
+            let bh = P2PController.blendHeight(unet: unet.config, latentHeight: lh)
+            p2p = (0..<S).map { _ in
+                P2PController(alignment: alignment, steps: r.steps, crossReplace: r.crossReplace, selfReplace: r.selfReplace,
+                              blendHeight: bh, localBlend: w.options.localBlend, blendThreshold: r.blendThreshold,
+                              blendDilation: r.blendDilation, backend: be, layout: layout.p2pLayout!)
+            }
+            plan.directInversion = r.directInversion
+            if p2p!.contains(where: { $0.localBlend != nil }) { plan.localBlends = p2p!.compactMap { $0.localBlend } }
+        }
+        if let v = w.video {
+            let propEnd = Int((Double(v.propagation) * Double(timesteps.count)).rounded())
+            let ctrl = VideoAttentionController(group: layout.items, window: w.window, sourceBranch: layout.propagationSources,
+                                                propagationEnd: propEnd, crossFrame: v.crossFrameAttention, p2p: p2p)
+            plan.controller = ctrl
+            plan.onStep = { ctrl.step = $0 }
+            if v.tokenMatching, v.propagation > 0 {
+                plan.tokenMatching = (VideoEditor.tokenMatches(w.window, z0: w.z0), w.window, propEnd)
+            }
+        } else if let c = p2p?.first {
+            plan.controller = c
+            plan.onStep = { c.step = $0 }
+        }
+        if let m = w.latentMask { plan.userMask = try LatentOps.plane(be, m, height: lh, width: lw) }
+
+        let initial = twoBranch ? try interleave(start, S) : start                       // [S * B, C, h, w]
+        let lat = try denoiser.run(plan, latents: initial, progress: span)
+        let out = try LatentOps.branch(be, lat, layout.branches - 1, of: layout.branches)  // [S, C, h, w]
+        let masks: [[Float]?] = (0..<S).map { s in p2p?[s].localBlend?.lastMask.map { Array($0.buffer) } }
+        _ = itemShape
+        return WindowResult(latents: out, blendMasks: masks)
+    }
+
+    /// The inversion of a window (one inverter for image and video); image edits are cached.
+    func invertWindow(_ w: WindowEdit, cond: Tensor, span: ProgressSpan) throws -> [Tensor] {
+        let S = w.window.frames.count
+        let denoiser = Denoiser(unet: parts.unet, backend: parts.backend)
+        var s = span
+        s.offset = 0
+        if let v = w.video {
+            let ctrl = VideoAttentionController(group: 1, window: w.window, sourceBranch: [:], propagationEnd: 0,
+                                                crossFrame: v.crossFrameAttention, p2p: nil)
+            return try denoiser.invert(w.z0, cond: try LatentOps.repeat0(parts.backend, cond, S), steps: w.r.steps,
+                                       schedulerConfig: parts.schedulerConfig, controller: ctrl, progress: s)
+        }
+        let key = InversionCache.Key(imageHash: InversionCache.hash(w.works[0]), width: w.works[0].width,
+                                     height: w.works[0].height, steps: w.r.steps, sourcePrompt: w.r.sourcePrompt,
+                                     scheduler: "\(parts.schedulerConfig)")
+        if let t = inversionCache.get(key) { return t }
+        let traj = try denoiser.invert(w.z0, cond: cond, steps: w.r.steps, schedulerConfig: parts.schedulerConfig,
+                                       controller: nil, progress: s)
+        inversionCache.put(key, traj)
+        return traj
+    }
+
+    /// [a0, a0, a1, a1, ...]: both branches of every slot start from the same latents.
+    private func interleave(_ x: Tensor, _ slots: Int) throws -> Tensor {
+        let be = parts.backend, item = x.count / slots
+        let y = try be.output([2 * slots] + Array(x.shape.dropFirst()))
+        try be.copyStrided(shape: [slots, 2, item], from: x, fromStrides: [item, 0, 1], to: y, toStrides: [2 * item, item, 1])
+        return y
+    }
+
+    /// InstructPix2Pix's image conditioning per UNet item: the unscaled latents of each slot, [z, z, 0]
+    /// under guidance (else [z]), [S * G, C, h, w].
+    private func instructCondition(_ z0: Tensor, items: Int) throws -> Tensor {
+        let be = parts.backend
+        let z = try be.onDevice(LatentScaling.unscale(z0, parts.vae.config))           // [S, C, h, w]
+        if items == 1 { return z }
+        let S = z.shape[0], item = z.count / S
+        let y = try be.onDevice(Tensor(shape: [S * items] + Array(z.shape.dropFirst())))  // zeros: the uncond item
+        try be.copyStrided(shape: [S, 2, item], from: z, fromStrides: [item, 0, 1], to: y, toStrides: [items * item, item, 1])
+        return y
+    }
+}

@@ -1,0 +1,69 @@
+/// The library's pixel and mask policy, in one place, for every entry point (Swift API, CLI, C ABI, streams,
+/// video): given the decoded edit at work size, it returns the output at the input's size and the mask the
+/// edit used.
+///
+/// 1. The region an edit may change: the user mask (feathered inwards), else p2p's LocalBlend mask (dilated by
+///    the VAE factor and softened), else where the decoded edit differs from the VAE's reconstruction of the
+///    input by more than 10/255 (so the VAE's own error does not count as a change).
+/// 2. A native-resolution edit (input resized to the model's size) is resized back and composited over the
+///    original through that region: outside it the output is the input's bytes. A padded edit is cropped.
+/// 3. A user mask is applied last, in 8-bit: out = in + (edit - in) * mask / 255, rounded. Where the mask is
+///    0 the output is the input's bytes, where it is 255 the edit's.
+/// 4. The mask reported (`EditResult.mask`, `--mask-out`, `params->mask_out`): the method's region (LocalBlend,
+///    else the user's feathered mask, else everything), restricted to the user mask (min).
+public enum PixelPolicy {
+    /// One slot's output. `decoded` is at the plan's work size; `blendMask` at latent size (0/1);
+    /// `reconstruction` decodes the input's own latents (called only when it is needed).
+    static func compose(decoded: RGBImage, original: RGBImage, plan: NativeResolutionPlan, userMask: GrayImage?,
+                        blendMask: [Float]?, factor f: Int, reconstruction: () throws -> RGBImage) throws -> (RGBImage, GrayImage) {
+        let (W, H) = (original.width, original.height)
+        let feathered = userMask.map { EditMask.feathered($0, radius: EditMask.featherRadius(width: W, height: H)) }
+        var region: [Float]? = nil                                                  // work size
+        var maskOut = feathered                                                     // input size
+        if feathered == nil, let bm = blendMask {
+            let px = EditMask.upsampleNearest(bm, width: plan.workWidth / f, height: plan.workHeight / f, factor: f)
+            maskOut = plan.planeToInput(px)
+            region = EditMask.boxBlur(EditMask.dilate(px, width: plan.workWidth, height: plan.workHeight, radius: f),
+                                      width: plan.workWidth, height: plan.workHeight, radius: max(f / 2, 1))
+        }
+        var alpha: [Float]? = nil
+        if plan.resized {
+            alpha = try feathered ?? plan.planeToInput(region ?? changedRegion(decoded, reconstruction(), radius: f))
+        }
+        var image = plan.toInput(edited: decoded, original: original, alpha: alpha)
+        var mask = EditMask.gray(maskOut ?? [Float](repeating: 1, count: W * H), width: W, height: H)
+        if let u = userMask {
+            image = composite(edited: image, input: original, mask: u)
+            for i in 0..<mask.pixels.count { mask.pixels[i] = min(mask.pixels[i], u.pixels[i]) }
+        }
+        return (image, mask)
+    }
+
+    /// Where two images differ by more than 10/255 in any channel, dilated and softened.
+    static func changedRegion(_ a: RGBImage, _ b: RGBImage, radius: Int) -> [Float] {
+        let n = a.width * a.height
+        var d = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            for c in 0..<3 where abs(Int(a.pixels[3 * i + c]) - Int(b.pixels[3 * i + c])) > 10 { d[i] = 1 }
+        }
+        let dil = EditMask.dilate(d, width: a.width, height: a.height, radius: radius)
+        return EditMask.boxBlur(dil, width: a.width, height: a.height, radius: max(radius / 2, 1))
+    }
+
+    /// out = input + (edited - input) * mask / 255, per channel, rounded: pixels where the mask is 0 keep the
+    /// input exactly, where it is 255 take the edit exactly.
+    public static func composite(edited: RGBImage, input: RGBImage, mask: GrayImage) -> RGBImage {
+        precondition(edited.width == input.width && edited.height == input.height && mask.width == input.width &&
+                     mask.height == input.height, "PixelPolicy.composite: sizes differ")
+        var out = edited.pixels
+        for i in 0..<(mask.width * mask.height) {
+            let m = Int(mask.pixels[i])
+            if m == 255 { continue }
+            for c in 0..<3 {
+                let a = Int(input.pixels[i * 3 + c]), e = Int(edited.pixels[i * 3 + c])
+                out[i * 3 + c] = UInt8(clamping: a + ((e - a) * m + (e >= a ? 127 : -127)) / 255)
+            }
+        }
+        return RGBImage(width: edited.width, height: edited.height, pixels: out)
+    }
+}
