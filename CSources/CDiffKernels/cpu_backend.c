@@ -1,5 +1,5 @@
-/* cpu_backend.c — the CPU provider: context, vtable, memory slots, error reporting,
- * and the fp16/bf16 -> f32 converters. Ops live in cpu_gemm_conv.c, cpu_norm.c,
+/* cpu_backend.c — the CPU provider: context, options, vtable, memory slots, constants, the staged test
+ * mode, error reporting, and the fp16/bf16 -> f32 converters. Ops live in cpu_gemm_conv.c, cpu_norm.c,
  * cpu_attention.c and cpu_elementwise.c. */
 #include "cpu_internal.h"
 
@@ -21,7 +21,7 @@ de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) {
     return st;
 }
 
-/* ---- op profiling (DIFFEDIT_KERNEL_PROFILE) ---- */
+/* ---- op profiling (options.kernel_profile, DIFFEDIT_KERNEL_PROFILE=1) ---- */
 
 int de_prof_enabled = 0;
 static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -52,15 +52,11 @@ static void prof_report(void) {
                 total > 0 ? 100.0 * prof_tab[i].seconds / total : 0.0, prof_tab[i].calls);
 }
 
-static void prof_init_once(void) {
-    static int done = 0;
-    if (done) return;
-    done = 1;
-    const char *e = getenv("DIFFEDIT_KERNEL_PROFILE");
-    if (e && *e && strcmp(e, "0") != 0) {
-        de_prof_enabled = 1;
-        atexit(prof_report);
-    }
+/* the first backend created with kernel_profile turns profiling on for the process (one table) */
+static void prof_enable_once(void) {
+    if (de_prof_enabled) return;
+    de_prof_enabled = 1;
+    atexit(prof_report);
 }
 
 static const char *cpu_name(de_backend *be) { (void)be; return "cpu"; }
@@ -76,6 +72,10 @@ static void cpu_free(de_backend *be) {
             for (int i = 0; i < c->n_threads; i++) free(c->per_thread[i].ptr);
         free(c->per_thread);
         pthread_mutex_destroy(&c->op_lock);
+        for (size_t k = 0; k < c->n_blocks; k++)
+            if (c->blocks[k].constant) free((void *)c->blocks[k].begin); /* constants the caller never released */
+        free(c->blocks);
+        pthread_mutex_destroy(&c->mem_lock);
         free(c);
     }
     free(be);
@@ -88,13 +88,140 @@ static void cpu_memory(de_backend *be, size_t *free_b, size_t *total_b) {
     if (free_b) *free_b = avail > 0 && ps > 0 ? (size_t)avail * (size_t)ps : 0;
 }
 
-static void *cpu_alloc(de_backend *be, size_t bytes) {
-    (void)be;
-    size_t b = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, b ? b : 64);
+/* ---- staged mode: the table of the provider's own blocks ---- */
+
+/* index of the first block with begin > p (blocks sorted by begin, never overlapping) */
+static size_t block_upper(const cpu_ctx *c, const char *p) {
+    size_t lo = 0, hi = c->n_blocks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->blocks[mid].begin <= p) lo = mid + 1; else hi = mid;
+    }
+    return lo;
 }
 
-static void cpu_release(de_backend *be, void *ptr) { (void)be; free(ptr); }
+static int block_add(cpu_ctx *c, const void *p, size_t bytes, int constant) {
+    pthread_mutex_lock(&c->mem_lock);
+    if (c->n_blocks == c->cap_blocks) {
+        size_t cap = c->cap_blocks ? c->cap_blocks * 2 : 256;
+        cpu_block *b = realloc(c->blocks, cap * sizeof *b);
+        if (!b) { pthread_mutex_unlock(&c->mem_lock); return -1; }
+        c->blocks = b;
+        c->cap_blocks = cap;
+    }
+    size_t i = block_upper(c, p);
+    memmove(c->blocks + i + 1, c->blocks + i, (c->n_blocks - i) * sizeof *c->blocks);
+    c->blocks[i] = (cpu_block){ p, (const char *)p + (bytes ? bytes : 1), constant };
+    c->n_blocks++;
+    pthread_mutex_unlock(&c->mem_lock);
+    return 0;
+}
+
+/* removes the block that begins at p (only a constant one when want_constant); 1 when there was one */
+static int block_remove(cpu_ctx *c, const void *p, int want_constant) {
+    pthread_mutex_lock(&c->mem_lock);
+    size_t i = block_upper(c, p);
+    int found = i > 0 && c->blocks[i - 1].begin == (const char *)p && (!want_constant || c->blocks[i - 1].constant);
+    if (found) {
+        memmove(c->blocks + i - 1, c->blocks + i, (c->n_blocks - i) * sizeof *c->blocks);
+        c->n_blocks--;
+    }
+    pthread_mutex_unlock(&c->mem_lock);
+    return found;
+}
+
+void cpu_note_operand(cpu_ctx *c, const void *p) {
+    if (!p) return;
+    pthread_mutex_lock(&c->mem_lock);
+    size_t i = block_upper(c, p);
+    int inside = i > 0 && (const char *)p < c->blocks[i - 1].end;
+    pthread_mutex_unlock(&c->mem_lock);
+    if (!inside) atomic_fetch_add(&c->host_operands, 1);
+}
+
+static void *cpu_alloc(de_backend *be, size_t bytes) {
+    size_t b = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, b ? b : 64);
+    cpu_ctx *c = cpu_of(be);
+    if (p && c->staged && block_add(c, p, bytes, 0) != 0) { free(p); return NULL; }
+    return p;
+}
+
+static void cpu_release(de_backend *be, void *ptr) {
+    cpu_ctx *c = cpu_of(be);
+    if (ptr && c->staged) block_remove(c, ptr, 0);
+    free(ptr);
+}
+
+/* Plain mode: the host pointer itself (weights are memory-mapped; no copy, no second resident set).
+ * Staged mode: a copy in the provider's own block, so that a constant the caller forgot to upload is
+ * counted as a host operand, as it would be copied on a device provider. */
+static void *cpu_constant_upload(de_backend *be, const void *host, size_t bytes, de_const_kind kind) {
+    (void)kind;
+    cpu_ctx *c = cpu_of(be);
+    if (!host) { cpu_fail(c, DE_ERR_INVALID, "constant_upload: host is NULL"); return NULL; }
+    if (!c->staged) return (void *)host;
+    size_t b = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, b ? b : 64);
+    if (!p) { cpu_fail(c, DE_ERR_OOM, "constant_upload: out of memory for %zu bytes", bytes); return NULL; }
+    memcpy(p, host, bytes);
+    if (block_add(c, p, bytes, 1) != 0) {
+        free(p);
+        cpu_fail(c, DE_ERR_OOM, "constant_upload: out of memory for the block table");
+        return NULL;
+    }
+    atomic_fetch_add(&c->n_constants, 1);
+    atomic_fetch_add(&c->constant_bytes, (int64_t)bytes);
+    return p;
+}
+
+static void cpu_constant_release(de_backend *be, void *handle) {
+    cpu_ctx *c = cpu_of(be);
+    if (!handle || !c->staged) return;           /* plain mode: the handle is the caller's host memory */
+    if (block_remove(c, handle, 1)) free(handle); /* anything else (not a constant of ours) is left alone */
+}
+
+static uint32_t cpu_caps(de_backend *be) {
+    return DE_CAP_F32 | (cpu_of(be)->staged ? DE_CAP_RESIDENT | DE_CAP_CONSTANTS : 0u);
+}
+
+static void cpu_stats(de_backend *be, de_backend_stats *out) {
+    cpu_ctx *c = cpu_of(be);
+    de_backend_stats s = { sizeof s, atomic_load(&c->n_constants), atomic_load(&c->constant_bytes),
+                           atomic_load(&c->host_operands) };
+    size_t n = out->struct_size < sizeof s ? out->struct_size : sizeof s;
+    memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
+}
+
+/* ---- staged mode: every op notes its operands, then runs the plain op ---- */
+
+#define NOTE(p) cpu_note_operand(c, (p))
+#define STAGED(name, fn, type, notes)                                   \
+    static de_status name(de_backend *be, const type *op) {             \
+        if (be && be->context && op) {                                  \
+            cpu_ctx *c = cpu_of(be);                                    \
+            notes;                                                      \
+        }                                                               \
+        return fn(be, op);                                              \
+    }
+STAGED(st_gemm, cpu_gemm, de_gemm_op, { NOTE(op->a); NOTE(op->b); NOTE(op->c); NOTE(op->bias); })
+STAGED(st_conv2d, cpu_conv2d, de_conv2d_op, { NOTE(op->x); NOTE(op->weight); NOTE(op->bias); NOTE(op->residual); NOTE(op->y); })
+STAGED(st_group_norm, cpu_group_norm, de_group_norm_op, { NOTE(op->x); NOTE(op->gamma); NOTE(op->beta); NOTE(op->y); })
+STAGED(st_layer_norm, cpu_layer_norm, de_layer_norm_op, { NOTE(op->x); NOTE(op->gamma); NOTE(op->beta); NOTE(op->y); })
+STAGED(st_softmax, cpu_softmax, de_softmax_op, { NOTE(op->x); NOTE(op->y); })
+STAGED(st_attention, cpu_attention, de_attention_op, { NOTE(op->q); NOTE(op->k); NOTE(op->v); NOTE(op->o); })
+STAGED(st_unary, cpu_unary, de_unary_op, { NOTE(op->x); NOTE(op->y); })
+STAGED(st_geglu, cpu_geglu, de_geglu_op, { NOTE(op->x); NOTE(op->y); })
+STAGED(st_binary, cpu_binary, de_binary_op, { NOTE(op->a); NOTE(op->b); NOTE(op->y); })
+STAGED(st_upsample, cpu_upsample, de_upsample_op, { NOTE(op->x); NOTE(op->y); })
+STAGED(st_transpose, cpu_transpose, de_transpose_op, { NOTE(op->x); NOTE(op->y); })
+STAGED(st_copy, cpu_copy_op, de_copy_op, { NOTE(op->x); NOTE(op->y); })
+STAGED(st_lincomb, cpu_lincomb, de_lincomb_op, {
+    for (int t = 0; t < op->terms && t < 4; t++) NOTE(op->x[t]);
+    NOTE(op->y);
+})
+#undef STAGED
+#undef NOTE
 
 static de_status cpu_copy(de_backend *be, void *dst, const void *src, size_t bytes) {
     if (!be || !be->context) return DE_ERR_INVALID;
@@ -110,14 +237,28 @@ static const char *cpu_last_error(de_backend *be) {
 }
 
 de_backend *de_backend_cpu_init(int n_threads) {
+    de_backend_options o;
+    de_backend_options_init(&o);
+    o.threads = n_threads;
+    return de_backend_cpu_init_opts(&o);
+}
+
+de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
+    de_backend_options o;
+    de_backend_options_init(&o);
+    if (opts && opts->struct_size >= sizeof(size_t))
+        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    int n_threads = o.threads;
     if (n_threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n > 0 ? (int)n : 1;
     }
     if (n_threads > DE_MAX_THREADS) n_threads = DE_MAX_THREADS;
-    pthread_mutex_lock(&prof_mu);
-    prof_init_once();
-    pthread_mutex_unlock(&prof_mu);
+    if (o.kernel_profile) {
+        pthread_mutex_lock(&prof_mu);
+        prof_enable_once();
+        pthread_mutex_unlock(&prof_mu);
+    }
     de_backend *be = calloc(1, sizeof *be);
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!be || !c) { free(be); free(c); return NULL; }
@@ -126,6 +267,11 @@ de_backend *de_backend_cpu_init(int n_threads) {
     c->per_thread = calloc((size_t)c->n_threads, sizeof(de_scratch));
     if (!c->per_thread) { de_pool_destroy(&c->pool); free(be); free(c); return NULL; }
     pthread_mutex_init(&c->op_lock, NULL);
+    pthread_mutex_init(&c->mem_lock, NULL);
+    c->staged = o.cpu_staged;
+    c->winograd = o.winograd;
+    c->winograd_tiles = o.winograd_tiles > 0 ? o.winograd_tiles : 0;
+    c->im2col_rows = o.im2col_rows > 0 ? o.im2col_rows : 0;
     /* OpenBLAS single-threaded: all parallelism comes from our pool (see cpu_sgemm). */
     openblas_set_num_threads(1);
 
@@ -140,20 +286,25 @@ de_backend *de_backend_cpu_init(int n_threads) {
     i->upload = cpu_copy;
     i->download = cpu_copy;
     i->synchronize = NULL; /* synchronous */
-    i->gemm = cpu_gemm;
-    i->conv2d = cpu_conv2d;
-    i->group_norm = cpu_group_norm;
-    i->layer_norm = cpu_layer_norm;
-    i->softmax = cpu_softmax;
-    i->attention = cpu_attention;
-    i->unary = cpu_unary;
-    i->geglu = cpu_geglu;
-    i->binary = cpu_binary;
-    i->upsample = cpu_upsample;
-    i->transpose = cpu_transpose;
+    const int st = c->staged;
+    i->gemm = st ? st_gemm : cpu_gemm;
+    i->conv2d = st ? st_conv2d : cpu_conv2d;
+    i->group_norm = st ? st_group_norm : cpu_group_norm;
+    i->layer_norm = st ? st_layer_norm : cpu_layer_norm;
+    i->softmax = st ? st_softmax : cpu_softmax;
+    i->attention = st ? st_attention : cpu_attention;
+    i->unary = st ? st_unary : cpu_unary;
+    i->geglu = st ? st_geglu : cpu_geglu;
+    i->binary = st ? st_binary : cpu_binary;
+    i->upsample = st ? st_upsample : cpu_upsample;
+    i->transpose = st ? st_transpose : cpu_transpose;
     i->last_error = cpu_last_error;
-    i->copy = cpu_copy_op;
-    i->lincomb = cpu_lincomb;
+    i->copy = st ? st_copy : cpu_copy_op;
+    i->lincomb = st ? st_lincomb : cpu_lincomb;
+    i->caps = cpu_caps;
+    i->constant_upload = cpu_constant_upload;
+    i->constant_release = cpu_constant_release;
+    i->stats = cpu_stats;
     return be;
 }
 

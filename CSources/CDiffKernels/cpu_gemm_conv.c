@@ -250,15 +250,14 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
         const float beta = (op->bias || op->residual) ? 1.0f : 0.0f;
         /* 3x3 stride 1 with enough pixels to amortise the weight transform: Winograd F(2x2, 3x3) */
         if (op->kh == 3 && op->kw == 3 && op->stride_h == 1 && op->stride_w == 1 && (int64_t)op->n * ohw >= 512 &&
-            !getenv("DIFFEDIT_NO_WINOGRAD")) {
+            ctx->winograd != DE_WINOGRAD_OFF) {
             /* F(4x4, 3x3) when the transformed weights stay moderate (36 c_out c_in floats) and there
              * are enough tiles to amortise transforming and packing them (measured: 64x64 and 32x32 x2 win;
-             * 16x16 x2 at 1280 channels loses); DIFFEDIT_WINOGRAD=2 / =4 force one or the other. */
-            const char *wv = getenv("DIFFEDIT_WINOGRAD");
+             * 16x16 x2 at 1280 channels loses); options.winograd F2 / F4 force one or the other. */
             const int64_t tiles4 = (int64_t)op->n * ((oh + 3) / 4) * ((ow + 3) / 4);
             int use4 = (int64_t)op->c_in * op->c_out <= 768 * 768 && tiles4 >= 96;
-            if (wv && wv[0] == '2') use4 = 0;
-            if (wv && wv[0] == '4') use4 = 1;
+            if (ctx->winograd == DE_WINOGRAD_F2) use4 = 0;
+            if (ctx->winograd == DE_WINOGRAD_F4) use4 = 1;
             if (use4) {
                 CPU_PROFILE_AS("conv2d.winograd4");
                 st__ = cpu_conv2d_winograd4(ctx, op, oh, ow);
@@ -287,8 +286,7 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
          * that small planes (8x8, 16x16) get one wide GEMM and the weights are read once */
         const int64_t NR = (int64_t)op->n * oh;
         int64_t rows = COL_BUDGET / (K * ow);
-        const char *force = getenv("DIFFEDIT_IM2COL_ROWS");  /* testing: force small row blocks */
-        if (force && atoi(force) > 0) rows = atoi(force);
+        if (ctx->im2col_rows > 0) rows = ctx->im2col_rows;  /* testing: force small row blocks */
         if (rows < 1) rows = 1;
         if (rows > NR) rows = NR;
         float *col = de_scratch_get(&ctx->shared, (size_t)(K * rows * ow));

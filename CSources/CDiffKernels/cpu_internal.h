@@ -13,9 +13,14 @@
  * Files: cpu_backend.c (context, vtable, f16/bf16, profiling), cpu_pool.c (pool, reductions),
  * cpu_gemm_conv.c (gemm, conv2d dispatch, im2col), cpu_winograd.c / cpu_winograd4.c
  * (F(2x2,3x3) / F(4x4,3x3)), cpu_attention.c, cpu_norm.c, cpu_elementwise.c.
- * Environment knobs (read per call, for tests and benchmarks): DIFFEDIT_WINOGRAD=2|4,
- * DIFFEDIT_NO_WINOGRAD=1, DIFFEDIT_WINOGRAD_TILES=N, DIFFEDIT_IM2COL_ROWS=N (force small blocks),
- * DIFFEDIT_KERNEL_PROFILE=1 (read at the first backend init: per-op wall time table at exit).
+ * Knobs come from de_backend_options at creation (winograd, winograd_tiles, im2col_rows, kernel_profile;
+ * de_backend_options_from_env fills them from DIFFEDIT_WINOGRAD=2|4, DIFFEDIT_NO_WINOGRAD=1,
+ * DIFFEDIT_WINOGRAD_TILES=N, DIFFEDIT_IM2COL_ROWS=N, DIFFEDIT_KERNEL_PROFILE=1); no op reads the environment.
+ *
+ * Staged mode (options.cpu_staged, the test mode of the resident code paths): alloc'd blocks and constant
+ * copies are recorded in a table of address ranges; the provider reports DE_CAP_RESIDENT | DE_CAP_CONSTANTS,
+ * and every op operand outside the table is counted as a host operand (de_backend_stats), which is what
+ * would be a host<->device copy on the CUDA provider. The ops themselves run the same code as in plain mode.
  */
 #ifndef DE_CPU_INTERNAL_H
 #define DE_CPU_INTERNAL_H
@@ -57,8 +62,20 @@ typedef struct de_scratch {
     size_t cap;                  /* floats */
 } de_scratch;
 
+/* staged mode: live alloc'd blocks and constants, sorted by address */
+typedef struct cpu_block { const char *begin, *end; int constant; } cpu_block;
+
 typedef struct cpu_ctx {
     int n_threads;
+    /* options (de_backend_options), fixed at creation */
+    int staged;                  /* cpu_staged */
+    int winograd;                /* de_winograd_mode */
+    int winograd_tiles;          /* 0 = automatic */
+    int im2col_rows;             /* 0 = automatic */
+    /* staged bookkeeping (mem_lock) and counters */
+    pthread_mutex_t mem_lock;
+    cpu_block *blocks; size_t n_blocks, cap_blocks;
+    _Atomic int64_t n_constants, constant_bytes, host_operands;
     de_pool pool;
     pthread_mutex_t op_lock;
     de_scratch shared;           /* one big buffer for single-threaded-BLAS phases (conv) */
@@ -70,7 +87,7 @@ typedef struct cpu_ctx {
 /* Ensures s holds at least n floats (64-byte aligned). Returns NULL on OOM. */
 float *de_scratch_get(de_scratch *s, size_t n);
 
-/* Op profiling: DIFFEDIT_KERNEL_PROFILE=1 in the environment (read at the first backend init)
+/* Op profiling: options.kernel_profile (DIFFEDIT_KERNEL_PROFILE=1) on any backend created in the process
  * sums wall time per op kind over the whole process and prints a table to stderr at exit. */
 extern int de_prof_enabled;
 double de_prof_now(void);
@@ -98,6 +115,8 @@ de_status cpu_upsample(de_backend *be, const de_upsample_op *op);
 de_status cpu_transpose(de_backend *be, const de_transpose_op *op);
 de_status cpu_copy_op(de_backend *be, const de_copy_op *op);
 de_status cpu_lincomb(de_backend *be, const de_lincomb_op *op);
+/* staged mode: counts p as a host operand unless it lies in an alloc'd block or a constant */
+void cpu_note_operand(cpu_ctx *c, const void *p);
 /* 3x3 stride-1 conv by Winograd F(2x2, 3x3); op already validated. */
 de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow);
 /* 3x3 stride-1 conv by Winograd F(4x4, 3x3) (cpu_winograd4.c); op already validated. */

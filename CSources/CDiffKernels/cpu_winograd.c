@@ -199,8 +199,7 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
     const int64_t usz = 16 * (int64_t)op->c_out * op->c_in;
     int64_t TB = WINO_BUDGET / (16 * ((int64_t)op->c_in + op->c_out));
     if (TB < 64) TB = 64;
-    const char *force = getenv("DIFFEDIT_WINOGRAD_TILES"); /* testing: force small tile blocks */
-    if (force && atoi(force) > 0) TB = atoi(force);
+    if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
     const int64_t NT = (int64_t)op->n * T;   /* tiles of the whole batch: one GEMM block may span images */
     if (TB > NT) TB = NT;
     float *U = de_scratch_get(&ctx->shared2, (size_t)usz);

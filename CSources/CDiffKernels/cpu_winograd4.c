@@ -179,8 +179,7 @@ de_status cpu_conv2d_winograd4(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh,
     const int64_t usz = 36 * (int64_t)op->c_out * op->c_in;
     int64_t TB = WINO4_BUDGET / (36 * ((int64_t)op->c_in + op->c_out));
     if (TB < 32) TB = 32;
-    const char *force = getenv("DIFFEDIT_WINOGRAD_TILES"); /* testing: force small tile blocks */
-    if (force && atoi(force) > 0) TB = atoi(force);
+    if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
     if (TB > NT) TB = NT;
     float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
     float *VM = de_scratch_get(&ctx->shared, (size_t)(36 * TB * ((int64_t)op->c_in + op->c_out)));

@@ -110,6 +110,72 @@ const char *de_backend_last_error(de_backend *be) {
     return e ? e : "";
 }
 
+uint32_t de_backend_caps(de_backend *be) {
+    if (!be) return 0;
+    return be->iface.caps ? be->iface.caps(be) : DE_CAP_F32;
+}
+
+void *de_backend_constant_upload(de_backend *be, const void *host, size_t bytes, de_const_kind kind) {
+    if (!be || !host) return NULL;
+    if (!be->iface.constant_upload) return (void *)host;
+    return be->iface.constant_upload(be, host, bytes, kind);
+}
+
+void de_backend_constant_release(de_backend *be, void *handle) {
+    if (be && handle && be->iface.constant_release) be->iface.constant_release(be, handle);
+}
+
+void de_backend_stats_get(de_backend *be, de_backend_stats *out) {
+    if (!out || out->struct_size < sizeof(size_t)) return;
+    size_t sz = out->struct_size < sizeof *out ? out->struct_size : sizeof *out;
+    memset((char *)out + sizeof(size_t), 0, sz - sizeof(size_t));
+    if (be && be->iface.stats) be->iface.stats(be, out);
+}
+
+/* ---- options ---- */
+
+void de_backend_options_init(de_backend_options *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->winograd = DE_WINOGRAD_AUTO;
+    o->cuda_dtype = DE_F16;
+    o->cuda_weight_cache = true;
+    o->cuda_resident = true;
+}
+
+static const char *env_get(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+void de_backend_options_from_env(de_backend_options *o) {
+    if (!o) return;
+    de_backend_options_init(o);
+    const char *v;
+    if ((v = env_get("DIFFEDIT_CPU_STAGED"))) o->cpu_staged = strcmp(v, "1") == 0;
+    if ((v = env_get("DIFFEDIT_WINOGRAD"))) o->winograd = v[0] == '2' ? DE_WINOGRAD_F2 : v[0] == '4' ? DE_WINOGRAD_F4 : DE_WINOGRAD_AUTO;
+    if (env_get("DIFFEDIT_NO_WINOGRAD")) o->winograd = DE_WINOGRAD_OFF;   /* set at all: as before */
+    if ((v = env_get("DIFFEDIT_WINOGRAD_TILES")) && atoi(v) > 0) o->winograd_tiles = atoi(v);
+    if ((v = env_get("DIFFEDIT_IM2COL_ROWS")) && atoi(v) > 0) o->im2col_rows = atoi(v);
+    if ((v = env_get("DIFFEDIT_KERNEL_PROFILE"))) o->kernel_profile = strcmp(v, "0") != 0;
+    if ((v = env_get("DIFFEDIT_CUDA_DTYPE"))) o->cuda_dtype = strcmp(v, "bf16") == 0 ? DE_BF16 : DE_F16;
+    if ((v = env_get("DIFFEDIT_CUDA_WEIGHT_CACHE"))) o->cuda_weight_cache = strcmp(v, "0") != 0;
+    if ((v = env_get("DIFFEDIT_CUDA_SYNC"))) o->cuda_sync = strcmp(v, "1") == 0;
+    if ((v = env_get("DIFFEDIT_CUDA_RESIDENT"))) o->cuda_resident = strcmp(v, "0") != 0;
+    if ((v = env_get("DIFFEDIT_BACKEND_PATH"))) snprintf(o->backend_path, sizeof o->backend_path, "%s", v);
+}
+
+/* The caller's options copied into a full-size struct (fields it did not know keep their defaults). */
+static void options_copy(de_backend_options *dst, const de_backend_options *src) {
+    de_backend_options_init(dst);
+    if (!src || src->struct_size < sizeof(size_t)) return;
+    size_t n = src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
+    memcpy(dst, src, n);
+    dst->struct_size = sizeof *dst;
+    dst->backend_path[sizeof dst->backend_path - 1] = 0;
+}
+
 static void set_err(char *err, size_t len, const char *msg) {
     if (err && len) snprintf(err, len, "%s", msg);
 }
@@ -117,8 +183,8 @@ static void set_err(char *err, size_t len, const char *msg) {
 /* ---- the CUDA provider loader ----
  *
  * libdiffedit_cuda.so is looked for, in this order:
- *   1. $DIFFEDIT_BACKEND_PATH: a ':'-separated list of files or folders (a folder means
- *      FOLDER/libdiffedit_cuda.so);
+ *   1. options.backend_path (DIFFEDIT_BACKEND_PATH through de_backend_options_from_env): a ':'-separated
+ *      list of files or folders (a folder means FOLDER/libdiffedit_cuda.so);
  *   2. the folder of the binary that contains this code (dladdr): libdiffedit.so, the CLI or a test bundle;
  *   3. that folder's ../lib (build/bin/diffedit next to build/lib/libdiffedit_cuda.so, PREFIX/bin vs PREFIX/lib).
  * The first existing file is dlopen'ed (RTLD_NOW | RTLD_LOCAL); later candidates are not tried when it
@@ -135,7 +201,7 @@ static int file_exists(const char *p) {
 
 /* Fills out[out_len] with the first existing candidate; returns 1 when one exists.
  * looked[] collects the places tried (for the message). */
-static int find_provider(char *out, size_t out_len, char *looked, size_t looked_len) {
+static int find_provider(const char *search, char *out, size_t out_len, char *looked, size_t looked_len) {
     char cand[PATH_MAX + 64];
     size_t used = 0;
     looked[0] = 0;
@@ -147,9 +213,8 @@ static int find_provider(char *out, size_t out_len, char *looked, size_t looked_
             if (w > 0) used += (size_t)w;                                                      \
         }                                                                                      \
     } while (0)
-    const char *env = getenv("DIFFEDIT_BACKEND_PATH");
-    if (env && *env) {
-        const char *p = env;
+    if (search && *search) {
+        const char *p = search;
         while (*p) {
             const char *e = strchr(p, ':');
             size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -185,11 +250,12 @@ static int find_provider(char *out, size_t out_len, char *looked, size_t looked_
 }
 
 /* Loads and checks the provider; NULL with the reason in err. */
-static de_backend *load_cuda(int device, char *err, size_t err_len) {
+static de_backend *load_cuda(const de_backend_options *opts, char *err, size_t err_len) {
     char path[PATH_MAX + 64], looked[1024];
-    if (!find_provider(path, sizeof path, looked, sizeof looked)) {
+    const int device = opts->device;
+    if (!find_provider(opts->backend_path, path, sizeof path, looked, sizeof looked)) {
         if (err && err_len)
-            snprintf(err, err_len, "CUDA provider %s not found (looked in: %s; set DIFFEDIT_BACKEND_PATH)",
+            snprintf(err, err_len, "CUDA provider %s not found (looked in: %s; set DIFFEDIT_BACKEND_PATH or the backend_path option)",
                      DE_CUDA_PROVIDER_FILE, looked[0] ? looked : "nowhere");
         return NULL;
     }
@@ -220,7 +286,7 @@ static de_backend *load_cuda(int device, char *err, size_t err_len) {
     }
     char why[512];
     why[0] = 0;
-    de_backend *be = init(device, why, sizeof why);
+    de_backend *be = init(opts, why, sizeof why);
     if (!be) {
         if (err && err_len)
             snprintf(err, err_len, "%s: no usable CUDA device %d: %s", path, device, why[0] ? why : "no reason given");
@@ -242,22 +308,33 @@ static de_backend *load_cuda(int device, char *err, size_t err_len) {
     return be; /* h stays open for the life of the process */
 }
 
-de_backend *de_backend_load(const char *name, int device, int n_threads, char *err, size_t err_len) {
+de_backend *de_backend_load_opts(const char *name, const de_backend_options *opts_in, char *err, size_t err_len) {
     set_err(err, err_len, "");
+    de_backend_options opts;
+    if (opts_in) options_copy(&opts, opts_in);
+    else de_backend_options_from_env(&opts);
     if (!name || !*name) name = "auto";
-    if (strcmp(name, "cpu") == 0) return de_backend_cpu_init(n_threads);
+    if (strcmp(name, "cpu") == 0) return de_backend_cpu_init_opts(&opts);
     if (strcmp(name, "auto") != 0 && strcmp(name, "cuda") != 0) {
         set_err(err, err_len, "unknown backend name (use auto, cpu or cuda)");
         return NULL;
     }
     char why[1536];
     why[0] = 0;
-    de_backend *be = load_cuda(device, why, sizeof why);
+    de_backend *be = load_cuda(&opts, why, sizeof why);
     if (be) return be;
     if (strcmp(name, "cuda") == 0) {
         set_err(err, err_len, why);
         return NULL;
     }
     if (err && err_len) snprintf(err, err_len, "%s; using CPU", why);
-    return de_backend_cpu_init(n_threads);
+    return de_backend_cpu_init_opts(&opts);
+}
+
+de_backend *de_backend_load(const char *name, int device, int n_threads, char *err, size_t err_len) {
+    de_backend_options opts;
+    de_backend_options_from_env(&opts);
+    opts.device = device;
+    opts.threads = n_threads;
+    return de_backend_load_opts(name, &opts, err, err_len);
 }

@@ -1,5 +1,5 @@
 import CDiffKernels
-import DiffEdit
+@testable import DiffEdit
 import Foundation
 import XCTest
 
@@ -98,7 +98,7 @@ final class BackendLoaderTests: XCTestCase {
     func testProviderWithWrongAPIVersionExportIsRefused() throws {
         let dir = try fakeProvider("""
             int de_backend_api_version(void) { return 999; }
-            de_backend *de_backend_cuda_init(int device, char *err, size_t len) { (void)device; (void)err; (void)len; abort(); }
+            de_backend *de_backend_cuda_init(const de_backend_options *o, char *err, size_t len) { (void)o; (void)err; (void)len; abort(); }
             """)
         setenv("DIFFEDIT_BACKEND_PATH", dir.path, 1)
         let msg = backendError { try Backend(name: "cuda") }
@@ -112,8 +112,8 @@ final class BackendLoaderTests: XCTestCase {
     func testBackendWithWrongAPIVersionIsRefused() throws {
         let dir = try fakeProvider("""
             static de_backend fake;
-            de_backend *de_backend_cuda_init(int device, char *err, size_t len) {
-                (void)device; (void)err; (void)len; fake.api_version = 7; return &fake;
+            de_backend *de_backend_cuda_init(const de_backend_options *o, char *err, size_t len) {
+                (void)o; (void)err; (void)len; fake.api_version = 7; return &fake;
             }
             """)
         setenv("DIFFEDIT_BACKEND_PATH", dir.appendingPathComponent("libdiffedit_cuda.so").path, 1) // a file path works too
@@ -123,16 +123,26 @@ final class BackendLoaderTests: XCTestCase {
 
     func testProviderWithoutDeviceFallsBackWithItsReason() throws {
         let dir = try fakeProvider("""
-            de_backend *de_backend_cuda_init(int device, char *err, size_t len) {
-                snprintf(err, len, "fake: no CUDA device (device %d)", device); return NULL;
+            de_backend *de_backend_cuda_init(const de_backend_options *o, char *err, size_t len) {
+                snprintf(err, len, "fake: no CUDA device (device %d, dtype %d, sync %d)", o->device, o->cuda_dtype, o->cuda_sync);
+                return NULL;
             }
             """)
         setenv("DIFFEDIT_BACKEND_PATH", "/nonexistent:" + dir.path, 1) // a list: the first existing one counts
         let be = try Backend(name: "auto")
         XCTAssertEqual(be.name, "cpu")
-        XCTAssertTrue(be.fallbackReason.contains("no usable CUDA device 0: fake: no CUDA device (device 0)"), be.fallbackReason)
+        XCTAssertTrue(be.fallbackReason.contains("no usable CUDA device 0: fake: no CUDA device (device 0"), be.fallbackReason)
         let msg = backendError { try Backend(name: "cuda", device: 3) }
-        XCTAssertTrue(msg?.contains("fake: no CUDA device (device 3)") == true, msg ?? "nil")
+        XCTAssertTrue(msg?.contains("fake: no CUDA device (device 3, dtype 1, sync 0)") == true, msg ?? "nil")
+        // the options struct reaches the provider's entry point
+        var o = BackendOptions()
+        o.device = 2
+        o.cudaBF16 = true
+        o.cudaSync = true
+        o.backendPath = dir.path
+        unsetenv("DIFFEDIT_BACKEND_PATH")
+        let msg2 = backendError { try Backend(name: "cuda", options: o) }
+        XCTAssertTrue(msg2?.contains("fake: no CUDA device (device 2, dtype 2, sync 1)") == true, msg2 ?? "nil")
     }
 
     func testProviderWithoutEntryPointIsRefused() throws {
@@ -149,8 +159,8 @@ final class BackendLoaderTests: XCTestCase {
             static const char *le(de_backend *b) { (void)b; return "fake provider has no ops"; }
             static de_backend fake;
             int de_backend_api_version(void) { return DE_BACKEND_API_VERSION; }
-            de_backend *de_backend_cuda_init(int device, char *err, size_t len) {
-                (void)device; (void)err; (void)len;
+            de_backend *de_backend_cuda_init(const de_backend_options *o, char *err, size_t len) {
+                (void)o; (void)err; (void)len;
                 fake.api_version = DE_BACKEND_API_VERSION;
                 fake.iface.get_name = nm; fake.iface.free = fr; fake.iface.last_error = le;
                 return &fake;
@@ -160,6 +170,10 @@ final class BackendLoaderTests: XCTestCase {
         let be = try Backend(name: "auto")
         XCTAssertEqual(be.name, "fakecuda")
         XCTAssertEqual(be.fallbackReason, "")
+        XCTAssertFalse(be.resident, "no caps slot: not resident, whatever the name")
+        XCTAssertFalse(be.wantsConstants)
+        let w = Tensor(shape: [2], values: [1, 2])
+        XCTAssertTrue(try be.constant(w, kind: .weight) === w, "no constant slot: the host tensor itself")
         XCTAssertThrowsError(try be.scale(Tensor(shape: [2], values: [1, 2]), 2)) { e in
             guard case DiffEditError.unsupported(let m)? = e as? DiffEditError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.hasPrefix("unary"), m)
@@ -188,5 +202,66 @@ final class BackendLoaderTests: XCTestCase {
             let msg = backendError { try Backend(name: "cuda") }
             XCTAssertTrue(msg?.contains(lib.path) == true, msg ?? "nil")
         }
+    }
+
+    /// The DIFFEDIT_* variables fill the options once, when a backend is created without options;
+    /// explicit options never read the environment; no op reads it afterwards.
+    func testOptionsAreFilledFromTheEnvironmentOnce() throws {
+        let names = ["DIFFEDIT_CPU_STAGED", "DIFFEDIT_WINOGRAD", "DIFFEDIT_NO_WINOGRAD", "DIFFEDIT_WINOGRAD_TILES",
+                     "DIFFEDIT_IM2COL_ROWS", "DIFFEDIT_CUDA_DTYPE", "DIFFEDIT_CUDA_WEIGHT_CACHE", "DIFFEDIT_CUDA_SYNC",
+                     "DIFFEDIT_CUDA_RESIDENT", "DIFFEDIT_KERNEL_PROFILE"]
+        let saved = names.map { ($0, ProcessInfo.processInfo.environment[$0]) }
+        defer { for (n, v) in saved { if let v { setenv(n, v, 1) } else { unsetenv(n) } } }
+        for n in names { unsetenv(n) }
+        let defaults = BackendOptions.fromEnvironment()
+        XCTAssertEqual(defaults, BackendOptions(), "no variables: the defaults")
+        XCTAssertTrue(defaults.cudaWeightCache && defaults.cudaResident && !defaults.cpuStaged)
+
+        setenv("DIFFEDIT_CPU_STAGED", "1", 1)
+        setenv("DIFFEDIT_WINOGRAD", "4", 1)
+        setenv("DIFFEDIT_WINOGRAD_TILES", "7", 1)
+        setenv("DIFFEDIT_IM2COL_ROWS", "3", 1)
+        setenv("DIFFEDIT_CUDA_DTYPE", "bf16", 1)
+        setenv("DIFFEDIT_CUDA_WEIGHT_CACHE", "0", 1)
+        setenv("DIFFEDIT_CUDA_SYNC", "1", 1)
+        setenv("DIFFEDIT_CUDA_RESIDENT", "0", 1)
+        setenv("DIFFEDIT_BACKEND_PATH", "/a:/b", 1)
+        let e = BackendOptions.fromEnvironment()
+        XCTAssertTrue(e.cpuStaged)
+        XCTAssertEqual(e.winograd, .f4)
+        XCTAssertEqual(e.winogradTiles, 7)
+        XCTAssertEqual(e.im2colRows, 3)
+        XCTAssertTrue(e.cudaBF16)
+        XCTAssertFalse(e.cudaWeightCache)
+        XCTAssertTrue(e.cudaSync)
+        XCTAssertFalse(e.cudaResident)
+        XCTAssertEqual(e.backendPath, "/a:/b")
+        XCTAssertFalse(e.kernelProfile)
+        setenv("DIFFEDIT_NO_WINOGRAD", "1", 1)
+        XCTAssertEqual(BackendOptions.fromEnvironment().winograd, .off, "DIFFEDIT_NO_WINOGRAD wins")
+
+        // Backend(name:) without options: the environment, read at creation
+        let fromEnv = try Backend(name: "cpu", threads: 1)
+        XCTAssertTrue(fromEnv.resident, "DIFFEDIT_CPU_STAGED=1 makes the default CPU backend staged")
+        XCTAssertEqual(fromEnv.options.winograd, .off)
+        XCTAssertEqual(fromEnv.options.threads, 1)
+        XCTAssertFalse(try Backend(name: "cpu", threads: 1, staged: false).resident, "an explicit staged: wins")
+        // explicit options: the environment is not consulted
+        XCTAssertFalse(try Backend(name: "cpu", options: BackendOptions()).resident)
+        // read once: changing the environment later changes nothing for a backend that exists
+        for n in names { unsetenv(n) }
+        XCTAssertTrue(fromEnv.resident)
+        let x = Tensor(shape: [1, 2, 30, 30], values: (0..<1800).map { Float($0 % 13) * 0.1 })
+        let w = Tensor(shape: [3, 2, 3, 3], values: (0..<54).map { Float($0 % 7) * 0.1 - 0.3 })
+        let y = try fromEnv.conv2d(x, w, nil, padding: 1).toArray()   // Winograd off, as created
+        let ref = try Backend(name: "cpu", options: { var o = BackendOptions(); o.winograd = .off; return o }())
+            .conv2d(x, w, nil, padding: 1).toArray()
+        XCTAssertEqual(y, ref)
+        // the C struct round-trips every field
+        var o = BackendOptions()
+        o.threads = 3; o.device = 1; o.cpuStaged = true; o.winograd = .f2; o.winogradTiles = 5; o.im2colRows = 4
+        o.kernelProfile = false; o.cudaBF16 = true; o.cudaWeightCache = false; o.cudaSync = true; o.cudaResident = false
+        o.backendPath = "/x/libdiffedit_cuda.so"
+        XCTAssertEqual(BackendOptions(o.c), o)
     }
 }

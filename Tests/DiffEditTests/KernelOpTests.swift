@@ -141,7 +141,9 @@ final class KernelOpTests: XCTestCase {
     }
 
     func checkConv(n: Int, c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int, stride: Int,
-                   pad: (Int, Int, Int, Int), bias: Bool, residual: Bool, seed: UInt64, _ what: String) throws {
+                   pad: (Int, Int, Int, Int), bias: Bool, residual: Bool, seed: UInt64, _ what: String,
+                   on backend: Backend? = nil) throws {
+        let be = backend ?? self.be
         let x = rand([n, c, h, w], seed: seed), wt = rand([co, c, kh, kw], seed: seed + 1, scale: 0.5)
         let b = bias ? rand([co], seed: seed + 2) : nil
         let oh = (h + pad.0 + pad.2 - kh) / stride + 1, ow = (w + pad.1 + pad.3 - kw) / stride + 1
@@ -168,12 +170,13 @@ final class KernelOpTests: XCTestCase {
     func testConvRowBlocksSpanningImages() throws {
         // Blocks of 2 output rows over a batch of 3 images with 5 rows each: some blocks go straight
         // into y, others span two images and are scattered.
-        setenv("DIFFEDIT_IM2COL_ROWS", "2", 1)
-        defer { unsetenv("DIFFEDIT_IM2COL_ROWS") }
+        var o = BackendOptions()
+        o.im2colRows = 2
+        let small = try Backend(name: "cpu", options: o)
         try checkConv(n: 3, c: 4, h: 10, w: 9, co: 6, kh: 3, kw: 3, stride: 2, pad: (1, 1, 0, 0),
-                      bias: true, residual: true, seed: 35, "conv 3x3 stride 2, row blocks spanning images")
+                      bias: true, residual: true, seed: 35, "conv 3x3 stride 2, row blocks spanning images", on: small)
         try checkConv(n: 3, c: 5, h: 5, w: 4, co: 7, kh: 1, kw: 1, stride: 1, pad: (0, 0, 0, 0),
-                      bias: true, residual: false, seed: 36, "conv 1x1 small plane, row blocks spanning images")
+                      bias: true, residual: false, seed: 36, "conv 1x1 small plane, row blocks spanning images", on: small)
     }
 
     func testConv3x3WinogradSizesWithResidual() throws {
@@ -183,10 +186,11 @@ final class KernelOpTests: XCTestCase {
         try checkConv(n: 1, c: 7, h: 25, w: 30, co: 9, kh: 3, kw: 3, stride: 1, pad: (0, 0, 1, 1),
                       bias: true, residual: false, seed: 41, "conv 3x3 Winograd pad (0,0,1,1)")
         // Force many small tile blocks so that block boundaries fall inside tile rows.
-        setenv("DIFFEDIT_WINOGRAD_TILES", "7", 1)
-        defer { unsetenv("DIFFEDIT_WINOGRAD_TILES") }
+        var o = BackendOptions()
+        o.winogradTiles = 7
         try checkConv(n: 2, c: 4, h: 21, w: 19, co: 6, kh: 3, kw: 3, stride: 1, pad: (1, 2, 1, 0),
-                      bias: false, residual: true, seed: 42, "conv 3x3 Winograd in blocks of 7 tiles")
+                      bias: false, residual: true, seed: 42, "conv 3x3 Winograd in blocks of 7 tiles",
+                      on: try Backend(name: "cpu", options: o))
     }
 
     func testConv3x3WinogradF4() throws {
@@ -194,13 +198,21 @@ final class KernelOpTests: XCTestCase {
         try checkConv(n: 2, c: 6, h: 40, w: 36, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
                       bias: true, residual: true, seed: 45, "conv 3x3 Winograd F(4x4) 40x36 +res")
         // Forced F(4x4) on partial tiles, asymmetric padding and tile blocks that split rows and images.
-        setenv("DIFFEDIT_WINOGRAD", "4", 1)
-        setenv("DIFFEDIT_WINOGRAD_TILES", "7", 1)
-        defer { unsetenv("DIFFEDIT_WINOGRAD"); unsetenv("DIFFEDIT_WINOGRAD_TILES") }
+        var o = BackendOptions()
+        o.winograd = .f4
+        o.winogradTiles = 7
+        let f4 = try Backend(name: "cpu", options: o)
         try checkConv(n: 2, c: 6, h: 23, w: 17, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
-                      bias: true, residual: true, seed: 46, "conv 3x3 Winograd F(4x4) 23x17 blocks of 7")
+                      bias: true, residual: true, seed: 46, "conv 3x3 Winograd F(4x4) 23x17 blocks of 7", on: f4)
         try checkConv(n: 1, c: 7, h: 25, w: 30, co: 9, kh: 3, kw: 3, stride: 1, pad: (0, 0, 1, 1),
-                      bias: false, residual: false, seed: 47, "conv 3x3 Winograd F(4x4) pad (0,0,1,1)")
+                      bias: false, residual: false, seed: 47, "conv 3x3 Winograd F(4x4) pad (0,0,1,1)", on: f4)
+        // the same convolutions with Winograd off and with F(2x2) forced: the option reaches the op
+        o.winograd = .off
+        try checkConv(n: 2, c: 6, h: 23, w: 17, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                      bias: true, residual: true, seed: 46, "conv 3x3 Winograd off (im2col)", on: try Backend(name: "cpu", options: o))
+        o.winograd = .f2
+        try checkConv(n: 2, c: 6, h: 23, w: 17, co: 5, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                      bias: true, residual: true, seed: 46, "conv 3x3 Winograd F(2x2) forced", on: try Backend(name: "cpu", options: o))
     }
 
     func testConvStride2Padding0011() throws {

@@ -1,3 +1,4 @@
+import CDiffKernels
 import Foundation
 import XCTest
 @testable import DiffEdit
@@ -29,6 +30,86 @@ final class ResidentBackendTests: XCTestCase {
         let t = try Self.staged.output([2, 3])
         XCTAssertTrue(t.isOnDevice)
         XCTAssertFalse(try Backend.cpu.output([2, 3]).isOnDevice)
+    }
+
+    /// Residency and constants are what the provider reports (de_backend_caps), not a guess from its name.
+    func testCapabilitiesComeFromTheProvider() throws {
+        var o = BackendOptions()
+        o.threads = 2
+        let plain = try Backend(name: "cpu", options: o)
+        o.cpuStaged = true
+        let staged = try Backend(name: "cpu", options: o)
+        let both = UInt32(DE_CAP_RESIDENT) | UInt32(DE_CAP_CONSTANTS)
+        XCTAssertEqual(de_backend_caps(plain.raw) & both, 0)
+        XCTAssertEqual(de_backend_caps(staged.raw) & both, both)
+        XCTAssertNotEqual(de_backend_caps(plain.raw) & UInt32(DE_CAP_F32), 0)
+        XCTAssertFalse(plain.resident); XCTAssertFalse(plain.wantsConstants)
+        XCTAssertTrue(staged.resident); XCTAssertTrue(staged.wantsConstants)
+        XCTAssertEqual(plain.name, "cpu"); XCTAssertEqual(staged.name, "cpu")   // same name, different facts
+        XCTAssertEqual(Self.staged.resident, de_backend_caps(Self.staged.raw) & UInt32(DE_CAP_RESIDENT) != 0)
+    }
+
+    /// Constants: the plain CPU backend keeps the host tensor (no copy); the staged one copies once into
+    /// its own block, ops read it by handle, and a host tensor in the same slot counts as a host operand.
+    func testConstantsAreUploadedOnceAndReadByHandle() throws {
+        var o = BackendOptions()
+        o.threads = 2
+        let plain = try Backend(name: "cpu", options: o)
+        o.cpuStaged = true
+        let staged = try Backend(name: "cpu", options: o)
+        let w = Tensor(shape: [4, 3], values: (0..<12).map { Float($0) * 0.25 - 1 })
+        let b = Tensor(shape: [4], values: [1, 2, 3, 4])
+        XCTAssertTrue(try plain.constant(w, kind: .weight) === w, "plain CPU: the tensor itself")
+        XCTAssertEqual(plain.stats.constants, 0)
+
+        let cw = try staged.constant(w, kind: .weight), cb = try staged.constant(b, kind: .param)
+        XCTAssertTrue(cw.storage.isConstant && cw.isOnDevice)
+        XCTAssertNotEqual(cw.opData, w.opData, "staged CPU: a copy in the provider's own block")
+        XCTAssertEqual(cw.toArray(), w.toArray(), "host reads see the source")
+        XCTAssertTrue(try staged.constant(cw, kind: .weight) === cw, "a constant is not uploaded twice")
+        XCTAssertEqual(staged.stats.constants, 2)
+        XCTAssertEqual(staged.stats.constant_bytes, 64)
+
+        let x = try staged.onDevice(Tensor(shape: [5, 3], values: (0..<15).map { Float($0) * 0.1 }))
+        let h0 = staged.stats.host_operands
+        let y = try staged.linear(x, cw, cb)
+        XCTAssertEqual(staged.stats.host_operands, h0, "weight and bias read by handle")
+        let yHost = try staged.linear(x, w, b)
+        XCTAssertEqual(staged.stats.host_operands, h0 + 2, "host weight and bias are host operands")
+        // a view of a constant (AutoencoderKL's quant_conv halves) is read by handle + offset
+        let half = try staged.linear(x, cw.slice0(2, 2), cb.slice0(2, 2))
+        XCTAssertEqual(staged.stats.host_operands, h0 + 2)
+        // (reading x on the host below moves it there: checks of the counter come first)
+        XCTAssertEqual(y.toArray(), yHost.toArray())
+        XCTAssertEqual(y.toArray(), try plain.linear(x.copy(), w, b).toArray())
+        XCTAssertEqual(half.toArray(), try plain.linear(x.copy(), w.slice0(2, 2), b.slice0(2, 2)).toArray())
+    }
+
+    /// A model loaded on a backend that wants constants uploads every weight once at load; a UNet
+    /// evaluation then reads no host memory at all (on CUDA: no host-to-device copy in a denoising step),
+    /// including the Transformer2DModel proj_in/proj_out GEMMs that share one weight over the batch.
+    func testModelWeightsUploadedOnceAndUNetStepReadsNoHostMemory() throws {
+        var o = BackendOptions()
+        o.threads = 2
+        o.cpuStaged = true
+        let be = try Backend(name: "cpu", options: o)
+        let model = try StableDiffusionModel.load(path: EditTestSupport.fixtures + "/sd1", backend: be)
+        let loaded = be.stats
+        XCTAssertGreaterThan(loaded.constants, 50, "model weights uploaded at load")
+        let c = model.unetConfig, s = c.sample_size
+        var rng = SeededNormal(seed: 9)
+        let x = try be.onDevice(Tensor(shape: [2, c.in_channels, s, s], values: (0..<(2 * c.in_channels * s * s)).map { _ in rng.next() }))
+        let ehs = try be.onDevice(Tensor(shape: [2, 7, c.cross_attention_dim], values: (0..<(14 * c.cross_attention_dim)).map { _ in rng.next() }))
+        let h0 = be.stats.host_operands
+        let y1 = try model.unet.forward(x, timesteps: [321], encoderHiddenStates: ehs)
+        XCTAssertEqual(be.stats.host_operands - h0, 0, "a UNet step met host memory (a weight not uploaded?)")
+        let y2 = try model.unet.forward(x, timesteps: [321], encoderHiddenStates: ehs)
+        XCTAssertEqual(be.stats.constants, loaded.constants, "no constant uploaded after load")
+        XCTAssertEqual(be.stats.constant_bytes, loaded.constant_bytes)
+        XCTAssertEqual(y1.toArray(), y2.toArray())
+        let plain = try EditTestSupport.model(EditTestSupport.fixtures + "/sd1")
+        XCTAssertEqual(y1.toArray(), try plain.unet.forward(x.copy(), timesteps: [321], encoderHiddenStates: ehs.copy()).toArray(),
+                       "constants change no number")
     }
 
     /// The strided copy op against a host loop: the UNet upsampler's 2x2 interleave, channel

@@ -10,11 +10,15 @@
  *  - Image tensors are NCHW. Token tensors are [batch, tokens, channels].
  *  - dtype describes x/y/a/b/c data; bias, gamma, beta and residual are always f32.
  *    The CPU provider implements DE_F32 for every op; other dtypes return DE_ERR_UNSUPPORTED there.
- *  - Pointers are host memory or memory from the backend's alloc slot ("device memory"; host memory for
- *    the CPU provider). A provider tells the two apart by address: device pointers come from its own
- *    pool, so activations can stay on the device between ops (the Swift layer's resident mode) while
- *    constant inputs (weights, biases, norm parameters) are passed as host pointers and cached.
- *    An op that meets a host pointer copies it in (and a host output back out) itself.
+ *  - Pointers in op descriptors are one of three things, and a provider never guesses which from the data:
+ *      1. backend memory from the alloc slot (device memory on CUDA; on the CPU provider host memory),
+ *         which is where a resident backend (DE_CAP_RESIDENT) keeps activations between ops;
+ *      2. constant handles from the constant_upload slot (weights, biases, norm parameters), uploaded
+ *         once at model load and recognised by the provider in its own table of handles. A handle
+ *         plus an element offset addresses that element of the constant (views of a weight);
+ *      3. plain host memory: accepted by every op of every provider; a device provider copies it in
+ *         (and a host output back out) for that op alone, every time (nothing is cached by address).
+ *    On the CPU provider all three are host addresses; it reads them in place.
  *  - Every op returns DE_OK or a negative status; on failure the backend's last error
  *    (de_backend_last_error) holds a message naming the op and the argument at fault.
  */
@@ -30,8 +34,10 @@ extern "C" {
 #endif
 
 /* 2: the copy op; alloc returns device memory.
- * 3: the lincomb op (a slot at the end of the vtable; the scheduler / guidance / editing latent arithmetic). */
-#define DE_BACKEND_API_VERSION 3
+ * 3: the lincomb op (a slot at the end of the vtable; the scheduler / guidance / editing latent arithmetic).
+ * 4: capabilities (caps), constants uploaded once and used by handle (constant_upload / constant_release),
+ *    counters (stats), and de_backend_options given at creation: the CUDA entry point takes the options. */
+#define DE_BACKEND_API_VERSION 4
 
 typedef enum de_dtype { DE_F32 = 0, DE_F16 = 1, DE_BF16 = 2 } de_dtype;
 
@@ -197,6 +203,72 @@ typedef struct de_lincomb_op { de_dtype dtype; int64_t n; int32_t terms; float c
 
 typedef struct de_backend de_backend;
 
+/* ---- capabilities (API 4) ---- */
+
+enum {
+    DE_CAP_RESIDENT = 1u << 0,  /* alloc returns the backend's own memory: op outputs live there until host
+                                 * code downloads them (CUDA; the CPU provider only in its staged test mode) */
+    DE_CAP_CONSTANTS = 1u << 1, /* constant_upload makes a copy: a model should upload its weights once and
+                                 * pass the handles (the plain CPU provider returns the host pointer itself) */
+    DE_CAP_ASYNC = 1u << 2,     /* ops may return before their work is done (synchronize waits) */
+    DE_CAP_F32 = 1u << 8,       /* op descriptors accept dtype DE_F32 (every provider) */
+    DE_CAP_F16 = 1u << 9,       /* ... DE_F16 */
+    DE_CAP_BF16 = 1u << 10      /* ... DE_BF16 */
+};
+
+/* What a constant is, so a provider can choose how to keep it. */
+typedef enum de_const_kind {
+    DE_CONST_WEIGHT = 0, /* matrix / conv weight (linear and conv2d weight slots, gemm b): may be stored in
+                          * reduced precision (the CUDA provider keeps fp16, or bf16 by option) */
+    DE_CONST_PARAM = 1   /* f32 parameter (bias, norm gamma/beta, embeddings): kept in f32 exactly */
+} de_const_kind;
+
+/* Counters since the backend was created (a test and benchmark aid; API 4). */
+typedef struct de_backend_stats {
+    size_t struct_size;          /* the caller sets sizeof(de_backend_stats) */
+    int64_t constants;           /* constant_upload calls that made a copy */
+    int64_t constant_bytes;      /* bytes those copies hold in the backend (after any precision reduction) */
+    int64_t host_operands;       /* op operands that were plain host memory (on CUDA: one host<->device copy
+                                  * each; on the staged CPU provider: counted, read in place) */
+} de_backend_stats;
+
+/* ---- options given at creation (API 4) ----
+ * One struct for every provider: de_backend_options_init gives the defaults, de_backend_options_from_env
+ * overlays the DIFFEDIT_* environment variables (read there, once; no op reads the environment). */
+typedef enum de_winograd_mode {
+    DE_WINOGRAD_AUTO = 0,        /* F(4x4) or F(2x2) by shape, as measured (cpu_gemm_conv.c) */
+    DE_WINOGRAD_F2 = 2,          /* DIFFEDIT_WINOGRAD=2 */
+    DE_WINOGRAD_F4 = 4,          /* DIFFEDIT_WINOGRAD=4 */
+    DE_WINOGRAD_OFF = -1         /* DIFFEDIT_NO_WINOGRAD=1: im2col / 1x1 GEMM only */
+} de_winograd_mode;
+
+typedef struct de_backend_options {
+    size_t struct_size;          /* sizeof(de_backend_options); a provider reads only what fits */
+    int32_t threads;             /* CPU worker threads, 0 = all cores */
+    int32_t device;              /* CUDA device index */
+    bool cpu_staged;             /* CPU: alloc'd outputs and constants in the provider's own blocks, reports
+                                  * DE_CAP_RESIDENT / DE_CAP_CONSTANTS (test mode; DIFFEDIT_CPU_STAGED=1) */
+    int32_t winograd;            /* de_winograd_mode (DIFFEDIT_WINOGRAD=2|4, DIFFEDIT_NO_WINOGRAD=1) */
+    int32_t winograd_tiles;      /* CPU Winograd tile block, 0 = automatic (DIFFEDIT_WINOGRAD_TILES) */
+    int32_t im2col_rows;         /* CPU im2col row block, 0 = automatic (DIFFEDIT_IM2COL_ROWS) */
+    bool kernel_profile;         /* CPU: per-op wall time table on stderr at exit (DIFFEDIT_KERNEL_PROFILE=1) */
+    int32_t cuda_dtype;          /* de_dtype of CUDA GEMM/conv operands: DE_F16 (default) or DE_BF16
+                                  * (DIFFEDIT_CUDA_DTYPE=bf16) */
+    bool cuda_weight_cache;      /* CUDA: constant_upload copies (default true); false: constants stay host
+                                  * memory and every op copies them in (DIFFEDIT_CUDA_WEIGHT_CACHE=0) */
+    bool cuda_sync;              /* CUDA: wait for the stream after every op (DIFFEDIT_CUDA_SYNC=1) */
+    bool cuda_resident;          /* CUDA: report DE_CAP_RESIDENT (default true); false: the Swift layer keeps
+                                  * activations in host memory (DIFFEDIT_CUDA_RESIDENT=0) */
+    char backend_path[1024];     /* where to look for libdiffedit_cuda.so first, ':'-separated files or
+                                  * folders ("" = only next to the library; DIFFEDIT_BACKEND_PATH) */
+} de_backend_options;
+
+/* Defaults: struct_size set, threads 0, device 0, winograd auto, cuda_dtype DE_F16, cuda_weight_cache and
+ * cuda_resident true, everything else 0 / false / "". */
+void de_backend_options_init(de_backend_options *o);
+/* de_backend_options_init, then the DIFFEDIT_* variables named above (getenv here and nowhere else). */
+void de_backend_options_from_env(de_backend_options *o);
+
 /* The vtable. One slot a line; optional slots say what NULL means. */
 struct de_backend_i {
     const char *(*get_name)(de_backend *be);                          /* "cpu", "cuda" */
@@ -221,6 +293,14 @@ struct de_backend_i {
     const char *(*last_error)(de_backend *be);                       /* never NULL */
     de_status (*copy)(de_backend *be, const de_copy_op *op);          /* API 2 */
     de_status (*lincomb)(de_backend *be, const de_lincomb_op *op);   /* API 3 */
+    uint32_t (*caps)(de_backend *be);                                 /* API 4: DE_CAP_* bits; NULL: DE_CAP_F32 */
+    /* API 4: a handle for `bytes` of f32 host data that ops accept in place of the host pointer (see the
+     * conventions above); the provider keeps its copy until constant_release. The host data must stay
+     * valid and unchanged until then (a provider may read it again, e.g. for another layout). NULL result:
+     * failure (last_error says why). NULL slot: constants are host pointers. */
+    void *(*constant_upload)(de_backend *be, const void *host, size_t bytes, de_const_kind kind);
+    void (*constant_release)(de_backend *be, void *handle);          /* API 4; handle from constant_upload */
+    void (*stats)(de_backend *be, de_backend_stats *out);            /* API 4; NULL: all counters 0 */
 };
 
 struct de_backend {
@@ -229,19 +309,24 @@ struct de_backend {
     void *context;
 };
 
-/* The entry point a dynamically loaded provider exports (libdiffedit_cuda.so):
- * returns NULL and fills err when no usable device exists. */
-typedef de_backend *(*de_backend_init_fn)(int device, char *err, size_t err_len);
+/* The entry point a dynamically loaded provider exports (libdiffedit_cuda.so), API 4: takes the options
+ * (device, dtype, ... ; never NULL); returns NULL and fills err when no usable device exists. */
+typedef de_backend *(*de_backend_init_fn)(const de_backend_options *opts, char *err, size_t err_len);
 #define DE_BACKEND_ENTRY_SYMBOL "de_backend_cuda_init"
 
 /* ---- registry ---- */
 
-/* CPU provider; n_threads 0 = all cores. Never NULL except on out-of-memory. */
+/* CPU provider; n_threads 0 = all cores; default options (not the environment). Never NULL except on
+ * out-of-memory. */
 de_backend *de_backend_cpu_init(int n_threads);
+/* CPU provider with options (opts NULL = defaults). */
+de_backend *de_backend_cpu_init_opts(const de_backend_options *opts);
 
-/* name: "auto", "cpu" or "cuda". "auto" tries CUDA (provider found next to the loaded
- * library, or in $DIFFEDIT_BACKEND_PATH) and falls back to CPU, writing the reason to err.
- * "cuda" returns NULL with the reason in err when no usable provider/device exists. */
+/* name: "auto", "cpu" or "cuda". "auto" tries CUDA (provider found in opts->backend_path, then next to
+ * the loaded library) and falls back to CPU, writing the reason to err. "cuda" returns NULL with the
+ * reason in err when no usable provider/device exists. opts NULL = de_backend_options_from_env. */
+de_backend *de_backend_load_opts(const char *name, const de_backend_options *opts, char *err, size_t err_len);
+/* de_backend_load_opts with the environment's options and the given device and thread count. */
 de_backend *de_backend_load(const char *name, int device, int n_threads, char *err, size_t err_len);
 void de_backend_free(de_backend *be);
 const char *de_backend_name(de_backend *be);
@@ -270,6 +355,15 @@ void de_backend_release(de_backend *be, void *ptr);
 de_status de_backend_download(de_backend *be, void *host_dst, const void *src, size_t bytes);
 de_status de_backend_upload(de_backend *be, void *dst, const void *host_src, size_t bytes);
 de_status de_backend_synchronize(de_backend *be);
+
+/* API 4 through the handle. caps: the provider's DE_CAP_* bits (DE_CAP_F32 when the slot is NULL).
+ * constant_upload: the slot's handle, or `host` itself when the provider has no slot; NULL on failure.
+ * constant_release: ignores NULL and handles that are the host pointer (no slot). stats: zeros without
+ * the slot; out->struct_size must be set. */
+uint32_t de_backend_caps(de_backend *be);
+void *de_backend_constant_upload(de_backend *be, const void *host, size_t bytes, de_const_kind kind);
+void de_backend_constant_release(de_backend *be, void *handle);
+void de_backend_stats_get(de_backend *be, de_backend_stats *out);
 
 /* fp16/bf16 -> f32 conversion helpers used by the weight loader (host memory, threaded). */
 void de_f16_to_f32(const uint16_t *src, float *dst, int64_t n);

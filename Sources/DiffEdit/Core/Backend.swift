@@ -2,42 +2,147 @@ import CDiffKernels
 import FoundationEssentials
 import Synchronization
 
+/// Backend settings given at creation: the Swift face of `de_backend_options` (de_backend.h).
+/// `BackendOptions.fromEnvironment()` reads the DIFFEDIT_* variables once (the default when a caller
+/// gives no options); no op reads the environment.
+public struct BackendOptions: Sendable, Equatable {
+    public enum Winograd: Int32, Sendable {
+        /// F(4x4) or F(2x2) by shape
+        case auto = 0
+        /// F(2x2, 3x3) (DIFFEDIT_WINOGRAD=2)
+        case f2 = 2
+        /// F(4x4, 3x3) (DIFFEDIT_WINOGRAD=4)
+        case f4 = 4
+        /// im2col / 1x1 GEMM only (DIFFEDIT_NO_WINOGRAD=1)
+        case off = -1
+    }
+    /// CPU worker threads, 0 = all cores.
+    public var threads = 0
+    /// CUDA device index.
+    public var device = 0
+    /// CPU: staged test mode of the resident code paths (DIFFEDIT_CPU_STAGED=1).
+    public var cpuStaged = false
+    public var winograd = Winograd.auto
+    /// CPU Winograd tile block, 0 = automatic (DIFFEDIT_WINOGRAD_TILES).
+    public var winogradTiles = 0
+    /// CPU im2col row block, 0 = automatic (DIFFEDIT_IM2COL_ROWS).
+    public var im2colRows = 0
+    /// CPU per-op wall time table on stderr at exit (DIFFEDIT_KERNEL_PROFILE=1).
+    public var kernelProfile = false
+    /// CUDA GEMM/conv operands in bf16 instead of fp16 (DIFFEDIT_CUDA_DTYPE=bf16).
+    public var cudaBF16 = false
+    /// CUDA: weights uploaded once as constants (DIFFEDIT_CUDA_WEIGHT_CACHE=0 turns it off).
+    public var cudaWeightCache = true
+    /// CUDA: wait for the stream after every op (DIFFEDIT_CUDA_SYNC=1).
+    public var cudaSync = false
+    /// CUDA: activations stay in device memory (DIFFEDIT_CUDA_RESIDENT=0 turns it off).
+    public var cudaResident = true
+    /// Where to look for libdiffedit_cuda.so first, ':'-separated (DIFFEDIT_BACKEND_PATH).
+    public var backendPath = ""
+
+    public init() {}
+
+    /// Defaults overlaid with the DIFFEDIT_* environment variables (read now, once).
+    public static func fromEnvironment() -> BackendOptions {
+        var o = de_backend_options()
+        de_backend_options_from_env(&o)
+        return BackendOptions(o)
+    }
+
+    init(_ o: de_backend_options) {
+        threads = Int(o.threads)
+        device = Int(o.device)
+        cpuStaged = o.cpu_staged
+        winograd = Winograd(rawValue: o.winograd) ?? .auto
+        winogradTiles = Int(o.winograd_tiles)
+        im2colRows = Int(o.im2col_rows)
+        kernelProfile = o.kernel_profile
+        cudaBF16 = o.cuda_dtype == Int32(DE_BF16.rawValue)
+        cudaWeightCache = o.cuda_weight_cache
+        cudaSync = o.cuda_sync
+        cudaResident = o.cuda_resident
+        backendPath = withUnsafeBytes(of: o.backend_path) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// The C struct (struct_size set).
+    var c: de_backend_options {
+        var o = de_backend_options()
+        de_backend_options_init(&o)
+        o.threads = Int32(clamping: threads)
+        o.device = Int32(clamping: device)
+        o.cpu_staged = cpuStaged
+        o.winograd = winograd.rawValue
+        o.winograd_tiles = Int32(clamping: winogradTiles)
+        o.im2col_rows = Int32(clamping: im2colRows)
+        o.kernel_profile = kernelProfile
+        o.cuda_dtype = Int32((cudaBF16 ? DE_BF16 : DE_F16).rawValue)
+        o.cuda_weight_cache = cudaWeightCache
+        o.cuda_sync = cudaSync
+        o.cuda_resident = cudaResident
+        let capacity = MemoryLayout.size(ofValue: o.backend_path)
+        withUnsafeMutableBytes(of: &o.backend_path) { raw in
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            let bytes = Array(backendPath.utf8.prefix(capacity - 1))
+            raw.copyMemory(from: bytes.withUnsafeBytes { UnsafeRawBufferPointer($0) })
+        }
+        return o
+    }
+}
+
 /// A kernel backend (CPU provider, or the CUDA provider when loaded). All tensor math of the
 /// models goes through the `Ops` methods below, which fill the C op descriptors of de_backend.h.
-/// Tensors are f32. On a resident backend (CUDA, or the CPU provider with `staged: true` /
-/// DIFFEDIT_CPU_STAGED=1, which exercises the same code paths with host memory) op outputs are
-/// allocated in backend memory and stay there until host code reads them (see TensorStorage).
+/// Tensors are f32. What the backend is comes from the provider's capabilities (de_backend_caps):
+/// on a resident backend (CUDA, or the CPU provider in staged mode, which exercises the same code
+/// paths with host memory) op outputs are allocated in backend memory and stay there until host
+/// code reads them (see TensorStorage); a backend that wants constants gets model weights uploaded
+/// once at load (`constant(_:kind:)`).
 public final class Backend: @unchecked Sendable {
     public let raw: UnsafeMutablePointer<de_backend>
     public let name: String
     /// Why "auto" fell back to the CPU (empty when it did not).
     public let fallbackReason: String
-    /// Op outputs live in backend memory (device-resident activations).
+    /// The options the backend was created with.
+    public let options: BackendOptions
+    /// The provider's DE_CAP_* bits.
+    public let capabilities: UInt32
+    /// Op outputs live in backend memory (device-resident activations): DE_CAP_RESIDENT.
     public let resident: Bool
+    /// Constants (weights, biases, norms) should be uploaded once and used by handle: DE_CAP_CONSTANTS.
+    public let wantsConstants: Bool
     private let transferFailure = Mutex<String?>(nil)
 
     /// name: "auto", "cpu" or "cuda"; threads 0 = all cores. `staged`: the CPU provider allocates op
     /// outputs through its alloc slot and moves them to host memory only when host code reads them,
-    /// exactly as the CUDA provider does (a test mode for the resident code paths; default from the
-    /// environment variable DIFFEDIT_CPU_STAGED=1).
-    public init(name: String = "cpu", device: Int = 0, threads: Int = 0, staged: Bool? = nil) throws {
+    /// exactly as the CUDA provider does (a test mode for the resident code paths). The other options
+    /// (and `staged` when nil: DIFFEDIT_CPU_STAGED=1) come from the environment, read once here.
+    public convenience init(name: String = "cpu", device: Int = 0, threads: Int = 0, staged: Bool? = nil) throws {
+        var o = BackendOptions.fromEnvironment()
+        o.device = device
+        o.threads = threads
+        if let staged { o.cpuStaged = staged }
+        try self.init(name: name, options: o)
+    }
+
+    /// name: "auto", "cpu" or "cuda", with explicit options (the environment is not read).
+    public init(name: String, options: BackendOptions) throws {
         guard ["auto", "cpu", "cuda"].contains(name) else {
             throw DiffEditError.invalidArgument("backend: unknown backend \"\(name)\" (use auto, cpu or cuda)")
         }
-        var err = [CChar](repeating: 0, count: 512)
-        guard let be = de_backend_load(name, Int32(device), Int32(threads), &err, err.count) else {
+        var err = [CChar](repeating: 0, count: 2048)
+        var o = options.c
+        guard let be = de_backend_load_opts(name, &o, &err, err.count) else {
             let msg = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw DiffEditError.backend("backend \(name): \(msg.isEmpty ? "could not be loaded" : msg)")
         }
         self.raw = be
         self.name = String(cString: de_backend_name(be))
         self.fallbackReason = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        let env = ProcessInfo.processInfo.environment
-        let stagedEnv = env["DIFFEDIT_CPU_STAGED"] == "1"
-        // DIFFEDIT_CUDA_RESIDENT=0: the CUDA provider takes host memory for every op (the pre-API-2 path,
-        // slow but simpler), a fallback while the resident path has not yet run on a GPU
-        let cudaResident = env["DIFFEDIT_CUDA_RESIDENT"] != "0"
-        self.resident = (self.name == "cuda" && cudaResident) || (self.name == "cpu" && (staged ?? stagedEnv))
+        self.options = options
+        self.capabilities = de_backend_caps(be)
+        self.resident = capabilities & UInt32(DE_CAP_RESIDENT) != 0
+        self.wantsConstants = capabilities & UInt32(DE_CAP_CONSTANTS) != 0
     }
 
     /// A tensor for an op to write: backend memory on a resident backend, host memory otherwise.
@@ -53,6 +158,37 @@ public final class Backend: @unchecked Sendable {
         let y = try output(x.shape)
         try check(de_backend_upload(raw, y.opData, x.data, x.count * MemoryLayout<Float>.stride), "upload")
         return y
+    }
+
+    /// How the backend may keep a constant (de_const_kind).
+    public enum ConstantKind: Sendable {
+        /// Matrix / conv weight: may be stored in reduced precision (fp16 on CUDA).
+        case weight
+        /// f32 parameter (bias, norm gamma/beta): kept exactly.
+        case param
+    }
+
+    /// A model constant uploaded once: on a backend that wants constants (CUDA, staged CPU) a tensor whose
+    /// op address is the provider's handle (host reads still see `t`'s data, which it keeps alive); on
+    /// any other backend `t` itself (no copy, same memory).
+    public func constant(_ t: Tensor, kind: ConstantKind) throws -> Tensor {
+        if !wantsConstants || t.storage.isConstant { return t }
+        let host = t.data
+        let bytes = t.count * MemoryLayout<Float>.stride
+        let k = kind == .weight ? DE_CONST_WEIGHT : DE_CONST_PARAM
+        guard let handle = de_backend_constant_upload(raw, host, bytes, k) else {
+            try check(DE_ERR_OOM, "constant_upload")
+            throw DiffEditError.outOfMemory("constant_upload: \(bytes) bytes")
+        }
+        return Tensor(shape: t.shape, storage: TensorStorage(constantHandle: handle, source: t, backend: self))
+    }
+
+    /// The provider's counters (constants uploaded, host operands met).
+    public var stats: de_backend_stats {
+        var s = de_backend_stats()
+        s.struct_size = MemoryLayout<de_backend_stats>.size
+        de_backend_stats_get(raw, &s)
+        return s
     }
 
     /// Called by TensorStorage when a download failed (a property cannot throw): the next op fails with it.

@@ -3,8 +3,10 @@ import Synchronization
 
 /// Owns a block of f32 memory (64-byte aligned). Shared by tensors that are views of the same data.
 ///
-/// Host-born storage (every initialiser but `init(deviceCount:backend:)`) lives in host memory for
-/// its whole life. Device-born storage is what ops write on a resident backend (the CUDA provider, or
+/// Three kinds. Host-born storage (`init(count:)`, `init(borrowing:)`) lives in host memory for its
+/// whole life. Constant storage (`init(constantHandle:source:backend:)`, made by `Backend.constant`)
+/// is a model weight uploaded once: ops get the provider's handle, host reads see the source tensor's
+/// host data (kept alive; never written), and the handle is released with the storage. Device-born storage is what ops write on a resident backend (the CUDA provider, or
 /// the CPU provider in staged mode): it starts in the backend's memory and moves to host memory, once,
 /// the first time host code asks for `pointer` (a download; the device block is released). Ops take
 /// `opBase`: the device block while the data lives there, host memory otherwise, so a chain of ops
@@ -18,6 +20,8 @@ public final class TensorStorage: @unchecked Sendable {
     private let backend: Backend?   // set for device-born storage only (host-born storage takes no lock)
     private var resident: Bool { backend != nil }
     private let lock = Mutex<Void>(())
+    private let constHandle: UnsafeMutableRawPointer?   // constant storage: the provider's handle
+    private let constBackend: Backend?                  // ... and who releases it
 
     /// Allocates `count` floats, zero-filled when `zeroed`.
     public init(count: Int, zeroed: Bool = true) {
@@ -27,6 +31,8 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = nil
         self.ownsHost = true
         self.backend = nil
+        self.constHandle = nil
+        self.constBackend = nil
     }
 
     /// Borrows memory kept alive by `owner` (e.g. an f32 tensor inside a memory-mapped file).
@@ -36,7 +42,24 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = owner
         self.ownsHost = false
         self.backend = nil
+        self.constHandle = nil
+        self.constBackend = nil
     }
+
+    /// A constant uploaded with de_backend_constant_upload (`Backend.constant`): ops take `handle`, host
+    /// reads see `source` (kept alive, never written through this storage).
+    init(constantHandle handle: UnsafeMutableRawPointer, source: Tensor, backend: Backend) {
+        self.host = source.data
+        self.count = source.count
+        self.owner = source
+        self.ownsHost = false
+        self.backend = nil
+        self.constHandle = handle
+        self.constBackend = backend
+    }
+
+    /// True for constant storage (a model weight uploaded once).
+    public var isConstant: Bool { constHandle != nil }
 
     /// `count` floats of the backend's own memory (uninitialised; an op is about to write them).
     init(deviceCount count: Int, backend: Backend) throws {
@@ -49,6 +72,8 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = nil
         self.ownsHost = true
         self.backend = backend
+        self.constHandle = nil
+        self.constBackend = nil
         TensorStorage.stats.withLock { $0.deviceAllocations += 1 }
     }
 
@@ -81,19 +106,23 @@ public final class TensorStorage: @unchecked Sendable {
         }
     }
 
-    /// Base address for op descriptors: device memory while the data lives there, else host memory.
+    /// Base address for op descriptors: the constant handle, device memory while the data lives there,
+    /// else host memory.
     public var opBase: UnsafeMutableRawPointer {
+        if let h = constHandle { return h }
         if !resident { return UnsafeMutableRawPointer(host!) }
         return lock.withLock { _ in device ?? UnsafeMutableRawPointer(host!) }
     }
 
-    /// True while the data lives in backend (device) memory.
+    /// True while the data lives in backend (device) memory (always for a constant).
     public var isOnDevice: Bool {
+        if constHandle != nil { return true }
         if !resident { return false }
         return lock.withLock { _ in device != nil }
     }
 
     deinit {
+        if let h = constHandle, let be = constBackend { de_backend_constant_release(be.raw, h) }
         if let d = device, let be = backend { de_backend_release(be.raw, d) }
         if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
     }
@@ -108,7 +137,10 @@ public final class TensorStorage: @unchecked Sendable {
     public static var transferStats: TransferStats { stats.withLock { $0 } }
 }
 
-/// A dense, row-major f32 tensor in host memory. Image tensors are NCHW; token tensors [B, L, C].
+/// A dense, row-major f32 tensor: a shape and an offset into a `TensorStorage`, whose data lives in
+/// host memory, in a resident backend's memory (op outputs; downloaded when host code reads `data`),
+/// or is a model constant uploaded once (ops see the backend's handle through `opData`).
+/// Image tensors are NCHW; token tensors [B, L, C].
 /// Reference semantics for the data (a class over shared storage); `shape` is immutable.
 public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let shape: [Int]
@@ -119,8 +151,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public var rank: Int { shape.count }
     /// Host memory of the data (a resident tensor is downloaded first; see TensorStorage).
     public var data: UnsafeMutablePointer<Float> { storage.pointer + offset }
-    /// The address ops take: device memory while the data lives there, else host memory.
-    /// Never dereference it on the host.
+    /// The address ops take: a constant's handle, device memory while the data lives there, else host
+    /// memory. Never dereference it on the host.
     public var opData: UnsafeMutablePointer<Float> { storage.opBase.assumingMemoryBound(to: Float.self) + offset }
     /// True while the data lives in backend (device) memory.
     public var isOnDevice: Bool { storage.isOnDevice }

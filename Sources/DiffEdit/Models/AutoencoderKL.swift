@@ -30,7 +30,7 @@ public final class AutoencoderKL {
             throw DiffEditError.unsupported("\(origin): VAE up_block_types[\(i)] \"\(t)\" is not supported (UpDecoderBlock2D)")
         }
         guard c.act_fn == "silu" else { throw DiffEditError.unsupported("\(origin): VAE act_fn \"\(c.act_fn)\" is not supported (silu)") }
-        let w = WeightScope(weights)
+        let w = WeightScope(weights, backend: backend)
         encoder = try VAEEncoder(w.sub("encoder"), config: c)
         decoder = try VAEDecoder(w.sub("decoder"), config: c)
         let l = c.latent_channels

@@ -29,12 +29,12 @@ public final class CLIPTextModel {
         case "gelu_new", "gelu_pytorch_tanh": act = DE_UNARY_GELU_TANH
         default: throw DiffEditError.unsupported("\(origin): text encoder hidden_act \"\(c.hidden_act)\" is not supported")
         }
-        let root = WeightScope(weights)
+        let root = WeightScope(weights, backend: backend)
         let w = (!weights.contains("text_model.embeddings.token_embedding.weight")
                  && weights.contains("embeddings.token_embedding.weight")) ? root : root.sub("text_model")
         let d = c.hidden_size
-        tokenEmbedding = try w("embeddings.token_embedding.weight", [c.vocab_size, d])
-        positionEmbedding = try w("embeddings.position_embedding.weight", [c.max_position_embeddings, d])
+        tokenEmbedding = try w("embeddings.token_embedding.weight", [c.vocab_size, d], upload: false)        // host gather
+        positionEmbedding = try w("embeddings.position_embedding.weight", [c.max_position_embeddings, d], upload: false)
         layers = try (0..<c.num_hidden_layers).map { i in
             try CLIPEncoderLayer(w.sub("encoder.layers", i), config: c, activation: act)
         }

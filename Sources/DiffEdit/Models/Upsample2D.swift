@@ -16,7 +16,11 @@ final class Upsample2D {
     init(_ w: WeightScope, channels: Int) throws {
         conv = try Conv2dLayer(w.sub("conv"), inChannels: channels, outChannels: channels, kernel: 3)
         self.channels = channels
-        phaseConv = Upsample2D.phaseLayer(conv)
+        // the phase kernels are the weights the x2 path runs: constants like the loaded ones
+        let phase = Upsample2D.phaseLayer(conv)
+        phaseConv = Conv2dLayer(weight: try w.constant(phase.weight, kind: .weight),
+                                bias: try phase.bias.map { try w.constant($0, kind: .param) },
+                                stride: phase.stride, padding: phase.padding)
     }
 
     static func phaseLayer(_ conv: Conv2dLayer) -> Conv2dLayer {
