@@ -99,6 +99,89 @@ final class EntryPointEqualityTests: XCTestCase {
         }
     }
 
+    /// The consistent video method through VideoEditor, diff_edit_video and `diffedit video` (a frame folder):
+    /// the same bytes for every frame. 5 frames of 72x56 (resized: the native-resolution policy applies),
+    /// windows of 4 (the C ABI's default lookahead 3, the CLI's default keyframe interval 4).
+    func testVideoThroughSwiftCABIAndCLIGivesTheSameBytes() throws {
+        guard let cli = PipelineCLITests.binary else { throw XCTSkip("diffedit executable not built next to the test bundle") }
+        let (base, _) = Self.inputs()
+        let frames = (0..<5).map { f in
+            RGBImage(width: base.width, height: base.height, pixels: base.pixels.enumerated().map { i, v in
+                (i / 3) % base.width < 8 ? UInt8((Int(v) + 9 * f) % 256) : v   // a strip that changes per frame
+            })
+        }
+        for (method, cMethod) in [(EditMethod.sdedit, DIFF_EDIT_METHOD_SDEDIT), (.p2p, DIFF_EDIT_METHOD_P2P)] {
+            let c = Case(model: Self.sd1, method: method, cMethod: cMethod, prompt: "a blue circle",
+                         source: method == .p2p ? "a red circle" : nil)
+            var o = VideoOptions()
+            o.edit.method = method; o.edit.prompt = c.prompt; o.edit.sourcePrompt = c.source; o.edit.steps = 2; o.edit.seed = 7
+            let swift = try VideoEditor(model: try EditTestSupport.model(c.model)).edit(frames, options: o, progress: ProgressReporter())
+            let abi = try Self.cabiVideo(c, frames: frames)
+
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("diffedit-video-\(getpid())-\(method.rawValue)")
+            let ind = dir.appendingPathComponent("in"), outd = dir.appendingPathComponent("out")
+            try FileManager.default.createDirectory(at: ind, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            for (i, f) in frames.enumerated() { try ImageFile.write(f, path: ind.appendingPathComponent(String(format: "frame_%05d.png", i)).path) }
+            var args = ["video", "--model", c.model, "--input", ind.path, "--output", outd.path, "--method", method.rawValue,
+                        "--prompt", c.prompt, "--steps", "2", "--seed", "7", "--backend", "cpu", "--quiet"]
+            if let s = c.source { args += ["--source-prompt", s] }
+            let p = Process()
+            p.executableURL = cli
+            p.arguments = args
+            let err = Pipe()
+            p.standardError = err
+            try p.run()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, "\(method): \(stderr)")
+            for i in 0..<frames.count {
+                let cliFrame = try ImageFile.read(path: outd.appendingPathComponent(String(format: "frame_%05d.png", i)).path)
+                XCTAssertEqual(swift[i].pixels, abi[i].pixels, "\(method) frame \(i): VideoEditor and diff_edit_video differ")
+                XCTAssertEqual(swift[i].pixels, cliFrame.pixels, "\(method) frame \(i): VideoEditor and `diffedit video` differ")
+            }
+            XCTAssertNotEqual(swift[0].pixels, frames[0].pixels, "\(method): the edit changed nothing")
+        }
+    }
+
+    /// diff_edit_video (RGB8 buffers) on a fresh model and context.
+    static func cabiVideo(_ c: Case, frames: [RGBImage]) throws -> [RGBImage] {
+        var mp = diff_edit_model_params()
+        diffEditModelParamsDefault(&mp)
+        var model: OpaquePointer? = nil, ctx: OpaquePointer? = nil
+        let st = c.model.withCString { path -> diff_edit_status in
+            "cpu".withCString { be in mp.path = path; mp.backend = be; return diffEditModelLoad(&mp, &model) }
+        }
+        guard st == DIFF_EDIT_OK, let m = model else { throw DiffEditError.model("diff_edit_model_load: \(String(cString: diffEditLastError(nil)))") }
+        defer { diffEditModelFree(m) }
+        guard diffEditCtxCreate(m, &ctx) == DIFF_EDIT_OK, let cx = ctx else { throw DiffEditError.model("diff_edit_ctx_create failed") }
+        defer { diffEditCtxFree(cx) }
+        let (w, h) = (frames[0].width, frames[0].height)
+        let n = w * h * 3
+        let inMem = UnsafeMutablePointer<UInt8>.allocate(capacity: n * frames.count)
+        let outMem = UnsafeMutablePointer<UInt8>.allocate(capacity: n * frames.count)
+        defer { inMem.deallocate(); outMem.deallocate() }
+        for (i, f) in frames.enumerated() { f.pixels.withUnsafeBufferPointer { (inMem + i * n).update(from: $0.baseAddress!, count: n) } }
+        var ins = (0..<frames.count).map { i in
+            diff_edit_buffer(width: UInt32(w), height: UInt32(h), stride: UInt32(3 * w), format: DIFF_EDIT_RGB8, data: UnsafeMutableRawPointer(inMem + i * n))
+        }
+        var outs = (0..<frames.count).map { i in
+            diff_edit_buffer(width: UInt32(w), height: UInt32(h), stride: UInt32(3 * w), format: DIFF_EDIT_RGB8, data: UnsafeMutableRawPointer(outMem + i * n))
+        }
+        var p = diff_edit_params()
+        diffEditParamsDefault(&p)
+        let status = c.prompt.withCString { pr in
+            (c.source ?? "").withCString { sp -> diff_edit_status in
+                p.method = c.cMethod; p.prompt = pr; p.source_prompt = c.source == nil ? nil : sp; p.steps = 2; p.seed = 7
+                return diffEditVideo(cx, &p, &ins, UInt32(frames.count), &outs)
+            }
+        }
+        guard status == DIFF_EDIT_OK else { throw DiffEditError.backend("diff_edit_video: \(String(cString: diffEditLastError(cx)))") }
+        return (0..<frames.count).map { i in
+            RGBImage(width: w, height: h, pixels: Array(UnsafeBufferPointer(start: outMem + i * n, count: n)))
+        }
+    }
+
     /// The edit through diff_edit_model_load / diff_edit_image (RGB8 buffers), and its mask_out.
     static func cabi(_ c: Case, image: RGBImage, mask: GrayImage) throws -> (RGBImage, GrayImage) {
         var mp = diff_edit_model_params()
