@@ -18,81 +18,94 @@ final class EngineTransferTests: XCTestCase {
         return m
     }
 
-    static func downloads(_ body: () throws -> Void) rethrows -> Int {
-        let before = TensorStorage.transferStats.downloads
+    /// Downloads (device -> host moves of op outputs) and host operands (ops that met plain host memory: on
+    /// CUDA each is a host -> device copy) during `body`.
+    static func transfers(_ body: () throws -> Void) rethrows -> (downloads: Int, hostOperands: Int) {
+        let before = TensorStorage.transferStats.downloads, h0 = staged.stats.host_operands
         try body()
-        return TensorStorage.transferStats.downloads - before
+        return (TensorStorage.transferStats.downloads - before, Int(staged.stats.host_operands - h0))
     }
 
     static let (n1, n2) = (3, 6)
 
-    /// Extra downloads per extra step of an image edit.
-    func perStep(_ model: String, _ change: (inout EditOptions) -> Void) throws -> (Double, Int) {
+    struct Row { let name: String; let downloads: Double; let hostOperands: Double; let total: Int }
+
+    static func row(_ name: String, _ a: (downloads: Int, hostOperands: Int), _ b: (downloads: Int, hostOperands: Int)) -> Row {
+        let d = Double(n2 - n1)
+        return Row(name: name, downloads: Double(b.downloads - a.downloads) / d, hostOperands: Double(b.hostOperands - a.hostOperands) / d,
+                   total: b.downloads)
+    }
+
+    /// Extra downloads and host operands per extra step of an image edit.
+    func perStep(_ name: String, _ model: String, _ change: (inout EditOptions) -> Void) throws -> Row {
         let editor = ImageEditor(model: try Self.model(model))
         let (image, _) = EntryPointEqualityTests.inputs()
-        func run(_ steps: Int) throws -> Int {
+        func run(_ steps: Int) throws -> (downloads: Int, hostOperands: Int) {
             var o = EditOptions()
             o.prompt = "a blue circle"
             o.steps = steps
             change(&o)
             editor.inversionCache.removeAll()
-            return try Self.downloads { _ = try editor.edit(image, options: o, progress: ProgressReporter()) }
+            return try Self.transfers { _ = try editor.edit(image, options: o, progress: ProgressReporter()) }
         }
-        let a = try run(Self.n1), b = try run(Self.n2)
-        return (Double(b - a) / Double(Self.n2 - Self.n1), b)
+        return Self.row(name, try run(Self.n1), try run(Self.n2))
     }
 
     func testDownloadsPerStep() throws {
         let sd1 = EntryPointEqualityTests.sd1, instruct = EntryPointEqualityTests.instruct
-        var rows: [(String, Double, Int)] = []
-        func record(_ name: String, _ r: (Double, Int)) { rows.append((name, r.0, r.1)) }
-
-        record("sdedit", try perStep(sd1) { $0.method = .sdedit; $0.strength = 1 })
-        record("sdedit + mask", try perStep(sd1) { $0.method = .sdedit; $0.strength = 1; $0.mask = EntryPointEqualityTests.inputs().1 })
-        record("ddim", try perStep(sd1) { $0.method = .ddim; $0.sourcePrompt = "a red circle" })
-        record("p2p (no LocalBlend), direct inversion", try perStep(sd1) {
+        var rows: [Row] = []
+        rows.append(try perStep("sdedit", sd1) { $0.method = .sdedit; $0.strength = 1 })
+        rows.append(try perStep("sdedit + mask", sd1) { $0.method = .sdedit; $0.strength = 1; $0.mask = EntryPointEqualityTests.inputs().1 })
+        rows.append(try perStep("ddim", sd1) { $0.method = .ddim; $0.sourcePrompt = "a red circle" })
+        rows.append(try perStep("p2p (no LocalBlend), direct inversion", sd1) {
             $0.method = .p2p; $0.sourcePrompt = "a red circle"; $0.localBlend = false; $0.directInversion = true
         })
-        record("p2p + negative prompt", try perStep(sd1) {
+        rows.append(try perStep("p2p + negative prompt", sd1) {
             $0.method = .p2p; $0.sourcePrompt = "a red circle"; $0.localBlend = false; $0.negativePrompt = "blurry"
         })
-        record("instruct", try perStep(instruct) { $0.method = .instruct; $0.prompt = "make the circle blue" })
-        let lb = try perStep(sd1) { $0.method = .p2p; $0.sourcePrompt = "a red circle"; $0.localBlend = true }
-        record("p2p + LocalBlend", lb)
+        rows.append(try perStep("instruct", instruct) { $0.method = .instruct; $0.prompt = "make the circle blue" })
+        let lb = try perStep("p2p + LocalBlend", sd1) { $0.method = .p2p; $0.sourcePrompt = "a red circle"; $0.localBlend = true }
+        rows.append(lb)
 
         // generate and video
         let m = try Self.model(sd1)
-        func gen(_ steps: Int) throws -> Int {
-            try Self.downloads { _ = try m.generate(prompt: "a red circle", width: 64, height: 64, steps: steps, guidance: 7.5) }
+        func gen(_ steps: Int) throws -> (downloads: Int, hostOperands: Int) {
+            try Self.transfers { _ = try m.generate(prompt: "a red circle", width: 64, height: 64, steps: steps, guidance: 7.5) }
         }
-        let g1 = try gen(Self.n1), g2 = try gen(Self.n2)
-        rows.append(("generate", Double(g2 - g1) / Double(Self.n2 - Self.n1), g2))
+        rows.append(Self.row("generate", try gen(Self.n1), try gen(Self.n2)))
         let frames = (0..<3).map { f in
             RGBImage(width: 64, height: 64, pixels: (0..<(64 * 64 * 3)).map { UInt8(($0 / 3 + 5 * f) % 200) })
         }
         for method in [EditMethod.sdedit, .p2p] {
-            func video(_ steps: Int) throws -> Int {
+            func video(_ steps: Int) throws -> (downloads: Int, hostOperands: Int) {
                 var o = VideoOptions()
                 o.edit.method = method; o.edit.prompt = "a blue circle"; o.edit.sourcePrompt = "a red circle"
                 o.edit.steps = steps; o.edit.strength = 1; o.edit.localBlend = false
                 o.keyframeInterval = 3
                 o.pixelFusion = false
-                return try Self.downloads { _ = try VideoEditor(model: m).edit(frames, options: o, progress: ProgressReporter()) }
+                return try Self.transfers { _ = try VideoEditor(model: m).edit(frames, options: o, progress: ProgressReporter()) }
             }
-            let v1 = try video(Self.n1), v2 = try video(Self.n2)
-            rows.append(("video \(method.rawValue) (3 frames)", Double(v2 - v1) / Double(Self.n2 - Self.n1), v2))
+            rows.append(Self.row("video \(method.rawValue) (3 frames)", try video(Self.n1), try video(Self.n2)))
         }
-        for (name, per, total) in rows {
-            print("downloads per extra step: \(name): \(per) (whole edit at \(Self.n2) steps: \(total))")
+        for r in rows {
+            print("per extra step: \(r.name): \(r.downloads) downloads, \(r.hostOperands) host operands (downloads of the whole edit at \(Self.n2) steps: \(r.total))")
         }
-        for (name, per, _) in rows where !name.contains("LocalBlend") {
-            XCTAssertEqual(per, 0, "\(name): a denoising step downloads \(per) tensors")
+        for r in rows where !r.name.contains("LocalBlend") {
+            XCTAssertEqual(r.downloads, 0, "\(r.name): a denoising step downloads \(r.downloads) tensors")
         }
-        // LocalBlend reads its stored maps (one copy per site) at its mask steps only: at most the number of
-        // cross-attention sites at its height per step, and more than 0 (it ran).
+        for r in rows {
+            XCTAssertEqual(r.hostOperands, 0, "\(r.name): a denoising step passes \(r.hostOperands) host tensors to ops")
+        }
+        // LocalBlend reads its stored maps (one copy per stored site) at its mask steps only (after
+        // int(0.2 * steps) steps): per extra mask step at most the number of cross-attention sites, and more
+        // than 0 (it ran).
+        let maskSteps = { (n: Int) in n - Int(0.2 * Double(n)) }
+        let perMaskStep = lb.downloads * Double(Self.n2 - Self.n1) / Double(maskSteps(Self.n2) - maskSteps(Self.n1))
+        print("p2p + LocalBlend: \(perMaskStep) downloads per mask step")
         let sites = Double(m.unetConfig.down_block_types.count + m.unetConfig.up_block_types.count)
             * Double(m.unetConfig.layers_per_block + 1)
-        XCTAssertGreaterThan(lb.0, 0)
-        XCTAssertLessThanOrEqual(lb.0, sites)
+        XCTAssertGreaterThan(perMaskStep, 0)
+        XCTAssertLessThanOrEqual(perMaskStep, sites)
+        XCTAssertEqual(perMaskStep, perMaskStep.rounded(), "downloads come in whole mask steps")
     }
 }

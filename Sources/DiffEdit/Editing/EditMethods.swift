@@ -107,9 +107,9 @@ extension ImageEditor {
             layout = twoBranch ? .twoBranchNPI(r.guidance) : .cfg(r.guidance)
             items = twoBranch ? [try neg(), src, tgt] : (layout.items == 2 ? [try neg(), tgt] : [tgt])
         }
-        let perSlot = Tensor.cat0(items)                                                // [G, L, D]
+        let perSlot = Tensor.cat0(items)                                                // [G, L, D] (host, once per edit)
         var plan = DenoisePlan(scheduler: sched, timesteps: timesteps, slots: S, layout: layout,
-                               embeddings: S == 1 ? perSlot : try LatentOps.repeat0(be, perSlot, S))
+                               embeddings: S == 1 ? try be.onDevice(perSlot) : try LatentOps.repeat0(be, perSlot, S))
         plan.imageCondition = imageCondition
         plan.source = source
         plan.sourceBranchIsReference = twoBranch && r.method == .sdedit

@@ -53,9 +53,9 @@ public final class ImageEditor {
 
     // MARK: shared steps
 
-    /// image -> scaled posterior-mean latents [1, C, h, w].
+    /// image -> scaled posterior-mean latents [1, C, h, w] (in backend memory: the engine's steps read them).
     func encode(_ image: RGBImage) throws -> Tensor {
-        LatentScaling.scale(try parts.vae.encodeMean(image.tensor(range: .signed)), parts.vae.config)
+        try parts.backend.onDevice(LatentScaling.scale(try parts.vae.encodeMean(image.tensor(range: .signed)), parts.vae.config))
     }
 
     /// scaled latents [1, C, h, w] -> image.

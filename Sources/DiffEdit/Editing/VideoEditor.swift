@@ -88,7 +88,7 @@ public final class VideoEditor {
             zs.append(try imageEditor.encode(w))                                      // [1, C, h, w]
             try progress.check()
         }
-        let z0 = Tensor.cat0(zs)                                                       // [S, C, h, w]
+        let z0 = try parts.backend.onDevice(Tensor.cat0(zs))                           // [S, C, h, w]
         let out = try imageEditor.denoise(WindowEdit(r: r, options: options.edit, video: options, window: window, works: works,
                                                      z0: z0, latentMask: nil, progress: progress,
                                                      frame: window.frames.last ?? 0, frames: totalFrames))
