@@ -30,18 +30,15 @@ public final class ImageEditor {
         let plan = NativeResolutionPlan(width: image.width, height: image.height, native: parts.nativeSize,
                                         multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
         let work = plan.toWork(image)
-        let latentMask = options.mask.map {
-            let feathered = EditMask.feathered($0, radius: EditMask.featherRadius(width: image.width, height: image.height))
-            return EditMask.areaDownsample(plan.maskToWork(feathered), width: plan.workWidth, height: plan.workHeight, factor: f)
-        }
+        let feathered = options.mask.map(PixelPolicy.feather)
         try progress.check()
         let z0 = try encode(work)                                                       // [1, C, h, w]
+        let latentMask = feathered.map { PixelPolicy.latentMask($0, plan: plan, factor: f) }
         let out = try denoise(WindowEdit(r: r, options: options, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1),
-                                         works: [work], z0: z0, latentMask: latentMask, progress: progress,
-                                         frame: nil, frames: 1))
+                                         works: [work], z0: z0, latentMask: latentMask, progress: progress, frame: nil, frames: 1))
         let (result, mask) = try PixelPolicy.compose(decoded: try decode(out.latents), original: image, plan: plan,
-                                                     userMask: options.mask, blendMask: out.blendMasks[0], factor: f,
-                                                     reconstruction: { try self.decode(z0) })
+                                                     userMask: options.mask, feathered: feathered, blendMask: out.blendMasks[0],
+                                                     factor: f, reconstruction: { try self.decode(z0) })
         return EditResult(image: result, mask: mask, latents: out.latents)
     }
 

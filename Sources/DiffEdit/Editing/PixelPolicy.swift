@@ -2,7 +2,8 @@
 /// video): given the decoded edit at work size, it returns the output at the input's size and the mask the
 /// edit used.
 ///
-/// 1. The region an edit may change: the user mask (feathered inwards), else p2p's LocalBlend mask (dilated by
+/// 1. The region an edit may change: the user mask (feathered inwards; the denoising loop keeps the latents
+///    outside its latent-grid average on the source trajectory), else p2p's LocalBlend mask (dilated by
 ///    the VAE factor and softened), else where the decoded edit differs from the VAE's reconstruction of the
 ///    input by more than 10/255 (so the VAE's own error does not count as a change).
 /// 2. A native-resolution edit (input resized to the model's size) is resized back and composited over the
@@ -14,10 +15,12 @@
 public enum PixelPolicy {
     /// One slot's output. `decoded` is at the plan's work size; `blendMask` at latent size (0/1);
     /// `reconstruction` decodes the input's own latents (called only when it is needed).
+    /// `feathered` is `feather(userMask)` when the caller has it already.
     static func compose(decoded: RGBImage, original: RGBImage, plan: NativeResolutionPlan, userMask: GrayImage?,
-                        blendMask: [Float]?, factor f: Int, reconstruction: () throws -> RGBImage) throws -> (RGBImage, GrayImage) {
+                        feathered: [Float]? = nil, blendMask: [Float]?, factor f: Int,
+                        reconstruction: () throws -> RGBImage) throws -> (RGBImage, GrayImage) {
         let (W, H) = (original.width, original.height)
-        let feathered = userMask.map { EditMask.feathered($0, radius: EditMask.featherRadius(width: W, height: H)) }
+        let feathered = feathered ?? userMask.map(feather)
         var region: [Float]? = nil                                                  // work size
         var maskOut = feathered                                                     // input size
         if feathered == nil, let bm = blendMask {
@@ -37,6 +40,16 @@ public enum PixelPolicy {
             for i in 0..<mask.pixels.count { mask.pixels[i] = min(mask.pixels[i], u.pixels[i]) }
         }
         return (image, mask)
+    }
+
+    /// A user mask feathered inwards (about 1/32 of the short side): 0 wherever the mask is 0.
+    static func feather(_ mask: GrayImage) -> [Float] {
+        EditMask.feathered(mask, radius: EditMask.featherRadius(width: mask.width, height: mask.height))
+    }
+
+    /// The feathered user mask as the denoising loop applies it: at the work size, area-averaged to the latent grid.
+    static func latentMask(_ feathered: [Float], plan: NativeResolutionPlan, factor f: Int) -> [Float] {
+        EditMask.areaDownsample(plan.maskToWork(feathered), width: plan.workWidth, height: plan.workHeight, factor: f)
     }
 
     /// Where two images differ by more than 10/255 in any channel, dilated and softened.
