@@ -43,7 +43,6 @@ extension ImageEditor {
         let be = parts.backend, r = w.r, unet = parts.unet
         let S = w.window.frames.count
         let (lh, lw) = (w.z0.shape[2], w.z0.shape[3])
-        let itemShape = Array(w.z0.shape.dropFirst())                                   // [C, h, w]
         let sched = try DDIMScheduler(config: parts.schedulerConfig)
         sched.backend = be
         try sched.setTimesteps(r.steps)
@@ -89,12 +88,12 @@ extension ImageEditor {
 
         // The batch layout and each item's conditioning.
         let layout: BatchLayout
-        var items: [Tensor]                                                             // per item [1, L, D]
+        let items: [Tensor]                                                             // per item [1, L, D]
         var imageCondition: Tensor? = nil
         switch r.method {
         case .instruct:
             layout = .instruct(r.guidance, image: r.imageGuidance)
-            items = layout.items == 3 ? [tgt, try neg(), try neg()] : [tgt]
+            if layout.items == 3 { let u = try neg(); items = [tgt, u, u] } else { items = [tgt] }
             imageCondition = try instructCondition(w.z0, items: layout.items)
         case .p2p where r.negativePrompt != nil:
             layout = .twoBranchFull(r.guidance)
@@ -146,7 +145,6 @@ extension ImageEditor {
         let lat = try denoiser.run(plan, latents: initial, progress: span)
         let out = try LatentOps.branch(be, lat, layout.branches - 1, of: layout.branches)  // [S, C, h, w]
         let masks: [[Float]?] = (0..<S).map { s in p2p?[s].localBlend?.lastMask.map { Array($0.buffer) } }
-        _ = itemShape
         return WindowResult(latents: out, blendMasks: masks)
     }
 

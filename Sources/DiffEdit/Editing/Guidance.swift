@@ -78,7 +78,6 @@ public struct BatchLayout: Sendable, Equatable {
 
     /// model outputs [S * items, C, h, w] (slot-major) -> per-branch outputs [S * branches, C, h, w].
     func combine(_ eps: Tensor, slots: Int, backend be: Backend) throws -> Tensor {
-        let item = eps.count / eps.shape[0]
         precondition(eps.shape[0] == slots * items, "BatchLayout.combine: \(eps.shape) for \(slots) slots of \(items)")
         if items == 1 && branches == 1 { return eps }
         let out = try be.output([slots * branches] + Array(eps.shape.dropFirst()))
@@ -88,7 +87,6 @@ public struct BatchLayout: Sendable, Equatable {
                 _ = try be.lincomb(ts.map { ($0.weight, eps.slice0(s * items + $0.item, 1)) }, into: y)
             }
         }
-        _ = item
         return out
     }
 }
