@@ -114,6 +114,11 @@ DIFFEDIT_CUDA_RESIDENT=0 build/bin/diffedit bench --backend cuda --sizes 64 --re
   > "$OUTDIR/bench_host_out.txt" 2>&1 || say "bench with DIFFEDIT_CUDA_RESIDENT=0 failed"
 host_s=$(sed -n 's/^bench unet latent=64 .*seconds=\([0-9.]*\).*/\1/p' "$OUTDIR/bench_host.txt" 2>/dev/null | tail -1)
 say "diffedit UNet step with host-staged ops (DIFFEDIT_CUDA_RESIDENT=0): ${host_s:-?} s"
+# and with the weights left in host memory (no constants: every op copies its weights in): what constants buy
+DIFFEDIT_CUDA_WEIGHT_CACHE=0 build/bin/diffedit bench --backend cuda --sizes 64 --repeat 2 --results "$OUTDIR/bench_noconst.txt" \
+  > "$OUTDIR/bench_noconst_out.txt" 2>&1 || say "bench with DIFFEDIT_CUDA_WEIGHT_CACHE=0 failed"
+noconst_s=$(sed -n 's/^bench unet latent=64 .*seconds=\([0-9.]*\).*/\1/p' "$OUTDIR/bench_noconst.txt" 2>/dev/null | tail -1)
+say "diffedit UNet step with weights copied per op (DIFFEDIT_CUDA_WEIGHT_CACHE=0): ${noconst_s:-?} s"
 
 # ---- 4. 50-step p2p edit ----
 t0=$(date +%s.%N)

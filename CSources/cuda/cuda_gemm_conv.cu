@@ -2,6 +2,7 @@
  * cuDNN (NHWC 16-bit tensors, tensor-op math, algorithm chosen once per shape and cached). */
 #include "cuda_internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define GEMM_WS ((size_t)32 << 20)
@@ -29,10 +30,16 @@ static cublasStatus_t set_layout_batch(cublasLtMatrixLayout_t l, int batch, int6
     return cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride);
 }
 
+/* a constant uploaded as DE_CONST_WEIGHT: a GEMM reads its 16-bit device copy in place */
+static bool weight_const(const cuda_ctx *c, const void *p) {
+    const cu_const *e = cu_const_find(c, p, NULL);
+    return e && e->kind == DE_CONST_WEIGHT;
+}
+
 de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
     cuda_ctx *c = cu_of(be);
     const char *name = "gemm";
-    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "gemm: dtype %d (the CUDA provider takes host f32)", (int)op->dtype);
+    if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "gemm: dtype %d (the CUDA provider takes f32)", (int)op->dtype);
     if (op->batch < 0 || op->m < 0 || op->n < 0 || op->k < 0) return cu_fail(c, DE_ERR_INVALID, "gemm: negative dimension");
     if (op->batch == 0 || op->m == 0 || op->n == 0) return DE_OK;
     if (op->k == 0) return cu_fail(c, DE_ERR_INVALID, "gemm: k = 0");
@@ -42,32 +49,49 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
     const int64_t a_rows = op->trans_a ? k : m, a_cols = op->trans_a ? m : k;
     const int64_t b_rows = op->trans_b ? n : k, b_cols = op->trans_b ? k : n;
     if (op->lda < a_cols || op->ldb < b_cols || op->ldc < n) return cu_fail(c, DE_ERR_INVALID, "gemm: lda/ldb/ldc below the row length");
+    /* as the CPU provider: cuBLAS takes int leading dimensions; batch items may share inputs (stride 0)
+     * but never write over each other */
+    if (op->lda > INT32_MAX || op->ldb > INT32_MAX || op->ldc > INT32_MAX)
+        return cu_fail(c, DE_ERR_INVALID, "gemm: lda/ldb/ldc above INT32_MAX (%lld, %lld, %lld)", (long long)op->lda,
+                       (long long)op->ldb, (long long)op->ldc);
+    if (op->stride_a < 0 || op->stride_b < 0 || op->stride_c < 0)
+        return cu_fail(c, DE_ERR_INVALID, "gemm: negative batch stride (a %lld, b %lld, c %lld)", (long long)op->stride_a,
+                       (long long)op->stride_b, (long long)op->stride_c);
+    if (batch > 1 && op->stride_c < (m - 1) * op->ldc + n)
+        return cu_fail(c, DE_ERR_INVALID, "gemm: stride_c %lld makes the outputs of batch items overlap", (long long)op->stride_c);
     const int64_t ext_a = extent(batch, op->stride_a, a_rows, op->lda, a_cols);
     const int64_t ext_b = extent(batch, op->stride_b, b_rows, op->ldb, b_cols);
     const int64_t ext_c = extent(batch, op->stride_c, m, op->ldc, n);
-    /* torch.nn.Linear shape: B is a weight (cached on the device); bmm passes a batch stride */
-    const bool b_is_weight = op->trans_b && op->stride_b == 0 && batch == 1 && !cu_is_dev(c, op->b);
+    /* weights uploaded as constants are read in their 16-bit copy whatever the batch stride (Linear: B;
+     * Transformer2DModel proj_in / proj_out at batch 2 with stride 0: B / A); anything else is f32,
+     * converted into the arena for this op */
+    const bool a_w = weight_const(c, op->a), b_w = weight_const(c, op->b);
     const bool c_dense = op->ldc == n && (batch == 1 || op->stride_c == m * n);
     const bool c_in = op->beta != 0.f || !c_dense;
-    size_t need = CU_ALIGN(ext_a * 4) + CU_ALIGN(ext_a * 2) + CU_ALIGN(ext_b * 4) + CU_ALIGN(ext_b * 2) +
+    size_t need = (a_w ? 0 : CU_ALIGN(ext_a * 4) + CU_ALIGN(ext_a * 2)) + (b_w ? 0 : CU_ALIGN(ext_b * 4) + CU_ALIGN(ext_b * 2)) +
                   CU_ALIGN(ext_c * 4) + GEMM_WS + (op->bias ? CU_ALIGN(n * 4) : 0);
     ST_TRY(cu_arena_begin(c, need, name));
-    const void *d_b = NULL;
+    const void *d_a = NULL, *d_b = NULL;
     const float *d_bias = NULL;
-    if (b_is_weight) ST_TRY(cu_weight(c, (const float *)op->b, ext_b, CW_HALF, NULL, &d_b, name));
+    if (a_w) ST_TRY(cu_weight(c, (const float *)op->a, ext_a, CW_HALF, NULL, &d_a, name));
+    if (b_w) ST_TRY(cu_weight(c, (const float *)op->b, ext_b, CW_HALF, NULL, &d_b, name));
     if (op->bias) {
         const void *p = NULL;
         ST_TRY(cu_weight(c, op->bias, n, CW_F32, NULL, &p, name));
         d_bias = (const float *)p;
     }
-    float *a32 = CU_VIEW(c, op->a, ext_a * 4);
-    void *a16 = cu_arena_take(c, ext_a * 2);
     float *c32 = CU_VIEW(c, op->c, ext_c * 4);
     void *ws = cu_arena_take(c, GEMM_WS);
-    if (!a32 || !a16 || !c32 || !ws) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
-    ST_TRY(cu_copy_in(c, a32, op->a, ext_a * 4, name));
-    ST_TRY(cu_f32_to_half(c, a16, a32, ext_a, name));
-    if (!b_is_weight) {
+    if (!c32 || !ws) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
+    if (!a_w) {
+        float *a32 = CU_VIEW(c, op->a, ext_a * 4);
+        void *a16 = cu_arena_take(c, ext_a * 2);
+        if (!a32 || !a16) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
+        ST_TRY(cu_copy_in(c, a32, op->a, ext_a * 4, name));
+        ST_TRY(cu_f32_to_half(c, a16, a32, ext_a, name));
+        d_a = a16;
+    }
+    if (!b_w) {
         float *b32 = CU_VIEW(c, op->b, ext_b * 4);
         void *b16 = cu_arena_take(c, ext_b * 2);
         if (!b32 || !b16) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
@@ -104,32 +128,41 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
             gemm_plan *plan = NULL;
             for (int i = 0; i < c->n_gemm_plans; i++)
                 if (memcmp(c->gemm_plans[i].key, key, sizeof key) == 0) { plan = &c->gemm_plans[i]; break; }
-            cublasLtMatmulHeuristicResult_t res;
             if (!plan) {
+                /* cuBLASLt's heuristic either finds an algorithm or says NOT_SUPPORTED / returns none / one
+                 * whose state is not SUCCESS: then (valid = 0, remembered) the classic strided-batched GEMM */
                 size_t wsz = GEMM_WS;
                 int found = 0;
+                cublasLtMatmulHeuristicResult_t res;
+                memset(&res, 0, sizeof res);
                 LT_TRY(c, cublasLtMatmulPreferenceCreate(&pref), name);
                 LT_TRY(c, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz), name);
-                LT_TRY(c, cublasLtMatmulAlgoGetHeuristic(c->lt, desc, lb, la, lc, lc, pref, 1, &res, &found), name);
-                if (found < 1) {
-                    /* no cuBLASLt algorithm for this shape: the classic strided-batched GEMM (same types) */
-                    LT_TRY(c, cublasGemmStridedBatchedEx(c->cublas, tb, ta, (int)n, (int)m, (int)k, &op->alpha, d_b, t16,
-                                                         (int)op->ldb, op->stride_b, a16, t16, (int)op->lda, op->stride_a,
-                                                         &op->beta, c32, CUDA_R_32F, (int)op->ldc, op->stride_c, batch,
-                                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                           name);
+                cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(c->lt, desc, lb, la, lc, lc, pref, 1, &res, &found);
+                if (hs != CUBLAS_STATUS_SUCCESS && hs != CUBLAS_STATUS_NOT_SUPPORTED) {
+                    st = cu_fail(c, hs == CUBLAS_STATUS_ALLOC_FAILED ? DE_ERR_OOM : DE_ERR_BACKEND,
+                                 "gemm: cublasLtMatmulAlgoGetHeuristic failed: %s", cublasGetStatusString(hs));
                     goto done;
                 }
                 gemm_plan tmp;
+                memset(&tmp, 0, sizeof tmp);
                 memcpy(tmp.key, key, sizeof key);
-                tmp.algo = res.algo;
-                tmp.workspace = res.workspaceSize;
-                tmp.valid = 1;
+                tmp.valid = hs == CUBLAS_STATUS_SUCCESS && found >= 1 && res.state == CUBLAS_STATUS_SUCCESS &&
+                            res.workspaceSize <= GEMM_WS;
+                if (tmp.valid) { tmp.algo = res.algo; tmp.workspace = res.workspaceSize; }
                 if (c->n_gemm_plans < DE_CUDA_MAX_PLANS) { c->gemm_plans[c->n_gemm_plans] = tmp; plan = &c->gemm_plans[c->n_gemm_plans++]; }
                 else { c->gemm_plans[0] = tmp; plan = &c->gemm_plans[0]; }
             }
-            LT_TRY(c, cublasLtMatmul(c->lt, desc, &op->alpha, d_b, lb, a16, la, &op->beta, c32, lc, c32, lc, &plan->algo, ws,
-                                     plan->workspace, c->stream), name);
+            if (plan->valid) {
+                LT_TRY(c, cublasLtMatmul(c->lt, desc, &op->alpha, d_b, lb, d_a, la, &op->beta, c32, lc, c32, lc, &plan->algo, ws,
+                                         plan->workspace, c->stream), name);
+            } else {
+                /* no cuBLASLt algorithm for this shape: the classic strided-batched GEMM (same types) */
+                LT_TRY(c, cublasGemmStridedBatchedEx(c->cublas, tb, ta, (int)n, (int)m, (int)k, &op->alpha, d_b, t16,
+                                                     (int)op->ldb, op->stride_b, d_a, t16, (int)op->lda, op->stride_a,
+                                                     &op->beta, c32, CUDA_R_32F, (int)op->ldc, op->stride_c, batch,
+                                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                       name);
+            }
         }
     done:
         if (pref) cublasLtMatmulPreferenceDestroy(pref);

@@ -169,6 +169,14 @@ de_status cu_softmax(de_backend *be, const de_softmax_op *op) {
     return cu_copy_out(c, op->y, dy, n * 4, name);
 }
 
+/* rows of x [rows, cols] on the device, in place allowed (cuda_attention.cu's fallback for wide heads) */
+de_status cu_softmax_rows(cuda_ctx *c, float *y, const float *x, int64_t rows, int cols, float scale, const char *op) {
+    if (rows <= 0) return DE_OK;
+    int threads = cols >= 1024 ? 512 : cols >= 256 ? 256 : 128;
+    k_softmax<<<(unsigned)rows, threads, 0, c->stream>>>(y, x, cols, scale);
+    return cu_check_launch(c, op, "softmax");
+}
+
 /* ---- elementwise ---- */
 
 __global__ void k_unary(float *y, const float *x, int64_t n, int kind, float alpha, float beta) {

@@ -4,9 +4,14 @@
  * and the registry from CSources/CDiffKernels statically) and loads libdiffedit_cuda.so through the same
  * loader the library uses (de_backend_load "cuda", DIFFEDIT_BACKEND_PATH). Shapes are SD 1.5 ones at
  * 512x512 (64x64 latents) where the CPU reference stays fast enough.
+ * Weights are given both ways: as constants uploaded once (de_backend_constant_upload, what the Swift
+ * layer does at model load; the op gets the provider's handle) and as plain host pointers (copied in by
+ * every op). The resident chain counts host operands (de_backend_stats): with inputs in backend memory
+ * and weights as constants it must meet none.
  * Output: one line per case "op <name> relerr=<e> cpu_ms=<t> cuda_ms=<t> <PASS|FAIL>"; exit 0 when every
  * case is within the tolerance (default 1e-2, --tol X), 1 when one is not, 3 when no CUDA backend loads
- * (the reason is printed). */
+ * (the reason is printed). --self-test: a second CPU provider, in staged mode (own blocks for alloc and
+ * constants, host operands counted), stands in for CUDA. */
 #include "de_backend.h"
 
 #include <math.h>
@@ -35,6 +40,23 @@ static float *dup(const float *x, size_t n) {
     float *p = malloc(n * sizeof(float));
     memcpy(p, x, n * sizeof(float));
     return p;
+}
+
+/* a constant on the checked backend (its handle), or the host pointer itself when it keeps none */
+static const void *cst(const float *host, size_t n, de_const_kind kind) {
+    void *h = de_backend_constant_upload(gpu, host, n * sizeof(float), kind);
+    if (!h) { printf("op_check: constant_upload of %zu floats failed: %s\n", n, de_backend_last_error(gpu)); exit(1); }
+    return h;
+}
+
+static void cst_free(const void *h) { de_backend_constant_release(gpu, (void *)h); }
+
+static int64_t host_operands(void) {
+    de_backend_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    de_backend_stats_get(gpu, &s);
+    return s.host_operands;
 }
 
 static double now(void) {
@@ -68,26 +90,30 @@ static void report(const char *name, const float *got, const float *ref, size_t 
     fflush(stdout);
 }
 
-/* run fn on CPU into ref and on CUDA into got (same descriptor with y swapped); time both (CUDA: second run). */
-#define RUN(fnname, OP, YFIELD, REF, GOT, N, LABEL)                                                \
+/* run fn on CPU into ref and on CUDA into got (same descriptor with y swapped); time both (CUDA: second run).
+ * RUN2: the CUDA run gets its own descriptor GOP (the same op with constants' handles for the weights). */
+#define RUN(fnname, OP, YFIELD, REF, GOT, N, LABEL) RUN2(fnname, OP, OP, YFIELD, REF, GOT, N, LABEL)
+#define RUN2(fnname, OP, GOP, YFIELD, REF, GOT, N, LABEL)                                          \
     do {                                                                                           \
         double t0 = now();                                                                         \
         (OP).YFIELD = (REF);                                                                       \
         de_status s0 = fnname(cpu, &(OP));                                                         \
         double t1 = now();                                                                         \
         if (s0 != DE_OK) { printf("op %s: CPU failed: %s\n", LABEL, de_backend_last_error(cpu)); exit(1); } \
-        (OP).YFIELD = (GOT);                                                                       \
+        (GOP).YFIELD = (GOT);                                                                      \
         float *save_ = dup((GOT), (N)); /* an accumulating op (beta != 0) must start twice from the same y */ \
-        de_status s1 = fnname(gpu, &(OP));                                                         \
+        de_status s1 = fnname(gpu, &(GOP));                                                        \
         memcpy((GOT), save_, (N) * sizeof(float));                                                 \
         free(save_);                                                                               \
         double t2 = now();                                                                         \
-        if (s1 == DE_OK) s1 = fnname(gpu, &(OP));                                                  \
+        if (s1 == DE_OK) s1 = fnname(gpu, &(GOP));                                                 \
         double t3 = now();                                                                         \
         report(LABEL, (GOT), (REF), (N), t1 - t0, s1 == DE_OK ? t3 - t2 : 0, s1);                  \
         (void)t2;                                                                                  \
     } while (0)
 
+/* weight_like: B is a [n, k] weight shared by the batch (stride 0), checked as a host pointer and as a
+ * constant; a_weight: A is the shared weight instead (Transformer2DModel proj_out: stride_a 0) */
 static void check_gemm(const char *label, int batch, int m, int n, int k, int ta, int tb, float beta, int bias, int weight_like) {
     de_gemm_op op;
     memset(&op, 0, sizeof op);
@@ -99,14 +125,38 @@ static void check_gemm(const char *label, int batch, int m, int n, int k, int ta
     float *ref = dup(c0, nc), *got = dup(c0, nc);
     op.a = a; op.b = b; op.alpha = 1.f; op.beta = beta; op.bias = bb;
     RUN(de_gemm, op, c, ref, got, nc, label);
-    if (weight_like) { /* same weight again (cache hit), then changed in place (the fingerprint must notice) */
-        for (size_t i = 0; i < nb; i++) b[i] = -b[i];
+    if (weight_like) { /* the weight and bias as constants (handles) */
+        de_gemm_op g = op;
+        g.b = cst(b, nb, DE_CONST_WEIGHT);
+        g.bias = bb ? (const float *)cst(bb, n, DE_CONST_PARAM) : NULL;
         memcpy(ref, c0, nc * 4); memcpy(got, c0, nc * 4);
         char l2[96];
-        snprintf(l2, sizeof l2, "%s.reweighted", label);
-        RUN(de_gemm, op, c, ref, got, nc, l2);
+        snprintf(l2, sizeof l2, "%s.const", label);
+        RUN2(de_gemm, op, g, c, ref, got, nc, l2);
+        cst_free(g.b);
+        if (g.bias) cst_free(g.bias);
     }
     free(a); free(b); free(c0); free(bb); free(ref); free(got);
+}
+
+/* Transformer2DModel proj_out at batch 2: y[b] (+)= W[c, inner] @ h[b]^T with W shared (stride_a 0),
+ * W as a constant; and proj_in: tokens[b] = x[b]^T @ W^T (stride_b 0). */
+static void check_gemm_shared_weight(void) {
+    const int batch = 2, c = 320, inner = 320, hw = 1024;
+    float *w = rnd((size_t)c * inner, 0.05f), *h = rnd((size_t)batch * hw * inner, 1.f), *y0 = rnd((size_t)batch * c * hw, 1.f);
+    size_t ny = (size_t)batch * c * hw;
+    float *ref = dup(y0, ny), *got = dup(y0, ny);
+    de_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.batch = batch; op.m = c; op.n = hw; op.k = inner; op.trans_b = true;
+    op.a = w; op.lda = inner; op.stride_a = 0;
+    op.b = h; op.ldb = inner; op.stride_b = (int64_t)hw * inner;
+    op.ldc = hw; op.stride_c = (int64_t)c * hw; op.alpha = 1; op.beta = 1;
+    de_gemm_op g = op;
+    g.a = cst(w, (size_t)c * inner, DE_CONST_WEIGHT);
+    RUN2(de_gemm, op, g, c, ref, got, ny, "gemm.proj_out.sharedA.const");
+    cst_free(g.a);
+    free(w); free(h); free(y0); free(ref); free(got);
 }
 
 static void check_conv(const char *label, int n, int cin, int h, int w, int cout, int k, int stride, int pt, int pl, int pb, int pr,
@@ -122,6 +172,13 @@ static void check_conv(const char *label, int n, int cin, int h, int w, int cout
     float *ref = malloc(ny * 4), *got = malloc(ny * 4);
     op.x = x; op.weight = wt; op.bias = bias; op.residual = res;
     RUN(de_conv2d, op, y, ref, got, ny, label);
+    de_conv2d_op g = op; /* the weight and bias as constants */
+    g.weight = cst(wt, (size_t)cout * cin * k * k, DE_CONST_WEIGHT);
+    g.bias = (const float *)cst(bias, cout, DE_CONST_PARAM);
+    char l2[96];
+    snprintf(l2, sizeof l2, "%s.const", label);
+    RUN2(de_conv2d, op, g, y, ref, got, ny, l2);
+    cst_free(g.weight); cst_free(g.bias);
     free(x); free(wt); free(bias); free(res); free(ref); free(got);
 }
 
@@ -161,9 +218,37 @@ static void check_copy(void) {
     free(x); free(ref); free(got);
 }
 
+/* lincomb, 1...4 terms on host pointers, and in place (y = x[1]) */
+static void check_lincomb(void) {
+    const size_t cnt = (size_t)2 * 4 * 64 * 64;
+    float *x[4], *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+    for (int j = 0; j < 4; j++) x[j] = rnd(cnt, 2.f);
+    for (int terms = 1; terms <= 4; terms++) {
+        de_lincomb_op op;
+        memset(&op, 0, sizeof op);
+        op.dtype = DE_F32; op.n = (int64_t)cnt; op.terms = terms;
+        for (int j = 0; j < terms; j++) { op.c[j] = 0.5f - 0.3f * j; op.x[j] = x[j]; }
+        char l[48];
+        snprintf(l, sizeof l, "lincomb.%d", terms);
+        RUN(de_lincomb, op, y, ref, got, cnt, l);
+    }
+    { /* in place: y = x[1] on both backends (each on its own copy) */
+        float *xr = dup(x[1], cnt), *xg = dup(x[1], cnt);
+        de_lincomb_op a = {DE_F32, (int64_t)cnt, 3, {0.9f, -0.2f, 1.5f, 0.f}, {x[0], xr, x[2], NULL}, xr};
+        de_lincomb_op b = {DE_F32, (int64_t)cnt, 3, {0.9f, -0.2f, 1.5f, 0.f}, {x[0], xg, x[2], NULL}, xg};
+        de_status s0 = de_lincomb(cpu, &a), s1 = de_lincomb(gpu, &b);
+        if (s0 != DE_OK) { printf("op lincomb.inplace: CPU failed: %s\n", de_backend_last_error(cpu)); exit(1); }
+        report("lincomb.inplace", xg, xr, cnt, 0, 0, s1);
+        free(xr); free(xg);
+    }
+    for (int j = 0; j < 4; j++) free(x[j]);
+    free(ref); free(got);
+}
+
 /* Device-resident activations, as the Swift layer drives the provider: inputs uploaded once into
- * memory from the alloc slot, a chain of ops on device pointers only (weights stay host pointers and
- * hit the cache), one download at the end, against the same chain on the CPU provider. */
+ * memory from the alloc slot, a chain of ops on device pointers only with the weights as constants (one
+ * upload each, before the chain), one download at the end, against the same chain on the CPU provider.
+ * The chain must meet no host operand (de_backend_stats): nothing is copied between host and device. */
 static void check_resident_chain(void) {
     const int n = 2, c = 320, h = 32, w = 32, hw = h * w, heads = 8, d = c / heads;
     const size_t cnt = (size_t)n * c * hw;
@@ -173,25 +258,35 @@ static void check_resident_chain(void) {
     float *out[2] = {malloc(cnt * 2 * 4), malloc(cnt * 2 * 4)};
     de_status st = DE_OK;
     double t[2] = {0, 0};
+    int64_t host_ops = -1;
     for (int k = 0; k < 2 && st == DE_OK; k++) {
         de_backend *be = bes[k];
+        /* constants on this backend (the CPU reference: the host pointers themselves) */
+        const float *cwt = de_backend_constant_upload(be, wt, (size_t)c * c * 9 * 4, DE_CONST_WEIGHT);
+        const float *cbias = de_backend_constant_upload(be, bias, (size_t)c * 4, DE_CONST_PARAM);
+        const float *cg = de_backend_constant_upload(be, g, (size_t)c * 4, DE_CONST_PARAM);
+        const float *cbt = de_backend_constant_upload(be, bt, (size_t)c * 4, DE_CONST_PARAM);
+        const float *clw = de_backend_constant_upload(be, lw, (size_t)c * c * 4, DE_CONST_WEIGHT);
+        const float *clb = de_backend_constant_upload(be, lb, (size_t)c * 4, DE_CONST_PARAM);
+        if (!cwt || !cbias || !cg || !cbt || !clw || !clb) { printf("op resident.chain: constant_upload failed on %s\n", de_backend_name(be)); st = DE_ERR_OOM; }
         float *dx = be->iface.alloc(be, cnt * 4), *y1 = be->iface.alloc(be, cnt * 4), *tok = be->iface.alloc(be, cnt * 4);
         float *lin = be->iface.alloc(be, cnt * 4), *att = be->iface.alloc(be, cnt * 4), *cat = be->iface.alloc(be, cnt * 2 * 4);
         if (!dx || !y1 || !tok || !lin || !att || !cat) { printf("op resident.chain: alloc failed on %s\n", de_backend_name(be)); st = DE_ERR_OOM; }
         if (st == DE_OK) st = be->iface.upload(be, dx, x, cnt * 4);
+        const int64_t h0 = be == gpu ? host_operands() : 0;
         double t0 = now();
         for (int rep = 0; rep < 2 && st == DE_OK; rep++) { /* second pass: the cached, steady state */
             if (rep == 1) t0 = now();
-            de_conv2d_op cv = {DE_F32, n, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, dx, wt, bias, dx, y1};   /* + residual x */
+            de_conv2d_op cv = {DE_F32, n, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, dx, cwt, cbias, dx, y1};   /* + residual x */
             st = de_conv2d(be, &cv);
-            de_group_norm_op gn = {DE_F32, n, c, hw, 32, 1e-5f, g, bt, true, y1, y1};
+            de_group_norm_op gn = {DE_F32, n, c, hw, 32, 1e-5f, cg, cbt, true, y1, y1};
             if (st == DE_OK) st = de_group_norm(be, &gn);
             de_transpose_op tr = {DE_F32, n, c, hw, y1, tok};                                        /* [n, hw, c] */
             if (st == DE_OK) st = de_transpose(be, &tr);
             de_gemm_op gm;
             memset(&gm, 0, sizeof gm);
             gm.dtype = DE_F32; gm.batch = 1; gm.m = n * hw; gm.n = c; gm.k = c; gm.trans_b = true;
-            gm.a = tok; gm.lda = c; gm.b = lw; gm.ldb = c; gm.c = lin; gm.ldc = c; gm.alpha = 1; gm.bias = lb;
+            gm.a = tok; gm.lda = c; gm.b = clw; gm.ldb = c; gm.c = lin; gm.ldc = c; gm.alpha = 1; gm.bias = clb;
             if (st == DE_OK) st = de_gemm(be, &gm);
             de_attention_op at;
             memset(&at, 0, sizeof at);
@@ -207,14 +302,24 @@ static void check_resident_chain(void) {
             de_copy_op c2 = {DE_F32, {1, 1, n, (int64_t)hw * c}, dx, {0, 0, (int64_t)hw * c, 1}, cat + (size_t)hw * c, {0, 0, 2LL * hw * c, 1}};
             if (st == DE_OK) st = de_copy(be, &c1);
             if (st == DE_OK) st = de_copy(be, &c2);
+            /* a scheduler-style update in place: cat = 0.9 cat - 0.1 (first half) ... on the device */
+            de_lincomb_op lc = {DE_F32, (int64_t)cnt, 2, {0.9f, -0.1f, 0.f, 0.f}, {cat, att, NULL, NULL}, cat};
+            if (st == DE_OK) st = de_lincomb(be, &lc);
         }
+        if (be == gpu) host_ops = host_operands() - h0;
         if (st == DE_OK) st = be->iface.download(be, out[k], cat, cnt * 2 * 4);
         t[k] = now() - t0;
         if (st != DE_OK) printf("op resident.chain on %s: %s\n", de_backend_name(be), de_backend_last_error(be));
         be->iface.release(be, dx); be->iface.release(be, y1); be->iface.release(be, tok);
         be->iface.release(be, lin); be->iface.release(be, att); be->iface.release(be, cat);
+        de_backend_constant_release(be, (void *)cwt); de_backend_constant_release(be, (void *)cbias);
+        de_backend_constant_release(be, (void *)cg); de_backend_constant_release(be, (void *)cbt);
+        de_backend_constant_release(be, (void *)clw); de_backend_constant_release(be, (void *)clb);
     }
-    report("resident.chain(conv,gn,tr,gemm,attn,copy)", out[1], out[0], cnt * 2, t[0], t[1], st);
+    report("resident.chain(conv,gn,tr,gemm,attn,copy,lincomb)", out[1], out[0], cnt * 2, t[0], t[1], st);
+    cases++;
+    if (host_ops != 0) { failures++; printf("op resident.chain.no-host-operands host_operands=%lld FAIL\n", (long long)host_ops); }
+    else printf("op resident.chain.no-host-operands host_operands=0 PASS\n");
     free(out[0]); free(out[1]);
     free(x); free(wt); free(bias); free(g); free(bt); free(lw); free(lb);
 }
@@ -227,14 +332,24 @@ int main(int argc, char **argv) {
     /* --self-test: the CPU provider stands in for CUDA (checks this program on machines without a GPU) */
     int self_test = 0;
     for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--self-test") == 0) self_test = 1;
-    gpu = de_backend_load(self_test ? "cpu" : "cuda", 0, 0, err, sizeof err);
+    de_backend_options opts;
+    de_backend_options_from_env(&opts);
+    opts.cpu_staged = self_test; /* the stand-in keeps its own blocks and counts host operands, as CUDA does */
+    gpu = de_backend_load_opts(self_test ? "cpu" : "cuda", &opts, err, sizeof err);
     if (!gpu) { printf("op_check: no CUDA backend: %s\n", err); return 3; }
-    printf("op_check: backend %s loaded; tolerance %.0e (relative L2 error vs the CPU provider, f32)\n", de_backend_name(gpu), tol);
+    const uint32_t caps = de_backend_caps(gpu);
+    printf("op_check: backend %s loaded (caps:%s%s%s); tolerance %.0e (relative L2 error vs the CPU provider, f32)\n",
+           de_backend_name(gpu), caps & DE_CAP_RESIDENT ? " resident" : "", caps & DE_CAP_CONSTANTS ? " constants" : "",
+           caps & DE_CAP_ASYNC ? " async" : "", tol);
+    if (!(caps & DE_CAP_RESIDENT) || !(caps & DE_CAP_CONSTANTS))
+        printf("op_check: note: the backend does not report resident + constants (options?)\n");
 
     check_gemm("gemm.linear+bias", 1, 2 * 4096, 320, 320, 0, 1, 0.f, 1, 1);
     check_gemm("gemm.linear.ff", 1, 2 * 1024, 2560, 640, 0, 1, 0.f, 1, 1);
     check_gemm("gemm.bmm.transB", 16, 256, 77, 64, 0, 1, 0.f, 0, 0);
     check_gemm("gemm.bmm.transA.beta", 4, 128, 96, 64, 1, 0, 0.5f, 0, 0);
+    check_gemm("gemm.proj_in.sharedB", 2, 1024, 320, 320, 1, 1, 0.f, 1, 1);
+    check_gemm_shared_weight();
     check_conv("conv2d.3x3.320.64x64", 2, 320, 64, 64, 320, 3, 1, 1, 1, 1, 1, 0);
     check_conv("conv2d.3x3.res.640.32", 2, 640, 32, 32, 640, 3, 1, 1, 1, 1, 1, 1);
     check_conv("conv2d.conv_in.4ch", 2, 4, 64, 64, 320, 3, 1, 1, 1, 1, 1, 0);
@@ -271,6 +386,7 @@ int main(int argc, char **argv) {
     check_attention("attention.cross.77.d80", 2, 8, 1024, 77, 80);
     check_attention("attention.self.64.d160", 2, 8, 64, 64, 160);
     check_attention("attention.sd2.d64", 2, 5, 1024, 1024, 64);
+    check_attention("attention.vae.d512", 1, 1, 1024, 1024, 512); /* head_dim > 256: the provider's wide path */
     {
         size_t cnt = (size_t)2 * 320 * 64 * 64;
         float *x = rnd(cnt, 4.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
@@ -318,6 +434,7 @@ int main(int argc, char **argv) {
         free(x); free(ref); free(got);
     }
     check_copy();
+    check_lincomb();
     check_resident_chain();
     { /* an error must come back as a status, and the backend must stay usable afterwards */
         de_conv2d_op bad;
