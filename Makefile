@@ -153,8 +153,9 @@ test-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream check-header
 	@echo "test-cabi: again with the CPU provider in staged mode (the device-resident code paths)"
 	DIFFEDIT_CPU_STAGED=1 $(TESTBIN)/test_cabi $(CABI_ARGS)
 
-# scripts/gpu_check.sh's op checker (CUDA vs CPU provider, per op); here its --self-test puts a second
-# CPU provider in CUDA's place, so the checker itself (and its device-resident chain) is tested without a GPU.
+# scripts/gpu_check.sh's op checker (CUDA vs CPU provider, per op, weights as host pointers and as constants);
+# here its --self-test puts a second CPU provider, in staged mode, in CUDA's place, so the checker itself (its
+# constants, lincomb and device-resident chain with zero host operands) is tested without a GPU.
 $(TESTBIN)/op_check: CSources/cuda/tools/op_check.c CSources/CDiffKernels/registry.c $(wildcard CSources/CDiffKernels/cpu_*.c) CSources/CDiffKernels/include/de_backend.h
 	@mkdir -p $(TESTBIN)
 	$(CC) -std=gnu11 -O2 -Wall -fno-math-errno -ICSources/CDiffKernels/include CSources/cuda/tools/op_check.c \
