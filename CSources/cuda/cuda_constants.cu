@@ -261,7 +261,9 @@ de_status cu_weight(cuda_ctx *c, const float *p, int64_t n, int kind, const int3
             e->dev_bytes += (size_t)n * 2;
             c->consts.dev_bytes += (size_t)n * 2;
             if (off == 0 && bytes == e->bytes) { /* the whole weight is a conv filter: the plain copy is not needed */
-                cudaFreeAsync(e->dev16, c->stream); /* after the conversion above (stream order) */
+                /* cudaMalloc'd memory is not freed stream-ordered: wait for the conversion above (first use only) */
+                CUDA_TRY(c, cudaStreamSynchronize(c->stream), op);
+                cudaFree(e->dev16);
                 e->dev16 = NULL;
                 e->dev_bytes -= (size_t)n * 2;
                 c->consts.dev_bytes -= (size_t)n * 2;
