@@ -22,6 +22,29 @@ static void set_err(char *err, size_t n, const char *fmt, ...) {
 
 void de_image_free(uint8_t *pixels) { free(pixels); }
 
+/* The header-size check shared by the decoders (see DE_IMAGE_MAX_DIMENSION / DE_IMAGE_MAX_PIXELS).
+ * Returns 0 when width x height may be decoded, else DE_IMAGE_ERR_DIMENSION, DE_IMAGE_ERR_TOO_LARGE or
+ * DE_IMAGE_ERR, with a message. */
+static int check_size(const char *path, const char *kind, uint32_t width, uint32_t height, char *err, size_t n) {
+    if (width == 0 || height == 0) {
+        set_err(err, n, "%s: %s size %ux%u is empty", path, kind, width, height);
+        return DE_IMAGE_ERR;
+    }
+    if (width > DE_IMAGE_MAX_DIMENSION || height > DE_IMAGE_MAX_DIMENSION) {
+        set_err(err, n, "%s: %s size %ux%u is too large: at most %d pixels a side (DIFF_EDIT_MAX_DIMENSION); "
+                "downscale the image", path, kind, width, height, DE_IMAGE_MAX_DIMENSION);
+        return DE_IMAGE_ERR_DIMENSION;
+    }
+    uint64_t px = (uint64_t)width * height;
+    if (px > (uint64_t)DE_IMAGE_MAX_PIXELS) {
+        set_err(err, n, "%s: %s size %ux%u is too large: %llu pixels, above the decoder's budget of %lld "
+                "(64 Mpixel, e.g. 8192x8192); downscale the image", path, kind, width, height,
+                (unsigned long long)px, (long long)DE_IMAGE_MAX_PIXELS);
+        return DE_IMAGE_ERR_TOO_LARGE;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- EXIF orientation */
 
 /* The EXIF Orientation tag (0x0112) of a TIFF block, 1 (normal) when absent or malformed. */
@@ -108,13 +131,13 @@ static int read_png(FILE *f, const char *path, uint8_t **pixels, int *w, int *h,
         return -1;
     }
     png_init_io(png, f);
-    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_set_user_limits(png, 0x7fffffffu, 0x7fffffffu);   /* check_size judges the size, naming it */
     png_read_info(png, info);
     png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
-    if ((int64_t)width * height > DE_IMAGE_MAX_PIXELS || width == 0 || height == 0) {
-        set_err(err, n, "%s: PNG size %ux%u is not supported", path, width, height);
+    int size_rc = check_size(path, "PNG", width, height, err, n);
+    if (size_rc != 0) {
         png_destroy_read_struct(&png, &info, NULL);
-        return -1;
+        return size_rc;
     }
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     int has_trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
@@ -243,10 +266,10 @@ static int read_jpeg(FILE *f, const char *path, uint8_t **pixels, int *w, int *h
             break;
         }
     }
-    if ((int64_t)cinfo.image_width * cinfo.image_height > DE_IMAGE_MAX_PIXELS) {
-        set_err(err, n, "%s: JPEG size %ux%u is not supported", path, cinfo.image_width, cinfo.image_height);
+    int size_rc = check_size(path, "JPEG", cinfo.image_width, cinfo.image_height, err, n);
+    if (size_rc != 0) {
         jpeg_destroy_decompress(&cinfo);
-        return -1;
+        return size_rc;
     }
     if (cinfo.jpeg_color_space == JCS_GRAYSCALE) cinfo.out_color_space = JCS_GRAYSCALE;
     else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {

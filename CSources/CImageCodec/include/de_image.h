@@ -11,8 +11,20 @@
 extern "C" {
 #endif
 
-/* Largest image accepted when reading (width * height). */
-#define DE_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
+/* Limits checked from the file's header before any pixel memory is allocated, so that a small file
+ * claiming a huge size (a "decompression bomb": a 16000x16000 PNG of zeros is under 1 MB) is refused in
+ * O(1) memory:
+ * - each side at most DE_IMAGE_MAX_DIMENSION (16384, the C ABI's DIFF_EDIT_MAX_DIMENSION);
+ * - width * height at most DE_IMAGE_MAX_PIXELS, 64 Mpixel (e.g. 8192x8192): the pipeline holds an
+ *   image as RGB f32 (12 bytes a pixel, 768 MB at the budget) plus the decoded bytes and copies, so
+ *   larger images would need gigabytes before any model work starts. */
+#define DE_IMAGE_MAX_DIMENSION 16384
+#define DE_IMAGE_MAX_PIXELS ((int64_t)1 << 26)
+
+/* de_image_read's return codes (0 = success). */
+#define DE_IMAGE_ERR (-1)           /* unreadable, malformed or unsupported file */
+#define DE_IMAGE_ERR_DIMENSION (-2) /* a side above DE_IMAGE_MAX_DIMENSION (from the header) */
+#define DE_IMAGE_ERR_TOO_LARGE (-3) /* width * height above DE_IMAGE_MAX_PIXELS (from the header) */
 
 /* Reads a PNG or JPEG (detected from the first bytes, not the name). 8-bit output, row-major, no
  * padding. *channels is 1 (gray), 3 (RGB) or 4 (RGBA; any file with alpha or tRNS, gray+alpha
@@ -20,7 +32,8 @@ extern "C" {
  * colour-profile transforms (as PIL reads files). An EXIF Orientation (JPEG APP1, PNG eXIf) is applied
  * as PIL's ImageOps.exif_transpose does, so width/height may be swapped.
  * *pixels is malloc'ed: free with de_image_free.
- * Returns 0 on success, -1 with a message on failure. */
+ * Returns 0 on success, DE_IMAGE_ERR_DIMENSION / DE_IMAGE_ERR_TOO_LARGE (refused from the header) or
+ * DE_IMAGE_ERR (-1) with a message on failure. */
 int de_image_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels,
                   char *err, size_t err_len);
 

@@ -5,7 +5,17 @@ import CJPEG
 
 /// PNG and JPEG files (read: format from the file's first bytes; write: format from the extension).
 /// Errors name the file.
+///
+/// Reading checks the size in the file's header before any pixel memory is allocated: a side above
+/// `maxDimension` (16384, the C ABI's DIFF_EDIT_MAX_DIMENSION) is `.unsupported`, more than `maxPixels`
+/// (64 Mpixel, e.g. 8192x8192: the pipeline's RGB f32 copy alone is 768 MB there) is `.outOfMemory`,
+/// both naming the file and the size, so a small "bomb" file claiming 16000x16000 costs nothing.
 public enum ImageFile {
+    /// Largest side accepted when reading (DE_IMAGE_MAX_DIMENSION in de_image.h).
+    public static let maxDimension = 16384
+    /// Largest width x height accepted when reading (DE_IMAGE_MAX_PIXELS in de_image.h, 64 Mpixel).
+    public static let maxPixels = 1 << 26
+
     /// Raw decoded pixels: channels 1 (gray), 3 (RGB) or 4 (RGBA).
     public struct Decoded {
         public var width: Int
@@ -21,6 +31,10 @@ public enum ImageFile {
         let rc = de_image_read(path, &p, &w, &h, &c, &err, err.count)
         if rc != 0 || p == nil {
             let msg = String(cString: err)
+            // refused from the header: a side over the ABI's maximum is a limit of the library; over the
+            // pixel budget, of memory
+            if rc == -2 { throw DiffEditError.unsupported(msg) }        // DE_IMAGE_ERR_DIMENSION
+            if rc == -3 { throw DiffEditError.outOfMemory(msg) }        // DE_IMAGE_ERR_TOO_LARGE
             if msg.contains("no such file") || msg.contains("cannot open") { throw DiffEditError.io(msg) }
             throw DiffEditError.io(msg.isEmpty ? "\(path): cannot read image" : msg)
         }

@@ -38,7 +38,7 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
     private let dataStart: Int
 
     /// Opens and validates `path`. Throws `.io` for missing/unreadable/truncated/malformed files and
-    /// `.unsupported` for dtypes the format does not define; every message names the file (and the
+    /// `.model` for dtypes the format does not define; every message names the file (and the
     /// tensor when one is at fault).
     public init(path: String) throws {
         self.path = path
@@ -87,7 +87,8 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
                 throw DiffEditError.io("\(path): tensor \(name): header entry has no dtype")
             }
             guard let esize = SafetensorsFile.dtypeSizes[dtype] else {
-                throw DiffEditError.unsupported("\(path): tensor \(name) has unknown dtype \(dtype) (supported: F32, F16, BF16)")
+                // not a dtype the format defines: a malformed file, not a missing feature
+                throw DiffEditError.model("\(path): tensor \(name) has unknown dtype \(dtype) (supported: F32, F16, BF16)")
             }
             guard let shapeAny = info["shape"] as? [Any] else {
                 throw DiffEditError.io("\(path): tensor \(name): header entry has no shape")

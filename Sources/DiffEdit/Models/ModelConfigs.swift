@@ -186,19 +186,21 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = SchedulerConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ def: T) -> T { ((try? c.decodeIfPresent(T.self, forKey: k)) ?? nil) ?? def }
-        _class_name = get(._class_name, d._class_name)
-        num_train_timesteps = get(.num_train_timesteps, d.num_train_timesteps)
-        beta_start = get(.beta_start, d.beta_start)
-        beta_end = get(.beta_end, d.beta_end)
-        beta_schedule = get(.beta_schedule, d.beta_schedule)
-        prediction_type = get(.prediction_type, d.prediction_type)
-        timestep_spacing = get(.timestep_spacing, d.timestep_spacing)
-        steps_offset = get(.steps_offset, d.steps_offset)
-        set_alpha_to_one = get(.set_alpha_to_one, d.set_alpha_to_one)
-        clip_sample = get(.clip_sample, d.clip_sample)
-        clip_sample_range = get(.clip_sample_range, d.clip_sample_range)
-        rescale_betas_zero_snr = get(.rescale_betas_zero_snr, d.rescale_betas_zero_snr)
-        final_sigmas_type = get(.final_sigmas_type, d.final_sigmas_type)
+        // absent or null: diffusers' default; a value of the wrong type is an error naming the field
+        // (it used to fall back to the default silently, so num_train_timesteps 1000.5 ran as 1000)
+        func get<T: Decodable>(_ k: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? def }
+        _class_name = try get(._class_name, d._class_name)
+        num_train_timesteps = try get(.num_train_timesteps, d.num_train_timesteps)
+        beta_start = try get(.beta_start, d.beta_start)
+        beta_end = try get(.beta_end, d.beta_end)
+        beta_schedule = try get(.beta_schedule, d.beta_schedule)
+        prediction_type = try get(.prediction_type, d.prediction_type)
+        timestep_spacing = try get(.timestep_spacing, d.timestep_spacing)
+        steps_offset = try get(.steps_offset, d.steps_offset)
+        set_alpha_to_one = try get(.set_alpha_to_one, d.set_alpha_to_one)
+        clip_sample = try get(.clip_sample, d.clip_sample)
+        clip_sample_range = try get(.clip_sample_range, d.clip_sample_range)
+        rescale_betas_zero_snr = try get(.rescale_betas_zero_snr, d.rescale_betas_zero_snr)
+        final_sigmas_type = try get(.final_sigmas_type, d.final_sigmas_type)
     }
 }

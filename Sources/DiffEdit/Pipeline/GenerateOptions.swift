@@ -12,5 +12,8 @@ public struct GenerateOptions: Sendable {
     public var seed: UInt64 = 0
     /// x_T as standard-normal latents [1, C, H/f, W/f] (diffusers' `latents=`); overrides `seed`.
     public var initNoise: Tensor? = nil
+    /// Working-memory limit in bytes for this request (nil: the machine's physical memory); a request whose
+    /// estimated working set is above it is refused with `.outOfMemory` before anything is allocated.
+    public var maxMemory: Int? = nil
     public init(prompt: String = "") { self.prompt = prompt }
 }

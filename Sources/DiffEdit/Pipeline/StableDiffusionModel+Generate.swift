@@ -11,6 +11,7 @@ extension StableDiffusionModel {
         let width = o.width ?? nativeSize, height = o.height ?? nativeSize
         try checkImageSize(width: width, height: height)
         try ClassifierFreeGuidance.validate(o.guidance)
+        try checkWorkingSet(width: width, height: height, unetItems: BatchLayout.cfg(o.guidance).items, limit: o.maxMemory)
         guard unetConfig.in_channels == latentChannels else {
             throw DiffEditError.unsupported("\(origin): text-to-image needs a \(latentChannels)-channel UNet; this one takes \(unetConfig.in_channels) input channels (\(kind) checkpoint: use `diffedit edit`)")
         }

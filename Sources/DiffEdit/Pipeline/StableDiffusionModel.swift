@@ -26,6 +26,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
 
     /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
     public init(checkpoint ck: LoadedCheckpoint, backend: Backend) throws {
+        try ck.checkConfigLimits()   // before any array is sized from a config value
         if let v = ck.tokenizerVocabPath, let m = ck.tokenizerMergesPath {
             tokenizer = try CLIPTokenizer(vocabPath: v, mergesPath: m, padToken: ck.padToken)
         } else {
