@@ -204,7 +204,9 @@ typedef struct diff_edit_model_params {
                                  tokenizer/, scheduler/) or a single-file .safetensors checkpoint;
                                  NULL or "" = the default model installed with the library
                                  (PREFIX/share/diffedit/models/toy-instruct; the environment variable
-                                 DIFFEDIT_DEFAULT_MODEL overrides where it is looked for) */
+                                 DIFFEDIT_DEFAULT_MODEL overrides where it is looked for).
+                                 Bytes, as POSIX paths are: need not be UTF-8 (messages show such a
+                                 path with \xHH escapes) */
     const char *backend;    /**< "auto" (CUDA when usable, else CPU, with a log line), "cpu" or
                                  "cuda" (fails with DIFF_EDIT_ERR_BACKEND when unusable);
                                  NULL = "auto" */

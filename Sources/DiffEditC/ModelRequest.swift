@@ -3,7 +3,7 @@ import DiffEdit
 
 /// A checked `diff_edit_model_params`.
 struct ModelRequest {
-    /// nil = the default model.
+    /// nil = the default model. A path that is not valid UTF-8 is "/proc/self/fd/N" here (`BytePath`).
     var path: String?
     var backend: String
     var device: Int
@@ -40,10 +40,11 @@ struct ModelRequest {
                                           cName: "diff_edit_model_params", argName: "params",
                                           fieldEnds: ModelRequest.fieldEnds)
         if let cp = p.path {
-            guard let s = String(validatingCString: cp) else {
-                throw DiffEditError.invalidArgument("params->path is not valid UTF-8")
+            if let s = String(validatingCString: cp) {
+                path = s.isEmpty ? nil : s
+            } else {
+                path = try BytePath.open(cp)   // POSIX paths are bytes: opened as given (see BytePath)
             }
-            path = s.isEmpty ? nil : s
         } else { path = nil }
         if let cb = p.backend {
             guard let s = String(validatingCString: cb), ["auto", "cpu", "cuda"].contains(s) else {

@@ -224,8 +224,8 @@ static void test_model_load_errors(void) {
     mp.n_threads = -3;
     EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "n_threads");
     diff_edit_model_params_default(&mp);
-    mp.path = "\xff\xfe not utf-8";
-    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "path");
+    mp.path = "\xff\xfe not utf-8";   /* paths are bytes: accepted, then missing (IO), shown escaped */
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_IO, NULL, "\\xFF\\xFE not utf-8");
     diff_edit_model_params_default(&mp);
     mp.path = "/nonexistent/diffedit-model.safetensors";
     mp.backend = "cpu";

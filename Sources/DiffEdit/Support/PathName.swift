@@ -3,6 +3,32 @@ import FoundationEssentials
 /// Path-string helpers with the semantics of the NSString path methods the library used before it
 /// dropped full Foundation (which links ICU). Plain string work on "/"-separated POSIX paths.
 package enum PathName {
+    /// A path's bytes for a message: valid UTF-8 as it is, every byte of an invalid sequence (and a
+    /// control character) as \xHH, a backslash doubled. POSIX paths are bytes; this shows any of them.
+    package static func escaped(_ bytes: [UInt8]) -> String {
+        var out = ""
+        var i = 0
+        func hex(_ b: UInt8) -> String {
+            let d = Array("0123456789ABCDEF")
+            return "\\x" + String(d[Int(b >> 4)]) + String(d[Int(b & 15)])
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            let n = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0
+            if n == 1 {
+                if b < 0x20 || b == 0x7F { out += hex(b) } else if b == UInt8(ascii: "\\") { out += "\\\\" } else { out.append(Character(Unicode.Scalar(b))) }
+                i += 1
+            } else if n > 1, i + n <= bytes.count, let s = String(validating: bytes[i..<(i + n)], as: UTF8.self) {
+                out += s
+                i += n
+            } else {
+                out += hex(b)
+                i += 1
+            }
+        }
+        return out
+    }
+
     /// Removes repeated slashes and a trailing slash (except for "/" itself).
     static func fixSlashes(_ p: String) -> String {
         guard p.contains("/") else { return p }
