@@ -181,7 +181,10 @@ typedef struct diff_edit_buffer {
  * Progress: called on the calling thread after each denoising step (step counts 1..steps within a
  * frame; frame counts 0..frames-1; frames is 1 for diff_edit_image). Return true to continue, false
  * to cancel: the call then returns DIFF_EDIT_CANCELLED. It may call diff_edit_cancel, but no other
- * function on the same context.
+ * function on the same context (that returns DIFF_EDIT_ERR_BUSY). It may call any function on other
+ * contexts, including editing calls on another context of the same model: no library lock is held
+ * while a callback runs (the callback runs between denoising steps; that edit runs before this one
+ * continues).
  */
 typedef bool (*diff_edit_progress_fn)(void *user, uint32_t step, uint32_t steps, uint32_t frame,
                                       uint32_t frames);

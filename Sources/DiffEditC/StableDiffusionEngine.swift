@@ -5,7 +5,9 @@ import DiffEdit
 /// The kernel backend of a model is not re-entrant (one thread pool and scratch buffers per backend),
 /// so the editors of one model take turns for the compute: contexts over one model may be called in
 /// parallel (no BUSY between them), their edits run one after the other. Contexts over different
-/// models (each has its own backend) run truly in parallel.
+/// models (each has its own backend) run truly in parallel. The compute lock is never held while a user
+/// callback runs (a progress callback may call diff_edit_image on another context of the same model; the
+/// callback runs between denoising steps, when no op is in flight).
 final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
     let model: StableDiffusionModel
     let computeLock = NSLockLite()
@@ -18,12 +20,19 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
 
     func makeSession() throws -> EditSession { Session(engine: self) }
 
-    /// Runs `body` holding the model's compute lock (cancellation is checked once the lock is held).
-    func compute<T>(_ progress: ProgressReporter, _ body: () throws -> T) throws -> T {
-        try computeLock.withLock {
-            try progress.check()   // cancelled while waiting for the backend
-            return try body()
-        }
+    /// Runs `body` holding the model's compute lock (cancellation is checked once the lock is held). `body`
+    /// reports through the reporter it is given, which lets go of the lock while the caller's callback runs.
+    func compute<T>(_ progress: ProgressReporter, _ body: (ProgressReporter) throws -> T) throws -> T {
+        computeLock.lock()
+        defer { computeLock.unlock() }
+        try progress.check()   // cancelled while waiting for the backend
+        let lock = computeLock
+        let unlocked = ProgressReporter({ step, steps, frame, frames in
+            lock.unlock()
+            defer { lock.lock() }
+            do { try progress.step(step, of: steps, frame: frame, frames: frames); return true } catch { return false }
+        }, parent: progress)
+        return try body(unlocked)
     }
 
     /// One ImageEditor (with its inversion cache) per context.
@@ -37,14 +46,14 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
         }
 
         func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult {
-            try engine.compute(progress) { try editor.edit(image, options: options, progress: progress) }
+            try engine.compute(progress) { try editor.edit(image, options: options, progress: $0) }
         }
 
         func editVideo(width: Int, height: Int, frameCount: Int, options: VideoOptions, progress: ProgressReporter,
                        next: () throws -> RGBImage?, emit: (RGBImage) throws -> Void) throws {
             try engine.compute(progress) {
                 try VideoEditor(imageEditor: editor).edit(width: width, height: height, frameCount: frameCount,
-                                                          options: options, progress: progress, next: next, emit: emit)
+                                                          options: options, progress: $0, next: next, emit: emit)
             }
         }
 
@@ -63,11 +72,11 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
         var broken: Bool { stream.broken }
         var readyCount: Int { stream.readyCount }
         func push(_ frame: RGBImage, progress: ProgressReporter) throws {
-            try engine.compute(progress) { try stream.push(frame, progress: progress) }
+            try engine.compute(progress) { try stream.push(frame, progress: $0) }
         }
         func pull() -> RGBImage? { stream.pull() }
         func finish(progress: ProgressReporter) throws {
-            try engine.compute(progress) { try stream.finish(progress: progress) }
+            try engine.compute(progress) { try stream.finish(progress: $0) }
         }
     }
 }

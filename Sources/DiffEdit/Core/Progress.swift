@@ -3,14 +3,19 @@
 public final class ProgressReporter: @unchecked Sendable {
     public typealias Callback = (_ step: Int, _ steps: Int, _ frame: Int, _ frames: Int) -> Bool
     private let callback: Callback?
+    /// A reporter whose cancellation this one sees too (a wrapper around the caller's reporter).
+    private let parent: ProgressReporter?
     private let lock = NSLockLite()
     private var cancelled = false
 
-    public init(_ callback: Callback? = nil) { self.callback = callback }
+    public init(_ callback: Callback? = nil, parent: ProgressReporter? = nil) {
+        self.callback = callback
+        self.parent = parent
+    }
 
     /// Requests cancellation (safe from any thread).
     public func cancel() { lock.withLock { cancelled = true } }
-    public var isCancelled: Bool { lock.withLock { cancelled } }
+    public var isCancelled: Bool { lock.withLock { cancelled } || (parent?.isCancelled ?? false) }
 
     /// Reports progress; throws `.cancelled` when cancelled by `cancel()` or by the callback.
     public func step(_ step: Int, of steps: Int, frame: Int = 0, frames: Int = 1) throws {
@@ -35,4 +40,8 @@ public final class NSLockLite: @unchecked Sendable {
         pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }
         return try body()
     }
+    /// Plain lock / unlock, for code that must let go of the lock in the middle of a `withLock`-like span
+    /// (the C ABI's compute lock around user callbacks). Pair them exactly.
+    public func lock() { pthread_mutex_lock(&m) }
+    public func unlock() { pthread_mutex_unlock(&m) }
 }

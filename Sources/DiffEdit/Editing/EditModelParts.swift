@@ -13,13 +13,17 @@ public struct EditModelParts {
     public let backend: Backend
     /// The model's recommended settings for unset options (nil: ResolvedEdit's defaults).
     public let editDefaults: EditDefaults?
+    /// (work width, work height, UNet batch items) -> throws `.outOfMemory` when the request could not fit
+    /// (StableDiffusionModel.checkWorkingSet); nil: no check.
+    public let checkWorkingSet: ((Int, Int, Int) throws -> Void)?
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, schedulerConfig: SchedulerConfig, tokenizer: CLIPTokenizer,
                 encodePrompt: @escaping (String) throws -> Tensor, randomNormal: @escaping ([Int], UInt64) -> Tensor,
-                backend: Backend, editDefaults: EditDefaults? = nil) {
+                backend: Backend, editDefaults: EditDefaults? = nil, checkWorkingSet: ((Int, Int, Int) throws -> Void)? = nil) {
         self.unet = unet; self.vae = vae; self.schedulerConfig = schedulerConfig; self.tokenizer = tokenizer
         self.encodePrompt = encodePrompt; self.randomNormal = randomNormal; self.backend = backend
         self.editDefaults = editDefaults
+        self.checkWorkingSet = checkWorkingSet
     }
 
     /// p2p's token alignment for a resolved edit: the caller's `reweight` plus the edited words'

@@ -29,6 +29,8 @@ public final class ImageEditor {
         let f = parts.vaeFactor
         let plan = NativeResolutionPlan(width: image.width, height: image.height, native: parts.nativeSize,
                                         multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
+        // before anything is allocated: the UNet batch is at most 4 items (p2p with a negative prompt)
+        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4)
         let work = plan.toWork(image)
         let feathered = options.mask.map(PixelPolicy.feather)
         try progress.check()

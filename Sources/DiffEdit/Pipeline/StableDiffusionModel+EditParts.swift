@@ -4,6 +4,7 @@ extension StableDiffusionModel {
         EditModelParts(unet: unet, vae: vae, schedulerConfig: schedulerConfig, tokenizer: tokenizer,
                        encodePrompt: { [unowned self] text in try self.encodePrompt(text) },
                        randomNormal: { shape, seed in var r = RNG(seed: seed); return r.normal(shape) },
-                       backend: backend, editDefaults: editDefaults)
+                       backend: backend, editDefaults: editDefaults,
+                       checkWorkingSet: { [unowned self] w, h, items in try self.checkWorkingSet(width: w, height: h, unetItems: items) })
     }
 }
