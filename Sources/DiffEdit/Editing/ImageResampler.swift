@@ -77,10 +77,40 @@ public enum ImageResampler {
         return RGBImage(width: width, height: height, pixels: px)
     }
 
+    /// The same numbers as `image(resize(planes(image), ...))`, without the two input- or output-size float
+    /// copies (a 16384x16384 picture is 3 GB of floats): each channel goes through one [h, nw] row buffer.
     public static func resize(_ image: RGBImage, toWidth nw: Int, height nh: Int) -> RGBImage {
         if image.width == nw && image.height == nh { return image }
-        let r = resize(planes(image), channels: 3, width: image.width, height: image.height, toWidth: nw, height: nh)
-        return ImageResampler.image(r, width: nw, height: nh)
+        let (w, h) = (image.width, image.height)
+        let wx = weights(inSize: w, outSize: nw)
+        let wy = weights(inSize: h, outSize: nh)
+        var px = [UInt8](repeating: 0, count: 3 * nw * nh)
+        var tmp = [Float](repeating: 0, count: h * nw)
+        image.pixels.withUnsafeBufferPointer { src in
+            px.withUnsafeMutableBufferPointer { dst in
+                for c in 0..<3 {
+                    // horizontal: [h, w] -> [h, nw]
+                    for y in 0..<h {
+                        for x in 0..<nw {
+                            var s: Float = 0
+                            let (start, ws) = wx[x]
+                            for k in 0..<ws.count { s += Float(src[3 * (y * w + start + k) + c]) * ws[k] }
+                            tmp[y * nw + x] = s
+                        }
+                    }
+                    // vertical: [h, nw] -> [nh, nw], rounded and clamped into the interleaved output
+                    for y in 0..<nh {
+                        let (start, ws) = wy[y]
+                        for x in 0..<nw {
+                            var s: Float = 0
+                            for k in 0..<ws.count { s += tmp[(start + k) * nw + x] * ws[k] }
+                            dst[3 * (y * nw + x) + c] = UInt8(min(max(s, 0), 255).rounded())
+                        }
+                    }
+                }
+            }
+        }
+        return RGBImage(width: nw, height: nh, pixels: px)
     }
 
     /// Pads with edge replication to nw x nh (nw >= w, nh >= h), image at the top left.

@@ -44,8 +44,10 @@ public struct NativeResolutionPlan: Sendable, Equatable {
     /// A work-size plane at the input size (resized, or cropped).
     public func planeToInput(_ p: [Float]) -> [Float] {
         if resized {
-            return ImageResampler.resize(p, channels: 1, width: workWidth, height: workHeight,
-                                         toWidth: inputWidth, height: inputHeight).map { min(max($0, 0), 1) }
+            var r = ImageResampler.resize(p, channels: 1, width: workWidth, height: workHeight,
+                                          toWidth: inputWidth, height: inputHeight)
+            r.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] = min(max(b[i], 0), 1) } }   // in place: input-size planes are large
+            return r
         }
         return EditMask.padOrCrop(p, width: workWidth, height: workHeight, toWidth: inputWidth, height: inputHeight)
     }
@@ -55,15 +57,25 @@ public struct NativeResolutionPlan: Sendable, Equatable {
     /// the original pixel is kept exactly.
     public func toInput(edited: RGBImage, original: RGBImage, alpha: [Float]?) -> RGBImage {
         guard resized else { return ImageResampler.crop(edited, width: inputWidth, height: inputHeight) }
-        let up = ImageResampler.resize(edited, toWidth: inputWidth, height: inputHeight)
+        var up = ImageResampler.resize(edited, toWidth: inputWidth, height: inputHeight)
         guard let a = alpha else { return up }
-        var px = original.pixels
-        for i in 0..<(inputWidth * inputHeight) where a[i] > 0 {
-            for c in 0..<3 {
-                let o = Float(px[3 * i + c]), e = Float(up.pixels[3 * i + c])
-                px[3 * i + c] = UInt8(min(max(o + a[i] * (e - o), 0), 255).rounded())
+        // composited in place in the resized edit (one input-size image, not two)
+        up.pixels.withUnsafeMutableBufferPointer { u in
+            original.pixels.withUnsafeBufferPointer { o in
+                for i in 0..<(inputWidth * inputHeight) {
+                    let ai = a[i]
+                    for c in 0..<3 {
+                        let k = 3 * i + c
+                        if ai > 0 {
+                            let ov = Float(o[k]), e = Float(u[k])
+                            u[k] = UInt8(min(max(ov + ai * (e - ov), 0), 255).rounded())
+                        } else {
+                            u[k] = o[k]
+                        }
+                    }
+                }
             }
         }
-        return RGBImage(width: inputWidth, height: inputHeight, pixels: px)
+        return up
     }
 }

@@ -34,7 +34,8 @@ public enum PixelPolicy {
             alpha = try feathered ?? plan.planeToInput(region ?? changedRegion(decoded, reconstruction(), radius: f))
         }
         var image = plan.toInput(edited: decoded, original: original, alpha: alpha)
-        var mask = EditMask.gray(maskOut ?? [Float](repeating: 1, count: W * H), width: W, height: H)
+        var mask = maskOut.map { EditMask.gray($0, width: W, height: H) }
+            ?? GrayImage(width: W, height: H, pixels: [UInt8](repeating: 255, count: W * H))   // everywhere (no float plane)
         if let u = userMask {
             image = composite(edited: image, input: original, mask: u)
             for i in 0..<mask.pixels.count { mask.pixels[i] = min(mask.pixels[i], u.pixels[i]) }
