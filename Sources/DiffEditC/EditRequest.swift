@@ -122,6 +122,12 @@ struct EditRequest {
         } else if let (lib, c) = EditRequest.fieldNames.first(where: { m.hasPrefix($0.0 + ":") }) {
             renamed = c + m.dropFirst(lib.count)
         }
+        // the library's hints name CLI flags ("(--source-prompt)"): not what a C caller sets
+        renamed = renamed.map { r in
+            guard r.hasSuffix(")"), let open = r.lastIndex(of: "("), r[open...].hasPrefix("(--"), open > r.startIndex,
+                  r[r.index(before: open)] == " " else { return r }
+            return String(r[..<r.index(before: open)])
+        }
         return renamed.map { e.withMessage($0) } ?? e
     }
 
