@@ -24,9 +24,8 @@ struct DenoisePlan {
     var embeddings: Tensor
     /// Channel-concatenated conditioning per UNet item (InstructPix2Pix image latents), [S * G, c', h, w].
     var imageCondition: Tensor? = nil
-    var controller: AttentionController? = nil
-    /// Called before each step with its index (the controllers' step counters).
-    var onStep: ((Int) -> Void)? = nil
+    /// Attention control; its `step` is set before each step.
+    var controller: SteppedAttentionController? = nil
     /// The source latents after each step (user masks, direct inversion, sdedit's source branch).
     var source: SourceTrajectory? = nil
     /// Two-branch sdedit: the source branch is the input's latents noised to each level, not denoised.
@@ -76,6 +75,15 @@ struct ProgressSpan {
     }
 }
 
+/// An attention controller that acts by denoising step (p2p's replacement windows, the video method's
+/// propagation): the loop sets `step` before each UNet call.
+protocol SteppedAttentionController: AttentionController {
+    var step: Int { get set }
+}
+
+extension P2PController: SteppedAttentionController {}
+extension VideoAttentionController: SteppedAttentionController {}
+
 struct Denoiser {
     let unet: UNet2DConditionModel
     let backend: Backend
@@ -89,7 +97,7 @@ struct Denoiser {
         var lat = initial
         for (i, t) in p.timesteps.enumerated() {
             try progress.reporter.check()
-            p.onStep?(i)
+            p.controller?.step = i
             let x = try p.scheduler.scaleModelInput(lat, timestep: t)                            // [S * B, C, h, w]
             var batch = try LatentOps.gather(be, x, slots: p.slots, layout: p.layout)             // [S * G, C, h, w]
             if let c = p.imageCondition { batch = try be.catChannels(batch, c) }                  // [S * G, C + c', h, w]

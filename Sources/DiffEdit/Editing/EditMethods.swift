@@ -131,13 +131,11 @@ extension ImageEditor {
             let ctrl = VideoAttentionController(group: layout.items, window: w.window, sourceBranch: layout.propagationSources,
                                                 propagationEnd: propEnd, crossFrame: v.crossFrameAttention, p2p: p2p)
             plan.controller = ctrl
-            plan.onStep = { ctrl.step = $0 }
             if v.tokenMatching, v.propagation > 0 {
                 plan.tokenMatching = (VideoEditor.tokenMatches(w.window, z0: w.z0), w.window, propEnd)
             }
-        } else if let c = p2p?.first {
-            plan.controller = c
-            plan.onStep = { c.step = $0 }
+        } else {
+            plan.controller = p2p?.first
         }
         if let m = w.latentMask { plan.userMask = try LatentOps.plane(be, m, height: lh, width: lw) }
 
