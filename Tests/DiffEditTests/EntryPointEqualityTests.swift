@@ -47,7 +47,7 @@ final class EntryPointEqualityTests: XCTestCase {
     ]
 
     func testCLIAndCABIAndSwiftAPIGiveTheSameBytes() throws {
-        guard let cli = PipelineCLITests.binary else { throw XCTSkip("diffedit executable not built next to the test bundle") }
+        guard PipelineCLITests.binary != nil else { throw XCTSkip("diffedit executable not built next to the test bundle") }
         let (image, mask) = Self.inputs()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("diffedit-entry-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -74,15 +74,8 @@ final class EntryPointEqualityTests: XCTestCase {
                         "--prompt", c.prompt, "--steps", "3", "--seed", "7", "--backend", "cpu", "--quiet",
                         "--output", outPath, "--mask-out", moPath]
             if let s = c.source { args += ["--source-prompt", s] }
-            let p = Process()
-            p.executableURL = cli
-            p.arguments = args
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, "\(label): \(stderr)")
+            let r = try PipelineCLITests.run(args)
+            XCTAssertEqual(r.status, 0, "\(label): \(r.stderr)")
             let cliImage = try ImageFile.read(path: outPath), cliMask = try ImageFile.readGray(path: moPath)
 
             XCTAssertEqual(swift.image.pixels, abiImage.pixels, "\(label): Swift API and C ABI differ")
@@ -103,7 +96,7 @@ final class EntryPointEqualityTests: XCTestCase {
     /// the same bytes for every frame. 5 frames of 72x56 (resized: the native-resolution policy applies),
     /// windows of 4 (the C ABI's default lookahead 3, the CLI's default keyframe interval 4).
     func testVideoThroughSwiftCABIAndCLIGivesTheSameBytes() throws {
-        guard let cli = PipelineCLITests.binary else { throw XCTSkip("diffedit executable not built next to the test bundle") }
+        guard PipelineCLITests.binary != nil else { throw XCTSkip("diffedit executable not built next to the test bundle") }
         let (base, _) = Self.inputs()
         let frames = (0..<5).map { f in
             RGBImage(width: base.width, height: base.height, pixels: base.pixels.enumerated().map { i, v in
@@ -126,15 +119,8 @@ final class EntryPointEqualityTests: XCTestCase {
             var args = ["video", "--model", c.model, "--input", ind.path, "--output", outd.path, "--method", method.rawValue,
                         "--prompt", c.prompt, "--steps", "2", "--seed", "7", "--backend", "cpu", "--quiet"]
             if let s = c.source { args += ["--source-prompt", s] }
-            let p = Process()
-            p.executableURL = cli
-            p.arguments = args
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, "\(method): \(stderr)")
+            let r = try PipelineCLITests.run(args)
+            XCTAssertEqual(r.status, 0, "\(method): \(r.stderr)")
             for i in 0..<frames.count {
                 let cliFrame = try ImageFile.read(path: outd.appendingPathComponent(String(format: "frame_%05d.png", i)).path)
                 XCTAssertEqual(swift[i].pixels, abi[i].pixels, "\(method) frame \(i): VideoEditor and diff_edit_video differ")
@@ -144,18 +130,35 @@ final class EntryPointEqualityTests: XCTestCase {
         }
     }
 
-    /// diff_edit_video (RGB8 buffers) on a fresh model and context.
-    static func cabiVideo(_ c: Case, frames: [RGBImage]) throws -> [RGBImage] {
+    /// `body` with a model loaded from `path` on the CPU through diff_edit_model_load and `contexts` contexts of it
+    /// (diff_edit_ctx_create); everything is freed afterwards.
+    static func withCABI<T>(model path: String, contexts: Int = 1, _ body: ([OpaquePointer]) throws -> T) throws -> T {
         var mp = diff_edit_model_params()
         diffEditModelParamsDefault(&mp)
-        var model: OpaquePointer? = nil, ctx: OpaquePointer? = nil
-        let st = c.model.withCString { path -> diff_edit_status in
-            "cpu".withCString { be in mp.path = path; mp.backend = be; return diffEditModelLoad(&mp, &model) }
+        var model: OpaquePointer? = nil
+        let st = path.withCString { p -> diff_edit_status in
+            "cpu".withCString { be in mp.path = p; mp.backend = be; return diffEditModelLoad(&mp, &model) }
         }
-        guard st == DIFF_EDIT_OK, let m = model else { throw DiffEditError.model("diff_edit_model_load: \(String(cString: diffEditLastError(nil)))") }
+        guard st == DIFF_EDIT_OK, let m = model else {
+            throw DiffEditError.model("diff_edit_model_load: \(String(cString: diffEditLastError(nil)))")
+        }
         defer { diffEditModelFree(m) }
-        guard diffEditCtxCreate(m, &ctx) == DIFF_EDIT_OK, let cx = ctx else { throw DiffEditError.model("diff_edit_ctx_create failed") }
-        defer { diffEditCtxFree(cx) }
+        var ctxs: [OpaquePointer] = []
+        defer { ctxs.forEach { diffEditCtxFree($0) } }
+        for _ in 0..<contexts {
+            var ctx: OpaquePointer? = nil
+            guard diffEditCtxCreate(m, &ctx) == DIFF_EDIT_OK, let cx = ctx else { throw DiffEditError.model("diff_edit_ctx_create failed") }
+            ctxs.append(cx)
+        }
+        return try body(ctxs)
+    }
+
+    /// diff_edit_video (RGB8 buffers) on a fresh model and context.
+    static func cabiVideo(_ c: Case, frames: [RGBImage]) throws -> [RGBImage] {
+        try withCABI(model: c.model) { try cabiVideo(c, frames: frames, ctx: $0[0]) }
+    }
+
+    static func cabiVideo(_ c: Case, frames: [RGBImage], ctx cx: OpaquePointer) throws -> [RGBImage] {
         let (w, h) = (frames[0].width, frames[0].height)
         let n = w * h * 3
         let inMem = UnsafeMutablePointer<UInt8>.allocate(capacity: n * frames.count)
@@ -184,21 +187,10 @@ final class EntryPointEqualityTests: XCTestCase {
 
     /// The edit through diff_edit_model_load / diff_edit_image (RGB8 buffers), and its mask_out.
     static func cabi(_ c: Case, image: RGBImage, mask: GrayImage) throws -> (RGBImage, GrayImage) {
-        var mp = diff_edit_model_params()
-        diffEditModelParamsDefault(&mp)
-        var model: OpaquePointer? = nil, ctx: OpaquePointer? = nil
-        let st = c.model.withCString { path -> diff_edit_status in
-            "cpu".withCString { be in
-                mp.path = path; mp.backend = be
-                return diffEditModelLoad(&mp, &model)
-            }
-        }
-        guard st == DIFF_EDIT_OK, let m = model else {
-            throw DiffEditError.model("diff_edit_model_load: \(String(cString: diffEditLastError(nil)))")
-        }
-        defer { diffEditModelFree(m) }
-        guard diffEditCtxCreate(m, &ctx) == DIFF_EDIT_OK, let cx = ctx else { throw DiffEditError.model("diff_edit_ctx_create failed") }
-        defer { diffEditCtxFree(cx) }
+        try withCABI(model: c.model) { try cabi(c, image: image, mask: mask, ctx: $0[0]) }
+    }
+
+    static func cabi(_ c: Case, image: RGBImage, mask: GrayImage, ctx cx: OpaquePointer) throws -> (RGBImage, GrayImage) {
         var inPx = image.pixels, outPx = [UInt8](repeating: 0, count: image.pixels.count)
         var mPx = mask.pixels, moPx = [UInt8](repeating: 0, count: mask.pixels.count)
         let (w, h) = (UInt32(image.width), UInt32(image.height))

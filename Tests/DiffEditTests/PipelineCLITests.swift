@@ -19,7 +19,10 @@ final class PipelineCLITests: XCTestCase {
         return nil
     }
 
-    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try Self.run(args) }
+
+    /// Runs the `diffedit` executable (skips the test when it is not built) and collects its exit status and output.
+    static func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         guard let exe = Self.binary else { throw XCTSkip("diffedit executable not built next to the test bundle") }
         let p = Process()
         p.executableURL = exe
