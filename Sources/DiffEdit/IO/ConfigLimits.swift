@@ -59,6 +59,13 @@ public enum ConfigLimits {
         }
     }
 
+    /// The UNet's and the VAE's down/up block lists: at most `maxLevels` each.
+    static func checkLevels(_ origin: String, down: [String], up: [String]) throws {
+        guard down.count <= maxLevels, up.count <= maxLevels else {
+            throw DiffEditError.model("\(origin): field down_block_types/up_block_types: more than \(maxLevels) blocks")
+        }
+    }
+
     static func checkFinite(_ origin: String, _ field: String, _ v: Float, _ ok: (Float) -> Bool, _ expected: String) throws {
         guard v.isFinite, ok(v) else {
             throw DiffEditError.model("\(origin): field \(field): \(v) is out of range (expected \(expected))")
@@ -79,9 +86,7 @@ extension UNetConfig: LimitedConfig {
         try L.check(o, "num_attention_heads", num_attention_heads, 1...L.maxHeads)
         try L.check(o, "cross_attention_dim", cross_attention_dim, 1...L.maxChannels)
         try L.check(o, "norm_num_groups", norm_num_groups, 1...L.maxChannels)
-        guard down_block_types.count <= L.maxLevels, up_block_types.count <= L.maxLevels else {
-            throw DiffEditError.model("\(o): field down_block_types/up_block_types: more than \(L.maxLevels) blocks")
-        }
+        try L.checkLevels(o, down: down_block_types, up: up_block_types)
     }
 }
 
@@ -97,9 +102,7 @@ extension VAEConfig: LimitedConfig {
         try L.check(o, "sample_size", sample_size, 1...65536)
         try L.checkFinite(o, "scaling_factor", scaling_factor, { $0 != 0 }, "a finite, non-zero number")
         if let s = shift_factor { try L.checkFinite(o, "shift_factor", s, { _ in true }, "a finite number") }
-        guard down_block_types.count <= L.maxLevels, up_block_types.count <= L.maxLevels else {
-            throw DiffEditError.model("\(o): field down_block_types/up_block_types: more than \(L.maxLevels) blocks")
-        }
+        try L.checkLevels(o, down: down_block_types, up: up_block_types)
     }
 }
 
