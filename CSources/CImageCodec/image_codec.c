@@ -236,16 +236,23 @@ static void jpeg_emit_cb(j_common_ptr cinfo, int level) {
 
 static void jpeg_output_cb(j_common_ptr cinfo) { (void)cinfo; }
 
+/* libjpeg's standard error manager with ours on top: errors longjmp to jerr->jump, warnings are counted (and a
+ * premature end noted), nothing is printed. The caller still does the setjmp. */
+static struct jpeg_error_mgr *de_jpeg_err_init(struct de_jpeg_err *jerr) {
+    struct jpeg_error_mgr *m = jpeg_std_error(&jerr->pub);
+    jerr->pub.error_exit = jpeg_error_exit_cb;
+    jerr->pub.emit_message = jpeg_emit_cb;
+    jerr->pub.output_message = jpeg_output_cb;
+    jerr->truncated = 0;
+    return m;
+}
+
 static int read_jpeg(FILE *f, const char *path, uint8_t **pixels, int *w, int *h, int *ch, char *err, size_t n) {
     struct jpeg_decompress_struct cinfo;
     struct de_jpeg_err jerr;
     uint8_t *volatile buf = NULL;
     memset(&cinfo, 0, sizeof cinfo);
-    cinfo.err = jpeg_std_error(&jerr.pub);
-    jerr.pub.error_exit = jpeg_error_exit_cb;
-    jerr.pub.emit_message = jpeg_emit_cb;
-    jerr.pub.output_message = jpeg_output_cb;
-    jerr.truncated = 0;
+    cinfo.err = de_jpeg_err_init(&jerr);
     if (setjmp(jerr.jump)) {
         char msg[JMSG_LENGTH_MAX];
         (*jerr.pub.format_message)((j_common_ptr)&cinfo, msg);
@@ -320,11 +327,7 @@ int de_image_write_jpeg(const char *path, const uint8_t *pixels, int width, int 
     struct jpeg_compress_struct cinfo;
     struct de_jpeg_err jerr;
     memset(&cinfo, 0, sizeof cinfo);
-    cinfo.err = jpeg_std_error(&jerr.pub);
-    jerr.pub.error_exit = jpeg_error_exit_cb;
-    jerr.pub.emit_message = jpeg_emit_cb;
-    jerr.pub.output_message = jpeg_output_cb;
-    jerr.truncated = 0;
+    cinfo.err = de_jpeg_err_init(&jerr);
     if (setjmp(jerr.jump)) {
         char msg[JMSG_LENGTH_MAX];
         (*jerr.pub.format_message)((j_common_ptr)&cinfo, msg);
