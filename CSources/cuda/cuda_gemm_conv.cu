@@ -36,6 +36,18 @@ static bool weight_const(const cuda_ctx *c, const void *p) {
     return e && e->kind == DE_CONST_WEIGHT;
 }
 
+/* A non-constant f32 GEMM operand of `ext` elements (host, pool memory or a constant read as f32) as a 16-bit
+ * copy in the op's arena: f32 view, copy in, convert. */
+static de_status gemm_half_operand(cuda_ctx *c, const void *x, int64_t ext, const void **out, const char *name) {
+    float *x32 = CU_VIEW(c, x, ext * 4);
+    void *x16 = cu_arena_take(c, ext * 2);
+    if (!x32 || !x16) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
+    ST_TRY(cu_copy_in(c, x32, x, ext * 4, name));
+    ST_TRY(cu_f32_to_half(c, x16, x32, ext, name));
+    *out = x16;
+    return DE_OK;
+}
+
 de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
     cuda_ctx *c = cu_of(be);
     const char *name = "gemm";
@@ -83,22 +95,8 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
     float *c32 = CU_VIEW(c, op->c, ext_c * 4);
     void *ws = cu_arena_take(c, GEMM_WS);
     if (!c32 || !ws) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
-    if (!a_w) {
-        float *a32 = CU_VIEW(c, op->a, ext_a * 4);
-        void *a16 = cu_arena_take(c, ext_a * 2);
-        if (!a32 || !a16) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
-        ST_TRY(cu_copy_in(c, a32, op->a, ext_a * 4, name));
-        ST_TRY(cu_f32_to_half(c, a16, a32, ext_a, name));
-        d_a = a16;
-    }
-    if (!b_w) {
-        float *b32 = CU_VIEW(c, op->b, ext_b * 4);
-        void *b16 = cu_arena_take(c, ext_b * 2);
-        if (!b32 || !b16) return cu_fail(c, DE_ERR_BACKEND, "gemm: internal: arena too small");
-        ST_TRY(cu_copy_in(c, b32, op->b, ext_b * 4, name));
-        ST_TRY(cu_f32_to_half(c, b16, b32, ext_b, name));
-        d_b = b16;
-    }
+    if (!a_w) ST_TRY(gemm_half_operand(c, op->a, ext_a, &d_a, name));
+    if (!b_w) ST_TRY(gemm_half_operand(c, op->b, ext_b, &d_b, name));
     if (c_in) ST_TRY(cu_copy_in(c, c32, op->c, ext_c * 4, name));
 
     {
