@@ -34,22 +34,21 @@ public struct NativeResolutionPlan: Sendable, Equatable {
 
     /// A full-size mask plane as the method sees it (resized, or zero-padded).
     public func maskToWork(_ m: [Float]) -> [Float] {
-        if resized {
-            return ImageResampler.resize(m, channels: 1, width: inputWidth, height: inputHeight,
-                                         toWidth: workWidth, height: workHeight).map { min(max($0, 0), 1) }
-        }
+        if resized { return Self.resizeClamped(m, inputWidth, inputHeight, workWidth, workHeight) }
         return EditMask.padOrCrop(m, width: inputWidth, height: inputHeight, toWidth: workWidth, height: workHeight)
     }
 
     /// A work-size plane at the input size (resized, or cropped).
     public func planeToInput(_ p: [Float]) -> [Float] {
-        if resized {
-            var r = ImageResampler.resize(p, channels: 1, width: workWidth, height: workHeight,
-                                          toWidth: inputWidth, height: inputHeight)
-            r.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] = min(max(b[i], 0), 1) } }   // in place: input-size planes are large
-            return r
-        }
+        if resized { return Self.resizeClamped(p, workWidth, workHeight, inputWidth, inputHeight) }
         return EditMask.padOrCrop(p, width: workWidth, height: workHeight, toWidth: inputWidth, height: inputHeight)
+    }
+
+    /// A [0, 1] plane resized w x h -> nw x nh and clamped back into [0, 1], in place (input-size planes are large).
+    private static func resizeClamped(_ p: [Float], _ w: Int, _ h: Int, _ nw: Int, _ nh: Int) -> [Float] {
+        var r = ImageResampler.resize(p, channels: 1, width: w, height: h, toWidth: nw, height: nh)
+        r.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] = min(max(b[i], 0), 1) } }
+        return r
     }
 
     /// The edited work image at the input size. Padded plans crop. Resized plans composite the resized
