@@ -325,12 +325,20 @@ typedef struct diff_edit_params {
                                           image); NULL = not wanted */
     diff_edit_progress_fn progress;  /**< optional, per call */
     void *progress_user;             /**< passed to progress */
+    uint32_t watermark;              /**< (appended) 1 = embed the invisible watermark in the
+                                          output pixels (the 48-bit mark of diffusers' SDXL
+                                          pipelines, read back by the invisible-watermark package's
+                                          dwtDctSvd decoder); 0 (default) = none, so untouched
+                                          pixels stay bit-identical. Outputs under 256 pixels in
+                                          either side are never marked. Other values are
+                                          DIFF_EDIT_ERR_INVALID_ARGUMENT */
 } diff_edit_params;
 
 /**
  * Fills *params with the defaults: struct_size = sizeof(diff_edit_params), method AUTO, prompt ""
  * (a static empty string), no source or negative prompt, guidance/image_guidance/strength/steps 0
- * (method defaults), seed 0, no mask, no mask_out, no progress callback. NULL params is ignored.
+ * (method defaults), seed 0, no mask, no mask_out, no progress callback, watermark 0. NULL params
+ * is ignored.
  * Never fails. Thread-safe.
  */
 DIFF_EDIT_API void diff_edit_params_default(diff_edit_params *params);

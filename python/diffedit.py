@@ -139,7 +139,8 @@ class Params(ctypes.Structure):
                 ("guidance", ctypes.c_float), ("image_guidance", ctypes.c_float),
                 ("strength", ctypes.c_float), ("steps", ctypes.c_uint32), ("seed", ctypes.c_uint64),
                 ("mask", ctypes.POINTER(Buffer)), ("mask_out", ctypes.POINTER(Buffer)),
-                ("progress", PROGRESS_FN), ("progress_user", ctypes.c_void_p)]
+                ("progress", PROGRESS_FN), ("progress_user", ctypes.c_void_p),
+                ("watermark", ctypes.c_uint32)]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ struct EditRequest {
     var maskOut: CheckedBuffer?
     var progress: diff_edit_progress_fn?
     var progressUser: UnsafeMutableRawPointer?
+    /// params->watermark: embed the invisible watermark in the outputs.
+    var watermark: Bool
 
     /// The defaults of diff_edit_params_default.
     static var cDefaults: diff_edit_params {
@@ -45,6 +47,7 @@ struct EditRequest {
             MemoryLayout<P>.offset(of: \.mask_out).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
             MemoryLayout<P>.offset(of: \.progress).map { $0 + MemoryLayout<diff_edit_progress_fn?>.size },
             MemoryLayout<P>.offset(of: \.progress_user).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
+            MemoryLayout<P>.offset(of: \.watermark).map { $0 + 4 },
         ]
         return ends.compactMap { $0 }
     }
@@ -82,6 +85,13 @@ struct EditRequest {
         } else { maskOut = nil }
         progress = p.progress
         progressUser = p.progress_user
+        guard p.watermark <= 1 else {
+            throw DiffEditError.invalidArgument("params->watermark (\(p.watermark)) must be 0 (no mark) or 1 (embed the invisible watermark)")
+        }
+        watermark = p.watermark == 1
+        if watermark {
+            throw DiffEditError.unsupported("params->watermark: the invisible watermark is not available in this build yet")
+        }
     }
 
     /// Checks mask and mask_out against the image size.

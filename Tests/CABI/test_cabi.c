@@ -180,6 +180,7 @@ static void test_defaults(void) {
     CHECK(p.source_prompt == NULL && p.negative_prompt == NULL);
     CHECK(p.guidance == 0.0f && p.image_guidance == 0.0f && p.strength == 0.0f && p.steps == 0);
     CHECK(p.seed == 0 && p.mask == NULL && p.mask_out == NULL && p.progress == NULL && p.progress_user == NULL);
+    CHECK(p.watermark == 0);
     diff_edit_params_default(NULL); /* ignored */
 }
 
@@ -390,6 +391,7 @@ static void test_image_errors(diff_edit_ctx *ctx) {
         EXPECT_ERR(diff_edit_image(ctx, &big.p, &in, &out), DIFF_EDIT_ERR_UNSUPPORTED, ctx, "struct_size");
         CHECK(pixels_untouched(&out));
     }
+    p.watermark = 2; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "watermark");
     p.method = (diff_edit_method)5; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
     p.method = (diff_edit_method)-1; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
     p.prompt = NULL; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "prompt");
@@ -598,6 +600,12 @@ static void test_image_success(diff_edit_ctx *ctx) {
     CHECK(pixels_equal(&out, &out2));
     CHECK(pixels_untouched(&junk));
     image_free(&junk);
+    /* A struct from before `watermark` (it ended at progress_user): a junk watermark past it is not read. */
+    older = p;
+    older.struct_size = (uint32_t)offsetof(diff_edit_params, watermark);
+    older.watermark = 7;
+    EXPECT_OK(diff_edit_image(ctx, &older, &in, &out2), ctx);
+    CHECK(pixels_equal(&out, &out2));
 
     /* Odd sizes (the library resizes/pads to what the model needs and back): a GIMP-like 333x517 layer,
      * and a small one. */
