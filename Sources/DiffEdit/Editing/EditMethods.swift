@@ -10,6 +10,8 @@
 ///   inversion (Ju et al., ICLR 2024), the target's unconditional embedding mixed with the empty prompt's.
 /// - instruct (Brooks et al., CVPR 2023; diffusers' StableDiffusionInstructPix2PixPipeline): unscaled image
 ///   latents concatenated on channels, [z, z, 0] under guidance.
+/// - inpaint (diffusers' StableDiffusionInpaintPipeline, 9-channel UNets): sdedit's timesteps and noise (pure
+///   noise at strength 1), the mask and the masked image's latents concatenated on channels (`InpaintCondition`).
 /// Video adds a source branch to sdedit and ddim (its attention maps carry the edited keyframes' features to
 /// the other frames) and the same batch layouts as the image path (3 items per slot under negative-prompt
 /// inversion, 4 with a negative prompt for p2p).
@@ -29,6 +31,8 @@ struct WindowEdit {
     /// Video: the frame progress reports carry, and the clip's length.
     let frame: Int?
     let frames: Int
+    /// inpaint: the mask and masked-image latents of every slot.
+    var inpaint: InpaintCondition? = nil
 }
 
 struct WindowResult {
@@ -47,7 +51,7 @@ extension ImageEditor {
         sched.backend = be
         try sched.setTimesteps(r.steps)
         let denoiser = Denoiser(unet: unet, backend: be)
-        let twoBranch = r.method == .p2p || (w.video != nil && r.method != .instruct)
+        let twoBranch = r.method == .p2p || (w.video != nil && r.method != .instruct && r.method != .inpaint)
         let inverts = r.method == .ddim || r.method == .p2p
         var span = ProgressSpan(reporter: w.progress, total: inverts ? 2 * r.steps : r.steps, frame: w.frame, frames: w.frames)
 
@@ -62,16 +66,20 @@ extension ImageEditor {
         var source: SourceTrajectory? = nil
         var traj: [Tensor] = []
         switch r.method {
-        case .sdedit, .instruct:
+        case .sdedit, .instruct, .inpaint:
             let shape = [1, unet.config.out_channels, lh, lw]
             let n1 = try be.onDevice(try noise(w.options, shape: shape))                // one noise for all frames
             let nz = S == 1 ? n1 : try LatentOps.repeat0(be, n1, S)                       // [S, C, h, w]
-            if r.method == .sdedit {
+            if r.method == .sdedit || r.method == .inpaint {
                 timesteps = try sched.img2imgTimesteps(strength: r.strength).timesteps
                 guard let t0 = timesteps.first else {
                     throw DiffEditError.invalidArgument("strength: \(r.strength) with \(r.steps) steps leaves no denoising step (raise strength or steps)")
                 }
-                start = try sched.addNoise(original: w.z0, noise: nz, timestep: t0)
+                if r.method == .inpaint && r.strength == 1 {                             // diffusers: pure noise at strength 1
+                    start = sched.initNoiseSigma == 1 ? nz : try be.lincomb([(sched.initNoiseSigma, nz)])
+                } else {
+                    start = try sched.addNoise(original: w.z0, noise: nz, timestep: t0)
+                }
                 span.total = timesteps.count
             } else {
                 start = sched.initNoiseSigma == 1 ? nz : try be.lincomb([(sched.initNoiseSigma, nz)])
@@ -106,6 +114,10 @@ extension ImageEditor {
             layout = twoBranch ? .twoBranchNPI(r.guidance) : .cfg(r.guidance)
             items = twoBranch ? [try neg(), src, tgt] : (layout.items == 2 ? [try neg(), tgt] : [tgt])
         }
+        if r.method == .inpaint {
+            guard let ic = w.inpaint else { preconditionFailure("inpaint without its InpaintCondition") }
+            imageCondition = try ic.perItem(layout.items, backend: be)                  // [S * G, 1 + C, h, w]
+        }
         let perSlot = Tensor.cat0(items)                                                // [G, L, D] (host, once per edit)
         var plan = DenoisePlan(scheduler: sched, timesteps: timesteps, slots: S, layout: layout,
                                embeddings: S == 1 ? try be.onDevice(perSlot) : try LatentOps.repeat0(be, perSlot, S))
@@ -137,7 +149,7 @@ extension ImageEditor {
         } else {
             plan.controller = p2p?.first
         }
-        if let m = w.latentMask { plan.userMask = try LatentOps.plane(be, m, height: lh, width: lw) }
+        if let m = w.latentMask, r.method != .inpaint { plan.userMask = try LatentOps.plane(be, m, height: lh, width: lw) }
 
         let initial = twoBranch ? try interleave(start, S) : start                       // [S * B, C, h, w]
         let lat = try denoiser.run(plan, latents: initial, progress: span)

@@ -27,6 +27,8 @@ public struct GrayImage: Sendable, Equatable {
 
 public enum EditMethod: String, Sendable, CaseIterable {
     case auto, sdedit, ddim, p2p, instruct
+    /// Inpainting checkpoints (UNet with 9 input channels): the user mask is the region to repaint.
+    case inpaint
 }
 
 /// Everything an image edit needs besides the image. nil means "the method's default".
@@ -40,7 +42,7 @@ public struct EditOptions: Sendable {
     public var strength: Float? = nil
     public var steps: Int? = nil
     public var seed: UInt64 = 0
-    /// User mask (same size as the image): restricts the edit.
+    /// User mask (same size as the image): restricts the edit; for inpaint, the region to repaint (required).
     public var mask: GrayImage? = nil
     /// Initial noise override (tests / parity with diffusers): standard-normal latents.
     public var initNoise: Tensor? = nil

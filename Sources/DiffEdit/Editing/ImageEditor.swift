@@ -26,18 +26,38 @@ public final class ImageEditor {
     public func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult {
         let r = try ResolvedEdit(options: options, unetInChannels: parts.unet.config.in_channels,
                                  imageWidth: image.width, imageHeight: image.height, defaults: parts.editDefaults)
+        // inpaint on a large image with a small selection: the selection and its surroundings, at the model's size
+        if r.method == .inpaint, !options.fullResolution, let m = options.mask,
+           let crop = SelectionCrop(mask: m, native: parts.nativeSize) {
+            var o = options
+            o.mask = crop.cut(m)
+            let inner = try editWhole(crop.cut(image), options: o, r: r, progress: progress)
+            return EditResult(image: crop.paste(inner.image, into: image),
+                              mask: inner.mask.map { crop.paste($0, width: image.width, height: image.height) },
+                              latents: inner.latents)
+        }
+        return try editWhole(image, options: options, r: r, progress: progress)
+    }
+
+    private func editWhole(_ image: RGBImage, options: EditOptions, r: ResolvedEdit, progress: ProgressReporter) throws -> EditResult {
         let f = parts.vaeFactor
         let plan = NativeResolutionPlan(width: image.width, height: image.height, native: parts.nativeSize,
                                         multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
         // before anything is allocated: the UNet batch is at most 4 items (p2p with a negative prompt)
         try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4)
         let work = plan.toWork(image)
-        let feathered = options.mask.map(PixelPolicy.feather)
+        // inpaint composites through the mask as given (the model saw exactly it); the other methods feather it
+        let inpaint = r.method == .inpaint
+        let feathered = options.mask.map { inpaint ? $0.pixels.map { Float($0) / 255 } : PixelPolicy.feather($0) }
         try progress.check()
         let z0 = try encode(work)                                                       // [1, C, h, w]
         let latentMask = feathered.map { PixelPolicy.latentMask($0, plan: plan, factor: f) }
-        let out = try denoise(WindowEdit(r: r, options: options, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1),
-                                         works: [work], z0: z0, latentMask: latentMask, progress: progress, frame: nil, frames: 1))
+        var we = WindowEdit(r: r, options: options, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1),
+                            works: [work], z0: z0, latentMask: latentMask, progress: progress, frame: nil, frames: 1)
+        if inpaint, let fm = feathered {
+            we.inpaint = try InpaintCondition(editor: self, works: [work], mask: plan.maskToWork(fm))
+        }
+        let out = try denoise(we)
         let (result, mask) = try PixelPolicy.compose(decoded: try decode(out.latents), original: image, plan: plan,
                                                      userMask: options.mask, feathered: feathered, blendMask: out.blendMasks[0],
                                                      factor: f, reconstruction: { try self.decode(z0) })

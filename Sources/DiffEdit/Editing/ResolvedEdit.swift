@@ -6,6 +6,8 @@ public struct ResolvedEdit: Sendable {
     public static let defaultGuidance: Float = 7.5
     public static let defaultImageGuidance: Float = 1.5
     public static let defaultStrength: Float = 0.8
+    /// inpaint's default strength: 1, pure noise inside the mask (diffusers' StableDiffusionInpaintPipeline).
+    public static let defaultInpaintStrength: Float = 1
     public static let defaultCrossReplace: Float = 0.8
     public static let defaultSelfReplace: Float = 0.4
     public static let defaultBlendThreshold: Float = 0.3
@@ -33,11 +35,12 @@ public struct ResolvedEdit: Sendable {
     /// p2p: EditOptions.blendNextWord resolved.
     public var blendNextWord: Bool
 
-    /// The method `auto` stands for: instruct for an 8-channel checkpoint, else p2p when a source prompt is
-    /// given, else sdedit.
+    /// The method `auto` stands for: instruct for an 8-channel checkpoint, inpaint for a 9-channel
+    /// (inpainting) checkpoint, else p2p when a source prompt is given, else sdedit.
     public static func resolveMethod(_ m: EditMethod, unetInChannels: Int, sourcePrompt: String?) -> EditMethod {
         guard m == .auto else { return m }
         if unetInChannels == 8 { return .instruct }
+        if unetInChannels == 9 { return .inpaint }
         if let s = sourcePrompt, !TextUtil.trimmingWhitespace(s).isEmpty { return .p2p }
         return .sdedit
     }
@@ -48,14 +51,21 @@ public struct ResolvedEdit: Sendable {
         guard w > 0, h > 0 else { throw DiffEditError.invalidArgument("image: size \(w)x\(h) is empty") }
         let m = ResolvedEdit.resolveMethod(o.method, unetInChannels: inCh, sourcePrompt: o.sourcePrompt)
         switch (m, inCh) {
-        case (.instruct, 8): break
+        case (.instruct, 8), (.inpaint, 9): break
         case (.instruct, _):
-            throw DiffEditError.unsupported("method: instruct needs an InstructPix2Pix checkpoint (UNet with 8 input channels); this model's UNet has \(inCh)")
+            throw DiffEditError.unsupported("method: instruct needs an InstructPix2Pix checkpoint (UNet with 8 input channels); this model's UNet has \(inCh)\(inCh == 9 ? " (an inpainting checkpoint: use method inpaint or auto, with a mask)" : "")")
+        case (.inpaint, _):
+            throw DiffEditError.unsupported("method: inpaint needs an inpainting checkpoint (UNet with 9 input channels); this model's UNet has \(inCh)")
         case (_, 4): break
         case (_, 8):
             throw DiffEditError.unsupported("method: \(m.rawValue) needs a text-to-image checkpoint (UNet with 4 input channels); this model's UNet has 8 (InstructPix2Pix): use method instruct or auto")
+        case (_, 9):
+            throw DiffEditError.unsupported("method: \(m.rawValue) needs a text-to-image checkpoint (UNet with 4 input channels); this model's UNet has 9 (an inpainting checkpoint): use method inpaint or auto, with a mask")
         default:
-            throw DiffEditError.unsupported("method: \(m.rawValue) does not support a UNet with \(inCh) input channels (inpainting checkpoints are not supported)")
+            throw DiffEditError.unsupported("method: \(m.rawValue) does not support a UNet with \(inCh) input channels")
+        }
+        if m == .inpaint && o.mask == nil {
+            throw DiffEditError.invalidArgument("mask: method inpaint needs a mask of the region to repaint (white = repaint, black = keep; --mask)")
         }
         method = m
         prompt = o.prompt
@@ -72,7 +82,7 @@ public struct ResolvedEdit: Sendable {
         guard guidance.isFinite else { throw DiffEditError.invalidArgument("guidance: \(guidance) is not a finite number") }
         imageGuidance = o.imageGuidance ?? md?.image_guidance ?? ResolvedEdit.defaultImageGuidance
         guard imageGuidance.isFinite else { throw DiffEditError.invalidArgument("imageGuidance: \(imageGuidance) is not a finite number") }
-        strength = o.strength ?? md?.strength ?? ResolvedEdit.defaultStrength
+        strength = o.strength ?? (m == .inpaint ? ResolvedEdit.defaultInpaintStrength : md?.strength ?? ResolvedEdit.defaultStrength)
         guard strength.isFinite, strength > 0, strength <= 1 else {
             throw DiffEditError.invalidArgument("strength: \(strength) must be in (0, 1]")
         }
