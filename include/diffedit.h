@@ -281,13 +281,21 @@ DIFF_EDIT_API void diff_edit_ctx_free(diff_edit_ctx *ctx);
 /** Editing methods. */
 typedef enum diff_edit_method {
     DIFF_EDIT_METHOD_AUTO = 0,     /**< INSTRUCT for an instruct checkpoint (8-channel UNet input),
-                                        else P2P when source_prompt is set, else SDEDIT */
+                                        INPAINT for an inpainting checkpoint (9 channels; needs a
+                                        mask), else P2P when source_prompt is set, else SDEDIT */
     DIFF_EDIT_METHOD_SDEDIT = 1,   /**< noise to `strength`, denoise with `prompt` (SDEdit) */
     DIFF_EDIT_METHOD_DDIM = 2,     /**< DDIM inversion with source_prompt, regenerate with `prompt`;
                                         needs source_prompt */
     DIFF_EDIT_METHOD_P2P = 3,      /**< Prompt-to-Prompt over a DDIM inversion; needs source_prompt */
-    DIFF_EDIT_METHOD_INSTRUCT = 4  /**< InstructPix2Pix; needs an instruct checkpoint; `prompt` is
+    DIFF_EDIT_METHOD_INSTRUCT = 4, /**< InstructPix2Pix; needs an instruct checkpoint; `prompt` is
                                         the instruction */
+    DIFF_EDIT_METHOD_INPAINT = 5   /**< repaint params->mask (255 = repaint; required) with `prompt`;
+                                        needs an inpainting checkpoint (UNet with 9 input channels);
+                                        = diffusers' StableDiffusionInpaintPipeline, strength default 1
+                                        (pure noise in the mask), < 1 keeps some of the input. Pixels
+                                        where the mask is 0 are the input's bytes. On a large image
+                                        with a small mask, the mask's surroundings are repainted at the
+                                        model's native size and composited back. */
 } diff_edit_method;
 
 /**
@@ -353,9 +361,11 @@ DIFF_EDIT_API void diff_edit_params_default(diff_edit_params *params);
  * Returns DIFF_EDIT_OK; DIFF_EDIT_CANCELLED; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx, params, input
  * or output; bad struct_size, method, buffer size, stride, format or data; output or mask size
  * different from the input; NaN, infinite or out-of-range guidance, image_guidance, strength or
- * steps; NULL prompt; P2P or DDIM without source_prompt; invalid UTF-8 in a string);
+ * steps; NULL prompt; P2P or DDIM without source_prompt; INPAINT (or AUTO on an inpainting
+ * checkpoint) without mask; invalid UTF-8 in a string);
  * DIFF_EDIT_ERR_UNSUPPORTED (method not available for this model — INSTRUCT needs an instruct
- * checkpoint, an instruct checkpoint only does INSTRUCT — or a non-zero unknown struct tail); DIFF_EDIT_ERR_OUT_OF_MEMORY; DIFF_EDIT_ERR_BACKEND;
+ * checkpoint, an instruct checkpoint only does INSTRUCT, INPAINT needs an inpainting checkpoint and
+ * an inpainting checkpoint only does INPAINT — or a non-zero unknown struct tail); DIFF_EDIT_ERR_OUT_OF_MEMORY; DIFF_EDIT_ERR_BACKEND;
  * DIFF_EDIT_ERR_BUSY (another call is running on ctx).
  * Thread rules: one call per context at a time; the callback runs on the calling thread.
  */
@@ -372,7 +382,7 @@ DIFF_EDIT_API diff_edit_status diff_edit_image(diff_edit_ctx *ctx, const diff_ed
  * keyframe), one shared noise for every frame, cross-frame self-attention to the first frame, the
  * keyframe and the previous frame, keyframe features propagated through the source video's own
  * correspondences, and source-static pixel fusion. params->method picks the per-frame edit (SDEDIT,
- * DDIM, P2P, INSTRUCT as in diff_edit_image). Memory is bounded by the window, not by n_frames.
+ * DDIM, P2P, INSTRUCT, INPAINT as in diff_edit_image). Memory is bounded by the window, not by n_frames.
  * With params->mask, frames are edited one by one with diff_edit_image semantics and the same seed
  * (the consistent method takes no mask); params->mask_out then receives the mask of the last frame
  * (with no mask it is filled with 255).
@@ -426,11 +436,13 @@ DIFF_EDIT_API diff_edit_status diff_edit_stream_set_lookahead(diff_edit_ctx *ctx
 /**
  * Begins a stream of width x height frames in `format` (RGB8, RGBA8, BGR8 or BGRA8) edited with
  * `params` (read now and copied: the strings need not outlive the call; params->progress is called
- * during later pushes and ends). params->mask and params->mask_out are not supported by streams.
+ * during later pushes and ends). params->mask (the stream's size, read now) is taken by INPAINT only: the
+ * region to repaint in every frame; params->mask_out is not supported by streams.
  * A previous stream on ctx must have been ended (an ended stream's unpulled frames are dropped).
  * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL ctx or params, bad params as for
  * diff_edit_image, width/height 0 or above DIFF_EDIT_MAX_DIMENSION, bad format, a stream already
- * open); DIFF_EDIT_ERR_UNSUPPORTED (method not available for this model, mask or mask_out set);
+ * open, a mask of another size); DIFF_EDIT_ERR_UNSUPPORTED (method not available for this model, a mask
+ * for a method other than INPAINT, mask_out set);
  * DIFF_EDIT_ERR_BUSY.
  */
 DIFF_EDIT_API diff_edit_status diff_edit_stream_begin(diff_edit_ctx *ctx, const diff_edit_params *params,

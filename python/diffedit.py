@@ -79,6 +79,7 @@ class Method(enum.IntEnum):
     DDIM = 2
     P2P = 3
     INSTRUCT = 4
+    INPAINT = 5
 
 
 class LogLevel(enum.IntEnum):
@@ -98,7 +99,7 @@ def bytes_per_pixel(fmt) -> int:
 
 
 def _method(m) -> int:
-    """A Method from a Method, an int or a name ("auto", "sdedit", "ddim", "p2p", "instruct").
+    """A Method from a Method, an int or a name ("auto", "sdedit", "ddim", "p2p", "instruct", "inpaint").
     Unknown ints pass through unchanged so that the library itself reports them."""
     if isinstance(m, str):
         try:
@@ -106,7 +107,7 @@ def _method(m) -> int:
         except KeyError:
             raise InvalidArgumentError(
                 Status.ERR_INVALID_ARGUMENT,
-                f"method {m!r} is not one of auto, sdedit, ddim, p2p, instruct") from None
+                f"method {m!r} is not one of auto, sdedit, ddim, p2p, instruct, inpaint") from None
     return int(m)
 
 

@@ -57,8 +57,8 @@ struct EditRequest {
         let p = try ExtensibleStruct.read(UnsafeRawPointer(raw), defaults: EditRequest.cDefaults,
                                           cName: "diff_edit_params", argName: "params",
                                           fieldEnds: EditRequest.fieldEnds)
-        guard p.method.rawValue <= DIFF_EDIT_METHOD_INSTRUCT.rawValue else {
-            throw DiffEditError.invalidArgument("params->method (\(p.method.rawValue)) is not a diff_edit_method (0..4)")
+        guard p.method.rawValue <= DIFF_EDIT_METHOD_INPAINT.rawValue else {
+            throw DiffEditError.invalidArgument("params->method (\(p.method.rawValue)) is not a diff_edit_method (0..5)")
         }
         method = p.method
         guard let pr = p.prompt else { throw DiffEditError.invalidArgument("params->prompt is NULL (use \"\" for no prompt)") }
@@ -108,6 +108,7 @@ struct EditRequest {
         case DIFF_EDIT_METHOD_DDIM: return .ddim
         case DIFF_EDIT_METHOD_P2P: return .p2p
         case DIFF_EDIT_METHOD_INSTRUCT: return .instruct
+        case DIFF_EDIT_METHOD_INPAINT: return .inpaint
         default: return .auto
         }
     }
@@ -126,7 +127,7 @@ struct EditRequest {
         var renamed: String? = nil
         if m.hasPrefix("method:") {
             let names = ["DIFF_EDIT_METHOD_AUTO", "DIFF_EDIT_METHOD_SDEDIT", "DIFF_EDIT_METHOD_DDIM", "DIFF_EDIT_METHOD_P2P",
-                         "DIFF_EDIT_METHOD_INSTRUCT"]
+                         "DIFF_EDIT_METHOD_INSTRUCT", "DIFF_EDIT_METHOD_INPAINT"]
             let n = Int(method.rawValue) < names.count ? names[Int(method.rawValue)] : "\(method.rawValue)"
             renamed = "params->method (\(n)):" + m.dropFirst("method:".count)
         } else if let (lib, c) = EditRequest.fieldNames.first(where: { m.hasPrefix($0.0 + ":") }) {

@@ -99,9 +99,15 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
         guard let f = PixelFormat(rawValue: format.rawValue), f != .gray8 else {
             throw DiffEditError.invalidArgument("format (\(format.rawValue)) is not a colour diff_edit_pixel_format (RGB8, RGBA8, BGR8, BGRA8)")
         }
-        if req.mask != nil { throw DiffEditError.unsupported("params->mask: streams do not take masks (use diff_edit_video or diff_edit_image)") }
         if req.maskOut != nil { throw DiffEditError.unsupported("params->mask_out: streams do not write masks") }
         var o = VideoOptions(edit: req.options, mode: .consistent)
+        if let m = req.mask {
+            // one mask for every frame: INPAINT's repaint region (the library refuses it for the other methods)
+            guard m.width == Int(width), m.height == Int(height) else {
+                throw DiffEditError.invalidArgument("params->mask (\(m.width)x\(m.height)) must have the stream's size (\(width)x\(height))")
+            }
+            o.edit.mask = PixelConverter.readGray(m)
+        }
         o.keyframeInterval = c.streamLookahead() + 1
         let stream: EditStream
         do {

@@ -13,21 +13,21 @@ enum EditCommand {
         summary: """
             Edits an image. Methods: sdedit (img2img), ddim (DDIM inversion with the source prompt, then sampling \
             with the prompt), p2p (Prompt-to-Prompt with LocalBlend on inverted latents), instruct \
-            (InstructPix2Pix checkpoints), auto (instruct for an instruct checkpoint, else p2p with a source prompt, \
-            else sdedit).
+            (InstructPix2Pix checkpoints), inpaint (inpainting checkpoints: repaints --mask), auto (instruct for an \
+            instruct checkpoint, inpaint for an inpainting checkpoint, else p2p with a source prompt, else sdedit).
             """,
         options: [
             CommonOptions.model,
             .init(name: "input", value: "IN.png", help: "image to edit, .png or .jpg (required)"),
-            .init(name: "method", value: "sdedit|ddim|p2p|instruct|auto", help: "editing method (default auto)"),
+            .init(name: "method", value: "sdedit|ddim|p2p|instruct|inpaint|auto", help: "editing method (default auto)"),
             .init(name: "prompt", value: "TEXT", help: "target description, or the instruction for instruct (required)"),
             .init(name: "source-prompt", value: "TEXT", help: "description of the input image (ddim, p2p)"),
             .init(name: "negative-prompt", value: "TEXT", help: "unconditional prompt (default empty; p2p: the source prompt)"),
             .init(name: "steps", value: "N", help: "denoising steps (default \(ResolvedEdit.defaultSteps), or the model's diffedit.json)"),
             .init(name: "guidance", value: "G", help: "text guidance scale (default \(ResolvedEdit.defaultGuidance), or the model's diffedit.json)"),
             .init(name: "image-guidance", value: "G", help: "image guidance scale, instruct (default \(ResolvedEdit.defaultImageGuidance), or the model's diffedit.json)"),
-            .init(name: "strength", value: "S", help: "sdedit: fraction of the schedule to run, in (0, 1] (default \(ResolvedEdit.defaultStrength), or the model's diffedit.json)"),
-            .init(name: "mask", value: "MASK.png", help: "grayscale mask, same size as the input: white = edit, black = keep"),
+            .init(name: "strength", value: "S", help: "sdedit, inpaint: fraction of the schedule to run, in (0, 1] (default \(ResolvedEdit.defaultStrength), or the model's diffedit.json; inpaint: \(Int(ResolvedEdit.defaultInpaintStrength)), pure noise in the mask)"),
+            .init(name: "mask", value: "MASK.png", help: "grayscale mask, same size as the input: white = edit, black = keep (inpaint: the region to repaint, required)"),
             .init(name: "mask-out", value: "MASK.png", help: "write the mask the method used"),
             .init(name: "seed", value: "S", help: "noise seed (default 0)"),
             .init(name: "init-noise", value: "NOISE.npy", help: "noise as float32 NPY [1, 4, h, w] (overrides --seed)"),
@@ -107,7 +107,7 @@ enum EditCommand {
         var o = EditOptions()
         if let m = p.string("method") {
             guard let mm = EditMethod(rawValue: m) else {
-                throw CLIError.usage("edit", "--method: \"\(m)\" is not one of sdedit, ddim, p2p, instruct, auto")
+                throw CLIError.usage("edit", "--method: \"\(m)\" is not one of sdedit, ddim, p2p, instruct, inpaint, auto")
             }
             o.method = mm
         }

@@ -22,15 +22,16 @@ enum VideoCommand {
             CommonOptions.model,
             .init(name: "input", value: "IN.mp4|DIR", help: "video file (read by ffmpeg) or folder of frames (required)"),
             .init(name: "output", value: "OUT.mp4|DIR", help: "video file (written by ffmpeg) or folder for PNG frames (required)"),
-            .init(name: "method", value: "sdedit|ddim|p2p|instruct|auto", help: "editing method (default auto)"),
+            .init(name: "method", value: "sdedit|ddim|p2p|instruct|inpaint|auto", help: "editing method (default auto)"),
             .init(name: "prompt", value: "TEXT", help: "target description, or the instruction for instruct (required)"),
             .init(name: "source-prompt", value: "TEXT", help: "description of the input video (ddim, p2p)"),
             .init(name: "negative-prompt", value: "TEXT", help: "unconditional prompt"),
             .init(name: "steps", value: "N", help: "denoising steps (default \(ResolvedEdit.defaultSteps), or the model's diffedit.json)"),
             .init(name: "guidance", value: "G", help: "text guidance scale (default \(ResolvedEdit.defaultGuidance), or the model's diffedit.json)"),
             .init(name: "image-guidance", value: "G", help: "image guidance scale, instruct (default \(ResolvedEdit.defaultImageGuidance), or the model's diffedit.json)"),
-            .init(name: "strength", value: "S", help: "sdedit: fraction of the schedule to run, in (0, 1] (default \(ResolvedEdit.defaultStrength), or the model's diffedit.json)"),
+            .init(name: "strength", value: "S", help: "sdedit, inpaint: fraction of the schedule to run, in (0, 1] (default \(ResolvedEdit.defaultStrength), or the model's diffedit.json; inpaint: \(Int(ResolvedEdit.defaultInpaintStrength)))"),
             .init(name: "seed", value: "S", help: "noise seed, shared by all frames (default 0)"),
+            .init(name: "mask", value: "MASK.png", help: "grayscale mask, the frames' size, for every frame: white = edit, black = keep (inpaint: the region to repaint, required; other methods: --per-frame only)"),
             .init(name: "per-frame", value: nil, help: "edit each frame independently (baseline, no temporal consistency)"),
             .init(name: "keyframe-interval", value: "N", help: "frames per window / keyframe spacing, 1-\(VideoOptions.maxKeyframeInterval) (default 4)"),
             .init(name: "propagation", value: "F", help: "fraction of steps with keyframe propagation, [0, 1] (default 1)"),
@@ -51,7 +52,7 @@ enum VideoCommand {
         var o = VideoOptions()
         if let m = p.string("method") {
             guard let mm = EditMethod(rawValue: m) else {
-                throw CLIError.usage("video", "--method: \"\(m)\" is not one of sdedit, ddim, p2p, instruct, auto")
+                throw CLIError.usage("video", "--method: \"\(m)\" is not one of sdedit, ddim, p2p, instruct, inpaint, auto")
             }
             o.edit.method = mm
         }
@@ -64,6 +65,7 @@ enum VideoCommand {
         o.edit.strength = try p.float("strength")
         o.edit.seed = try p.uint64("seed") ?? 0
         o.mode = p.flag("per-frame") ? .perFrame : .consistent
+        if let m = p.string("mask") { o.edit.mask = try ImageFile.readGray(path: m) }
         if let k = try p.int("keyframe-interval") { o.keyframeInterval = k }
         if let f = try p.float("propagation") { o.propagation = f }
         o.crossFrameAttention = !p.flag("no-cross-frame")

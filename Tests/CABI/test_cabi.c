@@ -392,7 +392,7 @@ static void test_image_errors(diff_edit_ctx *ctx) {
         CHECK(pixels_untouched(&out));
     }
     p.watermark = 2; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "watermark");
-    p.method = (diff_edit_method)5; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
+    p.method = (diff_edit_method)6; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
     p.method = (diff_edit_method)-1; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "method");
     p.prompt = NULL; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "prompt");
     p.prompt = "caf\xc3"; IMG_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "prompt");
@@ -990,6 +990,103 @@ static void test_instruct_model(void) {
     image_free(&in); image_free(&out); image_free(&again);
 }
 
+/* An inpainting checkpoint (9-channel UNet): INPAINT (and AUTO with a mask) repaints the mask, pixels outside
+ * it are the input's bytes; bad input; video and streams with one mask for every frame. */
+static const char *g_inpaint_path = NULL;
+
+static void test_inpaint_model(diff_edit_ctx *sd_ctx) {
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.path = g_inpaint_path;
+    mp.backend = "cpu";
+    diff_edit_model *m = NULL;
+    diff_edit_ctx *c = NULL;
+    EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+    if (!m) return;
+    EXPECT_OK(diff_edit_ctx_create(m, &c), NULL);
+    diff_edit_model_free(m);
+    if (!c) return;
+    const uint32_t w = g_w, h = g_h;
+    diff_edit_buffer in = image_new(w, h, DIFF_EDIT_RGBA8), out = image_new(w, h, DIFF_EDIT_RGBA8);
+    diff_edit_buffer again = image_new(w, h, DIFF_EDIT_RGBA8), mask = image_new(w, h, DIFF_EDIT_GRAY8);
+    diff_edit_buffer small = image_new(w / 2, h, DIFF_EDIT_GRAY8);
+    image_fill(&in, 5);
+    memset(mask.data, 0, (size_t)mask.stride * h);
+    memset(small.data, 255, (size_t)small.stride * h);
+    for (uint32_t y = h / 4; y < 3 * h / 4; y++)
+        for (uint32_t x = w / 4; x < w / 2 + 3; x++) ((uint8_t *)mask.data)[(size_t)y * mask.stride + x] = 255;
+    diff_edit_params p;
+    base_params(&p);
+    p.method = DIFF_EDIT_METHOD_INPAINT;
+    p.prompt = "a blue circle";
+    p.strength = 0.0f;
+    /* no mask: an error that says a mask is needed, for INPAINT and for AUTO */
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, c, "params->mask");
+    CHECK(strstr(diff_edit_last_error(c), "inpaint") != NULL);
+    p.method = DIFF_EDIT_METHOD_AUTO;
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, c, "params->mask");
+    CHECK(pixels_untouched(&out));
+    /* a mask of the wrong size */
+    p.mask = &small;
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, c, "mask");
+    CHECK(pixels_untouched(&out));
+    /* another method on an inpainting checkpoint */
+    p.mask = &mask;
+    p.method = DIFF_EDIT_METHOD_SDEDIT;
+    EXPECT_ERR(diff_edit_image(c, &p, &in, &out), DIFF_EDIT_ERR_UNSUPPORTED, c, "DIFF_EDIT_METHOD_SDEDIT");
+    /* INPAINT, then AUTO: the same pixels; outside the mask the input's bytes, inside repainted */
+    p.method = DIFF_EDIT_METHOD_INPAINT;
+    EXPECT_OK(diff_edit_image(c, &p, &in, &out), c);
+    CHECK(padding_intact(&out));
+    int outside_same = 1, inside_changed = 0;
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++) {
+            const uint8_t *a = (const uint8_t *)in.data + (size_t)y * in.stride + x * 4;
+            const uint8_t *b = (const uint8_t *)out.data + (size_t)y * out.stride + x * 4;
+            int same = !memcmp(a, b, 4);
+            if (((uint8_t *)mask.data)[(size_t)y * mask.stride + x] == 0) outside_same &= same;
+            else inside_changed += !same;
+        }
+    CHECK(outside_same);
+    CHECK(inside_changed > 10);
+    p.method = DIFF_EDIT_METHOD_AUTO;
+    EXPECT_OK(diff_edit_image(c, &p, &in, &again), c);
+    CHECK(pixels_equal(&out, &again));
+    /* video (a mask: frame by frame) and a stream (one mask for every frame) */
+    diff_edit_buffer frames[2] = { in, in }, fouts[2];
+    fouts[0] = image_new(w, h, DIFF_EDIT_RGBA8); fouts[1] = image_new(w, h, DIFF_EDIT_RGBA8);
+    p.method = DIFF_EDIT_METHOD_INPAINT;
+    EXPECT_OK(diff_edit_video(c, &p, frames, 2, fouts), c);
+    CHECK(pixels_equal(&fouts[0], &out) && pixels_equal(&fouts[1], &out));
+    EXPECT_OK(diff_edit_stream_begin(c, &p, w, h, DIFF_EDIT_RGBA8), c);
+    EXPECT_OK(diff_edit_stream_push(c, &in), c);
+    EXPECT_OK(diff_edit_stream_end(c), c);
+    image_reset(&again);
+    EXPECT_OK(diff_edit_stream_pull(c, &again), c);
+    outside_same = 1; inside_changed = 0;
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++) {
+            int same = !memcmp((const uint8_t *)in.data + (size_t)y * in.stride + x * 4,
+                               (const uint8_t *)again.data + (size_t)y * again.stride + x * 4, 4);
+            if (((uint8_t *)mask.data)[(size_t)y * mask.stride + x] == 0) outside_same &= same;
+            else inside_changed += !same;
+        }
+    CHECK(outside_same && inside_changed > 10);
+    p.mask = &small;
+    EXPECT_ERR(diff_edit_stream_begin(c, &p, w, h, DIFF_EDIT_RGBA8), DIFF_EDIT_ERR_INVALID_ARGUMENT, c, "params->mask");
+    /* a stream with a mask on a text-to-image model: unsupported */
+    if (sd_ctx) {
+        p.mask = &mask;
+        p.method = DIFF_EDIT_METHOD_SDEDIT;
+        EXPECT_ERR(diff_edit_stream_begin(sd_ctx, &p, w, h, DIFF_EDIT_RGBA8), DIFF_EDIT_ERR_UNSUPPORTED, sd_ctx, "mask");
+        p.method = DIFF_EDIT_METHOD_INPAINT;
+        EXPECT_ERR(diff_edit_image(sd_ctx, &p, &in, &again), DIFF_EDIT_ERR_UNSUPPORTED, sd_ctx, "9 input channels");
+    }
+    diff_edit_ctx_free(c);
+    image_free(&in); image_free(&out); image_free(&again); image_free(&mask); image_free(&small);
+    image_free(&fouts[0]); image_free(&fouts[1]);
+}
+
 /* Runs one test function and reports it on stderr (unbuffered, so slow valgrind runs show progress). */
 #define SECTION(call) do { \
         int before_ = g_failures; \
@@ -1003,6 +1100,7 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--valgrind") == 0) g_valgrind = 1;
         else if (strcmp(argv[i], "--no-model") == 0) no_model = 1;
         else if (strcmp(argv[i], "--instruct") == 0 && i + 1 < argc) g_instruct_path = argv[++i];
+        else if (strcmp(argv[i], "--inpaint") == 0 && i + 1 < argc) g_inpaint_path = argv[++i];
         else g_model_path = argv[i];
     }
     if (g_valgrind) { g_w = 24; g_h = 16; }
@@ -1032,6 +1130,8 @@ int main(int argc, char **argv) {
                 SECTION(test_cancel_from_thread_and_busy(ctx));
                 SECTION(test_two_contexts(model, ctx));
                 SECTION(test_video_success(ctx));
+                if (g_inpaint_path) SECTION(test_inpaint_model(ctx));
+                else printf("test_cabi: no --inpaint model: inpaint tests not run\n");
                 diff_edit_ctx_free(ctx);
             }
             diff_edit_model_free(model);

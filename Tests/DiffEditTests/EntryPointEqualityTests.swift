@@ -11,6 +11,7 @@ import XCTest
 final class EntryPointEqualityTests: XCTestCase {
     static let sd1 = EditTestSupport.fixtures + "/sd1"
     static let instruct = EditTestSupport.editFixtures + "/instruct/model"
+    static let inpaint = EditTestSupport.editFixtures + "/inpaint/model"
 
     /// A 72x56 input (not the fixture's native 64x64: the native-resolution path resizes it) with stripes
     /// the VAE cannot reproduce, and a mask whose right half keeps the input.
@@ -44,6 +45,7 @@ final class EntryPointEqualityTests: XCTestCase {
         Case(model: sd1, method: .ddim, cMethod: DIFF_EDIT_METHOD_DDIM, prompt: "a blue circle", source: "a red circle"),
         Case(model: sd1, method: .p2p, cMethod: DIFF_EDIT_METHOD_P2P, prompt: "a blue circle", source: "a red circle"),
         Case(model: instruct, method: .instruct, cMethod: DIFF_EDIT_METHOD_INSTRUCT, prompt: "make the circle blue", source: nil),
+        Case(model: inpaint, method: .inpaint, cMethod: DIFF_EDIT_METHOD_INPAINT, prompt: "a blue circle", source: nil),
     ]
 
     func testCLIAndCABIAndSwiftAPIGiveTheSameBytes() throws {

@@ -137,4 +137,42 @@ final class InpaintTests: XCTestCase {
         XCTAssertEqual(res.mask, m)
         XCTAssertEqual(res.latents?.shape, [1, 4, crop.height / 8, crop.width / 8], "the crop ran at its own size (near native: padded)")
     }
+
+    /// Video: the consistent mode takes one mask for every frame for inpaint (and only for inpaint).
+    func testConsistentVideoInpaintKeepsEveryFrameOutsideTheMask() throws {
+        let (o, input, _) = try options("inpaint")
+        var frames: [RGBImage] = []
+        for k in 0..<3 {                                                            // the scene shifting right
+            var f = input
+            for j in 0..<input.height { for i in 0..<input.width {
+                let src = 3 * (j * input.width + max(i - 2 * k, 0))
+                for c in 0..<3 { f.pixels[3 * (j * input.width + i) + c] = input.pixels[src + c] }
+            } }
+            frames.append(f)
+        }
+        var v = VideoOptions(edit: o)
+        v.edit.initNoise = nil
+        v.edit.steps = 3
+        v.keyframeInterval = 2
+        let editor = VideoEditor(model: try EditTestSupport.model(Self.folder))
+        let outs = try editor.edit(frames, options: v, progress: ProgressReporter())
+        XCTAssertEqual(outs.count, 3)
+        let m = o.mask!
+        for (k, (f, out)) in zip(frames, outs).enumerated() {
+            var outside = 0, inside = 0
+            for i in 0..<(f.width * f.height) {
+                let diff = (0..<3).contains { out.pixels[3 * i + $0] != f.pixels[3 * i + $0] }
+                if m.pixels[i] == 0 { if diff { outside += 1 } } else if diff { inside += 1 }
+            }
+            XCTAssertEqual(outside, 0, "frame \(k): outside the mask")
+            XCTAssertGreaterThan(inside, 100, "frame \(k): repainted")
+        }
+        var sd = VideoOptions(edit: o)
+        sd.edit.method = .sdedit
+        sd.edit.initNoise = nil
+        XCTAssertThrowsError(try VideoEditor(model: try EditTestSupport.sd1()).edit(frames, options: sd, progress: ProgressReporter())) { e in
+            guard case DiffEditError.unsupported(let msg) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(msg.hasPrefix("mask:") && msg.contains("inpaint"), msg)
+        }
+    }
 }

@@ -8,7 +8,7 @@
  * Parameters, in the order filter_params lists them ('|'-separated; trailing ones may be left out):
  *   0 prompt          string  target description, or the instruction for instruct models (required)
  *   1 source_prompt   string  description of the input (ddim, p2p); "" = none
- *   2 method          string  auto|sdedit|ddim|p2p|instruct ("" = auto)
+ *   2 method          string  auto|sdedit|ddim|p2p|instruct|inpaint ("" = auto; inpaint needs a mask, which this filter has no parameter for)
  *   3 strength        double  sdedit noise level in (0, 1]; 0 = default
  *   4 guidance        double  text guidance scale; 0 = default
  *   5 steps           double  denoising steps (integer); 0 = default
@@ -159,8 +159,9 @@ static void start(instance *in) {
     else if (!strcmp(m, "ddim")) method = DIFF_EDIT_METHOD_DDIM;
     else if (!strcmp(m, "p2p")) method = DIFF_EDIT_METHOD_P2P;
     else if (!strcmp(m, "instruct")) method = DIFF_EDIT_METHOD_INSTRUCT;
+    else if (!strcmp(m, "inpaint")) method = DIFF_EDIT_METHOD_INPAINT;
     else {
-        fprintf(stderr, "diffedit frei0r: error: parameter method: \"%s\" is not one of auto, sdedit, ddim, p2p, instruct\n", m);
+        fprintf(stderr, "diffedit frei0r: error: parameter method: \"%s\" is not one of auto, sdedit, ddim, p2p, instruct, inpaint\n", m);
         exit(1);
     }
     if (!str(in, P_PROMPT)[0]) {

@@ -6,7 +6,7 @@
  *                     seed model-path)  ->  new-layer
  *   prompt         STRING  target description (or the instruction for "instruct"); must not be empty
  *   source-prompt  STRING  description of the input ("" = none; needed by "ddim" and "p2p")
- *   method         STRING  "auto", "sdedit", "ddim", "p2p" or "instruct"
+ *   method         STRING  "auto", "sdedit", "ddim", "p2p", "instruct" or "inpaint" (inpainting checkpoints; repaints the selection)
  *   strength       FLOAT   SDEdit noise level in (0, 1]; 0 = the method's default
  *   guidance       FLOAT   classifier-free guidance in (0, 100]; 0 = the method's default
  *   steps          INT32   denoising steps 1..1000; 0 = the method's default
@@ -71,10 +71,10 @@ typedef struct {
 
 static EditVals vals = { "", "", "auto", 0.0, 0.0, 0, 0, "", FALSE };
 
-static const char *const method_names[] = { "auto", "sdedit", "ddim", "p2p", "instruct" };
+static const char *const method_names[] = { "auto", "sdedit", "ddim", "p2p", "instruct", "inpaint" };
 static const diff_edit_method method_values[] = { DIFF_EDIT_METHOD_AUTO, DIFF_EDIT_METHOD_SDEDIT,
                                                   DIFF_EDIT_METHOD_DDIM, DIFF_EDIT_METHOD_P2P,
-                                                  DIFF_EDIT_METHOD_INSTRUCT };
+                                                  DIFF_EDIT_METHOD_INSTRUCT, DIFF_EDIT_METHOD_INPAINT };
 #define N_METHODS ((int) G_N_ELEMENTS (method_names))
 
 static void query (void);
@@ -94,7 +94,7 @@ query (void)
         { GIMP_PDB_DRAWABLE, "drawable",      "Input layer (edited within the selection, when there is one)" },
         { GIMP_PDB_STRING,   "prompt",        "Target description, or the instruction for method \"instruct\" (not empty)" },
         { GIMP_PDB_STRING,   "source-prompt", "Description of the input (\"\" = none; needed by \"ddim\" and \"p2p\")" },
-        { GIMP_PDB_STRING,   "method",        "Editing method: \"auto\", \"sdedit\", \"ddim\", \"p2p\" or \"instruct\"" },
+        { GIMP_PDB_STRING,   "method",        "Editing method: \"auto\", \"sdedit\", \"ddim\", \"p2p\", \"instruct\" or \"inpaint\" (needs a selection)" },
         { GIMP_PDB_FLOAT,    "strength",      "SDEdit noise level in (0, 1]; 0 = the method's default" },
         { GIMP_PDB_FLOAT,    "guidance",      "Classifier-free guidance in (0, 100]; 0 = the method's default" },
         { GIMP_PDB_INT32,    "steps",         "Denoising steps 1..1000; 0 = the method's default" },
@@ -110,7 +110,7 @@ query (void)
                             "Edits the layer within the selection (or all of it) as the prompt asks, "
                             "with a Stable Diffusion 1.x/2.x-family model through libdiffedit, and puts "
                             "the result into a new layer above it. Methods: auto, sdedit, ddim, p2p, "
-                            "instruct. Pixels outside the selection are unchanged; the source layer is "
+                            "instruct, inpaint (inpainting checkpoints: repaints the selection; auto picks it). Pixels outside the selection are unchanged; the source layer is "
                             "not modified. Indexed images must be converted to RGB first.",
                             "diffedit authors", "diffedit authors", "2026",
                             "Diffusion _Edit...",
@@ -418,7 +418,8 @@ edit_dialog (void)
         gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (method), method_names[i]);
     mi = method_index (vals.method);
     gtk_combo_box_set_active (GTK_COMBO_BOX (method), mi < 0 ? 0 : mi);
-    gtk_widget_set_tooltip_text (method, "auto: instruct for an instruct model, p2p when a source prompt is "
+    gtk_widget_set_tooltip_text (method, "auto: instruct for an instruct model, inpaint for an inpainting "
+                                         "model (repaints the selection), p2p when a source prompt is "
                                          "given, else sdedit");
     gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "_Method:", 0.0, 0.5, method, 1, FALSE);
 
@@ -510,7 +511,7 @@ check_input (gint32 image, gint32 drawable, const EditVals *v)
         return g_strdup ("Diffusion Edit: the prompt is empty. Describe the result you want "
                          "(or, for the instruct method, the instruction, e.g. \"make the circle blue\").");
     if (method_index (v->method) < 0)
-        return g_strdup_printf ("Diffusion Edit: unknown method \"%s\"; use auto, sdedit, ddim, p2p or instruct.",
+        return g_strdup_printf ("Diffusion Edit: unknown method \"%s\"; use auto, sdedit, ddim, p2p, instruct or inpaint.",
                                 v->method);
     if (v->steps < 0 || v->steps > (gint32) DIFF_EDIT_MAX_STEPS)
         return g_strdup_printf ("Diffusion Edit: steps (%d) must be 0 (default) to %u.", v->steps,
@@ -555,6 +556,11 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
         job.cancel_at = c ? atoi (c) : 0;
     }
 
+    if (!has_sel && !g_ascii_strcasecmp (v->method, "inpaint")) {
+        *message = g_strdup ("Diffusion Edit: inpaint repaints the selection; select the area to repaint "
+                             "first.");
+        return -1;
+    }
     gimp_drawable_offsets (drawable, &ox, &oy);
     if (has_sel && !gimp_drawable_mask_intersect (drawable, &sx, &sy, &sw, &sh)) {
         *message = g_strdup ("Diffusion Edit: the selection does not touch this layer; select part of the "

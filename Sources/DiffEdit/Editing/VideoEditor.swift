@@ -89,13 +89,17 @@ public final class VideoEditor {
             try progress.check()
         }
         let z0 = try parts.backend.onDevice(Tensor.cat0(zs))                           // [S, C, h, w]
-        let out = try imageEditor.denoise(WindowEdit(r: r, options: options.edit, video: options, window: window, works: works,
-                                                     z0: z0, latentMask: nil, progress: progress,
-                                                     frame: window.frames.last ?? 0, frames: totalFrames))
+        var we = WindowEdit(r: r, options: options.edit, video: options, window: window, works: works,
+                            z0: z0, latentMask: nil, progress: progress, frame: window.frames.last ?? 0, frames: totalFrames)
+        // inpaint: the one mask, as given, for every frame (no other method takes a mask here: VideoStream)
+        let plain = r.method == .inpaint ? options.edit.mask.map { $0.pixels.map { Float($0) / 255 } } : nil
+        if let p = plain { we.inpaint = try InpaintCondition(editor: imageEditor, works: works, mask: plan.maskToWork(p)) }
+        let out = try imageEditor.denoise(we)
         var outs: [RGBImage] = []
         for s in 0..<window.frames.count where window.emit[s] {
             let dec = try imageEditor.decode(out.latents.slice0(s, 1).copy())          // work size
-            outs.append(try PixelPolicy.compose(decoded: dec, original: images[s], plan: plan, userMask: nil,
+            outs.append(try PixelPolicy.compose(decoded: dec, original: images[s], plan: plan,
+                                                userMask: plain == nil ? nil : options.edit.mask, feathered: plain,
                                                 blendMask: out.blendMasks[s], factor: parts.vaeFactor,
                                                 reconstruction: { try self.imageEditor.decode(zs[s]) }).0)
         }

@@ -14,7 +14,8 @@ public enum VideoMode: String, Sendable, CaseIterable {
 /// temporal ones.
 public struct VideoOptions: Sendable {
     /// Method, prompts, guidance, strength, steps, seed. `mask`, `initNoise` and `fullResolution` are
-    /// honoured by the per-frame mode only (the consistent mode rejects a mask and initial noise).
+    /// honoured by the per-frame mode only (the consistent mode rejects initial noise, and a mask except for
+    /// inpaint, where it is the region to repaint in every frame: `VideoStream` checks that).
     public var edit: EditOptions = EditOptions()
     public var mode: VideoMode = .consistent
     /// Frames per window: the first frame of each window is its keyframe. Memory grows with this, not with
@@ -48,9 +49,6 @@ public struct VideoOptions: Sendable {
             throw DiffEditError.invalidArgument("propagation: \(propagation) must be in [0, 1]")
         }
         if mode == .consistent {
-            if edit.mask != nil {
-                throw DiffEditError.unsupported("mask: user masks are supported by the per-frame video mode only")
-            }
             if edit.initNoise != nil {
                 throw DiffEditError.unsupported("initNoise: initial noise is supported by the per-frame video mode only")
             }

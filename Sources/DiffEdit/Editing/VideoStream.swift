@@ -34,6 +34,9 @@ public final class VideoStream {
         let parts = editor.parts
         resolved = try ResolvedEdit(options: options.edit, unetInChannels: parts.unet.config.in_channels,
                                     imageWidth: width, imageHeight: height, defaults: parts.editDefaults)
+        if options.mode == .consistent, options.edit.mask != nil, resolved.method != .inpaint {
+            throw DiffEditError.unsupported("mask: the consistent video mode takes a mask only for method inpaint (the region to repaint); use the per-frame mode for masked \(resolved.method.rawValue) edits")
+        }
         self.editor = editor; self.options = options; self.width = width; self.height = height
         plan = NativeResolutionPlan(width: width, height: height, native: parts.nativeSize, multiple: parts.sizeMultiple,
                                     fullResolution: options.edit.fullResolution)
@@ -99,6 +102,8 @@ public final class VideoStream {
                 if options.pixelFusion, let ps = lastSource, let po = lastOutput {
                     o = VideoPixelFusion.fuse(source: src, previousSource: ps, edited: out, previousEdited: po,
                                               radius: fusionRadius)
+                    // inpaint: outside the mask every frame is its input's bytes, whatever fusion carried over
+                    if let m = options.edit.mask { o = PixelPolicy.composite(edited: o, input: src, mask: m) }
                 }
                 ready.append(o)
                 lastSource = src

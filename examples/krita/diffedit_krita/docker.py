@@ -22,7 +22,7 @@ class DiffEditDocker(DockWidget):
         form.addRow("Prompt", self.prompt)
         self.method = QComboBox()
         self.method.addItems(METHODS)
-        self.method.setToolTip("auto: instruct for an instruct model, p2p with a source prompt, else sdedit")
+        self.method.setToolTip("auto: instruct for an instruct model, inpaint for an inpainting model (repaints the selection), p2p with a source prompt, else sdedit")
         form.addRow("Method", self.method)
         self.strength = QDoubleSpinBox()
         self.strength.setRange(0.0, 1.0)

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - only inside Krita
     QObject = object
     QThread = QEventLoop = pyqtSignal = pyqtSlot = None
 
-METHODS = ("auto", "sdedit", "ddim", "p2p", "instruct")
+METHODS = ("auto", "sdedit", "ddim", "p2p", "instruct", "inpaint")
 WORK_PROFILE = "sRGB-elle-V2-srgbtrc.icc"
 
 
