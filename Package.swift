@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "CClipBPE", path: "CSources/CClipBPE"),
         .target(
             name: "DiffEdit",
-            dependencies: ["CDiffKernels", "CImageCodec", "CPNG", "CJPEG", "CClipBPE"],
+            dependencies: ["CDiffKernels", "CImageCodec", "CPNG", "CJPEG", "CClipBPE", "COpenBLAS"],
             path: "Sources/DiffEdit"
         ),
         .target(

@@ -180,7 +180,7 @@ public final class Backend: @unchecked Sendable {
             try check(DE_ERR_OOM, "constant_upload")
             throw DiffEditError.outOfMemory("constant_upload: \(bytes) bytes")
         }
-        return Tensor(shape: t.shape, storage: TensorStorage(constantHandle: handle, source: t, backend: self))
+        return Tensor(shape: t.shape, storage: TensorStorage(constantHandle: handle, source: t, backend: self, kind: k))
     }
 
     /// The provider's counters (constants uploaded, host operands met).

@@ -14,14 +14,15 @@ import Synchronization
 public final class TensorStorage: @unchecked Sendable {
     public let count: Int
     private var host: UnsafeMutablePointer<Float>?
-    private let owner: AnyObject?   // keeps a memory map (or other owner) alive for borrowed storage
-    private let ownsHost: Bool
+    private var owner: AnyObject?   // keeps a memory map (or other owner) alive for borrowed storage
+    private var ownsHost: Bool
     private var device: UnsafeMutableRawPointer?
     private let backend: Backend?   // set for device-born storage only (host-born storage takes no lock)
     private var resident: Bool { backend != nil }
     private let lock = Mutex<Void>(())
-    private let constHandle: UnsafeMutableRawPointer?   // constant storage: the provider's handle
+    private var constHandle: UnsafeMutableRawPointer?   // constant storage: the provider's handle
     private let constBackend: Backend?                  // ... and who releases it
+    private var constKind = DE_CONST_WEIGHT             // ... and how it was uploaded (for rebind)
 
     /// Allocates `count` floats, zero-filled when `zeroed`.
     public init(count: Int, zeroed: Bool = true) {
@@ -48,7 +49,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// A constant uploaded with de_backend_constant_upload (`Backend.constant`): ops take `handle`, host
     /// reads see `source` (kept alive, never written through this storage).
-    init(constantHandle handle: UnsafeMutableRawPointer, source: Tensor, backend: Backend) {
+    init(constantHandle handle: UnsafeMutableRawPointer, source: Tensor, backend: Backend, kind: de_const_kind) {
         self.host = source.data
         self.count = source.count
         self.owner = source
@@ -56,6 +57,55 @@ public final class TensorStorage: @unchecked Sendable {
         self.backend = nil
         self.constHandle = handle
         self.constBackend = backend
+        self.constKind = kind
+    }
+
+    // MARK: model weights changed in place (LoRA fusing)
+    //
+    // A model weight (host-born or constant storage) can be pointed at other data: every tensor over this
+    // storage (the layer's weight, reshaped views) then computes with the new values, and a constant is
+    // uploaded again. The caller guarantees that no op of the model runs meanwhile.
+
+    /// The data this storage shows now, as a storage of its own that keeps it alive and readable (this one
+    /// then borrows it): what `rebind` takes to go back to exactly these values.
+    public func detachData() -> TensorStorage {
+        precondition(!resident, "TensorStorage.detachData: device-born storage is not a model weight")
+        if ownsHost, let h = host {
+            let kept = TensorStorage(borrowing: h, count: count, owner: TensorStorage.HostBlock(h))
+            ownsHost = false
+            owner = kept
+            return kept
+        }
+        let kept = TensorStorage(borrowing: host!, count: count, owner: owner ?? self)
+        return kept
+    }
+
+    /// From now on this storage shows `source`'s data (kept alive by it; never written through it). A
+    /// constant is uploaded again from the new data and its old handle released (after the new upload
+    /// succeeded: on failure nothing changed).
+    public func rebind(to source: TensorStorage) throws {
+        precondition(!resident, "TensorStorage.rebind: device-born storage is not a model weight")
+        precondition(source.count == count, "TensorStorage.rebind: \(source.count) values for \(count)")
+        let newHost = source.pointer
+        if let old = constHandle, let be = constBackend {
+            let bytes = count * MemoryLayout<Float>.stride
+            guard let h = de_backend_constant_upload(be.raw, newHost, bytes, constKind) else {
+                throw DiffEditError.outOfMemory("constant_upload: \(bytes) bytes: \(String(cString: de_backend_last_error(be.raw)))")
+            }
+            constHandle = h
+            de_backend_constant_release(be.raw, old)
+        }
+        if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+        ownsHost = false
+        host = newHost
+        owner = source
+    }
+
+    /// Owns one host block (what `detachData` hands a block this storage allocated to).
+    final class HostBlock {
+        let pointer: UnsafeMutablePointer<Float>
+        init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
+        deinit { UnsafeMutableRawPointer(pointer).deallocate() }
     }
 
     /// True for constant storage (a model weight uploaded once).

@@ -172,7 +172,7 @@ extension ImageEditor {
         }
         let key = InversionCache.Key(imageHash: InversionCache.hash(w.works[0]), width: w.works[0].width,
                                      height: w.works[0].height, steps: w.r.steps, sourcePrompt: w.r.sourcePrompt,
-                                     scheduler: "\(parts.schedulerConfig)")
+                                     scheduler: "\(parts.schedulerConfig)", weights: parts.weightsGeneration())
         if let t = inversionCache.get(key) { return t }
         let traj = try denoiser.invert(w.z0, cond: cond, steps: w.r.steps, schedulerConfig: parts.schedulerConfig,
                                        controller: nil, progress: s)

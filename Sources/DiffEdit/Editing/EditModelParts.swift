@@ -16,14 +16,18 @@ public struct EditModelParts {
     /// (work width, work height, UNet batch items) -> throws `.outOfMemory` when the request could not fit
     /// (StableDiffusionModel.checkWorkingSet); nil: no check.
     public let checkWorkingSet: ((Int, Int, Int) throws -> Void)?
+    /// Changes whenever the weights do (LoRA fused or unfused): part of every cache key.
+    public let weightsGeneration: () -> Int
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, schedulerConfig: SchedulerConfig, tokenizer: CLIPTokenizer,
                 encodePrompt: @escaping (String) throws -> Tensor, randomNormal: @escaping ([Int], UInt64) -> Tensor,
-                backend: Backend, editDefaults: EditDefaults? = nil, checkWorkingSet: ((Int, Int, Int) throws -> Void)? = nil) {
+                backend: Backend, editDefaults: EditDefaults? = nil, checkWorkingSet: ((Int, Int, Int) throws -> Void)? = nil,
+                weightsGeneration: @escaping () -> Int = { 0 }) {
         self.unet = unet; self.vae = vae; self.schedulerConfig = schedulerConfig; self.tokenizer = tokenizer
         self.encodePrompt = encodePrompt; self.randomNormal = randomNormal; self.backend = backend
         self.editDefaults = editDefaults
         self.checkWorkingSet = checkWorkingSet
+        self.weightsGeneration = weightsGeneration
     }
 
     /// p2p's token alignment for a resolved edit: the caller's `reweight` plus the edited words'

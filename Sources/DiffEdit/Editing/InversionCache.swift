@@ -9,6 +9,8 @@ public final class InversionCache: @unchecked Sendable {
         public var steps: Int
         public var sourcePrompt: String
         public var scheduler: String
+        /// The model's weights generation (StableDiffusionModel.weightsGeneration): a LoRA change invalidates.
+        public var weights: Int = 0
     }
 
     public let maxEntries: Int

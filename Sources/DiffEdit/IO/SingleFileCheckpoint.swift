@@ -144,64 +144,88 @@ public enum SingleFileCheckpoint {
             refs[clean] = Ref(file: file, name: stored)
         }
         for (stored, r) in keys {
-            let p = parts(Substring(r))
-            func rest(_ from: Int) -> String { p[from...].joined(separator: ".") }
-            switch p[0] {
-            case "time_embed":
-                guard p.count >= 3 else { continue }
-                if p[1] == "0" { try add("time_embedding.linear_1." + rest(2), stored) }
-                else if p[1] == "2" { try add("time_embedding.linear_2." + rest(2), stored) }
-            case "label_emb":
-                continue   // class-conditioned UNets are not supported; ignored
-            case "out":
-                guard p.count >= 3 else { continue }
-                if p[1] == "0" { try add("conv_norm_out." + rest(2), stored) }
-                else if p[1] == "2" { try add("conv_out." + rest(2), stored) }
-            case "input_blocks":
-                guard p.count >= 4, let i = Int(p[1]) else { continue }
-                if i == 0 { try add("conv_in." + rest(3), stored); continue }
-                guard let pos = inputPos[i] else { continue }
-                if pos.down {
-                    // input_blocks.i.0.op.weight
-                    try add("down_blocks.\(pos.level).downsamplers.0.conv." + rest(4), stored)
-                } else if p[2] == "0" {
-                    guard let rn = renameResnet(rest(3)) else {
-                        throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
-                    }
-                    try add("down_blocks.\(pos.level).resnets.\(pos.layer)." + rn, stored)
-                } else if p[2] == "1" {
-                    try add("down_blocks.\(pos.level).attentions.\(pos.layer)." + rest(3), stored)
-                }
-            case "middle_block":
-                guard p.count >= 3 else { continue }
-                switch p[1] {
-                case "0", "2":
-                    guard let rn = renameResnet(rest(2)) else {
-                        throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
-                    }
-                    try add("mid_block.resnets.\(p[1] == "0" ? 0 : 1)." + rn, stored)
-                case "1": try add("mid_block.attentions.0." + rest(2), stored)
-                default: continue
-                }
-            case "output_blocks":
-                guard p.count >= 4, let i = Int(p[1]) else { continue }
-                let blk = i / upLayers, lay = i % upLayers
-                if p[2] == "0" {
-                    guard let rn = renameResnet(rest(3)) else {
-                        throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
-                    }
-                    try add("up_blocks.\(blk).resnets.\(lay)." + rn, stored)
-                } else if p[3] == "conv" && p.count == 5 {
-                    // output_blocks.i.{1|2}.conv.{weight,bias}: the upsampler
-                    try add("up_blocks.\(blk).upsamplers.0.conv." + rest(4), stored)
-                } else if p[2] == "1" {
-                    try add("up_blocks.\(blk).attentions.\(lay)." + rest(3), stored)
-                }
-            default:
-                continue
+            switch ldmUNetName(parts(Substring(r)), inputPos: { inputPos[$0] }, upLayers: upLayers) {
+            case .clean(let clean): try add(clean, stored)
+            case .skip: continue
+            case .unexpected: throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
             }
         }
         return refs
+    }
+
+    /// Where an LDM input_blocks index sits in the diffusers UNet: level, layer within it, downsampler or not.
+    public typealias InputPosition = (level: Int, layer: Int, down: Bool)
+
+    public enum LDMName: Equatable { case clean(String), skip, unexpected }
+
+    /// The clean diffusers name of an original-layout UNet name (without `model.diffusion_model.`, split at
+    /// dots): `input_blocks.1.1.proj_in.weight` -> `down_blocks.0.attentions.0.proj_in.weight`. `.skip` for
+    /// names the model does not use, `.unexpected` for a resnet name it cannot place. Shared by the
+    /// single-file loader and the LoRA loader (kohya's LDM-named files).
+    public static func ldmUNetName(_ p: [Substring], inputPos: (Int) -> InputPosition?, upLayers: Int) -> LDMName {
+        func rest(_ from: Int) -> String { p[from...].joined(separator: ".") }
+        guard let head = p.first else { return .skip }
+        switch head {
+        case "time_embed":
+            guard p.count >= 3 else { return .skip }
+            if p[1] == "0" { return .clean("time_embedding.linear_1." + rest(2)) }
+            if p[1] == "2" { return .clean("time_embedding.linear_2." + rest(2)) }
+            return .skip
+        case "label_emb":
+            return .skip   // class-conditioned UNets are not supported; ignored
+        case "out":
+            guard p.count >= 3 else { return .skip }
+            if p[1] == "0" { return .clean("conv_norm_out." + rest(2)) }
+            if p[1] == "2" { return .clean("conv_out." + rest(2)) }
+            return .skip
+        case "input_blocks":
+            guard p.count >= 4, let i = Int(p[1]) else { return .skip }
+            if i == 0 { return .clean("conv_in." + rest(3)) }
+            guard let pos = inputPos(i) else { return .skip }
+            if pos.down {
+                // input_blocks.i.0.op.weight
+                guard p.count >= 5 else { return .skip }
+                return .clean("down_blocks.\(pos.level).downsamplers.0.conv." + rest(4))
+            } else if p[2] == "0" {
+                guard let rn = renameResnet(rest(3)) else { return .unexpected }
+                return .clean("down_blocks.\(pos.level).resnets.\(pos.layer)." + rn)
+            } else if p[2] == "1" {
+                return .clean("down_blocks.\(pos.level).attentions.\(pos.layer)." + rest(3))
+            }
+            return .skip
+        case "middle_block":
+            guard p.count >= 3 else { return .skip }
+            switch p[1] {
+            case "0", "2":
+                guard let rn = renameResnet(rest(2)) else { return .unexpected }
+                return .clean("mid_block.resnets.\(p[1] == "0" ? 0 : 1)." + rn)
+            case "1": return .clean("mid_block.attentions.0." + rest(2))
+            default: return .skip
+            }
+        case "output_blocks":
+            guard p.count >= 4, let i = Int(p[1]), upLayers > 0 else { return .skip }
+            let blk = i / upLayers, lay = i % upLayers
+            if p[2] == "0" {
+                guard let rn = renameResnet(rest(3)) else { return .unexpected }
+                return .clean("up_blocks.\(blk).resnets.\(lay)." + rn)
+            } else if p[3] == "conv" && p.count == 5 {
+                // output_blocks.i.{1|2}.conv.{weight,bias}: the upsampler
+                return .clean("up_blocks.\(blk).upsamplers.0.conv." + rest(4))
+            } else if p[2] == "1" {
+                return .clean("up_blocks.\(blk).attentions.\(lay)." + rest(3))
+            }
+            return .skip
+        default:
+            return .skip
+        }
+    }
+
+    /// The input-block positions of a UNet with `layersPerBlock` resnets per level (every level but the last
+    /// ends in a downsampler): what the walk over a single file's input_blocks finds for SD 1.x/2.x.
+    public static func regularInputPosition(_ i: Int, layersPerBlock l: Int) -> InputPosition? {
+        guard i >= 1, l > 0 else { return nil }
+        let level = (i - 1) / (l + 1), layer = (i - 1) % (l + 1)
+        return layer == l ? (level, 0, true) : (level, layer, false)
     }
 
     static func detectUNet(_ src: MappedWeightSource, path: String, sd2: Bool) throws -> UNetConfig {

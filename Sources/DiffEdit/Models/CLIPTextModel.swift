@@ -10,6 +10,8 @@ public final class CLIPTextModel {
     let positionEmbedding: Tensor   // [maxPos, D]
     let layers: [CLIPEncoderLayer]
     let finalLayerNorm: LayerNormLayer
+    /// Every parameter by its name in the weight source (what LoRA fusing changes).
+    public let parameters = WeightRegistry()
 
     /// Accepts names with the `text_model.` prefix (real checkpoints) or without it (transformers 5 saves).
     public init(config c: CLIPTextConfig, weights: WeightSource, backend: Backend) throws {
@@ -29,7 +31,7 @@ public final class CLIPTextModel {
         case "gelu_new", "gelu_pytorch_tanh": act = DE_UNARY_GELU_TANH
         default: throw DiffEditError.unsupported("\(origin): text encoder hidden_act \"\(c.hidden_act)\" is not supported")
         }
-        let root = WeightScope(weights, backend: backend)
+        let root = WeightScope(weights, backend: backend, registry: parameters)
         let w = (!weights.contains("text_model.embeddings.token_embedding.weight")
                  && weights.contains("embeddings.token_embedding.weight")) ? root : root.sub("text_model")
         let d = c.hidden_size

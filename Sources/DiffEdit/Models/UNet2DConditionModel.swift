@@ -16,6 +16,8 @@ public final class UNet2DConditionModel {
     let upBlocks: [UNetUpBlock]
     let convNormOut: GroupNormLayer
     let convOut: Conv2dLayer
+    /// Every parameter by its clean name (what LoRA fusing changes).
+    public let parameters = WeightRegistry()
 
     /// Loads and shape-checks every tensor (clean diffusers names) up front.
     public init(config c: UNetConfig, weights: WeightSource, backend: Backend) throws {
@@ -52,7 +54,7 @@ public final class UNet2DConditionModel {
             throw DiffEditError.unsupported("\(origin): UNet only_cross_attention / dual_cross_attention / class_embed_type are not supported")
         }
 
-        let w = WeightScope(weights, backend: backend)
+        let w = WeightScope(weights, backend: backend, registry: parameters)
         let c0 = c.block_out_channels[0], tembC = c0 * 4
         convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
         timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)

@@ -21,6 +21,10 @@ final class Upsample2D {
         phaseConv = Conv2dLayer(weight: try w.constant(phase.weight, kind: .weight),
                                 bias: try phase.bias.map { try w.constant($0, kind: .param) },
                                 stride: phase.stride, padding: phase.padding)
+        // a changed conv weight (LoRA fusing) changes the phase kernels: made again from the new data
+        w.onReplace(of: "conv.weight") { [conv, phaseWeight = phaseConv.weight] in
+            try phaseWeight.storage.rebind(to: Upsample2D.phaseLayer(conv).weight.storage)
+        }
     }
 
     static func phaseLayer(_ conv: Conv2dLayer) -> Conv2dLayer {

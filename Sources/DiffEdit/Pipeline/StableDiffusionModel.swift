@@ -23,6 +23,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let backend: Backend
     /// Editing settings the model recommends (EditDefaults), used where the caller leaves them unset.
     public let editDefaults: EditDefaults?
+    /// The LoRA files fused into the weights now, and what undoes them (StableDiffusionModel+LoRA).
+    let loraState = LoRAState()
 
     /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
     public init(checkpoint ck: LoadedCheckpoint, backend: Backend) throws {

@@ -1,0 +1,163 @@
+import XCTest
+import Foundation
+@testable import DiffEdit
+
+/// LoRA fusing against diffusers (Tests/Fixtures/lora, tools/make_lora_fixtures.py): PEFT, kohya and kohya
+/// LDM-named files for the tiny SD1 model, UNet + text encoder, scale 0.7, final latents of the ref/sd1
+/// generate_ddim case within 1e-3 relative error of diffusers' load_lora_weights + fuse_lora(lora_scale=0.7).
+/// Each file moves the latents by 0.32-0.56 (relative; manifest.json "moved"), so ignoring it fails. Plus
+/// re-fusing at another scale and unfusing giving back exactly the base output, and bad files refused
+/// with the model unchanged.
+final class LoRATests: XCTestCase {
+    static func path(_ rel: String) -> String { PipelineTests.path(rel) }
+
+    static func manifest() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path("lora/manifest.json")))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    /// A model of its own (LoRA changes its weights; PipelineTests' cached models stay untouched).
+    static func freshModel(backend: Backend = Backend.cpu) throws -> StableDiffusionModel {
+        try StableDiffusionModel.load(path: path("sd1"), backend: backend)
+    }
+
+    static func options(_ man: [String: Any]) throws -> GenerateOptions {
+        var o = GenerateOptions(prompt: man["prompt"] as! String)
+        o.negativePrompt = man["negative_prompt"] as? String
+        o.steps = (man["steps"] as! NSNumber).intValue
+        o.guidance = Float((man["guidance"] as! NSNumber).doubleValue)
+        o.width = (man["width"] as! NSNumber).intValue
+        o.height = (man["height"] as! NSNumber).intValue
+        o.scheduler = "ddim"
+        o.initNoise = try NPY.readTensor(path: path("lora/" + (man["noise"] as! String)))
+        return o
+    }
+
+    static func bitEqual(_ a: Tensor, _ b: Tensor) -> Bool {
+        a.shape == b.shape && (0..<a.count).allSatisfy { a.data[$0].bitPattern == b.data[$0].bitPattern }
+    }
+
+    func checkParity(_ name: String) throws {
+        let man = try Self.manifest()
+        let c = (man["cases"] as! [String: Any])[name] as! [String: Any]
+        let scale = Float((man["scale"] as! NSNumber).doubleValue)
+        let m = try Self.freshModel()
+        let o = try Self.options(man)
+        let base = try m.generate(o).latents
+        try m.setLoRAs([LoRASpec(path: Self.path("lora/" + (c["file"] as! String)), scale: scale)])
+        let r = try m.generate(o).latents
+        let ref = try NPY.readTensor(path: Self.path("lora/" + (c["latents"] as! String)))
+        let e = PipelineTests.relErr(r, ref)
+        let moved = PipelineTests.relErr(base, ref)
+        print("LoRA \(name) at scale \(scale): latents rel err \(e) vs diffusers; the LoRA moves them by \(moved)")
+        XCTAssertLessThanOrEqual(e, 1e-3, name)
+        XCTAssertGreaterThan(moved, 0.1, "\(name): the fixture must move the latents far more than the tolerance")
+    }
+
+    func testPEFTParity() throws { try checkParity("peft") }
+    func testKohyaParity() throws { try checkParity("kohya") }
+    func testKohyaLDMNamesParity() throws { try checkParity("kohya_ldm") }
+
+    /// Both kohya spellings of the same adapters (the upsampler of an UpBlock2D included, which diffusers'
+    /// SGM mapping misplaces) give bit-identical weights.
+    func testKohyaLDMAndDiffusersNamesGiveTheSameWeights() throws {
+        let src = try SafetensorsFile(path: Self.path("lora/kohya_ldm.safetensors"))
+        let k = try SafetensorsFile(path: Self.path("lora/kohya.safetensors"))
+        var tensors: [String: Tensor] = [:]
+        for n in src.names { tensors[n] = try src.tensor(n) }
+        for s in [".lora_down.weight", ".lora_up.weight", ".alpha"] {
+            tensors["lora_unet_output_blocks_2_1_conv" + s] = try k.tensor("lora_unet_up_blocks_0_upsamplers_0_conv" + s)
+        }
+        let tmp = NSTemporaryDirectory() + "lora_ldm_\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try SafetensorsWriter.write(tensors, dtype: "F16", path: tmp)
+        let a = try Self.freshModel(), b = try Self.freshModel()
+        try a.setLoRAs([LoRASpec(path: tmp, scale: 0.7)])
+        try b.setLoRAs([LoRASpec(path: Self.path("lora/kohya.safetensors"), scale: 0.7)])
+        var changed = 0
+        for (ra, rb) in [(a.unet.parameters, b.unet.parameters), (a.textEncoder.parameters, b.textEncoder.parameters)] {
+            for n in ra.names {
+                XCTAssertTrue(Self.bitEqual(ra.tensor(n)!, rb.tensor(n)!), n)
+            }
+        }
+        let base = try Self.freshModel()
+        for n in base.unet.parameters.names where !Self.bitEqual(base.unet.parameters.tensor(n)!, a.unet.parameters.tensor(n)!) { changed += 1 }
+        XCTAssertEqual(changed, 18, "every UNet module of kohya.safetensors placed")
+        // the upsampler's derived phase kernels follow its fused weight
+        XCTAssertFalse(Self.bitEqual(base.unet.upBlocks[0].upsampler!.phaseConv.weight, a.unet.upBlocks[0].upsampler!.phaseConv.weight))
+    }
+
+    /// Re-fusing at another scale and unfusing go back exactly, on the plain CPU backend and on the staged
+    /// one (weights as uploaded constants, as on CUDA).
+    func testRefuseAndUnfuseGiveExactOutputs() throws {
+        for staged in [false, true] {
+            let be = staged ? try Backend(name: "cpu", staged: true) : Backend.cpu
+            let man = try Self.manifest()
+            let m = try Self.freshModel(backend: be)
+            let o = try Self.options(man)
+            let peft = Self.path("lora/peft.safetensors"), kohya = Self.path("lora/kohya.safetensors")
+            let base = try m.generate(o).latents
+            try m.setLoRAs([LoRASpec(path: peft, scale: 0.7)])
+            let a = try m.generate(o).latents
+            let ref = try NPY.readTensor(path: Self.path("lora/peft_latents.npy"))
+            XCTAssertLessThanOrEqual(PipelineTests.relErr(a, ref), 1e-3, "staged \(staged)")
+            try m.setLoRAs([LoRASpec(path: peft, scale: 0.3)])
+            let b = try m.generate(o).latents
+            XCTAssertGreaterThan(PipelineTests.relErr(b, a), 0.05, "scale 0.3 differs from 0.7")
+            try m.setLoRAs([LoRASpec(path: peft, scale: 0.7)])
+            XCTAssertTrue(Self.bitEqual(try m.generate(o).latents, a), "re-fused at 0.7: exactly the first fuse (staged \(staged))")
+            try m.setLoRAs([LoRASpec(path: peft, scale: 0.7), LoRASpec(path: kohya, scale: 0.5)])
+            let two = try m.generate(o).latents
+            XCTAssertGreaterThan(PipelineTests.relErr(two, a), 0.05, "the second file counts")
+            XCTAssertEqual(m.loras.count, 2)
+            try m.setLoRAs([])
+            XCTAssertTrue(Self.bitEqual(try m.generate(o).latents, base), "unfused: exactly the base output (staged \(staged))")
+            XCTAssertEqual(m.loras, [])
+        }
+    }
+
+    /// Bad files and scales: an error naming the file / key / tensor; the model keeps what it had.
+    func testBadInputLeavesTheModelAsItWas() throws {
+        let man = try Self.manifest()
+        let m = try Self.freshModel()
+        var o = try Self.options(man)
+        o.steps = 2
+        let base = try m.generate(o).latents
+        let kohya = Self.path("lora/kohya.safetensors")
+        func expect(_ specs: [LoRASpec], _ contains: [String], _ check: (DiffEditError) -> Bool, _ ref: Tensor) throws {
+            XCTAssertThrowsError(try m.setLoRAs(specs)) { e in
+                guard let d = e as? DiffEditError else { return XCTFail("\(e)") }
+                XCTAssertTrue(check(d), "\(d)")
+                for s in contains { XCTAssertTrue(d.message.contains(s), "\(d.message) should name \(s)") }
+            }
+            XCTAssertTrue(Self.bitEqual(try m.generate(o).latents, ref), "unchanged after \(contains)")
+        }
+        for round in 0..<2 {
+            // round 1: with a LoRA fused, a failed change keeps it
+            let ref = round == 0 ? base : try { try m.setLoRAs([LoRASpec(path: kohya, scale: 0.7)]); return try m.generate(o).latents }()
+            let missing = Self.path("lora/no_such_lora.safetensors")
+            try expect([LoRASpec(path: missing, scale: 1)], ["no_such_lora.safetensors"], { if case .io = $0 { true } else { false } }, ref)
+            try expect([LoRASpec(path: Self.path("lora/unknown_key.safetensors"), scale: 1)],
+                       ["lora_unet_down_blocks_7_attentions_0_proj_in.lora_down.weight", "cannot place"],
+                       { if case .model = $0 { true } else { false } }, ref)
+            try expect([LoRASpec(path: Self.path("lora/sd2_arch.safetensors"), scale: 1)],
+                       ["unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight", "[4, 32]", "[16, 16]"],
+                       { if case .model = $0 { true } else { false } }, ref)
+            try expect([LoRASpec(path: Self.path("lora/loha.safetensors"), scale: 1)], ["hada_w1_a", "LoHa"],
+                       { if case .unsupported = $0 { true } else { false } }, ref)
+            try expect([LoRASpec(path: kohya, scale: .nan)], ["scale", "nan"],
+                       { if case .invalidArgument = $0 { true } else { false } }, ref)
+            try expect([LoRASpec(path: kohya, scale: 1), LoRASpec(path: missing, scale: 1)], ["no_such_lora"],
+                       { if case .io = $0 { true } else { false } }, ref)
+            try expect([LoRASpec(path: Self.path("sd1/unet/config.json"), scale: 1)], ["config.json"], { _ in true }, ref)
+        }
+    }
+
+    func testSpecParsing() throws {
+        XCTAssertEqual(try LoRASpec(parsing: "a/b.safetensors"), LoRASpec(path: "a/b.safetensors", scale: 1))
+        XCTAssertEqual(try LoRASpec(parsing: "a/b.safetensors:0.7"), LoRASpec(path: "a/b.safetensors", scale: 0.7))
+        XCTAssertEqual(try LoRASpec(parsing: "c:/x.safetensors:-1"), LoRASpec(path: "c:/x.safetensors", scale: -1))
+        XCTAssertThrowsError(try LoRASpec(parsing: "a.safetensors:nan"))
+        XCTAssertThrowsError(try LoRASpec(parsing: ":0.5"))
+    }
+}
