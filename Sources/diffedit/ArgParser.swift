@@ -34,6 +34,7 @@ struct ArgParser {
     /// The parsed arguments; `.help` when --help was given.
     func parse(_ args: [String]) throws -> Parsed {
         var values: [String: String] = [:]
+        var sequence: [(name: String, value: String)] = []
         var flags: Set<String> = []
         var positionals: [String] = []
         var i = 0
@@ -70,9 +71,10 @@ struct ArgParser {
                 values[name] = args[i]
                 i += 1
             }
+            sequence.append((name, values[name]!))
         }
         if flags.contains("help") { throw CLIError.help(helpText) }
-        return Parsed(command: command, values: values, flags: flags, positionals: positionals)
+        return Parsed(command: command, values: values, flags: flags, positionals: positionals, sequence: sequence)
     }
 
     struct Parsed {
@@ -80,6 +82,11 @@ struct ArgParser {
         let values: [String: String]
         let flags: Set<String>
         let positionals: [String]
+        /// Every option value in command-line order (repeatable options: `all`).
+        var sequence: [(name: String, value: String)] = []
+
+        /// The values of the options in `names`, in command-line order (a repeated option gives each of its values).
+        func all(_ names: Set<String>) -> [(name: String, value: String)] { sequence.filter { names.contains($0.name) } }
 
         func string(_ name: String) -> String? { values[name] }
         func flag(_ name: String) -> Bool { flags.contains(name) }

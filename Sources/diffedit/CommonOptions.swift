@@ -13,6 +13,8 @@ enum CommonOptions {
     static let backend = ArgParser.Option(name: "backend", value: "auto|cpu|cuda", help: "kernel backend (default auto)")
     static let threads = ArgParser.Option(name: "threads", value: "N", help: "CPU threads (default: all cores)")
     static let quiet = ArgParser.Option(name: "quiet", value: nil, help: "no progress bar")
+    static let lora = ArgParser.Option(name: "lora", value: "PATH[:SCALE]",
+        help: "LoRA .safetensors (diffusers/PEFT or kohya) fused into the weights at SCALE (default 1); repeatable")
 
     static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
         let threads = try p.int("threads") ?? 0
@@ -30,8 +32,13 @@ enum CommonOptions {
     /// `defaultName`: which embedded model stands in for a missing --model (DefaultModel.name for edits).
     static func loadModel(_ p: ArgParser.Parsed, backend: Backend,
                           defaultName: String = DefaultModel.name) throws -> StableDiffusionModel {
-        try StableDiffusionModel.load(path: p.string("model"), backend: backend, configFrom: p.string("config-from"),
-                                      defaultName: defaultName)
+        let model = try StableDiffusionModel.load(path: p.string("model"), backend: backend,
+                                                  configFrom: p.string("config-from"), defaultName: defaultName)
+        let loras = try p.all(["lora"]).map { o -> LoRASpec in
+            do { return try LoRASpec(parsing: o.value) } catch let e as DiffEditError { throw CLIError.usage(p.command, e.message) }
+        }
+        if !loras.isEmpty { try model.setLoRAs(loras) }
+        return model
     }
 
     static func stderrLine(_ s: String) { StdIO.err(s + "\n") }

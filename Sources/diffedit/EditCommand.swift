@@ -48,7 +48,7 @@ enum EditCommand {
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
             .init(name: "bench-size", value: "S", help: "benchmark image size (default 512)"),
-            CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
+            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
         ])
 
     /// `--bench`: prints "bench edit method=M size=S steps=N seconds=T" lines.

@@ -153,6 +153,43 @@ final class LoRATests: XCTestCase {
         }
     }
 
+    /// `diffedit generate --lora PATH:SCALE` (repeatable) gives diffusers' fused latents; a bad file fails naming it.
+    func testCLIGenerateWithLoRA() throws {
+        let man = try Self.manifest()
+        let dir = NSTemporaryDirectory() + "lora_cli_\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func generate(_ loras: [String]) throws -> (Int32, String, Tensor?) {
+            let lat = dir + "/lat.npy"
+            try? FileManager.default.removeItem(atPath: lat)
+            var args = ["generate", "--model", Self.path("sd1"), "--prompt", man["prompt"] as! String,
+                        "--negative-prompt", man["negative_prompt"] as! String, "--steps", "\(man["steps"]!)",
+                        "--guidance", "\(man["guidance"]!)", "--width", "64", "--height", "64", "--scheduler", "ddim",
+                        "--init-noise", Self.path("lora/" + (man["noise"] as! String)), "--save-latents", lat,
+                        "--output", dir + "/out.png", "--quiet"]
+            for l in loras { args += ["--lora", l] }
+            let r = try PipelineCLITests.run(args)
+            return (r.status, r.stderr, r.status == 0 ? try NPY.readTensor(path: lat) : nil)
+        }
+        let (st, err, lat) = try generate([Self.path("lora/kohya.safetensors") + ":0.7"])
+        XCTAssertEqual(st, 0, err)
+        let ref = try NPY.readTensor(path: Self.path("lora/kohya_latents.npy"))
+        XCTAssertLessThanOrEqual(PipelineTests.relErr(lat!, ref), 1e-3)
+        // two files: the same as the library with the same two
+        let (st2, err2, lat2) = try generate([Self.path("lora/kohya.safetensors") + ":0.7", Self.path("lora/peft.safetensors")])
+        XCTAssertEqual(st2, 0, err2)
+        let m = try Self.freshModel()
+        try m.setLoRAs([LoRASpec(path: Self.path("lora/kohya.safetensors"), scale: 0.7),
+                        LoRASpec(path: Self.path("lora/peft.safetensors"), scale: 1)])
+        XCTAssertLessThanOrEqual(PipelineTests.relErr(lat2!, try m.generate(try Self.options(man)).latents), 1e-5)
+        let (st3, err3, _) = try generate([Self.path("lora/unknown_key.safetensors")])
+        XCTAssertNotEqual(st3, 0)
+        XCTAssertTrue(err3.contains("lora_unet_down_blocks_7_attentions_0_proj_in"), err3)
+        let (st4, err4, _) = try generate([Self.path("lora/kohya.safetensors") + ":inf"])
+        XCTAssertNotEqual(st4, 0)
+        XCTAssertTrue(err4.contains("--lora") && err4.contains("inf"), err4)
+    }
+
     func testSpecParsing() throws {
         XCTAssertEqual(try LoRASpec(parsing: "a/b.safetensors"), LoRASpec(path: "a/b.safetensors", scale: 1))
         XCTAssertEqual(try LoRASpec(parsing: "a/b.safetensors:0.7"), LoRASpec(path: "a/b.safetensors", scale: 0.7))
