@@ -55,7 +55,8 @@ CABI_MODEL   ?= $(CURDIR)/Tests/Fixtures/sd1
 CABI_INSTRUCT_MODEL ?= $(CURDIR)/Tests/Fixtures/edit/instruct/model
 CABI_INPAINT_MODEL ?= $(CURDIR)/Tests/Fixtures/edit/inpaint/model
 CABI_ARGS    = $(if $(wildcard $(CABI_INSTRUCT_MODEL)/model_index.json),--instruct $(CABI_INSTRUCT_MODEL),) \
-               $(if $(wildcard $(CABI_INPAINT_MODEL)/model_index.json),--inpaint $(CABI_INPAINT_MODEL),) $(CABI_MODEL)
+               $(if $(wildcard $(CABI_INPAINT_MODEL)/model_index.json),--inpaint $(CABI_INPAINT_MODEL),) \
+               $(if $(filter $(CURDIR)/Tests/Fixtures/sd1,$(CABI_MODEL)),--lora $(CURDIR)/Tests/Fixtures/lora,) $(CABI_MODEL)
 VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
                   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp

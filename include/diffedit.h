@@ -31,6 +31,8 @@
  * Threads
  *   A context runs one call at a time: a second call on a context while one is running returns
  *   DIFF_EDIT_ERR_BUSY at once. Different contexts — over one shared model or not — run in parallel.
+ *   diff_edit_model_set_loras changes a model's weights: it returns DIFF_EDIT_ERR_BUSY while a context of
+ *   the model runs a call or has a stream open, and a call that starts while it runs returns BUSY.
  *   Nothing is process-global. diff_edit_cancel is safe from any thread and from inside callbacks.
  *   Callbacks (progress, log) run on the thread that made the call.
  */
@@ -105,7 +107,8 @@ typedef enum diff_edit_status {
                                                 but unusable) */
     DIFF_EDIT_ERR_IO = -5,                 /**< a file could not be found or read */
     DIFF_EDIT_ERR_MODEL = -6,              /**< model files are malformed or inconsistent */
-    DIFF_EDIT_ERR_BUSY = -7,               /**< the context is running another call */
+    DIFF_EDIT_ERR_BUSY = -7,               /**< the context is running another call (or the model's
+                                                LoRA set is being changed / cannot change now) */
     DIFF_EDIT_AGAIN = 2                    /**< streams: no edited frame is ready yet; push more
                                                 frames or end the stream (not a failure; appended) */
 } diff_edit_status;
@@ -248,6 +251,51 @@ DIFF_EDIT_API diff_edit_status diff_edit_model_load(const diff_edit_model_params
  * same pointer to diff_edit_ctx_create. Calls running on its contexts are not affected.
  */
 DIFF_EDIT_API void diff_edit_model_free(diff_edit_model *model);
+
+/** A LoRA file and its strength, for diff_edit_model_set_loras. Extensible struct: see "Stability rules"
+ *  at the top (every element of one array has the same struct_size, which is also the array's stride). */
+typedef struct diff_edit_lora {
+    uint32_t struct_size;   /**< sizeof(diff_edit_lora); 0 is invalid */
+    const char *path;       /**< a LoRA .safetensors: diffusers/PEFT (unet.* / text_encoder.* with lora_A/lora_B
+                                 or lora.down/lora.up, alpha from the file's lora_adapter_metadata) or kohya
+                                 sd-scripts (lora_unet_*, lora_te_*, .lora_down/.lora_up/.alpha, diffusers or
+                                 original LDM module names, LoCon conv entries); UTF-8 */
+    float scale;            /**< strength: diffusers' fuse_lora(lora_scale = scale); finite; 1 = as trained,
+                                 0 = no effect, negative inverts */
+} diff_edit_lora;
+
+/**
+ * Fills *lora with the defaults: struct_size = sizeof(diff_edit_lora), path NULL, scale 1. NULL is
+ * ignored. Never fails. Thread-safe.
+ */
+DIFF_EDIT_API void diff_edit_lora_default(diff_edit_lora *lora);
+
+/**
+ * Replaces the set of LoRA files fused into the model's weights (UNet and text encoder) by loras[0..n):
+ * W = W0 + sum_i scale_i * alpha_i / rank_i * up_i @ down_i, as diffusers' load_lora_weights(path) then
+ * fuse_lora(lora_scale = scale) for each file. n = 0 (loras may then be NULL) removes every LoRA: the
+ * weights are the base weights again, bit for bit. The base checkpoint is not read again: the original
+ * values of the weights a LoRA touches are kept (memory: one copy of each touched weight) and each new set
+ * is fused from them. It applies to every context of the model (diff_edit_image, diff_edit_video,
+ * streams) from their next call on; cached inversions of earlier calls are not reused.
+ * Every file is read and checked before any weight changes: on failure the model keeps the set it had
+ * and stays usable. Files are read during the call only (the caller may change or delete them after).
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (model NULL, loras NULL with n > 0, a struct_size
+ * 0 or different from loras[0].struct_size, path NULL or not UTF-8, scale NaN or infinite; the message
+ * names the element and field); DIFF_EDIT_ERR_IO (a file missing or unreadable); DIFF_EDIT_ERR_MODEL (not
+ * a LoRA file, a key it cannot place in this model, e.g. a layer this architecture does not have, or a
+ * tensor whose shape does not fit the model's weight: a LoRA made for another architecture; the message
+ * names the file and the key or tensor); DIFF_EDIT_ERR_UNSUPPORTED (LyCORIS LoHa/LoKr, DoRA, full-diff
+ * or SDXL second-text-encoder keys, or a non-zero unknown struct tail; the message names the key);
+ * DIFF_EDIT_ERR_BUSY (a call is running on a context of this model, from any thread or from inside its
+ * progress callback, or a context of the model has a stream open: begun and not yet ended and drained);
+ * DIFF_EDIT_ERR_OUT_OF_MEMORY (the fused copies or their upload to the backend did not fit; the model is
+ * then back at its base weights with no LoRA). Messages go to diff_edit_last_error(NULL).
+ * Thread-safe: concurrent calls on one model are serialised; a diff_edit_image etc. on a context of the
+ * model that starts while this call changes the weights returns DIFF_EDIT_ERR_BUSY.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_model_set_loras(diff_edit_model *model, const diff_edit_lora *loras,
+                                                         uint32_t n);
 
 /* ------------------------------------------------------------------------------------------------
  * Contexts

@@ -34,7 +34,18 @@ final class ContextHandle: @unchecked Sendable {
     private var lookahead = StreamRegistry.defaultLookahead
 
     func streamState() -> StreamState? { lock.withLock { stream } }
-    func setStreamState(_ s: StreamState?) { lock.withLock { stream = s } }
+    /// Also counts the model's open streams (diff_edit_model_set_loras is BUSY while one is open).
+    func setStreamState(_ s: StreamState?) {
+        let (opened, closed) = lock.withLock { () -> (Bool, Bool) in
+            let was = stream != nil
+            stream = s
+            return (!was && s != nil, was && s == nil)
+        }
+        if opened { model.streamOpened() }
+        if closed { model.streamClosed() }
+    }
+
+    deinit { if stream != nil { model.streamClosed() } }
     func streamLookahead() -> Int { lock.withLock { lookahead } }
     func setStreamLookahead(_ n: Int) { lock.withLock { lookahead = n } }
 }

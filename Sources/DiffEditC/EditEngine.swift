@@ -7,6 +7,8 @@ protocol EditEngine: AnyObject, Sendable {
     var summary: String { get }
     /// A new editing session (one per context; sessions of one engine may run in parallel).
     func makeSession() throws -> EditSession
+    /// Replaces the LoRA files fused into the weights (no call runs meanwhile: ModelHandle.changingWeights).
+    func setLoRAs(_ specs: [LoRASpec]) throws
 }
 
 /// One editing session (owned by one context, used by one call at a time): every entry point of the C ABI

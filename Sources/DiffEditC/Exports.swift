@@ -79,6 +79,27 @@ public func diffEditModelFree(_ model: OpaquePointer?) {
     Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
 }
 
+@_cdecl("diff_edit_lora_default")
+public func diffEditLoraDefault(_ lora: UnsafeMutablePointer<diff_edit_lora>?) {
+    lora?.pointee = LoRARequest.cDefaults
+}
+
+@_cdecl("diff_edit_model_set_loras")
+public func diffEditModelSetLoras(_ model: OpaquePointer?, _ loras: UnsafePointer<diff_edit_lora>?,
+                                  _ n: UInt32) -> diff_edit_status {
+    guard let model = model else { return fail(.invalidArgument("model is NULL"), ctx: nil) }
+    let m: ModelHandle = handle(model)
+    do {
+        let specs = try LoRARequest.specs(loras, count: n)
+        try m.changingWeights("diff_edit_model_set_loras") { try m.engine.setLoRAs(specs) }
+        m.log(1, specs.isEmpty ? "LoRA: none (base weights)"
+                               : "LoRA: " + specs.map { "\($0.path) x \($0.scale)" }.joined(separator: ", "))
+        return DIFF_EDIT_OK
+    } catch {
+        return fail(DiffEditError.from(error, context: "diff_edit_model_set_loras"), ctx: nil)
+    }
+}
+
 // MARK: - Contexts
 
 @_cdecl("diff_edit_ctx_create")
@@ -134,6 +155,10 @@ private func withContext(_ ctxPtr: OpaquePointer?, _ params: UnsafePointer<diff_
         return fail(.busy("ctx is busy: another \(function) call is running on this context"), ctx: nil)
     }
     defer { ctx.leave() }
+    guard ctx.model.enterCall() else {
+        return fail(.busy("\(function): the model's LoRA set is being changed (diff_edit_model_set_loras)"), ctx: nil)
+    }
+    defer { ctx.model.leaveCall() }
     do {
         let req = try EditRequest(params)
         try check(req)

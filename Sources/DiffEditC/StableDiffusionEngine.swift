@@ -20,6 +20,12 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
 
     func makeSession() throws -> EditSession { Session(engine: self) }
 
+    func setLoRAs(_ specs: [LoRASpec]) throws {
+        computeLock.lock()
+        defer { computeLock.unlock() }
+        try model.setLoRAs(specs)
+    }
+
     /// Runs `body` holding the model's compute lock (cancellation is checked once the lock is held). `body`
     /// reports through the reporter it is given, which lets go of the lock while the caller's callback runs.
     func compute<T>(_ progress: ProgressReporter, _ body: (ProgressReporter) throws -> T) throws -> T {

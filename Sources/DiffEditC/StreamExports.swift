@@ -49,6 +49,10 @@ private func withStreamContext(_ ctxPtr: OpaquePointer?, function: String,
         return streamFail(.busy("\(function): ctx is busy: another call is running on this context"), ctx: nil)
     }
     defer { ctx.leave() }
+    guard ctx.model.enterCall() else {
+        return streamFail(.busy("\(function): the model's LoRA set is being changed (diff_edit_model_set_loras)"), ctx: nil)
+    }
+    defer { ctx.model.leaveCall() }
     do {
         return try body(ctx)
     } catch DiffEditError.cancelled {

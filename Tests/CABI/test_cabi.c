@@ -2,9 +2,10 @@
  * C ABI tests of libdiffedit, compiled with `cc -std=c99 -Wall -Wextra -Werror` against the
  * INSTALLED header (make test-cabi installs into build/stage first).
  *
- * Usage: test_cabi [--valgrind] [--no-model] [--instruct INSTRUCT_MODEL] [MODEL_PATH]
+ * Usage: test_cabi [--valgrind] [--no-model] [--instruct INSTRUCT_MODEL] [--lora LORA_DIR] [MODEL_PATH]
  *   MODEL_PATH  model for the success paths (default: the library's default model)
  *   --instruct  an InstructPix2Pix checkpoint for the AUTO/INSTRUCT tests
+ *   --lora      Tests/Fixtures/lora (LoRA files for the sd1 fixture model given as MODEL_PATH)
  *   --no-model  run only the tests that need no model (argument checks of loads, NULL contexts)
  *   --valgrind  smaller images and fewer repeats (for `make valgrind-cabi`)
  *
@@ -1094,6 +1095,164 @@ static void test_inpaint_model(diff_edit_ctx *sd_ctx) {
         fprintf(stderr, "test_cabi: %-48s %s\n", #call, g_failures == before_ ? "ok" : "FAILED"); \
     } while (0)
 
+/* ------------------------------------------------------------------------------------------------
+ * LoRA (diff_edit_model_set_loras) with the fixtures of Tests/Fixtures/lora (--lora DIR)
+ * ---------------------------------------------------------------------------------------------- */
+
+static const char *g_lora_dir = NULL;
+
+static const char *lora_file(const char *name) {
+    static char buf[4][1024];
+    static int next = 0;
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof buf[0], "%s/%s", g_lora_dir, name);
+    return b;
+}
+
+static diff_edit_status set_one_lora(diff_edit_model *m, const char *path, float scale) {
+    diff_edit_lora l;
+    diff_edit_lora_default(&l);
+    l.path = path;
+    l.scale = scale;
+    return diff_edit_model_set_loras(m, &l, 1);
+}
+
+typedef struct {
+    diff_edit_model *model;
+    diff_edit_status from_callback;
+    int called;
+} lora_cb_state;
+
+/* From inside a progress callback of a running call on the model: BUSY. */
+static bool lora_progress(void *user, uint32_t step, uint32_t steps, uint32_t frame, uint32_t frames) {
+    (void)step; (void)steps; (void)frame; (void)frames;
+    lora_cb_state *s = (lora_cb_state *)user;
+    if (!s->called) s->from_callback = diff_edit_model_set_loras(s->model, NULL, 0);
+    s->called = 1;
+    return true;
+}
+
+static void test_loras(diff_edit_model *model, diff_edit_ctx *ctx) {
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), base = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    diff_edit_buffer out = image_new(g_w, g_h, DIFF_EDIT_RGB8), fused = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 31);
+    diff_edit_params p;
+    base_params(&p);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &base), ctx);
+
+    diff_edit_lora d;
+    memset(&d, 0xCC, sizeof d);
+    diff_edit_lora_default(&d);
+    CHECK(d.struct_size == sizeof(diff_edit_lora) && d.path == NULL && d.scale == 1.0f);
+    diff_edit_lora_default(NULL);
+
+    /* Bad input: the status, a message naming the field / file / key / tensor, and the model unchanged. */
+    char kohya[1024];
+    snprintf(kohya, sizeof kohya, "%s", lora_file("kohya.safetensors"));
+    diff_edit_lora l;
+    diff_edit_lora_default(&l);
+    l.path = kohya;
+    l.scale = 0.7f;
+    EXPECT_ERR(diff_edit_model_set_loras(NULL, &l, 1), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "model");
+    EXPECT_ERR(diff_edit_model_set_loras(model, NULL, 1), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "loras");
+    diff_edit_lora bad = l;
+    bad.struct_size = 0;
+    EXPECT_ERR(diff_edit_model_set_loras(model, &bad, 1), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "struct_size");
+    bad = l; bad.path = NULL;
+    EXPECT_ERR(diff_edit_model_set_loras(model, &bad, 1), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "loras[0].path");
+    bad = l; bad.scale = NAN;
+    EXPECT_ERR(diff_edit_model_set_loras(model, &bad, 1), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "loras[0].scale");
+    bad = l; bad.scale = INFINITY;
+    EXPECT_ERR(diff_edit_model_set_loras(model, &bad, 1), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "loras[0].scale");
+    {
+        diff_edit_lora two[2] = {l, l};
+        two[1].scale = -INFINITY;
+        EXPECT_ERR(diff_edit_model_set_loras(model, two, 2), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "loras[1].scale");
+        struct { diff_edit_lora l; uint64_t newer; } big;
+        memset(&big, 0, sizeof big);
+        big.l = l;
+        big.l.struct_size = (uint32_t)sizeof big;
+        big.newer = 1;
+        EXPECT_ERR(diff_edit_model_set_loras(model, &big.l, 1), DIFF_EDIT_ERR_UNSUPPORTED, NULL, "struct_size");
+        big.newer = 0;   /* a zero unknown tail is accepted */
+        EXPECT_OK(diff_edit_model_set_loras(model, &big.l, 1), NULL);
+        EXPECT_OK(diff_edit_model_set_loras(model, NULL, 0), NULL);
+    }
+    EXPECT_ERR(set_one_lora(model, lora_file("no_such_lora.safetensors"), 1), DIFF_EDIT_ERR_IO, NULL, "no_such_lora.safetensors");
+    EXPECT_ERR(set_one_lora(model, lora_file("unknown_key.safetensors"), 1), DIFF_EDIT_ERR_MODEL, NULL,
+               "lora_unet_down_blocks_7_attentions_0_proj_in");
+    EXPECT_ERR(set_one_lora(model, lora_file("sd2_arch.safetensors"), 1), DIFF_EDIT_ERR_MODEL, NULL,
+               "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight");
+    EXPECT_ERR(set_one_lora(model, lora_file("loha.safetensors"), 1), DIFF_EDIT_ERR_UNSUPPORTED, NULL, "hada_w1_a");
+    /* still usable, still the base model */
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    CHECK(pixels_equal(&out, &base));
+
+    /* Fused: another image; a failed change keeps it. */
+    EXPECT_OK(set_one_lora(model, kohya, 0.7f), NULL);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &fused), ctx);
+    CHECK(!pixels_equal(&fused, &base));
+    EXPECT_ERR(set_one_lora(model, lora_file("sd2_arch.safetensors"), 0.7f), DIFF_EDIT_ERR_MODEL, NULL, "lora_A.weight");
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    CHECK(pixels_equal(&out, &fused));
+    /* Another scale, then back: the same bytes; a second context of the model sees the LoRA too. */
+    EXPECT_OK(set_one_lora(model, kohya, 0.2f), NULL);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    CHECK(!pixels_equal(&out, &fused));
+    EXPECT_OK(set_one_lora(model, kohya, 0.7f), NULL);
+    {
+        diff_edit_ctx *ctx2 = NULL;
+        EXPECT_OK(diff_edit_ctx_create(model, &ctx2), NULL);
+        if (ctx2) {
+            image_reset(&out);
+            EXPECT_OK(diff_edit_image(ctx2, &p, &in, &out), ctx2);
+            CHECK(pixels_equal(&out, &fused));
+            diff_edit_ctx_free(ctx2);
+        }
+    }
+
+    /* BUSY from inside a running call's progress callback; the call itself completes. */
+    lora_cb_state cs = {model, DIFF_EDIT_OK, 0};
+    diff_edit_params pc = p;
+    pc.progress = lora_progress;
+    pc.progress_user = &cs;
+    EXPECT_OK(diff_edit_image(ctx, &pc, &in, &out), ctx);
+    CHECK(cs.called && cs.from_callback == DIFF_EDIT_ERR_BUSY);
+    CHECK(strstr(diff_edit_last_error(NULL), "in use") != NULL);
+    CHECK(pixels_equal(&out, &fused));
+
+    /* Video and streams use the fused weights; BUSY while a stream is open. */
+    {
+        enum { N = 2 };
+        diff_edit_buffer vin[N], vlora[N], vbase[N];
+        for (int i = 0; i < N; i++) {
+            vin[i] = image_new(g_w, g_h, DIFF_EDIT_RGB8); image_fill(&vin[i], 40 + (uint32_t)i);
+            vlora[i] = image_new(g_w, g_h, DIFF_EDIT_RGB8); vbase[i] = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+        }
+        EXPECT_OK(diff_edit_video(ctx, &p, vin, N, vlora), ctx);
+        EXPECT_OK(diff_edit_stream_begin(ctx, &p, g_w, g_h, DIFF_EDIT_RGB8), ctx);
+        EXPECT_ERR(diff_edit_model_set_loras(model, NULL, 0), DIFF_EDIT_ERR_BUSY, NULL, "stream");
+        for (int i = 0; i < N; i++) EXPECT_OK(diff_edit_stream_push(ctx, &vin[i]), ctx);
+        EXPECT_OK(diff_edit_stream_end(ctx), ctx);
+        for (int i = 0; i < N; i++) {
+            image_reset(&out);
+            EXPECT_OK(diff_edit_stream_pull(ctx, &out), ctx);
+            CHECK(pixels_equal(&out, &vlora[i]));
+        }
+        CHECK(diff_edit_stream_pull(ctx, &out) == DIFF_EDIT_ERR_INVALID_ARGUMENT);   /* drained: closed */
+        EXPECT_OK(diff_edit_model_set_loras(model, NULL, 0), NULL);
+        EXPECT_OK(diff_edit_video(ctx, &p, vin, N, vbase), ctx);
+        for (int i = 0; i < N; i++) {
+            CHECK(!pixels_equal(&vbase[i], &vlora[i]));
+            image_free(&vin[i]); image_free(&vlora[i]); image_free(&vbase[i]);
+        }
+    }
+    /* Removed: exactly the base model's bytes again. */
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    CHECK(pixels_equal(&out, &base));
+    image_free(&in); image_free(&base); image_free(&out); image_free(&fused);
+}
+
 int main(int argc, char **argv) {
     int no_model = 0;
     for (int i = 1; i < argc; i++) {
@@ -1101,6 +1260,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--no-model") == 0) no_model = 1;
         else if (strcmp(argv[i], "--instruct") == 0 && i + 1 < argc) g_instruct_path = argv[++i];
         else if (strcmp(argv[i], "--inpaint") == 0 && i + 1 < argc) g_inpaint_path = argv[++i];
+        else if (strcmp(argv[i], "--lora") == 0 && i + 1 < argc) g_lora_dir = argv[++i];
         else g_model_path = argv[i];
     }
     if (g_valgrind) { g_w = 24; g_h = 16; }
@@ -1130,6 +1290,8 @@ int main(int argc, char **argv) {
                 SECTION(test_cancel_from_thread_and_busy(ctx));
                 SECTION(test_two_contexts(model, ctx));
                 SECTION(test_video_success(ctx));
+                if (g_lora_dir) SECTION(test_loras(model, ctx));
+                else printf("test_cabi: no --lora fixtures: LoRA tests not run\n");
                 if (g_inpaint_path) SECTION(test_inpaint_model(ctx));
                 else printf("test_cabi: no --inpaint model: inpaint tests not run\n");
                 diff_edit_ctx_free(ctx);
