@@ -148,6 +148,11 @@ class Params(ctypes.Structure):
 # Errors
 # ------------------------------------------------------------------------------------------------
 
+class Lora(ctypes.Structure):
+    """diff_edit_lora."""
+    _fields_ = [("struct_size", ctypes.c_uint32), ("path", ctypes.c_char_p), ("scale", ctypes.c_float)]
+
+
 class DiffEditError(Exception):
     """A failed libdiffedit call. .status: the Status; .message: diff_edit_last_error's text."""
 
@@ -249,6 +254,9 @@ def _declare(L):
     L.diff_edit_model_load.restype = c.c_int
     L.diff_edit_model_load.argtypes = [c.POINTER(ModelParams), c.POINTER(c.c_void_p)]
     L.diff_edit_model_free.restype, L.diff_edit_model_free.argtypes = None, [c.c_void_p]
+    L.diff_edit_lora_default.restype, L.diff_edit_lora_default.argtypes = None, [c.POINTER(Lora)]
+    L.diff_edit_model_set_loras.restype = c.c_int
+    L.diff_edit_model_set_loras.argtypes = [c.c_void_p, c.POINTER(Lora), c.c_uint32]
     L.diff_edit_ctx_create.restype = c.c_int
     L.diff_edit_ctx_create.argtypes = [c.c_void_p, c.POINTER(c.c_void_p)]
     L.diff_edit_ctx_free.restype, L.diff_edit_ctx_free.argtypes = None, [c.c_void_p]
@@ -476,6 +484,26 @@ class Model:
     def context(self) -> "Context":
         """A new Context over this model."""
         return Context(self)
+
+    def set_loras(self, loras=()):
+        """diff_edit_model_set_loras: replaces the LoRA files fused into the weights. `loras`: an iterable
+        of paths (scale 1), (path, scale) pairs or Lora structs; empty removes every LoRA. Raises as the
+        library reports (BusyError while a context of the model runs or has a stream open)."""
+        items = []
+        for i, x in enumerate(loras):
+            lo = Lora()
+            lib().diff_edit_lora_default(ctypes.byref(lo))
+            if isinstance(x, Lora):
+                lo = x
+            elif isinstance(x, (str, bytes, os.PathLike)):
+                lo.path = _enc(os.fspath(x), f"loras[{i}]")
+            else:
+                path, scale = x
+                lo.path = _enc(os.fspath(path), f"loras[{i}]")
+                lo.scale = float(scale)
+            items.append(lo)
+        arr = (Lora * len(items))(*items) if items else None
+        _check(lib().diff_edit_model_set_loras(self._handle, arr, len(items)))
 
     def free(self):
         """diff_edit_model_free; contexts keep the weights alive. Idempotent."""

@@ -628,3 +628,63 @@ def test_edit_rgba_mask_mask_out_plain_buffers(ctx):
             inside_changed += 1
     assert inside_changed > 0
     assert used[10 * w + 10] == 255 and used[0] == 0 and used[w * h - 1] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# LoRA (diff_edit_model_set_loras) with Tests/Fixtures/lora (made for the sd1 fixture model)
+# ------------------------------------------------------------------------------------------------
+
+LORA_DIR = os.path.join(ROOT, "Tests", "Fixtures", "lora")
+needs_lora = pytest.mark.skipif(os.path.realpath(MODEL) != os.path.realpath(os.path.join(ROOT, "Tests", "Fixtures", "sd1")),
+                                reason="the LoRA fixtures are made for Tests/Fixtures/sd1")
+
+
+@needs_lora
+def test_set_loras_image_video_and_errors():
+    m = d.Model(MODEL, backend="cpu")
+    c = m.context()
+    try:
+        img = rgb(seed=9)
+        kw = dict(steps=2, seed=3, **IMG_KW)
+        base = c.edit_image(img, "a red circle", **kw)
+        kohya = os.path.join(LORA_DIR, "kohya.safetensors")
+        # bad input: status, a message naming the file / key / tensor / field; the model stays the base one
+        with expect(d.DiffEditIOError, d.Status.ERR_IO, "no_such_lora.safetensors"):
+            m.set_loras([os.path.join(LORA_DIR, "no_such_lora.safetensors")])
+        with expect(d.ModelError, d.Status.ERR_MODEL, "lora_unet_down_blocks_7_attentions_0_proj_in"):
+            m.set_loras([os.path.join(LORA_DIR, "unknown_key.safetensors")])
+        with expect(d.ModelError, d.Status.ERR_MODEL, "attn1.to_q.lora_A.weight", "[4, 32]"):
+            m.set_loras([(os.path.join(LORA_DIR, "sd2_arch.safetensors"), 0.5)])
+        with expect(d.UnsupportedError, d.Status.ERR_UNSUPPORTED, "hada_w1_a"):
+            m.set_loras([os.path.join(LORA_DIR, "loha.safetensors")])
+        for bad in (math.nan, math.inf):
+            with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "loras[0].scale"):
+                m.set_loras([(kohya, bad)])
+        assert c.edit_image(img, "a red circle", **kw) == base
+        # fused (kohya and PEFT files together), then another scale, then removed
+        m.set_loras([(kohya, 0.7), os.path.join(LORA_DIR, "peft.safetensors")])
+        fused = c.edit_image(img, "a red circle", **kw)
+        assert fused != base
+        video = c.edit_video([img, rgb(seed=10)], "a red circle", **kw)
+        m.set_loras([(kohya, 0.2)])
+        assert c.edit_image(img, "a red circle", **kw) not in (base, fused)
+        m.set_loras([(kohya, 0.7), os.path.join(LORA_DIR, "peft.safetensors")])
+        assert c.edit_image(img, "a red circle", **kw) == fused
+        assert c.edit_video([img, rgb(seed=10)], "a red circle", **kw) == video
+        # BUSY while a stream is open on a context of the model
+        c.stream_begin("a red circle", 16, 12, d.PixelFormat.RGB8, steps=2, seed=3)
+        with expect(d.BusyError, d.Status.ERR_BUSY, "stream"):
+            m.set_loras([])
+        c.stream_end()
+        while True:
+            try:
+                if c.stream_pull() is None:
+                    break
+            except d.InvalidArgumentError:
+                break
+        m.set_loras([])
+        assert c.edit_image(img, "a red circle", **kw) == base
+        assert c.edit_video([img, rgb(seed=10)], "a red circle", **kw) != video
+    finally:
+        c.free()
+        m.free()
