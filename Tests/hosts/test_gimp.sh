@@ -23,6 +23,9 @@
 #   dialog   (when xvfb-run is installed) the interactive dialog under Xvfb, pressed OK by a test hook
 #            (DIFFEDIT_GIMP_DIALOG_TEST), runs the edit with its progress window: a new layer; then
 #            RUN-WITH-LAST-VALS repeats it, and on an indexed image shows the error as a GIMP message
+#   lora     (model = Tests/Fixtures/sd1) plug-in-diffedit-ext with lora-path/lora-scale (Tests/Fixtures/lora):
+#            a new layer, outside the selection unchanged, inside different from the same edit without the
+#            LoRA; lora-path "" gives plug-in-diffedit's bytes; a LoRA with an unknown key: the message names it
 #   recolour with the toy model (models/toy-instruct or models/toy-sd, once trained): "make the circle
 #            blue" turns the circle blue inside the selection, outside unchanged
 # Without PLUGIN_BINARY the plug-in is built here with cc + pkg-config (gimp-2.0, gimpui-2.0, diffedit;
@@ -136,6 +139,26 @@ cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-selection-none img)
   (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 4 4 \"$MODEL\")))
     (report \"nosel\" img new src) (save img new \"$T/nosel_new.png\") (gimp-image-delete img)))"
+
+# LoRA through plug-in-diffedit-ext (the fixtures are made for the sd1 fixture model).
+LORA_DIR="$ROOT/Tests/Fixtures/lora"
+LORA_OK=0
+if [ "$(cd "$MODEL" 2>/dev/null && pwd -P)" = "$(cd "$ROOT/Tests/Fixtures/sd1" && pwd -P)" ] && [ -f "$LORA_DIR/kohya.safetensors" ]; then
+  LORA_OK=1
+  ext() { # lora-path lora-scale: the rgb case's edit through plug-in-diffedit-ext
+    echo "(car (plug-in-diffedit-ext RUN-NONINTERACTIVE img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\" \"$1\" $2))"; }
+  case_ lora
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+    (let ((new $(ext "$LORA_DIR/kohya.safetensors" 0.7)))
+      (report \"lora\" img new src) (save img new \"$T/lora_new.png\") (gimp-image-delete img)))"
+  case_ extnolora
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+    (let ((new $(ext "" 1.0)))
+      (report \"extnolora\" img new src) (save img new \"$T/extnolora_new.png\") (gimp-image-delete img)))"
+  case_ lorabad
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+    (catch #f $(ext "$LORA_DIR/unknown_key.safetensors" 1.0)) (count-layers \"lorabad\" img))"
+fi
 
 # Errors: each must end in the plug-in's message, never a crash, and leave no new layer.
 err_case() { # name, scheme expression evaluated with img and src bound (after the selection)
@@ -304,6 +327,24 @@ expect_error steps "steps (5000)"
 expect_error indexed "indexed"
 expect_error group "not a layer group" 2
 expect_error channel "works on a layer"
+
+if [ "$LORA_OK" = 1 ]; then
+  check_new_layer lora
+  if [ -f "$T/lora_new.png" ] && [ -f "$T/rgb_new.png" ]; then
+    pngc lora edit "$T/rgb_src.png" "$T/lora_new.png" 12 12 40 40
+    pngc lora-differs-from-no-lora changed "$T/rgb_new.png" "$T/lora_new.png" 0.05
+  fi
+  check_new_layer extnolora
+  [ -f "$T/extnolora_new.png" ] && pngc extnolora-same-as-plug-in-diffedit same "$T/rgb_new.png" "$T/extnolora_new.png"
+  seg="$(segment lorabad)"
+  if printf '%s\n' "$seg" | grep -q "error for procedure 'plug-in-diffedit-ext'" &&
+     printf '%s\n' "$seg" | grep -q "lora_unet_down_blocks_7_attentions_0_proj_in" &&
+     [ "$(result lorabad)" = "RESULT lorabad layers=1" ]; then
+    pass "lorabad: $(printf '%s\n' "$seg" | grep -m1 "lora_unet_down_blocks_7" | cut -c1-160)"
+  else failc "lorabad: no message naming the key, or a new layer"; printf '%s\n' "$seg" | tail -n 6; fi
+else
+  echo "SKIP gimp: lora: the LoRA fixtures are made for Tests/Fixtures/sd1 (model here: $MODEL)"
+fi
 
 if [ "$DEFAULT_OK" = 1 ]; then
   r="$(result default)"

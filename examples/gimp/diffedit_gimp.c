@@ -14,6 +14,13 @@
  *   model-path     STRING  diffusers folder or single-file .safetensors; "" = the embedded default
  *   returns new-layer LAYER: a copy of the drawable, inserted just above it, holding the edit.
  *
+ *   (plug-in-diffedit-ext run-mode image drawable prompt source-prompt method strength guidance steps
+ *                         seed model-path lora-path lora-scale)  ->  new-layer
+ *   the same, then
+ *   lora-path      STRING  a LoRA .safetensors (diffusers/PEFT or kohya) fused into the model; "" = none
+ *   lora-scale     FLOAT   its strength (diffusers' fuse_lora lora_scale; 1 = as trained; finite)
+ *   (plug-in-diffedit itself uses no LoRA.)
+ *
  * Behaviour
  *   - The selection, when there is one, is the mask (feathered selections blend); pixels outside it
  *     are bit-identical to the source in the new layer (copied in the layer's own precision). The
@@ -50,6 +57,7 @@
 #include <diffedit.h>
 
 #define PLUG_IN_PROC   "plug-in-diffedit"
+#define PLUG_IN_PROC_EXT "plug-in-diffedit-ext"
 #define PLUG_IN_BINARY "diffedit"
 #define PLUG_IN_ROLE   "diffedit"
 
@@ -67,9 +75,11 @@ typedef struct {
     gint32  seed;
     gchar   model_path[4096];
     gboolean add_layer_mask;
+    gchar   lora_path[4096];   /* "" = no LoRA */
+    gdouble lora_scale;
 } EditVals;
 
-static EditVals vals = { "", "", "auto", 0.0, 0.0, 0, 0, "", FALSE };
+static EditVals vals = { "", "", "auto", 0.0, 0.0, 0, 0, "", FALSE, "", 1.0 };
 
 static const char *const method_names[] = { "auto", "sdedit", "ddim", "p2p", "instruct", "inpaint" };
 static const diff_edit_method method_values[] = { DIFF_EDIT_METHOD_AUTO, DIFF_EDIT_METHOD_SDEDIT,
@@ -104,6 +114,13 @@ query (void)
     static const GimpParamDef return_vals[] = {
         { GIMP_PDB_LAYER, "new-layer", "The new layer above the drawable holding the edit" },
     };
+    /* plug-in-diffedit-ext: the same arguments, then the settings added since (appended, in order) */
+    GimpParamDef ext_args[G_N_ELEMENTS (args) + 2];
+    memcpy (ext_args, args, sizeof args);
+    ext_args[G_N_ELEMENTS (args)] = (GimpParamDef) { GIMP_PDB_STRING, "lora-path",
+        "A LoRA .safetensors (diffusers/PEFT or kohya sd-scripts) fused into the model; \"\" = none" };
+    ext_args[G_N_ELEMENTS (args) + 1] = (GimpParamDef) { GIMP_PDB_FLOAT, "lora-scale",
+        "The LoRA's strength (diffusers' fuse_lora lora_scale): 1 = as trained, 0 = no effect; finite" };
 
     gimp_install_procedure (PLUG_IN_PROC,
                             "Edit a layer with a text prompt using a diffusion model",
@@ -119,6 +136,17 @@ query (void)
                             G_N_ELEMENTS (args), G_N_ELEMENTS (return_vals),
                             args, return_vals);
     gimp_plugin_menu_register (PLUG_IN_PROC, "<Image>/Filters/Generic");
+
+    gimp_install_procedure (PLUG_IN_PROC_EXT,
+                            "Edit a layer with a text prompt using a diffusion model (more settings)",
+                            "plug-in-diffedit with the settings added since, appended to its arguments: "
+                            "lora-path and lora-scale (a LoRA file fused into the model at that strength).",
+                            "diffedit authors", "diffedit authors", "2026",
+                            NULL,
+                            "RGB*, GRAY*, INDEXED*",
+                            GIMP_PLUGIN,
+                            G_N_ELEMENTS (ext_args), G_N_ELEMENTS (return_vals),
+                            ext_args, return_vals);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -226,13 +254,31 @@ job_thread (gpointer data)
         return NULL;
     }
     st = diff_edit_ctx_create (model, &ctx);
-    diff_edit_model_free (model); /* the context keeps the weights alive */
     if (st != DIFF_EDIT_OK) {
+        diff_edit_model_free (model);
         job->message = g_strdup (diff_edit_last_error (NULL));
         job->status = st;
         g_atomic_int_set (&job->done, 1);
         return NULL;
     }
+    if (!is_blank (job->v.lora_path)) {
+        diff_edit_lora lora;
+        diff_edit_lora_default (&lora);
+        lora.path = job->v.lora_path;
+        lora.scale = (float) job->v.lora_scale;
+        st = diff_edit_model_set_loras (model, &lora, 1);
+        if (st != DIFF_EDIT_OK) {
+            const char *msg = diff_edit_last_error (NULL);
+            job->message = g_strdup_printf ("Could not use the LoRA \"%s\": %s", job->v.lora_path,
+                                            msg[0] ? msg : diff_edit_status_string (st));
+            job->status = st;
+            diff_edit_ctx_free (ctx);
+            diff_edit_model_free (model);
+            g_atomic_int_set (&job->done, 1);
+            return NULL;
+        }
+    }
+    diff_edit_model_free (model); /* the context keeps the weights alive */
     g_mutex_lock (&job->lock);
     job->ctx = ctx;
     g_mutex_unlock (&job->lock);
@@ -384,6 +430,7 @@ edit_dialog (void)
 {
     DialogTest test = { NULL, NULL, NULL, NULL };
     GtkWidget *dialog, *table, *prompt, *source, *method, *steps, *seed, *model, *browse, *hbox, *check;
+    GtkWidget *lora, *lora_browse, *lora_box, *lora_scale;
     GtkObject *adj;
     gboolean   ok;
     int        row = 0, mi;
@@ -394,7 +441,7 @@ edit_dialog (void)
     gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_OK);
     gimp_window_set_transient (GTK_WINDOW (dialog));
 
-    table = gtk_table_new (9, 3, FALSE);
+    table = gtk_table_new (11, 3, FALSE);
     gtk_table_set_col_spacings (GTK_TABLE (table), 6);
     gtk_table_set_row_spacings (GTK_TABLE (table), 6);
     gtk_container_set_border_width (GTK_CONTAINER (table), 12);
@@ -454,6 +501,23 @@ edit_dialog (void)
     gtk_box_pack_start (GTK_BOX (hbox), browse, FALSE, FALSE, 0);
     gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "Mo_del:", 0.0, 0.5, hbox, 2, FALSE);
 
+    lora_box = gtk_hbox_new (FALSE, 6);
+    lora = gtk_entry_new ();
+    gtk_entry_set_text (GTK_ENTRY (lora), vals.lora_path);
+    gtk_widget_set_tooltip_text (lora, "A LoRA .safetensors (diffusers/PEFT or kohya sd-scripts) fused into "
+                                       "the model; empty = none");
+    lora_browse = gtk_file_chooser_button_new ("LoRA file", GTK_FILE_CHOOSER_ACTION_OPEN);
+    g_signal_connect (lora_browse, "file-set", G_CALLBACK (model_chosen), lora);
+    gtk_box_pack_start (GTK_BOX (lora_box), lora, TRUE, TRUE, 0);
+    gtk_box_pack_start (GTK_BOX (lora_box), lora_browse, FALSE, FALSE, 0);
+    gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "_LoRA:", 0.0, 0.5, lora_box, 2, FALSE);
+
+    lora_scale = gtk_spin_button_new_with_range (-10.0, 10.0, 0.05);
+    gtk_spin_button_set_digits (GTK_SPIN_BUTTON (lora_scale), 2);
+    gtk_spin_button_set_value (GTK_SPIN_BUTTON (lora_scale), vals.lora_scale);
+    gtk_widget_set_tooltip_text (lora_scale, "The LoRA's strength: 1 = as trained, 0 = no effect");
+    gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "LoRA st_rength:", 0.0, 0.5, lora_scale, 1, FALSE);
+
     check = gtk_check_button_new_with_mnemonic ("Add the mask used as a _layer mask");
     gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (check), vals.add_layer_mask);
     gtk_table_attach (GTK_TABLE (table), check, 1, 3, row, row + 1, GTK_FILL, 0, 0, 0);
@@ -475,6 +539,8 @@ edit_dialog (void)
         copy_str (vals.source_prompt, sizeof vals.source_prompt, gtk_entry_get_text (GTK_ENTRY (source)));
         copy_str (vals.method, sizeof vals.method, m ? m : "auto");
         copy_str (vals.model_path, sizeof vals.model_path, gtk_entry_get_text (GTK_ENTRY (model)));
+        copy_str (vals.lora_path, sizeof vals.lora_path, gtk_entry_get_text (GTK_ENTRY (lora)));
+        vals.lora_scale = gtk_spin_button_get_value (GTK_SPIN_BUTTON (lora_scale));
         vals.steps = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (steps));
         vals.seed = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (seed));
         vals.add_layer_mask = gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (check));
@@ -700,11 +766,12 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
     gint32           image = nparams > 1 ? param[1].data.d_image : -1;
     gint32           drawable = nparams > 2 ? param[2].data.d_drawable : -1;
     gboolean         interactive = mode == GIMP_RUN_INTERACTIVE;
+    gboolean         ext = g_strcmp0 (name, PLUG_IN_PROC_EXT) == 0;
+    gint             want = ext ? 13 : 11;
     gchar           *message = NULL;
     GimpPDBStatusType status = GIMP_PDB_SUCCESS;
     gint32           layer = -1;
 
-    (void) name;
     *nreturn_vals = 1;
     *return_vals = values;
     values[0].type = GIMP_PDB_STATUS;
@@ -718,17 +785,19 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         gimp_get_data (PLUG_IN_PROC, &vals);
         vals.prompt[sizeof vals.prompt - 1] = vals.source_prompt[sizeof vals.source_prompt - 1] = '\0';
         vals.method[sizeof vals.method - 1] = vals.model_path[sizeof vals.model_path - 1] = '\0';
+        vals.lora_path[sizeof vals.lora_path - 1] = '\0';
         if (!edit_dialog ()) {
             values[0].data.d_status = GIMP_PDB_CANCEL;
             return;
         }
         break;
     case GIMP_RUN_NONINTERACTIVE:
-        if (nparams != 11) {
+        if (nparams != want) {
             status = GIMP_PDB_CALLING_ERROR;
-            message = g_strdup_printf ("plug-in-diffedit takes 11 arguments (run-mode image drawable prompt "
-                                       "source-prompt method strength guidance steps seed model-path), got %d",
-                                       nparams);
+            message = g_strdup_printf ("%s takes %d arguments (run-mode image drawable prompt "
+                                       "source-prompt method strength guidance steps seed model-path%s), got %d",
+                                       ext ? PLUG_IN_PROC_EXT : PLUG_IN_PROC, want,
+                                       ext ? " lora-path lora-scale" : "", nparams);
             break;
         }
         copy_str (vals.prompt, sizeof vals.prompt, param[3].data.d_string);
@@ -741,12 +810,15 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         vals.steps = param[8].data.d_int32;
         vals.seed = param[9].data.d_int32;
         copy_str (vals.model_path, sizeof vals.model_path, param[10].data.d_string);
+        copy_str (vals.lora_path, sizeof vals.lora_path, ext ? param[11].data.d_string : "");
+        vals.lora_scale = ext ? param[12].data.d_float : 1.0;
         vals.add_layer_mask = g_strcmp0 (g_getenv ("DIFFEDIT_GIMP_ADD_LAYER_MASK"), "1") == 0;
         break;
     case GIMP_RUN_WITH_LAST_VALS:
         gimp_get_data (PLUG_IN_PROC, &vals);
         vals.prompt[sizeof vals.prompt - 1] = vals.source_prompt[sizeof vals.source_prompt - 1] = '\0';
         vals.method[sizeof vals.method - 1] = vals.model_path[sizeof vals.model_path - 1] = '\0';
+        vals.lora_path[sizeof vals.lora_path - 1] = '\0';
         break;
     default:
         status = GIMP_PDB_CALLING_ERROR;
