@@ -179,6 +179,26 @@ def cancel_case():
     doc.close()
 
 
+def lora_case(S):
+    """A LoRA file + strength (Tests/Fixtures/lora, made for the sd1 fixture model): the edit differs from the
+    same edit without it, which comes back bit for bit once the LoRA is cleared; a bad LoRA names its key."""
+    lora_dir = os.path.join(ROOT, "Tests", "Fixtures", "lora")
+    if os.path.realpath(MODEL) != os.path.realpath(os.path.join(ROOT, "Tests", "Fixtures", "sd1")):
+        record("lora", True, f"skipped: the LoRA fixtures are made for Tests/Fixtures/sd1, not {MODEL}")
+        return
+    plain = edit_case("lora-base", S(prompt="a blue circle"))
+    fused = edit_case("lora", S(prompt="a blue circle", lora_path=os.path.join(lora_dir, "kohya.safetensors"),
+                                lora_scale=0.7))
+    again = edit_case("lora-cleared", S(prompt="a blue circle"))
+    diff = sum(1 for i in range(0, len(plain), 4) if plain[i:i + 3] != fused[i:i + 3])
+    record("lora-differs", diff > 0.05 * len(plain) / 4, f"{diff} pixels differ from the edit without the LoRA")
+    record("lora-cleared-same", again == plain, "without the LoRA again: the same bytes as before it"
+           if again == plain else "differs from the edit before the LoRA")
+    error_case("lora-unknown-key", S(prompt="x", lora_path=os.path.join(lora_dir, "unknown_key.safetensors")),
+               "lora_unet_down_blocks_7_attentions_0_proj_in")
+    error_case("lora-missing", S(prompt="x", lora_path="/no/such/lora.safetensors"), "does not exist")
+
+
 def docker_case():
     """The docker widget itself: fields filled in, its edit action run (the active node is None under
     kritarunner, so it must report that in a message box — captured here — without crashing)."""
@@ -193,6 +213,11 @@ def docker_case():
         d.edit()
         d.prompt.setText("a blue circle")
         d.model.setText(MODEL)
+        d.lora.setText("/some/style.safetensors")
+        d.lora_scale.setValue(0.6)
+        st = d.settings()
+        record("docker-lora-fields", (st.lora_path, round(st.lora_scale, 2)) == ("/some/style.safetensors", 0.6),
+               f"settings() gave {st.lora_path!r} x {st.lora_scale}")
         d.edit()
         ok = (len(shown) == 2 and shown[0][0] == "Diffusion Edit" and
               ("no open document" in shown[0][1] or "no active layer" in shown[0][1] or "prompt is empty" in shown[0][1]))
@@ -221,6 +246,7 @@ def main(*args):
                                                         "instruct")),
             ("no-active-layer", lambda: error_case("no-active-layer", S(prompt="x"), "no active layer",
                                                    node_override=True)),
+            ("lora", lambda: lora_case(S)),
             ("default-model", default_case),
             ("cancel", cancel_case),
             ("docker", docker_case),

@@ -1,5 +1,5 @@
-"""The Diffusion Edit docker: prompt, method, strength (+ source prompt, steps, seed, model path under
-"More"), Edit / Cancel, a progress bar. Errors appear in a QMessageBox."""
+"""The Diffusion Edit docker: prompt, method, strength (+ source prompt, steps, seed, model path, LoRA file
+and strength under "More"), Edit / Cancel, a progress bar. Errors appear in a QMessageBox."""
 from krita import DockWidget, Krita
 from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
                              QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -53,6 +53,15 @@ class DiffEditDocker(DockWidget):
         self.model = QLineEdit()
         self.model.setPlaceholderText("empty = the embedded default model")
         mform.addRow("Model", self.model)
+        self.lora = QLineEdit()
+        self.lora.setPlaceholderText("LoRA .safetensors (diffusers/PEFT or kohya); empty = none")
+        mform.addRow("LoRA", self.lora)
+        self.lora_scale = QDoubleSpinBox()
+        self.lora_scale.setRange(-10.0, 10.0)
+        self.lora_scale.setSingleStep(0.05)
+        self.lora_scale.setValue(1.0)
+        self.lora_scale.setToolTip("The LoRA's strength: 1 = as trained, 0 = no effect")
+        mform.addRow("LoRA strength", self.lora_scale)
         lay.addWidget(more)
 
         buttons = QHBoxLayout()
@@ -83,7 +92,8 @@ class DiffEditDocker(DockWidget):
         return EditSettings(prompt=self.prompt.text(), method=self.method.currentText(),
                             strength=self.strength.value(), source_prompt=self.source.text(),
                             guidance=self.guidance.value(), steps=self.steps.value(), seed=self.seed.value(),
-                            model_path=self.model.text().strip())
+                            model_path=self.model.text().strip(), lora_path=self.lora.text().strip(),
+                            lora_scale=self.lora_scale.value())
 
     def edit(self):
         """The docker's edit action: the active document's active layer, within the selection."""

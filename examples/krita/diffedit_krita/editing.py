@@ -59,7 +59,7 @@ class EditSettings:
     """What the docker collects."""
 
     def __init__(self, prompt="", method="auto", strength=0.0, source_prompt="", guidance=0.0, steps=0,
-                 seed=0, model_path=""):
+                 seed=0, model_path="", lora_path="", lora_scale=1.0):
         self.prompt = prompt
         self.method = method
         self.strength = strength
@@ -68,6 +68,8 @@ class EditSettings:
         self.steps = steps
         self.seed = seed
         self.model_path = model_path
+        self.lora_path = lora_path      # a LoRA .safetensors fused into the model; "" = none
+        self.lora_scale = lora_scale    # its strength (diffusers' fuse_lora lora_scale), as the CLI: 1
 
 
 class EditJob:
@@ -131,6 +133,10 @@ def prepare(doc, node, settings):
     if settings.model_path and not os.path.exists(settings.model_path):
         raise EditError(f"Diffusion Edit: the model path \"{settings.model_path}\" does not exist. Give a "
                         "diffusers folder or a .safetensors file, or leave it empty for the embedded model.")
+    lora = (settings.lora_path or "").strip()
+    if lora and not os.path.isfile(lora):
+        raise EditError(f"Diffusion Edit: the LoRA file \"{lora}\" does not exist. Give a LoRA .safetensors "
+                        "(diffusers/PEFT or kohya) or leave it empty.")
     w, h = doc.width(), doc.height()
     if w <= 0 or h <= 0:
         raise EditError("Diffusion Edit: the document is empty.")
@@ -179,14 +185,17 @@ def _bbox(mask, w, h):
 # ------------------------------------------------------------------------------------------------
 
 class ModelCache:
-    """Keeps the last model loaded (loading takes a while); thread-safe."""
+    """Keeps the last model loaded (loading takes a while) with the LoRA set fused into it; thread-safe.
+    A new LoRA or strength is fused into the loaded model (diff_edit_model_set_loras), not reloaded."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._path = None
         self._model = None
+        self._loras = ()
 
-    def get(self, path):
+    def get(self, path, loras=()):
+        loras = tuple(loras)
         with self._lock:
             if self._model is None or self._path != path:
                 if self._model is not None:
@@ -194,6 +203,11 @@ class ModelCache:
                     self._model = None
                 self._model = de.Model(path or None)
                 self._path = path
+                self._loras = ()
+            if loras != self._loras:
+                self._loras = None          # unknown until set_loras succeeds (it leaves the old set on failure)
+                self._model.set_loras(loras)
+                self._loras = loras
             return self._model
 
 
@@ -205,7 +219,8 @@ def compute(job, progress=None, on_context=None):
     cancelled). progress(step, steps) is called on this thread; on_context(ctx) receives the context so
     that another thread can cancel it."""
     s = job.settings
-    model = MODELS.get(s.model_path)
+    lora = (getattr(s, "lora_path", "") or "").strip()
+    model = MODELS.get(s.model_path, [(lora, float(getattr(s, "lora_scale", 1.0)))] if lora else [])
     with model.context() as ctx:
         job.context = ctx
         if on_context:
