@@ -188,6 +188,69 @@ final class LoRATests: XCTestCase {
         let (st4, err4, _) = try generate([Self.path("lora/kohya.safetensors") + ":inf"])
         XCTAssertNotEqual(st4, 0)
         XCTAssertTrue(err4.contains("--lora") && err4.contains("inf"), err4)
+        // edit and video take --lora too
+        let scene = Self.path("../hosts/scene.png")
+        func edit(_ loras: [String]) throws -> (Int32, String, Data?) {
+            let out = dir + "/edit_\(loras.count).png"
+            var args = ["edit", "--model", Self.path("sd1"), "--input", scene, "--method", "sdedit", "--prompt", "a blue circle",
+                        "--steps", "2", "--seed", "3", "--output", out, "--quiet"]
+            for l in loras { args += ["--lora", l] }
+            let r = try PipelineCLITests.run(args)
+            return (r.status, r.stderr, FileManager.default.contents(atPath: out))
+        }
+        let (e0, m0, plain) = try edit([]), (e1, m1, fused) = try edit([Self.path("lora/kohya.safetensors") + ":0.7"])
+        XCTAssertEqual(e0, 0, m0); XCTAssertEqual(e1, 0, m1)
+        XCTAssertNotNil(plain); XCTAssertNotEqual(plain, fused, "edit --lora changes the result")
+        let (e2, m2, _) = try edit([Self.path("lora/sd2_arch.safetensors")])
+        XCTAssertNotEqual(e2, 0)
+        XCTAssertTrue(m2.contains("lora_A.weight"), m2)
+        XCTAssertTrue(try PipelineCLITests.run(["video", "--help"]).stdout.contains("--lora PATH[:SCALE]"))
+    }
+
+    /// The fused weight is W0 + scale * alpha/r * up @ down (computed here in Double, independently of the
+    /// fuse's GEMM), on the sd2 single file: a text-encoder q_proj that is a row slice of OpenCLIP's fused
+    /// in_proj, and a LoCon 3x3 entry under an LDM name (input_blocks_1_0_in_layers_2 = down_blocks.0.resnets.0.conv1
+    /// with layers_per_block 1). Unfused: the original values bit for bit.
+    func testFusedWeightIsBasePlusScaledProduct() throws {
+        let m = try StableDiffusionModel.load(path: Self.path("sd2.safetensors"), backend: Backend.cpu,
+                                              configFrom: Self.path("sd2"))
+        var rng = RNG(seed: 77)
+        let r = 2
+        let qName = "text_model.encoder.layers.0.self_attn.q_proj.weight", cName = "down_blocks.0.resnets.0.conv1.weight"
+        let q = m.textEncoder.parameters.tensor(qName)!, c = m.unet.parameters.tensor(cName)!
+        XCTAssertEqual(q.shape, [16, 16]); XCTAssertEqual(c.shape, [16, 16, 3, 3])
+        let tensors: [String: Tensor] = [
+            "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": rng.normal([r, 16]),
+            "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": rng.normal([16, r]),
+            "lora_te_text_model_encoder_layers_0_self_attn_q_proj.alpha": Tensor(shape: [], values: [3]),
+            "lora_unet_input_blocks_1_0_in_layers_2.lora_down.weight": rng.normal([r, 16, 3, 3]),
+            "lora_unet_input_blocks_1_0_in_layers_2.lora_up.weight": rng.normal([16, r, 1, 1]),
+        ]
+        let tmp = NSTemporaryDirectory() + "lora_sd2_\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try SafetensorsWriter.write(tensors, path: tmp)
+        let q0 = Tensor(shape: q.shape, values: Array(q.buffer)), c0 = Tensor(shape: c.shape, values: Array(c.buffer))
+        try m.setLoRAs([LoRASpec(path: tmp, scale: 0.5)])
+        for (w, w0, key, coef) in [(m.textEncoder.parameters.tensor(qName)!, q0, "lora_te_text_model_encoder_layers_0_self_attn_q_proj", 0.5 * 3.0 / 2),
+                                   (m.unet.parameters.tensor(cName)!, c0, "lora_unet_input_blocks_1_0_in_layers_2", 0.5)] {
+            let down = tensors[key + ".lora_down.weight"]!, up = tensors[key + ".lora_up.weight"]!
+            let rows = w.shape[0], cols = w.count / rows
+            var maxErr = 0.0, maxDelta = 0.0
+            for i in 0..<rows {
+                for j in 0..<cols {
+                    var d = 0.0
+                    for k in 0..<r { d += Double(up.data[i * r + k]) * Double(down.data[k * cols + j]) }
+                    let want = Double(w0.data[i * cols + j]) + coef * d
+                    maxErr = max(maxErr, abs(Double(w.data[i * cols + j]) - want))
+                    maxDelta = max(maxDelta, abs(coef * d))
+                }
+            }
+            XCTAssertLessThan(maxErr, 1e-5, key)
+            XCTAssertGreaterThan(maxDelta, 0.1, key)
+        }
+        try m.setLoRAs([])
+        XCTAssertTrue(Self.bitEqual(m.textEncoder.parameters.tensor(qName)!, q0))
+        XCTAssertTrue(Self.bitEqual(m.unet.parameters.tensor(cName)!, c0))
     }
 
     func testSpecParsing() throws {
