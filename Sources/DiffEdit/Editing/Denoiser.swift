@@ -22,6 +22,8 @@ struct DenoisePlan {
     var layout: BatchLayout
     /// Text conditioning per UNet item, [S * G, L, D].
     var embeddings: Tensor
+    /// SDXL's added conditioning per UNet item (pooled text embeds + time ids), [S * G, P + 6 td]; nil for SD 1.x/2.x.
+    var added: Tensor? = nil
     /// Channel-concatenated conditioning per UNet item (InstructPix2Pix image latents), [S * G, c', h, w].
     var imageCondition: Tensor? = nil
     /// Attention control; its `step` is set before each step.
@@ -101,7 +103,7 @@ struct Denoiser {
             let x = try p.scheduler.scaleModelInput(lat, timestep: t)                            // [S * B, C, h, w]
             var batch = try LatentOps.gather(be, x, slots: p.slots, layout: p.layout)             // [S * G, C, h, w]
             if let c = p.imageCondition { batch = try be.catChannels(batch, c) }                  // [S * G, C + c', h, w]
-            let eps = try unet.forward(batch, timesteps: [t], encoderHiddenStates: p.embeddings,
+            let eps = try unet.forward(batch, timesteps: [t], encoderHiddenStates: p.embeddings, added: p.added,
                                        controller: p.controller)                                  // [S * G, C, h, w]
             let e = try p.layout.combine(eps, slots: p.slots, backend: be)                        // [S * B, C, h, w]
             lat = try p.scheduler.step(modelOutput: e, timestep: t, sample: lat)                  // [S * B, C, h, w]
@@ -132,7 +134,7 @@ struct Denoiser {
 
     /// DDIM inversion (DDIMInverseScheduler, guidance 1) of z0 [S, C, h, w] with `cond` [S, L, D]:
     /// the trajectory [x_0, x_t1, ..., x_T], each [S, C, h, w]. The one inversion loop (image and video).
-    func invert(_ z0: Tensor, cond: Tensor, steps: Int, schedulerConfig: SchedulerConfig,
+    func invert(_ z0: Tensor, cond: Tensor, added: Tensor? = nil, steps: Int, schedulerConfig: SchedulerConfig,
                 controller: AttentionController?, progress: ProgressSpan) throws -> [Tensor] {
         let inv = try DDIMInverseScheduler(config: schedulerConfig)
         inv.backend = backend
@@ -141,7 +143,8 @@ struct Denoiser {
         var traj = [z0]
         for (k, t) in inv.timesteps.enumerated() {
             try progress.reporter.check()
-            let eps = try unet.forward(lat, timesteps: [t], encoderHiddenStates: cond, controller: controller)   // [S, C, h, w]
+            let eps = try unet.forward(lat, timesteps: [t], encoderHiddenStates: cond, added: added,
+                                       controller: controller)                                    // [S, C, h, w]
             lat = try inv.step(modelOutput: eps, timestep: t, sample: lat)                                        // x_{t+1}
             traj.append(lat)
             try progress.step(k + 1)

@@ -55,10 +55,15 @@ extension ImageEditor {
         let inverts = r.method == .ddim || r.method == .p2p
         var span = ProgressSpan(reporter: w.progress, total: inverts ? 2 * r.steps : r.steps, frame: w.frame, frames: w.frames)
 
-        // Prompt embeddings (computed once per edit).
-        let tgt = try parts.encodePrompt(r.prompt)                                       // [1, L, D]
-        let src = inverts || twoBranch ? try parts.encodePrompt(r.sourcePrompt) : tgt
-        let neg = { try self.parts.encodePrompt(r.negativePrompt ?? "") }
+        // Prompt embeddings (computed once per edit): hidden [1, L, D], SDXL also pooled [1, P].
+        let tgt = try parts.condition(r.prompt)
+        let src = inverts || twoBranch ? try parts.condition(r.sourcePrompt) : tgt
+        let neg = { try self.parts.condition(r.negativePrompt) }                        // nil: "" (SDXL: zeros)
+        // SDXL's added conditioning of a list of items, per slot: time ids at the work size
+        let (workW, workH) = (lw * parts.vaeFactor, lh * parts.vaeFactor)
+        let added = { (items: [PromptEmbedding]) -> Tensor? in
+            try unet.addedConditioning(pooled: items.map(\.pooled), width: workW, height: workH)   // [G, P + 6 td]
+        }
 
         // Starting latents, timesteps, the source trajectory.
         var timesteps = sched.timesteps
@@ -86,7 +91,7 @@ extension ImageEditor {
             }
             source = SourceTrajectory(kind: .noised(z0: w.z0, noise: nz, timesteps: timesteps, scheduler: sched))
         case .ddim, .p2p:
-            traj = try invertWindow(w, cond: src, span: span)
+            traj = try invertWindow(w, cond: src.hidden, added: try added([src]), span: span)
             start = traj[traj.count - 1]                                                // x_T
             source = SourceTrajectory(kind: .inverted(traj))
             span.offset = r.steps
@@ -96,7 +101,7 @@ extension ImageEditor {
 
         // The batch layout and each item's conditioning.
         let layout: BatchLayout
-        let items: [Tensor]                                                             // per item [1, L, D]
+        let items: [PromptEmbedding]                                                    // per item [1, L, D] (+ [1, P])
         var imageCondition: Tensor? = nil
         switch r.method {
         case .instruct:
@@ -109,7 +114,10 @@ extension ImageEditor {
             items = [u, u, src, tgt]
         case .p2p:
             layout = .twoBranchNPI(r.guidance)
-            items = [try r.targetUncond(source: src, empty: { try parts.encodePrompt("") }), src, tgt]
+            let empty = { try self.parts.condition("") }
+            let u = PromptEmbedding(hidden: try r.targetUncond(source: src.hidden, empty: { try empty().hidden }),
+                                    pooled: try src.pooled.map { p in try r.targetUncond(source: p, empty: { try empty().pooled ?? p }) })
+            items = [u, src, tgt]
         default:
             layout = twoBranch ? .twoBranchNPI(r.guidance) : .cfg(r.guidance)
             items = twoBranch ? [try neg(), src, tgt] : (layout.items == 2 ? [try neg(), tgt] : [tgt])
@@ -118,9 +126,10 @@ extension ImageEditor {
             guard let ic = w.inpaint else { preconditionFailure("inpaint without its InpaintCondition") }
             imageCondition = try ic.perItem(layout.items, backend: be)                  // [S * G, 1 + C, h, w]
         }
-        let perSlot = Tensor.cat0(items)                                                // [G, L, D] (host, once per edit)
+        let perSlot = Tensor.cat0(items.map(\.hidden))                                  // [G, L, D] (host, once per edit)
         var plan = DenoisePlan(scheduler: sched, timesteps: timesteps, slots: S, layout: layout,
                                embeddings: S == 1 ? try be.onDevice(perSlot) : try LatentOps.repeat0(be, perSlot, S))
+        if let a = try added(items) { plan.added = S == 1 ? try be.onDevice(a) : try LatentOps.repeat0(be, a, S) }  // [S * G, P + 6 td]
         plan.imageCondition = imageCondition
         plan.source = source
         plan.sourceBranchIsReference = twoBranch && r.method == .sdedit
@@ -159,7 +168,7 @@ extension ImageEditor {
     }
 
     /// The inversion of a window (one inverter for image and video); image edits are cached.
-    func invertWindow(_ w: WindowEdit, cond: Tensor, span: ProgressSpan) throws -> [Tensor] {
+    func invertWindow(_ w: WindowEdit, cond: Tensor, added: Tensor? = nil, span: ProgressSpan) throws -> [Tensor] {
         let S = w.window.frames.count
         let denoiser = Denoiser(unet: parts.unet, backend: parts.backend)
         var s = span
@@ -167,14 +176,15 @@ extension ImageEditor {
         if let v = w.video {
             let ctrl = VideoAttentionController(group: 1, window: w.window, sourceBranch: [:], propagationEnd: 0,
                                                 crossFrame: v.crossFrameAttention, p2p: nil)
-            return try denoiser.invert(w.z0, cond: try LatentOps.repeat0(parts.backend, cond, S), steps: w.r.steps,
+            return try denoiser.invert(w.z0, cond: try LatentOps.repeat0(parts.backend, cond, S),
+                                       added: try added.map { try LatentOps.repeat0(parts.backend, $0, S) }, steps: w.r.steps,
                                        schedulerConfig: parts.schedulerConfig, controller: ctrl, progress: s)
         }
         let key = InversionCache.Key(imageHash: InversionCache.hash(w.works[0]), width: w.works[0].width,
                                      height: w.works[0].height, steps: w.r.steps, sourcePrompt: w.r.sourcePrompt,
                                      scheduler: "\(parts.schedulerConfig)", weights: parts.weightsGeneration())
         if let t = inversionCache.get(key) { return t }
-        let traj = try denoiser.invert(w.z0, cond: cond, steps: w.r.steps, schedulerConfig: parts.schedulerConfig,
+        let traj = try denoiser.invert(w.z0, cond: cond, added: added, steps: w.r.steps, schedulerConfig: parts.schedulerConfig,
                                        controller: nil, progress: s)
         inversionCache.put(key, traj)
         return traj

@@ -8,6 +8,15 @@ public struct EditModelParts {
     public let tokenizer: CLIPTokenizer
     /// text -> [1, 77, D] (the hidden states the UNet attends to).
     public let encodePrompt: (String) throws -> Tensor
+    /// The whole conditioning of a prompt (nil = no prompt: SDXL's zero negative conditioning); nil: hidden states
+    /// from `encodePrompt` only (SD 1.x/2.x). See StableDiffusionModel.encodeCondition.
+    public var encodeCondition: ((String?) throws -> PromptEmbedding)? = nil
+
+    /// `encodeCondition`, or `encodePrompt` (nil as "") when there is none.
+    func condition(_ text: String?) throws -> PromptEmbedding {
+        if let e = encodeCondition { return try e(text) }
+        return PromptEmbedding(hidden: try encodePrompt(text ?? ""), pooled: nil)
+    }
     /// (shape, seed) -> standard-normal noise.
     public let randomNormal: ([Int], UInt64) -> Tensor
     public let backend: Backend

@@ -55,13 +55,21 @@ public enum CheckpointLoader {
 
     public static func loadFolder(_ folder: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
         var className = ""
+        var forceZeros = true
         let indexPath = join(folder, "model_index.json")
         if isFile(indexPath) {
             let idx = try ConfigFile.object(path: indexPath)
             className = idx["_class_name"] as? String ?? ""
-            if className.contains("XL") || idx["text_encoder_2"] != nil {
-                throw DiffEditError.unsupported("\(indexPath): \(className.isEmpty ? "an SDXL pipeline" : className) is not supported; only Stable Diffusion 1.x/2.x")
+            if let fz = idx["force_zeros_for_empty_prompt"] {
+                guard let b = fz as? Bool else {
+                    throw DiffEditError.model("\(indexPath): field force_zeros_for_empty_prompt: expected true or false")
+                }
+                forceZeros = b
             }
+        }
+        let xl = isFile(join(join(folder, "text_encoder_2"), "config.json"))
+        if xl && !isFile(join(join(folder, "text_encoder"), "config.json")) {
+            throw DiffEditError.unsupported("\(folder): an SDXL refiner (text_encoder_2 only, aesthetic-score conditioning) is not supported; use an SDXL base checkpoint")
         }
         for c in ["unet", "vae", "text_encoder"] {
             let cfg = join(join(folder, c), "config.json")
@@ -86,12 +94,28 @@ public enum CheckpointLoader {
         if !isFile(vocab!) || !isFile(merges!) { vocab = nil; merges = nil }
         let pad = try padToken(tokenizerFolder: join(folder, "tokenizer"))
 
-        let kind = detectKind(className: className, unet: unetConfig, text: textConfig)
+        var kind = detectKind(className: className, unet: unetConfig, text: textConfig)
+        var xlParts: (WeightSource, CLIPTextConfig, String?, String?, String?)? = nil
+        if xl {
+            let cfg2 = try ConfigFile.load(CLIPTextConfig.self, path: join(folder, "text_encoder_2/config.json"))
+            let (text2, _) = try componentWeights(join(folder, "text_encoder_2"), rename: normaliseTextName)
+            var v2: String? = join(folder, "tokenizer_2/vocab.json"), m2: String? = join(folder, "tokenizer_2/merges.txt")
+            if !isFile(v2!) || !isFile(m2!) { v2 = nil; m2 = nil }
+            xlParts = (text2, cfg2, v2, m2, try padToken(tokenizerFolder: join(folder, "tokenizer_2")))
+            if kind == "sd1" || kind == "sd2" { kind = "sdxl" }
+        } else if unetConfig.addition_embed_type != nil {
+            throw DiffEditError.model("\(folder): the UNet has addition_embed_type \(unetConfig.addition_embed_type!) (SDXL) but there is no text_encoder_2/")
+        }
         var ck = LoadedCheckpoint(origin: folder, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
                                   schedulerConfig: schedulerConfig, unet: unet, vae: vae, textEncoder: text,
                                   tokenizerVocabPath: vocab, tokenizerMergesPath: merges, padToken: pad,
                                   kind: kind, layout: "folder", dtype: unetDType)
         ck.editDefaults = try EditDefaults.load(folder: folder)
+        if let (t2, c2, v2, m2, p2) = xlParts {
+            ck.textEncoder2 = t2; ck.textConfig2 = c2
+            ck.tokenizer2VocabPath = v2; ck.tokenizer2MergesPath = m2; ck.padToken2 = p2
+            ck.forceZerosForEmptyPrompt = forceZeros
+        }
         return ck
     }
 

@@ -147,6 +147,7 @@ extension LoadedCheckpoint {
         try unetConfig.checkLimits(origin: "\(origin) (unet config)")
         try vaeConfig.checkLimits(origin: "\(origin) (vae config)")
         try textConfig.checkLimits(origin: "\(origin) (text encoder config)")
+        try textConfig2?.checkLimits(origin: "\(origin) (text_encoder_2 config)")
         try schedulerConfig.checkLimits(origin: "\(origin) (scheduler config)")
         let native = unetConfig.sample_size * vaeConfig.downsampleFactor
         guard native <= ConfigLimits.maxNativeSize else {

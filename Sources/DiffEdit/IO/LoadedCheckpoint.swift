@@ -28,6 +28,18 @@ public struct LoadedCheckpoint {
     public var dtype: String = ""
     /// Editing settings the model recommends (diffedit.json / "diffedit.edit_defaults" metadata), if any.
     public var editDefaults: EditDefaults? = nil
+    /// SDXL: the second text encoder (OpenCLIP ViT-bigG as transformers' CLIPTextModelWithProjection, clean
+    /// `text_model.*` + `text_projection.weight` names), its config and tokenizer (nil: SD 1.x/2.x).
+    public var textEncoder2: WeightSource? = nil
+    public var textConfig2: CLIPTextConfig? = nil
+    public var tokenizer2VocabPath: String? = nil
+    public var tokenizer2MergesPath: String? = nil
+    /// tokenizer_2's padding token ("!" for SDXL's OpenCLIP tokenizer).
+    public var padToken2: String? = nil
+    /// SDXL pipelines: no negative prompt = zero negative conditioning (model_index.json's
+    /// force_zeros_for_empty_prompt, true by default).
+    public var forceZerosForEmptyPrompt: Bool = true
+    public var isXL: Bool { textEncoder2 != nil }
 
     public init(origin: String, unetConfig: UNetConfig, vaeConfig: VAEConfig, textConfig: CLIPTextConfig,
                 schedulerConfig: SchedulerConfig, unet: WeightSource, vae: WeightSource, textEncoder: WeightSource,

@@ -12,6 +12,8 @@ public final class CLIPTextModel {
     let finalLayerNorm: LayerNormLayer
     /// Every parameter by its name in the weight source (what LoRA fusing changes).
     public let parameters = WeightRegistry()
+    /// CLIPTextModelWithProjection (SDXL's text_encoder_2): text_projection [projection_dim, hidden], no bias.
+    let textProjection: LinearLayer?
 
     /// Accepts names with the `text_model.` prefix (real checkpoints) or without it (transformers 5 saves).
     public init(config c: CLIPTextConfig, weights: WeightSource, backend: Backend) throws {
@@ -41,10 +43,43 @@ public final class CLIPTextModel {
             try CLIPEncoderLayer(w.sub("encoder.layers", i), config: c, activation: act)
         }
         finalLayerNorm = try LayerNormLayer(w.sub("final_layer_norm"), dim: d, eps: c.layer_norm_eps)
+        textProjection = weights.contains("text_projection.weight")
+            ? try LinearLayer(root.sub("text_projection"), inFeatures: d, outFeatures: c.projection_dim, bias: false) : nil
+    }
+
+    /// What SDXL takes from a text encoder (transformers' output_hidden_states=True):
+    /// `penultimate` = hidden_states[-2], the output of the last-but-one layer (no final layer norm) [B, L, D];
+    /// `pooled` = CLIPTextModelWithProjection's text_embeds: final_layer_norm(last hidden)[eos] @ text_projection^T
+    /// [B, projection_dim] (nil without a projection). The eos position is transformers': the first eos_token_id
+    /// in the row, or (legacy configs with eos_token_id 2) the largest id.
+    public func encodeForSDXL(ids: [[Int32]]) throws -> (penultimate: Tensor, pooled: Tensor?) {
+        guard config.num_hidden_layers >= 1 else {
+            throw DiffEditError.model("text encoder: SDXL conditioning needs at least one layer (hidden_states[-2])")
+        }
+        var penultimate: Tensor? = nil
+        let last = try encode(ids: ids, hook: { k, h in if k == self.config.num_hidden_layers - 1 { penultimate = h.copy() } })
+        guard let proj = textProjection else { return (penultimate!, nil) }
+        let (b, l, d) = (last.shape[0], last.shape[1], last.shape[2])
+        let rows = Tensor(shape: [b, d])
+        for (r, row) in ids.enumerated() {
+            let eos: Int
+            if config.eos_token_id == 2 {
+                eos = row.indices.max { row[$0] < row[$1] } ?? 0                      // torch argmax: the first maximum
+            } else {
+                eos = row.firstIndex(of: Int32(config.eos_token_id)) ?? 0
+            }
+            let src = last.data + (r * l + eos) * d
+            for j in 0..<d { rows.data[r * d + j] = src[j] }
+        }
+        let pooled = try proj(backend, rows)                                           // [B, P]
+        return (penultimate!, pooled.copy())
     }
 
     /// ids [B][L] (L <= max_position_embeddings, usually 77) -> last_hidden_state [B, L, hidden_size].
-    public func encode(ids: [[Int32]]) throws -> Tensor {
+    public func encode(ids: [[Int32]]) throws -> Tensor { try encode(ids: ids, hook: nil) }
+
+    /// `hook(k, h)`: called with the hidden states before layer k (k = 0: the embeddings; k = n: after the last).
+    func encode(ids: [[Int32]], hook: ((Int, Tensor) throws -> Void)?) throws -> Tensor {
         let c = config
         guard let l = ids.first?.count, l > 0 else {
             throw DiffEditError.invalidArgument("CLIPTextModel.encode: ids is empty")
@@ -69,7 +104,10 @@ public final class CLIPTextModel {
                 for j in 0..<d { dst[j] = tok[j] + pos[j] }
             }
         }
-        for layer in layers { try layer.forward(backend, h) }            // [B, L, D]
+        for (k, layer) in layers.enumerated() {
+            try hook?(k, h)
+            try layer.forward(backend, h)                                // [B, L, D]
+        }
         return try finalLayerNorm(backend, h, inPlace: true)             // [B, L, D]
     }
 }

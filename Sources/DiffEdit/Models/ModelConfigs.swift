@@ -46,6 +46,10 @@ public struct UNetConfig: Codable, Equatable, Sendable {
     public var dual_cross_attention: Bool = false
     public var class_embed_type: String? = nil
     public var resnet_time_scale_shift: String = "default"
+    /// SDXL: "text_time" (pooled text embeds + sinusoidal time ids through add_embedding); nil for SD 1.x/2.x.
+    public var addition_embed_type: String? = nil
+    public var addition_time_embed_dim: Int? = nil
+    public var projection_class_embeddings_input_dim: Int? = nil
 
     public init() {}
 
@@ -81,6 +85,9 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         dual_cross_attention = try get(.dual_cross_attention, d.dual_cross_attention)
         class_embed_type = try c.decodeIfPresent(String.self, forKey: .class_embed_type)
         resnet_time_scale_shift = try get(.resnet_time_scale_shift, d.resnet_time_scale_shift)
+        addition_embed_type = try c.decodeIfPresent(String.self, forKey: .addition_embed_type)
+        addition_time_embed_dim = try c.decodeIfPresent(Int.self, forKey: .addition_time_embed_dim)
+        projection_class_embeddings_input_dim = try c.decodeIfPresent(Int.self, forKey: .projection_class_embeddings_input_dim)
     }
 }
 
@@ -197,8 +204,10 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         prediction_type = try get(.prediction_type, d.prediction_type)
         timestep_spacing = try get(.timestep_spacing, d.timestep_spacing)
         steps_offset = try get(.steps_offset, d.steps_offset)
-        set_alpha_to_one = try get(.set_alpha_to_one, d.set_alpha_to_one)
-        clip_sample = try get(.clip_sample, d.clip_sample)
+        // absent: diffusers' DDIMScheduler default (true), what DDIMScheduler.from_config gives for a config that
+        // lacks the key (SDXL's EulerDiscreteScheduler config); the struct's own default (false) is SD 1.x/2.x's value
+        set_alpha_to_one = try get(.set_alpha_to_one, true)
+        clip_sample = try get(.clip_sample, true)                // absent: DDIMScheduler's default, as set_alpha_to_one
         clip_sample_range = try get(.clip_sample_range, d.clip_sample_range)
         rescale_betas_zero_snr = try get(.rescale_betas_zero_snr, d.rescale_betas_zero_snr)
         final_sigmas_type = try get(.final_sigmas_type, d.final_sigmas_type)

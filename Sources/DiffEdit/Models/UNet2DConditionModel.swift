@@ -11,6 +11,9 @@ public final class UNet2DConditionModel {
     let convIn: Conv2dLayer
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
+    /// SDXL's add_embedding (addition_embed_type "text_time"): [text_embeds, time-id features] -> temb.
+    let addLinear1: LinearLayer?
+    let addLinear2: LinearLayer?
     let downBlocks: [UNetDownBlock]
     let midBlock: UNetMidBlock?
     let upBlocks: [UNetUpBlock]
@@ -53,12 +56,25 @@ public final class UNet2DConditionModel {
         guard !c.only_cross_attention, !c.dual_cross_attention, c.class_embed_type == nil else {
             throw DiffEditError.unsupported("\(origin): UNet only_cross_attention / dual_cross_attention / class_embed_type are not supported")
         }
+        if let a = c.addition_embed_type, a != "text_time" {
+            throw DiffEditError.unsupported("\(origin): UNet addition_embed_type \"\(a)\" is not supported (text_time, as SDXL)")
+        }
 
         let w = WeightScope(weights, backend: backend, registry: parameters)
         let c0 = c.block_out_channels[0], tembC = c0 * 4
         convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
         timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)
         timeLinear2 = try LinearLayer(w.sub("time_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
+        if c.addition_embed_type == "text_time" {
+            guard let td = c.addition_time_embed_dim, td > 0, td % 2 == 0, let pin = c.projection_class_embeddings_input_dim,
+                  pin > 6 * td else {
+                throw bad("addition_embed_type text_time needs an even addition_time_embed_dim > 0 and projection_class_embeddings_input_dim > 6 x addition_time_embed_dim")
+            }
+            addLinear1 = try LinearLayer(w.sub("add_embedding.linear_1"), inFeatures: pin, outFeatures: tembC)
+            addLinear2 = try LinearLayer(w.sub("add_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
+        } else {
+            addLinear1 = nil; addLinear2 = nil
+        }
 
         var skipChannels = [c0]
         var down: [UNetDownBlock] = []
@@ -102,6 +118,50 @@ public final class UNet2DConditionModel {
         convOut = try Conv2dLayer(w.sub("conv_out"), inChannels: c0, outChannels: c.out_channels, kernel: 3)
     }
 
+    /// SDXL: the width of the pooled text embedding add_embedding takes (nil: no added conditioning).
+    public var pooledWidth: Int? {
+        guard config.addition_embed_type == "text_time", let td = config.addition_time_embed_dim,
+              let pin = config.projection_class_embeddings_input_dim else { return nil }
+        return pin - 6 * td
+    }
+
+    /// SDXL's add_embedding input for each item: [text_embeds (pooled, [B, P]), sinusoidal features of the six
+    /// time ids (original size, crop top-left, target size), 6 x addition_time_embed_dim] -> [B, P + 6 td]
+    /// (diffusers: add_embeds = concat([text_embeds, add_time_proj(time_ids).reshape(B, -1)], -1)). Host tensor.
+    public func addedConditioning(pooled: Tensor, timeIds: [[Float]]) throws -> Tensor {
+        guard let pw = pooledWidth, let td = config.addition_time_embed_dim else {
+            throw DiffEditError.invalidArgument("UNet: this UNet takes no added (pooled text + time id) conditioning")
+        }
+        let b = pooled.shape[0]
+        guard pooled.rank == 2, pooled.shape[1] == pw, timeIds.count == b, timeIds.allSatisfy({ $0.count == 6 }) else {
+            throw DiffEditError.invalidArgument("UNet: added conditioning pooled \(pooled.shape) / \(timeIds.count) time id rows, expected [B, \(pw)] and B rows of 6")
+        }
+        let w = pw + 6 * td
+        let out = Tensor(shape: [b, w])
+        let p = pooled.data
+        for i in 0..<b {
+            let row = out.data + i * w
+            for j in 0..<pw { row[j] = p[i * pw + j] }
+            let t = timestepEmbedding(timeIds[i], dim: td)                           // [6, td]
+            for j in 0..<(6 * td) { row[pw + j] = t.data[j] }
+        }
+        return out
+    }
+
+    /// The added conditioning of a batch of prompt embeddings' `pooled` vectors ([1, P] each) for a width x height
+    /// image, time ids (H, W, 0, 0, H, W) as SDXL's pipelines by default; nil when this UNet takes none.
+    public func addedConditioning(pooled: [Tensor?], width: Int, height: Int) throws -> Tensor? {
+        guard let pw = pooledWidth else { return nil }
+        let rows = try pooled.map { p -> Tensor in
+            guard let p, p.count == pw else {
+                throw DiffEditError.invalidArgument("UNet: SDXL conditioning needs a pooled text embedding of width \(pw) per item")
+            }
+            return p.reshaped([1, pw])
+        }
+        let ids: [Float] = [Float(height), Float(width), 0, 0, Float(height), Float(width)]
+        return try addedConditioning(pooled: Tensor.cat0(rows), timeIds: Array(repeating: ids, count: rows.count))
+    }
+
     /// Sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding in float32:
     /// [B] -> [B, dim] (cos first when flip_sin_to_cos).
     func timestepEmbedding(_ timesteps: [Float], dim: Int) -> Tensor {
@@ -122,9 +182,10 @@ public final class UNet2DConditionModel {
     }
 
     /// One denoising evaluation. sample [B, in_channels, h, w]; timesteps: one per item or one for all;
-    /// encoderHiddenStates [B, L, cross_attention_dim] -> [B, out_channels, h, w].
+    /// encoderHiddenStates [B, L, cross_attention_dim]; `added` (SDXL, required there): `addedConditioning`'s
+    /// [B, projection_class_embeddings_input_dim] -> [B, out_channels, h, w].
     public func forward(_ sample: Tensor, timesteps: [Float], encoderHiddenStates ehs: Tensor,
-                        controller: AttentionController? = nil) throws -> Tensor {
+                        added: Tensor? = nil, controller: AttentionController? = nil) throws -> Tensor {
         let be = backend, c = config
         guard sample.rank == 4, sample.shape[1] == c.in_channels, sample.shape[0] > 0, sample.shape[2] > 0, sample.shape[3] > 0 else {
             throw DiffEditError.invalidArgument("UNet.forward: sample has shape \(sample.shape), expected [B, \(c.in_channels), h, w]")
@@ -149,6 +210,15 @@ public final class UNet2DConditionModel {
         let t1 = try timeLinear1(be, tproj)                              // [B, 4 C0]
         _ = try be.silu(t1, inPlace: true)                               // [B, 4 C0]
         let temb = try timeLinear2(be, t1)                               // [B, 4 C0]
+        if let a1 = addLinear1, let a2 = addLinear2 {
+            guard let add = added, add.rank == 2, add.shape[0] == b, add.shape[1] == a1.inFeatures else {
+                throw DiffEditError.invalidArgument("UNet.forward: this SDXL UNet needs the added conditioning [\(b), \(a1.inFeatures)] (pooled text embeds + time ids); got \(added.map { "\($0.shape)" } ?? "none")")
+            }
+            let e1 = try a1(be, try be.onDevice(add))                    // [B, 4 C0]
+            _ = try be.silu(e1, inPlace: true)
+            let aug = try a2(be, e1)                                     // [B, 4 C0]
+            _ = try be.add(temb, aug, inPlace: true)                     // emb = emb + aug_emb
+        }
         let tembAct = try be.silu(temb, inPlace: true)                   // [B, 4 C0]  SiLU(temb), used by every resnet
 
         var h = try convIn(be, sample)                                   // [B, C0, h, w]

@@ -1,7 +1,7 @@
 /// Text-to-image settings. nil fields take the model's defaults (size: the native size).
 public struct GenerateOptions: Sendable {
     public var prompt: String = ""
-    /// nil = "" (diffusers' default unconditional prompt).
+    /// nil = none: "" (diffusers' default unconditional prompt); SDXL: zero negative conditioning (force_zeros_for_empty_prompt).
     public var negativePrompt: String? = nil
     public var width: Int? = nil
     public var height: Int? = nil

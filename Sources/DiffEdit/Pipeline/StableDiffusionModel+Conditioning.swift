@@ -5,8 +5,47 @@ extension StableDiffusionModel {
     /// tokenizer(padding="max_length", truncation=True)).
     public func tokenize(_ text: String) -> [Int32] { tokenizer.encode(text, maxLength: maxTokens) }
 
-    /// text -> [1, 77, D]: the text encoder's last_hidden_state, what the UNet attends to.
-    public func encodePrompt(_ text: String) throws -> Tensor { try textEncoder.encode(ids: [tokenize(text)]) }
+    /// text -> [1, 77, D]: what the UNet attends to (SD 1.x/2.x: the text encoder's last_hidden_state; SDXL:
+    /// both encoders' penultimate hidden states concatenated, see `encodeCondition`).
+    public func encodePrompt(_ text: String) throws -> Tensor {
+        if isXL { return try encodeCondition(text).hidden }
+        return try textEncoder.encode(ids: [tokenize(text)])
+    }
+
+    /// A prompt's whole conditioning. `text` nil = "no prompt" (a negative prompt not given): SD 1.x/2.x encode
+    /// "", SDXL gives zeros when the model says force_zeros_for_empty_prompt (diffusers' encode_prompt with
+    /// negative_prompt=None), else encodes "". SDXL (StableDiffusionXLPipeline.encode_prompt, clip_skip None):
+    /// hidden = [text_encoder's hidden_states[-2] ++ text_encoder_2's hidden_states[-2]] on the feature axis
+    /// [1, 77, D1 + D2], pooled = text_encoder_2's text_embeds [1, P]; each encoder with its own tokenizer.
+    public func encodeCondition(_ text: String?) throws -> PromptEmbedding {
+        guard let te2 = textEncoder2, let tok2 = tokenizer2 else {
+            return PromptEmbedding(hidden: try textEncoder.encode(ids: [tokenize(text ?? "")]), pooled: nil)
+        }
+        let d = unetConfig.cross_attention_dim, l = maxTokens
+        if text == nil && forceZerosForEmptyPrompt {
+            return PromptEmbedding(hidden: Tensor(shape: [1, l, d]), pooled: Tensor(shape: [1, te2.config.projection_dim]))
+        }
+        let t = text ?? ""
+        let (h1, _) = try textEncoder.encodeForSDXL(ids: [tokenize(t)])                   // [1, L, D1]
+        let (h2, pooled) = try te2.encodeForSDXL(ids: [tok2.encode(t, maxLength: te2.config.max_position_embeddings)])  // [1, L, D2], [1, P]
+        guard h1.shape[1] == h2.shape[1] else {
+            throw DiffEditError.model("\(origin): the two text encoders give \(h1.shape[1]) and \(h2.shape[1]) tokens")
+        }
+        let (d1, d2) = (h1.shape[2], h2.shape[2])
+        let h = Tensor(shape: [1, h1.shape[1], d1 + d2], zeroed: false)
+        for i in 0..<h1.shape[1] {
+            (h.data + i * (d1 + d2)).update(from: h1.data + i * d1, count: d1)
+            (h.data + i * (d1 + d2) + d1).update(from: h2.data + i * d2, count: d2)
+        }
+        return PromptEmbedding(hidden: h, pooled: pooled)
+    }
+
+    /// SDXL's added conditioning for `pooled` [N, P] at a width x height image: time ids (original size,
+    /// crop top-left, target size) = (H, W, 0, 0, H, W), as StableDiffusionXLPipeline with its defaults;
+    /// [N, P + 6 td] (nil for SD 1.x/2.x).
+    public func addedConditioning(pooled: [Tensor?], width: Int, height: Int) throws -> Tensor? {
+        try unet.addedConditioning(pooled: pooled, width: width, height: height)
+    }
 
     /// Several prompts in one batch -> [N, 77, D].
     public func encodePrompts(_ texts: [String]) throws -> Tensor {

@@ -1,11 +1,13 @@
 /// The view of a loaded model that the editing methods use (`ImageEditor(parts:)`).
 extension StableDiffusionModel {
     public var editParts: EditModelParts {
-        EditModelParts(unet: unet, vae: vae, schedulerConfig: schedulerConfig, tokenizer: tokenizer,
+        var p = EditModelParts(unet: unet, vae: vae, schedulerConfig: schedulerConfig, tokenizer: tokenizer,
                        encodePrompt: { [unowned self] text in try self.encodePrompt(text) },
                        randomNormal: { shape, seed in var r = RNG(seed: seed); return r.normal(shape) },
                        backend: backend, editDefaults: editDefaults,
                        checkWorkingSet: { [unowned self] w, h, items in try self.checkWorkingSet(width: w, height: h, unetItems: items) },
                        weightsGeneration: { [unowned self] in self.weightsGeneration })
+        if isXL { p.encodeCondition = { [unowned self] text in try self.encodeCondition(text) } }
+        return p
     }
 }

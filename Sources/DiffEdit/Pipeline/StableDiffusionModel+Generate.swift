@@ -37,12 +37,14 @@ extension StableDiffusionModel {
         try progress.check()
 
         let layout = BatchLayout.cfg(o.guidance)
-        let embeds = layout.items == 2 ? try encodePrompts([o.negativePrompt ?? "", o.prompt])    // [2, 77, D]
-                                       : try encodePrompt(o.prompt)                                // [1, 77, D]
+        let conds = layout.items == 2 ? [try encodeCondition(o.negativePrompt), try encodeCondition(o.prompt)]
+                                      : [try encodeCondition(o.prompt)]
+        let embeds = Tensor.cat0(conds.map(\.hidden))                                         // [G, 77, D]
         let sigma0 = scheduler.initNoiseSigma
         let x0 = try backend.lincomb([(sigma0, try backend.onDevice(noise))])                     // [1, C, h, w]
-        let plan = DenoisePlan(scheduler: scheduler, timesteps: scheduler.timesteps, slots: 1, layout: layout,
+        var plan = DenoisePlan(scheduler: scheduler, timesteps: scheduler.timesteps, slots: 1, layout: layout,
                                embeddings: embeds)
+        plan.added = try addedConditioning(pooled: conds.map(\.pooled), width: width, height: height)   // SDXL: [G, P + 6 td]
         let x = try Denoiser(unet: unet, backend: backend)
             .run(plan, latents: x0, progress: ProgressSpan(reporter: progress, total: scheduler.timesteps.count))
         let decoded = try decodeLatents(x)                                           // [1, 3, H, W]

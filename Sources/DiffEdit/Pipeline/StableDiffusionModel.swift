@@ -6,13 +6,19 @@ import FoundationEssentials
 public final class StableDiffusionModel: @unchecked Sendable {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
+    /// SDXL's second tokenizer and text encoder (nil for SD 1.x/2.x).
+    public let tokenizer2: CLIPTokenizer?
+    public let textEncoder2: CLIPTextModel?
+    /// SDXL: no negative prompt means zero negative conditioning (model_index.json's force_zeros_for_empty_prompt).
+    public let forceZerosForEmptyPrompt: Bool
+    public var isXL: Bool { textEncoder2 != nil }
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL
     public let schedulerConfig: SchedulerConfig
     public let unetConfig: UNetConfig
     public let vaeConfig: VAEConfig
     public let textConfig: CLIPTextConfig
-    /// "sd1", "sd2", "instruct" (8 UNet input channels) or "inpaint" (9).
+    /// "sd1", "sd2", "sdxl", "instruct" (8 UNet input channels) or "inpaint" (9).
     public let kind: String
     /// The path it was loaded from.
     public let origin: String
@@ -35,10 +41,33 @@ public final class StableDiffusionModel: @unchecked Sendable {
             tokenizer = try CLIPTokenizer.embedded(padToken: ck.padToken)
         }
         textEncoder = try CLIPTextModel(config: ck.textConfig, weights: ck.textEncoder, backend: backend)
+        if let w2 = ck.textEncoder2, let c2 = ck.textConfig2 {
+            if let v = ck.tokenizer2VocabPath, let m = ck.tokenizer2MergesPath {
+                tokenizer2 = try CLIPTokenizer(vocabPath: v, mergesPath: m, padToken: ck.padToken2)
+            } else {
+                tokenizer2 = try CLIPTokenizer.embedded(padToken: ck.padToken2 ?? "!")
+            }
+            let te2 = try CLIPTextModel(config: c2, weights: w2, backend: backend)
+            guard te2.textProjection != nil else {
+                throw DiffEditError.model("\(ck.origin): text_encoder_2 has no text_projection.weight (SDXL's second encoder is a CLIPTextModelWithProjection)")
+            }
+            textEncoder2 = te2
+        } else {
+            tokenizer2 = nil; textEncoder2 = nil
+        }
+        forceZerosForEmptyPrompt = ck.forceZerosForEmptyPrompt
         unet = try UNet2DConditionModel(config: ck.unetConfig, weights: ck.unet, backend: backend)
         vae = try AutoencoderKL(config: ck.vaeConfig, weights: ck.vae, backend: backend)
-        guard ck.unetConfig.cross_attention_dim == ck.textConfig.hidden_size else {
-            throw DiffEditError.model("\(ck.origin): UNet cross_attention_dim \(ck.unetConfig.cross_attention_dim) does not match the text encoder's hidden_size \(ck.textConfig.hidden_size)")
+        let contextWidth = ck.textConfig.hidden_size + (ck.textConfig2?.hidden_size ?? 0)
+        guard ck.unetConfig.cross_attention_dim == contextWidth else {
+            throw DiffEditError.model("\(ck.origin): UNet cross_attention_dim \(ck.unetConfig.cross_attention_dim) does not match the text encoder\(ck.isXL ? "s' hidden sizes \(ck.textConfig.hidden_size) + \(ck.textConfig2!.hidden_size)" : "'s hidden_size \(ck.textConfig.hidden_size)")")
+        }
+        if let pw = unet.pooledWidth {
+            guard let c2 = ck.textConfig2, c2.projection_dim == pw else {
+                throw DiffEditError.model("\(ck.origin): the UNet's add_embedding takes pooled text embeds of width \(pw) (projection_class_embeddings_input_dim - 6 x addition_time_embed_dim), but \(ck.textConfig2.map { "text_encoder_2's projection_dim is \($0.projection_dim)" } ?? "there is no second text encoder")")
+            }
+        } else if ck.isXL {
+            throw DiffEditError.model("\(ck.origin): two text encoders but the UNet has no addition_embed_type text_time (an SDXL UNet needs it)")
         }
         guard ck.vaeConfig.latent_channels == ck.unetConfig.out_channels else {
             throw DiffEditError.model("\(ck.origin): VAE latent_channels \(ck.vaeConfig.latent_channels) does not match UNet out_channels \(ck.unetConfig.out_channels)")

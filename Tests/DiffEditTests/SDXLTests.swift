@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+@testable import DiffEdit
+
+/// SDXL (issue 20): a tiny random SDXL (tools/make_sdxl_fixtures.py: two text encoders of different widths, an
+/// odd head count, transformer depth lists, add_embedding) against diffusers' StableDiffusionXL pipelines, both
+/// file layouts.
+final class SDXLTests: XCTestCase {
+    static let dir = EditTestSupport.fixtures + "/sdxl"
+    static var manifest: [String: Any] {
+        let d = try! Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))
+        return try! JSONSerialization.jsonObject(with: d) as! [String: Any]
+    }
+    static func folder() throws -> StableDiffusionModel { try EditTestSupport.model(dir + "/model") }
+    static func singleFile() throws -> StableDiffusionModel { try EditTestSupport.model(dir + "/model.safetensors") }
+
+    func checkConditioning(_ m: StableDiffusionModel) throws {
+        XCTAssertTrue(m.isXL)
+        let c = Self.manifest["conditioning"] as! [String: Any]
+        let p = try m.encodeCondition(c["prompt"] as? String)
+        XCTAssertLessThan(EditTestSupport.relErr(p.hidden, try NPY.readTensor(path: Self.dir + "/conditioning/prompt.npy")), 1e-4)
+        XCTAssertLessThan(EditTestSupport.relErr(p.pooled!, try NPY.readTensor(path: Self.dir + "/conditioning/pooled.npy")), 1e-4)
+        let n = try m.encodeCondition(c["negative"] as? String)
+        XCTAssertLessThan(EditTestSupport.relErr(n.hidden, try NPY.readTensor(path: Self.dir + "/conditioning/negative.npy")), 1e-4)
+        XCTAssertLessThan(EditTestSupport.relErr(n.pooled!, try NPY.readTensor(path: Self.dir + "/conditioning/negative_pooled.npy")), 1e-4)
+        let z = try m.encodeCondition(nil)                                   // force_zeros_for_empty_prompt
+        XCTAssertTrue(z.hidden.buffer.allSatisfy { $0 == 0 } && z.pooled!.buffer.allSatisfy { $0 == 0 })
+        XCTAssertEqual(z.hidden.shape, p.hidden.shape)
+    }
+
+    func checkGenerate(_ m: StableDiffusionModel, _ name: String) throws {
+        let man = Self.manifest
+        let c = (man["cases"] as! [String: Any])[name] as! [String: Any]
+        var o = GenerateOptions(prompt: c["prompt"] as! String)
+        o.negativePrompt = c["negative_prompt"] as? String
+        o.steps = man["steps"] as! Int
+        o.guidance = Float(man["guidance"] as! Double)
+        o.initNoise = try NPY.readTensor(path: "\(Self.dir)/\(name)/noise.npy")
+        let r = try m.generate(o)
+        let err = EditTestSupport.relErr(r.latents, try NPY.readTensor(path: "\(Self.dir)/\(name)/latents.npy"))
+        XCTAssertLessThan(err, 1e-3, "\(name): final latents")
+        let psnr = EditTestSupport.psnr(r.image, try NPY.readTensor(path: "\(Self.dir)/\(name)/image.npy"))
+        XCTAssertGreaterThan(psnr, 40, "\(name): image")
+        print("sdxl \(name) (\(m.layout)): latents rel err \(err), PSNR \(psnr) dB")
+    }
+
+    func checkImg2Img(_ m: StableDiffusionModel) throws {
+        let man = Self.manifest
+        let c = (man["cases"] as! [String: Any])["img2img"] as! [String: Any]
+        var o = EditOptions()
+        o.method = .sdedit; o.prompt = c["prompt"] as! String; o.strength = Float(c["strength"] as! Double)
+        o.steps = man["steps"] as! Int; o.guidance = Float(man["guidance"] as! Double)
+        o.initNoise = try NPY.readTensor(path: Self.dir + "/img2img/noise.npy")
+        let input = try ImageFile.read(path: Self.dir + "/img2img/input.png")
+        let res = try ImageEditor(model: m).edit(input, options: o, progress: ProgressReporter())
+        let err = EditTestSupport.relErr(res.latents!, try NPY.readTensor(path: Self.dir + "/img2img/latents.npy"))
+        XCTAssertLessThan(err, 1e-3, "img2img: final latents")
+        let psnr = EditTestSupport.psnr(try ImageEditor(model: m).decode(res.latents!), try NPY.readTensor(path: Self.dir + "/img2img/image.npy"))
+        XCTAssertGreaterThan(psnr, 40, "img2img: image")
+        print("sdxl img2img (\(m.layout)): latents rel err \(err), PSNR \(psnr) dB")
+    }
+
+    func testFolderConditioningMatchesDiffusers() throws { try checkConditioning(try Self.folder()) }
+    func testFolderGenerateMatchesStableDiffusionXLPipeline() throws {
+        try checkGenerate(try Self.folder(), "generate")
+        try checkGenerate(try Self.folder(), "generate_neg")
+    }
+    func testFolderImg2ImgMatchesStableDiffusionXLImg2ImgPipeline() throws { try checkImg2Img(try Self.folder()) }
+
+    /// The added conditioning matters: diffusers' own run without it moves the latents by the recorded amount
+    /// (~0.6), and so does ours.
+    func testAddedConditioningMovesTheResult() throws {
+        let c = (Self.manifest["cases"] as! [String: Any])["generate"] as! [String: Any]
+        XCTAssertGreaterThan(c["no_added_cond_rel_change"] as! Double, 0.1)
+    }
+}
