@@ -67,6 +67,15 @@ final class SDXLTests: XCTestCase {
     }
     func testFolderImg2ImgMatchesStableDiffusionXLImg2ImgPipeline() throws { try checkImg2Img(try Self.folder()) }
 
+    func testSingleFileMatchesDiffusers() throws {
+        let m = try Self.singleFile()
+        XCTAssertEqual(m.layout, "single-file")
+        XCTAssertEqual(m.kind, "sdxl")
+        try checkConditioning(m)
+        try checkGenerate(m, "generate")
+        try checkImg2Img(m)
+    }
+
     /// The added conditioning matters: diffusers' own run without it moves the latents by the recorded amount
     /// (~0.6), and so does ours.
     func testAddedConditioningMovesTheResult() throws {

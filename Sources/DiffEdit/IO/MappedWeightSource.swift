@@ -8,6 +8,8 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
         case squeezeTrailingOnes
         /// Rows [start, start + count) of dimension 0 (q/k/v of a fused in_proj weight or bias).
         case rows(start: Int, count: Int)
+        /// A 2-d tensor transposed: [a, b] -> [b, a] (OpenCLIP's text_projection [D, P] as transformers' [P, D]).
+        case transpose
     }
 
     public struct Ref: Sendable {
@@ -40,7 +42,7 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
     /// shape. The bytes stay valid while `owner` (the file) is alive.
     public func stored(_ name: String) throws -> (dtype: String, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject)? {
         guard let r = refs[name], let s = shape(of: name), let dt = r.file.dtype(of: r.name) else { return nil }
-        if case .rows = r.transform { return nil }
+        if r.transform != .identity && r.transform != .squeezeTrailingOnes { return nil }
         return (dt, s, try r.file.rawBytes(r.name), r.file)
     }
 
@@ -59,6 +61,8 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
         case .rows(let start, let count):
             guard let first = s.first, start >= 0, start + count <= first else { return nil }
             return [count] + s.dropFirst()
+        case .transpose:
+            return s.count == 2 ? [s[1], s[0]] : nil
         }
     }
 
@@ -82,6 +86,12 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
         case .rows(let start, _):
             let inner = stored.dropFirst().reduce(1, *)
             return try r.file.tensor(r.name, elements: start * inner, count: s.reduce(1, *), shape: s)
+        case .transpose:
+            let t = try r.file.tensor(r.name, expectedShape: nil)                       // [a, b]
+            let (a, b) = (stored[0], stored[1])
+            let y = Tensor(shape: s, zeroed: false)                                     // [b, a]
+            for i in 0..<a { for j in 0..<b { y.data[j * a + i] = t.data[i * b + j] } }
+            return y
         }
     }
 }

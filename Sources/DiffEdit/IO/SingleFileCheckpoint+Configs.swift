@@ -7,12 +7,14 @@ import FoundationEssentials
 /// Given configs must agree with the shapes in the file; a contradiction names the config and field.
 extension SingleFileCheckpoint {
     public static let metadataKeys = (unet: "diffedit.unet_config", vae: "diffedit.vae_config",
-                                      text: "diffedit.text_config", scheduler: "diffedit.scheduler_config")
+                                      text: "diffedit.text_config", scheduler: "diffedit.scheduler_config",
+                                      text2: "diffedit.text_config_2")
 
     struct GivenConfigs {
         var unet: (UNetConfig, String)?
         var vae: (VAEConfig, String)?
         var text: (CLIPTextConfig, String)?
+        var text2: (CLIPTextConfig, String)?
         var scheduler: (SchedulerConfig, String)?
         var vocab: String?
         var merges: String?
@@ -29,6 +31,7 @@ extension SingleFileCheckpoint {
         g.unet = try meta(UNetConfig.self, metadataKeys.unet)
         g.vae = try meta(VAEConfig.self, metadataKeys.vae)
         g.text = try meta(CLIPTextConfig.self, metadataKeys.text)
+        g.text2 = try meta(CLIPTextConfig.self, metadataKeys.text2)
         g.scheduler = try meta(SchedulerConfig.self, metadataKeys.scheduler)
         guard let folder = configFrom else { return g }
         var isDir = false
@@ -46,6 +49,7 @@ extension SingleFileCheckpoint {
         g.unet = try load(UNetConfig.self, "unet/config.json", required: true)
         g.vae = try load(VAEConfig.self, "vae/config.json", required: true)
         g.text = try load(CLIPTextConfig.self, "text_encoder/config.json", required: true)
+        g.text2 = try load(CLIPTextConfig.self, "text_encoder_2/config.json", required: false)
         g.scheduler = try load(SchedulerConfig.self, "scheduler/scheduler_config.json", required: false) ?? g.scheduler
         let tok = CheckpointLoader.join(folder, "tokenizer")
         let v = CheckpointLoader.join(tok, "vocab.json"), m = CheckpointLoader.join(tok, "merges.txt")

@@ -4,7 +4,9 @@ import FoundationEssentials
 /// clean diffusers/transformers names, and architecture detection from tensor shapes.
 ///   UNet: model.diffusion_model.{time_embed, input_blocks.N.M, middle_block.M, output_blocks.N.M, out}
 ///   VAE:  first_stage_model.{encoder,decoder}.{conv_in, down.N.block.M, mid.block_1/attn_1/block_2, up.N..., norm_out}
-///   Text: cond_stage_model.transformer[.text_model].* (SD1 CLIP) or cond_stage_model.model.* (SD2 OpenCLIP)
+///   Text: cond_stage_model.transformer[.text_model].* (SD1 CLIP) or cond_stage_model.model.* (SD2 OpenCLIP);
+///   SDXL: conditioner.embedders.0.transformer.text_model.* (CLIP ViT-L) and conditioner.embedders.1.model.*
+///   (OpenCLIP ViT-bigG, every resblock kept, text_projection [D, P]), the UNet's label_emb.0.{0,2} = add_embedding
 /// Not detectable from shapes, and so fixed as in SD 1.x/2.x: norm_num_groups 32, SD1 UNet 8 heads,
 /// SD2 UNet head size 64, text encoder head size 64, VAE scaling factor 0.18215.
 public enum SingleFileCheckpoint {
@@ -12,6 +14,8 @@ public enum SingleFileCheckpoint {
     public static let vaePrefix = "first_stage_model."
     public static let clipPrefix = "cond_stage_model.transformer."
     public static let openClipPrefix = "cond_stage_model.model."
+    public static let xlClipPrefix = "conditioner.embedders.0.transformer."
+    public static let xlOpenClipPrefix = "conditioner.embedders.1.model."
 
     typealias Ref = MappedWeightSource.Ref
 
@@ -22,8 +26,9 @@ public enum SingleFileCheckpoint {
     public static func load(path: String, predictionType: String? = nil, configFrom: String? = nil) throws -> LoadedCheckpoint {
         let file = try SafetensorsFile(path: path)
         let names = file.names
-        if names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) {
-            throw DiffEditError.unsupported("\(path): an SDXL checkpoint (conditioner.embedders.*); only Stable Diffusion 1.x/2.x are supported")
+        let xl = names.contains(where: { $0.hasPrefix("conditioner.embedders.") })
+        if xl && !names.contains(where: { $0.hasPrefix(xlClipPrefix) }) {
+            throw DiffEditError.unsupported("\(path): an SDXL refiner (conditioner.embedders.0 is the OpenCLIP encoder, aesthetic-score conditioning) is not supported; use an SDXL base checkpoint")
         }
         guard names.contains(where: { $0.hasPrefix(unetPrefix) }) else {
             throw DiffEditError.model("\(path): no tensors named \(unetPrefix)* — not a single-file Stable Diffusion checkpoint in the original layout (for diffusers-named weights use the diffusers folder)")
@@ -31,22 +36,38 @@ public enum SingleFileCheckpoint {
         guard names.contains(where: { $0.hasPrefix(vaePrefix) }) else {
             throw DiffEditError.model("\(path): no VAE tensors (\(vaePrefix)*) in the checkpoint")
         }
-        let openClip = names.contains { $0.hasPrefix(openClipPrefix) }
-        guard openClip || names.contains(where: { $0.hasPrefix(clipPrefix) }) else {
+        let openClip = !xl && names.contains { $0.hasPrefix(openClipPrefix) }
+        if xl {
+            guard names.contains(where: { $0.hasPrefix(xlOpenClipPrefix) }) else {
+                throw DiffEditError.model("\(path): an SDXL checkpoint without its second text encoder (\(xlOpenClipPrefix)*)")
+            }
+        }
+        guard xl || openClip || names.contains(where: { $0.hasPrefix(clipPrefix) }) else {
             throw DiffEditError.model("\(path): no text-encoder tensors (\(clipPrefix)* or \(openClipPrefix)*) in the checkpoint")
         }
         let given = try givenConfigs(file: file, configFrom: configFrom)
 
-        let text = try openClip ? openClipText(file) : clipText(file)
+        let text = try xl ? clipText(file, prefix: xlClipPrefix) : openClip ? openClipText(file) : clipText(file)
+        let text2 = xl ? try openClipText(file, prefix: xlOpenClipPrefix, penultimate: false) : nil
         let textSource = MappedWeightSource(origin: "\(path) (text encoder)", refs: text.refs)
         let unetSource = MappedWeightSource(origin: "\(path) (unet)", refs: try unetRefs(file))
         let vaeSource = MappedWeightSource(origin: "\(path) (vae)", refs: try vaeRefs(file))
-        var unetConfig = try detectUNet(unetSource, path: path, sd2: openClip)
+        var unetConfig = try detectUNet(unetSource, path: path, sd2: openClip || xl)
         var vaeConfig = try detectVAE(vaeSource, path: path)
         var textConfig = text.config
+        var textConfig2 = text2?.config
+        if xl {
+            unetConfig.sample_size = 128; vaeConfig.sample_size = 1024; vaeConfig.scaling_factor = 0.13025
+            vaeConfig.force_upcast = true
+        }
 
         // Scheduler: given config, else ModelSpec metadata, else SD1 epsilon / SD2 v-prediction.
         var sched = given.scheduler?.0 ?? SchedulerConfig()
+        if given.scheduler == nil && xl {
+            // SDXL base's scheduler (EulerDiscreteScheduler, leading, steps_offset 1); DDIM built from it takes
+            // DDIMScheduler's defaults, as diffusers' from_config does
+            sched._class_name = "EulerDiscreteScheduler"; sched.set_alpha_to_one = true; sched.clip_sample = true
+        }
         if given.scheduler == nil {
             switch file.metadata["modelspec.prediction_type"] {
             case "v", "v_prediction": sched.prediction_type = "v_prediction"
@@ -62,13 +83,21 @@ public enum SingleFileCheckpoint {
         if let (g, origin) = given.unet { unetConfig = try reconcile(g, detected: unetConfig, origin: origin, file: path) }
         if let (g, origin) = given.vae { vaeConfig = try reconcile(g, detected: vaeConfig, origin: origin, file: path) }
         if let (g, origin) = given.text { textConfig = try reconcile(g, detected: textConfig, origin: origin, file: path) }
+        if let (g, origin) = given.text2, let d = textConfig2 { textConfig2 = try reconcile(g, detected: d, origin: origin, file: path) }
 
-        let kind = CheckpointLoader.detectKind(className: "", unet: unetConfig, text: textConfig)
+        var kind = CheckpointLoader.detectKind(className: "", unet: unetConfig, text: textConfig)
+        if xl && (kind == "sd1" || kind == "sd2") { kind = "sdxl" }
         var ck = LoadedCheckpoint(origin: path, unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
                                   schedulerConfig: sched, unet: unetSource, vae: vaeSource, textEncoder: textSource,
                                   tokenizerVocabPath: given.vocab, tokenizerMergesPath: given.merges,
                                   padToken: given.padToken ?? (openClip ? "!" : "<|endoftext|>"), kind: kind,
                                   layout: "single-file", dtype: file.mainDType)
+        if let t2 = text2, let c2 = textConfig2 {
+            ck.textEncoder2 = MappedWeightSource(origin: "\(path) (text encoder 2)", refs: t2.refs)
+            ck.textConfig2 = c2
+            ck.padToken2 = "!"                       // SDXL's OpenCLIP tokenizer pads with "!" (id 0)
+            ck.padToken = given.padToken ?? "<|endoftext|>"
+        }
         if let s = file.metadata[EditDefaults.metadataKey] {
             ck.editDefaults = try EditDefaults.decode(Data(s.utf8), origin: "\(path) (__metadata__ \(EditDefaults.metadataKey))")
         } else if let folder = configFrom {
@@ -172,7 +201,11 @@ public enum SingleFileCheckpoint {
             if p[1] == "2" { return .clean("time_embedding.linear_2." + rest(2)) }
             return .skip
         case "label_emb":
-            return .skip   // class-conditioned UNets are not supported; ignored
+            // SDXL's add_embedding: label_emb.0.0 = linear_1, label_emb.0.2 = linear_2 (others: not supported, ignored)
+            guard p.count == 4, p[1] == "0" else { return .skip }
+            if p[2] == "0" { return .clean("add_embedding.linear_1." + rest(3)) }
+            if p[2] == "2" { return .clean("add_embedding.linear_2." + rest(3)) }
+            return .skip
         case "out":
             guard p.count >= 3 else { return .skip }
             if p[1] == "0" { return .clean("conv_norm_out." + rest(2)) }
@@ -254,7 +287,7 @@ public enum SingleFileCheckpoint {
             channels.append(s[0])
             let attn = count("down_blocks.\(l).attentions.") > 0
             downTypes.append(attn ? "CrossAttnDownBlock2D" : "DownBlock2D")
-            if attn { tlayers.append(count("down_blocks.\(l).attentions.0.transformer_blocks.")) }
+            tlayers.append(attn ? count("down_blocks.\(l).attentions.0.transformer_blocks.") : 1)
         }
         let upLevels = count("up_blocks.")
         guard upLevels == levels else {
@@ -266,6 +299,12 @@ public enum SingleFileCheckpoint {
         c.up_block_types = upTypes
         c.mid_block_type = count("mid_block.attentions.") > 0 ? "UNetMidBlock2DCrossAttn" : (count("mid_block.resnets.") > 0 ? "UNetMidBlock2D" : nil)
         if let tl = tlayers.first { c.transformer_layers_per_block = Set(tlayers).count == 1 ? .int(tl) : .list(tlayers) }
+        if let a1 = src.shape(of: "add_embedding.linear_1.weight"), a1.count == 2 {
+            // SDXL: pooled text embeds (1280) + 6 time ids x 256 = 2816
+            c.addition_embed_type = "text_time"
+            c.addition_time_embed_dim = 256
+            c.projection_class_embeddings_input_dim = a1[1]
+        }
         if let k = names.first(where: { $0.hasSuffix("attn2.to_k.weight") }), let s = src.shape(of: k), s.count == 2 {
             c.cross_attention_dim = s[1]
         }
@@ -366,11 +405,11 @@ public enum SingleFileCheckpoint {
 
     struct Text { var refs: [String: Ref]; var config: CLIPTextConfig }
 
-    static func clipText(_ file: SafetensorsFile) throws -> Text {
+    static func clipText(_ file: SafetensorsFile, prefix: String = clipPrefix) throws -> Text {
         let path = file.path
         var refs: [String: Ref] = [:]
-        for stored in file.names where stored.hasPrefix(clipPrefix) {
-            let r = String(stored.dropFirst(clipPrefix.count))
+        for stored in file.names where stored.hasPrefix(prefix) {
+            let r = String(stored.dropFirst(prefix.count))
             guard let clean = CheckpointLoader.normaliseTextName(r) else { continue }
             if let prev = refs[clean] {
                 throw DiffEditError.model("\(path): tensors \(prev.name) and \(stored) both map to \(clean)")
@@ -400,10 +439,11 @@ public enum SingleFileCheckpoint {
         return m + 1
     }
 
-    /// SD2's OpenCLIP text tower; the last resblock is dropped (SD2 conditions on the penultimate layer).
-    static func openClipText(_ file: SafetensorsFile) throws -> Text {
+    /// An OpenCLIP text tower. SD2 (`penultimate`): the last resblock is dropped (SD2 conditions on the
+    /// penultimate layer's output through the final layer norm). SDXL: every resblock and the text projection
+    /// (CLIPTextModelWithProjection; SDXL takes hidden_states[-2] and the pooled projection itself).
+    static func openClipText(_ file: SafetensorsFile, prefix pre: String = openClipPrefix, penultimate: Bool = true) throws -> Text {
         let path = file.path
-        let pre = openClipPrefix
         guard let tok = file.shape(of: pre + "token_embedding.weight"), tok.count == 2 else {
             throw DiffEditError.model("\(path): tensor \(pre)token_embedding.weight is missing or not 2-d")
         }
@@ -415,7 +455,7 @@ public enum SingleFileCheckpoint {
         guard blocks >= 2 else {
             throw DiffEditError.model("\(path): OpenCLIP text encoder has \(blocks) resblocks; need at least 2 (SD2 uses the penultimate)")
         }
-        let layers = blocks - 1
+        let layers = penultimate ? blocks - 1 : blocks
         var refs: [String: Ref] = [:]
         func add(_ clean: String, _ stored: String, _ t: MappedWeightSource.Transform = .identity) throws {
             guard file.contains(stored) else { throw DiffEditError.model("\(path): missing tensor \(stored)") }
@@ -425,6 +465,12 @@ public enum SingleFileCheckpoint {
         try add("text_model.embeddings.position_embedding.weight", pre + "positional_embedding")
         try add("text_model.final_layer_norm.weight", pre + "ln_final.weight")
         try add("text_model.final_layer_norm.bias", pre + "ln_final.bias")
+        if !penultimate {
+            guard let tp = file.shape(of: pre + "text_projection"), tp.count == 2, tp[0] == d else {
+                throw DiffEditError.model("\(path): tensor \(pre)text_projection is \(file.shape(of: pre + "text_projection").map { "\($0)" } ?? "missing"), expected [\(d), projection]")
+            }
+            try add("text_projection.weight", pre + "text_projection", .transpose)
+        }
         for i in 0..<layers {
             let s = pre + "transformer.resblocks.\(i)."
             let c = "text_model.encoder.layers.\(i)."
