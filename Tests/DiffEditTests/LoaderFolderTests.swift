@@ -180,14 +180,20 @@ final class LoaderFolderTests: XCTestCase {
         IOTestSupport.assertThrows("model", [q, "model.diffusion_model"]) { _ = try CheckpointLoader.load(path: q) }
     }
 
-    func testSDXLRefused() throws {
+    /// Incomplete SDXL checkpoints and SDXL refiners give errors that say what is missing or unsupported.
+    func testIncompleteSDXLAndRefinersAreErrors() throws {
         let p = dir + "/sdxl.safetensors"
         try SafetensorsWriter.write(["model.diffusion_model.input_blocks.0.0.weight": ramp([32, 4, 3, 3], 0),
+                                     "first_stage_model.encoder.conv_in.weight": ramp([8, 3, 3, 3], 0),
                                      "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": ramp([8], 0)], path: p)
-        IOTestSupport.assertThrows("unsupported", [p, "SDXL"]) { _ = try CheckpointLoader.load(path: p) }
+        IOTestSupport.assertThrows("model", [p, "conditioner.embedders.1.model"]) { _ = try CheckpointLoader.load(path: p) }
+        let r = dir + "/refiner.safetensors"
+        try SafetensorsWriter.write(["model.diffusion_model.input_blocks.0.0.weight": ramp([32, 4, 3, 3], 0),
+                                     "conditioner.embedders.0.model.ln_final.weight": ramp([8], 0)], path: r)
+        IOTestSupport.assertThrows("unsupported", [r, "refiner"]) { _ = try CheckpointLoader.load(path: r) }
         try makeFolder(textPrefix: true)
         try write(#"{"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#, "model_index.json")
-        IOTestSupport.assertThrows("unsupported", [dir + "/model_index.json", "StableDiffusionXLPipeline"]) { _ = try CheckpointLoader.load(path: self.dir) }
+        IOTestSupport.assertThrows("model", [dir + "/model_index.json", "text_encoder_2"]) { _ = try CheckpointLoader.load(path: self.dir) }
     }
 
     /// Structurally odd single files (wrong ranks, missing pieces) give errors naming file and tensor.

@@ -56,9 +56,12 @@ public enum CheckpointLoader {
     public static func loadFolder(_ folder: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
         var className = ""
         var forceZeros = true
+        var indexWantsXL = false
         let indexPath = join(folder, "model_index.json")
         if isFile(indexPath) {
             let idx = try ConfigFile.object(path: indexPath)
+            // ["transformers", "CLIPTextModelWithProjection"]; [null, null] (a pipeline without it) does not count
+            if let t2 = idx["text_encoder_2"] as? [Any], t2.contains(where: { $0 is String }) { indexWantsXL = true }
             className = idx["_class_name"] as? String ?? ""
             if let fz = idx["force_zeros_for_empty_prompt"] {
                 guard let b = fz as? Bool else {
@@ -68,6 +71,9 @@ public enum CheckpointLoader {
             }
         }
         let xl = isFile(join(join(folder, "text_encoder_2"), "config.json"))
+        if indexWantsXL && !xl {
+            throw DiffEditError.model("\(indexPath): lists text_encoder_2 (\(className.isEmpty ? "SDXL" : className)), but \(join(folder, "text_encoder_2/config.json")) is missing")
+        }
         if xl && !isFile(join(join(folder, "text_encoder"), "config.json")) {
             throw DiffEditError.unsupported("\(folder): an SDXL refiner (text_encoder_2 only, aesthetic-score conditioning) is not supported; use an SDXL base checkpoint")
         }
