@@ -6,8 +6,8 @@ Developers run it (CI does not: it needs PyTorch + diffusers):
 
 The model: the sd1 fixture with a random (seeded) 9-input-channel UNet, as SD 1.x/2.x inpainting checkpoints
 have (4 latent + 1 mask + 4 masked-image-latent channels): out/inpaint/model (diffusers folder; the other parts
-are links to the sd1 fixture) and out/inpaint/model.safetensors (the original single-file layout, made by
-tools/to_single_file.py).
+are links to the sd1 fixture). The single-file layout is not committed (fixture budget): InpaintTests builds it
+from Tests/Fixtures/sd1.safetensors with this UNet's tensors.
 
 Reference: diffusers StableDiffusionInpaintPipeline with DDIM built from the checkpoint's scheduler config, the
 VAE posterior mean instead of a sample (diffedit encodes with the mean; the pipeline's `retrieve_latents` is
@@ -21,7 +21,6 @@ described in out/inpaint_manifest.json.
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -72,8 +71,6 @@ def main():
 
     mdir = os.path.join(args.out, "inpaint", "model")
     make_inpaint_model(args.model, mdir)
-    subprocess.check_call([sys.executable, os.path.join(here, "tools/to_single_file.py"), mdir,
-                           os.path.join(args.out, "inpaint", "model.safetensors")])
 
     pipe = StableDiffusionInpaintPipeline.from_pretrained(mdir, safety_checker=None,
                                                           requires_safety_checker=False).to(torch.float32)
@@ -88,7 +85,7 @@ def main():
     inp.retrieve_latents = lambda enc, generator=None, sample_mode="sample": orig_retrieve(enc, sample_mode="argmax")
     g = torch.Generator().manual_seed(7)
     manifest = {"steps": STEPS, "guidance": GUIDANCE, "size": size, "scheduler": "ddim",
-                "model": "inpaint/model", "single_file": "inpaint/model.safetensors", "cases": {}}
+                "model": "inpaint/model", "cases": {}}
     for name, strength in (("inpaint", 1.0), ("inpaint_half", 0.6)):
         d = os.path.join(args.out, name)
         os.makedirs(d, exist_ok=True)

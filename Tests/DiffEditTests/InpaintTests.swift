@@ -11,7 +11,26 @@ final class InpaintTests: XCTestCase {
         return try! JSONSerialization.jsonObject(with: d) as! [String: Any]
     }
     static var folder: String { EditTestSupport.editFixtures + "/" + (manifest["model"] as! String) }
-    static var singleFile: String { EditTestSupport.editFixtures + "/" + (manifest["single_file"] as! String) }
+    /// The inpainting model in the original single-file layout, made here (not committed: the fixture budget):
+    /// Tests/Fixtures/sd1.safetensors (real LDM names) with every UNet tensor replaced by the inpainting UNet's
+    /// tensor of the same clean name (conv_in now takes 9 channels), configs in the metadata.
+    static let singleFile: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("diffedit-inpaint-\(getpid()).safetensors").path
+        let base = try! SafetensorsFile(path: EditTestSupport.fixtures + "/sd1.safetensors")
+        let unetRefs = try! SingleFileCheckpoint.unetRefs(base)                  // clean name -> stored LDM name
+        let (unet, _) = try! CheckpointLoader.componentWeights(folder + "/unet", rename: { $0 })
+        var tensors: [String: Tensor] = [:]
+        for n in base.names where base.dtype(of: n) == "F16" || base.dtype(of: n) == "F32" {
+            tensors[n] = try! base.tensor(n, expectedShape: nil)
+        }
+        for (clean, ref) in unetRefs { tensors[ref.name] = try! unet.tensor(clean, expectedShape: nil) }
+        func cfg(_ rel: String) -> String { try! String(contentsOfFile: folder + "/" + rel, encoding: .utf8) }
+        try! SafetensorsWriter.write(tensors, dtype: "F16", metadata: [
+            "diffedit.unet_config": cfg("unet/config.json"), "diffedit.vae_config": cfg("vae/config.json"),
+            "diffedit.text_config": cfg("text_encoder/config.json"),
+            "diffedit.scheduler_config": cfg("scheduler/scheduler_config.json")], path: path)
+        return path
+    }()
 
     func options(_ name: String) throws -> (EditOptions, RGBImage, String) {
         let m = Self.manifest
