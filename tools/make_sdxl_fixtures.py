@@ -246,6 +246,97 @@ def main():
     save(os.path.join(d, "latents.npy"), out)
     save(os.path.join(d, "image.npy"), decode(pipe.vae, out))
     manifest["cases"]["img2img"] = {"method": "sdedit", "prompt": prompt, "negative_prompt": None, "strength": 0.6}
+    # inpaint and instruct: the same model with a 9- / 8-input-channel UNet (random, seeded; other parts linked)
+    import diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl_inpaint as xinp
+    from diffusers import StableDiffusionXLInpaintPipeline, StableDiffusionXLInstructPix2PixPipeline
+    from make_inpaint_fixtures import make_mask
+    for name, ch in (("inpaint", 9), ("instruct", 8)):
+        vdir = os.path.join(args.out, name + "_model")
+        os.makedirs(vdir, exist_ok=True)
+        for part in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae", "scheduler"):
+            link = os.path.join(vdir, part)
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(os.path.join("..", "model", part), link)
+        cfg = dict(UNet2DConditionModel.load_config(os.path.join(mdir, "unet")))
+        cfg["in_channels"] = ch
+        torch.manual_seed(100 + ch)
+        u = UNet2DConditionModel.from_config(cfg)
+        with torch.no_grad():
+            for n, p in u.named_parameters():
+                if n.endswith("weight") and p.ndim > 1:
+                    p.mul_(1.5)
+            u.add_embedding.linear_1.weight.normal_(0, 0.3)
+            u.conv_in.weight[:, 4:] *= 4
+        u.to(torch.float16).save_pretrained(os.path.join(vdir, "unet"))
+        idx = json.load(open(os.path.join(mdir, "model_index.json")))
+        idx["_class_name"] = "StableDiffusionXLInpaintPipeline" if ch == 9 else "StableDiffusionXLInstructPix2PixPipeline"
+        json.dump(idx, open(os.path.join(vdir, "model_index.json"), "w"), indent=2)
+    img = make_input(size, size)
+    mask = make_mask(size, size)
+    # inpaint: StableDiffusionXLInpaintPipeline, DDIM, strength 1 (pure noise) -- its own default is 0.9999
+    d = os.path.join(args.out, "xl_inpaint")
+    os.makedirs(d, exist_ok=True)
+    Image.fromarray(img).save(os.path.join(d, "input.png"))
+    Image.fromarray(mask, mode="L").save(os.path.join(d, "mask.png"))
+    noise = torch.randn(lat_shape, generator=g)
+    save(os.path.join(d, "noise.npy"), noise)
+    ip = StableDiffusionXLInpaintPipeline.from_pretrained(os.path.join(args.out, "inpaint_model")).to(torch.float32)
+    ip.scheduler = DDIMScheduler.from_config(ip.scheduler.config)
+    ip.set_progress_bar_config(disable=True)
+    orig_r, orig_n = xinp.retrieve_latents, xinp.randn_tensor
+    xinp.retrieve_latents = lambda enc, generator=None, sample_mode="sample": orig_r(enc, sample_mode="argmax")
+    xinp.randn_tensor = lambda shape, generator=None, device=None, dtype=None, **kw: noise.clone()
+    out = ip(prompt=prompt, image=Image.fromarray(img), mask_image=Image.fromarray(mask, mode="L"), strength=1.0,
+             num_inference_steps=STEPS, guidance_scale=GUIDANCE, height=size, width=size, output_type="latent").images
+    xinp.retrieve_latents, xinp.randn_tensor = orig_r, orig_n
+    save(os.path.join(d, "latents.npy"), out)
+    save(os.path.join(d, "image.npy"), decode(ip.vae, out))
+    manifest["cases"]["xl_inpaint"] = {"method": "inpaint", "prompt": prompt, "negative_prompt": None, "strength": 1.0,
+                                       "model": "inpaint_model"}
+    # instruct: StableDiffusionXLInstructPix2PixPipeline, DDIM, the saved noise as latents
+    d = os.path.join(args.out, "xl_instruct")
+    os.makedirs(d, exist_ok=True)
+    Image.fromarray(img).save(os.path.join(d, "input.png"))
+    noise = torch.randn(lat_shape, generator=g)
+    save(os.path.join(d, "noise.npy"), noise)
+    xp = StableDiffusionXLInstructPix2PixPipeline.from_pretrained(os.path.join(args.out, "instruct_model")).to(torch.float32)
+    xp.scheduler = DDIMScheduler.from_config(xp.scheduler.config)
+    xp.set_progress_bar_config(disable=True)
+    out = xp(prompt="make the circle blue", image=Image.fromarray(img), num_inference_steps=STEPS, guidance_scale=GUIDANCE,
+             image_guidance_scale=1.5, height=size, width=size, latents=noise.clone(), output_type="latent").images
+    save(os.path.join(d, "latents.npy"), out)
+    save(os.path.join(d, "image.npy"), decode(xp.vae, out))
+    manifest["cases"]["xl_instruct"] = {"method": "instruct", "prompt": "make the circle blue", "negative_prompt": None,
+                                        "image_guidance": 1.5, "model": "instruct_model"}
+    # ddim on SDXL: DDIM inversion with the source prompt at guidance 1, then DDIM sampling under CFG with zero
+    # negative conditioning, every UNet call with its pooled embeds + time ids (diffedit's ddim method)
+    from diffusers import DDIMInverseScheduler
+    d = os.path.join(args.out, "xl_ddim")
+    os.makedirs(d, exist_ok=True)
+    Image.fromarray(img).save(os.path.join(d, "input.png"))
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255 * 2 - 1
+    z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+    src, _, src_pooled, _ = pipe.encode_prompt("a red circle", do_classifier_free_guidance=False)
+    tgt, neg, tgt_pooled, neg_pooled = pipe.encode_prompt("a blue circle", do_classifier_free_guidance=True)
+    tid = torch.tensor([[float(size), size, 0, 0, size, size]])
+    inv = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+    inv.set_timesteps(STEPS)
+    lat = z0
+    for t in inv.timesteps:
+        eps = pipe.unet(lat, t, encoder_hidden_states=src, added_cond_kwargs={"text_embeds": src_pooled, "time_ids": tid}).sample
+        lat = inv.step(eps, t, lat).prev_sample
+    sch = DDIMScheduler.from_config(pipe.scheduler.config)
+    sch.set_timesteps(STEPS)
+    for t in sch.timesteps:
+        eps = pipe.unet(torch.cat([lat, lat]), t, encoder_hidden_states=torch.cat([neg, tgt]),
+                        added_cond_kwargs={"text_embeds": torch.cat([neg_pooled, tgt_pooled]), "time_ids": tid.repeat(2, 1)}).sample
+        eu, ec = eps.chunk(2)
+        lat = sch.step(eu + GUIDANCE * (ec - eu), t, lat).prev_sample
+    save(os.path.join(d, "latents.npy"), lat)
+    save(os.path.join(d, "image.npy"), decode(pipe.vae, lat))
+    manifest["cases"]["xl_ddim"] = {"method": "ddim", "prompt": "a blue circle", "source_prompt": "a red circle",
+                                    "negative_prompt": None}
     json.dump(manifest, open(os.path.join(args.out, "manifest.json"), "w"), indent=2)
     print("wrote", args.out, json.dumps(manifest["cases"]["generate"]))
 
