@@ -13,10 +13,12 @@ Usage: python3 tools/make_scheduler_fixtures.py [OUT.json]
 import json, os, sys
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDIMInverseScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler
+from diffusers import (DDIMScheduler, DDIMInverseScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
+                       EulerDiscreteScheduler)
 
 CLASSES = {"ddim": DDIMScheduler, "ddim-inverse": DDIMInverseScheduler,
-           "euler": EulerDiscreteScheduler, "dpmpp-2m": DPMSolverMultistepScheduler}
+           "euler": EulerDiscreteScheduler, "euler-a": EulerAncestralDiscreteScheduler,
+           "dpmpp-2m": DPMSolverMultistepScheduler}
 
 BASE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
             prediction_type="epsilon", timestep_spacing="leading", steps_offset=1, set_alpha_to_one=False,
@@ -44,15 +46,19 @@ def case(kind, steps, cfg, seed):
     shape = (1, 2, 3, 3)
     x = torch.randn(shape, generator=g)
     outs = [torch.randn(shape, generator=g) for _ in sched.timesteps]
+    # euler-a draws its step noise from a generator seeded noise_seed (diffusers' generator= argument)
+    gen = torch.Generator().manual_seed(1000 + seed) if kind == "euler-a" else None
     rec = dict(scheduler=kind, steps=steps, config=full, shape=list(shape),
                timesteps=[float(t) for t in sched.timesteps],
                init_noise_sigma=float(sched.init_noise_sigma),
                sample=f32list(x), model_outputs=[f32list(o) for o in outs], scaled=[], samples=[])
-    if hasattr(sched, "sigmas") and kind in ("euler", "dpmpp-2m"):
+    if gen is not None:
+        rec["noise_seed"] = 1000 + seed
+    if hasattr(sched, "sigmas") and kind in ("euler", "euler-a", "dpmpp-2m"):
         rec["sigmas"] = f32list(sched.sigmas)
     for t, o in zip(sched.timesteps, outs):
         rec["scaled"].append(f32list(sched.scale_model_input(x, t)))
-        x = sched.step(o, t, x).prev_sample
+        x = sched.step(o, t, x, generator=gen).prev_sample if gen is not None else sched.step(o, t, x).prev_sample
         rec["samples"].append(f32list(x))
     return rec
 
@@ -105,6 +111,14 @@ def main():
         ("euler", 8, dict(rescale_betas_zero_snr=True, timestep_spacing="trailing", steps_offset=0,
                           prediction_type="v_prediction")),
         ("ddim", 1, {}), ("euler", 1, {}), ("dpmpp-2m", 1, {}), ("ddim", 50, {}),
+        # SDXL's schedulers (issue 20): DPM++ 2M Karras, Euler with Karras sigmas, Euler ancestral, and the
+        # trailing spacing + few steps of Turbo/Lightning checkpoints
+        ("dpmpp-2m", 10, dict(use_karras_sigmas=True)), ("dpmpp-2m", 25, dict(use_karras_sigmas=True)),
+        ("euler", 10, dict(use_karras_sigmas=True)), ("euler-a", 10, {}), ("euler-a", 8, sd2),
+        ("euler-a", 4, dict(timestep_spacing="trailing", steps_offset=0)),
+        ("euler", 4, dict(timestep_spacing="trailing", steps_offset=0)),
+        ("dpmpp-2m", 4, dict(timestep_spacing="trailing", steps_offset=0)),
+        ("ddim", 1, dict(timestep_spacing="trailing", steps_offset=0)),
     ]
     for kind, steps, cfg in plan:
         cases.append(case(kind, steps, cfg, seed))

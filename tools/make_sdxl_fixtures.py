@@ -217,6 +217,19 @@ def main():
         save(os.path.join(d, "image.npy"), decode(pipe.vae, out))
         manifest["cases"][name] = {"method": "generate", "prompt": prompt, "negative_prompt": neg,
                                    "scheduler": "euler"}
+    # Euler ancestral: one generator seeded 5 draws the initial latents and every step's noise
+    from diffusers import EulerAncestralDiscreteScheduler
+    d = os.path.join(args.out, "generate_euler_a")
+    os.makedirs(d, exist_ok=True)
+    euler = pipe.scheduler
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(euler.config)
+    out = pipe(prompt=prompt, num_inference_steps=STEPS, guidance_scale=GUIDANCE, height=size, width=size,
+               generator=torch.Generator().manual_seed(5), output_type="latent").images
+    pipe.scheduler = euler
+    save(os.path.join(d, "latents.npy"), out)
+    save(os.path.join(d, "image.npy"), decode(pipe.vae, out))
+    manifest["cases"]["generate_euler_a"] = {"method": "generate", "prompt": prompt, "negative_prompt": None,
+                                             "scheduler": "euler-a", "seed": 5}
     # how much the added (pooled + time ids) conditioning matters: the same generate with add_embedding zeroed
     d = os.path.join(args.out, "generate")
     w1 = pipe.unet.add_embedding.linear_2.weight.clone()

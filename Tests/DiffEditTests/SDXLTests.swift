@@ -35,7 +35,9 @@ final class SDXLTests: XCTestCase {
         o.negativePrompt = c["negative_prompt"] as? String
         o.steps = man["steps"] as! Int
         o.guidance = Float(man["guidance"] as! Double)
-        o.initNoise = try NPY.readTensor(path: "\(Self.dir)/\(name)/noise.npy")
+        if let seed = c["seed"] as? Int { o.seed = UInt64(seed) }
+        else { o.initNoise = try NPY.readTensor(path: "\(Self.dir)/\(name)/noise.npy") }
+        o.scheduler = c["scheduler"] as? String
         let r = try m.generate(o)
         let err = EditTestSupport.relErr(r.latents, try NPY.readTensor(path: "\(Self.dir)/\(name)/latents.npy"))
         XCTAssertLessThan(err, 1e-3, "\(name): final latents")
@@ -65,6 +67,8 @@ final class SDXLTests: XCTestCase {
         try checkGenerate(try Self.folder(), "generate")
         try checkGenerate(try Self.folder(), "generate_neg")
     }
+    /// Euler ancestral from a seed: the initial latents and every step's noise from one generator, as diffusers.
+    func testEulerAncestralFromASeedMatchesDiffusers() throws { try checkGenerate(try Self.folder(), "generate_euler_a") }
     func testFolderImg2ImgMatchesStableDiffusionXLImg2ImgPipeline() throws { try checkImg2Img(try Self.folder()) }
 
     func testSingleFileMatchesDiffusers() throws {

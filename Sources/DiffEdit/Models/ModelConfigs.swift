@@ -187,6 +187,8 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public var clip_sample_range: Float = 1
     public var rescale_betas_zero_snr: Bool = false
     public var final_sigmas_type: String = "zero"
+    /// Euler and DPM-Solver++: run at Karras et al.'s noise levels (DPM++ 2M Karras).
+    public var use_karras_sigmas: Bool = false
 
     public init() {}
 
@@ -211,5 +213,6 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         clip_sample_range = try get(.clip_sample_range, d.clip_sample_range)
         rescale_betas_zero_snr = try get(.rescale_betas_zero_snr, d.rescale_betas_zero_snr)
         final_sigmas_type = try get(.final_sigmas_type, d.final_sigmas_type)
+        use_karras_sigmas = try get(.use_karras_sigmas, d.use_karras_sigmas)
     }
 }

@@ -17,12 +17,14 @@ extension StableDiffusionModel {
         }
         let scheduler = try SchedulerFactory.make(name: o.scheduler, config: schedulerConfig)
         guard !(scheduler is DDIMInverseScheduler) else {
-            throw DiffEditError.invalidArgument("scheduler: ddim-inverse inverts images; generate with ddim, euler or dpmpp-2m")
+            throw DiffEditError.invalidArgument("scheduler: ddim-inverse inverts images; generate with ddim, euler, euler-a, dpmpp-2m or dpmpp-2m-karras")
         }
         try scheduler.setTimesteps(o.steps)
         let f = vaeFactor
         let shape = [1, latentChannels, height / f, width / f]
         let noise: Tensor
+        // one generator for the initial noise and the steps' noise (Euler ancestral), as diffusers' pipelines
+        var rng = RNG(seed: o.seed)
         if let n = o.initNoise {
             guard n.shape == shape else {
                 throw DiffEditError.invalidArgument("init noise: shape \(n.shape) does not match the latents \(shape) of a \(width)x\(height) image")
@@ -32,8 +34,9 @@ extension StableDiffusionModel {
             }
             noise = n
         } else {
-            noise = randomNormal(shape, seed: o.seed)
+            noise = rng.normal(shape)
         }
+        if let e = scheduler as? EulerDiscreteScheduler, e.ancestral { e.rng = rng }
         try progress.check()
 
         let layout = BatchLayout.cfg(o.guidance)

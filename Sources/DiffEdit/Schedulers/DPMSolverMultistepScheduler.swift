@@ -64,6 +64,16 @@ public final class DPMSolverMultistepScheduler: Scheduler {
         }
         let fp = trainSigmas.map { Double($0) }
         var sig = ts.map { Float(NumpyMath.interpOnIndexGrid(Double($0), fp)) }
+        if config.use_karras_sigmas {
+            // the Karras levels, and the training timesteps they sit at (rounded; not for squaredcos_cap_v2)
+            let ks = KarrasSigmas.sigmas(min: Double(trainSigmas.first!), max: Double(trainSigmas.last!), steps: steps)
+            let logs = trainSigmas.map { Float(log(Double($0))) }
+            ts = ks.map { s -> Int in
+                let t = KarrasSigmas.timestep(sigma: s, logSigmas: logs)
+                return Int(config.beta_schedule == "squaredcos_cap_v2" ? t : NumpyMath.round(t))
+            }
+            sig = ks.map { Float($0) }
+        }
         if config.final_sigmas_type == "sigma_min" {
             sig.append(((1 - alphasCumprod[0]) / alphasCumprod[0]).squareRoot())
         } else {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Euler discrete sampler (Karras et al. 2022, Algorithm 2 with s_churn = 0) as diffusers'
 /// EulerDiscreteScheduler with interpolation_type "linear": sigma_t = sqrt((1 - abar_t) / abar_t),
 /// interpolated linearly at the (possibly fractional) inference timesteps, plus a final sigma of 0
@@ -7,7 +9,11 @@
 public final class EulerDiscreteScheduler: Scheduler {
     public let config: SchedulerConfig
     public let schedule: NoiseSchedule
-    public let name = "euler"
+    public var name: String { ancestral ? "euler-a" : "euler" }
+    /// Euler ancestral (diffusers' EulerAncestralDiscreteScheduler): each step goes down to sigma_down and adds
+    /// fresh noise of sigma_up, drawn from `rng` (the pipeline's generator, continuing after the initial noise).
+    public var ancestral = false
+    public var rng = RNG(seed: 0)
     public let order = 1
     public private(set) var timesteps: [Float] = []
     public private(set) var numInferenceSteps: Int = 0
@@ -59,6 +65,14 @@ public final class EulerDiscreteScheduler: Scheduler {
         }
         let fp = trainSigmas.map { Double($0) }
         var sig = ts.map { Float(NumpyMath.interpOnIndexGrid(Double($0), fp)) }
+        if config.use_karras_sigmas {
+            // the Karras levels at their (fractional) training timesteps
+            let spaced = ts.map { NumpyMath.interpOnIndexGrid(Double($0), fp) }          // float64, as np.interp
+            let ks = KarrasSigmas.sigmas(min: spaced.last!, max: spaced.first!, steps: steps)
+            let logs = trainSigmas.map { Float(Glibc.log(Double($0))) }
+            ts = ks.map { Float(KarrasSigmas.timestep(sigma: $0, logSigmas: logs)) }
+            sig = ks.map { Float($0) }
+        }
         if config.final_sigmas_type == "sigma_min" {
             sig.append(((1 - alphasCumprod[0]) / alphasCumprod[0]).squareRoot())
         } else {
@@ -118,6 +132,18 @@ public final class EulerDiscreteScheduler: Scheduler {
             x0 = try backend.lincomb([(1 / s2p1, sample), (c, modelOutput)])
         default:
             x0 = modelOutput
+        }
+        if ancestral {
+            // sigma_up = (to^2 (from^2 - to^2) / from^2)^0.5, sigma_down = (to^2 - up^2)^0.5;
+            // prev = x + (x - x0) / sigma (sigma_down - sigma) + noise sigma_up
+            let to = sigmas[i + 1]
+            let up: Float = (to * to * (sigma * sigma - to * to) / (sigma * sigma)).squareRoot()
+            let down: Float = (to * to - up * up).squareRoot()
+            let k: Float = (down - sigma) / sigma
+            let noise = try backend.onDevice(rng.normal(sample.shape))
+            let out = try backend.lincomb([(1 + k, sample), (-k, x0), (up, noise)])
+            stepIndex = i + 1
+            return out
         }
         let dt: Float = sigmas[i + 1] - sigmaHat
         // derivative = (x - x0) / sigma_hat ; prev = x + derivative * dt = (1 + dt/sigma_hat) x - (dt/sigma_hat) x0
