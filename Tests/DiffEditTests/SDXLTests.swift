@@ -130,6 +130,37 @@ final class SDXLTests: XCTestCase {
         print("sdxl xl_ddim: latents rel err \(err)")
     }
 
+    /// LoRA on SDXL (UNet and both text encoders; diffusers/PEFT and kohya lora_te1_/lora_te2_ files) against
+    /// diffusers' load_lora_weights + fuse_lora(0.7); an SDXL LoRA on an SD1 model and an SD1 LoRA on SDXL are errors
+    /// naming the key.
+    func testLoRAMatchesDiffusersAndWrongArchitecturesAreErrors() throws {
+        let lm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.dir + "/lora/manifest.json"))) as! [String: Any]
+        let m = try StableDiffusionModel.load(path: Self.dir + "/model", backend: .cpu)      // not the shared cached model
+        let man = Self.manifest
+        let c = (man["cases"] as! [String: Any])["generate"] as! [String: Any]
+        for name in ["peft", "kohya"] {
+            let lc = (lm["cases"] as! [String: Any])[name] as! [String: Any]
+            try m.setLoRAs([LoRASpec(path: Self.dir + "/lora/" + (lc["file"] as! String), scale: Float(lm["scale"] as! Double))])
+            var o = GenerateOptions(prompt: c["prompt"] as! String)
+            o.steps = man["steps"] as! Int; o.guidance = Float(man["guidance"] as! Double)
+            o.initNoise = try NPY.readTensor(path: Self.dir + "/generate/noise.npy")
+            let r = try m.generate(o)
+            let err = EditTestSupport.relErr(r.latents, try NPY.readTensor(path: Self.dir + "/lora/" + (lc["latents"] as! String)))
+            XCTAssertLessThan(err, 1e-3, "SDXL LoRA \(name)")
+            XCTAssertGreaterThan(lc["moved"] as! Double, 0.5, "the LoRA moves the latents far beyond the tolerance")
+            print("sdxl lora \(name): latents rel err \(err) (the LoRA moves them by \(lc["moved"]!))")
+        }
+        try m.setLoRAs([])
+        // SD1 LoRA on SDXL, SDXL LoRA on SD1
+        XCTAssertThrowsError(try m.setLoRAs([LoRASpec(path: EditTestSupport.fixtures + "/lora/peft.safetensors", scale: 1)])) { e in
+            XCTAssertTrue("\(e)".contains("key "), "\(e)")
+        }
+        let sd1 = try StableDiffusionModel.load(path: EditTestSupport.fixtures + "/sd1", backend: .cpu)
+        XCTAssertThrowsError(try sd1.setLoRAs([LoRASpec(path: Self.dir + "/lora/kohya.safetensors", scale: 1)])) { e in
+            XCTAssertTrue("\(e)".contains("key "), "\(e)")
+        }
+    }
+
     /// The added conditioning matters: diffusers' own run without it moves the latents by the recorded amount
     /// (~0.6), and so does ours.
     func testAddedConditioningMovesTheResult() throws {

@@ -14,9 +14,10 @@ import FoundationEssentials
 ///   translated with SingleFileCheckpoint's LDM mapping. Conv LoRA (LoCon: 3x3 down, 1x1 up) included.
 /// Not supported, refused naming the key: LyCORIS LoHa (`hada_*`), LoKr (`lokr_*`), CP/Tucker LoCon
 /// (`lora_mid`), DoRA (`dora_scale`, `lora_magnitude_vector`), full-difference (`diff`, `diff_b`) and LoRA bias
-/// terms, and SDXL's second text encoder (`lora_te2_`, `text_encoder_2.`).
+/// terms. SDXL's second text encoder: `lora_te2_*` (kohya) and `text_encoder_2.*` (diffusers), an error naming the
+/// key on a model that has none (an SDXL LoRA on an SD 1.x/2.x model).
 public enum LoRAFile {
-    public enum Component: String, Sendable { case unet, textEncoder = "text_encoder" }
+    public enum Component: String, Sendable { case unet, textEncoder = "text_encoder", textEncoder2 = "text_encoder_2" }
 
     /// One low-rank update of one weight: W += scale * coefficient * up @ down.
     public struct Update: @unchecked Sendable {
@@ -35,10 +36,15 @@ public enum LoRAFile {
     public struct Targets: Sendable {
         public var unet: [String: [Int]]
         public var text: [String: [Int]]
+        /// SDXL's second text encoder (nil: the model has none).
+        public var text2: [String: [Int]]?
         /// The UNet's layers_per_block (LDM input/output block numbering).
         public var layersPerBlock: Int
-        public init(unet: [String: [Int]], text: [String: [Int]], layersPerBlock: Int) {
-            self.unet = unet; self.text = text; self.layersPerBlock = layersPerBlock
+        public init(unet: [String: [Int]], text: [String: [Int]], text2: [String: [Int]]? = nil, layersPerBlock: Int) {
+            self.unet = unet; self.text = text; self.text2 = text2; self.layersPerBlock = layersPerBlock
+        }
+        func weights(_ c: Component) -> [String: [Int]] {
+            switch c { case .unet: return unet; case .textEncoder: return text; case .textEncoder2: return text2 ?? [:] }
         }
     }
 
@@ -90,14 +96,18 @@ public enum LoRAFile {
                 let have = m.down ?? m.up ?? m.alphaKey!
                 throw DiffEditError.model("LoRA \(path): key \(have): module \(m.name) has no \(m.down == nil ? "down (lora_A / lora_down)" : "up (lora_B / lora_up)") weight")
             }
+            if m.component == .textEncoder2 && targets.text2 == nil {
+                throw DiffEditError.model("LoRA \(path): key \(downKey): a second text encoder's module, but this model has one text encoder (an SDXL LoRA on an SD 1.x/2.x model?)")
+            }
             guard let target = index.resolve(m) else {
-                throw DiffEditError.model("LoRA \(path): key \(downKey): cannot place module \(m.name) in this model's \(m.component == .unet ? "UNet" : "text encoder") (no such layer: a LoRA for another architecture, or an unknown naming)")
+                let where_ = m.component == .unet ? "UNet" : m.component == .textEncoder ? "text encoder" : "second text encoder"
+                throw DiffEditError.model("LoRA \(path): key \(downKey): cannot place module \(m.name) in this model's \(where_) (no such layer: a LoRA for another architecture, or an unknown naming)")
             }
             if let prev = placed[m.component.rawValue + "|" + target] {
                 throw DiffEditError.model("LoRA \(path): keys \(prev) and \(downKey) both update \(m.component.rawValue) \(target)")
             }
             placed[m.component.rawValue + "|" + target] = downKey
-            let wShape = (m.component == .unet ? targets.unet : targets.text)[target]!
+            let wShape = targets.weights(m.component)[target]!
             guard let dShape = file.shape(of: downKey), let uShape = file.shape(of: upKey) else {
                 throw DiffEditError.model("LoRA \(path): key \(downKey): missing shape")
             }
@@ -141,7 +151,8 @@ public enum LoRAFile {
 
     /// The module and role of one key.
     static func classify(_ key: String, path: String) throws -> (Module, Role) {
-        for (prefix, comp) in [("lora_unet_", Component.unet), ("lora_te1_", .textEncoder), ("lora_te_", .textEncoder)] where key.hasPrefix(prefix) {
+        for (prefix, comp) in [("lora_unet_", Component.unet), ("lora_te1_", .textEncoder), ("lora_te2_", .textEncoder2),
+                               ("lora_te_", .textEncoder)] where key.hasPrefix(prefix) {
             guard let dot = key.firstIndex(of: ".") else {
                 throw DiffEditError.model("LoRA \(path): key \(key): no .lora_down.weight / .lora_up.weight / .alpha suffix")
             }
@@ -157,10 +168,8 @@ public enum LoRAFile {
                 throw DiffEditError.model("LoRA \(path): key \(key): unknown kohya suffix .\(suffix) (expected .lora_down.weight, .lora_up.weight or .alpha)")
             }
         }
-        if key.hasPrefix("lora_te2_") || key.hasPrefix("text_encoder_2.") {
-            throw DiffEditError.unsupported("LoRA \(path): key \(key): a second text encoder (SDXL) is not supported")
-        }
-        for (prefix, comp) in [("unet.", Component.unet), ("text_encoder.", .textEncoder)] where key.hasPrefix(prefix) {
+        for (prefix, comp) in [("unet.", Component.unet), ("text_encoder.", .textEncoder), ("text_encoder_2.", .textEncoder2)]
+            where key.hasPrefix(prefix) {
             let rest = String(key.dropFirst(prefix.count))
             let roles: [(String, Role)] = [
                 (".lora_A.weight", .down), (".lora_B.weight", .up), (".lora.down.weight", .down), (".lora.up.weight", .up),
@@ -177,7 +186,7 @@ public enum LoRAFile {
             if rest.hasSuffix(".lora_B.bias") || rest.hasSuffix(".lora_A.bias") { throw unsupported(key, "a LoRA bias (lora_bias)", path) }
             throw DiffEditError.model("LoRA \(path): key \(key): not a LoRA weight (expected <module>.lora_A.weight / .lora_B.weight, .lora.down.weight / .lora.up.weight or .alpha)")
         }
-        throw DiffEditError.model("LoRA \(path): key \(key): cannot place it: not a diffusers/PEFT key (unet.*, text_encoder.*) nor a kohya key (lora_unet_*, lora_te_*)")
+        throw DiffEditError.model("LoRA \(path): key \(key): cannot place it: not a diffusers/PEFT key (unet.*, text_encoder.*, text_encoder_2.*) nor a kohya key (lora_unet_*, lora_te_*, lora_te1_*, lora_te2_*)")
     }
 
     /// Old attention-processor spellings onto module names: "attn1.processor.to_q" -> "attn1.to_q",
@@ -242,7 +251,7 @@ public enum LoRAFile {
             return nil
         }
         var out: [Component: PEFTConfig] = [:]
-        for comp in [Component.unet, .textEncoder] {
+        for comp in [Component.unet, .textEncoder, .textEncoder2] {
             let p = comp.rawValue + "."
             guard obj.keys.contains(where: { $0.hasPrefix(p) }) else { continue }
             if obj[p + "use_dora"] as? Bool == true {
@@ -271,9 +280,19 @@ public enum LoRAFile {
         let targets: Targets
         var unetKohya: [String: String] = [:]   // "down_blocks_0_attentions_0_proj_in" -> "...proj_in.weight"
         var textKohya: [String: String] = [:]
+        var text2Kohya: [String: String] = [:]
 
         init(_ t: Targets) {
             targets = t
+            for n in (t.text2 ?? [:]).keys where n.hasSuffix(".weight") {
+                let module = String(n.dropLast(".weight".count))
+                text2Kohya[NameIndex.underscored(module)] = n
+                if module.hasPrefix("text_model.") {
+                    text2Kohya[NameIndex.underscored(String(module.dropFirst("text_model.".count)))] = n
+                } else {
+                    text2Kohya[NameIndex.underscored("text_model." + module)] = n
+                }
+            }
             for n in t.unet.keys where n.hasSuffix(".weight") {
                 unetKohya[NameIndex.underscored(String(n.dropLast(".weight".count)))] = n
             }
@@ -295,13 +314,15 @@ public enum LoRAFile {
             case (.unet, false):
                 let n = m.name + ".weight"
                 return targets.unet[n] != nil ? n : nil
-            case (.textEncoder, false):
-                let n = m.name + ".weight"
+            case (.textEncoder, false), (.textEncoder2, false):
+                let n = m.name + ".weight", w = targets.weights(m.component)
                 for c in [n, "text_model." + n, n.hasPrefix("text_model.") ? String(n.dropFirst("text_model.".count)) : n]
-                    where targets.text[c] != nil { return c }
+                    where w[c] != nil { return c }
                 return nil
             case (.textEncoder, true):
                 return textKohya[m.name]
+            case (.textEncoder2, true):
+                return text2Kohya[m.name]
             case (.unet, true):
                 return unetKohya[m.name] ?? ldm(m.name)
             }

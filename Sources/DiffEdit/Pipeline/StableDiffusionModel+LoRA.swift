@@ -23,7 +23,7 @@ extension StableDiffusionModel {
             return d
         }
         return LoRAFile.Targets(unet: shapes(unet.parameters), text: shapes(textEncoder.parameters),
-                                layersPerBlock: unetConfig.layers_per_block)
+                                text2: textEncoder2.map { shapes($0.parameters) }, layersPerBlock: unetConfig.layers_per_block)
     }
 
     /// Replaces the fused set by `specs` (empty: back to the base weights). Every file is read, translated
@@ -92,6 +92,12 @@ extension StableDiffusionModel {
     private func weight(_ key: String) throws -> (WeightRegistry, String) {
         guard let bar = key.firstIndex(of: "|") else { throw DiffEditError.model("LoRA: bad weight key \(key)") }
         let comp = key[..<bar], name = String(key[key.index(after: bar)...])
-        return (comp == "unet" ? unet.parameters : textEncoder.parameters, name)
+        switch comp {
+        case "unet": return (unet.parameters, name)
+        case "text_encoder_2":
+            guard let te2 = textEncoder2 else { throw DiffEditError.model("LoRA: this model has no second text encoder (\(key))") }
+            return (te2.parameters, name)
+        default: return (textEncoder.parameters, name)
+        }
     }
 }
