@@ -23,6 +23,7 @@ enum InfoCommand {
         let ck = try CheckpointLoader.load(path: path, configFrom: p.string("config-from"))
         let u = ck.unetConfig, v = ck.vaeConfig, t = ck.textConfig, s = ck.schedulerConfig
         let (pu, pv, pt) = (params(ck.unet), params(ck.vae), params(ck.textEncoder))
+        let pt2 = ck.textEncoder2.map(params) ?? 0
         let heads = (0..<u.block_out_channels.count).map { u.heads(block: $0) }
         let sched = SchedulerFactory.name(forClassName: s._class_name)
         let info: [(String, Any)] = [
@@ -30,7 +31,7 @@ enum InfoCommand {
             ("layout", ck.layout),
             ("kind", ck.kind),
             ("dtype", ck.dtype),
-            ("parameters", pu + pv + pt),
+            ("parameters", pu + pv + pt + pt2),
             ("unet", [
                 ("parameters", pu), ("in_channels", u.in_channels), ("out_channels", u.out_channels),
                 ("levels", u.block_out_channels.count), ("block_out_channels", u.block_out_channels),
@@ -61,7 +62,27 @@ enum InfoCommand {
                 ("rescale_betas_zero_snr", s.rescale_betas_zero_snr),
             ] as [(String, Any)]),
         ]
-        if p.flag("json") { print(json(info)) } else { printText(info, indent: 0) }
+        var all = info
+        if let t2 = ck.textConfig2 {
+            // SDXL: the second text encoder (CLIPTextModelWithProjection), its tokenizer, the added conditioning
+            let at = all.firstIndex { $0.0 == "tokenizer" }!
+            all.insert(("text_encoder_2", [
+                ("parameters", pt2), ("layers", t2.num_hidden_layers), ("hidden_size", t2.hidden_size),
+                ("heads", t2.num_attention_heads), ("hidden_act", t2.hidden_act), ("projection_dim", t2.projection_dim),
+                ("max_tokens", t2.max_position_embeddings),
+            ] as [(String, Any)]), at: at)
+            all.insert(("tokenizer_2", [
+                ("source", ck.tokenizer2VocabPath != nil ? "tokenizer_2/ folder" : "embedded CLIP vocabulary"),
+                ("pad_token", ck.padToken2 ?? "!"),
+            ] as [(String, Any)]), at: at + 2)
+            all.insert(("added_conditioning", [
+                ("addition_embed_type", u.addition_embed_type ?? "none"),
+                ("addition_time_embed_dim", u.addition_time_embed_dim ?? 0),
+                ("projection_class_embeddings_input_dim", u.projection_class_embeddings_input_dim ?? 0),
+                ("force_zeros_for_empty_prompt", ck.forceZerosForEmptyPrompt),
+            ] as [(String, Any)]), at: at + 3)
+        }
+        if p.flag("json") { print(json(all)) } else { printText(all, indent: 0) }
     }
 
     static func scalar(_ v: Any) -> String {
