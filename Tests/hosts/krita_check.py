@@ -247,6 +247,9 @@ def main(*args):
             ("no-active-layer", lambda: error_case("no-active-layer", S(prompt="x"), "no active layer",
                                                    node_override=True)),
             ("lora", lambda: lora_case(S)),
+            # an inpainting checkpoint with no other setting: method auto repaints the selection
+            ("inpaint", lambda: edit_case("inpaint", S(prompt="a blue circle", method="auto", model_path=os.path.join(
+                ROOT, "Tests", "Fixtures", "edit", "inpaint", "model")))),
             ("default-model", default_case),
             ("cancel", cancel_case),
             ("docker", docker_case),

@@ -26,6 +26,8 @@
 #   lora     (model = Tests/Fixtures/sd1) plug-in-diffedit-ext with lora-path/lora-scale (Tests/Fixtures/lora):
 #            a new layer, outside the selection unchanged, inside different from the same edit without the
 #            LoRA; lora-path "" gives plug-in-diffedit's bytes; a LoRA with an unknown key: the message names it
+#   inpaint  (model = Tests/Fixtures/edit/inpaint/model, an inpainting checkpoint) method "auto" repaints the
+#            selection, outside unchanged; "inpaint" with no selection: the plug-in's message
 #   recolour with the toy model (models/toy-instruct or models/toy-sd, once trained): "make the circle
 #            blue" turns the circle blue inside the selection, outside unchanged
 # Without PLUGIN_BINARY the plug-in is built here with cc + pkg-config (gimp-2.0, gimpui-2.0, diffedit;
@@ -158,6 +160,21 @@ if [ "$(cd "$MODEL" 2>/dev/null && pwd -P)" = "$(cd "$ROOT/Tests/Fixtures/sd1" &
   case_ lorabad
   cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
     (catch #f $(ext "$LORA_DIR/unknown_key.safetensors" 1.0)) (count-layers \"lorabad\" img))"
+fi
+
+# An inpainting checkpoint (Tests/Fixtures/edit/inpaint/model, 9-channel UNet) with no other setting: method "auto"
+# picks inpaint and repaints the selection; "inpaint" without a selection is the plug-in's message.
+INPAINT_MODEL="$ROOT/Tests/Fixtures/edit/inpaint/model"
+INPAINT_OK=0
+if [ -f "$INPAINT_MODEL/model_index.json" ]; then
+  INPAINT_OK=1
+  case_ inpaint
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+    (let ((new (edit img src \"a blue circle\" \"\" \"auto\" 0.0 0.0 4 1 \"$INPAINT_MODEL\")))
+      (report \"inpaint\" img new src) (save img new \"$T/inpaint_new.png\") (gimp-image-delete img)))"
+  case_ inpaintnosel
+  cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (gimp-selection-none img)
+    (catch #f (edit img src \"a blue circle\" \"\" \"inpaint\" 0.0 0.0 4 1 \"$INPAINT_MODEL\")) (count-layers \"inpaintnosel\" img))"
 fi
 
 # Errors: each must end in the plug-in's message, never a crash, and leave no new layer.
@@ -327,6 +344,12 @@ expect_error steps "steps (5000)"
 expect_error indexed "indexed"
 expect_error group "not a layer group" 2
 expect_error channel "works on a layer"
+
+if [ "$INPAINT_OK" = 1 ]; then
+  check_new_layer inpaint
+  [ -f "$T/inpaint_new.png" ] && pngc inpaint edit "$SCENE" "$T/inpaint_new.png" 12 12 40 40
+  expect_error inpaintnosel "select the area to repaint"
+fi
 
 if [ "$LORA_OK" = 1 ]; then
   check_new_layer lora

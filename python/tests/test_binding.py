@@ -688,3 +688,39 @@ def test_set_loras_image_video_and_errors():
     finally:
         c.free()
         m.free()
+
+
+def test_inpaint_checkpoint_auto_and_errors():
+    """An inpainting checkpoint (9-channel UNet): Method.INPAINT / auto repaint the mask, outside it the input's
+    bytes; without a mask an error that names it; another method is unsupported."""
+    path = os.path.join(ROOT, "Tests", "Fixtures", "edit", "inpaint", "model")
+    if not os.path.isdir(path):
+        pytest.skip("no inpainting fixture")
+    m = d.Model(path, backend="cpu")
+    c = m.context()
+    try:
+        w, h = 24, 16
+        img = rgb(w, h)
+        mask = bytearray(w * h)
+        for y in range(4, 12):
+            for x in range(6, 15):
+                mask[y * w + x] = 255
+        kw = dict(width=w, height=h, format=d.PixelFormat.RGB8, steps=2, seed=3)
+        a = c.edit_image(img, "a blue circle", method=d.Method.INPAINT, mask=mask, **kw)
+        b = c.edit_image(img, "a blue circle", method="auto", mask=mask, **kw)
+        assert a == b
+        changed = 0
+        for i in range(w * h):
+            same = a[i * 3:i * 3 + 3] == img[i * 3:i * 3 + 3]
+            if mask[i] == 0:
+                assert same, f"pixel {i} outside the mask changed"
+            else:
+                changed += not same
+        assert changed > 20
+        with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "params->mask", "inpaint"):
+            c.edit_image(img, "a blue circle", method="inpaint", **kw)
+        with expect(d.UnsupportedError, d.Status.ERR_UNSUPPORTED, "DIFF_EDIT_METHOD_SDEDIT"):
+            c.edit_image(img, "a blue circle", method="sdedit", mask=mask, **kw)
+    finally:
+        c.free()
+        m.free()
