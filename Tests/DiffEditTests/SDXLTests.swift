@@ -161,6 +161,25 @@ final class SDXLTests: XCTestCase {
         }
     }
 
+    /// Video on SDXL: the consistent method (cross-frame attention over SDXL's transformer depths, the added
+    /// conditioning repeated per frame) for sdedit and p2p; one window, three frames.
+    func testConsistentVideoRunsOnSDXL() throws {
+        let input = try ImageFile.read(path: Self.dir + "/img2img/input.png")
+        let frames = (0..<3).map { k -> RGBImage in
+            var f = input
+            for i in 0..<(f.width * f.height) { f.pixels[3 * i] = UInt8(clamping: Int(f.pixels[3 * i]) + 4 * k) }
+            return f
+        }
+        for m in [EditMethod.sdedit, .p2p] {
+            var v = VideoOptions()
+            v.edit.method = m; v.edit.prompt = "a blue circle"; v.edit.sourcePrompt = "a red circle"; v.edit.steps = 2
+            v.keyframeInterval = 3
+            let outs = try VideoEditor(model: try Self.folder()).edit(frames, options: v, progress: ProgressReporter())
+            XCTAssertEqual(outs.count, 3, "\(m)")
+            XCTAssertTrue(zip(outs, frames).allSatisfy { $0.0 != $0.1 }, "\(m): every frame edited")
+        }
+    }
+
     /// The added conditioning matters: diffusers' own run without it moves the latents by the recorded amount
     /// (~0.6), and so does ours.
     func testAddedConditioningMovesTheResult() throws {
