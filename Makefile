@@ -206,6 +206,13 @@ bench: cli
 	  DIFFEDIT_BENCH_RESULTS=$(BENCH_RESULTS) $(PYTHON) scripts/bench_torch.py --swift-results $(BENCH_RESULTS) $(BENCH_ARGS); \
 	else echo "bench: torch not importable or scripts/bench_torch.py missing: no PyTorch reference"; fi
 
+# SDXL at full size (issue 20): tools/bench_sdxl.py writes a random-weight fp16 SDXL base folder once
+# (BENCH_SDXL_MODEL, ~7 GB), then times whole-process `diffedit generate` per weights dtype (s/step from the
+# progress bar, peak RSS from /usr/bin/time -v) beside diffusers' StableDiffusionXLPipeline fp32 / bf16.
+BENCH_SDXL_MODEL ?= $(BUILD)/bench-sdxl-fp16
+bench-sdxl: cli
+	$(PYTHON) tools/bench_sdxl.py --model $(BENCH_SDXL_MODEL) --diffedit $(BINDIR)/diffedit $(BENCH_SDXL_ARGS)
+
 # Seconds per edit for each method on the full SD 1.5 architecture (random weights), beside the same
 # algorithms in PyTorch (tools/p2p_reference.py --bench), with the ratio. The papers' setting is the
 # default (512 px, 50 and 20 steps: long on a 2-core CPU); e.g. make bench-edit EDIT_SIZE=256 EDIT_STEPS=20.
@@ -249,7 +256,7 @@ HOST_LIBDIR     ?= $(STAGE)/lib
 HOST_DEPS       := $(if $(filter $(STAGE)/lib,$(HOST_LIBDIR)),stage,)
 HOST_PC         := PKG_CONFIG_PATH=$(HOST_LIBDIR)/pkgconfig pkg-config
 
-.PHONY: gimp install-gimp krita test-python test-hosts
+.PHONY: gimp install-gimp krita test-python test-hosts bench-sdxl
 
 gimp: $(HOST_DEPS)
 	@mkdir -p $(BUILD)/gimp
