@@ -5,7 +5,8 @@
 ///
 ///   x = scheduler.scaleModelInput(latents)                          [S * B, C, h, w]
 ///   batch = gather(x by layout.itemBranch) ++ imageCondition        [S * G, C (+ c'), h, w]
-///   eps = UNet(batch, t, embeddings, controller)                   [S * G, C, h, w]
+///   residuals = sum of the acting ControlNets on batch (ControlPlan)  (without imageCondition)
+///   eps = UNet(batch, t, embeddings, controller, residuals)        [S * G, C, h, w]
 ///   e = layout.combine(eps)   (all guidance formulas: Guidance.swift) [S * B, C, h, w]
 ///   latents = scheduler.step(e, t, latents)
 ///   hooks, in this order: source branch := reference (sdedit's video source branch), direct-inversion
@@ -26,6 +27,8 @@ struct DenoisePlan {
     var added: Tensor? = nil
     /// Channel-concatenated conditioning per UNet item (InstructPix2Pix image latents), [S * G, c', h, w].
     var imageCondition: Tensor? = nil
+    /// ControlNets: residuals for the UNet from the nets acting at each step.
+    var controls: ControlPlan? = nil
     /// Attention control; its `step` is set before each step.
     var controller: SteppedAttentionController? = nil
     /// The source latents after each step (user masks, direct inversion, sdedit's source branch).
@@ -102,9 +105,10 @@ struct Denoiser {
             p.controller?.step = i
             let x = try p.scheduler.scaleModelInput(lat, timestep: t)                            // [S * B, C, h, w]
             var batch = try LatentOps.gather(be, x, slots: p.slots, layout: p.layout)             // [S * G, C, h, w]
+            let res = try p.controls?.residuals(step: i, of: p.timesteps.count, batch: batch, timestep: t, backend: be)
             if let c = p.imageCondition { batch = try be.catChannels(batch, c) }                  // [S * G, C + c', h, w]
             let eps = try unet.forward(batch, timesteps: [t], encoderHiddenStates: p.embeddings, added: p.added,
-                                       controller: p.controller)                                  // [S * G, C, h, w]
+                                       controller: p.controller, residuals: res)                  // [S * G, C, h, w]
             let e = try p.layout.combine(eps, slots: p.slots, backend: be)                        // [S * B, C, h, w]
             lat = try p.scheduler.step(modelOutput: e, timestep: t, sample: lat)                  // [S * B, C, h, w]
             try afterStep(p, i, lat)

@@ -33,6 +33,8 @@ struct WindowEdit {
     let frames: Int
     /// inpaint: the mask and masked-image latents of every slot.
     var inpaint: InpaintCondition? = nil
+    /// The user mask at work size, unfeathered (the inpaint preprocessor).
+    var controlMask: [Float]? = nil
 }
 
 struct WindowResult {
@@ -40,12 +42,15 @@ struct WindowResult {
     var latents: Tensor
     /// Per slot, LocalBlend's last mask at latent size (p2p), else nil.
     var blendMasks: [[Float]?]
+    /// Per ControlNet, slot 0's control map [1, 3, H, W].
+    var controlMaps: [Tensor] = []
 }
 
 extension ImageEditor {
     func denoise(_ w: WindowEdit) throws -> WindowResult {
         let be = parts.backend, r = w.r, unet = parts.unet
         let S = w.window.frames.count
+        try ControlPlan.validate(w.options.controls, unet: unet)
         let (lh, lw) = (w.z0.shape[2], w.z0.shape[3])
         let sched = try DDIMScheduler(config: parts.schedulerConfig)
         sched.backend = be
@@ -159,12 +164,21 @@ extension ImageEditor {
             plan.controller = p2p?.first
         }
         if let m = w.latentMask, r.method != .inpaint { plan.userMask = try LatentOps.plane(be, m, height: lh, width: lw) }
+        var maps: [[Tensor]] = []                                                       // per net, per slot [1, 3, H, W]
+        if !w.options.controls.isEmpty {
+            maps = try w.options.controls.enumerated().map { i, c in
+                try w.works.map { try ControlPreprocessor.map(c.source, work: $0, mask: w.controlMask, field: "controls[\(i)]") }
+            }
+            plan.controls = try ControlPlan(specs: w.options.controls, maps: maps, layout: layout, slots: S,
+                                            embeddings: plan.embeddings, latentSize: (lh, lw),
+                                            guessMode: w.options.controlGuessMode, backend: be)
+        }
 
         let initial = twoBranch ? try interleave(start, S) : start                       // [S * B, C, h, w]
         let lat = try denoiser.run(plan, latents: initial, progress: span)
         let out = try LatentOps.branch(be, lat, layout.branches - 1, of: layout.branches)  // [S, C, h, w]
         let masks: [[Float]?] = (0..<S).map { s in p2p?[s].localBlend?.lastMask.map { Array($0.buffer) } }
-        return WindowResult(latents: out, blendMasks: masks)
+        return WindowResult(latents: out, blendMasks: masks, controlMaps: maps.map { $0[0] })
     }
 
     /// The inversion of a window (one inverter for image and video); image edits are cached.

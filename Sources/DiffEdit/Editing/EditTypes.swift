@@ -82,6 +82,13 @@ public struct EditOptions: Sendable {
     public var blendNextWord: Bool? = nil
     /// Process at the input's full size instead of the model's native size.
     public var fullResolution: Bool = false
+    /// ControlNets (sdedit: diffusers' StableDiffusionControlNetImg2ImgPipeline; several = MultiControlNet).
+    /// ddim, p2p, instruct: residuals to the edited branch's UNet items in every step (ControlPlan). Maps are
+    /// computed from the image the method works on (after NativeResolutionPlan.toWork); a `.image` must have
+    /// the input's size (`ControlPreprocessor.fit`). Video: one map per frame.
+    public var controls: [ControlSpec] = []
+    /// diffusers' guess_mode (ControlPlan.items).
+    public var controlGuessMode: Bool = false
     public init() {}
 }
 
@@ -91,6 +98,8 @@ public struct EditResult {
     public var image: RGBImage
     public var mask: GrayImage?
     public var latents: Tensor?
+    /// The control map each ControlNet saw, at work size (`--control-out`), in order.
+    public var controlMaps: [RGBImage] = []
     public init(image: RGBImage, mask: GrayImage? = nil, latents: Tensor? = nil) {
         self.image = image; self.mask = mask; self.latents = latents
     }

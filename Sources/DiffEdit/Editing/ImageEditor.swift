@@ -45,6 +45,10 @@ public final class ImageEditor {
                                         multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
         // before anything is allocated: the UNet batch is at most 4 items (p2p with a negative prompt)
         try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4)
+        try ControlPlan.validate(options.controls, unet: parts.unet)
+        var controlOptions = options
+        controlOptions.controls = try ControlPreprocessor.toWork(options.controls, plan: plan)
+        let controlMask = options.mask.map { plan.maskToWork($0.pixels.map { Float($0) / 255 }) }
         let work = plan.toWork(image)
         // inpaint composites through the mask as given (the model saw exactly it); the other methods feather it
         let inpaint = r.method == .inpaint
@@ -52,8 +56,9 @@ public final class ImageEditor {
         try progress.check()
         let z0 = try encode(work)                                                       // [1, C, h, w]
         let latentMask = feathered.map { PixelPolicy.latentMask($0, plan: plan, factor: f) }
-        var we = WindowEdit(r: r, options: options, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1),
-                            works: [work], z0: z0, latentMask: latentMask, progress: progress, frame: nil, frames: 1)
+        var we = WindowEdit(r: r, options: controlOptions, video: nil, window: VideoWindow(start: 0, count: 1, interval: 1),
+                            works: [work], z0: z0, latentMask: latentMask, progress: progress, frame: nil, frames: 1,
+                            controlMask: controlMask)
         if inpaint, let fm = feathered {
             we.inpaint = try InpaintCondition(editor: self, works: [work], mask: plan.maskToWork(fm))
         }
@@ -61,7 +66,9 @@ public final class ImageEditor {
         let (result, mask) = try PixelPolicy.compose(decoded: try decode(out.latents), original: image, plan: plan,
                                                      userMask: options.mask, feathered: feathered, blendMask: out.blendMasks[0],
                                                      factor: f, reconstruction: { try self.decode(z0) })
-        return EditResult(image: result, mask: mask, latents: out.latents)
+        var res = EditResult(image: result, mask: mask, latents: out.latents)
+        res.controlMaps = try out.controlMaps.map(ControlPreprocessor.picture)
+        return res
     }
 
     /// Direct inversion's update on host tensors (tests): lat [2, C, h, w] = (source, target); the source is

@@ -51,6 +51,18 @@ enum LatentOps {
         return y
     }
 
+    /// Items `items` (of `g` per slot) of every slot of x [S * g, ...] -> [S * K, ...] (x itself when all, in order).
+    static func gatherItems(_ be: Backend, _ x: Tensor, slots: Int, items: [Int], of g: Int) throws -> Tensor {
+        if items == Array(0..<g) { return x }
+        let item = x.count / x.shape[0], k = items.count
+        let y = try be.output([slots * k] + Array(x.shape.dropFirst()))
+        for (j, i) in items.enumerated() {
+            try be.copyStrided(shape: [slots, item], from: x, fromOffset: i * item, fromStrides: [g * item, 1],
+                               to: y, toOffset: j * item, toStrides: [k * item, 1])
+        }
+        return y
+    }
+
     /// Branch `b` of every slot of lat [S * B, ...] -> [S, ...] (a copy).
     static func branch(_ be: Backend, _ lat: Tensor, _ b: Int, of branches: Int) throws -> Tensor {
         if branches == 1 { return lat }

@@ -134,7 +134,7 @@ public enum SingleFileCheckpoint {
         return nil
     }
 
-    static func unetRefs(_ file: SafetensorsFile) throws -> [String: Ref] {
+    static func unetRefs(_ file: SafetensorsFile, prefix unetPrefix: String = SingleFileCheckpoint.unetPrefix) throws -> [String: Ref] {
         let path = file.path
         // Group input_blocks by index: which indices are downsamplers (".0.op.").
         var inputIdx = Set<Int>(), downIdx = Set<Int>(), outputIdx = Set<Int>()
@@ -262,26 +262,39 @@ public enum SingleFileCheckpoint {
     }
 
     static func detectUNet(_ src: MappedWeightSource, path: String, sd2: Bool) throws -> UNetConfig {
+        var c = try detectEncoder(src, path: path, sd2: sd2)
+        let convOut = try shapeOrThrow(src, "conv_out.weight", path, rank: 4)
+        c.out_channels = convOut[0]
+        let levels = c.block_out_channels.count
+        let upLevels = count(src.names, "up_blocks.")
+        guard upLevels == levels else {
+            throw DiffEditError.model("\(path): UNet has \(levels) input levels but \(upLevels) output levels")
+        }
+        c.up_block_types = (0..<levels).map { count(src.names, "up_blocks.\($0).attentions.") > 0 ? "CrossAttnUpBlock2D" : "UpBlock2D" }
+        return c
+    }
+
+    /// 1 + the largest index N among names "prefix N.*" (0 when none).
+    static func count(_ names: [String], _ prefix: String) -> Int {
+        var m = -1
+        for n in names where n.hasPrefix(prefix) {
+            if let i = Int(n.dropFirst(prefix.count).prefix { $0 != "." }) { m = max(m, i) }
+        }
+        return m + 1
+    }
+
+    /// The encoder half of a UNet config from clean-named shapes (conv_in, down blocks, mid block, attention
+    /// widths): the UNet's and a ControlNet's (whose encoder is a copy of its base UNet's).
+    static func detectEncoder(_ src: MappedWeightSource, path: String, sd2: Bool) throws -> UNetConfig {
         var c = UNetConfig()
         let names = src.names
         let convIn = try shapeOrThrow(src, "conv_in.weight", path, rank: 4)
-        let convOut = try shapeOrThrow(src, "conv_out.weight", path, rank: 4)
-        guard convIn.count == 4, convOut.count == 4 else {
-            throw DiffEditError.model("\(path): UNet conv_in/conv_out (input_blocks.0.0 / out.2) are not 4-d convolutions")
-        }
         c.in_channels = convIn[1]
-        c.out_channels = convOut[0]
-        func count(_ prefix: String) -> Int {
-            var m = -1
-            for n in names where n.hasPrefix(prefix) {
-                if let i = Int(n.dropFirst(prefix.count).prefix { $0 != "." }) { m = max(m, i) }
-            }
-            return m + 1
-        }
+        func count(_ prefix: String) -> Int { SingleFileCheckpoint.count(names, prefix) }
         let levels = count("down_blocks.")
         guard levels > 0 else { throw DiffEditError.model("\(path): UNet has no down blocks") }
         c.layers_per_block = count("down_blocks.0.resnets.")
-        var channels: [Int] = [], downTypes: [String] = [], upTypes: [String] = [], tlayers: [Int] = []
+        var channels: [Int] = [], downTypes: [String] = [], tlayers: [Int] = []
         for l in 0..<levels {
             let s = try shapeOrThrow(src, "down_blocks.\(l).resnets.0.conv1.weight", path, rank: 4)
             channels.append(s[0])
@@ -289,14 +302,8 @@ public enum SingleFileCheckpoint {
             downTypes.append(attn ? "CrossAttnDownBlock2D" : "DownBlock2D")
             tlayers.append(attn ? count("down_blocks.\(l).attentions.0.transformer_blocks.") : 1)
         }
-        let upLevels = count("up_blocks.")
-        guard upLevels == levels else {
-            throw DiffEditError.model("\(path): UNet has \(levels) input levels but \(upLevels) output levels")
-        }
-        for l in 0..<levels { upTypes.append(count("up_blocks.\(l).attentions.") > 0 ? "CrossAttnUpBlock2D" : "UpBlock2D") }
         c.block_out_channels = channels
         c.down_block_types = downTypes
-        c.up_block_types = upTypes
         c.mid_block_type = count("mid_block.attentions.") > 0 ? "UNetMidBlock2DCrossAttn" : (count("mid_block.resnets.") > 0 ? "UNetMidBlock2D" : nil)
         if let tl = tlayers.first { c.transformer_layers_per_block = Set(tlayers).count == 1 ? .int(tl) : .list(tlayers) }
         if let a1 = src.shape(of: "add_embedding.linear_1.weight"), a1.count == 2 {

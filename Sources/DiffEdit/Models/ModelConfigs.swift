@@ -216,3 +216,45 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         use_karras_sigmas = try get(.use_karras_sigmas, d.use_karras_sigmas)
     }
 }
+
+/// diffusers ControlNetModel config: the UNet encoder's fields (read into `unet`: block_out_channels,
+/// down_block_types, heads, ...; the UNet decoder's fields do not exist here) and the ControlNet's own.
+public struct ControlNetConfig: Codable, Equatable, Sendable {
+    public var unet = UNetConfig()
+    /// Channels of the control image (3, RGB in [0, 1]).
+    public var conditioning_channels: Int = 3
+    /// ControlNetConditioningEmbedding's convolutions: one stride-2 step between consecutive entries.
+    public var conditioning_embedding_out_channels: [Int] = [16, 32, 96, 256]
+    /// Shuffle-style ControlNets average their residuals over space (not supported).
+    public var global_pool_conditions: Bool = false
+    /// "rgb" or "bgr" (the control image's channels are flipped before the net).
+    public var controlnet_conditioning_channel_order: String = "rgb"
+
+    public init() {}
+
+    enum Keys: String, CodingKey {
+        case conditioning_channels, conditioning_embedding_out_channels, global_pool_conditions,
+             controlnet_conditioning_channel_order
+    }
+
+    public init(from decoder: Decoder) throws {
+        unet = try UNetConfig(from: decoder)
+        unet.up_block_types = []
+        let c = try decoder.container(keyedBy: Keys.self)
+        let d = ControlNetConfig()
+        conditioning_channels = try c.decodeIfPresent(Int.self, forKey: .conditioning_channels) ?? d.conditioning_channels
+        conditioning_embedding_out_channels = try c.decodeIfPresent([Int].self, forKey: .conditioning_embedding_out_channels)
+            ?? d.conditioning_embedding_out_channels
+        global_pool_conditions = try c.decodeIfPresent(Bool.self, forKey: .global_pool_conditions) ?? false
+        controlnet_conditioning_channel_order = try c.decodeIfPresent(String.self, forKey: .controlnet_conditioning_channel_order) ?? "rgb"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try unet.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(conditioning_channels, forKey: .conditioning_channels)
+        try c.encode(conditioning_embedding_out_channels, forKey: .conditioning_embedding_out_channels)
+        try c.encode(global_pool_conditions, forKey: .global_pool_conditions)
+        try c.encode(controlnet_conditioning_channel_order, forKey: .controlnet_conditioning_channel_order)
+    }
+}

@@ -8,6 +8,8 @@ import Glibc
 public final class UNet2DConditionModel {
     public let config: UNetConfig
     public let backend: Backend
+    /// Where the weights came from (messages).
+    public let origin: String
     let convIn: Conv2dLayer
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
@@ -26,11 +28,58 @@ public final class UNet2DConditionModel {
     public init(config c: UNetConfig, weights: WeightSource, backend: Backend) throws {
         self.config = c
         self.backend = backend
-        let origin = weights.origin
-        func bad(_ m: String) -> DiffEditError { DiffEditError.model("\(origin): UNet config: \(m)") }
+        self.origin = weights.origin
+        try Self.checkConfig(c, origin: weights.origin, upBlocks: true)
         let levels = c.block_out_channels.count
-        guard levels > 0, c.down_block_types.count == levels, c.up_block_types.count == levels else {
-            throw bad("block_out_channels (\(levels)), down_block_types (\(c.down_block_types.count)) and up_block_types (\(c.up_block_types.count)) must have the same non-zero length")
+
+        let w = WeightScope(weights, backend: backend, registry: parameters)
+        let c0 = c.block_out_channels[0], tembC = c0 * 4
+        convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
+        timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)
+        timeLinear2 = try LinearLayer(w.sub("time_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
+        func bad(_ m: String) -> DiffEditError { DiffEditError.model("\(weights.origin): UNet config: \(m)") }
+        if c.addition_embed_type == "text_time" {
+            guard let td = c.addition_time_embed_dim, td > 0, td % 2 == 0, let pin = c.projection_class_embeddings_input_dim,
+                  pin > 6 * td else {
+                throw bad("addition_embed_type text_time needs an even addition_time_embed_dim > 0 and projection_class_embeddings_input_dim > 6 x addition_time_embed_dim")
+            }
+            addLinear1 = try LinearLayer(w.sub("add_embedding.linear_1"), inFeatures: pin, outFeatures: tembC)
+            addLinear2 = try LinearLayer(w.sub("add_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
+        } else {
+            addLinear1 = nil; addLinear2 = nil
+        }
+
+        let enc = try Self.encoderBlocks(w, config: c)
+        downBlocks = enc.down
+        midBlock = enc.mid
+        var skipChannels = enc.skipChannels
+        let last = c.block_out_channels[levels - 1]
+
+        var up: [UNetUpBlock] = []
+        var outC = last
+        for i in 0..<levels {
+            let prevC = outC
+            let r = levels - 1 - i
+            outC = c.block_out_channels[r]
+            var consumed: [Int] = []
+            for _ in 0...c.layers_per_block { consumed.append(skipChannels.removeLast()) }
+            up.append(try UNetUpBlock(w.sub("up_blocks", i), index: i, type: c.up_block_types[i], config: c,
+                                      prevOutputChannels: prevC, outChannels: outC, skipChannels: consumed,
+                                      tembChannels: tembC, heads: c.heads(block: r),
+                                      transformerLayers: c.transformer_layers_per_block.value(r),
+                                      addUpsample: i != levels - 1))
+        }
+        upBlocks = up
+        convNormOut = try GroupNormLayer(w.sub("conv_norm_out"), channels: c0, groups: c.norm_num_groups, eps: c.norm_eps)
+        convOut = try Conv2dLayer(w.sub("conv_out"), inChannels: c0, outChannels: c.out_channels, kernel: 3)
+    }
+
+    /// The config checks the UNet and ControlNetModel share (`upBlocks`: the UNet's decoder half too).
+    static func checkConfig(_ c: UNetConfig, origin: String, upBlocks: Bool) throws {
+        func bad(_ m: String) -> DiffEditError { DiffEditError.model("\(origin): \(upBlocks ? "UNet" : "ControlNet") config: \(m)") }
+        let levels = c.block_out_channels.count
+        guard levels > 0, c.down_block_types.count == levels, !upBlocks || c.up_block_types.count == levels else {
+            throw bad("block_out_channels (\(levels)), down_block_types (\(c.down_block_types.count))\(upBlocks ? " and up_block_types (\(c.up_block_types.count))" : "") must have the same non-zero length")
         }
         guard c.norm_num_groups > 0, c.block_out_channels.allSatisfy({ $0 > 0 && $0 % c.norm_num_groups == 0 }) else {
             throw bad("block_out_channels \(c.block_out_channels) must be positive multiples of norm_num_groups \(c.norm_num_groups)")
@@ -59,23 +108,18 @@ public final class UNet2DConditionModel {
         if let a = c.addition_embed_type, a != "text_time" {
             throw DiffEditError.unsupported("\(origin): UNet addition_embed_type \"\(a)\" is not supported (text_time, as SDXL)")
         }
-
-        let w = WeightScope(weights, backend: backend, registry: parameters)
-        let c0 = c.block_out_channels[0], tembC = c0 * 4
-        convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
-        timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)
-        timeLinear2 = try LinearLayer(w.sub("time_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
-        if c.addition_embed_type == "text_time" {
-            guard let td = c.addition_time_embed_dim, td > 0, td % 2 == 0, let pin = c.projection_class_embeddings_input_dim,
-                  pin > 6 * td else {
-                throw bad("addition_embed_type text_time needs an even addition_time_embed_dim > 0 and projection_class_embeddings_input_dim > 6 x addition_time_embed_dim")
-            }
-            addLinear1 = try LinearLayer(w.sub("add_embedding.linear_1"), inFeatures: pin, outFeatures: tembC)
-            addLinear2 = try LinearLayer(w.sub("add_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
-        } else {
-            addLinear1 = nil; addLinear2 = nil
+        if !upBlocks, c.addition_embed_type != nil {
+            throw DiffEditError.unsupported("\(origin): ControlNet addition_embed_type \"\(c.addition_embed_type!)\": SDXL ControlNets are not supported yet")
         }
+    }
 
+    /// The down blocks and the mid block of a UNet config (shared with ControlNetModel, whose encoder is a copy of
+    /// the UNet's), with the channels of every skip the down blocks emit, in order.
+    static func encoderBlocks(_ w: WeightScope, config c: UNetConfig) throws
+        -> (down: [UNetDownBlock], mid: UNetMidBlock?, skipChannels: [Int])
+    {
+        let levels = c.block_out_channels.count
+        let c0 = c.block_out_channels[0], tembC = c0 * 4
         var skipChannels = [c0]
         var down: [UNetDownBlock] = []
         var outC = c0
@@ -88,34 +132,22 @@ public final class UNet2DConditionModel {
                                           transformerLayers: c.transformer_layers_per_block.value(i), addDownsample: !final))
             skipChannels += Array(repeating: outC, count: c.layers_per_block + (final ? 0 : 1))
         }
-        downBlocks = down
-
         let last = c.block_out_channels[levels - 1]
+        var mid: UNetMidBlock? = nil
         if let mt = c.mid_block_type {
-            midBlock = try UNetMidBlock(w.sub("mid_block"), type: mt, config: c, channels: last, tembChannels: tembC,
-                                        heads: c.heads(block: levels - 1),
-                                        transformerLayers: c.transformer_layers_per_block.value(levels - 1))
-        } else {
-            midBlock = nil
+            mid = try UNetMidBlock(w.sub("mid_block"), type: mt, config: c, channels: last, tembChannels: tembC,
+                                   heads: c.heads(block: levels - 1),
+                                   transformerLayers: c.transformer_layers_per_block.value(levels - 1))
         }
+        return (down, mid, skipChannels)
+    }
 
-        var up: [UNetUpBlock] = []
-        outC = last
-        for i in 0..<levels {
-            let prevC = outC
-            let r = levels - 1 - i
-            outC = c.block_out_channels[r]
-            var consumed: [Int] = []
-            for _ in 0...c.layers_per_block { consumed.append(skipChannels.removeLast()) }
-            up.append(try UNetUpBlock(w.sub("up_blocks", i), index: i, type: c.up_block_types[i], config: c,
-                                      prevOutputChannels: prevC, outChannels: outC, skipChannels: consumed,
-                                      tembChannels: tembC, heads: c.heads(block: r),
-                                      transformerLayers: c.transformer_layers_per_block.value(r),
-                                      addUpsample: i != levels - 1))
-        }
-        upBlocks = up
-        convNormOut = try GroupNormLayer(w.sub("conv_norm_out"), channels: c0, groups: c.norm_num_groups, eps: c.norm_eps)
-        convOut = try Conv2dLayer(w.sub("conv_out"), inChannels: c0, outChannels: c.out_channels, kernel: 3)
+    /// time_embedding(time_proj(t)) [B, 4 C0] (before the SiLU every resnet applies; shared with ControlNetModel).
+    static func timeMLP(_ be: Backend, _ ts: [Float], config c: UNetConfig, _ l1: LinearLayer, _ l2: LinearLayer) throws -> Tensor {
+        let tproj = try be.onDevice(sinusoidalEmbedding(ts, dim: c.block_out_channels[0], config: c))   // [B, C0]
+        let t1 = try l1(be, tproj)                                       // [B, 4 C0]
+        _ = try be.silu(t1, inPlace: true)                               // [B, 4 C0]
+        return try l2(be, t1)                                            // [B, 4 C0]
     }
 
     /// SDXL: the width of the pooled text embedding add_embedding takes (nil: no added conditioning).
@@ -164,7 +196,9 @@ public final class UNet2DConditionModel {
 
     /// Sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding in float32:
     /// [B] -> [B, dim] (cos first when flip_sin_to_cos).
-    func timestepEmbedding(_ timesteps: [Float], dim: Int) -> Tensor {
+    func timestepEmbedding(_ timesteps: [Float], dim: Int) -> Tensor { Self.sinusoidalEmbedding(timesteps, dim: dim, config: config) }
+
+    static func sinusoidalEmbedding(_ timesteps: [Float], dim: Int, config: UNetConfig) -> Tensor {
         let half = dim / 2
         let t = Tensor(shape: [timesteps.count, dim])
         let logMax = Float(-Glibc.log(10000.0))
@@ -183,9 +217,12 @@ public final class UNet2DConditionModel {
 
     /// One denoising evaluation. sample [B, in_channels, h, w]; timesteps: one per item or one for all;
     /// encoderHiddenStates [B, L, cross_attention_dim]; `added` (SDXL, required there): `addedConditioning`'s
-    /// [B, projection_class_embeddings_input_dim] -> [B, out_channels, h, w].
+    /// [B, projection_class_embeddings_input_dim] -> [B, out_channels, h, w]. `residuals`: ControlNet residuals
+    /// added to the down blocks' skips and the mid block's output (diffusers' down_block_additional_residuals /
+    /// mid_block_additional_residual).
     public func forward(_ sample: Tensor, timesteps: [Float], encoderHiddenStates ehs: Tensor,
-                        added: Tensor? = nil, controller: AttentionController? = nil) throws -> Tensor {
+                        added: Tensor? = nil, controller: AttentionController? = nil,
+                        residuals: UNetResiduals? = nil) throws -> Tensor {
         let be = backend, c = config
         guard sample.rank == 4, sample.shape[1] == c.in_channels, sample.shape[0] > 0, sample.shape[2] > 0, sample.shape[3] > 0 else {
             throw DiffEditError.invalidArgument("UNet.forward: sample has shape \(sample.shape), expected [B, \(c.in_channels), h, w]")
@@ -202,14 +239,9 @@ public final class UNet2DConditionModel {
         }
         let ts = timesteps.count == b ? timesteps : Array(repeating: timesteps[0], count: b)
 
-        // time embedding
-        let c0 = c.block_out_channels[0]
-        let tproj = try be.onDevice(timestepEmbedding(ts, dim: c0))      // [B, C0]
         // inputs made on the host go to the device once (a resident backend), not once per op that reads them
         let sample = try be.onDevice(sample), ehs = try be.onDevice(ehs)
-        let t1 = try timeLinear1(be, tproj)                              // [B, 4 C0]
-        _ = try be.silu(t1, inPlace: true)                               // [B, 4 C0]
-        let temb = try timeLinear2(be, t1)                               // [B, 4 C0]
+        let temb = try Self.timeMLP(be, ts, config: c, timeLinear1, timeLinear2)   // [B, 4 C0]
         if let a1 = addLinear1, let a2 = addLinear2 {
             guard let add = added, add.rank == 2, add.shape[0] == b, add.shape[1] == a1.inFeatures else {
                 throw DiffEditError.invalidArgument("UNet.forward: this SDXL UNet needs the added conditioning [\(b), \(a1.inFeatures)] (pooled text embeds + time ids); got \(added.map { "\($0.shape)" } ?? "none")")
@@ -229,6 +261,8 @@ public final class UNet2DConditionModel {
         if let mid = midBlock {
             h = try mid(be, h, tembAct: tembAct, context: ehs, controller: controller)   // [B, Clast, h/f, w/f]
         }
+        // ControlNet: after the mid block (which read the last skip unchanged), as diffusers adds them
+        if let r = residuals { try r.add(to: skips, mid: h, backend: be) }
         for (i, block) in upBlocks.enumerated() {
             let remaining = skips.count - block.resnets.count
             let size: (Int, Int)? = (i < upBlocks.count - 1 && remaining > 0)

@@ -15,5 +15,10 @@ public struct GenerateOptions: Sendable {
     /// Working-memory limit in bytes for this request (nil: the machine's physical memory); a request whose
     /// estimated working set is above it is refused with `.outOfMemory` before anything is allocated.
     public var maxMemory: Int? = nil
+    /// ControlNets (diffusers' StableDiffusionControlNetPipeline; several = MultiControlNet); each takes a
+    /// `.image` of the generated size (`ControlPreprocessor.fit`).
+    public var controls: [ControlSpec] = []
+    /// diffusers' guess_mode: the ControlNets see only the conditional item, residuals scaled by logspace(-1, 0).
+    public var controlGuessMode: Bool = false
     public init(prompt: String = "") { self.prompt = prompt }
 }

@@ -4,7 +4,9 @@ public struct GenerateResult {
     public var image: RGBImage
     public var latents: Tensor
     public var decoded: Tensor
-    public init(image: RGBImage, latents: Tensor, decoded: Tensor) {
-        self.image = image; self.latents = latents; self.decoded = decoded
+    /// The control map each ControlNet saw (`--control-out`), in order.
+    public var controlMaps: [RGBImage] = []
+    public init(image: RGBImage, latents: Tensor, decoded: Tensor, controlMaps: [RGBImage] = []) {
+        self.image = image; self.latents = latents; self.decoded = decoded; self.controlMaps = controlMaps
     }
 }

@@ -11,6 +11,12 @@ extension StableDiffusionModel {
         let width = o.width ?? nativeSize, height = o.height ?? nativeSize
         try checkImageSize(width: width, height: height)
         try ClassifierFreeGuidance.validate(o.guidance)
+        try ControlPlan.validate(o.controls, unet: unet)
+        for (i, c) in o.controls.enumerated() {
+            guard case .image = c.source else {
+                throw DiffEditError.invalidArgument("controls[\(i)]: generate takes only a control image (the preprocessors need an input image: use edit)")
+            }
+        }
         try checkWorkingSet(width: width, height: height, unetItems: BatchLayout.cfg(o.guidance).items, limit: o.maxMemory)
         guard unetConfig.in_channels == latentChannels else {
             throw DiffEditError.unsupported("\(origin): text-to-image needs a \(latentChannels)-channel UNet; this one takes \(unetConfig.in_channels) input channels (\(kind) checkpoint: use `diffedit edit`)")
@@ -48,11 +54,20 @@ extension StableDiffusionModel {
         var plan = DenoisePlan(scheduler: scheduler, timesteps: scheduler.timesteps, slots: 1, layout: layout,
                                embeddings: embeds)
         plan.added = try addedConditioning(pooled: conds.map(\.pooled), width: width, height: height)   // SDXL: [G, P + 6 td]
+        let blank = RGBImage(width: width, height: height)
+        let maps = try o.controls.enumerated().map { i, c in
+            [try ControlPreprocessor.map(c.source, work: blank, mask: nil, field: "controls[\(i)]")]   // [1, 3, H, W]
+        }
+        if !o.controls.isEmpty {
+            plan.controls = try ControlPlan(specs: o.controls, maps: maps, layout: layout, slots: 1, embeddings: embeds,
+                                            latentSize: (shape[2], shape[3]), guessMode: o.controlGuessMode, backend: backend)
+        }
         let x = try Denoiser(unet: unet, backend: backend)
             .run(plan, latents: x0, progress: ProgressSpan(reporter: progress, total: scheduler.timesteps.count))
         let decoded = try decodeLatents(x)                                           // [1, 3, H, W]
         let image = try RGBImage(tensor: decoded, range: .signed)
-        return GenerateResult(image: image, latents: x, decoded: decoded)
+        return GenerateResult(image: image, latents: x, decoded: decoded,
+                              controlMaps: try maps.map { try ControlPreprocessor.picture($0[0]) })
     }
 
     /// The same with plain arguments; returns (image, final latents).
