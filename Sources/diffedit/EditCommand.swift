@@ -49,7 +49,7 @@ enum EditCommand {
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
             .init(name: "bench-size", value: "S", help: "benchmark image size (default 512)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
-        ])
+        ] + ControlOptions.options(preprocessors: true))
 
     /// `--bench`: prints "bench edit method=M size=S steps=N seconds=T" lines.
     static func bench(_ p: ArgParser.Parsed, methods: String) throws -> Int32 {
@@ -98,7 +98,7 @@ enum EditCommand {
         if let methods = p.string("bench") { return try bench(p, methods: methods) }
         let input = try p.required("input")
         let output = try p.required("output")
-        for (opt, path) in [("output", output), ("mask-out", p.string("mask-out") ?? "x.png")] {
+        for (opt, path) in [("output", output), ("mask-out", p.string("mask-out") ?? "x.png"), ("control-out", p.string("control-out") ?? "x.png")] {
             let ext = PathName.pathExtension(path).lowercased()
             guard ["png", "jpg", "jpeg"].contains(ext) else {
                 throw CLIError.usage("edit", "--\(opt): \(path) must end in .png, .jpg or .jpeg")
@@ -139,10 +139,13 @@ enum EditCommand {
         let needsTextToImage = [.sdedit, .ddim, .p2p].contains(o.method)
         let model = try CommonOptions.loadModel(p, backend: backend,
                                                 defaultName: needsTextToImage ? DefaultModel.textToImageName : DefaultModel.name)
+        o.controls = try ControlOptions.specs(p, model: model, width: image.width, height: image.height)
+        o.controlGuessMode = p.flag("control-guess-mode")
         let editor = ImageEditor(model: model)
         let bar = ProgressBar(label: "edit", quiet: p.flag("quiet"))
         let r = try editor.edit(image, options: o, progress: bar.reporter)
         try ImageFile.write(r.image, path: output)
+        try ControlOptions.writeMaps(p, r.controlMaps)
         if let mo = p.string("mask-out") {
             let mask = r.mask ?? GrayImage(width: image.width, height: image.height,
                                            pixels: [UInt8](repeating: 255, count: image.width * image.height))

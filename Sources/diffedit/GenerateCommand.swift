@@ -24,7 +24,7 @@ enum GenerateCommand {
             .init(name: "save-latents", value: "OUT.npy", help: "write the final latents (before VAE decoding)"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
-        ])
+        ] + ControlOptions.options(preprocessors: false))
 
     static func run(arguments: [String]) throws {
         let p = try parser.parse(arguments)
@@ -47,9 +47,12 @@ enum GenerateCommand {
 
         let backend = try CommonOptions.makeBackend(p)
         let model = try CommonOptions.loadModel(p, backend: backend, defaultName: DefaultModel.textToImageName)
+        o.controls = try ControlOptions.specs(p, model: model, width: o.width ?? model.nativeSize, height: o.height ?? model.nativeSize)
+        o.controlGuessMode = p.flag("control-guess-mode")
         let bar = ProgressBar(label: "generate", quiet: p.flag("quiet"))
         let r = try model.generate(o, progress: bar.reporter)
         try ImageFile.write(r.image, path: output)
+        try ControlOptions.writeMaps(p, r.controlMaps)
         if let l = p.string("save-latents") { try NPY.write(r.latents, path: l) }
         if !p.flag("quiet") { CommonOptions.stderrLine("wrote \(output) (\(r.image.width)x\(r.image.height))") }
     }

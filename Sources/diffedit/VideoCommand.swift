@@ -42,7 +42,7 @@ enum VideoCommand {
             .init(name: "fps", value: "F", help: "output frame rate for a video file (default: the input's, or 25)"),
             .init(name: "ffmpeg", value: "PATH", help: "ffmpeg executable (default: ffmpeg on PATH)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
-        ])
+        ] + ControlOptions.options(preprocessors: true, out: false))
 
     static func run(arguments: [String]) throws -> Int32 {
         let p = try parser.parse(arguments)
@@ -85,6 +85,8 @@ enum VideoCommand {
         let textToImage = [EditMethod.sdedit, .ddim, .p2p].contains(o.edit.method)
         let model = try CommonOptions.loadModel(p, backend: backend,
                                                 defaultName: textToImage ? DefaultModel.textToImageName : DefaultModel.name)
+        o.edit.controls = try ControlOptions.specs(p, model: model, width: source.width, height: source.height)
+        o.edit.controlGuessMode = p.flag("control-guess-mode")
         let editor = VideoEditor(model: model)
         let bar = ProgressBar(label: "video", quiet: p.flag("quiet"))
         do {

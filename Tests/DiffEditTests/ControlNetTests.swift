@@ -216,4 +216,37 @@ final class ControlNetTests: XCTestCase {
             _ = try ControlNetCheckpoint.load(path: EditTestSupport.fixtures + "/sd1.safetensors", base: nil, backend: .cpu)
         }
     }
+
+    // MARK: CLI
+
+    /// The CLI's img2img case (--controlnet single file, --control canny, --control-scale, --init-noise) gives
+    /// diffusers' latents; --control-out writes the canny map; bad flags are errors naming the flag.
+    func testCLIMatchesTheImg2ImgReference() throws {
+        let m = try Self.manifest()
+        let tmp = try IOTestSupport.tempDir("cn-cli")
+        let d = Self.dir, sd1 = EditTestSupport.fixtures + "/sd1"
+        let r = try PipelineCLITests.run(["edit", "--model", sd1, "--input", d + "/input.png", "--method", "sdedit",
+                                          "--prompt", m["prompt"] as! String, "--negative-prompt", "", "--steps", "\(m["steps"] as! Int)",
+                                          "--guidance", "7.5", "--strength", "0.75", "--init-noise", d + "/img2img/noise.npy",
+                                          "--controlnet", d + "/cn_b.safetensors", "--control", "canny", "--control-scale", "0.8",
+                                          "--control-out", tmp + "/map.png", "--save-latents", tmp + "/lat.npy",
+                                          "--output", tmp + "/out.png", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let err = EditTestSupport.relErr(try NPY.readTensor(path: tmp + "/lat.npy"), try NPY.readTensor(path: d + "/img2img/latents.npy"))
+        XCTAssertLessThan(err, 1e-3)
+        XCTAssertEqual(try ImageFile.read(path: tmp + "/map.png"), try ImageFile.read(path: d + "/input_canny.png"))
+        let bad = try PipelineCLITests.run(["edit", "--model", sd1, "--input", d + "/input.png", "--prompt", "x",
+                                            "--controlnet", d + "/cn_a", "--control", "sobel", "--output", tmp + "/o.png"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--control") && bad.stderr.contains("sobel"), bad.stderr)
+        let nan = try PipelineCLITests.run(["edit", "--model", sd1, "--input", d + "/input.png", "--prompt", "x",
+                                            "--controlnet", d + "/cn_a", "--control", "tile", "--control-scale", "nan",
+                                            "--output", tmp + "/o.png"])
+        XCTAssertEqual(nan.status, 2)
+        XCTAssertTrue(nan.stderr.contains("--control-scale"), nan.stderr)
+        let count = try PipelineCLITests.run(["generate", "--model", sd1, "--prompt", "x", "--controlnet", d + "/cn_a",
+                                              "--output", tmp + "/g.png"])
+        XCTAssertEqual(count.status, 2)
+        XCTAssertTrue(count.stderr.contains("control inputs"), count.stderr)
+    }
 }
