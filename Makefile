@@ -54,9 +54,11 @@ STAGE_PC     := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 CABI_MODEL   ?= $(CURDIR)/Tests/Fixtures/sd1
 CABI_INSTRUCT_MODEL ?= $(CURDIR)/Tests/Fixtures/edit/instruct/model
 CABI_INPAINT_MODEL ?= $(CURDIR)/Tests/Fixtures/edit/inpaint/model
+CABI_CONTROLNET ?= $(CURDIR)/Tests/Fixtures/controlnet
 CABI_ARGS    = $(if $(wildcard $(CABI_INSTRUCT_MODEL)/model_index.json),--instruct $(CABI_INSTRUCT_MODEL),) \
                $(if $(wildcard $(CABI_INPAINT_MODEL)/model_index.json),--inpaint $(CABI_INPAINT_MODEL),) \
-               $(if $(filter $(CURDIR)/Tests/Fixtures/sd1,$(CABI_MODEL)),--lora $(CURDIR)/Tests/Fixtures/lora,) $(CABI_MODEL)
+               $(if $(filter $(CURDIR)/Tests/Fixtures/sd1,$(CABI_MODEL)),--lora $(CURDIR)/Tests/Fixtures/lora,) \
+               $(if $(wildcard $(CABI_CONTROLNET)/manifest.json),--controlnet $(CABI_CONTROLNET),) $(CABI_MODEL)
 VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
                   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
@@ -178,7 +180,8 @@ frei0r: stage
 
 # The real ffmpeg with the plug-in on Tests/Fixtures/video/toyclip: frame count, size, edit, flicker, bad params.
 test-frei0r: frei0r
-	$(PYTHON) examples/ffmpeg/check_frei0r.py --plugin-dir $(FREI0R_DIR) --model $(CABI_MODEL)
+	$(PYTHON) examples/ffmpeg/check_frei0r.py --plugin-dir $(FREI0R_DIR) --model $(CABI_MODEL) \
+	  $(if $(wildcard $(CABI_CONTROLNET)/cn_b.safetensors),--controlnet $(CABI_CONTROLNET)/cn_b.safetensors,)
 
 valgrind-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_ARGS)
@@ -216,7 +219,7 @@ bench-sdxl: cli
 # Seconds per edit for each method on the full SD 1.5 architecture (random weights), beside the same
 # algorithms in PyTorch (tools/p2p_reference.py --bench), with the ratio. The papers' setting is the
 # default (512 px, 50 and 20 steps: long on a 2-core CPU); e.g. make bench-edit EDIT_SIZE=256 EDIT_STEPS=20.
-EDIT_METHODS ?= sdedit,ddim,p2p,instruct
+EDIT_METHODS ?= sdedit,sdedit_cn,ddim,p2p,instruct
 EDIT_SIZE    ?= 512
 EDIT_STEPS   ?= 50,20
 bench-edit: cli

@@ -346,6 +346,43 @@ typedef enum diff_edit_method {
                                         model's native size and composited back. */
 } diff_edit_method;
 
+/* ------------------------------------------------------------------------------------------------
+ * ControlNet (appended): diff_edit_controlnet_load below; attached per call through
+ * diff_edit_params.controls.
+ * ---------------------------------------------------------------------------------------------- */
+
+/** A loaded ControlNet (opaque), made for one model: diff_edit_controlnet_load. */
+typedef struct diff_edit_controlnet diff_edit_controlnet;
+
+/**
+ * One ControlNet of a call with its input and schedule (diffusers: one entry of MultiControlNet).
+ * Extensible struct (see "Stability rules"); in the params->controls array every entry has the
+ * struct_size of entry 0 and entries are struct_size bytes apart. Fill with diff_edit_control_default.
+ * Exactly one of preprocessor and image is set.
+ */
+typedef struct diff_edit_control {
+    uint32_t struct_size;             /**< sizeof(diff_edit_control); 0 is invalid */
+    const diff_edit_controlnet *net;  /**< required; loaded for the context's model */
+    const char *preprocessor;         /**< "canny" (cv2.Canny(gray, 100, 200) of the input, as 3
+                                           equal channels), "tile" (the input itself) or "inpaint"
+                                           (the input with params->mask's pixels > 127 set to -1;
+                                           needs params->mask); NULL when image is given */
+    const diff_edit_buffer *image;    /**< a control image, any format, the input's size (video:
+                                           frames_in[0]'s; the same map for every frame); NULL when
+                                           preprocessor is given. Read during the call only */
+    float scale;                      /**< conditioning scale (default 1; 0 turns the net off; NaN
+                                           and infinite are invalid) */
+    float start;                      /**< fraction of the steps where the net starts acting, [0, 1]
+                                           (default 0) */
+    float end;                        /**< fraction of the steps where it stops, (start, 1]
+                                           (default 1). Step i of n acts when i/n >= start and
+                                           (i+1)/n <= end (diffusers' control_guidance_start/end) */
+} diff_edit_control;
+
+/** Fills *control with the defaults: struct_size, no net, no input, scale 1, start 0, end 1.
+ *  NULL is ignored. Never fails. Thread-safe. */
+DIFF_EDIT_API void diff_edit_control_default(diff_edit_control *control);
+
 /**
  * What to do. Extensible struct: see "Stability rules" at the top. Zero in guidance,
  * image_guidance, strength or steps means "the default": the model's recommendation when it
@@ -388,12 +425,22 @@ typedef struct diff_edit_params {
                                           pixels stay bit-identical. Outputs under 256 pixels in
                                           either side are never marked. Other values are
                                           DIFF_EDIT_ERR_INVALID_ARGUMENT */
+    uint32_t n_controls;             /**< (appended) number of entries in controls; 0 = no ControlNet */
+    const diff_edit_control *controls; /**< (appended) the ControlNets of this call, their residuals
+                                          summed (MultiControlNet): SDEDIT = diffusers'
+                                          StableDiffusionControlNetImg2ImgPipeline; DDIM, P2P,
+                                          INSTRUCT, INPAINT add them to the edited branch's UNet
+                                          items in every step (the source branch and the DDIM
+                                          inversion get none: they must reconstruct the input);
+                                          video: one map per frame. Messages name the entry
+                                          ("params->controls[1].preprocessor"). Read during the call
+                                          only; NULL when n_controls is 0 */
 } diff_edit_params;
 
 /**
  * Fills *params with the defaults: struct_size = sizeof(diff_edit_params), method AUTO, prompt ""
  * (a static empty string), no source or negative prompt, guidance/image_guidance/strength/steps 0
- * (method defaults), seed 0, no mask, no mask_out, no progress callback, watermark 0. NULL params
+ * (method defaults), seed 0, no mask, no mask_out, no progress callback, watermark 0, no controls. NULL params
  * is ignored.
  * Never fails. Thread-safe.
  */
@@ -453,6 +500,44 @@ DIFF_EDIT_API diff_edit_status diff_edit_video(diff_edit_ctx *ctx, const diff_ed
  * on ctx is running. NULL is ignored.
  */
 DIFF_EDIT_API void diff_edit_cancel(diff_edit_ctx *ctx);
+
+/**
+ * Loads a ControlNet for `model` (appended): a diffusers ControlNetModel folder (config.json +
+ * diffusion_pytorch_model.safetensors) or a single .safetensors, in the original layout
+ * (control_model.*: lllyasviel's control_*.safetensors) or with diffusers names. A single file's
+ * architecture comes from its tensor shapes and the model's UNet config. The weights go to the
+ * model's backend.
+ * Ownership: the caller owns *out and releases it with diff_edit_controlnet_free; the net keeps the
+ * model's weights alive as long as it lives. On failure *out is set to NULL (when out is not NULL).
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL model, path or out; empty path);
+ * DIFF_EDIT_ERR_IO (no such file); DIFF_EDIT_ERR_MODEL (not a ControlNet, a missing or misshapen
+ * tensor, or a ControlNet made for another base model: the message names the tensor, e.g.
+ * "control_model.zero_convs.3.0.weight"); DIFF_EDIT_ERR_UNSUPPORTED (pickle files, unsupported
+ * config). Messages go to diff_edit_last_error(NULL).
+ * Thread rules: thread-safe; a loaded net is immutable and may be used by any number of calls on
+ * any contexts of its model at once.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_controlnet_load(diff_edit_model *model, const char *path,
+                                                         diff_edit_controlnet **out);
+
+/**
+ * Frees a ControlNet. NULL is ignored. Must not be called while a call whose params name it is
+ * running, nor twice on the same pointer.
+ */
+DIFF_EDIT_API void diff_edit_controlnet_free(diff_edit_controlnet *net);
+
+/**
+ * The control map a preprocessor makes of `input`, for hosts to show (appended): "canny", "tile"
+ * or "inpaint" (with `mask`, GRAY8 of the input's size; masked pixels come out black). Written to
+ * `output` (caller-allocated, the input's size, any format; alpha of RGBA/BGRA outputs set to 255).
+ * The edit computes the same map at the size it works on (the input resized or padded to the
+ * model's needs).
+ * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (unknown preprocessor, NULL or bad buffers,
+ * sizes that differ, inpaint without mask). Messages go to diff_edit_last_error(NULL).
+ * Thread-safe; needs no model.
+ */
+DIFF_EDIT_API diff_edit_status diff_edit_control_map(const char *preprocessor, const diff_edit_buffer *input,
+                                                     const diff_edit_buffer *mask, diff_edit_buffer *output);
 
 /* ------------------------------------------------------------------------------------------------
  * Streaming video (appended): for hosts that see one frame at a time, such as FFmpeg filters.

@@ -133,6 +133,13 @@ class ModelParams(ctypes.Structure):
                 ("log_user", ctypes.c_void_p)]
 
 
+class ControlStruct(ctypes.Structure):
+    """diff_edit_control (extensible: struct_size first): one ControlNet of a call."""
+    _fields_ = [("struct_size", ctypes.c_uint32), ("net", ctypes.c_void_p), ("preprocessor", ctypes.c_char_p),
+                ("image", ctypes.POINTER(Buffer)), ("scale", ctypes.c_float), ("start", ctypes.c_float),
+                ("end", ctypes.c_float)]
+
+
 class Params(ctypes.Structure):
     """diff_edit_params (extensible: struct_size first)."""
     _fields_ = [("struct_size", ctypes.c_uint32), ("method", ctypes.c_int), ("prompt", ctypes.c_char_p),
@@ -141,7 +148,8 @@ class Params(ctypes.Structure):
                 ("strength", ctypes.c_float), ("steps", ctypes.c_uint32), ("seed", ctypes.c_uint64),
                 ("mask", ctypes.POINTER(Buffer)), ("mask_out", ctypes.POINTER(Buffer)),
                 ("progress", PROGRESS_FN), ("progress_user", ctypes.c_void_p),
-                ("watermark", ctypes.c_uint32)]
+                ("watermark", ctypes.c_uint32),
+                ("n_controls", ctypes.c_uint32), ("controls", ctypes.POINTER(ControlStruct))]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,6 +285,13 @@ def _declare(L):
     L.diff_edit_stream_pull.argtypes = [c.c_void_p, c.POINTER(Buffer)]
     L.diff_edit_stream_end.restype = c.c_int
     L.diff_edit_stream_end.argtypes = [c.c_void_p]
+    L.diff_edit_control_default.restype = None
+    L.diff_edit_control_default.argtypes = [c.POINTER(ControlStruct)]
+    L.diff_edit_controlnet_load.restype = c.c_int
+    L.diff_edit_controlnet_load.argtypes = [c.c_void_p, c.c_char_p, c.POINTER(c.c_void_p)]
+    L.diff_edit_controlnet_free.restype, L.diff_edit_controlnet_free.argtypes = None, [c.c_void_p]
+    L.diff_edit_control_map.restype = c.c_int
+    L.diff_edit_control_map.argtypes = [c.c_char_p, c.POINTER(Buffer), c.POINTER(Buffer), c.POINTER(Buffer)]
 
 
 def load_library(path: Optional[str] = None):
@@ -505,6 +520,11 @@ class Model:
         arr = (Lora * len(items))(*items) if items else None
         _check(lib().diff_edit_model_set_loras(self._handle, arr, len(items)))
 
+    def load_controlnet(self, path: str) -> "ControlNet":
+        """diff_edit_controlnet_load: a ControlNet for this model (diffusers ControlNetModel folder or
+        a single .safetensors, e.g. control_v11p_sd15_canny.safetensors)."""
+        return ControlNet(self, path)
+
     def free(self):
         """diff_edit_model_free; contexts keep the weights alive. Idempotent."""
         if self._handle:
@@ -524,6 +544,90 @@ class Model:
             self.free()
         except Exception:
             pass
+
+
+class ControlNet:
+    """A loaded ControlNet (diff_edit_controlnet_load / diff_edit_controlnet_free), for one model."""
+
+    def __init__(self, model: "Model", path: str):
+        if not isinstance(model, Model) or not model._handle:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "model is freed or not a diffedit.Model")
+        self._handle = None
+        out = ctypes.c_void_p()
+        _check(lib().diff_edit_controlnet_load(model._handle, _enc(path, "path"), ctypes.byref(out)))
+        self._handle = out.value
+
+    @property
+    def handle(self):
+        return self._handle
+
+    def free(self):
+        """diff_edit_controlnet_free. Idempotent. Not while a call that uses it is running."""
+        if self._handle:
+            lib().diff_edit_controlnet_free(self._handle)
+            self._handle = None
+
+    close = free
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.free()
+
+    def __del__(self):
+        try:
+            self.free()
+        except Exception:
+            pass
+
+
+class Control:
+    """One ControlNet of a call: `net` with its input, a `preprocessor` ("canny", "tile", "inpaint")
+    or a control `image` (numpy [H, W, C] uint8 or a buffer with width/height/format, the input's
+    size), and its scale and [start, end] fraction of the steps."""
+
+    def __init__(self, net: ControlNet, preprocessor: Optional[str] = None, image=None, *, scale: float = 1.0,
+                 start: float = 0.0, end: float = 1.0, width=None, height=None, format=None, stride=None):
+        self.net, self.preprocessor, self.image = net, preprocessor, image
+        self.scale, self.start, self.end = scale, start, end
+        self.geometry = (width, height, format, stride)
+
+
+def _controls(controls, p, keep):
+    """Fills p.n_controls / p.controls from a list of Control."""
+    if not controls:
+        return
+    arr = (ControlStruct * len(controls))()
+    for i, c in enumerate(controls):
+        if not isinstance(c, Control):
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, f"controls[{i}] is not a diffedit.Control")
+        lib().diff_edit_control_default(ctypes.byref(arr[i]))
+        arr[i].net = c.net.handle if isinstance(c.net, ControlNet) else None
+        if c.preprocessor is not None:
+            keep.append(_enc(c.preprocessor, f"controls[{i}].preprocessor"))
+            arr[i].preprocessor = keep[-1]
+        if c.image is not None:
+            w, h, f, s = c.geometry
+            px = _Pixels(c.image, w, h, f, s, f"controls[{i}].image")
+            keep.append(px)
+            arr[i].image = ctypes.pointer(px.struct)
+        arr[i].scale, arr[i].start, arr[i].end = float(c.scale), float(c.start), float(c.end)
+    keep.append(arr)
+    p.n_controls = len(controls)
+    p.controls = ctypes.cast(arr, ctypes.POINTER(ControlStruct))
+
+
+def control_map(preprocessor: str, image, *, mask=None, width=None, height=None, format=None, stride=None):
+    """diff_edit_control_map: the control map a preprocessor makes of `image` (same kind and size as
+    `image`: a numpy array or a bytearray)."""
+    src = _Pixels(image, width, height, format, stride, "input")
+    out = make_buffer(src.width, src.height, src.format, like=image)
+    dst = _Pixels(out, src.width, src.height, src.format, None, "output", writable=True)
+    m = _mask_pixels(mask, src) if mask is not None else None
+    _check(lib().diff_edit_control_map(_enc(preprocessor, "preprocessor"), ctypes.byref(src.struct),
+                                       ctypes.byref(m.struct) if m else None, ctypes.byref(dst.struct)))
+    return out
 
 
 class Context:
@@ -621,7 +725,7 @@ class Context:
                    method="auto", source_prompt=None, negative_prompt=None, guidance=0.0,
                    image_guidance=0.0, strength=0.0, steps=0, seed=0, mask=None, want_mask=False,
                    progress=None, output=None, output_format=None, output_stride=None,
-                   params: Optional[Params] = None):
+                   params: Optional[Params] = None, controls: Optional[Sequence["Control"]] = None):
         """diff_edit_image. Returns the edited image (a numpy array when `image` is one, else a
         bytearray of tightly packed rows), or (image, mask) with want_mask=True.
 
@@ -631,7 +735,8 @@ class Context:
         continue); an exception in it cancels the call and is re-raised. output: an optional
         caller-allocated writable buffer (written in place and returned; output_stride = its bytes
         per row, default width * bpp; padding past a row is never written). params: a raw Params to
-        send instead of the keyword arguments (its pixel pointers are filled in here)."""
+        send instead of the keyword arguments (its pixel pointers are filled in here). controls: a list of
+        diffedit.Control (ControlNets with their inputs)."""
         keep = []
         src = _Pixels(image, width, height, format, stride, "image")
         ofmt = src.format if output_format is None else int(output_format)
@@ -643,6 +748,7 @@ class Context:
                                      strength, steps, seed, progress, keep)
         else:
             p, errors = params, []
+        _controls(controls, p, keep)
         m = mo = mask_out = None
         if mask is not None:
             m = _mask_pixels(mask, src)
@@ -661,7 +767,7 @@ class Context:
     def edit_video(self, frames: Sequence, prompt: str, *, width=None, height=None, format=None,
                    stride=None, method="auto", source_prompt=None, negative_prompt=None, guidance=0.0,
                    image_guidance=0.0, strength=0.0, steps=0, seed=0, mask=None, progress=None,
-                   output_format=None):
+                   output_format=None, controls: Optional[Sequence["Control"]] = None):
         """diff_edit_video over a list of frames (each as for edit_image). Returns a list of frames."""
         frames = list(frames)
         if not frames:
@@ -680,6 +786,7 @@ class Context:
             m = _mask_pixels(mask, ins[0])
             keep.append(m)
             p.mask = ctypes.pointer(m.struct)
+        _controls(controls, p, keep)
         arr_in = (Buffer * len(ins))(*[s.struct for s in ins])
         arr_out = (Buffer * len(outs))(*[s.struct for s in outs])
         self._run(lambda: lib().diff_edit_video(self._handle, ctypes.byref(p), arr_in, len(ins), arr_out),

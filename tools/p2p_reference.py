@@ -336,6 +336,16 @@ def _bench_one(method, parts, size, steps):
         p = StableDiffusionImg2ImgPipeline(**parts)
         p.set_progress_bar_config(disable=True)
         p(prompt=tgt, image=img, strength=0.8, num_inference_steps=steps, guidance_scale=7.5, output_type="np")
+    elif method == "sdedit_cn":
+        # sdedit with one ControlNet of SD 1.5's size (diffusers' defaults, random weights; control = the input)
+        from diffusers import ControlNetModel, StableDiffusionControlNetImg2ImgPipeline
+        torch.manual_seed(3)
+        net = ControlNetModel(cross_attention_dim=768).eval()
+        t0 = time.time()
+        p = StableDiffusionControlNetImg2ImgPipeline(**parts, controlnet=net)
+        p.set_progress_bar_config(disable=True)
+        p(prompt=tgt, image=img, control_image=img, strength=0.8, num_inference_steps=steps, guidance_scale=7.5,
+          output_type="np")
     elif method == "instruct":
         p = StableDiffusionInstructPix2PixPipeline(**parts)
         p.set_progress_bar_config(disable=True)
@@ -388,7 +398,7 @@ def bench_main(argv=None):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description="Seconds per edit in PyTorch (random SD 1.5), and the ratio to "
                                              "diffedit's `diffedit edit --bench` lines when given.")
-    ap.add_argument("--bench", default="sdedit,ddim,p2p,instruct")
+    ap.add_argument("--bench", default="sdedit,sdedit_cn,ddim,p2p,instruct")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--steps", default="50,20")
     ap.add_argument("--threads", type=int, default=0)

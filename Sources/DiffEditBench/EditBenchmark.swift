@@ -3,7 +3,8 @@ import DiffEdit
 
 /// Seconds per edit for each method on the full SD 1.5 architecture with random weights made in memory
 /// (issue 4's edit benchmark; tools/p2p_reference.py --bench times the same algorithms in PyTorch).
-/// Result lines: "bench edit method=M size=S steps=N seconds=T".
+/// Result lines: "bench edit method=M size=S steps=N seconds=T"; M = sdedit_cn is sdedit with one SD 1.5-sized
+/// ControlNet (random weights, control map tile) beside the UNet.
 public enum EditBenchmark {
     /// SD 1.5 (diffusers' default configs: UNet 860M, VAE, CLIP ViT-L text) with random weights; an
     /// InstructPix2Pix-shaped model (8 UNet input channels) when `instruct`.
@@ -18,6 +19,11 @@ public enum EditBenchmark {
                                   textEncoder: CLIPTextModel.randomWeights(config: t, seed: seed + 2),
                                   padToken: "<|endoftext|>", kind: instruct ? "instruct" : "sd1")
         return try StableDiffusionModel(checkpoint: ck, backend: backend)
+    }
+
+    /// A ControlNet of diffusers' default (SD 1.5) config with random weights, for `model`'s backend.
+    public static func randomControlNet(backend: Backend, seed: UInt64 = 3) throws -> ControlNetModel {
+        try ControlNetModel(config: ControlNetConfig(), weights: RandomWeightSource(seed: seed), backend: backend)
     }
 
     /// The options each method is timed with (the papers' settings; full-resolution processing).
@@ -49,15 +55,18 @@ public enum EditBenchmark {
     }
 
     /// Times one edit (a fresh editor: no inversion cache). Returns seconds.
-    public static func time(_ m: EditMethod, model: StableDiffusionModel, size: Int, steps: Int) throws -> Double {
+    public static func time(_ m: EditMethod, model: StableDiffusionModel, size: Int, steps: Int,
+                            controlNet: ControlNetModel? = nil) throws -> Double {
         let editor = ImageEditor(model: model)
         let img = picture(size)
+        var o = options(m, steps: steps)
+        if let net = controlNet { o.controls = [ControlSpec(net: net, source: .tile)] }
         let t0 = Date()
-        _ = try editor.edit(img, options: options(m, steps: steps), progress: ProgressReporter())
+        _ = try editor.edit(img, options: o, progress: ProgressReporter())
         return Date().timeIntervalSince(t0)
     }
 
-    public static func line(_ m: EditMethod, size: Int, steps: Int, seconds: Double) -> String {
-        "bench edit method=\(m.rawValue) " + TextUtil.format("size=%d steps=%d seconds=%.3f", size, steps, seconds)
+    public static func line(_ m: EditMethod, size: Int, steps: Int, seconds: Double, controlNet: Bool = false) -> String {
+        "bench edit method=\(m.rawValue)\(controlNet ? "_cn" : "") " + TextUtil.format("size=%d steps=%d seconds=%.3f", size, steps, seconds)
     }
 }

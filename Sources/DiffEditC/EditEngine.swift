@@ -9,6 +9,8 @@ protocol EditEngine: AnyObject, Sendable {
     func makeSession() throws -> EditSession
     /// Replaces the LoRA files fused into the weights (no call runs meanwhile: ModelHandle.changingWeights).
     func setLoRAs(_ specs: [LoRASpec]) throws
+    /// A ControlNet for this model (diff_edit_controlnet_load), its weights on the model's backend.
+    func loadControlNet(path: String) throws -> ControlNetModel
 }
 
 /// One editing session (owned by one context, used by one call at a time): every entry point of the C ABI

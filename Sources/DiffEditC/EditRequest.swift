@@ -19,6 +19,8 @@ struct EditRequest {
     var progressUser: UnsafeMutableRawPointer?
     /// params->watermark: embed the invisible watermark in the outputs.
     var watermark: Bool
+    /// params->n_controls / controls: the ControlNets of the call.
+    var controls: ControlRequest
 
     /// The defaults of diff_edit_params_default.
     static var cDefaults: diff_edit_params {
@@ -48,6 +50,8 @@ struct EditRequest {
             MemoryLayout<P>.offset(of: \.progress).map { $0 + MemoryLayout<diff_edit_progress_fn?>.size },
             MemoryLayout<P>.offset(of: \.progress_user).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
             MemoryLayout<P>.offset(of: \.watermark).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.n_controls).map { $0 + 4 },
+            MemoryLayout<P>.offset(of: \.controls).map { $0 + MemoryLayout<UnsafeRawPointer?>.size },
         ]
         return ends.compactMap { $0 }
     }
@@ -89,6 +93,7 @@ struct EditRequest {
             throw DiffEditError.invalidArgument("params->watermark (\(p.watermark)) must be 0 (no mark) or 1 (embed the invisible watermark)")
         }
         watermark = p.watermark == 1
+        controls = try ControlRequest(count: p.n_controls, array: p.controls)
         if watermark {
             throw DiffEditError.unsupported("params->watermark: the invisible watermark is not available in this build yet")
         }
@@ -98,6 +103,7 @@ struct EditRequest {
     func checkMasks(against input: CheckedBuffer, inputName: String) throws {
         try mask?.requireSize(of: input, name: "params->mask", otherName: inputName)
         try maskOut?.requireSize(of: input, name: "params->mask_out", otherName: inputName)
+        try controls.checkImages(against: input, inputName: inputName)
     }
 
     /// The library's method for params->method (AUTO stays auto: the library resolves and validates it,
@@ -125,7 +131,9 @@ struct EditRequest {
     func cNamed(_ e: DiffEditError) -> DiffEditError {
         let m = e.message
         var renamed: String? = nil
-        if m.hasPrefix("method:") {
+        if m.hasPrefix("controls[") {
+            renamed = "params->" + m
+        } else if m.hasPrefix("method:") {
             let names = ["DIFF_EDIT_METHOD_AUTO", "DIFF_EDIT_METHOD_SDEDIT", "DIFF_EDIT_METHOD_DDIM", "DIFF_EDIT_METHOD_P2P",
                          "DIFF_EDIT_METHOD_INSTRUCT", "DIFF_EDIT_METHOD_INPAINT"]
             let n = Int(method.rawValue) < names.count ? names[Int(method.rawValue)] : "\(method.rawValue)"
@@ -153,6 +161,7 @@ struct EditRequest {
         o.strength = strength
         o.steps = steps
         o.seed = seed
+        o.controls = controls.specs
         return o
     }
 

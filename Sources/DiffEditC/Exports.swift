@@ -136,6 +136,66 @@ public func diffEditParamsDefault(_ params: UnsafeMutablePointer<diff_edit_param
     params?.pointee = EditRequest.cDefaults
 }
 
+// MARK: - ControlNet
+
+@_cdecl("diff_edit_control_default")
+public func diffEditControlDefault(_ control: UnsafeMutablePointer<diff_edit_control>?) {
+    control?.pointee = ControlRequest.cDefaults
+}
+
+@_cdecl("diff_edit_controlnet_load")
+public func diffEditControlnetLoad(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?,
+                                   _ out: UnsafeMutablePointer<OpaquePointer?>?) -> diff_edit_status {
+    guard let out = out else { return fail(.invalidArgument("out is NULL"), ctx: nil) }
+    out.pointee = nil
+    guard let model = model else { return fail(.invalidArgument("model is NULL"), ctx: nil) }
+    guard let path = path else { return fail(.invalidArgument("path is NULL"), ctx: nil) }
+    do {
+        guard let p = String(validatingCString: path) else { throw DiffEditError.invalidArgument("path is not valid UTF-8") }
+        guard !p.isEmpty else { throw DiffEditError.invalidArgument("path is empty") }
+        let m: ModelHandle = handle(model)
+        let net = try m.engine.loadControlNet(path: p)
+        m.log(1, "loaded ControlNet \(p)")
+        out.pointee = OpaquePointer(Unmanaged.passRetained(ControlNetHandle(engine: m.engine, net: net)).toOpaque())
+        return DIFF_EDIT_OK
+    } catch {
+        return fail(DiffEditError.from(error, context: "diff_edit_controlnet_load"), ctx: nil)
+    }
+}
+
+@_cdecl("diff_edit_controlnet_free")
+public func diffEditControlnetFree(_ net: OpaquePointer?) {
+    guard let net = net else { return }
+    Unmanaged<ControlNetHandle>.fromOpaque(UnsafeRawPointer(net)).release()
+}
+
+@_cdecl("diff_edit_control_map")
+public func diffEditControlMap(_ preprocessor: UnsafePointer<CChar>?, _ input: UnsafePointer<diff_edit_buffer>?,
+                               _ mask: UnsafePointer<diff_edit_buffer>?,
+                               _ output: UnsafeMutablePointer<diff_edit_buffer>?) -> diff_edit_status {
+    do {
+        guard let pp = preprocessor else { throw DiffEditError.invalidArgument("preprocessor is NULL") }
+        guard let name = String(validatingCString: pp) else { throw DiffEditError.invalidArgument("preprocessor is not valid UTF-8") }
+        let source = try ControlSource.preprocessor(name, field: "preprocessor")
+        let i = try CheckedBuffer(input, name: "input")
+        let o = try CheckedBuffer(output.map { UnsafePointer($0) }, name: "output")
+        try o.requireSize(of: i, name: "output", otherName: "input")
+        var plane: [Float]? = nil
+        if let mask {
+            let m = try CheckedBuffer(mask, name: "mask")
+            try m.requireFormat(.gray8, name: "mask")
+            try m.requireSize(of: i, name: "mask", otherName: "input")
+            plane = PixelConverter.readGray(m).pixels.map { Float($0) / 255 }
+        }
+        let (rgb, _) = PixelConverter.readRGB(i)
+        let map = try ControlPreprocessor.map(source, work: rgb, mask: plane, field: "preprocessor")
+        PixelConverter.writeRGB(try ControlPreprocessor.picture(map), alpha: nil, to: o)
+        return DIFF_EDIT_OK
+    } catch {
+        return fail(DiffEditError.from(error, context: "diff_edit_control_map"), ctx: nil)
+    }
+}
+
 /// Mutable frame index shared with the progress closure of a video call.
 final class FrameCounter: @unchecked Sendable {
     var frame = 0
@@ -161,6 +221,7 @@ private func withContext(_ ctxPtr: OpaquePointer?, _ params: UnsafePointer<diff_
     defer { ctx.model.leaveCall() }
     do {
         let req = try EditRequest(params)
+        try req.controls.requireEngine(ctx.model.engine)
         try check(req)
         let counter = FrameCounter(frames: frames)
         let cb = req.progress, user = req.progressUser

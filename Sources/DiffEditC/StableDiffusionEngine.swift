@@ -26,6 +26,11 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
         try model.setLoRAs(specs)
     }
 
+    /// Under the compute lock: loading uploads constants to the backend the running edits use.
+    func loadControlNet(path: String) throws -> ControlNetModel {
+        try computeLock.withLock { try model.loadControlNet(path: path) }
+    }
+
     /// Runs `body` holding the model's compute lock (cancellation is checked once the lock is held). `body`
     /// reports through the reporter it is given, which lets go of the lock while the caller's callback runs.
     func compute<T>(_ progress: ProgressReporter, _ body: (ProgressReporter) throws -> T) throws -> T {

@@ -104,6 +104,10 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
             throw DiffEditError.invalidArgument("format (\(format.rawValue)) is not a colour diff_edit_pixel_format (RGB8, RGBA8, BGR8, BGRA8)")
         }
         if req.maskOut != nil { throw DiffEditError.unsupported("params->mask_out: streams do not write masks") }
+        try req.controls.requireEngine(c.model.engine)
+        for (i, b) in req.controls.images where b.width != Int(width) || b.height != Int(height) {
+            throw DiffEditError.invalidArgument("params->controls[\(i)].image (\(b.width)x\(b.height)) must have the stream's size (\(width)x\(height))")
+        }
         var o = VideoOptions(edit: req.options, mode: .consistent)
         if let m = req.mask {
             // one mask for every frame: INPAINT's repaint region (the library refuses it for the other methods)

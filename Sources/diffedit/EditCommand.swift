@@ -46,18 +46,20 @@ enum EditCommand {
             .init(name: "no-blend-next-word", value: nil, help: "p2p: LocalBlend follows the swapped words only, even when the model's diffedit.json says otherwise"),
             .init(name: "full-resolution", value: nil, help: "process at the input's size instead of the model's native size"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
-            .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,ddim,p2p,instruct) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
+            .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,sdedit_cn,ddim,p2p,instruct; sdedit_cn = sdedit with a ControlNet) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
             .init(name: "bench-size", value: "S", help: "benchmark image size (default 512)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
         ] + ControlOptions.options(preprocessors: true))
 
     /// `--bench`: prints "bench edit method=M size=S steps=N seconds=T" lines.
     static func bench(_ p: ArgParser.Parsed, methods: String) throws -> Int32 {
-        let ms = try methods.split(separator: ",").map { s -> EditMethod in
+        // sdedit_cn: sdedit with a ControlNet (random SD 1.5-sized weights)
+        let entries = try methods.split(separator: ",").map { s -> (EditMethod, Bool) in
+            if s == "sdedit_cn" { return (.sdedit, true) }
             guard let m = EditMethod(rawValue: String(s)), m != .auto else {
-                throw CLIError.usage("edit", "--bench: \"\(s)\" is not one of sdedit, ddim, p2p, instruct")
+                throw CLIError.usage("edit", "--bench: \"\(s)\" is not one of sdedit, sdedit_cn, ddim, p2p, instruct")
             }
-            return m
+            return (m, false)
         }
         let size = try p.int("bench-size") ?? 512
         guard size > 0, size % 64 == 0 else { throw CLIError.usage("edit", "--bench-size: \(size) must be a positive multiple of 64") }
@@ -67,13 +69,14 @@ enum EditCommand {
         }
         let backend = try CommonOptions.makeBackend(p)
         for instruct in [false, true] {
-            let group = ms.filter { ($0 == .instruct) == instruct }
+            let group = entries.filter { ($0.0 == .instruct) == instruct }
             if group.isEmpty { continue }
             let model = try EditBenchmark.randomSD15(instruct: instruct, backend: backend)
-            for m in group {
+            let net = group.contains { $0.1 } ? try EditBenchmark.randomControlNet(backend: backend) : nil
+            for (m, cn) in group {
                 for steps in stepsList {
-                    let s = try EditBenchmark.time(m, model: model, size: size, steps: steps)
-                    StdIO.out(EditBenchmark.line(m, size: size, steps: steps, seconds: s) + "\n")
+                    let s = try EditBenchmark.time(m, model: model, size: size, steps: steps, controlNet: cn ? net : nil)
+                    StdIO.out(EditBenchmark.line(m, size: size, steps: steps, seconds: s, controlNet: cn) + "\n")
                 }
             }
         }

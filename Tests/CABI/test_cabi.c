@@ -1088,6 +1088,152 @@ static void test_inpaint_model(diff_edit_ctx *sd_ctx) {
     image_free(&fouts[0]); image_free(&fouts[1]);
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * ControlNet (issue 19): --controlnet DIR = Tests/Fixtures/controlnet (cn_a folder, cn_b single file)
+ * ---------------------------------------------------------------------------------------------- */
+
+static const char *g_controlnet_dir = NULL;
+
+static void test_controlnet(diff_edit_model *model, diff_edit_ctx *ctx) {
+    char a_path[1024], b_path[1024], sd2_path[1024];
+    snprintf(a_path, sizeof a_path, "%s/cn_a", g_controlnet_dir);
+    snprintf(b_path, sizeof b_path, "%s/cn_b.safetensors", g_controlnet_dir);
+    snprintf(sd2_path, sizeof sd2_path, "%s/../sd2", g_controlnet_dir);
+
+    diff_edit_control dc;
+    memset(&dc, 0x5A, sizeof dc);
+    diff_edit_control_default(&dc);
+    CHECK(dc.struct_size == sizeof(diff_edit_control) && dc.net == NULL && dc.preprocessor == NULL &&
+          dc.image == NULL && dc.scale == 1.0f && dc.start == 0.0f && dc.end == 1.0f);
+    diff_edit_control_default(NULL);
+    diff_edit_params pd;
+    diff_edit_params_default(&pd);
+    CHECK(pd.n_controls == 0 && pd.controls == NULL);
+
+    /* loading: bad arguments, missing file, not a ControlNet, a ControlNet for another base */
+    diff_edit_controlnet *a = NULL, *b = NULL, *x = (diff_edit_controlnet *)&dc;
+    EXPECT_ERR(diff_edit_controlnet_load(NULL, a_path, &x), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "model");
+    CHECK(x == NULL);
+    EXPECT_ERR(diff_edit_controlnet_load(model, NULL, &x), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "path");
+    EXPECT_ERR(diff_edit_controlnet_load(model, "", &x), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "path");
+    EXPECT_ERR(diff_edit_controlnet_load(model, a_path, NULL), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "out");
+    EXPECT_ERR(diff_edit_controlnet_load(model, "/nonexistent/cn.safetensors", &x), DIFF_EDIT_ERR_IO, NULL,
+               "/nonexistent/cn.safetensors");
+    char sd1file[1024];
+    snprintf(sd1file, sizeof sd1file, "%s/../sd1.safetensors", g_controlnet_dir);
+    EXPECT_ERR(diff_edit_controlnet_load(model, sd1file, &x), DIFF_EDIT_ERR_MODEL, NULL, "not a ControlNet");
+    CHECK(x == NULL);
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.path = sd2_path; mp.backend = "cpu"; mp.n_threads = 2;
+    diff_edit_model *sd2 = NULL;
+    EXPECT_OK(diff_edit_model_load(&mp, &sd2), NULL);
+    if (sd2) {
+        EXPECT_ERR(diff_edit_controlnet_load(sd2, b_path, &x), DIFF_EDIT_ERR_MODEL, NULL,
+                   "control_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight");
+        CHECK(x == NULL);
+    }
+    EXPECT_OK(diff_edit_controlnet_load(model, a_path, &a), NULL);
+    EXPECT_OK(diff_edit_controlnet_load(model, b_path, &b), NULL);
+    if (!a || !b) { diff_edit_model_free(sd2); return; }
+
+    uint32_t w = g_w, h = g_h;
+    diff_edit_buffer in = image_new(w, h, DIFF_EDIT_RGB8), plain = image_new(w, h, DIFF_EDIT_RGB8);
+    diff_edit_buffer out = image_new(w, h, DIFF_EDIT_RGB8), zero = image_new(w, h, DIFF_EDIT_RGB8);
+    diff_edit_buffer cimg = image_new(w, h, DIFF_EDIT_RGBA8), small = image_new(w / 2, h, DIFF_EDIT_RGB8);
+    diff_edit_buffer map = image_new(w, h, DIFF_EDIT_GRAY8), mask = image_new(w, h, DIFF_EDIT_GRAY8);
+    image_fill(&in, 3); image_fill(&cimg, 9); image_fill(&small, 2);
+    for (uint32_t y = 0; y < h; y++) memset((uint8_t *)mask.data + (size_t)y * mask.stride, y < h / 2 ? 255 : 0, w);
+    diff_edit_params p;
+    base_params(&p);
+    p.strength = 0.8f;
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &plain), ctx);
+
+    diff_edit_control cs[2];
+    diff_edit_control_default(&cs[0]);
+    diff_edit_control_default(&cs[1]);
+    cs[0].net = b; cs[0].preprocessor = "canny"; cs[0].scale = 0.8f;
+    cs[1].net = a; cs[1].image = &cimg; cs[1].start = 0.25f;
+    p.n_controls = 2; p.controls = cs;
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    CHECK(!pixels_equal(&out, &plain));
+    /* scale 0 on both: exactly no ControlNet */
+    cs[0].scale = 0; cs[1].scale = 0;
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &zero), ctx);
+    CHECK(pixels_equal(&zero, &plain));
+    cs[0].scale = 0.8f; cs[1].scale = 1;
+
+    /* bad controls: nothing written, the field named */
+#define CN_ERR(want, field) do { \
+        image_reset(&zero); \
+        EXPECT_ERR(diff_edit_image(ctx, &p, &in, &zero), (want), ctx, (field)); \
+        CHECK(pixels_untouched(&zero)); \
+    } while (0)
+    cs[0].preprocessor = "sobel";
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[0].preprocessor");
+    cs[0].preprocessor = "canny";
+    cs[1].scale = NAN;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[1].scale");
+    cs[1].scale = 1; cs[1].start = 0.9f; cs[1].end = 0.5f;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[1]");
+    cs[1].start = 0; cs[1].end = 1; cs[1].image = &small;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[1].image");
+    cs[1].image = NULL;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[1]");
+    cs[1].image = &cimg; cs[1].preprocessor = "tile";
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "not both");
+    cs[1].preprocessor = NULL; cs[1].net = NULL;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[1].net");
+    cs[1].net = a; cs[0].preprocessor = "inpaint";
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[0]");
+    cs[0].preprocessor = "canny"; cs[1].struct_size = 8;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls[1].struct_size");
+    cs[1].struct_size = sizeof(diff_edit_control);
+    p.controls = NULL;
+    CN_ERR(DIFF_EDIT_ERR_INVALID_ARGUMENT, "params->controls");
+    p.controls = cs;
+    /* a net of another model */
+    if (sd2) {
+        diff_edit_ctx *c2 = NULL;
+        EXPECT_OK(diff_edit_ctx_create(sd2, &c2), NULL);
+        if (c2) {
+            p.n_controls = 1;
+            image_reset(&zero);
+            EXPECT_ERR(diff_edit_image(c2, &p, &in, &zero), DIFF_EDIT_ERR_INVALID_ARGUMENT, c2, "params->controls[0].net");
+            p.n_controls = 2;
+            diff_edit_ctx_free(c2);
+        }
+    }
+    /* inpaint with a mask; a video with one canny map per frame */
+    cs[0].preprocessor = "inpaint";
+    p.mask = &mask;
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    p.mask = NULL; cs[0].preprocessor = "canny";
+    diff_edit_buffer fin[2] = {in, cimg}, fout[2];
+    fout[0] = image_new(w, h, DIFF_EDIT_RGB8); fout[1] = image_new(w, h, DIFF_EDIT_RGB8);
+    EXPECT_OK(diff_edit_video(ctx, &p, fin, 2, fout), ctx);
+    CHECK(!pixels_untouched(&fout[0]) && !pixels_untouched(&fout[1]));
+    image_free(&fout[0]); image_free(&fout[1]);
+
+    /* the maps for hosts */
+    EXPECT_OK(diff_edit_control_map("canny", &in, NULL, &map), NULL);
+    CHECK(padding_intact(&map));
+    EXPECT_OK(diff_edit_control_map("inpaint", &in, &mask, &out), NULL);
+    CHECK(((uint8_t *)out.data)[0] == 0 && ((uint8_t *)out.data)[(size_t)(h - 1) * out.stride] ==
+          ((uint8_t *)in.data)[(size_t)(h - 1) * in.stride]);
+    EXPECT_ERR(diff_edit_control_map("sobel", &in, NULL, &map), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "preprocessor");
+    EXPECT_ERR(diff_edit_control_map("inpaint", &in, NULL, &map), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "mask");
+    EXPECT_ERR(diff_edit_control_map("tile", &in, NULL, &small), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "output");
+    EXPECT_ERR(diff_edit_control_map(NULL, &in, NULL, &map), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "preprocessor");
+
+    diff_edit_controlnet_free(a);
+    diff_edit_controlnet_free(b);
+    diff_edit_controlnet_free(NULL);
+    diff_edit_model_free(sd2);
+    image_free(&in); image_free(&plain); image_free(&out); image_free(&zero); image_free(&cimg);
+    image_free(&small); image_free(&map); image_free(&mask);
+}
+
 /* Runs one test function and reports it on stderr (unbuffered, so slow valgrind runs show progress). */
 #define SECTION(call) do { \
         int before_ = g_failures; \
@@ -1261,6 +1407,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--instruct") == 0 && i + 1 < argc) g_instruct_path = argv[++i];
         else if (strcmp(argv[i], "--inpaint") == 0 && i + 1 < argc) g_inpaint_path = argv[++i];
         else if (strcmp(argv[i], "--lora") == 0 && i + 1 < argc) g_lora_dir = argv[++i];
+        else if (strcmp(argv[i], "--controlnet") == 0 && i + 1 < argc) g_controlnet_dir = argv[++i];
         else g_model_path = argv[i];
     }
     if (g_valgrind) { g_w = 24; g_h = 16; }
@@ -1292,6 +1439,8 @@ int main(int argc, char **argv) {
                 SECTION(test_video_success(ctx));
                 if (g_lora_dir) SECTION(test_loras(model, ctx));
                 else printf("test_cabi: no --lora fixtures: LoRA tests not run\n");
+                if (g_controlnet_dir) SECTION(test_controlnet(model, ctx));
+                else printf("test_cabi: no --controlnet fixtures: ControlNet tests not run\n");
                 if (g_inpaint_path) SECTION(test_inpaint_model(ctx));
                 else printf("test_cabi: no --inpaint model: inpaint tests not run\n");
                 diff_edit_ctx_free(ctx);

@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SCENE = os.path.join(HERE, "scene.png")
 SEL = (12, 12, 40, 40)
 MODEL = os.environ.get("DIFFEDIT_TEST_MODEL", os.path.join(ROOT, "Tests", "Fixtures", "sd1"))
+CN = os.path.join(ROOT, "Tests", "Fixtures", "controlnet", "cn_b.safetensors")
 
 sys.path.insert(0, HERE)
 import pngcheck  # noqa: E402  (the stdlib PNG reader)
@@ -250,6 +251,12 @@ def main(*args):
             # an inpainting checkpoint with no other setting: method auto repaints the selection
             ("inpaint", lambda: edit_case("inpaint", S(prompt="a blue circle", method="auto", model_path=os.path.join(
                 ROOT, "Tests", "Fixtures", "edit", "inpaint", "model")))),
+            ("controlnet", lambda: edit_case("controlnet", S(prompt="a blue circle", controlnet_path=CN,
+                                                             control="canny", control_scale=1.0))),
+            ("controlnet-missing", lambda: error_case("controlnet-missing", S(prompt="x", controlnet_path="/no/cn"),
+                                                      "ControlNet path")),
+            ("controlnet-control", lambda: error_case("controlnet-control", S(prompt="x", controlnet_path=CN,
+                                                                              control="sobel"), "unknown control")),
             ("default-model", default_case),
             ("cancel", cancel_case),
             ("docker", docker_case),

@@ -28,6 +28,10 @@
 #            LoRA; lora-path "" gives plug-in-diffedit's bytes; a LoRA with an unknown key: the message names it
 #   inpaint  (model = Tests/Fixtures/edit/inpaint/model, an inpainting checkpoint) method "auto" repaints the
 #            selection, outside unchanged; "inpaint" with no selection: the plug-in's message
+#   controlnet plug-in-diffedit-ext (the 11 arguments, lora-path lora-scale, controlnet-path control control-scale) with the
+#            fixture ControlNet (Tests/Fixtures/controlnet/cn_b.safetensors, control canny): a new layer,
+#            edited inside the selection only; errors: missing ControlNet file, unknown control, a ControlNet
+#            for another base model (the message names the tensor)
 #   recolour with the toy model (models/toy-instruct or models/toy-sd, once trained): "make the circle
 #            blue" turns the circle blue inside the selection, outside unchanged
 # Without PLUGIN_BINARY the plug-in is built here with cc + pkg-config (gimp-2.0, gimpui-2.0, diffedit;
@@ -43,6 +47,7 @@ set -u
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 GIMP="${GIMP:-gimp-console-2.10}"
 MODEL="${DIFFEDIT_TEST_MODEL:-$ROOT/Tests/Fixtures/sd1}"
+CN="$ROOT/Tests/Fixtures/controlnet/cn_b.safetensors"
 SCENE="$ROOT/Tests/hosts/scene.png"
 CHECK="python3 $ROOT/Tests/hosts/pngcheck.py"
 T="$(mktemp -d /tmp/diffedit-gimp.XXXXXX)"
@@ -85,6 +90,8 @@ LIB="(define (load-scene) (car (gimp-file-load RUN-NONINTERACTIVE \"$SCENE\" \"$
 (define (save img d path) (file-png-save2 RUN-NONINTERACTIVE img d path path 0 9 0 0 0 0 0 0 1))
 (define (edit img d prompt source method strength guidance steps seed model)
   (car (plug-in-diffedit RUN-NONINTERACTIVE img d prompt source method strength guidance steps seed model)))
+(define (edit-cn img d prompt method steps seed model cn control scale)
+  (car (plug-in-diffedit-ext RUN-NONINTERACTIVE img d prompt \"\" method 0.0 0.0 steps seed model \"\" 1.0 cn control scale)))
 (define (n->s n) (number->string n))
 (define (report tag img new src)
   (gimp-message (string-append \"RESULT \" tag \" layers=\" (n->s (car (gimp-image-get-layers img)))
@@ -141,6 +148,10 @@ cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img))))
   (gimp-selection-none img)
   (let ((new (edit img src \"a blue circle\" \"\" \"sdedit\" 1.0 0.0 4 4 \"$MODEL\")))
     (report \"nosel\" img new src) (save img new \"$T/nosel_new.png\") (gimp-image-delete img)))"
+case_ controlnet
+cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
+  (let ((new (edit-cn img src \"a blue circle\" \"sdedit\" 4 1 \"$MODEL\" \"$CN\" \"canny\" 1.0)))
+    (report \"controlnet\" img new src) (save img new \"$T/controlnet_new.png\") (gimp-image-delete img)))"
 
 # LoRA through plug-in-diffedit-ext (the fixtures are made for the sd1 fixture model).
 LORA_DIR="$ROOT/Tests/Fixtures/lora"
@@ -148,7 +159,7 @@ LORA_OK=0
 if [ "$(cd "$MODEL" 2>/dev/null && pwd -P)" = "$(cd "$ROOT/Tests/Fixtures/sd1" && pwd -P)" ] && [ -f "$LORA_DIR/kohya.safetensors" ]; then
   LORA_OK=1
   ext() { # lora-path lora-scale: the rgb case's edit through plug-in-diffedit-ext
-    echo "(car (plug-in-diffedit-ext RUN-NONINTERACTIVE img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\" \"$1\" $2))"; }
+    echo "(car (plug-in-diffedit-ext RUN-NONINTERACTIVE img src \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\" \"$1\" $2 \"\" \"canny\" 1.0))"; }
   case_ lora
   cmd "(let* ((img (load-scene)) (src (car (gimp-image-get-active-layer img)))) (sel img)
     (let ((new $(ext "$LORA_DIR/kohya.safetensors" 0.7)))
@@ -195,6 +206,9 @@ err_case indexed "(begin (gimp-image-convert-indexed img CONVERT-DITHER-NONE CON
                    (edit img (car (gimp-image-get-active-layer img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))"
 err_case group   "(let ((g (car (gimp-layer-group-new img)))) (gimp-image-insert-layer img g 0 0)
                    (edit img g \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\"))"
+err_case cnmissing "(edit-cn img src \"a blue circle\" \"sdedit\" 4 1 \"$MODEL\" \"$T/no/cn.safetensors\" \"canny\" 1.0)"
+err_case cncontrol "(edit-cn img src \"a blue circle\" \"sdedit\" 4 1 \"$MODEL\" \"$CN\" \"sobel\" 1.0)"
+err_case cnbase "(edit-cn img src \"a blue circle\" \"sdedit\" 4 1 \"$ROOT/Tests/Fixtures/sd2\" \"$CN\" \"canny\" 1.0)"
 err_case channel "(edit img (car (gimp-image-get-selection img)) \"a blue circle\" \"\" \"sdedit\" 0.0 0.0 4 1 \"$MODEL\")"
 
 # The embedded default model (model-path ""): an edit when the library finds it, else a clear message.
@@ -344,6 +358,11 @@ expect_error steps "steps (5000)"
 expect_error indexed "indexed"
 expect_error group "not a layer group" 2
 expect_error channel "works on a layer"
+expect_error cnmissing "ControlNet path"
+expect_error cncontrol "unknown control \"sobel\""
+expect_error cnbase "Could not load the ControlNet.*attn2.to_k.weight"
+check_new_layer controlnet
+[ -f "$T/controlnet_new.png" ] && pngc controlnet edit "$SCENE" "$T/controlnet_new.png" 12 12 40 40
 
 if [ "$INPAINT_OK" = 1 ]; then
   check_new_layer inpaint

@@ -6,7 +6,9 @@
 Checks: the output has as many frames as the input, the same size; the edit happened (frames differ
 from the input); flicker (mean absolute change between consecutive output frames over pixels whose
 source neighbourhood does not change) is under --flicker-bar; a bad method name and a numeric parameter
-that does not parse make ffmpeg exit non-zero with a message naming the parameter.
+that does not parse make ffmpeg exit non-zero with a message naming the parameter. With --controlnet (a
+ControlNet for --model): the same edit with it (canny maps per frame) differs from the edit without it, and an
+unknown control name and a missing ControlNet file are errors naming the parameter.
 """
 import argparse
 import os
@@ -59,6 +61,7 @@ def main():
     ap.add_argument("--steps", default="6")
     ap.add_argument("--lookahead", default="0")
     ap.add_argument("--flicker-bar", type=float, default=3.0)
+    ap.add_argument("--controlnet", default="", help="a ControlNet for --model: also check the controlnet parameters")
     a = ap.parse_args()
     failures = 0
 
@@ -81,6 +84,21 @@ def main():
             check(min(diffs) > 1.0, f"every edited frame differs from its input (mean abs diff min {min(diffs):.2f})")
             fl = flicker(src[: len(out) - lag], out[lag:])
             check(fl <= a.flicker_bar, f"flicker {fl:.2f} <= {a.flicker_bar}")
+        if a.controlnet and out:
+            cparams = params + "|" + "|".join([a.controlnet, "canny", "1"])
+            r = ffmpeg(a.plugin_dir, a.clip, os.path.join(tmp, "cn"), cparams)
+            check(r.returncode == 0, f"ffmpeg with a ControlNet exits 0 ({r.stderr.strip()[-300:]})")
+            cn = load(os.path.join(tmp, "cn")) if r.returncode == 0 else []
+            check(len(cn) == len(src), f"ControlNet: {len(cn)} frames out for {len(src)} in")
+            if cn:
+                moved = min(float(np.abs(c - o).mean()) for c, o in zip(cn, out))
+                check(moved > 0.5, f"ControlNet: every frame differs from the edit without it (min mean abs diff {moved:.2f})")
+            r = ffmpeg(a.plugin_dir, a.clip, os.path.join(tmp, "cnbad"), params + "|" + "|".join([a.controlnet, "sobel", "1"]))
+            check(r.returncode != 0 and "preprocessor" in r.stderr and "sobel" in r.stderr,
+                  f"unknown control: exit {r.returncode}, {r.stderr.strip()[-200:]!r}")
+            r = ffmpeg(a.plugin_dir, a.clip, os.path.join(tmp, "cnmissing"), params + "|/no/such/cn.safetensors|canny|1")
+            check(r.returncode != 0 and "controlnet" in r.stderr,
+                  f"missing ControlNet: exit {r.returncode}, {r.stderr.strip()[-200:]!r}")
         bad = "|".join([a.prompt, "", "nope", a.strength, "0", a.steps, "7", a.model, "0"])
         r = ffmpeg(a.plugin_dir, a.clip, os.path.join(tmp, "bad1"), bad)
         check(r.returncode != 0 and "parameter method" in r.stderr, f"bad method: exit {r.returncode}, {r.stderr.strip()[-200:]!r}")

@@ -15,6 +15,10 @@
  *   6 seed            double  noise seed (integer), shared by every frame
  *   7 model           string  diffusers folder or .safetensors; "" = the embedded default model
  *   8 lookahead       double  frames of lookahead of the consistent method (integer 0..15, default 0)
+ *   9 controlnet      string  a ControlNet made for the model (diffusers ControlNetModel folder or
+ *                             control_*.safetensors); "" = none. Each frame gets its own control map
+ *  10 control         string  its preprocessor: canny|tile ("" = canny)
+ *  11 control_scale   double  its conditioning scale; 0 = default 1
  * Numbers are taken as given (not frei0r's usual [0, 1] normalisation).
  *
  * Latency: frei0r's f0r_update hands over one frame and wants one frame back at once, and has no
@@ -37,14 +41,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_PROMPT, P_SOURCE, P_METHOD, P_STRENGTH, P_GUIDANCE, P_STEPS, P_SEED, P_MODEL, P_LOOKAHEAD, P_COUNT };
+enum { P_PROMPT, P_SOURCE, P_METHOD, P_STRENGTH, P_GUIDANCE, P_STEPS, P_SEED, P_MODEL, P_LOOKAHEAD,
+       P_CONTROLNET, P_CONTROL, P_CONTROL_SCALE, P_COUNT };
 
 static const char *param_names[P_COUNT] = {
-    "prompt", "source_prompt", "method", "strength", "guidance", "steps", "seed", "model", "lookahead"
+    "prompt", "source_prompt", "method", "strength", "guidance", "steps", "seed", "model", "lookahead",
+    "controlnet", "control", "control_scale"
 };
 static const int param_types[P_COUNT] = {
     F0R_PARAM_STRING, F0R_PARAM_STRING, F0R_PARAM_STRING, F0R_PARAM_DOUBLE, F0R_PARAM_DOUBLE,
-    F0R_PARAM_DOUBLE, F0R_PARAM_DOUBLE, F0R_PARAM_STRING, F0R_PARAM_DOUBLE
+    F0R_PARAM_DOUBLE, F0R_PARAM_DOUBLE, F0R_PARAM_STRING, F0R_PARAM_DOUBLE, F0R_PARAM_STRING,
+    F0R_PARAM_STRING, F0R_PARAM_DOUBLE
 };
 static const char *param_help[P_COUNT] = {
     "target description or instruction",
@@ -55,7 +62,10 @@ static const char *param_help[P_COUNT] = {
     "denoising steps; 0 = default",
     "noise seed shared by all frames",
     "model path; empty = embedded default model",
-    "frames of lookahead (0..15); output is delayed by this many frames"
+    "frames of lookahead (0..15); output is delayed by this many frames",
+    "ControlNet path (folder or .safetensors); empty = none",
+    "ControlNet preprocessor: canny or tile (empty = canny)",
+    "ControlNet conditioning scale; 0 = 1"
 };
 
 typedef struct instance {
@@ -64,6 +74,7 @@ typedef struct instance {
     double numbers[P_COUNT];    /* numeric parameters */
     diff_edit_model *model;
     diff_edit_ctx *ctx;
+    diff_edit_controlnet *net;
     int started;
     uint64_t frames_in;
     uint64_t frames_out;
@@ -111,6 +122,7 @@ void f0r_destruct(f0r_instance_t inst) {
     if (!in) return;
     if (in->started) diff_edit_stream_end(in->ctx);
     diff_edit_ctx_free(in->ctx);
+    diff_edit_controlnet_free(in->net);
     diff_edit_model_free(in->model);
     for (int i = 0; i < P_COUNT; i++) free(in->strings[i]);
     free(in);
@@ -189,6 +201,19 @@ static void start(instance *in) {
     p.guidance = (float)in->numbers[P_GUIDANCE];
     p.steps = (uint32_t)steps;
     p.seed = seed;
+    diff_edit_control control;
+    if (str(in, P_CONTROLNET)[0]) {
+        const char *c = str(in, P_CONTROL)[0] ? str(in, P_CONTROL) : "canny";
+        double scale = in->numbers[P_CONTROL_SCALE] == 0 ? 1.0 : in->numbers[P_CONTROL_SCALE];
+        st = diff_edit_controlnet_load(in->model, str(in, P_CONTROLNET), &in->net);
+        if (st != DIFF_EDIT_OK) die(NULL, "parameter controlnet", st);
+        diff_edit_control_default(&control);
+        control.net = in->net;
+        control.preprocessor = c;
+        control.scale = (float)scale;
+        p.n_controls = 1;
+        p.controls = &control;   /* read by diff_edit_stream_begin only */
+    }
     st = diff_edit_stream_set_lookahead(in->ctx, (uint32_t)lookahead);
     if (st != DIFF_EDIT_OK) die(in, "parameter lookahead", st);
     st = diff_edit_stream_begin(in->ctx, &p, in->width, in->height, DIFF_EDIT_RGBA8);

@@ -57,7 +57,10 @@
 #include <diffedit.h>
 
 #define PLUG_IN_PROC   "plug-in-diffedit"
+/* plug-in-diffedit-ext: the 11 arguments of plug-in-diffedit, then the settings added since, appended in
+ * this order: lora-path, lora-scale, controlnet-path, control, control-scale. */
 #define PLUG_IN_PROC_EXT "plug-in-diffedit-ext"
+#define N_ARGS_EXT       16
 #define PLUG_IN_BINARY "diffedit"
 #define PLUG_IN_ROLE   "diffedit"
 
@@ -77,9 +80,15 @@ typedef struct {
     gboolean add_layer_mask;
     gchar   lora_path[4096];   /* "" = no LoRA */
     gdouble lora_scale;
+    gchar   controlnet_path[4096];   /* "" = no ControlNet */
+    gchar   control[16];             /* its preprocessor: canny, tile or inpaint */
+    gdouble control_scale;
 } EditVals;
 
-static EditVals vals = { "", "", "auto", 0.0, 0.0, 0, 0, "", FALSE, "", 1.0 };
+static EditVals vals = { "", "", "auto", 0.0, 0.0, 0, 0, "", FALSE, "", 1.0, "", "canny", 1.0 };
+
+static const char *const control_names[] = { "canny", "tile", "inpaint" };
+#define N_CONTROLS ((int) G_N_ELEMENTS (control_names))
 
 static const char *const method_names[] = { "auto", "sdedit", "ddim", "p2p", "instruct", "inpaint" };
 static const diff_edit_method method_values[] = { DIFF_EDIT_METHOD_AUTO, DIFF_EDIT_METHOD_SDEDIT,
@@ -115,12 +124,21 @@ query (void)
         { GIMP_PDB_LAYER, "new-layer", "The new layer above the drawable holding the edit" },
     };
     /* plug-in-diffedit-ext: the same arguments, then the settings added since (appended, in order) */
-    GimpParamDef ext_args[G_N_ELEMENTS (args) + 2];
+    GimpParamDef ext_args[N_ARGS_EXT];
+    G_STATIC_ASSERT (G_N_ELEMENTS (args) + 5 == N_ARGS_EXT);
     memcpy (ext_args, args, sizeof args);
     ext_args[G_N_ELEMENTS (args)] = (GimpParamDef) { GIMP_PDB_STRING, "lora-path",
         "A LoRA .safetensors (diffusers/PEFT or kohya sd-scripts) fused into the model; \"\" = none" };
     ext_args[G_N_ELEMENTS (args) + 1] = (GimpParamDef) { GIMP_PDB_FLOAT, "lora-scale",
         "The LoRA's strength (diffusers' fuse_lora lora_scale): 1 = as trained, 0 = no effect; finite" };
+    ext_args[G_N_ELEMENTS (args) + 2] = (GimpParamDef) { GIMP_PDB_STRING, "controlnet-path",
+        "ControlNet: a diffusers ControlNetModel folder or a single .safetensors (control_*.safetensors) made "
+        "for the model; \"\" = none" };
+    ext_args[G_N_ELEMENTS (args) + 3] = (GimpParamDef) { GIMP_PDB_STRING, "control",
+        "The ControlNet's control map from the layer: \"canny\", \"tile\" or \"inpaint\" (the selection's "
+        "pixels masked; needs a selection)" };
+    ext_args[G_N_ELEMENTS (args) + 4] = (GimpParamDef) { GIMP_PDB_FLOAT, "control-scale",
+        "ControlNet conditioning scale (1 = as trained, 0 = off)" };
 
     gimp_install_procedure (PLUG_IN_PROC,
                             "Edit a layer with a text prompt using a diffusion model",
@@ -140,13 +158,26 @@ query (void)
     gimp_install_procedure (PLUG_IN_PROC_EXT,
                             "Edit a layer with a text prompt using a diffusion model (more settings)",
                             "plug-in-diffedit with the settings added since, appended to its arguments: "
-                            "lora-path and lora-scale (a LoRA file fused into the model at that strength).",
+                            "lora-path and lora-scale (a LoRA file fused into the model at that strength), "
+                            "controlnet-path, control and control-scale (a ControlNet that keeps the "
+                            "layer's structure).",
                             "diffedit authors", "diffedit authors", "2026",
                             NULL,
                             "RGB*, GRAY*, INDEXED*",
                             GIMP_PLUGIN,
                             G_N_ELEMENTS (ext_args), G_N_ELEMENTS (return_vals),
                             ext_args, return_vals);
+}
+
+static int
+control_index (const char *name)
+{
+    if (name == NULL)
+        return -1;
+    for (int i = 0; i < N_CONTROLS; i++)
+        if (g_ascii_strcasecmp (name, control_names[i]) == 0)
+            return i;
+    return -1;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -197,6 +228,7 @@ typedef struct {
     guint8           *mask;        /* width * height GRAY8 or NULL */
     guint8           *mask_out;    /* width * height GRAY8 or NULL */
     gint              cancel_at;   /* test hook: cancel at this step (0 = never) */
+    diff_edit_controlnet *net;     /* loaded by the worker, NULL = none */
     /* shared state */
     diff_edit_ctx    *volatile ctx;
     gint              step, steps, frame, frames; /* atomics */
@@ -253,8 +285,21 @@ job_thread (gpointer data)
         g_atomic_int_set (&job->done, 1);
         return NULL;
     }
+    if (job->v.controlnet_path[0]) {
+        st = diff_edit_controlnet_load (model, job->v.controlnet_path, &job->net);
+        if (st != DIFF_EDIT_OK) {
+            job->message = g_strdup_printf ("Could not load the ControlNet \"%s\": %s", job->v.controlnet_path,
+                                            diff_edit_last_error (NULL));
+            job->status = st;
+            diff_edit_model_free (model);
+            g_atomic_int_set (&job->done, 1);
+            return NULL;
+        }
+    }
     st = diff_edit_ctx_create (model, &ctx);
     if (st != DIFF_EDIT_OK) {
+        diff_edit_controlnet_free (job->net);
+        job->net = NULL;
         diff_edit_model_free (model);
         job->message = g_strdup (diff_edit_last_error (NULL));
         job->status = st;
@@ -273,12 +318,14 @@ job_thread (gpointer data)
                                             msg[0] ? msg : diff_edit_status_string (st));
             job->status = st;
             diff_edit_ctx_free (ctx);
+            diff_edit_controlnet_free (job->net);
+            job->net = NULL;
             diff_edit_model_free (model);
             g_atomic_int_set (&job->done, 1);
             return NULL;
         }
     }
-    diff_edit_model_free (model); /* the context keeps the weights alive */
+    diff_edit_model_free (model); /* the context (and the ControlNet) keep the weights alive */
     g_mutex_lock (&job->lock);
     job->ctx = ctx;
     g_mutex_unlock (&job->lock);
@@ -306,6 +353,15 @@ job_thread (gpointer data)
         p.mask_out = job->mask_out ? &mask_out : NULL;
         p.progress = job_progress;
         p.progress_user = job;
+        if (job->net) {
+            static diff_edit_control control; /* one job at a time */
+            diff_edit_control_default (&control);
+            control.net = job->net;
+            control.preprocessor = job->v.control;
+            control.scale = (float) job->v.control_scale;
+            p.n_controls = 1;
+            p.controls = &control;
+        }
         st = diff_edit_image (ctx, &p, &in, &out);
         if (st != DIFF_EDIT_OK)
             job->message = g_strdup (diff_edit_last_error (ctx));
@@ -315,6 +371,8 @@ job_thread (gpointer data)
     job->ctx = NULL;
     g_mutex_unlock (&job->lock);
     diff_edit_ctx_free (ctx);
+    diff_edit_controlnet_free (job->net);
+    job->net = NULL;
     job->status = st;
     g_atomic_int_set (&job->done, 1);
     return NULL;
@@ -431,6 +489,7 @@ edit_dialog (void)
     DialogTest test = { NULL, NULL, NULL, NULL };
     GtkWidget *dialog, *table, *prompt, *source, *method, *steps, *seed, *model, *browse, *hbox, *check;
     GtkWidget *lora, *lora_browse, *lora_box, *lora_scale;
+    GtkWidget *cnet, *cbrowse, *control;
     GtkObject *adj;
     gboolean   ok;
     int        row = 0, mi;
@@ -441,7 +500,7 @@ edit_dialog (void)
     gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_OK);
     gimp_window_set_transient (GTK_WINDOW (dialog));
 
-    table = gtk_table_new (11, 3, FALSE);
+    table = gtk_table_new (14, 3, FALSE);
     gtk_table_set_col_spacings (GTK_TABLE (table), 6);
     gtk_table_set_row_spacings (GTK_TABLE (table), 6);
     gtk_container_set_border_width (GTK_CONTAINER (table), 12);
@@ -518,6 +577,32 @@ edit_dialog (void)
     gtk_widget_set_tooltip_text (lora_scale, "The LoRA's strength: 1 = as trained, 0 = no effect");
     gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "LoRA st_rength:", 0.0, 0.5, lora_scale, 1, FALSE);
 
+    hbox = gtk_hbox_new (FALSE, 6);
+    cnet = gtk_entry_new ();
+    gtk_entry_set_text (GTK_ENTRY (cnet), vals.controlnet_path);
+    gtk_widget_set_tooltip_text (cnet, "Optional: a ControlNet made for the model (a diffusers ControlNetModel "
+                                       "folder or a control_*.safetensors file) to keep the layer's structure; "
+                                       "empty = none");
+    cbrowse = gtk_file_chooser_button_new ("ControlNet file", GTK_FILE_CHOOSER_ACTION_OPEN);
+    g_signal_connect (cbrowse, "file-set", G_CALLBACK (model_chosen), cnet);
+    gtk_box_pack_start (GTK_BOX (hbox), cnet, TRUE, TRUE, 0);
+    gtk_box_pack_start (GTK_BOX (hbox), cbrowse, FALSE, FALSE, 0);
+    gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "_ControlNet:", 0.0, 0.5, hbox, 2, FALSE);
+
+    control = gtk_combo_box_text_new ();
+    for (int i = 0; i < N_CONTROLS; i++)
+        gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (control), control_names[i]);
+    mi = control_index (vals.control);
+    gtk_combo_box_set_active (GTK_COMBO_BOX (control), mi < 0 ? 0 : mi);
+    gtk_widget_set_tooltip_text (control, "The ControlNet's control map, made from the layer: canny (edges), "
+                                          "tile (the layer itself), inpaint (the selection masked)");
+    gimp_table_attach_aligned (GTK_TABLE (table), 0, row++, "Co_ntrol:", 0.0, 0.5, control, 1, FALSE);
+
+    adj = gimp_scale_entry_new (GTK_TABLE (table), 0, row++, "Control sc_ale:", 200, 6, vals.control_scale,
+                                0.0, 2.0, 0.05, 0.1, 2, FALSE, 0.0, 10.0,
+                                "ControlNet conditioning scale: 1 = as trained, 0 = off", NULL);
+    g_signal_connect (adj, "value-changed", G_CALLBACK (gimp_double_adjustment_update), &vals.control_scale);
+
     check = gtk_check_button_new_with_mnemonic ("Add the mask used as a _layer mask");
     gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (check), vals.add_layer_mask);
     gtk_table_attach (GTK_TABLE (table), check, 1, 3, row, row + 1, GTK_FILL, 0, 0, 0);
@@ -541,6 +626,12 @@ edit_dialog (void)
         copy_str (vals.model_path, sizeof vals.model_path, gtk_entry_get_text (GTK_ENTRY (model)));
         copy_str (vals.lora_path, sizeof vals.lora_path, gtk_entry_get_text (GTK_ENTRY (lora)));
         vals.lora_scale = gtk_spin_button_get_value (GTK_SPIN_BUTTON (lora_scale));
+        copy_str (vals.controlnet_path, sizeof vals.controlnet_path, gtk_entry_get_text (GTK_ENTRY (cnet)));
+        {
+            gchar *c = gtk_combo_box_text_get_active_text (GTK_COMBO_BOX_TEXT (control));
+            copy_str (vals.control, sizeof vals.control, c ? c : "canny");
+            g_free (c);
+        }
         vals.steps = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (steps));
         vals.seed = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (seed));
         vals.add_layer_mask = gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (check));
@@ -591,6 +682,14 @@ check_input (gint32 image, gint32 drawable, const EditVals *v)
         return g_strdup_printf ("Diffusion Edit: the model path \"%s\" does not exist. Give a diffusers "
                                 "folder or a .safetensors file, or leave it empty for the embedded model.",
                                 v->model_path);
+    if (v->controlnet_path[0] && !g_file_test (v->controlnet_path, G_FILE_TEST_EXISTS))
+        return g_strdup_printf ("Diffusion Edit: the ControlNet path \"%s\" does not exist. Give a diffusers "
+                                "ControlNetModel folder or a control_*.safetensors file, or leave it empty.",
+                                v->controlnet_path);
+    if (v->controlnet_path[0] && control_index (v->control) < 0)
+        return g_strdup_printf ("Diffusion Edit: unknown control \"%s\"; use canny, tile or inpaint.", v->control);
+    if (v->controlnet_path[0] && !(v->control_scale >= 0.0 && v->control_scale <= 10.0))
+        return g_strdup_printf ("Diffusion Edit: control scale (%g) must be 0 to 10.", v->control_scale);
     if (gimp_drawable_width (drawable) > (gint) DIFF_EDIT_MAX_DIMENSION ||
         gimp_drawable_height (drawable) > (gint) DIFF_EDIT_MAX_DIMENSION)
         return g_strdup_printf ("Diffusion Edit: the layer is larger than %u pixels on a side.",
@@ -622,6 +721,11 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
         job.cancel_at = c ? atoi (c) : 0;
     }
 
+    if (!has_sel && v->controlnet_path[0] && !g_ascii_strcasecmp (v->control, "inpaint")) {
+        *message = g_strdup ("Diffusion Edit: the inpaint control masks the selection; select the area to "
+                             "repaint first.");
+        return -1;
+    }
     if (!has_sel && !g_ascii_strcasecmp (v->method, "inpaint")) {
         *message = g_strdup ("Diffusion Edit: inpaint repaints the selection; select the area to repaint "
                              "first.");
@@ -767,7 +871,7 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
     gint32           drawable = nparams > 2 ? param[2].data.d_drawable : -1;
     gboolean         interactive = mode == GIMP_RUN_INTERACTIVE;
     gboolean         ext = g_strcmp0 (name, PLUG_IN_PROC_EXT) == 0;
-    gint             want = ext ? 13 : 11;
+    gint             want = ext ? N_ARGS_EXT : 11;
     gchar           *message = NULL;
     GimpPDBStatusType status = GIMP_PDB_SUCCESS;
     gint32           layer = -1;
@@ -786,6 +890,7 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         vals.prompt[sizeof vals.prompt - 1] = vals.source_prompt[sizeof vals.source_prompt - 1] = '\0';
         vals.method[sizeof vals.method - 1] = vals.model_path[sizeof vals.model_path - 1] = '\0';
         vals.lora_path[sizeof vals.lora_path - 1] = '\0';
+        vals.controlnet_path[sizeof vals.controlnet_path - 1] = vals.control[sizeof vals.control - 1] = '\0';
         if (!edit_dialog ()) {
             values[0].data.d_status = GIMP_PDB_CANCEL;
             return;
@@ -797,7 +902,7 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
             message = g_strdup_printf ("%s takes %d arguments (run-mode image drawable prompt "
                                        "source-prompt method strength guidance steps seed model-path%s), got %d",
                                        ext ? PLUG_IN_PROC_EXT : PLUG_IN_PROC, want,
-                                       ext ? " lora-path lora-scale" : "", nparams);
+                                       ext ? " lora-path lora-scale controlnet-path control control-scale" : "", nparams);
             break;
         }
         copy_str (vals.prompt, sizeof vals.prompt, param[3].data.d_string);
@@ -812,6 +917,11 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         copy_str (vals.model_path, sizeof vals.model_path, param[10].data.d_string);
         copy_str (vals.lora_path, sizeof vals.lora_path, ext ? param[11].data.d_string : "");
         vals.lora_scale = ext ? param[12].data.d_float : 1.0;
+        copy_str (vals.controlnet_path, sizeof vals.controlnet_path, ext ? param[13].data.d_string : "");
+        copy_str (vals.control, sizeof vals.control, ext ? param[14].data.d_string : "canny");
+        if (ext && param[14].data.d_string && strlen (param[14].data.d_string) >= sizeof vals.control)
+            copy_str (vals.control, sizeof vals.control, "(too long)");
+        vals.control_scale = ext ? param[15].data.d_float : 1.0;
         vals.add_layer_mask = g_strcmp0 (g_getenv ("DIFFEDIT_GIMP_ADD_LAYER_MASK"), "1") == 0;
         break;
     case GIMP_RUN_WITH_LAST_VALS:
@@ -819,6 +929,7 @@ run (const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals
         vals.prompt[sizeof vals.prompt - 1] = vals.source_prompt[sizeof vals.source_prompt - 1] = '\0';
         vals.method[sizeof vals.method - 1] = vals.model_path[sizeof vals.model_path - 1] = '\0';
         vals.lora_path[sizeof vals.lora_path - 1] = '\0';
+        vals.controlnet_path[sizeof vals.controlnet_path - 1] = vals.control[sizeof vals.control - 1] = '\0';
         break;
     default:
         status = GIMP_PDB_CALLING_ERROR;

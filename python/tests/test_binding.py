@@ -724,3 +724,44 @@ def test_inpaint_checkpoint_auto_and_errors():
     finally:
         c.free()
         m.free()
+
+
+# ------------------------------------------------------------------------------------------------
+# ControlNet (issue 19)
+# ------------------------------------------------------------------------------------------------
+
+CN_DIR = os.path.join(ROOT, "Tests", "Fixtures", "controlnet")
+
+
+def test_controlnet_edit_and_errors(model, ctx):
+    w, h = 24, 16
+    img = rgb(w, h, seed=5)
+    kw = dict(width=w, height=h, format=d.PixelFormat.RGB8, method="sdedit", strength=0.8, steps=3, seed=7)
+    plain = ctx.edit_image(img, "a blue circle", **kw)
+    with model.load_controlnet(os.path.join(CN_DIR, "cn_b.safetensors")) as cn, \
+            model.load_controlnet(os.path.join(CN_DIR, "cn_a")) as cn_a:
+        got = ctx.edit_image(img, "a blue circle", controls=[d.Control(cn, "canny", scale=0.8),
+                                                             d.Control(cn_a, image=rgb(w, h, seed=9), width=w, height=h,
+                                                                       format=d.PixelFormat.RGB8, start=0.25)], **kw)
+        assert got != plain
+        off = ctx.edit_image(img, "a blue circle", controls=[d.Control(cn, "tile", scale=0.0)], **kw)
+        assert off == plain
+        with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "params->controls[0].preprocessor", "sobel"):
+            ctx.edit_image(img, "a blue circle", controls=[d.Control(cn, "sobel")], **kw)
+        with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "params->controls[0].scale"):
+            ctx.edit_image(img, "a blue circle", controls=[d.Control(cn, "canny", scale=math.nan)], **kw)
+        with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "params->controls[0].image"):
+            ctx.edit_image(img, "a blue circle", controls=[d.Control(cn, image=rgb(8, 8), width=8, height=8,
+                                                                     format=d.PixelFormat.RGB8)], **kw)
+    with expect(d.DiffEditIOError, d.Status.ERR_IO, "nope.safetensors"):
+        model.load_controlnet(os.path.join(CN_DIR, "nope.safetensors"))
+
+
+def test_control_map():
+    w, h = 24, 16
+    img = bytearray(255 if x >= w // 2 else 0 for y in range(h) for x in range(w) for c in range(3))
+    m = d.control_map("canny", img, width=w, height=h, format=d.PixelFormat.RGB8)
+    assert set(m) == {0, 255} and m.count(255) > 0
+    assert d.control_map("tile", img, width=w, height=h, format=d.PixelFormat.RGB8) == img
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "preprocessor"):
+        d.control_map("sobel", img, width=w, height=h, format=d.PixelFormat.RGB8)

@@ -1,10 +1,11 @@
 """The Diffusion Edit docker: prompt, method, strength (+ source prompt, steps, seed, model path, LoRA file
-and strength under "More"), Edit / Cancel, a progress bar. Errors appear in a QMessageBox."""
+and strength under "More"; a ControlNet file, its control map and scale under "ControlNet"), Edit / Cancel, a
+progress bar. Errors appear in a QMessageBox."""
 from krita import DockWidget, Krita
 from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
                              QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from .editing import METHODS, EditController, EditSettings
+from .editing import CONTROLS, METHODS, EditController, EditSettings
 
 DOCKER_ID = "diffedit_docker"
 
@@ -64,6 +65,27 @@ class DiffEditDocker(DockWidget):
         mform.addRow("LoRA strength", self.lora_scale)
         lay.addWidget(more)
 
+        cn = QGroupBox("ControlNet")
+        cn.setCheckable(True)
+        cn.setChecked(False)
+        cform = QFormLayout(cn)
+        self.controlnet = QLineEdit()
+        self.controlnet.setPlaceholderText("empty = none; a ControlNetModel folder or control_*.safetensors")
+        self.controlnet.setToolTip("A ControlNet made for the model keeps the layer's structure")
+        cform.addRow("ControlNet", self.controlnet)
+        self.control = QComboBox()
+        self.control.addItems(CONTROLS)
+        self.control.setToolTip("The control map made from the layer: canny (edges), tile (the layer itself), "
+                                "inpaint (the selection masked)")
+        cform.addRow("Control", self.control)
+        self.control_scale = QDoubleSpinBox()
+        self.control_scale.setRange(0.0, 10.0)
+        self.control_scale.setSingleStep(0.05)
+        self.control_scale.setValue(1.0)
+        self.control_scale.setToolTip("ControlNet conditioning scale: 1 = as trained, 0 = off")
+        cform.addRow("Control scale", self.control_scale)
+        lay.addWidget(cn)
+
         buttons = QHBoxLayout()
         self.edit_button = QPushButton("Edit")
         self.edit_button.clicked.connect(self.edit)
@@ -93,7 +115,8 @@ class DiffEditDocker(DockWidget):
                             strength=self.strength.value(), source_prompt=self.source.text(),
                             guidance=self.guidance.value(), steps=self.steps.value(), seed=self.seed.value(),
                             model_path=self.model.text().strip(), lora_path=self.lora.text().strip(),
-                            lora_scale=self.lora_scale.value())
+                            lora_scale=self.lora_scale.value(), controlnet_path=self.controlnet.text().strip(),
+                            control=self.control.currentText(), control_scale=self.control_scale.value())
 
     def edit(self):
         """The docker's edit action: the active document's active layer, within the selection."""

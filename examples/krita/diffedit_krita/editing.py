@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - only inside Krita
     QThread = QEventLoop = pyqtSignal = pyqtSlot = None
 
 METHODS = ("auto", "sdedit", "ddim", "p2p", "instruct", "inpaint")
+CONTROLS = ("canny", "tile", "inpaint")   # ControlNet preprocessors (the CLI's --control)
 WORK_PROFILE = "sRGB-elle-V2-srgbtrc.icc"
 
 
@@ -59,7 +60,8 @@ class EditSettings:
     """What the docker collects."""
 
     def __init__(self, prompt="", method="auto", strength=0.0, source_prompt="", guidance=0.0, steps=0,
-                 seed=0, model_path="", lora_path="", lora_scale=1.0):
+                 seed=0, model_path="", lora_path="", lora_scale=1.0, controlnet_path="", control="canny",
+                 control_scale=1.0):
         self.prompt = prompt
         self.method = method
         self.strength = strength
@@ -70,6 +72,9 @@ class EditSettings:
         self.model_path = model_path
         self.lora_path = lora_path      # a LoRA .safetensors fused into the model; "" = none
         self.lora_scale = lora_scale    # its strength (diffusers' fuse_lora lora_scale), as the CLI: 1
+        self.controlnet_path = controlnet_path   # "" = no ControlNet (defaults as the CLI's)
+        self.control = control
+        self.control_scale = control_scale
 
 
 class EditJob:
@@ -137,6 +142,11 @@ def prepare(doc, node, settings):
     if lora and not os.path.isfile(lora):
         raise EditError(f"Diffusion Edit: the LoRA file \"{lora}\" does not exist. Give a LoRA .safetensors "
                         "(diffusers/PEFT or kohya) or leave it empty.")
+    if settings.controlnet_path and not os.path.exists(settings.controlnet_path):
+        raise EditError(f"Diffusion Edit: the ControlNet path \"{settings.controlnet_path}\" does not exist. Give a "
+                        "diffusers ControlNetModel folder or a control_*.safetensors file, or leave it empty.")
+    if settings.controlnet_path and str(settings.control).lower() not in CONTROLS:
+        raise EditError(f"Diffusion Edit: unknown control \"{settings.control}\"; use one of {', '.join(CONTROLS)}.")
     w, h = doc.width(), doc.height()
     if w <= 0 or h <= 0:
         raise EditError("Diffusion Edit: the document is empty.")
@@ -186,18 +196,24 @@ def _bbox(mask, w, h):
 
 class ModelCache:
     """Keeps the last model loaded (loading takes a while) with the LoRA set fused into it; thread-safe.
-    A new LoRA or strength is fused into the loaded model (diff_edit_model_set_loras), not reloaded."""
+    A new LoRA or strength is fused into the loaded model (diff_edit_model_set_loras), not reloaded.
+    Also keeps the last ControlNet loaded for that model."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._path = None
         self._model = None
         self._loras = ()
+        self._cn_path = None
+        self._cn = None
 
     def get(self, path, loras=()):
         loras = tuple(loras)
         with self._lock:
             if self._model is None or self._path != path:
+                if self._cn is not None:
+                    self._cn.free()
+                    self._cn, self._cn_path = None, None
                 if self._model is not None:
                     self._model.free()
                     self._model = None
@@ -210,6 +226,17 @@ class ModelCache:
                 self._loras = loras
             return self._model
 
+    def controlnet(self, model, path):
+        """The ControlNet at `path` for `model` (the one `get` returned)."""
+        with self._lock:
+            if self._cn is None or self._cn_path != path:
+                if self._cn is not None:
+                    self._cn.free()
+                    self._cn = None
+                self._cn = model.load_controlnet(path)
+                self._cn_path = path
+            return self._cn
+
 
 MODELS = ModelCache()
 
@@ -221,6 +248,10 @@ def compute(job, progress=None, on_context=None):
     s = job.settings
     lora = (getattr(s, "lora_path", "") or "").strip()
     model = MODELS.get(s.model_path, [(lora, float(getattr(s, "lora_scale", 1.0)))] if lora else [])
+    controls = None
+    if getattr(s, "controlnet_path", ""):
+        net = MODELS.controlnet(model, s.controlnet_path)
+        controls = [de.Control(net, str(s.control).lower(), scale=float(s.control_scale))]
     with model.context() as ctx:
         job.context = ctx
         if on_context:
@@ -229,7 +260,7 @@ def compute(job, progress=None, on_context=None):
             job.result = ctx.edit_image(
                 job.pixels, s.prompt, width=job.width, height=job.height, format=de.PixelFormat.BGRA8,
                 method=str(s.method).lower(), source_prompt=(s.source_prompt or None), strength=float(s.strength),
-                guidance=float(s.guidance), steps=int(s.steps), seed=int(s.seed), mask=job.mask,
+                guidance=float(s.guidance), steps=int(s.steps), seed=int(s.seed), mask=job.mask, controls=controls,
                 progress=(lambda st, n, f, fs: progress(st, n)) if progress else None)
         finally:
             job.context = None
