@@ -339,7 +339,7 @@ check_new_layer nosel
 expect_error() { # case, expected substring of the message [, layers the image must have (default 1)]
   local seg; seg="$(segment "$1")"
   local r; r="$(result "$1")"
-  if ! printf '%s\n' "$seg" | grep -q "error for procedure 'plug-in-diffedit'" ||
+  if ! printf '%s\n' "$seg" | grep -qE "error for procedure 'plug-in-diffedit(-ext)?'" ||
      ! printf '%s\n' "$seg" | grep -q -- "$2"; then
     failc "$1: no message containing '$2'"; printf '%s\n' "$seg" | tail -n 6
   elif [ "$r" != "RESULT $1 layers=${3:-1}" ]; then
