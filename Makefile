@@ -64,7 +64,8 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
 .PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi test-opcheck \
-        valgrind-cabi check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r
+        valgrind-cabi check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r \
+        cuda-emu test-cuda-emu
 
 all: lib
 
@@ -168,6 +169,31 @@ $(TESTBIN)/op_check: CSources/cuda/tools/op_check.c CSources/CDiffKernels/regist
 
 test-opcheck: $(TESTBIN)/op_check
 	$(TESTBIN)/op_check --self-test
+
+# The CUDA emulation build (tests only; docs/cuda_emulation.md): the provider's .cu files compiled as host C++
+# against CSources/cuda/emu (kernels as fibers, cuBLAS/cuBLASLt/cuDNN stand-ins). The loader takes it through
+# DIFFEDIT_BACKEND_PATH; it starts only with DIFFEDIT_CUDA_EMU=1. Never installed (it is not in build/lib).
+CXX       ?= c++
+EMU_DIR   := $(BUILD)/cuda-emu
+EMU_LIB   := $(EMU_DIR)/libdiffedit_cuda_emu.so
+EMU_FLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Werror -Wno-unknown-pragmas -DDE_CUDA_EMU \
+             -ICSources/cuda/emu/include -ICSources/CDiffKernels/include
+EMU_SRCS  := $(wildcard CSources/cuda/*.cu) $(wildcard CSources/cuda/emu/*.cpp)
+EMU_OBJS  := $(patsubst CSources/cuda/%,$(EMU_DIR)/%.o,$(EMU_SRCS))
+EMU_ENV   := DIFFEDIT_CUDA_EMU=1 DIFFEDIT_BACKEND_PATH=$(CURDIR)/$(EMU_LIB)
+$(EMU_DIR)/%.cu.o: CSources/cuda/%.cu CSources/cuda/cuda_internal.h $(wildcard CSources/cuda/emu/include/*.h) CSources/CDiffKernels/include/de_backend.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -x c++ -c $< -o $@
+$(EMU_DIR)/emu/%.cpp.o: CSources/cuda/emu/%.cpp $(wildcard CSources/cuda/emu/include/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -c $< -o $@
+$(EMU_LIB): $(EMU_OBJS)
+	$(CXX) -shared -o $@ $(EMU_OBJS) -lpthread -ldl
+cuda-emu: $(EMU_LIB)
+
+# op_check on the emulated provider (CI sizes: fast; OPCHECK_EMU_ARGS=--full for the SD 1.5 shapes, minutes)
+test-cuda-emu: $(EMU_LIB) $(TESTBIN)/op_check
+	$(EMU_ENV) $(TESTBIN)/op_check --emu $(OPCHECK_EMU_ARGS)
 
 # FFmpeg frei0r plug-in over the streaming API (needs frei0r.h: Debian frei0r-plugins-dev), into a
 # frei0r-1 folder: FREI0R_PATH=build/frei0r-1 ffmpeg -i in.mp4 -vf "frei0r=filter_name=diffedit:filter_params=PROMPT|..." out.mp4

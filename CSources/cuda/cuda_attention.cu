@@ -78,7 +78,7 @@ template <int DMAX, int BK>
 static void launch(cudaStream_t s, const de_attention_op *op, const float *q, const float *k, const float *v, float *o) {
     dim3 grid((unsigned)((op->q_len + BQ - 1) / BQ), (unsigned)op->heads, (unsigned)op->batch);
     const float scale_log2 = op->scale * 1.4426950408889634f;
-    k_flash<DMAX, BK><<<grid, BQ, 0, s>>>(q, k, v, o, op->q_len, op->kv_len, op->head_dim, scale_log2, op->q_sb, op->q_sh,
+    CU_LAUNCH(grid, BQ, 0, s, k_flash<DMAX, BK>)(q, k, v, o, op->q_len, op->kv_len, op->head_dim, scale_log2, op->q_sb, op->q_sh,
                                           op->q_st, op->k_sb, op->k_sh, op->k_st, op->v_sb, op->v_sh, op->v_st, op->o_sb,
                                           op->o_sh, op->o_st);
 }

@@ -287,10 +287,10 @@ de_status cu_conv2d(de_backend *be, const de_conv2d_op *op) {
             int64_t per = (int64_t)ph * pw * op->c_in;
             dim3 grid((unsigned)((per + 255) / 256 > 65535 ? 65535 : (per + 255) / 256), (unsigned)op->n);
             if (c->use_bf16)
-                k_pad_nchw_to_nhwc<__nv_bfloat16><<<grid, 256, 0, c->stream>>>((__nv_bfloat16 *)x16, x32, op->c_in, op->h, op->w,
+                CU_LAUNCH(grid, 256, 0, c->stream, k_pad_nchw_to_nhwc<__nv_bfloat16>)((__nv_bfloat16 *)x16, x32, op->c_in, op->h, op->w,
                                                                                ph, pw, op->pad_t, op->pad_l);
             else
-                k_pad_nchw_to_nhwc<__half><<<grid, 256, 0, c->stream>>>((__half *)x16, x32, op->c_in, op->h, op->w, ph, pw,
+                CU_LAUNCH(grid, 256, 0, c->stream, k_pad_nchw_to_nhwc<__half>)((__half *)x16, x32, op->c_in, op->h, op->w, ph, pw,
                                                                        op->pad_t, op->pad_l);
             st = cu_check_launch(c, name, "pad_nchw_to_nhwc");
         }

@@ -214,6 +214,13 @@ de_status cu_lincomb(de_backend *be, const de_lincomb_op *op);
 }
 #endif
 
+/* Kernel launches: CU_LAUNCH(grid, block, shmem, stream, kernel)(args...) is kernel<<<grid, block, shmem, stream>>>(args...)
+ * under nvcc; the test build (make cuda-emu: CSources/cuda/emu, DE_CUDA_EMU) defines it to queue the kernel on its
+ * CPU emulator instead. */
+#ifndef DE_CUDA_EMU
+#define CU_LAUNCH(grid, block, shmem, stream, ...) __VA_ARGS__<<<grid, block, shmem, stream>>>
+#endif
+
 #define CU_ALIGN(x) (((x) + 255) & ~(size_t)255)
 
 #define CUDA_TRY(c, call, op)                                                                          \

@@ -97,7 +97,7 @@ de_status cu_group_norm(de_backend *be, const de_group_norm_op *op) {
     const void *g = NULL, *b = NULL;
     if (op->gamma) ST_TRY(cu_weight(c, op->gamma, op->c, CW_F32, NULL, &g, name));
     if (op->beta) ST_TRY(cu_weight(c, op->beta, op->c, CW_F32, NULL, &b, name));
-    k_group_norm<<<(unsigned)(op->n * op->groups), 512, 0, c->stream>>>(dy, dx, (const float *)g, (const float *)b, op->c,
+    CU_LAUNCH((unsigned)(op->n * op->groups), 512, 0, c->stream, k_group_norm)(dy, dx, (const float *)g, (const float *)b, op->c,
                                                                         op->hw, op->groups, op->eps, op->silu);
     ST_TRY(cu_check_launch(c, name, "group_norm"));
     return cu_copy_out(c, op->y, dy, n * 4, name);
@@ -136,7 +136,7 @@ de_status cu_layer_norm(de_backend *be, const de_layer_norm_op *op) {
     if (op->gamma) ST_TRY(cu_weight(c, op->gamma, op->cols, CW_F32, NULL, &g, name));
     if (op->beta) ST_TRY(cu_weight(c, op->beta, op->cols, CW_F32, NULL, &b, name));
     int threads = op->cols >= 1024 ? 512 : op->cols >= 256 ? 256 : 128;
-    k_layer_norm<<<(unsigned)op->rows, threads, 0, c->stream>>>(dy, dx, (const float *)g, (const float *)b, op->cols, op->eps);
+    CU_LAUNCH((unsigned)op->rows, threads, 0, c->stream, k_layer_norm)(dy, dx, (const float *)g, (const float *)b, op->cols, op->eps);
     ST_TRY(cu_check_launch(c, name, "layer_norm"));
     return cu_copy_out(c, op->y, dy, n * 4, name);
 }
@@ -164,7 +164,7 @@ de_status cu_softmax(de_backend *be, const de_softmax_op *op) {
     float *dx, *dy;
     ST_TRY(io_begin(c, name, n * 4, n * 4, op->x == op->y, op->x, op->y, &dx, &dy, 0));
     int threads = op->cols >= 1024 ? 512 : op->cols >= 256 ? 256 : 128;
-    k_softmax<<<(unsigned)op->rows, threads, 0, c->stream>>>(dy, dx, op->cols, op->scale);
+    CU_LAUNCH((unsigned)op->rows, threads, 0, c->stream, k_softmax)(dy, dx, op->cols, op->scale);
     ST_TRY(cu_check_launch(c, name, "softmax"));
     return cu_copy_out(c, op->y, dy, n * 4, name);
 }
@@ -173,7 +173,7 @@ de_status cu_softmax(de_backend *be, const de_softmax_op *op) {
 de_status cu_softmax_rows(cuda_ctx *c, float *y, const float *x, int64_t rows, int cols, float scale, const char *op) {
     if (rows <= 0) return DE_OK;
     int threads = cols >= 1024 ? 512 : cols >= 256 ? 256 : 128;
-    k_softmax<<<(unsigned)rows, threads, 0, c->stream>>>(y, x, cols, scale);
+    CU_LAUNCH((unsigned)rows, threads, 0, c->stream, k_softmax)(y, x, cols, scale);
     return cu_check_launch(c, op, "softmax");
 }
 
@@ -202,7 +202,7 @@ de_status cu_unary(de_backend *be, const de_unary_op *op) {
     if (op->n == 0) return DE_OK;
     float *dx, *dy;
     ST_TRY(io_begin(c, name, op->n * 4, op->n * 4, op->x == op->y, op->x, op->y, &dx, &dy, 0));
-    k_unary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, dx, op->n, (int)op->kind, op->alpha, op->beta);
+    CU_LAUNCH(grid1d(op->n, 256), 256, 0, c->stream, k_unary)(dy, dx, op->n, (int)op->kind, op->alpha, op->beta);
     ST_TRY(cu_check_launch(c, name, "unary"));
     return cu_copy_out(c, op->y, dy, op->n * 4, name);
 }
@@ -225,7 +225,7 @@ de_status cu_geglu(de_backend *be, const de_geglu_op *op) {
     if (n == 0) return DE_OK;
     float *dx, *dy;
     ST_TRY(io_begin(c, name, n * 8, n * 4, false, op->x, op->y, &dx, &dy, 0));
-    k_geglu<<<grid1d(n, 256), 256, 0, c->stream>>>(dy, dx, op->rows, op->cols);
+    CU_LAUNCH(grid1d(n, 256), 256, 0, c->stream, k_geglu)(dy, dx, op->rows, op->cols);
     ST_TRY(cu_check_launch(c, name, "geglu"));
     return cu_copy_out(c, op->y, dy, n * 4, name);
 }
@@ -251,7 +251,7 @@ de_status cu_binary(de_backend *be, const de_binary_op *op) {
     float *db = (op->b == op->a) ? da : CU_VIEW(c, op->b, nb * 4);
     if (!db) return cu_fail(c, DE_ERR_BACKEND, "binary: internal: arena too small");
     if (op->b != op->a) ST_TRY(cu_copy_in(c, db, op->b, nb * 4, name));
-    k_binary<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, da, db, op->n, op->b_len, op->b_inner, (int)op->kind);
+    CU_LAUNCH(grid1d(op->n, 256), 256, 0, c->stream, k_binary)(dy, da, db, op->n, op->b_len, op->b_inner, (int)op->kind);
     ST_TRY(cu_check_launch(c, name, "binary"));
     return cu_copy_out(c, op->y, dy, op->n * 4, name);
 }
@@ -305,7 +305,7 @@ de_status cu_lincomb(de_backend *be, const de_lincomb_op *op) {
     }
     if (!dy) dy = CU_VIEW(c, op->y, bytes);
     if (!dy) return cu_fail(c, DE_ERR_BACKEND, "lincomb: internal: arena too small");
-    k_lincomb<<<grid1d(op->n, 256), 256, 0, c->stream>>>(dy, a, op->n, op->terms);
+    CU_LAUNCH(grid1d(op->n, 256), 256, 0, c->stream, k_lincomb)(dy, a, op->n, op->terms);
     ST_TRY(cu_check_launch(c, name, "lincomb"));
     return cu_copy_out(c, op->y, dy, bytes, name);
 }
@@ -329,7 +329,7 @@ de_status cu_upsample(de_backend *be, const de_upsample_op *op) {
     if (nin == 0) return DE_OK;
     float *dx, *dy;
     ST_TRY(io_begin(c, name, nin * 4, nout * 4, false, op->x, op->y, &dx, &dy, 0));
-    k_upsample<<<grid1d(nout, 256), 256, 0, c->stream>>>(dy, dx, op->planes, op->h, op->w, op->factor);
+    CU_LAUNCH(grid1d(nout, 256), 256, 0, c->stream, k_upsample)(dy, dx, op->planes, op->h, op->w, op->factor);
     ST_TRY(cu_check_launch(c, name, "upsample"));
     return cu_copy_out(c, op->y, dy, nout * 4, name);
 }
@@ -390,7 +390,7 @@ de_status cu_copy(de_backend *be, const de_copy_op *op) {
     if (!dx || !dy) return cu_fail(c, DE_ERR_BACKEND, "copy: internal: arena too small");
     ST_TRY(cu_copy_in(c, dx, op->x, ex * 4, name));
     ST_TRY(cu_copy_in(c, dy, op->y, ey * 4, name)); /* a host y keeps what lies between the copied elements */
-    k_copy4<<<grid1d(n, 256), 256, 0, c->stream>>>(dy, dx, g, n);
+    CU_LAUNCH(grid1d(n, 256), 256, 0, c->stream, k_copy4)(dy, dx, g, n);
     ST_TRY(cu_check_launch(c, name, "copy4"));
     return cu_copy_out(c, op->y, dy, ey * 4, name);
 }

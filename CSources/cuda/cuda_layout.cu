@@ -82,21 +82,21 @@ static unsigned grid_for(int64_t n, int block) {
 
 de_status cu_f32_to_half(cuda_ctx *c, void *dst, const float *src, int64_t n, const char *op) {
     if (n <= 0) return DE_OK;
-    if (c->use_bf16) k_f32_to_half<__nv_bfloat16><<<grid_for(n, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)dst, src, n);
-    else k_f32_to_half<__half><<<grid_for(n, 256), 256, 0, c->stream>>>((__half *)dst, src, n);
+    if (c->use_bf16) CU_LAUNCH(grid_for(n, 256), 256, 0, c->stream, k_f32_to_half<__nv_bfloat16>)((__nv_bfloat16 *)dst, src, n);
+    else CU_LAUNCH(grid_for(n, 256), 256, 0, c->stream, k_f32_to_half<__half>)((__half *)dst, src, n);
     return cu_check_launch(c, op, "f32_to_half");
 }
 
 de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int n, int ch, int hw, const char *op) {
     dim3 grid((unsigned)((hw + 31) / 32), (unsigned)((ch + 31) / 32), (unsigned)n), block(32, 8);
-    if (c->use_bf16) k_nchw_to_nhwc<__nv_bfloat16><<<grid, block, 0, c->stream>>>((__nv_bfloat16 *)dst, src, ch, hw);
-    else k_nchw_to_nhwc<__half><<<grid, block, 0, c->stream>>>((__half *)dst, src, ch, hw);
+    if (c->use_bf16) CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<__nv_bfloat16>)((__nv_bfloat16 *)dst, src, ch, hw);
+    else CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<__half>)((__half *)dst, src, ch, hw);
     return cu_check_launch(c, op, "nchw_to_nhwc");
 }
 
 de_status cu_transpose_f32(cuda_ctx *c, float *dst, const float *src, int batch, int rows, int cols, const char *op) {
     dim3 grid((unsigned)((cols + 31) / 32), (unsigned)((rows + 31) / 32), (unsigned)batch), block(32, 8);
-    k_nchw_to_nhwc<float><<<grid, block, 0, c->stream>>>(dst, src, rows, cols);
+    CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<float>)(dst, src, rows, cols);
     return cu_check_launch(c, op, "transpose");
 }
 
@@ -104,8 +104,8 @@ de_status cu_nhwc_half_to_nchw_f32(cuda_ctx *c, float *dst, const void *src, con
                                    int n, int ch, int hw, const char *op) {
     dim3 grid((unsigned)((hw + 31) / 32), (unsigned)((ch + 31) / 32), (unsigned)n), block(32, 8);
     if (c->use_bf16)
-        k_nhwc_to_nchw<__nv_bfloat16><<<grid, block, 0, c->stream>>>(dst, (const __nv_bfloat16 *)src, bias, residual, ch, hw);
-    else k_nhwc_to_nchw<__half><<<grid, block, 0, c->stream>>>(dst, (const __half *)src, bias, residual, ch, hw);
+        CU_LAUNCH(grid, block, 0, c->stream, k_nhwc_to_nchw<__nv_bfloat16>)(dst, (const __nv_bfloat16 *)src, bias, residual, ch, hw);
+    else CU_LAUNCH(grid, block, 0, c->stream, k_nhwc_to_nchw<__half>)(dst, (const __half *)src, bias, residual, ch, hw);
     return cu_check_launch(c, op, "nhwc_to_nchw");
 }
 
@@ -121,7 +121,7 @@ __global__ void k_add_bias_rows(float *y, const float *bias, int64_t rows, int64
 de_status cu_add_bias_rows(cuda_ctx *c, float *y, const float *bias, int64_t rows, int64_t ld, int32_t cols, int batch,
                            int64_t stride, const char *op) {
     dim3 grid(grid_for(rows * cols, 256), (unsigned)batch);
-    k_add_bias_rows<<<grid, 256, 0, c->stream>>>(y, bias, rows, ld, cols, stride);
+    CU_LAUNCH(grid, 256, 0, c->stream, k_add_bias_rows)(y, bias, rows, ld, cols, stride);
     return cu_check_launch(c, op, "add_bias_rows");
 }
 
@@ -131,11 +131,11 @@ de_status cu_kcrs_to_krsc(cuda_ctx *c, void *dst, const void *src, int src_half,
     if (n <= 0) return DE_OK;
     const unsigned g = grid_for(n, 256);
     if (c->use_bf16) {
-        if (src_half) k_kcrs_to_krsc<__nv_bfloat16, __nv_bfloat16><<<g, 256, 0, c->stream>>>((__nv_bfloat16 *)dst, (const __nv_bfloat16 *)src, k, ch, rs);
-        else k_kcrs_to_krsc<float, __nv_bfloat16><<<g, 256, 0, c->stream>>>((__nv_bfloat16 *)dst, (const float *)src, k, ch, rs);
+        if (src_half) CU_LAUNCH(g, 256, 0, c->stream, k_kcrs_to_krsc<__nv_bfloat16, __nv_bfloat16>)((__nv_bfloat16 *)dst, (const __nv_bfloat16 *)src, k, ch, rs);
+        else CU_LAUNCH(g, 256, 0, c->stream, k_kcrs_to_krsc<float, __nv_bfloat16>)((__nv_bfloat16 *)dst, (const float *)src, k, ch, rs);
     } else {
-        if (src_half) k_kcrs_to_krsc<__half, __half><<<g, 256, 0, c->stream>>>((__half *)dst, (const __half *)src, k, ch, rs);
-        else k_kcrs_to_krsc<float, __half><<<g, 256, 0, c->stream>>>((__half *)dst, (const float *)src, k, ch, rs);
+        if (src_half) CU_LAUNCH(g, 256, 0, c->stream, k_kcrs_to_krsc<__half, __half>)((__half *)dst, (const __half *)src, k, ch, rs);
+        else CU_LAUNCH(g, 256, 0, c->stream, k_kcrs_to_krsc<float, __half>)((__half *)dst, (const float *)src, k, ch, rs);
     }
     return cu_check_launch(c, op, "kcrs_to_krsc");
 }
