@@ -65,7 +65,7 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
 
 .PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi test-opcheck \
         valgrind-cabi check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r \
-        cuda-emu test-cuda-emu
+        cuda-emu test-cuda-emu test-cuda-emu-full
 
 all: lib
 
@@ -191,9 +191,15 @@ $(EMU_LIB): $(EMU_OBJS)
 	$(CXX) -shared -o $@ $(EMU_OBJS) -lpthread -ldl
 cuda-emu: $(EMU_LIB)
 
-# op_check on the emulated provider (CI sizes: fast; OPCHECK_EMU_ARGS=--full for the SD 1.5 shapes, minutes)
+# op_check on the emulated provider (small shapes of every SD 1.5 kind, injected failures, no emulator
+# violations), then the whole pipeline on it against the CPU provider (CUDAEmulatorPipelineTests, >= 35 dB).
 test-cuda-emu: $(EMU_LIB) $(TESTBIN)/op_check
-	$(EMU_ENV) $(TESTBIN)/op_check --emu $(OPCHECK_EMU_ARGS)
+	$(EMU_ENV) $(TESTBIN)/op_check --emu
+	$(EMU_ENV) $(SWIFT) test --scratch-path $(SCRATCH)-test $(SWIFT_JOBS) --filter CUDAEmulatorPipelineTests
+
+# op_check on the emulated provider at the SD 1.5 shapes (not in CI: a few minutes)
+test-cuda-emu-full: $(EMU_LIB) $(TESTBIN)/op_check
+	$(EMU_ENV) $(TESTBIN)/op_check --emu --full
 
 # FFmpeg frei0r plug-in over the streaming API (needs frei0r.h: Debian frei0r-plugins-dev), into a
 # frei0r-1 folder: FREI0R_PATH=build/frei0r-1 ffmpeg -i in.mp4 -vf "frei0r=filter_name=diffedit:filter_params=PROMPT|..." out.mp4
@@ -220,7 +226,7 @@ test: swift-test test-cabi test-opcheck check-symbols
 
 # Everything CI runs (needs the packages of scripts/install_deps.sh): the core tests, the Python binding,
 # FFmpeg with the frei0r plug-in, GIMP and Krita headless (recolour checks required: the toy model ships).
-test-all: test test-python test-frei0r
+test-all: test test-cuda-emu test-python test-frei0r
 	DIFFEDIT_REQUIRE_TOY_MODEL=1 $(MAKE) test-hosts
 
 # ---------------------------------------------------------------------------------------------------

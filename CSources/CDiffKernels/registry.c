@@ -191,7 +191,8 @@ static void set_err(char *err, size_t len, const char *msg) {
  * fails, so the reason names the file that was found. The provider is checked in three steps:
  * the optional export `de_backend_api_version` (an int function, checked before anything else is called),
  * the entry point DE_BACKEND_ENTRY_SYMBOL (which returns NULL with a reason when no device is usable),
- * and the api_version of the backend it returns. A loaded provider stays loaded (never dlclose'd). */
+ * and the api_version of the backend it returns. Once its entry point has run, a provider stays loaded
+ * (never dlclose'd, even when init failed). */
 #define DE_CUDA_PROVIDER_FILE "libdiffedit_cuda.so"
 
 static int file_exists(const char *p) {
@@ -290,7 +291,9 @@ static de_backend *load_cuda(const de_backend_options *opts, char *err, size_t e
     if (!be) {
         if (err && err_len)
             snprintf(err, err_len, "%s: no usable CUDA device %d: %s", path, device, why[0] ? why : "no reason given");
-        dlclose(h);
+        /* not dlclose'd: a failed init may have created the device's primary context and handles inside the
+         * provider's statically linked cudart (and registered exit handlers there); unmapping that code under
+         * them is what could crash later. The provider stays mapped, unused. */
         return NULL;
     }
     if (be->api_version != DE_BACKEND_API_VERSION) {

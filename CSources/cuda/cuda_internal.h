@@ -68,7 +68,7 @@ typedef struct conv_plan {
 } conv_plan;
 
 typedef struct gemm_plan {
-    int64_t key[12];
+    int64_t key[13];         /* shape, strides, dtype, operand alignments */
     cublasLtMatmulAlgo_t algo;
     size_t workspace;
     int valid;
@@ -101,6 +101,7 @@ typedef struct cuda_ctx {
     char *arena; size_t arena_cap, arena_used;
     /* pinned staging */
     char *pinned; size_t pinned_cap;
+    cudaEvent_t stage_ev[2]; /* end of the last host-to-device DMA from each half of the staging buffer */
     /* constants */
     cu_consts consts;
     /* counters (de_backend_stats) */
@@ -184,11 +185,11 @@ de_status cu_f32_to_half(cuda_ctx *c, void *dst, const float *src, int64_t n, co
 de_status cu_kcrs_to_krsc(cuda_ctx *c, void *dst, const void *src, int src_half, const int32_t *kcrs, const char *op);
 /* batched [rows, cols] -> [cols, rows], f32, on the stream */
 de_status cu_transpose_f32(cuda_ctx *c, float *dst, const float *src, int batch, int rows, int cols, const char *op);
-/* x f32 NCHW [n,c,hw] -> y half NHWC [n,hw,c] */
-de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int n, int ch, int hw, const char *op);
-/* y half NHWC [n,hw,c] -> f32 NCHW (+ bias[c]) (+ residual NCHW f32) */
+/* x f32 NCHW [n,c,hw] -> y half NHWC [n,hw,c] of scale * x */
+de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int n, int ch, int hw, float scale, const char *op);
+/* y half NHWC [n,hw,c] -> f32 NCHW scale * y (+ bias[c]) (+ residual NCHW f32) */
 de_status cu_nhwc_half_to_nchw_f32(cuda_ctx *c, float *dst, const void *src, const float *bias, const float *residual,
-                                   int n, int ch, int hw, const char *op);
+                                   int n, int ch, int hw, float scale, const char *op);
 de_status cu_add_bias_rows(cuda_ctx *c, float *y, const float *bias, int64_t rows, int64_t ld, int32_t cols, int batch,
                            int64_t stride, const char *op);
 de_status cu_check_launch(cuda_ctx *c, const char *op, const char *kernel);

@@ -18,7 +18,7 @@ __global__ void k_f32_to_half(H *dst, const float *src, int64_t n) {
 
 /* [n, c, hw] f32 -> [n, hw, c] half (or f32: the transpose op), 32x32 tiles through shared memory */
 template <typename H>
-__global__ void k_nchw_to_nhwc(H *dst, const float *src, int ch, int hw) {
+__global__ void k_nchw_to_nhwc(H *dst, const float *src, int ch, int hw, float scale) {
     __shared__ float tile[32][33];
     int b = blockIdx.z;
     int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
@@ -31,12 +31,12 @@ __global__ void k_nchw_to_nhwc(H *dst, const float *src, int ch, int hw) {
     __syncthreads();
     for (int i = threadIdx.y; i < 32; i += blockDim.y) {
         int p = p0 + i, cc = c0 + threadIdx.x;
-        if (p < hw && cc < ch) d[(int64_t)p * ch + cc] = to_half<H>(tile[threadIdx.x][i]);
+        if (p < hw && cc < ch) d[(int64_t)p * ch + cc] = to_half<H>(tile[threadIdx.x][i] * scale);
     }
 }
 
 template <typename H>
-__global__ void k_nhwc_to_nchw(float *dst, const H *src, const float *bias, const float *res, int ch, int hw) {
+__global__ void k_nhwc_to_nchw(float *dst, const H *src, const float *bias, const float *res, int ch, int hw, float scale) {
     __shared__ float tile[32][33];
     int b = blockIdx.z;
     int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
@@ -50,7 +50,7 @@ __global__ void k_nhwc_to_nchw(float *dst, const H *src, const float *bias, cons
         int cc = c0 + i, p = p0 + threadIdx.x;
         if (cc < ch && p < hw) {
             int64_t o = (int64_t)b * ch * hw + (int64_t)cc * hw + p;
-            float v = tile[threadIdx.x][i];
+            float v = tile[threadIdx.x][i] * scale;
             if (bias) v += bias[cc];
             if (res) v += res[o];
             dst[o] = v;
@@ -87,25 +87,25 @@ de_status cu_f32_to_half(cuda_ctx *c, void *dst, const float *src, int64_t n, co
     return cu_check_launch(c, op, "f32_to_half");
 }
 
-de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int n, int ch, int hw, const char *op) {
+de_status cu_nchw_f32_to_nhwc_half(cuda_ctx *c, void *dst, const float *src, int n, int ch, int hw, float scale, const char *op) {
     dim3 grid((unsigned)((hw + 31) / 32), (unsigned)((ch + 31) / 32), (unsigned)n), block(32, 8);
-    if (c->use_bf16) CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<__nv_bfloat16>)((__nv_bfloat16 *)dst, src, ch, hw);
-    else CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<__half>)((__half *)dst, src, ch, hw);
+    if (c->use_bf16) CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<__nv_bfloat16>)((__nv_bfloat16 *)dst, src, ch, hw, scale);
+    else CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<__half>)((__half *)dst, src, ch, hw, scale);
     return cu_check_launch(c, op, "nchw_to_nhwc");
 }
 
 de_status cu_transpose_f32(cuda_ctx *c, float *dst, const float *src, int batch, int rows, int cols, const char *op) {
     dim3 grid((unsigned)((cols + 31) / 32), (unsigned)((rows + 31) / 32), (unsigned)batch), block(32, 8);
-    CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<float>)(dst, src, rows, cols);
+    CU_LAUNCH(grid, block, 0, c->stream, k_nchw_to_nhwc<float>)(dst, src, rows, cols, 1.f);
     return cu_check_launch(c, op, "transpose");
 }
 
 de_status cu_nhwc_half_to_nchw_f32(cuda_ctx *c, float *dst, const void *src, const float *bias, const float *residual,
-                                   int n, int ch, int hw, const char *op) {
+                                   int n, int ch, int hw, float scale, const char *op) {
     dim3 grid((unsigned)((hw + 31) / 32), (unsigned)((ch + 31) / 32), (unsigned)n), block(32, 8);
     if (c->use_bf16)
-        CU_LAUNCH(grid, block, 0, c->stream, k_nhwc_to_nchw<__nv_bfloat16>)(dst, (const __nv_bfloat16 *)src, bias, residual, ch, hw);
-    else CU_LAUNCH(grid, block, 0, c->stream, k_nhwc_to_nchw<__half>)(dst, (const __half *)src, bias, residual, ch, hw);
+        CU_LAUNCH(grid, block, 0, c->stream, k_nhwc_to_nchw<__nv_bfloat16>)(dst, (const __nv_bfloat16 *)src, bias, residual, ch, hw, scale);
+    else CU_LAUNCH(grid, block, 0, c->stream, k_nhwc_to_nchw<__half>)(dst, (const __half *)src, bias, residual, ch, hw, scale);
     return cu_check_launch(c, op, "nhwc_to_nchw");
 }
 

@@ -46,6 +46,8 @@ de_status cu_pinned_reserve(cuda_ctx *c, size_t bytes, const char *op) {
     c->pinned = NULL;
     c->pinned_cap = 0;
     size_t want = bytes < ((size_t)64 << 20) ? ((size_t)64 << 20) : bytes;
+    for (int i = 0; i < 2; i++)
+        if (!c->stage_ev[i]) CUDA_TRY(c, cudaEventCreateWithFlags(&c->stage_ev[i], cudaEventDisableTiming), op);
     CUDA_TRY(c, cudaHostAlloc((void **)&c->pinned, want, cudaHostAllocDefault), op);
     c->pinned_cap = want;
     return DE_OK;
@@ -74,15 +76,17 @@ de_status cu_copy_in(cuda_ctx *c, void *dst, const void *src, size_t bytes, cons
     }
     note_host(c);
     ST_TRY(cu_pinned_reserve(c, 2 * STAGE_CHUNK, op));
-    /* double-buffered: memcpy into one half while the other half's DMA runs */
+    /* double-buffered: memcpy into one half while the other half's DMA runs; each half's event marks the
+     * end of the last DMA that read it (the stream's other work is not waited for) */
     size_t done = 0;
     int half = 0;
     while (done < bytes) {
         size_t n = bytes - done < STAGE_CHUNK ? bytes - done : STAGE_CHUNK;
         char *buf = c->pinned + (size_t)half * STAGE_CHUNK;
-        CUDA_TRY(c, cudaStreamSynchronize(c->stream), op); /* the DMA that last used buf is done */
+        CUDA_TRY(c, cudaEventSynchronize(c->stage_ev[half]), op); /* the DMA that last read buf is done */
         memcpy(buf, (const char *)src + done, n);
         CUDA_TRY(c, cudaMemcpyAsync((char *)dst + done, buf, n, cudaMemcpyHostToDevice, c->stream), op);
+        CUDA_TRY(c, cudaEventRecord(c->stage_ev[half], c->stream), op);
         done += n;
         half ^= 1;
     }
@@ -112,6 +116,8 @@ de_status cu_copy_out(cuda_ctx *c, void *dst, const void *src, size_t bytes, con
 void cu_staging_destroy(cuda_ctx *c) {
     if (c->arena) cudaFree(c->arena);
     if (c->pinned) cudaFreeHost(c->pinned);
+    for (int i = 0; i < 2; i++) if (c->stage_ev[i]) cudaEventDestroy(c->stage_ev[i]);
+    c->stage_ev[0] = c->stage_ev[1] = NULL;
     c->arena = NULL; c->pinned = NULL;
     c->arena_cap = c->arena_used = c->pinned_cap = 0;
 }

@@ -262,7 +262,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     int64_t m, n, k;
     cublasStatus_t s = lt_shape(op, a, b, c, d, &m, &n, &k, "cublasLtMatmulAlgoGetHeuristic");
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    if (emu::inject_hit("heuristic")) { fprintf(stderr, "cuda-emu: injected: cuBLASLt heuristic finds no algorithm\n"); return CUBLAS_STATUS_NOT_SUPPORTED; }
+    if (emu::inject_hit("heuristic")) { emu::counts.heuristic_fallbacks++; fprintf(stderr, "cuda-emu: injected: cuBLASLt heuristic finds no algorithm\n"); return CUBLAS_STATUS_NOT_SUPPORTED; }
     memset(&res[0], 0, sizeof res[0]);
     res[0].algo.data[0] = ALGO_MAGIC;
     for (int i = 0; i < 4; i++) res[0].algo.data[1 + i] = pref->align[i];

@@ -22,7 +22,7 @@ namespace emu {
 
 static std::recursive_mutex mu;                 /* one API call (and the work it runs) at a time */
 static cudaError_t sticky = cudaSuccess, last = cudaSuccess;
-static de_cuda_emu_counts counts;
+de_cuda_emu_counts counts;
 static std::map<std::string, int> injections;
 
 void violation(const char *fmt, ...) {

@@ -14,6 +14,7 @@
  * constants, host operands counted), stands in for CUDA. */
 #include "de_backend.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,12 @@
 #include <time.h>
 
 static de_backend *cpu, *gpu;
-static double tol = 1e-2;
+static double tol = 1e-2;        /* 16-bit paths (GEMM, conv: fp16/bf16 operands, f32 accumulation); --tol */
+static double tol32 = 1e-5;      /* f32 ops (norms, softmax, attention, elementwise, copies) */
+static double cur_tol = 1e-2;    /* the tolerance of the case being run */
+static int full = 1;             /* SD 1.5 shapes; --emu without --full: small shapes (the emulator is slow) */
+static const char *label_prefix = "";
+#define SZ(big, small) (full ? (big) : (small))
 static int failures = 0, cases = 0;
 static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
 
@@ -76,17 +82,35 @@ static double relerr(const float *a, const float *ref, size_t n) {
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void report(const char *name, const float *got, const float *ref, size_t n, double cpu_s, double gpu_s, de_status st) {
+/* cold: the relative error of the first (cold) call's output, < 0 when not measured; the case passes when
+ * both calls are within the tolerance */
+static void report_cold(const char *name, const float *got, const float *ref, size_t n, double cpu_s, double gpu_s, de_status st,
+                        double cold) {
     cases++;
     if (st != DE_OK) {
         failures++;
-        printf("op %-28s status=%d error=\"%s\" FAIL\n", name, (int)st, de_backend_last_error(gpu));
+        printf("op %s%-28s status=%d error=\"%s\" FAIL\n", label_prefix, name, (int)st, de_backend_last_error(gpu));
         return;
     }
     double e = relerr(got, ref, n);
-    int ok = e <= tol;
+    int ok = e <= cur_tol && cold <= cur_tol;
     if (!ok) failures++;
-    printf("op %-28s relerr=%.2e cpu_ms=%.2f cuda_ms=%.2f %s\n", name, e, cpu_s * 1e3, gpu_s * 1e3, ok ? "PASS" : "FAIL");
+    char c[40] = "";
+    if (cold >= 0) snprintf(c, sizeof c, " (cold %.2e)", cold);
+    printf("op %s%-28s relerr=%.2e%s tol=%.0e cpu_ms=%.2f cuda_ms=%.2f %s\n", label_prefix, name, e, c, cur_tol, cpu_s * 1e3,
+           gpu_s * 1e3, ok ? "PASS" : "FAIL");
+    fflush(stdout);
+}
+
+static void report(const char *name, const float *got, const float *ref, size_t n, double cpu_s, double gpu_s, de_status st) {
+    report_cold(name, got, ref, n, cpu_s, gpu_s, st, -1);
+}
+
+/* a pass/fail line for a property (no tensor) */
+static void verdict(const char *name, int ok, const char *detail) {
+    cases++;
+    if (!ok) failures++;
+    printf("op %s%-28s %s %s\n", label_prefix, name, detail, ok ? "PASS" : "FAIL");
     fflush(stdout);
 }
 
@@ -103,18 +127,20 @@ static void report(const char *name, const float *got, const float *ref, size_t 
         (GOP).YFIELD = (GOT);                                                                      \
         float *save_ = dup((GOT), (N)); /* an accumulating op (beta != 0) must start twice from the same y */ \
         de_status s1 = fnname(gpu, &(GOP));                                                        \
+        double cold_ = s1 == DE_OK ? relerr((GOT), (REF), (N)) : 0; /* the first call's output */  \
         memcpy((GOT), save_, (N) * sizeof(float));                                                 \
         free(save_);                                                                               \
         double t2 = now();                                                                         \
         if (s1 == DE_OK) s1 = fnname(gpu, &(GOP));                                                 \
         double t3 = now();                                                                         \
-        report(LABEL, (GOT), (REF), (N), t1 - t0, s1 == DE_OK ? t3 - t2 : 0, s1);                  \
+        report_cold(LABEL, (GOT), (REF), (N), t1 - t0, s1 == DE_OK ? t3 - t2 : 0, s1, cold_);      \
         (void)t2;                                                                                  \
     } while (0)
 
 /* weight_like: B is a [n, k] weight shared by the batch (stride 0), checked as a host pointer and as a
  * constant; a_weight: A is the shared weight instead (Transformer2DModel proj_out: stride_a 0) */
 static void check_gemm(const char *label, int batch, int m, int n, int k, int ta, int tb, float beta, int bias, int weight_like) {
+    cur_tol = tol;
     de_gemm_op op;
     memset(&op, 0, sizeof op);
     op.dtype = DE_F32; op.batch = batch; op.m = m; op.n = n; op.k = k; op.trans_a = ta; op.trans_b = tb;
@@ -142,7 +168,8 @@ static void check_gemm(const char *label, int batch, int m, int n, int k, int ta
 /* Transformer2DModel proj_out at batch 2: y[b] (+)= W[c, inner] @ h[b]^T with W shared (stride_a 0),
  * W as a constant; and proj_in: tokens[b] = x[b]^T @ W^T (stride_b 0). */
 static void check_gemm_shared_weight(void) {
-    const int batch = 2, c = 320, inner = 320, hw = 1024;
+    cur_tol = tol;
+    const int batch = 2, c = 320, inner = 320, hw = SZ(1024, 256);
     float *w = rnd((size_t)c * inner, 0.05f), *h = rnd((size_t)batch * hw * inner, 1.f), *y0 = rnd((size_t)batch * c * hw, 1.f);
     size_t ny = (size_t)batch * c * hw;
     float *ref = dup(y0, ny), *got = dup(y0, ny);
@@ -161,6 +188,7 @@ static void check_gemm_shared_weight(void) {
 
 static void check_conv(const char *label, int n, int cin, int h, int w, int cout, int k, int stride, int pt, int pl, int pb, int pr,
                        int residual) {
+    cur_tol = tol;
     de_conv2d_op op;
     memset(&op, 0, sizeof op);
     op.dtype = DE_F32; op.n = n; op.c_in = cin; op.h = h; op.w = w; op.c_out = cout; op.kh = k; op.kw = k;
@@ -183,6 +211,7 @@ static void check_conv(const char *label, int n, int cin, int h, int w, int cout
 }
 
 static void check_attention(const char *label, int b, int h, int lq, int lk, int d) {
+    cur_tol = tol32;
     de_attention_op op;
     memset(&op, 0, sizeof op);
     int inner = h * d;
@@ -201,6 +230,7 @@ static void check_attention(const char *label, int b, int h, int lq, int lk, int
 
 /* The strided copy op on host pointers: the UNet upsampler's 2x2 interleave. */
 static void check_copy(void) {
+    cur_tol = tol32;
     int n = 2, c = 64, h = 32, w = 32, pw = w + 1, plane = (h + 1) * pw;
     size_t nin = (size_t)n * 4 * c * plane, nout = (size_t)n * c * 4 * h * w;
     float *x = rnd(nin, 1.f), *ref = calloc(nout, 4), *got = calloc(nout, 4);
@@ -220,6 +250,7 @@ static void check_copy(void) {
 
 /* lincomb, 1...4 terms on host pointers, and in place (y = x[1]) */
 static void check_lincomb(void) {
+    cur_tol = tol32;
     const size_t cnt = (size_t)2 * 4 * 64 * 64;
     float *x[4], *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
     for (int j = 0; j < 4; j++) x[j] = rnd(cnt, 2.f);
@@ -250,7 +281,8 @@ static void check_lincomb(void) {
  * upload each, before the chain), one download at the end, against the same chain on the CPU provider.
  * The chain must meet no host operand (de_backend_stats): nothing is copied between host and device. */
 static void check_resident_chain(void) {
-    const int n = 2, c = 320, h = 32, w = 32, hw = h * w, heads = 8, d = c / heads;
+    cur_tol = tol;
+    const int n = 2, c = 320, h = SZ(32, 16), w = SZ(32, 16), hw = h * w, heads = 8, d = c / heads;
     const size_t cnt = (size_t)n * c * hw;
     float *x = rnd(cnt, 1.f), *wt = rnd((size_t)c * c * 9, 1.f / sqrtf(c * 9.f)), *bias = rnd(c, 1.f);
     float *g = rnd(c, 1.f), *bt = rnd(c, 1.f), *lw = rnd((size_t)c * c, 1.f / sqrtf((float)c)), *lb = rnd(c, 1.f);
@@ -324,9 +356,160 @@ static void check_resident_chain(void) {
     free(x); free(wt); free(bias); free(g); free(bt); free(lw); free(lb);
 }
 
+
+/* beta = 1 and a bias into device memory, C at an unaligned offset with ldc > n (a slice of a wider pool buffer):
+ * the elements between C's rows must survive */
+static void check_gemm_device_c(void) {
+    cur_tol = tol;
+    const int m = SZ(512, 128), n = 320, k = 320, ldc = 400, off = 17;
+    const size_t ext = (size_t)off + (size_t)(m - 1) * ldc + n + 5;
+    float *a = rnd((size_t)m * k, 1.f), *w = rnd((size_t)n * k, 0.1f), *bias = rnd(n, 1.f), *c0 = rnd(ext, 1.f);
+    float *ref = dup(c0, ext), *got = malloc(ext * 4);
+    de_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.batch = 1; op.m = m; op.n = n; op.k = k; op.trans_b = true;
+    op.a = a; op.lda = k; op.b = w; op.ldb = k; op.ldc = ldc; op.alpha = 1; op.beta = 1; op.bias = bias;
+    op.c = ref + off;
+    if (de_gemm(cpu, &op) != DE_OK) { printf("op gemm.devC: CPU failed: %s\n", de_backend_last_error(cpu)); exit(1); }
+    float *dc = gpu->iface.alloc(gpu, ext * 4);
+    de_gemm_op g = op;
+    g.b = cst(w, (size_t)n * k, DE_CONST_WEIGHT);
+    g.bias = (const float *)cst(bias, n, DE_CONST_PARAM);
+    g.c = dc + off;
+    de_status st = dc ? gpu->iface.upload(gpu, dc, c0, ext * 4) : DE_ERR_OOM;
+    if (st == DE_OK) st = de_gemm(gpu, &g);
+    if (st == DE_OK) st = gpu->iface.download(gpu, got, dc, ext * 4);
+    report("gemm.beta1+bias.devC@off17", got, ref, ext, 0, 0, st);
+    gpu->iface.release(gpu, dc);
+    cst_free(g.b); cst_free(g.bias);
+    free(a); free(w); free(bias); free(c0); free(ref); free(got);
+}
+
+/* softmax rows with masked (-inf) entries, 77 and 4096 wide */
+static void check_softmax_masked(int64_t rows, int cols, const char *label) {
+    cur_tol = tol32;
+    size_t cnt = (size_t)rows * cols;
+    float *x = rnd(cnt, 8.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+    for (size_t i = 0; i < cnt; i++) if (i % 3 == 1 || (i / cols) % 7 == 0 && i % cols > 2) x[i] = -INFINITY;
+    de_softmax_op op = {DE_F32, rows, cols, 0.125f, x, NULL};
+    RUN(de_softmax, op, y, ref, got, cnt, label);
+    free(x); free(ref); free(got);
+}
+
+/* outputs near 1e5: above fp16's 65504 (the provider scales fp16 conv operands) */
+static void check_conv_fp16_range(void) {
+    cur_tol = tol;
+    const int n = 1, c = 64, h = 16, w = 16;
+    float *x = rnd((size_t)n * c * h * w, 4000.f), *wt = rnd((size_t)c * c * 9, 1.f), *ref = malloc((size_t)n * c * h * w * 4);
+    float *got = malloc((size_t)n * c * h * w * 4);
+    de_conv2d_op op = {DE_F32, n, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, x, wt, NULL, NULL, NULL};
+    RUN(de_conv2d, op, y, ref, got, (size_t)n * c * h * w, "conv2d.fp16-range");
+    float mx = 0;
+    for (size_t i = 0; i < (size_t)n * c * h * w; i++) mx = fmaxf(mx, fabsf(ref[i]));
+    char d[64];
+    snprintf(d, sizeof d, "max|y|=%.3g", mx);
+    verdict("conv2d.fp16-range.fixture", mx > 65504.f, d); /* the case means something only above fp16's range */
+    free(x); free(wt); free(ref); free(got);
+}
+
+/* the pool hands a released block back to the next alloc of its size, and the provider never dereferences it */
+static void check_pool_reuse(void) {
+    void *p = gpu->iface.alloc(gpu, 1 << 20);
+    gpu->iface.release(gpu, p);
+    void *q = gpu->iface.alloc(gpu, 1 << 20);
+    char d[64];
+    snprintf(d, sizeof d, "%s", p && p == q ? "same block" : "another block");
+    verdict("pool.reuse", p && p == q, d);
+    gpu->iface.release(gpu, q);
+}
+
+typedef int (*inject_fn)(const char *, int);
+typedef struct { long long kernels, h2d_bytes, d2h_bytes, violations, heuristic_fallbacks; } emu_counts;
+typedef void (*counters_fn)(emu_counts *);
+static inject_fn emu_inject;
+static counters_fn emu_counters;
+
+/* the emulator's test hooks (libdiffedit_cuda_emu.so, already loaded by the backend loader) */
+static int emu_hooks(void) {
+    const char *path = getenv("DIFFEDIT_BACKEND_PATH");
+    void *h = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    if (!h) return 0;
+    emu_inject = (inject_fn)dlsym(h, "de_cuda_emu_inject");
+    emu_counters = (counters_fn)dlsym(h, "de_cuda_emu_counters");
+    return emu_inject && emu_counters;
+}
+
+/* injected failures (emulator only): cuBLASLt finds no algorithm (the cuBLAS fallback must give the same
+ * result), an allocation fails (a status, the backend stays usable) */
+static void check_forced_failures(void) {
+    emu_counts c0, c1;
+    emu_counters(&c0);
+    emu_inject("heuristic", 1);
+    check_gemm("gemm.cublas-fallback", 3, 96, 72, 40, 0, 1, 0.f, 1, 0);
+    emu_counters(&c1);
+    verdict("gemm.cublas-fallback.injected", c1.heuristic_fallbacks == c0.heuristic_fallbacks + 1, "heuristic refused once");
+    /* a host weight makes the conv allocate a temporary: the injected failure must come back as OOM */
+    const int n = 1, c = 8, h = 8, w = 8;
+    float *x = rnd((size_t)n * c * h * w, 1.f), *wt = rnd((size_t)c * c * 9, 0.3f), *y = malloc((size_t)n * c * h * w * 4);
+    de_conv2d_op op = {DE_F32, n, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, x, wt, NULL, NULL, y};
+    emu_inject("malloc", 1);
+    de_status st = de_conv2d(gpu, &op);
+    char d[600];
+    snprintf(d, sizeof d, "status=%d \"%s\"", (int)st, de_backend_last_error(gpu));
+    verdict("forced-oom.status", st == DE_ERR_OOM, d);
+    free(x); free(wt); free(y);
+    check_gemm("gemm.after-oom", 1, 64, 64, 64, 0, 1, 0.f, 1, 1);
+}
+
+/* last: a kernel faults (sticky, as on a device): the op that waits for it and every later transfer return an
+ * error naming it; nothing crashes */
+static void check_kernel_fault(void) {
+    const size_t cnt = 4096;
+    float *x = rnd(cnt, 1.f), *y = malloc(cnt * 4);
+    de_unary_op op = {DE_F32, DE_UNARY_SILU, (int64_t)cnt, 0, 0, x, y};
+    emu_inject("kernel", 1);
+    de_status st = de_unary(gpu, &op);
+    char d[600];
+    snprintf(d, sizeof d, "status=%d \"%s\"", (int)st, de_backend_last_error(gpu));
+    verdict("forced-kernel-fault.status", st == DE_ERR_BACKEND && strstr(de_backend_last_error(gpu), "illegal"), d);
+    float *dev = gpu->iface.alloc(gpu, 64);
+    st = dev ? gpu->iface.download(gpu, y, dev, 64) : DE_ERR_BACKEND;
+    snprintf(d, sizeof d, "status=%d \"%s\"", (int)st, de_backend_last_error(gpu));
+    verdict("forced-kernel-fault.later-download", st != DE_OK, d);
+    free(x); free(y);
+}
+
+/* the bf16 option: a second provider instance with cuda_dtype = DE_BF16 (8-bit mantissa: 2e-2) */
+static void check_bf16(void) {
+    de_backend_options opts;
+    de_backend_options_from_env(&opts);
+    opts.cuda_dtype = DE_BF16;
+    char err[1024];
+    de_backend *b16 = de_backend_load_opts("cuda", &opts, err, sizeof err);
+    if (!b16) { verdict("bf16.load", 0, err); return; }
+    de_backend *saved = gpu;
+    const double saved_tol = tol;
+    gpu = b16;
+    tol = 2e-2;
+    label_prefix = "bf16.";
+    check_gemm("gemm.linear+bias", 1, SZ(2 * 1024, 256), 320, 320, 0, 1, 0.f, 1, 1);
+    check_gemm("gemm.bmm.transB", 4, 64, 77, 64, 0, 1, 0.f, 0, 0);
+    check_conv("conv2d.3x3.res", 1, 64, 16, 16, 64, 3, 1, 1, 1, 1, 1, 1);
+    check_conv_fp16_range(); /* bf16 has f32's range */
+    label_prefix = "";
+    tol = saved_tol;
+    gpu = saved;
+    de_backend_free(b16);
+}
+
 int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
+    int emu = 0;
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tol") == 0 && i + 1 < argc) tol = atof(argv[++i]);
+        else if (strcmp(argv[i], "--emu") == 0) { emu = 1; full = 0; }
+        else if (strcmp(argv[i], "--full") == 0) full = 2;
+    }
+    if (full == 2) full = 1;
     char err[1024];
     cpu = de_backend_load("cpu", 0, 0, err, sizeof err);
     /* --self-test: the CPU provider stands in for CUDA (checks this program on machines without a GPU) */
@@ -344,20 +527,30 @@ int main(int argc, char **argv) {
     if (!(caps & DE_CAP_RESIDENT) || !(caps & DE_CAP_CONSTANTS))
         printf("op_check: note: the backend does not report resident + constants (options?)\n");
 
-    check_gemm("gemm.linear+bias", 1, 2 * 4096, 320, 320, 0, 1, 0.f, 1, 1);
-    check_gemm("gemm.linear.ff", 1, 2 * 1024, 2560, 640, 0, 1, 0.f, 1, 1);
-    check_gemm("gemm.bmm.transB", 16, 256, 77, 64, 0, 1, 0.f, 0, 0);
+    /* shapes: SD 1.5 at 512x512 (64x64 latents); with --emu, smaller ones of the same kinds */
+    check_gemm("gemm.linear+bias", 1, SZ(2 * 4096, 256), 320, 320, 0, 1, 0.f, 1, 1);
+    check_gemm("gemm.linear.ff", 1, SZ(2 * 1024, 128), SZ(2560, 640), 640, 0, 1, 0.f, 1, 1);
+    check_gemm("gemm.bmm.transB", SZ(16, 4), SZ(256, 64), 77, 64, 0, 1, 0.f, 0, 0); /* 77: odd batch strides */
     check_gemm("gemm.bmm.transA.beta", 4, 128, 96, 64, 1, 0, 0.5f, 0, 0);
-    check_gemm("gemm.proj_in.sharedB", 2, 1024, 320, 320, 1, 1, 0.f, 1, 1);
-    check_gemm_shared_weight();
-    check_conv("conv2d.3x3.320.64x64", 2, 320, 64, 64, 320, 3, 1, 1, 1, 1, 1, 0);
-    check_conv("conv2d.3x3.res.640.32", 2, 640, 32, 32, 640, 3, 1, 1, 1, 1, 1, 1);
-    check_conv("conv2d.conv_in.4ch", 2, 4, 64, 64, 320, 3, 1, 1, 1, 1, 1, 0);
-    check_conv("conv2d.1x1", 2, 320, 32, 32, 640, 1, 1, 0, 0, 0, 0, 0);
-    check_conv("conv2d.down.s2", 2, 320, 64, 64, 320, 3, 2, 1, 1, 1, 1, 0);
-    check_conv("conv2d.vae.down.asym", 1, 128, 64, 64, 128, 3, 2, 0, 0, 1, 1, 0);
+    check_gemm("gemm.proj_in.sharedB", 2, SZ(1024, 256), 320, 320, 1, 1, 0.f, 1, 1); /* stride-0 B */
+    check_gemm_shared_weight();                                                       /* stride-0 A */
+    check_gemm_device_c();
+    check_conv("conv2d.3x3.320", 2, 320, SZ(64, 16), SZ(64, 16), 320, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.3x3.res.640", 2, 640, SZ(32, 8), SZ(32, 8), 640, 3, 1, 1, 1, 1, 1, 1);
+    check_conv("conv2d.conv_in.4ch", 2, 4, SZ(64, 32), SZ(64, 32), 320, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.conv_out.4ch", 2, 320, SZ(64, 16), SZ(64, 16), 4, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.1x1", 2, 320, SZ(32, 16), SZ(32, 16), 640, 1, 1, 0, 0, 0, 0, 0);
+    check_conv("conv2d.down.s2", 2, 320, SZ(64, 16), SZ(64, 16), 320, 3, 2, 1, 1, 1, 1, 0);
+    check_conv("conv2d.upsampler.phase2x2", 2, SZ(1280, 64), SZ(16, 8), SZ(16, 8), SZ(4 * 1280, 256), 2, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.vae.conv_in.3ch", 1, 3, SZ(512, 64), SZ(512, 64), 128, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.vae.conv_out.3ch", 1, 128, SZ(512, 32), SZ(512, 32), 3, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.vae.enc_out.8ch", 1, SZ(512, 128), SZ(64, 16), SZ(64, 16), 8, 3, 1, 1, 1, 1, 1, 0);
+    check_conv("conv2d.vae.quant.8to8", 1, 8, SZ(64, 32), SZ(64, 32), 8, 1, 1, 0, 0, 0, 0, 0);
+    check_conv("conv2d.vae.down.asym", 1, 128, SZ(64, 32), SZ(64, 32), 128, 3, 2, 0, 0, 1, 1, 0);
+    check_conv_fp16_range();
+    cur_tol = tol32;
     {
-        int n = 2, c = 320, hw = 64 * 64;
+        int n = 2, c = 320, hw = SZ(64 * 64, 16 * 16);
         size_t cnt = (size_t)n * c * hw;
         float *x = rnd(cnt, 3.f), *g = rnd(c, 1.f), *b = rnd(c, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         de_group_norm_op op = {DE_F32, n, c, hw, 32, 1e-5f, g, b, true, x, NULL};
@@ -366,8 +559,16 @@ int main(int argc, char **argv) {
         RUN(de_group_norm, op, y, ref, got, cnt, "group_norm");
         free(x); free(g); free(b); free(ref); free(got);
     }
+    { /* a VAE-decoder-sized tensor (67 MB: more than the 64 MB staging buffer, so the copies go in chunks) */
+        int n = 1, c = 128, hw = 256 * 512;
+        size_t cnt = (size_t)n * c * hw;
+        float *x = rnd(cnt, 3.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
+        de_group_norm_op op = {DE_F32, n, c, hw, 32, 1e-6f, NULL, NULL, true, x, NULL};
+        RUN(de_group_norm, op, y, ref, got, cnt, "group_norm.vae.128x256x512");
+        free(x); free(ref); free(got);
+    }
     {
-        int64_t rows = 2 * 4096; int cols = 320;
+        int64_t rows = SZ(2 * 4096, 512); int cols = 320;
         size_t cnt = (size_t)rows * cols;
         float *x = rnd(cnt, 3.f), *g = rnd(cols, 1.f), *b = rnd(cols, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         de_layer_norm_op op = {DE_F32, rows, cols, 1e-5f, g, b, x, NULL};
@@ -375,20 +576,23 @@ int main(int argc, char **argv) {
         free(x); free(g); free(b); free(ref); free(got);
     }
     {
-        int64_t rows = 16 * 1024; int cols = 77;
+        int64_t rows = SZ(16 * 1024, 512); int cols = 77;
         size_t cnt = (size_t)rows * cols;
         float *x = rnd(cnt, 8.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         de_softmax_op op = {DE_F32, rows, cols, 0.125f, x, NULL};
         RUN(de_softmax, op, y, ref, got, cnt, "softmax");
         free(x); free(ref); free(got);
     }
-    check_attention("attention.self.4096.d40", 2, 8, 4096, 4096, 40);
-    check_attention("attention.cross.77.d80", 2, 8, 1024, 77, 80);
-    check_attention("attention.self.64.d160", 2, 8, 64, 64, 160);
-    check_attention("attention.sd2.d64", 2, 5, 1024, 1024, 64);
-    check_attention("attention.vae.d512", 1, 1, 1024, 1024, 512); /* head_dim > 256: the provider's wide path */
+    check_softmax_masked(SZ(1024, 64), 77, "softmax.masked.77");
+    check_softmax_masked(SZ(512, 16), 4096, "softmax.masked.4096");
+    check_attention("attention.self.4096.d40", 2, SZ(8, 2), SZ(4096, 256), SZ(4096, 256), 40);
+    check_attention("attention.cross.77.d80", 2, SZ(8, 2), SZ(1024, 128), 77, 80);
+    check_attention("attention.self.64.d160", 2, SZ(8, 2), 64, 64, 160);
+    check_attention("attention.sd2.d64", 2, SZ(5, 2), SZ(1024, 128), SZ(1024, 128), 64);
+    check_attention("attention.vae.d512", 1, 1, SZ(4096, 256), SZ(4096, 256), 512); /* head_dim > 256: cuBLAS + softmax */
+    cur_tol = tol32;
     {
-        size_t cnt = (size_t)2 * 320 * 64 * 64;
+        size_t cnt = (size_t)2 * 320 * SZ(64 * 64, 16 * 16);
         float *x = rnd(cnt, 4.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         const char *names[] = {"unary.silu", "unary.gelu", "unary.gelu_tanh", "unary.quick_gelu", "unary.scale"};
         for (int kind = 0; kind <= 4; kind++) {
@@ -398,7 +602,7 @@ int main(int argc, char **argv) {
         free(x); free(ref); free(got);
     }
     {
-        int64_t rows = 2 * 4096; int cols = 1280;
+        int64_t rows = SZ(2 * 4096, 512); int cols = 1280;
         size_t cnt = (size_t)rows * cols;
         float *x = rnd(cnt * 2, 3.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         de_geglu_op op = {DE_F32, rows, cols, x, NULL};
@@ -406,7 +610,7 @@ int main(int argc, char **argv) {
         free(x); free(ref); free(got);
     }
     {
-        int n = 2, c = 320, hw = 64 * 64;
+        int n = 2, c = 320, hw = SZ(64 * 64, 16 * 16);
         size_t cnt = (size_t)n * c * hw;
         float *a = rnd(cnt, 1.f), *b = rnd(cnt, 1.f), *v = rnd((size_t)n * c, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         de_binary_op op = {DE_F32, DE_BINARY_ADD, (int64_t)cnt, (int64_t)cnt, 1, a, b, NULL};
@@ -418,7 +622,7 @@ int main(int argc, char **argv) {
         free(a); free(b); free(v); free(ref); free(got);
     }
     {
-        int64_t planes = 2 * 640; int h = 32, w = 32;
+        int64_t planes = 2 * SZ(640, 64); int h = SZ(32, 16), w = SZ(32, 16);
         size_t nin = (size_t)planes * h * w, nout = nin * 4;
         float *x = rnd(nin, 1.f), *ref = malloc(nout * 4), *got = malloc(nout * 4);
         de_upsample_op op = {DE_F32, planes, h, w, 2, x, NULL};
@@ -426,7 +630,7 @@ int main(int argc, char **argv) {
         free(x); free(ref); free(got);
     }
     {
-        int64_t batch = 2; int rows = 320, cols = 4096;
+        int64_t batch = 2; int rows = 320, cols = SZ(4096, 1000);
         size_t cnt = (size_t)batch * rows * cols;
         float *x = rnd(cnt, 1.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
         de_transpose_op op = {DE_F32, batch, rows, cols, x, NULL};
@@ -436,6 +640,7 @@ int main(int argc, char **argv) {
     check_copy();
     check_lincomb();
     check_resident_chain();
+    check_pool_reuse();
     { /* an error must come back as a status, and the backend must stay usable afterwards */
         de_conv2d_op bad;
         memset(&bad, 0, sizeof bad);
@@ -448,6 +653,18 @@ int main(int argc, char **argv) {
         if (s == DE_OK) { failures++; printf("op error-status FAIL (a 3x3 kernel on a 1x1 input returned OK)\n"); }
         else printf("op error-status: %d \"%s\" PASS\n", (int)s, de_backend_last_error(gpu));
         check_gemm("gemm.after-error", 1, 64, 64, 64, 0, 1, 0.f, 1, 1);
+    }
+    if (strcmp(de_backend_name(gpu), "cuda") == 0) check_bf16();
+    const int hooks = emu && emu_hooks();
+    if (emu && !hooks) verdict("emu.hooks", 0, "--emu given but de_cuda_emu_inject not found in DIFFEDIT_BACKEND_PATH");
+    if (hooks) check_forced_failures();
+    if (hooks) {
+        emu_counts c;
+        emu_counters(&c);
+        char d[160];
+        snprintf(d, sizeof d, "violations=%lld kernels=%lld h2d=%.1fMB d2h=%.1fMB", c.violations, c.kernels, c.h2d_bytes / 1e6, c.d2h_bytes / 1e6);
+        verdict("emu.no-violations", c.violations == 0, d);
+        check_kernel_fault(); /* last: the context is dead afterwards, as on a device */
     }
     size_t fr = 0, total = 0;
     if (gpu->iface.memory) gpu->iface.memory(gpu, &fr, &total);

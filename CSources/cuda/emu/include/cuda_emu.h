@@ -284,6 +284,7 @@ void enqueue(cudaStream_t s, const char *what, std::function<void()> fn);
 bool is_device(const void *p, size_t bytes);
 void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int inject_hit(const char *what);
+extern de_cuda_emu_counts counts;
 }
 
 #endif
