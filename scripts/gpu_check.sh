@@ -8,7 +8,7 @@
 #   scripts/gpu_check.sh             (on the GPU machine) builds the provider with its nvcc (scripts/build_cuda.sh;
 #                                    CUDA 13 toolkit, or the PyPI nvidia-* packages; cuDNN may sit in site-packages
 #                                    nvidia/cudnn), then prints and writes to docs/performance.md (GPU section):
-#     1. every op against the CPU provider (relative L2 error, tolerance 1e-2)           build/tests/op_check
+#     1. every op against the CPU provider (relative L2 error: 1e-2 fp16 paths, 1e-5 f32) build/tests/op_check
 #     2. the pipeline image CUDA vs CPU (PSNR, >= 35 dB), same seed                     diffedit generate
 #     3. the UNet step at 512x512 (64x64 latents), batch 2                               diffedit bench --sizes 64
 #     4. a 50-step prompt-to-prompt edit, wall time                                      diffedit edit --method p2p

@@ -99,9 +99,9 @@ static void *dev_alloc(size_t bytes) {
     }
     dev_live[off] = size;
     dev_live_bytes += size;
-    dev_open();
-    memset(dev_base + off, 0xff, size); /* as uninitialised: NaN */
-    dev_close();
+    /* not filled here: memory from the free list was filled with 0xFF when freed (NaN), memory new from the
+     * reserve reads as zero and stays uncommitted until used (filling it would commit every page of a 256 MB
+     * pool chunk and make each protection switch walk them all) */
     return dev_base + off;
 }
 

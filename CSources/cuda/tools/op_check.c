@@ -8,10 +8,17 @@
  * layer does at model load; the op gets the provider's handle) and as plain host pointers (copied in by
  * every op). The resident chain counts host operands (de_backend_stats): with inputs in backend memory
  * and weights as constants it must meet none.
- * Output: one line per case "op <name> relerr=<e> cpu_ms=<t> cuda_ms=<t> <PASS|FAIL>"; exit 0 when every
- * case is within the tolerance (default 1e-2, --tol X), 1 when one is not, 3 when no CUDA backend loads
- * (the reason is printed). --self-test: a second CPU provider, in staged mode (own blocks for alloc and
- * constants, host operands counted), stands in for CUDA. */
+ * Every case checks the first (cold) call's output and the second's. Also: GEMMs with stride-0 weights, beta 1 +
+ * bias into device memory at an unaligned offset, convs with 3, 4 and 8 channels and the upsampler's 2x2 phase
+ * conv, outputs above fp16's range, masked and 4096-wide softmax rows, head_dim 512, a VAE-sized tensor through
+ * chunked staging, the pool's reuse, and the bf16 option (a second instance).
+ * Output: one line per case "op <name> relerr=<e> (cold <e>) tol=<t> cpu_ms=<t> cuda_ms=<t> <PASS|FAIL>"; exit 0
+ * when every case is within its tolerance (16-bit paths, GEMM and conv: 1e-2, --tol X; f32 ops: 1e-5), 1 when
+ * one is not, 3 when no CUDA backend loads (the reason is printed). --self-test: a second CPU provider, in
+ * staged mode (own blocks for alloc and constants, host operands counted), stands in for CUDA. --emu: the
+ * CUDA emulation build (docs/cuda_emulation.md; make test-cuda-emu) at smaller shapes of the same kinds
+ * (--full: the SD 1.5 shapes), plus injected failures (cuBLASLt finds no algorithm: the cuBLAS fallback; an
+ * allocation fails; last, a kernel faults) and zero emulator violations. */
 #include "de_backend.h"
 
 #include <dlfcn.h>
@@ -390,7 +397,7 @@ static void check_softmax_masked(int64_t rows, int cols, const char *label) {
     cur_tol = tol32;
     size_t cnt = (size_t)rows * cols;
     float *x = rnd(cnt, 8.f), *ref = malloc(cnt * 4), *got = malloc(cnt * 4);
-    for (size_t i = 0; i < cnt; i++) if (i % 3 == 1 || (i / cols) % 7 == 0 && i % cols > 2) x[i] = -INFINITY;
+    for (size_t i = 0; i < cnt; i++) if (i % 3 == 1 || ((i / cols) % 7 == 0 && i % cols > 2)) x[i] = -INFINITY;
     de_softmax_op op = {DE_F32, rows, cols, 0.125f, x, NULL};
     RUN(de_softmax, op, y, ref, got, cnt, label);
     free(x); free(ref); free(got);

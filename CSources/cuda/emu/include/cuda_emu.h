@@ -15,7 +15,8 @@
  * synchronous copy, cudaFree): work the host queued is really asynchronous, so a host buffer reused before
  * the copy that reads it has run gives wrong data here as on a GPU. Device memory lives in a reserved
  * range that is PROT_NONE while host code runs: a host read or write of device memory faults.
- * New and freed device memory is filled with 0xFF bytes (NaN as f32, fp16 and bf16). */
+ * Freed device memory is filled with 0xFF bytes (NaN as f32, fp16 and bf16), so a read after free, or of a
+ * reused block before it was written, sees NaN; memory fresh from the reserve reads as zero. */
 #ifndef DE_CUDA_EMU_H
 #define DE_CUDA_EMU_H
 
