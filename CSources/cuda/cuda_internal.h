@@ -102,6 +102,7 @@ typedef struct cuda_ctx {
     /* pinned staging */
     char *pinned; size_t pinned_cap;
     cudaEvent_t stage_ev[2]; /* end of the last host-to-device DMA from each half of the staging buffer */
+    int stage_half;          /* the half the next host-to-device copy fills first */
     /* constants */
     cu_consts consts;
     /* counters (de_backend_stats) */

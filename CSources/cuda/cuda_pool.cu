@@ -79,7 +79,7 @@ de_status cu_copy_in(cuda_ctx *c, void *dst, const void *src, size_t bytes, cons
     /* double-buffered: memcpy into one half while the other half's DMA runs; each half's event marks the
      * end of the last DMA that read it (the stream's other work is not waited for) */
     size_t done = 0;
-    int half = 0;
+    int half = c->stage_half; /* the half after the one the last copy filled */
     while (done < bytes) {
         size_t n = bytes - done < STAGE_CHUNK ? bytes - done : STAGE_CHUNK;
         char *buf = c->pinned + (size_t)half * STAGE_CHUNK;
@@ -90,6 +90,7 @@ de_status cu_copy_in(cuda_ctx *c, void *dst, const void *src, size_t bytes, cons
         done += n;
         half ^= 1;
     }
+    c->stage_half = half;
     return DE_OK;
 }
 

@@ -392,6 +392,69 @@ static void check_gemm_device_c(void) {
     free(a); free(w); free(bias); free(c0); free(ref); free(got);
 }
 
+/* Transformer2DModel proj_out on device memory with the weight a constant at batch stride 0: read by handle,
+ * no host operand (it used to be copied from the host every step) */
+static void check_shared_weight_resident(void) {
+    cur_tol = tol;
+    const int batch = 2, c = 320, inner = 320, hw = SZ(1024, 128);
+    float *w = rnd((size_t)c * inner, 0.05f), *h = rnd((size_t)batch * hw * inner, 1.f);
+    size_t ny = (size_t)batch * c * hw;
+    float *ref = malloc(ny * 4), *got = malloc(ny * 4);
+    de_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.batch = batch; op.m = c; op.n = hw; op.k = inner; op.trans_b = true;
+    op.a = w; op.lda = inner; op.stride_a = 0; op.b = h; op.ldb = inner; op.stride_b = (int64_t)hw * inner;
+    op.ldc = hw; op.stride_c = (int64_t)c * hw; op.alpha = 1; op.beta = 0; op.c = ref;
+    if (de_gemm(cpu, &op) != DE_OK) { printf("op gemm.sharedA.resident: CPU failed\n"); exit(1); }
+    float *dh = gpu->iface.alloc(gpu, (size_t)batch * hw * inner * 4), *dy = gpu->iface.alloc(gpu, ny * 4);
+    de_gemm_op g = op;
+    g.a = cst(w, (size_t)c * inner, DE_CONST_WEIGHT); g.b = dh; g.c = dy;
+    de_status st = dh && dy ? gpu->iface.upload(gpu, dh, h, (size_t)batch * hw * inner * 4) : DE_ERR_OOM;
+    const int64_t h0 = host_operands();
+    if (st == DE_OK) st = de_gemm(gpu, &g);
+    const int64_t used = host_operands() - h0;
+    if (st == DE_OK) st = gpu->iface.download(gpu, got, dy, ny * 4);
+    report("gemm.sharedA.stride0.resident", got, ref, ny, 0, 0, st);
+    char d[64];
+    snprintf(d, sizeof d, "host_operands=%lld", (long long)used);
+    verdict("gemm.sharedA.stride0.no-host-operands", used == 0, d);
+    gpu->iface.release(gpu, dh); gpu->iface.release(gpu, dy);
+    cst_free(g.a);
+    free(w); free(h); free(ref); free(got);
+}
+
+/* what the CPU provider rejects, the checked one must reject too (INVALID, nothing written) */
+static void check_rejections(void) {
+    float a[64], b[64], c[64];
+    for (int i = 0; i < 64; i++) { a[i] = b[i] = 1.f; c[i] = 0.f; }
+    struct { const char *name; de_gemm_op op; } g[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&g[i].op, 0, sizeof g[i].op);
+        de_gemm_op *o = &g[i].op;
+        o->dtype = DE_F32; o->batch = 2; o->m = 2; o->n = 2; o->k = 2; o->a = a; o->b = b; o->c = c;
+        o->lda = 2; o->ldb = 2; o->ldc = 2; o->stride_a = 4; o->stride_b = 4; o->stride_c = 4; o->alpha = 1;
+    }
+    g[0].name = "reject.gemm.negative-stride"; g[0].op.stride_a = -4;
+    g[1].name = "reject.gemm.ld-above-int32"; g[1].op.batch = 1; g[1].op.m = 1; g[1].op.ldb = (int64_t)1 << 32;
+    g[2].name = "reject.gemm.overlapping-c"; g[2].op.stride_c = 2;
+    for (int i = 0; i < 3; i++) {
+        de_status sc = de_gemm(cpu, &g[i].op), sg = de_gemm(gpu, &g[i].op);
+        char d[640];
+        snprintf(d, sizeof d, "cpu=%d cuda=%d \"%s\"", (int)sc, (int)sg, de_backend_last_error(gpu));
+        verdict(g[i].name, sc == DE_ERR_INVALID && sg == DE_ERR_INVALID, d);
+    }
+    de_attention_op at;
+    memset(&at, 0, sizeof at);
+    at.dtype = DE_F32; at.batch = 1; at.heads = 1; at.q_len = 2; at.kv_len = 2; at.head_dim = 4; at.scale = 0.5f;
+    at.q = a; at.k = a; at.v = a; at.o = c;
+    at.q_st = at.k_st = at.v_st = at.o_st = 4;
+    at.k_st = -4;
+    de_status sc = de_attention(cpu, &at), sg = de_attention(gpu, &at);
+    char d[640];
+    snprintf(d, sizeof d, "cpu=%d cuda=%d \"%s\"", (int)sc, (int)sg, de_backend_last_error(gpu));
+    verdict("reject.attention.negative-stride", sc == DE_ERR_INVALID && sg == DE_ERR_INVALID, d);
+}
+
 /* softmax rows with masked (-inf) entries, 77 and 4096 wide */
 static void check_softmax_masked(int64_t rows, int cols, const char *label) {
     cur_tol = tol32;
@@ -542,6 +605,8 @@ int main(int argc, char **argv) {
     check_gemm("gemm.proj_in.sharedB", 2, SZ(1024, 256), 320, 320, 1, 1, 0.f, 1, 1); /* stride-0 B */
     check_gemm_shared_weight();                                                       /* stride-0 A */
     check_gemm_device_c();
+    check_shared_weight_resident();
+    check_rejections();
     check_conv("conv2d.3x3.320", 2, 320, SZ(64, 16), SZ(64, 16), 320, 3, 1, 1, 1, 1, 1, 0);
     check_conv("conv2d.3x3.res.640", 2, 640, SZ(32, 8), SZ(32, 8), 640, 3, 1, 1, 1, 1, 1, 1);
     check_conv("conv2d.conv_in.4ch", 2, 4, SZ(64, 32), SZ(64, 32), 320, 3, 1, 1, 1, 1, 1, 0);
