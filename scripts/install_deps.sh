@@ -7,7 +7,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 build_pkgs="libopenblas-dev libpng-dev libjpeg-dev pkg-config"
-test_pkgs="valgrind ffmpeg frei0r-plugins-dev gimp libgimp2.0-dev krita xvfb xauth"
+test_pkgs="g++ valgrind ffmpeg frei0r-plugins-dev gimp libgimp2.0-dev krita xvfb xauth"
 mode="${1:-all}"
 pkgs="$build_pkgs"
 [ "$mode" = "--build" ] || pkgs="$pkgs $test_pkgs"
