@@ -13,12 +13,12 @@ Usage: python3 tools/make_scheduler_fixtures.py [OUT.json]
 import json, os, sys
 import numpy as np
 import torch
-from diffusers import (DDIMScheduler, DDIMInverseScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler)
+from diffusers import (DDIMScheduler, DDIMInverseScheduler, DPMSolverMultistepScheduler, EDMEulerScheduler,
+                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler)
 
 CLASSES = {"ddim": DDIMScheduler, "ddim-inverse": DDIMInverseScheduler,
            "euler": EulerDiscreteScheduler, "euler-a": EulerAncestralDiscreteScheduler,
-           "dpmpp-2m": DPMSolverMultistepScheduler}
+           "dpmpp-2m": DPMSolverMultistepScheduler, "edm-euler": EDMEulerScheduler}
 
 BASE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
             prediction_type="epsilon", timestep_spacing="leading", steps_offset=1, set_alpha_to_one=False,
@@ -54,7 +54,7 @@ def case(kind, steps, cfg, seed):
                sample=f32list(x), model_outputs=[f32list(o) for o in outs], scaled=[], samples=[])
     if gen is not None:
         rec["noise_seed"] = 1000 + seed
-    if hasattr(sched, "sigmas") and kind in ("euler", "euler-a", "dpmpp-2m"):
+    if hasattr(sched, "sigmas") and kind in ("euler", "euler-a", "dpmpp-2m", "edm-euler"):
         rec["sigmas"] = f32list(sched.sigmas)
     for t, o in zip(sched.timesteps, outs):
         rec["scaled"].append(f32list(sched.scale_model_input(x, t)))
@@ -119,6 +119,10 @@ def main():
         ("euler", 4, dict(timestep_spacing="trailing", steps_offset=0)),
         ("dpmpp-2m", 4, dict(timestep_spacing="trailing", steps_offset=0)),
         ("ddim", 1, dict(timestep_spacing="trailing", steps_offset=0)),
+        # CosXL's EDM Euler (v-prediction, sigma_data 1, exponential), and the Karras default
+        ("edm-euler", 8, dict(prediction_type="v_prediction", sigma_min=0.002, sigma_max=120.0, sigma_data=1.0,
+                              sigma_schedule="exponential")),
+        ("edm-euler", 6, dict(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, sigma_schedule="karras", rho=7.0)),
     ]
     for kind, steps, cfg in plan:
         cases.append(case(kind, steps, cfg, seed))

@@ -322,6 +322,41 @@ def main():
     save(os.path.join(d, "image.npy"), decode(xp.vae, out))
     manifest["cases"]["xl_instruct"] = {"method": "instruct", "prompt": "make the circle blue", "negative_prompt": None,
                                         "image_guidance": 1.5, "model": "instruct_model"}
+    # CosXL-Edit: the instruct UNet with an EDM schedule (EDMEulerScheduler, v-prediction, sigma_data 1) and
+    # is_cosxl_edit (image latents scaled by the VAE factor), through StableDiffusionXLInstructPix2PixPipeline
+    from diffusers import EDMEulerScheduler
+    cdir = os.path.join(args.out, "cosxl_model")
+    os.makedirs(cdir, exist_ok=True)
+    for part in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"):
+        link = os.path.join(cdir, part)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.join("..", "model", part), link)
+    link = os.path.join(cdir, "unet")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join("..", "instruct_model", "unet"), link)
+    EDMEulerScheduler(sigma_min=0.002, sigma_max=120.0, sigma_data=1.0, sigma_schedule="exponential",
+                      prediction_type="v_prediction").save_pretrained(os.path.join(cdir, "scheduler"))
+    idx = json.load(open(os.path.join(args.out, "instruct_model", "model_index.json")))
+    idx["is_cosxl_edit"] = True
+    idx["scheduler"] = ["diffusers", "EDMEulerScheduler"]
+    json.dump(idx, open(os.path.join(cdir, "model_index.json"), "w"), indent=2)
+    d = os.path.join(args.out, "xl_cosxl")
+    os.makedirs(d, exist_ok=True)
+    Image.fromarray(img).save(os.path.join(d, "input.png"))
+    noise = torch.randn(lat_shape, generator=g)
+    save(os.path.join(d, "noise.npy"), noise)
+    cp = StableDiffusionXLInstructPix2PixPipeline.from_pretrained(cdir).to(torch.float32)
+    assert cp.is_cosxl_edit and isinstance(cp.scheduler, EDMEulerScheduler)
+    cp.set_progress_bar_config(disable=True)
+    out = cp(prompt="make the circle blue", image=Image.fromarray(img), num_inference_steps=STEPS, guidance_scale=GUIDANCE,
+             image_guidance_scale=1.5, height=size, width=size, latents=noise.clone(), output_type="latent").images
+    save(os.path.join(d, "latents.npy"), out)
+    save(os.path.join(d, "image.npy"), decode(cp.vae, out))
+    manifest["cases"]["xl_cosxl"] = {"method": "instruct", "prompt": "make the circle blue", "negative_prompt": None,
+                                     "image_guidance": 1.5, "model": "cosxl_model"}
+
     # ddim on SDXL: DDIM inversion with the source prompt at guidance 1, then DDIM sampling under CFG with zero
     # negative conditioning, every UNet call with its pooled embeds + time ids (diffedit's ddim method)
     from diffusers import DDIMInverseScheduler

@@ -108,6 +108,18 @@ final class SDXLTests: XCTestCase {
     }
     func testInpaintMatchesStableDiffusionXLInpaintPipeline() throws { try checkEdit("xl_inpaint") }
     func testInstructMatchesStableDiffusionXLInstructPix2PixPipeline() throws { try checkEdit("xl_instruct") }
+    /// CosXL-Edit: EDMEulerScheduler (v-prediction, sigma_data 1, exponential sigmas) and is_cosxl_edit image latents.
+    func testCosXLEditMatchesDiffusers() throws {
+        try checkEdit("xl_cosxl")
+        let m = try EditTestSupport.model(Self.dir + "/cosxl_model")
+        var o = EditOptions()
+        o.method = .p2p; o.prompt = "a"; o.sourcePrompt = "b"; o.steps = 2
+        XCTAssertThrowsError(try ImageEditor(model: m).edit(try ImageFile.read(path: Self.dir + "/xl_cosxl/input.png"), options: o,
+                                                            progress: ProgressReporter())) { e in
+            guard case DiffEditError.unsupported(let msg) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(msg.hasPrefix("method:"), msg)
+        }
+    }
 
     /// ddim on SDXL against the same loops in PyTorch (inversion with the source prompt's pooled embeds and
     /// time ids, then CFG with zero negative conditioning); p2p runs on SDXL's attention layers.

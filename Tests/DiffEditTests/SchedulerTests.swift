@@ -64,7 +64,7 @@ final class SchedulerTests: XCTestCase {
                 e.rng = RNG(seed: ns.uint64Value)                                 // diffusers' generator=
             }
             try s.setTimesteps(steps)
-            if cfg.use_karras_sigmas && kind == "euler" {
+            if (cfg.use_karras_sigmas && kind == "euler") || kind == "edm-euler" {
                 // fractional timesteps (log-sigma interpolation): equal up to float32 rounding
                 XCTAssertLessThanOrEqual(relErr(s.timesteps, Self.floats(c["timesteps"])), 1e-6, label)
             } else {
@@ -73,7 +73,8 @@ final class SchedulerTests: XCTestCase {
             XCTAssertEqual(s.initNoiseSigma, Float((c["init_noise_sigma"] as! NSNumber).doubleValue),
                            accuracy: 1e-6 * max(1, s.initNoiseSigma), label)
             if let sig = c["sigmas"] {
-                let ours = (s as? EulerDiscreteScheduler)?.sigmas ?? (s as? DPMSolverMultistepScheduler)?.sigmas ?? []
+                let ours = (s as? EulerDiscreteScheduler)?.sigmas ?? (s as? DPMSolverMultistepScheduler)?.sigmas
+                    ?? (s as? EDMEulerScheduler)?.sigmas ?? []
                 XCTAssertLessThanOrEqual(relErr(ours, Self.floats(sig)), 1e-6, label)
             }
             let shape = (c["shape"] as! [NSNumber]).map(\.intValue)

@@ -52,12 +52,18 @@ extension ImageEditor {
         let S = w.window.frames.count
         try ControlPlan.validate(w.options.controls, unet: unet)
         let (lh, lw) = (w.z0.shape[2], w.z0.shape[3])
-        let sched = try DDIMScheduler(config: parts.schedulerConfig)
+        let twoBranch = r.method == .p2p || (w.video != nil && r.method != .instruct && r.method != .inpaint)
+        let inverts = r.method == .ddim || r.method == .p2p
+        // DDIM on the checkpoint's betas; an EDM checkpoint (CosXL: EDMEulerScheduler) samples with its own schedule,
+        // which has no DDIM inversion
+        let edm = parts.schedulerConfig._class_name == "EDMEulerScheduler"
+        if edm && (inverts || twoBranch) {
+            throw DiffEditError.unsupported("method: \(r.method.rawValue)\(w.video != nil ? " video" : "") needs DDIM inversion or a noised source branch; this checkpoint samples with an EDM schedule (EDMEulerScheduler, CosXL): use \(w.video != nil ? "instruct or inpaint" : "sdedit, instruct or inpaint")")
+        }
+        let sched: Scheduler = edm ? try EDMEulerScheduler(config: parts.schedulerConfig) : try DDIMScheduler(config: parts.schedulerConfig)
         sched.backend = be
         try sched.setTimesteps(r.steps)
         let denoiser = Denoiser(unet: unet, backend: be)
-        let twoBranch = r.method == .p2p || (w.video != nil && r.method != .instruct && r.method != .inpaint)
-        let inverts = r.method == .ddim || r.method == .p2p
         var span = ProgressSpan(reporter: w.progress, total: inverts ? 2 * r.steps : r.steps, frame: w.frame, frames: w.frames)
 
         // Prompt embeddings (computed once per edit): hidden [1, L, D], SDXL also pooled [1, P].
@@ -216,7 +222,8 @@ extension ImageEditor {
     /// under guidance (else [z]), [S * G, C, h, w].
     private func instructCondition(_ z0: Tensor, items: Int) throws -> Tensor {
         let be = parts.backend
-        let z = try be.onDevice(LatentScaling.unscale(z0, parts.vae.config))           // [S, C, h, w]
+        // InstructPix2Pix conditions on unscaled latents; CosXL-Edit (is_cosxl_edit) on scaled ones
+        let z = parts.cosxlEdit ? z0 : try be.onDevice(LatentScaling.unscale(z0, parts.vae.config))   // [S, C, h, w]
         if items == 1 { return z }
         let S = z.shape[0], item = z.count / S
         let y = try be.onDevice(Tensor(shape: [S * items] + Array(z.shape.dropFirst())))  // zeros: the uncond item

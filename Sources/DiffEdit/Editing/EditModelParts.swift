@@ -11,6 +11,8 @@ public struct EditModelParts {
     /// The whole conditioning of a prompt (nil = no prompt: SDXL's zero negative conditioning); nil: hidden states
     /// from `encodePrompt` only (SD 1.x/2.x). See StableDiffusionModel.encodeCondition.
     public var encodeCondition: ((String?) throws -> PromptEmbedding)? = nil
+    /// CosXL-Edit (model_index.json is_cosxl_edit): instruct's image latents are scaled by the VAE factor.
+    public var cosxlEdit = false
 
     /// `encodeCondition`, or `encodePrompt` (nil as "") when there is none.
     func condition(_ text: String?) throws -> PromptEmbedding {

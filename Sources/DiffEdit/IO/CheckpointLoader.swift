@@ -56,6 +56,7 @@ public enum CheckpointLoader {
     public static func loadFolder(_ folder: String, predictionType: String? = nil) throws -> LoadedCheckpoint {
         var className = ""
         var forceZeros = true
+        var cosxl = false
         var indexWantsXL = false
         let indexPath = join(folder, "model_index.json")
         if isFile(indexPath) {
@@ -63,6 +64,10 @@ public enum CheckpointLoader {
             // ["transformers", "CLIPTextModelWithProjection"]; [null, null] (a pipeline without it) does not count
             if let t2 = idx["text_encoder_2"] as? [Any], t2.contains(where: { $0 is String }) { indexWantsXL = true }
             className = idx["_class_name"] as? String ?? ""
+            if let c = idx["is_cosxl_edit"] {
+                guard let b = c as? Bool else { throw DiffEditError.model("\(indexPath): field is_cosxl_edit: expected true or false") }
+                cosxl = b
+            }
             if let fz = idx["force_zeros_for_empty_prompt"] {
                 guard let b = fz as? Bool else {
                     throw DiffEditError.model("\(indexPath): field force_zeros_for_empty_prompt: expected true or false")
@@ -117,6 +122,7 @@ public enum CheckpointLoader {
                                   tokenizerVocabPath: vocab, tokenizerMergesPath: merges, padToken: pad,
                                   kind: kind, layout: "folder", dtype: unetDType)
         ck.editDefaults = try EditDefaults.load(folder: folder)
+        ck.isCosXLEdit = cosxl
         if let (t2, c2, v2, m2, p2) = xlParts {
             ck.textEncoder2 = t2; ck.textConfig2 = c2
             ck.tokenizer2VocabPath = v2; ck.tokenizer2MergesPath = m2; ck.padToken2 = p2

@@ -39,6 +39,8 @@ public struct LoadedCheckpoint {
     /// SDXL pipelines: no negative prompt = zero negative conditioning (model_index.json's
     /// force_zeros_for_empty_prompt, true by default).
     public var forceZerosForEmptyPrompt: Bool = true
+    /// CosXL-Edit (model_index.json is_cosxl_edit): InstructPix2Pix image latents scaled by the VAE factor.
+    public var isCosXLEdit: Bool = false
     public var isXL: Bool { textEncoder2 != nil }
 
     public init(origin: String, unetConfig: UNetConfig, vaeConfig: VAEConfig, textConfig: CLIPTextConfig,

@@ -189,6 +189,12 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public var final_sigmas_type: String = "zero"
     /// Euler and DPM-Solver++: run at Karras et al.'s noise levels (DPM++ 2M Karras).
     public var use_karras_sigmas: Bool = false
+    /// EDMEulerScheduler (CosXL): the EDM noise range, data std, schedule shape.
+    public var sigma_min: Float = 0.002
+    public var sigma_max: Float = 80
+    public var sigma_data: Float = 0.5
+    public var sigma_schedule: String = "karras"
+    public var rho: Float = 7
 
     public init() {}
 
@@ -214,6 +220,11 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         rescale_betas_zero_snr = try get(.rescale_betas_zero_snr, d.rescale_betas_zero_snr)
         final_sigmas_type = try get(.final_sigmas_type, d.final_sigmas_type)
         use_karras_sigmas = try get(.use_karras_sigmas, d.use_karras_sigmas)
+        sigma_min = try get(.sigma_min, d.sigma_min)
+        sigma_max = try get(.sigma_max, d.sigma_max)
+        sigma_data = try get(.sigma_data, d.sigma_data)
+        sigma_schedule = try get(.sigma_schedule, d.sigma_schedule)
+        rho = try get(.rho, d.rho)
     }
 }
 

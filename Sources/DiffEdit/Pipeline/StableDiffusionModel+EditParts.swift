@@ -8,6 +8,7 @@ extension StableDiffusionModel {
                        checkWorkingSet: { [unowned self] w, h, items in try self.checkWorkingSet(width: w, height: h, unetItems: items) },
                        weightsGeneration: { [unowned self] in self.weightsGeneration })
         if isXL { p.encodeCondition = { [unowned self] text in try self.encodeCondition(text) } }
+        p.cosxlEdit = isCosXLEdit
         return p
     }
 }

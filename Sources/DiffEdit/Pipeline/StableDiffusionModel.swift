@@ -11,6 +11,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let textEncoder2: CLIPTextModel?
     /// SDXL: no negative prompt means zero negative conditioning (model_index.json's force_zeros_for_empty_prompt).
     public let forceZerosForEmptyPrompt: Bool
+    /// CosXL-Edit checkpoints (model_index.json is_cosxl_edit): instruct's image latents are scaled.
+    public let isCosXLEdit: Bool
     public var isXL: Bool { textEncoder2 != nil }
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL
@@ -56,6 +58,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
             tokenizer2 = nil; textEncoder2 = nil
         }
         forceZerosForEmptyPrompt = ck.forceZerosForEmptyPrompt
+        isCosXLEdit = ck.isCosXLEdit
         unet = try UNet2DConditionModel(config: ck.unetConfig, weights: ck.unet, backend: backend)
         vae = try AutoencoderKL(config: ck.vaeConfig, weights: ck.vae, backend: backend)
         let contextWidth = ck.textConfig.hidden_size + (ck.textConfig2?.hidden_size ?? 0)

@@ -17,6 +17,7 @@ public enum SchedulerFactory {
         switch cls {
         case "DDIMScheduler", "PNDMScheduler", "DDPMScheduler", "DDIMParallelScheduler": return "ddim"
         case "EulerAncestralDiscreteScheduler": return "euler-a"
+        case "EDMEulerScheduler": return "edm-euler"
         case let c where c.hasPrefix("Euler") || c.hasPrefix("LMS") || c.hasPrefix("Heun") || c.hasPrefix("KDPM2"):
             return "euler"
         case let c where c.hasPrefix("DPMSolver") || c.hasPrefix("UniPC") || c.hasPrefix("DEIS"):
@@ -32,6 +33,7 @@ public enum SchedulerFactory {
         case "ddim-inverse", "ddim_inverse", "ddiminverse": return "ddim-inverse"
         case "euler", "euler-discrete", "euler_discrete": return "euler"
         case "euler-a", "euler_a", "euler-ancestral", "euler_ancestral", "eulera": return "euler-a"
+        case "edm-euler", "edm_euler", "edm": return "edm-euler"
         case "dpmpp-2m-karras", "dpm++2m-karras", "dpmpp_2m_karras", "dpm++-2m-karras", "karras": return "dpmpp-2m-karras"
         case "dpmpp-2m", "dpm++2m", "dpmpp_2m", "dpm++-2m", "dpmsolver++", "dpm-solver++", "dpm": return "dpmpp-2m"
         default:
@@ -51,6 +53,7 @@ public enum SchedulerFactory {
             let s = try EulerDiscreteScheduler(config: config)
             s.ancestral = true
             return s
+        case "edm-euler": return try EDMEulerScheduler(config: config)
         case "dpmpp-2m-karras":
             var c = config
             c.use_karras_sigmas = true
