@@ -3,11 +3,20 @@
 #                       Swift runtime linked in statically, only diff_edit_* exported (abi/diffedit.map)
 #   make cli            build/bin/diffedit (static Swift stdlib)
 #   make install        PREFIX=/usr/local: lib/, include/diffedit.h, lib/pkgconfig/diffedit.pc,
-#                       bin/diffedit, share/diffedit/models/ (the default model)
+#                       bin/diffedit, share/diffedit/models/ (the default model), and the host plug-ins
+#                       (install-plugins): lib/frei0r-1/diffedit.so, lib/gimp/2.0/plug-ins/diffedit/diffedit,
+#                       share/krita/pykrita/diffedit_krita*, the Python binding in lib/python3.X/site-packages;
+#                       each finds PREFIX/lib/libdiffedit.so.0 by a relative rpath / path, no variables needed
+#   make test-install   installs into a temporary PREFIX and runs each installed piece with no path variables
 #   make examples       examples/c/edit_image against the INSTALLED header + pkg-config (build/stage)
 #   make test           swift test + C ABI tests + exported-symbol check
 #   make test-cabi      C ABI tests only (Tests/CABI, against the installed header in build/stage)
 #   make valgrind-cabi  the C ABI tests under valgrind (no invalid accesses, no leaks after free)
+#   make test-cabi-asan the C ABI tests built with AddressSanitizer + UBSan (the test programs and every buffer
+#                       they hand the library; the library itself is the release build)
+#   make fuzz           the libFuzzer harnesses (Tests/Fuzz, scripts/fuzz.sh: safetensors header, configs and the
+#                       model-size estimate, single-file detection, tokenizer, PNG/JPEG decoder), each for
+#                       FUZZ_SECONDS (default 60); make fuzz-ci: each for 6 s on an -Onone build (CI)
 #   make check-symbols  nm -D of the built library vs abi/symbols.txt
 #   make check-header   the installed header compiles as C99 -pedantic and as C++11
 #   make frei0r         build/frei0r-1/diffedit.so, the FFmpeg frei0r filter (examples/ffmpeg)
@@ -63,8 +72,8 @@ VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
                   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
                   --suppressions=$(CURDIR)/Tests/CABI/valgrind.supp
 
-.PHONY: test-all all lib cli install install-lib install-cli stage examples test swift-test test-cabi test-opcheck \
-        valgrind-cabi check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r \
+.PHONY: test-all all lib cli install install-lib install-cli install-plugins test-install stage examples test swift-test test-cabi test-opcheck \
+        valgrind-cabi test-cabi-asan fuzz fuzz-ci check-symbols check-header bench bench-edit quality pictures cuda clean frei0r test-frei0r \
         cuda-emu test-cuda-emu test-cuda-emu-full
 
 all: lib
@@ -99,7 +108,7 @@ cli:
 # ---------------------------------------------------------------------------------------------------
 # Install
 # ---------------------------------------------------------------------------------------------------
-install: install-lib install-cli
+install: install-lib install-cli install-plugins
 
 # Library, header, pkg-config file and the default model (PREFIX/share/diffedit/models/, where the
 # library looks for it relative to its own location: <libdir>/../share/diffedit/models/toy-instruct).
@@ -120,6 +129,39 @@ install-lib: lib
 install-cli: cli
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BINDIR)/diffedit $(DESTDIR)$(PREFIX)/bin/diffedit
+
+# The host plug-ins, built against the staged library (same SONAME) with rpaths relative to where they are
+# installed ($$ORIGIN: lib/frei0r-1/.. and lib/gimp/2.0/plug-ins/diffedit/../../../..), so an installed tree
+# works without LD_LIBRARY_PATH or DIFFEDIT_LIBRARY. A plug-in whose SDK is missing (frei0r.h,
+# libgimp2.0-dev) is skipped with a note. Python: PREFIX/lib/python3.X/site-packages/diffedit.py, which
+# finds PREFIX/lib/libdiffedit.so.0 from its own location; Krita: config.py holds the library's path
+# relative to the plug-in.
+PLUGIN_BUILD := $(BUILD)/install-plugins
+PYTHON_SITE   = $$($(PYTHON) -c 'import sys, sysconfig; p = sys.argv[1]; print(sysconfig.get_path("purelib", "posix_prefix", vars={"base": p, "platbase": p}))' '$(PREFIX)')
+install-plugins: stage
+	@mkdir -p $(PLUGIN_BUILD)
+	@if echo '#include <frei0r.h>' | $(CC) -E -x c - >/dev/null 2>&1; then \
+	  set -x; $(CC) -std=c99 -Wall -Wextra -Werror -O2 -fPIC -shared $$($(STAGE_PC) --cflags diffedit) \
+	    examples/ffmpeg/diffedit_frei0r.c -o $(PLUGIN_BUILD)/diffedit.so $$($(STAGE_PC) --libs diffedit) \
+	    '-Wl,-rpath,$$ORIGIN/..' && \
+	  install -d $(DESTDIR)$(PREFIX)/lib/frei0r-1 && \
+	  install -m 755 $(PLUGIN_BUILD)/diffedit.so $(DESTDIR)$(PREFIX)/lib/frei0r-1/diffedit.so; \
+	else echo "install: frei0r.h not found (frei0r-plugins-dev): frei0r plug-in not installed"; fi
+	@if $(STAGE_PC) --exists gimpui-2.0 gimp-2.0 2>/dev/null; then \
+	  set -x; $(CC) -std=gnu99 -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations \
+	    $$($(STAGE_PC) --cflags gimpui-2.0 gimp-2.0 diffedit) examples/gimp/diffedit_gimp.c -o $(PLUGIN_BUILD)/diffedit \
+	    $$($(STAGE_PC) --libs gimpui-2.0 gimp-2.0 diffedit) '-Wl,-rpath,$$ORIGIN/../../../..' && \
+	  install -d $(DESTDIR)$(PREFIX)/lib/gimp/2.0/plug-ins/diffedit && \
+	  install -m 755 $(PLUGIN_BUILD)/diffedit $(DESTDIR)$(PREFIX)/lib/gimp/2.0/plug-ins/diffedit/diffedit; \
+	else echo "install: libgimp2.0-dev not found: GIMP plug-in not installed"; fi
+	examples/krita/bundle.sh $(PLUGIN_BUILD)/krita $(PREFIX)/lib/$(LIBSO) --relative-to $(PREFIX)/share/krita/pykrita
+	install -d $(DESTDIR)$(PREFIX)/share/krita/pykrita/diffedit_krita
+	install -m 644 $(PLUGIN_BUILD)/krita/diffedit_krita.desktop $(DESTDIR)$(PREFIX)/share/krita/pykrita/
+	install -m 644 $(PLUGIN_BUILD)/krita/diffedit_krita/* $(DESTDIR)$(PREFIX)/share/krita/pykrita/diffedit_krita/
+	site=$(PYTHON_SITE) && install -d "$(DESTDIR)$$site" && install -m 644 python/diffedit.py "$(DESTDIR)$$site/diffedit.py"
+
+test-install:
+	Tests/hosts/test_install.sh
 
 # The library installed into build/stage, which the C tests and examples build against.
 stage:
@@ -215,6 +257,28 @@ test-frei0r: frei0r
 	$(PYTHON) examples/ffmpeg/check_frei0r.py --plugin-dir $(FREI0R_DIR) --model $(CABI_MODEL) \
 	  $(if $(wildcard $(CABI_CONTROLNET)/cn_b.safetensors),--controlnet $(CABI_CONTROLNET)/cn_b.safetensors,)
 
+# The C ABI tests with ASan + UBSan in the test programs (a buffer the test hands the library that is too small,
+# a use after diff_edit_*_free, undefined behaviour in the callbacks). Leak checking stays with valgrind-cabi:
+# the statically linked Swift runtime keeps its caches.
+ASAN_CFLAGS := -std=c99 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+ASAN_ENV    := ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+$(TESTBIN)/asan/%: Tests/CABI/%.c stage
+	@mkdir -p $(TESTBIN)/asan
+	$(CC) $(ASAN_CFLAGS) $$($(STAGE_PC) --cflags diffedit) $< -o $@ $$($(STAGE_PC) --libs diffedit) -lpthread \
+	  -Wl,-rpath,$(STAGE)/lib
+
+test-cabi-asan: $(TESTBIN)/asan/test_cabi $(TESTBIN)/asan/test_stream
+	$(ASAN_ENV) $(TESTBIN)/asan/test_cabi $(CABI_ARGS)
+	$(ASAN_ENV) $(TESTBIN)/asan/test_stream $(CABI_MODEL)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+fuzz-ci:
+	FUZZ_SWIFT_OPT=-Onone scripts/fuzz.sh run 6
+
 valgrind-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_ARGS)
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_stream --valgrind $(CABI_MODEL)
@@ -226,7 +290,7 @@ test: swift-test test-cabi test-opcheck check-symbols
 
 # Everything CI runs (needs the packages of scripts/install_deps.sh): the core tests, the Python binding,
 # FFmpeg with the frei0r plug-in, GIMP and Krita headless (recolour checks required: the toy model ships).
-test-all: test test-cuda-emu test-python test-frei0r
+test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci
 	DIFFEDIT_REQUIRE_TOY_MODEL=1 $(MAKE) test-hosts
 
 # ---------------------------------------------------------------------------------------------------

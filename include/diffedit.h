@@ -220,11 +220,18 @@ typedef struct diff_edit_model_params {
     int32_t n_threads;      /**< CPU threads, >= 0; 0 = all cores */
     diff_edit_log_fn log;   /**< optional log callback, NULL = silent */
     void *log_user;         /**< passed to log */
+    uint64_t max_memory;    /**< bytes the model may use, its weights (as f32) and the working set of
+                                 each request together; 0 = the memory available when loading (Linux
+                                 MemAvailable) for the weights and the machine's memory for a request.
+                                 The weights' size is estimated from the configs before any tensor is
+                                 read; over the limit the load fails with DIFF_EDIT_ERR_OUT_OF_MEMORY
+                                 and a message with both numbers. A request whose estimated working set
+                                 does not fit beside the weights fails the same way before it runs */
 } diff_edit_model_params;
 
 /**
  * Fills *params with the defaults: struct_size = sizeof(diff_edit_model_params), path NULL (default
- * model), backend "auto", device 0, n_threads 0, no log callback. NULL params is ignored.
+ * model), backend "auto", device 0, n_threads 0, no log callback, max_memory 0 (available memory). NULL params is ignored.
  * Never fails. Thread-safe.
  */
 DIFF_EDIT_API void diff_edit_model_params_default(diff_edit_model_params *params);
@@ -238,7 +245,8 @@ DIFF_EDIT_API void diff_edit_model_params_default(diff_edit_model_params *params
  * backend, negative device or n_threads); DIFF_EDIT_ERR_UNSUPPORTED (non-zero unknown struct tail,
  * unsupported model architecture); DIFF_EDIT_ERR_IO (path missing or unreadable);
  * DIFF_EDIT_ERR_MODEL (malformed or inconsistent model files); DIFF_EDIT_ERR_BACKEND ("cuda" asked
- * but unusable); DIFF_EDIT_ERR_OUT_OF_MEMORY.
+ * but unusable); DIFF_EDIT_ERR_OUT_OF_MEMORY (the weights, estimated from the configs, are larger than
+ * params->max_memory or the available memory: nothing was allocated for them).
  * Thread-safe: several threads may load models at once.
  */
 DIFF_EDIT_API diff_edit_status diff_edit_model_load(const diff_edit_model_params *params,
@@ -407,10 +415,15 @@ typedef struct diff_edit_params {
                                           (0, DIFF_EDIT_MAX_GUIDANCE] */
     float image_guidance;            /**< INSTRUCT image guidance, 0 (default) or finite in
                                           (0, DIFF_EDIT_MAX_GUIDANCE] */
-    float strength;                  /**< SDEDIT noise level, 0 (default) or finite in (0, 1] */
+    float strength;                  /**< SDEDIT noise level, 0 (default) or finite in (0, 1]: the last
+                                          floor(strength x steps) steps run (as diffusers' img2img);
+                                          below 1/steps none runs and the result is the input's VAE
+                                          reconstruction */
     uint32_t steps;                  /**< denoising steps, 0 (default) or 1..DIFF_EDIT_MAX_STEPS */
     uint64_t seed;                   /**< all randomness; same seed + same input = bit-identical
-                                          output on the same machine and backend */
+                                          output on the same machine and backend. Only the low 32
+                                          bits matter (as torch.manual_seed's CPU generator, whose
+                                          noise this is): seed and seed + 2^32 give the same output */
     const diff_edit_buffer *mask;    /**< optional GRAY8 mask, the input's size: 255 = edit,
                                           0 = keep; NULL = edit everywhere */
     diff_edit_buffer *mask_out;      /**< optional GRAY8 buffer, the input's size: receives the mask

@@ -14,7 +14,8 @@ DiffEditIOError, CancelledError) whose .status is the diff_edit_status and whose
 library's diff_edit_last_error text.
 
 Library lookup order (find_library): the `path` argument, $DIFFEDIT_LIBRARY, libdiffedit.so.0 /
-libdiffedit.so next to this module, <repo>/build/lib/ (when this file is <repo>/python/diffedit.py),
+libdiffedit.so next to this module, two folders up (PREFIX/lib when `make install` put this file in
+PREFIX/lib/python3.X/site-packages), <repo>/build/lib/ (when this file is <repo>/python/diffedit.py),
 then the system loader (ldconfig paths, LD_LIBRARY_PATH).
 
 Threads: ctypes releases the GIL during library calls, so an edit on a worker thread leaves other
@@ -130,7 +131,7 @@ class ModelParams(ctypes.Structure):
     """diff_edit_model_params (extensible: struct_size first)."""
     _fields_ = [("struct_size", ctypes.c_uint32), ("path", ctypes.c_char_p), ("backend", ctypes.c_char_p),
                 ("device", ctypes.c_int32), ("n_threads", ctypes.c_int32), ("log", LOG_FN),
-                ("log_user", ctypes.c_void_p)]
+                ("log_user", ctypes.c_void_p), ("max_memory", ctypes.c_uint64)]
 
 
 class ControlStruct(ctypes.Structure):
@@ -239,7 +240,9 @@ def find_library(path: Optional[str] = None) -> str:
     env = os.environ.get("DIFFEDIT_LIBRARY")
     if env:
         return env
-    for d in (_HERE, os.path.join(os.path.dirname(_HERE), "build", "lib")):
+    # next to this module; PREFIX/lib when installed as PREFIX/lib/python3.X/site-packages/diffedit.py (make
+    # install); <repo>/build/lib for python/diffedit.py in a checkout
+    for d in (_HERE, os.path.dirname(os.path.dirname(_HERE)), os.path.join(os.path.dirname(_HERE), "build", "lib")):
         for n in _NAMES:
             p = os.path.join(d, n)
             if os.path.exists(p):
@@ -466,11 +469,13 @@ class Model:
     """A loaded model (diff_edit_model_load / diff_edit_model_free). Shareable between contexts.
 
     path: a diffusers folder or single-file .safetensors; None or "" = the embedded default model.
-    backend: "auto", "cpu" or "cuda". log: optional callable(level: int, message: str)."""
+    backend: "auto", "cpu" or "cuda". log: optional callable(level: int, message: str).
+    max_memory: bytes for the weights and each request's working set (0 = the available memory); over it the
+    load or the request raises with DIFF_EDIT_ERR_OUT_OF_MEMORY."""
 
     def __init__(self, path: Optional[str] = None, backend: Optional[str] = "auto", device: int = 0,
                  n_threads: int = 0, log: Optional[Callable[[int, str], None]] = None,
-                 params: Optional[ModelParams] = None):
+                 params: Optional[ModelParams] = None, max_memory: int = 0):
         L = lib()
         self._handle = None
         if params is None:
@@ -479,6 +484,7 @@ class Model:
             params.backend = _enc(backend, "backend")
             params.device = device
             params.n_threads = n_threads
+            params.max_memory = max_memory
         self._log_cb = None
         if log is not None:
             def _log(_user, level, message, _log=log):

@@ -63,7 +63,7 @@ public func diffEditModelLoad(_ params: UnsafePointer<diff_edit_model_params>?,
         if !backend.fallbackReason.isEmpty {
             ModelHandle.log(req.log, req.logUser, 2, "backend \(req.backend): \(backend.fallbackReason)")
         }
-        let engine = try EngineLoader.load(path: path, backend: backend)
+        let engine = try EngineLoader.load(path: path, backend: backend, maxMemory: req.maxMemory)
         let model = ModelHandle(engine: engine, log: req.log, logUser: req.logUser)
         model.log(1, "loaded \(engine.summary)")
         out.pointee = OpaquePointer(Unmanaged.passRetained(model).toOpaque())

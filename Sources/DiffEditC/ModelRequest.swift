@@ -10,6 +10,8 @@ struct ModelRequest {
     var threads: Int
     var log: diff_edit_log_fn?
     var logUser: UnsafeMutableRawPointer?
+    /// params->max_memory; nil = 0 = the available memory.
+    var maxMemory: Int?
 
     /// The defaults of diff_edit_model_params_default.
     static var cDefaults: diff_edit_model_params {
@@ -30,6 +32,7 @@ struct ModelRequest {
             MemoryLayout<P>.offset(of: \.n_threads).map { $0 + 4 },
             MemoryLayout<P>.offset(of: \.log).map { $0 + MemoryLayout<diff_edit_log_fn?>.size },
             MemoryLayout<P>.offset(of: \.log_user).map { $0 + ptr },
+            MemoryLayout<P>.offset(of: \.max_memory).map { $0 + 8 },
         ]
         return ends.compactMap { $0 }
     }
@@ -58,5 +61,6 @@ struct ModelRequest {
         threads = Int(p.n_threads)
         log = p.log
         logUser = p.log_user
+        maxMemory = p.max_memory == 0 ? nil : Int(clamping: p.max_memory)
     }
 }

@@ -19,7 +19,7 @@ enum GenerateCommand {
             .init(name: "steps", value: "N", help: "denoising steps (default 30)"),
             .init(name: "guidance", value: "G", help: "classifier-free guidance scale; <= 1 disables it (default 7.5)"),
             .init(name: "scheduler", value: "ddim|euler|euler-a|dpmpp-2m|dpmpp-2m-karras", help: "sampler (default: the checkpoint's scheduler config; euler-a draws its step noise from --seed, as diffusers)"),
-            .init(name: "seed", value: "S", help: "noise seed; same noise as torch.manual_seed(S) on the CPU (default 0)"),
+            .init(name: "seed", value: "S", help: "noise seed; same noise as torch.manual_seed(S) on the CPU, so only the low 32 bits matter (default 0)"),
             .init(name: "init-noise", value: "NOISE.npy", help: "x_T as float32 NPY [1, 4, H/f, W/f] (overrides --seed)"),
             .init(name: "save-latents", value: "OUT.npy", help: "write the final latents (before VAE decoding)"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),

@@ -6,7 +6,7 @@ import Glibc
 /// full Foundation).
 enum StdIO {
     static func write(_ fd: Int32, _ s: String) {
-        var bytes = Array(s.utf8)
+        var bytes = Array(ByteArguments.shown(s).utf8)   // a non-UTF-8 path argument appears escaped, not as its link
         var off = 0
         bytes.withUnsafeMutableBytes { raw in
             while off < raw.count {

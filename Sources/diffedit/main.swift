@@ -26,7 +26,7 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
-let argv = Array(CommandLine.arguments.dropFirst())
+let argv = ByteArguments.decode()   // bytes: a non-UTF-8 path is reached through a link, shown escaped
 guard let command = argv.first else { fail(topHelp(), status: 2) }
 let rest = Array(argv.dropFirst())
 

@@ -169,7 +169,7 @@ static void test_defaults(void) {
     CHECK(mp.struct_size == sizeof(diff_edit_model_params));
     CHECK(mp.path == NULL);
     CHECK(mp.backend != NULL && strcmp(mp.backend, "auto") == 0);
-    CHECK(mp.device == 0 && mp.n_threads == 0 && mp.log == NULL && mp.log_user == NULL);
+    CHECK(mp.device == 0 && mp.n_threads == 0 && mp.log == NULL && mp.log_user == NULL && mp.max_memory == 0);
     diff_edit_model_params_default(NULL); /* ignored */
 
     diff_edit_params p;
@@ -940,6 +940,71 @@ static void test_model_outlives_handle(void) {
     image_free(&in); image_free(&out);
 }
 
+/* Issue 21. max_memory: the weights' size, estimated from the configs, is checked at load (before any tensor is
+ * read) and a request's working set beside the weights before the request runs; both fail with OUT_OF_MEMORY
+ * naming the limit, and the model stays usable. strength below 1/steps (1e-30 is inside (0, 1]) runs no step:
+ * the VAE reconstruction. The seed's low 32 bits are what count (torch's generator). */
+static void test_memory_strength_seed(void) {
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    CHECK(mp.max_memory == 0);
+    mp.path = g_model_path;
+    mp.backend = "cpu";
+    mp.n_threads = 2;
+    mp.max_memory = 4096;   /* below any model's weights */
+    diff_edit_model *m = (diff_edit_model *)&mp;
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_OUT_OF_MEMORY, NULL, "max_memory, 4096 bytes");
+    CHECK(m == NULL);
+    /* the message gives the estimate: with max_memory 1 KB above it the weights load but no request fits */
+    unsigned long long need = 0;
+    const char *at = strstr(diff_edit_last_error(NULL), "need about ");
+    CHECK(at != NULL && sscanf(at, "need about %llu bytes", &need) == 1 && need > 4096);
+    mp.max_memory = need + 1024;
+    EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+    diff_edit_params p;
+    base_params(&p);
+    if (m) {
+        diff_edit_ctx *tight = NULL;
+        EXPECT_OK(diff_edit_ctx_create(m, &tight), NULL);
+        diff_edit_buffer i2 = image_new(g_w, g_h, DIFF_EDIT_GRAY8), o2 = image_new(g_w, g_h, DIFF_EDIT_GRAY8);
+        image_fill(&i2, 3);
+        for (int k = 0; tight && k < 2; k++) {   /* refused each time, before running: no BUSY, output untouched */
+            EXPECT_ERR(diff_edit_image(tight, &p, &i2, &o2), DIFF_EDIT_ERR_OUT_OF_MEMORY, tight, "raise max_memory");
+            CHECK(pixels_untouched(&o2));
+        }
+        image_free(&i2); image_free(&o2);
+        diff_edit_ctx_free(tight);
+        diff_edit_model_free(m);
+    }
+    mp.max_memory = 256u << 20;   /* room for the fixture's weights and its requests */
+    EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+    if (!m) return;
+    diff_edit_ctx *ctx = NULL;
+    EXPECT_OK(diff_edit_ctx_create(m, &ctx), NULL);
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), a = image_new(g_w, g_h, DIFF_EDIT_RGB8),
+                     b = image_new(g_w, g_h, DIFF_EDIT_RGB8), full = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 9);
+    if (ctx) {
+        EXPECT_OK(diff_edit_image(ctx, &p, &in, &full), ctx);
+        p.strength = 1e-30f;
+        EXPECT_OK(diff_edit_image(ctx, &p, &in, &a), ctx);
+        p.strength = 0.2f;    /* 0.2 x 4 steps < 1: no step either */
+        EXPECT_OK(diff_edit_image(ctx, &p, &in, &b), ctx);
+        CHECK(pixels_equal(&a, &b) && !pixels_equal(&a, &full));
+        /* seed: seed + 2^32 is the same noise, seed + 1 is not */
+        p.strength = 1.0f;
+        p.seed = 1234 + ((uint64_t)1 << 32);
+        EXPECT_OK(diff_edit_image(ctx, &p, &in, &a), ctx);
+        CHECK(pixels_equal(&a, &full));
+        p.seed = 1235;
+        EXPECT_OK(diff_edit_image(ctx, &p, &in, &b), ctx);
+        CHECK(!pixels_equal(&b, &full));
+        diff_edit_ctx_free(ctx);
+    }
+    image_free(&in); image_free(&a); image_free(&b); image_free(&full);
+    diff_edit_model_free(m);
+}
+
 /* An InstructPix2Pix checkpoint (8-channel UNet): AUTO picks INSTRUCT; other methods are unsupported. */
 static const char *g_instruct_path = NULL;
 
@@ -1447,6 +1512,7 @@ int main(int argc, char **argv) {
             }
             diff_edit_model_free(model);
             SECTION(test_model_outlives_handle());
+            SECTION(test_memory_strength_seed());
             if (g_instruct_path) SECTION(test_instruct_model());
             else printf("test_cabi: no --instruct model: instruct tests not run\n");
         }

@@ -81,4 +81,36 @@ final class HardeningPathTests: XCTestCase {
         XCTAssertEqual(PathName.escaped([0x61, 0x0A, 0x5C]), "a\\x0A\\\\")
         XCTAssertEqual(PathName.escaped([0xED, 0xA0, 0x80]), "\\xED\\xA0\\x80")   // a UTF-16 surrogate is not UTF-8
     }
+
+    /// The CLI takes its arguments as bytes: a non-UTF-8 input, model folder and output are read and written
+    /// under exactly those names, and a missing one is named escaped in the message (not as U+FFFD, not as the
+    /// link the CLI reaches it by).
+    func testCLITakesNonUTF8PathArguments() throws {
+        guard let exe = PipelineCLITests.binary else { throw XCTSkip("diffedit executable not built next to the test bundle") }
+        let script = """
+            set -u
+            cp "$FIX/edit/sdedit/input.png" "$D/$(printf 'in\\377.png')"
+            cp -R "$FIX/sd1" "$D/$(printf 'model\\376')"
+            "$EXE" edit --input "$D/$(printf 'in\\377.png')" --output "$D/$(printf 'out\\375.png')" \\
+                --model "$D/$(printf 'model\\376')" --method sdedit --prompt "a cat" --steps 1 --quiet || exit 10
+            [ -s "$D/$(printf 'out\\375.png')" ] || exit 11
+            "$EXE" edit --input "$D/$(printf 'missing\\377.png')" --output "$D/o.png" --model "$FIX/sd1" \\
+                --method sdedit --prompt "a cat" --steps 1 2>"$D/err.txt" && exit 12
+            ls "$D"/diffedit-args-* >/dev/null 2>&1 && exit 13   # the links' folder is removed at exit
+            cat "$D/err.txt"
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        p.environment = ["EXE": exe.path, "FIX": IOTestSupport.fixtures, "D": base, "TMPDIR": base,
+                         "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "step \(p.terminationStatus) failed; stderr of the missing-input run: \(text)")
+        XCTAssertTrue(text.contains(base + "/missing\\xFF.png"), text)
+        XCTAssertFalse(text.contains("diffedit-args-") || text.contains("\u{FFFD}"), text)
+    }
 }

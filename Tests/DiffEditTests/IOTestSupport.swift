@@ -37,6 +37,7 @@ enum IOTestSupport {
             case .model: k = "model"
             case .unsupported: k = "unsupported"
             case .invalidArgument: k = "invalidArgument"
+            case .outOfMemory: k = "outOfMemory"
             default: k = "other"
             }
             XCTAssertEqual(k, kind, "wrong error kind: \(e.message)", file: file, line: line)

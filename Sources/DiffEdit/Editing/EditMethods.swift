@@ -88,13 +88,14 @@ extension ImageEditor {
             let nz = S == 1 ? n1 : try LatentOps.repeat0(be, n1, S)                       // [S, C, h, w]
             if r.method == .sdedit || r.method == .inpaint {
                 timesteps = try sched.img2imgTimesteps(strength: r.strength).timesteps
-                guard let t0 = timesteps.first else {
-                    throw DiffEditError.invalidArgument("strength: \(r.strength) with \(r.steps) steps leaves no denoising step (raise strength or steps)")
-                }
                 if r.method == .inpaint && r.strength == 1 {                             // diffusers: pure noise at strength 1
                     start = sched.initNoiseSigma == 1 ? nz : try be.lincomb([(sched.initNoiseSigma, nz)])
-                } else {
+                } else if let t0 = timesteps.first {
                     start = try sched.addNoise(original: w.z0, noise: nz, timestep: t0)
+                } else {
+                    // strength below 1/steps (1e-30 is inside (0, 1]) leaves no step: no noise is added and the
+                    // result is the input's VAE round trip, the limit of SDEdit as strength goes to 0
+                    start = w.z0
                 }
                 span.total = timesteps.count
             } else {

@@ -188,7 +188,13 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         let esize = SafetensorsFile.dtypeSizes[e.dtype]!
         let offset = dataStart + e.begin + start * esize
         if count == 0 { return Tensor(shape: shape) }
-        let src = file.bytes(offset, count * esize)
+        let t = try convert(e, offset: offset, count: count, shape: shape)
+        try NumericHealth.requireFinite(t.data, count, shape: shape, "\(path): tensor \(e.name)")
+        return t
+    }
+
+    private func convert(_ e: Entry, offset: Int, count: Int, shape: [Int]) throws -> Tensor {
+        let src = file.bytes(offset, count * (SafetensorsFile.dtypeSizes[e.dtype] ?? 4))
         switch e.dtype {
         case "F32":
             if Int(bitPattern: src.baseAddress!) % MemoryLayout<Float>.alignment == 0 {

@@ -71,6 +71,10 @@ public final class AutoencoderKL {
             throw DiffEditError.invalidArgument("VAE.decode: latents have shape \(latents.shape), expected [B, \(c.latent_channels), h, w]")
         }
         let z = try postQuantConv.map { try $0(backend, latents) } ?? latents  // [B, L, h, w]
-        return try decoder(backend, z)                                         // [B, out, h*f, w*f]
+        let x = try decoder(backend, z)                                        // [B, out, h*f, w*f]
+        // NaN/Inf here (a VAE that overflows, weights that are finite but absurd) would be a black image
+        try NumericHealth.requireFinite(x.data, x.count, shape: x.shape, "VAE decoder output (decoder.conv_out)",
+                                        hint: "the VAE weights or the latents overflow (the model is broken; an f16-trained VAE needs force_upcast)")
+        return x
     }
 }

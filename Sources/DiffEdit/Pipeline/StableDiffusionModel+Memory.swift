@@ -18,6 +18,12 @@ extension StableDiffusionModel {
     /// the images as f32. An estimate to refuse absurd requests with, not an exact figure. Saturates at
     /// Int.max instead of overflowing.
     public func estimatedWorkingSet(width: Int, height: Int, unetItems: Int) -> Int {
+        Self.estimatedWorkingSet(unet: unetConfig, vae: vaeConfig, width: width, height: height, unetItems: unetItems)
+    }
+
+    /// `estimatedWorkingSet` from the configs alone (the fuzz harness calls it on unchecked configs).
+    public static func estimatedWorkingSet(unet unetConfig: UNetConfig, vae vaeConfig: VAEConfig,
+                                           width: Int, height: Int, unetItems: Int) -> Int {
         func mul(_ xs: Int...) -> Int {
             var r = 1
             for x in xs {
@@ -33,10 +39,10 @@ extension StableDiffusionModel {
         for (i, c) in vaeConfig.block_out_channels.enumerated() {
             vae = add(vae, mul(c, pixels >> (2 * min(i, 62)), 4, 4))
         }
-        let f = max(vaeFactor, 1)
+        let f = max(vaeConfig.downsampleFactor, 1)
         let latentPixels = mul(width / f, height / f)
         var unet = 0
-        let live = unetConfig.layers_per_block + 6      // skip connections kept for the up path, plus working tensors
+        let live = add(max(unetConfig.layers_per_block, 0), 6)     // skip connections kept for the up path, plus working tensors
         for (i, c) in unetConfig.block_out_channels.enumerated() {
             unet = add(unet, mul(c, latentPixels >> (2 * min(i, 62)), max(unetItems, 1), live, 4))
         }
@@ -44,13 +50,42 @@ extension StableDiffusionModel {
         return add(max(vae, unet), images)
     }
 
-    /// Throws `.outOfMemory` when `estimatedWorkingSet` is above `limit` (default: the machine's memory).
+    /// Memory available for new allocations now (Linux /proc/meminfo MemAvailable), else the physical memory.
+    public static var availableMemory: Int? {
+        if let text = try? String(decoding: ConfigFile.readData("/proc/meminfo"), as: UTF8.self) {
+            for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+                let f = line.split(separator: " ")
+                if f.count >= 2, let kb = Int(f[1]) { return kb.multipliedReportingOverflow(by: 1024).overflow ? Int.max : kb * 1024 }
+            }
+        }
+        return physicalMemory
+    }
+
+    static func gib(_ b: Int) -> String { String(format2(Double(b) / Double(1 << 30))) + " GiB" }
+    static func format2(_ x: Double) -> String { let r = (x * 100).rounded() / 100; return r < 1e15 ? "\(r)" : "\(x)" }
+
+    /// The weights' estimated size (`ModelSizeEstimate`, bytes of f32) checked against `limit` (the caller's
+    /// max_memory) or the available memory, before any tensor is read. Returns the estimate.
+    static func checkModelSize(_ ck: LoadedCheckpoint, limit: Int?) throws -> Int {
+        let e = ModelSizeEstimate(unet: ck.unetConfig, vae: ck.vaeConfig, text: ck.textConfig)
+        let need = e.bytes
+        guard let cap = limit ?? availableMemory, need > cap else { return need }
+        let what = limit != nil ? "max_memory" : "the memory available now"
+        let change = limit != nil ? "raise max_memory (0 = the available memory)" : "free memory or use a smaller model"
+        throw DiffEditError.outOfMemory("\(ck.origin): the weights need about \(need) bytes (\(gib(need))) as f32 (\(e.unetParameters) UNet, \(e.vaeParameters) VAE and \(e.textParameters) text encoder parameters, estimated from the configs), more than \(what), \(cap) bytes (\(gib(cap))); \(change)")
+    }
+
+    /// Throws `.outOfMemory` when `estimatedWorkingSet` is above `limit` (default: the model's `maxMemory` less
+    /// its weights, else the machine's memory).
     public func checkWorkingSet(width: Int, height: Int, unetItems: Int, limit: Int? = nil) throws {
-        guard let limit = limit ?? Self.physicalMemory else { return }
+        let fromModel = maxMemory.map { max($0 - estimatedWeightBytes, 0) }
+        guard let cap = limit ?? fromModel ?? Self.physicalMemory else { return }
         let need = estimatedWorkingSet(width: width, height: height, unetItems: unetItems)
-        guard need <= limit else {
-            func gib(_ b: Int) -> String { String(Double(b / (1 << 20)) / 1024).prefix(8) + " GiB" }
-            throw DiffEditError.outOfMemory("\(width)x\(height): this request needs about \(need) bytes (\(gib(need))) of working memory with \(origin), more than the \(limit) bytes (\(gib(limit))) available; use a smaller width/height")
+        guard need <= cap else {
+            let whose = limit == nil && fromModel != nil
+                ? "what max_memory (\(maxMemory!) bytes) leaves beside the weights (\(estimatedWeightBytes) bytes)"
+                : "the \(cap) bytes (\(Self.gib(cap))) available"
+            throw DiffEditError.outOfMemory("\(width)x\(height): this request needs about \(need) bytes (\(Self.gib(need))) of working memory with \(origin), more than \(whose); use a smaller width/height\(limit == nil && fromModel != nil ? " or raise max_memory" : "")")
         }
     }
 }

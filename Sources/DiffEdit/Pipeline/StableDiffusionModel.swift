@@ -33,10 +33,16 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let editDefaults: EditDefaults?
     /// The LoRA files fused into the weights now, and what undoes them (StableDiffusionModel+LoRA).
     let loraState = LoRAState()
+    /// The caller's memory limit for weights + a request's working set (nil: available / physical memory).
+    public let maxMemory: Int?
+    /// The weights' size estimated from the configs (`ModelSizeEstimate`), in bytes of f32.
+    public let estimatedWeightBytes: Int
 
     /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
-    public init(checkpoint ck: LoadedCheckpoint, backend: Backend) throws {
+    public init(checkpoint ck: LoadedCheckpoint, backend: Backend, maxMemory: Int? = nil) throws {
         try ck.checkConfigLimits()   // before any array is sized from a config value
+        estimatedWeightBytes = try Self.checkModelSize(ck, limit: maxMemory)   // before any tensor is read
+        self.maxMemory = maxMemory
         if let v = ck.tokenizerVocabPath, let m = ck.tokenizerMergesPath {
             tokenizer = try CLIPTokenizer(vocabPath: v, mergesPath: m, padToken: ck.padToken)
         } else {
@@ -93,11 +99,11 @@ public final class StableDiffusionModel: @unchecked Sendable {
     /// tell (norm groups, heads, sample size), like diffusers' from_single_file(config=...).
     public static func load(path: String?, backend: Backend, predictionType: String? = nil,
                             configFrom: String? = nil,
-                            defaultName: String = DefaultModel.name) throws -> StableDiffusionModel {
+                            defaultName: String = DefaultModel.name, maxMemory: Int? = nil) throws -> StableDiffusionModel {
         let p: String
         if let path, !path.isEmpty { p = path } else { p = try DefaultModel.resolve(name: defaultName) }
         let ck = try CheckpointLoader.load(path: p, predictionType: predictionType, configFrom: configFrom)
-        return try StableDiffusionModel(checkpoint: ck, backend: backend)
+        return try StableDiffusionModel(checkpoint: ck, backend: backend, maxMemory: maxMemory)
     }
 
     /// VAE spatial factor (8 for SD).

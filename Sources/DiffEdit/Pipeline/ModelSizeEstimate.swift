@@ -1,0 +1,122 @@
+/// The memory a model's weights take once loaded (f32, as the engine holds them), estimated from its three
+/// configs alone, before any tensor is read: `StableDiffusionModel.checkModelSize` compares it with the
+/// caller's `max_memory` (or the available RAM) at load, so a config that asks for more than the machine has
+/// is `.outOfMemory` naming the figure, not a trap on an allocation halfway through the load (issue 21).
+///
+/// It counts the parameters of the layers the configs describe, as diffusers builds them (resnets,
+/// transformer blocks, attention, embeddings), without the biases and norms (< 0.5%). Measured against the
+/// fixtures' real tensor counts in `ModelSizeEstimateTests`; SD 1.5 comes out at 1.07e9 parameters
+/// (published: 1.066e9 = UNet 860M + VAE 84M + CLIP text 123M). Every product saturates at Int.max, so a
+/// hostile config gives Int.max, never an overflow trap.
+public struct ModelSizeEstimate: Equatable, Sendable {
+    public var unetParameters: Int
+    public var vaeParameters: Int
+    public var textParameters: Int
+
+    public init(unet: UNetConfig, vae: VAEConfig, text: CLIPTextConfig) {
+        unetParameters = ModelSizeEstimate.unet(unet)
+        vaeParameters = ModelSizeEstimate.vae(vae)
+        textParameters = ModelSizeEstimate.text(text)
+    }
+
+    public var parameters: Int { Self.sum(unetParameters, vaeParameters, textParameters) }
+    /// Bytes of f32 weights.
+    public var bytes: Int { Self.mul(parameters, 4) }
+
+    static func mul(_ xs: Int...) -> Int {
+        var r = 1
+        for x in xs {
+            let (m, o) = r.multipliedReportingOverflow(by: max(x, 0))
+            if o { return Int.max }
+            r = m
+        }
+        return r
+    }
+
+    static func sum(_ xs: Int...) -> Int {
+        var r = 0
+        for x in xs {
+            let (s, o) = r.addingReportingOverflow(max(x, 0))
+            if o { return Int.max }
+            r = s
+        }
+        return r
+    }
+
+    /// A resnet block cin -> c with a time embedding of `temb` (0: none): two 3x3 convs, the time
+    /// projection and a 1x1 shortcut when the channel count changes.
+    static func resnet(_ cin: Int, _ c: Int, temb: Int) -> Int {
+        sum(mul(9, cin, c), mul(9, c, c), mul(temb, c), cin == c ? 0 : mul(cin, c))
+    }
+
+    /// A Transformer2DModel of `layers` BasicTransformerBlocks on c channels with context width `cross`:
+    /// proj_in/out, self-attention (4 c^2), cross-attention (2 c^2 + 2 c cross), GEGLU feed-forward (12 c^2).
+    static func transformer(_ c: Int, layers: Int, cross: Int) -> Int {
+        let block = sum(mul(4, c, c), mul(2, c, c), mul(2, c, cross), mul(12, c, c))
+        return sum(mul(2, c, c), mul(layers, block))
+    }
+
+    static func unet(_ u: UNetConfig) -> Int {
+        let ch = u.block_out_channels
+        guard let c0 = ch.first, let cl = ch.last else { return 0 }
+        let temb = mul(4, c0)
+        let L = max(u.layers_per_block, 0)
+        var n = sum(mul(9, u.in_channels, c0), mul(c0, temb), mul(temb, temb), mul(9, c0, u.out_channels))
+        func layers(_ i: Int) -> Int {
+            switch u.transformer_layers_per_block {
+            case .int(let v): return v
+            case .list(let l): return l.isEmpty ? 0 : l[min(i, l.count - 1)]
+            }
+        }
+        var cin = c0
+        for (i, c) in ch.enumerated() {
+            let attn = i < u.down_block_types.count && u.down_block_types[i].hasPrefix("CrossAttn")
+            if L > 0 { n = sum(n, resnet(cin, c, temb: temb), mul(L - 1, resnet(c, c, temb: temb))) }
+            if attn { n = sum(n, mul(L, transformer(c, layers: layers(i), cross: u.cross_attention_dim))) }
+            if i < ch.count - 1 { n = sum(n, mul(9, c, c)) }
+            cin = c
+        }
+        if u.mid_block_type != nil {
+            n = sum(n, mul(2, resnet(cl, cl, temb: temb)), transformer(cl, layers: layers(ch.count - 1), cross: u.cross_attention_dim))
+        }
+        // the up path: L + 1 resnets a level on the concatenated skip connections (about 2c -> c)
+        for (k, c) in ch.reversed().enumerated() {
+            let attn = k < u.up_block_types.count && u.up_block_types[k].hasPrefix("CrossAttn")
+            n = sum(n, mul(sum(L, 1), resnet(mul(2, c), c, temb: temb)))
+            if attn { n = sum(n, mul(sum(L, 1), transformer(c, layers: layers(ch.count - 1 - k), cross: u.cross_attention_dim))) }
+            if k < ch.count - 1 { n = sum(n, mul(9, c, c)) }
+        }
+        return n
+    }
+
+    static func vae(_ v: VAEConfig) -> Int {
+        let ch = v.block_out_channels
+        guard let c0 = ch.first, let cl = ch.last else { return 0 }
+        let L = max(v.layers_per_block, 0)
+        let latent = v.latent_channels
+        // encoder and decoder convs in/out, quant convs
+        var n = sum(mul(9, v.in_channels, c0), mul(9, c0, 2, latent), mul(9, latent, cl), mul(9, c0, v.out_channels),
+                    mul(4, latent, latent))
+        // mid blocks (encoder and decoder): two resnets and one attention (4 c^2)
+        n = sum(n, mul(2, sum(mul(2, resnet(cl, cl, temb: 0)), mul(4, cl, cl))))
+        var cin = c0
+        for (i, c) in ch.enumerated() {
+            if L > 0 { n = sum(n, resnet(cin, c, temb: 0), mul(L - 1, resnet(c, c, temb: 0))) }
+            if i < ch.count - 1 { n = sum(n, mul(9, c, c)) }
+            cin = c
+        }
+        cin = cl
+        for (k, c) in ch.reversed().enumerated() {
+            n = sum(n, resnet(cin, c, temb: 0), mul(L, resnet(c, c, temb: 0)))
+            if k < ch.count - 1 { n = sum(n, mul(9, c, c)) }
+            cin = c
+        }
+        return n
+    }
+
+    static func text(_ t: CLIPTextConfig) -> Int {
+        let h = t.hidden_size
+        let layer = sum(mul(4, h, h), mul(2, h, t.intermediate_size))
+        return sum(mul(t.vocab_size, h), mul(t.max_position_embeddings, h), mul(t.num_hidden_layers, layer))
+    }
+}
