@@ -16,7 +16,7 @@
 #                       they hand the library; the library itself is the release build)
 #   make fuzz           the libFuzzer harnesses (Tests/Fuzz, scripts/fuzz.sh: safetensors header, configs and the
 #                       model-size estimate, single-file detection, tokenizer, PNG/JPEG decoder), each for
-#                       FUZZ_SECONDS (default 60); make fuzz-ci: each for 6 s on an -Onone build (CI)
+#                       FUZZ_SECONDS (default 60); make fuzz-ci: each for 5 s on an -Onone build (CI)
 #   make check-symbols  nm -D of the built library vs abi/symbols.txt
 #   make check-header   the installed header compiles as C99 -pedantic and as C++11
 #   make frei0r         build/frei0r-1/diffedit.so, the FFmpeg frei0r filter (examples/ffmpeg)
@@ -277,7 +277,7 @@ fuzz:
 	scripts/fuzz.sh run $(FUZZ_SECONDS)
 
 fuzz-ci:
-	FUZZ_SWIFT_OPT=-Onone scripts/fuzz.sh run 6
+	FUZZ_SWIFT_OPT=-Onone scripts/fuzz.sh run 5
 
 valgrind-cabi: $(TESTBIN)/test_cabi $(TESTBIN)/test_stream
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TESTBIN)/test_cabi --valgrind $(CABI_ARGS)
@@ -290,7 +290,7 @@ test: swift-test test-cabi test-opcheck check-symbols
 
 # Everything CI runs (needs the packages of scripts/install_deps.sh): the core tests, the Python binding,
 # FFmpeg with the frei0r plug-in, GIMP and Krita headless (recolour checks required: the toy model ships).
-test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci
+test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci test-install
 	DIFFEDIT_REQUIRE_TOY_MODEL=1 $(MAKE) test-hosts
 
 # ---------------------------------------------------------------------------------------------------

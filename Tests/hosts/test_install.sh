@@ -27,6 +27,12 @@ make -s install PREFIX="$P" >"$TMP/install.log" 2>&1 || { tail -30 "$TMP/install
 python3 -c 'from PIL import Image; Image.new("RGB", (40, 24), (200, 30, 30)).save("'"$TMP"'/in.png")' 2>/dev/null \
   || cp Tests/hosts/scene.png "$TMP/in.png"
 
+# the libdiffedit.so.0 the dynamic loader picks for $1, as a real path
+resolves_to_prefix() { # $1 = binary, $2 = prefix
+  local got
+  got="$(clean_env ldd "$1" | sed -n 's/.*libdiffedit\.so\.0 => \(.*\) (0x.*/\1/p')"
+  [ -n "$got" ] && [ "$(realpath "$got")" = "$(realpath "$2/lib/libdiffedit.so.0")" ]
+}
 c_check() {   # $1 = prefix
   local pc="pkg-config --with-path=$1/lib/pkgconfig"
   clean_env cc -std=c99 -O1 $($pc --cflags diffedit libpng) examples/c/edit_image.c -o "$TMP/edit_image" \
@@ -56,13 +62,13 @@ check "Python binding" 'py_check "$P"'
 if command -v ffmpeg >/dev/null 2>&1 && [ -f "$P/lib/frei0r-1/diffedit.so" ]; then
   check "frei0r plug-in in ffmpeg" 'clean_env FREI0R_PATH="$P/lib/frei0r-1" ffmpeg -v error -y -f lavfi -i color=c=red:s=32x32:d=0.12:r=25 \
       -vf "frei0r=filter_name=diffedit:filter_params=make it blue||auto|0|0|2|7||0" "$TMP/f_%02d.png" && [ -s "$TMP/f_01.png" ]'
-  check "frei0r plug-in's libdiffedit is PREFIX/lib's" 'clean_env ldd "$P/lib/frei0r-1/diffedit.so" | grep -q "libdiffedit.so.0 => $P/lib/libdiffedit.so.0"'
+  check "frei0r plug-in's libdiffedit is PREFIX/lib's" 'resolves_to_prefix "$P/lib/frei0r-1/diffedit.so" "$P"'
 else
   echo "test_install: skip frei0r (no ffmpeg or no plug-in installed)"
 fi
 G="$P/lib/gimp/2.0/plug-ins/diffedit/diffedit"
 if [ -f "$G" ]; then
-  check "GIMP plug-in's libdiffedit is PREFIX/lib's" 'clean_env ldd "$G" | grep -q "libdiffedit.so.0 => $P/lib/libdiffedit.so.0"'
+  check "GIMP plug-in's libdiffedit is PREFIX/lib's" 'resolves_to_prefix "$G" "$P"'
   check "GIMP plug-in starts (no loader error)" '! clean_env "$G" 2>&1 | grep -q "error while loading shared libraries"'
 else
   echo "test_install: skip GIMP (plug-in not installed: libgimp2.0-dev missing)"
@@ -74,6 +80,9 @@ check "Krita plug-in files" '[ -f "$P/share/krita/pykrita/diffedit_krita.desktop
 # relocated: nothing in the tree may hold an absolute path to where it was installed
 mv "$P" "$TMP/moved"
 check "Python binding after moving the tree" 'py_check "$TMP/moved"'
+M="$TMP/moved"
+[ -f "$M/lib/frei0r-1/diffedit.so" ] && check "frei0r plug-in after moving the tree" 'resolves_to_prefix "$M/lib/frei0r-1/diffedit.so" "$M"'
+[ -f "$M/lib/gimp/2.0/plug-ins/diffedit/diffedit" ] && check "GIMP plug-in after moving the tree" 'resolves_to_prefix "$M/lib/gimp/2.0/plug-ins/diffedit/diffedit" "$M"'
 check "Krita plug-in after moving the tree" 'clean_env python3 -c "import runpy, os, sys; L = runpy.run_path(sys.argv[1])[\"LIBRARY\"]; sys.exit(0 if os.path.exists(L) and L.startswith(sys.argv[2]) else 1)" \
     "$TMP/moved/share/krita/pykrita/diffedit_krita/config.py" "$TMP/moved"'
 [ "$fails" = 0 ] && echo "test_install: all checks passed" || echo "test_install: $fails checks failed" >&2
