@@ -21,3 +21,9 @@ enum StdIO {
     static func err(_ s: String) { write(2, s) }
     static func out(_ s: String) { write(1, s) }
 }
+
+/// The CLI's `print` goes through `StdIO.out` too, so that a non-UTF-8 path argument appears escaped in
+/// every line (`ByteArguments.shown`), not only in messages.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    StdIO.out(items.map { "\($0)" }.joined(separator: separator) + terminator)
+}
