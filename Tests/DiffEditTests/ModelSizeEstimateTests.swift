@@ -39,6 +39,30 @@ final class ModelSizeEstimateTests: XCTestCase {
             XCTAssertTrue(r > 0.95 && r < 1.05, "\(name): estimate \(est), published \(real) (ratio \(r))")
         }
         XCTAssertEqual(e.bytes, 4 * e.parameters)
+        print("ModelSizeEstimate SD 1.5: unet \(e.unetParameters) vae \(e.vaeParameters) text \(e.textParameters) = \(e.parameters)")
+    }
+
+    /// SDXL base 1.0's published counts: UNet 2,567,463,684; text encoders 123,060,480 + 694,659,840 (with its
+    /// projection); VAE 83,653,863.
+    func testEstimateOfSDXLBase() {
+        var u = UNetConfig()
+        u.block_out_channels = [320, 640, 1280]
+        u.down_block_types = ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+        u.up_block_types = ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]
+        u.transformer_layers_per_block = .list([1, 2, 10])
+        u.cross_attention_dim = 2048
+        u.sample_size = 128
+        u.addition_embed_type = "text_time"
+        u.addition_time_embed_dim = 256
+        u.projection_class_embeddings_input_dim = 2816
+        var t2 = CLIPTextConfig()
+        t2.hidden_size = 1280; t2.intermediate_size = 5120; t2.num_hidden_layers = 32; t2.projection_dim = 1280
+        let e = ModelSizeEstimate(unet: u, vae: VAEConfig(), text: CLIPTextConfig(), text2: t2)
+        for (name, est, real) in [("unet", e.unetParameters, 2_567_463_684), ("text", e.textParameters, 123_060_480 + 694_659_840)] {
+            let r = Double(est) / Double(real)
+            XCTAssertTrue(r > 0.95 && r < 1.05, "\(name): estimate \(est), published \(real) (ratio \(r))")
+        }
+        print("ModelSizeEstimate SDXL: unet \(e.unetParameters) vae \(e.vaeParameters) text \(e.textParameters) = \(e.parameters)")
     }
 
     func testHostileConfigsSaturateInsteadOfTrapping() {

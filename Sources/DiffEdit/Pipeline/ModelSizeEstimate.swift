@@ -6,17 +6,20 @@
 /// It counts the parameters of the layers the configs describe, as diffusers builds them (resnets,
 /// transformer blocks, attention, embeddings), without the biases and norms (< 0.5%). Measured against the
 /// fixtures' real tensor counts in `ModelSizeEstimateTests`; SD 1.5 comes out at 1.07e9 parameters
-/// (published: 1.066e9 = UNet 860M + VAE 84M + CLIP text 123M). Every product saturates at Int.max, so a
+/// (published: 1.066e9 = UNet 860M + VAE 84M + CLIP text 123M); SDXL base's two text encoders and
+/// add_embedding are counted too. Every product saturates at Int.max, so a
 /// hostile config gives Int.max, never an overflow trap.
 public struct ModelSizeEstimate: Equatable, Sendable {
     public var unetParameters: Int
     public var vaeParameters: Int
     public var textParameters: Int
 
-    public init(unet: UNetConfig, vae: VAEConfig, text: CLIPTextConfig) {
+    /// `text2`: SDXL's second text encoder (with its projection), nil for SD 1.x/2.x.
+    public init(unet: UNetConfig, vae: VAEConfig, text: CLIPTextConfig, text2: CLIPTextConfig? = nil) {
         unetParameters = ModelSizeEstimate.unet(unet)
         vaeParameters = ModelSizeEstimate.vae(vae)
-        textParameters = ModelSizeEstimate.text(text)
+        textParameters = Self.sum(ModelSizeEstimate.text(text),
+                                  text2.map { Self.sum(ModelSizeEstimate.text($0), Self.mul($0.hidden_size, $0.projection_dim)) } ?? 0)
     }
 
     public var parameters: Int { Self.sum(unetParameters, vaeParameters, textParameters) }
@@ -62,6 +65,8 @@ public struct ModelSizeEstimate: Equatable, Sendable {
         let temb = mul(4, c0)
         let L = max(u.layers_per_block, 0)
         var n = sum(mul(9, u.in_channels, c0), mul(c0, temb), mul(temb, temb), mul(9, c0, u.out_channels))
+        // SDXL's add_embedding (text_time): pooled text + 6 time embeddings -> temb, then temb -> temb
+        if let p = u.projection_class_embeddings_input_dim { n = sum(n, mul(p, temb), mul(temb, temb)) }
         func layers(_ i: Int) -> Int {
             switch u.transformer_layers_per_block {
             case .int(let v): return v

@@ -67,7 +67,7 @@ extension StableDiffusionModel {
     /// The weights' estimated size (`ModelSizeEstimate`, bytes of f32) checked against `limit` (the caller's
     /// max_memory) or the available memory, before any tensor is read. Returns the estimate.
     static func checkModelSize(_ ck: LoadedCheckpoint, limit: Int?) throws -> Int {
-        let e = ModelSizeEstimate(unet: ck.unetConfig, vae: ck.vaeConfig, text: ck.textConfig)
+        let e = ModelSizeEstimate(unet: ck.unetConfig, vae: ck.vaeConfig, text: ck.textConfig, text2: ck.textConfig2)
         let need = e.bytes
         guard let cap = limit ?? availableMemory, need > cap else { return need }
         let what = limit != nil ? "max_memory" : "the memory available now"
