@@ -19,6 +19,8 @@ Reference cases (DDIM from the fixture's scheduler config, final latents before 
   guess          img2img with cn_a in guess mode
 Each case also stores latents_plain.npy (the same run without ControlNet): the manifest records how far the
 ControlNet moves the latents (relative L2), which must dwarf the tests' tolerance.
+SDXL (--xl, Tests/Fixtures/sdxl/model): cn_xl/ = from_unet of the SDXL fixture UNet (add_embedding copied), case
+  xl_generate = StableDiffusionXLControlNetPipeline (the model's Euler scheduler, guidance 5, 6 steps).
 Canny: canny/<name>.png natural-looking test images and canny/<name>_canny.png = cv2.Canny(cv2.cvtColor(img,
 COLOR_RGB2GRAY), 100, 200), so the Swift test needs no OpenCV.
 """
@@ -130,7 +132,11 @@ def main():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--model", default=os.path.join(here, "Tests/Fixtures/sd1"))
     ap.add_argument("--out", default=os.path.join(here, "Tests/Fixtures/controlnet"))
+    ap.add_argument("--xl", action="store_true", help="only the SDXL ControlNet case (added to the manifest)")
+    ap.add_argument("--sdxl", default=os.path.join(here, "Tests/Fixtures/sdxl/model"))
     args = ap.parse_args()
+    if args.xl:
+        return make_xl(args)
     torch.set_grad_enabled(False)
     out = args.out
     os.makedirs(out, exist_ok=True)
@@ -258,6 +264,50 @@ def main():
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
+
+
+def make_xl(args):
+    """cn_xl + the xl_generate case, added to an existing manifest."""
+    from diffusers import StableDiffusionXLControlNetPipeline, StableDiffusionXLPipeline
+    torch.set_grad_enabled(False)
+    out = args.out
+    pipe = StableDiffusionXLPipeline.from_pretrained(args.sdxl).to(torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    cn = make_controlnet(pipe.unet, 300)
+    cn.half().save_pretrained(os.path.join(out, "cn_xl"))
+    cn.float()
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    yy, xx = np.mgrid[0:size, 0:size]
+    ctrl = np.zeros((size, size, 3), np.uint8)
+    ctrl[(abs(((xx - 30) ** 2 + (yy - 28) ** 2) ** 0.5 - 12) < 1.5)] = 255
+    Image.fromarray(ctrl).save(os.path.join(out, "control_xl.png"))
+    g = torch.Generator().manual_seed(23)
+    noise = torch.randn((1, 4, pipe.unet.config.sample_size, pipe.unet.config.sample_size), generator=g)
+    d = os.path.join(out, "xl_generate")
+    os.makedirs(d, exist_ok=True)
+    save_np = lambda path, t: np.save(path, t.detach().float().numpy().astype(np.float32))  # noqa: E731
+    save_np(os.path.join(d, "noise.npy"), noise)
+    steps, guidance, prompt = 6, 5.0, "a blue circle on a white background"
+    p = StableDiffusionXLControlNetPipeline(**{k: v for k, v in pipe.components.items()
+                                               if k not in ("image_encoder", "feature_extractor")}, controlnet=cn)
+    p.set_progress_bar_config(disable=True)
+    img = torch.from_numpy(ctrl).permute(2, 0, 1)[None].float() / 255
+    lat = p(prompt=prompt, image=img, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+            latents=noise.clone(), controlnet_conditioning_scale=1.0, output_type="latent").images
+    plain = pipe(prompt=prompt, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+                 latents=noise.clone(), output_type="latent").images
+    save_np(os.path.join(d, "latents.npy"), lat)
+    save_np(os.path.join(d, "latents_plain.npy"), plain)
+    mpath = os.path.join(out, "manifest.json")
+    manifest = json.load(open(mpath))
+    manifest["cases"]["xl_generate"] = {"method": "generate", "model": "sdxl", "scheduler": "euler", "steps": steps,
+                                        "guidance": guidance, "negative_prompt": None, "controlnets": ["cn_xl"],
+                                        "control": ["control_xl.png"], "scales": [1.0], "starts": [0.0], "ends": [1.0],
+                                        "controlnet_moves_latents_rel_l2": rel(lat, plain)}
+    with open(mpath, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    print(f"xl_generate: ControlNet moves the latents by {rel(lat, plain):.3f} (relative L2)")
 
 
 if __name__ == "__main__":

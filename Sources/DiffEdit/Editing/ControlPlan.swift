@@ -19,8 +19,9 @@ struct ControlPlan {
     let itemsPerSlot: Int
     let slots: Int
     let guessMode: Bool
-    /// The controlled items' text conditioning, [S * K, L, D].
+    /// The controlled items' text conditioning, [S * K, L, D], and SDXL's added conditioning, [S * K, P].
     let embeddings: Tensor
+    let added: Tensor?
 
     /// The items of a slot that get residuals: the target (last) branch's, or in guess mode its conditional item
     /// (the term with the largest guidance weight: cond under CFG, the text item of InstructPix2Pix).
@@ -33,7 +34,7 @@ struct ControlPlan {
     /// - Parameters:
     ///   - maps: per spec, per slot, the control map [1, 3, H, W] (`ControlPreprocessor.map`).
     ///   - embeddings: the plan's text conditioning [S * G, L, D]; latentSize: the UNet's (h, w).
-    init(specs: [ControlSpec], maps: [[Tensor]], layout: BatchLayout, slots: Int, embeddings: Tensor,
+    init(specs: [ControlSpec], maps: [[Tensor]], layout: BatchLayout, slots: Int, embeddings: Tensor, added: Tensor? = nil,
          latentSize: (Int, Int), guessMode: Bool, backend be: Backend) throws {
         precondition(specs.count == maps.count && maps.allSatisfy { $0.count == slots }, "ControlPlan: maps per spec and slot")
         items = Self.items(layout: layout, guessMode: guessMode)
@@ -42,6 +43,9 @@ struct ControlPlan {
         self.guessMode = guessMode
         let K = items.count
         self.embeddings = try LatentOps.gatherItems(be, try be.onDevice(embeddings), slots: slots, items: items, of: layout.items)
+        let its = items
+        if let a = added { self.added = try LatentOps.gatherItems(be, try be.onDevice(a), slots: slots, items: its, of: layout.items) }
+        else { self.added = nil }
         var hooks: [Hook] = []
         for (n, (spec, m)) in zip(specs, maps).enumerated() {
             let e = try spec.net.embedCondition(Tensor.cat0(m))                            // [S, C0, h', w']
@@ -66,7 +70,7 @@ struct ControlPlan {
         let xs = try LatentOps.gatherItems(be, x, slots: slots, items: items, of: itemsPerSlot)   // [S * K, C, h, w]
         var sum: (down: [Tensor], mid: Tensor)? = nil
         for h in acting {
-            let r = try h.spec.net.residuals(xs, timestep: t, encoderHiddenStates: embeddings, condition: h.condition,
+            let r = try h.spec.net.residuals(xs, timestep: t, encoderHiddenStates: embeddings, added: added, condition: h.condition,
                                              scale: h.spec.scale, guessMode: guessMode)
             if let s = sum {
                 for (a, b) in zip(s.down, r.down) { _ = try be.add(a, b, inPlace: true) }

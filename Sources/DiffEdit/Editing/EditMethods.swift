@@ -177,7 +177,7 @@ extension ImageEditor {
                 try w.works.map { try ControlPreprocessor.map(c.source, work: $0, mask: w.controlMask, field: "controls[\(i)]") }
             }
             plan.controls = try ControlPlan(specs: w.options.controls, maps: maps, layout: layout, slots: S,
-                                            embeddings: plan.embeddings, latentSize: (lh, lw),
+                                            embeddings: plan.embeddings, added: plan.added, latentSize: (lh, lw),
                                             guessMode: w.options.controlGuessMode, backend: be)
         }
 

@@ -117,6 +117,9 @@ public enum ControlNetCheckpoint {
         u.transformer_layers_per_block = d.transformer_layers_per_block
         u.cross_attention_dim = d.cross_attention_dim
         u.use_linear_projection = d.use_linear_projection
+        u.addition_embed_type = d.addition_embed_type
+        u.projection_class_embeddings_input_dim = d.projection_class_embeddings_input_dim
+        if d.addition_embed_type != nil, base?.addition_time_embed_dim == nil { u.addition_time_embed_dim = d.addition_time_embed_dim }
         u.up_block_types = []
         c.unet = u
         // the conditioning embedding: conv_in, blocks (pairs), conv_out

@@ -13,6 +13,9 @@ public final class ControlNetModel: @unchecked Sendable {
     let convIn: Conv2dLayer
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
+    /// SDXL: add_embedding (text_time), as the UNet's.
+    let addLinear1: LinearLayer?
+    let addLinear2: LinearLayer?
     /// ControlNetConditioningEmbedding: conv_in, (conv, conv stride 2) per step, conv_out; SiLU between.
     let condIn: Conv2dLayer
     let condBlocks: [Conv2dLayer]
@@ -52,6 +55,7 @@ public final class ControlNetModel: @unchecked Sendable {
         convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
         timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)
         timeLinear2 = try LinearLayer(w.sub("time_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
+        (addLinear1, addLinear2) = try UNet2DConditionModel.addEmbedding(w, config: c, origin: origin, what: "ControlNet")
 
         let ce = w.sub("controlnet_cond_embedding")
         condIn = try Conv2dLayer(ce.sub("conv_in"), inChannels: cfg.conditioning_channels, outChannels: e[0], kernel: 3)
@@ -108,8 +112,8 @@ public final class ControlNetModel: @unchecked Sendable {
     /// One ControlNet evaluation. sample [N, in_channels, h, w] (the UNet's scaled input), encoderHiddenStates
     /// [N, L, D], condition [N, C0, h, w] (`embedCondition`) -> residuals scaled by `scale` (guess mode: the
     /// k-th of n+1 outputs by scale * 10^(k/n - 1), diffusers' logspace(-1, 0), the mid block's last).
-    func residuals(_ sample: Tensor, timestep t: Float, encoderHiddenStates ehs: Tensor, condition: Tensor,
-                   scale: Float, guessMode: Bool) throws -> (down: [Tensor], mid: Tensor) {
+    func residuals(_ sample: Tensor, timestep t: Float, encoderHiddenStates ehs: Tensor, added: Tensor? = nil,
+                   condition: Tensor, scale: Float, guessMode: Bool) throws -> (down: [Tensor], mid: Tensor) {
         let be = backend, c = config.unet
         let n = sample.shape[0]
         guard sample.rank == 4, sample.shape[1] == c.in_channels, ehs.rank == 3, ehs.shape[0] == n,
@@ -117,8 +121,9 @@ public final class ControlNetModel: @unchecked Sendable {
             throw DiffEditError.invalidArgument("\(origin): ControlNet inputs: sample \(sample.shape), encoder hidden states \(ehs.shape), embedded control image \(condition.shape) do not fit (in_channels \(c.in_channels), cross_attention_dim \(c.cross_attention_dim))")
         }
         let sample = try be.onDevice(sample), ehs = try be.onDevice(ehs)
-        let tembAct = try be.silu(try UNet2DConditionModel.timeMLP(be, Array(repeating: t, count: n), config: c,
-                                                                   timeLinear1, timeLinear2), inPlace: true)   // [N, 4 C0]
+        let temb = try UNet2DConditionModel.timeMLP(be, Array(repeating: t, count: n), config: c, timeLinear1, timeLinear2)
+        try UNet2DConditionModel.addAugment(be, temb, added: added, addLinear1, addLinear2, what: "ControlNet")  // SDXL
+        let tembAct = try be.silu(temb, inPlace: true)                   // [N, 4 C0]
         var h = try convIn(be, sample, residual: condition)              // [N, C0, h, w]  conv_in(x) + cond
         var skips: [Tensor] = [h]
         for block in downBlocks {
@@ -152,6 +157,10 @@ public final class ControlNetModel: @unchecked Sendable {
         }
         if c.cross_attention_dim != unet.cross_attention_dim {
             throw bad("mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", "cross-attention width \(c.cross_attention_dim), the UNet's text conditioning is \(unet.cross_attention_dim) wide")
+        }
+        if (c.addition_embed_type == "text_time") != (unet.addition_embed_type == "text_time")
+            || c.projection_class_embeddings_input_dim != unet.projection_class_embeddings_input_dim {
+            throw bad("add_embedding.linear_1.weight", "added conditioning \(c.addition_embed_type ?? "none") (\(c.projection_class_embeddings_input_dim ?? 0) wide), the UNet's is \(unet.addition_embed_type ?? "none") (\(unet.projection_class_embeddings_input_dim ?? 0) wide)")
         }
         if c.in_channels != unet.out_channels {
             throw bad("conv_in.weight", "\(c.in_channels) input channels, the UNet's latents have \(unet.out_channels)")

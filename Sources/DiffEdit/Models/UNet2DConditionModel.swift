@@ -37,17 +37,7 @@ public final class UNet2DConditionModel {
         convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
         timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)
         timeLinear2 = try LinearLayer(w.sub("time_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
-        func bad(_ m: String) -> DiffEditError { DiffEditError.model("\(weights.origin): UNet config: \(m)") }
-        if c.addition_embed_type == "text_time" {
-            guard let td = c.addition_time_embed_dim, td > 0, td % 2 == 0, let pin = c.projection_class_embeddings_input_dim,
-                  pin > 6 * td else {
-                throw bad("addition_embed_type text_time needs an even addition_time_embed_dim > 0 and projection_class_embeddings_input_dim > 6 x addition_time_embed_dim")
-            }
-            addLinear1 = try LinearLayer(w.sub("add_embedding.linear_1"), inFeatures: pin, outFeatures: tembC)
-            addLinear2 = try LinearLayer(w.sub("add_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC)
-        } else {
-            addLinear1 = nil; addLinear2 = nil
-        }
+        (addLinear1, addLinear2) = try Self.addEmbedding(w, config: c, origin: weights.origin, what: "UNet")
 
         let enc = try Self.encoderBlocks(w, config: c)
         downBlocks = enc.down
@@ -108,9 +98,6 @@ public final class UNet2DConditionModel {
         if let a = c.addition_embed_type, a != "text_time" {
             throw DiffEditError.unsupported("\(origin): UNet addition_embed_type \"\(a)\" is not supported (text_time, as SDXL)")
         }
-        if !upBlocks, c.addition_embed_type != nil {
-            throw DiffEditError.unsupported("\(origin): ControlNet addition_embed_type \"\(c.addition_embed_type!)\": SDXL ControlNets are not supported yet")
-        }
     }
 
     /// The down blocks and the mid block of a UNet config (shared with ControlNetModel, whose encoder is a copy of
@@ -140,6 +127,32 @@ public final class UNet2DConditionModel {
                                    transformerLayers: c.transformer_layers_per_block.value(levels - 1))
         }
         return (down, mid, skipChannels)
+    }
+
+    /// SDXL's add_embedding (addition_embed_type text_time; nil otherwise), shared with ControlNetModel.
+    static func addEmbedding(_ w: WeightScope, config c: UNetConfig, origin: String, what: String) throws -> (LinearLayer?, LinearLayer?) {
+        guard c.addition_embed_type == "text_time" else { return (nil, nil) }
+        let tembC = c.block_out_channels[0] * 4
+        guard let td = c.addition_time_embed_dim, td > 0, td % 2 == 0, let pin = c.projection_class_embeddings_input_dim,
+              pin > 6 * td else {
+            throw DiffEditError.model("\(origin): \(what) config: addition_embed_type text_time needs an even addition_time_embed_dim > 0 and projection_class_embeddings_input_dim > 6 x addition_time_embed_dim")
+        }
+        return (try LinearLayer(w.sub("add_embedding.linear_1"), inFeatures: pin, outFeatures: tembC),
+                try LinearLayer(w.sub("add_embedding.linear_2"), inFeatures: tembC, outFeatures: tembC))
+    }
+
+    /// temb [B, 4 C0] += add_embedding(added) in place (SDXL: `added` [B, P] required when the layers exist).
+    static func addAugment(_ be: Backend, _ temb: Tensor, added: Tensor?, _ l1: LinearLayer?, _ l2: LinearLayer?,
+                           what: String) throws {
+        guard let a1 = l1, let a2 = l2 else { return }
+        let b = temb.shape[0]
+        guard let add = added, add.rank == 2, add.shape[0] == b, add.shape[1] == a1.inFeatures else {
+            throw DiffEditError.invalidArgument("\(what).forward: this SDXL \(what) needs the added conditioning [\(b), \(a1.inFeatures)] (pooled text embeds + time ids); got \(added.map { "\($0.shape)" } ?? "none")")
+        }
+        let e1 = try a1(be, try be.onDevice(add))                        // [B, 4 C0]
+        _ = try be.silu(e1, inPlace: true)
+        let aug = try a2(be, e1)                                         // [B, 4 C0]
+        _ = try be.add(temb, aug, inPlace: true)                         // emb = emb + aug_emb
     }
 
     /// time_embedding(time_proj(t)) [B, 4 C0] (before the SiLU every resnet applies; shared with ControlNetModel).
@@ -242,15 +255,7 @@ public final class UNet2DConditionModel {
         // inputs made on the host go to the device once (a resident backend), not once per op that reads them
         let sample = try be.onDevice(sample), ehs = try be.onDevice(ehs)
         let temb = try Self.timeMLP(be, ts, config: c, timeLinear1, timeLinear2)   // [B, 4 C0]
-        if let a1 = addLinear1, let a2 = addLinear2 {
-            guard let add = added, add.rank == 2, add.shape[0] == b, add.shape[1] == a1.inFeatures else {
-                throw DiffEditError.invalidArgument("UNet.forward: this SDXL UNet needs the added conditioning [\(b), \(a1.inFeatures)] (pooled text embeds + time ids); got \(added.map { "\($0.shape)" } ?? "none")")
-            }
-            let e1 = try a1(be, try be.onDevice(add))                    // [B, 4 C0]
-            _ = try be.silu(e1, inPlace: true)
-            let aug = try a2(be, e1)                                     // [B, 4 C0]
-            _ = try be.add(temb, aug, inPlace: true)                     // emb = emb + aug_emb
-        }
+        try Self.addAugment(be, temb, added: added, addLinear1, addLinear2, what: "UNet")   // emb += aug_emb (SDXL)
         let tembAct = try be.silu(temb, inPlace: true)                   // [B, 4 C0]  SiLU(temb), used by every resnet
 
         var h = try convIn(be, sample)                                   // [B, C0, h, w]

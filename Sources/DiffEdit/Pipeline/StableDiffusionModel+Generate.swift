@@ -59,7 +59,7 @@ extension StableDiffusionModel {
             [try ControlPreprocessor.map(c.source, work: blank, mask: nil, field: "controls[\(i)]")]   // [1, 3, H, W]
         }
         if !o.controls.isEmpty {
-            plan.controls = try ControlPlan(specs: o.controls, maps: maps, layout: layout, slots: 1, embeddings: embeds,
+            plan.controls = try ControlPlan(specs: o.controls, maps: maps, layout: layout, slots: 1, embeddings: embeds, added: plan.added,
                                             latentSize: (shape[2], shape[3]), guessMode: o.controlGuessMode, backend: backend)
         }
         let x = try Denoiser(unet: unet, backend: backend)
