@@ -553,6 +553,31 @@ DIFF_EDIT_API diff_edit_status diff_edit_control_map(const char *preprocessor, c
                                                      const diff_edit_buffer *mask, diff_edit_buffer *output);
 
 /* ------------------------------------------------------------------------------------------------
+ * Provenance (appended)
+ * ---------------------------------------------------------------------------------------------- */
+
+/**
+ * The provenance record of the last successful diff_edit_image, diff_edit_video or diff_edit_stream_begin
+ * on ctx, as an XMP packet (UTF-8 XML, the same packet the CLI writes into its images) for a host to attach
+ * to the image it saves: Iptc4xmpExt:DigitalSourceType
+ * http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia, and diffedit's
+ * record (namespace "urn:diffedit:xmp:1.0:"): software, command ("edit" or "video"), model (the last
+ * component of the model's path), ModelSHA256 (SHA-256 of the weights: of the single file, or of the
+ * sha256sum listing of a folder's weight files), method as resolved (AUTO says which), prompts, seed,
+ * steps, guidance, image guidance (INSTRUCT), strength (SDEDIT) as used (defaults filled in), and whether
+ * params->watermark marked the pixels.
+ * Returns "" when there is none (no call yet, or the last one failed or was cancelled); never NULL.
+ * The first request on a model hashes its weights (seconds for gigabytes; reading the files once): the hash
+ * is cached per weight file beside it (<file>.diffedit-sha256) or, when that folder is read-only, in
+ * $DIFFEDIT_CACHE_DIR, $XDG_CACHE_HOME/diffedit or ~/.cache/diffedit, and reused while the file's size and
+ * modification time are unchanged; a model that cannot be hashed gets no ModelSHA256 (with a log line).
+ * Lifetime: the string is owned by the context and stays valid until the next editing call on ctx
+ * (diff_edit_image, diff_edit_video, diff_edit_stream_begin) or diff_edit_ctx_free. NULL ctx gives "".
+ * Thread rules: as diff_edit_last_error (not while another thread runs a call on ctx).
+ */
+DIFF_EDIT_API const char *diff_edit_last_provenance(const diff_edit_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------------
  * Streaming video (appended): for hosts that see one frame at a time, such as FFmpeg filters.
  * A context holds at most one stream. Frames are pushed in order and edited by the consistent video
  * method (as diff_edit_video) in windows of lookahead + 1 frames: a window is edited when its last

@@ -194,6 +194,11 @@ static int read_png(FILE *f, const char *path, uint8_t **pixels, int *w, int *h,
 
 int de_image_write_png(const char *path, const uint8_t *pixels, int width, int height, int channels,
                        char *err, size_t n) {
+    return de_image_write_png_xmp(path, pixels, width, height, channels, NULL, err, n);
+}
+
+int de_image_write_png_xmp(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                           const char *xmp, char *err, size_t n) {
     if (width <= 0 || height <= 0 || !pixels) { set_err(err, n, "%s: empty image", path); return -1; }
     png_image img;
     memset(&img, 0, sizeof img);
@@ -206,13 +211,34 @@ int de_image_write_png(const char *path, const uint8_t *pixels, int width, int h
     case 4: img.format = PNG_FORMAT_RGBA; break;
     default: set_err(err, n, "%s: cannot write %d channels as PNG", path, channels); return -1;
     }
-    if (!png_image_write_to_file(&img, path, 0, pixels, width * channels, NULL)) {
-        set_err(err, n, "%s: cannot write PNG (%s)", path, img.message);
+    if (!xmp || !*xmp) {
+        if (!png_image_write_to_file(&img, path, 0, pixels, width * channels, NULL)) {
+            set_err(err, n, "%s: cannot write PNG (%s)", path, img.message);
+            png_image_free(&img);
+            return -1;
+        }
+        png_image_free(&img);
+        return 0;
+    }
+    /* The simplified API writes no text chunks: encode to memory, then insert the iTXt chunk after IHDR. */
+    png_alloc_size_t size = 0;
+    if (!png_image_write_to_memory(&img, NULL, &size, 0, pixels, width * channels, NULL)) {
+        set_err(err, n, "%s: cannot encode PNG (%s)", path, img.message);
         png_image_free(&img);
         return -1;
     }
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) { set_err(err, n, "%s: out of memory encoding PNG", path); png_image_free(&img); return -1; }
+    if (!png_image_write_to_memory(&img, buf, &size, 0, pixels, width * channels, NULL)) {
+        set_err(err, n, "%s: cannot encode PNG (%s)", path, img.message);
+        png_image_free(&img);
+        free(buf);
+        return -1;
+    }
     png_image_free(&img);
-    return 0;
+    int rc = de_png_write_with_xmp(path, buf, (size_t)size, xmp, err, n);
+    free(buf);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- JPEG */
@@ -319,6 +345,17 @@ static int read_jpeg(FILE *f, const char *path, uint8_t **pixels, int *w, int *h
 
 int de_image_write_jpeg(const char *path, const uint8_t *pixels, int width, int height, int channels,
                         int quality, char *err, size_t n) {
+    return de_image_write_jpeg_xmp(path, pixels, width, height, channels, quality, NULL, err, n);
+}
+
+int de_image_write_jpeg_xmp(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                            int quality, const char *xmp, char *err, size_t n) {
+    size_t xmp_len = xmp ? strlen(xmp) : 0;
+    if (xmp_len > DE_IMAGE_MAX_JPEG_XMP) {
+        set_err(err, n, "%s: XMP packet of %zu bytes is larger than a JPEG APP1 segment holds (%d)", path, xmp_len,
+                DE_IMAGE_MAX_JPEG_XMP);
+        return -1;
+    }
     if (width <= 0 || height <= 0 || !pixels) { set_err(err, n, "%s: empty image", path); return -1; }
     if (channels != 1 && channels != 3) { set_err(err, n, "%s: cannot write %d channels as JPEG", path, channels); return -1; }
     if (width > 65500 || height > 65500) { set_err(err, n, "%s: %dx%d is too large for JPEG", path, width, height); return -1; }
@@ -345,6 +382,17 @@ int de_image_write_jpeg(const char *path, const uint8_t *pixels, int width, int 
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality < 1 ? 1 : (quality > 100 ? 100 : quality), TRUE);
     jpeg_start_compress(&cinfo, TRUE);
+    if (xmp_len > 0) {
+        /* APP1: the XMP namespace, NUL, the packet (after the JFIF APP0 written by jpeg_start_compress) */
+        static const char ns[] = "http://ns.adobe.com/xap/1.0/";
+        size_t total = sizeof ns + xmp_len;
+        JOCTET *seg = malloc(total);
+        if (!seg) { set_err(err, n, "%s: out of memory", path); jpeg_destroy_compress(&cinfo); fclose(f); return -1; }
+        memcpy(seg, ns, sizeof ns);
+        memcpy(seg + sizeof ns, xmp, xmp_len);
+        jpeg_write_marker(&cinfo, JPEG_APP0 + 1, seg, (unsigned int)total);
+        free(seg);
+    }
     size_t stride = (size_t)width * (size_t)channels;
     while (cinfo.next_scanline < cinfo.image_height) {
         JSAMPROW row = (JSAMPROW)(pixels + stride * cinfo.next_scanline);

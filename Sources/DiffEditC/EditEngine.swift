@@ -11,6 +11,9 @@ protocol EditEngine: AnyObject, Sendable {
     func setLoRAs(_ specs: [LoRASpec]) throws
     /// A ControlNet for this model (diff_edit_controlnet_load), its weights on the model's backend.
     func loadControlNet(path: String) throws -> ControlNetModel
+    /// The provenance record of an edit with these options (method and defaults resolved as the edit
+    /// resolves them); the model's name and hash are filled in by the caller.
+    func provenance(options: EditOptions, width: Int, height: Int, video: Bool, watermark: Bool) -> ProvenanceRecord
 }
 
 /// One editing session (owned by one context, used by one call at a time): every entry point of the C ABI

@@ -94,9 +94,6 @@ struct EditRequest {
         }
         watermark = p.watermark == 1
         controls = try ControlRequest(count: p.n_controls, array: p.controls)
-        if watermark {
-            throw DiffEditError.unsupported("params->watermark: the invisible watermark is not available in this build yet")
-        }
     }
 
     /// Checks mask and mask_out against the image size.

@@ -25,7 +25,8 @@ struct EditRunner {
         guard result.image.width == input.width && result.image.height == input.height else {
             throw DiffEditError.backend("\(inputName): internal error: the editor returned \(result.image.width)x\(result.image.height) for a \(input.width)x\(input.height) image")
         }
-        PixelConverter.writeRGB(result.image, alpha: alpha, to: output)
+        let image = request.watermark ? InvisibleWatermark.embed(result.image) : result.image
+        PixelConverter.writeRGB(image, alpha: alpha, to: output)
         if let mo = request.maskOut {
             PixelConverter.writeGray(result.mask ?? GrayImage(width: input.width, height: input.height,
                                                               pixels: [UInt8](repeating: 255, count: input.width * input.height)), to: mo)

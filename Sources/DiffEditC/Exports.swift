@@ -64,7 +64,7 @@ public func diffEditModelLoad(_ params: UnsafePointer<diff_edit_model_params>?,
             ModelHandle.log(req.log, req.logUser, 2, "backend \(req.backend): \(backend.fallbackReason)")
         }
         let engine = try EngineLoader.load(path: path, backend: backend, maxMemory: req.maxMemory)
-        let model = ModelHandle(engine: engine, log: req.log, logUser: req.logUser)
+        let model = ModelHandle(engine: engine, path: path, log: req.log, logUser: req.logUser)
         model.log(1, "loaded \(engine.summary)")
         out.pointee = OpaquePointer(Unmanaged.passRetained(model).toOpaque())
         return DIFF_EDIT_OK
@@ -219,6 +219,7 @@ private func withContext(_ ctxPtr: OpaquePointer?, _ params: UnsafePointer<diff_
         return fail(.busy("\(function): the model's LoRA set is being changed (diff_edit_model_set_loras)"), ctx: nil)
     }
     defer { ctx.model.leaveCall() }
+    ctx.setRecord(nil)   // the provenance is of the last successful call
     do {
         let req = try EditRequest(params)
         try req.controls.requireEngine(ctx.model.engine)
@@ -258,6 +259,7 @@ public func diffEditImage(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_ed
     }, body: { ctx, req, reporter, _ in
         try EditRunner(ctx: ctx, request: req, reporter: reporter)
             .run(input: inBuf!, output: outBuf!, inputName: "input")
+        ctx.setRecord(provenance(ctx, req, width: inBuf!.width, height: inBuf!.height, video: false))
     })
 }
 
@@ -285,12 +287,27 @@ public func diffEditVideo(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_ed
         // not take), frame by frame with diff_edit_image semantics.
         if req.mask == nil, req.maskOut == nil {
             try videoConsistent(ctx: ctx, request: req, reporter: reporter, counter: counter, ins: ins, outs: outs)
-            return
+        } else {
+            let runner = EditRunner(ctx: ctx, request: req, reporter: reporter)
+            for i in 0..<ins.count {
+                counter.frame = i
+                try runner.run(input: ins[i], output: outs[i], inputName: "frames_in[\(i)]")
+            }
         }
-        let runner = EditRunner(ctx: ctx, request: req, reporter: reporter)
-        for i in 0..<ins.count {
-            counter.frame = i
-            try runner.run(input: ins[i], output: outs[i], inputName: "frames_in[\(i)]")
-        }
+        ctx.setRecord(provenance(ctx, req, width: ins[0].width, height: ins[0].height, video: true))
     })
+}
+
+/// The record of a successful call (the model's name and hash are added when it is asked for).
+func provenance(_ ctx: ContextHandle, _ req: EditRequest, width: Int, height: Int, video: Bool) -> ProvenanceRecord {
+    ctx.model.engine.provenance(options: req.options, width: width, height: height, video: video,
+                                watermark: req.watermark && InvisibleWatermark.canMark(width: width, height: height))
+}
+
+/// diff_edit_last_provenance: the XMP packet of the last successful editing call on ctx ("" when none).
+@_cdecl("diff_edit_last_provenance")
+public func diffEditLastProvenance(_ ctx: OpaquePointer?) -> UnsafePointer<CChar> {
+    guard let ctx = ctx else { return StaticStrings.emptyPrompt }
+    let c: ContextHandle = handle(ctx)
+    return c.provenancePacket()
 }

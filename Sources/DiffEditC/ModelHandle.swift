@@ -5,11 +5,32 @@ import DiffEdit
 /// Retained once by the caller's handle and once by every context.
 final class ModelHandle: @unchecked Sendable {
     let engine: EditEngine
+    /// The model's file or folder (for the provenance record's name and hash).
+    let path: String
     private let logFn: diff_edit_log_fn?
     private let logUser: UnsafeMutableRawPointer?
+    private let hashLock = NSLockLite()
+    private var hash: String?? = nil
 
-    init(engine: EditEngine, log: diff_edit_log_fn?, logUser: UnsafeMutableRawPointer?) {
-        self.engine = engine; self.logFn = log; self.logUser = logUser
+    init(engine: EditEngine, path: String, log: diff_edit_log_fn?, logUser: UnsafeMutableRawPointer?) {
+        self.engine = engine; self.path = path; self.logFn = log; self.logUser = logUser
+    }
+
+    /// The SHA-256 of the weights (ModelHash: computed once per weight file and cached beside it or in the
+    /// user's cache directory), nil when they cannot be hashed (with a log line). Computed on first use and
+    /// kept for the life of the model.
+    func weightsSHA256() -> String? {
+        hashLock.withLock {
+            if let h = hash { return h }
+            var h: String? = nil
+            do {
+                h = try ModelHash.sha256(modelPath: path, hashed: { f in self.log(1, "hashing \(f) for the provenance record (once; cached)") })
+            } catch {
+                log(2, "provenance: model hash unavailable: \(DiffEditError.from(error, context: "hash").message)")
+            }
+            hash = .some(h)
+            return h
+        }
     }
 
     // Calls running on contexts of this model and streams open on them, and whether the LoRA set is being

@@ -31,6 +31,11 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
         try computeLock.withLock { try model.loadControlNet(path: path) }
     }
 
+    func provenance(options: EditOptions, width: Int, height: Int, video: Bool, watermark: Bool) -> ProvenanceRecord {
+        ProvenanceRecord.edit(model: model, modelName: "", modelSHA256: nil, options: options, width: width, height: height,
+                              video: video, watermark: watermark)
+    }
+
     /// Runs `body` holding the model's compute lock (cancellation is checked once the lock is held). `body`
     /// reports through the reporter it is given, which lets go of the lock while the caller's callback runs.
     func compute<T>(_ progress: ProgressReporter, _ body: (ProgressReporter) throws -> T) throws -> T {

@@ -91,6 +91,7 @@ public func diffEditStreamSetLookahead(_ ctx: OpaquePointer?, _ frames: UInt32) 
 public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<diff_edit_params>?,
                                 _ width: UInt32, _ height: UInt32, _ format: diff_edit_pixel_format) -> diff_edit_status {
     withStreamContext(ctx, function: "diff_edit_stream_begin") { c in
+        c.setRecord(nil)
         if let old = c.streamState(), !old.ended {
             throw DiffEditError.invalidArgument("a stream is already open on this context (\(old.stream.pushed) frames pushed): call diff_edit_stream_end first")
         }
@@ -124,6 +125,7 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
             throw req.cNamed(e)
         }
         c.setStreamState(StreamState(stream: stream, width: Int(width), height: Int(height), format: f, request: req))
+        c.setRecord(provenance(c, req, width: Int(width), height: Int(height), video: true))
         return DIFF_EDIT_OK
     }
 }
@@ -167,7 +169,7 @@ public func diffEditStreamPull(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointe
             return DIFF_EDIT_AGAIN
         }
         let alpha = s.alphas.isEmpty ? nil : s.alphas.removeFirst()
-        PixelConverter.writeRGB(img, alpha: alpha, to: b)
+        PixelConverter.writeRGB(s.request.watermark ? InvisibleWatermark.embed(img) : img, alpha: alpha, to: b)
         return DIFF_EDIT_OK
     }
 }
@@ -219,7 +221,7 @@ func videoConsistent(ctx: ContextHandle, request: EditRequest, reporter: Progres
             },
             emit: { image in
                 let alpha = PixelConverter.readRGB(ins[emitted]).1   // read before frames_out[i] (maybe the same memory) is written
-                PixelConverter.writeRGB(image, alpha: alpha, to: outs[emitted])
+                PixelConverter.writeRGB(request.watermark ? InvisibleWatermark.embed(image) : image, alpha: alpha, to: outs[emitted])
                 emitted += 1
             })
     } catch let e as DiffEditError {

@@ -49,7 +49,7 @@ enum EditCommand {
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,sdedit_cn,ddim,p2p,instruct; sdedit_cn = sdedit with a ControlNet) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
             .init(name: "bench-size", value: "S", help: "benchmark image size (default 512)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
-        ] + ControlOptions.options(preprocessors: true))
+        ] + ControlOptions.options(preprocessors: true) + ProvenanceOptions.all(watermarkDefault: false))
 
     /// `--bench`: prints "bench edit method=M size=S steps=N seconds=T" lines.
     static func bench(_ p: ArgParser.Parsed, methods: String) throws -> Int32 {
@@ -147,7 +147,16 @@ enum EditCommand {
         let editor = ImageEditor(model: model)
         let bar = ProgressBar(label: "edit", quiet: p.flag("quiet"))
         let r = try editor.edit(image, options: o, progress: bar.reporter)
-        try ImageFile.write(r.image, path: output)
+        let watermark = try p.toggle("watermark") ?? false
+        let edited = watermark ? InvisibleWatermark.embed(r.image) : r.image
+        var record: ProvenanceRecord? = nil
+        if !p.flag("no-metadata") {
+            let id = ProvenanceOptions.modelIdentity(p, defaultName: needsTextToImage ? DefaultModel.textToImageName : DefaultModel.name)
+            record = ProvenanceRecord.edit(model: model, modelName: id.name, modelSHA256: id.sha256, options: o,
+                                           width: image.width, height: image.height, video: false,
+                                           watermark: watermark && InvisibleWatermark.canMark(width: edited.width, height: edited.height))
+        }
+        try ProvenanceOptions.write(edited, path: output, record: record, inputPath: input)
         try ControlOptions.writeMaps(p, r.controlMaps)
         if let mo = p.string("mask-out") {
             let mask = r.mask ?? GrayImage(width: image.width, height: image.height,

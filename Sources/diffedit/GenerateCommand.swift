@@ -24,7 +24,7 @@ enum GenerateCommand {
             .init(name: "save-latents", value: "OUT.npy", help: "write the final latents (before VAE decoding)"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
-        ] + ControlOptions.options(preprocessors: false))
+        ] + ControlOptions.options(preprocessors: false) + ProvenanceOptions.all(watermarkDefault: true))
 
     static func run(arguments: [String]) throws {
         let p = try parser.parse(arguments)
@@ -51,7 +51,17 @@ enum GenerateCommand {
         o.controlGuessMode = p.flag("control-guess-mode")
         let bar = ProgressBar(label: "generate", quiet: p.flag("quiet"))
         let r = try model.generate(o, progress: bar.reporter)
-        try ImageFile.write(r.image, path: output)
+        let watermark = try p.toggle("watermark") ?? true
+        let image = watermark ? InvisibleWatermark.embed(r.image) : r.image
+        var record: ProvenanceRecord? = nil
+        if !p.flag("no-metadata") {
+            let id = ProvenanceOptions.modelIdentity(p, defaultName: DefaultModel.textToImageName)
+            record = ProvenanceRecord(
+                command: "generate", model: id.name, modelSHA256: id.sha256, method: "text-to-image",
+                prompt: o.prompt, negativePrompt: o.negativePrompt, seed: o.seed, steps: o.steps, guidance: Double(o.guidance),
+                watermark: watermark && InvisibleWatermark.canMark(width: image.width, height: image.height))
+        }
+        try ProvenanceOptions.write(image, path: output, record: record)
         try ControlOptions.writeMaps(p, r.controlMaps)
         if let l = p.string("save-latents") { try NPY.write(r.latents, path: l) }
         if !p.flag("quiet") { CommonOptions.stderrLine("wrote \(output) (\(r.image.width)x\(r.image.height))") }

@@ -8,9 +8,10 @@ import DiffEdit
 enum InfoCommand {
     static let parser = ArgParser(
         command: "info",
-        usage: "[--model PATH] [--json]",
+        usage: "[--model PATH] [--json] | --provenance IMAGE [--json]",
         summary: "Describes a checkpoint: architecture kind, layout, dtype, UNet levels and channels, parameter counts, VAE latent factor, text encoder, tokenizer and scheduler config.",
-        options: [CommonOptions.model, CommonOptions.configFrom, .init(name: "json", value: nil, help: "print one JSON object")])
+        options: [CommonOptions.model, CommonOptions.configFrom, .init(name: "json", value: nil, help: "print one JSON object"),
+                  .init(name: "provenance", value: "IMAGE", help: "instead: the provenance record (XMP) and the invisible watermark of a PNG or JPEG")])
 
     static func params(_ w: WeightSource) -> Int {
         w.names.reduce(0) { $0 + (w.shape(of: $1)?.reduce(1, *) ?? 0) }
@@ -19,6 +20,7 @@ enum InfoCommand {
     static func run(arguments: [String]) throws {
         let p = try parser.parse(arguments)
         guard p.positionals.isEmpty else { throw CLIError.usage("info", "unexpected argument \(p.positionals[0])") }
+        if let image = p.string("provenance") { return try provenance(image, json: p.flag("json")) }
         let path = try p.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? DefaultModel.resolve()
         let ck = try CheckpointLoader.load(path: path, configFrom: p.string("config-from"))
         let u = ck.unetConfig, v = ck.vaeConfig, t = ck.textConfig, s = ck.schedulerConfig
@@ -83,6 +85,42 @@ enum InfoCommand {
             ] as [(String, Any)]), at: at + 3)
         }
         if p.flag("json") { print(json(all)) } else { printText(all, indent: 0) }
+    }
+
+    /// `info --provenance IMAGE`: the XMP record (or why there is none) and the watermark read back.
+    static func provenance(_ path: String, json asJSON: Bool) throws {
+        var items: [(String, Any)] = [("file", path)]
+        var record: [(String, Any)] = []
+        do {
+            if let packet = try ImageFile.readXMP(path: path) {
+                let fields = try XMPPacket.read(packet)
+                if fields.isEmpty { items.append(("xmp", "present, no provenance record")) }
+                // repeated properties (LoRA, ControlNet, History items) are numbered
+                var seen: [String: Int] = [:]
+                for (k, v) in fields {
+                    let n = seen[k, default: 0]; seen[k] = n + 1
+                    record.append((n == 0 && fields.filter({ $0.0 == k }).count == 1 ? k : "\(k)[\(n)]", v))
+                }
+            } else {
+                items.append(("xmp", "none"))
+            }
+        } catch let e as XMLTree.ParseError {
+            items.append(("xmp", "malformed: \(e.description)"))
+        }
+        if !record.isEmpty { items.append(("record", record)) }
+        let image = try ImageFile.read(path: path)
+        if let d = InvisibleWatermark.decode(image) {
+            let match = zip(d.bits, InvisibleWatermark.message).filter { $0 == $1 }.count
+            let bits = d.bits.map(String.init).joined()
+            let agreement = d.agreement.reduce(0, +) / Double(d.agreement.count)
+            items.append(("watermark", [
+                ("present", match >= 40), ("matching_bits", match), ("of", 48), ("bits", bits),
+                ("block_agreement", (agreement * 1000).rounded() / 1000),
+            ] as [(String, Any)]))
+        } else {
+            items.append(("watermark", "not checked: \(image.width)x\(image.height) is under \(InvisibleWatermark.minSide) px a side"))
+        }
+        if asJSON { print(json(items)) } else { printText(items, indent: 0) }
     }
 
     static func scalar(_ v: Any) -> String {

@@ -47,6 +47,30 @@ int de_image_write_png(const char *path, const uint8_t *pixels, int width, int h
 int de_image_write_jpeg(const char *path, const uint8_t *pixels, int width, int height, int channels,
                         int quality, char *err, size_t err_len);
 
+/* Largest XMP packet a JPEG APP1 segment holds (65533 payload bytes less the 29-byte namespace header). */
+#define DE_IMAGE_MAX_JPEG_XMP 65504
+
+/* As de_image_write_png / de_image_write_jpeg, with an XMP packet (NUL-terminated UTF-8; NULL or "" = none):
+ * PNG gets an uncompressed iTXt chunk with keyword "XML:com.adobe.xmp" right after IHDR, JPEG an APP1
+ * segment "http://ns.adobe.com/xap/1.0/\0" + packet after the JFIF header (at most DE_IMAGE_MAX_JPEG_XMP
+ * bytes, else -1 with a message). */
+int de_image_write_png_xmp(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                           const char *xmp, char *err, size_t err_len);
+int de_image_write_jpeg_xmp(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                            int quality, const char *xmp, char *err, size_t err_len);
+
+/* (image_xmp.c) Writes an encoded PNG `png` (signature + IHDR first, as libpng writes it) to `path` with an
+ * iTXt XML:com.adobe.xmp chunk inserted after IHDR. Returns 0 or -1 with a message. */
+int de_png_write_with_xmp(const char *path, const uint8_t *png, size_t len, const char *xmp, char *err, size_t err_len);
+
+/* Reads the XMP packet of a PNG (the iTXt chunk XML:com.adobe.xmp, uncompressed or zlib-compressed) or of a
+ * JPEG (the APP1 segment "http://ns.adobe.com/xap/1.0/"), without decoding pixels. *xmp receives a malloc'ed
+ * NUL-terminated copy (free with de_image_free_xmp), or NULL when the file has none.
+ * Returns 0 (found or not), -1 when the file cannot be read or its chunk/segment structure is broken
+ * before the packet is found (message in err). */
+int de_image_read_xmp(const char *path, char **xmp, size_t *len, char *err, size_t err_len);
+void de_image_free_xmp(char *xmp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -96,9 +96,25 @@ public enum ImageFile {
         }
     }
 
-    /// Writes PNG or JPEG by extension. `quality` applies to JPEG.
-    public static func write(_ image: RGBImage, path: String, quality: Int = 95) throws {
-        try write(pixels: image.pixels, width: image.width, height: image.height, channels: 3, path: path, quality: quality)
+    /// Writes PNG or JPEG by extension. `quality` applies to JPEG. `xmp`: an XMP packet to embed (PNG: iTXt
+    /// "XML:com.adobe.xmp"; JPEG: APP1, at most `maxJPEGXMP` bytes).
+    public static func write(_ image: RGBImage, path: String, quality: Int = 95, xmp: String? = nil) throws {
+        try write(pixels: image.pixels, width: image.width, height: image.height, channels: 3, path: path, quality: quality, xmp: xmp)
+    }
+
+    /// Largest XMP packet a JPEG holds (one APP1 segment).
+    public static let maxJPEGXMP = Int(DE_IMAGE_MAX_JPEG_XMP)
+
+    /// The XMP packet of a PNG or JPEG file, nil when it has none. Throws .io when the file cannot be read or
+    /// its chunk/segment structure is broken; the packet itself is not checked here (see XMPPacket).
+    public static func readXMP(path: String) throws -> String? {
+        var p: UnsafeMutablePointer<CChar>? = nil
+        var n = 0
+        var err = [CChar](repeating: 0, count: 512)
+        guard de_image_read_xmp(path, &p, &n, &err, err.count) == 0 else { throw DiffEditError.io(String(cString: err)) }
+        guard let p else { return nil }
+        defer { de_image_free_xmp(p) }
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
     }
 
     /// Writes a mask (GRAY8) as PNG or JPEG by extension.
@@ -107,21 +123,22 @@ public enum ImageFile {
     }
 
     /// Writes RGB plus an alpha channel (PNG: RGBA; JPEG: alpha dropped).
-    public static func write(_ image: RGBImage, alpha: GrayImage, path: String, quality: Int = 95) throws {
+    public static func write(_ image: RGBImage, alpha: GrayImage, path: String, quality: Int = 95, xmp: String? = nil) throws {
         guard alpha.width == image.width, alpha.height == image.height else {
             throw DiffEditError.invalidArgument("\(path): alpha is \(alpha.width)x\(alpha.height), image is \(image.width)x\(image.height)")
         }
-        if try format(for: path) == .jpeg { return try write(image, path: path, quality: quality) }
+        if try format(for: path) == .jpeg { return try write(image, path: path, quality: quality, xmp: xmp) }
         let n = image.width * image.height
         var rgba = [UInt8](repeating: 0, count: n * 4)
         for i in 0..<n {
             rgba[4 * i] = image.pixels[3 * i]; rgba[4 * i + 1] = image.pixels[3 * i + 1]
             rgba[4 * i + 2] = image.pixels[3 * i + 2]; rgba[4 * i + 3] = alpha.pixels[i]
         }
-        try write(pixels: rgba, width: image.width, height: image.height, channels: 4, path: path, quality: quality)
+        try write(pixels: rgba, width: image.width, height: image.height, channels: 4, path: path, quality: quality, xmp: xmp)
     }
 
-    static func write(pixels: [UInt8], width: Int, height: Int, channels: Int, path: String, quality: Int) throws {
+    static func write(pixels: [UInt8], width: Int, height: Int, channels: Int, path: String, quality: Int,
+                      xmp: String? = nil) throws {
         let fmt = try format(for: path)
         guard width > 0, height > 0, width < Int(Int32.max), height < Int(Int32.max) else {
             throw DiffEditError.invalidArgument("\(path): cannot write a \(width)x\(height) image")
@@ -130,10 +147,10 @@ public enum ImageFile {
         let rc: Int32 = pixels.withUnsafeBufferPointer { p in
             switch fmt {
             case .png:
-                return de_image_write_png(path, p.baseAddress, Int32(width), Int32(height), Int32(channels), &err, err.count)
+                return de_image_write_png_xmp(path, p.baseAddress, Int32(width), Int32(height), Int32(channels), xmp, &err, err.count)
             case .jpeg:
-                return de_image_write_jpeg(path, p.baseAddress, Int32(width), Int32(height), Int32(channels),
-                                           Int32(max(1, min(100, quality))), &err, err.count)
+                return de_image_write_jpeg_xmp(path, p.baseAddress, Int32(width), Int32(height), Int32(channels),
+                                               Int32(max(1, min(100, quality))), xmp, &err, err.count)
             }
         }
         if rc != 0 { throw DiffEditError.io(String(cString: err)) }
