@@ -42,7 +42,7 @@ enum VideoCommand {
             .init(name: "fps", value: "F", help: "output frame rate for a video file (default: the input's, or 25)"),
             .init(name: "ffmpeg", value: "PATH", help: "ffmpeg executable (default: ffmpeg on PATH)"),
             CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.quiet,
-        ] + ControlOptions.options(preprocessors: true, out: false))
+        ] + ControlOptions.options(preprocessors: true, out: false) + ProvenanceOptions.all(watermarkDefault: false))
 
     static func run(arguments: [String]) throws -> Int32 {
         let p = try parser.parse(arguments)
@@ -79,14 +79,27 @@ enum VideoCommand {
         let source = try VideoFrameSource(path: input, ffmpeg: ffmpeg, maxFrames: maxFrames)
         let fps = try p.float("fps") ?? source.fps ?? 25
         guard fps.isFinite, fps > 0 else { throw CLIError.usage("video", "--fps: \(fps) must be > 0") }
-        let sink = try VideoFrameSink(path: output, ffmpeg: ffmpeg, width: source.width, height: source.height, fps: fps)
+        let watermark = try p.toggle("watermark") ?? false
 
         let backend = try CommonOptions.makeBackend(p)
         let textToImage = [EditMethod.sdedit, .ddim, .p2p].contains(o.edit.method)
-        let model = try CommonOptions.loadModel(p, backend: backend,
-                                                defaultName: textToImage ? DefaultModel.textToImageName : DefaultModel.name)
+        let defaultName = textToImage ? DefaultModel.textToImageName : DefaultModel.name
+        let model: StableDiffusionModel
+        do { model = try CommonOptions.loadModel(p, backend: backend, defaultName: defaultName) } catch { source.close(); throw error }
         o.edit.controls = try ControlOptions.specs(p, model: model, width: source.width, height: source.height)
         o.edit.controlGuessMode = p.flag("control-guess-mode")
+        var record: ProvenanceRecord? = nil
+        if !p.flag("no-metadata") {
+            let id = ProvenanceOptions.modelIdentity(p, defaultName: defaultName)
+            record = ProvenanceRecord.edit(model: model, modelName: id.name, modelSHA256: id.sha256, options: o.edit,
+                                           width: source.width, height: source.height, video: true,
+                                           watermark: watermark && InvisibleWatermark.canMark(width: source.width, height: source.height))
+        }
+        let sink: VideoFrameSink
+        do {
+            sink = try VideoFrameSink(path: output, ffmpeg: ffmpeg, width: source.width, height: source.height, fps: fps,
+                                      record: record, watermark: watermark)
+        } catch { source.close(); throw error }
         let editor = VideoEditor(model: model)
         let bar = ProgressBar(label: "video", quiet: p.flag("quiet"))
         do {

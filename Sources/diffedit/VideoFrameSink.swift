@@ -13,9 +13,13 @@ final class VideoFrameSink {
     private(set) var written = 0
     private var process: Subprocess? = nil
     private let isDir: Bool
+    /// The provenance record (nil: --no-metadata): XMP in every frame of a folder, container metadata in a file.
+    private let record: ProvenanceRecord?
+    private let watermark: Bool
 
-    init(path: String, ffmpeg: String, width: Int, height: Int, fps: Float) throws {
-        self.path = path; self.width = width; self.height = height
+    init(path: String, ffmpeg: String, width: Int, height: Int, fps: Float, record: ProvenanceRecord? = nil,
+         watermark: Bool = false) throws {
+        self.path = path; self.width = width; self.height = height; self.record = record; self.watermark = watermark
         let ext = PathName.pathExtension(path).lowercased()
         var dir = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &dir)
@@ -32,15 +36,24 @@ final class VideoFrameSink {
             args += ["-pix_fmt", "yuv420p"]
             if width % 2 != 0 || height % 2 != 0 { args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] }
         }
+        if let r = record {
+            // the record in the container: digital_source_type and the JSON record as tags (mp4/mov keep
+            // arbitrary tags with use_metadata_tags; mkv/webm keep them as they are), and a readable comment
+            args += ["-metadata", "digital_source_type=\(r.digitalSourceType)", "-metadata", "diffedit_record=\(r.json)",
+                     "-metadata", "comment=AI-edited (IPTC digital source type \(r.digitalSourceType)) by \(r.software), model \(r.model)"]
+            if ["mp4", "mov", "m4v"].contains(ext) { args += ["-movflags", "+use_metadata_tags"] }
+        }
         args.append(path)
         do { process = try Subprocess(args, stdin: .pipe) } catch {
             throw DiffEditError.io("ffmpeg: cannot run \(ffmpeg) (\(error)); install ffmpeg or write to a folder")
         }
     }
 
-    func write(_ image: RGBImage) throws {
+    func write(_ frame: RGBImage) throws {
+        let image = watermark ? InvisibleWatermark.embed(frame) : frame
         if isDir {
-            try ImageFile.write(image, path: PathName.join(path, TextUtil.format("frame_%05d.png", written)))
+            try ImageFile.write(image, path: PathName.join(path, TextUtil.format("frame_%05d.png", written)),
+                                xmp: record.map(XMPPacket.make))
         } else {
             guard let p = process, p.isRunning else { throw DiffEditError.io("ffmpeg: the encoder for \(path) exited early") }
             try p.write(image.pixels)

@@ -102,6 +102,37 @@ public struct ProvenanceRecord: Equatable, Sendable {
         return f
     }
 
+    /// The record as one JSON object ({"DigitalSourceType": ..., "Model": ..., "LoRA": [...], ...}), for places
+    /// that take text rather than XMP (video container metadata).
+    public var json: String {
+        func str(_ s: String) -> String {
+            var out = "\""
+            for c in s.unicodeScalars {
+                switch c {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case let x where x.value < 0x20:
+                    let h = String(x.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                default: out.unicodeScalars.append(c)
+                }
+            }
+            return out + "\""
+        }
+        var keys: [String] = [], values: [String: [String]] = [:]
+        for (k, v) in fields {
+            if values[k] == nil { keys.append(k) }
+            values[k, default: []].append(v)
+        }
+        let numeric: Set<String> = ["Seed", "Steps", "Guidance", "ImageGuidance", "Strength"]
+        return "{" + keys.map { k in
+            let vs = values[k]!
+            if k == "LoRA" || k == "ControlNet" { return str(k) + ": [" + vs.map(str).joined(separator: ", ") + "]" }
+            return str(k) + ": " + (numeric.contains(k) ? vs[0] : str(vs[0]))
+        }.joined(separator: ", ") + "}"
+    }
+
     static func adapterText(_ a: Adapter) -> String {
         "\(a.name) scale=\(number(a.scale))" + (a.sha256.map { " sha256=\($0)" } ?? "")
     }
