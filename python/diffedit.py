@@ -278,6 +278,7 @@ def _declare(L):
     L.diff_edit_video.argtypes = [c.c_void_p, c.POINTER(Params), c.POINTER(Buffer), c.c_uint32,
                                   c.POINTER(Buffer)]
     L.diff_edit_cancel.restype, L.diff_edit_cancel.argtypes = None, [c.c_void_p]
+    L.diff_edit_last_provenance.restype, L.diff_edit_last_provenance.argtypes = c.c_char_p, [c.c_void_p]
     L.diff_edit_stream_set_lookahead.restype = c.c_int
     L.diff_edit_stream_set_lookahead.argtypes = [c.c_void_p, c.c_uint32]
     L.diff_edit_stream_begin.restype = c.c_int
@@ -685,7 +686,7 @@ class Context:
     # -- parameters -------------------------------------------------------------------------------
 
     def _params(self, prompt, method, source_prompt, negative_prompt, guidance, image_guidance, strength,
-                steps, seed, progress, keep):
+                steps, seed, progress, keep, watermark=False):
         if prompt is None:
             raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "prompt is None (use \"\" for none)")
         p = params_default()
@@ -701,6 +702,7 @@ class Context:
                                        ("steps" if steps < 0 else "seed") + " must not be negative")
         p.steps = int(steps)
         p.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        p.watermark = 1 if watermark else 0
         errors = []
         if progress is not None:
             def _progress(_user, step, steps_, frame, frames, _cb=progress):
@@ -731,7 +733,8 @@ class Context:
                    method="auto", source_prompt=None, negative_prompt=None, guidance=0.0,
                    image_guidance=0.0, strength=0.0, steps=0, seed=0, mask=None, want_mask=False,
                    progress=None, output=None, output_format=None, output_stride=None,
-                   params: Optional[Params] = None, controls: Optional[Sequence["Control"]] = None):
+                   params: Optional[Params] = None, controls: Optional[Sequence["Control"]] = None,
+                   watermark=False):
         """diff_edit_image. Returns the edited image (a numpy array when `image` is one, else a
         bytearray of tightly packed rows), or (image, mask) with want_mask=True.
 
@@ -742,7 +745,9 @@ class Context:
         caller-allocated writable buffer (written in place and returned; output_stride = its bytes
         per row, default width * bpp; padding past a row is never written). params: a raw Params to
         send instead of the keyword arguments (its pixel pointers are filled in here). controls: a list of
-        diffedit.Control (ControlNets with their inputs)."""
+        diffedit.Control (ControlNets with their inputs). watermark: embed
+        the invisible watermark (params->watermark; images of 256 px and more a side). The provenance
+        record of the call: last_provenance()."""
         keep = []
         src = _Pixels(image, width, height, format, stride, "image")
         ofmt = src.format if output_format is None else int(output_format)
@@ -751,7 +756,7 @@ class Context:
         dst = _Pixels(output, src.width, src.height, ofmt, output_stride, "output", writable=True)
         if params is None:
             p, errors = self._params(prompt, method, source_prompt, negative_prompt, guidance, image_guidance,
-                                     strength, steps, seed, progress, keep)
+                                     strength, steps, seed, progress, keep, watermark)
         else:
             p, errors = params, []
         _controls(controls, p, keep)
@@ -773,7 +778,8 @@ class Context:
     def edit_video(self, frames: Sequence, prompt: str, *, width=None, height=None, format=None,
                    stride=None, method="auto", source_prompt=None, negative_prompt=None, guidance=0.0,
                    image_guidance=0.0, strength=0.0, steps=0, seed=0, mask=None, progress=None,
-                   output_format=None, controls: Optional[Sequence["Control"]] = None):
+                   output_format=None, controls: Optional[Sequence["Control"]] = None,
+                   watermark=False):
         """diff_edit_video over a list of frames (each as for edit_image). Returns a list of frames."""
         frames = list(frames)
         if not frames:
@@ -787,7 +793,7 @@ class Context:
             outs_obj.append(o)
             outs.append(_Pixels(o, s.width, s.height, ofmt, None, f"frames_out[{i}]", writable=True))
         p, errors = self._params(prompt, method, source_prompt, negative_prompt, guidance, image_guidance,
-                                 strength, steps, seed, progress, keep)
+                                 strength, steps, seed, progress, keep, watermark)
         if mask is not None:
             m = _mask_pixels(mask, ins[0])
             keep.append(m)
@@ -799,6 +805,16 @@ class Context:
                   errors)
         return outs_obj
 
+    def last_provenance(self) -> str:
+        """diff_edit_last_provenance: the XMP packet (str) recording the last successful edit_image,
+        edit_video or stream_begin on this context ("" when none): IPTC DigitalSourceType
+        compositeWithTrainedAlgorithmicMedia, model name and weights SHA-256, method, prompts, seed,
+        steps, guidance, strength, watermark. Attach it to the file you save (PNG iTXt
+        "XML:com.adobe.xmp", JPEG APP1). The first call on a model hashes its weights (cached)."""
+        if not self._handle:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, "the context is freed")
+        return lib().diff_edit_last_provenance(self._handle).decode("utf-8")
+
     # -- streaming video ------------------------------------------------------------------------
 
     def stream_set_lookahead(self, frames: int):
@@ -809,13 +825,13 @@ class Context:
 
     def stream_begin(self, prompt: str, width: int, height: int, format=PixelFormat.RGB8, *, method="auto",
                      source_prompt=None, negative_prompt=None, guidance=0.0, image_guidance=0.0, strength=0.0,
-                     steps=0, seed=0, progress=None, params: Optional[Params] = None):
+                     steps=0, seed=0, progress=None, params: Optional[Params] = None, watermark=False):
         """diff_edit_stream_begin: a stream of width x height frames in `format` (RGB8, RGBA8, BGR8,
         BGRA8). The progress callback (if any) is kept for the stream's later pushes and end."""
         keep = []
         if params is None:
             p, errors = self._params(prompt, method, source_prompt, negative_prompt, guidance, image_guidance,
-                                     strength, steps, seed, progress, keep)
+                                     strength, steps, seed, progress, keep, watermark)
         else:
             p, errors = params, []
         self._run(lambda: lib().diff_edit_stream_begin(self._handle, ctypes.byref(p), int(width), int(height),

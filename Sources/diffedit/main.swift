@@ -10,7 +10,8 @@ let commands: [(String, String)] = [
     ("edit", "edit an image (sdedit, ddim, p2p, instruct)"),
     ("video", "edit a video's frames consistently"),
     ("tokenize", "print the token ids of a prompt"),
-    ("info", "describe a checkpoint"),
+    ("info", "describe a checkpoint, or (--provenance) an image's provenance record and watermark"),
+    ("watermark", "embed the invisible watermark in an image"),
     ("bench", "time the SD 1.5 UNet forward"),
 ]
 
@@ -35,6 +36,7 @@ do {
     case "generate": try GenerateCommand.run(arguments: rest)
     case "tokenize": try TokenizeCommand.run(arguments: rest)
     case "info": try InfoCommand.run(arguments: rest)
+    case "watermark": try WatermarkCommand.run(arguments: rest)
     case "bench": try BenchCommand.run(arguments: rest)
     case "edit":
         let status = try EditCommand.run(arguments: rest)

@@ -525,6 +525,63 @@ static bool progress_cb(void *user, uint32_t step, uint32_t steps, uint32_t fram
     return true;
 }
 
+/* diff_edit_last_provenance and params->watermark. */
+static void test_provenance(diff_edit_model *model) {
+    diff_edit_ctx *ctx = NULL;
+    EXPECT_OK(diff_edit_ctx_create(model, &ctx), NULL);
+    if (!ctx) return;
+    CHECK(diff_edit_last_provenance(NULL) != NULL && diff_edit_last_provenance(NULL)[0] == '\0');
+    CHECK(diff_edit_last_provenance(ctx) != NULL && diff_edit_last_provenance(ctx)[0] == '\0'); /* no call yet */
+    diff_edit_params p;
+    base_params(&p);
+    p.seed = 7;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_RGB8), out = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    diff_edit_buffer outw = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    image_fill(&in, 3);
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &out), ctx);
+    const char *x = diff_edit_last_provenance(ctx);
+    CHECK(strstr(x, "<Iptc4xmpExt:DigitalSourceType>http://cv.iptc.org/newscodes/digitalsourcetype/"
+                    "compositeWithTrainedAlgorithmicMedia</Iptc4xmpExt:DigitalSourceType>") != NULL);
+    CHECK(strstr(x, "<diffedit:Seed>7</diffedit:Seed>") != NULL && strstr(x, "<diffedit:Method>sdedit</diffedit:Method>") != NULL);
+    CHECK(strstr(x, "<diffedit:Prompt>a red square on a blue background</diffedit:Prompt>") != NULL);
+    const char *h = strstr(x, "<diffedit:ModelSHA256>");
+    CHECK(h != NULL && strspn(h + strlen("<diffedit:ModelSHA256>"), "0123456789abcdef") == 64);
+    CHECK(strstr(x, "<diffedit:Watermark>none</diffedit:Watermark>") != NULL);
+    CHECK(diff_edit_last_provenance(ctx) == x); /* stable until the next editing call */
+    /* under 256 px a side nothing is marked: the same pixels */
+    p.watermark = 1;
+    EXPECT_OK(diff_edit_image(ctx, &p, &in, &outw), ctx);
+    CHECK(pixels_equal(&out, &outw));
+    /* a failed call leaves no record */
+    p.strength = 2.0f;
+    EXPECT_ERR(diff_edit_image(ctx, &p, &in, &out), DIFF_EDIT_ERR_INVALID_ARGUMENT, ctx, "strength");
+    CHECK(diff_edit_last_provenance(ctx)[0] == '\0');
+    image_free(&in); image_free(&out); image_free(&outw);
+    if (!g_valgrind) {
+        /* 256x256: the mark changes the pixels a little (PSNR >= 38 dB against the unmarked edit) */
+        diff_edit_buffer bi = image_new(256, 256, DIFF_EDIT_RGB8), b0 = image_new(256, 256, DIFF_EDIT_RGB8),
+                         b1 = image_new(256, 256, DIFF_EDIT_RGB8);
+        image_fill(&bi, 4);
+        base_params(&p);
+        p.steps = 2;
+        EXPECT_OK(diff_edit_image(ctx, &p, &bi, &b0), ctx);
+        p.watermark = 1;
+        EXPECT_OK(diff_edit_image(ctx, &p, &bi, &b1), ctx);
+        CHECK(strstr(diff_edit_last_provenance(ctx), "dwtDctSvd") != NULL);
+        double se = 0;
+        for (uint32_t y = 0; y < 256; y++)
+            for (uint32_t i = 0; i < 256 * 3; i++) {
+                double d = (double)((uint8_t *)b0.data)[(size_t)y * b0.stride + i] - ((uint8_t *)b1.data)[(size_t)y * b1.stride + i];
+                se += d * d;
+            }
+        double mse = se / (256.0 * 256 * 3);
+        CHECK(mse > 0 && 10 * log10(255.0 * 255.0 / mse) >= 38.0);
+        CHECK(padding_intact(&b1));
+        image_free(&bi); image_free(&b0); image_free(&b1);
+    }
+    diff_edit_ctx_free(ctx);
+}
+
 static void test_image_success(diff_edit_ctx *ctx) {
     diff_edit_params p;
     base_params(&p);
@@ -1508,6 +1565,7 @@ int main(int argc, char **argv) {
                 else printf("test_cabi: no --controlnet fixtures: ControlNet tests not run\n");
                 if (g_inpaint_path) SECTION(test_inpaint_model(ctx));
                 else printf("test_cabi: no --inpaint model: inpaint tests not run\n");
+                SECTION(test_provenance(model));
                 diff_edit_ctx_free(ctx);
             }
             diff_edit_model_free(model);

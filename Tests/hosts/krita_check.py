@@ -227,6 +227,70 @@ def docker_case():
         QMessageBox.warning = orig
 
 
+COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+
+
+def png_texts(path):
+    """{keyword: text} of a PNG's tEXt/zTXt/iTXt chunks."""
+    import struct
+    import zlib
+    data, pos, out = open(path, "rb").read(), 8, {}
+    while pos + 12 <= len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        key, _, rest = body.partition(b"\0")
+        if kind == b"tEXt":
+            out[key.decode("latin-1")] = rest.decode("latin-1")
+        elif kind == b"zTXt":
+            out[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+        elif kind == b"iTXt":
+            text = rest[2:].split(b"\0", 2)[2]
+            out[key.decode("latin-1")] = (zlib.decompress(text) if rest[0] else text).decode("utf-8")
+    return out
+
+
+def provenance_case(tmp):
+    """After an edit the document information carries the record (Krita's API has no XMP): the exported PNG's
+    Description and the exported JPEG's XMP dc:description name the IPTC digital source type; an export of
+    the same document before the edit does not."""
+    import xml.etree.ElementTree as ET
+    from krita import InfoObject
+    from diffedit_krita.editing import EditController, EditSettings
+    doc, node = make_doc()
+    doc.setBatchmode(True)
+    png_opts = InfoObject()
+    png_opts.setProperty("storeMetaData", True)
+    before = os.path.join(tmp, "prov_before.png")
+    doc.exportImage(before, png_opts)
+    EditController().run_blocking(doc, node, EditSettings(prompt="a blue circle", method="sdedit", steps=2, seed=1,
+                                                          model_path=MODEL))
+    png, jpg = os.path.join(tmp, "prov_after.png"), os.path.join(tmp, "prov_after.jpg")
+    doc.exportImage(png, png_opts)
+    jpg_opts = InfoObject()
+    jpg_opts.setProperty("storeMetaData", True)
+    jpg_opts.setProperty("xmp", True)
+    jpg_opts.setProperty("quality", 90)
+    doc.exportImage(jpg, jpg_opts)
+    doc.close()
+    problems = []
+    if COMPOSITE in " ".join(png_texts(before).values()):
+        problems.append("the export before the edit already names the source type")
+    desc = png_texts(png).get("Description", "")
+    if COMPOSITE not in desc:
+        problems.append(f"exported PNG Description lacks {COMPOSITE}: {desc!r}")
+    data = open(jpg, "rb").read()
+    i, j = data.find(b"<x:xmpmeta"), data.find(b"</x:xmpmeta>")
+    if i < 0 or j < 0:
+        problems.append("exported JPEG has no XMP")
+    else:
+        root = ET.fromstring(data[i:j + len(b"</x:xmpmeta>")])
+        texts = [v for e in root.iter() for k, v in list(e.attrib.items()) + [("", e.text or "")] if COMPOSITE in v]
+        if not texts:
+            problems.append("exported JPEG's XMP does not name the source type")
+    record("provenance", not problems, "; ".join(problems) or f"PNG Description and JPEG XMP carry {COMPOSITE}")
+
+
 def main(*args):
     out_path = os.environ.get("DIFFEDIT_KRITA_RESULT", "/tmp/diffedit_krita_result.json")
     try:
@@ -260,6 +324,7 @@ def main(*args):
             ("default-model", default_case),
             ("cancel", cancel_case),
             ("docker", docker_case),
+            ("provenance", lambda: provenance_case(os.path.dirname(out_path))),
         ]:
             try:
                 fn()

@@ -13,6 +13,10 @@
                                                       that channel now dominates the other two
     pngcheck.py at A.png X Y V                        the first channel of pixel (X,Y) is V
     pngcheck.py info A.png                            width height channels
+    pngcheck.py source A.png|A.jpg URI|none           the file's XMP packet (PNG iTXt/zTXt/tEXt
+                                                      XML:com.adobe.xmp, JPEG APP1) parses (xml.etree) and its
+                                                      Iptc4xmpExt:DigitalSourceType is URI; none: the file has
+                                                      no DigitalSourceType
 Exit status 0 = pass, 1 = fail (with a message), 2 = usage/read error.
 """
 import struct
@@ -169,9 +173,72 @@ def cmd_at(path, x, y, v):
     print(f"ok: {path} ({x},{y}) = {p[0]}")
 
 
+def read_xmp(path):
+    """The XMP packet (bytes) of a PNG or JPEG, or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos = 8
+        while pos + 12 <= len(data):
+            (n,) = struct.unpack(">I", data[pos:pos + 4])
+            kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+            pos += 12 + n
+            key, _, rest = body.partition(b"\0")
+            if key == b"XML:com.adobe.xmp":
+                if kind == b"iTXt":
+                    comp = rest[0]
+                    text = rest[2:].split(b"\0", 2)[2]
+                    return zlib.decompress(text) if comp else text
+                if kind == b"zTXt":
+                    return zlib.decompress(rest[1:])
+                if kind == b"tEXt":
+                    return rest
+        return None
+    if data[:2] == b"\xff\xd8":
+        pos, ns = 2, b"http://ns.adobe.com/xap/1.0/\0"
+        while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
+            (n,) = struct.unpack(">H", data[pos + 2:pos + 4])
+            seg = data[pos + 4:pos + 2 + n]
+            if data[pos + 1] == 0xE1 and seg.startswith(ns):
+                return seg[len(ns):]
+            pos += 2 + n
+        return None
+    raise ValueError(f"{path}: not a PNG or JPEG")
+
+
+def cmd_source(path, uri):
+    import xml.etree.ElementTree as ET
+    packet = read_xmp(path)
+    key = "{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType"
+    values = []
+    if packet is not None:
+        start = packet.find(b"<x:xmpmeta")
+        if start < 0:
+            start = packet.find(b"<rdf:RDF")
+        end = packet.rfind(b"?>") if packet.rstrip().endswith(b"?>") else len(packet)
+        body = packet[start:packet.rfind(b"<?xpacket")] if b"<?xpacket end" in packet else packet[start:end]
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as e:
+            fail(f"{path}: XMP does not parse: {e}")
+        for el in root.iter():
+            if el.tag == key:
+                values.append((el.text or el.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}resource") or "").strip())
+            if key in el.attrib:
+                values.append(el.attrib[key])
+    if uri == "none":
+        if values:
+            fail(f"{path}: has DigitalSourceType {values}")
+        print(f"ok: {path} has no DigitalSourceType")
+        return
+    if values != [uri]:
+        fail(f"{path}: DigitalSourceType {values or 'missing'} (XMP {'present' if packet else 'absent'}), expected {uri}")
+    print(f"ok: {path} DigitalSourceType {uri}")
+
+
 def main(argv):
     cmds = {"at": (cmd_at, 4), "same": (cmd_same, 2), "edit": (cmd_edit, 6), "changed": (cmd_changed, 3),
-            "recolour": (cmd_recolour, 6), "info": (None, 1)}
+            "recolour": (cmd_recolour, 6), "info": (None, 1), "source": (cmd_source, 2)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         print(__doc__)
         return 2

@@ -9,7 +9,9 @@
 # Checks, through the PDB signature
 #   (plug-in-diffedit run-mode image drawable prompt source-prompt method strength guidance steps seed model-path):
 #   rgb      the returned new layer exists, is a layer, sits just above the source; the source is untouched;
-#            in the new layer pixels outside the selection are identical and some inside changed
+#            in the new layer pixels outside the selection are identical and some inside changed; the
+#            exported PNG carries the edit's XMP (Iptc4xmpExt:DigitalSourceType
+#            compositeWithTrainedAlgorithmicMedia), the one exported before the edit none
 #   alpha    a layer with alpha (a transparent strip through the selection): alpha identical everywhere
 #   gray     a grayscale image: edited, written back as gray, outside unchanged
 #   smallsel a small selection near the edge (the library sees a cropped region): only it changes
@@ -316,6 +318,10 @@ pngc() { # case, pngcheck args...
 check_new_layer rgb
 [ -f "$T/rgb_new.png" ] && pngc rgb edit "$T/rgb_src.png" "$T/rgb_new.png" 12 12 40 40
 [ -f "$T/rgb_src.png" ] && pngc rgb-source-untouched same "$T/rgb_before.png" "$T/rgb_src.png"
+# provenance: the edit attached the library's XMP record to the image, so the export carries it
+[ -f "$T/rgb_new.png" ] && pngc rgb-provenance source "$T/rgb_new.png" \
+  http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia
+[ -f "$T/rgb_before.png" ] && pngc rgb-before-no-provenance source "$T/rgb_before.png" none
 check_new_layer alpha
 [ -f "$T/alpha_new.png" ] && pngc alpha edit "$T/alpha_src.png" "$T/alpha_new.png" 12 12 40 40
 check_new_layer gray

@@ -54,7 +54,7 @@ for r in res:
     print(("PASS" if r["ok"] else "FAIL") + " krita: " + r["case"] + ": " + r["message"].strip().replace("\n", "\n    "))
     fails += not r["ok"]
 names = {r["case"] for r in res}
-for need in ("rgb", "alpha", "gray", "empty-prompt", "no-model", "cancel", "docker", "inpaint"):
+for need in ("rgb", "alpha", "gray", "empty-prompt", "no-model", "cancel", "docker", "inpaint", "provenance"):
     if need not in names:
         print(f"FAIL krita: case {need} did not run"); fails += 1
 if not sys.argv[2]:

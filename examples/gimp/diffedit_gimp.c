@@ -212,6 +212,31 @@ is_blank (const gchar *s)
     return TRUE;
 }
 
+/* The edit's provenance (IPTC DigitalSourceType compositeWithTrainedAlgorithmicMedia plus diffedit's
+ * record, an XMP packet from diff_edit_last_provenance) goes into the image's metadata, merged with what
+ * the image already has, so that exporting (PNG, JPEG, ... with XMP export on, GIMP's default) writes it. */
+static void
+attach_provenance (gint32 image, const gchar *packet)
+{
+    GimpMetadata *md;
+    GError       *error = NULL;
+
+    if (packet == NULL || packet[0] == '\0')
+        return;
+    md = gimp_image_get_metadata (image);
+    if (md == NULL)
+        md = gimp_metadata_new ();
+    if (md == NULL)
+        return;
+    if (gimp_metadata_set_from_xmp (md, (const guchar *) packet, (gint) strlen (packet), &error))
+        gimp_image_set_metadata (image, md);
+    else
+        g_printerr ("Diffusion Edit: could not attach the provenance record: %s\n",
+                    error ? error->message : "unknown error");
+    g_clear_error (&error);
+    g_object_unref (md);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * The edit job: runs on a worker thread; the main thread polls its progress (libgimp calls are
  * made only from the main thread).
@@ -237,6 +262,7 @@ typedef struct {
     /* outputs */
     diff_edit_status  status;
     gchar            *message;     /* owned; the library's message on failure */
+    gchar            *provenance;  /* owned; the XMP packet of the edit (diff_edit_last_provenance) */
     GMutex            lock;        /* guards ctx against cancel vs free */
 } EditJob;
 
@@ -365,6 +391,8 @@ job_thread (gpointer data)
         st = diff_edit_image (ctx, &p, &in, &out);
         if (st != DIFF_EDIT_OK)
             job->message = g_strdup (diff_edit_last_error (ctx));
+        else
+            job->provenance = g_strdup (diff_edit_last_provenance (ctx)); /* valid until ctx is freed */
     }
 
     g_mutex_lock (&job->lock);
@@ -846,10 +874,12 @@ do_edit (gint32 image, gint32 drawable, const EditVals *v, gboolean interactive,
             }
         }
     }
+    attach_provenance (image, job.provenance);
     gimp_image_set_active_layer (image, layer);
     gimp_image_undo_group_end (image);
 
 out:
+    g_free (job.provenance);
     g_free (job.pixels);
     g_free (job.result);
     g_free (job.mask);

@@ -770,3 +770,34 @@ def test_control_map():
     assert d.control_map("tile", img, width=w, height=h, format=d.PixelFormat.RGB8) == img
     with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "preprocessor"):
         d.control_map("sobel", img, width=w, height=h, format=d.PixelFormat.RGB8)
+
+
+def test_provenance_and_watermark(ctx):
+    """diff_edit_last_provenance: "" before any call and after a failed one; after an edit, an XMP packet
+    that parses, with the exact IPTC URI and the call's values. watermark=1 marks a 256x256 output
+    (read back by the library's own decoder: `diffedit info --provenance`); watermark=0 leaves it alone."""
+    import xml.etree.ElementTree as ET
+    assert ctx.last_provenance() == ""
+    w = h = 256
+    img = bytearray(((x + 2 * y + 40 * c) % 256) for y in range(h) for x in range(w) for c in range(3))
+    out0 = ctx.edit_image(img, "a red cup", width=w, height=h, format=d.PixelFormat.RGB8, method="sdedit",
+                          steps=2, seed=9, strength=0.5)
+    packet = ctx.last_provenance()
+    root = ET.fromstring(packet.split("?>", 1)[1].rsplit("<?xpacket", 1)[0])
+    ns = {"rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+          "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/", "de": "urn:diffedit:xmp:1.0:"}
+    desc = root.find("rdf:RDF/rdf:Description", ns)
+    assert desc.find("Iptc4xmpExt:DigitalSourceType", ns).text == \
+        "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+    vals = {e.tag.split("}")[1]: e.text for e in desc}
+    assert vals["Command"] == "edit" and vals["Method"] == "sdedit" and vals["Prompt"] == "a red cup"
+    assert vals["Seed"] == "9" and vals["Steps"] == "2" and vals["Strength"] == "0.5"
+    assert vals["Model"] == os.path.basename(MODEL.rstrip("/")) and len(vals["ModelSHA256"]) == 64
+    assert vals["Watermark"] == "none"
+    out1 = ctx.edit_image(img, "a red cup", width=w, height=h, format=d.PixelFormat.RGB8, method="sdedit",
+                          steps=2, seed=9, strength=0.5, watermark=True)
+    assert out1 != out0
+    assert "dwtDctSvd" in ctx.last_provenance()
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "strength"):
+        ctx.edit_image(img, "x", width=w, height=h, format=d.PixelFormat.RGB8, strength=2.0)
+    assert ctx.last_provenance() == ""

@@ -91,6 +91,7 @@ class EditJob:
         self.doc_size = (width, height) if rect is None else None  # set by prepare for a crop
         self.source_name = source_name
         self.result = None          # bytearray BGRA8 after compute
+        self.provenance = ""        # the XMP record of the edit (diff_edit_last_provenance)
         self.context = None         # the running diffedit.Context (for cancel)
 
 
@@ -262,6 +263,7 @@ def compute(job, progress=None, on_context=None):
                 method=str(s.method).lower(), source_prompt=(s.source_prompt or None), strength=float(s.strength),
                 guidance=float(s.guidance), steps=int(s.steps), seed=int(s.seed), mask=job.mask, controls=controls,
                 progress=(lambda st, n, f, fs: progress(st, n)) if progress else None)
+            job.provenance = ctx.last_provenance() if hasattr(ctx, "last_provenance") else ""
         finally:
             job.context = None
     return job.result
@@ -281,8 +283,60 @@ def apply(doc, node, job):
     for y in range(ch):
         full[((cy + y) * fw + cx) * 4:((cy + y) * fw + cx + cw) * 4] = job.result[y * cw * 4:(y + 1) * cw * 4]
     new.setPixelData(bytes(full), 0, 0, fw, fh)
+    attach_provenance(doc, getattr(job, "provenance", ""))
     doc.refreshProjection()
     return new
+
+
+IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+DIFFEDIT_NS = "urn:diffedit:xmp:1.0:"
+
+
+def provenance_line(packet):
+    """One line from the library's XMP record: the IPTC digital source type and what made the edit."""
+    import xml.etree.ElementTree as ET
+    start, end = packet.find("<x:xmpmeta"), packet.rfind("</x:xmpmeta>")
+    root = ET.fromstring(packet[start:end + len("</x:xmpmeta>")])
+    desc = next(e for e in root.iter() if e.tag.endswith("}Description"))
+    vals = {}
+    for e in desc:
+        ns, _, local = e.tag[1:].partition("}")
+        if ns in (IPTC_EXT, DIFFEDIT_NS):
+            vals[local] = e.text or ""
+    return (f"AI-edited with {vals.get('Software', 'diffedit')} (model {vals.get('Model', '?')}, "
+            f"method {vals.get('Method', '?')}, prompt \"{vals.get('Prompt', '')}\", seed {vals.get('Seed', '?')}): "
+            f"IPTC digital source type {vals.get('DigitalSourceType', '')}"), vals.get("DigitalSourceType", "")
+
+
+def attach_provenance(doc, packet):
+    """Krita's scripting API has no XMP: the record goes into the document information (Document >
+    Document Information: the abstract gets the provenance line, the keywords the IPTC digital source type
+    URI), which Krita writes into exported files when "Store Document metadata" is on (PNG: the Description
+    text chunk; JPEG: XMP dc:description)."""
+    import re
+    from xml.sax.saxutils import escape
+    if not packet:
+        return
+    try:
+        line, uri = provenance_line(packet)
+    except Exception as e:  # a record the plug-in cannot read is reported, never fatal to the edit
+        print(f"diffedit: provenance record not attached: {e}", file=sys.stderr)
+        return
+    info = doc.documentInfo()
+
+    def extend(xml, tag, text, sep):
+        m = re.search(rf"<{tag}>(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?</{tag}>|<{tag}/>", xml, re.S)
+        if not m:
+            return xml
+        old = m.group(1) or ""
+        if text in old:
+            return xml
+        new = (old + sep if old.strip() else "") + text
+        return xml[:m.start()] + f"<{tag}>{escape(new)}</{tag}>" + xml[m.end():]
+
+    info = extend(info, "abstract", line, "\n")
+    info = extend(info, "keyword", uri, ", ")
+    doc.setDocumentInfo(info)
 
 
 def s_short(text, n=48):
