@@ -11,8 +11,9 @@ made by `diffedit generate --watermark` at 256, 384 and 512 px):
   - PSNR of the marked picture against the unmarked one (generate: --watermark vs --no-watermark, same seed);
   - the other direction: imwatermark's own encoder marks the picture, diffedit's decoder
     (`diffedit info --provenance --json`) reads it.
-Pass: every generated image and every synthetic picture not listed as unable to carry the mark has
->= 46 bits (PNG), >= 44 (JPEG q90), PSNR >= 38 dB; the native decoder reads imwatermark's marks at >= 46.
+Pass: every generated image and every synthetic picture has >= 46 bits (PNG), >= 44 (JPEG q90; not required for
+the one kind listed in PNG_ONLY), PSNR >= 38 dB; diffedit's decoder reads imwatermark's own marks at >= 46
+wherever imwatermark itself reads them at >= 46 (its encoder fails on some flat pictures: the last column).
 Exit status 1 when a check fails.
 """
 import argparse
@@ -35,9 +36,10 @@ MESSAGE = 0b101100111110110010010000011110111011000110011110
 BITS = [int(b) for b in bin(MESSAGE)[2:]]
 assert len(BITS) == 48
 
-# pictures the mark cannot be carried by, by construction (see docs/provenance.md): a change of U needs
-# room in the blue channel (or in R and G together); fully saturated blue/yellow have none in one direction.
-CANNOT_CARRY = {"flat-pure-blue", "flat-pure-yellow"}
+# pictures that carry the mark in PNG but lose part of it to JPEG q90 (measured, docs/provenance.md): pure
+# blue, whose chroma JPEG's own YCbCr clips (Cb of (0, 0, 255) is 255.5), so only half of the mark's moves survive.
+PNG_ONLY = {"flat-pure-blue"}
+CANNOT_CARRY = set()
 
 
 def decode_bits(bgr):
@@ -119,8 +121,10 @@ def main():
         cv2.imwrite(py_path, py_marked)
         native = native_decode(args.diffedit, py_path)
         native_ours = native_decode(args.diffedit, marked_path)
-        ok = png >= 46 and j90 >= 44 and p >= 38
-        rows.append((name, png, j90, p, native_ours, native, "yes" if carry else "no (expected)"))
+        png_only = any(name.startswith(k + "-") for k in PNG_ONLY)
+        ok = png >= 46 and (j90 >= 44 or png_only) and p >= 38
+        rows.append((name, png, j90, p, native_ours, native,
+                     ("PNG only (expected)" if png_only else "yes") if carry else "no (expected)"))
         if carry and not ok:
             failures.append(f"{name}: png {png}/48, jpeg90 {j90}/48, psnr {p:.1f} dB")
         if native is not None and matching(decode_bits(py_marked)) >= 46 and native < 46:
@@ -153,7 +157,7 @@ def main():
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1
-    print("watermark_check: all pictures that can carry the mark pass (>= 46/48 PNG, >= 44/48 JPEG q90, PSNR >= 38 dB)")
+    print("watermark_check: all pictures pass (>= 46/48 PNG, >= 44/48 JPEG q90 except PNG_ONLY, PSNR >= 38 dB)")
     return 0
 
 

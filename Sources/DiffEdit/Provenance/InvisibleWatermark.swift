@@ -13,10 +13,10 @@
 ///   4. per block: the largest singular value s0 of the block's orthonormal 2-D DCT; the block votes 1 when
 ///      s0 mod 36 > 18;
 ///   5. a bit is 1 when the mean vote of its blocks is > 127/255.
-/// The encoder here moves each block's s0 to the middle of its bit's half of the 36-wide cell
-/// (s0 = (floor(s0 / 36) + 0.25 + 0.5 * bit) * 36, the package's own rule) by adding
-/// (s0' - s0) * u0 v0^T to the cA block (u0, v0: the top singular vectors), which changes that singular value
-/// alone. The orthonormal DCT leaves singular values unchanged (DCT(B) = C B C^T with C orthogonal) and maps
+/// The encoder here moves each block's s0 to the middle of its bit's half of the 36-wide cell s0 is in
+/// (s0' = (floor(s0 / 36) + 0.25 + 0.5 * bit) * 36, the package's own rule) by adding (s0' - s0) * u0 v0^T
+/// to the cA block (u0, v0: the top singular vectors), which changes that singular value alone; where the
+/// picture's colours cannot move that way (pure saturated colours), to the same bit in the neighbouring cell. The orthonormal DCT leaves singular values unchanged (DCT(B) = C B C^T with C orthogonal) and maps
 /// u0 v0^T to C u0 (C v0)^T, so editing s0 in the DCT domain and transforming back is exactly this edit in the
 /// cA domain: the DCT is not computed. The package's own encoder also swaps the horizontal and vertical detail
 /// bands when it transforms back (pywt.idwt2((ca, (v, h, d)))), which costs picture quality and no
@@ -27,9 +27,9 @@
 /// (at most 3 passes), so rounding and clipping do not move a block off its target.
 ///
 /// Images under 256 pixels in either side are not marked (as diffusers, whose encoder needs 256x256).
-/// Pictures that cannot carry the mark: those whose blue channel is clipped at both ends of its range where
-/// the mark needs it (pure saturated colours, where no change of U is representable), and, after JPEG
-/// compression, very strong fine texture in the chroma; the measured numbers are in docs/provenance.md.
+/// Every picture measured carries the mark, flat pure colours included (docs/provenance.md, measured with
+/// tools/watermark_check.py); a picture where U can move in neither direction (none among 8-bit RGB colours
+/// over a whole 8x8 block with room in B or in R and G) could not.
 public enum InvisibleWatermark {
     /// diffusers' SDXL watermark message, 0b101100111110110010010000011110111011000110011110, first bit first.
     public static let message: [UInt8] = {
@@ -50,22 +50,42 @@ public enum InvisibleWatermark {
         var out = image
         let grid = BlockGrid(width: image.width, height: image.height)
         var u = uPlane(out)
-        // the target of every block, fixed from the original picture (later passes aim at the same value)
-        var targets = [Double](repeating: 0, count: grid.blocks)
+        // Per block, the package's target (the bit's half of the cell s0 is in), fixed from the original picture;
+        // where the colours cannot move that way (a channel at 0 or 255), the same bit in the next cell the other
+        // way. (The nearest of the two would move less, but measured here it loses flat pictures to JPEG q90:
+        // with the package's rule all blocks of a flat area move into one cell, whose middle JPEG's chroma
+        // smoothing pulls them towards without crossing a cell edge.)
+        var near = [Double](repeating: 0, count: grid.blocks), far = near
         for b in 0..<grid.blocks {
             let s0 = topSingular(grid.block(b, of: u)).s
-            let bit = Double(bits[b % bits.count] & 1)
-            targets[b] = ((s0 / scale).rounded(.down) + 0.25 + 0.5 * bit) * scale
+            near[b] = ((s0 / scale).rounded(.down) + 0.25 + 0.5 * Double(bits[b % bits.count] & 1)) * scale
+            far[b] = near[b] > s0 ? near[b] - scale : near[b] + scale
         }
-        var done = [Bool](repeating: false, count: grid.blocks)
+        var targets = near
+        var active = [Bool](repeating: true, count: grid.blocks)
+        passes(&out, &u, grid: grid, targets: targets, active: &active)
+        // blocks still read as the wrong bit: aim at the other side
+        var retry = false
+        for b in 0..<grid.blocks {
+            let s0 = topSingular(grid.block(b, of: u)).s
+            let reads = s0.truncatingRemainder(dividingBy: scale) > scale * 0.5 ? 1 : 0
+            active[b] = false
+            if reads != Int(bits[b % bits.count] & 1) && far[b] >= 0 { targets[b] = far[b]; active[b] = true; retry = true }
+        }
+        if retry { passes(&out, &u, grid: grid, targets: targets, active: &active) }
+        return out
+    }
+
+    /// Up to 3 passes moving the active blocks' s0 to their targets, re-measuring after rounding to 8 bits;
+    /// a block within 1.5 of its target is left alone.
+    static func passes(_ out: inout RGBImage, _ u: inout [Double], grid: BlockGrid, targets: [Double], active: inout [Bool]) {
         for pass in 0..<3 {
-            var dU = [Double](repeating: 0, count: image.width * image.height)   // [H, W]
+            var dU = [Double](repeating: 0, count: out.width * out.height)   // [H, W]
             var any = false
-            for b in 0..<grid.blocks where !done[b] {
-                let m = grid.block(b, of: u)                                     // [4, 4] cA
-                let (s0, uv, vv) = topSingular(m)
+            for b in 0..<grid.blocks where active[b] {
+                let (s0, uv, vv) = topSingular(grid.block(b, of: u))            // of the [4, 4] cA block
                 let delta = targets[b] - s0
-                if pass > 0 && abs(delta) < 1.5 { done[b] = true; continue }
+                if pass > 0 && abs(delta) < 1.5 { active[b] = false; continue }
                 any = true
                 grid.addToPixels(b, delta: delta, u: uv, v: vv, into: &dU)
             }
@@ -73,7 +93,6 @@ public enum InvisibleWatermark {
             applyU(&out, dU)
             u = uPlane(out)
         }
-        return out
     }
 
     /// What imwatermark's `WatermarkDecoder('bits', n).decode(bgr, 'dwtDctSvd')` returns for this image, and the
