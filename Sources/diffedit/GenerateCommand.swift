@@ -60,6 +60,7 @@ enum GenerateCommand {
                 command: "generate", model: id.name, modelSHA256: id.sha256, method: "text-to-image",
                 prompt: o.prompt, negativePrompt: o.negativePrompt, seed: o.seed, steps: o.steps, guidance: Double(o.guidance),
                 watermark: watermark && InvisibleWatermark.canMark(width: image.width, height: image.height))
+            record?.loras = ProvenanceRecord.adapters(model.loras)
         }
         try ProvenanceOptions.write(image, path: output, record: record)
         try ControlOptions.writeMaps(p, r.controlMaps)

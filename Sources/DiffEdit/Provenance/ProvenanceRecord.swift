@@ -73,7 +73,13 @@ public struct ProvenanceRecord: Equatable, Sendable {
             guidance: Double(r?.guidance ?? o.guidance ?? ResolvedEdit.defaultGuidance), watermark: watermark)
         if method == .instruct { rec.imageGuidance = Double(r?.imageGuidance ?? o.imageGuidance ?? ResolvedEdit.defaultImageGuidance) }
         if method == .sdedit { rec.strength = Double(r?.strength ?? o.strength ?? ResolvedEdit.defaultStrength) }
+        rec.loras = adapters(model.loras)
         return rec
+    }
+
+    /// The LoRAs fused into a model, with their files' SHA-256 (ModelHash: cached, hashed once).
+    public static func adapters(_ specs: [LoRASpec]) -> [Adapter] {
+        specs.map { Adapter(name: modelName(path: $0.path), sha256: try? ModelHash.fileSHA256($0.path), scale: Double($0.scale)) }
     }
 
     /// The model's name for the record: the last path component of its file or folder.
