@@ -38,8 +38,6 @@ final class ContextHandle: @unchecked Sendable {
     private var record: ProvenanceRecord? = nil
     private var packet: UnsafeMutablePointer<CChar>? = nil
 
-    deinit { packet?.deallocate() }
-
     /// Called at the start of every editing call (nil) and at its success (the record).
     func setRecord(_ r: ProvenanceRecord?) {
         lock.withLock {
@@ -79,7 +77,10 @@ final class ContextHandle: @unchecked Sendable {
         if closed { model.streamClosed() }
     }
 
-    deinit { if stream != nil { model.streamClosed() } }
+    deinit {
+        if stream != nil { model.streamClosed() }
+        packet?.deallocate()
+    }
     func streamLookahead() -> Int { lock.withLock { lookahead } }
     func setStreamLookahead(_ n: Int) { lock.withLock { lookahead = n } }
 }
