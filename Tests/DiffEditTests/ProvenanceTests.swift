@@ -71,7 +71,7 @@ final class ProvenanceTests: XCTestCase {
             } }
             kinds.append(("smooth", RGBImage(width: w, height: h, pixels: smooth)))
             kinds.append(("textured-noise", RGBImage(width: w, height: h, pixels: noise)))
-            for (name, img) in kinds {
+            for (name, img) in kinds where w == 256 || name == "smooth" {   // the odd size once (CI time)
                 let marked = InvisibleWatermark.embed(img)
                 XCTAssertEqual(InvisibleWatermark.matchingBits(marked), 48, "\(name) \(w)x\(h)")
                 XCTAssertGreaterThanOrEqual(Self.psnr(marked, img), 38, "\(name) \(w)x\(h)")
