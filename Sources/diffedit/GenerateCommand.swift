@@ -61,6 +61,7 @@ enum GenerateCommand {
                 prompt: o.prompt, negativePrompt: o.negativePrompt, seed: o.seed, steps: o.steps, guidance: Double(o.guidance),
                 watermark: watermark && InvisibleWatermark.canMark(width: image.width, height: image.height))
             record?.loras = ProvenanceRecord.adapters(model.loras)
+            record?.controlNets = ProvenanceRecord.adapters(o.controls)
         }
         try ProvenanceOptions.write(image, path: output, record: record)
         try ControlOptions.writeMaps(p, r.controlMaps)

@@ -249,13 +249,19 @@ final class ProvenanceTests: XCTestCase {
 
         for (input, keeps) in [(Self.fixture("foreign_xmp.jpg"), "Ada Example"), (Self.fixture("corrupt_xmp.png"), nil as String?)] {
             let out = dir + "/e.png"
+            // the second edit with a LoRA: the record names it with its scale and hash
+            let lora = keeps == nil ? ["--lora", PipelineTests.path("lora/kohya.safetensors") + ":0.5"] : []
             r = try PipelineCLITests.run(["edit", "--model", model, "--input", input, "--method", "sdedit", "--prompt", "a cup",
-                                          "--steps", "2", "--output", out, "--quiet"])
+                                          "--steps", "2", "--output", out, "--quiet"] + lora)
             XCTAssertEqual(r.status, 0, r.stderr)
             let packet = try XCTUnwrap(ImageFile.readXMP(path: out))
             let dict = Dictionary(try XMPPacket.read(packet), uniquingKeysWith: { a, _ in a })
             XCTAssertEqual(dict["DigitalSourceType"], ProvenanceRecord.compositeWithTrainedAlgorithmicMedia)
             XCTAssertEqual(dict["Method"], "sdedit")
+            if !lora.isEmpty {
+                XCTAssertEqual(dict["LoRAs"], "Name=kohya.safetensors Scale=0.5 SHA256="
+                               + (try ModelHash.fileSHA256(PipelineTests.path("lora/kohya.safetensors"))))
+            }
             if let k = keeps { XCTAssertTrue(packet.contains(k)) }
             else { XCTAssertTrue(r.stderr.contains("malformed") && r.stderr.contains("corrupt_xmp.png"), r.stderr) }
             // edits are not marked by default

@@ -74,7 +74,14 @@ public struct ProvenanceRecord: Equatable, Sendable {
         if method == .instruct { rec.imageGuidance = Double(r?.imageGuidance ?? o.imageGuidance ?? ResolvedEdit.defaultImageGuidance) }
         if method == .sdedit { rec.strength = Double(r?.strength ?? o.strength ?? ResolvedEdit.defaultStrength) }
         rec.loras = adapters(model.loras)
+        rec.controlNets = adapters(o.controls)
         return rec
+    }
+
+    /// The ControlNets of a call, with the SHA-256 of their weights (ModelHash: cached, hashed once).
+    public static func adapters(_ specs: [ControlSpec]) -> [Adapter] {
+        specs.map { Adapter(name: modelName(path: $0.net.origin), sha256: try? ModelHash.sha256(modelPath: $0.net.origin),
+                            scale: Double($0.scale)) }
     }
 
     /// The LoRAs fused into a model, with their files' SHA-256 (ModelHash: cached, hashed once).
