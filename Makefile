@@ -21,7 +21,7 @@
 #   make check-header   the installed header compiles as C99 -pedantic and as C++11
 #   make frei0r         build/frei0r-1/diffedit.so, the FFmpeg frei0r filter (examples/ffmpeg)
 #   make test-frei0r    ffmpeg + the frei0r plug-in on a toy clip (needs ffmpeg, frei0r-plugins-dev)
-#   make bench          diffedit bench (+ scripts/bench_torch.py when torch imports)
+#   make bench          diffedit bench per --weights-dtype on a random SD 1.5 fp16 folder, beside PyTorch fp32 / bf16
 #   make quality        tools/quality.py (edit quality on the toy world)
 #   make pictures       the README's before/after pictures (tools/readme_pictures.py, needs Pillow)
 #   make cuda           build/lib/libdiffedit_cuda.so, the CUDA provider (scripts/build_cuda.sh; nvcc from the
@@ -297,13 +297,37 @@ test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci test
 # Benchmarks, quality, CUDA
 # ---------------------------------------------------------------------------------------------------
 # Both sides write/read the same results file, so bench_torch.py prints the ratio of the same run.
-# BENCH_ARGS (e.g. --sizes 32 --repeat 2) go to both.
-BENCH_RESULTS := $(CURDIR)/$(BUILD)/bench-results.txt
+# With torch + diffusers (the default here): tools/make_bench_model.py writes a random-weight SD 1.5 fp16 folder
+# once (BENCH_MODEL, ~2 GB), then for each weights dtype (BENCH_DTYPES; one process each, so each peak RSS is its
+# own) diffedit times the UNet at 64x64 latents (batch 2) and whole generates at BENCH_GENERATE px (BENCH_STEPS
+# DDIM steps, CFG 7.5), PyTorch does the same in fp32 and bf16 autocast, and a table puts them side by side.
+# Without torch: the UNet alone with random weights made in memory, per weights dtype.
+# BENCH_ARGS (e.g. --repeat 2) go to every run.
+BENCH_RESULTS  := $(CURDIR)/$(BUILD)/bench-results.txt
+BENCH_MODEL    ?= $(BUILD)/bench-sd15-fp16
+BENCH_DTYPES   ?= auto f32 bf16 q8_0
+BENCH_SIZES    ?= 64
+BENCH_GENERATE ?= 256,512
+BENCH_STEPS    ?= 10
 bench: cli
-	DIFFEDIT_BENCH_RESULTS=$(BENCH_RESULTS) $(BINDIR)/diffedit bench $(BENCH_ARGS)
-	@if $(PYTHON) -c 'import torch' >/dev/null 2>&1 && [ -f scripts/bench_torch.py ]; then \
-	  DIFFEDIT_BENCH_RESULTS=$(BENCH_RESULTS) $(PYTHON) scripts/bench_torch.py --swift-results $(BENCH_RESULTS) $(BENCH_ARGS); \
-	else echo "bench: torch not importable or scripts/bench_torch.py missing: no PyTorch reference"; fi
+	@rm -f $(BENCH_RESULTS)
+	@if $(PYTHON) -c 'import torch, diffusers' >/dev/null 2>&1; then \
+	  [ -f $(BENCH_MODEL)/model_index.json ] || $(PYTHON) tools/make_bench_model.py $(BENCH_MODEL) || exit 1; \
+	  for d in $(BENCH_DTYPES); do \
+	    $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --sizes $(BENCH_SIZES) --generate $(BENCH_GENERATE) \
+	      --steps $(BENCH_STEPS) --results $(BENCH_RESULTS) --append $(BENCH_ARGS) || exit 1; \
+	  done; \
+	  for m in fp32 bf16; do \
+	    $(PYTHON) scripts/bench_torch.py --model $(BENCH_MODEL) --mode $$m --sizes $(BENCH_SIZES) --generate $(BENCH_GENERATE) \
+	      --steps $(BENCH_STEPS) --swift-results $(BENCH_RESULTS) --append-results $(BENCH_ARGS) || exit 1; \
+	  done; \
+	  $(PYTHON) scripts/bench_torch.py --table --swift-results $(BENCH_RESULTS); \
+	else \
+	  echo "bench: torch/diffusers not importable: UNet with random weights made in memory, no PyTorch reference"; \
+	  for d in $(BENCH_DTYPES); do \
+	    $(BINDIR)/diffedit bench --weights-dtype $$d --sizes $(BENCH_SIZES) --results $(BENCH_RESULTS) --append $(BENCH_ARGS) || exit 1; \
+	  done; \
+	fi
 
 # SDXL at full size (issue 20): tools/bench_sdxl.py writes a random-weight fp16 SDXL base folder once
 # (BENCH_SDXL_MODEL, ~7 GB), then times whole-process `diffedit generate` per weights dtype (s/step from the

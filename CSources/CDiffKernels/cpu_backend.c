@@ -68,6 +68,7 @@ static void cpu_free(de_backend *be) {
         de_pool_destroy(&c->pool);
         free(c->shared.ptr);
         free(c->shared2.ptr);
+        free(c->wconv.ptr);
         if (c->per_thread)
             for (int i = 0; i < c->n_threads; i++) free(c->per_thread[i].ptr);
         free(c->per_thread);
@@ -182,7 +183,7 @@ static void cpu_constant_release(de_backend *be, void *handle) {
 }
 
 static uint32_t cpu_caps(de_backend *be) {
-    return DE_CAP_F32 | (cpu_of(be)->staged ? DE_CAP_RESIDENT | DE_CAP_CONSTANTS : 0u);
+    return DE_CAP_F32 | DE_CAP_WEIGHT_DTYPES | (cpu_of(be)->staged ? DE_CAP_RESIDENT | DE_CAP_CONSTANTS : 0u);
 }
 
 static void cpu_stats(de_backend *be, de_backend_stats *out) {

@@ -7,6 +7,8 @@
  *    bounded by COL_BUDGET floats) + sgemm into y (or into a buffer, then scattered, when the
  *    block spans images).
  * Bias and residual are written into y first and the sgemm accumulates (beta = 1).
+ * A reduced-precision weight (weight_dtype f16 / bf16 / q8_0) is read in place: converted a panel of
+ * output channels at a time (cpu_wgemm) or a row at a time in the Winograd weight transform.
  * Everything runs on our pool; OpenBLAS is single-threaded and each sgemm is split over
  * the pool by cpu_sgemm (no oversubscription, no OpenBLAS spin-waiting threads).
  */
@@ -117,7 +119,26 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
               (long long)op->stride_a, (long long)op->stride_b, (long long)op->stride_c);
     CPU_CHECK(op->batch == 1 || op->stride_c >= (int64_t)(op->m - 1) * op->ldc + op->n, "gemm",
               "stride_c %lld makes the outputs of batch items overlap", (long long)op->stride_c);
-    if (op->batch >= ctx->n_threads && op->batch > 1) {
+    if (op->a_dtype != DE_F32 || op->b_dtype != DE_F32) {
+        /* a reduced-precision weight operand (cpu_weights.c) */
+        const int w_is_a = op->a_dtype != DE_F32;
+        const de_dtype wdt = w_is_a ? op->a_dtype : op->b_dtype;
+        CPU_CHECK(!(op->a_dtype != DE_F32 && op->b_dtype != DE_F32), "gemm", "a_dtype %s and b_dtype %s: at most one operand may be reduced",
+                  de_dtype_name(op->a_dtype), de_dtype_name(op->b_dtype));
+        CPU_CHECK(!w_is_a || !op->trans_a, "gemm", "a_dtype %s: a reduced a must not be transposed", de_dtype_name(wdt));
+        CPU_CHECK(w_is_a || op->trans_b, "gemm", "b_dtype %s: a reduced b must be transposed", de_dtype_name(wdt));
+        const char *why = cpu_weight_check(wdt, op->k, w_is_a ? op->lda : op->ldb, w_is_a ? op->stride_a : op->stride_b);
+        CPU_CHECK(why == NULL, "gemm", "%s %s (k %d): %s", w_is_a ? "a_dtype" : "b_dtype", de_dtype_name(wdt), op->k, why ? why : "");
+        CPU_PROFILE_AS("gemm.reduced");
+        for (int32_t bi = 0; bi < op->batch && st__ == DE_OK; bi++) {
+            const int64_t ws = w_is_a ? op->stride_a : op->stride_b;
+            const void *w = cpu_weight_at(wdt, w_is_a ? op->a : op->b, (int64_t)bi * ws);
+            const float *x = (const float *)(w_is_a ? op->b : op->a) + (int64_t)bi * (w_is_a ? op->stride_b : op->stride_a);
+            st__ = cpu_wgemm(ctx, w_is_a, wdt, w, w_is_a ? op->lda : op->ldb, w_is_a ? op->trans_b : op->trans_a, x,
+                             w_is_a ? op->ldb : op->lda, op->m, op->n, op->k, op->alpha, op->beta,
+                             (float *)op->c + (int64_t)bi * op->stride_c, op->ldc, op->bias);
+        }
+    } else if (op->batch >= ctx->n_threads && op->batch > 1) {
         bgemm_job j = { op };
         de_pool_for(&ctx->pool, op->batch, 1, bgemm_task, &j);
     } else {
@@ -239,11 +260,18 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
     CPU_CHECK(op->y != NULL, "conv2d", "y is NULL");
     CPU_CHECK(op->y != op->x, "conv2d", "y aliases x");
     {
+        const char *why = cpu_weight_check(op->weight_dtype, (int64_t)op->c_in * op->kh * op->kw, (int64_t)op->c_in * op->kh * op->kw, 0);
+        CPU_CHECK(why == NULL, "conv2d", "weight_dtype %s (c_in * kh * kw = %lld): %s", de_dtype_name(op->weight_dtype),
+                  (long long)op->c_in * op->kh * op->kw, why ? why : "");
+    }
+    {
         const int32_t oh = (op->h + op->pad_t + op->pad_b - op->kh) / op->stride_h + 1;
         const int32_t ow = (op->w + op->pad_l + op->pad_r - op->kw) / op->stride_w + 1;
         const int64_t ohw = (int64_t)oh * ow, hw = (int64_t)op->h * op->w;
         const int64_t K = (int64_t)op->c_in * op->kh * op->kw;
-        const float *X = op->x, *W = op->weight;
+        const float *X = op->x;
+        const void *W = op->weight;
+        const de_dtype wdt = op->weight_dtype;
         float *Y = op->y;
         const int direct = op->kh == 1 && op->kw == 1 && op->stride_h == 1 && op->stride_w == 1 &&
                            op->pad_t == 0 && op->pad_l == 0 && op->pad_b == 0 && op->pad_r == 0;
@@ -258,6 +286,7 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
             int use4 = (int64_t)op->c_in * op->c_out <= 768 * 768 && tiles4 >= 96;
             if (ctx->winograd == DE_WINOGRAD_F2) use4 = 0;
             if (ctx->winograd == DE_WINOGRAD_F4) use4 = 1;
+            if (wdt != DE_F32 && (st__ = cpu_weight_reserve(ctx, (size_t)K)) != DE_OK) goto out__;
             if (use4) {
                 CPU_PROFILE_AS("conv2d.winograd4");
                 st__ = cpu_conv2d_winograd4(ctx, op, oh, ow);
@@ -278,7 +307,8 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
                     prefill_job pj = { y, res, op->bias, ohw, ohw };
                     de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
                 }
-                cpu_sgemm(ctx, 0, 0, op->c_out, ohw, op->c_in, 1.0f, W, op->c_in, x, hw, beta, y, ohw, NULL);
+                st__ = cpu_wgemm(ctx, 1, wdt, W, op->c_in, 0, x, hw, op->c_out, ohw, op->c_in, 1.0f, beta, y, ohw, NULL);
+                if (st__ != DE_OK) goto out__;
             }
             goto out__;
         }
@@ -310,9 +340,11 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
                     prefill_job pj = { yb, op->residual ? op->residual + off : NULL, op->bias, cols, ohw };
                     de_pool_for(&ctx->pool, op->c_out, 0, prefill_rows, &pj);
                 }
-                cpu_sgemm(ctx, 0, 0, op->c_out, cols, K, 1.0f, W, K, col, cols, beta, yb, ohw, NULL);
+                st__ = cpu_wgemm(ctx, 1, wdt, W, K, 0, col, cols, op->c_out, cols, K, 1.0f, beta, yb, ohw, NULL);
+                if (st__ != DE_OK) goto out__;
             } else {              /* block spans images: GEMM into ybuf, then scatter (+ bias, residual) */
-                cpu_sgemm(ctx, 0, 0, op->c_out, cols, K, 1.0f, W, K, col, cols, 0.0f, ybuf, cols, NULL);
+                st__ = cpu_wgemm(ctx, 1, wdt, W, K, 0, col, cols, op->c_out, cols, K, 1.0f, 0.0f, ybuf, cols, NULL);
+                if (st__ != DE_OK) goto out__;
                 scatter_job sj = { ybuf, Y, op->residual, op->bias, R0, cols, r, oh, ow, op->c_out };
                 de_pool_for(&ctx->pool, op->c_out, 0, scatter_rows, &sj);
             }

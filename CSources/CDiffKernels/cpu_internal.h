@@ -80,6 +80,7 @@ typedef struct cpu_ctx {
     pthread_mutex_t op_lock;
     de_scratch shared;           /* one big buffer for single-threaded-BLAS phases (conv) */
     de_scratch shared2;
+    de_scratch wconv;            /* a small reduced-precision weight converted whole (cpu_weights.c) */
     de_scratch *per_thread;      /* [n_threads] */
     char err[512];
 } cpu_ctx;
@@ -100,6 +101,24 @@ de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) __attribute__
  * OpenBLAS itself is kept at 1 thread (set in de_backend_cpu_init). */
 void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *b, int64_t ldb, float beta, float *c, int64_t ldc, const float *bias);
+
+/* Reduced-precision weights (cpu_weights.c). A weight matrix has rows of k elements, row stride ld.
+ * cpu_wgemm: C = alpha * W @ op(X) (w_is_a; W [m, k]) or alpha * op(X) @ W^T (W [n, k]) + beta C (+ bias[n]),
+ * W stored as wdt (f32 goes straight to cpu_sgemm), converted to f32 a panel at a time while packing. */
+de_status cpu_wgemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, int tx, const float *x, int64_t ldx,
+                    int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias);
+/* Address of element `elem` (a multiple of 32 for q8_0) of a weight stored as dt. */
+const void *cpu_weight_at(de_dtype dt, const void *w, int64_t elem);
+/* Rows [r0, r0 + nr) of a weight (row stride ld) as f32 into dst [nr, k]. */
+void cpu_weight_rows_f32(de_dtype dt, const void *w, int64_t ld, int64_t r0, int64_t nr, int64_t k, float *dst);
+/* Every worker's per_thread scratch holds at least `floats` (DE_ERR_OOM with the message set otherwise). */
+de_status cpu_weight_reserve(cpu_ctx *ctx, size_t floats);
+/* Row co (K elements) of op's weight as f32: in place for f32, else converted into per_thread[tid]
+ * (reserved for K floats with cpu_weight_reserve before the parallel region). */
+const float *cpu_conv_weight_row(cpu_ctx *ctx, const de_conv2d_op *op, int64_t co, int64_t K, int tid);
+/* NULL when a weight operand of dtype dt with row length k, row stride ld and batch stride is valid,
+ * else what is wrong (for the op's message). */
+const char *cpu_weight_check(de_dtype dt, int64_t k, int64_t ld, int64_t stride);
 
 /* ops (each takes the lock, validates, runs) */
 de_status cpu_gemm(de_backend *be, const de_gemm_op *op);
@@ -129,6 +148,7 @@ static inline const char *de_dtype_name(de_dtype t) {
     case DE_F32: return "f32";
     case DE_F16: return "f16";
     case DE_BF16: return "bf16";
+    case DE_Q8_0: return "q8_0";
     default: return "unknown";
     }
 }

@@ -24,17 +24,16 @@ typedef struct {
     int64_t T;                 /* tiles per image; tile t of the batch = image t / T, tile t % T */
     int64_t t0, nt;            /* tile block [t0, t0 + nt) over the whole batch (may span images) */
     float *U, *V, *M;
+    cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
 } wino_job;
 
 /* U[e][co][ci] = (G g G^T)[e]; the inner loop runs over ci with 16 contiguous output streams */
 static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
-    (void)tid;
     wino_job *j = va;
     const int32_t ci_n = j->op->c_in, co_n = j->op->c_out;
-    const float *W = j->op->weight;
     const int64_t plane = (int64_t)co_n * ci_n;
     for (int64_t co = b; co < e; co++) {
-        const float *g = W + co * ci_n * 9;
+        const float *g = cpu_conv_weight_row(j->ctx, j->op, co, (int64_t)ci_n * 9, tid);
         float *u[16];
         for (int k = 0; k < 16; k++) u[k] = j->U + k * plane + co * ci_n;
         /* 8 input channels at a time: transpose their 3x3 kernels into gt[9][8] so that the
@@ -206,7 +205,7 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
     float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + op->c_out)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
                                    (long long)(usz + 16 * TB * ((int64_t)op->c_in + op->c_out)));
-    wino_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL };
+    wino_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx };
     de_pool_for(&ctx->pool, op->c_out, 0, wino_weights, &j);
     for (int64_t t0 = 0; t0 < NT; t0 += TB) {
         j.t0 = t0;

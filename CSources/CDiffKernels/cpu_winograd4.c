@@ -23,6 +23,7 @@ typedef struct {
     int64_t T;                 /* tiles per image */
     int64_t t0, nt;            /* tile block over the whole batch */
     float *U, *V, *M;
+    cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
 } w4_job;
 
 /* r = B^T z for a 6-vector (stride-free helpers, inlined and unrolled) */
@@ -47,13 +48,11 @@ static inline void at6(const float m[6], float o[4]) {
 /* U[e][co][ci] = (G g G^T)[e]; 8 input channels at a time, transposed into lanes so that the
  * arithmetic vectorizes across channels and the 36 output streams are written contiguously */
 static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
-    (void)tid;
     w4_job *j = va;
     const int32_t ci_n = j->op->c_in, co_n = j->op->c_out;
-    const float *W = j->op->weight;
     const int64_t plane = (int64_t)co_n * ci_n;
     for (int64_t co = b; co < e; co++) {
-        const float *g = W + co * ci_n * 9;
+        const float *g = cpu_conv_weight_row(j->ctx, j->op, co, (int64_t)ci_n * 9, tid);
         float *u = j->U + co * ci_n;
         for (int32_t c0 = 0; c0 < ci_n; c0 += 8) {
             const int32_t nc = ci_n - c0 < 8 ? ci_n - c0 : 8;
@@ -185,7 +184,7 @@ de_status cpu_conv2d_winograd4(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh,
     float *VM = de_scratch_get(&ctx->shared, (size_t)(36 * TB * ((int64_t)op->c_in + op->c_out)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
                                    (long long)(usz + 36 * TB * ((int64_t)op->c_in + op->c_out)));
-    w4_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL };
+    w4_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx };
     de_pool_for(&ctx->pool, op->c_out, 0, w4_weights, &j);
     for (int64_t t0 = 0; t0 < NT; t0 += TB) {
         j.t0 = t0;

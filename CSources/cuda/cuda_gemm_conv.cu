@@ -58,6 +58,9 @@ de_status cu_gemm(de_backend *be, const de_gemm_op *op) {
     cuda_ctx *c = cu_of(be);
     const char *name = "gemm";
     if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "gemm: dtype %d (the CUDA provider takes f32)", (int)op->dtype);
+    if (op->a_dtype != DE_F32 || op->b_dtype != DE_F32)
+        return cu_fail(c, DE_ERR_UNSUPPORTED, "gemm: a_dtype %d / b_dtype %d (the CUDA provider keeps its own 16-bit weight copies: pass f32 constants)",
+                       (int)op->a_dtype, (int)op->b_dtype);
     if (op->batch < 0 || op->m < 0 || op->n < 0 || op->k < 0) return cu_fail(c, DE_ERR_INVALID, "gemm: negative dimension");
     if (op->batch == 0 || op->m == 0 || op->n == 0) return DE_OK;
     if (op->k == 0) return cu_fail(c, DE_ERR_INVALID, "gemm: k = 0");
@@ -220,6 +223,9 @@ de_status cu_conv2d(de_backend *be, const de_conv2d_op *op) {
     cuda_ctx *c = cu_of(be);
     const char *name = "conv2d";
     if (op->dtype != DE_F32) return cu_fail(c, DE_ERR_UNSUPPORTED, "conv2d: dtype %d (the CUDA provider takes host f32)", (int)op->dtype);
+    if (op->weight_dtype != DE_F32)
+        return cu_fail(c, DE_ERR_UNSUPPORTED, "conv2d: weight_dtype %d (the CUDA provider keeps its own 16-bit weight copies: pass f32 constants)",
+                       (int)op->weight_dtype);
     if (!op->x || !op->weight || !op->y) return cu_fail(c, DE_ERR_INVALID, "conv2d: NULL x, weight or y");
     if (op->n <= 0 || op->c_in <= 0 || op->h <= 0 || op->w <= 0 || op->c_out <= 0 || op->kh <= 0 || op->kw <= 0 ||
         op->stride_h <= 0 || op->stride_w <= 0 || op->pad_t < 0 || op->pad_l < 0 || op->pad_b < 0 || op->pad_r < 0)

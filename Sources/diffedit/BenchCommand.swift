@@ -9,16 +9,24 @@ import DiffEditBench
 /// made in memory) at 32x32 and 64x64 latents, batch 2 as classifier-free guidance runs it. Prints
 /// seconds per forward and the peak resident memory (VmHWM). Lines "bench unet latent=N batch=2
 /// seconds=S" are what scripts/bench_torch.py reads (--swift-results) to print the ratio.
+/// With --model (a checkpoint on disk, e.g. the random fp16 SD 1.5 folder of tools/make_bench_model.py)
+/// the model is loaded as `diffedit generate` loads it (--weights-dtype), its UNet timed the same way,
+/// and --generate times whole text-to-image runs (load excluded; DDIM, CFG 7.5). Every line then carries
+/// dtype=D, and --append adds to the results file so that one file holds a run per weights dtype.
 enum BenchCommand {
     static let parser = ArgParser(
         command: "bench",
-        usage: "[--sizes 32,64] [--repeat N] [--threads N] [--backend auto|cpu|cuda] [--results FILE]",
+        usage: "[--sizes 32,64] [--repeat N] [--threads N] [--backend auto|cpu|cuda] [--results FILE] [--model PATH --weights-dtype D --generate 256,512 --steps N --append]",
         summary: "Times the SD 1.5 UNet forward (random weights, batch 2) and prints seconds and peak RSS.",
         options: [
             .init(name: "sizes", value: "LIST", help: "latent sizes, comma separated (default 32,64)"),
             .init(name: "repeat", value: "N", help: "timed runs per size after one warm-up at the first size; the best is reported (default 1)"),
             .init(name: "no-warmup", value: nil, help: "skip the warm-up run"),
             .init(name: "results", value: "FILE", help: "also write the result lines to FILE (default $DIFFEDIT_BENCH_RESULTS, else \(defaultResultsPath)); scripts/bench_torch.py reads it for the ratio"),
+            .init(name: "generate", value: "LIST", help: "with --model: also time whole generates at these image sizes (e.g. 256,512)"),
+            .init(name: "steps", value: "N", help: "DDIM steps of each --generate run (default 10)"),
+            .init(name: "append", value: nil, help: "append to the results file instead of replacing it"),
+            CommonOptions.model, CommonOptions.weightsDType,
             CommonOptions.backend, CommonOptions.threads,
         ])
 
@@ -52,40 +60,83 @@ enum BenchCommand {
         let repeats = try p.int("repeat") ?? 1
         guard repeats >= 1 else { throw CLIError.usage("bench", "--repeat must be >= 1") }
         let backend = try CommonOptions.makeBackend(p)
-        let config = UNetConfig()   // diffusers' defaults are SD 1.5's UNet
+        let dtype = try WeightsDType.parse(p.string("weights-dtype") ?? "")
+        let tag = p.string("model") != nil || p.string("weights-dtype") != nil ? " dtype=\(dtype.rawValue)" : ""
+        let genSizes = try (p.string("generate") ?? "").split(separator: ",").map { s -> Int in
+            guard let n = Int(TextUtil.trimmingWhitespace(s)), n >= 64, n % 8 == 0 else {
+                throw CLIError.usage("bench", "--generate: \"\(s)\" is not an image size (a multiple of 8, >= 64)")
+            }
+            return n
+        }
+        let steps = try p.int("steps") ?? 10
+        guard steps >= 1 else { throw CLIError.usage("bench", "--steps must be >= 1") }
+        guard genSizes.isEmpty || p.string("model") != nil else { throw CLIError.usage("bench", "--generate needs --model") }
         var t0 = Date()
-        let weights = UNet2DConditionModel.randomWeights(config: config, seed: 0)
-        let unet = try UNet2DConditionModel(config: config, weights: weights, backend: backend)
-        let nParams = weights.names.reduce(0) { $0 + (weights.shape(of: $1)?.reduce(1, *) ?? 0) }
+        let unet: UNet2DConditionModel
+        var model: StableDiffusionModel? = nil
+        var memory: WeightTally.Summary
+        if p.string("model") != nil {
+            let m = try CommonOptions.loadModel(p, backend: backend, defaultName: DefaultModel.textToImageName)
+            model = m
+            unet = m.unet
+            memory = m.weightMemory
+        } else {
+            let config = UNetConfig()   // diffusers' defaults are SD 1.5's UNet
+            let weights = UNet2DConditionModel.randomWeights(config: config, seed: 0)
+            unet = try UNet2DConditionModel(config: config, weights: weights, backend: backend, weightsDType: dtype)
+            memory = unet.weightTally.summary
+        }
+        let config = unet.config
         let afterLoad = peakRSS() ?? 0
-        print(TextUtil.format("bench: SD 1.5 UNet, %.1fM parameters (random), backend ", Double(nParams) / 1e6) + backend.name
-              + TextUtil.format(", made in %.1f s, RSS after weights ", Date().timeIntervalSince(t0)) + gb(afterLoad))
+        let mem = memory.bytes.keys.sorted().map { "\($0) \(gb(memory.bytes[$0]!))" }.joined(separator: ", ")
+        print("bench: \(model.map { "model \($0.origin) (\($0.dtype))" } ?? "SD 1.5 UNet (random)"), weights-dtype \(dtype.rawValue), backend "
+              + backend.name + TextUtil.format(", loaded in %.1f s, RSS after weights ", Date().timeIntervalSince(t0)) + gb(afterLoad)
+              + "; weights in memory: \(mem) (\(gb(memory.mappedBytes)) read in place from the file)")
         var rng = RNG(seed: 1)
         let ehs = rng.normal([2, 77, config.cross_attention_dim])
         var lines: [String] = []
         if !p.flag("no-warmup"), let s = sizes.first {
-            _ = try unet.forward(rng.normal([2, 4, s, s]), timesteps: [500], encoderHiddenStates: ehs)
+            _ = try unet.forward(rng.normal([2, config.in_channels, s, s]), timesteps: [500], encoderHiddenStates: ehs)
         }
         for s in sizes {
-            let x = rng.normal([2, 4, s, s])
+            let x = rng.normal([2, config.in_channels, s, s])
             var best = Double.infinity
             for _ in 0..<repeats {
                 t0 = Date()
                 let y = try unet.forward(x, timesteps: [500], encoderHiddenStates: ehs)
                 best = min(best, Date().timeIntervalSince(t0))
-                precondition(y.shape == [2, 4, s, s])
+                precondition(y.shape == [2, config.out_channels, s, s])
             }
-            let line = TextUtil.format("bench unet latent=%d batch=2 seconds=%.3f", s, best)
+            let line = TextUtil.format("bench unet latent=%d batch=2", s) + tag + TextUtil.format(" seconds=%.3f", best)
             print(line + "   (peak RSS \(gb(peakRSS() ?? 0)))")
             lines.append(line)
         }
+        if let m = model {
+            for size in genSizes {
+                var o = GenerateOptions(prompt: "a photograph of a red mug on a wooden table")
+                o.width = size; o.height = size; o.steps = steps; o.guidance = 7.5; o.scheduler = "ddim"; o.seed = 0
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    t0 = Date()
+                    let r = try m.generate(o)
+                    best = min(best, Date().timeIntervalSince(t0))
+                    precondition(r.image.width == size)
+                }
+                let line = "bench generate size=\(size) steps=\(steps)" + tag + TextUtil.format(" seconds=%.3f", best)
+                print(line + "   (peak RSS \(gb(peakRSS() ?? 0)))")
+                lines.append(line)
+            }
+        }
         let peak = peakRSS() ?? 0
-        print("bench peak_rss_bytes=\(peak)   (\(gb(peak)); weights \(gb(nParams * 4)), above weights \(gb(max(0, peak - nParams * 4))))")
-        lines.append("bench peak_rss_bytes=\(peak)")
+        let wb = memory.totalBytes
+        print("bench peak_rss_bytes=\(peak)\(tag)   (\(gb(peak)); weights \(gb(wb)), above weights \(gb(max(0, peak - wb))))")
+        lines.append("bench peak_rss_bytes=\(peak)" + tag)
         let env = ProcessInfo.processInfo.environment["DIFFEDIT_BENCH_RESULTS"].flatMap { $0.isEmpty ? nil : $0 }
         let resultsPath = p.string("results") ?? env ?? defaultResultsPath
         do {
-            try (lines.joined(separator: "\n") + "\n").write(toFile: resultsPath, atomically: true, encoding: .utf8)
+            var text = lines.joined(separator: "\n") + "\n"
+            if p.flag("append"), let old = try? String(contentsOfFile: resultsPath, encoding: .utf8) { text = old + text }
+            try text.write(toFile: resultsPath, atomically: true, encoding: .utf8)
         } catch {
             throw DiffEditError.io("\(resultsPath): cannot write the bench results (\(error))")
         }

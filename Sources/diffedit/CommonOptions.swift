@@ -15,6 +15,8 @@ enum CommonOptions {
     static let quiet = ArgParser.Option(name: "quiet", value: nil, help: "no progress bar")
     static let lora = ArgParser.Option(name: "lora", value: "PATH[:SCALE]",
         help: "LoRA .safetensors (diffusers/PEFT or kohya) fused into the weights at SCALE (default 1); repeatable")
+    static let weightsDType = ArgParser.Option(name: "weights-dtype", value: "auto|f32|f16|bf16|q8_0",
+        help: "how linear/conv weights stay in memory on the CPU (default auto: as the file stores them, fp16 read in place; q8_0: 8-bit blocks of 32)")
 
     static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
         let threads = try p.int("threads") ?? 0
@@ -32,8 +34,10 @@ enum CommonOptions {
     /// `defaultName`: which embedded model stands in for a missing --model (DefaultModel.name for edits).
     static func loadModel(_ p: ArgParser.Parsed, backend: Backend,
                           defaultName: String = DefaultModel.name) throws -> StableDiffusionModel {
+        let dtype = try WeightsDType.parse(p.string("weights-dtype") ?? "")
         let model = try StableDiffusionModel.load(path: p.string("model"), backend: backend,
-                                                  configFrom: p.string("config-from"), defaultName: defaultName)
+                                                  configFrom: p.string("config-from"), defaultName: defaultName,
+                                                  weightsDType: dtype)
         let loras = try p.all(["lora"]).map { o -> LoRASpec in
             do { return try LoRASpec(parsing: o.value) } catch let e as DiffEditError { throw CLIError.usage(p.command, e.message) }
         }

@@ -36,10 +36,20 @@ extern "C" {
 /* 2: the copy op; alloc returns device memory.
  * 3: the lincomb op (a slot at the end of the vtable; the scheduler / guidance / editing latent arithmetic).
  * 4: capabilities (caps), constants uploaded once and used by handle (constant_upload / constant_release),
- *    counters (stats), and de_backend_options given at creation: the CUDA entry point takes the options. */
-#define DE_BACKEND_API_VERSION 4
+ *    counters (stats), and de_backend_options given at creation: the CUDA entry point takes the options.
+ * 5: weight operands in their storage dtype: de_gemm_op.a_dtype / b_dtype and de_conv2d_op.weight_dtype
+ *    (f16, bf16, q8_0), DE_CAP_WEIGHT_DTYPES. */
+#define DE_BACKEND_API_VERSION 5
 
-typedef enum de_dtype { DE_F32 = 0, DE_F16 = 1, DE_BF16 = 2 } de_dtype;
+/* DE_Q8_0: only as a weight operand's storage (a_dtype / b_dtype / weight_dtype): each row of the matrix
+ * is split in blocks of 32 elements, each block stored as { uint16_t d (fp16 scale); int8_t q[32]; }
+ * (34 bytes, GGUF's block_q8_0), value = d * q. A row of k elements (k % 32 == 0) is k / 32 blocks; a row
+ * stride ld (ld % 32 == 0) is ld / 32 blocks, and an element offset e (e % 32 == 0) is byte e / 32 * 34. */
+typedef enum de_dtype { DE_F32 = 0, DE_F16 = 1, DE_BF16 = 2, DE_Q8_0 = 3 } de_dtype;
+
+/* Bytes of a q8_0 block and elements per block. */
+#define DE_Q8_0_BLOCK 32
+#define DE_Q8_0_BYTES 34
 
 typedef enum de_status {
     DE_OK = 0,
@@ -60,6 +70,11 @@ typedef struct de_gemm_op {
     void *c;       int64_t ldc, stride_c;
     float alpha, beta;
     const float *bias;             /* [n] or NULL */
+    /* API 5: storage of a weight operand when it differs from dtype (DE_F32 = 0 = as dtype). A reduced
+     * operand (f16, bf16, q8_0) is a weight matrix read row by row: a only untransposed (rows of a = rows
+     * of C), b only transposed (rows of b = columns of C); at most one of the two. Accumulation is f32.
+     * Providers without DE_CAP_WEIGHT_DTYPES return DE_ERR_UNSUPPORTED for anything but DE_F32 here. */
+    de_dtype a_dtype, b_dtype;
 } de_gemm_op;
 
 /* y[n, c_out, oh, ow] = conv(x[n, c_in, h, w], weight[c_out, c_in, kh, kw]) + bias + residual
@@ -75,6 +90,9 @@ typedef struct de_conv2d_op {
     const float *bias;             /* [c_out] or NULL */
     const float *residual;         /* [n, c_out, oh, ow] or NULL, added last */
     void *y;                       /* must not alias x */
+    /* API 5: storage of weight when it differs from dtype (DE_F32 = 0 = as dtype): f16, bf16 or q8_0
+     * (q8_0: c_in * kh * kw % 32 == 0), rows of c_in * kh * kw elements; f32 accumulation. */
+    de_dtype weight_dtype;
 } de_conv2d_op;
 
 /* GroupNorm over x[n, c, hw] with `groups` groups, then y = norm * gamma[c] + beta[c],
@@ -213,7 +231,9 @@ enum {
     DE_CAP_ASYNC = 1u << 2,     /* ops may return before their work is done (synchronize waits) */
     DE_CAP_F32 = 1u << 8,       /* op descriptors accept dtype DE_F32 (every provider) */
     DE_CAP_F16 = 1u << 9,       /* ... DE_F16 */
-    DE_CAP_BF16 = 1u << 10      /* ... DE_BF16 */
+    DE_CAP_BF16 = 1u << 10,     /* ... DE_BF16 */
+    DE_CAP_WEIGHT_DTYPES = 1u << 11 /* API 5: gemm a_dtype / b_dtype and conv2d weight_dtype accept DE_F16,
+                                     * DE_BF16 and DE_Q8_0 weights read in place (the CPU provider) */
 };
 
 /* What a constant is, so a provider can choose how to keep it. */
@@ -368,6 +388,14 @@ void de_backend_stats_get(de_backend *be, de_backend_stats *out);
 /* fp16/bf16 -> f32 conversion helpers used by the weight loader (host memory, threaded). */
 void de_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 void de_bf16_to_f32(const uint16_t *src, float *dst, int64_t n);
+/* f32 -> fp16 / bf16, round to nearest even (NaN stays NaN; fp16 overflow -> inf), threaded. */
+void de_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
+void de_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+/* rows x k f32 (row stride k) -> q8_0 (k % 32 == 0; rows * k / 32 blocks of 34 bytes): per block
+ * d = max|x| / 127 rounded to fp16, q = round(x / d) (0 where d is 0), as GGUF's quantize_row_q8_0. */
+void de_quantize_q8_0(const float *src, void *dst, int64_t rows, int64_t k);
+/* n elements (n % 32 == 0) of q8_0 -> f32. */
+void de_dequantize_q8_0(const void *src, float *dst, int64_t n);
 
 #ifdef __cplusplus
 }

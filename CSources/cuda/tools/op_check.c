@@ -316,7 +316,7 @@ static void check_resident_chain(void) {
         double t0 = now();
         for (int rep = 0; rep < 2 && st == DE_OK; rep++) { /* second pass: the cached, steady state */
             if (rep == 1) t0 = now();
-            de_conv2d_op cv = {DE_F32, n, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, dx, cwt, cbias, dx, y1};   /* + residual x */
+            de_conv2d_op cv = {DE_F32, n, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, dx, cwt, cbias, dx, y1, DE_F32};   /* + residual x */
             st = de_conv2d(be, &cv);
             de_group_norm_op gn = {DE_F32, n, c, hw, 32, 1e-5f, cg, cbt, true, y1, y1};
             if (st == DE_OK) st = de_group_norm(be, &gn);

@@ -11,8 +11,9 @@ extension Backend {
         precondition(x.shape.last == inF, "linear: x \(x.shape) vs w \(w.shape)")
         let rows = x.count / inF
         let y = try output(Array(x.shape.dropLast()) + [outF])
-        try gemm(m: rows, n: outF, k: inF, a: x.opData, lda: inF, b: w.opData, ldb: inF, transB: true,
-                 c: y.opData, ldc: outF, bias: b?.opData)
+        let wo = w.weightOperand   // reduced-precision weights are read in place
+        try gemm(m: rows, n: outF, k: inF, a: UnsafeRawPointer(x.opData), lda: inF, b: wo.pointer, bType: wo.dtype, ldb: inF,
+                 transB: true, c: y.opData, ldc: outF, bias: b?.opData)
         return y
     }
 
@@ -22,12 +23,25 @@ extension Backend {
                      b: UnsafePointer<Float>, ldb: Int, strideB: Int = 0, transB: Bool = false,
                      c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int = 0,
                      alpha: Float = 1, beta: Float = 0, bias: UnsafePointer<Float>? = nil) throws {
+        try gemm(batch: batch, m: m, n: n, k: k, a: UnsafeRawPointer(a), lda: lda, strideA: strideA, transA: transA,
+                 b: UnsafeRawPointer(b), ldb: ldb, strideB: strideB, transB: transB, c: c, ldc: ldc, strideC: strideC,
+                 alpha: alpha, beta: beta, bias: bias)
+    }
+
+    /// As above with a weight operand in its storage dtype (aType / bType: de_gemm_op.a_dtype / b_dtype;
+    /// a reduced a is untransposed, a reduced b transposed; see Tensor.weightOperand).
+    public func gemm(batch: Int = 1, m: Int, n: Int, k: Int,
+                     a: UnsafeRawPointer, aType: de_dtype = DE_F32, lda: Int, strideA: Int = 0, transA: Bool = false,
+                     b: UnsafeRawPointer, bType: de_dtype = DE_F32, ldb: Int, strideB: Int = 0, transB: Bool = false,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int = 0,
+                     alpha: Float = 1, beta: Float = 0, bias: UnsafePointer<Float>? = nil) throws {
         var op = de_gemm_op()
         op.dtype = DE_F32
+        op.a_dtype = aType; op.b_dtype = bType
         op.batch = Int32(batch); op.m = Int32(m); op.n = Int32(n); op.k = Int32(k)
         op.trans_a = transA; op.trans_b = transB
-        op.a = UnsafeRawPointer(a); op.lda = Int64(lda); op.stride_a = Int64(strideA)
-        op.b = UnsafeRawPointer(b); op.ldb = Int64(ldb); op.stride_b = Int64(strideB)
+        op.a = a; op.lda = Int64(lda); op.stride_a = Int64(strideA)
+        op.b = b; op.ldb = Int64(ldb); op.stride_b = Int64(strideB)
         op.c = UnsafeMutableRawPointer(c); op.ldc = Int64(ldc); op.stride_c = Int64(strideC)
         op.alpha = alpha; op.beta = beta; op.bias = bias
         try check(de_gemm(raw, &op), "gemm")
@@ -65,7 +79,8 @@ extension Backend {
         op.c_out = Int32(cout); op.kh = Int32(kh); op.kw = Int32(kw)
         op.stride_h = Int32(stride); op.stride_w = Int32(stride)
         op.pad_t = Int32(padding.0); op.pad_l = Int32(padding.1); op.pad_b = Int32(padding.2); op.pad_r = Int32(padding.3)
-        op.x = UnsafeRawPointer(x.opData); op.weight = UnsafeRawPointer(w.opData)
+        let wo = w.weightOperand   // reduced-precision weights are read in place
+        op.x = UnsafeRawPointer(x.opData); op.weight = wo.pointer; op.weight_dtype = wo.dtype
         op.bias = b.map { UnsafePointer($0.opData) }
         op.residual = residual.map { UnsafePointer($0.opData) }
         op.y = UnsafeMutableRawPointer(y.opData)

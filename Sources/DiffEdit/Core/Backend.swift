@@ -111,6 +111,9 @@ public final class Backend: @unchecked Sendable {
     public let resident: Bool
     /// Constants (weights, biases, norms) should be uploaded once and used by handle: DE_CAP_CONSTANTS.
     public let wantsConstants: Bool
+    /// Model weights may stay in reduced precision (f16, bf16, q8_0), read in place by gemm / conv2d:
+    /// the provider has DE_CAP_WEIGHT_DTYPES and takes constants as host pointers (the plain CPU provider).
+    public var keepsReducedWeights: Bool { capabilities & UInt32(DE_CAP_WEIGHT_DTYPES) != 0 && !wantsConstants }
     private let transferFailure = Mutex<String?>(nil)
 
     /// name: "auto", "cpu" or "cuda"; threads 0 = all cores. `staged`: the CPU provider allocates op
@@ -173,6 +176,9 @@ public final class Backend: @unchecked Sendable {
     /// any other backend `t` itself (no copy, same memory).
     public func constant(_ t: Tensor, kind: ConstantKind) throws -> Tensor {
         if !wantsConstants || t.storage.isConstant { return t }
+        // constants are uploaded as f32 (the provider chooses its own precision): a reduced weight is
+        // widened into a new tensor, which the constant keeps for host reads
+        if t.elementType != .f32 { return try constant(t.widened().copy(), kind: kind) }
         let host = t.data
         let bytes = t.count * MemoryLayout<Float>.stride
         let k = kind == .weight ? DE_CONST_WEIGHT : DE_CONST_PARAM

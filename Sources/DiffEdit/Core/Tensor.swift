@@ -11,8 +11,17 @@ import Synchronization
 /// the first time host code asks for `pointer` (a download; the device block is released). Ops take
 /// `opBase`: the device block while the data lives there, host memory otherwise, so a chain of ops
 /// never leaves the device until host code reads the result.
+///
+/// A fourth kind holds a model weight in reduced precision (`init(reduced:...)`: f16, bf16 or q8_0, owned
+/// or borrowed from a memory-mapped checkpoint): ops that understand it read `reducedBase` in place
+/// (Tensor.weightOperand); anything else that asks for f32 (`pointer`, `opBase`) gets a widened copy,
+/// made once and kept (counted in `transferStats.widenedWeights`: zero on the normal paths).
 public final class TensorStorage: @unchecked Sendable {
     public let count: Int
+    /// f32 for everything but reduced-precision weights.
+    public private(set) var elementType: ElementType
+    private var reduced: UnsafeMutableRawPointer?   // reduced storage: the stored elements
+    private var ownsReduced: Bool
     private var host: UnsafeMutablePointer<Float>?
     private var owner: AnyObject?   // keeps a memory map (or other owner) alive for borrowed storage
     private var ownsHost: Bool
@@ -29,6 +38,7 @@ public final class TensorStorage: @unchecked Sendable {
         precondition(count >= 0, "TensorStorage: negative count")
         self.host = TensorStorage.allocateHost(count: count, zeroed: zeroed)
         self.count = count
+        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
         self.owner = nil
         self.ownsHost = true
         self.backend = nil
@@ -40,6 +50,7 @@ public final class TensorStorage: @unchecked Sendable {
     public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
         self.host = pointer
         self.count = count
+        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
         self.owner = owner
         self.ownsHost = false
         self.backend = nil
@@ -52,6 +63,7 @@ public final class TensorStorage: @unchecked Sendable {
     init(constantHandle handle: UnsafeMutableRawPointer, source: Tensor, backend: Backend, kind: de_const_kind) {
         self.host = source.data
         self.count = source.count
+        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
         self.owner = source
         self.ownsHost = false
         self.backend = nil
@@ -70,6 +82,16 @@ public final class TensorStorage: @unchecked Sendable {
     /// then borrows it): what `rebind` takes to go back to exactly these values.
     public func detachData() -> TensorStorage {
         precondition(!resident, "TensorStorage.detachData: device-born storage is not a model weight")
+        if let r = reduced {   // a reduced weight: its stored bytes, exactly
+            lock.withLock { _ in dropWidened() }
+            if ownsReduced {
+                let block = RawBlock(r)
+                ownsReduced = false
+                owner = block
+                return TensorStorage(reduced: elementType, bytes: r, count: count, owner: block)
+            }
+            return TensorStorage(reduced: elementType, bytes: r, count: count, owner: owner ?? self)
+        }
         if ownsHost, let h = host {
             let kept = TensorStorage(borrowing: h, count: count, owner: TensorStorage.HostBlock(h))
             ownsHost = false
@@ -86,6 +108,37 @@ public final class TensorStorage: @unchecked Sendable {
     public func rebind(to source: TensorStorage) throws {
         precondition(!resident, "TensorStorage.rebind: device-born storage is not a model weight")
         precondition(source.count == count, "TensorStorage.rebind: \(source.count) values for \(count)")
+        if let old = reduced {
+            // a reduced weight given reduced data of its type borrows it as it is (bit for bit: going back
+            // to the original); given f32 data (a LoRA-fused weight) it becomes f32 storage of that data,
+            // as diffusers fuses in the compute dtype (rounding it to 16 bits would move outputs ~1e-3)
+            lock.withLock { _ in dropWidened() }
+            if ownsReduced { old.deallocate() }
+            if source.elementType == elementType, let sr = source.reduced {
+                reduced = sr
+                ownsReduced = false
+                owner = source
+                return
+            }
+            reduced = nil
+            ownsReduced = false
+            elementType = .f32
+            ownsHost = false
+            host = source.pointer
+            owner = source
+            return
+        }
+        if let sr = source.reduced, constHandle == nil {
+            // an f32 weight going back to reduced data (unfusing a weight that was reduced at load)
+            if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+            host = nil
+            ownsHost = true
+            reduced = sr
+            ownsReduced = false
+            elementType = source.elementType
+            owner = source
+            return
+        }
         let newHost = source.pointer
         if let old = constHandle, let be = constBackend {
             let bytes = count * MemoryLayout<Float>.stride
@@ -102,11 +155,69 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     /// Owns one host block (what `detachData` hands a block this storage allocated to).
+    /// Owns a reduced weight's bytes once they are detached from the storage that allocated them.
+    final class RawBlock {
+        let pointer: UnsafeMutableRawPointer
+        init(_ p: UnsafeMutableRawPointer) { pointer = p }
+        deinit { pointer.deallocate() }
+    }
+
+    /// Frees the widened f32 copy of a reduced weight (under `lock`; the data it showed is about to change).
+    private func dropWidened() {
+        if reduced != nil, ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+        if reduced != nil { host = nil; ownsHost = true }
+    }
+
     final class HostBlock {
         let pointer: UnsafeMutablePointer<Float>
         init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
         deinit { UnsafeMutableRawPointer(pointer).deallocate() }
     }
+
+    /// A reduced-precision weight (f16, bf16 or q8_0; `count` elements, q8_0: count % 32 == 0) at `bytes`:
+    /// borrowed while `owner` (e.g. a memory-mapped file) keeps it alive, or owned (`owner` nil: `bytes`
+    /// was allocated with UnsafeMutableRawPointer.allocate and is freed with the storage).
+    init(reduced type: ElementType, bytes: UnsafeMutableRawPointer, count: Int, owner: AnyObject?) {
+        precondition(type != .f32, "TensorStorage(reduced:): f32 is not reduced")
+        precondition(type != .q8_0 || count % 32 == 0, "TensorStorage: q8_0 needs a multiple of 32 elements")
+        self.count = count
+        self.elementType = type
+        self.reduced = bytes
+        self.ownsReduced = owner == nil
+        self.host = nil
+        self.owner = owner
+        self.ownsHost = true      // the widened copy, if one is ever made
+        self.backend = nil
+        self.constHandle = nil
+        self.constBackend = nil
+    }
+
+    /// The stored elements of a reduced weight (nil for f32 storage).
+    public var reducedBase: UnsafeRawPointer? { reduced.map { UnsafeRawPointer($0) } }
+
+    /// The reduced elements as f32 (a new buffer of `count` floats).
+    func widenReduced(into h: UnsafeMutablePointer<Float>) {
+        guard let r = reduced else { return }
+        switch elementType {
+        case .f16: de_f16_to_f32(r.assumingMemoryBound(to: UInt16.self), h, Int64(count))
+        case .bf16: de_bf16_to_f32(r.assumingMemoryBound(to: UInt16.self), h, Int64(count))
+        case .q8_0: de_dequantize_q8_0(r, h, Int64(count))
+        case .f32: break
+        }
+    }
+
+    /// For storage borrowed from a memory-mapped file (f32 or reduced): drops the file's resident pages
+    /// under it once its data has been converted elsewhere (MemoryMappedFile.releasePages). No-op otherwise.
+    func releaseMappedPages() {
+        guard !ownsHost || (reduced != nil && !ownsReduced), let file = owner as? MemoryMappedFile, let fb = file.base else { return }
+        let start: UnsafeRawPointer
+        if let r = reduced { start = UnsafeRawPointer(r) } else if let h = host { start = UnsafeRawPointer(h) } else { return }
+        let off = start - UnsafeRawPointer(fb)
+        file.releasePages(off, elementType.bytes(count))
+    }
+
+    /// True when the data is read in place from a memory-mapped file (borrowed, no copy).
+    public var isMapped: Bool { owner is MemoryMappedFile && (!ownsHost || (reduced != nil && !ownsReduced)) }
 
     /// True for constant storage (a model weight uploaded once).
     public var isConstant: Bool { constHandle != nil }
@@ -119,6 +230,7 @@ public final class TensorStorage: @unchecked Sendable {
         }
         self.device = d
         self.count = count
+        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
         self.owner = nil
         self.ownsHost = true
         self.backend = backend
@@ -136,6 +248,16 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Host memory holding the data (downloads device-born storage the first time).
     public var pointer: UnsafeMutablePointer<Float> {
+        if reduced != nil {
+            return lock.withLock { _ in
+                if let h = host { return h }
+                let h = TensorStorage.allocateHost(count: count, zeroed: false)
+                widenReduced(into: h)
+                host = h
+                TensorStorage.stats.withLock { $0.widenedWeights += 1; $0.widenedBytes += count * 4 }
+                return h
+            }
+        }
         if !resident { return host! }
         return lock.withLock { _ in
             if let d = device, let be = backend {
@@ -160,6 +282,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// else host memory.
     public var opBase: UnsafeMutableRawPointer {
         if let h = constHandle { return h }
+        if reduced != nil { return UnsafeMutableRawPointer(pointer) }
         if !resident { return UnsafeMutableRawPointer(host!) }
         return lock.withLock { _ in device ?? UnsafeMutableRawPointer(host!) }
     }
@@ -175,6 +298,7 @@ public final class TensorStorage: @unchecked Sendable {
         if let h = constHandle, let be = constBackend { de_backend_constant_release(be.raw, h) }
         if let d = device, let be = backend { de_backend_release(be.raw, d) }
         if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+        if ownsReduced, let r = reduced { r.deallocate() }
     }
 
     /// Counters of device-born storage (process-wide): how often data had to come back to the host.
@@ -182,6 +306,10 @@ public final class TensorStorage: @unchecked Sendable {
         public var deviceAllocations = 0
         public var downloads = 0
         public var downloadBytes = 0
+        /// Reduced-precision weights widened to f32 because code asked for their f32 data (a fallback;
+        /// the model paths read reduced weights in place) and the bytes those copies hold.
+        public var widenedWeights = 0
+        public var widenedBytes = 0
     }
     static let stats = Mutex<TransferStats>(TransferStats())
     public static var transferStats: TransferStats { stats.withLock { $0 } }
@@ -207,6 +335,46 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// True while the data lives in backend (device) memory.
     public var isOnDevice: Bool { storage.isOnDevice }
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+    /// The storage's element type (f32 except for reduced-precision model weights).
+    public var elementType: ElementType { storage.elementType }
+
+    /// The operand a weight-aware op takes (gemm a_dtype / b_dtype, conv2d weight_dtype): the stored
+    /// elements in place for a reduced weight, else `opData` as f32.
+    var weightOperand: (pointer: UnsafeRawPointer, dtype: de_dtype) {
+        guard let r = storage.reducedBase else { return (UnsafeRawPointer(opData), DE_F32) }
+        return (r + storage.elementType.byteOffset(offset), storage.elementType.cType)
+    }
+
+    /// Bytes the data occupies in its storage's element type.
+    public var storedBytes: Int { storage.elementType.bytes(count) }
+
+    /// This tensor as a new f32 tensor when it is reduced (without caching the widened copy in the
+    /// storage), else itself.
+    public func widened() -> Tensor {
+        guard storage.reducedBase != nil else { return self }
+        let all = Tensor(shape: [storage.count], zeroed: false)
+        storage.widenReduced(into: all.data)
+        return Tensor(shape: shape, storage: all.storage, offset: offset)
+    }
+
+    /// A reduced-precision copy of this tensor's values (f32 input: `data`; reduced input is widened first),
+    /// rows of `shape.last` elements; q8_0 needs count % 32 == 0 (quantized in blocks of 32 in order).
+    public func converted(to type: ElementType) -> Tensor {
+        if type == .f32 { return elementType == .f32 ? self : widened() }
+        if type == elementType { return self }
+        let src = widened()
+        let n = count
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(type.bytes(n), 1), alignment: 64)
+        switch type {
+        case .f16: de_f32_to_f16(src.data, bytes.assumingMemoryBound(to: UInt16.self), Int64(n))
+        case .bf16: de_f32_to_bf16(src.data, bytes.assumingMemoryBound(to: UInt16.self), Int64(n))
+        case .q8_0:
+            precondition(n % 32 == 0, "Tensor.converted(to: q8_0): \(n) elements")
+            de_quantize_q8_0(src.data, bytes, Int64(n / 32), 32)
+        case .f32: break
+        }
+        return Tensor(shape: shape, storage: TensorStorage(reduced: type, bytes: bytes, count: n, owner: nil))
+    }
 
     public init(shape: [Int], zeroed: Bool = true) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in \(shape)")

@@ -67,6 +67,15 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
     }
 
     public func tensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+        try resolve(name, expectedShape: expectedShape, stored: false)
+    }
+
+    /// As `tensor`, but f16 / bf16 data stays in its stored precision, borrowed from the mapping.
+    public func storedTensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+        try resolve(name, expectedShape: expectedShape, stored: true)
+    }
+
+    private func resolve(_ name: String, expectedShape: [Int]?, stored keep: Bool) throws -> Tensor {
         guard let r = refs[name] else { throw DiffEditError.model("\(origin): missing tensor \(name)") }
         guard let stored = r.file.shape(of: r.name) else {
             throw DiffEditError.model("\(r.file.path): missing tensor \(r.name) (for \(name))")
@@ -80,11 +89,12 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
         }
         switch r.transform {
         case .identity:
-            return try r.file.tensor(r.name, expectedShape: nil)
+            return try keep ? r.file.storedTensor(r.name, expectedShape: nil) : r.file.tensor(r.name, expectedShape: nil)
         case .squeezeTrailingOnes:
-            return try r.file.tensor(r.name, expectedShape: nil).reshaped(s)
+            return try (keep ? r.file.storedTensor(r.name, expectedShape: nil) : r.file.tensor(r.name, expectedShape: nil)).reshaped(s)
         case .rows(let start, _):
             let inner = stored.dropFirst().reduce(1, *)
+            if keep { return try r.file.storedTensor(r.name, elements: start * inner, count: s.reduce(1, *), shape: s) }
             return try r.file.tensor(r.name, elements: start * inner, count: s.reduce(1, *), shape: s)
         case .transpose:
             let t = try r.file.tensor(r.name, expectedShape: nil)                       // [a, b]

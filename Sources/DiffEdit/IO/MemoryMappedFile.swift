@@ -46,6 +46,19 @@ public final class MemoryMappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: base + offset, count: count)
     }
 
+    /// Drops the resident pages that lie wholly inside [offset, offset+count) (madvise MADV_DONTNEED) once
+    /// their data has been converted or copied elsewhere, so the file's pages do not stay in memory beside
+    /// the converted copy. The mapping stays valid: a later read faults the pages back in from the file.
+    /// Only for ranges nobody wrote through (a private mapping would lose the writes).
+    public func releasePages(_ offset: Int, _ count: Int) {
+        guard let base, count > 0, offset >= 0, offset + count <= size else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = Int(bitPattern: base) + offset, end = start + count
+        let a = (start + page - 1) / page * page, b = end / page * page
+        if b > a { _ = madvise(UnsafeMutableRawPointer(bitPattern: a), b - a, Int32(MADV_DONTNEED)) }
+    }
+
     deinit {
         if let base { munmap(base, size) }
     }

@@ -171,6 +171,14 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         return try load(e, elements: 0, count: e.count, shape: e.shape)
     }
 
+    public func storedTensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+        guard let e = entries[name] else { throw DiffEditError.model("\(path): missing tensor \(name)") }
+        if let s = expectedShape, s != e.shape {
+            throw DiffEditError.model("\(path): tensor \(name) has shape \(e.shape), expected \(s)")
+        }
+        return try storedTensor(name, elements: 0, count: e.count, shape: e.shape)
+    }
+
     /// Loads elements [start, start+count) of a tensor (row-major) as an f32 tensor of `shape`.
     /// Used to split fused weights (OpenCLIP in_proj) without converting the whole tensor.
     public func tensor(_ name: String, elements start: Int, count: Int, shape: [Int]) throws -> Tensor {
@@ -179,6 +187,25 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
             throw DiffEditError.model("\(path): tensor \(name) (shape \(e.shape)) has no element range [\(start), \(start + count)) of shape \(shape)")
         }
         return try load(e, elements: start, count: count, shape: shape)
+    }
+
+    /// The tensor as stored where that is f16 or bf16: a reduced-precision tensor borrowing the mapping
+    /// (no copy, no conversion); anything else as `tensor` (F32 borrowed, other dtypes refused naming the
+    /// tensor). Elements [start, start+count) of the stored tensor.
+    public func storedTensor(_ name: String, elements start: Int, count: Int, shape: [Int]) throws -> Tensor {
+        guard let e = entries[name] else { throw DiffEditError.model("\(path): missing tensor \(name)") }
+        guard start >= 0, count >= 0, start + count <= e.count, shape.reduce(1, *) == count else {
+            throw DiffEditError.model("\(path): tensor \(name) (shape \(e.shape)) has no element range [\(start), \(start + count)) of shape \(shape)")
+        }
+        if count == 0 { return Tensor(shape: shape) }
+        switch e.dtype {
+        case "F16", "BF16":
+            let src = file.bytes(dataStart + e.begin + start * 2, count * 2)
+            let p = UnsafeMutableRawPointer(mutating: src.baseAddress!)
+            return Tensor(shape: shape, storage: TensorStorage(reduced: e.dtype == "F16" ? .f16 : .bf16, bytes: p, count: count, owner: file))
+        default:
+            return try load(e, elements: start, count: count, shape: shape)
+        }
     }
 
     private func load(_ e: Entry, elements start: Int, count: Int, shape: [Int]) throws -> Tensor {
@@ -207,10 +234,12 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         case "F16":
             let t = Tensor(shape: shape, zeroed: false)
             HalfConversion.f16ToF32(src, t.data, count)
+            file.releasePages(offset, count * esize)   // the f32 copy replaces the file's pages
             return t
         default: // BF16
             let t = Tensor(shape: shape, zeroed: false)
             HalfConversion.bf16ToF32(src, t.data, count)
+            file.releasePages(offset, count * esize)
             return t
         }
     }

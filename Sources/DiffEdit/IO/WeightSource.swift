@@ -13,9 +13,15 @@ public protocol WeightSource: AnyObject {
     /// Loads (converts to f32) the tensor. Throws `.model` naming origin and tensor when missing,
     /// when `expectedShape` is given and differs, or when the data cannot be read.
     func tensor(_ name: String, expectedShape: [Int]?) throws -> Tensor
+    /// The tensor in its stored precision where that is f16 or bf16 (borrowed in place from a mapped file
+    /// where possible; see WeightsDType), else as `tensor`. Default: `tensor`.
+    func storedTensor(_ name: String, expectedShape: [Int]?) throws -> Tensor
 }
 
 extension WeightSource {
+    public func storedTensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+        try tensor(name, expectedShape: expectedShape)
+    }
     public func tensor(_ name: String) throws -> Tensor { try tensor(name, expectedShape: nil) }
     public func tensor(_ name: String, _ shape: [Int]) throws -> Tensor { try tensor(name, expectedShape: shape) }
 
@@ -34,6 +40,9 @@ public final class PrefixedWeightSource: WeightSource {
     public func shape(of name: String) -> [Int]? { base.shape(of: prefix + name) }
     public func tensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
         try base.tensor(prefix + name, expectedShape: expectedShape)
+    }
+    public func storedTensor(_ name: String, expectedShape: [Int]?) throws -> Tensor {
+        try base.storedTensor(prefix + name, expectedShape: expectedShape)
     }
 }
 

@@ -3,6 +3,8 @@
 public final class AutoencoderKL {
     public let config: VAEConfig
     public let backend: Backend
+    /// What the loaded parameters hold in memory (WeightsDType at work).
+    public let weightTally: WeightTally
     let encoder: VAEEncoder
     let decoder: VAEDecoder
     /// The mean half of quant_conv (a 1x1 conv: the mean needs only its first latent_channels outputs).
@@ -11,7 +13,7 @@ public final class AutoencoderKL {
 
     /// Loads and shape-checks every tensor (clean diffusers names: encoder.*, decoder.*, quant_conv.*,
     /// post_quant_conv.*) up front.
-    public init(config c: VAEConfig, weights: WeightSource, backend: Backend) throws {
+    public init(config c: VAEConfig, weights: WeightSource, backend: Backend, weightsDType: WeightsDType = .auto) throws {
         self.config = c
         self.backend = backend
         let origin = weights.origin
@@ -30,7 +32,8 @@ public final class AutoencoderKL {
             throw DiffEditError.unsupported("\(origin): VAE up_block_types[\(i)] \"\(t)\" is not supported (UpDecoderBlock2D)")
         }
         guard c.act_fn == "silu" else { throw DiffEditError.unsupported("\(origin): VAE act_fn \"\(c.act_fn)\" is not supported (silu)") }
-        let w = WeightScope(weights, backend: backend)
+        let w = WeightScope(weights, backend: backend, weightsDType: weightsDType)
+        weightTally = w.tally
         encoder = try VAEEncoder(w.sub("encoder"), config: c)
         decoder = try VAEDecoder(w.sub("decoder"), config: c)
         let l = c.latent_channels

@@ -21,8 +21,10 @@ extension Backend {
         let n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3], out = w.shape[0]
         precondition(w.shape[1] == c, "linearNCHWToTokens: x \(x.shape) w \(w.shape)")
         let y = try output([n, hw, out])
-        try gemm(batch: n, m: hw, n: out, k: c, a: x.opData, lda: hw, strideA: c * hw, transA: true,
-                 b: w.opData, ldb: c, strideB: 0, transB: true, c: y.opData, ldc: out, strideC: hw * out, bias: b?.opData)
+        let wo = w.weightOperand
+        try gemm(batch: n, m: hw, n: out, k: c, a: UnsafeRawPointer(x.opData), lda: hw, strideA: c * hw, transA: true,
+                 b: wo.pointer, bType: wo.dtype, ldb: c, strideB: 0, transB: true, c: y.opData, ldc: out, strideC: hw * out,
+                 bias: b?.opData)
         return y
     }
 
@@ -34,8 +36,9 @@ extension Backend {
         precondition(w.shape[0] == c && h.count == n * hw * inner, "linearTokensToNCHW: h \(h.shape) w \(w.shape) r \(residual.shape)")
         let y: Tensor
         if let b = b { y = try addPerChannel(residual, b) } else { y = try copy(residual) }   // [N, C, H, W]
-        try gemm(batch: n, m: c, n: hw, k: inner, a: w.opData, lda: inner, strideA: 0,
-                 b: h.opData, ldb: inner, strideB: hw * inner, transB: true,
+        let wo = w.weightOperand
+        try gemm(batch: n, m: c, n: hw, k: inner, a: wo.pointer, aType: wo.dtype, lda: inner, strideA: 0,
+                 b: UnsafeRawPointer(h.opData), ldb: inner, strideB: hw * inner, transB: true,
                  c: y.opData, ldc: hw, strideC: c * hw, beta: 1)
         return y
     }

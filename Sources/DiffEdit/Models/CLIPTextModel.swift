@@ -6,6 +6,8 @@ import CDiffKernels
 public final class CLIPTextModel {
     public let config: CLIPTextConfig
     public let backend: Backend
+    /// What the loaded parameters hold in memory (WeightsDType at work).
+    public let weightTally: WeightTally
     let tokenEmbedding: Tensor      // [vocab, D]
     let positionEmbedding: Tensor   // [maxPos, D]
     let layers: [CLIPEncoderLayer]
@@ -16,7 +18,7 @@ public final class CLIPTextModel {
     let textProjection: LinearLayer?
 
     /// Accepts names with the `text_model.` prefix (real checkpoints) or without it (transformers 5 saves).
-    public init(config c: CLIPTextConfig, weights: WeightSource, backend: Backend) throws {
+    public init(config c: CLIPTextConfig, weights: WeightSource, backend: Backend, weightsDType: WeightsDType = .auto) throws {
         self.config = c
         self.backend = backend
         let origin = weights.origin
@@ -33,7 +35,8 @@ public final class CLIPTextModel {
         case "gelu_new", "gelu_pytorch_tanh": act = DE_UNARY_GELU_TANH
         default: throw DiffEditError.unsupported("\(origin): text encoder hidden_act \"\(c.hidden_act)\" is not supported")
         }
-        let root = WeightScope(weights, backend: backend, registry: parameters)
+        let root = WeightScope(weights, backend: backend, registry: parameters, weightsDType: weightsDType)
+        weightTally = root.tally
         let w = (!weights.contains("text_model.embeddings.token_embedding.weight")
                  && weights.contains("embeddings.token_embedding.weight")) ? root : root.sub("text_model")
         let d = c.hidden_size

@@ -14,6 +14,11 @@ struct LinearLayer {
         bias = try w("bias", [outFeatures])
     }
 
+    /// From tensors already loaded (tests, derived layers).
+    init(weight: Tensor, bias: Tensor?) {
+        self.weight = weight; self.bias = bias
+    }
+
     var inFeatures: Int { weight.shape[1] }
     var outFeatures: Int { weight.shape[0] }
 
@@ -26,7 +31,8 @@ struct LinearLayer {
     func accumulate(_ be: Backend, _ x: Tensor, into y: Tensor) throws {
         let rows = x.count / inFeatures
         precondition(y.count == rows * outFeatures, "LinearLayer.accumulate: x \(x.shape) y \(y.shape)")
-        try be.gemm(m: rows, n: outFeatures, k: inFeatures, a: x.opData, lda: inFeatures, b: weight.opData,
-                    ldb: inFeatures, transB: true, c: y.opData, ldc: outFeatures, beta: 1, bias: bias?.opData)
+        let wo = weight.weightOperand
+        try be.gemm(m: rows, n: outFeatures, k: inFeatures, a: UnsafeRawPointer(x.opData), lda: inFeatures, b: wo.pointer,
+                    bType: wo.dtype, ldb: inFeatures, transB: true, c: y.opData, ldc: outFeatures, beta: 1, bias: bias?.opData)
     }
 }

@@ -10,6 +10,8 @@ public final class UNet2DConditionModel {
     public let backend: Backend
     /// Where the weights came from (messages).
     public let origin: String
+    /// What the loaded parameters hold in memory (WeightsDType at work).
+    public let weightTally: WeightTally
     let convIn: Conv2dLayer
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
@@ -25,14 +27,15 @@ public final class UNet2DConditionModel {
     public let parameters = WeightRegistry()
 
     /// Loads and shape-checks every tensor (clean diffusers names) up front.
-    public init(config c: UNetConfig, weights: WeightSource, backend: Backend) throws {
+    public init(config c: UNetConfig, weights: WeightSource, backend: Backend, weightsDType: WeightsDType = .auto) throws {
         self.config = c
         self.backend = backend
         self.origin = weights.origin
         try Self.checkConfig(c, origin: weights.origin, upBlocks: true)
         let levels = c.block_out_channels.count
 
-        let w = WeightScope(weights, backend: backend, registry: parameters)
+        let w = WeightScope(weights, backend: backend, registry: parameters, weightsDType: weightsDType)
+        weightTally = w.tally
         let c0 = c.block_out_channels[0], tembC = c0 * 4
         convIn = try Conv2dLayer(w.sub("conv_in"), inChannels: c.in_channels, outChannels: c0, kernel: 3)
         timeLinear1 = try LinearLayer(w.sub("time_embedding.linear_1"), inFeatures: c0, outFeatures: tembC)

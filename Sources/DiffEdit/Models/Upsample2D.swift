@@ -18,7 +18,7 @@ final class Upsample2D {
         self.channels = channels
         // the phase kernels are the weights the x2 path runs: constants like the loaded ones
         let phase = Upsample2D.phaseLayer(conv)
-        phaseConv = Conv2dLayer(weight: try w.constant(phase.weight, kind: .weight),
+        phaseConv = Conv2dLayer(weight: try w.constant(phase.weight, kind: .weight, like: conv.weight),
                                 bias: try phase.bias.map { try w.constant($0, kind: .param) },
                                 stride: phase.stride, padding: phase.padding)
         // a changed conv weight (LoRA fusing) changes the phase kernels: made again from the new data
@@ -32,7 +32,8 @@ final class Upsample2D {
         let w = Tensor(shape: [4 * cout, cin, 2, 2], zeroed: true)
         // taps[p][r]: 3x3 kernel rows summed into 2x2 kernel row r for phase p
         let taps: [[[Int]]] = [[[0], [1, 2]], [[0, 1], [2]]]
-        let src = conv.weight.data, dst = w.data
+        let src32 = conv.weight.widened()   // a reduced weight: a temporary f32 copy
+        let src = src32.data, dst = w.data
         for p in 0..<2 {
             for q in 0..<2 {
                 let phase = p * 2 + q
@@ -51,6 +52,7 @@ final class Upsample2D {
                 }
             }
         }
+        withExtendedLifetime(src32) {}
         var bias: Tensor? = nil
         if let b = conv.bias {
             let t = Tensor(shape: [4 * cout], zeroed: false)

@@ -54,7 +54,9 @@ extension StableDiffusionModel {
             guard let t = registry.tensor(name) else { throw DiffEditError.model("LoRA: no parameter \(key)") }
             let base = originals[key] ?? t.storage
             let out = TensorStorage(count: t.count, zeroed: false)
-            out.pointer.update(from: base.pointer + t.offset, count: t.count)
+            // (a reduced weight is read through a temporary f32 copy: none is kept beside its original)
+            let base32 = Tensor(shape: [base.count], storage: base).widened()
+            out.pointer.update(from: base32.data + t.offset, count: t.count)
             let rows = t.shape[0], cols = t.count / rows
             for (u, scale) in byWeight[key]! {
                 let r = u.down.shape[0]

@@ -29,6 +29,9 @@ public final class StableDiffusionModel: @unchecked Sendable {
     /// The dtype most weights were stored in ("F16", "F32", "BF16").
     public let dtype: String
     public let backend: Backend
+    /// How linear and conv weights are kept in memory (WeightsDType; reduced only on a backend that
+    /// reads them in place, see Backend.keepsReducedWeights).
+    public let weightsDType: WeightsDType
     /// Editing settings the model recommends (EditDefaults), used where the caller leaves them unset.
     public let editDefaults: EditDefaults?
     /// The LoRA files fused into the weights now, and what undoes them (StableDiffusionModel+LoRA).
@@ -39,7 +42,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let estimatedWeightBytes: Int
 
     /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
-    public init(checkpoint ck: LoadedCheckpoint, backend: Backend, maxMemory: Int? = nil) throws {
+    public init(checkpoint ck: LoadedCheckpoint, backend: Backend, maxMemory: Int? = nil,
+                weightsDType: WeightsDType = .auto) throws {
         try ck.checkConfigLimits()   // before any array is sized from a config value
         estimatedWeightBytes = try Self.checkModelSize(ck, limit: maxMemory)   // before any tensor is read
         self.maxMemory = maxMemory
@@ -48,14 +52,14 @@ public final class StableDiffusionModel: @unchecked Sendable {
         } else {
             tokenizer = try CLIPTokenizer.embedded(padToken: ck.padToken)
         }
-        textEncoder = try CLIPTextModel(config: ck.textConfig, weights: ck.textEncoder, backend: backend)
+        textEncoder = try CLIPTextModel(config: ck.textConfig, weights: ck.textEncoder, backend: backend, weightsDType: weightsDType)
         if let w2 = ck.textEncoder2, let c2 = ck.textConfig2 {
             if let v = ck.tokenizer2VocabPath, let m = ck.tokenizer2MergesPath {
                 tokenizer2 = try CLIPTokenizer(vocabPath: v, mergesPath: m, padToken: ck.padToken2)
             } else {
                 tokenizer2 = try CLIPTokenizer.embedded(padToken: ck.padToken2 ?? "!")
             }
-            let te2 = try CLIPTextModel(config: c2, weights: w2, backend: backend)
+            let te2 = try CLIPTextModel(config: c2, weights: w2, backend: backend, weightsDType: weightsDType)
             guard te2.textProjection != nil else {
                 throw DiffEditError.model("\(ck.origin): text_encoder_2 has no text_projection.weight (SDXL's second encoder is a CLIPTextModelWithProjection)")
             }
@@ -65,8 +69,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
         }
         forceZerosForEmptyPrompt = ck.forceZerosForEmptyPrompt
         isCosXLEdit = ck.isCosXLEdit
-        unet = try UNet2DConditionModel(config: ck.unetConfig, weights: ck.unet, backend: backend)
-        vae = try AutoencoderKL(config: ck.vaeConfig, weights: ck.vae, backend: backend)
+        unet = try UNet2DConditionModel(config: ck.unetConfig, weights: ck.unet, backend: backend, weightsDType: weightsDType)
+        vae = try AutoencoderKL(config: ck.vaeConfig, weights: ck.vae, backend: backend, weightsDType: weightsDType)
         let contextWidth = ck.textConfig.hidden_size + (ck.textConfig2?.hidden_size ?? 0)
         guard ck.unetConfig.cross_attention_dim == contextWidth else {
             throw DiffEditError.model("\(ck.origin): UNet cross_attention_dim \(ck.unetConfig.cross_attention_dim) does not match the text encoder\(ck.isXL ? "s' hidden sizes \(ck.textConfig.hidden_size) + \(ck.textConfig2!.hidden_size)" : "'s hidden_size \(ck.textConfig.hidden_size)")")
@@ -91,6 +95,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         layout = ck.layout
         dtype = ck.dtype
         self.backend = backend
+        self.weightsDType = weightsDType
     }
 
     /// Loads `path` (a diffusers folder or .safetensors file; nil or "" = the embedded default model
@@ -99,17 +104,24 @@ public final class StableDiffusionModel: @unchecked Sendable {
     /// tell (norm groups, heads, sample size), like diffusers' from_single_file(config=...).
     public static func load(path: String?, backend: Backend, predictionType: String? = nil,
                             configFrom: String? = nil,
-                            defaultName: String = DefaultModel.name, maxMemory: Int? = nil) throws -> StableDiffusionModel {
+                            defaultName: String = DefaultModel.name, maxMemory: Int? = nil,
+                            weightsDType: WeightsDType = .auto) throws -> StableDiffusionModel {
         let p: String
         if let path, !path.isEmpty { p = path } else { p = try DefaultModel.resolve(name: defaultName) }
         let ck = try CheckpointLoader.load(path: p, predictionType: predictionType, configFrom: configFrom)
-        return try StableDiffusionModel(checkpoint: ck, backend: backend, maxMemory: maxMemory)
+        return try StableDiffusionModel(checkpoint: ck, backend: backend, maxMemory: maxMemory, weightsDType: weightsDType)
     }
 
     /// VAE spatial factor (8 for SD).
     public var vaeFactor: Int { vaeConfig.downsampleFactor }
     /// Latent channels (4 for SD).
     public var latentChannels: Int { vaeConfig.latent_channels }
+    /// What the weights of the three networks hold in memory, by element type (WeightTally).
+    public var weightMemory: WeightTally.Summary {
+        unet.weightTally.summary + vae.weightTally.summary + textEncoder.weightTally.summary
+            + (textEncoder2?.weightTally.summary ?? WeightTally.Summary())
+    }
+
     /// Native image size: UNet sample_size x VAE factor (512 for SD 1.5, 768 for SD 2.x-v).
     public var nativeSize: Int { unetConfig.sample_size * vaeFactor }
     /// Token sequence length (77).

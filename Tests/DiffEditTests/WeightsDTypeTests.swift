@@ -1,0 +1,105 @@
+import XCTest
+import Foundation
+@testable import DiffEdit
+
+/// `--weights-dtype` on the fixture models (fp16 safetensors) against diffusers' StableDiffusionPipeline
+/// (ref/sd1 generate_ddim, computed in fp32 from the fp16-rounded weights):
+/// - auto keeps every linear / conv weight f16, read in place from the mapping (no copy, no widening),
+///   and matches as f32 does (1e-3 latents / 40 dB, the PipelineTests bounds);
+/// - f16 (also rounding the derived upsampler phase kernels) within the same bounds;
+/// - bf16: final latents rel err <= 1e-2, image >= 30 dB; q8_0: image >= 25 dB;
+/// and bf16 / q8_0 really change the weights: their outputs move away from the f32 ones by more than 20x
+/// the f32 path's own error, so a loader that ignored the option would fail.
+final class WeightsDTypeTests: XCTestCase {
+    struct Run { let latents: Tensor; let decoded: Tensor; let memory: WeightTally.Summary }
+
+    nonisolated(unsafe) static var runs: [WeightsDType: Run] = [:]
+
+    static func run(_ dtype: WeightsDType, layout: String = "sd1") throws -> Run {
+        if layout == "sd1", let r = runs[dtype] { return r }
+        let man = try PipelineTests.manifest("sd1")
+        let c = man["generate_ddim"] as! [String: Any]
+        let m = try StableDiffusionModel.load(path: PipelineTests.path(layout), backend: Backend.cpu,
+                                              configFrom: layout == "sd1" ? nil : PipelineTests.path("sd1"), weightsDType: dtype)
+        XCTAssertEqual(m.weightsDType, dtype)
+        var o = GenerateOptions(prompt: c["prompt"] as! String)
+        o.negativePrompt = c["negative_prompt"] as? String
+        o.steps = (c["steps"] as! NSNumber).intValue
+        o.guidance = Float((c["guidance"] as! NSNumber).doubleValue)
+        o.width = (c["width"] as! NSNumber).intValue
+        o.height = (c["height"] as! NSNumber).intValue
+        o.scheduler = "ddim"
+        o.initNoise = try NPY.readTensor(path: PipelineTests.path("ref/sd1/" + (c["noise"] as! String)))
+        let widened0 = TensorStorage.transferStats.widenedWeights
+        let r = try m.generate(o)
+        XCTAssertEqual(TensorStorage.transferStats.widenedWeights, widened0, "\(dtype): a reduced weight was widened to f32")
+        let run = Run(latents: r.latents, decoded: r.decoded, memory: m.weightMemory)
+        if layout == "sd1" { runs[dtype] = run }
+        return run
+    }
+
+    static func reference() throws -> (latents: Tensor, image: Tensor) {
+        let c = try PipelineTests.manifest("sd1")["generate_ddim"] as! [String: Any]
+        return (try NPY.readTensor(path: PipelineTests.path("ref/sd1/" + (c["latents"] as! String))),
+                try NPY.readTensor(path: PipelineTests.path("ref/sd1/" + (c["image"] as! String))))
+    }
+
+    func score(_ d: WeightsDType) throws -> (Float, Double, Run) {
+        let r = try Self.run(d), ref = try Self.reference()
+        let e = PipelineTests.relErr(r.latents, ref.latents)
+        let p = PipelineTests.psnr(decoded: r.decoded, reference: ref.image)
+        print("weights \(d.rawValue): latents rel err \(e), image PSNR \(p) dB, weights \(r.memory.bytes) (mapped \(r.memory.mappedBytes))")
+        return (e, p, r)
+    }
+
+    func testAutoKeepsF16InPlaceAndMatchesDiffusers() throws {
+        let (e, p, r) = try score(.auto)
+        XCTAssertLessThanOrEqual(e, 1e-3); XCTAssertGreaterThanOrEqual(p, 40)
+        let (e32, p32, r32) = try score(.f32)
+        XCTAssertLessThanOrEqual(e32, 1e-3); XCTAssertGreaterThanOrEqual(p32, 40)
+        // f32 holds no 16-bit weights; auto holds the linear / conv weights as f16, all read from the mapping
+        XCTAssertNil(r32.memory.bytes["f16"])
+        let f16 = try XCTUnwrap(r.memory.bytes["f16"])
+        XCTAssertEqual(r.memory.mappedBytes, f16, "auto: every f16 weight is used in place from the file")
+        XCTAssertGreaterThan(r.memory.tensors["f16"] ?? 0, 100)
+        // the f16 weights take half their f32 bytes, so the whole model shrinks by that much
+        XCTAssertEqual(r32.memory.totalBytes - r.memory.totalBytes, f16, "f16 weights must hold 2 bytes per element")
+    }
+
+    func testF16AndBF16WithinBounds() throws {
+        let (e16, p16, r16) = try score(.f16)
+        XCTAssertLessThanOrEqual(e16, 1e-3); XCTAssertGreaterThanOrEqual(p16, 40)
+        XCTAssertGreaterThan(r16.memory.bytes["f16"] ?? 0, 0)
+        let (eb, pb, rb) = try score(.bf16)
+        XCTAssertLessThanOrEqual(eb, 1e-2); XCTAssertGreaterThanOrEqual(pb, 30)
+        XCTAssertNil(rb.memory.bytes["f16"])
+        XCTAssertGreaterThan(rb.memory.bytes["bf16"] ?? 0, 0)
+        XCTAssertEqual(rb.memory.mappedBytes, 0, "bf16 from an fp16 file is a converted copy")
+        // bf16 moved the output: far more than the f32 path's own error
+        let (e32, _, _) = try score(.f32)
+        XCTAssertGreaterThan(eb, 20 * max(e32, 1e-6), "bf16 weights did not change the output")
+    }
+
+    func testQ8_0QuantizesAndStaysWithin25dB() throws {
+        let (eq, pq, rq) = try score(.q8_0)
+        XCTAssertGreaterThanOrEqual(pq, 25)
+        let q8 = try XCTUnwrap(rq.memory.bytes["q8_0"])
+        XCTAssertGreaterThan(q8, 0)
+        // rows not a multiple of 32 (conv_in over 4 latent channels: 36) stay f16
+        XCTAssertGreaterThan(rq.memory.tensors["f16"] ?? 0, 0)
+        let (e32, _, r32) = try score(.f32)
+        XCTAssertGreaterThan(eq, 20 * max(e32, 1e-6), "q8_0 weights did not change the output")
+        // the reduced weights shrink below their f16 size (the f32 rest, mostly the token embedding, is unchanged)
+        let r16 = try Self.run(.f16)
+        XCTAssertLessThan(q8 + (rq.memory.bytes["f16"] ?? 0), r16.memory.bytes["f16"] ?? 0)
+        XCTAssertEqual(rq.memory.bytes["f32"], r16.memory.bytes["f32"])
+        XCTAssertGreaterThan(r32.memory.totalBytes, rq.memory.totalBytes)
+    }
+
+    func testSingleFileAutoAlsoInPlace() throws {
+        let r = try Self.run(.auto, layout: "sd1.safetensors")
+        let folder = try Self.run(.auto)
+        XCTAssertEqual(r.memory.mappedBytes, r.memory.bytes["f16"] ?? -1)
+        XCTAssertEqual(r.latents.toArray(), folder.latents.toArray(), "single file and folder hold the same weights")
+    }
+}
