@@ -186,10 +186,36 @@ static uint32_t cpu_caps(de_backend *be) {
     return DE_CAP_F32 | DE_CAP_WEIGHT_DTYPES | (cpu_of(be)->staged ? DE_CAP_RESIDENT | DE_CAP_CONSTANTS : 0u);
 }
 
+static size_t scratch_bytes(const cpu_ctx *c) {
+    size_t b = (c->shared.ptr ? c->shared.cap : 0) + (c->shared2.ptr ? c->shared2.cap : 0) + (c->wconv.ptr ? c->wconv.cap : 0);
+    for (int i = 0; i < c->n_threads; i++) b += c->per_thread[i].ptr ? c->per_thread[i].cap : 0;
+    return b * sizeof(float);
+}
+
+static void scratch_free(de_scratch *s) {
+    free(s->ptr);
+    s->ptr = NULL;
+    s->cap = 0;
+}
+
+/* frees every scratch buffer between ops (the op lock waits for a running one) */
+static void cpu_trim(de_backend *be) {
+    cpu_ctx *c = cpu_of(be);
+    pthread_mutex_lock(&c->op_lock);
+    scratch_free(&c->shared);
+    scratch_free(&c->shared2);
+    scratch_free(&c->wconv);
+    for (int i = 0; i < c->n_threads; i++) scratch_free(&c->per_thread[i]);
+    pthread_mutex_unlock(&c->op_lock);
+}
+
 static void cpu_stats(de_backend *be, de_backend_stats *out) {
     cpu_ctx *c = cpu_of(be);
+    pthread_mutex_lock(&c->op_lock);
+    const int64_t sb = (int64_t)scratch_bytes(c);
+    pthread_mutex_unlock(&c->op_lock);
     de_backend_stats s = { sizeof s, atomic_load(&c->n_constants), atomic_load(&c->constant_bytes),
-                           atomic_load(&c->host_operands) };
+                           atomic_load(&c->host_operands), sb };
     size_t n = out->struct_size < sizeof s ? out->struct_size : sizeof s;
     memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
 }
@@ -306,6 +332,7 @@ de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
     i->constant_upload = cpu_constant_upload;
     i->constant_release = cpu_constant_release;
     i->stats = cpu_stats;
+    i->trim = cpu_trim;
     return be;
 }
 

@@ -125,6 +125,10 @@ void de_backend_constant_release(de_backend *be, void *handle) {
     if (be && handle && be->iface.constant_release) be->iface.constant_release(be, handle);
 }
 
+void de_backend_trim(de_backend *be) {
+    if (be && be->iface.trim) be->iface.trim(be);
+}
+
 void de_backend_stats_get(de_backend *be, de_backend_stats *out) {
     if (!out || out->struct_size < sizeof(size_t)) return;
     size_t sz = out->struct_size < sizeof *out ? out->struct_size : sizeof *out;

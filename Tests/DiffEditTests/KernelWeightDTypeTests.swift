@@ -223,3 +223,22 @@ final class KernelWeightDTypeTests: XCTestCase {
         }
     }
 }
+
+/// The CPU provider's scratch (im2col / Winograd / weight panel buffers) grows to the largest request and
+/// is freed by trim (de_backend API 5), which `Backend.shrinkScratch` calls above Backend.scratchKeepBytes.
+final class BackendScratchTrimTests: XCTestCase {
+    func testTrimFreesScratchAndOpsStillWork() throws {
+        let be = try Backend(name: "cpu", options: BackendOptions())
+        XCTAssertEqual(be.scratchBytes, 0)
+        let x = Tensor.full([1, 64, 48, 48], 0.5), w = Tensor.full([64, 64, 3, 3], 0.01)
+        let y0 = try be.conv2d(x, w, padding: 1).toArray()
+        let grown = be.scratchBytes
+        XCTAssertGreaterThan(grown, 1 << 20, "a 64-channel 48x48 conv uses Winograd buffers")
+        be.shrinkScratch()   // below the keep threshold: kept
+        XCTAssertEqual(be.scratchBytes, grown)
+        de_backend_trim(be.raw)
+        XCTAssertEqual(be.scratchBytes, 0)
+        XCTAssertEqual(try be.conv2d(x, w, padding: 1).toArray(), y0, "same result after the buffers were freed")
+        XCTAssertEqual(be.scratchBytes, grown)
+    }
+}

@@ -38,7 +38,7 @@ extern "C" {
  * 4: capabilities (caps), constants uploaded once and used by handle (constant_upload / constant_release),
  *    counters (stats), and de_backend_options given at creation: the CUDA entry point takes the options.
  * 5: weight operands in their storage dtype: de_gemm_op.a_dtype / b_dtype and de_conv2d_op.weight_dtype
- *    (f16, bf16, q8_0), DE_CAP_WEIGHT_DTYPES. */
+ *    (f16, bf16, q8_0), DE_CAP_WEIGHT_DTYPES; the trim slot and de_backend_stats.scratch_bytes. */
 #define DE_BACKEND_API_VERSION 5
 
 /* DE_Q8_0: only as a weight operand's storage (a_dtype / b_dtype / weight_dtype): each row of the matrix
@@ -250,6 +250,9 @@ typedef struct de_backend_stats {
     int64_t constant_bytes;      /* bytes those copies hold in the backend (after any precision reduction) */
     int64_t host_operands;       /* op operands that were plain host memory (on CUDA: one host<->device copy
                                   * each; on the staged CPU provider: counted, read in place) */
+    int64_t scratch_bytes;       /* API 5: bytes the provider's reusable op buffers hold now (CPU: im2col,
+                                  * Winograd, weight panels, attention tiles; they grow to the largest request
+                                  * and stay until trim) */
 } de_backend_stats;
 
 /* ---- options given at creation (API 4) ----
@@ -321,6 +324,8 @@ struct de_backend_i {
     void *(*constant_upload)(de_backend *be, const void *host, size_t bytes, de_const_kind kind);
     void (*constant_release)(de_backend *be, void *handle);          /* API 4; handle from constant_upload */
     void (*stats)(de_backend *be, de_backend_stats *out);            /* API 4; NULL: all counters 0 */
+    void (*trim)(de_backend *be);     /* API 5: frees the reusable op buffers (scratch) after a large request;
+                                       * the next op allocates what it needs again. NULL: nothing to free */
 };
 
 struct de_backend {
@@ -384,6 +389,8 @@ uint32_t de_backend_caps(de_backend *be);
 void *de_backend_constant_upload(de_backend *be, const void *host, size_t bytes, de_const_kind kind);
 void de_backend_constant_release(de_backend *be, void *handle);
 void de_backend_stats_get(de_backend *be, de_backend_stats *out);
+/* API 5: the trim slot (nothing without one). Safe between ops from any thread (waits for a running op). */
+void de_backend_trim(de_backend *be);
 
 /* fp16/bf16 -> f32 conversion helpers used by the weight loader (host memory, threaded). */
 void de_f16_to_f32(const uint16_t *src, float *dst, int64_t n);

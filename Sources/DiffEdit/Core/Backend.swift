@@ -197,6 +197,19 @@ public final class Backend: @unchecked Sendable {
         return s
     }
 
+    /// Bytes the provider's reusable op buffers hold (de_backend_stats.scratch_bytes; 0 where not reported).
+    public var scratchBytes: Int { Int(stats.scratch_bytes) }
+
+    /// Above this many bytes of scratch, `shrinkScratch()` frees it (256 MB: a 512x512 request stays under,
+    /// a 1024x1024 one or a large VAE decode goes above).
+    public static let scratchKeepBytes = 256 << 20
+
+    /// After a request: frees the provider's reusable op buffers when they grew above `scratchKeepBytes`
+    /// (a large image), so that a long-lived host (a GIMP / Krita plug-in) does not keep that memory.
+    public func shrinkScratch() {
+        if scratchBytes > Backend.scratchKeepBytes { de_backend_trim(raw) }
+    }
+
     /// Called by TensorStorage when a download failed (a property cannot throw): the next op fails with it.
     func recordTransferFailure(_ message: String) {
         transferFailure.withLock { if $0 == nil { $0 = message } }

@@ -24,6 +24,7 @@ public final class ImageEditor {
 
     /// Edits `image` as `options` say. The result has the input's size; its pixels follow `PixelPolicy`.
     public func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult {
+        defer { parts.backend.shrinkScratch() }
         let r = try ResolvedEdit(options: options, unetInChannels: parts.unet.config.in_channels,
                                  imageWidth: image.width, imageHeight: image.height, defaults: parts.editDefaults)
         // inpaint on a large image with a small selection: the selection and its surroundings, at the model's size

@@ -7,6 +7,7 @@
 ///   image = VAE.decode(x / scaling_factor).
 extension StableDiffusionModel {
     public func generate(_ o: GenerateOptions, progress: ProgressReporter = ProgressReporter()) throws -> GenerateResult {
+        defer { backend.shrinkScratch() }
         // Validate everything before any heavy work.
         let width = o.width ?? nativeSize, height = o.height ?? nativeSize
         try checkImageSize(width: width, height: height)
