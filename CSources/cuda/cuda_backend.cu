@@ -127,7 +127,7 @@ static uint32_t cu_caps(de_backend *be) {
 static void cu_stats(de_backend *be, de_backend_stats *out) {
     cuda_ctx *c = cu_of(be);
     pthread_mutex_lock(&c->lock);
-    de_backend_stats s = { sizeof s, c->n_constants, (int64_t)c->consts.dev_bytes, c->host_operands };
+    de_backend_stats s = { sizeof s, c->n_constants, (int64_t)c->consts.dev_bytes, c->host_operands, 0 /* scratch: not reported */ };
     pthread_mutex_unlock(&c->lock);
     size_t n = out->struct_size < sizeof s ? out->struct_size : sizeof s;
     memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
