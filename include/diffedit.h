@@ -227,11 +227,18 @@ typedef struct diff_edit_model_params {
                                  read; over the limit the load fails with DIFF_EDIT_ERR_OUT_OF_MEMORY
                                  and a message with both numbers. A request whose estimated working set
                                  does not fit beside the weights fails the same way before it runs */
+    const char *weights_dtype; /**< how linear and conv weights stay in memory on the CPU backend:
+                                 "auto" (NULL or "" = the default: as the file stores them, an fp16 / bf16
+                                 checkpoint read in place from the memory-mapped file, never widened),
+                                 "f32", "f16", "bf16" or "q8_0" (8-bit blocks of 32 with an fp16 scale, as
+                                 GGUF). Biases, norms and embeddings stay f32; the CUDA backend keeps its own
+                                 16-bit copies whatever this says. Another name is
+                                 DIFF_EDIT_ERR_INVALID_ARGUMENT naming params->weights_dtype */
 } diff_edit_model_params;
 
 /**
  * Fills *params with the defaults: struct_size = sizeof(diff_edit_model_params), path NULL (default
- * model), backend "auto", device 0, n_threads 0, no log callback, max_memory 0 (available memory). NULL params is ignored.
+ * model), backend "auto", device 0, n_threads 0, no log callback, max_memory 0 (available memory), weights_dtype NULL (auto). NULL params is ignored.
  * Never fails. Thread-safe.
  */
 DIFF_EDIT_API void diff_edit_model_params_default(diff_edit_model_params *params);

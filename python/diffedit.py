@@ -131,7 +131,8 @@ class ModelParams(ctypes.Structure):
     """diff_edit_model_params (extensible: struct_size first)."""
     _fields_ = [("struct_size", ctypes.c_uint32), ("path", ctypes.c_char_p), ("backend", ctypes.c_char_p),
                 ("device", ctypes.c_int32), ("n_threads", ctypes.c_int32), ("log", LOG_FN),
-                ("log_user", ctypes.c_void_p), ("max_memory", ctypes.c_uint64)]
+                ("log_user", ctypes.c_void_p), ("max_memory", ctypes.c_uint64),
+                ("weights_dtype", ctypes.c_char_p)]
 
 
 class ControlStruct(ctypes.Structure):
@@ -472,11 +473,12 @@ class Model:
     path: a diffusers folder or single-file .safetensors; None or "" = the embedded default model.
     backend: "auto", "cpu" or "cuda". log: optional callable(level: int, message: str).
     max_memory: bytes for the weights and each request's working set (0 = the available memory); over it the
-    load or the request raises with DIFF_EDIT_ERR_OUT_OF_MEMORY."""
+    load or the request raises with DIFF_EDIT_ERR_OUT_OF_MEMORY.
+    weights_dtype: "auto" (None), "f32", "f16", "bf16" or "q8_0" (how weights stay in memory on the CPU)."""
 
     def __init__(self, path: Optional[str] = None, backend: Optional[str] = "auto", device: int = 0,
                  n_threads: int = 0, log: Optional[Callable[[int, str], None]] = None,
-                 params: Optional[ModelParams] = None, max_memory: int = 0):
+                 params: Optional[ModelParams] = None, max_memory: int = 0, weights_dtype: Optional[str] = None):
         L = lib()
         self._handle = None
         if params is None:
@@ -486,6 +488,7 @@ class Model:
             params.device = device
             params.n_threads = n_threads
             params.max_memory = max_memory
+            params.weights_dtype = _enc(weights_dtype, "weights_dtype")
         self._log_cb = None
         if log is not None:
             def _log(_user, level, message, _log=log):

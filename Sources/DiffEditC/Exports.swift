@@ -63,7 +63,8 @@ public func diffEditModelLoad(_ params: UnsafePointer<diff_edit_model_params>?,
         if !backend.fallbackReason.isEmpty {
             ModelHandle.log(req.log, req.logUser, 2, "backend \(req.backend): \(backend.fallbackReason)")
         }
-        let engine = try EngineLoader.load(path: path, backend: backend, maxMemory: req.maxMemory)
+        let engine = try EngineLoader.load(path: path, backend: backend, maxMemory: req.maxMemory,
+                                           weightsDType: req.weightsDType)
         let model = ModelHandle(engine: engine, path: path, log: req.log, logUser: req.logUser)
         model.log(1, "loaded \(engine.summary)")
         out.pointee = OpaquePointer(Unmanaged.passRetained(model).toOpaque())

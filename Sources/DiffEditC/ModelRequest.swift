@@ -12,6 +12,8 @@ struct ModelRequest {
     var logUser: UnsafeMutableRawPointer?
     /// params->max_memory; nil = 0 = the available memory.
     var maxMemory: Int?
+    /// params->weights_dtype (NULL / "" = auto).
+    var weightsDType: WeightsDType = .auto
 
     /// The defaults of diff_edit_model_params_default.
     static var cDefaults: diff_edit_model_params {
@@ -33,6 +35,7 @@ struct ModelRequest {
             MemoryLayout<P>.offset(of: \.log).map { $0 + MemoryLayout<diff_edit_log_fn?>.size },
             MemoryLayout<P>.offset(of: \.log_user).map { $0 + ptr },
             MemoryLayout<P>.offset(of: \.max_memory).map { $0 + 8 },
+            MemoryLayout<P>.offset(of: \.weights_dtype).map { $0 + ptr },
         ]
         return ends.compactMap { $0 }
     }
@@ -62,5 +65,11 @@ struct ModelRequest {
         log = p.log
         logUser = p.log_user
         maxMemory = p.max_memory == 0 ? nil : Int(clamping: p.max_memory)
+        if let wd = p.weights_dtype {
+            guard let s = String(validatingCString: wd) else {
+                throw DiffEditError.invalidArgument("params->weights_dtype is not valid UTF-8 (accepted: \(WeightsDType.names))")
+            }
+            weightsDType = try WeightsDType.parse(s, flag: "params->weights_dtype")
+        }
     }
 }

@@ -170,6 +170,7 @@ static void test_defaults(void) {
     CHECK(mp.path == NULL);
     CHECK(mp.backend != NULL && strcmp(mp.backend, "auto") == 0);
     CHECK(mp.device == 0 && mp.n_threads == 0 && mp.log == NULL && mp.log_user == NULL && mp.max_memory == 0);
+    CHECK(mp.weights_dtype == NULL);
     diff_edit_model_params_default(NULL); /* ignored */
 
     diff_edit_params p;
@@ -225,6 +226,10 @@ static void test_model_load_errors(void) {
     diff_edit_model_params_default(&mp);
     mp.n_threads = -3;
     EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "n_threads");
+    diff_edit_model_params_default(&mp);
+    mp.weights_dtype = "fp8";
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "weights_dtype");
+    EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_INVALID_ARGUMENT, NULL, "q8_0");
     diff_edit_model_params_default(&mp);
     mp.path = "\xff\xfe not utf-8";   /* paths are bytes: accepted, then missing (IO), shown escaped */
     EXPECT_ERR(diff_edit_model_load(&mp, &m), DIFF_EDIT_ERR_IO, NULL, "\\xFF\\xFE not utf-8");
@@ -1062,6 +1067,46 @@ static void test_memory_strength_seed(void) {
     diff_edit_model_free(m);
 }
 
+/* weights_dtype: the same edit with the weights in f32, the file's fp16 (auto) and q8_0: f32 and auto hold
+ * the same values (identical pixels), q8_0 quantizes them (other pixels; on the plain CPU provider); an older
+ * struct_size that stops before weights_dtype loads as auto. */
+static void weights_dtype_edit(const char *dtype, uint32_t struct_size, diff_edit_buffer *out) {
+    diff_edit_model_params mp;
+    diff_edit_model_params_default(&mp);
+    mp.path = g_model_path; mp.backend = "cpu"; mp.n_threads = 2; mp.weights_dtype = dtype;
+    if (struct_size) mp.struct_size = struct_size;
+    diff_edit_model *m = NULL;
+    EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+    if (!m) return;
+    diff_edit_ctx *c = NULL;
+    EXPECT_OK(diff_edit_ctx_create(m, &c), NULL);
+    diff_edit_model_free(m);
+    if (!c) return;
+    diff_edit_buffer in = image_new(g_w, g_h, DIFF_EDIT_GRAY8);
+    image_fill(&in, 6);
+    diff_edit_params p;
+    base_params(&p);
+    EXPECT_OK(diff_edit_image(c, &p, &in, out), c);
+    diff_edit_ctx_free(c);
+    image_free(&in);
+}
+
+static void test_weights_dtype(void) {
+    diff_edit_buffer f32 = image_new(g_w, g_h, DIFF_EDIT_RGB8), aut = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    diff_edit_buffer q8 = image_new(g_w, g_h, DIFF_EDIT_RGB8), old = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    weights_dtype_edit("f32", 0, &f32);
+    weights_dtype_edit("", 0, &aut);
+    weights_dtype_edit("q8_0", 0, &q8);
+    weights_dtype_edit("q8_0", (uint32_t)offsetof(diff_edit_model_params, weights_dtype), &old);
+    CHECK(pixels_equal(&f32, &aut));
+    /* the staged CPU provider (like CUDA) takes f32 constants whatever weights_dtype says */
+    const char *staged = getenv("DIFFEDIT_CPU_STAGED");
+    if (staged && strcmp(staged, "1") == 0) CHECK(pixels_equal(&f32, &q8));
+    else CHECK(!pixels_equal(&f32, &q8));
+    CHECK(pixels_equal(&old, &aut));
+    image_free(&f32); image_free(&aut); image_free(&q8); image_free(&old);
+}
+
 /* An InstructPix2Pix checkpoint (8-channel UNet): AUTO picks INSTRUCT; other methods are unsupported. */
 static const char *g_instruct_path = NULL;
 
@@ -1570,6 +1615,7 @@ int main(int argc, char **argv) {
             }
             diff_edit_model_free(model);
             SECTION(test_model_outlives_handle());
+            SECTION(test_weights_dtype());
             SECTION(test_memory_strength_seed());
             if (g_instruct_path) SECTION(test_instruct_model());
             else printf("test_cabi: no --instruct model: instruct tests not run\n");

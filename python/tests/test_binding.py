@@ -122,7 +122,7 @@ def test_defaults_and_struct_sizes():
     mp = d.model_params_default()
     assert mp.struct_size == ctypes.sizeof(d.ModelParams)  # our layout has the C size
     assert mp.path is None and mp.backend == b"auto" and mp.device == 0 and mp.n_threads == 0
-    assert mp.max_memory == 0
+    assert mp.max_memory == 0 and mp.weights_dtype is None
     p = d.params_default()
     assert p.struct_size == ctypes.sizeof(d.Params)
     assert p.method == d.Method.AUTO and p.prompt == b"" and p.source_prompt is None
@@ -194,6 +194,9 @@ def test_model_load_errors(tmp_path):
         d.Model(MODEL, n_threads=-1)
     with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "device"):
         d.Model(MODEL, device=-2)
+    with expect(d.InvalidArgumentError, d.Status.ERR_INVALID_ARGUMENT, "weights_dtype"):
+        d.Model(MODEL, weights_dtype="fp8")
+    d.Model(MODEL, weights_dtype="q8_0")   # loads
     # the weights' estimated size above max_memory: refused before any tensor is read (issue 21)
     with expect(d.OutOfMemoryError, d.Status.ERR_OUT_OF_MEMORY, "max_memory, 1000 bytes"):
         d.Model(MODEL, backend="cpu", max_memory=1000)
