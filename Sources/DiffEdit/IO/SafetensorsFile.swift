@@ -202,7 +202,19 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         case "F16", "BF16":
             let src = file.bytes(dataStart + e.begin + start * 2, count * 2)
             let p = UnsafeMutableRawPointer(mutating: src.baseAddress!)
-            return Tensor(shape: shape, storage: TensorStorage(reduced: e.dtype == "F16" ? .f16 : .bf16, bytes: p, count: count, owner: file))
+            let t = Tensor(shape: shape, storage: TensorStorage(reduced: e.dtype == "F16" ? .f16 : .bf16, bytes: p, count: count, owner: file))
+            // NaN / infinity: an all-ones exponent (checked on the stored bits; the message as for f32 loads)
+            let mask: UInt16 = e.dtype == "F16" ? 0x7C00 : 0x7F80
+            var bad = false
+            for i in 0..<count where UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) & mask == mask {
+                bad = true
+                break
+            }
+            if bad {
+                let w = t.widened()
+                try NumericHealth.requireFinite(w.data, count, shape: shape, "\(path): tensor \(e.name)")
+            }
+            return t
         default:
             return try load(e, elements: start, count: count, shape: shape)
         }
@@ -234,12 +246,12 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         case "F16":
             let t = Tensor(shape: shape, zeroed: false)
             HalfConversion.f16ToF32(src, t.data, count)
-            file.releasePages(offset, count * esize)   // the f32 copy replaces the file's pages
+            file.releasePages(offset, src.count)   // the f32 copy replaces the file's pages
             return t
         default: // BF16
             let t = Tensor(shape: shape, zeroed: false)
             HalfConversion.bf16ToF32(src, t.data, count)
-            file.releasePages(offset, count * esize)
+            file.releasePages(offset, src.count)
             return t
         }
     }
