@@ -46,7 +46,7 @@ build() {
             && rm "$OUT/modules/$t/module.modulemap.tmp" || mv "$OUT/modules/$t/module.modulemap.tmp" "$OUT/modules/$t/module.modulemap"
     done
     local objs=()
-    for src in CSources/CImageCodec/image_codec.c CSources/CClipBPE/de_clip_bpe.c; do
+    for src in CSources/CImageCodec/image_codec.c CSources/CImageCodec/image_xmp.c CSources/CClipBPE/de_clip_bpe.c; do
         local o="$OUT/obj/$(basename "$src" .c).o"
         if newer "$o" "$src" "$(dirname "$src")/include"; then
             echo "fuzz: cc $src (ASan+UBSan)"
@@ -74,10 +74,10 @@ build() {
     for name in "${NAMES[@]}"; do
         local bin="$OUT/fuzz_$name"
         if [ "$name" = image ]; then
-            if newer "$bin" Tests/Fuzz/fuzz_image.c "$OUT/obj/image_codec.o"; then
+            if newer "$bin" Tests/Fuzz/fuzz_image.c "$OUT/obj/image_codec.o" "$OUT/obj/image_xmp.o"; then
                 echo "fuzz: cc fuzz_image"
                 $CLANG -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-                    -ICSources/CImageCodec/include Tests/Fuzz/fuzz_image.c "$OUT/obj/image_codec.o" -o "$bin" -lpng16 -ljpeg -lz -lm
+                    -ICSources/CImageCodec/include Tests/Fuzz/fuzz_image.c "$OUT/obj/image_codec.o" "$OUT/obj/image_xmp.o" -o "$bin" -lpng16 -ljpeg -lz -lm
             fi
             continue
         fi
@@ -87,7 +87,7 @@ build() {
                 -I "$OUT/swift" -I "$OUT/modules" -I "$ROOT/CSources/CPNG" -I "$ROOT/CSources/CJPEG" -I "$ROOT/CSources/COpenBLAS" \
                 -Xcc -I/usr/include/libpng16 -Xcc $BLAS_CFLAGS \
                 "Tests/Fuzz/fuzz_$name.swift" Tests/Fuzz/FuzzFile.swift -o "$bin" \
-                "$lib" "${objs[@]}" $BLAS_LIBS -lpng16 -ljpeg -lpthread -ldl -lm 2> >(grep -v 'Cannot export local symbol' >&2)
+                "$lib" "${objs[@]}" $BLAS_LIBS -lpng16 -ljpeg -lz -lpthread -ldl -lm 2> >(grep -v 'Cannot export local symbol' >&2)
         fi
     done
 }
