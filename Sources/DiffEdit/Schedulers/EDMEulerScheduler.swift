@@ -69,11 +69,7 @@ public final class EDMEulerScheduler: Scheduler {
 
     public func setBeginIndex(_ index: Int) { beginIndex = index }
 
-    func indexForTimestep(_ t: Float) throws -> Int {
-        let idx = timesteps.indices.filter { timesteps[$0] == t }
-        guard !idx.isEmpty else { throw DiffEditError.invalidArgument("timestep: \(t) is not one of the scheduler's timesteps") }
-        return idx.count > 1 ? idx[1] : idx[0]
-    }
+    func indexForTimestep(_ t: Float) throws -> Int { try SchedulerMath.indexForTimestep(t, in: timesteps) }
 
     func initStepIndex(_ t: Float) throws { if stepIndex == nil { stepIndex = try beginIndex ?? indexForTimestep(t) } }
 

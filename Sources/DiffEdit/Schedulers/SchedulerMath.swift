@@ -47,6 +47,16 @@ enum SchedulerMath {
         }
     }
 
+    /// diffusers' index_for_timestep of the sigma schedulers (Euler, EDM Euler): the position of `t` in
+    /// `timesteps`, the second one when the value repeats; a timestep not in the schedule is an error.
+    static func indexForTimestep(_ t: Float, in timesteps: [Float]) throws -> Int {
+        let idx = timesteps.indices.filter { timesteps[$0] == t }
+        guard !idx.isEmpty else {
+            throw DiffEditError.invalidArgument("timestep: \(t) is not one of the scheduler's timesteps")
+        }
+        return idx.count > 1 ? idx[1] : idx[0]
+    }
+
     static func checkPredictionType(_ p: String) throws {
         guard ["epsilon", "v_prediction", "sample"].contains(p) else {
             throw DiffEditError.unsupported(
