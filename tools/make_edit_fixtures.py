@@ -120,21 +120,30 @@ def p2p_edit(pipe, zT, src_emb, tgt_emb, steps, g, ctrl, traj=None):
     return lat
 
 
-def make_instruct_model(sd1, out):
-    """An InstructPix2Pix-shaped checkpoint: the sd1 fixture with an 8-input-channel UNet (random, seeded)."""
+def make_variant_model(sd1, out, in_channels, class_name, seed, tweak=None):
+    """The sd1 fixture with a random (seeded) UNet of `in_channels` inputs, saved in fp16 as published checkpoints
+    are; the other parts are links to the fixture. `tweak(unet)` may adjust the weights before saving."""
     os.makedirs(out, exist_ok=True)
     cfg = dict(UNet2DConditionModel.load_config(os.path.join(sd1, "unet")))
-    cfg["in_channels"] = 8
-    torch.manual_seed(1234)
+    cfg["in_channels"] = in_channels
+    torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_config(cfg)
+    if tweak is not None:
+        with torch.no_grad():
+            tweak(unet)
     unet.to(torch.float16).save_pretrained(os.path.join(out, "unet"))
     for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
         link = os.path.join(out, part)
         if not os.path.lexists(link):
             os.symlink(os.path.relpath(os.path.join(sd1, part), out), link)
     idx = json.load(open(os.path.join(sd1, "model_index.json")))
-    idx["_class_name"] = "StableDiffusionInstructPix2PixPipeline"
+    idx["_class_name"] = class_name
     json.dump(idx, open(os.path.join(out, "model_index.json"), "w"), indent=2)
+
+
+def make_instruct_model(sd1, out):
+    """An InstructPix2Pix-shaped checkpoint: the sd1 fixture with an 8-input-channel UNet (random, seeded)."""
+    make_variant_model(sd1, out, 8, "StableDiffusionInstructPix2PixPipeline", 1234)
 
 
 ALIGNMENT_CASES = [

@@ -28,30 +28,18 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_edit_fixtures import decode, make_input, save, STEPS, GUIDANCE  # noqa: E402
+from make_edit_fixtures import decode, make_input, make_variant_model, save, STEPS, GUIDANCE  # noqa: E402
 
 import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint as inp  # noqa: E402
-from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel  # noqa: E402
+from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline  # noqa: E402
 
 
 def make_inpaint_model(sd1, out):
     """The sd1 fixture with a 9-input-channel UNet (random, seeded), saved in fp16 as published checkpoints are."""
-    os.makedirs(out, exist_ok=True)
-    cfg = dict(UNet2DConditionModel.load_config(os.path.join(sd1, "unet")))
-    cfg["in_channels"] = 9
-    torch.manual_seed(4321)
-    unet = UNet2DConditionModel.from_config(cfg)
-    with torch.no_grad():
+    def tweak(unet):
         # random init leaves the mask/masked-image channels' influence small: make them matter
         unet.conv_in.weight[:, 4:] *= 4
-    unet.to(torch.float16).save_pretrained(os.path.join(out, "unet"))
-    for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
-        link = os.path.join(out, part)
-        if not os.path.lexists(link):
-            os.symlink(os.path.relpath(os.path.join(sd1, part), out), link)
-    idx = json.load(open(os.path.join(sd1, "model_index.json")))
-    idx["_class_name"] = "StableDiffusionInpaintPipeline"
-    json.dump(idx, open(os.path.join(out, "model_index.json"), "w"), indent=2)
+    make_variant_model(sd1, out, 9, "StableDiffusionInpaintPipeline", 4321, tweak)
 
 
 def make_mask(w, h):
