@@ -7,6 +7,8 @@
     python3 tools/quality.py --cli .build/release/diffedit --methods instruct --types recolor
     python3 tools/quality.py --methods p2p+lb --types recolor --cases 60 --seed-base 1000005020 \
         --sd-flags="--uncond-mix 0 --new-word-weight 1" --breakdown --out ''   # a tuning sweep point
+    python3 tools/quality.py --methods instruct --types recolor --phrasing heldout   # phrasings never trained on
+    python3 tools/quality.py --methods instruct --types recolor --scenes jitter     # the jittered generator
 
 For each edit type (recolor, reshape, background, remove) it generates --cases held-out cases (seeds at or
 above world.HELDOUT_SEED_BASE, never used in training), runs each method and scores the output against the
@@ -18,6 +20,12 @@ ground truth:
   old shape's.
 - bg PSNR: PSNR of the output against the input outside the edited region (dilated by two pixels).
 - s/edit: wall seconds per edit (CLI: the whole process, model loading included; reference: pipeline call).
+--phrasing (instruct only): `canonical` (default) is the generator's own instruction, in the four
+templates toy-instruct was first trained on; `train` draws a phrasing from tools/toyworld/phrasing.py's training
+templates (synonyms, politeness, typos); `heldout` from its held-out templates, never used in training.
+--scenes: `plain` (default) the generator's exact look; `jitter` the jittered generator
+(world.jittered_edit_for_seed: colour offsets +-15, wider sizes and positions, 64/96/128 px inputs, hard
+edges, textured backgrounds), on a seed range of its own.
 Methods: instruct (models/toy-instruct, the instruction as prompt); sdedit, ddim, p2p, p2p+lb
 (models/toy-sd, the target caption as prompt and the source caption as source prompt; p2p runs with
 --no-local-blend, p2p+lb with the automatic local blend). The table goes to stdout and --out
@@ -37,6 +45,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools", "toyworld"))
+import phrasing  # noqa: E402
 import world  # noqa: E402
 
 METHODS = ["sdedit", "ddim", "p2p", "p2p+lb", "instruct"]
@@ -44,14 +53,24 @@ TYPE_SEED = {"recolor": 0, "reshape": 1, "background": 2, "remove": 3}
 
 
 # ------------------------------------------------------------------------------------------ cases
-def make_cases(n, types, seed_base):
+JITTER_SEED_OFFSET = 500_000  # jittered cases: seeds seed_base + type * 1e6 + 500000 + i
+
+
+def make_cases(n, types, seed_base, phrasing_split="canonical", scenes="plain"):
     cases = []
     for t in types:
         for i in range(n):
             seed = seed_base + TYPE_SEED[t] * 1_000_000 + i
-            e = world.edit_for_seed(seed, t)
+            if scenes == "jitter":
+                seed += JITTER_SEED_OFFSET
+                e = world.jittered_edit_for_seed(seed, t)
+            else:
+                e = world.edit_for_seed(seed, t)
             r = world.edit_arrays(e)
-            cases.append({"type": t, "seed": seed, "edit": e, **r})
+            ins = e.instruction
+            if phrasing_split != "canonical":  # its own stream: the scene does not change with the phrasing
+                ins = phrasing.instruction(e, np.random.default_rng([seed, 1]), phrasing_split)
+            cases.append({"type": t, "seed": seed, "edit": e, "instruction": ins, **r})
     return cases
 
 
@@ -126,7 +145,7 @@ class CLIRunner:
         Image.fromarray(case["source"]).save(inp)
         e = case["edit"]
         if method == "instruct":
-            args = ["--model", self.models["instruct"], "--method", "instruct", "--prompt", e.instruction]
+            args = ["--model", self.models["instruct"], "--method", "instruct", "--prompt", case["instruction"]]
         else:
             m = "p2p" if method.startswith("p2p") else method
             args = ["--model", self.models["sd"], "--method", m, "--prompt", case["target_caption"],
@@ -175,7 +194,7 @@ class ReferenceRunner:
         g = torch.Generator().manual_seed(seed)
         t = time.time()
         if method == "instruct":
-            out = self.pipe("instruct")(e.instruction, image=img, num_inference_steps=self.steps,
+            out = self.pipe("instruct")(case["instruction"], image=img, num_inference_steps=self.steps,
                                         guidance_scale=self.p["instruct_guidance"], image_guidance_scale=self.p["image_guidance"],
                                         generator=g).images[0]
         elif method == "sdedit":
@@ -237,6 +256,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="noise seed for every edit")
     ap.add_argument("--seed-base", type=int, default=world.HELDOUT_SEED_BASE)
     ap.add_argument("--color-threshold", type=float, default=60.0)
+    ap.add_argument("--phrasing", choices=["canonical", "train", "heldout"], default="canonical",
+                    help="instruct: how the instruction is worded (see above)")
+    ap.add_argument("--scenes", choices=["plain", "jitter"], default="plain", help="scene generator (see above)")
+    ap.add_argument("--show-instructions", type=int, default=0, help="print the first N instructions per type")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sd-flags", default="",
                     help="extra diffedit CLI flags for sdedit/ddim/p2p/p2p+lb, e.g. --sd-flags=\"--uncond-mix 0 "
@@ -280,7 +303,11 @@ def main():
         print("quality.py: nothing measured. For the Python diffusers reference numbers run with --reference.",
               file=sys.stderr)
         sys.exit(2)
-    cases = make_cases(a.cases, types, a.seed_base)
+    cases = make_cases(a.cases, types, a.seed_base, a.phrasing, a.scenes)
+    if a.show_instructions:
+        for t in types:
+            for c in [c for c in cases if c["type"] == t][:a.show_instructions]:
+                print(f"  {t} {c['seed']} {c['edit'].source.size}px: {c['instruction']!r}")
     rows = []
     breakdown = {}  # (method, type) -> {target colour or "N-object": [successes, cases]}
     with tempfile.TemporaryDirectory() as tmp:
@@ -340,7 +367,7 @@ def main():
                    "```", cmd.strip(), "```", "",
                    f"steps {a.steps}, guidance {a.sd_guidance} (instruct {a.instruct_guidance}), image guidance {a.image_guidance}, sdedit strength "
                    f"{a.strength}, colour threshold {a.color_threshold}, noise seed {a.seed}, held-out seeds from "
-                   f"{a.seed_base}.", ""] + table + [""]
+                   f"{a.seed_base}, phrasing {a.phrasing}, scenes {a.scenes}.", ""] + table + [""]
         head = "# Edit quality on the toy world\n\n"
         old = open(a.out).read() if os.path.exists(a.out) else head
         marker = "<!-- results: newest first -->\n"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
+import phrasing  # noqa: E402
 import sdparts  # noqa: E402
 import world  # noqa: E402
 
@@ -70,6 +71,42 @@ def load_pair_data(work, vae, count):
     return d
 
 
+def plain_edits(count):
+    """The world.Edit of each plain training triplet (deterministic from its seed; no rendering)."""
+    return [world.edit_for_seed(i, world.EDIT_TYPES[i % 4]) for i in range(count)]
+
+
+def pair_edits(count):
+    return [e for i in range(count)
+            for e in world.edit_pair_for_seed(PAIR_SEED0 + i, "remove" if i % 4 == 3 else "recolor")]
+
+
+def jitter_edits(count, pairs):
+    """Edits of jittered scenes (world.random_scene(jitter=True): colour offsets, 64-128 px, hard edges,
+    textured backgrounds): `count` triplets (the four types in turn) then `pairs` two-object scenes edited
+    once per object (3 in 4 recolour, 1 in 4 remove)."""
+    es = [world.jittered_edit_for_seed(JITTER_SEED0 + i, world.EDIT_TYPES[i % 4]) for i in range(count)]
+    es += [e for i in range(pairs)
+           for e in world.jittered_edit_pair_for_seed(JITTER_PAIR_SEED0 + i, "remove" if i % 4 == 3 else "recolor")]
+    return es
+
+
+def load_jitter_data(work, vae, count, pairs):
+    """Cached latents of jitter_edits(count, pairs), rendered at their own size and resized to 64 px."""
+    path = os.path.join(work, f"latents_jitter_{count}_{pairs}.pt")
+    edits = jitter_edits(count, pairs)
+    if os.path.exists(path):
+        d = torch.load(path, weights_only=False)
+    else:
+        sdparts.log(f"rendering {count} jittered triplets + {pairs} jittered two-object scenes x 2")
+        src, tgt, ins, sc, tc = sdparts.render_edits(edits)
+        sdparts.log("encoding with the VAE")
+        d = {"src": encode_all(vae, src), "tgt": encode_all(vae, tgt), "ins": ins, "sc": sc, "tc": tc,
+             "types": [e.edit_type for e in edits]}
+        save_cache(d, path)
+    return d, edits
+
+
 def save_cache(d, path):
     """Writes a latent cache atomically (a killed run never leaves a half-written file behind)."""
     torch.save(d, path + ".tmp")
@@ -77,6 +114,24 @@ def save_cache(d, path):
 
 
 PAIR_SEED0 = 50_000_000  # below world.HELDOUT_SEED_BASE, far from the plain triplets' seeds 0..data
+JITTER_SEED0 = 60_000_000       # jittered triplets
+JITTER_PAIR_SEED0 = 70_000_000  # jittered two-object scenes
+
+
+def init_from(path, unet, te):
+    """Starts the weights from a training checkpoint or from an exported diffusers folder (e.g. the
+    shipped models/toy-instruct, whose fp16 weights are widened to f32 for training)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+    if os.path.isdir(path):
+        unet.load_state_dict(UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float().state_dict())
+        te.load_state_dict(CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().state_dict())
+        sdparts.log(f"weights initialised from the folder {path}")
+        return
+    ick = sdparts.load_ckpt(path)
+    unet.load_state_dict(ick["unet"])
+    te.load_state_dict(ick["te"])
+    sdparts.log(f"weights initialised from {path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})")
 
 
 def main():
@@ -102,9 +157,20 @@ def main():
     ap.add_argument("--pairs", type=int, default=0,
                     help="instruct: add this many two-object scenes edited once per object (binding data)")
     ap.add_argument("--pair-frac", type=float, default=0.5, help="share of each batch drawn from the pair data")
+    ap.add_argument("--phrasing", choices=["canonical", "varied"], default="canonical",
+                    help="instruct: 'varied' rephrases a share of the instructions at every step "
+                         "(tools/toyworld/phrasing.py: training templates, synonyms, typos)")
+    ap.add_argument("--phrasing-frac", type=float, default=0.7,
+                    help="with --phrasing varied: share of rows rephrased (the rest keep the generator's wording)")
+    ap.add_argument("--jitter", type=int, default=0, help="instruct: add this many jittered-scene triplets")
+    ap.add_argument("--jitter-pairs", type=int, default=0,
+                    help="instruct: add this many jittered two-object scenes edited once per object")
+    ap.add_argument("--jitter-frac", type=float, default=0.3, help="share of each batch drawn from the jittered data")
+    ap.add_argument("--te-lr-mult", type=float, default=1.0,
+                    help="learning-rate multiplier for the text encoder (new words need to move further)")
     a = ap.parse_args()
-    if a.pairs and a.mode != "instruct":
-        ap.error("--pairs is instruct training data (edit triplets); --mode t2i does not use it")
+    if (a.pairs or a.jitter or a.jitter_pairs or a.phrasing != "canonical") and a.mode != "instruct":
+        ap.error("--pairs, --jitter, --jitter-pairs and --phrasing are instruct training data; --mode t2i does not use them")
     name = a.name or a.mode
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -119,13 +185,30 @@ def main():
     seed0 = 0  # both modes train on the same rendered triplets (t2i on their source and target images)
     data = load_data(a.work, vae, a.mode, a.data, seed0)
     N = len(data["ins"])
+    n_plain = N
     n_pair_rows = 0
+    need_edits = a.phrasing != "canonical"
+    edits = plain_edits(a.data) if need_edits else None
     if a.pairs:
         pd = load_pair_data(a.work, vae, a.pairs)
         n_pair_rows = len(pd["ins"])
         data = {"src": torch.cat([data["src"], pd["src"]]), "tgt": torch.cat([data["tgt"], pd["tgt"]]),
                 **{k: data[k] + pd[k] for k in ("ins", "sc", "tc", "types")}}
         N = len(data["ins"])
+        if need_edits:
+            edits += pair_edits(a.pairs)
+    n_jit_rows = 0
+    if a.jitter or a.jitter_pairs:
+        jd, jedits = load_jitter_data(a.work, vae, a.jitter, a.jitter_pairs)
+        n_jit_rows = len(jd["ins"])
+        data = {"src": torch.cat([data["src"], jd["src"]]), "tgt": torch.cat([data["tgt"], jd["tgt"]]),
+                **{k: data[k] + jd[k] for k in ("ins", "sc", "tc", "types")}}
+        N = len(data["ins"])
+        if need_edits:
+            edits += jedits
+    if need_edits:
+        assert len(edits) == N and all(e.instruction == t for e, t in zip(edits, data["ins"])), \
+            "edit metadata out of step with the cached latents"
 
     torch.manual_seed(a.seed)
     in_ch = 8 if a.mode == "instruct" else 4
@@ -137,16 +220,13 @@ def main():
     sched = DDPMScheduler(**{k: v for k, v in sdparts.SCHEDULER_CONFIG.items()
                              if k not in ("set_alpha_to_one", "steps_offset")})
     params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW([{"params": list(unet.parameters()), "mult": 1.0},
+                             {"params": list(te.parameters()), "mult": a.te_lr_mult}], lr=a.lr, weight_decay=1e-4)
     ck_path = os.path.join(a.work, f"{name}.ckpt")
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
     ck = sdparts.load_ckpt(ck_path)
     if not ck and a.init:
-        ick = sdparts.load_ckpt(a.init)
-        unet.load_state_dict(ick["unet"])
-        te.load_state_dict(ick["te"])
-        sdparts.log(f"weights initialised from {a.init} (step {ick['step']}, "
-                    f"{ick.get('prediction', 'epsilon')})")
+        init_from(a.init, unet, te)
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["te"])
@@ -160,9 +240,18 @@ def main():
     empty = tok([""])
     # edit-type weights: recolour is the headline edit
     w = np.array([{"recolor": 0.5, "reshape": 0.15, "background": 0.2, "remove": 0.15}[t] for t in data["types"]])
-    if n_pair_rows:  # plain triplets keep their type mix; the pair rows (last n_pair_rows) get --pair-frac
-        w[:-n_pair_rows] *= (1 - a.pair_frac) / w[:-n_pair_rows].sum()
-        w[-n_pair_rows:] = a.pair_frac / n_pair_rows
+    # groups of rows: plain triplets, pairs, jittered (triplets + pairs); plain and jittered keep their type
+    # mix inside; the pairs are uniform; each group gets its share of the batch
+    j_frac = a.jitter_frac if n_jit_rows else 0.0
+    p_frac = a.pair_frac if n_pair_rows else 0.0
+    groups = [(0, n_plain, 1 - p_frac - j_frac), (n_plain, n_plain + n_pair_rows, p_frac),
+              (n_plain + n_pair_rows, N, j_frac)]
+    assert groups[0][2] > 0, "--pair-frac + --jitter-frac must leave a share for the plain triplets"
+    if n_pair_rows:
+        w[n_plain:n_plain + n_pair_rows] = 1.0
+    for lo, hi, share in groups:
+        if hi > lo:
+            w[lo:hi] *= share / w[lo:hi].sum()
     w = w / w.sum()
 
     def save(elapsed):
@@ -178,10 +267,13 @@ def main():
         frac = min(1.0, elapsed / total)
         warm = min(1.0, (step + 1) / 50)
         for g in opt.param_groups:
-            g["lr"] = a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+            g["lr"] = g.get("mult", 1.0) * a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
         idx = torch.from_numpy(rng.choice(N, a.batch, p=w))
         if a.mode == "instruct":
             texts = [data["ins"][i] for i in idx]
+            if a.phrasing == "varied":
+                texts = [phrasing.instruction(edits[i], rng) if rng.random() < a.phrasing_frac else t
+                         for i, t in zip(idx.tolist(), texts)]
             x0 = data["tgt"][idx] * sf
             cond = data["src"][idx].clone()  # unscaled, as StableDiffusionInstructPix2PixPipeline feeds it
         else:

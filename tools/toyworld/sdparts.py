@@ -117,14 +117,23 @@ def to_tensor(imgs: np.ndarray):
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def _at_size(img: np.ndarray, size: int) -> np.ndarray:
+    """A rendered picture at the training size (jittered scenes are drawn at 64, 96 or 128 px and resized
+    with an antialiasing bilinear filter, as the library's native-resolution plan resizes such inputs)."""
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    from PIL import Image
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+
+
 def render_edits(edits, size: int = 64):
     """(source uint8 [N,H,W,3], target uint8, instructions, source captions, target captions) of `edits`."""
     src = np.empty((len(edits), size, size, 3), np.uint8)
     tgt = np.empty_like(src)
     ins, sc, tc = [], [], []
     for i, e in enumerate(edits):
-        src[i], _ = world.render(e.source)
-        tgt[i], _ = world.render(e.target)
+        src[i] = _at_size(world.render(e.source)[0], size)
+        tgt[i] = _at_size(world.render(e.target)[0], size)
         ins.append(e.instruction)
         sc.append(e.source.caption())
         tc.append(e.target.caption())

@@ -66,25 +66,41 @@ class Background:
 
 
 @dataclass
+class Style:
+    """How a jittered scene departs from the generator's exact look (random_scene(jitter=True)): per-channel
+    colour offsets (-15..15) of each object and of the background, hard (aliased) edges, and a background
+    texture: None, ("gradient", angle degrees, amplitude) brightness ramp, or ("noise", seed, sigma)."""
+    obj_jitter: list = field(default_factory=list)   # [[dr, dg, db] per object]
+    bg_jitter: list = field(default_factory=lambda: [0, 0, 0])
+    hard: bool = False
+    texture: tuple | None = None
+
+
+@dataclass
 class Scene:
     objects: list
     background: Background
     size: int = 64
+    style: Style | None = None  # None: the exact generator look (every seed below draws it the same way)
 
     def caption(self) -> str:
         objs = " and ".join(f"{article(o.color)} {o.phrase()}" for o in self.objects)
         return f"{objs} on {self.background.phrase()}"
 
     def to_dict(self) -> dict:
-        return {"objects": [asdict(o) for o in self.objects], "background": asdict(self.background),
-                "size": self.size, "caption": self.caption()}
+        d = {"objects": [asdict(o) for o in self.objects], "background": asdict(self.background),
+             "size": self.size, "caption": self.caption()}
+        if self.style is not None:
+            d["style"] = asdict(self.style)
+        return d
 
 
 # ----------------------------------------------------------------------------------------------
 # Drawing
 
-def _shape_coverage(o: Obj, size: int) -> np.ndarray:
-    """Float coverage in [0, 1] of one object, [size, size]."""
+def _shape_coverage(o: Obj, size: int, ss: int = SS) -> np.ndarray:
+    """Float coverage in [0, 1] of one object, [size, size] (ss = 1: hard, aliased edges)."""
+    SS = ss  # noqa: N806
     S = size * SS
     im = Image.new("L", (S, S), 0)
     d = ImageDraw.Draw(im)
@@ -133,7 +149,7 @@ def _shape_coverage(o: Obj, size: int) -> np.ndarray:
     return a.reshape(size, SS, size, SS).mean(axis=(1, 3))
 
 
-def _background(bg: Background, size: int) -> np.ndarray:
+def _background(bg: Background, size: int, style: Style | None = None) -> np.ndarray:
     img = np.empty((size, size, 3), np.float32)
     img[:] = COLORS[bg.colors[0]]
     if len(bg.colors) == 2:
@@ -142,19 +158,35 @@ def _background(bg: Background, size: int) -> np.ndarray:
             img[:, size // 2:] = c2
         else:
             img[size // 2:, :] = c2
-    return img
+    if style is not None:
+        img += np.array(style.bg_jitter, np.float32)
+        if style.texture is not None:
+            kind, a, b = style.texture
+            if kind == "gradient":  # a brightness ramp across the picture, +-b at the corners
+                yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
+                t = math.cos(math.radians(a)) * xx + math.sin(math.radians(a)) * yy
+                img += (2 * b * t)[..., None]
+            elif kind == "noise":  # fine grain, the same for source and target (seeded)
+                img += np.random.default_rng(int(a)).normal(0, b, (size, size, 1)).astype(np.float32)
+            else:
+                raise ValueError(f"unknown texture {kind!r}")
+    return np.clip(img, 0, 255)
 
 
 def render(scene: Scene) -> tuple[np.ndarray, list]:
     """Returns (image uint8 [H,W,3], list of per-object bool masks [H,W]). Later objects are on top."""
     size = scene.size
-    img = _background(scene.background, size)
+    st = scene.style
+    img = _background(scene.background, size, st)
     masks = []
     covs = []
-    for o in scene.objects:
-        cov = _shape_coverage(o, size)
+    for k, o in enumerate(scene.objects):
+        cov = _shape_coverage(o, size, 1 if st is not None and st.hard else SS)
         covs.append(cov)
-        img = img * (1 - cov[..., None]) + np.array(COLORS[o.color], np.float32) * cov[..., None]
+        col = np.array(COLORS[o.color], np.float32)
+        if st is not None and k < len(st.obj_jitter):
+            col = np.clip(col + np.array(st.obj_jitter[k], np.float32), 0, 255)
+        img = img * (1 - cov[..., None]) + col * cov[..., None]
     for i, cov in enumerate(covs):
         m = cov >= 0.5
         for later in covs[i + 1:]:
@@ -166,7 +198,12 @@ def render(scene: Scene) -> tuple[np.ndarray, list]:
 # ----------------------------------------------------------------------------------------------
 # Random scenes
 
-def random_scene(rng: np.random.Generator, size: int = 64, n_objects: int | None = None) -> Scene:
+def random_scene(rng: np.random.Generator, size: int = 64, n_objects: int | None = None,
+                 jitter: bool = False) -> Scene:
+    """A random scene. jitter=True (a different generator, for robustness training and the quality
+    benchmark's jittered mode): sizes and positions from a wider range, and a Style (colour offsets of
+    +-15 per channel, hard edges in 30%, a gradient or grain texture on the background in 25%). With
+    jitter=False the draws are exactly those of every earlier version (seeds keep their scenes)."""
     if n_objects is None:
         n_objects = 1 if rng.random() < 0.5 else 2
     if rng.random() < 0.7:
@@ -181,11 +218,11 @@ def random_scene(rng: np.random.Generator, size: int = 64, n_objects: int | None
         # object colour differs from every background colour
         color = str(rng.choice([c for c in COLOR_NAMES if c not in bg.colors]))
         if n_objects == 1:
-            r = rng.uniform(0.17, 0.27) * size
+            r = rng.uniform(*((0.13, 0.32) if jitter else (0.17, 0.27))) * size
             cx = rng.uniform(r + 2, size - r - 2)
             cy = rng.uniform(r + 2, size - r - 2)
         else:
-            r = rng.uniform(0.12, 0.18) * size
+            r = rng.uniform(*((0.10, 0.20) if jitter else (0.12, 0.18))) * size
             # left / right halves (or top / bottom) so the two never overlap
             half = size / 2
             lo, hi = (r + 1, half - r - 1) if k == 0 else (half + r + 1, size - r - 1)
@@ -194,7 +231,16 @@ def random_scene(rng: np.random.Generator, size: int = 64, n_objects: int | None
             cx, cy = (main, other) if horiz else (other, main)
         angle = float(rng.uniform(-15, 15)) if shapes[k] in ("square", "triangle", "star") else 0.0
         objs.append(Obj(str(shapes[k]), color, float(cx), float(cy), float(r), angle))
-    return Scene(objs, bg, size)
+    if not jitter:
+        return Scene(objs, bg, size)
+    j = lambda: [int(v) for v in rng.integers(-15, 16, 3)]  # noqa: E731
+    style = Style([j() for _ in objs], j(), bool(rng.random() < 0.3))
+    u = rng.random()
+    if u < 0.125:
+        style.texture = ("gradient", float(rng.uniform(0, 360)), float(rng.uniform(8, 20)))
+    elif u < 0.25:
+        style.texture = ("noise", int(rng.integers(1 << 30)), float(rng.uniform(2, 6)))
+    return Scene(objs, bg, size, style)
 
 
 @dataclass
@@ -210,8 +256,11 @@ class Edit:
 
 
 def _copy(scene: Scene) -> Scene:
+    st = scene.style
+    if st is not None:
+        st = Style([list(x) for x in st.obj_jitter], list(st.bg_jitter), st.hard, st.texture)
     return Scene([Obj(**asdict(o)) for o in scene.objects], Background(list(scene.background.colors),
-                                                                        scene.background.split), scene.size)
+                                                                        scene.background.split), scene.size, st)
 
 
 def random_edit(rng: np.random.Generator, scene: Scene, edit_type: str | None = None) -> Edit:
@@ -227,6 +276,8 @@ def random_edit(rng: np.random.Generator, scene: Scene, edit_type: str | None = 
         ins = str(rng.choice([f"make the {o.shape} {new}", f"turn the {o.shape} {new}",
                               f"change the {o.shape} to {new}", f"make the {o.color} {o.shape} {new}"]))
         o.color = new
+        if tgt.style is not None:  # the new colour is the world's own (what "blue" means)
+            tgt.style.obj_jitter[k] = [0, 0, 0]
         return Edit(edit_type, ins, scene, tgt, k, new, o.shape)
     if edit_type == "reshape":
         used = [x.shape for x in scene.objects]
@@ -243,11 +294,15 @@ def random_edit(rng: np.random.Generator, scene: Scene, edit_type: str | None = 
         ins = str(rng.choice([f"make the background {new}", f"change the background to {new}",
                               f"turn the background {new}", f"paint the background {new}"]))
         tgt.background = Background([new])
+        if tgt.style is not None:  # a plain background of the world's colour
+            tgt.style.bg_jitter, tgt.style.texture = [0, 0, 0], None
         return Edit(edit_type, ins, scene, tgt, None, new, None)
     if edit_type == "remove":
         ins = str(rng.choice([f"remove the {o.shape}", f"delete the {o.shape}", f"take away the {o.shape}",
                               f"remove the {o.color} {o.shape}"]))
         del tgt.objects[k]
+        if tgt.style is not None:
+            del tgt.style.obj_jitter[k]
         return Edit(edit_type, ins, scene, tgt, k, None, None)
     raise ValueError(f"unknown edit type {edit_type!r}")
 
@@ -284,7 +339,7 @@ def edit_arrays(e: Edit) -> dict:
         region = src_masks[e.obj_index] | tgt_masks[e.obj_index]
     # expected colour inside the region's core (for remove: whatever background is underneath)
     if e.edit_type == "remove":
-        bg = _background(e.source.background, size)
+        bg = _background(e.source.background, size, e.source.style)
         exp = bg[region].mean(axis=0) if region.any() else np.zeros(3)
     elif e.target_color is not None:
         exp = np.array(COLORS[e.target_color], np.float32)
@@ -298,6 +353,31 @@ def edit_arrays(e: Edit) -> dict:
 def edit_for_seed(seed: int, edit_type: str | None = None, size: int = 64) -> Edit:
     rng = np.random.default_rng(seed)
     return random_edit(rng, random_scene(rng, size), edit_type)
+
+
+JITTER_SIZES = (64, 96, 128)
+
+
+def jittered_edit_for_seed(seed: int, edit_type: str | None = None) -> Edit:
+    """An edit of a jittered scene (random_scene(jitter=True)) drawn at 64, 96 or 128 px."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.choice(JITTER_SIZES))
+    return random_edit(rng, random_scene(rng, size, jitter=True), edit_type)
+
+
+def jittered_edit_pair_for_seed(seed: int, edit_type: str = "recolor") -> tuple[Edit, Edit]:
+    """edit_pair_for_seed on a jittered two-object scene (64, 96 or 128 px)."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.choice(JITTER_SIZES))
+    scene = random_scene(rng, size, n_objects=2, jitter=True)
+    pair = []
+    for k in (0, 1):
+        while True:
+            e = random_edit(rng, scene, edit_type)
+            if e.obj_index == k:
+                break
+        pair.append(e)
+    return pair[0], pair[1]
 
 
 # ----------------------------------------------------------------------------------------------
