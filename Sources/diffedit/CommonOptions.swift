@@ -17,6 +17,10 @@ enum CommonOptions {
         help: "LoRA .safetensors (diffusers/PEFT or kohya) fused into the weights at SCALE (default 1); repeatable")
     static let weightsDType = ArgParser.Option(name: "weights-dtype", value: "auto|f32|f16|bf16|q8_0",
         help: "how linear/conv weights stay in memory on the CPU (default auto: as the file stores them, fp16 read in place; q8_0: 8-bit blocks of 32)")
+    static let vaeTiling = ArgParser.Option(name: "vae-tiling", value: "auto|on|off",
+        help: "VAE decode/encode in overlapping tiles, blended as diffusers' enable_tiling() (default auto: images above 512x512 pixels, tiles of min(512, the VAE's sample_size) px; on: whenever the image is larger than one tile)")
+    static let vaeTileSize = ArgParser.Option(name: "vae-tile-size", value: "PX",
+        help: "VAE tile edge in pixels, a multiple of 4 x the VAE factor (default: auto 512, on the VAE's sample_size)")
 
     static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
         let threads = try p.int("threads") ?? 0
@@ -42,7 +46,20 @@ enum CommonOptions {
             do { return try LoRASpec(parsing: o.value) } catch let e as DiffEditError { throw CLIError.usage(p.command, e.message) }
         }
         if !loras.isEmpty { try model.setLoRAs(loras) }
+        model.vae.tiling = try vaeTiling(p, factor: model.vaeFactor)
         return model
+    }
+
+    /// --vae-tiling / --vae-tile-size; a bad value is a usage error naming the flag.
+    static func vaeTiling(_ p: ArgParser.Parsed, factor: Int) throws -> VAETiling {
+        do {
+            let mode = try VAETiling.parseMode(p.string("vae-tiling") ?? "")
+            let size = try p.int("vae-tile-size")
+            if let size { try VAETiling.checkTileSize(size, factor: factor) }
+            return VAETiling(mode: mode, tileSize: size)
+        } catch let e as DiffEditError {
+            throw CLIError.usage(p.command, e.message)
+        }
     }
 
     static func stderrLine(_ s: String) { StdIO.err(s + "\n") }

@@ -1,6 +1,9 @@
+import Synchronization
+
 /// diffusers AutoencoderKL: encoder (+ quant_conv) giving the posterior mean, and (post_quant_conv +)
 /// decoder. Latents here are unscaled: the pipeline applies scaling_factor / shift_factor.
-public final class AutoencoderKL {
+/// Large images are decoded and encoded in tiles (`tiling`, VAETiling: diffusers' enable_tiling()).
+public final class AutoencoderKL: @unchecked Sendable {
     public let config: VAEConfig
     public let backend: Backend
     /// What the loaded parameters hold in memory (WeightsDType at work).
@@ -10,6 +13,13 @@ public final class AutoencoderKL {
     /// The mean half of quant_conv (a 1x1 conv: the mean needs only its first latent_channels outputs).
     let quantConvMean: Conv2dLayer?
     let postQuantConv: Conv2dLayer?
+    private let tilingSetting = Mutex<VAETiling>(VAETiling())
+
+    /// When decode and encode work in tiles (default auto: above 512x512 pixels).
+    public var tiling: VAETiling {
+        get { tilingSetting.withLock { $0 } }
+        set { tilingSetting.withLock { $0 = newValue } }
+    }
 
     /// Loads and shape-checks every tensor (clean diffusers names: encoder.*, decoder.*, quant_conv.*,
     /// post_quant_conv.*) up front.
@@ -57,13 +67,45 @@ public final class AutoencoderKL {
         guard image.shape[2] % f == 0, image.shape[3] % f == 0 else {
             throw DiffEditError.invalidArgument("VAE.encodeMean: image size \(image.shape[3])x\(image.shape[2]) is not a multiple of the VAE factor \(f)")
         }
+        if let plan = tiling.plan(width: image.shape[3], height: image.shape[2], config: c) {
+            return try tiledEncodeMean(image, plan)                            // [B, L, h, w]
+        }
+        return try encodeMeanWhole(image)                                      // [B, L, h, w]
+    }
+
+    /// image [B, C, H, W] -> posterior mean [B, L, H/f, W/f] in one piece.
+    private func encodeMeanWhole(_ image: Tensor) throws -> Tensor {
         let moments = try encoder(backend, image)                              // [B, 2L, h, w]
         if let q = quantConvMean { return try q(backend, moments) }            // [B, L, h, w]
-        let l = c.latent_channels, (b, h, w) = (moments.shape[0], moments.shape[2], moments.shape[3])
+        let l = config.latent_channels, (b, h, w) = (moments.shape[0], moments.shape[2], moments.shape[3])
         let mean = try backend.output([b, l, h, w])                            // [B, L, h, w]
         try backend.copyStrided(shape: [b, l * h * w], from: moments, fromStrides: [2 * l * h * w, 1],
                                 to: mean, toStrides: [l * h * w, 1])
         return mean
+    }
+
+    /// diffusers AutoencoderKL._tiled_encode (the mean half of the moments: blending is per channel):
+    /// tiles of plan.sample pixels every 3/4 tile, blended over a quarter tile of latents.
+    private func tiledEncodeMean(_ image: Tensor, _ plan: VAETilePlan) throws -> Tensor {
+        let (b, ci, hh, ww) = (image.shape[0], image.shape[1], image.shape[2], image.shape[3])
+        let f = config.downsampleFactor, l = config.latent_channels
+        var grid = VAETileGrid(batch: b, channels: l)
+        for i in stride(from: 0, to: hh, by: plan.encodeStep) {
+            var row: [VAETileGrid.Tile] = []
+            for j in stride(from: 0, to: ww, by: plan.encodeStep) {
+                let th = min(plan.sample, hh - i), tw = min(plan.sample, ww - j)
+                let tile = try backend.output([b, ci, th, tw])                 // [B, C, th, tw]
+                try backend.copyStrided(shape: [b * ci, th, tw], from: image, fromOffset: i * ww + j,
+                                        fromStrides: [hh * ww, ww, 1], to: tile, toStrides: [th * tw, tw, 1])
+                let mean = try encodeMeanWhole(tile)                           // [B, L, th/f, tw/f]
+                row.append(VAETileGrid.Tile(data: Array(mean.buffer), h: th / f, w: tw / f))
+            }
+            grid.rows.append(row)
+        }
+        guard let out = grid.blendAndJoin(blend: plan.encodeBlend, keep: plan.encodeKeep, height: hh / f, width: ww / f) else {
+            throw DiffEditError.invalidArgument("VAE.encodeMean: tiles of \(plan.sample) px do not cover \(ww)x\(hh) (tile size must be a multiple of \(4 * f))")
+        }
+        return out                                                             // [B, L, H/f, W/f]
     }
 
     /// latents [B, latent_channels, h, w], unscaled -> image [B, out_channels, h*f, w*f], about [-1, 1].
@@ -73,11 +115,46 @@ public final class AutoencoderKL {
               latents.shape[2] > 0, latents.shape[3] > 0 else {
             throw DiffEditError.invalidArgument("VAE.decode: latents have shape \(latents.shape), expected [B, \(c.latent_channels), h, w]")
         }
-        let z = try postQuantConv.map { try $0(backend, latents) } ?? latents  // [B, L, h, w]
-        let x = try decoder(backend, z)                                        // [B, out, h*f, w*f]
+        let f = c.downsampleFactor
+        let x: Tensor
+        if let plan = tiling.plan(width: latents.shape[3] * f, height: latents.shape[2] * f, config: c) {
+            x = try tiledDecode(latents, plan)                                 // [B, out, h*f, w*f]
+        } else {
+            x = try decodeWhole(latents)                                       // [B, out, h*f, w*f]
+        }
         // NaN/Inf here (a VAE that overflows, weights that are finite but absurd) would be a black image
         try NumericHealth.requireFinite(x.data, x.count, shape: x.shape, "VAE decoder output (decoder.conv_out)",
                                         hint: "the VAE weights or the latents overflow (the model is broken; an f16-trained VAE needs force_upcast)")
         return x
+    }
+
+    /// latents [B, L, h, w] -> image [B, out, h*f, w*f] in one piece.
+    private func decodeWhole(_ latents: Tensor) throws -> Tensor {
+        let z = try postQuantConv.map { try $0(backend, latents) } ?? latents  // [B, L, h, w]
+        return try decoder(backend, z)                                         // [B, out, h*f, w*f]
+    }
+
+    /// diffusers AutoencoderKL.tiled_decode: latent tiles of plan.latent every 3/4 tile, each decoded alone,
+    /// blended over a quarter tile of pixels. Only one tile's decoder activations are alive at a time.
+    private func tiledDecode(_ latents: Tensor, _ plan: VAETilePlan) throws -> Tensor {
+        let (b, l, h, w) = (latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3])
+        let f = config.downsampleFactor, co = config.out_channels
+        var grid = VAETileGrid(batch: b, channels: co)
+        for i in stride(from: 0, to: h, by: plan.decodeStep) {
+            var row: [VAETileGrid.Tile] = []
+            for j in stride(from: 0, to: w, by: plan.decodeStep) {
+                let th = min(plan.latent, h - i), tw = min(plan.latent, w - j)
+                let tile = try backend.output([b, l, th, tw])                  // [B, L, th, tw]
+                try backend.copyStrided(shape: [b * l, th, tw], from: latents, fromOffset: i * w + j,
+                                        fromStrides: [h * w, w, 1], to: tile, toStrides: [th * tw, tw, 1])
+                let dec = try decodeWhole(tile)                                // [B, out, th*f, tw*f]
+                row.append(VAETileGrid.Tile(data: Array(dec.buffer), h: th * f, w: tw * f))
+            }
+            grid.rows.append(row)
+        }
+        guard let out = grid.blendAndJoin(blend: plan.decodeBlend, keep: plan.decodeKeep, height: h * f, width: w * f) else {
+            throw DiffEditError.invalidArgument("VAE.decode: tiles of \(plan.sample) px do not cover \(w * f)x\(h * f) (tile size must be a multiple of \(4 * f))")
+        }
+        return out                                                             // [B, out, h*f, w*f]
     }
 }
