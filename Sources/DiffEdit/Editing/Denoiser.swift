@@ -10,7 +10,8 @@
 ///   e = layout.combine(eps)   (all guidance formulas: Guidance.swift) [S * B, C, h, w]
 ///   latents = scheduler.step(e, t, latents)
 ///   hooks, in this order: source branch := reference (sdedit's video source branch), direct-inversion
-///   pinning, LocalBlend, user mask, token matching.
+///   pinning, LocalBlend, user mask, token matching, trajectory recording.
+/// DDIM inversion is a plan too (`invert`): the inverse scheduler, one unguided item, recording on.
 ///
 /// All of it runs as backend ops: on a resident backend a step downloads nothing, except the attention maps
 /// p2p's LocalBlend reads at its mask steps and, with `VideoOptions.tokenMatching` (off by default), the
@@ -44,6 +45,8 @@ struct DenoisePlan {
     var userMask: Tensor? = nil
     /// Video token matching: per slot matches, the window, and the steps it runs for.
     var tokenMatching: (matches: [VideoTokenMatch?], window: VideoWindow, end: Int)? = nil
+    /// Keeps the latents after every step (DDIM inversion's trajectory).
+    var record: TrajectoryRecorder? = nil
 }
 
 /// The source latents [S, C, h, w] at the level after each step.
@@ -134,25 +137,30 @@ struct Denoiser {
         if let tm = p.tokenMatching, i < tm.end {
             VideoEditor.applyMatches(tm.matches, window: tm.window, x: lat, stride: B, offset: B - 1)
         }
+        p.record?.append(lat)
     }
 
     /// DDIM inversion (DDIMInverseScheduler, guidance 1) of z0 [S, C, h, w] with `cond` [S, L, D]:
-    /// the trajectory [x_0, x_t1, ..., x_T], each [S, C, h, w]. The one inversion loop (image and video).
+    /// the trajectory [x_0, x_t1, ..., x_T], each [S, C, h, w]. It is a plan of `run` like every other
+    /// (the scheduler runs the other way, one unguided branch, no hooks), recorded step by step.
     func invert(_ z0: Tensor, cond: Tensor, added: Tensor? = nil, steps: Int, schedulerConfig: SchedulerConfig,
-                controller: AttentionController?, progress: ProgressSpan) throws -> [Tensor] {
+                controller: SteppedAttentionController?, progress: ProgressSpan) throws -> [Tensor] {
         let inv = try DDIMInverseScheduler(config: schedulerConfig)
-        inv.backend = backend
         try inv.setTimesteps(steps)
-        var lat = z0
-        var traj = [z0]
-        for (k, t) in inv.timesteps.enumerated() {
-            try progress.reporter.check()
-            let eps = try unet.forward(lat, timesteps: [t], encoderHiddenStates: cond, added: added,
-                                       controller: controller)                                    // [S, C, h, w]
-            lat = try inv.step(modelOutput: eps, timestep: t, sample: lat)                                        // x_{t+1}
-            traj.append(lat)
-            try progress.step(k + 1)
-        }
-        return traj
+        let traj = TrajectoryRecorder(z0)
+        var plan = DenoisePlan(scheduler: inv, timesteps: inv.timesteps, slots: z0.shape[0], layout: .cfg(1),
+                               embeddings: cond)
+        plan.added = added
+        plan.controller = controller
+        plan.record = traj
+        _ = try run(plan, latents: z0, progress: progress)
+        return traj.latents
     }
+}
+
+/// The latents after each step of a plan (the inversion's trajectory), starting with the initial ones.
+final class TrajectoryRecorder {
+    private(set) var latents: [Tensor]
+    init(_ initial: Tensor) { latents = [initial] }
+    func append(_ x: Tensor) { latents.append(x) }
 }
