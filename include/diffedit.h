@@ -102,7 +102,11 @@ typedef enum diff_edit_status {
     DIFF_EDIT_ERR_INVALID_ARGUMENT = -1,   /**< a NULL pointer, bad size, stride, format, value */
     DIFF_EDIT_ERR_UNSUPPORTED = -2,        /**< valid request this library or model cannot do
                                                 (method, model type, unknown non-zero struct tail) */
-    DIFF_EDIT_ERR_OUT_OF_MEMORY = -3,      /**< an allocation failed */
+    DIFF_EDIT_ERR_OUT_OF_MEMORY = -3,      /**< an allocation failed ("out of memory allocating N
+                                                bytes for ..."), or an estimate from the configs
+                                                was above max_memory / the machine's memory (the
+                                                message gives the numbers); nothing is lost: the
+                                                model and the context stay usable */
     DIFF_EDIT_ERR_BACKEND = -4,            /**< the compute backend failed (e.g. CUDA requested
                                                 but unusable) */
     DIFF_EDIT_ERR_IO = -5,                 /**< a file could not be found or read */
@@ -225,8 +229,11 @@ typedef struct diff_edit_model_params {
                                  MemAvailable) for the weights and the machine's memory for a request.
                                  The weights' size is estimated from the configs before any tensor is
                                  read; over the limit the load fails with DIFF_EDIT_ERR_OUT_OF_MEMORY
-                                 and a message with both numbers. A request whose estimated working set
-                                 does not fit beside the weights fails the same way before it runs */
+                                 and a message with both numbers. ControlNets loaded for the model
+                                 (diff_edit_controlnet_load) count against it too. A request whose
+                                 estimated working set does not fit beside them fails the same way
+                                 before it runs, with the max_memory it would need (the working size
+                                 of an edit is the model's, not the caller's to choose) */
     const char *weights_dtype; /**< how linear and conv weights stay in memory on the CPU backend:
                                  "auto" (NULL or "" = the default: as the file stores them, an fp16 / bf16
                                  checkpoint read in place from the memory-mapped file, never widened),
@@ -532,8 +539,12 @@ DIFF_EDIT_API void diff_edit_cancel(diff_edit_ctx *ctx);
  * Returns DIFF_EDIT_OK; DIFF_EDIT_ERR_INVALID_ARGUMENT (NULL model, path or out; empty path);
  * DIFF_EDIT_ERR_IO (no such file); DIFF_EDIT_ERR_MODEL (not a ControlNet, a missing or misshapen
  * tensor, or a ControlNet made for another base model: the message names the tensor, e.g.
- * "control_model.zero_convs.3.0.weight"); DIFF_EDIT_ERR_UNSUPPORTED (pickle files, unsupported
- * config). Messages go to diff_edit_last_error(NULL).
+ * "control_model.zero_convs.3.0.weight"; or a config value out of range, naming the field);
+ * DIFF_EDIT_ERR_UNSUPPORTED (pickle files, unsupported config); DIFF_EDIT_ERR_OUT_OF_MEMORY (the
+ * net's weights, estimated from its config before any tensor is read, do not fit in what the model's
+ * max_memory leaves beside its weights and the ControlNets loaded for it, or in the memory available
+ * when max_memory is 0: the message names the file and the numbers).
+ * Messages go to diff_edit_last_error(NULL).
  * Thread rules: thread-safe; a loaded net is immutable and may be used by any number of calls on
  * any contexts of its model at once.
  */

@@ -9,6 +9,8 @@ struct CheckedBuffer {
     let stride: Int
     let format: PixelFormat
     let data: UnsafeMutableRawPointer
+    /// What messages call it ("input", "frames_in[3]").
+    let name: String
 
     /// Checks `buffer` (named `name` in messages, e.g. "input" or "frames_in[3]").
     init(_ buffer: UnsafePointer<diff_edit_buffer>?, name: String) throws {
@@ -31,6 +33,7 @@ struct CheckedBuffer {
         }
         guard let d = b.data else { throw DiffEditError.invalidArgument("\(name)->data is NULL") }
         width = Int(b.width); height = Int(b.height); stride = Int(b.stride); format = f; data = d
+        self.name = name
     }
 
     var rowBytes: Int { width * format.bytesPerPixel }

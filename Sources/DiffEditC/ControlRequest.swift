@@ -59,7 +59,7 @@ struct ControlRequest {
             case (nil, let img?):
                 let b = try CheckedBuffer(img, name: "\(name).image")
                 images.append((i, b))
-                source = .image(PixelConverter.readRGB(b).0)
+                source = .image(try PixelConverter.readRGB(b).0)
             }
             let spec = ControlSpec(net: h.net, source: source, scale: c.scale, start: c.start, end: c.end)
             do { try spec.validate(name) } catch let e as DiffEditError {

@@ -11,9 +11,10 @@ struct EditRunner {
 
     /// Edits one image (input may alias output: the input is read fully first).
     func run(input: CheckedBuffer, output: CheckedBuffer, inputName: String) throws {
-        let (rgb, alpha) = PixelConverter.readRGB(input)
+        let (rgb, alpha) = try PixelConverter.readRGB(input)
         var options = request.options
-        options.mask = request.mask.map { PixelConverter.readGray($0) }
+        options.mask = try request.mask.map { try PixelConverter.readGray($0) }
+        options.reportMask = request.maskOut != nil   // else no input-size mask is made
         try reporter.check()
         let result: EditResult
         do {

@@ -186,9 +186,9 @@ public func diffEditControlMap(_ preprocessor: UnsafePointer<CChar>?, _ input: U
             let m = try CheckedBuffer(mask, name: "mask")
             try m.requireFormat(.gray8, name: "mask")
             try m.requireSize(of: i, name: "mask", otherName: "input")
-            plane = PixelConverter.readGray(m).pixels.map { Float($0) / 255 }
+            plane = try PixelConverter.readGray(m).pixels.map { Float($0) / 255 }
         }
-        let (rgb, _) = PixelConverter.readRGB(i)
+        let (rgb, _) = try PixelConverter.readRGB(i)
         let map = try ControlPreprocessor.map(source, work: rgb, mask: plane, field: "preprocessor")
         PixelConverter.writeRGB(try ControlPreprocessor.picture(map), alpha: nil, to: o)
         return DIFF_EDIT_OK

@@ -3,10 +3,13 @@ import DiffEdit
 /// Conversions between caller buffers and the library's RGBImage/GrayImage. Reads and writes
 /// touch exactly `width * bytesPerPixel` bytes of each row, never the stride padding.
 enum PixelConverter {
-    /// Reads a buffer as RGB (GRAY8 is replicated) plus its alpha plane (nil without alpha).
-    static func readRGB(_ b: CheckedBuffer) -> (RGBImage, [UInt8]?) {
+    /// Reads a buffer as RGB (GRAY8 is replicated) plus its alpha plane (nil without alpha). The arrays are
+    /// checked with HostMemory.reserve first: a size that cannot be allocated is `.outOfMemory` naming the buffer.
+    static func readRGB(_ b: CheckedBuffer) throws -> (RGBImage, [UInt8]?) {
         let (ro, go, bo, ao) = b.format.channelOffsets
         let bpp = b.format.bytesPerPixel
+        try HostMemory.reserve(HostMemory.bytes(b.width, b.height, ao == nil ? 3 : 4),
+                               what: "\(b.name) as RGB (\(b.width)x\(b.height))")
         var rgb = [UInt8](repeating: 0, count: b.width * b.height * 3)
         var alpha: [UInt8]? = ao == nil ? nil : [UInt8](repeating: 0, count: b.width * b.height)
         let src = b.data.assumingMemoryBound(to: UInt8.self)
@@ -32,7 +35,8 @@ enum PixelConverter {
     }
 
     /// Reads a GRAY8 buffer (the caller checked the format).
-    static func readGray(_ b: CheckedBuffer) -> GrayImage {
+    static func readGray(_ b: CheckedBuffer) throws -> GrayImage {
+        try HostMemory.reserve(HostMemory.bytes(b.width, b.height), what: "\(b.name) (\(b.width)x\(b.height))")
         var out = [UInt8](repeating: 0, count: b.width * b.height)
         let src = b.data.assumingMemoryBound(to: UInt8.self)
         out.withUnsafeMutableBufferPointer { dst in

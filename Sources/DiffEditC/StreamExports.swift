@@ -115,7 +115,7 @@ public func diffEditStreamBegin(_ ctx: OpaquePointer?, _ params: UnsafePointer<d
             guard m.width == Int(width), m.height == Int(height) else {
                 throw DiffEditError.invalidArgument("params->mask (\(m.width)x\(m.height)) must have the stream's size (\(width)x\(height))")
             }
-            o.edit.mask = PixelConverter.readGray(m)
+            o.edit.mask = try PixelConverter.readGray(m)
         }
         o.keyframeInterval = c.streamLookahead() + 1
         let stream: EditStream
@@ -142,7 +142,7 @@ public func diffEditStreamPush(_ ctx: OpaquePointer?, _ frame: UnsafePointer<dif
             throw DiffEditError.invalidArgument("frame size (\(b.width)x\(b.height)) must equal the stream's (\(s.width)x\(s.height)) (frame \(s.stream.pushed))")
         }
         try b.requireFormat(s.format, name: "frame")
-        let (rgb, alpha) = PixelConverter.readRGB(b)
+        let (rgb, alpha) = try PixelConverter.readRGB(b)
         let r = reporter(s, ctx: c)
         try s.stream.push(rgb, progress: r)
         s.alphas.append(alpha)
@@ -217,10 +217,10 @@ func videoConsistent(ctx: ContextHandle, request: EditRequest, reporter: Progres
             next: { () -> RGBImage? in
                 guard next < ins.count else { return nil }
                 defer { next += 1 }
-                return PixelConverter.readRGB(ins[next]).0
+                return try PixelConverter.readRGB(ins[next]).0
             },
             emit: { image in
-                let alpha = PixelConverter.readRGB(ins[emitted]).1   // read before frames_out[i] (maybe the same memory) is written
+                let alpha = try PixelConverter.readRGB(ins[emitted]).1   // read before frames_out[i] (maybe the same memory) is written
                 PixelConverter.writeRGB(request.watermark ? InvisibleWatermark.embed(image) : image, alpha: alpha, to: outs[emitted])
                 emitted += 1
             })

@@ -133,6 +133,7 @@ enum EditCommand {
         o.directInversion = try p.toggle("direct-inversion")
         o.blendNextWord = try p.toggle("blend-next-word")
         o.fullResolution = p.flag("full-resolution")
+        o.reportMask = p.string("mask-out") != nil
         if let rw = p.string("reweight") { o.reweight = try parseReweight(rw) }
         if let n = p.string("init-noise") { o.initNoise = try NPY.readTensor(path: n) }
         let image = try ImageFile.read(path: input)

@@ -8,6 +8,7 @@
  *   --lora      Tests/Fixtures/lora (LoRA files for the sd1 fixture model given as MODEL_PATH)
  *   --no-model  run only the tests that need no model (argument checks of loads, NULL contexts)
  *   --valgrind  smaller images and fewer repeats (for `make valgrind-cabi`)
+ *   --alloc-limit-child  (internal) what test_alloc_limit runs with DIFFEDIT_TEST_ALLOC_LIMIT set
  *
  * Every error-path check asserts the status AND that diff_edit_last_error names the field at fault.
  * Exit status 0 when every check passed.
@@ -21,10 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int g_checks = 0, g_failures = 0;
 static int g_valgrind = 0;
 static const char *g_model_path = NULL;   /* model of the success-path tests */
+static const char *g_controlnet_dir = NULL;   /* --controlnet: Tests/Fixtures/controlnet */
 
 #define CHECK(cond) check_impl((cond), #cond, __FILE__, __LINE__)
 static void check_impl(int ok, const char *what, const char *file, int line) {
@@ -1033,10 +1038,38 @@ static void test_memory_strength_seed(void) {
         for (int k = 0; tight && k < 2; k++) {   /* refused each time, before running: no BUSY, output untouched */
             EXPECT_ERR(diff_edit_image(tight, &p, &i2, &o2), DIFF_EDIT_ERR_OUT_OF_MEMORY, tight, "raise max_memory");
             CHECK(pixels_untouched(&o2));
+            /* what an ABI caller can change: not the working size (the model's), max_memory, with the figure */
+            const char *msg = diff_edit_last_error(tight);
+            unsigned long long enough = 0;
+            const char *r = strstr(msg, "raise max_memory to at least ");
+            CHECK(strstr(msg, "width/height") == NULL);
+            CHECK(r != NULL && sscanf(r, "raise max_memory to at least %llu bytes", &enough) == 1 && enough > need + 1024);
         }
         image_free(&i2); image_free(&o2);
         diff_edit_ctx_free(tight);
         diff_edit_model_free(m);
+    }
+    /* a ControlNet counts too: checked at load against what max_memory leaves beside the weights (issue 21) */
+    if (g_controlnet_dir) {
+        char a_path[1024];
+        snprintf(a_path, sizeof a_path, "%s/cn_a", g_controlnet_dir);
+        mp.max_memory = need + 64;
+        EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+        diff_edit_controlnet *net = (diff_edit_controlnet *)&mp;
+        if (m) {
+            EXPECT_ERR(diff_edit_controlnet_load(m, a_path, &net), DIFF_EDIT_ERR_OUT_OF_MEMORY, NULL, a_path);
+            CHECK(net == NULL);
+            CHECK(strstr(diff_edit_last_error(NULL), "the ControlNet's weights need about ") != NULL);
+            CHECK(strstr(diff_edit_last_error(NULL), "raise max_memory to at least ") != NULL);
+            diff_edit_model_free(m);
+        }
+        mp.max_memory = 256u << 20;
+        EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
+        if (m) {
+            EXPECT_OK(diff_edit_controlnet_load(m, a_path, &net), NULL);
+            diff_edit_controlnet_free(net);
+            diff_edit_model_free(m);
+        }
     }
     mp.max_memory = 256u << 20;   /* room for the fixture's weights and its requests */
     EXPECT_OK(diff_edit_model_load(&mp, &m), NULL);
@@ -1065,6 +1098,61 @@ static void test_memory_strength_seed(void) {
     }
     image_free(&in); image_free(&a); image_free(&b); image_free(&full);
     diff_edit_model_free(m);
+}
+
+/* Issue 21: an allocation that fails is DIFF_EDIT_ERR_OUT_OF_MEMORY naming the bytes and the buffer, not an abort,
+ * and the context stays usable. The library's allocator has a test limit (DIFFEDIT_TEST_ALLOC_LIMIT, read once):
+ * this program runs itself with it at 8 MB (--alloc-limit-child): a 2048x2048 input (12 MB as RGB) fails, a small
+ * one on the same context then succeeds. (At 1 MB already the load fails, with OUT_OF_MEMORY naming the tensor.) */
+static int alloc_limit_child(void) {
+    diff_edit_model *m = load_model();
+    diff_edit_ctx *ctx = NULL;
+    if (m) EXPECT_OK(diff_edit_ctx_create(m, &ctx), NULL);
+    if (ctx) {
+        diff_edit_params p;
+        base_params(&p);
+        diff_edit_buffer bi = image_new(2048, 2048, DIFF_EDIT_GRAY8), bo = image_new(2048, 2048, DIFF_EDIT_GRAY8);
+        image_fill(&bi, 5);
+        for (int k = 0; k < 2; k++) {
+            EXPECT_ERR(diff_edit_image(ctx, &p, &bi, &bo), DIFF_EDIT_ERR_OUT_OF_MEMORY, ctx,
+                       "out of memory allocating 12582912 bytes for input as RGB (2048x2048)");
+            CHECK(pixels_untouched(&bo));
+        }
+        diff_edit_buffer si = image_new(g_w, g_h, DIFF_EDIT_GRAY8), so = image_new(g_w, g_h, DIFF_EDIT_GRAY8);
+        image_fill(&si, 6);
+        EXPECT_OK(diff_edit_image(ctx, &p, &si, &so), ctx);
+        CHECK(!pixels_untouched(&so) && padding_intact(&so));
+        image_free(&bi); image_free(&bo); image_free(&si); image_free(&so);
+        diff_edit_ctx_free(ctx);
+    }
+    diff_edit_model_free(m);
+    printf("test_cabi --alloc-limit-child: %d checks, %d failures\n", g_checks, g_failures);
+    return g_failures == 0 ? 0 : 1;
+}
+
+extern char **environ;
+
+static void test_alloc_limit(void) {
+    /* the environment and arguments are made before fork: the child only execs */
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    if (!envp) { CHECK(!"calloc"); return; }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) if (strncmp(environ[i], "DIFFEDIT_TEST_ALLOC_LIMIT=", 26) != 0) envp[k++] = environ[i];
+    envp[k++] = "DIFFEDIT_TEST_ALLOC_LIMIT=8388608";
+    envp[k] = NULL;
+    char *argv[4] = { "test_cabi", "--alloc-limit-child", (char *)g_model_path, NULL };
+    fflush(stdout); fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);   /* not a signal (SIGABRT): the child's checks passed */
+    free(envp);
 }
 
 /* weights_dtype: the same edit with the weights in f32, the file's fp16 (auto) and q8_0: f32 and auto hold
@@ -1258,8 +1346,6 @@ static void test_inpaint_model(diff_edit_ctx *sd_ctx) {
 /* ------------------------------------------------------------------------------------------------
  * ControlNet (issue 19): --controlnet DIR = Tests/Fixtures/controlnet (cn_a folder, cn_b single file)
  * ---------------------------------------------------------------------------------------------- */
-
-static const char *g_controlnet_dir = NULL;
 
 static void test_controlnet(diff_edit_model *model, diff_edit_ctx *ctx) {
     char a_path[1024], b_path[1024], sd2_path[1024];
@@ -1567,9 +1653,10 @@ static void test_loras(diff_edit_model *model, diff_edit_ctx *ctx) {
 }
 
 int main(int argc, char **argv) {
-    int no_model = 0;
+    int no_model = 0, alloc_child = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--valgrind") == 0) g_valgrind = 1;
+        else if (strcmp(argv[i], "--alloc-limit-child") == 0) alloc_child = 1;
         else if (strcmp(argv[i], "--no-model") == 0) no_model = 1;
         else if (strcmp(argv[i], "--instruct") == 0 && i + 1 < argc) g_instruct_path = argv[++i];
         else if (strcmp(argv[i], "--inpaint") == 0 && i + 1 < argc) g_inpaint_path = argv[++i];
@@ -1578,6 +1665,7 @@ int main(int argc, char **argv) {
         else g_model_path = argv[i];
     }
     if (g_valgrind) { g_w = 24; g_h = 16; }
+    if (alloc_child) return alloc_limit_child();
 
     SECTION(test_versions_and_strings());
     SECTION(test_defaults());
@@ -1617,6 +1705,7 @@ int main(int argc, char **argv) {
             SECTION(test_model_outlives_handle());
             SECTION(test_weights_dtype());
             SECTION(test_memory_strength_seed());
+            SECTION(test_alloc_limit());
             if (g_instruct_path) SECTION(test_instruct_model());
             else printf("test_cabi: no --instruct model: instruct tests not run\n");
         }

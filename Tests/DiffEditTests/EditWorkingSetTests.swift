@@ -11,7 +11,9 @@ final class EditWorkingSetTests: XCTestCase {
         return EditModelParts(unet: p.unet, vae: p.vae, schedulerConfig: p.schedulerConfig, tokenizer: p.tokenizer,
                               encodePrompt: p.encodePrompt, randomNormal: p.randomNormal, backend: p.backend,
                               editDefaults: p.editDefaults,
-                              checkWorkingSet: { w, h, items in try model.checkWorkingSet(width: w, height: h, unetItems: items, limit: limit) })
+                              checkWorkingSet: { w, h, items, advice in
+                                  try model.checkWorkingSet(width: w, height: h, unetItems: items, limit: limit, sizeAdvice: advice)
+                              })
     }
 
     func testEditAndStreamAreRefusedAboveTheLimit() throws {
@@ -40,5 +42,32 @@ final class EditWorkingSetTests: XCTestCase {
         }
         XCTAssertNoThrow(try VideoStream(editor: VideoEditor(imageEditor: ImageEditor(parts: Self.parts(model, limit: streamNeed))),
                                          options: v, width: w, height: h))
+    }
+
+    /// The refusal says what the caller can change (issue 21). An edit at the model's size (all the C ABI does) has
+    /// no size to change: the message gives the max_memory that would fit and no width/height; at full resolution
+    /// (the input's size) it says so; generate keeps its width/height advice.
+    func testRefusalAdviceFitsWhatTheCallerCanChange() throws {
+        let weights = try EditTestSupport.sd1().estimatedWeightBytes
+        let m = try StableDiffusionModel.load(path: EditTestSupport.fixtures + "/sd1", backend: .cpu, maxMemory: weights + 1024)
+        var o = EditOptions()
+        o.prompt = "a blue circle"; o.steps = 1
+        let need = m.estimatedWorkingSet(width: 64, height: 64, unetItems: 4)
+        func message(_ body: () throws -> Void) -> String {
+            do { try body() } catch DiffEditError.outOfMemory(let msg) { return msg } catch { XCTFail("\(error)") }
+            XCTFail("not refused")
+            return ""
+        }
+        let atModelSize = message { _ = try ImageEditor(model: m).edit(RGBImage(width: 64, height: 64, fill: 9), options: o, progress: ProgressReporter()) }
+        XCTAssertTrue(atModelSize.contains("64x64: this request needs about \(need) bytes"), atModelSize)
+        XCTAssertTrue(atModelSize.hasSuffix("; raise max_memory to at least \(weights + need) bytes (\(StableDiffusionModel.gib(weights + need)))"), atModelSize)
+        XCTAssertFalse(atModelSize.contains("width/height"), atModelSize)
+        o.fullResolution = true
+        let full = message { _ = try ImageEditor(model: m).edit(RGBImage(width: 256, height: 128, fill: 9), options: o, progress: ProgressReporter()) }
+        XCTAssertTrue(full.contains("256x128") && full.contains("edit without full resolution (--full-resolution) or use a smaller input or raise max_memory to at least"), full)
+        var g = GenerateOptions(prompt: "a cat")
+        g.width = 64; g.height = 64; g.steps = 1
+        let gen = message { _ = try m.generate(g) }
+        XCTAssertTrue(gen.contains("use a smaller width/height or raise max_memory to at least"), gen)
     }
 }

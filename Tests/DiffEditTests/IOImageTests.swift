@@ -134,28 +134,28 @@ final class IOImageTests: XCTestCase {
 
     func testTensorConversions() throws {
         let img = RGBImage(width: 2, height: 1, pixels: [0, 128, 255, 10, 20, 30])
-        let t = img.tensor(range: .signed)
+        let t = try img.tensor(range: .signed)
         XCTAssertEqual(t.shape, [1, 3, 1, 2])
         let v = t.toArray()
         XCTAssertEqual(v[0], -1); XCTAssertEqual(v[1], Float(10) / 255 * 2 - 1)        // R plane
         XCTAssertEqual(v[2], Float(128) / 255 * 2 - 1); XCTAssertEqual(v[4], 1)        // G, B planes
         XCTAssertEqual(try RGBImage(tensor: t, range: .signed), img)
-        let u = img.tensor(range: .unit)
+        let u = try img.tensor(range: .unit)
         XCTAssertEqual(u.toArray()[4], 1); XCTAssertEqual(u.toArray()[1], Float(10) / 255)
         XCTAssertEqual(try RGBImage(tensor: u, range: .unit), img)
         let big = gradient(9, 5)
-        XCTAssertEqual(try RGBImage(tensor: big.tensor(), range: .signed), big)
+        XCTAssertEqual(try RGBImage(tensor: try big.tensor(), range: .signed), big)
         // clamping and NaN
         let wild = Tensor(shape: [1, 3, 1, 1], values: [3, -7, .nan])
         XCTAssertEqual(try RGBImage(tensor: wild, range: .signed).pixels, [255, 0, 0])
         // batch index and bad shapes
-        let two = Tensor.cat0([img.tensor(), RGBImage(width: 2, height: 1, fill: 255).tensor()])
+        let two = Tensor.cat0([try img.tensor(), try RGBImage(width: 2, height: 1, fill: 255).tensor()])
         XCTAssertEqual(try RGBImage(tensor: two, batch: 1).pixels, [UInt8](repeating: 255, count: 6))
         IOTestSupport.assertThrows("invalidArgument", ["[2, 3, 1, 2]"]) { _ = try RGBImage(tensor: two, batch: 2) }
         IOTestSupport.assertThrows("invalidArgument", ["[4, 4]"]) { _ = try RGBImage(tensor: Tensor(shape: [4, 4])) }
         let m = GrayImage(width: 3, height: 1, pixels: [0, 51, 255])
-        XCTAssertEqual(m.tensor().toArray(), [0, 0.2, 1])
-        XCTAssertEqual(try GrayImage(tensor: m.tensor()), m)
+        XCTAssertEqual(try m.tensor().toArray(), [0, 0.2, 1])
+        XCTAssertEqual(try GrayImage(tensor: try m.tensor()), m)
     }
 
     // MARK: EXIF orientation (applied like PIL's ImageOps.exif_transpose, which diffusers' load_image uses)

@@ -2,8 +2,9 @@ import DiffEdit
 import FoundationEssentials
 
 /// libFuzzer harness: the input is a config.json. It is decoded as each of the model configs (limits
-/// checked, as at load), the scheduler config and the edit defaults; every config that decodes goes into
-/// the model-size estimate and the request working-set estimate, which must never trap (they saturate).
+/// checked, as at load), a ControlNet's config, the scheduler config and the edit defaults; every config that
+/// decodes goes into the model-size estimate (the ControlNet's too) and the request working-set estimate, which
+/// must never trap (they saturate).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(UnsafeBufferPointer(start: data, count: size))
@@ -12,6 +13,11 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = try? ConfigFile.decode(CLIPTextConfig.self, from: bytes, origin: "fuzz")
     if let s = try? ConfigFile.decode(SchedulerConfig.self, from: bytes, origin: "fuzz") {
         _ = try? NoiseSchedule(config: s)
+    }
+    // a ControlNet config: limits as at load, then its size estimate, on the checked and the unchecked struct
+    let cn = try? ConfigFile.decode(ControlNetConfig.self, from: bytes, origin: "fuzz")
+    for c in [cn, try? JSONDecoder().decode(ControlNetConfig.self, from: bytes)] {
+        if let c { precondition(ModelSizeEstimate.controlNet(c) >= 0) }
     }
     _ = try? EditDefaults.decode(bytes, origin: "fuzz")
     _ = try? JSONAny.parse(bytes)

@@ -280,7 +280,7 @@ extension Backend {
 
     /// A copy of x in the backend's memory (a host copy on a non-resident backend).
     public func copy(_ x: Tensor) throws -> Tensor {
-        if !resident { return x.copy() }
+        if !resident { return try x.copy(what: "a copy") }
         let y = try output(x.shape)
         try copyStrided(shape: [x.count], from: x, fromStrides: [1], to: y, toStrides: [1])
         return y

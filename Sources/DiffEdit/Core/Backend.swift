@@ -150,7 +150,7 @@ public final class Backend: @unchecked Sendable {
 
     /// A tensor for an op to write: backend memory on a resident backend, host memory otherwise.
     public func output(_ shape: [Int]) throws -> Tensor {
-        if !resident { return Tensor(shape: shape, zeroed: false) }
+        if !resident { return try Tensor.allocate(shape, what: "an op output") }
         return Tensor(shape: shape, storage: try TensorStorage(deviceCount: shape.reduce(1, *), backend: self))
     }
 

@@ -33,10 +33,28 @@ public final class TensorStorage: @unchecked Sendable {
     private let constBackend: Backend?                  // ... and who releases it
     private var constKind = DE_CONST_WEIGHT             // ... and how it was uploaded (for rebind)
 
-    /// Allocates `count` floats, zero-filled when `zeroed`.
+    /// Allocates `count` floats, zero-filled when `zeroed`. Traps when the memory is not there: sizes that scale
+    /// with a request or a file take `init(allocating:zeroed:what:)` instead.
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "TensorStorage: negative count")
         self.host = TensorStorage.allocateHost(count: count, zeroed: zeroed)
+        self.count = count
+        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
+        self.owner = nil
+        self.ownsHost = true
+        self.backend = nil
+        self.constHandle = nil
+        self.constBackend = nil
+    }
+
+    /// Allocates `count` floats through `HostMemory`, zero-filled when `zeroed`; `.outOfMemory` "out of memory
+    /// allocating N bytes for WHAT" when the memory is not there.
+    public init(allocating count: Int, zeroed: Bool, what: @autoclosure () -> String) throws {
+        precondition(count >= 0, "TensorStorage: negative count")
+        let bytes = HostMemory.bytes(max(count, 1), MemoryLayout<Float>.stride)
+        let raw = try HostMemory.allocate(bytes, what: what())
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        self.host = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
         self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
         self.owner = nil
@@ -130,7 +148,7 @@ public final class TensorStorage: @unchecked Sendable {
         }
         if let sr = source.reduced, constHandle == nil {
             // an f32 weight going back to reduced data (unfusing a weight that was reduced at load)
-            if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+            if ownsHost, let h = host { HostMemory.free(h) }
             host = nil
             ownsHost = true
             reduced = sr
@@ -148,7 +166,7 @@ public final class TensorStorage: @unchecked Sendable {
             constHandle = h
             de_backend_constant_release(be.raw, old)
         }
-        if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+        if ownsHost, let h = host { HostMemory.free(h) }
         ownsHost = false
         host = newHost
         owner = source
@@ -164,14 +182,14 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Frees the widened f32 copy of a reduced weight (under `lock`; the data it showed is about to change).
     private func dropWidened() {
-        if reduced != nil, ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+        if reduced != nil, ownsHost, let h = host { HostMemory.free(h) }
         if reduced != nil { host = nil; ownsHost = true }
     }
 
     final class HostBlock {
         let pointer: UnsafeMutablePointer<Float>
         init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
-        deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+        deinit { HostMemory.free(pointer) }
     }
 
     /// A reduced-precision weight (f16, bf16 or q8_0; `count` elements, q8_0: count % 32 == 0) at `bytes`:
@@ -239,9 +257,13 @@ public final class TensorStorage: @unchecked Sendable {
         TensorStorage.stats.withLock { $0.deviceAllocations += 1 }
     }
 
+    /// Host memory for `count` floats (HostMemory; freed with HostMemory.free). Traps when it is not there (the
+    /// non-throwing paths: small tensors, a reduced weight's widened copy, a download of device memory).
     private static func allocateHost(count: Int, zeroed: Bool) -> UnsafeMutablePointer<Float> {
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let bytes = HostMemory.bytes(max(count, 1), MemoryLayout<Float>.stride)
+        guard let raw = HostMemory.allocate(bytes) else {
+            preconditionFailure("out of memory allocating \(bytes) bytes for a tensor of \(count) floats")
+        }
         if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
@@ -297,7 +319,7 @@ public final class TensorStorage: @unchecked Sendable {
     deinit {
         if let h = constHandle, let be = constBackend { de_backend_constant_release(be.raw, h) }
         if let d = device, let be = backend { de_backend_release(be.raw, d) }
-        if ownsHost, let h = host { UnsafeMutableRawPointer(h).deallocate() }
+        if ownsHost, let h = host { HostMemory.free(h) }
         if ownsReduced, let r = reduced { r.deallocate() }
     }
 
@@ -381,6 +403,25 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         self.shape = shape
         self.storage = TensorStorage(count: shape.reduce(1, *), zeroed: zeroed)
         self.offset = 0
+    }
+
+    /// A new host tensor whose memory comes from `HostMemory`: `.outOfMemory` "out of memory allocating N bytes
+    /// for WHAT" when it is not there, where `init(shape:)` would trap. For buffers that scale with a request or a
+    /// file (op outputs, images as tensors, converted weights).
+    public static func allocate(_ shape: [Int], zeroed: Bool = false, what: @autoclosure () -> String) throws -> Tensor {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in \(shape)")
+        let n = HostMemory.product(shape)
+        guard n <= Int.max / MemoryLayout<Float>.stride else {
+            throw HostMemory.failure(Int.max, "\(what()) (shape \(shape))")
+        }
+        return Tensor(shape: shape, storage: try TensorStorage(allocating: n, zeroed: zeroed, what: "\(what()) (shape \(shape))"))
+    }
+
+    /// A copy through `HostMemory` (`.outOfMemory` naming `what` when the memory is not there).
+    public func copy(what: @autoclosure () -> String) throws -> Tensor {
+        let t = try Tensor.allocate(shape, what: what())
+        t.data.update(from: data, count: count)
+        return t
     }
 
     public init(shape: [Int], storage: TensorStorage, offset: Int = 0) {

@@ -11,18 +11,18 @@ public enum ControlPreprocessor {
             guard img.width == work.width, img.height == work.height else {
                 throw DiffEditError.invalidArgument("\(field): control image is \(img.width)x\(img.height), the image the method works on is \(work.width)x\(work.height)")
             }
-            return img.tensor(range: .unit)                                             // [1, 3, H, W]
+            return try img.tensor(range: .unit)                                             // [1, 3, H, W]
         case .canny:
             let e = CannyEdgeDetector.edges(work)
-            return RGBImage(width: e.width, height: e.height, pixels: e.pixels.flatMap { [$0, $0, $0] }).tensor(range: .unit)
+            return try RGBImage(width: e.width, height: e.height, pixels: e.pixels.flatMap { [$0, $0, $0] }).tensor(range: .unit)
         case .tile:
-            return work.tensor(range: .unit)
+            return try work.tensor(range: .unit)
         case .inpaint:
             guard let m = mask else {
                 throw DiffEditError.invalidArgument("\(field): the inpaint preprocessor needs a mask (--mask; white = repaint)")
             }
             precondition(m.count == work.width * work.height, "ControlPreprocessor: mask \(m.count) for \(work.width)x\(work.height)")
-            let t = work.tensor(range: .unit)                                            // [1, 3, H, W]
+            let t = try work.tensor(range: .unit)                                            // [1, 3, H, W]
             let hw = m.count
             for i in 0..<hw where m[i] > 0.5 { for c in 0..<3 { t.data[c * hw + i] = -1 } }
             return t

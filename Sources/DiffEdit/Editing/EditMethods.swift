@@ -227,7 +227,7 @@ extension ImageEditor {
         let z = parts.cosxlEdit ? z0 : try be.onDevice(LatentScaling.unscale(z0, parts.vae.config))   // [S, C, h, w]
         if items == 1 { return z }
         let S = z.shape[0], item = z.count / S
-        let y = try be.onDevice(Tensor(shape: [S * items] + Array(z.shape.dropFirst())))  // zeros: the uncond item
+        let y = try be.onDevice(Tensor.allocate([S * items] + Array(z.shape.dropFirst()), zeroed: true, what: "instruct's image latents"))  // zeros: the uncond item
         try be.copyStrided(shape: [S, 2, item], from: z, fromStrides: [item, 0, 1], to: y, toStrides: [items * item, item, 1])
         return y
     }

@@ -82,6 +82,10 @@ public struct EditOptions: Sendable {
     public var blendNextWord: Bool? = nil
     /// Process at the input's full size instead of the model's native size.
     public var fullResolution: Bool = false
+    /// Report the mask the edit used (`EditResult.mask`). false: `EditResult.mask` is nil and no input-size mask
+    /// is made (a 16384x16384 input's is 256 MB); the C ABI sets it only for params->mask_out, the CLI for
+    /// --mask-out. The pixels are the same either way.
+    public var reportMask: Bool = true
     /// ControlNets (sdedit: diffusers' StableDiffusionControlNetImg2ImgPipeline; several = MultiControlNet).
     /// ddim, p2p, instruct: residuals to the edited branch's UNet items in every step (ControlPlan). Maps are
     /// computed from the image the method works on (after NativeResolutionPlan.toWork); a `.image` must have
@@ -94,6 +98,14 @@ public struct EditOptions: Sendable {
 
 /// The result of an edit: the image at the input's size, the mask the method used (if any), and the
 /// final latents (before VAE decoding) for `--save-latents`.
+extension EditOptions {
+    /// What a caller can change when an edit's working set does not fit (StableDiffusionModel.checkWorkingSet):
+    /// at full resolution the work size is the input's; otherwise the model's size decides it (nil).
+    static func fullResolutionAdvice(_ fullResolution: Bool) -> String? {
+        fullResolution ? "edit without full resolution (--full-resolution) or use a smaller input" : nil
+    }
+}
+
 public struct EditResult {
     public var image: RGBImage
     public var mask: GrayImage?

@@ -44,8 +44,9 @@ public final class ImageEditor {
         let f = parts.vaeFactor
         let plan = NativeResolutionPlan(width: image.width, height: image.height, native: parts.nativeSize,
                                         multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
-        // before anything is allocated: the UNet batch is at most 4 items (p2p with a negative prompt)
-        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4)
+        // before anything is allocated: the UNet batch is at most 4 items (p2p with a negative prompt); the work
+        // size is the caller's choice only at full resolution (else the model's size decides it)
+        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4, EditOptions.fullResolutionAdvice(options.fullResolution))
         try ControlPlan.validate(options.controls, unet: parts.unet)
         var controlOptions = options
         controlOptions.controls = try ControlPreprocessor.toWork(options.controls, plan: plan)
@@ -66,7 +67,7 @@ public final class ImageEditor {
         let out = try denoise(we)
         let (result, mask) = try PixelPolicy.compose(decoded: try decode(out.latents), original: image, plan: plan,
                                                      userMask: options.mask, feathered: feathered, blendMask: out.blendMasks[0],
-                                                     factor: f, reconstruction: { try self.decode(z0) })
+                                                     factor: f, reportMask: options.reportMask, reconstruction: { try self.decode(z0) })
         var res = EditResult(image: result, mask: mask, latents: out.latents)
         res.controlMaps = try out.controlMaps.map(ControlPreprocessor.picture)
         return res
@@ -82,7 +83,7 @@ public final class ImageEditor {
 
     /// image -> scaled posterior-mean latents [1, C, h, w] (in backend memory: the engine's steps read them).
     func encode(_ image: RGBImage) throws -> Tensor {
-        try parts.backend.onDevice(LatentScaling.scale(try parts.vae.encodeMean(image.tensor(range: .signed)), parts.vae.config))
+        try parts.backend.onDevice(LatentScaling.scale(try parts.vae.encodeMean(try image.tensor(range: .signed)), parts.vae.config))
     }
 
     /// scaled latents [1, C, h, w] -> image.

@@ -113,6 +113,142 @@ public enum ImageResampler {
         return RGBImage(width: nw, height: nh, pixels: px)
     }
 
+    /// The rows of a [0, 1] plane resized w x h -> nw x nh and clamped into [0, 1]: the numbers of
+    /// `resize(p, channels: 1, ...)` clamped (the same operations in the same order), one output row at a time. The
+    /// horizontal pass is made once ([h, nw] floats); each row costs its vertical pass.
+    struct ResizedRows {
+        let p: [Float], w: Int, h: Int, nw: Int, nh: Int
+        private let wy: [(Int, [Float])]
+        private var tmp: [Float]
+        private var row: [Float]
+
+        init(_ p: [Float], _ w: Int, _ h: Int, _ nw: Int, _ nh: Int) {
+            precondition(p.count == w * h, "ImageResampler.ResizedRows: \(p.count) values for \(w)x\(h)")
+            self.p = p; self.w = w; self.h = h; self.nw = nw; self.nh = nh
+            row = [Float](repeating: 0, count: nw)
+            if w == nw && h == nh { wy = []; tmp = []; return }   // resize returns the plane itself
+            let wx = ImageResampler.weights(inSize: w, outSize: nw)
+            wy = ImageResampler.weights(inSize: h, outSize: nh)
+            var t = [Float](repeating: 0, count: h * nw)
+            p.withUnsafeBufferPointer { src in
+                for y in 0..<h {
+                    for x in 0..<nw {
+                        var s: Float = 0
+                        let (start, ws) = wx[x]
+                        for k in 0..<ws.count { s += src[y * w + start + k] * ws[k] }
+                        t[y * nw + x] = s
+                    }
+                }
+            }
+            tmp = t
+        }
+
+        /// Output row y (clamped), handed to `body`.
+        mutating func row<R>(_ y: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+            let (nw, w) = (self.nw, self.w)
+            if wy.isEmpty {
+                return p.withUnsafeBufferPointer { src in
+                    row.withUnsafeMutableBufferPointer { r in
+                        for x in 0..<nw { r[x] = min(max(src[y * w + x], 0), 1) }
+                    }
+                    return row.withUnsafeBufferPointer(body)
+                }
+            }
+            let (start, ws) = wy[y]
+            tmp.withUnsafeBufferPointer { t in
+                row.withUnsafeMutableBufferPointer { r in
+                    for x in 0..<nw {
+                        var s: Float = 0
+                        for k in 0..<ws.count { s += t[(start + k) * nw + x] * ws[k] }
+                        r[x] = min(max(s, 0), 1)
+                    }
+                }
+            }
+            return row.withUnsafeBufferPointer(body)
+        }
+    }
+
+    /// Each row of `resize(p, ...)` clamped into [0, 1] (see ResizedRows), in order.
+    static func forEachResizedRow(_ p: [Float], _ w: Int, _ h: Int, _ nw: Int, _ nh: Int,
+                                  _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        var rows = ResizedRows(p, w, h, nw, nh)
+        for y in 0..<nh { rows.row(y) { body(y, $0) } }
+    }
+
+    /// `resize(edited, toWidth: original.width, height: original.height)` composited over `original` through an
+    /// alpha in [0, 1] that `alphaRow(y, body)` hands to `body` one output row at a time: where alpha > 0,
+    /// round(clamp(o + alpha * (e - o))), else the original byte. One output-size byte image and [h, nw] floats a
+    /// channel for the horizontal pass; the resized edit is made row by row (the same numbers as `resize`).
+    static func resizeComposite(_ edited: RGBImage, over original: RGBImage,
+                                alphaRow: (Int, (UnsafeBufferPointer<Float>) -> Void) -> Void) -> RGBImage {
+        let (w, h, nw, nh) = (edited.width, edited.height, original.width, original.height)
+        let same = w == nw && h == nh
+        let wx = same ? [] : weights(inSize: w, outSize: nw)
+        let wy = same ? [] : weights(inSize: h, outSize: nh)
+        // horizontal passes of the three channels: [3][h, nw]
+        var tmp = [Float](repeating: 0, count: same ? 0 : 3 * h * nw)
+        if !same {
+            edited.pixels.withUnsafeBufferPointer { src in
+                tmp.withUnsafeMutableBufferPointer { t in
+                    for c in 0..<3 {
+                        for y in 0..<h {
+                            for x in 0..<nw {
+                                var s: Float = 0
+                                let (start, ws) = wx[x]
+                                for k in 0..<ws.count { s += Float(src[3 * (y * w + start + k) + c]) * ws[k] }
+                                t[(c * h + y) * nw + x] = s
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var out = [UInt8](repeating: 0, count: 3 * nw * nh)
+        var e = [UInt8](repeating: 0, count: 3 * nw)          // one row of the resized edit
+        out.withUnsafeMutableBufferPointer { dst in
+            original.pixels.withUnsafeBufferPointer { o in
+                edited.pixels.withUnsafeBufferPointer { src in
+                    for y in 0..<nh {
+                        e.withUnsafeMutableBufferPointer { er in
+                            if same {
+                                for k in 0..<(3 * nw) { er[k] = src[3 * y * nw + k] }
+                                return
+                            }
+                            let (start, ws) = wy[y]
+                            tmp.withUnsafeBufferPointer { t in
+                                for c in 0..<3 {
+                                    for x in 0..<nw {
+                                        var s: Float = 0
+                                        for k in 0..<ws.count { s += t[(c * h + start + k) * nw + x] * ws[k] }
+                                        er[3 * x + c] = UInt8(min(max(s, 0), 255).rounded())
+                                    }
+                                }
+                            }
+                        }
+                        alphaRow(y) { a in
+                            e.withUnsafeBufferPointer { er in
+                                let base = 3 * y * nw
+                                for x in 0..<nw {
+                                    let ai = a[x]
+                                    for c in 0..<3 {
+                                        let k = base + 3 * x + c
+                                        if ai > 0 {
+                                            let ov = Float(o[k]), ev = Float(er[3 * x + c])
+                                            dst[k] = UInt8(min(max(ov + ai * (ev - ov), 0), 255).rounded())
+                                        } else {
+                                            dst[k] = o[k]
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return RGBImage(width: nw, height: nh, pixels: out)
+    }
+
     /// Pads with edge replication to nw x nh (nw >= w, nh >= h), image at the top left.
     public static func pad(_ image: RGBImage, toWidth nw: Int, height nh: Int) -> RGBImage {
         if image.width == nw && image.height == nh { return image }

@@ -18,7 +18,7 @@ struct InpaintCondition {
             precondition(mask.count == w.width * w.height, "InpaintCondition: mask \(mask.count) for \(w.width)x\(w.height)")
             let (W, H) = (w.width, w.height), (lw, lh) = (W / f, H / f)
             let keep = mask.map { $0 < 0.5 ? Float(1) : 0 }                                   // [H, W]
-            let x = w.tensor(range: .signed)                                                 // [1, 3, H, W]
+            let x = try w.tensor(range: .signed)                                                 // [1, 3, H, W]
             for c in 0..<3 { for i in 0..<(W * H) { x.buffer[c * W * H + i] *= keep[i] } }   // masked pixels -> 0
             let z = try be.onDevice(LatentScaling.scale(try parts.vae.encodeMean(x), parts.vae.config))  // [1, C, h, w]
             let m = Tensor(shape: [1, 1, lh, lw])

@@ -51,30 +51,39 @@ public struct NativeResolutionPlan: Sendable, Equatable {
         return r
     }
 
+    /// A work-size [0, 1] plane at the input size as 8-bit (`EditMask.gray(planeToInput(p))`, the same bytes), made
+    /// row by row: no input-size float plane.
+    public func grayToInput(_ p: [Float]) -> GrayImage {
+        guard resized else { return EditMask.gray(planeToInput(p), width: inputWidth, height: inputHeight) }
+        var px = [UInt8](repeating: 0, count: inputWidth * inputHeight)
+        px.withUnsafeMutableBufferPointer { dst in
+            ImageResampler.forEachResizedRow(p, workWidth, workHeight, inputWidth, inputHeight) { y, row in
+                for x in 0..<inputWidth { dst[y * inputWidth + x] = UInt8(min(max(row[x], 0), 1) * 255 + 0.5) }
+            }
+        }
+        return GrayImage(width: inputWidth, height: inputHeight, pixels: px)
+    }
+
     /// The edited work image at the input size. Padded plans crop. Resized plans composite the resized
     /// edit over `original` with `alpha` (input-size plane in [0, 1]; nil = everywhere): where alpha is 0
     /// the original pixel is kept exactly.
     public func toInput(edited: RGBImage, original: RGBImage, alpha: [Float]?) -> RGBImage {
         guard resized else { return ImageResampler.crop(edited, width: inputWidth, height: inputHeight) }
-        var up = ImageResampler.resize(edited, toWidth: inputWidth, height: inputHeight)
-        guard let a = alpha else { return up }
-        // composited in place in the resized edit (one input-size image, not two)
-        up.pixels.withUnsafeMutableBufferPointer { u in
-            original.pixels.withUnsafeBufferPointer { o in
-                for i in 0..<(inputWidth * inputHeight) {
-                    let ai = a[i]
-                    for c in 0..<3 {
-                        let k = 3 * i + c
-                        if ai > 0 {
-                            let ov = Float(o[k]), e = Float(u[k])
-                            u[k] = UInt8(min(max(ov + ai * (e - ov), 0), 255).rounded())
-                        } else {
-                            u[k] = o[k]
-                        }
-                    }
-                }
+        guard let a = alpha else { return ImageResampler.resize(edited, toWidth: inputWidth, height: inputHeight) }
+        precondition(a.count == inputWidth * inputHeight, "NativeResolutionPlan.toInput: alpha \(a.count) for \(inputWidth)x\(inputHeight)")
+        return a.withUnsafeBufferPointer { ab in
+            ImageResampler.resizeComposite(edited, over: original) { y, body in
+                body(UnsafeBufferPointer(rebasing: ab[(y * inputWidth)..<((y + 1) * inputWidth)]))
             }
         }
-        return up
+    }
+
+    /// `toInput(edited:original:alpha: planeToInput(workAlpha))`, the same bytes, without the input-size float
+    /// plane (a 16384x16384 input's is 1 GB): the work-size alpha is resized and clamped one output row at a time.
+    public func toInput(edited: RGBImage, original: RGBImage, workAlpha: [Float]) -> RGBImage {
+        guard resized else { return toInput(edited: edited, original: original, alpha: planeToInput(workAlpha)) }
+        precondition(workAlpha.count == workWidth * workHeight, "NativeResolutionPlan.toInput: alpha \(workAlpha.count) for \(workWidth)x\(workHeight)")
+        var rows = ImageResampler.ResizedRows(workAlpha, workWidth, workHeight, inputWidth, inputHeight)
+        return ImageResampler.resizeComposite(edited, over: original) { y, body in rows.row(y, body) }
     }
 }

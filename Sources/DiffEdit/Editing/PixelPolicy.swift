@@ -15,29 +15,40 @@
 public enum PixelPolicy {
     /// One slot's output. `decoded` is at the plan's work size; `blendMask` at latent size (0/1);
     /// `reconstruction` decodes the input's own latents (called only when it is needed).
-    /// `feathered` is `feather(userMask)` when the caller has it already.
+    /// `feathered` is `feather(userMask)` when the caller has it already. `reportMask` false: no mask is made
+    /// (nil), the image is the same.
     static func compose(decoded: RGBImage, original: RGBImage, plan: NativeResolutionPlan, userMask: GrayImage?,
-                        feathered: [Float]? = nil, blendMask: [Float]?, factor f: Int,
-                        reconstruction: () throws -> RGBImage) throws -> (RGBImage, GrayImage) {
+                        feathered: [Float]? = nil, blendMask: [Float]?, factor f: Int, reportMask: Bool = true,
+                        reconstruction: () throws -> RGBImage) throws -> (RGBImage, GrayImage?) {
         let (W, H) = (original.width, original.height)
         let feathered = feathered ?? userMask.map(feather)
         var region: [Float]? = nil                                                  // work size
-        var maskOut = feathered                                                     // input size
+        var blendPixels: [Float]? = nil                                             // work size
         if feathered == nil, let bm = blendMask {
             let px = EditMask.upsampleNearest(bm, width: plan.workWidth / f, height: plan.workHeight / f, factor: f)
-            maskOut = plan.planeToInput(px)
+            blendPixels = px
             region = EditMask.boxBlur(EditMask.dilate(px, width: plan.workWidth, height: plan.workHeight, radius: f),
                                       width: plan.workWidth, height: plan.workHeight, radius: max(f / 2, 1))
         }
-        var alpha: [Float]? = nil
-        if plan.resized {
-            alpha = try feathered ?? plan.planeToInput(region ?? changedRegion(decoded, reconstruction(), radius: f))
+        // input-size pixels: the output and the reported mask, each checked before it is made (Swift arrays trap)
+        try HostMemory.reserve(HostMemory.bytes(W, H, 3), what: "the \(W)x\(H) output image")
+        var image: RGBImage
+        if !plan.resized {
+            image = plan.toInput(edited: decoded, original: original, alpha: nil)
+        } else if let fm = feathered {
+            image = plan.toInput(edited: decoded, original: original, alpha: fm)
+        } else {
+            // the work-size region is resized one output row at a time: no input-size float plane
+            image = plan.toInput(edited: decoded, original: original,
+                                 workAlpha: try region ?? changedRegion(decoded, reconstruction(), radius: f))
         }
-        var image = plan.toInput(edited: decoded, original: original, alpha: alpha)
-        var mask = maskOut.map { EditMask.gray($0, width: W, height: H) }
+        if let u = userMask { image = composite(edited: image, input: original, mask: u) }
+        guard reportMask else { return (image, nil) }
+        try HostMemory.reserve(HostMemory.bytes(W, H), what: "the \(W)x\(H) mask")
+        var mask = feathered.map { EditMask.gray($0, width: W, height: H) }
+            ?? blendPixels.map { plan.grayToInput($0) }
             ?? GrayImage(width: W, height: H, pixels: [UInt8](repeating: 255, count: W * H))   // everywhere (no float plane)
         if let u = userMask {
-            image = composite(edited: image, input: original, mask: u)
             for i in 0..<mask.pixels.count { mask.pixels[i] = min(mask.pixels[i], u.pixels[i]) }
         }
         return (image, mask)

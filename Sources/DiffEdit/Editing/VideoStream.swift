@@ -41,7 +41,8 @@ public final class VideoStream {
         plan = NativeResolutionPlan(width: width, height: height, native: parts.nativeSize, multiple: parts.sizeMultiple,
                                     fullResolution: options.edit.fullResolution)
         // a window is the anchor plus keyframeInterval frames, at most 4 UNet items each
-        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4 * (options.keyframeInterval + 1))
+        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4 * (options.keyframeInterval + 1),
+                                   EditOptions.fullResolutionAdvice(options.edit.fullResolution))
     }
 
     /// Pixel-fusion margin in input pixels: half the VAE factor at input scale, at least 2.

@@ -119,6 +119,17 @@ extension CLIPTextConfig: LimitedConfig {
     }
 }
 
+extension ControlNetConfig: LimitedConfig {
+    /// The encoder copy's UNet fields and the conditioning embedding's (a ControlNet's config.json, or one
+    /// detected from a single file's shapes).
+    public func checkLimits(origin o: String) throws {
+        typealias L = ConfigLimits
+        try unet.checkLimits(origin: o)
+        try L.check(o, "conditioning_channels", conditioning_channels, 1...L.maxIOChannels)
+        try L.check(o, "conditioning_embedding_out_channels", list: conditioning_embedding_out_channels, 1...L.maxChannels)
+    }
+}
+
 extension SchedulerConfig: LimitedConfig {
     /// Everything the schedulers would refuse at edit time, refused at load instead (diffusers' ranges).
     public func checkLimits(origin o: String) throws {

@@ -1,8 +1,8 @@
 /// GrayImage (masks) <-> Tensor [1, 1, H, W] in [0, 1].
 extension GrayImage {
     /// [1, 1, H, W] with p / 255.
-    public func tensor() -> Tensor {
-        let t = Tensor(shape: [1, 1, height, width], zeroed: false)   // [1, 1, H, W]
+    public func tensor() throws -> Tensor {
+        let t = try Tensor.allocate([1, 1, height, width], what: "a \(width)x\(height) mask as a tensor")   // [1, 1, H, W]
         for i in 0..<(width * height) { t.data[i] = Float(pixels[i]) / 255 }
         return t
     }

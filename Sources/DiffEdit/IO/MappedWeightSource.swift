@@ -99,7 +99,7 @@ public final class MappedWeightSource: WeightSource, @unchecked Sendable {
         case .transpose:
             let t = try r.file.tensor(r.name, expectedShape: nil)                       // [a, b]
             let (a, b) = (stored[0], stored[1])
-            let y = Tensor(shape: s, zeroed: false)                                     // [b, a]
+            let y = try Tensor.allocate(s, what: "\(r.file.path): tensor \(r.name) transposed")   // [b, a]
             for i in 0..<a { for j in 0..<b { y.data[j * a + i] = t.data[i * b + j] } }
             return y
         }

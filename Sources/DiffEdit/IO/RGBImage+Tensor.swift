@@ -1,9 +1,9 @@
 /// RGBImage <-> Tensor [1, 3, H, W] (NCHW, f32) in [-1, 1] (`.signed`) or [0, 1] (`.unit`).
 extension RGBImage {
     /// [1, 3, H, W]: `.signed` gives p / 255 * 2 - 1, `.unit` gives p / 255 (diffusers' VaeImageProcessor).
-    public func tensor(range: PixelRange = .signed) -> Tensor {
+    public func tensor(range: PixelRange = .signed) throws -> Tensor {
         let hw = width * height
-        let t = Tensor(shape: [1, 3, height, width], zeroed: false)   // [1, 3, H, W]
+        let t = try Tensor.allocate([1, 3, height, width], what: "a \(width)x\(height) image as a tensor")   // [1, 3, H, W]
         let d = t.data
         pixels.withUnsafeBufferPointer { px in
             for i in 0..<hw {

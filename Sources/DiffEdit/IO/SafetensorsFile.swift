@@ -240,16 +240,16 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
                 let p = UnsafeMutableRawPointer(mutating: src.baseAddress!).assumingMemoryBound(to: Float.self)
                 return Tensor(shape: shape, storage: TensorStorage(borrowing: p, count: count, owner: file))
             }
-            let t = Tensor(shape: shape, zeroed: false)
+            let t = try Tensor.allocate(shape, what: "\(path): tensor \(e.name) as f32")
             UnsafeMutableRawPointer(t.data).copyMemory(from: src.baseAddress!, byteCount: count * 4)
             return t
         case "F16":
-            let t = Tensor(shape: shape, zeroed: false)
+            let t = try Tensor.allocate(shape, what: "\(path): tensor \(e.name) as f32")
             HalfConversion.f16ToF32(src, t.data, count)
             file.releasePages(offset, src.count)   // the f32 copy replaces the file's pages
             return t
         default: // BF16
-            let t = Tensor(shape: shape, zeroed: false)
+            let t = try Tensor.allocate(shape, what: "\(path): tensor \(e.name) as f32")
             HalfConversion.bf16ToF32(src, t.data, count)
             file.releasePages(offset, src.count)
             return t

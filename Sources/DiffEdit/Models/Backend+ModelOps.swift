@@ -51,7 +51,7 @@ extension Backend {
             let f = oh / h
             return f == 1 ? x : try upsampleNearest(x, factor: f)
         }
-        let y = Tensor(shape: [n, c, oh, ow], zeroed: false)
+        let y = try Tensor.allocate([n, c, oh, ow], what: "a resized tensor")
         let sh = Float(h) / Float(oh), sw = Float(w) / Float(ow)
         let rowSrc = (0..<oh).map { min(Int((Float($0) * sh).rounded(.down)), h - 1) }
         let colSrc = (0..<ow).map { min(Int((Float($0) * sw).rounded(.down)), w - 1) }

@@ -92,7 +92,7 @@ public final class ControlNetModel: @unchecked Sendable {
         var x = image
         if config.controlnet_conditioning_channel_order == "bgr" {
             let plane = x.shape[2] * x.shape[3], ch = x.shape[1]
-            let y = Tensor(shape: x.shape, zeroed: false)
+            let y = try Tensor.allocate(x.shape, what: "\(origin): the control image in BGR order")
             for n in 0..<x.shape[0] {
                 for c in 0..<ch {
                     (y.data + (n * ch + c) * plane).update(from: x.data + (n * ch + ch - 1 - c) * plane, count: plane)

@@ -60,37 +60,75 @@ public struct ModelSizeEstimate: Equatable, Sendable {
     }
 
     static func unet(_ u: UNetConfig) -> Int {
+        guard let c0 = u.block_out_channels.first else { return 0 }
+        return sum(encoder(u), decoder(u), mul(9, c0, u.out_channels))
+    }
+
+    /// The transformer layers of level `i` (transformer_layers_per_block as an int or a per-level list).
+    static func transformerLayers(_ u: UNetConfig, _ i: Int) -> Int {
+        switch u.transformer_layers_per_block {
+        case .int(let v): return v
+        case .list(let l): return l.isEmpty ? 0 : l[min(i, l.count - 1)]
+        }
+    }
+
+    /// What a UNet and a ControlNet share: conv_in, the time (and SDXL's added) embedding, the down blocks and
+    /// the mid block.
+    static func encoder(_ u: UNetConfig) -> Int {
         let ch = u.block_out_channels
         guard let c0 = ch.first, let cl = ch.last else { return 0 }
         let temb = mul(4, c0)
         let L = max(u.layers_per_block, 0)
-        var n = sum(mul(9, u.in_channels, c0), mul(c0, temb), mul(temb, temb), mul(9, c0, u.out_channels))
+        var n = sum(mul(9, u.in_channels, c0), mul(c0, temb), mul(temb, temb))
         // SDXL's add_embedding (text_time): pooled text + 6 time embeddings -> temb, then temb -> temb
         if let p = u.projection_class_embeddings_input_dim { n = sum(n, mul(p, temb), mul(temb, temb)) }
-        func layers(_ i: Int) -> Int {
-            switch u.transformer_layers_per_block {
-            case .int(let v): return v
-            case .list(let l): return l.isEmpty ? 0 : l[min(i, l.count - 1)]
-            }
-        }
         var cin = c0
         for (i, c) in ch.enumerated() {
             let attn = i < u.down_block_types.count && u.down_block_types[i].hasPrefix("CrossAttn")
             if L > 0 { n = sum(n, resnet(cin, c, temb: temb), mul(L - 1, resnet(c, c, temb: temb))) }
-            if attn { n = sum(n, mul(L, transformer(c, layers: layers(i), cross: u.cross_attention_dim))) }
+            if attn { n = sum(n, mul(L, transformer(c, layers: transformerLayers(u, i), cross: u.cross_attention_dim))) }
             if i < ch.count - 1 { n = sum(n, mul(9, c, c)) }
             cin = c
         }
         if u.mid_block_type != nil {
-            n = sum(n, mul(2, resnet(cl, cl, temb: temb)), transformer(cl, layers: layers(ch.count - 1), cross: u.cross_attention_dim))
+            n = sum(n, mul(2, resnet(cl, cl, temb: temb)), transformer(cl, layers: transformerLayers(u, ch.count - 1), cross: u.cross_attention_dim))
         }
-        // the up path: L + 1 resnets a level on the concatenated skip connections (about 2c -> c)
+        return n
+    }
+
+    /// The UNet's up path: L + 1 resnets a level on the concatenated skip connections (about 2c -> c).
+    static func decoder(_ u: UNetConfig) -> Int {
+        let ch = u.block_out_channels
+        let L = max(u.layers_per_block, 0)
+        let temb = mul(4, ch.first ?? 0)
+        var n = 0
         for (k, c) in ch.reversed().enumerated() {
             let attn = k < u.up_block_types.count && u.up_block_types[k].hasPrefix("CrossAttn")
             n = sum(n, mul(sum(L, 1), resnet(mul(2, c), c, temb: temb)))
-            if attn { n = sum(n, mul(sum(L, 1), transformer(c, layers: layers(ch.count - 1 - k), cross: u.cross_attention_dim))) }
+            if attn { n = sum(n, mul(sum(L, 1), transformer(c, layers: transformerLayers(u, ch.count - 1 - k), cross: u.cross_attention_dim))) }
             if k < ch.count - 1 { n = sum(n, mul(9, c, c)) }
         }
+        return n
+    }
+
+    /// A ControlNet's parameters (issue 21: checked against max_memory when it is loaded): the UNet's encoder copy,
+    /// one zero 1x1 convolution per skip connection and one after the mid block, and the conditioning embedding
+    /// (conv_in, a 3x3 conv and a stride-2 3x3 conv between consecutive channel counts, conv_out). SD 1.5's comes out
+    /// at 3.61e8 (published: 361M, 1.45 GB as f32).
+    public static func controlNet(_ c: ControlNetConfig) -> Int {
+        let u = c.unet
+        let ch = u.block_out_channels
+        guard let c0 = ch.first, let cl = ch.last else { return 0 }
+        let L = max(u.layers_per_block, 0)
+        var n = encoder(u)
+        n = sum(n, mul(c0, c0), mul(cl, cl))                     // the first skip (conv_in's output), the mid block's
+        for (i, c) in ch.enumerated() {                           // L skips a level, + the downsampler's
+            n = sum(n, mul(i < ch.count - 1 ? sum(L, 1) : L, c, c))
+        }
+        let e = c.conditioning_embedding_out_channels
+        guard let e0 = e.first, let el = e.last else { return n }
+        n = sum(n, mul(9, c.conditioning_channels, e0), mul(9, el, c0))
+        for (a, b) in zip(e, e.dropFirst()) { n = sum(n, mul(9, a, a), mul(9, a, b)) }
         return n
     }
 

@@ -57,7 +57,7 @@ extension StableDiffusionModel {
     /// Width and height must be multiples of the VAE factor.
     public func encodeImage(_ image: RGBImage) throws -> Tensor {
         try checkImageSize(width: image.width, height: image.height)
-        let mean = try vae.encodeMean(image.tensor(range: .signed))         // [1, C, h, w]
+        let mean = try vae.encodeMean(try image.tensor(range: .signed))         // [1, C, h, w]
         return LatentScaling.scale(mean, vaeConfig)
     }
 

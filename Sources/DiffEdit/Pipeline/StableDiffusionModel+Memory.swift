@@ -76,16 +76,26 @@ extension StableDiffusionModel {
     }
 
     /// Throws `.outOfMemory` when `estimatedWorkingSet` is above `limit` (default: the model's `maxMemory` less
-    /// its weights, else the machine's memory).
-    public func checkWorkingSet(width: Int, height: Int, unetItems: Int, limit: Int? = nil) throws {
-        let fromModel = maxMemory.map { max($0 - estimatedWeightBytes, 0) }
+    /// its weights and the ControlNets loaded for it, else the machine's memory). The message gives the numbers and
+    /// what the caller can change: `sizeAdvice` when the caller chose the size (generate's width/height, an edit at
+    /// full resolution; nil when the size comes from the model, as for an edit at the model's size through the C
+    /// ABI), and the max_memory that would fit when the limit is max_memory.
+    public func checkWorkingSet(width: Int, height: Int, unetItems: Int, limit: Int? = nil,
+                                sizeAdvice: String? = "use a smaller width/height") throws {
+        let held = ModelSizeEstimate.sum(estimatedWeightBytes, controlNets.bytes)
+        let fromModel = maxMemory.map { max($0 - held, 0) }
         guard let cap = limit ?? fromModel ?? Self.physicalMemory else { return }
         let need = estimatedWorkingSet(width: width, height: height, unetItems: unetItems)
-        guard need <= cap else {
-            let whose = limit == nil && fromModel != nil
-                ? "what max_memory (\(maxMemory!) bytes) leaves beside the weights (\(estimatedWeightBytes) bytes)"
-                : "the \(cap) bytes (\(Self.gib(cap))) available"
-            throw DiffEditError.outOfMemory("\(width)x\(height): this request needs about \(need) bytes (\(Self.gib(need))) of working memory with \(origin), more than \(whose); use a smaller width/height\(limit == nil && fromModel != nil ? " or raise max_memory" : "")")
+        guard need > cap else { return }
+        let byMaxMemory = limit == nil && fromModel != nil
+        let whose = byMaxMemory
+            ? "what max_memory (\(maxMemory!) bytes) leaves beside the weights (\(held) bytes)"
+            : limit != nil ? "the \(cap) bytes (\(Self.gib(cap))) available" : "this machine's memory, \(cap) bytes (\(Self.gib(cap)))"
+        var advice = sizeAdvice.map { [$0] } ?? []
+        if byMaxMemory {
+            let total = ModelSizeEstimate.sum(held, need)
+            advice.append("raise max_memory to at least \(total) bytes (\(Self.gib(total)))")
         }
+        throw DiffEditError.outOfMemory("\(width)x\(height): this request needs about \(need) bytes (\(Self.gib(need))) of working memory with \(origin), more than \(whose)\(advice.isEmpty ? "" : "; " + advice.joined(separator: " or "))")
     }
 }

@@ -40,6 +40,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let maxMemory: Int?
     /// The weights' size estimated from the configs (`ModelSizeEstimate`), in bytes of f32.
     public let estimatedWeightBytes: Int
+    /// The ControlNets loaded for this model and still alive, with their estimated sizes (within maxMemory too).
+    let controlNets = ControlNetTally()
 
     /// Builds the networks from a checkpoint (every tensor loaded and shape-checked).
     public init(checkpoint ck: LoadedCheckpoint, backend: Backend, maxMemory: Int? = nil,
