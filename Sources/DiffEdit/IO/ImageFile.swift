@@ -40,6 +40,7 @@ public enum ImageFile {
         }
         defer { de_image_free(p) }
         let n = Int(w) * Int(h) * Int(c)
+        try HostMemory.reserve(n, what: "\(path): the decoded \(w)x\(h) image")   // a Swift array traps instead
         return Decoded(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: p, count: n)))
     }
 
@@ -50,6 +51,7 @@ public enum ImageFile {
     public static func readWithAlpha(path: String) throws -> (image: RGBImage, alpha: GrayImage?) {
         let d = try decode(path: path)
         let n = d.width * d.height
+        try HostMemory.reserve(HostMemory.bytes(n, 3), what: "\(path): the \(d.width)x\(d.height) image as RGB")
         var rgb = [UInt8](repeating: 0, count: n * 3)
         var alpha: [UInt8]? = nil
         switch d.channels {
