@@ -209,8 +209,15 @@ $(TESTBIN)/op_check: CSources/cuda/tools/op_check.c CSources/CDiffKernels/regist
 	$(CC) -std=gnu11 -O2 -Wall -fno-math-errno -ICSources/CDiffKernels/include CSources/cuda/tools/op_check.c \
 	  CSources/CDiffKernels/registry.c CSources/CDiffKernels/cpu_*.c -o $@ -lopenblas -lpthread -ldl -lm
 
-test-opcheck: $(TESTBIN)/op_check
+# bf16 compute of the CPU provider (cpu_bf16.c) against double references, every kernel this CPU has
+$(TESTBIN)/bf16_check: Tests/OpCheck/bf16_check.c CSources/CDiffKernels/registry.c $(wildcard CSources/CDiffKernels/cpu_*.c) CSources/CDiffKernels/include/de_backend.h CSources/CDiffKernels/cpu_internal.h
+	@mkdir -p $(TESTBIN)
+	$(CC) -std=gnu11 -O2 -Wall -fno-math-errno -ICSources/CDiffKernels/include Tests/OpCheck/bf16_check.c \
+	  CSources/CDiffKernels/registry.c CSources/CDiffKernels/cpu_*.c -o $@ -lopenblas -lpthread -ldl -lm
+
+test-opcheck: $(TESTBIN)/op_check $(TESTBIN)/bf16_check
 	$(TESTBIN)/op_check --self-test
+	$(TESTBIN)/bf16_check
 
 # The CUDA emulation build (tests only; docs/cuda_emulation.md): the provider's .cu files compiled as host C++
 # against CSources/cuda/emu (kernels as fibers, cuBLAS/cuBLASLt/cuDNN stand-ins). The loader takes it through

@@ -8,11 +8,14 @@
  *      tools/kernel_bench.c CSources/CDiffKernels/cpu_*.c CSources/CDiffKernels/registry.c \
  *      -lopenblas -lpthread -lm -o /tmp/kernel_bench
  *   /tmp/kernel_bench [threads [groups]]   threads 0 or absent = all cores;
- *                                          groups: any of gemm,conv,attn,gn,vae (default all but vae)
+ *                                          groups: any of gemm,conv,attn,gn,vae,bf16 (default all but vae, bf16)
+ * bf16: f32 compute (OpenBLAS sgemm) beside bf16 compute on AMX tiles and on vdpbf16ps (cpu_bf16.c), f16
+ * weights, SD 1.5 linear and im2col shapes, best of 5 (the machine may be busy).
  * "cpu-est" = work / (process CPU seconds / threads): on a shared, loaded machine it estimates the
  * unloaded rate better than wall time. Knobs (environment): DIFFEDIT_WINOGRAD=2|4 forces
  * F(2x2,3x3) or F(4x4,3x3), DIFFEDIT_NO_WINOGRAD=1 uses im2col + sgemm for every conv,
- * DIFFEDIT_KERNEL_PROFILE=1 prints time per op kind at exit (also works for `diffedit bench`).
+ * DIFFEDIT_KERNEL_PROFILE=1 prints time per op kind at exit (also works for `diffedit bench`),
+ * DIFFEDIT_COMPUTE=bf16|auto computes the GEMMs in bf16 (DIFFEDIT_BF16_KERNEL=avx512bf16: without AMX).
  *
  * Cases (SD1.5 UNet at 64x64 latents, batch 2):
  *   conv2d 3x3 320->320, 64x64, pad 1           15.1 GFLOP
@@ -143,10 +146,66 @@ static void bench_gemm(de_backend *be, int s, int reps) {
     free(a); free(b); free(c);
 }
 
+/* f32 compute vs bf16 compute (AMX tiles, vdpbf16ps) on one GEMM with an f16 weight:
+ * wa = 0: y[m, n] = x[m, k] @ W[n, k]^T + b (linear); wa = 1: y[m, n] = W[m, k] @ x[k, n] (conv im2col / 1x1) */
+static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) {
+    const size_t nw = (size_t)(wa ? m : n) * k, nx = wa ? (size_t)k * n : (size_t)m * k;
+    float *w32 = rnd(nw), *x = rnd(nx), *b = rnd(n), *c = malloc((size_t)m * n * sizeof(float));
+    uint16_t *w = malloc(nw * 2);
+    de_f32_to_f16(w32, w, (int64_t)nw);
+    const char *names[3] = {"f32 (sgemm)", "bf16 amx", "bf16 avx512bf16"};
+    const int compute[3] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_BF16};
+    const int kernel[3] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512};
+    double ms[3] = {0, 0, 0};
+    for (int v = 0; v < 3; v++) {
+        if (v > 0 && de_cpu_bf16_kernel() < kernel[v]) continue;
+        de_backend_options o;
+        de_backend_options_init(&o);
+        o.threads = threads; o.cpu_compute = compute[v]; o.cpu_bf16_kernel = kernel[v];
+        de_backend *be = de_backend_cpu_init_opts(&o);
+        de_gemm_op op = {0};
+        op.dtype = DE_F32; op.batch = 1; op.m = m; op.n = n; op.k = k; op.alpha = 1; op.c = c; op.ldc = n;
+        if (wa) { op.a = w; op.lda = k; op.a_dtype = DE_F16; op.b = x; op.ldb = n; }
+        else { op.a = x; op.lda = k; op.b = w; op.ldb = k; op.trans_b = true; op.b_dtype = DE_F16; op.bias = b; }
+        if (de_gemm(be, &op) != DE_OK) { printf("gemm failed: %s\n", de_backend_last_error(be)); de_backend_free(be); continue; }
+        double best = 1e30;
+        for (int i = 0; i < reps; i++) {
+            double t0 = now();
+            de_gemm(be, &op);
+            double dt = now() - t0;
+            if (dt < best) best = dt;
+        }
+        ms[v] = best * 1e3;
+        de_backend_free(be);
+    }
+    const double fl = 2.0 * m * n * (double)k;
+    printf("%s m=%5d n=%5d k=%5d threads %d:", wa ? "W@x  " : "x@W^T", m, n, k, threads);
+    for (int v = 0; v < 3; v++)
+        if (ms[v] > 0) printf("  %s %8.2f ms %6.0f GF/s", names[v], ms[v], fl / ms[v] * 1e-6);
+    printf("\n");
+    fflush(stdout);
+    free(w32); free(x); free(b); free(c); free(w);
+}
+
+/* SD 1.5 shapes at 64x64 latents (4096 tokens per image): attention projections, the feed-forward, the
+ * im2col GEMM of a 3x3 conv at 640 channels on 32x32 (k = 640 * 9) */
+static void bench_bf16(int threads, int reps) {
+    printf("bf16 compute (cpu_bf16.c), f16 weights, best of %d; kernel on this CPU: %s\n", reps, de_bf16_kernel_name(de_cpu_bf16_kernel()));
+    bench_bf16_case(threads, 4096, 320, 320, 0, reps);
+    bench_bf16_case(threads, 4096, 1280, 320, 0, reps);
+    bench_bf16_case(threads, 4096, 320, 1280, 0, reps);
+    bench_bf16_case(threads, 1024, 640, 5760, 0, reps);
+    bench_bf16_case(threads, 640, 1024, 5760, 1, reps);
+    bench_bf16_case(threads, 320, 4096, 2880, 1, reps);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     const char *only = argc > 2 ? argv[2] : "";
-    de_backend *be = de_backend_cpu_init(threads);
+    de_backend_options opts;
+    de_backend_options_from_env(&opts);   /* DIFFEDIT_WINOGRAD, DIFFEDIT_COMPUTE, ... */
+    opts.threads = threads;
+    de_backend *be = de_backend_cpu_init_opts(&opts);
     g_threads = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (!be) { fprintf(stderr, "no backend\n"); return 1; }
     if (!*only || strstr(only, "gemm")) {
@@ -168,6 +227,7 @@ int main(int argc, char **argv) {
         bench_attn(be, 2, 8, 1024, 1024, 80, 5);
     }
     if (!*only || strstr(only, "gn")) bench_gn(be, 2, 320, 4096, 10);
+    if (strstr(only, "bf16")) bench_bf16(g_threads, 5);
     if (strstr(only, "vae")) {   /* SD VAE decoder at 512x512 output (not in the default set: slow) */
         bench_conv(be, 1, 512, 128, 512, 3, 0, 1);
         bench_conv(be, 1, 256, 256, 256, 3, 0, 1);

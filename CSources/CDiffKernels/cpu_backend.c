@@ -69,6 +69,8 @@ static void cpu_free(de_backend *be) {
         free(c->shared.ptr);
         free(c->shared2.ptr);
         free(c->wconv.ptr);
+        free(c->bf_a.ptr);
+        free(c->bf_b.ptr);
         if (c->per_thread)
             for (int i = 0; i < c->n_threads; i++) free(c->per_thread[i].ptr);
         free(c->per_thread);
@@ -187,7 +189,8 @@ static uint32_t cpu_caps(de_backend *be) {
 }
 
 static size_t scratch_bytes(const cpu_ctx *c) {
-    size_t b = (c->shared.ptr ? c->shared.cap : 0) + (c->shared2.ptr ? c->shared2.cap : 0) + (c->wconv.ptr ? c->wconv.cap : 0);
+    size_t b = (c->shared.ptr ? c->shared.cap : 0) + (c->shared2.ptr ? c->shared2.cap : 0) + (c->wconv.ptr ? c->wconv.cap : 0) +
+               (c->bf_a.ptr ? c->bf_a.cap : 0) + (c->bf_b.ptr ? c->bf_b.cap : 0);
     for (int i = 0; i < c->n_threads; i++) b += c->per_thread[i].ptr ? c->per_thread[i].cap : 0;
     return b * sizeof(float);
 }
@@ -205,6 +208,8 @@ static void cpu_trim(de_backend *be) {
     scratch_free(&c->shared);
     scratch_free(&c->shared2);
     scratch_free(&c->wconv);
+    scratch_free(&c->bf_a);
+    scratch_free(&c->bf_b);
     for (int i = 0; i < c->n_threads; i++) scratch_free(&c->per_thread[i]);
     pthread_mutex_unlock(&c->op_lock);
 }
@@ -215,7 +220,7 @@ static void cpu_stats(de_backend *be, de_backend_stats *out) {
     const int64_t sb = (int64_t)scratch_bytes(c);
     pthread_mutex_unlock(&c->op_lock);
     de_backend_stats s = { sizeof s, atomic_load(&c->n_constants), atomic_load(&c->constant_bytes),
-                           atomic_load(&c->host_operands), sb };
+                           atomic_load(&c->host_operands), sb, atomic_load(&c->bf16_gemms) };
     size_t n = out->struct_size < sizeof s ? out->struct_size : sizeof s;
     memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
 }
@@ -299,6 +304,10 @@ de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
     c->winograd = o.winograd;
     c->winograd_tiles = o.winograd_tiles > 0 ? o.winograd_tiles : 0;
     c->im2col_rows = o.im2col_rows > 0 ? o.im2col_rows : 0;
+    c->compute = o.cpu_compute == DE_COMPUTE_BF16 || o.cpu_compute == DE_COMPUTE_AUTO ? o.cpu_compute : DE_COMPUTE_F32;
+    c->bf16_kernel = de_cpu_bf16_kernel();
+    if (o.cpu_bf16_kernel < 0) c->bf16_kernel = DE_BF16_KERNEL_NONE;
+    else if (o.cpu_bf16_kernel > 0 && o.cpu_bf16_kernel < c->bf16_kernel) c->bf16_kernel = o.cpu_bf16_kernel;
     /* OpenBLAS single-threaded: all parallelism comes from our pool (see cpu_sgemm). */
     openblas_set_num_threads(1);
 

@@ -129,7 +129,7 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
         CPU_CHECK(w_is_a || op->trans_b, "gemm", "b_dtype %s: a reduced b must be transposed", de_dtype_name(wdt));
         const char *why = cpu_weight_check(wdt, op->k, w_is_a ? op->lda : op->ldb, w_is_a ? op->stride_a : op->stride_b);
         CPU_CHECK(why == NULL, "gemm", "%s %s (k %d): %s", w_is_a ? "a_dtype" : "b_dtype", de_dtype_name(wdt), op->k, why ? why : "");
-        CPU_PROFILE_AS("gemm.reduced");
+        CPU_PROFILE_AS(cpu_use_bf16(ctx, wdt) ? "gemm.reduced.bf16" : "gemm.reduced");
         for (int32_t bi = 0; bi < op->batch && st__ == DE_OK; bi++) {
             const int64_t ws = w_is_a ? op->stride_a : op->stride_b;
             const void *w = cpu_weight_at(wdt, w_is_a ? op->a : op->b, (int64_t)bi * ws);
@@ -138,6 +138,12 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
                              w_is_a ? op->ldb : op->lda, op->m, op->n, op->k, op->alpha, op->beta,
                              (float *)op->c + (int64_t)bi * op->stride_c, op->ldc, op->bias);
         }
+    } else if (cpu_use_bf16(ctx, DE_F32)) { /* options.cpu_compute bf16: every GEMM (cpu_bf16.c) */
+        CPU_PROFILE_AS("gemm.bf16");
+        for (int32_t bi = 0; bi < op->batch && st__ == DE_OK; bi++)
+            st__ = cpu_bgemm(ctx, op->trans_a, DE_F32, (const float *)op->a + (int64_t)bi * op->stride_a, op->lda, op->trans_b, DE_F32,
+                             (const float *)op->b + (int64_t)bi * op->stride_b, op->ldb, op->m, op->n, op->k, op->alpha, op->beta,
+                             (float *)op->c + (int64_t)bi * op->stride_c, op->ldc, op->bias);
     } else if (op->batch >= ctx->n_threads && op->batch > 1) {
         bgemm_job j = { op };
         de_pool_for(&ctx->pool, op->batch, 1, bgemm_task, &j);

@@ -72,6 +72,9 @@ typedef struct cpu_ctx {
     int winograd;                /* de_winograd_mode */
     int winograd_tiles;          /* 0 = automatic */
     int im2col_rows;             /* 0 = automatic */
+    int compute;                 /* de_compute_mode */
+    int bf16_kernel;             /* de_bf16_kernel in use (options.cpu_bf16_kernel clipped to the CPU's) */
+    _Atomic int64_t bf16_gemms;  /* de_backend_stats.bf16_gemms */
     /* staged bookkeeping (mem_lock) and counters */
     pthread_mutex_t mem_lock;
     cpu_block *blocks; size_t n_blocks, cap_blocks;
@@ -81,6 +84,7 @@ typedef struct cpu_ctx {
     de_scratch shared;           /* one big buffer for single-threaded-BLAS phases (conv) */
     de_scratch shared2;
     de_scratch wconv;            /* a small reduced-precision weight converted whole (cpu_weights.c) */
+    de_scratch bf_a, bf_b;       /* bf16 GEMM packed operands (cpu_bf16.c) */
     de_scratch *per_thread;      /* [n_threads] */
     char err[512];
 } cpu_ctx;
@@ -101,6 +105,16 @@ de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) __attribute__
  * OpenBLAS itself is kept at 1 thread (set in de_backend_cpu_init). */
 void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *b, int64_t ldb, float beta, float *c, int64_t ldc, const float *bias);
+
+/* bf16 compute (cpu_bf16.c): C[m, n] = alpha op(A) op(B) + beta C (+ bias[n] per row) with both operands
+ * rounded to bf16 while packing (once per call) and f32 accumulation, split over the pool. A and B are f32,
+ * or a weight stored as adt / bdt read by rows (a untransposed, b transposed). DE_ERR_UNSUPPORTED when
+ * ctx->bf16_kernel is none. Counts ctx->bf16_gemms. */
+de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
+                    int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
+                    const float *bias);
+/* Whether a GEMM whose weight operand is stored as wdt (DE_F32 for all-f32 GEMMs) runs in bf16 here. */
+int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt);
 
 /* Reduced-precision weights (cpu_weights.c). A weight matrix has rows of k elements, row stride ld.
  * cpu_wgemm: C = alpha * W @ op(X) (w_is_a; W [m, k]) or alpha * op(X) @ W^T (W [n, k]) + beta C (+ bias[n]),

@@ -253,6 +253,8 @@ typedef struct de_backend_stats {
     int64_t scratch_bytes;       /* API 5: bytes the provider's reusable op buffers hold now (CPU: im2col,
                                   * Winograd, weight panels, attention tiles; they grow to the largest request
                                   * and stay until trim) */
+    int64_t bf16_gemms;          /* CPU: GEMMs computed in bf16 (options.cpu_compute; one per gemm batch item
+                                  * or conv GEMM block) */
 } de_backend_stats;
 
 /* ---- options given at creation (API 4) ----
@@ -264,6 +266,28 @@ typedef enum de_winograd_mode {
     DE_WINOGRAD_F4 = 4,          /* DIFFEDIT_WINOGRAD=4 */
     DE_WINOGRAD_OFF = -1         /* DIFFEDIT_NO_WINOGRAD=1: im2col / 1x1 GEMM only */
 } de_winograd_mode;
+
+/* CPU compute precision of GEMMs (gemm, conv2d's im2col / 1x1 GEMMs): f32, or bf16 operands (rounded to
+ * nearest even while packing) with f32 accumulation on AMX / AVX512_BF16 CPUs (cpu_bf16.c). */
+typedef enum de_compute_mode {
+    DE_COMPUTE_F32 = 0,          /* f32 everywhere (the default; DIFFEDIT_COMPUTE=f32) */
+    DE_COMPUTE_BF16 = 1,         /* every GEMM in bf16 where the CPU has a bf16 kernel (DIFFEDIT_COMPUTE=bf16) */
+    DE_COMPUTE_AUTO = 2          /* bf16 on AMX for GEMMs with a reduced weight operand (f16, bf16, q8_0), f32 for
+                                  * the rest and without AMX (DIFFEDIT_COMPUTE=auto) */
+} de_compute_mode;
+
+/* The CPU's bf16 GEMM kernels, best last. */
+typedef enum de_bf16_kernel {
+    DE_BF16_KERNEL_NONE = 0,     /* neither: bf16 compute is not offered (GEMMs stay f32) */
+    DE_BF16_KERNEL_AVX512 = 1,   /* AVX512_BF16 vdpbf16ps */
+    DE_BF16_KERNEL_AMX = 2       /* AMX-BF16 tiles (tdpbf16ps), granted by the kernel (arch_prctl) */
+} de_bf16_kernel;
+
+/* The best bf16 kernel this CPU and OS offer (cpuid, xgetbv, and for AMX the Linux permission request,
+ * made once per process). */
+int de_cpu_bf16_kernel(void);
+/* "amx", "avx512bf16", "none" */
+const char *de_bf16_kernel_name(int kernel);
 
 typedef struct de_backend_options {
     size_t struct_size;          /* sizeof(de_backend_options); a provider reads only what fits */
@@ -284,6 +308,9 @@ typedef struct de_backend_options {
                                   * activations in host memory (DIFFEDIT_CUDA_RESIDENT=0) */
     char backend_path[1024];     /* where to look for libdiffedit_cuda.so first, ':'-separated files or
                                   * folders ("" = only next to the library; DIFFEDIT_BACKEND_PATH) */
+    int32_t cpu_compute;         /* CPU: de_compute_mode (DIFFEDIT_COMPUTE=f32|bf16|auto) */
+    int32_t cpu_bf16_kernel;     /* CPU: the best de_bf16_kernel to use, 0 = the best the CPU has
+                                  * (DIFFEDIT_BF16_KERNEL=amx|avx512bf16|none; none = -1: bf16 never used) */
 } de_backend_options;
 
 /* Defaults: struct_size set, threads 0, device 0, winograd auto, cuda_dtype DE_F16, cuda_weight_cache and

@@ -1,0 +1,384 @@
+/* cpu_bf16.c — GEMM in bf16 with f32 accumulation: AMX tiles (tdpbf16ps) or AVX512_BF16 (vdpbf16ps).
+ *
+ * C[m, n] = alpha * op(A)[m, k] @ op(B)[k, n] + beta * C (+ bias[n] per row), row-major, f32 C.
+ * Both operands are converted to bf16 (round to nearest even) while packing, once per call:
+ *   - A into row tiles: tile (i, kb) = rows 16i..16i+15, k 32kb..32kb+31, 16 rows of 32 bf16 (1 KB), the
+ *     tiles of one row strip contiguous over kb; element (r, kk) at r * 32 + kk;
+ *   - B into column tiles in the pair-interleaved ("VNNI") layout tdpbf16ps / vdpbf16ps read: tile (j, kb)
+ *     = columns 16j..16j+15, k 32kb..; element (k = 2p + q, column c) at p * 32 + 2c + q.
+ * m and n are padded to multiples of 32 and k to a multiple of 32 with zeros, so the compute kernels always
+ * run 2x2 tiles (32 x 32 of C); the epilogue writes only the valid part. Sources: f32 in either layout
+ * (trans flags), or a weight operand stored f16 / bf16 / q8_0 read by rows (A untransposed, B transposed),
+ * as de_gemm_op allows.
+ * Kernels: AMX (tiles 0-3 accumulate C, 4-5 A, 6-7 B; tile config loaded per worker per call) where cpuid
+ * reports AMX-TILE + AMX-BF16 and Linux grants the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA); else AVX512_BF16 (8 rows x 32 columns of accumulators); else none (the caller keeps
+ * f32). Functions that use the instructions carry __attribute__((target)), so the rest of the library
+ * still builds for generic x86-64 and is never run on a CPU without them (runtime detection here).
+ */
+#include "cpu_internal.h"
+
+#include <stdlib.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DE_HAVE_X86_BF16 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#define BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* ---------------------------------------------------------------- detection */
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static int detected = DE_BF16_KERNEL_NONE;
+
+#ifdef DE_HAVE_X86_BF16
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+static void detect(void) {
+#ifdef DE_HAVE_X86_BF16
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return;          /* OSXSAVE */
+    const uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0xe6) != 0xe6) return;                                          /* SSE, AVX, opmask, ZMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    const int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    const int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+    unsigned a1, b1, c1, d1;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    const int avx512bf16 = (a1 >> 5) & 1;
+    if (!(f && bw && vl && avx512bf16)) return;
+    detected = DE_BF16_KERNEL_AVX512;
+    if (!(amx_tile && amx_bf16)) return;
+#if defined(__linux__)
+    /* Linux >= 5.16: the tile data state is enabled per process on request (XFEATURE_XTILEDATA = 18);
+     * refused (older kernel, seccomp): no AMX */
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) != 0) return;
+    if ((xgetbv0() & (3u << 17)) != (3u << 17)) return;                        /* XTILECFG + XTILEDATA */
+    detected = DE_BF16_KERNEL_AMX;
+#endif
+#endif
+}
+
+int de_cpu_bf16_kernel(void) {
+    pthread_once(&detect_once, detect);
+    return detected;
+}
+
+const char *de_bf16_kernel_name(int kernel) {
+    switch (kernel) {
+    case DE_BF16_KERNEL_AMX: return "amx";
+    case DE_BF16_KERNEL_AVX512: return "avx512bf16";
+    default: return "none";
+    }
+}
+
+int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt) {
+    if (ctx->bf16_kernel == DE_BF16_KERNEL_NONE) return 0;
+    if (ctx->compute == DE_COMPUTE_BF16) return 1;
+    /* auto: AMX only (vdpbf16ps measured no faster than OpenBLAS sgemm on this machine class: tools/kernel_bench bf16) */
+    return ctx->compute == DE_COMPUTE_AUTO && wdt != DE_F32 && ctx->bf16_kernel == DE_BF16_KERNEL_AMX;
+}
+
+#ifdef DE_HAVE_X86_BF16
+
+/* ---------------------------------------------------------------- packing */
+
+typedef struct {
+    /* source: element (r, kk) of the packed operand's rows r (A: rows of op(A); B: columns of op(B)) */
+    de_dtype dt;
+    const void *p;
+    int64_t ld;
+    int by_rows;             /* 1: (r, kk) at row r, column kk of the stored matrix; 0: at row kk, column r (f32) */
+    int64_t rows, k;         /* valid extent */
+    int vnni;                /* 1: B layout (pairs of k interleaved per column), 0: A layout */
+    int64_t KB;
+    uint16_t *dst;           /* [tiles][KB][512] */
+} pack_job;
+
+static inline BF_TARGET __m512i bf16x32(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+
+/* 32 elements k0..k0+cnt of one stored row (a weight row or an f32 row) as bf16 into out (zero after cnt) */
+static BF_TARGET void row_chunk(de_dtype dt, const void *row, int64_t k0, int cnt, uint16_t *out) {
+    const __mmask16 m0 = cnt >= 16 ? 0xffff : (__mmask16)((1u << cnt) - 1);
+    const __mmask16 m1 = cnt <= 16 ? 0 : cnt >= 32 ? 0xffff : (__mmask16)((1u << (cnt - 16)) - 1);
+    __m512i v;
+    switch (dt) {
+    case DE_F16: {
+        const uint16_t *s = (const uint16_t *)row + k0;
+        v = bf16x32(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, s)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, s + 16)));
+        break;
+    }
+    case DE_BF16: {
+        const __mmask32 m = cnt >= 32 ? 0xffffffffu : (__mmask32)((1ull << cnt) - 1);
+        v = _mm512_maskz_loadu_epi16(m, (const uint16_t *)row + k0);
+        break;
+    }
+    case DE_Q8_0: { /* k0 is a block boundary (k % 32 == 0 for q8_0) */
+        const uint8_t *blk = (const uint8_t *)row + k0 / DE_Q8_0_BLOCK * DE_Q8_0_BYTES;
+        uint16_t hs;
+        memcpy(&hs, blk, 2);
+        const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)hs));
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2)), q1 = _mm_loadu_si128((const __m128i *)(blk + 18));
+        v = bf16x32(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0))),
+                    _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1))));
+        break;
+    }
+    default: {
+        const float *s = (const float *)row + k0;
+        v = bf16x32(_mm512_maskz_loadu_ps(m0, s), _mm512_maskz_loadu_ps(m1, s + 16));
+        break;
+    }
+    }
+    _mm512_storeu_si512(out, v);
+}
+
+/* rows x0..x0+cnt of two stored f32 rows (k = kk, kk + 1) interleaved: out[2x + q] = row_q[x] (zero past
+ * cnt; row1 NULL = zeros) */
+static BF_TARGET void pair_chunk(const float *row0, const float *row1, int cnt, uint16_t *out) {
+    const __mmask16 m = cnt >= 16 ? 0xffff : (__mmask16)((1u << cnt) - 1);
+    const __m512 a = row0 ? _mm512_maskz_loadu_ps(m, row0) : _mm512_setzero_ps();
+    const __m512 b = row1 ? _mm512_maskz_loadu_ps(m, row1) : _mm512_setzero_ps();
+    const __m512i v = bf16x32(a, b); /* [a0..a15, b0..b15] */
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    _mm512_storeu_si512(out, _mm512_permutexvar_epi16(idx, v));
+}
+
+/* 16 x 16 32-bit transpose: d[i][j] = s[j][i] */
+static void transpose16(const uint32_t *s, uint32_t *d) {
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) d[i * 16 + j] = s[j * 16 + i];
+}
+
+static const void *src_row(const pack_job *j, int64_t r) {
+    return j->dt == DE_F32 ? (const void *)((const float *)j->p + r * j->ld) : cpu_weight_at(j->dt, j->p, r * j->ld);
+}
+
+/* one tile (t, kb): t = 16-row group of the packed operand */
+static BF_TARGET void pack_tile(const pack_job *j, int64_t t, int64_t kb, uint16_t *tile) {
+    const int64_t r0 = t * 16, k0 = kb * 32;
+    const int rv = r0 >= j->rows ? 0 : (int)(j->rows - r0 < 16 ? j->rows - r0 : 16);
+    const int kv = (int)(j->k - k0 < 32 ? j->k - k0 : 32);
+    uint16_t tmp[512] __attribute__((aligned(64)));
+    /* "natural" layouts need no transpose: A by rows, B (VNNI) from stored rows of k */
+    if (j->by_rows) {
+        uint16_t *o = j->vnni ? tmp : tile;
+        for (int r = 0; r < 16; r++) {
+            if (r < rv) row_chunk(j->dt, src_row(j, r0 + r), k0, kv, o + r * 32);
+            else memset(o + r * 32, 0, 64);
+        }
+        if (j->vnni) transpose16((const uint32_t *)tmp, (uint32_t *)tile);   /* [c][p] -> [p][c] */
+    } else {
+        const float *base = (const float *)j->p + r0;
+        uint16_t *o = j->vnni ? tile : tmp;
+        for (int p = 0; p < 16; p++) {
+            const int64_t kk = k0 + 2 * p;
+            if (rv == 0 || kk >= j->k) { memset(o + p * 32, 0, 64); continue; }
+            pair_chunk(base + kk * j->ld, kk + 1 < j->k ? base + (kk + 1) * j->ld : NULL, rv, o + p * 32);
+        }
+        if (!j->vnni) transpose16((const uint32_t *)tmp, (uint32_t *)tile); /* [p][r] -> [r][p] */
+    }
+}
+
+static void pack_task(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    const pack_job *j = va;
+    for (int64_t u = b; u < e; u++) {
+        const int64_t t = u / j->KB, kb = u % j->KB;
+        pack_tile(j, t, kb, j->dst + u * 512);
+    }
+}
+
+/* ---------------------------------------------------------------- compute */
+
+typedef struct {
+    const uint16_t *A, *B;   /* packed */
+    int64_t KB, MP, NP;      /* k blocks, row-tile pairs, column-tile pairs */
+    int64_t m, n;
+    float alpha, beta;
+    float *c; int64_t ldc;
+    const float *bias;
+    int64_t rb;              /* row pairs per task */
+} bc_job;
+
+/* C block (32 x 32 at row0, col0; valid mr x nr) = alpha * acc + beta * C + bias */
+static BF_TARGET void epilogue(const bc_job *j, const float *acc, int64_t row0, int64_t col0) {
+    const int mr = (int)(j->m - row0 < 32 ? j->m - row0 : 32), nr = (int)(j->n - col0 < 32 ? j->n - col0 : 32);
+    const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xffff : (__mmask16)((1u << (nr - 16)) - 1);
+    const __m512 al = _mm512_set1_ps(j->alpha), be = _mm512_set1_ps(j->beta);
+    const __m512 b0 = j->bias ? _mm512_maskz_loadu_ps(m0, j->bias + col0) : _mm512_setzero_ps();
+    const __m512 b1 = j->bias ? _mm512_maskz_loadu_ps(m1, j->bias + col0 + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        float *cr = j->c + (row0 + i) * j->ldc + col0;
+        __m512 v0 = _mm512_fmadd_ps(al, _mm512_loadu_ps(acc + i * 32), b0);
+        __m512 v1 = _mm512_fmadd_ps(al, _mm512_loadu_ps(acc + i * 32 + 16), b1);
+        if (j->beta != 0.0f) {
+            v0 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m0, cr), v0);
+            v1 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+/* AVX512_BF16: a 32 x 32 block of C, 8 rows at a time (16 accumulators) */
+static BF_TARGET void avx_block(const bc_job *j, int64_t ip, int64_t jp, float *acc) {
+    const int64_t KB = j->KB;
+    for (int half = 0; half < 2; half++) {
+        const uint16_t *At = j->A + (2 * ip + half) * KB * 512;
+        const uint16_t *B0 = j->B + (2 * jp) * KB * 512, *B1 = B0 + KB * 512;
+        for (int r8 = 0; r8 < 16; r8 += 8) {
+            __m512 c0[8], c1[8];
+            for (int r = 0; r < 8; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+            for (int64_t kb = 0; kb < KB; kb++) {
+                const uint32_t *a = (const uint32_t *)(At + kb * 512) + r8 * 16;
+                const uint16_t *b0 = B0 + kb * 512, *b1 = B1 + kb * 512;
+                for (int p = 0; p < 16; p++) {
+                    const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + p * 32);
+                    const __m512bh v1 = (__m512bh)_mm512_loadu_si512(b1 + p * 32);
+                    for (int r = 0; r < 8; r++) {
+                        const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r * 16 + p]);
+                        c0[r] = _mm512_dpbf16_ps(c0[r], av, v0);
+                        c1[r] = _mm512_dpbf16_ps(c1[r], av, v1);
+                    }
+                }
+            }
+            for (int r = 0; r < 8; r++) {
+                float *o = acc + (half * 16 + r8 + r) * 32;
+                _mm512_storeu_ps(o, c0[r]);
+                _mm512_storeu_ps(o + 16, c1[r]);
+            }
+        }
+    }
+}
+
+static BF_TARGET void avx_task(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    const bc_job *j = va;
+    float acc[32 * 32] __attribute__((aligned(64)));
+    for (int64_t t = b; t < e; t++) {
+        const int64_t jp = t % j->NP, ip0 = t / j->NP * j->rb;
+        for (int64_t ip = ip0; ip < ip0 + j->rb && ip < j->MP; ip++) {
+            avx_block(j, ip, jp, acc);
+            epilogue(j, acc, ip * 32, jp * 32);
+        }
+    }
+}
+
+typedef struct __attribute__((packed, aligned(64))) {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tilecfg;
+
+static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    const bc_job *j = va;
+    tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
+    _tile_loadconfig(&cfg);
+    float acc[32 * 32] __attribute__((aligned(64)));
+    const int64_t KB = j->KB;
+    const int plain = j->alpha == 1.0f && !j->bias && (j->beta == 0.0f || j->beta == 1.0f);
+    for (int64_t t = b; t < e; t++) {
+        const int64_t jp = t % j->NP, ip0 = t / j->NP * j->rb;
+        const uint16_t *B0 = j->B + (2 * jp) * KB * 512, *B1 = B0 + KB * 512;
+        for (int64_t ip = ip0; ip < ip0 + j->rb && ip < j->MP; ip++) {
+            const uint16_t *A0 = j->A + (2 * ip) * KB * 512, *A1 = A0 + KB * 512;
+            const int64_t row0 = ip * 32, col0 = jp * 32;
+            /* a full block with alpha 1, no bias and beta 0 or 1: accumulate on C itself */
+            const int direct = plain && row0 + 32 <= j->m && col0 + 32 <= j->n;
+            float *cb = j->c + row0 * j->ldc + col0;
+            const size_t cs = (size_t)j->ldc * sizeof(float);
+            if (direct && j->beta == 1.0f) {
+                _tile_loadd(0, cb, cs);
+                _tile_loadd(1, cb + 16, cs);
+                _tile_loadd(2, cb + 16 * j->ldc, cs);
+                _tile_loadd(3, cb + 16 * j->ldc + 16, cs);
+            } else {
+                _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            }
+            for (int64_t kb = 0; kb < KB; kb++) {
+                _tile_loadd(4, A0 + kb * 512, 64);
+                _tile_loadd(6, B0 + kb * 512, 64);
+                _tile_loadd(5, A1 + kb * 512, 64);
+                _tile_loadd(7, B1 + kb * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            if (direct) {
+                _tile_stored(0, cb, cs);
+                _tile_stored(1, cb + 16, cs);
+                _tile_stored(2, cb + 16 * j->ldc, cs);
+                _tile_stored(3, cb + 16 * j->ldc + 16, cs);
+            } else {
+                _tile_stored(0, acc, 128);
+                _tile_stored(1, acc + 16, 128);
+                _tile_stored(2, acc + 16 * 32, 128);
+                _tile_stored(3, acc + 16 * 32 + 16, 128);
+                epilogue(j, acc, row0, col0);
+            }
+        }
+    }
+    _tile_release();
+}
+
+/* packed bf16 buffer of `elems` uint16 in a scratch of floats */
+static uint16_t *pack_buf(de_scratch *s, size_t elems) { return (uint16_t *)de_scratch_get(s, (elems + 1) / 2); }
+
+de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
+                    int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
+                    const float *bias) {
+    const int kern = ctx->bf16_kernel;
+    if (kern == DE_BF16_KERNEL_NONE) return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
+    if ((adt != DE_F32 && ta) || (bdt != DE_F32 && !tb))
+        return cpu_fail(ctx, DE_ERR_INVALID, "gemm: a reduced operand must be read by rows (a untransposed, b transposed)");
+    const int64_t KB = (k + 31) / 32, MP = (m + 31) / 32, NP = (n + 31) / 32;
+    uint16_t *Ap = pack_buf(&ctx->bf_a, (size_t)(2 * MP) * KB * 512);
+    uint16_t *Bp = pack_buf(&ctx->bf_b, (size_t)(2 * NP) * KB * 512);
+    if (!Ap || !Bp)
+        return cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 panels (%lld + %lld bytes)",
+                        (long long)(2 * MP * KB * 1024), (long long)(2 * NP * KB * 1024));
+    pack_job pa = { adt, a, lda, !ta, m, k, 0, KB, Ap };
+    pack_job pb = { bdt, b, ldb, tb, n, k, 1, KB, Bp };
+    const int64_t ua = 2 * MP * KB, ub = 2 * NP * KB;
+    de_pool_for(&ctx->pool, ua, ua * 512 >= 65536 ? 0 : ua, pack_task, &pa);
+    de_pool_for(&ctx->pool, ub, ub * 512 >= 65536 ? 0 : ub, pack_task, &pb);
+    /* tasks: rb row pairs x one column pair; enough tasks for the pool to balance */
+    int64_t rb = 4;
+    while (rb > 1 && (MP + rb - 1) / rb * NP < 4 * ctx->n_threads) rb /= 2;
+    bc_job j = { Ap, Bp, KB, MP, NP, m, n, alpha, beta, c, ldc, bias, rb };
+    const int64_t tasks = (MP + rb - 1) / rb * NP;
+    const double flops = 2.0 * (double)m * (double)n * (double)k;
+    de_pool_for(&ctx->pool, tasks, flops < 2e6 ? tasks : 1, kern == DE_BF16_KERNEL_AMX ? amx_task : avx_task, &j);
+    atomic_fetch_add(&ctx->bf16_gemms, 1);
+    return DE_OK;
+}
+
+#else /* not x86-64 with GCC/Clang: no bf16 kernels */
+
+de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
+                    int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
+                    const float *bias) {
+    (void)ta; (void)adt; (void)a; (void)lda; (void)tb; (void)bdt; (void)b; (void)ldb; (void)m; (void)n; (void)k;
+    (void)alpha; (void)beta; (void)c; (void)ldc; (void)bias;
+    return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
+}
+
+#endif

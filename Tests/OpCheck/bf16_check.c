@@ -1,0 +1,294 @@
+/* bf16_check.c — the CPU provider's bf16 compute (cpu_bf16.c; options.cpu_compute) against double references.
+ *
+ * Every case runs one op (gemm or conv2d) on a provider created with cpu_compute = bf16 (and auto) and checks:
+ *   - exact: against the double-precision product of the operands rounded to bf16 (round to nearest even; what
+ *     the kernel multiplies), relative L2 error <= 2e-6: catches any packing / layout / edge-tile mistake;
+ *   - bound: against the double-precision product of the operands' own values, relative L2 error <= 1e-2 (the
+ *     bf16 tolerance), and > 1e-5 on cases with k >= 32 (the result really was rounded: not the f32 path);
+ *   - ran: the provider's bf16_gemms counter moved (de_backend_stats).
+ * compute = auto: bf16 only for a reduced weight operand and only with AMX.
+ * Kernels: the best this CPU has (AMX tiles where Linux grants them), then vdpbf16ps alone
+ * (cpu_bf16_kernel = avx512bf16), then none (cpu_bf16_kernel = -1: bf16 asked for but not offered: the op
+ * runs in f32, bf16_gemms stays 0, error <= 1e-5 against the double reference). On a CPU without AVX512_BF16
+ * only the last runs (and the program says so).
+ * Cases: odd m / n / k around the 16 / 32 tile edges, the four trans combinations, batch with strides and
+ * a stride-0 shared weight, alpha / beta / bias, f16 / bf16 / q8_0 weights as a (conv layout) and b (linear),
+ * and conv2d through im2col (stride 2, odd channels), 1x1 on a large plane, a 3x3 with residual.
+ * Exit 0 when every case passes. Build: make test-opcheck (build/tests/bf16_check). */
+#include "de_backend.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0, cases = 0;
+static unsigned long long rng = 0x243F6A8885A308D3ull;
+
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) / (double)(1ull << 24)) * 2.f - 1.f;
+}
+static float *rnd(size_t n, float s) {
+    float *p = malloc(n * sizeof(float) + 64);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * s;
+    return p;
+}
+
+/* f32 -> bf16 -> f32, round to nearest even (finite inputs) */
+static double bf(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    x += 0x7fff + ((x >> 16) & 1);
+    x &= 0xffff0000u;
+    float r;
+    memcpy(&r, &x, 4);
+    return r;
+}
+
+static double rel_l2(const float *got, const double *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        const double d = got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static int64_t bf16_count(de_backend *be) {
+    de_backend_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    de_backend_stats_get(be, &s);
+    return s.bf16_gemms;
+}
+
+static de_backend *make(int compute, int kernel) {
+    de_backend_options o;
+    de_backend_options_init(&o);
+    o.threads = 2;
+    o.cpu_compute = compute;
+    o.cpu_bf16_kernel = kernel;
+    de_backend *be = de_backend_cpu_init_opts(&o);
+    if (!be) { printf("bf16_check: no CPU backend\n"); exit(1); }
+    return be;
+}
+
+static int g_kernel;  /* the kernel the backend under test uses (NONE: f32 expected) */
+
+static void verdict(const char *name, double exact, double bound, int64_t ran, int k_big, de_status st, de_backend *be) {
+    cases++;
+    if (st != DE_OK) {
+        failures++;
+        printf("case %-44s status=%d \"%s\" FAIL\n", name, (int)st, de_backend_last_error(be));
+        return;
+    }
+    int ok;
+    if (g_kernel == DE_BF16_KERNEL_NONE) ok = bound <= 1e-5 && ran == 0;
+    else ok = exact <= 2e-6 && bound <= 1e-2 && (!k_big || bound > 1e-5) && ran > 0;
+    if (!ok) failures++;
+    printf("case %-44s exact=%.2e bound=%.2e bf16_gemms+%lld %s\n", name, exact, bound, (long long)ran, ok ? "PASS" : "FAIL");
+    fflush(stdout);
+}
+
+/* The values a weight stored as dt holds (n f32 source values w; q8_0: n % 32 == 0, blocks of 32 in order).
+ * Writes the stored form to *stored. */
+static float *weight_as(de_dtype dt, const float *w, size_t n, void **stored) {
+    float *v = malloc(n * sizeof(float));
+    if (dt == DE_F16) {
+        uint16_t *h = malloc(n * 2); de_f32_to_f16(w, h, (int64_t)n); de_f16_to_f32(h, v, (int64_t)n); *stored = h;
+    } else if (dt == DE_BF16) {
+        uint16_t *h = malloc(n * 2); de_f32_to_bf16(w, h, (int64_t)n); de_bf16_to_f32(h, v, (int64_t)n); *stored = h;
+    } else if (dt == DE_Q8_0) {
+        void *q = malloc(n / 32 * 34); de_quantize_q8_0(w, q, (int64_t)(n / 32), 32); de_dequantize_q8_0(q, v, (int64_t)n); *stored = q;
+    } else {
+        memcpy(v, w, n * sizeof(float)); *stored = NULL;
+    }
+    return v;
+}
+
+/* gemm: op(A) [m, k], op(B) [k, n]; wdt: a weight operand's storage (wa: A is the weight, else B) */
+static void check_gemm(de_backend *be, const char *label, int batch, int m, int n, int k, int ta, int tb, float alpha, float beta,
+                       int bias, de_dtype wdt, int wa, int shared) {
+    const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
+    const int64_t sa = (wa && shared) ? 0 : (ta ? (int64_t)k * lda : (int64_t)m * lda) + 7;
+    const int64_t sb = (!wa && shared) ? 0 : (tb ? (int64_t)n * ldb : (int64_t)k * ldb) + 9;
+    const int64_t sc = (int64_t)m * ldc + 4;
+    int64_t lda_ = lda, ldb_ = ldb, sa_ = sa, sb_ = sb;
+    if (wdt == DE_Q8_0) { /* row strides and batch strides in whole blocks */
+        if (wa) { lda_ = (k + 31) / 32 * 32 + 32; sa_ = shared ? 0 : (int64_t)m * lda_; }
+        else { ldb_ = (k + 31) / 32 * 32 + 32; sb_ = shared ? 0 : (int64_t)n * ldb_; }
+    }
+    const size_t na = (size_t)((batch - 1) * sa_ + (ta ? (int64_t)k * lda_ : (int64_t)m * lda_));
+    const size_t nb = (size_t)((batch - 1) * sb_ + (tb ? (int64_t)n * ldb_ : (int64_t)k * ldb_));
+    const size_t nc = (size_t)((batch - 1) * sc + (int64_t)m * ldc);
+    float *a = rnd(na, 1.f), *b = rnd(nb, 0.5f), *c0 = rnd(nc, 1.f), *bb = bias ? rnd((size_t)n, 1.f) : NULL;
+    /* the reduced weight: stored form + the values it holds (rows of k with the row stride as given) */
+    void *wst = NULL;
+    float *av = a, *bv = b;
+    if (wdt != DE_F32) {
+        if (wa) av = weight_as(wdt, a, na, &wst);
+        else bv = weight_as(wdt, b, nb, &wst);
+    }
+    float *c = malloc(nc * sizeof(float));
+    memcpy(c, c0, nc * sizeof(float));
+    de_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.batch = batch; op.m = m; op.n = n; op.k = k; op.trans_a = ta; op.trans_b = tb;
+    op.a = (wdt != DE_F32 && wa) ? wst : a; op.lda = lda_; op.stride_a = sa_;
+    op.b = (wdt != DE_F32 && !wa) ? wst : b; op.ldb = ldb_; op.stride_b = sb_;
+    op.c = c; op.ldc = ldc; op.stride_c = sc; op.alpha = alpha; op.beta = beta; op.bias = bb;
+    op.a_dtype = wa ? wdt : DE_F32; op.b_dtype = wa ? DE_F32 : wdt;
+    const int64_t r0 = bf16_count(be);
+    de_status st = de_gemm(be, &op);
+    const int64_t ran = bf16_count(be) - r0;
+    const size_t nout = (size_t)batch * m * n;
+    double *re = malloc(nout * sizeof(double)), *rb = malloc(nout * sizeof(double));
+    float *got = malloc(nout * sizeof(float));
+    for (int bi = 0; bi < batch; bi++)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double se = 0, sv = 0;
+                for (int kk = 0; kk < k; kk++) {
+                    const float x = av[bi * sa_ + (ta ? (int64_t)kk * lda_ + i : (int64_t)i * lda_ + kk)];
+                    const float y = bv[bi * sb_ + (tb ? (int64_t)j * ldb_ + kk : (int64_t)kk * ldb_ + j)];
+                    se += bf(x) * bf(y);
+                    sv += (double)x * y;
+                }
+                const size_t o = ((size_t)bi * m + i) * n + j;
+                const double cin = c0[bi * sc + (int64_t)i * ldc + j], bz = bb ? bb[j] : 0;
+                re[o] = alpha * se + (beta != 0 ? beta * cin : 0) + bz;
+                rb[o] = alpha * sv + (beta != 0 ? beta * cin : 0) + bz;
+                got[o] = c[bi * sc + (int64_t)i * ldc + j];
+            }
+    /* the padding between C's rows and batch items is never written */
+    int pad_ok = 1;
+    for (int bi = 0; bi < batch; bi++)
+        for (int i = 0; i < m; i++)
+            for (int64_t j = n; j < ldc && (bi * sc + (int64_t)i * ldc + j) < (int64_t)nc; j++)
+                if (c[bi * sc + (int64_t)i * ldc + j] != c0[bi * sc + (int64_t)i * ldc + j]) pad_ok = 0;
+    char name[160];
+    snprintf(name, sizeof name, "gemm.%s.%dx%dx%dx%d.t%d%d.%s%s", label, batch, m, n, k, ta, tb,
+             wdt == DE_F32 ? "f32" : wdt == DE_F16 ? "f16" : wdt == DE_BF16 ? "bf16" : "q8_0", wdt == DE_F32 ? "" : wa ? ".wA" : ".wB");
+    verdict(name, rel_l2(got, re, nout), rel_l2(got, rb, nout), ran, k >= 32 && alpha != 0, pad_ok ? st : DE_ERR_BACKEND, be);
+    if (!pad_ok) printf("  (elements outside C were written)\n");
+    free(a); free(b); free(c0); free(bb); free(c); free(re); free(rb); free(got); free(wst);
+    if (av != a) free(av);
+    if (bv != b) free(bv);
+}
+
+static void check_conv(de_backend *be, const char *label, int n, int cin, int h, int w, int cout, int kk, int stride, int pad, int residual,
+                       de_dtype wdt) {
+    const int oh = (h + 2 * pad - kk) / stride + 1, ow = (w + 2 * pad - kk) / stride + 1;
+    const int64_t K = (int64_t)cin * kk * kk;
+    const size_t ny = (size_t)n * cout * oh * ow;
+    float *x = rnd((size_t)n * cin * h * w, 1.f), *w32 = rnd((size_t)cout * K, 1.f / sqrtf((float)K)), *bias = rnd((size_t)cout, 1.f);
+    float *res = residual ? rnd(ny, 1.f) : NULL, *y = malloc(ny * sizeof(float));
+    void *wst = NULL;
+    float *wv = weight_as(wdt, w32, (size_t)cout * K, &wst);
+    de_conv2d_op op;
+    memset(&op, 0, sizeof op);
+    op.dtype = DE_F32; op.n = n; op.c_in = cin; op.h = h; op.w = w; op.c_out = cout; op.kh = kk; op.kw = kk;
+    op.stride_h = op.stride_w = stride; op.pad_t = op.pad_l = op.pad_b = op.pad_r = pad;
+    op.x = x; op.weight = wdt == DE_F32 ? (const void *)w32 : wst; op.bias = bias; op.residual = res; op.y = y; op.weight_dtype = wdt;
+    const int64_t r0 = bf16_count(be);
+    de_status st = de_conv2d(be, &op);
+    const int64_t ran = bf16_count(be) - r0;
+    double *re = malloc(ny * sizeof(double)), *rb = malloc(ny * sizeof(double));
+    for (int ni = 0; ni < n; ni++)
+        for (int o = 0; o < cout; o++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double se = 0, sv = 0;
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int ky = 0; ky < kk; ky++)
+                            for (int kx = 0; kx < kk; kx++) {
+                                const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                const float xv = x[(((size_t)ni * cin + ci) * h + iy) * w + ix];
+                                const float wvv = wv[((size_t)o * cin + ci) * kk * kk + ky * kk + kx];
+                                se += bf(xv) * bf(wvv);
+                                sv += (double)xv * wvv;
+                            }
+                    const size_t idx = (((size_t)ni * cout + o) * oh + oy) * ow + ox;
+                    const double add = bias[o] + (res ? res[idx] : 0);
+                    re[idx] = se + add;
+                    rb[idx] = sv + add;
+                }
+    /* bias and residual are added in f32 and the output is O(1): compare the convolution part */
+    char name[160];
+    snprintf(name, sizeof name, "conv2d.%s.%dx%dx%dx%d->%d.k%ds%d.%s", label, n, cin, h, w, cout, kk, stride,
+             wdt == DE_F32 ? "f32" : wdt == DE_F16 ? "f16" : wdt == DE_BF16 ? "bf16" : "q8_0");
+    verdict(name, rel_l2(y, re, ny), rel_l2(y, rb, ny), ran, K >= 32, st, be);
+    free(x); free(w32); free(bias); free(res); free(y); free(wst); free(wv); free(re); free(rb);
+}
+
+static void run_all(de_backend *be) {
+    /* tile edges: 1, 15/16/17, 31/32/33, 47, k not a multiple of 32 */
+    check_gemm(be, "tiny", 1, 1, 1, 1, 0, 0, 1.f, 0.f, 0, DE_F32, 0, 0);
+    check_gemm(be, "edges", 1, 17, 33, 45, 0, 0, 1.f, 0.f, 0, DE_F32, 0, 0);
+    check_gemm(be, "edges", 1, 33, 15, 31, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
+    check_gemm(be, "edges", 1, 47, 31, 65, 1, 0, 0.5f, 0.7f, 0, DE_F32, 0, 0);
+    check_gemm(be, "edges", 1, 16, 16, 16, 1, 1, -1.5f, 1.f, 1, DE_F32, 0, 0);
+    check_gemm(be, "full", 1, 64, 96, 128, 0, 0, 1.f, 1.f, 0, DE_F32, 0, 0);   /* AMX accumulates on C */
+    check_gemm(be, "full", 1, 64, 96, 128, 0, 1, 1.f, 0.f, 0, DE_F32, 0, 0);   /* AMX stores to C */
+    check_gemm(be, "bmm", 3, 40, 77, 64, 0, 1, 0.125f, 0.f, 0, DE_F32, 0, 0);
+    check_gemm(be, "bmm", 3, 77, 40, 77, 0, 0, 1.f, 0.5f, 0, DE_F32, 0, 0);
+    check_gemm(be, "large", 1, 300, 200, 320, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
+    /* reduced weights: b transposed (linear), a untransposed (conv / proj_out layout), shared over a batch */
+    const de_dtype wd[3] = {DE_F16, DE_BF16, DE_Q8_0};
+    for (int t = 0; t < 3; t++) {
+        check_gemm(be, "linear", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0);
+        check_gemm(be, "linear.xT", 2, 50, 33, 64, 1, 1, 1.f, 0.f, 1, wd[t], 0, 1);   /* proj_in: x^T @ W^T, W shared */
+        check_gemm(be, "convlike", 1, 37, 90, 160, 0, 0, 1.f, 1.f, 0, wd[t], 1, 0);
+        check_gemm(be, "proj_out", 2, 40, 50, 64, 0, 1, 1.f, 1.f, 0, wd[t], 1, 1);   /* W @ h^T, W shared */
+    }
+    check_gemm(be, "linear.k40", 1, 33, 20, 40, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+    /* conv2d: im2col (stride 2, 3 input channels), 1x1 on a plane >= 1024, 3x3 with residual (pad 1) */
+    check_conv(be, "im2col", 2, 3, 33, 31, 20, 3, 2, 1, 0, DE_F32);
+    check_conv(be, "im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+    check_conv(be, "1x1", 1, 40, 32, 40, 24, 1, 1, 0, 0, DE_F16);
+    check_conv(be, "1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, DE_Q8_0);
+    check_conv(be, "3x3", 1, 32, 9, 9, 17, 3, 1, 1, 1, DE_BF16);
+}
+
+int main(void) {
+    const int best = de_cpu_bf16_kernel();
+    printf("bf16_check: this CPU's bf16 kernel: %s\n", de_bf16_kernel_name(best));
+    /* the best kernel, then vdpbf16ps alone (where AMX is the best), then none */
+    int kernels[3], nk = 0;
+    if (best >= DE_BF16_KERNEL_AVX512) kernels[nk++] = best;
+    if (best == DE_BF16_KERNEL_AMX) kernels[nk++] = DE_BF16_KERNEL_AVX512;
+    kernels[nk++] = -1;
+    for (int i = 0; i < nk; i++) {
+        de_backend *be = make(DE_COMPUTE_BF16, kernels[i]);
+        g_kernel = kernels[i] < 0 ? DE_BF16_KERNEL_NONE : kernels[i];
+        printf("-- kernel %s (compute bf16)\n", kernels[i] < 0 ? "none (forced)" : de_bf16_kernel_name(kernels[i]));
+        run_all(be);
+        de_backend_free(be);
+    }
+    /* auto: bf16 only with a reduced weight operand and only on AMX; an all-f32 gemm stays f32, and so does
+     * everything with vdpbf16ps alone */
+    if (best != DE_BF16_KERNEL_NONE) {
+        de_backend *fb = make(DE_COMPUTE_AUTO, DE_BF16_KERNEL_AVX512);
+        printf("-- compute auto, kernel avx512bf16 at most: f32\n");
+        g_kernel = DE_BF16_KERNEL_NONE;
+        check_gemm(fb, "auto.avx512.reduced", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+        de_backend_free(fb);
+        de_backend *be = make(DE_COMPUTE_AUTO, 0);
+        printf("-- compute auto\n");
+        g_kernel = best == DE_BF16_KERNEL_AMX ? best : DE_BF16_KERNEL_NONE;
+        check_gemm(be, "auto.reduced", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+        check_conv(be, "auto.reduced", 1, 32, 17, 17, 40, 3, 2, 1, 0, DE_Q8_0);
+        g_kernel = DE_BF16_KERNEL_NONE;
+        check_gemm(be, "auto.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
+        check_conv(be, "auto.f32", 1, 16, 17, 17, 40, 3, 2, 1, 0, DE_F32);
+        de_backend_free(be);
+    } else {
+        printf("bf16_check: no AVX512_BF16 on this CPU: only the f32 fallback was checked\n");
+    }
+    printf("bf16_check: %d cases, %d failed\n", cases, failures);
+    return failures ? 1 : 0;
+}
