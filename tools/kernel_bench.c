@@ -153,11 +153,11 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
     float *w32 = rnd(nw), *x = rnd(nx), *b = rnd(n), *c = malloc((size_t)m * n * sizeof(float));
     uint16_t *w = malloc(nw * 2);
     de_f32_to_f16(w32, w, (int64_t)nw);
-    const char *names[3] = {"f32 (sgemm)", "bf16 amx", "bf16 avx512bf16"};
-    const int compute[3] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_BF16};
-    const int kernel[3] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512};
-    double ms[3] = {0, 0, 0};
-    for (int v = 0; v < 3; v++) {
+    const char *names[4] = {"f32 (sgemm)", "bf16 amx", "auto amx", "bf16 avx512bf16"};
+    const int compute[4] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16};
+    const int kernel[4] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512};
+    double ms[4] = {0, 0, 0, 0};
+    for (int v = 0; v < 4; v++) {
         if (v > 0 && de_cpu_bf16_kernel() < kernel[v]) continue;
         de_backend_options o;
         de_backend_options_init(&o);
@@ -180,8 +180,8 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
     }
     const double fl = 2.0 * m * n * (double)k;
     printf("%s m=%5d n=%5d k=%5d threads %d:", wa ? "W@x  " : "x@W^T", m, n, k, threads);
-    for (int v = 0; v < 3; v++)
-        if (ms[v] > 0) printf("  %s %8.2f ms %6.0f GF/s", names[v], ms[v], fl / ms[v] * 1e-6);
+    for (int v = 0; v < 4; v++)
+        if (ms[v] > 0) printf("  %s %7.2f ms %5.0f GF/s", names[v], ms[v], fl / ms[v] * 1e-6);
     printf("\n");
     fflush(stdout);
     free(w32); free(x); free(b); free(c); free(w);

@@ -108,13 +108,16 @@ void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, fl
 
 /* bf16 compute (cpu_bf16.c): C[m, n] = alpha op(A) op(B) + beta C (+ bias[n] per row) with both operands
  * rounded to bf16 while packing (once per call) and f32 accumulation, split over the pool. A and B are f32,
- * or a weight stored as adt / bdt read by rows (a untransposed, b transposed). DE_ERR_UNSUPPORTED when
- * ctx->bf16_kernel is none. Counts ctx->bf16_gemms. */
+ * or a weight stored as adt / bdt read by rows (a untransposed, b transposed). split_a / split_b: that operand
+ * is x = hi + lo (both bf16; 16 bits of mantissa) and the product gains the term lo(A) hi(B) / hi(A) lo(B).
+ * DE_ERR_UNSUPPORTED when ctx->bf16_kernel is none. Counts ctx->bf16_gemms. */
 de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
                     int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
-                    const float *bias);
+                    const float *bias, int split_a, int split_b);
 /* Whether a GEMM whose weight operand is stored as wdt (DE_F32 for all-f32 GEMMs) runs in bf16 here. */
 int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt);
+/* Which operands of such a GEMM are split into bf16 hi + lo parts (cpu_bgemm split_a / split_b). */
+void cpu_bf16_splits(const cpu_ctx *ctx, de_dtype wdt, int *split_act, int *split_w);
 
 /* Reduced-precision weights (cpu_weights.c). A weight matrix has rows of k elements, row stride ld.
  * cpu_wgemm: C = alpha * W @ op(X) (w_is_a; W [m, k]) or alpha * op(X) @ W^T (W [n, k]) + beta C (+ bias[n]),

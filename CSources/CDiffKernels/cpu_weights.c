@@ -190,8 +190,10 @@ static void wconv_rows(void *va, int64_t b, int64_t e, int tid) {
 de_status cpu_wgemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, int tx, const float *x, int64_t ldx,
                     int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias) {
     if (cpu_use_bf16(ctx, wdt)) { /* bf16 compute (cpu_bf16.c): the weight is converted while packing */
-        if (w_is_a) return cpu_bgemm(ctx, 0, wdt, w, ldw, tx, DE_F32, x, ldx, m, n, k, alpha, beta, c, ldc, bias);
-        return cpu_bgemm(ctx, tx, DE_F32, x, ldx, 1, wdt, w, ldw, m, n, k, alpha, beta, c, ldc, bias);
+        int sx, sw;
+        cpu_bf16_splits(ctx, wdt, &sx, &sw);
+        if (w_is_a) return cpu_bgemm(ctx, 0, wdt, w, ldw, tx, DE_F32, x, ldx, m, n, k, alpha, beta, c, ldc, bias, sw, sx);
+        return cpu_bgemm(ctx, tx, DE_F32, x, ldx, 1, wdt, w, ldw, m, n, k, alpha, beta, c, ldc, bias, sx, sw);
     }
     if (wdt == DE_F32) {
         if (w_is_a) cpu_sgemm(ctx, 0, tx, m, n, k, alpha, w, ldw, x, ldx, beta, c, ldc, bias);

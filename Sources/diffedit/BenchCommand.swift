@@ -16,7 +16,7 @@ import DiffEditBench
 enum BenchCommand {
     static let parser = ArgParser(
         command: "bench",
-        usage: "[--sizes 32,64] [--repeat N] [--threads N] [--backend auto|cpu|cuda] [--results FILE] [--model PATH --weights-dtype D --generate 256,512 --steps N --append]",
+        usage: "[--sizes 32,64] [--repeat N] [--threads N] [--backend auto|cpu|cuda] [--results FILE] [--model PATH --weights-dtype D --compute C --generate 256,512 --steps N --append]",
         summary: "Times the SD 1.5 UNet forward (random weights, batch 2) and prints seconds and peak RSS.",
         options: [
             .init(name: "sizes", value: "LIST", help: "latent sizes, comma separated (default 32,64)"),
@@ -26,7 +26,7 @@ enum BenchCommand {
             .init(name: "generate", value: "LIST", help: "with --model: also time whole generates at these image sizes (e.g. 256,512)"),
             .init(name: "steps", value: "N", help: "DDIM steps of each --generate run (default 10)"),
             .init(name: "append", value: nil, help: "append to the results file instead of replacing it"),
-            CommonOptions.model, CommonOptions.weightsDType,
+            CommonOptions.model, CommonOptions.weightsDType, CommonOptions.compute,
             CommonOptions.backend, CommonOptions.threads,
         ])
 
@@ -61,7 +61,11 @@ enum BenchCommand {
         guard repeats >= 1 else { throw CLIError.usage("bench", "--repeat must be >= 1") }
         let backend = try CommonOptions.makeBackend(p)
         let dtype = try WeightsDType.parse(p.string("weights-dtype") ?? "")
-        let tag = p.string("model") != nil || p.string("weights-dtype") != nil ? " dtype=\(dtype.rawValue)" : ""
+        // bf16 compute shows in the column name: dtype=auto+bf16 (scripts/bench_torch.py --table)
+        let reduced: ElementType = dtype == .f32 ? .f32 : dtype == .q8_0 ? .q8_0 : dtype == .bf16 ? .bf16 : .f16
+        let bf16 = backend.computesInBF16(weights: p.string("model") != nil || dtype != .auto ? reduced : .f32)
+        let tag = p.string("model") != nil || p.string("weights-dtype") != nil || bf16
+            ? " dtype=\(dtype.rawValue)\(bf16 ? "+bf16" : "")" : ""
         let genSizes = try (p.string("generate") ?? "").split(separator: ",").map { s -> Int in
             guard let n = Int(TextUtil.trimmingWhitespace(s)), n >= 64, n % 8 == 0 else {
                 throw CLIError.usage("bench", "--generate: \"\(s)\" is not an image size (a multiple of 8, >= 64)")
@@ -89,7 +93,8 @@ enum BenchCommand {
         let config = unet.config
         let afterLoad = peakRSS() ?? 0
         let mem = memory.bytes.keys.sorted().map { "\($0) \(gb(memory.bytes[$0]!))" }.joined(separator: ", ")
-        print("bench: \(model.map { "model \($0.origin) (\($0.dtype))" } ?? "SD 1.5 UNet (random)"), weights-dtype \(dtype.rawValue), backend "
+        print("bench: \(model.map { "model \($0.origin) (\($0.dtype))" } ?? "SD 1.5 UNet (random)"), weights-dtype \(dtype.rawValue), compute \(backend.options.compute.name)"
+              + (bf16 ? " (bf16 on \(backend.bf16Kernel))" : " (f32)") + ", backend "
               + backend.name + TextUtil.format(", loaded in %.1f s, RSS after weights ", Date().timeIntervalSince(t0)) + gb(afterLoad)
               + "; weights in memory: \(mem) (\(gb(memory.mappedBytes)) read in place from the file)")
         var rng = RNG(seed: 1)

@@ -22,11 +22,22 @@ enum CommonOptions {
     static let vaeTileSize = ArgParser.Option(name: "vae-tile-size", value: "PX",
         help: "VAE tile edge in pixels, a multiple of 4 x the VAE factor (default: auto 512, on the VAE's sample_size)")
 
+    static let compute = ArgParser.Option(name: "compute", value: "f32|bf16|auto",
+        help: "CPU GEMM precision (default f32, or $DIFFEDIT_COMPUTE): bf16 = operands rounded to bf16, f32 accumulation, on AMX or AVX512_BF16 CPUs; auto = bf16 on AMX CPUs for f16/bf16/q8_0 weights")
+
     static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
         let threads = try p.int("threads") ?? 0
         guard threads >= 0 else { throw CLIError.usage(p.command, "--threads: \(threads) must be >= 0") }
         let requested = p.string("backend") ?? "auto"
-        let be = try Backend(name: requested, threads: threads)
+        var o = BackendOptions.fromEnvironment()
+        o.threads = threads
+        if let c = p.string("compute") {
+            do { o.compute = try BackendOptions.Compute.parse(c) } catch let e as DiffEditError { throw CLIError.usage(p.command, e.message) }
+        }
+        let be = try Backend(name: requested, options: o)
+        if be.name == "cpu" && o.compute == .bf16 && be.bf16Kernel == "none" {
+            stderrLine("diffedit: --compute bf16: this CPU has neither AMX-BF16 nor AVX512_BF16 (or it was turned off): GEMMs stay f32")
+        }
         // "auto" falling back to the CPU is the normal case without a GPU provider: say so when a provider
         // was found but could not be used (no device, wrong version), stay quiet when none is installed.
         if requested != "cpu" && !be.fallbackReason.isEmpty && !be.fallbackReason.contains("not found") {

@@ -48,7 +48,7 @@ enum EditCommand {
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
             .init(name: "bench", value: "METHODS", help: "benchmark instead: seconds per edit for each method (e.g. sdedit,sdedit_cn,ddim,p2p,instruct; sdedit_cn = sdedit with a ControlNet) on the full SD 1.5 architecture with random weights; with --bench-size and --steps (lists allowed)"),
             .init(name: "bench-size", value: "S", help: "benchmark image size (default 512)"),
-            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.weightsDType, CommonOptions.vaeTiling, CommonOptions.vaeTileSize,
+            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.weightsDType, CommonOptions.compute, CommonOptions.vaeTiling, CommonOptions.vaeTileSize,
             CommonOptions.quiet,
         ] + ControlOptions.options(preprocessors: true) + ProvenanceOptions.all(watermarkDefault: false))
 

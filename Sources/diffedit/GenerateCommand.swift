@@ -23,7 +23,7 @@ enum GenerateCommand {
             .init(name: "init-noise", value: "NOISE.npy", help: "x_T as float32 NPY [1, 4, H/f, W/f] (overrides --seed)"),
             .init(name: "save-latents", value: "OUT.npy", help: "write the final latents (before VAE decoding)"),
             .init(name: "output", value: "OUT.png", help: "output image, .png or .jpg (required)"),
-            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.weightsDType, CommonOptions.vaeTiling, CommonOptions.vaeTileSize,
+            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.weightsDType, CommonOptions.compute, CommonOptions.vaeTiling, CommonOptions.vaeTileSize,
             CommonOptions.quiet,
         ] + ControlOptions.options(preprocessors: false) + ProvenanceOptions.all(watermarkDefault: true))
 

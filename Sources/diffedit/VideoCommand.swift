@@ -41,7 +41,7 @@ enum VideoCommand {
             .init(name: "max-frames", value: "N", help: "stop after N input frames"),
             .init(name: "fps", value: "F", help: "output frame rate for a video file (default: the input's, or 25)"),
             .init(name: "ffmpeg", value: "PATH", help: "ffmpeg executable (default: ffmpeg on PATH)"),
-            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.weightsDType, CommonOptions.vaeTiling, CommonOptions.vaeTileSize,
+            CommonOptions.lora, CommonOptions.backend, CommonOptions.threads, CommonOptions.weightsDType, CommonOptions.compute, CommonOptions.vaeTiling, CommonOptions.vaeTileSize,
             CommonOptions.quiet,
         ] + ControlOptions.options(preprocessors: true, out: false) + ProvenanceOptions.all(watermarkDefault: false))
 

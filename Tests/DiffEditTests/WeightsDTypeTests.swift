@@ -15,11 +15,11 @@ final class WeightsDTypeTests: XCTestCase {
 
     nonisolated(unsafe) static var runs: [WeightsDType: Run] = [:]
 
-    static func run(_ dtype: WeightsDType, layout: String = "sd1") throws -> Run {
-        if layout == "sd1", let r = runs[dtype] { return r }
+    static func run(_ dtype: WeightsDType, layout: String = "sd1", backend: Backend? = nil) throws -> Run {
+        if layout == "sd1", backend == nil, let r = runs[dtype] { return r }
         let man = try PipelineTests.manifest("sd1")
         let c = man["generate_ddim"] as! [String: Any]
-        let m = try StableDiffusionModel.load(path: PipelineTests.path(layout), backend: Backend.cpu,
+        let m = try StableDiffusionModel.load(path: PipelineTests.path(layout), backend: backend ?? Backend.cpu,
                                               configFrom: layout == "sd1" ? nil : PipelineTests.path("sd1"), weightsDType: dtype)
         XCTAssertEqual(m.weightsDType, dtype)
         var o = GenerateOptions(prompt: c["prompt"] as! String)
@@ -34,7 +34,7 @@ final class WeightsDTypeTests: XCTestCase {
         let r = try m.generate(o)
         XCTAssertEqual(TensorStorage.transferStats.widenedWeights, widened0, "\(dtype): a reduced weight was widened to f32")
         let run = Run(latents: r.latents, decoded: r.decoded, memory: m.weightMemory)
-        if layout == "sd1" { runs[dtype] = run }
+        if layout == "sd1", backend == nil { runs[dtype] = run }
         return run
     }
 
@@ -44,12 +44,52 @@ final class WeightsDTypeTests: XCTestCase {
                 try NPY.readTensor(path: PipelineTests.path("ref/sd1/" + (c["image"] as! String))))
     }
 
-    func score(_ d: WeightsDType) throws -> (Float, Double, Run) {
-        let r = try Self.run(d), ref = try Self.reference()
+    func score(_ d: WeightsDType, backend: Backend? = nil) throws -> (Float, Double, Run) {
+        let r = try Self.run(d, backend: backend), ref = try Self.reference()
         let e = PipelineTests.relErr(r.latents, ref.latents)
         let p = PipelineTests.psnr(decoded: r.decoded, reference: ref.image)
-        print("weights \(d.rawValue): latents rel err \(e), image PSNR \(p) dB, weights \(r.memory.bytes) (mapped \(r.memory.mappedBytes))")
+        let how = backend.map { " compute \($0.options.compute.name) (\($0.bf16Kernel))" } ?? ""
+        print("weights \(d.rawValue)\(how): latents rel err \(e), image PSNR \(p) dB, weights \(r.memory.bytes) (mapped \(r.memory.mappedBytes))")
         return (e, p, r)
+    }
+
+    /// Compute precision (BackendOptions.compute, cpu_bf16.c) on the fixtures, with issue 17's bounds for 16-bit
+    /// weights (final latents rel err <= 1e-2, image >= 30 dB):
+    /// - auto (AMX: activations and f16 weights as bf16 hi + lo, f32 accumulation) keeps the f32-compute bounds of
+    ///   each weights dtype (auto/f16 1e-3 and 40 dB; bf16 1e-2 and 30 dB), and leaves f32 weights in f32;
+    /// - bf16 (everything rounded to bf16 once) keeps images >= 30 dB; its latents move by 2e-2 to 3e-2 on these
+    ///   fixtures (above 1e-2: why it is not what auto does), asserted < 5e-2.
+    /// Each run must really have used bf16 (the provider's bf16 GEMM counter) and moved the output away from
+    /// f32 compute. Skipped on a CPU with neither AMX-BF16 nor AVX512_BF16 (Tests/OpCheck/bf16_check covers the
+    /// kernels and the fallback).
+    func testComputeBF16AndAutoWithinIssueBounds() throws {
+        var o = BackendOptions.fromEnvironment()
+        o.compute = .bf16
+        let be = try Backend(name: "cpu", options: o)
+        guard be.bf16Kernel != "none" else { throw XCTSkip("no AMX-BF16 / AVX512_BF16 on this CPU: bf16 compute is not offered") }
+        let (e32, _, _) = try score(.auto)   // f32 compute, the same f16 weights
+        for d in [WeightsDType.auto, .bf16] {
+            let n0 = be.bf16GEMMs
+            let (e, p, _) = try score(d, backend: be)
+            XCTAssertLessThan(e, 5e-2, "\(d.rawValue) weights, compute bf16: latents")
+            XCTAssertGreaterThanOrEqual(p, 30, "\(d.rawValue) weights, compute bf16: image")
+            XCTAssertGreaterThan(be.bf16GEMMs - n0, 100, "compute bf16 did not run")
+            if d == .auto { XCTAssertGreaterThan(e, 20 * max(e32, 1e-6), "compute bf16 did not change the output") }
+        }
+        o.compute = .auto
+        let auto = try Backend(name: "cpu", options: o)
+        let (ef, pf, _) = try score(.f32, backend: auto)
+        XCTAssertEqual(auto.bf16GEMMs, 0, "compute auto: f32 weights stay f32")
+        XCTAssertLessThanOrEqual(ef, 1e-3); XCTAssertGreaterThanOrEqual(pf, 40)
+        guard auto.bf16Kernel == "amx" else { return }
+        for (d, eb, pb) in [(WeightsDType.auto, Float(1e-3), 40.0), (.bf16, 1e-2, 30), (.q8_0, 1, 25)] {
+            let n0 = auto.bf16GEMMs
+            let (e, p, _) = try score(d, backend: auto)
+            XCTAssertGreaterThan(auto.bf16GEMMs - n0, 100, "compute auto on AMX: \(d.rawValue) weights compute in bf16")
+            XCTAssertLessThanOrEqual(e, eb, "\(d.rawValue) weights, compute auto: latents")
+            XCTAssertGreaterThanOrEqual(p, pb, "\(d.rawValue) weights, compute auto: image")
+            if d == .auto { XCTAssertNotEqual(e, e32, "compute auto gave the f32 result bit for bit") }
+        }
     }
 
     func testAutoKeepsF16InPlaceAndMatchesDiffusers() throws {

@@ -46,6 +46,17 @@ static double bf(float f) {
     return r;
 }
 
+/* what the kernel multiplies for one product x * w (x the activation, w the weight of storage wdt): compute
+ * bf16: bf(x) bf(w); auto: x = hi + lo (and an f16 weight too), terms hi hi + lo hi (+ hi lo) */
+static int g_auto = 0;
+static double prod(float x, float w, de_dtype wdt) {
+    const double xh = bf(x), wh = bf(w);
+    if (!g_auto) return xh * wh;
+    double s = xh * wh + bf((float)((double)x - xh)) * wh;
+    if (wdt == DE_F16) s += xh * bf((float)((double)w - wh));
+    return s;
+}
+
 static double rel_l2(const float *got, const double *ref, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
@@ -77,6 +88,7 @@ static de_backend *make(int compute, int kernel) {
 }
 
 static int g_kernel;  /* the kernel the backend under test uses (NONE: f32 expected) */
+static double g_auto_bound = 1e-2; /* auto: per weight dtype (set by the cases) */
 
 static void verdict(const char *name, double exact, double bound, int64_t ran, int k_big, de_status st, de_backend *be) {
     cases++;
@@ -87,6 +99,7 @@ static void verdict(const char *name, double exact, double bound, int64_t ran, i
     }
     int ok;
     if (g_kernel == DE_BF16_KERNEL_NONE) ok = bound <= 1e-5 && ran == 0;
+    else if (g_auto) ok = exact <= 2e-6 && bound <= g_auto_bound && ran > 0;
     else ok = exact <= 2e-6 && bound <= 1e-2 && (!k_big || bound > 1e-5) && ran > 0;
     if (!ok) failures++;
     printf("case %-44s exact=%.2e bound=%.2e bf16_gemms+%lld %s\n", name, exact, bound, (long long)ran, ok ? "PASS" : "FAIL");
@@ -154,7 +167,7 @@ static void check_gemm(de_backend *be, const char *label, int batch, int m, int 
                 for (int kk = 0; kk < k; kk++) {
                     const float x = av[bi * sa_ + (ta ? (int64_t)kk * lda_ + i : (int64_t)i * lda_ + kk)];
                     const float y = bv[bi * sb_ + (tb ? (int64_t)j * ldb_ + kk : (int64_t)kk * ldb_ + j)];
-                    se += bf(x) * bf(y);
+                    se += wa ? prod(y, x, wdt) : prod(x, y, wdt);
                     sv += (double)x * y;
                 }
                 const size_t o = ((size_t)bi * m + i) * n + j;
@@ -209,7 +222,7 @@ static void check_conv(de_backend *be, const char *label, int n, int cin, int h,
                                 if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
                                 const float xv = x[(((size_t)ni * cin + ci) * h + iy) * w + ix];
                                 const float wvv = wv[((size_t)o * cin + ci) * kk * kk + ky * kk + kx];
-                                se += bf(xv) * bf(wvv);
+                                se += prod(xv, wvv, wdt);
                                 sv += (double)xv * wvv;
                             }
                     const size_t idx = (((size_t)ni * cout + o) * oh + oy) * ow + ox;
@@ -280,8 +293,19 @@ int main(void) {
         de_backend *be = make(DE_COMPUTE_AUTO, 0);
         printf("-- compute auto\n");
         g_kernel = best == DE_BF16_KERNEL_AMX ? best : DE_BF16_KERNEL_NONE;
-        check_gemm(be, "auto.reduced", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
-        check_conv(be, "auto.reduced", 1, 32, 17, 17, 40, 3, 2, 1, 0, DE_Q8_0);
+        g_auto = 1;
+        for (int t = 0; t < 3; t++) {
+            const de_dtype wd[3] = {DE_F16, DE_BF16, DE_Q8_0};
+            g_auto_bound = wd[t] == DE_Q8_0 ? 1e-2 : 3e-5; /* q8_0's d * q is rounded to bf16; f16 / bf16 exact */
+            check_gemm(be, "auto.linear", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0);
+            check_gemm(be, "auto.linear.xT", 2, 50, 33, 64, 1, 1, 1.f, 0.f, 1, wd[t], 0, 1);
+            check_gemm(be, "auto.convlike", 1, 37, 90, 160, 0, 0, 1.f, 1.f, 0, wd[t], 1, 0);
+            check_conv(be, "auto.1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, wd[t]);
+        }
+        check_conv(be, "auto.im2col", 1, 32, 17, 17, 40, 3, 2, 1, 0, DE_Q8_0);
+        g_auto_bound = 3e-5;
+        check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+        g_auto = 0;
         g_kernel = DE_BF16_KERNEL_NONE;
         check_gemm(be, "auto.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
         check_conv(be, "auto.f32", 1, 16, 17, 17, 40, 3, 2, 1, 0, DE_F32);

@@ -271,9 +271,12 @@ typedef enum de_winograd_mode {
  * nearest even while packing) with f32 accumulation on AMX / AVX512_BF16 CPUs (cpu_bf16.c). */
 typedef enum de_compute_mode {
     DE_COMPUTE_F32 = 0,          /* f32 everywhere (the default; DIFFEDIT_COMPUTE=f32) */
-    DE_COMPUTE_BF16 = 1,         /* every GEMM in bf16 where the CPU has a bf16 kernel (DIFFEDIT_COMPUTE=bf16) */
-    DE_COMPUTE_AUTO = 2          /* bf16 on AMX for GEMMs with a reduced weight operand (f16, bf16, q8_0), f32 for
-                                  * the rest and without AMX (DIFFEDIT_COMPUTE=auto) */
+    DE_COMPUTE_BF16 = 1,         /* every GEMM with both operands rounded to bf16, where the CPU has a bf16 kernel
+                                  * (DIFFEDIT_COMPUTE=bf16); fastest, activations lose 16 bits */
+    DE_COMPUTE_AUTO = 2          /* on AMX, GEMMs with a reduced weight operand (f16, bf16, q8_0) in bf16 terms that
+                                  * keep f32-activation parity: activation = hi + lo (two bf16), f16 weight = hi + lo,
+                                  * C = hi hi + lo hi (+ hi lo); f32 for the rest and without AMX
+                                  * (DIFFEDIT_COMPUTE=auto) */
 } de_compute_mode;
 
 /* The CPU's bf16 GEMM kernels, best last. */

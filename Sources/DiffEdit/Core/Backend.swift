@@ -40,6 +40,32 @@ public struct BackendOptions: Sendable, Equatable {
     /// Where to look for libdiffedit_cuda.so first, ':'-separated (DIFFEDIT_BACKEND_PATH).
     public var backendPath = ""
 
+    /// CPU compute precision of the GEMMs (linear layers, conv im2col / 1x1 GEMMs): de_compute_mode.
+    public enum Compute: Int32, Sendable, CaseIterable {
+        /// f32 (the default; DIFFEDIT_COMPUTE=f32)
+        case f32 = 0
+        /// every GEMM with bf16 operands and f32 accumulation, on AMX or AVX512_BF16 (DIFFEDIT_COMPUTE=bf16);
+        /// f32 on a CPU with neither
+        case bf16 = 1
+        /// bf16 on AMX CPUs for GEMMs with a reduced weight (f16, bf16, q8_0), f32 otherwise (DIFFEDIT_COMPUTE=auto)
+        case auto = 2
+
+        public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : "auto" }
+
+        /// "f32", "bf16", "auto" (case-insensitive); anything else is an error naming the accepted values.
+        public static func parse(_ s: String, what: String = "--compute") throws -> Compute {
+            guard let c = allCases.first(where: { $0.name == s.lowercased() }) else {
+                throw DiffEditError.invalidArgument("\(what): unknown compute precision \"\(s)\" (use auto, f32 or bf16)")
+            }
+            return c
+        }
+    }
+    /// CPU GEMM compute precision (DIFFEDIT_COMPUTE).
+    public var compute = Compute.f32
+    /// CPU: the best bf16 kernel to use: 0 = the best the CPU has, 1 = AVX512_BF16 at most, -1 = none
+    /// (DIFFEDIT_BF16_KERNEL=amx|avx512bf16|none).
+    public var bf16Kernel: Int32 = 0
+
     public init() {}
 
     /// Defaults overlaid with the DIFFEDIT_* environment variables (read now, once).
@@ -61,6 +87,8 @@ public struct BackendOptions: Sendable, Equatable {
         cudaWeightCache = o.cuda_weight_cache
         cudaSync = o.cuda_sync
         cudaResident = o.cuda_resident
+        compute = Compute(rawValue: o.cpu_compute) ?? .f32
+        bf16Kernel = o.cpu_bf16_kernel
         backendPath = withUnsafeBytes(of: o.backend_path) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -81,6 +109,8 @@ public struct BackendOptions: Sendable, Equatable {
         o.cuda_weight_cache = cudaWeightCache
         o.cuda_sync = cudaSync
         o.cuda_resident = cudaResident
+        o.cpu_compute = compute.rawValue
+        o.cpu_bf16_kernel = bf16Kernel
         let capacity = MemoryLayout.size(ofValue: o.backend_path)
         withUnsafeMutableBytes(of: &o.backend_path) { raw in
             raw.initializeMemory(as: UInt8.self, repeating: 0)
@@ -196,6 +226,28 @@ public final class Backend: @unchecked Sendable {
         de_backend_stats_get(raw, &s)
         return s
     }
+
+    /// The bf16 GEMM kernel the CPU provider uses under `options.compute` bf16 / auto: "amx", "avx512bf16" or
+    /// "none" (the CPU's best, limited by `options.bf16Kernel`); "none" on other providers.
+    public var bf16Kernel: String {
+        guard name == "cpu" else { return "none" }
+        var k = de_cpu_bf16_kernel()
+        if options.bf16Kernel < 0 { k = Int32(DE_BF16_KERNEL_NONE.rawValue) }
+        else if options.bf16Kernel > 0 { k = min(k, options.bf16Kernel) }
+        return String(cString: de_bf16_kernel_name(k))
+    }
+
+    /// Whether GEMMs with weights of this storage run in bf16 here (options.compute and the CPU's kernel).
+    public func computesInBF16(weights: ElementType) -> Bool {
+        switch (options.compute, bf16Kernel) {
+        case (_, "none"), (.f32, _): return false
+        case (.bf16, _): return true
+        case (.auto, let k): return k == "amx" && weights != .f32
+        }
+    }
+
+    /// GEMMs the CPU provider has computed in bf16 so far (de_backend_stats.bf16_gemms).
+    public var bf16GEMMs: Int { Int(stats.bf16_gemms) }
 
     /// Bytes the provider's reusable op buffers hold (de_backend_stats.scratch_bytes; 0 where not reported).
     public var scratchBytes: Int { Int(stats.scratch_bytes) }
