@@ -146,14 +146,15 @@ static void bench_gemm(de_backend *be, int s, int reps) {
     free(a); free(b); free(c);
 }
 
-/* f32 compute vs bf16 compute (AMX tiles, vdpbf16ps) on one GEMM with an f16 weight:
+/* f32 compute vs bf16 compute (AMX tiles, vdpbf16ps) on one GEMM with an f16 weight (auto: a bf16 weight):
  * wa = 0: y[m, n] = x[m, k] @ W[n, k]^T + b (linear); wa = 1: y[m, n] = W[m, k] @ x[k, n] (conv im2col / 1x1) */
 static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) {
     const size_t nw = (size_t)(wa ? m : n) * k, nx = wa ? (size_t)k * n : (size_t)m * k;
     float *w32 = rnd(nw), *x = rnd(nx), *b = rnd(n), *c = malloc((size_t)m * n * sizeof(float));
-    uint16_t *w = malloc(nw * 2);
+    uint16_t *w = malloc(nw * 2), *wb = malloc(nw * 2);
     de_f32_to_f16(w32, w, (int64_t)nw);
-    const char *names[4] = {"f32 (sgemm)", "bf16 amx", "auto amx", "bf16 avx512bf16"};
+    de_f32_to_bf16(w32, wb, (int64_t)nw);   /* the auto column: bf16 weights (auto leaves f16 weights f32) */
+    const char *names[4] = {"f32 (sgemm)", "bf16 amx", "auto amx (bf16 w)", "bf16 avx512bf16"};
     const int compute[4] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16};
     const int kernel[4] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512};
     double ms[4] = {0, 0, 0, 0};
@@ -165,8 +166,10 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
         de_backend *be = de_backend_cpu_init_opts(&o);
         de_gemm_op op = {0};
         op.dtype = DE_F32; op.batch = 1; op.m = m; op.n = n; op.k = k; op.alpha = 1; op.c = c; op.ldc = n;
-        if (wa) { op.a = w; op.lda = k; op.a_dtype = DE_F16; op.b = x; op.ldb = n; }
-        else { op.a = x; op.lda = k; op.b = w; op.ldb = k; op.trans_b = true; op.b_dtype = DE_F16; op.bias = b; }
+        const de_dtype wdt = v == 2 ? DE_BF16 : DE_F16;
+        const uint16_t *wv = v == 2 ? wb : w;
+        if (wa) { op.a = wv; op.lda = k; op.a_dtype = wdt; op.b = x; op.ldb = n; }
+        else { op.a = x; op.lda = k; op.b = wv; op.ldb = k; op.trans_b = true; op.b_dtype = wdt; op.bias = b; }
         if (de_gemm(be, &op) != DE_OK) { printf("gemm failed: %s\n", de_backend_last_error(be)); de_backend_free(be); continue; }
         double best = 1e30;
         for (int i = 0; i < reps; i++) {
@@ -184,13 +187,13 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
         if (ms[v] > 0) printf("  %s %7.2f ms %5.0f GF/s", names[v], ms[v], fl / ms[v] * 1e-6);
     printf("\n");
     fflush(stdout);
-    free(w32); free(x); free(b); free(c); free(w);
+    free(w32); free(x); free(b); free(c); free(w); free(wb);
 }
 
 /* SD 1.5 shapes at 64x64 latents (4096 tokens per image): attention projections, the feed-forward, the
  * im2col GEMM of a 3x3 conv at 640 channels on 32x32 (k = 640 * 9) */
 static void bench_bf16(int threads, int reps) {
-    printf("bf16 compute (cpu_bf16.c), f16 weights, best of %d; kernel on this CPU: %s\n", reps, de_bf16_kernel_name(de_cpu_bf16_kernel()));
+    printf("bf16 compute (cpu_bf16.c), f16 weights (auto: bf16 weights), best of %d; kernel on this CPU: %s\n", reps, de_bf16_kernel_name(de_cpu_bf16_kernel()));
     bench_bf16_case(threads, 4096, 320, 320, 0, reps);
     bench_bf16_case(threads, 4096, 1280, 320, 0, reps);
     bench_bf16_case(threads, 4096, 320, 1280, 0, reps);

@@ -77,13 +77,14 @@ int de_cpu_bf16_kernel(void) {
 
 /* auto keeps the parity of f32 activations: rounding activations to bf16 moved the fixtures' final latents
  * by 2.1e-2 to 2.8e-2 (issue 17's bound: 1e-2), so under auto the activation is split into bf16 hi + lo
- * (16 bits of mantissa), and so is an f16 weight (11 bits: exact as hi + lo); a bf16 weight is exact as it is;
- * a q8_0 weight's d * q is rounded to bf16 (below q8_0's own step). compute bf16: one term, everything rounded. */
+ * (16 bits of mantissa); the weight is used as one bf16 term: a bf16 weight exactly, a q8_0 weight's d * q
+ * rounded (below q8_0's own step). (An f16 weight would need hi + lo too: three AMX terms, measured no faster
+ * than sgemm, so auto leaves f16 weights in f32: cpu_use_bf16.) compute bf16: one term, everything rounded. */
 void cpu_bf16_splits(const cpu_ctx *ctx, de_dtype wdt, int *split_act, int *split_w) {
     *split_act = *split_w = 0;
     if (ctx->compute != DE_COMPUTE_AUTO) return;
     *split_act = 1;
-    *split_w = wdt == DE_F16 || wdt == DE_F32;
+    (void)wdt;
 }
 
 const char *de_bf16_kernel_name(int kernel) {
@@ -97,8 +98,10 @@ const char *de_bf16_kernel_name(int kernel) {
 int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt) {
     if (ctx->bf16_kernel == DE_BF16_KERNEL_NONE) return 0;
     if (ctx->compute == DE_COMPUTE_BF16) return 1;
-    /* auto: AMX only (vdpbf16ps measured no faster than OpenBLAS sgemm on this machine class: tools/kernel_bench bf16) */
-    return ctx->compute == DE_COMPUTE_AUTO && wdt != DE_F32 && ctx->bf16_kernel == DE_BF16_KERNEL_AMX;
+    /* auto: AMX only (vdpbf16ps measured no faster than OpenBLAS sgemm here), and only for bf16 / q8_0 weights,
+     * whose auto form takes two AMX terms; an f16 weight would take three (hi + lo on both sides), measured no
+     * faster than sgemm (tools/kernel_bench bf16), so f16 weights stay f32 */
+    return ctx->compute == DE_COMPUTE_AUTO && (wdt == DE_BF16 || wdt == DE_Q8_0) && ctx->bf16_kernel == DE_BF16_KERNEL_AMX;
 }
 
 #ifdef DE_HAVE_X86_BF16

@@ -61,11 +61,12 @@ enum BenchCommand {
         guard repeats >= 1 else { throw CLIError.usage("bench", "--repeat must be >= 1") }
         let backend = try CommonOptions.makeBackend(p)
         let dtype = try WeightsDType.parse(p.string("weights-dtype") ?? "")
-        // bf16 compute shows in the column name: dtype=auto+bf16 (scripts/bench_torch.py --table)
+        // bf16 compute shows in the column name (scripts/bench_torch.py --table): dtype=auto+bf16 (--compute bf16),
+        // dtype=auto+auto-bf16 (--compute auto where it computes in bf16 terms)
         let reduced: ElementType = dtype == .f32 ? .f32 : dtype == .q8_0 ? .q8_0 : dtype == .bf16 ? .bf16 : .f16
         let bf16 = backend.computesInBF16(weights: p.string("model") != nil || dtype != .auto ? reduced : .f32)
         let tag = p.string("model") != nil || p.string("weights-dtype") != nil || bf16
-            ? " dtype=\(dtype.rawValue)\(bf16 ? "+bf16" : "")" : ""
+            ? " dtype=\(dtype.rawValue)\(bf16 ? (backend.options.compute == .auto ? "+auto-bf16" : "+bf16") : "")" : ""
         let genSizes = try (p.string("generate") ?? "").split(separator: ",").map { s -> Int in
             guard let n = Int(TextUtil.trimmingWhitespace(s)), n >= 64, n % 8 == 0 else {
                 throw CLIError.usage("bench", "--generate: \"\(s)\" is not an image size (a multiple of 8, >= 64)")

@@ -6,7 +6,7 @@
  *   - bound: against the double-precision product of the operands' own values, relative L2 error <= 1e-2 (the
  *     bf16 tolerance), and > 1e-5 on cases with k >= 32 (the result really was rounded: not the f32 path);
  *   - ran: the provider's bf16_gemms counter moved (de_backend_stats).
- * compute = auto: bf16 only for a reduced weight operand and only with AMX.
+ * compute = auto: bf16 (activation split into hi + lo) only for a bf16 / q8_0 weight and only with AMX.
  * Kernels: the best this CPU has (AMX tiles where Linux grants them), then vdpbf16ps alone
  * (cpu_bf16_kernel = avx512bf16), then none (cpu_bf16_kernel = -1: bf16 asked for but not offered: the op
  * runs in f32, bf16_gemms stays 0, error <= 1e-5 against the double reference). On a CPU without AVX512_BF16
@@ -282,13 +282,13 @@ int main(void) {
         run_all(be);
         de_backend_free(be);
     }
-    /* auto: bf16 only with a reduced weight operand and only on AMX; an all-f32 gemm stays f32, and so does
-     * everything with vdpbf16ps alone */
+    /* auto: bf16 only with a bf16 / q8_0 weight and only on AMX; f16 weights and all-f32 gemms stay f32, and so
+     * does everything with vdpbf16ps alone */
     if (best != DE_BF16_KERNEL_NONE) {
         de_backend *fb = make(DE_COMPUTE_AUTO, DE_BF16_KERNEL_AVX512);
         printf("-- compute auto, kernel avx512bf16 at most: f32\n");
         g_kernel = DE_BF16_KERNEL_NONE;
-        check_gemm(fb, "auto.avx512.reduced", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+        check_gemm(fb, "auto.avx512.reduced", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_BF16, 0, 0);
         de_backend_free(fb);
         de_backend *be = make(DE_COMPUTE_AUTO, 0);
         printf("-- compute auto\n");
@@ -296,15 +296,17 @@ int main(void) {
         g_auto = 1;
         for (int t = 0; t < 3; t++) {
             const de_dtype wd[3] = {DE_F16, DE_BF16, DE_Q8_0};
-            g_auto_bound = wd[t] == DE_Q8_0 ? 1e-2 : 3e-5; /* q8_0's d * q is rounded to bf16; f16 / bf16 exact */
+            g_auto_bound = wd[t] == DE_Q8_0 ? 1e-2 : 3e-5; /* q8_0's d * q is rounded to bf16; bf16 exact */
+            g_kernel = best == DE_BF16_KERNEL_AMX && wd[t] != DE_F16 ? best : DE_BF16_KERNEL_NONE; /* f16: f32 */
             check_gemm(be, "auto.linear", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0);
             check_gemm(be, "auto.linear.xT", 2, 50, 33, 64, 1, 1, 1.f, 0.f, 1, wd[t], 0, 1);
             check_gemm(be, "auto.convlike", 1, 37, 90, 160, 0, 0, 1.f, 1.f, 0, wd[t], 1, 0);
             check_conv(be, "auto.1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, wd[t]);
         }
+        g_kernel = best == DE_BF16_KERNEL_AMX ? best : DE_BF16_KERNEL_NONE;
         check_conv(be, "auto.im2col", 1, 32, 17, 17, 40, 3, 2, 1, 0, DE_Q8_0);
         g_auto_bound = 3e-5;
-        check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+        check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_BF16);
         g_auto = 0;
         g_kernel = DE_BF16_KERNEL_NONE;
         check_gemm(be, "auto.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);

@@ -47,7 +47,8 @@ public struct BackendOptions: Sendable, Equatable {
         /// every GEMM with bf16 operands and f32 accumulation, on AMX or AVX512_BF16 (DIFFEDIT_COMPUTE=bf16);
         /// f32 on a CPU with neither
         case bf16 = 1
-        /// bf16 on AMX CPUs for GEMMs with a reduced weight (f16, bf16, q8_0), f32 otherwise (DIFFEDIT_COMPUTE=auto)
+        /// on AMX CPUs, GEMMs with a bf16 or q8_0 weight in two bf16 terms (activation = hi + lo: f32-activation
+        /// parity), f32 otherwise (f16 / f32 weights, no AMX) (DIFFEDIT_COMPUTE=auto)
         case auto = 2
 
         public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : "auto" }
@@ -242,7 +243,7 @@ public final class Backend: @unchecked Sendable {
         switch (options.compute, bf16Kernel) {
         case (_, "none"), (.f32, _): return false
         case (.bf16, _): return true
-        case (.auto, let k): return k == "amx" && weights != .f32
+        case (.auto, let k): return k == "amx" && (weights == .bf16 || weights == .q8_0)
         }
     }
 
