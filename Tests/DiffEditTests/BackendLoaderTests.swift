@@ -209,7 +209,7 @@ final class BackendLoaderTests: XCTestCase {
     func testOptionsAreFilledFromTheEnvironmentOnce() throws {
         let names = ["DIFFEDIT_CPU_STAGED", "DIFFEDIT_WINOGRAD", "DIFFEDIT_NO_WINOGRAD", "DIFFEDIT_WINOGRAD_TILES",
                      "DIFFEDIT_IM2COL_ROWS", "DIFFEDIT_CUDA_DTYPE", "DIFFEDIT_CUDA_WEIGHT_CACHE", "DIFFEDIT_CUDA_SYNC",
-                     "DIFFEDIT_CUDA_RESIDENT", "DIFFEDIT_KERNEL_PROFILE"]
+                     "DIFFEDIT_CUDA_RESIDENT", "DIFFEDIT_KERNEL_PROFILE", "DIFFEDIT_COMPUTE", "DIFFEDIT_BF16_KERNEL"]
         let saved = names.map { ($0, ProcessInfo.processInfo.environment[$0]) }
         defer { for (n, v) in saved { if let v { setenv(n, v, 1) } else { unsetenv(n) } } }
         for n in names { unsetenv(n) }
@@ -226,7 +226,18 @@ final class BackendLoaderTests: XCTestCase {
         setenv("DIFFEDIT_CUDA_SYNC", "1", 1)
         setenv("DIFFEDIT_CUDA_RESIDENT", "0", 1)
         setenv("DIFFEDIT_BACKEND_PATH", "/a:/b", 1)
+        setenv("DIFFEDIT_COMPUTE", "auto", 1)
+        setenv("DIFFEDIT_BF16_KERNEL", "avx512bf16", 1)
         let e = BackendOptions.fromEnvironment()
+        XCTAssertEqual(e.compute, .auto)
+        XCTAssertEqual(e.bf16Kernel, 1)
+        setenv("DIFFEDIT_COMPUTE", "bf16", 1)
+        setenv("DIFFEDIT_BF16_KERNEL", "none", 1)
+        XCTAssertEqual(BackendOptions.fromEnvironment().compute, .bf16)
+        XCTAssertEqual(BackendOptions.fromEnvironment().bf16Kernel, -1)
+        let noKernel = try Backend(name: "cpu", options: BackendOptions.fromEnvironment())
+        XCTAssertEqual(noKernel.bf16Kernel, "none")
+        XCTAssertFalse(noKernel.computesInBF16(weights: .bf16), "bf16 asked for, no kernel allowed: f32")
         XCTAssertTrue(e.cpuStaged)
         XCTAssertEqual(e.winograd, .f4)
         XCTAssertEqual(e.winogradTiles, 7)
@@ -261,7 +272,11 @@ final class BackendLoaderTests: XCTestCase {
         var o = BackendOptions()
         o.threads = 3; o.device = 1; o.cpuStaged = true; o.winograd = .f2; o.winogradTiles = 5; o.im2colRows = 4
         o.kernelProfile = false; o.cudaBF16 = true; o.cudaWeightCache = false; o.cudaSync = true; o.cudaResident = false
-        o.backendPath = "/x/libdiffedit_cuda.so"
+        o.backendPath = "/x/libdiffedit_cuda.so"; o.compute = .bf16; o.bf16Kernel = 1
         XCTAssertEqual(BackendOptions(o.c), o)
+        XCTAssertThrowsError(try BackendOptions.Compute.parse("fp8")) { e in
+            XCTAssertTrue("\(e)".contains("--compute") && "\(e)".contains("auto, f32 or bf16"), "\(e)")
+        }
+        XCTAssertEqual(try BackendOptions.Compute.parse("BF16"), .bf16)
     }
 }
