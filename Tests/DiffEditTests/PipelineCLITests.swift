@@ -97,6 +97,7 @@ final class PipelineCLITests: XCTestCase {
             (base + ["--steps", "many", "--output", "/tmp/x.png"], "--steps"),
             (base + ["--scheduler", "plms", "--output", "/tmp/x.png"], "scheduler"),
             (base + ["--vae-tiling", "yes", "--output", "/tmp/x.png"], "--vae-tiling"),
+            (base + ["--compute", "fp8", "--output", "/tmp/x.png"], "--compute"),
             (base + ["--vae-tile-size", "100", "--output", "/tmp/x.png"], "--vae-tile-size"),
             (["generate", "--prompt", "x"], "--output"),
             (["generate", "--model", "/nonexistent/model", "--prompt", "x", "--output", "/tmp/x.png"], "/nonexistent/model"),
