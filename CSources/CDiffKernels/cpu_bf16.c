@@ -320,7 +320,9 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
     _tile_loadconfig(&cfg);
     float acc[32 * 32] __attribute__((aligned(64)));
     const int64_t KB = j->KB;
-    const int plain = j->alpha == 1.0f && !j->bias && (j->beta == 0.0f || j->beta == 1.0f);
+    /* blocks that need no epilogue: alpha 1 and beta 0 (the tiles start from zero, or from the bias rows: a tile
+     * load with row stride 0 repeats 16 bias values down the rows), or beta 1 without bias (start from C) */
+    const int plain = j->alpha == 1.0f && (j->beta == 0.0f || (j->beta == 1.0f && !j->bias));
     for (int64_t t = b; t < e; t++) {
         const int64_t jp = t % j->NP, ip0 = t / j->NP * j->rb;
         for (int64_t ip = ip0; ip < ip0 + j->rb && ip < j->MP; ip++) {
@@ -334,6 +336,11 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
                 _tile_loadd(1, cb + 16, cs);
                 _tile_loadd(2, cb + 16 * j->ldc, cs);
                 _tile_loadd(3, cb + 16 * j->ldc + 16, cs);
+            } else if (direct && j->bias) {
+                _tile_loadd(0, j->bias + col0, 0);
+                _tile_loadd(1, j->bias + col0 + 16, 0);
+                _tile_loadd(2, j->bias + col0, 0);
+                _tile_loadd(3, j->bias + col0 + 16, 0);
             } else {
                 _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
             }

@@ -13,7 +13,9 @@
  * Files: cpu_backend.c (context, vtable, f16/bf16, profiling), cpu_pool.c (pool, reductions),
  * cpu_gemm_conv.c (gemm, conv2d dispatch, im2col), cpu_winograd.c / cpu_winograd4.c
  * (F(2x2,3x3) / F(4x4,3x3)), cpu_attention.c, cpu_norm.c, cpu_elementwise.c.
- * Knobs come from de_backend_options at creation (winograd, winograd_tiles, im2col_rows, kernel_profile;
+ * cpu_bf16.c: GEMMs in bf16 (AMX / AVX512_BF16) under options.cpu_compute bf16 / auto.
+ * Knobs come from de_backend_options at creation (winograd, winograd_tiles, im2col_rows, kernel_profile, cpu_compute,
+ * cpu_bf16_kernel (DIFFEDIT_COMPUTE, DIFFEDIT_BF16_KERNEL);
  * de_backend_options_from_env fills them from DIFFEDIT_WINOGRAD=2|4, DIFFEDIT_NO_WINOGRAD=1,
  * DIFFEDIT_WINOGRAD_TILES=N, DIFFEDIT_IM2COL_ROWS=N, DIFFEDIT_KERNEL_PROFILE=1); no op reads the environment.
  *
