@@ -63,6 +63,30 @@ final class PixelPolicyMemoryTests: XCTestCase {
         }
     }
 
+    /// The feather made from the mask's bytes (no float copy; the result in the blur's plane) is the formula on the
+    /// float plane: clamp(2 * boxBlur(m) - 1, 0, 1) * m where m > 0; the in-place user-mask composite is the copying one.
+    func testFeatherAndInPlaceCompositeAreTheSameNumbers() {
+        var g = LCG(s: 9)
+        for (w, h, r) in [(64, 48, 4), (37, 90, 1), (200, 30, 6), (5, 5, 0)] {
+            let px = (0..<(w * h)).map { i -> UInt8 in i % 7 == 0 ? 0 : (i % 5 == 0 ? 255 : g.byte()) }
+            let m = px.map { Float($0) / 255 }
+            let b = EditMask.boxBlur(m, width: w, height: h, radius: r)
+            let want = (0..<m.count).map { i -> Float in m[i] > 0 ? min(max(2 * b[i] - 1, 0), 1) * m[i] : 0 }
+            XCTAssertEqual(EditMask.feathered(GrayImage(width: w, height: h, pixels: px), radius: r), want, "\(w)x\(h) r \(r)")
+            let edited = Self.image(w, h, &g), input = Self.image(w, h, &g)
+            var inPlace = edited
+            PixelPolicy.composite(&inPlace, input: input, mask: GrayImage(width: w, height: h, pixels: px))
+            var want2 = edited.pixels
+            for i in 0..<(w * h) where px[i] != 255 {
+                for c in 0..<3 {
+                    let a = Int(input.pixels[3 * i + c]), e = Int(edited.pixels[3 * i + c]), k = Int(px[i])
+                    want2[3 * i + c] = UInt8(clamping: a + ((e - a) * k + (e >= a ? 127 : -127)) / 255)
+                }
+            }
+            XCTAssertEqual(inPlace.pixels, want2, "\(w)x\(h) composite")
+        }
+    }
+
     static func kib(_ field: String) -> Int {
         let s = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         for line in s.split(separator: "\n") where line.hasPrefix(field + ":") {

@@ -5,31 +5,48 @@ public enum EditMask {
 
     /// Inward feathering: 0 wherever the mask is 0, ramping to the mask's value over `radius` pixels inside
     /// its edge (clamp(2 * boxblur(m) - 1, 0, 1) * m). An all-255 mask stays all 1, an all-0 mask all 0.
+    /// Two input-size float planes at most (the blur's passes; the result is made in the second), no float copy
+    /// of the mask: the same numbers as blurring `mask.pixels.map { Float($0) / 255 }`.
     public static func feathered(_ mask: GrayImage, radius: Int) -> [Float] {
-        let m = mask.pixels.map { Float($0) / 255 }
-        let b = boxBlur(m, width: mask.width, height: mask.height, radius: radius)
-        var out = [Float](repeating: 0, count: m.count)
-        for i in 0..<m.count where m[i] > 0 { out[i] = min(max(2 * b[i] - 1, 0), 1) * m[i] }
+        let (w, h) = (mask.width, mask.height)
+        var out = mask.pixels.withUnsafeBufferPointer { px in
+            boxBlur(count: px.count, width: w, height: h, radius: radius) { Float(px[$0]) / 255 }
+        }
+        mask.pixels.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { o in
+                for i in 0..<o.count {
+                    let m = Float(px[i]) / 255
+                    o[i] = m > 0 ? min(max(2 * o[i] - 1, 0), 1) * m : 0
+                }
+            }
+        }
         return out
     }
 
     /// Box blur with edge replication (separable, window 2r+1), O(1) per pixel with running sums.
     public static func boxBlur(_ p: [Float], width w: Int, height h: Int, radius r: Int) -> [Float] {
         guard r > 0, w > 0, h > 0 else { return p }
+        return p.withUnsafeBufferPointer { src in boxBlur(count: p.count, width: w, height: h, radius: r) { src[$0] } }
+    }
+
+    /// `boxBlur` of the plane whose value i is `value(i)` (inlined: a plane made on the fly, e.g. from bytes).
+    @inline(__always)
+    static func boxBlur(count: Int, width w: Int, height h: Int, radius r: Int, _ src: (Int) -> Float) -> [Float] {
+        guard r > 0, w > 0, h > 0 else { return (0..<count).map(src) }
         let inv = 1 / Float(2 * r + 1)
-        var tmp = [Float](repeating: 0, count: p.count)
-        p.withUnsafeBufferPointer { src in
+        var tmp = [Float](repeating: 0, count: count)
+        tmp.withUnsafeMutableBufferPointer { t in
             for y in 0..<h {
                 let row = y * w
                 var s: Double = 0
-                for d in -r...r { s += Double(src[row + min(max(d, 0), w - 1)]) }
+                for d in -r...r { s += Double(src(row + min(max(d, 0), w - 1))) }
                 for x in 0..<w {
-                    tmp[row + x] = Float(s) * inv
-                    s += Double(src[row + min(x + r + 1, w - 1)]) - Double(src[row + max(x - r, 0)])
+                    t[row + x] = Float(s) * inv
+                    s += Double(src(row + min(x + r + 1, w - 1))) - Double(src(row + max(x - r, 0)))
                 }
             }
         }
-        var out = [Float](repeating: 0, count: p.count)
+        var out = [Float](repeating: 0, count: count)
         tmp.withUnsafeBufferPointer { src in
             for x in 0..<w {
                 var s: Double = 0

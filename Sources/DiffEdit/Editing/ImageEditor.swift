@@ -50,7 +50,8 @@ public final class ImageEditor {
         try ControlPlan.validate(options.controls, unet: parts.unet)
         var controlOptions = options
         controlOptions.controls = try ControlPreprocessor.toWork(options.controls, plan: plan)
-        let controlMask = options.mask.map { plan.maskToWork($0.pixels.map { Float($0) / 255 }) }
+        // the inpaint preprocessor's mask at work size: only for ControlNets (an input-size float plane on the way)
+        let controlMask = options.controls.isEmpty ? nil : options.mask.map { plan.maskToWork($0.pixels.map { Float($0) / 255 }) }
         let work = plan.toWork(image)
         // inpaint composites through the mask as given (the model saw exactly it); the other methods feather it
         let inpaint = r.method == .inpaint

@@ -42,7 +42,7 @@ public enum PixelPolicy {
             image = plan.toInput(edited: decoded, original: original,
                                  workAlpha: try region ?? changedRegion(decoded, reconstruction(), radius: f))
         }
-        if let u = userMask { image = composite(edited: image, input: original, mask: u) }
+        if let u = userMask { composite(&image, input: original, mask: u) }
         guard reportMask else { return (image, nil) }
         try HostMemory.reserve(HostMemory.bytes(W, H), what: "the \(W)x\(H) mask")
         var mask = feathered.map { EditMask.gray($0, width: W, height: H) }
@@ -78,17 +78,29 @@ public enum PixelPolicy {
     /// out = input + (edited - input) * mask / 255, per channel, rounded: pixels where the mask is 0 keep the
     /// input exactly, where it is 255 take the edit exactly.
     public static func composite(edited: RGBImage, input: RGBImage, mask: GrayImage) -> RGBImage {
+        var out = edited
+        composite(&out, input: input, mask: mask)
+        return out
+    }
+
+    /// The same in place in `edited` (no second input-size image when the caller holds the only copy).
+    public static func composite(_ edited: inout RGBImage, input: RGBImage, mask: GrayImage) {
         precondition(edited.width == input.width && edited.height == input.height && mask.width == input.width &&
                      mask.height == input.height, "PixelPolicy.composite: sizes differ")
-        var out = edited.pixels
-        for i in 0..<(mask.width * mask.height) {
-            let m = Int(mask.pixels[i])
-            if m == 255 { continue }
-            for c in 0..<3 {
-                let a = Int(input.pixels[i * 3 + c]), e = Int(edited.pixels[i * 3 + c])
-                out[i * 3 + c] = UInt8(clamping: a + ((e - a) * m + (e >= a ? 127 : -127)) / 255)
+        let n = mask.width * mask.height
+        edited.pixels.withUnsafeMutableBufferPointer { out in
+            input.pixels.withUnsafeBufferPointer { inp in
+                mask.pixels.withUnsafeBufferPointer { mk in
+                    for i in 0..<n {
+                        let m = Int(mk[i])
+                        if m == 255 { continue }
+                        for c in 0..<3 {
+                            let a = Int(inp[i * 3 + c]), e = Int(out[i * 3 + c])
+                            out[i * 3 + c] = UInt8(clamping: a + ((e - a) * m + (e >= a ? 127 : -127)) / 255)
+                        }
+                    }
+                }
             }
         }
-        return RGBImage(width: edited.width, height: edited.height, pixels: out)
     }
 }

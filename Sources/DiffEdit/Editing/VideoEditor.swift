@@ -93,7 +93,8 @@ public final class VideoEditor {
         edit.controls = try ControlPreprocessor.toWork(edit.controls, plan: plan)     // one map per frame, from each frame
         var we = WindowEdit(r: r, options: edit, video: options, window: window, works: works,
                             z0: z0, latentMask: nil, progress: progress, frame: window.frames.last ?? 0, frames: totalFrames,
-                            controlMask: options.edit.mask.map { plan.maskToWork($0.pixels.map { Float($0) / 255 }) })
+                            controlMask: options.edit.controls.isEmpty ? nil
+                                : options.edit.mask.map { plan.maskToWork($0.pixels.map { Float($0) / 255 }) })
         // inpaint: the one mask, as given, for every frame (no other method takes a mask here: VideoStream)
         let plain = r.method == .inpaint ? options.edit.mask.map { $0.pixels.map { Float($0) / 255 } } : nil
         if let p = plain { we.inpaint = try InpaintCondition(editor: imageEditor, works: works, mask: plan.maskToWork(p)) }
