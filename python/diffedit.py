@@ -472,8 +472,9 @@ class Model:
 
     path: a diffusers folder or single-file .safetensors; None or "" = the embedded default model.
     backend: "auto", "cpu" or "cuda". log: optional callable(level: int, message: str).
-    max_memory: bytes for the weights and each request's working set (0 = the available memory); over it the
-    load or the request raises with DIFF_EDIT_ERR_OUT_OF_MEMORY.
+    max_memory: bytes for the weights, the ControlNets loaded for the model and each request's working set (0 =
+    the available memory); over it the load, load_controlnet or the request raises OutOfMemoryError
+    (DIFF_EDIT_ERR_OUT_OF_MEMORY) with the numbers, and the model stays usable.
     weights_dtype: "auto" (None), "f32", "f16", "bf16" or "q8_0" (how weights stay in memory on the CPU)."""
 
     def __init__(self, path: Optional[str] = None, backend: Optional[str] = "auto", device: int = 0,
@@ -532,7 +533,8 @@ class Model:
 
     def load_controlnet(self, path: str) -> "ControlNet":
         """diff_edit_controlnet_load: a ControlNet for this model (diffusers ControlNetModel folder or
-        a single .safetensors, e.g. control_v11p_sd15_canny.safetensors)."""
+        a single .safetensors, e.g. control_v11p_sd15_canny.safetensors). OutOfMemoryError when its weights,
+        estimated from its config, do not fit in what max_memory leaves."""
         return ControlNet(self, path)
 
     def free(self):
