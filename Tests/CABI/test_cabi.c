@@ -30,6 +30,7 @@ static int g_checks = 0, g_failures = 0;
 static int g_valgrind = 0;
 static const char *g_model_path = NULL;   /* model of the success-path tests */
 static const char *g_controlnet_dir = NULL;   /* --controlnet: Tests/Fixtures/controlnet */
+static const char *g_self = NULL;             /* argv[0]: test_alloc_limit runs it again */
 
 #define CHECK(cond) check_impl((cond), #cond, __FILE__, __LINE__)
 static void check_impl(int ok, const char *what, const char *file, int line) {
@@ -1142,11 +1143,12 @@ static void test_alloc_limit(void) {
     for (size_t i = 0; i < n; i++) if (strncmp(environ[i], "DIFFEDIT_TEST_ALLOC_LIMIT=", 26) != 0) envp[k++] = environ[i];
     envp[k++] = "DIFFEDIT_TEST_ALLOC_LIMIT=8388608";
     envp[k] = NULL;
-    char *argv[4] = { "test_cabi", "--alloc-limit-child", (char *)g_model_path, NULL };
+    /* argv[0], not /proc/self/exe: under valgrind that is the tool, and the child runs natively */
+    char *argv[4] = { (char *)g_self, "--alloc-limit-child", (char *)g_model_path, NULL };
     fflush(stdout); fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
-        execve("/proc/self/exe", argv, envp);
+        execve(g_self, argv, envp);
         _exit(127);
     }
     int status = 0;
@@ -1654,6 +1656,7 @@ static void test_loras(diff_edit_model *model, diff_edit_ctx *ctx) {
 
 int main(int argc, char **argv) {
     int no_model = 0, alloc_child = 0;
+    g_self = argv[0];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--valgrind") == 0) g_valgrind = 1;
         else if (strcmp(argv[i], "--alloc-limit-child") == 0) alloc_child = 1;
