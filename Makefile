@@ -318,6 +318,9 @@ BENCH_DTYPES   ?= auto auto:bf16 f32 bf16 bf16:auto q8_0
 BENCH_SIZES    ?= 64
 BENCH_GENERATE ?= 256,512
 BENCH_STEPS    ?= 10
+# per weights dtype, one more process per size here: load + one whole generate, nothing else (its peak RSS is
+# the issue's "whole generate" measure; the main run's peak also covers the UNet timing)
+BENCH_RSS_SIZES ?= 256 512
 bench: cli
 	@rm -f $(BENCH_RESULTS)
 	@if $(PYTHON) -c 'import torch, diffusers' >/dev/null 2>&1; then \
@@ -325,6 +328,10 @@ bench: cli
 	  for e in $(BENCH_DTYPES); do d=$${e%%:*}; c=f32; case $$e in *:*) c=$${e#*:};; esac; \
 	    $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --compute $$c --sizes $(BENCH_SIZES) --generate $(BENCH_GENERATE) \
 	      --steps $(BENCH_STEPS) --results $(BENCH_RESULTS) --append $(BENCH_ARGS) || exit 1; \
+	    for s in $(BENCH_RSS_SIZES); do \
+	      $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --sizes none --no-warmup --generate $$s \
+	        --steps $(BENCH_STEPS) --results $(BENCH_RESULTS) --append || exit 1; \
+	    done; \
 	  done; \
 	  for m in fp32 bf16; do \
 	    $(PYTHON) scripts/bench_torch.py --model $(BENCH_MODEL) --mode $$m --sizes $(BENCH_SIZES) --generate $(BENCH_GENERATE) \

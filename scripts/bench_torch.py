@@ -172,6 +172,9 @@ def table(path):
                 key, val = "s / UNet step, latent %s, batch 2" % f["latent"], "%.2f" % float(f["seconds"])
             elif " generate " in line:
                 key, val = "generate %s px, %s steps (s)" % (f["size"], f["steps"]), "%.1f" % float(f["seconds"])
+            elif "generate_peak_rss_bytes" in f:
+                key = "peak RSS, %s px generate alone (GB)" % f["size"]
+                val = "%.2f" % (int(f["generate_peak_rss_bytes"]) / 2 ** 30)
             elif "peak_rss_bytes" in f:
                 key, val = "peak RSS (GB)", "%.2f" % (int(f["peak_rss_bytes"]) / 2 ** 30)
             else:

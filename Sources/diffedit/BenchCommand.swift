@@ -19,7 +19,7 @@ enum BenchCommand {
         usage: "[--sizes 32,64] [--repeat N] [--threads N] [--backend auto|cpu|cuda] [--results FILE] [--model PATH --weights-dtype D --compute C --generate 256,512 --steps N --append]",
         summary: "Times the SD 1.5 UNet forward (random weights, batch 2) and prints seconds and peak RSS.",
         options: [
-            .init(name: "sizes", value: "LIST", help: "latent sizes, comma separated (default 32,64)"),
+            .init(name: "sizes", value: "LIST", help: "latent sizes, comma separated (default 32,64); none: no UNet timing (with --generate: the peak RSS of whole generates alone)"),
             .init(name: "repeat", value: "N", help: "timed runs per size after one warm-up at the first size; the best is reported (default 1)"),
             .init(name: "no-warmup", value: nil, help: "skip the warm-up run"),
             .init(name: "results", value: "FILE", help: "also write the result lines to FILE (default $DIFFEDIT_BENCH_RESULTS, else \(defaultResultsPath)); scripts/bench_torch.py reads it for the ratio"),
@@ -51,7 +51,8 @@ enum BenchCommand {
 
     static func run(arguments: [String]) throws {
         let p = try parser.parse(arguments)
-        let sizes = try (p.string("sizes") ?? "32,64").split(separator: ",").map { s -> Int in
+        let sizesArg = p.string("sizes") ?? "32,64"
+        let sizes = try (sizesArg == "none" ? "" : sizesArg).split(separator: ",").map { s -> Int in
             guard let n = Int(TextUtil.trimmingWhitespace(s)), n > 0, n <= 256 else {
                 throw CLIError.usage("bench", "--sizes: \"\(s)\" is not a latent size in 1...256")
             }
@@ -135,8 +136,16 @@ enum BenchCommand {
         }
         let peak = peakRSS() ?? 0
         let wb = memory.totalBytes
-        print("bench peak_rss_bytes=\(peak)\(tag)   (\(gb(peak)); weights \(gb(wb)), above weights \(gb(max(0, peak - wb))))")
-        lines.append("bench peak_rss_bytes=\(peak)" + tag)
+        if sizes.isEmpty && !genSizes.isEmpty {
+            // --sizes none: this process only loaded the model and generated, so its peak is that of whole
+            // generates (the measure), not of the UNet timing beside them; its own line in the table
+            let what = genSizes.map(String.init).joined(separator: ",")
+            print("bench generate_peak_rss_bytes=\(peak) size=\(what)\(tag)   (\(gb(peak)); weights \(gb(wb)))")
+            lines = ["bench generate_peak_rss_bytes=\(peak) size=\(what)" + tag]
+        } else {
+            print("bench peak_rss_bytes=\(peak)\(tag)   (\(gb(peak)); weights \(gb(wb)), above weights \(gb(max(0, peak - wb))))")
+            lines.append("bench peak_rss_bytes=\(peak)" + tag)
+        }
         let env = ProcessInfo.processInfo.environment["DIFFEDIT_BENCH_RESULTS"].flatMap { $0.isEmpty ? nil : $0 }
         let resultsPath = p.string("results") ?? env ?? defaultResultsPath
         do {

@@ -83,8 +83,6 @@ final class LoRATests: XCTestCase {
         let base = try Self.freshModel()
         for n in base.unet.parameters.names where !Self.bitEqual(base.unet.parameters.tensor(n)!, a.unet.parameters.tensor(n)!) { changed += 1 }
         XCTAssertEqual(changed, 18, "every UNet module of kohya.safetensors placed")
-        // the upsampler's derived phase kernels follow its fused weight
-        XCTAssertFalse(Self.bitEqual(base.unet.upBlocks[0].upsampler!.phaseConv.weight, a.unet.upBlocks[0].upsampler!.phaseConv.weight))
     }
 
     /// Re-fusing at another scale and unfusing go back exactly, on the plain CPU backend and on the staged

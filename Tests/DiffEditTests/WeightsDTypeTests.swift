@@ -4,9 +4,9 @@ import Foundation
 
 /// `--weights-dtype` on the fixture models (fp16 safetensors) against diffusers' StableDiffusionPipeline
 /// (ref/sd1 generate_ddim, computed in fp32 from the fp16-rounded weights):
-/// - auto keeps every linear / conv weight f16, read in place from the mapping (no copy, no widening),
-///   and matches as f32 does (1e-3 latents / 40 dB, the PipelineTests bounds);
-/// - f16 (also rounding the derived upsampler phase kernels) within the same bounds;
+/// - auto keeps every linear / conv weight and the token embedding table f16, read in place from the mapping
+///   (no copy, no widening), and matches as f32 does (1e-3 latents / 40 dB, the PipelineTests bounds);
+/// - f16 (on an fp16 file: the same weights as auto) within the same bounds;
 /// - bf16: final latents rel err <= 1e-2, image >= 30 dB; q8_0: image >= 25 dB;
 /// and bf16 / q8_0 really change the weights: their outputs move away from the f32 ones by more than 20x
 /// the f32 path's own error, so a loader that ignored the option would fail.
@@ -36,6 +36,12 @@ final class WeightsDTypeTests: XCTestCase {
         let run = Run(latents: r.latents, decoded: r.decoded, memory: m.weightMemory)
         if layout == "sd1", backend == nil { runs[dtype] = run }
         return run
+    }
+
+    /// The sd1 fixture's CLIP token embedding table in fp16: vocab_size x hidden_size x 2 bytes.
+    static func tokenTableBytes() throws -> Int {
+        let c = try ConfigFile.load(CLIPTextConfig.self, path: PipelineTests.path("sd1/text_encoder/config.json"))
+        return c.vocab_size * c.hidden_size * 2
     }
 
     static func reference() throws -> (latents: Tensor, image: Tensor) {
@@ -105,10 +111,12 @@ final class WeightsDTypeTests: XCTestCase {
         XCTAssertLessThanOrEqual(e, 1e-3); XCTAssertGreaterThanOrEqual(p, 40)
         let (e32, p32, r32) = try score(.f32)
         XCTAssertLessThanOrEqual(e32, 1e-3); XCTAssertGreaterThanOrEqual(p32, 40)
-        // f32 holds no 16-bit weights; auto holds the linear / conv weights as f16, all read from the mapping
+        // f32 holds no 16-bit weights; auto holds the linear / conv weights and the token table as f16, all
+        // read from the mapping
         XCTAssertNil(r32.memory.bytes["f16"])
         let f16 = try XCTUnwrap(r.memory.bytes["f16"])
         XCTAssertEqual(r.memory.mappedBytes, f16, "auto: every f16 weight is used in place from the file")
+        XCTAssertEqual(r32.memory.mappedBytes, 0, "f32 from an fp16 file: every tensor a widened copy")
         XCTAssertGreaterThan(r.memory.tensors["f16"] ?? 0, 100)
         // the f16 weights take half their f32 bytes, so the whole model shrinks by that much
         XCTAssertEqual(r32.memory.totalBytes - r.memory.totalBytes, f16, "f16 weights must hold 2 bytes per element")
@@ -120,9 +128,11 @@ final class WeightsDTypeTests: XCTestCase {
         XCTAssertGreaterThan(r16.memory.bytes["f16"] ?? 0, 0)
         let (eb, pb, rb) = try score(.bf16)
         XCTAssertLessThanOrEqual(eb, 1e-2); XCTAssertGreaterThanOrEqual(pb, 30)
-        XCTAssertNil(rb.memory.bytes["f16"])
+        XCTAssertEqual(rb.memory.bytes["f16"], try Self.tokenTableBytes(), "bf16: only the token table stays f16")
         XCTAssertGreaterThan(rb.memory.bytes["bf16"] ?? 0, 0)
-        XCTAssertEqual(rb.memory.mappedBytes, 0, "bf16 from an fp16 file is a converted copy")
+        // bf16 from an fp16 file is a converted copy; only the token embedding table (gathered on the host)
+        // stays as the file stores it, in place
+        XCTAssertEqual(rb.memory.mappedBytes, try Self.tokenTableBytes(), "bf16: only the token table is read in place")
         // bf16 moved the output: far more than the f32 path's own error
         let (e32, _, _) = try score(.f32)
         XCTAssertGreaterThan(eb, 20 * max(e32, 1e-6), "bf16 weights did not change the output")

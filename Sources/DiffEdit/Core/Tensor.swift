@@ -367,6 +367,21 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         return (r + storage.elementType.byteOffset(offset), storage.elementType.cType)
     }
 
+    /// Row `r` of a [rows, n] tensor as f32 into `dst` (n floats): a reduced tensor's row is widened alone
+    /// (no f32 copy of the whole tensor is made or kept).
+    func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        let n = shape.last ?? 1
+        guard let base = storage.reducedBase else { dst.update(from: data + r * n, count: n); return }
+        let first = offset + r * n
+        switch storage.elementType {
+        case .f16: de_f16_to_f32((base + 2 * first).assumingMemoryBound(to: UInt16.self), dst, Int64(n))
+        case .bf16: de_bf16_to_f32((base + 2 * first).assumingMemoryBound(to: UInt16.self), dst, Int64(n))
+        case .q8_0, .f32:
+            let w = widened()   // not a table layout kept anywhere today; correct, if slow
+            dst.update(from: w.data + r * n, count: n)
+        }
+    }
+
     /// Bytes the data occupies in its storage's element type.
     public var storedBytes: Int { storage.elementType.bytes(count) }
 
@@ -384,16 +399,35 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public func converted(to type: ElementType) -> Tensor {
         if type == .f32 { return elementType == .f32 ? self : widened() }
         if type == elementType { return self }
-        let src = widened()
         let n = count
+        precondition(type != .q8_0 || n % 32 == 0, "Tensor.converted(to: q8_0): \(n) elements")
         let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(type.bytes(n), 1), alignment: 64)
-        switch type {
-        case .f16: de_f32_to_f16(src.data, bytes.assumingMemoryBound(to: UInt16.self), Int64(n))
-        case .bf16: de_f32_to_bf16(src.data, bytes.assumingMemoryBound(to: UInt16.self), Int64(n))
-        case .q8_0:
-            precondition(n % 32 == 0, "Tensor.converted(to: q8_0): \(n) elements")
-            de_quantize_q8_0(src.data, bytes, Int64(n / 32), 32)
-        case .f32: break
+        func convert(_ src: UnsafePointer<Float>, _ first: Int, _ m: Int) {
+            let dst = bytes + type.byteOffset(first)
+            switch type {
+            case .f16: de_f32_to_f16(src, dst.assumingMemoryBound(to: UInt16.self), Int64(m))
+            case .bf16: de_f32_to_bf16(src, dst.assumingMemoryBound(to: UInt16.self), Int64(m))
+            case .q8_0: de_quantize_q8_0(src, dst, Int64(m / 32), 32)
+            case .f32: break
+            }
+        }
+        if let base = storage.reducedBase, elementType == .f16 || elementType == .bf16 {
+            // a 16-bit source widened in chunks: no f32 copy of the whole tensor (at load, such temporaries
+            // between the kept weights fragment the heap and stay resident: ~0.2 GB for SD 1.5 in q8_0)
+            let chunk = 32 * 1024
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+            defer { buf.deallocate() }
+            var i = 0
+            while i < n {
+                let m = min(chunk, n - i)
+                let src = (base + 2 * (offset + i)).assumingMemoryBound(to: UInt16.self)
+                if elementType == .f16 { de_f16_to_f32(src, buf, Int64(m)) } else { de_bf16_to_f32(src, buf, Int64(m)) }
+                convert(buf, i, m)
+                i += m
+            }
+        } else {
+            let src = widened()
+            convert(src.data, 0, n)
         }
         return Tensor(shape: shape, storage: TensorStorage(reduced: type, bytes: bytes, count: n, owner: nil))
     }

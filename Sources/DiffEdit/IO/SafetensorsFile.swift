@@ -214,6 +214,8 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
                 let w = t.widened()
                 try NumericHealth.requireFinite(w.data, count, shape: shape, "\(path): tensor \(e.name)")
             }
+            // the check read every page: they go back until the weight is used (faulted in from the file then)
+            t.storage.releaseMappedPages()
             return t
         default:
             return try load(e, elements: start, count: count, shape: shape)
@@ -229,6 +231,7 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         if count == 0 { return Tensor(shape: shape) }
         let t = try convert(e, offset: offset, count: count, shape: shape)
         try NumericHealth.requireFinite(t.data, count, shape: shape, "\(path): tensor \(e.name)")
+        t.storage.releaseMappedPages()   // an f32 tensor used in place: its pages come back when it is used
         return t
     }
 

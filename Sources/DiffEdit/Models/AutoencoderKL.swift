@@ -67,6 +67,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         guard image.shape[2] % f == 0, image.shape[3] % f == 0 else {
             throw DiffEditError.invalidArgument("VAE.encodeMean: image size \(image.shape[3])x\(image.shape[2]) is not a multiple of the VAE factor \(f)")
         }
+        defer { weightTally.releaseMappedPages() }   // mapped weights leave the resident set until the next call
         if let plan = tiling.plan(width: image.shape[3], height: image.shape[2], config: c) {
             return try tiledEncodeMean(image, plan)                            // [B, L, h, w]
         }
@@ -115,6 +116,7 @@ public final class AutoencoderKL: @unchecked Sendable {
               latents.shape[2] > 0, latents.shape[3] > 0 else {
             throw DiffEditError.invalidArgument("VAE.decode: latents have shape \(latents.shape), expected [B, \(c.latent_channels), h, w]")
         }
+        defer { weightTally.releaseMappedPages() }   // mapped weights leave the resident set until the next call
         let f = c.downsampleFactor
         let x: Tensor
         if let plan = tiling.plan(width: latents.shape[3] * f, height: latents.shape[2] * f, config: c) {

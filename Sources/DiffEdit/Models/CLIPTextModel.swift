@@ -40,7 +40,8 @@ public final class CLIPTextModel {
         let w = (!weights.contains("text_model.embeddings.token_embedding.weight")
                  && weights.contains("embeddings.token_embedding.weight")) ? root : root.sub("text_model")
         let d = c.hidden_size
-        tokenEmbedding = try w("embeddings.token_embedding.weight", [c.vocab_size, d], upload: false)        // host gather
+        // host gather; an fp16 table stays fp16 in place (rows widened on lookup) unless weightsDType is f32
+        tokenEmbedding = try w.hostTable("embeddings.token_embedding.weight", [c.vocab_size, d])
         positionEmbedding = try w("embeddings.position_embedding.weight", [c.max_position_embeddings, d], upload: false)
         layers = try (0..<c.num_hidden_layers).map { i in
             try CLIPEncoderLayer(w.sub("encoder.layers", i), config: c, activation: act)
@@ -103,10 +104,13 @@ public final class CLIPTextModel {
         for (r, row) in ids.enumerated() {
             for (t, id) in row.enumerated() {
                 let dst = h.data + (r * l + t) * d
-                let tok = tokenEmbedding.data + Int(id) * d, pos = positionEmbedding.data + t * d
-                for j in 0..<d { dst[j] = tok[j] + pos[j] }
+                tokenEmbedding.row(Int(id), into: dst)                   // the table's row, as f32
+                let pos = positionEmbedding.data + t * d
+                for j in 0..<d { dst[j] += pos[j] }
             }
         }
+        // the weights read in place from the checkpoint leave the resident set once the prompts are encoded
+        defer { weightTally.releaseMappedPages() }
         for (k, layer) in layers.enumerated() {
             try hook?(k, h)
             try layer.forward(backend, h)                                // [B, L, D]

@@ -1,5 +1,5 @@
 /// Every parameter a network loaded, by its clean name (as the network's WeightSource names it), and the
-/// tensors derived from one at load (Upsample2D's phase kernels): what LoRA fusing changes in place.
+/// re-derivations registered for tensors made from one at load (none today; `onReplace`): what LoRA fusing changes in place.
 /// Filled by `WeightScope` while the network is built; read-only afterwards except through `replace`.
 public final class WeightRegistry: @unchecked Sendable {
     private(set) var tensors: [String: Tensor] = [:]

@@ -51,23 +51,19 @@ struct WeightScope {
         return c
     }
 
+    /// Loads `prefix + name` for host code only (never an op operand: e.g. an embedding table gathered row by
+    /// row), checking its shape. Under any WeightsDType but f32 it stays as the file stores it (an fp16 / bf16
+    /// tensor borrowed in place from the mapping, no copy: read it with `Tensor.row(_:into:)`); f32 widens it.
+    func hostTable(_ name: String, _ shape: [Int]) throws -> Tensor {
+        let t = try load(name, shape, stored: weightsDType != .f32)
+        tally.record(t)
+        registry?.record(prefix + name, t)
+        return t
+    }
+
     /// Re-derives a tensor made from parameter `name` (of this scope) whenever that parameter is replaced.
     func onReplace(of name: String, _ refresh: @escaping () throws -> Void) {
         registry?.onReplace(prefix + name, refresh)
-    }
-
-    /// A tensor derived at load from loaded ones (e.g. Upsample2D's phase kernels: sums of taps) as a
-    /// backend constant. Under an explicit reduced WeightsDType a weight is stored like `like` (the weight
-    /// it was derived from); under auto it stays f32, because the derived values are not representable in
-    /// the file's dtype (rounding them moves fp16 checkpoints' outputs by ~5e-4 relative).
-    func constant(_ t: Tensor, kind: Backend.ConstantKind, like: Tensor? = nil) throws -> Tensor {
-        var t = t
-        if kind == .weight, reduces, weightsDType != .auto, let like, like.elementType != .f32 {
-            t = t.converted(to: WeightScope.fit(like.elementType, t))
-        }
-        tally.record(t)
-        guard let be = backend else { return t }
-        return try be.constant(t, kind: kind)
     }
 
     /// `t` (as loaded: f32, or f16 / bf16 in place) in the element type `weightsDType` asks for.

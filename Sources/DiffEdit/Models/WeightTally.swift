@@ -23,6 +23,8 @@ public final class WeightTally: Sendable {
     }
 
     private let state = Mutex(Summary())
+    /// The storages read in place from a memory-mapped checkpoint (what `releaseMappedPages` drops).
+    private let mapped = Mutex<[TensorStorage]>([])
 
     public init() {}
 
@@ -33,7 +35,18 @@ public final class WeightTally: Sendable {
             $0.tensors[type, default: 0] += 1
             if mapped { $0.mappedBytes += bytes }
         }
+        if mapped { self.mapped.withLock { $0.append(t.storage) } }
     }
 
     public var summary: Summary { state.withLock { $0 } }
+
+    /// Drops the resident pages of every weight this network reads in place from a memory-mapped checkpoint
+    /// (madvise MADV_DONTNEED: MemoryMappedFile.releasePages), once a phase of a request is done with the
+    /// network (the text encoder after the prompts, the UNet before the VAE decode, the VAE after it), so the
+    /// process's resident set holds the weights of the network at work, not of all three. Nothing is lost:
+    /// the next read faults the pages back in from the file (from the page cache while it holds them: minor
+    /// faults, no copy). Weights converted at load (f32, q8_0, ...) own their memory and are not affected.
+    public func releaseMappedPages() {
+        for s in mapped.withLock({ $0 }) { s.releaseMappedPages() }
+    }
 }

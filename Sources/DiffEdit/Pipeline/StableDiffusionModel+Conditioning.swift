@@ -63,7 +63,10 @@ extension StableDiffusionModel {
 
     /// Scaled latents [B, C, h, w] -> decoded images [B, 3, H, W] in about [-1, 1] (not clamped).
     public func decodeLatents(_ latents: Tensor) throws -> Tensor {
-        try vae.decode(LatentScaling.unscale(latents, vaeConfig))            // [B, 3, H, W]
+        // the denoising is done: the UNet's mapped pages and the provider's large op buffers make room for the VAE
+        unet.weightTally.releaseMappedPages()
+        backend.shrinkScratch()
+        return try vae.decode(LatentScaling.unscale(latents, vaeConfig))     // [B, 3, H, W]
     }
 
     /// Scaled latents -> an 8-bit image (item `batch`), as diffusers' postprocess: ((x / 2 + 0.5)
