@@ -318,9 +318,9 @@ BENCH_DTYPES   ?= auto auto:bf16 f32 bf16 bf16:auto q8_0
 BENCH_SIZES    ?= 64
 BENCH_GENERATE ?= 256,512
 BENCH_STEPS    ?= 10
-# per weights dtype, one more process per size here: load + one whole generate, nothing else (its peak RSS is
-# the issue's "whole generate" measure; the main run's peak also covers the UNet timing)
-BENCH_RSS_SIZES ?= 256 512
+# per row, one more process per size here: load + one whole generate, nothing else (its peak RSS is the issue's
+# "whole generate" measure: the main run's peak also covers the UNet timing); BENCH_RSS_SIZES= skips them
+BENCH_RSS_SIZES ?= 512
 bench: cli
 	@rm -f $(BENCH_RESULTS)
 	@if $(PYTHON) -c 'import torch, diffusers' >/dev/null 2>&1; then \
@@ -329,7 +329,7 @@ bench: cli
 	    $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --compute $$c --sizes $(BENCH_SIZES) --generate $(BENCH_GENERATE) \
 	      --steps $(BENCH_STEPS) --results $(BENCH_RESULTS) --append $(BENCH_ARGS) || exit 1; \
 	    for s in $(BENCH_RSS_SIZES); do \
-	      $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --sizes none --no-warmup --generate $$s \
+	      $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --compute $$c --sizes none --no-warmup --generate $$s \
 	        --steps $(BENCH_STEPS) --results $(BENCH_RESULTS) --append || exit 1; \
 	    done; \
 	  done; \
