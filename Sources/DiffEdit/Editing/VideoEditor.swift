@@ -104,7 +104,7 @@ public final class VideoEditor {
             let dec = try imageEditor.decode(out.latents.slice0(s, 1).copy())          // work size
             outs.append(try PixelPolicy.compose(decoded: dec, original: images[s], plan: plan,
                                                 userMask: plain == nil ? nil : options.edit.mask, feathered: plain,
-                                                blendMask: out.blendMasks[s], factor: parts.vaeFactor,
+                                                blendMask: out.blendMasks[s], factor: parts.vaeFactor, reportMask: false,
                                                 reconstruction: { try self.imageEditor.decode(zs[s]) }).0)
         }
         return outs
