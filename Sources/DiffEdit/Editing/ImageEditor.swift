@@ -89,9 +89,10 @@ public final class ImageEditor {
 
     /// scaled latents [1, C, h, w] -> image.
     func decode(_ latents: Tensor) throws -> RGBImage {
-        // the UNet's mapped pages and the provider's large op buffers make room for the VAE decode
+        // the UNet's mapped pages, the provider's large op buffers and the free heap make room for the VAE decode
         parts.unet.weightTally.releaseMappedPages()
         parts.backend.shrinkScratch()
+        HeapTrim.releaseFreePages()
         let x = try parts.vae.decode(LatentScaling.unscale(latents, parts.vae.config))   // [1, 3, H, W]
         return try RGBImage(tensor: x, range: .signed)
     }

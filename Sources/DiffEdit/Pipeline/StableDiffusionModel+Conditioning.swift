@@ -63,9 +63,10 @@ extension StableDiffusionModel {
 
     /// Scaled latents [B, C, h, w] -> decoded images [B, 3, H, W] in about [-1, 1] (not clamped).
     public func decodeLatents(_ latents: Tensor) throws -> Tensor {
-        // the denoising is done: the UNet's mapped pages and the provider's large op buffers make room for the VAE
+        // the denoising is done: the UNet's mapped pages, the provider's large op buffers and the free heap make room for the VAE
         unet.weightTally.releaseMappedPages()
         backend.shrinkScratch()
+        HeapTrim.releaseFreePages()
         return try vae.decode(LatentScaling.unscale(latents, vaeConfig))     // [B, 3, H, W]
     }
 
