@@ -5,7 +5,7 @@ DefaultModelQualityTests (issue 5: "10 recolour edits, at least 8 succeed").
     python3 tools/make_quality_fixtures.py [--cases 10]
 
 Per case: case_NN.png (the 64x64 source), case_NN_region.png (the edited region: white = may change) and an
-entry in cases.json (instruction, expected RGB, seed). Seeds come from a held-out range of their own
+entry in cases.json (instruction, a held-out phrasing of it (issue 23), expected RGB, seed). Seeds come from a held-out range of their own
 (world.HELDOUT_SEED_BASE + 5 000 000 + i), disjoint from training data and from tools/quality.py's cases.
 Needs numpy and Pillow only (no PyTorch).
 """
@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
+import phrasing  # noqa: E402
 import world  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +39,9 @@ def main():
         Image.fromarray(r["source"]).save(os.path.join(a.out, name + ".png"), optimize=True)
         Image.fromarray((r["region"] * 255).astype(np.uint8)).save(os.path.join(a.out, name + "_region.png"),
                                                                    optimize=True)
-        cases.append({"name": name, "seed": seed, "instruction": e.instruction,
+        # a phrasing from the held-out templates (tools/toyworld/phrasing.py), as tools/quality.py --phrasing heldout
+        held = phrasing.instruction(e, np.random.default_rng([seed, 1]), "heldout")
+        cases.append({"name": name, "seed": seed, "instruction": e.instruction, "heldout_instruction": held,
                       "expected_rgb": [float(x) for x in r["expected_rgb"]],
                       "source_caption": r["source_caption"], "target_caption": r["target_caption"]})
     with open(os.path.join(a.out, "cases.json"), "w") as f:
