@@ -26,15 +26,7 @@ public struct ModelSizeEstimate: Equatable, Sendable {
     /// Bytes of f32 weights.
     public var bytes: Int { Self.mul(parameters, 4) }
 
-    static func mul(_ xs: Int...) -> Int {
-        var r = 1
-        for x in xs {
-            let (m, o) = r.multipliedReportingOverflow(by: max(x, 0))
-            if o { return Int.max }
-            r = m
-        }
-        return r
-    }
+    static func mul(_ xs: Int...) -> Int { HostMemory.product(xs) }
 
     static func sum(_ xs: Int...) -> Int {
         var r = 0

@@ -24,15 +24,7 @@ extension StableDiffusionModel {
     /// `estimatedWorkingSet` from the configs alone (the fuzz harness calls it on unchecked configs).
     public static func estimatedWorkingSet(unet unetConfig: UNetConfig, vae vaeConfig: VAEConfig,
                                            width: Int, height: Int, unetItems: Int) -> Int {
-        func mul(_ xs: Int...) -> Int {
-            var r = 1
-            for x in xs {
-                let (m, o) = r.multipliedReportingOverflow(by: max(x, 0))
-                if o { return Int.max }
-                r = m
-            }
-            return r
-        }
+        func mul(_ xs: Int...) -> Int { HostMemory.product(xs) }
         func add(_ a: Int, _ b: Int) -> Int { let (s, o) = a.addingReportingOverflow(b); return o ? Int.max : s }
         let pixels = mul(width, height)
         var vae = 0
