@@ -77,6 +77,20 @@ public enum ImageResampler {
         return RGBImage(width: width, height: height, pixels: px)
     }
 
+    /// The horizontal pass of one channel of interleaved RGB bytes: [h, w] -> [h, weights.count] floats at `t`.
+    private static func horizontalPass(_ src: UnsafeBufferPointer<UInt8>, channel c: Int, width w: Int, height h: Int,
+                                       weights wx: [(Int, [Float])], into t: UnsafeMutablePointer<Float>) {
+        let nw = wx.count
+        for y in 0..<h {
+            for x in 0..<nw {
+                var s: Float = 0
+                let (start, ws) = wx[x]
+                for k in 0..<ws.count { s += Float(src[3 * (y * w + start + k) + c]) * ws[k] }
+                t[y * nw + x] = s
+            }
+        }
+    }
+
     /// The same numbers as `image(resize(planes(image), ...))`, without the two input- or output-size float
     /// copies (a 16384x16384 picture is 3 GB of floats): each channel goes through one [h, nw] row buffer.
     public static func resize(_ image: RGBImage, toWidth nw: Int, height nh: Int) -> RGBImage {
@@ -90,13 +104,8 @@ public enum ImageResampler {
             px.withUnsafeMutableBufferPointer { dst in
                 for c in 0..<3 {
                     // horizontal: [h, w] -> [h, nw]
-                    for y in 0..<h {
-                        for x in 0..<nw {
-                            var s: Float = 0
-                            let (start, ws) = wx[x]
-                            for k in 0..<ws.count { s += Float(src[3 * (y * w + start + k) + c]) * ws[k] }
-                            tmp[y * nw + x] = s
-                        }
+                    tmp.withUnsafeMutableBufferPointer { t in
+                        horizontalPass(src, channel: c, width: w, height: h, weights: wx, into: t.baseAddress!)
                     }
                     // vertical: [h, nw] -> [nh, nw], rounded and clamped into the interleaved output
                     for y in 0..<nh {
@@ -191,14 +200,7 @@ public enum ImageResampler {
             edited.pixels.withUnsafeBufferPointer { src in
                 tmp.withUnsafeMutableBufferPointer { t in
                     for c in 0..<3 {
-                        for y in 0..<h {
-                            for x in 0..<nw {
-                                var s: Float = 0
-                                let (start, ws) = wx[x]
-                                for k in 0..<ws.count { s += Float(src[3 * (y * w + start + k) + c]) * ws[k] }
-                                t[(c * h + y) * nw + x] = s
-                            }
-                        }
+                        horizontalPass(src, channel: c, width: w, height: h, weights: wx, into: t.baseAddress! + c * h * nw)
                     }
                 }
             }
