@@ -88,21 +88,10 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// diffusers AutoencoderKL._tiled_encode (the mean half of the moments: blending is per channel):
     /// tiles of plan.sample pixels every 3/4 tile, blended over a quarter tile of latents.
     private func tiledEncodeMean(_ image: Tensor, _ plan: VAETilePlan) throws -> Tensor {
-        let (b, ci, hh, ww) = (image.shape[0], image.shape[1], image.shape[2], image.shape[3])
-        let f = config.downsampleFactor, l = config.latent_channels
-        var grid = VAETileGrid(batch: b, channels: l)
-        for i in stride(from: 0, to: hh, by: plan.encodeStep) {
-            var row: [VAETileGrid.Tile] = []
-            for j in stride(from: 0, to: ww, by: plan.encodeStep) {
-                let th = min(plan.sample, hh - i), tw = min(plan.sample, ww - j)
-                let tile = try backend.output([b, ci, th, tw])                 // [B, C, th, tw]
-                try backend.copyStrided(shape: [b * ci, th, tw], from: image, fromOffset: i * ww + j,
-                                        fromStrides: [hh * ww, ww, 1], to: tile, toStrides: [th * tw, tw, 1])
-                let mean = try encodeMeanWhole(tile)                           // [B, L, th/f, tw/f]
-                row.append(VAETileGrid.Tile(data: Array(mean.buffer), h: th / f, w: tw / f))
-            }
-            grid.rows.append(row)
-        }
+        let (hh, ww) = (image.shape[2], image.shape[3])
+        let f = config.downsampleFactor
+        var grid = try tileGrid(image, size: plan.sample, step: plan.encodeStep, channels: config.latent_channels,
+                                outSize: { $0 / f }, encodeMeanWhole)                // tiles [B, L, th/f, tw/f]
         guard let out = grid.blendAndJoin(blend: plan.encodeBlend, keep: plan.encodeKeep, height: hh / f, width: ww / f) else {
             throw DiffEditError.invalidArgument("VAE.encodeMean: tiles of \(plan.sample) px do not cover \(ww)x\(hh) (tile size must be a multiple of \(4 * f))")
         }
@@ -139,24 +128,34 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// diffusers AutoencoderKL.tiled_decode: latent tiles of plan.latent every 3/4 tile, each decoded alone,
     /// blended over a quarter tile of pixels. Only one tile's decoder activations are alive at a time.
     private func tiledDecode(_ latents: Tensor, _ plan: VAETilePlan) throws -> Tensor {
-        let (b, l, h, w) = (latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3])
-        let f = config.downsampleFactor, co = config.out_channels
-        var grid = VAETileGrid(batch: b, channels: co)
-        for i in stride(from: 0, to: h, by: plan.decodeStep) {
-            var row: [VAETileGrid.Tile] = []
-            for j in stride(from: 0, to: w, by: plan.decodeStep) {
-                let th = min(plan.latent, h - i), tw = min(plan.latent, w - j)
-                let tile = try backend.output([b, l, th, tw])                  // [B, L, th, tw]
-                try backend.copyStrided(shape: [b * l, th, tw], from: latents, fromOffset: i * w + j,
-                                        fromStrides: [h * w, w, 1], to: tile, toStrides: [th * tw, tw, 1])
-                let dec = try decodeWhole(tile)                                // [B, out, th*f, tw*f]
-                row.append(VAETileGrid.Tile(data: Array(dec.buffer), h: th * f, w: tw * f))
-            }
-            grid.rows.append(row)
-        }
+        let (h, w) = (latents.shape[2], latents.shape[3])
+        let f = config.downsampleFactor
+        var grid = try tileGrid(latents, size: plan.latent, step: plan.decodeStep, channels: config.out_channels,
+                                outSize: { $0 * f }, decodeWhole)                    // tiles [B, out, th*f, tw*f]
         guard let out = grid.blendAndJoin(blend: plan.decodeBlend, keep: plan.decodeKeep, height: h * f, width: w * f) else {
             throw DiffEditError.invalidArgument("VAE.decode: tiles of \(plan.sample) px do not cover \(w * f)x\(h * f) (tile size must be a multiple of \(4 * f))")
         }
         return out                                                             // [B, out, h*f, w*f]
+    }
+
+    /// The tiles of x [B, C, H, W] (`size` x `size`, every `step`, row-major; edge tiles cut short), each run
+    /// through `run` alone into [B, channels, outSize(th), outSize(tw)] and kept in a grid for blending.
+    private func tileGrid(_ x: Tensor, size: Int, step: Int, channels: Int, outSize: (Int) -> Int,
+                          _ run: (Tensor) throws -> Tensor) throws -> VAETileGrid {
+        let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var grid = VAETileGrid(batch: b, channels: channels)
+        for i in stride(from: 0, to: h, by: step) {
+            var row: [VAETileGrid.Tile] = []
+            for j in stride(from: 0, to: w, by: step) {
+                let th = min(size, h - i), tw = min(size, w - j)
+                let tile = try backend.output([b, c, th, tw])                  // [B, C, th, tw]
+                try backend.copyStrided(shape: [b * c, th, tw], from: x, fromOffset: i * w + j,
+                                        fromStrides: [h * w, w, 1], to: tile, toStrides: [th * tw, tw, 1])
+                let y = try run(tile)                                          // [B, channels, outSize(th), outSize(tw)]
+                row.append(VAETileGrid.Tile(data: Array(y.buffer), h: outSize(th), w: outSize(tw)))
+            }
+            grid.rows.append(row)
+        }
+        return grid
     }
 }
