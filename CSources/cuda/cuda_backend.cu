@@ -127,7 +127,12 @@ static uint32_t cu_caps(de_backend *be) {
 static void cu_stats(de_backend *be, de_backend_stats *out) {
     cuda_ctx *c = cu_of(be);
     pthread_mutex_lock(&c->lock);
-    de_backend_stats s = { sizeof s, c->n_constants, (int64_t)c->consts.dev_bytes, c->host_operands, 0 /* scratch: not reported */ };
+    de_backend_stats s;
+    memset(&s, 0, sizeof s); /* fields this provider does not report (scratch, bf16_gemms) stay 0 */
+    s.struct_size = sizeof s;
+    s.constants = c->n_constants;
+    s.constant_bytes = (int64_t)c->consts.dev_bytes;
+    s.host_operands = c->host_operands;
     pthread_mutex_unlock(&c->lock);
     size_t n = out->struct_size < sizeof s ? out->struct_size : sizeof s;
     memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
