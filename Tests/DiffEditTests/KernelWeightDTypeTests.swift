@@ -78,9 +78,9 @@ final class KernelWeightDTypeTests: XCTestCase {
         XCTAssertEqual(b, [0x3F80, 0x3F80, 0x3F82, 0x3F81])
     }
 
-    func testQ8_0BlocksRoundTripWithinHalfAStep() {
+    func testQ8_0BlocksRoundTripWithinHalfAStep() throws {
         let x = rand([4, 64], seed: 9, scale: 3)
-        let q = x.converted(to: .q8_0)
+        let q = try x.converted(to: .q8_0)
         XCTAssertEqual(q.elementType, .q8_0)
         XCTAssertEqual(q.storedBytes, 8 * 34)
         let back = q.widened().toArray(), xs = x.toArray()
@@ -93,7 +93,7 @@ final class KernelWeightDTypeTests: XCTestCase {
             }
         }
         // a block of zeros stays zero (no division by zero)
-        let z = Tensor(shape: [32], zeroed: true).converted(to: .q8_0)
+        let z = try Tensor(shape: [32], zeroed: true).converted(to: .q8_0)
         XCTAssertEqual(z.widened().toArray(), [Float](repeating: 0, count: 32))
     }
 
@@ -103,7 +103,7 @@ final class KernelWeightDTypeTests: XCTestCase {
             let x = rand([rows, inF], seed: UInt64(rows), scale: 1)
             let w32 = rand([out, inF], seed: UInt64(out), scale: 0.3), b = rand([out], seed: 77)
             for t in types {
-                let w = w32.converted(to: t)
+                let w = try w32.converted(to: t)
                 XCTAssertEqual(w.elementType, t)
                 let y = try be.linear(x, w, b)
                 check(y, refLinear(x.toArray(), rows: rows, w.widened().toArray(), out: out, inF: inF, b.toArray()),
@@ -124,12 +124,12 @@ final class KernelWeightDTypeTests: XCTestCase {
         let x = rand([n, c, h, wd], seed: 5)
         let w32 = rand([out, c], seed: 6, scale: 0.2), b = rand([out], seed: 7)
         for t in types {
-            let w = w32.converted(to: t)
+            let w = try w32.converted(to: t)
             let wv = w.widened()
             let tok = try be.linearNCHWToTokens(x, w, b)                       // [n, hw, out]
             let ref = try be.linearNCHWToTokens(x, wv, b)
             check(tok, ref.toArray().map(Double.init), tol: 1e-5, "linearNCHWToTokens \(t.name)")
-            let w2 = rand([c, out], seed: 8, scale: 0.2).converted(to: t)    // [C, inner]
+            let w2 = try rand([c, out], seed: 8, scale: 0.2).converted(to: t)    // [C, inner]
             let res = rand([n, c, h, wd], seed: 9)
             let back = try be.linearTokensToNCHW(tok, w2, nil, residual: res)
             let backRef = try be.linearTokensToNCHW(tok, w2.widened(), nil, residual: res)
@@ -168,7 +168,7 @@ final class KernelWeightDTypeTests: XCTestCase {
             let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
             let r = rand([n, co, oh, ow], seed: 4)
             for t in types {
-                let wt = w32.converted(to: t)
+                let wt = try w32.converted(to: t)
                 let y = try backend.conv2d(x, wt, b, stride: s, padding: p, residual: r)
                 let tol = what.contains("F(4x4)") ? 1e-5 : 2e-5
                 check(y, refConv(x, wt.widened(), b, stride: s, pad: (p, p, p, p), res: r), tol: tol, "conv \(what), \(t.name)")
@@ -179,7 +179,7 @@ final class KernelWeightDTypeTests: XCTestCase {
     func testBadReducedDescriptorsAreErrors() throws {
         let raw = be.raw
         let a = rand([4, 40], seed: 1), c = Tensor(shape: [4, 4])
-        let w = Tensor(shape: [4, 40], zeroed: true).converted(to: .f16)
+        let w = try Tensor(shape: [4, 40], zeroed: true).converted(to: .f16)
         var g = de_gemm_op()
         g.dtype = DE_F32; g.batch = 1; g.m = 4; g.n = 4; g.k = 40
         g.a = UnsafeRawPointer(a.data); g.lda = 40
@@ -201,7 +201,7 @@ final class KernelWeightDTypeTests: XCTestCase {
 
         var cv = de_conv2d_op()
         let x = rand([1, 4, 5, 5], seed: 2), y = Tensor(shape: [1, 2, 5, 5])
-        let cw = Tensor(shape: [2, 4, 3, 3], zeroed: true).converted(to: .f16)
+        let cw = try Tensor(shape: [2, 4, 3, 3], zeroed: true).converted(to: .f16)
         cv.dtype = DE_F32; cv.n = 1; cv.c_in = 4; cv.h = 5; cv.w = 5; cv.c_out = 2; cv.kh = 3; cv.kw = 3
         cv.stride_h = 1; cv.stride_w = 1; cv.pad_t = 1; cv.pad_l = 1; cv.pad_b = 1; cv.pad_r = 1
         cv.x = UnsafeRawPointer(x.data); cv.weight = cw.weightOperand.pointer; cv.y = UnsafeMutableRawPointer(y.data)

@@ -131,7 +131,7 @@ public final class TensorStorage: @unchecked Sendable {
             // to the original); given f32 data (a LoRA-fused weight) it becomes f32 storage of that data,
             // as diffusers fuses in the compute dtype (rounding it to 16 bits would move outputs ~1e-3)
             lock.withLock { _ in dropWidened() }
-            if ownsReduced { old.deallocate() }
+            if ownsReduced { HostMemory.free(old) }
             if source.elementType == elementType, let sr = source.reduced {
                 reduced = sr
                 ownsReduced = false
@@ -177,7 +177,7 @@ public final class TensorStorage: @unchecked Sendable {
     final class RawBlock {
         let pointer: UnsafeMutableRawPointer
         init(_ p: UnsafeMutableRawPointer) { pointer = p }
-        deinit { pointer.deallocate() }
+        deinit { HostMemory.free(pointer) }
     }
 
     /// Frees the widened f32 copy of a reduced weight (under `lock`; the data it showed is about to change).
@@ -194,7 +194,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// A reduced-precision weight (f16, bf16 or q8_0; `count` elements, q8_0: count % 32 == 0) at `bytes`:
     /// borrowed while `owner` (e.g. a memory-mapped file) keeps it alive, or owned (`owner` nil: `bytes`
-    /// was allocated with UnsafeMutableRawPointer.allocate and is freed with the storage).
+    /// came from HostMemory.allocate and is freed with the storage).
     init(reduced type: ElementType, bytes: UnsafeMutableRawPointer, count: Int, owner: AnyObject?) {
         precondition(type != .f32, "TensorStorage(reduced:): f32 is not reduced")
         precondition(type != .q8_0 || count % 32 == 0, "TensorStorage: q8_0 needs a multiple of 32 elements")
@@ -320,7 +320,7 @@ public final class TensorStorage: @unchecked Sendable {
         if let h = constHandle, let be = constBackend { de_backend_constant_release(be.raw, h) }
         if let d = device, let be = backend { de_backend_release(be.raw, d) }
         if ownsHost, let h = host { HostMemory.free(h) }
-        if ownsReduced, let r = reduced { r.deallocate() }
+        if ownsReduced, let r = reduced { HostMemory.free(r) }
     }
 
     /// Counters of device-born storage (process-wide): how often data had to come back to the host.
@@ -396,12 +396,13 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// A reduced-precision copy of this tensor's values (f32 input: `data`; reduced input is widened first),
     /// rows of `shape.last` elements; q8_0 needs count % 32 == 0 (quantized in blocks of 32 in order).
-    public func converted(to type: ElementType) -> Tensor {
+    /// The copy's memory comes from `HostMemory`: `.outOfMemory` naming `what` when it is not there.
+    public func converted(to type: ElementType, what: @autoclosure () -> String = "a converted tensor") throws -> Tensor {
         if type == .f32 { return elementType == .f32 ? self : widened() }
         if type == elementType { return self }
         let n = count
         precondition(type != .q8_0 || n % 32 == 0, "Tensor.converted(to: q8_0): \(n) elements")
-        let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(type.bytes(n), 1), alignment: 64)
+        let bytes = try HostMemory.allocate(max(type.bytes(n), 1), what: "\(what()) in \(type)")
         func convert(_ src: UnsafePointer<Float>, _ first: Int, _ m: Int) {
             let dst = bytes + type.byteOffset(first)
             switch type {

@@ -92,7 +92,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         let f = config.downsampleFactor
         var grid = try tileGrid(image, size: plan.sample, step: plan.encodeStep, channels: config.latent_channels,
                                 outSize: { $0 / f }, encodeMeanWhole)                // tiles [B, L, th/f, tw/f]
-        guard let out = grid.blendAndJoin(blend: plan.encodeBlend, keep: plan.encodeKeep, height: hh / f, width: ww / f) else {
+        guard let out = try grid.blendAndJoin(blend: plan.encodeBlend, keep: plan.encodeKeep, height: hh / f, width: ww / f) else {
             throw DiffEditError.invalidArgument("VAE.encodeMean: tiles of \(plan.sample) px do not cover \(ww)x\(hh) (tile size must be a multiple of \(4 * f))")
         }
         return out                                                             // [B, L, H/f, W/f]
@@ -132,7 +132,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         let f = config.downsampleFactor
         var grid = try tileGrid(latents, size: plan.latent, step: plan.decodeStep, channels: config.out_channels,
                                 outSize: { $0 * f }, decodeWhole)                    // tiles [B, out, th*f, tw*f]
-        guard let out = grid.blendAndJoin(blend: plan.decodeBlend, keep: plan.decodeKeep, height: h * f, width: w * f) else {
+        guard let out = try grid.blendAndJoin(blend: plan.decodeBlend, keep: plan.decodeKeep, height: h * f, width: w * f) else {
             throw DiffEditError.invalidArgument("VAE.decode: tiles of \(plan.sample) px do not cover \(w * f)x\(h * f) (tile size must be a multiple of \(4 * f))")
         }
         return out                                                             // [B, out, h*f, w*f]

@@ -108,7 +108,7 @@ struct VAETileGrid {
     /// diffusers blend_v(a = rows[i-1][j], b = rows[i][j]) then blend_h(a = rows[i][j-1], b), in place, in
     /// row-major order (later tiles see their neighbours already blended), then the top-left `keep` x `keep`
     /// of each tile joined into [B, C, H, W]; nil when the kept parts do not make a rectangle of height x width.
-    mutating func blendAndJoin(blend: Int, keep: Int, height: Int, width: Int) -> Tensor? {
+    mutating func blendAndJoin(blend: Int, keep: Int, height: Int, width: Int) throws -> Tensor? {
         let bc = batch * channels
         for i in rows.indices {
             for j in rows[i].indices {
@@ -149,7 +149,7 @@ struct VAETileGrid {
         let heights = rows.map { min(keep, $0[0].h) }, widths = first.map { min(keep, $0.w) }
         guard heights.reduce(0, +) == height, widths.reduce(0, +) == width,
               rows.allSatisfy({ $0.count == first.count }) else { return nil }
-        let out = Tensor(shape: [batch, channels, height, width], zeroed: false)
+        let out = try Tensor.allocate([batch, channels, height, width], what: "the tiled VAE's joined output")
         let o = out.data
         var y0 = 0
         for (i, row) in rows.enumerated() {

@@ -43,7 +43,7 @@ struct WeightScope {
         let k = kind ?? (shape.count >= 2 ? .weight : .param)
         let keep = upload && k == .weight && reduces && weightsDType != .f32
         let loaded = try load(name, shape, stored: keep)
-        let t = keep ? stored(loaded) : loaded
+        let t = keep ? try stored(loaded, name: prefix + name) : loaded
         tally.record(t)
         guard upload, let be = backend else { registry?.record(prefix + name, t); return t }
         let c = try be.constant(t, kind: k)
@@ -67,7 +67,7 @@ struct WeightScope {
     }
 
     /// `t` (as loaded: f32, or f16 / bf16 in place) in the element type `weightsDType` asks for.
-    private func stored(_ t: Tensor) -> Tensor {
+    private func stored(_ t: Tensor, name: String) throws -> Tensor {
         let want: ElementType
         switch weightsDType {
         case .auto: return t
@@ -77,7 +77,7 @@ struct WeightScope {
         case .q8_0: want = WeightScope.fit(.q8_0, t)
         }
         if want == t.elementType { return t }
-        let c = t.converted(to: want)
+        let c = try t.converted(to: want, what: "weight \(name)")
         t.storage.releaseMappedPages()   // the converted copy replaces the file's pages
         return c
     }
