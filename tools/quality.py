@@ -310,6 +310,7 @@ def main():
                 print(f"  {t} {c['seed']} {c['edit'].source.size}px: {c['instruction']!r}")
     rows = []
     breakdown = {}  # (method, type) -> {target colour or "N-object": [successes, cases]}
+    bg_by = {}  # jittered scenes: (method, type) -> {"64px" / "flat" / "gradient" / "noise" / "hard" / "aa": [bg PSNR]}
     with tempfile.TemporaryDirectory() as tmp:
         for m in methods:
             need = models["instruct" if m == "instruct" else "sd"]
@@ -335,6 +336,11 @@ def main():
                             n_ok = breakdown.setdefault((m, t), {}).setdefault(key, [0, 0])
                             n_ok[0] += int(ok)
                             n_ok[1] += 1
+                        st = e.source.style
+                        if st is not None and np.isfinite(bg):
+                            tex = st.texture[0] if st.texture else "flat"
+                            for key in (f"{e.source.size}px", tex, "hard" if st.hard else "aa"):
+                                bg_by.setdefault((m, t), {}).setdefault(key, []).append(bg)
                     times.append(dt)
                     if a.save_images and len(sheet) < 16:
                         sheet.append(np.concatenate([c["source"], out, c["target"]], 1))
@@ -355,6 +361,9 @@ def main():
                 if a.breakdown and (m, t) in breakdown:
                     print("    " + "  ".join(f"{key} {v[0]}/{v[1]}" for key, v in sorted(breakdown[(m, t)].items())),
                           flush=True)
+                if a.breakdown and (m, t) in bg_by:
+                    print("    bg PSNR median: " + "  ".join(f"{key} {np.median(v):.1f} dB (n={len(v)})"
+                                                         for key, v in sorted(bg_by[(m, t)].items())), flush=True)
     cmd = "python3 tools/quality.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     table = ["| method | edit | cases | success | bg PSNR median (dB) | bg PSNR mean (dB) | s/edit |",
              "|---|---|---|---|---|---|---|"]

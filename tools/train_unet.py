@@ -166,6 +166,8 @@ def main():
     ap.add_argument("--jitter-pairs", type=int, default=0,
                     help="instruct: add this many jittered two-object scenes edited once per object")
     ap.add_argument("--jitter-frac", type=float, default=0.3, help="share of each batch drawn from the jittered data")
+    ap.add_argument("--type-weights", default="recolor=0.5,reshape=0.15,background=0.2,remove=0.15",
+                    help="instruct: sampling weight of each edit type inside the plain and jittered groups")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     a = ap.parse_args()
@@ -238,8 +240,14 @@ def main():
                 f"text encoder params {sum(p.numel() for p in te.parameters())}, data {N}")
     total = (a.total_minutes or a.minutes) * 60
     empty = tok([""])
-    # edit-type weights: recolour is the headline edit
-    w = np.array([{"recolor": 0.5, "reshape": 0.15, "background": 0.2, "remove": 0.15}[t] for t in data["types"]])
+    # edit-type weights (--type-weights; recolour is the headline edit)
+    tw = {}
+    for item in a.type_weights.split(","):
+        k, _, v = item.partition("=")
+        if k.strip() not in ("recolor", "reshape", "background", "remove") or not v:
+            ap.error(f"--type-weights: '{item}' is not TYPE=WEIGHT with TYPE one of recolor, reshape, background, remove")
+        tw[k.strip()] = float(v)
+    w = np.array([tw.get(t, 0.0) for t in data["types"]])
     # groups of rows: plain triplets, pairs, jittered (triplets + pairs); plain and jittered keep their type
     # mix inside; the pairs are uniform; each group gets its share of the batch
     j_frac = a.jitter_frac if n_jit_rows else 0.0

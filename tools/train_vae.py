@@ -15,20 +15,32 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
 import sdparts  # noqa: E402
 import world  # noqa: E402
 
 
-def batch(rng, n, crop=0):
-    """n toy-world images (uint8 -> [-1,1]); with crop > 0, one random crop x crop window of each."""
+def jittered_64(e_scene):
+    """A jittered scene (64, 96 or 128 px) as the model sees it: resized to 64 px (bicubic), as the
+    native-resolution plan does for larger inputs."""
+    im = world.render(e_scene)[0]
+    if im.shape[0] != 64:
+        im = np.asarray(Image.fromarray(im).resize((64, 64), Image.BICUBIC))
+    return im
+
+
+def batch(rng, n, crop=0, jitter_frac=0.0):
+    """n toy-world images (uint8 -> [-1,1]); with crop > 0, one random crop x crop window of each; a share
+    jitter_frac drawn from the jittered generator (world.jittered_edit_for_seed, resized to 64 px)."""
     imgs = []
     for _ in range(n):
         seed = int(rng.integers(0, world.HELDOUT_SEED_BASE // 2))
-        e = world.edit_for_seed(seed)
+        jit = jitter_frac > 0 and rng.random() < jitter_frac
+        e = world.jittered_edit_for_seed(seed) if jit else world.edit_for_seed(seed)
         sc = e.target if rng.random() < 0.5 else e.source
-        im = world.render(sc)[0]
+        im = jittered_64(sc) if jit else world.render(sc)[0]
         if crop:
             y, x = rng.integers(0, im.shape[0] - crop + 1, 2)
             im = im[y:y + crop, x:x + crop]
@@ -36,8 +48,12 @@ def batch(rng, n, crop=0):
     return sdparts.to_tensor(np.stack(imgs))
 
 
-def heldout(n=64):
-    imgs = [world.render(world.edit_for_seed(world.HELDOUT_SEED_BASE + 500_000 + i).source)[0] for i in range(n)]
+def heldout(n=64, jitter=False):
+    if jitter:
+        imgs = [jittered_64(world.jittered_edit_for_seed(world.HELDOUT_SEED_BASE + 600_000 + i).source)
+                for i in range(n)]
+    else:
+        imgs = [world.render(world.edit_for_seed(world.HELDOUT_SEED_BASE + 500_000 + i).source)[0] for i in range(n)]
     return sdparts.to_tensor(np.stack(imgs))
 
 
@@ -63,6 +79,9 @@ def main():
     ap.add_argument("--decoder-only", action="store_true",
                     help="fine-tune only the decoder of WORK/vae on whole images (latent space and "
                          "scaling_factor unchanged, so UNets trained on WORK/vae stay valid); writes WORK/vae_dec")
+    ap.add_argument("--jitter-frac", type=float, default=0.0,
+                    help="--decoder-only: share of each batch from the jittered generator (colour offsets, hard "
+                         "edges, gradient/grain backgrounds, 96/128 px inputs resized to 64)")
     a = ap.parse_args()
     if a.decoder_only:
         return decoder_only(a)
@@ -140,16 +159,17 @@ def decoder_only(a):
         opt.load_state_dict(ck["opt"])
         step, rng = ck["step"], ck["rng"]
         sdparts.log(f"resumed decoder fine-tuning at step {step}")
-    xh = heldout(64)
+    xh, xj = heldout(64), heldout(64, jitter=True)
     with torch.no_grad():
-        zh = vae.encode(xh).latent_dist.mode()
-        sdparts.log(f"decoder fine-tuning: start held-out PSNR {psnr(vae.decode(zh).sample.clamp(-1, 1), xh):.2f} dB")
+        zh, zj = vae.encode(xh).latent_dist.mode(), vae.encode(xj).latent_dist.mode()
+        sdparts.log(f"decoder fine-tuning: start held-out PSNR {psnr(vae.decode(zh).sample.clamp(-1, 1), xh):.2f} dB, "
+                    f"jittered {psnr(vae.decode(zj).sample.clamp(-1, 1), xj):.2f} dB")
     t0, run = time.time(), 0.0
     bs = max(2, a.batch // 2)
     while step < a.steps and time.time() - t0 < a.minutes * 60:
         for g in opt.param_groups:
             g["lr"] = lr * (0.1 + 0.9 * max(0.0, 1 - (time.time() - t0) / (a.minutes * 60)))
-        x = batch(rng, bs, 0)
+        x = batch(rng, bs, 0, a.jitter_frac)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
         y = vae.decode(z).sample
@@ -167,8 +187,9 @@ def decoder_only(a):
     sdparts.save_ckpt(ck_path, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=rng)
     with torch.no_grad():
         p = psnr(vae.decode(zh).sample.clamp(-1, 1), xh)
+        pj = psnr(vae.decode(zj).sample.clamp(-1, 1), xj)
     vae.save_pretrained(os.path.join(a.work, "vae_dec"))
-    sdparts.log(f"final: decoder steps {step} held-out reconstruction PSNR {p:.2f} dB "
+    sdparts.log(f"final: decoder steps {step} held-out reconstruction PSNR {p:.2f} dB, jittered {pj:.2f} dB "
                 f"(scaling_factor {vae.config.scaling_factor:.5f} unchanged)")
 
 
