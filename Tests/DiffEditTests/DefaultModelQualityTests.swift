@@ -14,7 +14,11 @@ final class DefaultModelQualityTests: XCTestCase {
 
     static let toySD = URL(fileURLWithPath: modelDir).deletingLastPathComponent().appendingPathComponent("toy-sd").path
 
-    struct Case { var name: String; var instruction: String; var expected: [Float]; var source: String; var target: String }
+    struct Case {
+        var name: String; var instruction: String; var expected: [Float]; var source: String; var target: String
+        /// The same edit phrased as a user might (tools/toyworld/phrasing.py held-out templates, never trained on).
+        var heldout: String
+    }
 
     static func cases() throws -> [Case] {
         let d = try Data(contentsOf: URL(fileURLWithPath: fixtures + "/cases.json"))
@@ -22,7 +26,8 @@ final class DefaultModelQualityTests: XCTestCase {
         return (j["cases"] as! [[String: Any]]).map {
             Case(name: $0["name"] as! String, instruction: $0["instruction"] as! String,
                  expected: ($0["expected_rgb"] as! [Double]).map { Float($0) },
-                 source: $0["source_caption"] as! String, target: $0["target_caption"] as! String)
+                 source: $0["source_caption"] as! String, target: $0["target_caption"] as! String,
+                 heldout: $0["heldout_instruction"] as! String)
         }
     }
 
@@ -99,6 +104,20 @@ final class DefaultModelQualityTests: XCTestCase {
             return o
         }
         XCTAssertGreaterThanOrEqual(ok, 8, "recolour edits that reached the target colour:\n" + report)
+        XCTAssertGreaterThanOrEqual(median, 25, "background not preserved:\n" + report)
+    }
+
+    /// Issue 23: the same ten edits phrased freely ("i would like the disk to be crimson"): synonyms, word
+    /// orders and politeness from tools/toyworld/phrasing.py's held-out templates, which training never saw.
+    /// The phase-4 model reached 3/10 here (30% on the 200-case held-out table); phase 6: see docs/quality.md.
+    func testTenRecolourEditsPhrasedFreely() throws {
+        let (ok, median, report) = try runCases(model: Self.modelDir) { c in
+            var o = EditOptions()
+            o.method = .instruct
+            o.prompt = c.heldout
+            return o
+        }
+        XCTAssertGreaterThanOrEqual(ok, 8, "freely phrased recolour edits that reached the target colour:\n" + report)
         XCTAssertGreaterThanOrEqual(median, 25, "background not preserved:\n" + report)
     }
 

@@ -33,60 +33,46 @@ public final class TensorStorage: @unchecked Sendable {
     private let constBackend: Backend?                  // ... and who releases it
     private var constKind = DE_CONST_WEIGHT             // ... and how it was uploaded (for rebind)
 
-    /// Allocates `count` floats, zero-filled when `zeroed`. Traps when the memory is not there: sizes that scale
-    /// with a request or a file take `init(allocating:zeroed:what:)` instead.
-    public init(count: Int, zeroed: Bool = true) {
-        precondition(count >= 0, "TensorStorage: negative count")
-        self.host = TensorStorage.allocateHost(count: count, zeroed: zeroed)
+    /// f32 storage at `host` (host-born, borrowed or constant): the one place these fields are set.
+    private init(f32Host host: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject?, ownsHost: Bool,
+                 constHandle: UnsafeMutableRawPointer? = nil, constBackend: Backend? = nil) {
+        self.host = host
         self.count = count
         self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
-        self.owner = nil
-        self.ownsHost = true
+        self.owner = owner
+        self.ownsHost = ownsHost
         self.backend = nil
-        self.constHandle = nil
-        self.constBackend = nil
+        self.constHandle = constHandle
+        self.constBackend = constBackend
+    }
+
+    /// Allocates `count` floats, zero-filled when `zeroed`. Traps when the memory is not there: sizes that scale
+    /// with a request or a file take `init(allocating:zeroed:what:)` instead.
+    public convenience init(count: Int, zeroed: Bool = true) {
+        precondition(count >= 0, "TensorStorage: negative count")
+        self.init(f32Host: TensorStorage.allocateHost(count: count, zeroed: zeroed), count: count, owner: nil, ownsHost: true)
     }
 
     /// Allocates `count` floats through `HostMemory`, zero-filled when `zeroed`; `.outOfMemory` "out of memory
     /// allocating N bytes for WHAT" when the memory is not there.
-    public init(allocating count: Int, zeroed: Bool, what: @autoclosure () -> String) throws {
+    public convenience init(allocating count: Int, zeroed: Bool, what: @autoclosure () -> String) throws {
         precondition(count >= 0, "TensorStorage: negative count")
         let bytes = HostMemory.bytes(max(count, 1), MemoryLayout<Float>.stride)
         let raw = try HostMemory.allocate(bytes, what: what())
         if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        self.host = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        self.count = count
-        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
-        self.owner = nil
-        self.ownsHost = true
-        self.backend = nil
-        self.constHandle = nil
-        self.constBackend = nil
+        self.init(f32Host: raw.bindMemory(to: Float.self, capacity: max(count, 1)), count: count, owner: nil, ownsHost: true)
     }
 
     /// Borrows memory kept alive by `owner` (e.g. an f32 tensor inside a memory-mapped file).
-    public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
-        self.host = pointer
-        self.count = count
-        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
-        self.owner = owner
-        self.ownsHost = false
-        self.backend = nil
-        self.constHandle = nil
-        self.constBackend = nil
+    public convenience init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.init(f32Host: pointer, count: count, owner: owner, ownsHost: false)
     }
 
     /// A constant uploaded with de_backend_constant_upload (`Backend.constant`): ops take `handle`, host
     /// reads see `source` (kept alive, never written through this storage).
-    init(constantHandle handle: UnsafeMutableRawPointer, source: Tensor, backend: Backend, kind: de_const_kind) {
-        self.host = source.data
-        self.count = source.count
-        self.elementType = .f32; self.reduced = nil; self.ownsReduced = false
-        self.owner = source
-        self.ownsHost = false
-        self.backend = nil
-        self.constHandle = handle
-        self.constBackend = backend
+    convenience init(constantHandle handle: UnsafeMutableRawPointer, source: Tensor, backend: Backend, kind: de_const_kind) {
+        self.init(f32Host: source.data, count: source.count, owner: source, ownsHost: false,
+                  constHandle: handle, constBackend: backend)
         self.constKind = kind
     }
 
