@@ -14,6 +14,15 @@
  * Scratch per thread: (BK + 2 D + 5) * BQ floats. Never [q_len, kv_len].
  * Any bk and head_dim: rows are covered by 6/4/2/1-row kernels; queries are padded to NR lanes
  * (zero columns of QT; their results are never written out).
+ *
+ * Two builds of the task: the portable one below (plain C the compiler vectorises for the target, AVX2 at
+ * -march=x86-64-v3) and, on x86-64 CPUs with AVX-512F (ctx->simd512), one written with AVX-512 intrinsics:
+ * 32 queries per register pair (6x32 kernels, 12 zmm accumulators) and the online softmax in registers,
+ * one strip of 32 queries at a time. On CPUs with two 512-bit FMA ports (Sapphire Rapids) 256-bit FMAs run
+ * at half the machine's rate: measured on SD 1.5's 4096-token self-attention (batch 2, 8 heads, head_dim 40,
+ * one thread) 0.85 s portable vs 0.40 s AVX-512 (tools: /tmp microbenchmark, numbers in docs/performance.md).
+ * Both compute the same sums in the same order up to FMA contraction; both are checked against a
+ * double-precision reference (KernelOpTests).
  */
 #include "cpu_internal.h"
 
@@ -24,6 +33,7 @@
 #define BK 128  /* keys per block */
 #endif
 #define NR 16
+_Static_assert(BQ % 32 == 0, "BQ must be a multiple of both kernels' query widths (16, 32)");
 
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -88,6 +98,77 @@ static void tile_gemm(int32_t M, const float *a, int64_t a_rs, int64_t a_cs, con
         for (int32_t c0 = 0; c0 < ncols; c0 += NR)
             kern_1x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DE_ATTN_AVX512 1
+#include <immintrin.h>
+#define A512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define NR5 32   /* queries per kernel column block: two zmm */
+
+/* exp2_f on 16 lanes: the same clamp and polynomial; 2^n applied with vscalefps */
+A512 static inline __m512 exp2_512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(126.0f));
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* C[M, 32] (=|+=) A[M, K] @ B[K, 32], M in {6, 4, 2, 1}; addressing as kern_MxNR */
+#define DEF_KERN512(M)                                                                                      \
+    A512 static inline void kern5_##M##x32(const float *restrict a, int64_t a_rs, int64_t a_cs,            \
+                                           const float *restrict b, int64_t ldb, int32_t K,                 \
+                                           float *restrict c, int64_t ldc, int accumulate) {                \
+        __m512 lo[M], hi[M];                                                                                \
+        for (int r = 0; r < M; r++) {                                                                       \
+            lo[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();                        \
+            hi[r] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();                   \
+        }                                                                                                   \
+        for (int32_t k = 0; k < K; k++) {                                                                   \
+            const float *br = b + (int64_t)k * ldb;                                                         \
+            const __m512 b0 = _mm512_loadu_ps(br), b1 = _mm512_loadu_ps(br + 16);                           \
+            const float *ak = a + (int64_t)k * a_cs;                                                        \
+            for (int r = 0; r < M; r++) {                                                                   \
+                const __m512 av = _mm512_set1_ps(ak[r * a_rs]);                                             \
+                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);                                                     \
+                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);                                                     \
+            }                                                                                               \
+        }                                                                                                   \
+        for (int r = 0; r < M; r++) {                                                                       \
+            _mm512_storeu_ps(c + r * ldc, lo[r]);                                                           \
+            _mm512_storeu_ps(c + r * ldc + 16, hi[r]);                                                      \
+        }                                                                                                   \
+    }
+DEF_KERN512(6)
+DEF_KERN512(4)
+DEF_KERN512(2)
+DEF_KERN512(1)
+
+/* C[M, ncols] (=|+=) A[M, K] @ B[K, ncols], ncols a multiple of 32; any M. */
+A512 static void tile_gemm512(int32_t M, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb,
+                              int32_t K, float *c, int64_t ldc, int32_t ncols, int accumulate) {
+    int32_t r0 = 0;
+    for (; r0 + 6 <= M; r0 += 6)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
+            kern5_6x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+    for (; r0 + 4 <= M; r0 += 4)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
+            kern5_4x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+    for (; r0 + 2 <= M; r0 += 2)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
+            kern5_2x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+    for (; r0 < M; r0++)
+        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
+            kern5_1x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+}
+#endif
 
 typedef struct {
     const de_attention_op *op;
@@ -174,6 +255,91 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
     }
 }
 
+#ifdef DE_ATTN_AVX512
+/* attn_task with AVX-512: queries padded to NR5 = 32 lanes; the softmax of each block runs strip by strip
+ * (32 queries = two zmm): the column maxima, then P = 2^(ST - m_new) with the column sums, l and OT's
+ * rescale, all in registers. Same scratch layout as attn_task. */
+A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
+    attn_job *j = va;
+    const de_attention_op *op = j->op;
+    const int32_t D = op->head_dim, Lk = op->kv_len;
+    float *QT = j->ctx->per_thread[tid].ptr;       /* [D, BQ] */
+    float *ST = QT + (size_t)D * BQ;               /* [BK, BQ] */
+    float *OT = ST + (size_t)BK * BQ;              /* [D, BQ] */
+    float *m = OT + (size_t)D * BQ;                /* [BQ] */
+    float *l = m + BQ;                             /* [BQ] */
+    const float *Q = op->q, *K = op->k, *V = op->v;
+    float *Out = op->o;
+    const float scale = op->scale * 1.44269504088896341f;   /* scores in log2 units */
+
+    for (int64_t t = tb; t < te; t++) {
+        const int64_t bh = t / j->nqb;
+        const int32_t qb = (int32_t)(t % j->nqb);
+        const int64_t b = bh / op->heads, h = bh % op->heads;
+        const int32_t q0 = qb * BQ, bq = op->q_len - q0 < BQ ? op->q_len - q0 : BQ;
+        const int32_t nq = (int32_t)round_up(bq, NR5);  /* columns computed */
+        const float *q = Q + b * op->q_sb + h * op->q_sh + (int64_t)q0 * op->q_st;
+        const float *kbase = K + b * op->k_sb + h * op->k_sh;
+        const float *vbase = V + b * op->v_sb + h * op->v_sh;
+
+        for (int32_t i = 0; i < nq; i++) {
+            if (i < bq) {
+                const float *src = q + (int64_t)i * op->q_st;
+                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = src[d] * scale;
+            } else {
+                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = 0.0f;
+            }
+        }
+        for (int32_t d = 0; d < D; d++) memset(OT + (int64_t)d * BQ, 0, sizeof(float) * (size_t)nq);
+        for (int32_t i = 0; i < nq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+
+        for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
+            const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
+            tile_gemm512(bk, kbase + (int64_t)k0 * op->k_st, op->k_st, 1, QT, BQ, D, ST, BQ, nq, 0);
+            for (int32_t c0 = 0; c0 < nq; c0 += NR5) {
+                __m512 mx0 = _mm512_loadu_ps(ST + c0), mx1 = _mm512_loadu_ps(ST + c0 + 16);
+                for (int32_t r = 1; r < bk; r++) {
+                    const float *s = ST + (int64_t)r * BQ + c0;
+                    mx0 = _mm512_max_ps(mx0, _mm512_loadu_ps(s));
+                    mx1 = _mm512_max_ps(mx1, _mm512_loadu_ps(s + 16));
+                }
+                const __m512 mo0 = _mm512_loadu_ps(m + c0), mo1 = _mm512_loadu_ps(m + c0 + 16);
+                const __m512 mn0 = _mm512_max_ps(mx0, mo0), mn1 = _mm512_max_ps(mx1, mo1);
+                /* m = -inf on the first block: c ~ 0, and l = O = 0 anyway */
+                const __m512 cf0 = exp2_512(_mm512_sub_ps(mo0, mn0)), cf1 = exp2_512(_mm512_sub_ps(mo1, mn1));
+                _mm512_storeu_ps(m + c0, mn0);
+                _mm512_storeu_ps(m + c0 + 16, mn1);
+                __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+                for (int32_t r = 0; r < bk; r++) {
+                    float *s = ST + (int64_t)r * BQ + c0;
+                    const __m512 p0 = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s), mn0));
+                    const __m512 p1 = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s + 16), mn1));
+                    _mm512_storeu_ps(s, p0);
+                    _mm512_storeu_ps(s + 16, p1);
+                    s0 = _mm512_add_ps(s0, p0);
+                    s1 = _mm512_add_ps(s1, p1);
+                }
+                _mm512_storeu_ps(l + c0, _mm512_fmadd_ps(_mm512_loadu_ps(l + c0), cf0, s0));
+                _mm512_storeu_ps(l + c0 + 16, _mm512_fmadd_ps(_mm512_loadu_ps(l + c0 + 16), cf1, s1));
+                if (k0 > 0)
+                    for (int32_t d = 0; d < D; d++) {
+                        float *o = OT + (int64_t)d * BQ + c0;
+                        _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_loadu_ps(o), cf0));
+                        _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_loadu_ps(o + 16), cf1));
+                    }
+            }
+            tile_gemm512(D, vbase + (int64_t)k0 * op->v_st, 1, op->v_st, ST, BQ, bk, OT, BQ, nq, 1);
+        }
+        float *o = Out + b * op->o_sb + h * op->o_sh + (int64_t)q0 * op->o_st;
+        for (int32_t i = 0; i < bq; i++) {
+            const float inv = 1.0f / l[i];
+            float *dst = o + (int64_t)i * op->o_st;
+            for (int32_t d = 0; d < D; d++) dst[d] = OT[(int64_t)d * BQ + i] * inv;
+        }
+    }
+}
+#endif
+
 de_status cpu_attention(de_backend *be, const de_attention_op *op) {
     CPU_BEGIN("attention")
     CPU_CHECK(op->batch > 0 && op->heads > 0, "attention", "batch and heads must be positive (got batch=%d heads=%d)", op->batch, op->heads);
@@ -198,6 +364,9 @@ de_status cpu_attention(de_backend *be, const de_attention_op *op) {
             }
         attn_job j = { op, ctx, (op->q_len + BQ - 1) / BQ };
         const int64_t tasks = (int64_t)op->batch * op->heads * j.nqb;
+#ifdef DE_ATTN_AVX512
+        if (ctx->simd512) { de_pool_for(&ctx->pool, tasks, 1, attn_task512, &j); goto out__; }
+#endif
         de_pool_for(&ctx->pool, tasks, 1, attn_task, &j);
     }
 out__:

@@ -308,6 +308,7 @@ de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
     c->bf16_kernel = de_cpu_bf16_kernel();
     if (o.cpu_bf16_kernel < 0) c->bf16_kernel = DE_BF16_KERNEL_NONE;
     else if (o.cpu_bf16_kernel > 0 && o.cpu_bf16_kernel < c->bf16_kernel) c->bf16_kernel = o.cpu_bf16_kernel;
+    c->simd512 = o.cpu_simd != 256 && de_cpu_has_avx512();
     /* OpenBLAS single-threaded: all parallelism comes from our pool (see cpu_sgemm). */
     openblas_set_num_threads(1);
 

@@ -35,6 +35,7 @@
 
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static int detected = DE_BF16_KERNEL_NONE;
+static int has_avx512 = 0;
 
 #ifdef DE_HAVE_X86_BF16
 static uint64_t xgetbv0(void) {
@@ -57,6 +58,7 @@ static void detect(void) {
     unsigned a1, b1, c1, d1;
     __cpuid_count(7, 1, a1, b1, c1, d1);
     const int avx512bf16 = (a1 >> 5) & 1;
+    has_avx512 = f && bw && vl && ((b >> 17) & 1);                              /* F, BW, VL, DQ */
     if (!(f && bw && vl && avx512bf16)) return;
     detected = DE_BF16_KERNEL_AVX512;
     if (!(amx_tile && amx_bf16)) return;
@@ -73,6 +75,11 @@ static void detect(void) {
 int de_cpu_bf16_kernel(void) {
     pthread_once(&detect_once, detect);
     return detected;
+}
+
+int de_cpu_has_avx512(void) {
+    pthread_once(&detect_once, detect);
+    return has_avx512;
 }
 
 /* auto keeps the parity of f32 activations: rounding activations to bf16 moved the fixtures' final latents
@@ -320,30 +327,14 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
     _tile_loadconfig(&cfg);
     float acc[32 * 32] __attribute__((aligned(64)));
     const int64_t KB = j->KB;
-    /* blocks that need no epilogue: alpha 1 and beta 0 (the tiles start from zero, or from the bias rows: a tile
-     * load with row stride 0 repeats 16 bias values down the rows), or beta 1 without bias (start from C) */
-    const int plain = j->alpha == 1.0f && (j->beta == 0.0f || (j->beta == 1.0f && !j->bias));
+    /* The tiles always accumulate from zero and are stored to acc (4 KB, in L1), and the epilogue writes C with
+     * AVX-512 stores (alpha, beta, bias). Storing the tiles straight to C (and loading C or the bias into them)
+     * was slower: tilestored to C's rows, 16 cache lines apart and not yet in cache, took 40% of the kernel's
+     * time (perf); through acc, m=4096 n=320 k=320 went from 6.7 to 4.6 ms (bf16) and 10.2 to 5.9 ms (auto). */
     for (int64_t t = b; t < e; t++) {
         const int64_t jp = t % j->NP, ip0 = t / j->NP * j->rb;
         for (int64_t ip = ip0; ip < ip0 + j->rb && ip < j->MP; ip++) {
-            const int64_t row0 = ip * 32, col0 = jp * 32;
-            /* a full block with alpha 1, no bias and beta 0 or 1: accumulate on C itself */
-            const int direct = plain && row0 + 32 <= j->m && col0 + 32 <= j->n;
-            float *cb = j->c + row0 * j->ldc + col0;
-            const size_t cs = (size_t)j->ldc * sizeof(float);
-            if (direct && j->beta == 1.0f) {
-                _tile_loadd(0, cb, cs);
-                _tile_loadd(1, cb + 16, cs);
-                _tile_loadd(2, cb + 16 * j->ldc, cs);
-                _tile_loadd(3, cb + 16 * j->ldc + 16, cs);
-            } else if (direct && j->bias) {
-                _tile_loadd(0, j->bias + col0, 0);
-                _tile_loadd(1, j->bias + col0 + 16, 0);
-                _tile_loadd(2, j->bias + col0, 0);
-                _tile_loadd(3, j->bias + col0 + 16, 0);
-            } else {
-                _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-            }
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
             for (int t = 0; t < j->terms; t++) {
               const uint16_t *A0 = j->A[t] + (2 * ip) * KB * 512, *A1 = A0 + KB * 512;
               const uint16_t *B0 = j->B[t] + (2 * jp) * KB * 512, *B1 = B0 + KB * 512;
@@ -358,18 +349,11 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
                 _tile_dpbf16ps(3, 5, 7);
               }
             }
-            if (direct) {
-                _tile_stored(0, cb, cs);
-                _tile_stored(1, cb + 16, cs);
-                _tile_stored(2, cb + 16 * j->ldc, cs);
-                _tile_stored(3, cb + 16 * j->ldc + 16, cs);
-            } else {
-                _tile_stored(0, acc, 128);
-                _tile_stored(1, acc + 16, 128);
-                _tile_stored(2, acc + 16 * 32, 128);
-                _tile_stored(3, acc + 16 * 32 + 16, 128);
-                epilogue(j, acc, row0, col0);
-            }
+            _tile_stored(0, acc, 128);
+            _tile_stored(1, acc + 16, 128);
+            _tile_stored(2, acc + 16 * 32, 128);
+            _tile_stored(3, acc + 16 * 32 + 16, 128);
+            epilogue(j, acc, ip * 32, jp * 32);
         }
     }
     _tile_release();

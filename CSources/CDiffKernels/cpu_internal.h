@@ -76,6 +76,8 @@ typedef struct cpu_ctx {
     int im2col_rows;             /* 0 = automatic */
     int compute;                 /* de_compute_mode */
     int bf16_kernel;             /* de_bf16_kernel in use (options.cpu_bf16_kernel clipped to the CPU's) */
+    int simd512;                 /* AVX-512F kernels in use (cpu_attention.c): the CPU and OS have them and
+                                  * options.cpu_simd does not cap at 256 bits */
     _Atomic int64_t bf16_gemms;  /* de_backend_stats.bf16_gemms */
     /* staged bookkeeping (mem_lock) and counters */
     pthread_mutex_t mem_lock;
@@ -90,6 +92,9 @@ typedef struct cpu_ctx {
     de_scratch *per_thread;      /* [n_threads] */
     char err[512];
 } cpu_ctx;
+
+/* 1 when the CPU has AVX-512 F, DQ, BW and VL and the OS saves the ZMM state (cpuid, xgetbv; cpu_bf16.c). */
+int de_cpu_has_avx512(void);
 
 /* Ensures s holds at least n floats (64-byte aligned). Returns NULL on OOM. */
 float *de_scratch_get(de_scratch *s, size_t n);

@@ -173,6 +173,7 @@ void de_backend_options_from_env(de_backend_options *o) {
     if ((v = env_get("DIFFEDIT_BF16_KERNEL")))
         o->cpu_bf16_kernel = strcmp(v, "amx") == 0 ? DE_BF16_KERNEL_AMX : strcmp(v, "avx512bf16") == 0 ? DE_BF16_KERNEL_AVX512
                            : strcmp(v, "none") == 0 ? -1 : 0;
+    if ((v = env_get("DIFFEDIT_CPU_SIMD"))) o->cpu_simd = atoi(v) == 256 ? 256 : 0;
 }
 
 /* The caller's options copied into a full-size struct (fields it did not know keep their defaults). */

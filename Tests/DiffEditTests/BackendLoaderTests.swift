@@ -209,7 +209,8 @@ final class BackendLoaderTests: XCTestCase {
     func testOptionsAreFilledFromTheEnvironmentOnce() throws {
         let names = ["DIFFEDIT_CPU_STAGED", "DIFFEDIT_WINOGRAD", "DIFFEDIT_NO_WINOGRAD", "DIFFEDIT_WINOGRAD_TILES",
                      "DIFFEDIT_IM2COL_ROWS", "DIFFEDIT_CUDA_DTYPE", "DIFFEDIT_CUDA_WEIGHT_CACHE", "DIFFEDIT_CUDA_SYNC",
-                     "DIFFEDIT_CUDA_RESIDENT", "DIFFEDIT_KERNEL_PROFILE", "DIFFEDIT_COMPUTE", "DIFFEDIT_BF16_KERNEL"]
+                     "DIFFEDIT_CUDA_RESIDENT", "DIFFEDIT_KERNEL_PROFILE", "DIFFEDIT_COMPUTE", "DIFFEDIT_BF16_KERNEL",
+                     "DIFFEDIT_CPU_SIMD"]
         let saved = names.map { ($0, ProcessInfo.processInfo.environment[$0]) }
         defer { for (n, v) in saved { if let v { setenv(n, v, 1) } else { unsetenv(n) } } }
         for n in names { unsetenv(n) }
@@ -228,7 +229,9 @@ final class BackendLoaderTests: XCTestCase {
         setenv("DIFFEDIT_BACKEND_PATH", "/a:/b", 1)
         setenv("DIFFEDIT_COMPUTE", "auto", 1)
         setenv("DIFFEDIT_BF16_KERNEL", "avx512bf16", 1)
+        setenv("DIFFEDIT_CPU_SIMD", "256", 1)
         let e = BackendOptions.fromEnvironment()
+        XCTAssertEqual(e.cpuSIMD, 256)
         XCTAssertEqual(e.compute, .auto)
         XCTAssertEqual(e.bf16Kernel, 1)
         setenv("DIFFEDIT_COMPUTE", "bf16", 1)

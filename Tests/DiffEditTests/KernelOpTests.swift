@@ -316,21 +316,50 @@ final class KernelOpTests: XCTestCase {
         return out
     }
 
+    /// The CPU provider's attention has two builds (cpu_attention.c): AVX-512 where the CPU has it (the default
+    /// backend) and the portable one (cpuSIMD 256); every attention test runs both. On a CPU without AVX-512 the
+    /// two backends run the same code.
+    lazy var attentionBackends: [(String, Backend)] = {
+        var o = BackendOptions()
+        o.cpuSIMD = 256
+        return [("widest SIMD", be), ("AVX2 only", try! Backend(name: "cpu", options: o))]
+    }()
+
     func testAttentionCrossKV77() throws {
         let q = rand([2, 100, 3 * 40], seed: 90), k = rand([2, 77, 3 * 40], seed: 91), v = rand([2, 77, 3 * 40], seed: 92)
-        let o = try be.attention(q: q, k: k, v: v, heads: 3)
-        assertClose(o, refAttention(q: q, k: k, v: v, heads: 3, scale: 1 / 40.0.squareRoot()), "attention q 100 kv 77, [B, L, H*D] strides")
+        let ref = refAttention(q: q, k: k, v: v, heads: 3, scale: 1 / 40.0.squareRoot())
+        for (name, b) in attentionBackends {
+            assertClose(try b.attention(q: q, k: k, v: v, heads: 3), ref, "attention q 100 kv 77, [B, L, H*D] strides (\(name))")
+        }
     }
 
     func testAttentionOddLengthsAndLargeScores() throws {
         // q_len / kv_len not multiples of any tile size, several key blocks, large logits (online softmax rescaling).
         let q = rand([1, 131, 2 * 24], seed: 93, scale: 3), k = rand([1, 603, 2 * 24], seed: 94, scale: 3)
         let v = rand([1, 603, 2 * 24], seed: 95)
-        let o = try be.attention(q: q, k: k, v: v, heads: 2, scale: 0.9)
-        assertClose(o, refAttention(q: q, k: k, v: v, heads: 2, scale: 0.9), "attention q 131 kv 603 D 24, big logits")
+        let ref = refAttention(q: q, k: k, v: v, heads: 2, scale: 0.9)
         let q1 = rand([2, 1, 5], seed: 96), k1 = rand([2, 3, 5], seed: 97), v1 = rand([2, 3, 5], seed: 98)
-        assertClose(try be.attention(q: q1, k: k1, v: v1, heads: 1), refAttention(q: q1, k: k1, v: v1, heads: 1, scale: 1 / 5.0.squareRoot()),
-                    "attention q 1 kv 3 D 5")
+        let ref1 = refAttention(q: q1, k: k1, v: v1, heads: 1, scale: 1 / 5.0.squareRoot())
+        for (name, b) in attentionBackends {
+            assertClose(try b.attention(q: q, k: k, v: v, heads: 2, scale: 0.9), ref, "attention q 131 kv 603 D 24, big logits (\(name))")
+            assertClose(try b.attention(q: q1, k: k1, v: v1, heads: 1), ref1, "attention q 1 kv 3 D 5 (\(name))")
+        }
+    }
+
+    func testAttentionSDSelfAttentionShapeBothBuilds() throws {
+        // SD 1.5's head_dim 40 with several query and key blocks and a partial last block of each (q 300 = 2 x 128
+        // + 44, kv 290), [B, L, H*D] strides with 5 heads: both builds against the reference and each other.
+        let q = rand([1, 300, 5 * 40], seed: 120, scale: 2), k = rand([1, 290, 5 * 40], seed: 121, scale: 2)
+        let v = rand([1, 290, 5 * 40], seed: 122)
+        let ref = refAttention(q: q, k: k, v: v, heads: 5, scale: 1 / 40.0.squareRoot())
+        var outs: [[Float]] = []
+        for (name, b) in attentionBackends {
+            let o = try b.attention(q: q, k: k, v: v, heads: 5)
+            assertClose(o, ref, tol: 1e-5, "attention q 300 kv 290 D 40 (\(name))")
+            outs.append(o.toArray())
+        }
+        let d = zip(outs[0], outs[1]).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(d, 1e-5, "the two builds agree to f32 rounding (max |diff| \(d))")
     }
 
     func testAttentionHeadMajorStridesRawDescriptor() throws {

@@ -314,6 +314,9 @@ typedef struct de_backend_options {
     int32_t cpu_compute;         /* CPU: de_compute_mode (DIFFEDIT_COMPUTE=f32|bf16|auto) */
     int32_t cpu_bf16_kernel;     /* CPU: the best de_bf16_kernel to use, 0 = the best the CPU has
                                   * (DIFFEDIT_BF16_KERNEL=amx|avx512bf16|none; none = -1: bf16 never used) */
+    int32_t cpu_simd;            /* CPU: widest vectors of the hand-written f32 kernels (attention): 0 = the widest
+                                  * the CPU has (AVX-512 where present), 256 = AVX2 only (DIFFEDIT_CPU_SIMD=256;
+                                  * a test and comparison aid) */
 } de_backend_options;
 
 /* Defaults: struct_size set, threads 0, device 0, winograd auto, cuda_dtype DE_F16, cuda_weight_cache and

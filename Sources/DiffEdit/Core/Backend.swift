@@ -66,6 +66,9 @@ public struct BackendOptions: Sendable, Equatable {
     /// CPU: the best bf16 kernel to use: 0 = the best the CPU has, 1 = AVX512_BF16 at most, -1 = none
     /// (DIFFEDIT_BF16_KERNEL=amx|avx512bf16|none).
     public var bf16Kernel: Int32 = 0
+    /// CPU: widest vectors of the hand-written f32 kernels: 0 = the widest the CPU has (AVX-512 where present),
+    /// 256 = AVX2 only (DIFFEDIT_CPU_SIMD=256; a test and comparison aid).
+    public var cpuSIMD: Int32 = 0
 
     public init() {}
 
@@ -90,6 +93,7 @@ public struct BackendOptions: Sendable, Equatable {
         cudaResident = o.cuda_resident
         compute = Compute(rawValue: o.cpu_compute) ?? .f32
         bf16Kernel = o.cpu_bf16_kernel
+        cpuSIMD = o.cpu_simd
         backendPath = withUnsafeBytes(of: o.backend_path) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -112,6 +116,7 @@ public struct BackendOptions: Sendable, Equatable {
         o.cuda_resident = cudaResident
         o.cpu_compute = compute.rawValue
         o.cpu_bf16_kernel = bf16Kernel
+        o.cpu_simd = cpuSIMD
         let capacity = MemoryLayout.size(ofValue: o.backend_path)
         withUnsafeMutableBytes(of: &o.backend_path) { raw in
             raw.initializeMemory(as: UInt8.self, repeating: 0)
