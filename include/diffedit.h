@@ -232,8 +232,12 @@ typedef struct diff_edit_model_params {
                                  and a message with both numbers. ControlNets loaded for the model
                                  (diff_edit_controlnet_load) count against it too. A request whose
                                  estimated working set does not fit beside them fails the same way
-                                 before it runs, with the max_memory it would need (the working size
-                                 of an edit is the model's, not the caller's to choose) */
+                                 before it runs (before the input is even converted), with the
+                                 max_memory it would need (the working size of an edit is the model's,
+                                 not the caller's to choose). An edit's working set includes the
+                                 pictures it holds at the input's size: about 6 bytes per input pixel,
+                                 11 with a mask, one more with alpha (the caller's buffers are not
+                                 counted) */
     const char *weights_dtype; /**< how linear and conv weights stay in memory on the CPU backend:
                                  "auto" (NULL or "" = the default: as the file stores them, an fp16 / bf16
                                  checkpoint read in place from the memory-mapped file, never widened),

@@ -20,6 +20,9 @@ protocol EditEngine: AnyObject, Sendable {
 /// (image, whole-clip video, streams) goes through it, so the ABI needs no knowledge of the engine behind it.
 protocol EditSession: AnyObject {
     func edit(_ image: RGBImage, options: EditOptions, progress: ProgressReporter) throws -> EditResult
+    /// `.outOfMemory` when an edit of a width x height input could not fit (ImageEditor.checkRequest); called
+    /// before the caller's pixels are converted, so a refused request allocates nothing at the input's size.
+    func checkRequest(width: Int, height: Int, options: EditOptions, masked: Bool, alpha: Bool) throws
     /// A clip with the consistent video method, frames read from `next` and handed to `emit` as their windows
     /// are done.
     func editVideo(width: Int, height: Int, frameCount: Int, options: VideoOptions, progress: ProgressReporter,

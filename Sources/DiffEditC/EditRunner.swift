@@ -11,6 +11,13 @@ struct EditRunner {
 
     /// Edits one image (input may alias output: the input is read fully first).
     func run(input: CheckedBuffer, output: CheckedBuffer, inputName: String) throws {
+        // the request's working set, the pictures at the input's size included, before the pixels are converted
+        do {
+            try ctx.session.checkRequest(width: input.width, height: input.height, options: request.options,
+                                         masked: request.mask != nil, alpha: input.format.hasAlpha)
+        } catch let e as DiffEditError {
+            throw request.cNamed(e)
+        }
         let (rgb, alpha) = try PixelConverter.readRGB(input)
         var options = request.options
         options.mask = try request.mask.map { try PixelConverter.readGray($0) }

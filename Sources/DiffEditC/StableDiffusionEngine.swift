@@ -65,6 +65,10 @@ final class StableDiffusionEngine: EditEngine, @unchecked Sendable {
             try engine.compute(progress) { try editor.edit(image, options: options, progress: $0) }
         }
 
+        func checkRequest(width: Int, height: Int, options: EditOptions, masked: Bool, alpha: Bool) throws {
+            try editor.checkRequest(width: width, height: height, options: options, masked: masked, alpha: alpha)
+        }
+
         func editVideo(width: Int, height: Int, frameCount: Int, options: VideoOptions, progress: ProgressReporter,
                        next: () throws -> RGBImage?, emit: (RGBImage) throws -> Void) throws {
             try engine.compute(progress) {

@@ -24,15 +24,16 @@ public struct EditModelParts {
     public let backend: Backend
     /// The model's recommended settings for unset options (nil: ResolvedEdit's defaults).
     public let editDefaults: EditDefaults?
-    /// (work width, work height, UNet batch items, what the caller can change about the size or nil) -> throws
-    /// `.outOfMemory` when the request could not fit (StableDiffusionModel.checkWorkingSet); nil: no check.
-    public let checkWorkingSet: ((Int, Int, Int, String?) throws -> Void)?
+    /// (work width, work height, UNet batch items, bytes held at the input's size (PixelPolicy.inputPlaneBytes),
+    /// what the caller can change about the size or nil) -> throws `.outOfMemory` when the request could not fit
+    /// (StableDiffusionModel.checkWorkingSet); nil: no check.
+    public let checkWorkingSet: ((Int, Int, Int, Int, String?) throws -> Void)?
     /// Changes whenever the weights do (LoRA fused or unfused): part of every cache key.
     public let weightsGeneration: () -> Int
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, schedulerConfig: SchedulerConfig, tokenizer: CLIPTokenizer,
                 encodePrompt: @escaping (String) throws -> Tensor, randomNormal: @escaping ([Int], UInt64) -> Tensor,
-                backend: Backend, editDefaults: EditDefaults? = nil, checkWorkingSet: ((Int, Int, Int, String?) throws -> Void)? = nil,
+                backend: Backend, editDefaults: EditDefaults? = nil, checkWorkingSet: ((Int, Int, Int, Int, String?) throws -> Void)? = nil,
                 weightsGeneration: @escaping () -> Int = { 0 }) {
         self.unet = unet; self.vae = vae; self.schedulerConfig = schedulerConfig; self.tokenizer = tokenizer
         self.encodePrompt = encodePrompt; self.randomNormal = randomNormal; self.backend = backend

@@ -27,6 +27,7 @@ public final class ImageEditor {
         defer { parts.backend.shrinkScratch() }
         let r = try ResolvedEdit(options: options, unetInChannels: parts.unet.config.in_channels,
                                  imageWidth: image.width, imageHeight: image.height, defaults: parts.editDefaults)
+        try checkRequest(width: image.width, height: image.height, options: options, masked: options.mask != nil, alpha: false)
         // inpaint on a large image with a small selection: the selection and its surroundings, at the model's size
         if r.method == .inpaint, !options.fullResolution, let m = options.mask,
            let crop = SelectionCrop(mask: m, native: parts.nativeSize) {
@@ -40,13 +41,23 @@ public final class ImageEditor {
         return try editWhole(image, options: options, r: r, progress: progress)
     }
 
+    /// The working-set check of `edit` for a width x height input, before anything is allocated (the C ABI calls it
+    /// before it converts the caller's pixels): the diffusion at the work size (4 UNet items at most: p2p with a
+    /// negative prompt; the work size is the caller's choice only at full resolution, else the model's) plus the
+    /// pictures held at the input's size (`PixelPolicy.inputPlaneBytes`). An inpaint of a selection works on a crop
+    /// at the model's size, never more than this.
+    public func checkRequest(width: Int, height: Int, options: EditOptions, masked: Bool, alpha: Bool) throws {
+        let plan = NativeResolutionPlan(width: width, height: height, native: parts.nativeSize,
+                                        multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
+        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4,
+                                   PixelPolicy.inputPlaneBytes(width: width, height: height, masked: masked, alpha: alpha),
+                                   EditOptions.fullResolutionAdvice(options.fullResolution))
+    }
+
     private func editWhole(_ image: RGBImage, options: EditOptions, r: ResolvedEdit, progress: ProgressReporter) throws -> EditResult {
         let f = parts.vaeFactor
         let plan = NativeResolutionPlan(width: image.width, height: image.height, native: parts.nativeSize,
                                         multiple: parts.sizeMultiple, fullResolution: options.fullResolution)
-        // before anything is allocated: the UNet batch is at most 4 items (p2p with a negative prompt); the work
-        // size is the caller's choice only at full resolution (else the model's size decides it)
-        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4, EditOptions.fullResolutionAdvice(options.fullResolution))
         try ControlPlan.validate(options.controls, unet: parts.unet)
         var controlOptions = options
         controlOptions.controls = try ControlPreprocessor.toWork(options.controls, plan: plan)

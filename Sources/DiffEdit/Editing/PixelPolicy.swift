@@ -13,6 +13,16 @@
 /// 4. The mask reported (`EditResult.mask`, `--mask-out`, `params->mask_out`): the method's region (LocalBlend,
 ///    else the user's feathered mask, else everything), restricted to the user mask (min).
 public enum PixelPolicy {
+    /// Bytes an edit holds at the input's size besides the caller's own buffers, at its peak: the input as RGB
+    /// (3 per pixel) and the output image (3), with a user mask its copy (1) and feathered float plane (4), with
+    /// alpha its plane (1). Measured: a 16384x16384 GRAY8 edit peaks at 2.06 GB with 0.54 GB of it the caller's
+    /// buffers (tools/big_input_check.py); with a mask 3.7 GB. Counted in the working set a request is checked
+    /// against (StableDiffusionModel.checkWorkingSet), so a huge input under a small max_memory is refused before
+    /// any of them is allocated. Saturates instead of overflowing.
+    public static func inputPlaneBytes(width: Int, height: Int, masked: Bool, alpha: Bool) -> Int {
+        HostMemory.product([max(width, 0), max(height, 0), 6 + (masked ? 5 : 0) + (alpha ? 1 : 0)])
+    }
+
     /// One slot's output. `decoded` is at the plan's work size; `blendMask` at latent size (0/1);
     /// `reconstruction` decodes the input's own latents (called only when it is needed).
     /// `feathered` is `feather(userMask)` when the caller has it already. `reportMask` false: no mask is made

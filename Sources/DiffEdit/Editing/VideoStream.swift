@@ -41,7 +41,10 @@ public final class VideoStream {
         plan = NativeResolutionPlan(width: width, height: height, native: parts.nativeSize, multiple: parts.sizeMultiple,
                                     fullResolution: options.edit.fullResolution)
         // a window is the anchor plus keyframeInterval frames, at most 4 UNet items each
-        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4 * (options.keyframeInterval + 1),
+        // and the window's frames at the input's size (each as an input and an output picture)
+        let planes = HostMemory.product([options.keyframeInterval + 1,
+                                         PixelPolicy.inputPlaneBytes(width: width, height: height, masked: options.edit.mask != nil, alpha: false)])
+        try parts.checkWorkingSet?(plan.workWidth, plan.workHeight, 4 * (options.keyframeInterval + 1), planes,
                                    EditOptions.fullResolutionAdvice(options.edit.fullResolution))
     }
 

@@ -5,8 +5,8 @@ extension StableDiffusionModel {
                        encodePrompt: { [unowned self] text in try self.encodePrompt(text) },
                        randomNormal: { shape, seed in var r = RNG(seed: seed); return r.normal(shape) },
                        backend: backend, editDefaults: editDefaults,
-                       checkWorkingSet: { [unowned self] w, h, items, advice in
-                           try self.checkWorkingSet(width: w, height: h, unetItems: items, sizeAdvice: advice)
+                       checkWorkingSet: { [unowned self] w, h, items, planes, advice in
+                           try self.checkWorkingSet(width: w, height: h, unetItems: items, sizeAdvice: advice, inputPlanes: planes)
                        },
                        weightsGeneration: { [unowned self] in self.weightsGeneration })
         if isXL { p.encodeCondition = { [unowned self] text in try self.encodeCondition(text) } }

@@ -67,27 +67,32 @@ extension StableDiffusionModel {
         throw DiffEditError.outOfMemory("\(ck.origin): the weights need about \(need) bytes (\(gib(need))) as f32 (\(e.unetParameters) UNet, \(e.vaeParameters) VAE and \(e.textParameters) text encoder parameters, estimated from the configs), more than \(what), \(cap) bytes (\(gib(cap))); \(change)")
     }
 
-    /// Throws `.outOfMemory` when `estimatedWorkingSet` is above `limit` (default: the model's `maxMemory` less
-    /// its weights and the ControlNets loaded for it, else the machine's memory). The message gives the numbers and
+    /// Throws `.outOfMemory` when `estimatedWorkingSet` plus `inputPlanes` (bytes an edit holds at the input's size,
+    /// `PixelPolicy.inputPlaneBytes`; 0 for generate) is above `limit` (default: the model's `maxMemory` less its
+    /// weights and the ControlNets loaded for it, else the machine's memory). The message gives the numbers and
     /// what the caller can change: `sizeAdvice` when the caller chose the size (generate's width/height, an edit at
     /// full resolution; nil when the size comes from the model, as for an edit at the model's size through the C
     /// ABI), and the max_memory that would fit when the limit is max_memory.
     public func checkWorkingSet(width: Int, height: Int, unetItems: Int, limit: Int? = nil,
-                                sizeAdvice: String? = "use a smaller width/height") throws {
+                                sizeAdvice: String? = "use a smaller width/height", inputPlanes: Int = 0) throws {
         let held = ModelSizeEstimate.sum(estimatedWeightBytes, controlNets.bytes)
         let fromModel = maxMemory.map { max($0 - held, 0) }
         guard let cap = limit ?? fromModel ?? Self.physicalMemory else { return }
-        let need = estimatedWorkingSet(width: width, height: height, unetItems: unetItems)
+        let work = estimatedWorkingSet(width: width, height: height, unetItems: unetItems)
+        let need = ModelSizeEstimate.sum(work, max(inputPlanes, 0))
         guard need > cap else { return }
         let byMaxMemory = limit == nil && fromModel != nil
         let whose = byMaxMemory
             ? "what max_memory (\(maxMemory!) bytes) leaves beside the weights (\(held) bytes)"
             : limit != nil ? "the \(cap) bytes (\(Self.gib(cap))) available" : "this machine's memory, \(cap) bytes (\(Self.gib(cap)))"
         var advice = sizeAdvice.map { [$0] } ?? []
+        // the pictures at the input's size outweigh the diffusion: a smaller input is what helps
+        if inputPlanes > work && !(sizeAdvice ?? "").contains("smaller input") { advice.append("use a smaller input") }
         if byMaxMemory {
             let total = ModelSizeEstimate.sum(held, need)
             advice.append("raise max_memory to at least \(total) bytes (\(Self.gib(total)))")
         }
-        throw DiffEditError.outOfMemory("\(width)x\(height): this request needs about \(need) bytes (\(Self.gib(need))) of working memory with \(origin), more than \(whose)\(advice.isEmpty ? "" : "; " + advice.joined(separator: " or "))")
+        let planes = inputPlanes > 0 ? ", plus \(inputPlanes) bytes (\(Self.gib(inputPlanes))) for the picture at the input's size" : ""
+        throw DiffEditError.outOfMemory("\(width)x\(height): this request needs about \(work) bytes (\(Self.gib(work))) of working memory with \(origin)\(planes), more than \(whose)\(advice.isEmpty ? "" : "; " + advice.joined(separator: " or "))")
     }
 }
