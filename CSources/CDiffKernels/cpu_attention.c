@@ -176,43 +176,69 @@ typedef struct {
     int32_t nqb;        /* query blocks per (b, h) */
 } attn_job;
 
+/* One task's block of queries (b, h, queries q0 .. q0 + bq): its scratch, where it reads K / V and writes o. */
+typedef struct {
+    float *QT, *ST, *OT, *m, *l;   /* per-thread scratch: [D, BQ], [BK, BQ], [D, BQ], [BQ], [BQ] */
+    const float *kbase, *vbase;    /* K and V of (b, h) */
+    float *o;                      /* output row of the first query */
+    int32_t bq, nq;                /* valid queries; columns computed (bq rounded up to the kernel's lanes) */
+} attn_block;
+
+/* Task t's block: QT[D, nq] = scale * log2(e) * q^T (zero columns past bq), OT = 0, m = -inf, l = 0.
+ * Shared by both builds of the task (lanes: 16 portable, 32 AVX-512). */
+static void attn_begin(const attn_job *j, int64_t t, int tid, int32_t lanes, attn_block *a) {
+    const de_attention_op *op = j->op;
+    const int32_t D = op->head_dim;
+    a->QT = j->ctx->per_thread[tid].ptr;
+    a->ST = a->QT + (size_t)D * BQ;
+    a->OT = a->ST + (size_t)BK * BQ;
+    a->m = a->OT + (size_t)D * BQ;
+    a->l = a->m + BQ;
+    const int64_t bh = t / j->nqb;
+    const int32_t qb = (int32_t)(t % j->nqb);
+    const int64_t b = bh / op->heads, h = bh % op->heads;
+    const int32_t q0 = qb * BQ;
+    a->bq = op->q_len - q0 < BQ ? op->q_len - q0 : BQ;
+    a->nq = (int32_t)round_up(a->bq, lanes);
+    a->kbase = (const float *)op->k + b * op->k_sb + h * op->k_sh;
+    a->vbase = (const float *)op->v + b * op->v_sb + h * op->v_sh;
+    a->o = (float *)op->o + b * op->o_sb + h * op->o_sh + (int64_t)q0 * op->o_st;
+    const float *q = (const float *)op->q + b * op->q_sb + h * op->q_sh + (int64_t)q0 * op->q_st;
+    const float scale = op->scale * 1.44269504088896341f;   /* scores in log2 units */
+    for (int32_t i = 0; i < a->nq; i++) {
+        if (i < a->bq) {
+            const float *src = q + (int64_t)i * op->q_st;
+            for (int32_t d = 0; d < D; d++) a->QT[(int64_t)d * BQ + i] = src[d] * scale;
+        } else {
+            for (int32_t d = 0; d < D; d++) a->QT[(int64_t)d * BQ + i] = 0.0f;
+        }
+    }
+    for (int32_t d = 0; d < D; d++) memset(a->OT + (int64_t)d * BQ, 0, sizeof(float) * (size_t)a->nq);
+    for (int32_t i = 0; i < a->nq; i++) { a->m[i] = -INFINITY; a->l[i] = 0.0f; }
+}
+
+/* o[i, :] = OT[:, i] / l[i] for the block's valid queries */
+static void attn_end(const attn_job *j, const attn_block *a) {
+    const de_attention_op *op = j->op;
+    for (int32_t i = 0; i < a->bq; i++) {
+        const float inv = 1.0f / a->l[i];
+        float *dst = a->o + (int64_t)i * op->o_st;
+        for (int32_t d = 0; d < op->head_dim; d++) dst[d] = a->OT[(int64_t)d * BQ + i] * inv;
+    }
+}
+
 static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
     attn_job *j = va;
     const de_attention_op *op = j->op;
     const int32_t D = op->head_dim, Lk = op->kv_len;
-    float *QT = j->ctx->per_thread[tid].ptr;       /* [D, BQ] */
-    float *ST = QT + (size_t)D * BQ;               /* [BK, BQ] */
-    float *OT = ST + (size_t)BK * BQ;              /* [D, BQ] */
-    float *m = OT + (size_t)D * BQ;                /* [BQ] */
-    float *l = m + BQ;                             /* [BQ] */
-    float *cf = l + BQ;                            /* [BQ] */
-    float *mx = cf + BQ;                           /* [BQ] */
-    float *sm = mx + BQ;                           /* [BQ] */
-    const float *Q = op->q, *K = op->k, *V = op->v;
-    float *Out = op->o;
-    const float scale = op->scale * 1.44269504088896341f;   /* scores in log2 units */
-
     for (int64_t t = tb; t < te; t++) {
-        const int64_t bh = t / j->nqb;
-        const int32_t qb = (int32_t)(t % j->nqb);
-        const int64_t b = bh / op->heads, h = bh % op->heads;
-        const int32_t q0 = qb * BQ, bq = op->q_len - q0 < BQ ? op->q_len - q0 : BQ;
-        const int32_t nq = (int32_t)round_up(bq, NR);   /* columns computed */
-        const float *q = Q + b * op->q_sb + h * op->q_sh + (int64_t)q0 * op->q_st;
-        const float *kbase = K + b * op->k_sb + h * op->k_sh;
-        const float *vbase = V + b * op->v_sb + h * op->v_sh;
-
-        /* QT[D, nq] = scale * log2(e) * q^T, zero columns past bq */
-        for (int32_t i = 0; i < nq; i++) {
-            if (i < bq) {
-                const float *src = q + (int64_t)i * op->q_st;
-                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = src[d] * scale;
-            } else {
-                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = 0.0f;
-            }
-        }
-        for (int32_t d = 0; d < D; d++) memset(OT + (int64_t)d * BQ, 0, sizeof(float) * (size_t)nq);
-        for (int32_t i = 0; i < nq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+        attn_block a;
+        attn_begin(j, t, tid, NR, &a);
+        float *ST = a.ST, *OT = a.OT, *m = a.m, *l = a.l;
+        float *cf = l + BQ, *mx = cf + BQ, *sm = mx + BQ;   /* [BQ] each */
+        const int32_t nq = a.nq;
+        const float *kbase = a.kbase, *vbase = a.vbase;
+        const float *QT = a.QT;
 
         for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
             const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
@@ -245,13 +271,7 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
             /* OT[D, nq] += V^T[D, bk] @ P[bk, nq];  V^T(d, j) = v[j * v_st + d], read in place */
             tile_gemm(D, vbase + (int64_t)k0 * op->v_st, 1, op->v_st, ST, BQ, bk, OT, BQ, nq, 1);
         }
-        /* o[i, :] = OT[:, i] / l[i] */
-        for (int32_t i = 0; i < bq; i++) cf[i] = 1.0f / l[i];
-        float *o = Out + b * op->o_sb + h * op->o_sh + (int64_t)q0 * op->o_st;
-        for (int32_t i = 0; i < bq; i++) {
-            float *dst = o + (int64_t)i * op->o_st;
-            for (int32_t d = 0; d < D; d++) dst[d] = OT[(int64_t)d * BQ + i] * cf[i];
-        }
+        attn_end(j, &a);
     }
 }
 
@@ -263,35 +283,13 @@ A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
     attn_job *j = va;
     const de_attention_op *op = j->op;
     const int32_t D = op->head_dim, Lk = op->kv_len;
-    float *QT = j->ctx->per_thread[tid].ptr;       /* [D, BQ] */
-    float *ST = QT + (size_t)D * BQ;               /* [BK, BQ] */
-    float *OT = ST + (size_t)BK * BQ;              /* [D, BQ] */
-    float *m = OT + (size_t)D * BQ;                /* [BQ] */
-    float *l = m + BQ;                             /* [BQ] */
-    const float *Q = op->q, *K = op->k, *V = op->v;
-    float *Out = op->o;
-    const float scale = op->scale * 1.44269504088896341f;   /* scores in log2 units */
-
     for (int64_t t = tb; t < te; t++) {
-        const int64_t bh = t / j->nqb;
-        const int32_t qb = (int32_t)(t % j->nqb);
-        const int64_t b = bh / op->heads, h = bh % op->heads;
-        const int32_t q0 = qb * BQ, bq = op->q_len - q0 < BQ ? op->q_len - q0 : BQ;
-        const int32_t nq = (int32_t)round_up(bq, NR5);  /* columns computed */
-        const float *q = Q + b * op->q_sb + h * op->q_sh + (int64_t)q0 * op->q_st;
-        const float *kbase = K + b * op->k_sb + h * op->k_sh;
-        const float *vbase = V + b * op->v_sb + h * op->v_sh;
-
-        for (int32_t i = 0; i < nq; i++) {
-            if (i < bq) {
-                const float *src = q + (int64_t)i * op->q_st;
-                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = src[d] * scale;
-            } else {
-                for (int32_t d = 0; d < D; d++) QT[(int64_t)d * BQ + i] = 0.0f;
-            }
-        }
-        for (int32_t d = 0; d < D; d++) memset(OT + (int64_t)d * BQ, 0, sizeof(float) * (size_t)nq);
-        for (int32_t i = 0; i < nq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+        attn_block a;
+        attn_begin(j, t, tid, NR5, &a);
+        float *ST = a.ST, *OT = a.OT, *m = a.m, *l = a.l;
+        const int32_t nq = a.nq;
+        const float *kbase = a.kbase, *vbase = a.vbase;
+        const float *QT = a.QT;
 
         for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
             const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
@@ -330,14 +328,10 @@ A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
             }
             tile_gemm512(D, vbase + (int64_t)k0 * op->v_st, 1, op->v_st, ST, BQ, bk, OT, BQ, nq, 1);
         }
-        float *o = Out + b * op->o_sb + h * op->o_sh + (int64_t)q0 * op->o_st;
-        for (int32_t i = 0; i < bq; i++) {
-            const float inv = 1.0f / l[i];
-            float *dst = o + (int64_t)i * op->o_st;
-            for (int32_t d = 0; d < D; d++) dst[d] = OT[(int64_t)d * BQ + i] * inv;
-        }
+        attn_end(j, &a);
     }
 }
+
 #endif
 
 de_status cpu_attention(de_backend *be, const de_attention_op *op) {
