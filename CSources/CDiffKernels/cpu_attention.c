@@ -81,23 +81,23 @@ DEF_KERN(4)
 DEF_KERN(2)
 DEF_KERN(1)
 
-/* C[M, ncols] (=|+=) A[M, K] @ B[K, ncols], ncols a multiple of NR; any M. */
-static void tile_gemm(int32_t M, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, int32_t K,
-                      float *c, int64_t ldc, int32_t ncols, int accumulate) {
-    int32_t r0 = 0;
-    for (; r0 + 6 <= M; r0 += 6)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
-            kern_6x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-    for (; r0 + 4 <= M; r0 += 4)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
-            kern_4x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-    for (; r0 + 2 <= M; r0 += 2)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
-            kern_2x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-    for (; r0 < M; r0++)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR)
-            kern_1x16(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-}
+/* C[M, ncols] (=|+=) A[M, K] @ B[K, ncols], ncols a multiple of W; any M: rows by the 6/4/2/1-row kernels
+ * KP<R>x<W> (addressing as kern_MxNR). One definition for both builds: tile_gemm over the portable 16-lane
+ * kernels above, tile_gemm512 over the AVX-512 32-lane ones (ATTR: their target attribute). */
+#define TILE_ROWS(R, KP, W)                                                                                   \
+    for (; r0 + R <= M; r0 += R)                                                                              \
+        for (int32_t c0 = 0; c0 < ncols; c0 += W)                                                             \
+            KP##R##x##W(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
+#define DEF_TILE_GEMM(NAME, ATTR, KP, W)                                                                      \
+    ATTR static void NAME(int32_t M, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb,  \
+                          int32_t K, float *c, int64_t ldc, int32_t ncols, int accumulate) {                  \
+        int32_t r0 = 0;                                                                                       \
+        TILE_ROWS(6, KP, W)                                                                                   \
+        TILE_ROWS(4, KP, W)                                                                                   \
+        TILE_ROWS(2, KP, W)                                                                                   \
+        TILE_ROWS(1, KP, W)                                                                                   \
+    }
+DEF_TILE_GEMM(tile_gemm, , kern_, 16)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DE_ATTN_AVX512 1
@@ -151,23 +151,7 @@ DEF_KERN512(4)
 DEF_KERN512(2)
 DEF_KERN512(1)
 
-/* C[M, ncols] (=|+=) A[M, K] @ B[K, ncols], ncols a multiple of 32; any M. */
-A512 static void tile_gemm512(int32_t M, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb,
-                              int32_t K, float *c, int64_t ldc, int32_t ncols, int accumulate) {
-    int32_t r0 = 0;
-    for (; r0 + 6 <= M; r0 += 6)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
-            kern5_6x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-    for (; r0 + 4 <= M; r0 += 4)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
-            kern5_4x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-    for (; r0 + 2 <= M; r0 += 2)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
-            kern5_2x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-    for (; r0 < M; r0++)
-        for (int32_t c0 = 0; c0 < ncols; c0 += NR5)
-            kern5_1x32(a + r0 * a_rs, a_rs, a_cs, b + c0, ldb, K, c + (int64_t)r0 * ldc + c0, ldc, accumulate);
-}
+DEF_TILE_GEMM(tile_gemm512, A512, kern5_, 32)
 #endif
 
 typedef struct {
