@@ -9,6 +9,8 @@
  *      -lopenblas -lpthread -lm -o /tmp/kernel_bench
  *   /tmp/kernel_bench [threads [groups]]   threads 0 or absent = all cores;
  *                                          groups: any of gemm,conv,attn,gn,vae,bf16 (default all but vae, bf16)
+ *                                          KB_CASE=m,n,k,wa with bf16: that GEMM only (wa 1: the weight is A);
+ *                                          KB_VARIANTS=bitmask of the columns; KB_REPS=repetitions
  * bf16: f32 compute (OpenBLAS sgemm) beside bf16 compute on AMX tiles and on vdpbf16ps (cpu_bf16.c), f16
  * weights, SD 1.5 linear and im2col shapes, best of 5 (the machine may be busy).
  * "cpu-est" = work / (process CPU seconds / threads): on a shared, loaded machine it estimates the
@@ -154,12 +156,15 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
     uint16_t *w = malloc(nw * 2), *wb = malloc(nw * 2);
     de_f32_to_f16(w32, w, (int64_t)nw);
     de_f32_to_bf16(w32, wb, (int64_t)nw);   /* the auto column: bf16 weights (auto leaves f16 weights f32) */
-    const char *names[4] = {"f32 (sgemm)", "bf16 amx", "auto amx (bf16 w)", "bf16 avx512bf16"};
-    const int compute[4] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16};
-    const int kernel[4] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512};
-    double ms[4] = {0, 0, 0, 0};
-    for (int v = 0; v < 4; v++) {
-        if (v > 0 && de_cpu_bf16_kernel() < kernel[v]) continue;
+    const char *names[5] = {"f32 (sgemm)", "bf16 amx", "auto amx (bf16 w)", "bf16 avx512bf16", "auto amx (f16 w)"};
+    const int compute[5] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16, DE_COMPUTE_AUTO};
+    const int kernel[5] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512, DE_BF16_KERNEL_AMX};
+    double ms[5] = {0, 0, 0, 0, 0};
+    de_backend *bes[5] = {NULL, NULL, NULL, NULL, NULL};
+    de_gemm_op ops[5];
+    const int only = getenv("KB_VARIANTS") ? atoi(getenv("KB_VARIANTS")) : 31; /* bit v: run variant v */
+    for (int v = 0; v < 5; v++) {
+        if ((v > 0 && de_cpu_bf16_kernel() < kernel[v]) || !(only >> v & 1)) continue;
         de_backend_options o;
         de_backend_options_init(&o);
         o.threads = threads; o.cpu_compute = compute[v]; o.cpu_bf16_kernel = kernel[v];
@@ -171,19 +176,21 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
         if (wa) { op.a = wv; op.lda = k; op.a_dtype = wdt; op.b = x; op.ldb = n; }
         else { op.a = x; op.lda = k; op.b = wv; op.ldb = k; op.trans_b = true; op.b_dtype = wdt; op.bias = b; }
         if (de_gemm(be, &op) != DE_OK) { printf("gemm failed: %s\n", de_backend_last_error(be)); de_backend_free(be); continue; }
-        double best = 1e30;
-        for (int i = 0; i < reps; i++) {
-            double t0 = now();
-            de_gemm(be, &op);
-            double dt = now() - t0;
-            if (dt < best) best = dt;
-        }
-        ms[v] = best * 1e3;
-        de_backend_free(be);
+        bes[v] = be; ops[v] = op; ms[v] = 1e30;
     }
+    /* the variants take turns, so that a busy spell of the (shared) machine hits them alike */
+    for (int i = 0; i < reps; i++)
+        for (int v = 0; v < 5; v++) {
+            if (!bes[v]) continue;
+            double t0 = now();
+            de_gemm(bes[v], &ops[v]);
+            double dt = (now() - t0) * 1e3;
+            if (dt < ms[v]) ms[v] = dt;
+        }
+    for (int v = 0; v < 5; v++) if (bes[v]) de_backend_free(bes[v]);
     const double fl = 2.0 * m * n * (double)k;
     printf("%s m=%5d n=%5d k=%5d threads %d:", wa ? "W@x  " : "x@W^T", m, n, k, threads);
-    for (int v = 0; v < 4; v++)
+    for (int v = 0; v < 5; v++)
         if (ms[v] > 0) printf("  %s %7.2f ms %5.0f GF/s", names[v], ms[v], fl / ms[v] * 1e-6);
     printf("\n");
     fflush(stdout);
@@ -194,6 +201,9 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
  * im2col GEMM of a 3x3 conv at 640 channels on 32x32 (k = 640 * 9) */
 static void bench_bf16(int threads, int reps) {
     printf("bf16 compute (cpu_bf16.c), f16 weights (auto: bf16 weights), best of %d; kernel on this CPU: %s\n", reps, de_bf16_kernel_name(de_cpu_bf16_kernel()));
+    const char *one = getenv("KB_CASE"); /* "m,n,k,wa": that case only (for perf) */
+    int cm, cn, ck, cw;
+    if (one && sscanf(one, "%d,%d,%d,%d", &cm, &cn, &ck, &cw) == 4) { bench_bf16_case(threads, cm, cn, ck, cw, reps); return; }
     bench_bf16_case(threads, 4096, 320, 320, 0, reps);
     bench_bf16_case(threads, 4096, 1280, 320, 0, reps);
     bench_bf16_case(threads, 4096, 320, 1280, 0, reps);
@@ -230,7 +240,7 @@ int main(int argc, char **argv) {
         bench_attn(be, 2, 8, 1024, 1024, 80, 5);
     }
     if (!*only || strstr(only, "gn")) bench_gn(be, 2, 320, 4096, 10);
-    if (strstr(only, "bf16")) bench_bf16(g_threads, 5);
+    if (strstr(only, "bf16")) bench_bf16(g_threads, getenv("KB_REPS") ? atoi(getenv("KB_REPS")) : 5);
     if (strstr(only, "vae")) {   /* SD VAE decoder at 512x512 output (not in the default set: slow) */
         bench_conv(be, 1, 512, 128, 512, 3, 0, 1);
         bench_conv(be, 1, 256, 256, 256, 3, 0, 1);

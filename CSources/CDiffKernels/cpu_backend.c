@@ -71,9 +71,13 @@ static void cpu_free(de_backend *be) {
         free(c->wconv.ptr);
         free(c->bf_a.ptr);
         free(c->bf_b.ptr);
+        free(c->bf_acc.ptr);
         if (c->per_thread)
             for (int i = 0; i < c->n_threads; i++) free(c->per_thread[i].ptr);
         free(c->per_thread);
+        if (c->bf_local)
+            for (int i = 0; i < 3 * c->n_threads; i++) free(c->bf_local[i].ptr);
+        free(c->bf_local);
         pthread_mutex_destroy(&c->op_lock);
         for (size_t k = 0; k < c->n_blocks; k++)
             if (c->blocks[k].constant) free((void *)c->blocks[k].begin); /* constants the caller never released */
@@ -190,8 +194,9 @@ static uint32_t cpu_caps(de_backend *be) {
 
 static size_t scratch_bytes(const cpu_ctx *c) {
     size_t b = (c->shared.ptr ? c->shared.cap : 0) + (c->shared2.ptr ? c->shared2.cap : 0) + (c->wconv.ptr ? c->wconv.cap : 0) +
-               (c->bf_a.ptr ? c->bf_a.cap : 0) + (c->bf_b.ptr ? c->bf_b.cap : 0);
+               (c->bf_a.ptr ? c->bf_a.cap : 0) + (c->bf_b.ptr ? c->bf_b.cap : 0) + (c->bf_acc.ptr ? c->bf_acc.cap : 0);
     for (int i = 0; i < c->n_threads; i++) b += c->per_thread[i].ptr ? c->per_thread[i].cap : 0;
+    for (int i = 0; c->bf_local && i < 3 * c->n_threads; i++) b += c->bf_local[i].ptr ? c->bf_local[i].cap : 0;
     return b * sizeof(float);
 }
 
@@ -210,7 +215,9 @@ static void cpu_trim(de_backend *be) {
     scratch_free(&c->wconv);
     scratch_free(&c->bf_a);
     scratch_free(&c->bf_b);
+    scratch_free(&c->bf_acc);
     for (int i = 0; i < c->n_threads; i++) scratch_free(&c->per_thread[i]);
+    for (int i = 0; c->bf_local && i < 3 * c->n_threads; i++) scratch_free(&c->bf_local[i]);
     pthread_mutex_unlock(&c->op_lock);
 }
 
@@ -298,6 +305,7 @@ de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
     c->n_threads = c->pool.n_threads;
     c->per_thread = calloc((size_t)c->n_threads, sizeof(de_scratch));
     if (!c->per_thread) { de_pool_destroy(&c->pool); free(be); free(c); return NULL; }
+    c->bf_local = calloc((size_t)c->n_threads * 3, sizeof(de_scratch)); /* NULL: Winograd stays on sgemm */
     pthread_mutex_init(&c->op_lock, NULL);
     pthread_mutex_init(&c->mem_lock, NULL);
     c->staged = o.cpu_staged;

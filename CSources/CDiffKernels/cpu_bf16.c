@@ -82,16 +82,18 @@ int de_cpu_has_avx512(void) {
     return has_avx512;
 }
 
-/* auto keeps the parity of f32 activations: rounding activations to bf16 moved the fixtures' final latents
- * by 2.1e-2 to 2.8e-2 (issue 17's bound: 1e-2), so under auto the activation is split into bf16 hi + lo
- * (16 bits of mantissa); the weight is used as one bf16 term: a bf16 weight exactly, a q8_0 weight's d * q
- * rounded (below q8_0's own step). (An f16 weight would need hi + lo too: three AMX terms, measured no faster
- * than sgemm, so auto leaves f16 weights in f32: cpu_use_bf16.) compute bf16: one term, everything rounded. */
+/* auto keeps f32-class parity: rounding activations to bf16 moved the fixtures' final latents by 2.1e-2 to
+ * 2.8e-2 (issue 17's bound: 1e-2), so under auto the activation is split into bf16 hi + lo (16 bits of
+ * mantissa); a bf16 weight is one term exactly, a q8_0 weight's d * q one term rounded (below q8_0's own step),
+ * an f16 weight hi + lo exactly (11 bits fit in 16): three AMX terms, hi hi + lo hi + hi lo (lo lo is below
+ * 2^-16 of the product). f16 weights on the sd1 fixture: latents 4.2e-5 from diffusers (f32 compute 1.7e-6),
+ * image 97 dB. f32 weights stay f32 (sgemm): hi + lo holds 16 of their 24 bits, and on the f32 fixtures
+ * (SDXL DDIM 2.1e-3 against a 1e-3 bound) that was not f32 parity. compute bf16: one term, everything rounded. */
 void cpu_bf16_splits(const cpu_ctx *ctx, de_dtype wdt, int *split_act, int *split_w) {
     *split_act = *split_w = 0;
     if (ctx->compute != DE_COMPUTE_AUTO) return;
     *split_act = 1;
-    (void)wdt;
+    *split_w = wdt == DE_F16 || wdt == DE_F32;
 }
 
 const char *de_bf16_kernel_name(int kernel) {
@@ -105,10 +107,9 @@ const char *de_bf16_kernel_name(int kernel) {
 int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt) {
     if (ctx->bf16_kernel == DE_BF16_KERNEL_NONE) return 0;
     if (ctx->compute == DE_COMPUTE_BF16) return 1;
-    /* auto: AMX only (vdpbf16ps measured no faster than OpenBLAS sgemm here), and only for bf16 / q8_0 weights,
-     * whose auto form takes two AMX terms; an f16 weight would take three (hi + lo on both sides), measured no
-     * faster than sgemm (tools/kernel_bench bf16), so f16 weights stay f32 */
-    return ctx->compute == DE_COMPUTE_AUTO && (wdt == DE_BF16 || wdt == DE_Q8_0) && ctx->bf16_kernel == DE_BF16_KERNEL_AMX;
+    /* auto: AMX only (vdpbf16ps in two or three terms is slower than OpenBLAS sgemm); reduced weights, in the
+     * terms cpu_bf16_splits gives (three for f16: 1.3-2.3x sgemm's speed, tools/kernel_bench bf16); f32 stays */
+    return ctx->compute == DE_COMPUTE_AUTO && wdt != DE_F32 && ctx->bf16_kernel == DE_BF16_KERNEL_AMX;
 }
 
 #ifdef DE_HAVE_X86_BF16
@@ -123,37 +124,41 @@ typedef struct {
     int by_rows;             /* 1: (r, kk) at row r, column kk of the stored matrix; 0: at row kk, column r (f32) */
     int64_t rows, k;         /* valid extent */
     int vnni;                /* 1: B layout (pairs of k interleaved per column), 0: A layout */
-    int part;                /* 0: bf16(x), 1: bf16(x - bf16(x)) */
-    int64_t KB;
-    uint16_t *dst;           /* [tiles][KB][512] */
+    int64_t KB, RT;          /* k blocks, 16-row tiles */
+    uint16_t *dst;           /* hi parts bf16(x): [tiles][KB][512] */
+    uint16_t *dst_lo;        /* NULL, or the lo parts bf16(x - bf16(x)) in the same layout (one pass makes both) */
 } pack_job;
 
 static inline BF_TARGET __m512i bf16x32(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
-/* part 0: bf16(x) (round to nearest even); part 1: bf16(x - bf16(x)), the rounding residual, so that the two
- * parts hold 16 bits of x's mantissa (x0: elements 0-15, x1: 16-31) */
-static inline BF_TARGET __m512i bf16_part(__m512 x0, __m512 x1, int part) {
+/* hi = bf16(x) (round to nearest even); lo = bf16(x - hi), the rounding residual, so that the two parts hold
+ * 16 bits of x's mantissa (x0: elements 0-15, x1: 16-31); lo NULL: hi only */
+static inline BF_TARGET __m512i bf16_parts(__m512 x0, __m512 x1, __m512i *lo) {
     const __m512i v = bf16x32(x0, x1);
-    if (part == 0) return v;
-    const __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(v)), 16));
-    const __m512 h1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16));
-    return bf16x32(_mm512_sub_ps(x0, h0), _mm512_sub_ps(x1, h1));
+    if (lo) {
+        const __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(v)), 16));
+        const __m512 h1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16));
+        *lo = bf16x32(_mm512_sub_ps(x0, h0), _mm512_sub_ps(x1, h1));
+    }
+    return v;
 }
 
-/* 32 elements k0..k0+cnt of one stored row (a weight row or an f32 row) as bf16 into out (zero after cnt) */
-static BF_TARGET void row_chunk(de_dtype dt, const void *row, int64_t k0, int cnt, int part, uint16_t *out) {
+/* 32 elements k0..k0+cnt of one stored row (a weight row or an f32 row) as bf16 into out (and its residual
+ * into out_lo unless NULL; zero after cnt) */
+static BF_TARGET void row_chunk(de_dtype dt, const void *row, int64_t k0, int cnt, uint16_t *out, uint16_t *out_lo) {
     const __mmask16 m0 = cnt >= 16 ? 0xffff : (__mmask16)((1u << cnt) - 1);
     const __mmask16 m1 = cnt <= 16 ? 0 : cnt >= 32 ? 0xffff : (__mmask16)((1u << (cnt - 16)) - 1);
-    __m512i v;
+    __m512i v, lo = _mm512_setzero_si512();
+    __m512i *lp = out_lo ? &lo : NULL;
     switch (dt) {
     case DE_F16: {
         const uint16_t *s = (const uint16_t *)row + k0;
-        v = bf16_part(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, s)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, s + 16)), part);
+        v = bf16_parts(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, s)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, s + 16)), lp);
         break;
     }
     case DE_BF16: {
         const __mmask32 m = cnt >= 32 ? 0xffffffffu : (__mmask32)((1ull << cnt) - 1);
-        v = part ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi16(m, (const uint16_t *)row + k0); /* exact: no residual */
+        v = _mm512_maskz_loadu_epi16(m, (const uint16_t *)row + k0); /* exact: no residual */
         break;
     }
     case DE_Q8_0: { /* k0 is a block boundary (k % 32 == 0 for q8_0) */
@@ -162,29 +167,32 @@ static BF_TARGET void row_chunk(de_dtype dt, const void *row, int64_t k0, int cn
         memcpy(&hs, blk, 2);
         const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)hs));
         const __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2)), q1 = _mm_loadu_si128((const __m128i *)(blk + 18));
-        v = bf16_part(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0))),
-                      _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1))), part);
+        v = bf16_parts(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0))),
+                       _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1))), lp);
         break;
     }
     default: {
         const float *s = (const float *)row + k0;
-        v = bf16_part(_mm512_maskz_loadu_ps(m0, s), _mm512_maskz_loadu_ps(m1, s + 16), part);
+        v = bf16_parts(_mm512_maskz_loadu_ps(m0, s), _mm512_maskz_loadu_ps(m1, s + 16), lp);
         break;
     }
     }
     _mm512_storeu_si512(out, v);
+    if (out_lo) _mm512_storeu_si512(out_lo, lo);
 }
 
 /* rows x0..x0+cnt of two stored f32 rows (k = kk, kk + 1) interleaved: out[2x + q] = row_q[x] (zero past
- * cnt; row1 NULL = zeros) */
-static BF_TARGET void pair_chunk(const float *row0, const float *row1, int cnt, int part, uint16_t *out) {
+ * cnt; row1 NULL = zeros); the residuals likewise into out_lo unless NULL */
+static BF_TARGET void pair_chunk(const float *row0, const float *row1, int cnt, uint16_t *out, uint16_t *out_lo) {
     const __mmask16 m = cnt >= 16 ? 0xffff : (__mmask16)((1u << cnt) - 1);
     const __m512 a = row0 ? _mm512_maskz_loadu_ps(m, row0) : _mm512_setzero_ps();
     const __m512 b = row1 ? _mm512_maskz_loadu_ps(m, row1) : _mm512_setzero_ps();
-    const __m512i v = bf16_part(a, b, part); /* [a0..a15, b0..b15] */
+    __m512i lo;
+    const __m512i v = bf16_parts(a, b, out_lo ? &lo : NULL); /* [a0..a15, b0..b15] */
     const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                          23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     _mm512_storeu_si512(out, _mm512_permutexvar_epi16(idx, v));
+    if (out_lo) _mm512_storeu_si512(out_lo, _mm512_permutexvar_epi16(idx, lo));
 }
 
 /* 16 x 16 32-bit transpose: d[i][j] = s[j][i] */
@@ -197,38 +205,48 @@ static const void *src_row(const pack_job *j, int64_t r) {
     return j->dt == DE_F32 ? (const void *)((const float *)j->p + r * j->ld) : cpu_weight_at(j->dt, j->p, r * j->ld);
 }
 
-/* one tile (t, kb): t = 16-row group of the packed operand */
-static BF_TARGET void pack_tile(const pack_job *j, int64_t t, int64_t kb, uint16_t *tile) {
+/* one tile (t, kb) of both parts: t = 16-row group of the packed operand; lo NULL: hi only */
+static BF_TARGET void pack_tile(const pack_job *j, int64_t t, int64_t kb, uint16_t *tile, uint16_t *lo) {
     const int64_t r0 = t * 16, k0 = kb * 32;
     const int rv = r0 >= j->rows ? 0 : (int)(j->rows - r0 < 16 ? j->rows - r0 : 16);
     const int kv = (int)(j->k - k0 < 32 ? j->k - k0 : 32);
-    uint16_t tmp[512] __attribute__((aligned(64)));
+    uint16_t tmp[2][512] __attribute__((aligned(64)));
     /* "natural" layouts need no transpose: A by rows, B (VNNI) from stored rows of k */
     if (j->by_rows) {
-        uint16_t *o = j->vnni ? tmp : tile;
+        uint16_t *o = j->vnni ? tmp[0] : tile, *ol = lo ? (j->vnni ? tmp[1] : lo) : NULL;
         for (int r = 0; r < 16; r++) {
-            if (r < rv) row_chunk(j->dt, src_row(j, r0 + r), k0, kv, j->part, o + r * 32);
-            else memset(o + r * 32, 0, 64);
+            if (r < rv) row_chunk(j->dt, src_row(j, r0 + r), k0, kv, o + r * 32, ol ? ol + r * 32 : NULL);
+            else { memset(o + r * 32, 0, 64); if (ol) memset(ol + r * 32, 0, 64); }
         }
-        if (j->vnni) transpose16((const uint32_t *)tmp, (uint32_t *)tile);   /* [c][p] -> [p][c] */
+        if (j->vnni) { /* [c][p] -> [p][c] */
+            transpose16((const uint32_t *)tmp[0], (uint32_t *)tile);
+            if (lo) transpose16((const uint32_t *)tmp[1], (uint32_t *)lo);
+        }
     } else {
         const float *base = (const float *)j->p + r0;
-        uint16_t *o = j->vnni ? tile : tmp;
+        uint16_t *o = j->vnni ? tile : tmp[0], *ol = lo ? (j->vnni ? lo : tmp[1]) : NULL;
         for (int p = 0; p < 16; p++) {
             const int64_t kk = k0 + 2 * p;
-            if (rv == 0 || kk >= j->k) { memset(o + p * 32, 0, 64); continue; }
-            pair_chunk(base + kk * j->ld, kk + 1 < j->k ? base + (kk + 1) * j->ld : NULL, rv, j->part, o + p * 32);
+            if (rv == 0 || kk >= j->k) { memset(o + p * 32, 0, 64); if (ol) memset(ol + p * 32, 0, 64); continue; }
+            pair_chunk(base + kk * j->ld, kk + 1 < j->k ? base + (kk + 1) * j->ld : NULL, rv, o + p * 32, ol ? ol + p * 32 : NULL);
         }
-        if (!j->vnni) transpose16((const uint32_t *)tmp, (uint32_t *)tile); /* [p][r] -> [r][p] */
+        if (!j->vnni) { /* [p][r] -> [r][p] */
+            transpose16((const uint32_t *)tmp[0], (uint32_t *)tile);
+            if (lo) transpose16((const uint32_t *)tmp[1], (uint32_t *)lo);
+        }
     }
 }
 
+/* u numbers the tiles k-major when the source is read by columns (by_rows 0), so that consecutive tiles read
+ * consecutive bytes of the same stored rows (row-tile-major, each tile reading 32 rows 64 bytes wide, missed
+ * the cache on every row: the three-term W @ x GEMM ran at sgemm's speed) */
 static void pack_task(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
     const pack_job *j = va;
     for (int64_t u = b; u < e; u++) {
-        const int64_t t = u / j->KB, kb = u % j->KB;
-        pack_tile(j, t, kb, j->dst + u * 512);
+        const int64_t t = j->by_rows ? u / j->KB : u % j->RT, kb = j->by_rows ? u % j->KB : u / j->RT;
+        const size_t o = (size_t)(t * j->KB + kb) * 512;
+        pack_tile(j, t, kb, j->dst + o, j->dst_lo ? j->dst_lo + o : NULL);
     }
 }
 
@@ -243,6 +261,11 @@ typedef struct {
     float *c; int64_t ldc;
     const float *bias;
     int64_t rb;              /* row pairs per task */
+    /* AMX (amx_task) */
+    const uint16_t *a_lo, *b_lo; /* lo parts (NULL: not split); A[0], B[0] are the hi parts */
+    int64_t cb, CG, kc;      /* column pairs per task, column groups, k blocks per chunk */
+    float *acc;              /* per worker: rb * cb blocks of 32 x 32 */
+    size_t acc_stride;       /* floats between workers' acc (0: one worker) */
 } bc_job;
 
 /* C block (32 x 32 at row0, col0; valid mr x nr) = alpha * acc + beta * C + bias */
@@ -317,43 +340,78 @@ typedef struct __attribute__((packed, aligned(64))) {
     uint8_t rows[16];
 } tilecfg;
 
+/* AMX: the task's C region (rb row pairs x cb column pairs) is computed in k chunks of KC blocks (KC * 32 k):
+ * within a chunk, one row pair's A tiles (2 x KC x parts KB, in L1) meet every column pair's B tiles (in L2);
+ * the accumulators of each 32 x 32 block go to the task's acc buffer (4 KB per block) between chunks and the
+ * epilogue writes C after the last chunk. All product terms of one k block run together, so that a lo part
+ * meets the hi tiles while they are still loaded: per k block, hi(A) hi(B); then (split_b) hi(A) lo(B); then
+ * (split_a) lo(A) hi(B). Before (each term swept the whole k, A and B streamed from L2 or L3 once per term),
+ * the three-term product ran at sgemm's speed. */
 static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
-    (void)tid;
     const bc_job *j = va;
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
     _tile_loadconfig(&cfg);
-    float acc[32 * 32] __attribute__((aligned(64)));
-    const int64_t KB = j->KB;
-    /* The tiles always accumulate from zero and are stored to acc (4 KB, in L1), and the epilogue writes C with
-     * AVX-512 stores (alpha, beta, bias). Storing the tiles straight to C (and loading C or the bias into them)
-     * was slower: tilestored to C's rows, 16 cache lines apart and not yet in cache, took 40% of the kernel's
-     * time (perf); through acc, m=4096 n=320 k=320 went from 6.7 to 4.6 ms (bf16) and 10.2 to 5.9 ms (auto). */
+    const int64_t KB = j->KB, KC = j->kc;
+    float *accs = j->acc + (size_t)tid * j->acc_stride;
+    const uint16_t *Ah = j->A[0], *Bh = j->B[0], *Al = j->a_lo, *Bl = j->b_lo;
+    const size_t tileKB = (size_t)KB * 512;
     for (int64_t t = b; t < e; t++) {
-        const int64_t jp = t % j->NP, ip0 = t / j->NP * j->rb;
-        for (int64_t ip = ip0; ip < ip0 + j->rb && ip < j->MP; ip++) {
-            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-            for (int t = 0; t < j->terms; t++) {
-              const uint16_t *A0 = j->A[t] + (2 * ip) * KB * 512, *A1 = A0 + KB * 512;
-              const uint16_t *B0 = j->B[t] + (2 * jp) * KB * 512, *B1 = B0 + KB * 512;
-              for (int64_t kb = 0; kb < KB; kb++) {
-                _tile_loadd(4, A0 + kb * 512, 64);
-                _tile_loadd(6, B0 + kb * 512, 64);
-                _tile_loadd(5, A1 + kb * 512, 64);
-                _tile_loadd(7, B1 + kb * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-              }
+        const int64_t ip0 = t / j->CG * j->rb, jp0 = t % j->CG * j->cb;
+        const int64_t ip1 = ip0 + j->rb < j->MP ? ip0 + j->rb : j->MP, jp1 = jp0 + j->cb < j->NP ? jp0 + j->cb : j->NP;
+        for (int64_t k0 = 0; k0 < KB; k0 += KC) {
+            const int64_t k1 = k0 + KC < KB ? k0 + KC : KB;
+            const int last = k1 == KB;
+            for (int64_t ip = ip0; ip < ip1; ip++) {
+                const size_t ao = (size_t)(2 * ip) * tileKB;
+                for (int64_t jp = jp0; jp < jp1; jp++) {
+                    float *acc = accs + (size_t)((ip - ip0) * j->cb + (jp - jp0)) * 1024;
+                    if (k0 == 0) { _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); }
+                    else {
+                        _tile_loadd(0, acc, 128); _tile_loadd(1, acc + 16, 128);
+                        _tile_loadd(2, acc + 16 * 32, 128); _tile_loadd(3, acc + 16 * 32 + 16, 128);
+                    }
+                    const size_t bo = (size_t)(2 * jp) * tileKB;
+                    for (int64_t kb = k0; kb < k1; kb++) {
+                        const size_t o = (size_t)kb * 512;
+                        _tile_loadd(4, Ah + ao + o, 64);
+                        _tile_loadd(6, Bh + bo + o, 64);
+                        _tile_loadd(5, Ah + ao + tileKB + o, 64);
+                        _tile_loadd(7, Bh + bo + tileKB + o, 64);
+                        _tile_dpbf16ps(0, 4, 6);
+                        _tile_dpbf16ps(1, 4, 7);
+                        _tile_dpbf16ps(2, 5, 6);
+                        _tile_dpbf16ps(3, 5, 7);
+                        if (Bl) {
+                            _tile_loadd(6, Bl + bo + o, 64);
+                            _tile_loadd(7, Bl + bo + tileKB + o, 64);
+                            _tile_dpbf16ps(0, 4, 6);
+                            _tile_dpbf16ps(1, 4, 7);
+                            _tile_dpbf16ps(2, 5, 6);
+                            _tile_dpbf16ps(3, 5, 7);
+                            if (Al) {
+                                _tile_loadd(6, Bh + bo + o, 64);
+                                _tile_loadd(7, Bh + bo + tileKB + o, 64);
+                            }
+                        }
+                        if (Al) {
+                            _tile_loadd(4, Al + ao + o, 64);
+                            _tile_loadd(5, Al + ao + tileKB + o, 64);
+                            _tile_dpbf16ps(0, 4, 6);
+                            _tile_dpbf16ps(1, 4, 7);
+                            _tile_dpbf16ps(2, 5, 6);
+                            _tile_dpbf16ps(3, 5, 7);
+                        }
+                    }
+                    _tile_stored(0, acc, 128);
+                    _tile_stored(1, acc + 16, 128);
+                    _tile_stored(2, acc + 16 * 32, 128);
+                    _tile_stored(3, acc + 16 * 32 + 16, 128);
+                    if (last) epilogue(j, acc, ip * 32, jp * 32);
+                }
             }
-            _tile_stored(0, acc, 128);
-            _tile_stored(1, acc + 16, 128);
-            _tile_stored(2, acc + 16 * 32, 128);
-            _tile_stored(3, acc + 16 * 32 + 16, 128);
-            epilogue(j, acc, ip * 32, jp * 32);
         }
     }
     _tile_release();
@@ -362,9 +420,11 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
 /* packed bf16 buffer of `elems` uint16 in a scratch of floats */
 static uint16_t *pack_buf(de_scratch *s, size_t elems) { return (uint16_t *)de_scratch_get(s, (elems + 1) / 2); }
 
-de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
-                    int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
-                    const float *bias, int split_a, int split_b) {
+/* tid < 0: the call's packing and tiles are spread over the pool (buffers bf_a, bf_b, bf_acc); tid >= 0: all
+ * on the calling worker tid, inside a pool task (buffers bf_local[3 tid ..]) */
+static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt,
+                           const void *b, int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c,
+                           int64_t ldc, const float *bias, int split_a, int split_b) {
     const int kern = ctx->bf16_kernel;
     if (kern == DE_BF16_KERNEL_NONE) return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
     if ((adt != DE_F32 && ta) || (bdt != DE_F32 && !tb))
@@ -374,35 +434,78 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
     const int64_t KB = (k + 31) / 32, MP = (m + 31) / 32, NP = (n + 31) / 32;
     const int64_t ua = 2 * MP * KB, ub = 2 * NP * KB;       /* tiles of one part */
     const int na = 1 + !!split_a, nb = 1 + !!split_b;
-    uint16_t *Ap = pack_buf(&ctx->bf_a, (size_t)(na * ua) * 512);
-    uint16_t *Bp = pack_buf(&ctx->bf_b, (size_t)(nb * ub) * 512);
-    if (!Ap || !Bp)
+    de_scratch *bufs[3] = { &ctx->bf_a, &ctx->bf_b, &ctx->bf_acc };
+    if (tid >= 0) for (int i = 0; i < 3; i++) bufs[i] = &ctx->bf_local[3 * tid + i];
+    uint16_t *Ap = pack_buf(bufs[0], (size_t)(na * ua) * 512);
+    uint16_t *Bp = pack_buf(bufs[1], (size_t)(nb * ub) * 512);
+    if (!Ap || !Bp) {
+        if (tid >= 0) return DE_ERR_OOM; /* on a worker: the caller reports it */
         return cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 panels (%lld + %lld bytes)",
                         (long long)(na * ua * 1024), (long long)(nb * ub * 1024));
-    for (int part = 0; part < na; part++) {
-        pack_job pa = { adt, a, lda, !ta, m, k, 0, part, KB, Ap + (size_t)(part * ua) * 512 };
-        de_pool_for(&ctx->pool, ua, ua * 512 >= 65536 ? 0 : ua, pack_task, &pa);
     }
-    for (int part = 0; part < nb; part++) {
-        pack_job pb = { bdt, b, ldb, tb, n, k, 1, part, KB, Bp + (size_t)(part * ub) * 512 };
+    pack_job pa = { adt, a, lda, !ta, m, k, 0, KB, 2 * MP, Ap, split_a ? Ap + (size_t)ua * 512 : NULL };
+    pack_job pb = { bdt, b, ldb, tb, n, k, 1, KB, 2 * NP, Bp, split_b ? Bp + (size_t)ub * 512 : NULL };
+    if (tid >= 0) { pack_task(&pa, 0, ua, tid); pack_task(&pb, 0, ub, tid); }
+    else {
+        de_pool_for(&ctx->pool, ua, ua * 512 >= 65536 ? 0 : ua, pack_task, &pa);
         de_pool_for(&ctx->pool, ub, ub * 512 >= 65536 ? 0 : ub, pack_task, &pb);
     }
-    /* tasks: rb row pairs x one column pair; enough tasks for the pool to balance */
-    int64_t rb = 4;
-    while (rb > 1 && (MP + rb - 1) / rb * NP < 4 * ctx->n_threads) rb /= 2;
     bc_job j;
     memset(&j, 0, sizeof j);
+    j.KB = KB; j.MP = MP; j.NP = NP; j.m = m; j.n = n; j.alpha = alpha; j.beta = beta; j.c = c; j.ldc = ldc;
+    j.bias = bias;
     /* terms: hi(A) hi(B), then lo(A) hi(B), then hi(A) lo(B) (the lo x lo term is below f32's own rounding) */
     j.A[0] = Ap; j.B[0] = Bp; j.terms = 1;
     if (split_a) { j.A[j.terms] = Ap + (size_t)ua * 512; j.B[j.terms] = Bp; j.terms++; }
     if (split_b) { j.A[j.terms] = Ap; j.B[j.terms] = Bp + (size_t)ub * 512; j.terms++; }
-    j.KB = KB; j.MP = MP; j.NP = NP; j.m = m; j.n = n; j.alpha = alpha; j.beta = beta; j.c = c; j.ldc = ldc;
-    j.bias = bias; j.rb = rb;
-    const int64_t tasks = (MP + rb - 1) / rb * NP;
     const double flops = 2.0 * (double)m * (double)n * (double)k * j.terms;
-    de_pool_for(&ctx->pool, tasks, flops < 2e6 ? tasks : 1, kern == DE_BF16_KERNEL_AMX ? amx_task : avx_task, &j);
+    const int T = tid >= 0 ? 1 : ctx->n_threads;
+    int64_t tasks;
+    de_range_fn fn;
+    if (kern == DE_BF16_KERNEL_AMX) {
+        /* tasks: rb row pairs x cb column pairs (acc: 4 KB a block, per worker); enough tasks for the pool to
+         * balance; k chunks of 32 KB of A tiles per row pair (L1) */
+        int64_t rb = MP < 4 ? MP : 4, cb = NP < 8 ? NP : 8;
+        while (rb > 1 && (MP + rb - 1) / rb * ((NP + cb - 1) / cb) < 2 * T) rb /= 2;
+        while (cb > 1 && (MP + rb - 1) / rb * ((NP + cb - 1) / cb) < 2 * T) cb /= 2;
+        j.rb = rb; j.cb = cb; j.CG = (NP + cb - 1) / cb; j.kc = 16 / na;
+        j.a_lo = split_a ? Ap + (size_t)ua * 512 : NULL;
+        j.b_lo = split_b ? Bp + (size_t)ub * 512 : NULL;
+        const int workers = tid >= 0 ? 1 : ctx->pool.n_threads > T ? ctx->pool.n_threads : T; /* tid < the pool's threads */
+        j.acc = de_scratch_get(bufs[2], (size_t)workers * (size_t)(rb * cb) * 1024);
+        j.acc_stride = tid >= 0 ? 0 : (size_t)(rb * cb) * 1024;
+        if (!j.acc) return tid >= 0 ? DE_ERR_OOM : cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 accumulators");
+        tasks = (MP + rb - 1) / rb * j.CG;
+        fn = amx_task;
+    } else {
+        /* tasks: rb row pairs x one column pair */
+        int64_t rb = 4;
+        while (rb > 1 && (MP + rb - 1) / rb * NP < 4 * T) rb /= 2;
+        j.rb = rb;
+        tasks = (MP + rb - 1) / rb * NP;
+        fn = avx_task;
+    }
+    if (tid >= 0) fn(&j, 0, tasks, tid);
+    else de_pool_for(&ctx->pool, tasks, flops < 2e6 ? tasks : 1, fn, &j);
     atomic_fetch_add(&ctx->bf16_gemms, 1);
     return DE_OK;
+}
+
+de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
+                    int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
+                    const float *bias, int split_a, int split_b) {
+    return bgemm_run(ctx, -1, ta, adt, a, lda, tb, bdt, b, ldb, m, n, k, alpha, beta, c, ldc, bias, split_a, split_b);
+}
+
+int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt) {
+    return ctx->bf_local && ctx->bf16_kernel == DE_BF16_KERNEL_AMX &&
+           (ctx->compute == DE_COMPUTE_BF16 || (ctx->compute == DE_COMPUTE_AUTO && wdt != DE_F32));
+}
+
+de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                          int64_t ldb, float *c, int64_t ldc) {
+    const int split = ctx->compute == DE_COMPUTE_AUTO;
+    return bgemm_run(ctx, tid, 0, DE_F32, a, lda, 0, DE_F32, b, ldb, m, n, k, 1.0f, 0.0f, c, ldc, NULL, split, split);
 }
 
 #else /* not x86-64 with GCC/Clang: no bf16 kernels */
@@ -413,6 +516,14 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
     (void)ta; (void)split_a; (void)split_b; (void)adt; (void)a; (void)lda; (void)tb; (void)bdt; (void)b; (void)ldb; (void)m; (void)n; (void)k;
     (void)alpha; (void)beta; (void)c; (void)ldc; (void)bias;
     return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
+}
+
+int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt) { (void)ctx; (void)wdt; return 0; }
+
+de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                          int64_t ldb, float *c, int64_t ldc) {
+    (void)ctx; (void)tid; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;
+    return DE_ERR_UNSUPPORTED;
 }
 
 #endif

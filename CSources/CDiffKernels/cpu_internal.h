@@ -89,6 +89,8 @@ typedef struct cpu_ctx {
     de_scratch shared2;
     de_scratch wconv;            /* a small reduced-precision weight converted whole (cpu_weights.c) */
     de_scratch bf_a, bf_b;       /* bf16 GEMM packed operands (cpu_bf16.c) */
+    de_scratch bf_acc;           /* bf16 GEMM accumulators, per worker (cpu_bf16.c, AMX) */
+    de_scratch *bf_local;        /* [n_threads * 3]: a worker's own packs + accumulators (cpu_bgemm_local) */
     de_scratch *per_thread;      /* [n_threads] */
     char err[512];
 } cpu_ctx;
@@ -121,6 +123,13 @@ void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, fl
 de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
                     int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
                     const float *bias, int split_a, int split_b);
+/* The same on the calling worker tid only (inside a pool task: Winograd's per-point GEMMs), both operands f32
+ * untransposed, C = A @ B; auto: both split (three terms), bf16: one term. Packs into ctx->bf_local[3 tid ..].
+ * cpu_bgemm_local_ok: whether it is used here for a conv whose stored weight is wdt (AMX; compute bf16, or
+ * auto with a reduced weight: f32 weights stay f32 as in cpu_use_bf16). DE_ERR_OOM without a message. */
+int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt);
+de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                          int64_t ldb, float *c, int64_t ldc);
 /* Whether a GEMM whose weight operand is stored as wdt (DE_F32 for all-f32 GEMMs) runs in bf16 here. */
 int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt);
 /* Which operands of such a GEMM are split into bf16 hi + lo parts (cpu_bgemm split_a / split_b). */

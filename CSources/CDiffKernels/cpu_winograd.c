@@ -25,6 +25,7 @@ typedef struct {
     int64_t t0, nt;            /* tile block [t0, t0 + nt) over the whole batch (may span images) */
     float *U, *V, *M;
     cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
+    _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
 } wino_job;
 
 /* U[e][co][ci] = (G g G^T)[e]; the inner loop runs over ci with 16 contiguous output streams */
@@ -145,14 +146,21 @@ static void wino_input(void *va, int64_t b, int64_t e, int tid) {
 }
 
 /* M[e] = U[e] @ V[e], one task per e (OpenBLAS single-threaded inside) */
+/* M[e] = U[e] @ V[e], one task per e: OpenBLAS single-threaded inside, or with compute auto / bf16 on AMX
+ * the worker's own bf16 GEMM (cpu_bgemm_local; auto, reduced weights: three terms, U rounded to 16 bits) */
 static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
-    (void)tid;
     wino_job *j = va;
     const int32_t co = j->op->c_out, ci = j->op->c_in;
-    for (int64_t k = b; k < e; k++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)j->nt, ci, 1.0f,
-                    j->U + k * (int64_t)co * ci, ci, j->V + k * (int64_t)ci * j->nt, (int)j->nt, 0.0f,
-                    j->M + k * (int64_t)co * j->nt, (int)j->nt);
+    const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
+    for (int64_t k = b; k < e; k++) {
+        const float *U = j->U + k * (int64_t)co * ci, *V = j->V + k * (int64_t)ci * j->nt;
+        float *M = j->M + k * (int64_t)co * j->nt;
+        if (bf) {
+            if (cpu_bgemm_local(j->ctx, tid, co, j->nt, ci, U, ci, V, j->nt, M, j->nt) != DE_OK) atomic_store(&j->failed, 1);
+        } else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)j->nt, ci, 1.0f, U, ci, V, (int)j->nt, 0.0f, M,
+                        (int)j->nt);
+    }
 }
 
 /* y tile = A^T M A (+ bias + residual) */
@@ -214,6 +222,9 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
         j.M = VM + 16 * j.nt * op->c_in;
         de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
         de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
+        if (atomic_load(&j.failed))
+            return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
+                            op->c_in, op->c_out);
         de_pool_for(&ctx->pool, op->c_out, 0, wino_output, &j);
     }
     return DE_OK;

@@ -6,7 +6,10 @@
  *   - bound: against the double-precision product of the operands' own values, relative L2 error <= 1e-2 (the
  *     bf16 tolerance), and > 1e-5 on cases with k >= 32 (the result really was rounded: not the f32 path);
  *   - ran: the provider's bf16_gemms counter moved (de_backend_stats).
- * compute = auto: bf16 (activation split into hi + lo) only for a bf16 / q8_0 weight and only with AMX.
+ * compute = auto: bf16 only for a reduced (f16 / bf16 / q8_0) weight and only with AMX: the activation split into
+ * hi + lo, an f16 weight too (three terms); f32 weights and all-f32 gemms stay f32.
+ * Winograd 3x3 convolutions (planes of >= 512 outputs) take the bf16 GEMMs only with AMX (cpu_bgemm_local): their
+ * products are of transformed operands, so only the bound is checked (auto: 1e-4; bf16: 1e-2 and > 1e-5).
  * Kernels: the best this CPU has (AMX tiles where Linux grants them), then vdpbf16ps alone
  * (cpu_bf16_kernel = avx512bf16), then none (cpu_bf16_kernel = -1: bf16 asked for but not offered: the op
  * runs in f32, bf16_gemms stays 0, error <= 1e-5 against the double reference). On a CPU without AVX512_BF16
@@ -89,6 +92,7 @@ static de_backend *make(int compute, int kernel) {
 
 static int g_kernel;  /* the kernel the backend under test uses (NONE: f32 expected) */
 static double g_auto_bound = 1e-2; /* auto: per weight dtype (set by the cases) */
+static int g_wino = 0;             /* a Winograd case: no exact reference; bf16 only where the kernel is AMX */
 
 static void verdict(const char *name, double exact, double bound, int64_t ran, int k_big, de_status st, de_backend *be) {
     cases++;
@@ -98,7 +102,10 @@ static void verdict(const char *name, double exact, double bound, int64_t ran, i
         return;
     }
     int ok;
-    if (g_kernel == DE_BF16_KERNEL_NONE) ok = bound <= 1e-5 && ran == 0;
+    if (g_wino && g_kernel != DE_BF16_KERNEL_AMX) ok = bound <= 1e-5 && ran == 0;
+    else if (g_wino && g_auto) ok = bound <= g_auto_bound && ran > 0;
+    else if (g_wino) ok = bound <= 1e-2 && bound > 1e-5 && ran > 0;
+    else if (g_kernel == DE_BF16_KERNEL_NONE) ok = bound <= 1e-5 && ran == 0;
     else if (g_auto) ok = exact <= 2e-6 && bound <= g_auto_bound && ran > 0;
     else ok = exact <= 2e-6 && bound <= 1e-2 && (!k_big || bound > 1e-5) && ran > 0;
     if (!ok) failures++;
@@ -250,6 +257,7 @@ static void run_all(de_backend *be) {
     check_gemm(be, "bmm", 3, 40, 77, 64, 0, 1, 0.125f, 0.f, 0, DE_F32, 0, 0);
     check_gemm(be, "bmm", 3, 77, 40, 77, 0, 0, 1.f, 0.5f, 0, DE_F32, 0, 0);
     check_gemm(be, "large", 1, 300, 200, 320, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
+    check_gemm(be, "kchunks", 1, 70, 300, 1100, 1, 0, 1.f, 0.5f, 1, DE_F32, 0, 0); /* AMX: several k chunks, a from columns */
     /* reduced weights: b transposed (linear), a untransposed (conv / proj_out layout), shared over a batch */
     const de_dtype wd[3] = {DE_F16, DE_BF16, DE_Q8_0};
     for (int t = 0; t < 3; t++) {
@@ -265,6 +273,10 @@ static void run_all(de_backend *be) {
     check_conv(be, "1x1", 1, 40, 32, 40, 24, 1, 1, 0, 0, DE_F16);
     check_conv(be, "1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, DE_Q8_0);
     check_conv(be, "3x3", 1, 32, 9, 9, 17, 3, 1, 1, 1, DE_BF16);
+    g_wino = 1; /* Winograd F(4x4) (40x36) and F(2x2) (24x24 x2: 576 outputs, 16x16 tiles... both per the provider) */
+    check_conv(be, "wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
+    check_conv(be, "wino", 2, 33, 24, 24, 17, 3, 1, 1, 0, DE_F32);
+    g_wino = 0;
 }
 
 int main(void) {
@@ -282,8 +294,8 @@ int main(void) {
         run_all(be);
         de_backend_free(be);
     }
-    /* auto: bf16 only with a bf16 / q8_0 weight and only on AMX; f16 weights and all-f32 gemms stay f32, and so
-     * does everything with vdpbf16ps alone */
+    /* auto: bf16 only with a reduced weight and only on AMX; f32 weights and all-f32 gemms stay f32, and so does
+     * everything with vdpbf16ps alone */
     if (best != DE_BF16_KERNEL_NONE) {
         de_backend *fb = make(DE_COMPUTE_AUTO, DE_BF16_KERNEL_AVX512);
         printf("-- compute auto, kernel avx512bf16 at most: f32\n");
@@ -296,21 +308,32 @@ int main(void) {
         g_auto = 1;
         for (int t = 0; t < 3; t++) {
             const de_dtype wd[3] = {DE_F16, DE_BF16, DE_Q8_0};
-            g_auto_bound = wd[t] == DE_Q8_0 ? 1e-2 : 3e-5; /* q8_0's d * q is rounded to bf16; bf16 exact */
-            g_kernel = best == DE_BF16_KERNEL_AMX && wd[t] != DE_F16 ? best : DE_BF16_KERNEL_NONE; /* f16: f32 */
+            g_auto_bound = wd[t] == DE_Q8_0 ? 1e-2 : 3e-5; /* q8_0's d * q is rounded to bf16; f16, bf16 exact */
+            g_kernel = best == DE_BF16_KERNEL_AMX ? best : DE_BF16_KERNEL_NONE;
             check_gemm(be, "auto.linear", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0);
             check_gemm(be, "auto.linear.xT", 2, 50, 33, 64, 1, 1, 1.f, 0.f, 1, wd[t], 0, 1);
             check_gemm(be, "auto.convlike", 1, 37, 90, 160, 0, 0, 1.f, 1.f, 0, wd[t], 1, 0);
+            check_gemm(be, "auto.large", 1, 300, 200, 1088, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0); /* several k chunks */
             check_conv(be, "auto.1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, wd[t]);
         }
         g_kernel = best == DE_BF16_KERNEL_AMX ? best : DE_BF16_KERNEL_NONE;
         check_conv(be, "auto.im2col", 1, 32, 17, 17, 40, 3, 2, 1, 0, DE_Q8_0);
         g_auto_bound = 3e-5;
         check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_BF16);
+        check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+        /* Winograd with an f16 weight: U = G g G^T (f32) and V rounded to 16 bits of mantissa each */
+        g_wino = 1;
+        g_auto_bound = 1e-4;
+        check_conv(be, "auto.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
+        check_conv(be, "auto.wino", 2, 33, 24, 24, 17, 3, 1, 1, 0, DE_F16);
+        g_wino = 0;
         g_auto = 0;
         g_kernel = DE_BF16_KERNEL_NONE;
         check_gemm(be, "auto.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
         check_conv(be, "auto.f32", 1, 16, 17, 17, 40, 3, 2, 1, 0, DE_F32);
+        g_wino = 1; /* f32 weights: Winograd stays sgemm under auto */
+        check_conv(be, "auto.f32.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F32);
+        g_wino = 0;
         de_backend_free(be);
     } else {
         printf("bf16_check: no AVX512_BF16 on this CPU: only the f32 fallback was checked\n");

@@ -273,9 +273,10 @@ typedef enum de_compute_mode {
     DE_COMPUTE_F32 = 0,          /* f32 everywhere (the default; DIFFEDIT_COMPUTE=f32) */
     DE_COMPUTE_BF16 = 1,         /* every GEMM with both operands rounded to bf16, where the CPU has a bf16 kernel
                                   * (DIFFEDIT_COMPUTE=bf16); fastest, activations lose 16 bits */
-    DE_COMPUTE_AUTO = 2          /* on AMX, GEMMs with a bf16 or q8_0 weight in bf16 terms that keep f32-activation
-                                  * parity: activation = hi + lo (two bf16), C = hi w + lo w; f32 for the rest (f16 and
-                                  * f32 weights: three terms measured no faster than sgemm) and without AMX
+    DE_COMPUTE_AUTO = 2          /* on AMX, GEMMs with a reduced (f16 / bf16 / q8_0) weight in bf16 terms that keep
+                                  * f32-class parity: activation = hi + lo (two bf16); an f16 weight hi + lo too (three
+                                  * terms: hi hi + lo hi + hi lo), bf16 / q8_0 one (two terms); also the Winograd GEMMs
+                                  * of convolutions with such weights. f32 for f32 weights and without AMX
                                   * (DIFFEDIT_COMPUTE=auto) */
 } de_compute_mode;
 

@@ -47,8 +47,9 @@ public struct BackendOptions: Sendable, Equatable {
         /// every GEMM with bf16 operands and f32 accumulation, on AMX or AVX512_BF16 (DIFFEDIT_COMPUTE=bf16);
         /// f32 on a CPU with neither
         case bf16 = 1
-        /// on AMX CPUs, GEMMs with a bf16 or q8_0 weight in two bf16 terms (activation = hi + lo: f32-activation
-        /// parity), f32 otherwise (f16 / f32 weights, no AMX) (DIFFEDIT_COMPUTE=auto)
+        /// on AMX CPUs, GEMMs with a reduced weight in bf16 terms that keep f32-class parity: the activation as
+        /// hi + lo (two bf16); a bf16 or q8_0 weight one term (two AMX products), an f16 weight hi + lo too (three);
+        /// the 3x3 convolutions' Winograd GEMMs likewise. f32 elsewhere (f32 weights, no AMX) (DIFFEDIT_COMPUTE=auto)
         case auto = 2
 
         public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : "auto" }
@@ -248,7 +249,7 @@ public final class Backend: @unchecked Sendable {
         switch (options.compute, bf16Kernel) {
         case (_, "none"), (.f32, _): return false
         case (.bf16, _): return true
-        case (.auto, let k): return k == "amx" && (weights == .bf16 || weights == .q8_0)
+        case (.auto, let k): return k == "amx" && (weights == .bf16 || weights == .q8_0 || weights == .f16)
         }
     }
 
