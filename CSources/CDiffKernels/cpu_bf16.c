@@ -347,6 +347,9 @@ typedef struct __attribute__((packed, aligned(64))) {
  * meets the hi tiles while they are still loaded: per k block, hi(A) hi(B); then (split_b) hi(A) lo(B); then
  * (split_a) lo(A) hi(B). Before (each term swept the whole k, A and B streamed from L2 or L3 once per term),
  * the three-term product ran at sgemm's speed. */
+/* C tiles 0-3 += A tiles 4, 5 x B tiles 6, 7 (the tile numbers are immediates) */
+#define DP_2X2() do { _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7); } while (0)
+
 static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
     const bc_job *j = va;
     tilecfg cfg;
@@ -380,17 +383,11 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
                         _tile_loadd(6, Bh + bo + o, 64);
                         _tile_loadd(5, Ah + ao + tileKB + o, 64);
                         _tile_loadd(7, Bh + bo + tileKB + o, 64);
-                        _tile_dpbf16ps(0, 4, 6);
-                        _tile_dpbf16ps(1, 4, 7);
-                        _tile_dpbf16ps(2, 5, 6);
-                        _tile_dpbf16ps(3, 5, 7);
+                        DP_2X2();
                         if (Bl) {
                             _tile_loadd(6, Bl + bo + o, 64);
                             _tile_loadd(7, Bl + bo + tileKB + o, 64);
-                            _tile_dpbf16ps(0, 4, 6);
-                            _tile_dpbf16ps(1, 4, 7);
-                            _tile_dpbf16ps(2, 5, 6);
-                            _tile_dpbf16ps(3, 5, 7);
+                            DP_2X2();
                             if (Al) {
                                 _tile_loadd(6, Bh + bo + o, 64);
                                 _tile_loadd(7, Bh + bo + tileKB + o, 64);
@@ -399,10 +396,7 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
                         if (Al) {
                             _tile_loadd(4, Al + ao + o, 64);
                             _tile_loadd(5, Al + ao + tileKB + o, 64);
-                            _tile_dpbf16ps(0, 4, 6);
-                            _tile_dpbf16ps(1, 4, 7);
-                            _tile_dpbf16ps(2, 5, 6);
-                            _tile_dpbf16ps(3, 5, 7);
+                            DP_2X2();
                         }
                     }
                     _tile_stored(0, acc, 128);

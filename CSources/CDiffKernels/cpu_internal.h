@@ -130,6 +130,10 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
 int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt);
 de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                           int64_t ldb, float *c, int64_t ldc);
+/* Winograd (cpu_winograd.c): the per-point GEMMs b..e of one tile block on pool worker tid (sgemm, or
+ * cpu_bgemm_local where cpu_bgemm_local_ok); DE_ERR_OOM without a message. */
+de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int64_t nt, const float *U,
+                         const float *V, float *M);
 /* Whether a GEMM whose weight operand is stored as wdt (DE_F32 for all-f32 GEMMs) runs in bf16 here. */
 int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt);
 /* Which operands of such a GEMM are split into bf16 hi + lo parts (cpu_bgemm split_a / split_b). */

@@ -145,22 +145,29 @@ static void wino_input(void *va, int64_t b, int64_t e, int tid) {
     }
 }
 
-/* M[e] = U[e] @ V[e], one task per e (OpenBLAS single-threaded inside) */
-/* M[e] = U[e] @ V[e], one task per e: OpenBLAS single-threaded inside, or with compute auto / bf16 on AMX
- * the worker's own bf16 GEMM (cpu_bgemm_local; auto, reduced weights: three terms, U rounded to 16 bits) */
+/* Points b..e of a Winograd transform (F(2x2): 16, F(4x4): 36): M[e][co][nt] = U[e][co][ci] @ V[e][ci][nt], on pool
+ * worker tid: OpenBLAS single-threaded inside, or with compute auto / bf16 on AMX the worker's own bf16 GEMM
+ * (cpu_bgemm_local; auto with a reduced weight: three terms, U rounded to 16 bits of mantissa). */
+de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int64_t nt, const float *U,
+                         const float *V, float *M) {
+    const int32_t co = op->c_out, ci = op->c_in;
+    const int bf = cpu_bgemm_local_ok(ctx, op->weight_dtype);
+    de_status st = DE_OK;
+    for (int64_t k = b; k < e; k++) {
+        const float *u = U + k * (int64_t)co * ci, *v = V + k * (int64_t)ci * nt;
+        float *m = M + k * (int64_t)co * nt;
+        if (bf) {
+            if (cpu_bgemm_local(ctx, tid, co, nt, ci, u, ci, v, nt, m, nt) != DE_OK) st = DE_ERR_OOM;
+        } else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)nt, ci, 1.0f, u, ci, v, (int)nt, 0.0f, m, (int)nt);
+    }
+    return st;
+}
+
+/* M[e] = U[e] @ V[e], one task per e (cpu_wino_gemms) */
 static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
     wino_job *j = va;
-    const int32_t co = j->op->c_out, ci = j->op->c_in;
-    const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
-    for (int64_t k = b; k < e; k++) {
-        const float *U = j->U + k * (int64_t)co * ci, *V = j->V + k * (int64_t)ci * j->nt;
-        float *M = j->M + k * (int64_t)co * j->nt;
-        if (bf) {
-            if (cpu_bgemm_local(j->ctx, tid, co, j->nt, ci, U, ci, V, j->nt, M, j->nt) != DE_OK) atomic_store(&j->failed, 1);
-        } else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)j->nt, ci, 1.0f, U, ci, V, (int)j->nt, 0.0f, M,
-                        (int)j->nt);
-    }
+    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, j->nt, j->U, j->V, j->M) != DE_OK) atomic_store(&j->failed, 1);
 }
 
 /* y tile = A^T M A (+ bias + residual) */
@@ -213,7 +220,7 @@ de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, 
     float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + op->c_out)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
                                    (long long)(usz + 16 * TB * ((int64_t)op->c_in + op->c_out)));
-    wino_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx };
+    wino_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx, 0 };
     de_pool_for(&ctx->pool, op->c_out, 0, wino_weights, &j);
     for (int64_t t0 = 0; t0 < NT; t0 += TB) {
         j.t0 = t0;

@@ -12,7 +12,6 @@
  */
 #include "cpu_internal.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 
 #define WINO4_BUDGET (6u << 20) /* floats for V + M: 24 MB */
@@ -129,21 +128,10 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
     }
 }
 
-/* M[e] = U[e] @ V[e], one task per e: OpenBLAS single-threaded inside, or with compute auto / bf16 on AMX
- * the worker's own bf16 GEMM (cpu_bgemm_local; auto, reduced weights: three terms, U rounded to 16 bits) */
+/* M[e] = U[e] @ V[e], one task per e (cpu_wino_gemms) */
 static void w4_gemm(void *va, int64_t b, int64_t e, int tid) {
     w4_job *j = va;
-    const int32_t co = j->op->c_out, ci = j->op->c_in;
-    const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
-    for (int64_t k = b; k < e; k++) {
-        const float *U = j->U + k * (int64_t)co * ci, *V = j->V + k * (int64_t)ci * j->nt;
-        float *M = j->M + k * (int64_t)co * j->nt;
-        if (bf) {
-            if (cpu_bgemm_local(j->ctx, tid, co, j->nt, ci, U, ci, V, j->nt, M, j->nt) != DE_OK) atomic_store(&j->failed, 1);
-        } else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)j->nt, ci, 1.0f, U, ci, V, (int)j->nt, 0.0f, M,
-                        (int)j->nt);
-    }
+    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, j->nt, j->U, j->V, j->M) != DE_OK) atomic_store(&j->failed, 1);
 }
 
 /* y tile = A^T M A (+ bias + residual) */
@@ -192,7 +180,7 @@ de_status cpu_conv2d_winograd4(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh,
     float *VM = de_scratch_get(&ctx->shared, (size_t)(36 * TB * ((int64_t)op->c_in + op->c_out)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
                                    (long long)(usz + 36 * TB * ((int64_t)op->c_in + op->c_out)));
-    w4_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx };
+    w4_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx, 0 };
     de_pool_for(&ctx->pool, op->c_out, 0, w4_weights, &j);
     for (int64_t t0 = 0; t0 < NT; t0 += TB) {
         j.t0 = t0;
