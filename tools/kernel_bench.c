@@ -12,7 +12,8 @@
  *                                          KB_CASE=m,n,k,wa with bf16: that GEMM only (wa 1: the weight is A);
  *                                          KB_VARIANTS=bitmask of the columns; KB_REPS=repetitions
  * bf16: f32 compute (OpenBLAS sgemm) beside bf16 compute on AMX tiles and on vdpbf16ps (cpu_bf16.c), f16
- * weights, SD 1.5 linear and im2col shapes, best of 5 (the machine may be busy).
+ * weights (auto: also bf16 weights), SD 1.5 linear and im2col shapes, best of KB_REPS (5), the variants taking
+ * turns (the machine may be busy).
  * "cpu-est" = work / (process CPU seconds / threads): on a shared, loaded machine it estimates the
  * unloaded rate better than wall time. Knobs (environment): DIFFEDIT_WINOGRAD=2|4 forces
  * F(2x2,3x3) or F(4x4,3x3), DIFFEDIT_NO_WINOGRAD=1 uses im2col + sgemm for every conv,
@@ -155,7 +156,7 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
     float *w32 = rnd(nw), *x = rnd(nx), *b = rnd(n), *c = malloc((size_t)m * n * sizeof(float));
     uint16_t *w = malloc(nw * 2), *wb = malloc(nw * 2);
     de_f32_to_f16(w32, w, (int64_t)nw);
-    de_f32_to_bf16(w32, wb, (int64_t)nw);   /* the auto column: bf16 weights (auto leaves f16 weights f32) */
+    de_f32_to_bf16(w32, wb, (int64_t)nw);   /* the "auto (bf16 w)" column: bf16 weights (two terms) */
     const char *names[5] = {"f32 (sgemm)", "bf16 amx", "auto amx (bf16 w)", "bf16 avx512bf16", "auto amx (f16 w)"};
     const int compute[5] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16, DE_COMPUTE_AUTO};
     const int kernel[5] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512, DE_BF16_KERNEL_AMX};

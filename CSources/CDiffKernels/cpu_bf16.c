@@ -112,6 +112,11 @@ int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt) {
     return ctx->compute == DE_COMPUTE_AUTO && wdt != DE_F32 && ctx->bf16_kernel == DE_BF16_KERNEL_AMX;
 }
 
+/* the same decision as cpu_use_bf16, for AMX only (the worker's own GEMM has no vdpbf16ps form) */
+int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt) {
+    return ctx->bf_local && ctx->bf16_kernel == DE_BF16_KERNEL_AMX && cpu_use_bf16(ctx, wdt);
+}
+
 #ifdef DE_HAVE_X86_BF16
 
 /* ---------------------------------------------------------------- packing */
@@ -437,8 +442,9 @@ static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const vo
         return cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 panels (%lld + %lld bytes)",
                         (long long)(na * ua * 1024), (long long)(nb * ub * 1024));
     }
-    pack_job pa = { adt, a, lda, !ta, m, k, 0, KB, 2 * MP, Ap, split_a ? Ap + (size_t)ua * 512 : NULL };
-    pack_job pb = { bdt, b, ldb, tb, n, k, 1, KB, 2 * NP, Bp, split_b ? Bp + (size_t)ub * 512 : NULL };
+    uint16_t *Al = split_a ? Ap + (size_t)ua * 512 : NULL, *Bl = split_b ? Bp + (size_t)ub * 512 : NULL; /* lo parts */
+    pack_job pa = { adt, a, lda, !ta, m, k, 0, KB, 2 * MP, Ap, Al };
+    pack_job pb = { bdt, b, ldb, tb, n, k, 1, KB, 2 * NP, Bp, Bl };
     if (tid >= 0) { pack_task(&pa, 0, ua, tid); pack_task(&pb, 0, ub, tid); }
     else {
         de_pool_for(&ctx->pool, ua, ua * 512 >= 65536 ? 0 : ua, pack_task, &pa);
@@ -449,9 +455,9 @@ static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const vo
     j.KB = KB; j.MP = MP; j.NP = NP; j.m = m; j.n = n; j.alpha = alpha; j.beta = beta; j.c = c; j.ldc = ldc;
     j.bias = bias;
     /* terms: hi(A) hi(B), then lo(A) hi(B), then hi(A) lo(B) (the lo x lo term is below f32's own rounding) */
-    j.A[0] = Ap; j.B[0] = Bp; j.terms = 1;
-    if (split_a) { j.A[j.terms] = Ap + (size_t)ua * 512; j.B[j.terms] = Bp; j.terms++; }
-    if (split_b) { j.A[j.terms] = Ap; j.B[j.terms] = Bp + (size_t)ub * 512; j.terms++; }
+    j.A[0] = Ap; j.B[0] = Bp; j.terms = 1; j.a_lo = Al; j.b_lo = Bl;
+    if (Al) { j.A[j.terms] = Al; j.B[j.terms] = Bp; j.terms++; }
+    if (Bl) { j.A[j.terms] = Ap; j.B[j.terms] = Bl; j.terms++; }
     const double flops = 2.0 * (double)m * (double)n * (double)k * j.terms;
     const int T = tid >= 0 ? 1 : ctx->n_threads;
     int64_t tasks;
@@ -463,10 +469,7 @@ static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const vo
         while (rb > 1 && (MP + rb - 1) / rb * ((NP + cb - 1) / cb) < 2 * T) rb /= 2;
         while (cb > 1 && (MP + rb - 1) / rb * ((NP + cb - 1) / cb) < 2 * T) cb /= 2;
         j.rb = rb; j.cb = cb; j.CG = (NP + cb - 1) / cb; j.kc = 16 / na;
-        j.a_lo = split_a ? Ap + (size_t)ua * 512 : NULL;
-        j.b_lo = split_b ? Bp + (size_t)ub * 512 : NULL;
-        const int workers = tid >= 0 ? 1 : ctx->pool.n_threads > T ? ctx->pool.n_threads : T; /* tid < the pool's threads */
-        j.acc = de_scratch_get(bufs[2], (size_t)workers * (size_t)(rb * cb) * 1024);
+        j.acc = de_scratch_get(bufs[2], (size_t)T * (size_t)(rb * cb) * 1024);   /* T: ctx->n_threads = the pool's */
         j.acc_stride = tid >= 0 ? 0 : (size_t)(rb * cb) * 1024;
         if (!j.acc) return tid >= 0 ? DE_ERR_OOM : cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 accumulators");
         tasks = (MP + rb - 1) / rb * j.CG;
@@ -491,15 +494,11 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
     return bgemm_run(ctx, -1, ta, adt, a, lda, tb, bdt, b, ldb, m, n, k, alpha, beta, c, ldc, bias, split_a, split_b);
 }
 
-int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt) {
-    return ctx->bf_local && ctx->bf16_kernel == DE_BF16_KERNEL_AMX &&
-           (ctx->compute == DE_COMPUTE_BF16 || (ctx->compute == DE_COMPUTE_AUTO && wdt != DE_F32));
-}
-
 de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                           int64_t ldb, float *c, int64_t ldc) {
-    const int split = ctx->compute == DE_COMPUTE_AUTO;
-    return bgemm_run(ctx, tid, 0, DE_F32, a, lda, 0, DE_F32, b, ldb, m, n, k, 1.0f, 0.0f, c, ldc, NULL, split, split);
+    int sx, sw; /* a: the (f32) transformed weight, b: the activation */
+    cpu_bf16_splits(ctx, DE_F32, &sx, &sw);
+    return bgemm_run(ctx, tid, 0, DE_F32, a, lda, 0, DE_F32, b, ldb, m, n, k, 1.0f, 0.0f, c, ldc, NULL, sw, sx);
 }
 
 #else /* not x86-64 with GCC/Clang: no bf16 kernels */
@@ -511,8 +510,6 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
     (void)alpha; (void)beta; (void)c; (void)ldc; (void)bias;
     return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
 }
-
-int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt) { (void)ctx; (void)wdt; return 0; }
 
 de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                           int64_t ldb, float *c, int64_t ldc) {

@@ -140,12 +140,10 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
         }
     } else if (cpu_use_bf16(ctx, DE_F32)) { /* options.cpu_compute bf16: every GEMM (cpu_bf16.c) */
         CPU_PROFILE_AS("gemm.bf16");
-        int sa, sb;
-        cpu_bf16_splits(ctx, DE_F32, &sa, &sb);
         for (int32_t bi = 0; bi < op->batch && st__ == DE_OK; bi++)
             st__ = cpu_bgemm(ctx, op->trans_a, DE_F32, (const float *)op->a + (int64_t)bi * op->stride_a, op->lda, op->trans_b, DE_F32,
                              (const float *)op->b + (int64_t)bi * op->stride_b, op->ldb, op->m, op->n, op->k, op->alpha, op->beta,
-                             (float *)op->c + (int64_t)bi * op->stride_c, op->ldc, op->bias, sa, sb);
+                             (float *)op->c + (int64_t)bi * op->stride_c, op->ldc, op->bias, 0, 0);
     } else if (op->batch >= ctx->n_threads && op->batch > 1) {
         bgemm_job j = { op };
         de_pool_for(&ctx->pool, op->batch, 1, bgemm_task, &j);
