@@ -312,6 +312,7 @@ de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
     c->winograd = o.winograd;
     c->winograd_tiles = o.winograd_tiles > 0 ? o.winograd_tiles : 0;
     c->im2col_rows = o.im2col_rows > 0 ? o.im2col_rows : 0;
+    c->winograd_channels = o.winograd_channels > 0 ? o.winograd_channels : 0;
     c->compute = o.cpu_compute == DE_COMPUTE_BF16 || o.cpu_compute == DE_COMPUTE_AUTO ? o.cpu_compute : DE_COMPUTE_F32;
     c->bf16_kernel = de_cpu_bf16_kernel();
     if (o.cpu_bf16_kernel < 0) c->bf16_kernel = DE_BF16_KERNEL_NONE;

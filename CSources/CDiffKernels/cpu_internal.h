@@ -14,10 +14,10 @@
  * cpu_gemm_conv.c (gemm, conv2d dispatch, im2col), cpu_winograd.c / cpu_winograd4.c
  * (F(2x2,3x3) / F(4x4,3x3)), cpu_attention.c, cpu_norm.c, cpu_elementwise.c.
  * cpu_bf16.c: GEMMs in bf16 (AMX / AVX512_BF16) under options.cpu_compute bf16 / auto.
- * Knobs come from de_backend_options at creation (winograd, winograd_tiles, im2col_rows, kernel_profile, cpu_compute,
+ * Knobs come from de_backend_options at creation (winograd, winograd_tiles, winograd_channels, im2col_rows, kernel_profile, cpu_compute,
  * cpu_bf16_kernel (DIFFEDIT_COMPUTE, DIFFEDIT_BF16_KERNEL);
  * de_backend_options_from_env fills them from DIFFEDIT_WINOGRAD=2|4, DIFFEDIT_NO_WINOGRAD=1,
- * DIFFEDIT_WINOGRAD_TILES=N, DIFFEDIT_IM2COL_ROWS=N, DIFFEDIT_KERNEL_PROFILE=1); no op reads the environment.
+ * DIFFEDIT_WINOGRAD_TILES=N, DIFFEDIT_WINOGRAD_CHANNELS=N, DIFFEDIT_IM2COL_ROWS=N, DIFFEDIT_KERNEL_PROFILE=1); no op reads the environment.
  *
  * Staged mode (options.cpu_staged, the test mode of the resident code paths): alloc'd blocks and constant
  * copies are recorded in a table of address ranges; the provider reports DE_CAP_RESIDENT | DE_CAP_CONSTANTS,
@@ -74,6 +74,7 @@ typedef struct cpu_ctx {
     int winograd;                /* de_winograd_mode */
     int winograd_tiles;          /* 0 = automatic */
     int im2col_rows;             /* 0 = automatic */
+    int winograd_channels;       /* Winograd output-channel block, 0 = automatic (cpu_wino_out_block) */
     int compute;                 /* de_compute_mode */
     int bf16_kernel;             /* de_bf16_kernel in use (options.cpu_bf16_kernel clipped to the CPU's) */
     int simd512;                 /* AVX-512F kernels in use (cpu_attention.c): the CPU and OS have them and
@@ -130,10 +131,15 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
 int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt);
 de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                           int64_t ldb, float *c, int64_t ldc);
-/* Winograd (cpu_winograd.c): the per-point GEMMs b..e of one tile block on pool worker tid (sgemm, or
- * cpu_bgemm_local where cpu_bgemm_local_ok); DE_ERR_OOM without a message. */
-de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int64_t nt, const float *U,
-                         const float *V, float *M);
+/* Winograd (cpu_winograd.c): the per-point GEMMs b..e of one tile block on pool worker tid, co output channels
+ * (sgemm, or cpu_bgemm_local where cpu_bgemm_local_ok); DE_ERR_OOM without a message. */
+de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int32_t co, int64_t nt,
+                         const float *U, const float *V, float *M);
+/* Floats of transformed weights a Winograd conv holds at once (32 MB): above it, output channels run in blocks. */
+#define CPU_WINO_U_BUDGET (8u << 20)
+/* Output channels per block for a transform of `points` points (16 or 36): all of c_out when U fits the budget,
+ * else a multiple of 32 (at least 32); ctx->winograd_channels when set (tests). */
+int64_t cpu_wino_out_block(const cpu_ctx *ctx, int points, int32_t c_in, int32_t c_out);
 /* Whether a GEMM whose weight operand is stored as wdt (DE_F32 for all-f32 GEMMs) runs in bf16 here. */
 int cpu_use_bf16(const cpu_ctx *ctx, de_dtype wdt);
 /* Which operands of such a GEMM are split into bf16 hi + lo parts (cpu_bgemm split_a / split_b). */

@@ -3,10 +3,12 @@
  * y = A^T [ (G g G^T) . (B^T d B) ] A per 2x2 output tile, with 4x4 input tiles d.
  * 16 GEMMs of [c_out, c_in] @ [c_in, tiles] replace one [c_out, 9 c_in] @ [9 c_in, pixels]:
  * 2.25x fewer multiply-adds. Layout (per block of TB tiles of one image):
- *   U[16][c_out][c_in]  transformed weights (once per call)
+ *   U[16][CB][c_in]     transformed weights of a block of CB output channels (once per call)
  *   V[16][c_in][TB]     transformed input tiles
- *   M[16][c_out][TB]    = U[e] @ V[e]   (16 single-threaded sgemms spread over our pool)
+ *   M[16][CB][TB]       = U[e] @ V[e]   (16 single-threaded sgemms spread over our pool)
  * then the output transform adds bias and residual and writes y.
+ * Output channels run in blocks of CB (cpu_wino_out_block) so that U stays under CPU_WINO_U_BUDGET floats:
+ * all of U for SD 1.5's 2560 -> 1280 convs would be 210 MB of scratch.
  * Tiles are numbered over the whole batch, so one block of TB tiles may span images and the
  * weights are streamed once per block, not once per image (matters at 8x8 .. 16x16).
  * Scratch is bounded: TB is chosen so that V + M stay under WINO_BUDGET floats.
@@ -23,20 +25,23 @@ typedef struct {
     int32_t oh, ow, th, tw;
     int64_t T;                 /* tiles per image; tile t of the batch = image t / T, tile t % T */
     int64_t t0, nt;            /* tile block [t0, t0 + nt) over the whole batch (may span images) */
+    int64_t co0, cn;           /* output channel block [co0, co0 + cn): U and M hold these */
     float *U, *V, *M;
     cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
     _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
 } wino_job;
 
-/* U[e][co][ci] = (G g G^T)[e]; the inner loop runs over ci with 16 contiguous output streams */
+/* U[e][co - co0][ci] = (G g G^T)[e] for the block's channels co0 + [b, e); the inner loop runs over ci with 16
+ * contiguous output streams */
 static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
     wino_job *j = va;
-    const int32_t ci_n = j->op->c_in, co_n = j->op->c_out;
-    const int64_t plane = (int64_t)co_n * ci_n;
+    b += j->co0, e += j->co0;
+    const int32_t ci_n = j->op->c_in;
+    const int64_t plane = j->cn * ci_n;
     for (int64_t co = b; co < e; co++) {
         const float *g = cpu_conv_weight_row(j->ctx, j->op, co, (int64_t)ci_n * 9, tid);
         float *u[16];
-        for (int k = 0; k < 16; k++) u[k] = j->U + k * plane + co * ci_n;
+        for (int k = 0; k < 16; k++) u[k] = j->U + k * plane + (co - j->co0) * ci_n;
         /* 8 input channels at a time: transpose their 3x3 kernels into gt[9][8] so that the
          * arithmetic below runs across channels in SIMD lanes */
         for (int32_t c0 = 0; c0 < ci_n; c0 += 8) {
@@ -145,12 +150,20 @@ static void wino_input(void *va, int64_t b, int64_t e, int tid) {
     }
 }
 
+int64_t cpu_wino_out_block(const cpu_ctx *ctx, int points, int32_t c_in, int32_t c_out) {
+    if (ctx->winograd_channels > 0) return ctx->winograd_channels < c_out ? ctx->winograd_channels : c_out;
+    const int64_t per = (int64_t)points * c_in;   /* U floats per output channel */
+    if ((int64_t)c_out * per <= CPU_WINO_U_BUDGET) return c_out;
+    int64_t cb = (int64_t)CPU_WINO_U_BUDGET / per / 32 * 32;
+    return cb < 32 ? 32 : cb;
+}
+
 /* Points b..e of a Winograd transform (F(2x2): 16, F(4x4): 36): M[e][co][nt] = U[e][co][ci] @ V[e][ci][nt], on pool
  * worker tid: OpenBLAS single-threaded inside, or with compute auto / bf16 on AMX the worker's own bf16 GEMM
  * (cpu_bgemm_local; auto with a reduced weight: three terms, U rounded to 16 bits of mantissa). */
-de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int64_t nt, const float *U,
-                         const float *V, float *M) {
-    const int32_t co = op->c_out, ci = op->c_in;
+de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int32_t co, int64_t nt,
+                         const float *U, const float *V, float *M) {
+    const int32_t ci = op->c_in;
     const int bf = cpu_bgemm_local_ok(ctx, op->weight_dtype);
     de_status st = DE_OK;
     for (int64_t k = b; k < e; k++) {
@@ -167,18 +180,20 @@ de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t 
 /* M[e] = U[e] @ V[e], one task per e (cpu_wino_gemms) */
 static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
     wino_job *j = va;
-    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, j->nt, j->U, j->V, j->M) != DE_OK) atomic_store(&j->failed, 1);
+    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, (int32_t)j->cn, j->nt, j->U, j->V, j->M) != DE_OK)
+        atomic_store(&j->failed, 1);
 }
 
-/* y tile = A^T M A (+ bias + residual) */
+/* y tile = A^T M A (+ bias + residual), channels co0 + [b, e) */
 static void wino_output(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
     wino_job *j = va;
-    const int64_t nt = j->nt, plane = (int64_t)j->op->c_out * nt;
+    b += j->co0, e += j->co0;
+    const int64_t nt = j->nt, plane = j->cn * nt;
     const int64_t ohw = (int64_t)j->oh * j->ow;
     for (int64_t co = b; co < e; co++) {
         const float bias = j->op->bias ? j->op->bias[co] : 0.0f;
-        const float *mm = j->M + co * nt;
+        const float *mm = j->M + (co - j->co0) * nt;
         for (int64_t t = j->t0; t < j->t0 + nt; t++) {
             const int64_t img = t / j->T, tl = t % j->T;
             float *yc = (float *)j->op->y + (img * j->op->c_out + co) * ohw;
@@ -210,29 +225,34 @@ static void wino_output(void *va, int64_t b, int64_t e, int tid) {
 de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow) {
     const int32_t th = (oh + 1) / 2, tw = (ow + 1) / 2;
     const int64_t T = (int64_t)th * tw;
-    const int64_t usz = 16 * (int64_t)op->c_out * op->c_in;
-    int64_t TB = WINO_BUDGET / (16 * ((int64_t)op->c_in + op->c_out));
+    const int64_t CB = cpu_wino_out_block(ctx, 16, op->c_in, op->c_out);
+    const int64_t usz = 16 * CB * op->c_in;
+    int64_t TB = WINO_BUDGET / (16 * ((int64_t)op->c_in + CB));
     if (TB < 64) TB = 64;
     if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
     const int64_t NT = (int64_t)op->n * T;   /* tiles of the whole batch: one GEMM block may span images */
     if (TB > NT) TB = NT;
     float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
-    float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + op->c_out)));
+    float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + CB)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
-                                   (long long)(usz + 16 * TB * ((int64_t)op->c_in + op->c_out)));
-    wino_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx, 0 };
-    de_pool_for(&ctx->pool, op->c_out, 0, wino_weights, &j);
-    for (int64_t t0 = 0; t0 < NT; t0 += TB) {
-        j.t0 = t0;
-        j.nt = NT - t0 < TB ? NT - t0 : TB;
-        j.V = VM;
-        j.M = VM + 16 * j.nt * op->c_in;
-        de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
-        de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
-        if (atomic_load(&j.failed))
-            return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
-                            op->c_in, op->c_out);
-        de_pool_for(&ctx->pool, op->c_out, 0, wino_output, &j);
+                                   (long long)(usz + 16 * TB * ((int64_t)op->c_in + CB)));
+    wino_job j = { op, oh, ow, th, tw, T, 0, 0, 0, 0, U, VM, NULL, ctx, 0 };
+    for (j.co0 = 0; j.co0 < op->c_out; j.co0 += CB) {
+        j.cn = op->c_out - j.co0 < CB ? op->c_out - j.co0 : CB;
+        de_pool_for(&ctx->pool, j.cn, 0, wino_weights, &j);
+        for (int64_t t0 = 0; t0 < NT; t0 += TB) {
+            j.t0 = t0;
+            j.nt = NT - t0 < TB ? NT - t0 : TB;
+            j.V = VM;
+            j.M = VM + 16 * j.nt * op->c_in;
+            /* with one tile block for the whole batch, V stays valid across output channel blocks */
+            if (j.co0 == 0 || TB < NT) de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
+            de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
+            if (atomic_load(&j.failed))
+                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
+                                op->c_in, op->c_out);
+            de_pool_for(&ctx->pool, j.cn, 0, wino_output, &j);
+        }
     }
     return DE_OK;
 }

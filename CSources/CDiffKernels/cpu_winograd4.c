@@ -4,7 +4,8 @@
  * 36 GEMMs of [c_out, c_in] @ [c_in, tiles], 4x fewer multiply-adds than direct convolution
  * (F(2x2, 3x3) gives 2.25x). Relative error ~5e-6 per layer in f32 (F(2x2) ~2e-7).
  * Layout per block of TB tiles (tiles numbered over the whole batch):
- *   U[36][c_out][c_in], V[36][c_in][TB], M[36][c_out][TB] = U[e] @ V[e].
+ *   U[36][CB][c_in], V[36][c_in][TB], M[36][CB][TB] = U[e] @ V[e], for blocks of CB output channels
+ *   (cpu_wino_out_block: U under CPU_WINO_U_BUDGET floats).
  * Matrices (points 0, 1, -1, 2, -2):
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
  *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
@@ -21,6 +22,7 @@ typedef struct {
     int32_t oh, ow, th, tw;
     int64_t T;                 /* tiles per image */
     int64_t t0, nt;            /* tile block over the whole batch */
+    int64_t co0, cn;           /* output channel block [co0, co0 + cn): U and M hold these */
     float *U, *V, *M;
     cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
     _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
@@ -49,11 +51,12 @@ static inline void at6(const float m[6], float o[4]) {
  * arithmetic vectorizes across channels and the 36 output streams are written contiguously */
 static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
     w4_job *j = va;
-    const int32_t ci_n = j->op->c_in, co_n = j->op->c_out;
-    const int64_t plane = (int64_t)co_n * ci_n;
+    b += j->co0, e += j->co0;                      /* channels co0 + [b, e) */
+    const int32_t ci_n = j->op->c_in;
+    const int64_t plane = j->cn * ci_n;
     for (int64_t co = b; co < e; co++) {
         const float *g = cpu_conv_weight_row(j->ctx, j->op, co, (int64_t)ci_n * 9, tid);
-        float *u = j->U + co * ci_n;
+        float *u = j->U + (co - j->co0) * ci_n;
         for (int32_t c0 = 0; c0 < ci_n; c0 += 8) {
             const int32_t nc = ci_n - c0 < 8 ? ci_n - c0 : 8;
             float gt[9][8];
@@ -131,18 +134,20 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
 /* M[e] = U[e] @ V[e], one task per e (cpu_wino_gemms) */
 static void w4_gemm(void *va, int64_t b, int64_t e, int tid) {
     w4_job *j = va;
-    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, j->nt, j->U, j->V, j->M) != DE_OK) atomic_store(&j->failed, 1);
+    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, (int32_t)j->cn, j->nt, j->U, j->V, j->M) != DE_OK)
+        atomic_store(&j->failed, 1);
 }
 
 /* y tile = A^T M A (+ bias + residual) */
 static void w4_output(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
     w4_job *j = va;
+    b += j->co0, e += j->co0;                      /* channels co0 + [b, e) */
     const de_conv2d_op *op = j->op;
-    const int64_t nt = j->nt, plane = (int64_t)op->c_out * nt, ohw = (int64_t)j->oh * j->ow;
+    const int64_t nt = j->nt, plane = j->cn * nt, ohw = (int64_t)j->oh * j->ow;
     for (int64_t co = b; co < e; co++) {
         const float bias = op->bias ? op->bias[co] : 0.0f;
-        const float *mm = j->M + co * nt;
+        const float *mm = j->M + (co - j->co0) * nt;
         for (int64_t t = j->t0; t < j->t0 + nt; t++) {
             const int64_t img = t / j->T, tl = t % j->T;
             float *yc = (float *)op->y + (img * op->c_out + co) * ohw;
@@ -171,28 +176,33 @@ static void w4_output(void *va, int64_t b, int64_t e, int tid) {
 de_status cpu_conv2d_winograd4(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow) {
     const int32_t th = (oh + 3) / 4, tw = (ow + 3) / 4;
     const int64_t T = (int64_t)th * tw, NT = (int64_t)op->n * T;
-    const int64_t usz = 36 * (int64_t)op->c_out * op->c_in;
-    int64_t TB = WINO4_BUDGET / (36 * ((int64_t)op->c_in + op->c_out));
+    const int64_t CB = cpu_wino_out_block(ctx, 36, op->c_in, op->c_out);
+    const int64_t usz = 36 * CB * op->c_in;
+    int64_t TB = WINO4_BUDGET / (36 * ((int64_t)op->c_in + CB));
     if (TB < 32) TB = 32;
     if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
     if (TB > NT) TB = NT;
     float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
-    float *VM = de_scratch_get(&ctx->shared, (size_t)(36 * TB * ((int64_t)op->c_in + op->c_out)));
+    float *VM = de_scratch_get(&ctx->shared, (size_t)(36 * TB * ((int64_t)op->c_in + CB)));
     if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
-                                   (long long)(usz + 36 * TB * ((int64_t)op->c_in + op->c_out)));
-    w4_job j = { op, oh, ow, th, tw, T, 0, 0, U, VM, NULL, ctx, 0 };
-    de_pool_for(&ctx->pool, op->c_out, 0, w4_weights, &j);
-    for (int64_t t0 = 0; t0 < NT; t0 += TB) {
-        j.t0 = t0;
-        j.nt = NT - t0 < TB ? NT - t0 : TB;
-        j.V = VM;
-        j.M = VM + 36 * j.nt * op->c_in;
-        de_pool_for(&ctx->pool, op->c_in, 0, w4_input, &j);
-        de_pool_for(&ctx->pool, 36, 1, w4_gemm, &j);
-        if (atomic_load(&j.failed))
-            return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
-                            op->c_in, op->c_out);
-        de_pool_for(&ctx->pool, op->c_out, 0, w4_output, &j);
+                                   (long long)(usz + 36 * TB * ((int64_t)op->c_in + CB)));
+    w4_job j = { op, oh, ow, th, tw, T, 0, 0, 0, 0, U, VM, NULL, ctx, 0 };
+    for (j.co0 = 0; j.co0 < op->c_out; j.co0 += CB) {
+        j.cn = op->c_out - j.co0 < CB ? op->c_out - j.co0 : CB;
+        de_pool_for(&ctx->pool, j.cn, 0, w4_weights, &j);
+        for (int64_t t0 = 0; t0 < NT; t0 += TB) {
+            j.t0 = t0;
+            j.nt = NT - t0 < TB ? NT - t0 : TB;
+            j.V = VM;
+            j.M = VM + 36 * j.nt * op->c_in;
+            /* with one tile block for the whole batch, V stays valid across output channel blocks */
+            if (j.co0 == 0 || TB < NT) de_pool_for(&ctx->pool, op->c_in, 0, w4_input, &j);
+            de_pool_for(&ctx->pool, 36, 1, w4_gemm, &j);
+            if (atomic_load(&j.failed))
+                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
+                                op->c_in, op->c_out);
+            de_pool_for(&ctx->pool, j.cn, 0, w4_output, &j);
+        }
     }
     return DE_OK;
 }

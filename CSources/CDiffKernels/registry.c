@@ -162,6 +162,7 @@ void de_backend_options_from_env(de_backend_options *o) {
     if (env_get("DIFFEDIT_NO_WINOGRAD")) o->winograd = DE_WINOGRAD_OFF;   /* set at all: as before */
     if ((v = env_get("DIFFEDIT_WINOGRAD_TILES")) && atoi(v) > 0) o->winograd_tiles = atoi(v);
     if ((v = env_get("DIFFEDIT_IM2COL_ROWS")) && atoi(v) > 0) o->im2col_rows = atoi(v);
+    if ((v = env_get("DIFFEDIT_WINOGRAD_CHANNELS")) && atoi(v) > 0) o->winograd_channels = atoi(v);
     if ((v = env_get("DIFFEDIT_KERNEL_PROFILE"))) o->kernel_profile = strcmp(v, "0") != 0;
     if ((v = env_get("DIFFEDIT_CUDA_DTYPE"))) o->cuda_dtype = strcmp(v, "bf16") == 0 ? DE_BF16 : DE_F16;
     if ((v = env_get("DIFFEDIT_CUDA_WEIGHT_CACHE"))) o->cuda_weight_cache = strcmp(v, "0") != 0;

@@ -210,7 +210,7 @@ final class BackendLoaderTests: XCTestCase {
         let names = ["DIFFEDIT_CPU_STAGED", "DIFFEDIT_WINOGRAD", "DIFFEDIT_NO_WINOGRAD", "DIFFEDIT_WINOGRAD_TILES",
                      "DIFFEDIT_IM2COL_ROWS", "DIFFEDIT_CUDA_DTYPE", "DIFFEDIT_CUDA_WEIGHT_CACHE", "DIFFEDIT_CUDA_SYNC",
                      "DIFFEDIT_CUDA_RESIDENT", "DIFFEDIT_KERNEL_PROFILE", "DIFFEDIT_COMPUTE", "DIFFEDIT_BF16_KERNEL",
-                     "DIFFEDIT_CPU_SIMD"]
+                     "DIFFEDIT_CPU_SIMD", "DIFFEDIT_WINOGRAD_CHANNELS"]
         let saved = names.map { ($0, ProcessInfo.processInfo.environment[$0]) }
         defer { for (n, v) in saved { if let v { setenv(n, v, 1) } else { unsetenv(n) } } }
         for n in names { unsetenv(n) }
@@ -222,6 +222,7 @@ final class BackendLoaderTests: XCTestCase {
         setenv("DIFFEDIT_WINOGRAD", "4", 1)
         setenv("DIFFEDIT_WINOGRAD_TILES", "7", 1)
         setenv("DIFFEDIT_IM2COL_ROWS", "3", 1)
+        setenv("DIFFEDIT_WINOGRAD_CHANNELS", "5", 1)
         setenv("DIFFEDIT_CUDA_DTYPE", "bf16", 1)
         setenv("DIFFEDIT_CUDA_WEIGHT_CACHE", "0", 1)
         setenv("DIFFEDIT_CUDA_SYNC", "1", 1)
@@ -245,6 +246,7 @@ final class BackendLoaderTests: XCTestCase {
         XCTAssertEqual(e.winograd, .f4)
         XCTAssertEqual(e.winogradTiles, 7)
         XCTAssertEqual(e.im2colRows, 3)
+        XCTAssertEqual(e.winogradChannels, 5)
         XCTAssertTrue(e.cudaBF16)
         XCTAssertFalse(e.cudaWeightCache)
         XCTAssertTrue(e.cudaSync)

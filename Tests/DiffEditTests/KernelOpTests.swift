@@ -215,6 +215,23 @@ final class KernelOpTests: XCTestCase {
                       bias: true, residual: true, seed: 46, "conv 3x3 Winograd F(2x2) forced", on: try Backend(name: "cpu", options: o))
     }
 
+    /// Output channels in blocks (the transformed weights of SD 1.5's 1280-channel convs would otherwise be 210 MB
+    /// of scratch): blocks of 4 of 9 channels (a partial last block), with one tile block for the whole batch (V
+    /// computed once and reused) and with several (V recomputed per channel block), in F(2x2) and F(4x4).
+    func testConv3x3WinogradOutputChannelBlocks() throws {
+        for (mode, name) in [(BackendOptions.Winograd.f2, "F(2x2)"), (.f4, "F(4x4)")] {
+            for tiles in [0, 7] {
+                var o = BackendOptions()
+                o.winograd = mode
+                o.winogradChannels = 4
+                o.winogradTiles = tiles
+                try checkConv(n: 2, c: 6, h: 23, w: 17, co: 9, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
+                              bias: true, residual: true, seed: 48, "conv 3x3 Winograd \(name) channel blocks of 4, tiles \(tiles)",
+                              on: try Backend(name: "cpu", options: o))
+            }
+        }
+    }
+
     func testConvStride2Padding0011() throws {
         // The VAE encoder's downsampler: pad (top 0, left 0, bottom 1, right 1), stride 2.
         try checkConv(n: 2, c: 6, h: 16, w: 12, co: 8, kh: 3, kw: 3, stride: 2, pad: (0, 0, 1, 1),

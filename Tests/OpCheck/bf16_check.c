@@ -79,10 +79,13 @@ static int64_t bf16_count(de_backend *be) {
     return s.bf16_gemms;
 }
 
+static int g_wino_channels;  /* winograd_channels of the backends made (0: automatic) */
+
 static de_backend *make(int compute, int kernel) {
     de_backend_options o;
     de_backend_options_init(&o);
     o.threads = 2;
+    o.winograd_channels = g_wino_channels;
     o.cpu_compute = compute;
     o.cpu_bf16_kernel = kernel;
     de_backend *be = de_backend_cpu_init_opts(&o);
@@ -326,6 +329,14 @@ int main(void) {
         g_auto_bound = 1e-4;
         check_conv(be, "auto.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
         check_conv(be, "auto.wino", 2, 33, 24, 24, 17, 3, 1, 1, 0, DE_F16);
+        {   /* output channels in blocks of 16 (40 = 16 + 16 + 8): the per-point GEMMs on a block's rows */
+            g_wino_channels = 16;
+            de_backend *blk = make(DE_COMPUTE_AUTO, 0);
+            g_wino_channels = 0;
+            check_conv(blk, "auto.wino.blocks16", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
+            check_conv(blk, "auto.wino.blocks16", 2, 33, 24, 24, 40, 3, 1, 1, 0, DE_F16);
+            de_backend_free(blk);
+        }
         g_wino = 0;
         g_auto = 0;
         g_kernel = DE_BF16_KERNEL_NONE;

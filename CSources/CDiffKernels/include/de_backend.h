@@ -318,6 +318,8 @@ typedef struct de_backend_options {
     int32_t cpu_simd;            /* CPU: widest vectors of the hand-written f32 kernels (attention): 0 = the widest
                                   * the CPU has (AVX-512 where present), 256 = AVX2 only (DIFFEDIT_CPU_SIMD=256;
                                   * a test and comparison aid) */
+    int32_t winograd_channels;   /* CPU Winograd output-channel block, 0 = automatic: all channels while their
+                                  * transformed weights stay under 32 MB (DIFFEDIT_WINOGRAD_CHANNELS) */
 } de_backend_options;
 
 /* Defaults: struct_size set, threads 0, device 0, winograd auto, cuda_dtype DE_F16, cuda_weight_cache and

@@ -27,6 +27,9 @@ public struct BackendOptions: Sendable, Equatable {
     public var winogradTiles = 0
     /// CPU im2col row block, 0 = automatic (DIFFEDIT_IM2COL_ROWS).
     public var im2colRows = 0
+    /// CPU Winograd output-channel block, 0 = automatic: all channels while their transformed weights stay
+    /// under 32 MB (DIFFEDIT_WINOGRAD_CHANNELS).
+    public var winogradChannels = 0
     /// CPU per-op wall time table on stderr at exit (DIFFEDIT_KERNEL_PROFILE=1).
     public var kernelProfile = false
     /// CUDA GEMM/conv operands in bf16 instead of fp16 (DIFFEDIT_CUDA_DTYPE=bf16).
@@ -87,6 +90,7 @@ public struct BackendOptions: Sendable, Equatable {
         winograd = Winograd(rawValue: o.winograd) ?? .auto
         winogradTiles = Int(o.winograd_tiles)
         im2colRows = Int(o.im2col_rows)
+        winogradChannels = Int(o.winograd_channels)
         kernelProfile = o.kernel_profile
         cudaBF16 = o.cuda_dtype == Int32(DE_BF16.rawValue)
         cudaWeightCache = o.cuda_weight_cache
@@ -110,6 +114,7 @@ public struct BackendOptions: Sendable, Equatable {
         o.winograd = winograd.rawValue
         o.winograd_tiles = Int32(clamping: winogradTiles)
         o.im2col_rows = Int32(clamping: im2colRows)
+        o.winograd_channels = Int32(clamping: winogradChannels)
         o.kernel_profile = kernelProfile
         o.cuda_dtype = Int32((cudaBF16 ? DE_BF16 : DE_F16).rawValue)
         o.cuda_weight_cache = cudaWeightCache
@@ -265,8 +270,10 @@ public final class Backend: @unchecked Sendable {
 
     /// After a request: frees the provider's reusable op buffers when they grew above `scratchKeepBytes`
     /// (a large image), so that a long-lived host (a GIMP / Krita plug-in) does not keep that memory.
-    public func shrinkScratch() {
-        if scratchBytes > Backend.scratchKeepBytes { de_backend_trim(raw) }
+    /// `above`: the threshold (0 frees any scratch, e.g. between a model's stages whose ops need different
+    /// buffers).
+    public func shrinkScratch(above: Int = Backend.scratchKeepBytes) {
+        if scratchBytes > above { de_backend_trim(raw) }
     }
 
     /// Called by TensorStorage when a download failed (a property cannot throw): the next op fails with it.

@@ -27,14 +27,30 @@ final class ResnetBlock2D {
 
     /// x [B, Cin, H, W], tembAct = SiLU(temb) [B, T] (shared by all blocks) -> [B, Cout, H, W]
     func callAsFunction(_ be: Backend, _ x: Tensor, tembAct: Tensor?) throws -> Tensor {
-        var h = try norm1(be, x, silu: true)                           // [B, Cin, H, W]
-        h = try conv1(be, h)                                           // [B, Cout, H, W]
+        let h = try conv1(be, try norm1(be, x, silu: true))          // [B, Cout, H, W]
+        return try finish(be, h, tembAct: tembAct, shortcut: try convShortcut.map { try $0(be, x) } ?? x)
+    }
+
+    /// The same block taking x out of `input` (left nil), for a caller that holds x nowhere else (the VAE
+    /// decoder). With a 1x1 shortcut, the shortcut is computed first, norm1 then runs in place on x and x is
+    /// freed after conv1: neither a normalized copy of x nor x itself is held beside conv2's tensors (the
+    /// decoder's first resnet at 512 px peaks at 512 MB instead of 768 MB of activations). Same results.
+    func callAsFunction(_ be: Backend, taking input: inout Tensor?, tembAct: Tensor?) throws -> Tensor {
+        guard let x = input.take() else { preconditionFailure("ResnetBlock2D: no input") }
+        guard let sc = convShortcut else { return try self(be, x, tembAct: tembAct) }  // x is the residual
+        let shortcut = try sc(be, x)                                   // [B, Cout, H, W]
+        let h = try conv1(be, try norm1(be, x, silu: true, inPlace: true))   // [B, Cout, H, W]
+        _ = consume x
+        return try finish(be, h, tembAct: tembAct, shortcut: shortcut)
+    }
+
+    /// conv1's output h -> + time projection, GroupNorm+SiLU (in place), conv2 + shortcut, output scale.
+    private func finish(_ be: Backend, _ h: Tensor, tembAct: Tensor?, shortcut: Tensor) throws -> Tensor {
         if let proj = timeEmbProj, let t = tembAct {
             let tp = try proj(be, t)                                   // [B, Cout]
             _ = try be.addPerChannel(h, tp, inPlace: true)             // [B, Cout, H, W]
         }
         _ = try norm2(be, h, silu: true, inPlace: true)                // [B, Cout, H, W]
-        let shortcut = try convShortcut.map { try $0(be, x) } ?? x     // [B, Cout, H, W]
         let y = try conv2(be, h, residual: shortcut)                   // [B, Cout, H, W]
         if outputScaleFactor != 1 { _ = try be.scale(y, 1 / outputScaleFactor, inPlace: true) }
         return y

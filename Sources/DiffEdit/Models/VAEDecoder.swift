@@ -31,13 +31,22 @@ final class VAEDecoder {
 
     /// z [B, L, h, w] -> [B, 3, h*f, w*f]
     func callAsFunction(_ be: Backend, _ z: Tensor) throws -> Tensor {
-        var h = try convIn(be, z)                                        // [B, Clast, h, w]
-        h = try mid(be, h)                                               // [B, Clast, h, w]
+        // h is held only here, so each resnet takes it (and frees it as early as it can)
+        var h: Tensor? = try mid(be, try convIn(be, z))                 // [B, Clast, h, w]
         for block in blocks {
-            for r in block.resnets { h = try r(be, h, tembAct: nil) }    // [B, Ci, h', w']
-            if let u = block.up { h = try u(be, h) }                     // [B, Ci, 2h', 2w']
+            for r in block.resnets { h = try r(be, taking: &h, tembAct: nil) }    // [B, Ci, h', w']
+            if let u = block.up {
+                h = try u(be, h!)                                        // [B, Ci, 2h', 2w']
+                // the next level's tensors are large (512 px and up): the op buffers sized for this level's
+                // wider convs (a 512-channel Winograd weight transform is 38 MB) and the heap's free pages
+                // are given back before them
+                if h!.count * MemoryLayout<Float>.size > Upsample2D.bandThresholdBytes {
+                    be.shrinkScratch(above: 0)
+                    HeapTrim.releaseFreePages()
+                }
+            }
         }
-        _ = try normOut(be, h, silu: true, inPlace: true)                // [B, C0, H, W]
-        return try convOut(be, h)                                        // [B, 3, H, W]
+        let y = try normOut(be, h!, silu: true, inPlace: true)           // [B, C0, H, W]
+        return try convOut(be, y)                                        // [B, 3, H, W]
     }
 }
