@@ -38,10 +38,11 @@ final class ModelLayerTests: XCTestCase {
 
     /// Upsample2D.banded (the VAE decoder's last upsampler above 64 MiB) equals the whole-image path for any
     /// band height: halo rows, zero padding only at the image's top and bottom, rows copied to their place.
-    /// Wide enough (32 channels, 20x24) for the CPU provider's Winograd path, whose tiles start at each band.
+    /// Wide enough (32 channels, 20x24) for the CPU provider's Winograd path, whose tiles start at each band;
+    /// also on the staged (resident) CPU backend, where the band copies run between device buffers.
     func testBandedUpsampleEqualsWholeImage() throws {
-        let be = Backend.cpu
-        for (c, h, w) in [(5, 7, 6), (8, 12, 9), (32, 20, 24)] {
+        for (be, (c, h, w)) in [(Backend.cpu, (5, 7, 6)), (Backend.cpu, (8, 12, 9)), (Backend.cpu, (32, 20, 24)),
+                                (ResidentBackendTests.staged, (8, 12, 9))] {
             let src = DictionaryWeightSource(tensors: [
                 "conv.weight": ModelAttentionControlTests.random([c, c, 3, 3], seed: UInt64(c + 7)),
                 "conv.bias": ModelAttentionControlTests.random([c], seed: UInt64(c + 107)),
@@ -53,7 +54,8 @@ final class ModelLayerTests: XCTestCase {
             for rows in [1, 2, 3, 5, h - 1, h] {
                 let y = try up.banded(be, x, rows: rows)
                 XCTAssertEqual(y.shape, whole.shape)
-                XCTAssertLessThan(ModelAttentionControlTests.maxRel(y, whole), 1e-5, "c \(c) \(h)x\(w), \(rows) rows per band")
+                XCTAssertLessThan(ModelAttentionControlTests.maxRel(y, whole), 1e-5,
+                                  "\(be.resident ? "staged" : "cpu") c \(c) \(h)x\(w), \(rows) rows per band")
             }
         }
     }

@@ -17,10 +17,10 @@ final class Upsample2D {
         self.channels = channels
     }
 
-    /// Above this many bytes of upsampled image (64 MiB: the VAE decoder's last upsampler from 512 px on, never
-    /// the UNet's), the x2 upsample and its conv run in bands of rows (`banded`).
+    /// Above this many bytes of upsampled image (64 MiB: at 512 px the VAE decoder's last two upsamplers; SD's
+    /// UNet upsamplers stay below it up to 1024 px), the x2 upsample and its conv run in bands of rows (`banded`).
     static let bandThresholdBytes = 64 << 20
-    /// Bytes of upsampled rows per band in the banded path (32 MiB: 32 rows of a 512-wide, 256-channel image).
+    /// Bytes of upsampled rows per band in the banded path (32 MiB: 64 rows of a 512-wide, 256-channel image).
     static let bandTargetBytes = 32 << 20
 
     /// x [B, C, H, W] -> [B, C, outH, outW] (default 2H, 2W)
