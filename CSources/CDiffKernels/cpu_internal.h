@@ -131,10 +131,24 @@ de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t l
 int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt);
 de_status cpu_bgemm_local(cpu_ctx *ctx, int tid, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                           int64_t ldb, float *c, int64_t ldc);
-/* Winograd (cpu_winograd.c): the per-point GEMMs b..e of one tile block on pool worker tid, co output channels
- * (sgemm, or cpu_bgemm_local where cpu_bgemm_local_ok); DE_ERR_OOM without a message. */
-de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int32_t co, int64_t nt,
-                         const float *U, const float *V, float *M);
+/* Winograd (cpu_winograd.c, cpu_winograd4.c): one conv's state, shared by the transforms of F(2x2) and F(4x4).
+ * Tiles (t x t outputs: th x tw per image) are numbered over the whole batch. */
+typedef struct {
+    const de_conv2d_op *op;
+    int32_t oh, ow, th, tw;
+    int64_t T;                 /* tiles per image; tile t of the batch = image t / T, tile t % T */
+    int64_t t0, nt;            /* tile block [t0, t0 + nt) over the whole batch (may span images) */
+    int64_t co0, cn;           /* output channel block [co0, co0 + cn): U and M hold these */
+    float *U, *V, *M;          /* U[P][cn][c_in], V[P][c_in][nt], M[P][cn][nt] (P = 16 or 36 points) */
+    cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
+    _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
+} cpu_wino_job;
+/* The blocked driver of both: output channels in blocks of cpu_wino_out_block, tiles in blocks of TB (V + M under
+ * budget floats, at least tb_min); per block the weight transform (tasks over the block's channels), the input
+ * transform (over c_in), the per-point GEMMs, the output transform (over the block's channels). j->op, oh, ow,
+ * th, tw and T set by the caller. DE_OK or DE_ERR_OOM (message set). */
+de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget, int64_t tb_min, de_range_fn weights,
+                       de_range_fn input, de_range_fn output);
 /* Floats of transformed weights a Winograd conv holds at once (32 MB): above it, output channels run in blocks. */
 #define CPU_WINO_U_BUDGET (8u << 20)
 /* Output channels per block for a transform of `points` points (16 or 36): all of c_out when U fits the budget,

@@ -20,16 +20,7 @@
 
 #define WINO_BUDGET (6u << 20) /* floats for V + M: 24 MB */
 
-typedef struct {
-    const de_conv2d_op *op;
-    int32_t oh, ow, th, tw;
-    int64_t T;                 /* tiles per image; tile t of the batch = image t / T, tile t % T */
-    int64_t t0, nt;            /* tile block [t0, t0 + nt) over the whole batch (may span images) */
-    int64_t co0, cn;           /* output channel block [co0, co0 + cn): U and M hold these */
-    float *U, *V, *M;
-    cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
-    _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
-} wino_job;
+typedef cpu_wino_job wino_job;
 
 /* U[e][co - co0][ci] = (G g G^T)[e] for the block's channels co0 + [b, e); the inner loop runs over ci with 16
  * contiguous output streams */
@@ -158,30 +149,60 @@ int64_t cpu_wino_out_block(const cpu_ctx *ctx, int points, int32_t c_in, int32_t
     return cb < 32 ? 32 : cb;
 }
 
-/* Points b..e of a Winograd transform (F(2x2): 16, F(4x4): 36): M[e][co][nt] = U[e][co][ci] @ V[e][ci][nt], on pool
+/* M[e][co][nt] = U[e][co][ci] @ V[e][ci][nt] for the points b..e of one tile block (F(2x2): 16, F(4x4): 36), on pool
  * worker tid: OpenBLAS single-threaded inside, or with compute auto / bf16 on AMX the worker's own bf16 GEMM
- * (cpu_bgemm_local; auto with a reduced weight: three terms, U rounded to 16 bits of mantissa). */
-de_status cpu_wino_gemms(cpu_ctx *ctx, const de_conv2d_op *op, int tid, int64_t b, int64_t e, int32_t co, int64_t nt,
-                         const float *U, const float *V, float *M) {
-    const int32_t ci = op->c_in;
-    const int bf = cpu_bgemm_local_ok(ctx, op->weight_dtype);
-    de_status st = DE_OK;
+ * (cpu_bgemm_local; auto with a reduced weight: three terms, U rounded to 16 bits of mantissa). One task per point. */
+static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
+    cpu_wino_job *j = va;
+    const int32_t ci = j->op->c_in;
+    const int64_t co = j->cn, nt = j->nt;
+    const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
     for (int64_t k = b; k < e; k++) {
-        const float *u = U + k * (int64_t)co * ci, *v = V + k * (int64_t)ci * nt;
-        float *m = M + k * (int64_t)co * nt;
+        const float *u = j->U + k * co * ci, *v = j->V + k * (int64_t)ci * nt;
+        float *m = j->M + k * co * nt;
         if (bf) {
-            if (cpu_bgemm_local(ctx, tid, co, nt, ci, u, ci, v, nt, m, nt) != DE_OK) st = DE_ERR_OOM;
+            if (cpu_bgemm_local(j->ctx, tid, co, nt, ci, u, ci, v, nt, m, nt) != DE_OK) atomic_store(&j->failed, 1);
         } else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, (int)nt, ci, 1.0f, u, ci, v, (int)nt, 0.0f, m, (int)nt);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)co, (int)nt, ci, 1.0f, u, ci, v, (int)nt, 0.0f, m,
+                        (int)nt);
     }
-    return st;
 }
 
-/* M[e] = U[e] @ V[e], one task per e (cpu_wino_gemms) */
-static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
-    wino_job *j = va;
-    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, (int32_t)j->cn, j->nt, j->U, j->V, j->M) != DE_OK)
-        atomic_store(&j->failed, 1);
+de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget, int64_t tb_min, de_range_fn weights,
+                       de_range_fn input, de_range_fn output) {
+    const de_conv2d_op *op = j->op;
+    const int64_t CB = cpu_wino_out_block(ctx, points, op->c_in, op->c_out);
+    const int64_t usz = points * CB * op->c_in;
+    const int64_t NT = (int64_t)op->n * j->T;   /* tiles of the whole batch: one GEMM block may span images */
+    int64_t TB = budget / (points * ((int64_t)op->c_in + CB));
+    if (TB < tb_min) TB = tb_min;
+    if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
+    if (TB > NT) TB = NT;
+    float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
+    float *VM = de_scratch_get(&ctx->shared, (size_t)(points * TB * ((int64_t)op->c_in + CB)));
+    if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
+                                   (long long)(usz + points * TB * ((int64_t)op->c_in + CB)));
+    j->U = U;
+    j->ctx = ctx;
+    atomic_store(&j->failed, 0);
+    for (j->co0 = 0; j->co0 < op->c_out; j->co0 += CB) {
+        j->cn = op->c_out - j->co0 < CB ? op->c_out - j->co0 : CB;
+        de_pool_for(&ctx->pool, j->cn, 0, weights, j);
+        for (int64_t t0 = 0; t0 < NT; t0 += TB) {
+            j->t0 = t0;
+            j->nt = NT - t0 < TB ? NT - t0 : TB;
+            j->V = VM;
+            j->M = VM + points * j->nt * op->c_in;
+            /* with one tile block for the whole batch, V stays valid across output channel blocks */
+            if (j->co0 == 0 || TB < NT) de_pool_for(&ctx->pool, op->c_in, 0, input, j);
+            de_pool_for(&ctx->pool, points, 1, wino_gemm, j);
+            if (atomic_load(&j->failed))
+                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
+                                op->c_in, op->c_out);
+            de_pool_for(&ctx->pool, j->cn, 0, output, j);
+        }
+    }
+    return DE_OK;
 }
 
 /* y tile = A^T M A (+ bias + residual), channels co0 + [b, e) */
@@ -223,36 +244,7 @@ static void wino_output(void *va, int64_t b, int64_t e, int tid) {
 
 /* Caller has validated op: 3x3, stride 1. Returns DE_OK or DE_ERR_OOM (message set). */
 de_status cpu_conv2d_winograd(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow) {
-    const int32_t th = (oh + 1) / 2, tw = (ow + 1) / 2;
-    const int64_t T = (int64_t)th * tw;
-    const int64_t CB = cpu_wino_out_block(ctx, 16, op->c_in, op->c_out);
-    const int64_t usz = 16 * CB * op->c_in;
-    int64_t TB = WINO_BUDGET / (16 * ((int64_t)op->c_in + CB));
-    if (TB < 64) TB = 64;
-    if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
-    const int64_t NT = (int64_t)op->n * T;   /* tiles of the whole batch: one GEMM block may span images */
-    if (TB > NT) TB = NT;
-    float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
-    float *VM = de_scratch_get(&ctx->shared, (size_t)(16 * TB * ((int64_t)op->c_in + CB)));
-    if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
-                                   (long long)(usz + 16 * TB * ((int64_t)op->c_in + CB)));
-    wino_job j = { op, oh, ow, th, tw, T, 0, 0, 0, 0, U, VM, NULL, ctx, 0 };
-    for (j.co0 = 0; j.co0 < op->c_out; j.co0 += CB) {
-        j.cn = op->c_out - j.co0 < CB ? op->c_out - j.co0 : CB;
-        de_pool_for(&ctx->pool, j.cn, 0, wino_weights, &j);
-        for (int64_t t0 = 0; t0 < NT; t0 += TB) {
-            j.t0 = t0;
-            j.nt = NT - t0 < TB ? NT - t0 : TB;
-            j.V = VM;
-            j.M = VM + 16 * j.nt * op->c_in;
-            /* with one tile block for the whole batch, V stays valid across output channel blocks */
-            if (j.co0 == 0 || TB < NT) de_pool_for(&ctx->pool, op->c_in, 0, wino_input, &j);
-            de_pool_for(&ctx->pool, 16, 1, wino_gemm, &j);
-            if (atomic_load(&j.failed))
-                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
-                                op->c_in, op->c_out);
-            de_pool_for(&ctx->pool, j.cn, 0, wino_output, &j);
-        }
-    }
-    return DE_OK;
+    cpu_wino_job j = { .op = op, .oh = oh, .ow = ow, .th = (oh + 1) / 2, .tw = (ow + 1) / 2 };
+    j.T = (int64_t)j.th * j.tw;
+    return cpu_wino_run(ctx, &j, 16, WINO_BUDGET, 64, wino_weights, wino_input, wino_output);
 }

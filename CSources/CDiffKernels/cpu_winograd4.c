@@ -17,16 +17,7 @@
 
 #define WINO4_BUDGET (6u << 20) /* floats for V + M: 24 MB */
 
-typedef struct {
-    const de_conv2d_op *op;
-    int32_t oh, ow, th, tw;
-    int64_t T;                 /* tiles per image */
-    int64_t t0, nt;            /* tile block over the whole batch */
-    int64_t co0, cn;           /* output channel block [co0, co0 + cn): U and M hold these */
-    float *U, *V, *M;
-    cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
-    _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
-} w4_job;
+typedef cpu_wino_job w4_job;
 
 /* r = B^T z for a 6-vector (stride-free helpers, inlined and unrolled) */
 static inline void bt6(const float z[6], float r[6]) {
@@ -131,13 +122,6 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
     }
 }
 
-/* M[e] = U[e] @ V[e], one task per e (cpu_wino_gemms) */
-static void w4_gemm(void *va, int64_t b, int64_t e, int tid) {
-    w4_job *j = va;
-    if (cpu_wino_gemms(j->ctx, j->op, tid, b, e, (int32_t)j->cn, j->nt, j->U, j->V, j->M) != DE_OK)
-        atomic_store(&j->failed, 1);
-}
-
 /* y tile = A^T M A (+ bias + residual) */
 static void w4_output(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
@@ -174,35 +158,7 @@ static void w4_output(void *va, int64_t b, int64_t e, int tid) {
 
 /* Caller has validated op: 3x3, stride 1. */
 de_status cpu_conv2d_winograd4(cpu_ctx *ctx, const de_conv2d_op *op, int32_t oh, int32_t ow) {
-    const int32_t th = (oh + 3) / 4, tw = (ow + 3) / 4;
-    const int64_t T = (int64_t)th * tw, NT = (int64_t)op->n * T;
-    const int64_t CB = cpu_wino_out_block(ctx, 36, op->c_in, op->c_out);
-    const int64_t usz = 36 * CB * op->c_in;
-    int64_t TB = WINO4_BUDGET / (36 * ((int64_t)op->c_in + CB));
-    if (TB < 32) TB = 32;
-    if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
-    if (TB > NT) TB = NT;
-    float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
-    float *VM = de_scratch_get(&ctx->shared, (size_t)(36 * TB * ((int64_t)op->c_in + CB)));
-    if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
-                                   (long long)(usz + 36 * TB * ((int64_t)op->c_in + CB)));
-    w4_job j = { op, oh, ow, th, tw, T, 0, 0, 0, 0, U, VM, NULL, ctx, 0 };
-    for (j.co0 = 0; j.co0 < op->c_out; j.co0 += CB) {
-        j.cn = op->c_out - j.co0 < CB ? op->c_out - j.co0 : CB;
-        de_pool_for(&ctx->pool, j.cn, 0, w4_weights, &j);
-        for (int64_t t0 = 0; t0 < NT; t0 += TB) {
-            j.t0 = t0;
-            j.nt = NT - t0 < TB ? NT - t0 : TB;
-            j.V = VM;
-            j.M = VM + 36 * j.nt * op->c_in;
-            /* with one tile block for the whole batch, V stays valid across output channel blocks */
-            if (j.co0 == 0 || TB < NT) de_pool_for(&ctx->pool, op->c_in, 0, w4_input, &j);
-            de_pool_for(&ctx->pool, 36, 1, w4_gemm, &j);
-            if (atomic_load(&j.failed))
-                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
-                                op->c_in, op->c_out);
-            de_pool_for(&ctx->pool, j.cn, 0, w4_output, &j);
-        }
-    }
-    return DE_OK;
+    cpu_wino_job j = { .op = op, .oh = oh, .ow = ow, .th = (oh + 3) / 4, .tw = (ow + 3) / 4 };
+    j.T = (int64_t)j.th * j.tw;
+    return cpu_wino_run(ctx, &j, 36, WINO4_BUDGET, 32, w4_weights, w4_input, w4_output);
 }
