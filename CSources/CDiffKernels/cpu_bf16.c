@@ -258,8 +258,8 @@ static void pack_task(void *va, int64_t b, int64_t e, int tid) {
 /* ---------------------------------------------------------------- compute */
 
 typedef struct {
-    const uint16_t *A[3], *B[3]; /* packed operand parts per product term (C = sum over terms of A[t] @ B[t]) */
-    int terms;
+    const uint16_t *a_hi, *b_hi; /* packed operands (bf16, or the hi parts of split ones) */
+    const uint16_t *a_lo, *b_lo; /* the lo parts (NULL: not split) */
     int64_t KB, MP, NP;      /* k blocks, row-tile pairs, column-tile pairs */
     int64_t m, n;
     float alpha, beta;
@@ -267,7 +267,6 @@ typedef struct {
     const float *bias;
     int64_t rb;              /* row pairs per task */
     /* AMX (amx_task) */
-    const uint16_t *a_lo, *b_lo; /* lo parts (NULL: not split); A[0], B[0] are the hi parts */
     int64_t cb, CG, kc;      /* column pairs per task, column groups, k blocks per chunk */
     float *acc;              /* per worker: rb * cb blocks of 32 x 32 */
     size_t acc_stride;       /* floats between workers' acc (0: one worker) */
@@ -294,17 +293,29 @@ static BF_TARGET void epilogue(const bc_job *j, const float *acc, int64_t row0, 
     }
 }
 
+/* The product terms of j, C = sum over t of A[t] @ B[t]: hi(A) hi(B), then lo(A) hi(B), then hi(A) lo(B) (the
+ * lo x lo term is below f32's own rounding). Returns their count (1 to 3). */
+static int bc_terms(const bc_job *j, const uint16_t *A[3], const uint16_t *B[3]) {
+    int n = 0;
+    A[n] = j->a_hi; B[n] = j->b_hi; n++;
+    if (j->a_lo) { A[n] = j->a_lo; B[n] = j->b_hi; n++; }
+    if (j->b_lo) { A[n] = j->a_hi; B[n] = j->b_lo; n++; }
+    return n;
+}
+
 /* AVX512_BF16: a 32 x 32 block of C, 8 rows at a time (16 accumulators) */
 static BF_TARGET void avx_block(const bc_job *j, int64_t ip, int64_t jp, float *acc) {
     const int64_t KB = j->KB;
+    const uint16_t *A[3], *B[3];
+    const int terms = bc_terms(j, A, B);
     for (int half = 0; half < 2; half++) {
         for (int r8 = 0; r8 < 16; r8 += 8) {
             __m512 c0[8], c1[8];
             for (int r = 0; r < 8; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
-            for (int64_t tk = 0; tk < j->terms * KB; tk++) {
+            for (int64_t tk = 0; tk < terms * KB; tk++) {
                 const int64_t kb = tk % KB;
-                const uint16_t *At = j->A[tk / KB] + (2 * ip + half) * KB * 512;
-                const uint16_t *B0 = j->B[tk / KB] + (2 * jp) * KB * 512, *B1 = B0 + KB * 512;
+                const uint16_t *At = A[tk / KB] + (2 * ip + half) * KB * 512;
+                const uint16_t *B0 = B[tk / KB] + (2 * jp) * KB * 512, *B1 = B0 + KB * 512;
                 const uint32_t *a = (const uint32_t *)(At + kb * 512) + r8 * 16;
                 const uint16_t *b0 = B0 + kb * 512, *b1 = B1 + kb * 512;
                 for (int p = 0; p < 16; p++) {
@@ -364,7 +375,7 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
     _tile_loadconfig(&cfg);
     const int64_t KB = j->KB, KC = j->kc;
     float *accs = j->acc + (size_t)tid * j->acc_stride;
-    const uint16_t *Ah = j->A[0], *Bh = j->B[0], *Al = j->a_lo, *Bl = j->b_lo;
+    const uint16_t *Ah = j->a_hi, *Bh = j->b_hi, *Al = j->a_lo, *Bl = j->b_lo;
     const size_t tileKB = (size_t)KB * 512;
     for (int64_t t = b; t < e; t++) {
         const int64_t ip0 = t / j->CG * j->rb, jp0 = t % j->CG * j->cb;
@@ -454,11 +465,9 @@ static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const vo
     memset(&j, 0, sizeof j);
     j.KB = KB; j.MP = MP; j.NP = NP; j.m = m; j.n = n; j.alpha = alpha; j.beta = beta; j.c = c; j.ldc = ldc;
     j.bias = bias;
-    /* terms: hi(A) hi(B), then lo(A) hi(B), then hi(A) lo(B) (the lo x lo term is below f32's own rounding) */
-    j.A[0] = Ap; j.B[0] = Bp; j.terms = 1; j.a_lo = Al; j.b_lo = Bl;
-    if (Al) { j.A[j.terms] = Al; j.B[j.terms] = Bp; j.terms++; }
-    if (Bl) { j.A[j.terms] = Ap; j.B[j.terms] = Bl; j.terms++; }
-    const double flops = 2.0 * (double)m * (double)n * (double)k * j.terms;
+    j.a_hi = Ap; j.b_hi = Bp; j.a_lo = Al; j.b_lo = Bl;
+    const uint16_t *tA[3], *tB[3];
+    const double flops = 2.0 * (double)m * (double)n * (double)k * bc_terms(&j, tA, tB);
     const int T = tid >= 0 ? 1 : ctx->n_threads;
     int64_t tasks;
     de_range_fn fn;

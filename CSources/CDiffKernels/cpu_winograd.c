@@ -20,12 +20,10 @@
 
 #define WINO_BUDGET (6u << 20) /* floats for V + M: 24 MB */
 
-typedef cpu_wino_job wino_job;
-
 /* U[e][co - co0][ci] = (G g G^T)[e] for the block's channels co0 + [b, e); the inner loop runs over ci with 16
  * contiguous output streams */
 static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
-    wino_job *j = va;
+    cpu_wino_job *j = va;
     b += j->co0, e += j->co0;
     const int32_t ci_n = j->op->c_in;
     const int64_t plane = j->cn * ci_n;
@@ -64,7 +62,7 @@ static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
 /* V[e][ci][t - t0] = (B^T d B)[e] for the tiles of the block */
 static void wino_input(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
-    wino_job *j = va;
+    cpu_wino_job *j = va;
     const de_conv2d_op *op = j->op;
     const int32_t H = op->h, W = op->w;
     const int64_t nt = j->nt, plane = (int64_t)op->c_in * nt;
@@ -208,7 +206,7 @@ de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget
 /* y tile = A^T M A (+ bias + residual), channels co0 + [b, e) */
 static void wino_output(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
-    wino_job *j = va;
+    cpu_wino_job *j = va;
     b += j->co0, e += j->co0;
     const int64_t nt = j->nt, plane = j->cn * nt;
     const int64_t ohw = (int64_t)j->oh * j->ow;

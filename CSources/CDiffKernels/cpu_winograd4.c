@@ -17,8 +17,6 @@
 
 #define WINO4_BUDGET (6u << 20) /* floats for V + M: 24 MB */
 
-typedef cpu_wino_job w4_job;
-
 /* r = B^T z for a 6-vector (stride-free helpers, inlined and unrolled) */
 static inline void bt6(const float z[6], float r[6]) {
     r[0] = 4.0f * z[0] - 5.0f * z[2] + z[4];
@@ -41,7 +39,7 @@ static inline void at6(const float m[6], float o[4]) {
 /* U[e][co][ci] = (G g G^T)[e]; 8 input channels at a time, transposed into lanes so that the
  * arithmetic vectorizes across channels and the 36 output streams are written contiguously */
 static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
-    w4_job *j = va;
+    cpu_wino_job *j = va;
     b += j->co0, e += j->co0;                      /* channels co0 + [b, e) */
     const int32_t ci_n = j->op->c_in;
     const int64_t plane = j->cn * ci_n;
@@ -84,7 +82,7 @@ static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
 /* V[e][ci][t - t0] = (B^T d B)[e] */
 static void w4_input(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
-    w4_job *j = va;
+    cpu_wino_job *j = va;
     const de_conv2d_op *op = j->op;
     const int32_t H = op->h, W = op->w;
     const int64_t nt = j->nt, plane = (int64_t)op->c_in * nt, hw = (int64_t)H * W;
@@ -125,7 +123,7 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
 /* y tile = A^T M A (+ bias + residual) */
 static void w4_output(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
-    w4_job *j = va;
+    cpu_wino_job *j = va;
     b += j->co0, e += j->co0;                      /* channels co0 + [b, e) */
     const de_conv2d_op *op = j->op;
     const int64_t nt = j->nt, plane = j->cn * nt, ohw = (int64_t)j->oh * j->ow;

@@ -23,14 +23,15 @@ final class Upsample2D {
     /// Bytes of upsampled rows per band in the banded path (32 MiB: 64 rows of a 512-wide, 256-channel image).
     static let bandTargetBytes = 32 << 20
 
+    /// Whether an upsampled image of `elements` f32 values is above `bandThresholdBytes` (banded here; the VAE
+    /// decoder also frees its scratch before such a level).
+    static func isLarge(elements: Int) -> Bool { elements * MemoryLayout<Float>.size > bandThresholdBytes }
+
     /// x [B, C, H, W] -> [B, C, outH, outW] (default 2H, 2W)
     func callAsFunction(_ be: Backend, _ x: Tensor, size: (Int, Int)? = nil) throws -> Tensor {
         let (h, w) = (x.shape[2], x.shape[3])
         let (oh, ow) = size ?? (h * 2, w * 2)
-        if oh == 2 * h && ow == 2 * w && 4 * x.count * MemoryLayout<Float>.size > Upsample2D.bandThresholdBytes {
-            let bytesPerLowRow = x.shape[0] * x.shape[1] * 2 * ow * MemoryLayout<Float>.size
-            return try banded(be, x, rows: max(1, Upsample2D.bandTargetBytes / max(bytesPerLowRow, 1)))
-        }
+        if oh == 2 * h && ow == 2 * w && Upsample2D.isLarge(elements: 4 * x.count) { return try banded(be, x) }
         let up = oh == 2 * h && ow == 2 * w ? try be.upsampleNearest(x, factor: 2)   // [B, C, 2H, 2W]
                                             : try be.resizeNearest(x, height: oh, width: ow)   // [B, C, oh, ow]
         return try conv(be, up)                                                       // [B, C, oh, ow]
@@ -41,11 +42,12 @@ final class Upsample2D {
     /// into the output. The same products per output pixel as the whole-image path (up to the conv's
     /// summation order), without the whole upsampled image in memory: the VAE decoder at 512 px holds 256 MB
     /// less at its peak (the upsampled [1, 256, 512, 512] tensor), at about 3% more conv work (two halo rows per band).
-    /// `rows`: low-resolution rows per band (>= 1).
-    func banded(_ be: Backend, _ x: Tensor, rows: Int) throws -> Tensor {
-        precondition(rows >= 1, "Upsample2D.banded: rows \(rows)")
+    /// `rows`: low-resolution rows per band (>= 1; default: `bandTargetBytes` of upsampled rows).
+    func banded(_ be: Backend, _ x: Tensor, rows: Int? = nil) throws -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (2 * h, 2 * w)
+        let rows = rows ?? max(1, Upsample2D.bandTargetBytes / max(n * c * 2 * ow * MemoryLayout<Float>.size, 1))
+        precondition(rows >= 1, "Upsample2D.banded: rows \(rows)")
         let y = try be.output([n, c, oh, ow])                                              // [B, C, 2H, 2W]
         var a = 0
         while a < h {

@@ -40,7 +40,7 @@ final class VAEDecoder {
                 // the next level's tensors are large (512 px and up): the op buffers sized for this level's
                 // wider convs (a 512-channel Winograd weight transform is 38 MB) and the heap's free pages
                 // are given back before them
-                if h!.count * MemoryLayout<Float>.size > Upsample2D.bandThresholdBytes {
+                if Upsample2D.isLarge(elements: h!.count) {
                     be.shrinkScratch(above: 0)
                     HeapTrim.releaseFreePages()
                 }
