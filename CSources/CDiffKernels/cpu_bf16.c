@@ -117,6 +117,8 @@ int cpu_bgemm_local_ok(const cpu_ctx *ctx, de_dtype wdt) {
     return ctx->bf_local && ctx->bf16_kernel == DE_BF16_KERNEL_AMX && cpu_use_bf16(ctx, wdt);
 }
 
+int64_t cpu_bf16_panel_budget = (int64_t)16 << 20;
+
 #ifdef DE_HAVE_X86_BF16
 
 /* ---------------------------------------------------------------- packing */
@@ -430,37 +432,32 @@ static AMX_TARGET void amx_task(void *va, int64_t b, int64_t e, int tid) {
 /* packed bf16 buffer of `elems` uint16 in a scratch of floats */
 static uint16_t *pack_buf(de_scratch *s, size_t elems) { return (uint16_t *)de_scratch_get(s, (elems + 1) / 2); }
 
-/* tid < 0: the call's packing and tiles are spread over the pool (buffers bf_a, bf_b, bf_acc); tid >= 0: all
- * on the calling worker tid, inside a pool task (buffers bf_local[3 tid ..]) */
-static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt,
-                           const void *b, int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c,
-                           int64_t ldc, const float *bias, int split_a, int split_b) {
-    const int kern = ctx->bf16_kernel;
-    if (kern == DE_BF16_KERNEL_NONE) return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
-    if ((adt != DE_F32 && ta) || (bdt != DE_F32 && !tb))
-        return cpu_fail(ctx, DE_ERR_INVALID, "gemm: a reduced operand must be read by rows (a untransposed, b transposed)");
-    if (adt == DE_BF16) split_a = 0; /* a bf16 weight has no residual */
-    if (bdt == DE_BF16) split_b = 0;
-    const int64_t KB = (k + 31) / 32, MP = (m + 31) / 32, NP = (n + 31) / 32;
-    const int64_t ua = 2 * MP * KB, ub = 2 * NP * KB;       /* tiles of one part */
-    const int na = 1 + !!split_a, nb = 1 + !!split_b;
-    de_scratch *bufs[3] = { &ctx->bf_a, &ctx->bf_b, &ctx->bf_acc };
-    if (tid >= 0) for (int i = 0; i < 3; i++) bufs[i] = &ctx->bf_local[3 * tid + i];
-    uint16_t *Ap = pack_buf(bufs[0], (size_t)(na * ua) * 512);
-    uint16_t *Bp = pack_buf(bufs[1], (size_t)(nb * ub) * 512);
-    if (!Ap || !Bp) {
-        if (tid >= 0) return DE_ERR_OOM; /* on a worker: the caller reports it */
-        return cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 panels (%lld + %lld bytes)",
-                        (long long)(na * ua * 1024), (long long)(nb * ub * 1024));
-    }
-    uint16_t *Al = split_a ? Ap + (size_t)ua * 512 : NULL, *Bl = split_b ? Bp + (size_t)ub * 512 : NULL; /* lo parts */
-    pack_job pa = { adt, a, lda, !ta, m, k, 0, KB, 2 * MP, Ap, Al };
-    pack_job pb = { bdt, b, ldb, tb, n, k, 1, KB, 2 * NP, Bp, Bl };
-    if (tid >= 0) { pack_task(&pa, 0, ua, tid); pack_task(&pb, 0, ub, tid); }
-    else {
-        de_pool_for(&ctx->pool, ua, ua * 512 >= 65536 ? 0 : ua, pack_task, &pa);
-        de_pool_for(&ctx->pool, ub, ub * 512 >= 65536 ? 0 : ub, pack_task, &pb);
-    }
+/* The larger packed operand is packed and used in chunks of at most cpu_bf16_panel_budget bytes (whole row or
+ * column pairs), the other one once: the panels of a reduced weight in hi + lo are twice the weight's f16 bytes
+ * (the UNet's 2560 -> 1280 im2col weight, [1280, 23040]: 118 MB), and those of the VAE decoder's activations at
+ * 512 px 268 MB; whole, they stayed in the scratch and were the peak of `--compute auto` (issue 17). No element
+ * is packed twice, so chunks cost no work: only more, smaller pool rounds. */
+
+/* the source of rows r0.. of a packed operand (rows of op(A), or columns of op(B)) */
+static const void *src_from(de_dtype dt, const void *p, int64_t ld, int by_rows, int64_t r0) {
+    if (!by_rows) return (const float *)p + r0;  /* read by columns: f32 only */
+    return dt == DE_F32 ? (const void *)((const float *)p + r0 * ld) : cpu_weight_at(dt, p, r0 * ld);
+}
+
+/* pack rows [r0, r0 + rows) of an operand (32-aligned r0) into dst (and dst_lo) */
+static void pack_part(cpu_ctx *ctx, int tid, de_dtype dt, const void *p, int64_t ld, int by_rows, int vnni, int64_t r0,
+                      int64_t rows, int64_t k, int64_t KB, uint16_t *dst, uint16_t *dst_lo) {
+    const int64_t RT = 2 * ((rows + 31) / 32), tiles = RT * KB;
+    pack_job pj = { dt, src_from(dt, p, ld, by_rows, r0), ld, by_rows, rows, k, vnni, KB, RT, dst, dst_lo };
+    if (tid >= 0) pack_task(&pj, 0, tiles, tid);
+    else de_pool_for(&ctx->pool, tiles, tiles * 512 >= 65536 ? 0 : tiles, pack_task, &pj);
+}
+
+/* C rows [0, m) x columns [0, n) from packed panels of m rows (A) and n columns (B) */
+static de_status bc_run(cpu_ctx *ctx, int tid, de_scratch *accbuf, const uint16_t *Ap, const uint16_t *Al, const uint16_t *Bp,
+                        const uint16_t *Bl, int64_t m, int64_t n, int64_t k, int64_t KB, float alpha, float beta, float *c,
+                        int64_t ldc, const float *bias) {
+    const int64_t MP = (m + 31) / 32, NP = (n + 31) / 32;
     bc_job j;
     memset(&j, 0, sizeof j);
     j.KB = KB; j.MP = MP; j.NP = NP; j.m = m; j.n = n; j.alpha = alpha; j.beta = beta; j.c = c; j.ldc = ldc;
@@ -471,14 +468,14 @@ static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const vo
     const int T = tid >= 0 ? 1 : ctx->n_threads;
     int64_t tasks;
     de_range_fn fn;
-    if (kern == DE_BF16_KERNEL_AMX) {
+    if (ctx->bf16_kernel == DE_BF16_KERNEL_AMX) {
         /* tasks: rb row pairs x cb column pairs (acc: 4 KB a block, per worker); enough tasks for the pool to
          * balance; k chunks of 32 KB of A tiles per row pair (L1) */
         int64_t rb = MP < 4 ? MP : 4, cb = NP < 8 ? NP : 8;
         while (rb > 1 && (MP + rb - 1) / rb * ((NP + cb - 1) / cb) < 2 * T) rb /= 2;
         while (cb > 1 && (MP + rb - 1) / rb * ((NP + cb - 1) / cb) < 2 * T) cb /= 2;
-        j.rb = rb; j.cb = cb; j.CG = (NP + cb - 1) / cb; j.kc = 16 / na;
-        j.acc = de_scratch_get(bufs[2], (size_t)T * (size_t)(rb * cb) * 1024);   /* T: ctx->n_threads = the pool's */
+        j.rb = rb; j.cb = cb; j.CG = (NP + cb - 1) / cb; j.kc = Al ? 8 : 16;
+        j.acc = de_scratch_get(accbuf, (size_t)T * (size_t)(rb * cb) * 1024);   /* T: ctx->n_threads = the pool's */
         j.acc_stride = tid >= 0 ? 0 : (size_t)(rb * cb) * 1024;
         if (!j.acc) return tid >= 0 ? DE_ERR_OOM : cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 accumulators");
         tasks = (MP + rb - 1) / rb * j.CG;
@@ -493,6 +490,51 @@ static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const vo
     }
     if (tid >= 0) fn(&j, 0, tasks, tid);
     else de_pool_for(&ctx->pool, tasks, flops < 2e6 ? tasks : 1, fn, &j);
+    return DE_OK;
+}
+
+/* tid < 0: the call's packing and tiles are spread over the pool (buffers bf_a, bf_b, bf_acc); tid >= 0: all
+ * on the calling worker tid, inside a pool task (buffers bf_local[3 tid ..]) */
+static de_status bgemm_run(cpu_ctx *ctx, int tid, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt,
+                           const void *b, int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c,
+                           int64_t ldc, const float *bias, int split_a, int split_b) {
+    const int kern = ctx->bf16_kernel;
+    if (kern == DE_BF16_KERNEL_NONE) return cpu_fail(ctx, DE_ERR_UNSUPPORTED, "gemm: bf16 compute is not available on this CPU");
+    if ((adt != DE_F32 && ta) || (bdt != DE_F32 && !tb))
+        return cpu_fail(ctx, DE_ERR_INVALID, "gemm: a reduced operand must be read by rows (a untransposed, b transposed)");
+    if (adt == DE_BF16) split_a = 0; /* a bf16 weight has no residual */
+    if (bdt == DE_BF16) split_b = 0;
+    const int64_t KB = (k + 31) / 32, MP = (m + 31) / 32, NP = (n + 31) / 32;
+    const int na = 1 + !!split_a, nb = 1 + !!split_b;
+    /* bytes of one row pair of A's panel (all parts), one column pair of B's; the larger panel goes in chunks */
+    const int64_t a_pair = 2 * KB * 1024 * na, b_pair = 2 * KB * 1024 * nb;
+    int64_t a_step = MP, b_step = NP;      /* row pairs / column pairs per chunk */
+    const int64_t budget = cpu_bf16_panel_budget;
+    if (MP * a_pair >= NP * b_pair) { if (MP * a_pair > budget) a_step = budget / a_pair > 1 ? budget / a_pair : 1; }
+    else if (NP * b_pair > budget) b_step = budget / b_pair > 1 ? budget / b_pair : 1;
+    const int64_t ua = 2 * a_step * KB, ub = 2 * b_step * KB;  /* tiles of one part of a chunk */
+    de_scratch *bufs[3] = { &ctx->bf_a, &ctx->bf_b, &ctx->bf_acc };
+    if (tid >= 0) for (int i = 0; i < 3; i++) bufs[i] = &ctx->bf_local[3 * tid + i];
+    uint16_t *Ap = pack_buf(bufs[0], (size_t)(na * ua) * 512);
+    uint16_t *Bp = pack_buf(bufs[1], (size_t)(nb * ub) * 512);
+    if (!Ap || !Bp) {
+        if (tid >= 0) return DE_ERR_OOM; /* on a worker: the caller reports it */
+        return cpu_fail(ctx, DE_ERR_OOM, "gemm: out of memory for the bf16 panels (%lld + %lld bytes)",
+                        (long long)(na * ua * 1024), (long long)(nb * ub * 1024));
+    }
+    uint16_t *Al = split_a ? Ap + (size_t)ua * 512 : NULL, *Bl = split_b ? Bp + (size_t)ub * 512 : NULL; /* lo parts */
+    /* one of the two loops runs once: the operand packed whole is packed on its first pass only */
+    for (int64_t i0 = 0; i0 < MP; i0 += a_step) {
+        const int64_t r0 = 32 * i0, mr = m - r0 < 32 * a_step ? m - r0 : 32 * a_step;
+        pack_part(ctx, tid, adt, a, lda, !ta, 0, r0, mr, k, KB, Ap, Al);
+        for (int64_t j0 = 0; j0 < NP; j0 += b_step) {
+            const int64_t c0 = 32 * j0, nc = n - c0 < 32 * b_step ? n - c0 : 32 * b_step;
+            if (b_step < NP || i0 == 0) pack_part(ctx, tid, bdt, b, ldb, tb, 1, c0, nc, k, KB, Bp, Bl);
+            const de_status st = bc_run(ctx, tid, bufs[2], Ap, Al, Bp, Bl, mr, nc, k, KB, alpha, beta, c + r0 * ldc + c0, ldc,
+                                        bias ? bias + c0 : NULL);
+            if (st != DE_OK) return st;
+        }
+    }
     atomic_fetch_add(&ctx->bf16_gemms, 1);
     return DE_OK;
 }

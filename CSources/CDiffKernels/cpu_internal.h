@@ -124,6 +124,10 @@ void cpu_sgemm(cpu_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, fl
 de_status cpu_bgemm(cpu_ctx *ctx, int ta, de_dtype adt, const void *a, int64_t lda, int tb, de_dtype bdt, const void *b,
                     int64_t ldb, int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc,
                     const float *bias, int split_a, int split_b);
+/* Bytes of one packed operand chunk: the larger of a call's two bf16 panels is packed and used in chunks of at
+ * most this many bytes (whole row / column pairs), the other once (cpu_bf16.c). 16 MiB; tests set it lower to
+ * run the chunked path on small shapes (Tests/OpCheck/bf16_check.c); set it only while no op runs. */
+extern int64_t cpu_bf16_panel_budget;
 /* The same on the calling worker tid only (inside a pool task: Winograd's per-point GEMMs), both operands f32
  * untransposed, C = A @ B; auto: both split (three terms), bf16: one term. Packs into ctx->bf_local[3 tid ..].
  * cpu_bgemm_local_ok: whether it is used here for a conv whose stored weight is wdt (AMX; compute bf16, or

@@ -19,6 +19,8 @@
  * and conv2d through im2col (stride 2, odd channels), 1x1 on a large plane, a 3x3 with residual.
  * Exit 0 when every case passes. Build: make test-opcheck (build/tests/bf16_check). */
 #include "de_backend.h"
+#include <stdint.h>
+extern int64_t cpu_bf16_panel_budget; /* cpu_internal.h: bytes of one packed operand chunk */
 
 #include <math.h>
 #include <stdio.h>
@@ -248,6 +250,23 @@ static void check_conv(de_backend *be, const char *label, int n, int cin, int h,
     free(x); free(w32); free(bias); free(res); free(y); free(wst); free(wv); free(re); free(rb);
 }
 
+/* the larger panel in chunks (cpu_bf16_panel_budget lowered to 24 KB): a weight A in row chunks (the last one
+ * partial), a linear weight B in column chunks (bias per chunk), an f32 activation B read by columns in column
+ * chunks, and a batch (each item chunked) */
+static void run_chunks(de_backend *be) {
+    const int64_t saved = cpu_bf16_panel_budget;
+    cpu_bf16_panel_budget = 24 << 10;
+    check_gemm(be, "chunks.rows", 1, 200, 40, 96, 0, 0, 1.f, 0.5f, 0, DE_F16, 1, 0);
+    check_gemm(be, "chunks.cols", 1, 40, 300, 96, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+    check_gemm(be, "chunks.xcols", 1, 33, 500, 64, 0, 0, 1.f, 1.f, 0, DE_BF16, 1, 0);
+    const double bound = g_auto_bound;
+    g_auto_bound = 1e-2; /* auto: q8_0's d * q rounded to bf16 */
+    check_gemm(be, "chunks.batch", 2, 40, 300, 96, 0, 1, 0.5f, 0.f, 1, DE_Q8_0, 0, 1);
+    g_auto_bound = bound;
+    check_conv(be, "chunks.1x1", 1, 40, 24, 40, 24, 1, 1, 0, 1, DE_F16);
+    cpu_bf16_panel_budget = saved;
+}
+
 static void run_all(de_backend *be) {
     /* tile edges: 1, 15/16/17, 31/32/33, 47, k not a multiple of 32 */
     check_gemm(be, "tiny", 1, 1, 1, 1, 0, 0, 1.f, 0.f, 0, DE_F32, 0, 0);
@@ -270,6 +289,7 @@ static void run_all(de_backend *be) {
         check_gemm(be, "proj_out", 2, 40, 50, 64, 0, 1, 1.f, 1.f, 0, wd[t], 1, 1);   /* W @ h^T, W shared */
     }
     check_gemm(be, "linear.k40", 1, 33, 20, 40, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+    run_chunks(be);
     /* conv2d: im2col (stride 2, 3 input channels), 1x1 on a plane >= 1024, 3x3 with residual (pad 1) */
     check_conv(be, "im2col", 2, 3, 33, 31, 20, 3, 2, 1, 0, DE_F32);
     check_conv(be, "im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
@@ -319,11 +339,13 @@ int main(void) {
             check_gemm(be, "auto.large", 1, 300, 200, 1088, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0); /* several k chunks */
             check_conv(be, "auto.1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, wd[t]);
         }
+
         g_kernel = best == DE_BF16_KERNEL_AMX ? best : DE_BF16_KERNEL_NONE;
         check_conv(be, "auto.im2col", 1, 32, 17, 17, 40, 3, 2, 1, 0, DE_Q8_0);
         g_auto_bound = 3e-5;
         check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_BF16);
         check_conv(be, "auto.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+        run_chunks(be);
         /* Winograd with an f16 weight: U = G g G^T (f32) and V rounded to 16 bits of mantissa each */
         g_wino = 1;
         g_auto_bound = 1e-4;
