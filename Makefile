@@ -309,12 +309,12 @@ test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci test
 # own) diffedit times the UNet at 64x64 latents (batch 2) and whole generates at BENCH_GENERATE px (BENCH_STEPS
 # DDIM steps, CFG 7.5), PyTorch does the same in fp32 and bf16 autocast, and a table puts them side by side.
 # Without torch: the UNet alone with random weights made in memory, per weights dtype.
-# BENCH_ARGS (e.g. --repeat 2) go to every run. A BENCH_DTYPES entry DTYPE:COMPUTE also sets --compute (f32, bf16
-# or auto: bf16 GEMMs on AMX CPUs, cpu_bf16.c); the column is then "diffedit DTYPE+bf16" (or +auto-bf16) when
-# bf16 compute ran.
+# BENCH_ARGS (e.g. --repeat 2) go to every run. A BENCH_DTYPES entry DTYPE:COMPUTE sets --compute (f32, bf16, or
+# auto, the default: bf16 terms on AMX CPUs, cpu_bf16.c); the column is "diffedit DTYPE+auto-bf16" (or +bf16) when
+# bf16 compute ran, "diffedit DTYPE" when the GEMMs stayed f32.
 BENCH_RESULTS  := $(CURDIR)/$(BUILD)/bench-results.txt
 BENCH_MODEL    ?= $(BUILD)/bench-sd15-fp16
-BENCH_DTYPES   ?= auto auto:bf16 f32 bf16 bf16:auto q8_0
+BENCH_DTYPES   ?= auto auto:f32 auto:bf16 f32 bf16 q8_0
 BENCH_SIZES    ?= 64
 BENCH_GENERATE ?= 256,512
 BENCH_STEPS    ?= 10
@@ -325,7 +325,7 @@ bench: cli
 	@rm -f $(BENCH_RESULTS)
 	@if $(PYTHON) -c 'import torch, diffusers' >/dev/null 2>&1; then \
 	  [ -f $(BENCH_MODEL)/model_index.json ] || $(PYTHON) tools/make_bench_model.py $(BENCH_MODEL) || exit 1; \
-	  for e in $(BENCH_DTYPES); do d=$${e%%:*}; c=f32; case $$e in *:*) c=$${e#*:};; esac; \
+	  for e in $(BENCH_DTYPES); do d=$${e%%:*}; c=auto; case $$e in *:*) c=$${e#*:};; esac; \
 	    $(BINDIR)/diffedit bench --model $(BENCH_MODEL) --weights-dtype $$d --compute $$c --sizes $(BENCH_SIZES) --generate $(BENCH_GENERATE) \
 	      --steps $(BENCH_STEPS) --results $(BENCH_RESULTS) --append $(BENCH_ARGS) || exit 1; \
 	    for s in $(BENCH_RSS_SIZES); do \
@@ -340,7 +340,7 @@ bench: cli
 	  $(PYTHON) scripts/bench_torch.py --table --swift-results $(BENCH_RESULTS); \
 	else \
 	  echo "bench: torch/diffusers not importable: UNet with random weights made in memory, no PyTorch reference"; \
-	  for e in $(BENCH_DTYPES); do d=$${e%%:*}; c=f32; case $$e in *:*) c=$${e#*:};; esac; \
+	  for e in $(BENCH_DTYPES); do d=$${e%%:*}; c=auto; case $$e in *:*) c=$${e#*:};; esac; \
 	    $(BINDIR)/diffedit bench --weights-dtype $$d --compute $$c --sizes $(BENCH_SIZES) --results $(BENCH_RESULTS) --append $(BENCH_ARGS) || exit 1; \
 	  done; \
 	fi

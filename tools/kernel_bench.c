@@ -18,7 +18,8 @@
  * unloaded rate better than wall time. Knobs (environment): DIFFEDIT_WINOGRAD=2|4 forces
  * F(2x2,3x3) or F(4x4,3x3), DIFFEDIT_NO_WINOGRAD=1 uses im2col + sgemm for every conv,
  * DIFFEDIT_KERNEL_PROFILE=1 prints time per op kind at exit (also works for `diffedit bench`),
- * DIFFEDIT_COMPUTE=bf16|auto computes the GEMMs in bf16 (DIFFEDIT_BF16_KERNEL=avx512bf16: without AMX).
+ * DIFFEDIT_COMPUTE=f32|bf16|auto: the GEMMs' precision (default auto: bf16 terms for reduced weights on AMX;
+ * DIFFEDIT_BF16_KERNEL=avx512bf16: without AMX). The f32 groups' weights are f32, which auto leaves f32.
  *
  * Cases (SD1.5 UNet at 64x64 latents, batch 2):
  *   conv2d 3x3 320->320, 64x64, pad 1           15.1 GFLOP

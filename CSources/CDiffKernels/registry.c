@@ -146,6 +146,7 @@ void de_backend_options_init(de_backend_options *o) {
     o->cuda_dtype = DE_F16;
     o->cuda_weight_cache = true;
     o->cuda_resident = true;
+    o->cpu_compute = DE_COMPUTE_AUTO; /* f32 where it is not AMX or the weights are f32 (cpu_bf16.c) */
 }
 
 static const char *env_get(const char *name) {

@@ -23,7 +23,7 @@ enum CommonOptions {
         help: "VAE tile edge in pixels, a multiple of 4 x the VAE factor (default: auto 512, on the VAE's sample_size)")
 
     static let compute = ArgParser.Option(name: "compute", value: "f32|bf16|auto",
-        help: "CPU GEMM precision (default f32, or $DIFFEDIT_COMPUTE): bf16 = operands rounded to bf16, f32 accumulation, on AMX or AVX512_BF16 CPUs; auto = on AMX CPUs f16, bf16 and q8_0 weights in bf16 terms that keep f32-class parity (activations and f16 weights as bf16 hi + lo), f32 weights stay f32")
+        help: "CPU GEMM precision (default auto, or $DIFFEDIT_COMPUTE): auto = on AMX CPUs f16, bf16 and q8_0 weights in bf16 terms that keep f32-class parity (activations and f16 weights as bf16 hi + lo), f32 weights and other CPUs f32; f32 = f32 everywhere; bf16 = operands rounded to bf16, f32 accumulation, on AMX or AVX512_BF16 CPUs")
 
     static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
         let threads = try p.int("threads") ?? 0

@@ -1184,10 +1184,16 @@ static void weights_dtype_edit(const char *dtype, uint32_t struct_size, diff_edi
 static void test_weights_dtype(void) {
     diff_edit_buffer f32 = image_new(g_w, g_h, DIFF_EDIT_RGB8), aut = image_new(g_w, g_h, DIFF_EDIT_RGB8);
     diff_edit_buffer q8 = image_new(g_w, g_h, DIFF_EDIT_RGB8), old = image_new(g_w, g_h, DIFF_EDIT_RGB8);
+    /* f32 compute (read at model load): the default, auto, takes f16 weights in bf16 terms on AMX CPUs and f32
+     * weights in f32, so only f32 compute makes the first two the same numbers */
+    const char *compute = getenv("DIFFEDIT_COMPUTE");
+    char *saved = compute ? strdup(compute) : NULL;
+    setenv("DIFFEDIT_COMPUTE", "f32", 1);
     weights_dtype_edit("f32", 0, &f32);
     weights_dtype_edit("", 0, &aut);
     weights_dtype_edit("q8_0", 0, &q8);
     weights_dtype_edit("q8_0", (uint32_t)offsetof(diff_edit_model_params, weights_dtype), &old);
+    if (saved) { setenv("DIFFEDIT_COMPUTE", saved, 1); free(saved); } else unsetenv("DIFFEDIT_COMPUTE");
     CHECK(pixels_equal(&f32, &aut));
     /* the staged CPU provider (like CUDA) takes f32 constants whatever weights_dtype says */
     const char *staged = getenv("DIFFEDIT_CPU_STAGED");

@@ -9,8 +9,11 @@ import CDiffKernels
 /// gemm weight positions (a untransposed: conv / tokens-to-NCHW; b transposed: linear), in the small
 /// (converted whole) and panelled (> 1M elements) regimes. Plus the converters against Swift's Float16 and
 /// the q8_0 error bound, and the descriptor checks.
+///
+/// f32 compute throughout (Backend.cpuF32): the bounds (1e-5 / 2e-5) are those of f32 products of the values the
+/// weight holds; compute auto's bf16 terms on the same weights are checked by Tests/OpCheck/bf16_check.c.
 final class KernelWeightDTypeTests: XCTestCase {
-    let be = Backend.cpu
+    let be = Backend.cpuF32
     let types: [ElementType] = [.f16, .bf16, .q8_0]
 
     func rand(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
@@ -146,9 +149,9 @@ final class KernelWeightDTypeTests: XCTestCase {
     }
 
     func testConvPathsWithReducedWeights() throws {
-        var f2 = BackendOptions(); f2.winograd = .f2
-        var f4 = BackendOptions(); f4.winograd = .f4
-        var off = BackendOptions(); off.winograd = .off
+        var f2 = BackendOptions.f32Compute(); f2.winograd = .f2
+        var f4 = BackendOptions.f32Compute(); f4.winograd = .f4
+        var off = BackendOptions.f32Compute(); off.winograd = .off
         let bf2 = try Backend(name: "cpu", options: f2), bf4 = try Backend(name: "cpu", options: f4)
         let boff = try Backend(name: "cpu", options: off)
         // (backend, n, c, h, w, co, k, stride, what): c * k * k is a multiple of 32 for q8_0

@@ -152,7 +152,9 @@ final class ModelAttentionControlTests: XCTestCase {
     /// Whole-UNet properties: identity hooks reproduce the plain forward; duplicated frames attending
     /// to each other's (identical) keys change nothing; probabilities are normalised; sites are named.
     func testIdentityHooksReproducePlainForward() throws {
-        let unet = try fixtureUNet()
+        // f32 compute: the hooked and plain forwards take different attention paths (probabilities materialized
+        // or not); under compute auto's bf16 terms their difference grew to 1.2e-5 / 1.8e-5, past this 1e-5
+        let unet = try ModelParityTests.unet("sd1", backend: .cpuF32)
         let s = try ModelParityTests.npy("sd1", "unet_sample").tensor
         let ehs = try ModelParityTests.npy("sd1", "unet_ehs").tensor
         let plain = try unet.forward(s, timesteps: [501], encoderHiddenStates: ehs)

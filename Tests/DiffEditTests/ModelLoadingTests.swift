@@ -123,8 +123,9 @@ final class ModelLoadingTests: XCTestCase {
         let file = try SafetensorsFile(path: ModelParityTests.path("sd1/text_encoder/model.safetensors"))
         var dict: [String: Tensor] = [:]
         for n in file.names { dict[String(n.dropFirst(n.hasPrefix("text_model.") ? 11 : 0))] = try file.tensor(n) }
-        let bare = try CLIPTextModel(config: cfg, weights: DictionaryWeightSource(tensors: dict), backend: .cpu)
-        let full = try CLIPTextModel(config: cfg, weights: file, backend: .cpu)
+        // f32 compute: the dictionary holds the weights widened to f32, the file f16 (bf16 terms under compute auto)
+        let bare = try CLIPTextModel(config: cfg, weights: DictionaryWeightSource(tensors: dict), backend: .cpuF32)
+        let full = try CLIPTextModel(config: cfg, weights: file, backend: .cpuF32)
         let ids: [[Int32]] = [[49406, 320, 1125, 539, 49407] + Array(repeating: 49407, count: 72)]
         XCTAssertEqual(try bare.encode(ids: ids).toArray(), try full.encode(ids: ids).toArray())
     }

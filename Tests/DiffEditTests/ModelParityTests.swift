@@ -50,10 +50,10 @@ final class ModelParityTests: XCTestCase {
         return err
     }
 
-    static func unet(_ model: String) throws -> UNet2DConditionModel {
+    static func unet(_ model: String, backend: Backend = .cpu) throws -> UNet2DConditionModel {
         let cfg = try config(UNetConfig.self, "\(model)/unet/config.json")
         let w = try SafetensorsFile(path: path("\(model)/unet/diffusion_pytorch_model.safetensors"))
-        return try UNet2DConditionModel(config: cfg, weights: w, backend: .cpu)
+        return try UNet2DConditionModel(config: cfg, weights: w, backend: backend)
     }
 
     static func vae(_ model: String) throws -> AutoencoderKL {

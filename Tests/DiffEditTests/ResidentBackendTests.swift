@@ -8,8 +8,12 @@ import XCTest
 /// exactly these code paths with host memory standing in for the device (its alloc slot hands out
 /// separate blocks, download copies), so a missed download, a stale read or a copy that went to the
 /// wrong place shows up here as a different image, on machines without a GPU.
+///
+/// f32 compute on both sides (F32ComputeSupport.swift): the staged provider holds weights as uploaded f32
+/// constants, so under compute auto its GEMMs stay sgemm while the plain backend reads f16 weights in bf16 terms.
 final class ResidentBackendTests: XCTestCase {
-    static let staged = try! Backend(name: "cpu", staged: true)
+    static let staged = try! Backend(name: "cpu", options: .f32Compute(staged: true))
+    static func plainModel(_ path: String) throws -> StableDiffusionModel { try EditTestSupport.model(path, f32: true) }
 
     nonisolated(unsafe) private static var cache: [String: StableDiffusionModel] = [:]
     private static let lock = NSLockLite()
@@ -89,9 +93,8 @@ final class ResidentBackendTests: XCTestCase {
     /// evaluation then reads no host memory at all (on CUDA: no host-to-device copy in a denoising step),
     /// including the Transformer2DModel proj_in/proj_out GEMMs that share one weight over the batch.
     func testModelWeightsUploadedOnceAndUNetStepReadsNoHostMemory() throws {
-        var o = BackendOptions()
+        var o = BackendOptions.f32Compute(staged: true)
         o.threads = 2
-        o.cpuStaged = true
         let be = try Backend(name: "cpu", options: o)
         let model = try StableDiffusionModel.load(path: EditTestSupport.fixtures + "/sd1", backend: be)
         let loaded = be.stats
@@ -107,7 +110,7 @@ final class ResidentBackendTests: XCTestCase {
         XCTAssertEqual(be.stats.constants, loaded.constants, "no constant uploaded after load")
         XCTAssertEqual(be.stats.constant_bytes, loaded.constant_bytes)
         XCTAssertEqual(y1.toArray(), y2.toArray())
-        let plain = try EditTestSupport.model(EditTestSupport.fixtures + "/sd1")
+        let plain = try Self.plainModel(EditTestSupport.fixtures + "/sd1")
         XCTAssertEqual(y1.toArray(), try plain.unet.forward(x.copy(), timesteps: [321], encoderHiddenStates: ehs.copy()).toArray(),
                        "constants change no number")
     }
@@ -148,7 +151,7 @@ final class ResidentBackendTests: XCTestCase {
     /// then exactly one; and the numbers equal the plain CPU backend's bit for bit.
     func testUNetForwardStaysOnTheDeviceAndMatchesCPU() throws {
         let path = EditTestSupport.fixtures + "/sd1"
-        let plain = try EditTestSupport.model(path), staged = try Self.stagedModel(path)
+        let plain = try Self.plainModel(path), staged = try Self.stagedModel(path)
         let c = plain.unetConfig
         let s = c.sample_size
         var rng = SeededNormal(seed: 5)
@@ -171,7 +174,7 @@ final class ResidentBackendTests: XCTestCase {
 
     func check(_ method: EditMethod, model: String, prompt: String, source: String? = nil,
                file: StaticString = #filePath, line: UInt = #line) throws {
-        let plain = ImageEditor(model: try EditTestSupport.model(model))
+        let plain = ImageEditor(model: try Self.plainModel(model))
         let staged = ImageEditor(model: try Self.stagedModel(model))
         let img = VideoEditorTests.clip(frames: 1)[0]
         var o = EditOptions()
@@ -202,7 +205,7 @@ final class ResidentBackendTests: XCTestCase {
         let sd1 = EditTestSupport.fixtures + "/sd1"
         let frames = VideoEditorTests.clip(frames: 4)
         let o = VideoEditorTests.options(.p2p, mode: .consistent, steps: 3)
-        let a = try VideoEditor(model: try EditTestSupport.model(sd1)).edit(frames, options: o, progress: ProgressReporter())
+        let a = try VideoEditor(model: try Self.plainModel(sd1)).edit(frames, options: o, progress: ProgressReporter())
         let b = try VideoEditor(model: try Self.stagedModel(sd1)).edit(frames, options: o, progress: ProgressReporter())
         XCTAssertEqual(a.count, b.count)
         for (i, (x, y)) in zip(a, b).enumerated() {

@@ -74,7 +74,7 @@ final class WeightsDTypeTests: XCTestCase {
         o.compute = .bf16
         let be = try Backend(name: "cpu", options: o)
         guard be.bf16Kernel != "none" else { throw XCTSkip("no AMX-BF16 / AVX512_BF16 on this CPU: bf16 compute is not offered") }
-        let (e32, _, _) = try score(.auto)   // f32 compute, the same f16 weights
+        let (e32, _, _) = try score(.auto, backend: .cpuF32)   // f32 compute, the same f16 weights
         for d in [WeightsDType.auto, .bf16] {
             let n0 = be.bf16GEMMs
             let (e, p, _) = try score(d, backend: be)
@@ -102,7 +102,7 @@ final class WeightsDTypeTests: XCTestCase {
             XCTAssertEqual(ea, e32)
         }
         guard auto.bf16Kernel == "amx" else { return }
-        let (eb32, _, _) = try score(.bf16)   // f32 compute, bf16 weights
+        let (eb32, _, _) = try score(.bf16, backend: .cpuF32)   // f32 compute, bf16 weights
         for (d, eb, pb) in [(WeightsDType.bf16, Float(1e-2), 30.0), (.q8_0, 1, 25)] {
             let n0 = auto.bf16GEMMs
             let (e, p, _) = try score(d, backend: auto)

@@ -270,14 +270,14 @@ typedef enum de_winograd_mode {
 /* CPU compute precision of GEMMs (gemm, conv2d's im2col / 1x1 GEMMs): f32, or bf16 operands (rounded to
  * nearest even while packing) with f32 accumulation on AMX / AVX512_BF16 CPUs (cpu_bf16.c). */
 typedef enum de_compute_mode {
-    DE_COMPUTE_F32 = 0,          /* f32 everywhere (the default; DIFFEDIT_COMPUTE=f32) */
+    DE_COMPUTE_F32 = 0,          /* f32 everywhere (DIFFEDIT_COMPUTE=f32; the default until 2026-12-03) */
     DE_COMPUTE_BF16 = 1,         /* every GEMM with both operands rounded to bf16, where the CPU has a bf16 kernel
                                   * (DIFFEDIT_COMPUTE=bf16); fastest, activations lose 16 bits */
     DE_COMPUTE_AUTO = 2          /* on AMX, GEMMs with a reduced (f16 / bf16 / q8_0) weight in bf16 terms that keep
                                   * f32-class parity: activation = hi + lo (two bf16); an f16 weight hi + lo too (three
                                   * terms: hi hi + lo hi + hi lo), bf16 / q8_0 one (two terms); also the Winograd GEMMs
                                   * of convolutions with such weights. f32 for f32 weights and without AMX
-                                  * (DIFFEDIT_COMPUTE=auto) */
+                                  * (DIFFEDIT_COMPUTE=auto; the default: de_backend_options_init) */
 } de_compute_mode;
 
 /* The CPU's bf16 GEMM kernels, best last. */

@@ -45,14 +45,16 @@ public struct BackendOptions: Sendable, Equatable {
 
     /// CPU compute precision of the GEMMs (linear layers, conv im2col / 1x1 GEMMs): de_compute_mode.
     public enum Compute: Int32, Sendable, CaseIterable {
-        /// f32 (the default; DIFFEDIT_COMPUTE=f32)
+        /// f32 everywhere (DIFFEDIT_COMPUTE=f32; the default until 2026-12-03)
         case f32 = 0
         /// every GEMM with bf16 operands and f32 accumulation, on AMX or AVX512_BF16 (DIFFEDIT_COMPUTE=bf16);
         /// f32 on a CPU with neither
         case bf16 = 1
         /// on AMX CPUs, GEMMs with a reduced weight in bf16 terms that keep f32-class parity: the activation as
         /// hi + lo (two bf16); a bf16 or q8_0 weight one term (two AMX products), an f16 weight hi + lo too (three);
-        /// the 3x3 convolutions' Winograd GEMMs likewise. f32 elsewhere (f32 weights, no AMX) (DIFFEDIT_COMPUTE=auto)
+        /// the 3x3 convolutions' Winograd GEMMs likewise. f32 elsewhere (f32 weights, no AMX) (DIFFEDIT_COMPUTE=auto).
+        /// The default (de_backend_options_init): 4e-5 from diffusers on the fp16 fixture against issue 17's 1e-2
+        /// for 16-bit weights, a UNet step ~1.3x faster than f32 on AMX (docs/performance.md).
         case auto = 2
 
         public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : "auto" }
@@ -66,7 +68,7 @@ public struct BackendOptions: Sendable, Equatable {
         }
     }
     /// CPU GEMM compute precision (DIFFEDIT_COMPUTE).
-    public var compute = Compute.f32
+    public var compute = Compute.auto
     /// CPU: the best bf16 kernel to use: 0 = the best the CPU has, 1 = AVX512_BF16 at most, -1 = none
     /// (DIFFEDIT_BF16_KERNEL=amx|avx512bf16|none).
     public var bf16Kernel: Int32 = 0
@@ -96,7 +98,7 @@ public struct BackendOptions: Sendable, Equatable {
         cudaWeightCache = o.cuda_weight_cache
         cudaSync = o.cuda_sync
         cudaResident = o.cuda_resident
-        compute = Compute(rawValue: o.cpu_compute) ?? .f32
+        compute = Compute(rawValue: o.cpu_compute) ?? .auto
         bf16Kernel = o.cpu_bf16_kernel
         cpuSIMD = o.cpu_simd
         backendPath = withUnsafeBytes(of: o.backend_path) { raw in
