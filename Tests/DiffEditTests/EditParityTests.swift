@@ -14,11 +14,12 @@ enum EditTestSupport {
     nonisolated(unsafe) private static var cache: [String: StableDiffusionModel] = [:]
     private static let lock = NSLockLite()
 
-    /// A model folder, loaded once per path (and compute: f32 = Backend.cpuF32, F32ComputeSupport.swift).
-    static func model(_ path: String, f32: Bool = false) throws -> StableDiffusionModel {
-        let key = f32 ? "f32:" + path : path
+    /// A model folder, loaded once per path and backend (a process-lifetime backend: Backend.cpu, Backend.cpuF32,
+    /// ResidentBackendTests.staged).
+    static func model(_ path: String, backend: Backend = .cpu) throws -> StableDiffusionModel {
+        let key = "\(ObjectIdentifier(backend))|" + path
         if let m = lock.withLock({ cache[key] }) { return m }
-        let m = try StableDiffusionModel.load(path: path, backend: f32 ? Backend.cpuF32 : Backend.cpu)
+        let m = try StableDiffusionModel.load(path: path, backend: backend)
         lock.withLock { cache[key] = m }
         return m
     }

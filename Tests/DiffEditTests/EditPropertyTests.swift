@@ -33,7 +33,7 @@ final class EditPropertyTests: XCTestCase {
     func testP2PWithTargetEqualSourceReproducesDDIMReconstruction() throws {
         // f32 compute: an identity at 1e-4 (compute auto's bf16 terms: 1.05e-4)
         let img = EditPropertyTests.scene(64, 64)
-        let ed = ImageEditor(model: try EditTestSupport.model(EditTestSupport.fixtures + "/sd1", f32: true))
+        let ed = ImageEditor(model: try EditTestSupport.model(EditTestSupport.fixtures + "/sd1", backend: .cpuF32))
         let p2p = try ed.edit(img, options: options(.p2p, prompt: EditPropertyTests.source), progress: ProgressReporter())
         let rec = try ed.edit(img, options: options(.ddim, prompt: EditPropertyTests.source, guidance: 1), progress: ProgressReporter())
         let err = EditTestSupport.relErr(p2p.latents!, rec.latents!)

@@ -13,17 +13,8 @@ import XCTest
 /// constants, so under compute auto its GEMMs stay sgemm while the plain backend reads f16 weights in bf16 terms.
 final class ResidentBackendTests: XCTestCase {
     static let staged = try! Backend(name: "cpu", options: .f32Compute(staged: true))
-    static func plainModel(_ path: String) throws -> StableDiffusionModel { try EditTestSupport.model(path, f32: true) }
-
-    nonisolated(unsafe) private static var cache: [String: StableDiffusionModel] = [:]
-    private static let lock = NSLockLite()
-
-    static func stagedModel(_ path: String) throws -> StableDiffusionModel {
-        if let m = lock.withLock({ cache[path] }) { return m }
-        let m = try StableDiffusionModel.load(path: path, backend: staged)
-        lock.withLock { cache[path] = m }
-        return m
-    }
+    static func plainModel(_ path: String) throws -> StableDiffusionModel { try EditTestSupport.model(path, backend: .cpuF32) }
+    static func stagedModel(_ path: String) throws -> StableDiffusionModel { try EditTestSupport.model(path, backend: staged) }
 
     static let toyInstruct = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models/toy-instruct").path

@@ -128,7 +128,7 @@ final class SDXLTests: XCTestCase {
         let c = (man["cases"] as! [String: Any])["xl_ddim"] as! [String: Any]
         // f32 compute: DDIM inversion + reconstruction at the f32 bound 1e-3 (compute auto's bf16 terms on the
         // fixture's f16 weights: 1.28e-3, within issue 17's 1e-2 for 16-bit weights)
-        let m = try EditTestSupport.model(Self.dir + "/model", f32: true)
+        let m = try EditTestSupport.model(Self.dir + "/model", backend: .cpuF32)
         let input = try ImageFile.read(path: Self.dir + "/xl_ddim/input.png")
         let ed = ImageEditor(model: m)
         var o = EditOptions()
