@@ -11,7 +11,8 @@
  *                                          groups: any of gemm,conv,attn,gn,vae,bf16 (default all but vae, bf16)
  *                                          KB_CASE=m,n,k,wa with bf16: that GEMM only (wa 1: the weight is A);
  *                                          KB_VARIANTS=bitmask of the columns; KB_REPS=repetitions
- * bf16: f32 compute (OpenBLAS sgemm) beside bf16 compute on AMX tiles and on vdpbf16ps (cpu_bf16.c), f16
+ * bf16: f32 compute (OpenBLAS sgemm) beside bf16 compute on AMX tiles and on vdpbf16ps (cpu_bf16.c) and i16 compute on
+ * AVX512-VNNI (cpu_i16.c), f16
  * weights (auto: also bf16 weights), SD 1.5 linear and im2col shapes, best of KB_REPS (5), the variants taking
  * turns (the machine may be busy).
  * "cpu-est" = work / (process CPU seconds / threads): on a shared, loaded machine it estimates the
@@ -152,21 +153,23 @@ static void bench_gemm(de_backend *be, int s, int reps) {
 
 /* f32 compute vs bf16 compute (AMX tiles, vdpbf16ps) on one GEMM with an f16 weight (auto: a bf16 weight):
  * wa = 0: y[m, n] = x[m, k] @ W[n, k]^T + b (linear); wa = 1: y[m, n] = W[m, k] @ x[k, n] (conv im2col / 1x1) */
+#define NV 6
 static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) {
     const size_t nw = (size_t)(wa ? m : n) * k, nx = wa ? (size_t)k * n : (size_t)m * k;
     float *w32 = rnd(nw), *x = rnd(nx), *b = rnd(n), *c = malloc((size_t)m * n * sizeof(float));
     uint16_t *w = malloc(nw * 2), *wb = malloc(nw * 2);
     de_f32_to_f16(w32, w, (int64_t)nw);
     de_f32_to_bf16(w32, wb, (int64_t)nw);   /* the "auto (bf16 w)" column: bf16 weights (two terms) */
-    const char *names[5] = {"f32 (sgemm)", "bf16 amx", "auto amx (bf16 w)", "bf16 avx512bf16", "auto amx (f16 w)"};
-    const int compute[5] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16, DE_COMPUTE_AUTO};
-    const int kernel[5] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512, DE_BF16_KERNEL_AMX};
-    double ms[5] = {0, 0, 0, 0, 0};
-    de_backend *bes[5] = {NULL, NULL, NULL, NULL, NULL};
-    de_gemm_op ops[5];
-    const int only = getenv("KB_VARIANTS") ? atoi(getenv("KB_VARIANTS")) : 31; /* bit v: run variant v */
-    for (int v = 0; v < 5; v++) {
+    const char *names[NV] = {"f32 (sgemm)", "bf16 amx", "auto amx (bf16 w)", "bf16 avx512bf16", "auto amx (f16 w)", "i16 vnni"};
+    const int compute[NV] = {DE_COMPUTE_F32, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_BF16, DE_COMPUTE_AUTO, DE_COMPUTE_I16};
+    const int kernel[NV] = {0, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AMX, DE_BF16_KERNEL_AVX512, DE_BF16_KERNEL_AMX, 0};
+    double ms[NV] = {0, 0, 0, 0, 0, 0};
+    de_backend *bes[NV] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    de_gemm_op ops[NV];
+    const int only = getenv("KB_VARIANTS") ? atoi(getenv("KB_VARIANTS")) : 63; /* bit v: run variant v */
+    for (int v = 0; v < NV; v++) {
         if ((v > 0 && de_cpu_bf16_kernel() < kernel[v]) || !(only >> v & 1)) continue;
+        if (compute[v] == DE_COMPUTE_I16 && !de_cpu_has_avx512vnni()) continue;
         de_backend_options o;
         de_backend_options_init(&o);
         o.threads = threads; o.cpu_compute = compute[v]; o.cpu_bf16_kernel = kernel[v];
@@ -182,17 +185,17 @@ static void bench_bf16_case(int threads, int m, int n, int k, int wa, int reps) 
     }
     /* the variants take turns, so that a busy spell of the (shared) machine hits them alike */
     for (int i = 0; i < reps; i++)
-        for (int v = 0; v < 5; v++) {
+        for (int v = 0; v < NV; v++) {
             if (!bes[v]) continue;
             double t0 = now();
             de_gemm(bes[v], &ops[v]);
             double dt = (now() - t0) * 1e3;
             if (dt < ms[v]) ms[v] = dt;
         }
-    for (int v = 0; v < 5; v++) if (bes[v]) de_backend_free(bes[v]);
+    for (int v = 0; v < NV; v++) if (bes[v]) de_backend_free(bes[v]);
     const double fl = 2.0 * m * n * (double)k;
     printf("%s m=%5d n=%5d k=%5d threads %d:", wa ? "W@x  " : "x@W^T", m, n, k, threads);
-    for (int v = 0; v < 5; v++)
+    for (int v = 0; v < NV; v++)
         if (ms[v] > 0) printf("  %s %7.2f ms %5.0f GF/s", names[v], ms[v], fl / ms[v] * 1e-6);
     printf("\n");
     fflush(stdout);

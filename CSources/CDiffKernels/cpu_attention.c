@@ -341,6 +341,7 @@ de_status cpu_attention(de_backend *be, const de_attention_op *op) {
                 goto out__;
             }
         attn_job j = { op, ctx, (op->q_len + BQ - 1) / BQ };
+        CPU_PROFILE_FLOPS(4.0 * op->batch * op->heads * op->q_len * op->kv_len * D);  /* Q K^T and P V */
         const int64_t tasks = (int64_t)op->batch * op->heads * j.nqb;
 #ifdef DE_ATTN_AVX512
         if (ctx->simd512) { de_pool_for(&ctx->pool, tasks, 1, attn_task512, &j); goto out__; }

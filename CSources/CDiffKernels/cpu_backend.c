@@ -25,7 +25,7 @@ de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) {
 
 int de_prof_enabled = 0;
 static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { const char *name; double seconds; long calls; } prof_tab[32];
+static struct { const char *name; double seconds, flops; long calls; } prof_tab[32];
 static int prof_n = 0;
 
 double de_prof_now(void) {
@@ -34,12 +34,14 @@ double de_prof_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void de_prof_add(const char *name, double seconds) {
+void de_prof_add(const char *name, double seconds, double flops) {
     pthread_mutex_lock(&prof_mu);
     int i = 0;
     while (i < prof_n && strcmp(prof_tab[i].name, name) != 0) i++;
-    if (i == prof_n && prof_n < 32) { prof_tab[i].name = name; prof_tab[i].seconds = 0; prof_tab[i].calls = 0; prof_n++; }
-    if (i < 32) { prof_tab[i].seconds += seconds; prof_tab[i].calls++; }
+    if (i == prof_n && prof_n < 32) {
+        prof_tab[i].name = name; prof_tab[i].seconds = 0; prof_tab[i].flops = 0; prof_tab[i].calls = 0; prof_n++;
+    }
+    if (i < 32) { prof_tab[i].seconds += seconds; prof_tab[i].flops += flops; prof_tab[i].calls++; }
     pthread_mutex_unlock(&prof_mu);
 }
 
@@ -47,9 +49,15 @@ static void prof_report(void) {
     double total = 0;
     for (int i = 0; i < prof_n; i++) total += prof_tab[i].seconds;
     fprintf(stderr, "diffedit kernel profile (cpu backend): %.3f s in ops\n", total);
-    for (int i = 0; i < prof_n; i++)
-        fprintf(stderr, "  %-18s %9.3f s  %5.1f%%  %8ld calls\n", prof_tab[i].name, prof_tab[i].seconds,
+    for (int i = 0; i < prof_n; i++) {
+        fprintf(stderr, "  %-18s %9.3f s  %5.1f%%  %8ld calls", prof_tab[i].name, prof_tab[i].seconds,
                 total > 0 ? 100.0 * prof_tab[i].seconds / total : 0.0, prof_tab[i].calls);
+        /* GEMM, conv and attention count their multiply-adds as 2 flops (a convolution as its direct form, so
+         * Winograd shows as a rate above the machine's peak) */
+        if (prof_tab[i].flops > 0 && prof_tab[i].seconds > 0)
+            fprintf(stderr, "  %8.1f GFLOP  %7.1f GFLOP/s", prof_tab[i].flops * 1e-9, prof_tab[i].flops * 1e-9 / prof_tab[i].seconds);
+        fputc('\n', stderr);
+    }
 }
 
 /* the first backend created with kernel_profile turns profiling on for the process (one table) */
@@ -72,6 +80,8 @@ static void cpu_free(de_backend *be) {
         free(c->bf_a.ptr);
         free(c->bf_b.ptr);
         free(c->bf_acc.ptr);
+        free(c->i16_r.ptr);
+        free(c->i16_p.ptr);
         if (c->per_thread)
             for (int i = 0; i < c->n_threads; i++) free(c->per_thread[i].ptr);
         free(c->per_thread);
@@ -194,7 +204,8 @@ static uint32_t cpu_caps(de_backend *be) {
 
 static size_t scratch_bytes(const cpu_ctx *c) {
     size_t b = (c->shared.ptr ? c->shared.cap : 0) + (c->shared2.ptr ? c->shared2.cap : 0) + (c->wconv.ptr ? c->wconv.cap : 0) +
-               (c->bf_a.ptr ? c->bf_a.cap : 0) + (c->bf_b.ptr ? c->bf_b.cap : 0) + (c->bf_acc.ptr ? c->bf_acc.cap : 0);
+               (c->bf_a.ptr ? c->bf_a.cap : 0) + (c->bf_b.ptr ? c->bf_b.cap : 0) + (c->bf_acc.ptr ? c->bf_acc.cap : 0) +
+               (c->i16_r.ptr ? c->i16_r.cap : 0) + (c->i16_p.ptr ? c->i16_p.cap : 0);
     for (int i = 0; i < c->n_threads; i++) b += c->per_thread[i].ptr ? c->per_thread[i].cap : 0;
     for (int i = 0; c->bf_local && i < 3 * c->n_threads; i++) b += c->bf_local[i].ptr ? c->bf_local[i].cap : 0;
     return b * sizeof(float);
@@ -216,6 +227,8 @@ static void cpu_trim(de_backend *be) {
     scratch_free(&c->bf_a);
     scratch_free(&c->bf_b);
     scratch_free(&c->bf_acc);
+    scratch_free(&c->i16_r);
+    scratch_free(&c->i16_p);
     for (int i = 0; i < c->n_threads; i++) scratch_free(&c->per_thread[i]);
     for (int i = 0; c->bf_local && i < 3 * c->n_threads; i++) scratch_free(&c->bf_local[i]);
     pthread_mutex_unlock(&c->op_lock);
@@ -313,7 +326,9 @@ de_backend *de_backend_cpu_init_opts(const de_backend_options *opts) {
     c->winograd_tiles = o.winograd_tiles > 0 ? o.winograd_tiles : 0;
     c->im2col_rows = o.im2col_rows > 0 ? o.im2col_rows : 0;
     c->winograd_channels = o.winograd_channels > 0 ? o.winograd_channels : 0;
-    c->compute = o.cpu_compute == DE_COMPUTE_BF16 || o.cpu_compute == DE_COMPUTE_AUTO ? o.cpu_compute : DE_COMPUTE_F32;
+    c->compute = o.cpu_compute == DE_COMPUTE_BF16 || o.cpu_compute == DE_COMPUTE_AUTO || o.cpu_compute == DE_COMPUTE_I16
+                     ? o.cpu_compute : DE_COMPUTE_F32;
+    c->i16_kernel = de_cpu_has_avx512vnni();
     c->bf16_kernel = de_cpu_bf16_kernel();
     if (o.cpu_bf16_kernel < 0) c->bf16_kernel = DE_BF16_KERNEL_NONE;
     else if (o.cpu_bf16_kernel > 0 && o.cpu_bf16_kernel < c->bf16_kernel) c->bf16_kernel = o.cpu_bf16_kernel;

@@ -35,7 +35,7 @@
 
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static int detected = DE_BF16_KERNEL_NONE;
-static int has_avx512 = 0;
+static int has_avx512 = 0, has_vnni = 0;
 
 #ifdef DE_HAVE_X86_BF16
 static uint64_t xgetbv0(void) {
@@ -59,6 +59,7 @@ static void detect(void) {
     __cpuid_count(7, 1, a1, b1, c1, d1);
     const int avx512bf16 = (a1 >> 5) & 1;
     has_avx512 = f && bw && vl && ((b >> 17) & 1);                              /* F, BW, VL, DQ */
+    has_vnni = has_avx512 && ((c >> 11) & 1);                                   /* AVX512_VNNI */
     if (!(f && bw && vl && avx512bf16)) return;
     detected = DE_BF16_KERNEL_AVX512;
     if (!(amx_tile && amx_bf16)) return;
@@ -80,6 +81,11 @@ int de_cpu_bf16_kernel(void) {
 int de_cpu_has_avx512(void) {
     pthread_once(&detect_once, detect);
     return has_avx512;
+}
+
+int de_cpu_has_avx512vnni(void) {
+    pthread_once(&detect_once, detect);
+    return has_vnni;
 }
 
 /* auto keeps f32-class parity: rounding activations to bf16 moved the fixtures' final latents by 2.1e-2 to

@@ -119,6 +119,7 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
               (long long)op->stride_a, (long long)op->stride_b, (long long)op->stride_c);
     CPU_CHECK(op->batch == 1 || op->stride_c >= (int64_t)(op->m - 1) * op->ldc + op->n, "gemm",
               "stride_c %lld makes the outputs of batch items overlap", (long long)op->stride_c);
+    CPU_PROFILE_FLOPS(2.0 * op->batch * op->m * op->n * op->k);
     if (op->a_dtype != DE_F32 || op->b_dtype != DE_F32) {
         /* a reduced-precision weight operand (cpu_weights.c) */
         const int w_is_a = op->a_dtype != DE_F32;
@@ -129,7 +130,7 @@ de_status cpu_gemm(de_backend *be, const de_gemm_op *op) {
         CPU_CHECK(w_is_a || op->trans_b, "gemm", "b_dtype %s: a reduced b must be transposed", de_dtype_name(wdt));
         const char *why = cpu_weight_check(wdt, op->k, w_is_a ? op->lda : op->ldb, w_is_a ? op->stride_a : op->stride_b);
         CPU_CHECK(why == NULL, "gemm", "%s %s (k %d): %s", w_is_a ? "a_dtype" : "b_dtype", de_dtype_name(wdt), op->k, why ? why : "");
-        CPU_PROFILE_AS(cpu_use_bf16(ctx, wdt) ? "gemm.reduced.bf16" : "gemm.reduced");
+        CPU_PROFILE_AS(cpu_use_bf16(ctx, wdt) ? "gemm.reduced.bf16" : cpu_use_i16(ctx) ? "gemm.reduced.i16" : "gemm.reduced");
         for (int32_t bi = 0; bi < op->batch && st__ == DE_OK; bi++) {
             const int64_t ws = w_is_a ? op->stride_a : op->stride_b;
             const void *w = cpu_weight_at(wdt, w_is_a ? op->a : op->b, (int64_t)bi * ws);
@@ -275,6 +276,7 @@ de_status cpu_conv2d(de_backend *be, const de_conv2d_op *op) {
         const int32_t ow = (op->w + op->pad_l + op->pad_r - op->kw) / op->stride_w + 1;
         const int64_t ohw = (int64_t)oh * ow, hw = (int64_t)op->h * op->w;
         const int64_t K = (int64_t)op->c_in * op->kh * op->kw;
+        CPU_PROFILE_FLOPS(2.0 * op->n * ohw * op->c_out * K);
         const float *X = op->x;
         const void *W = op->weight;
         const de_dtype wdt = op->weight_dtype;

@@ -77,6 +77,7 @@ typedef struct cpu_ctx {
     int winograd_channels;       /* Winograd output-channel block, 0 = automatic (cpu_wino_out_block) */
     int compute;                 /* de_compute_mode */
     int bf16_kernel;             /* de_bf16_kernel in use (options.cpu_bf16_kernel clipped to the CPU's) */
+    int i16_kernel;              /* the CPU has AVX512-VNNI (cpu_i16.c; used under compute i16) */
     int simd512;                 /* AVX-512F kernels in use (cpu_attention.c): the CPU and OS have them and
                                   * options.cpu_simd does not cap at 256 bits */
     _Atomic int64_t bf16_gemms;  /* de_backend_stats.bf16_gemms */
@@ -91,6 +92,7 @@ typedef struct cpu_ctx {
     de_scratch wconv;            /* a small reduced-precision weight converted whole (cpu_weights.c) */
     de_scratch bf_a, bf_b;       /* bf16 GEMM packed operands (cpu_bf16.c) */
     de_scratch bf_acc;           /* bf16 GEMM accumulators, per worker (cpu_bf16.c, AMX) */
+    de_scratch i16_r, i16_p;     /* i16 GEMM packed operands (cpu_i16.c) */
     de_scratch *bf_local;        /* [n_threads * 3]: a worker's own packs + accumulators (cpu_bgemm_local) */
     de_scratch *per_thread;      /* [n_threads] */
     char err[512];
@@ -99,6 +101,14 @@ typedef struct cpu_ctx {
 /* 1 when the CPU has AVX-512 F, DQ, BW and VL and the OS saves the ZMM state (cpuid, xgetbv; cpu_bf16.c). */
 int de_cpu_has_avx512(void);
 
+/* i16 compute (cpu_i16.c): C[m, n] = alpha op(A) op(B) + beta C (+ bias[n] per row) where the weight w (rows of k
+ * elements stored as wdt: f32, f16, bf16, q8_0) is A (w_is_a: C = w x, x [k, n]) or B transposed (C = x w^T, x [m, k]),
+ * x untransposed f32; both operands quantized per 64-element block of k to 13-bit integers, products in int32
+ * (vpdpwssd), f32 across blocks. DE_ERR_UNSUPPORTED when it does not apply (the caller takes the f32 path). */
+int cpu_use_i16(const cpu_ctx *ctx);
+de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, const float *x, int64_t ldx,
+                    int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias);
+
 /* Ensures s holds at least n floats (64-byte aligned). Returns NULL on OOM. */
 float *de_scratch_get(de_scratch *s, size_t n);
 
@@ -106,7 +116,7 @@ float *de_scratch_get(de_scratch *s, size_t n);
  * sums wall time per op kind over the whole process and prints a table to stderr at exit. */
 extern int de_prof_enabled;
 double de_prof_now(void);
-void de_prof_add(const char *name, double seconds);
+void de_prof_add(const char *name, double seconds, double flops);
 
 /* Sets the error message and returns status. */
 de_status cpu_fail(cpu_ctx *c, de_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -225,15 +235,18 @@ static inline const char *de_dtype_name(de_dtype t) {
     pthread_mutex_lock(&ctx->op_lock);                                                    \
     const char *prof_name__ = name;                                                       \
     const double prof_t0__ = de_prof_enabled ? de_prof_now() : 0.0;                       \
+    double prof_flops__ = 0.0;                                                            \
     de_status st__ = DE_OK;
 
 #define CPU_END()                                                                         \
-    if (de_prof_enabled) de_prof_add(prof_name__, de_prof_now() - prof_t0__);             \
+    if (de_prof_enabled) de_prof_add(prof_name__, de_prof_now() - prof_t0__, st__ == DE_OK ? prof_flops__ : 0.0); \
     pthread_mutex_unlock(&ctx->op_lock);                                                  \
     return st__;
 
 /* Set the profile bucket of the current op (e.g. "conv2d.winograd"); a string literal. */
 #define CPU_PROFILE_AS(label) (prof_name__ = (label))
+/* The op's arithmetic for the profile's GFLOP/s column (2 per multiply-add) */
+#define CPU_PROFILE_FLOPS(f) (prof_flops__ = (double)(f))
 
 /* Validation helpers: set st__ and jump to out__ on failure (lock is held). */
 #define CPU_CHECK(cond, name, ...)                                                        \

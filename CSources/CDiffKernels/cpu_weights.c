@@ -195,6 +195,10 @@ de_status cpu_wgemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
         if (w_is_a) return cpu_bgemm(ctx, 0, wdt, w, ldw, tx, DE_F32, x, ldx, m, n, k, alpha, beta, c, ldc, bias, sw, sx);
         return cpu_bgemm(ctx, tx, DE_F32, x, ldx, 1, wdt, w, ldw, m, n, k, alpha, beta, c, ldc, bias, sx, sw);
     }
+    if (cpu_use_i16(ctx) && !tx) { /* i16 compute (cpu_i16.c), f32 or reduced weights */
+        const de_status st = cpu_igemm(ctx, w_is_a, wdt, w, ldw, x, ldx, m, n, k, alpha, beta, c, ldc, bias);
+        if (st != DE_ERR_UNSUPPORTED) return st;
+    }
     if (wdt == DE_F32) {
         if (w_is_a) cpu_sgemm(ctx, 0, tx, m, n, k, alpha, w, ldw, x, ldx, beta, c, ldc, bias);
         else cpu_sgemm(ctx, tx, 1, m, n, k, alpha, x, ldx, w, ldw, beta, c, ldc, bias);

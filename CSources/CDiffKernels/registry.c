@@ -171,7 +171,8 @@ void de_backend_options_from_env(de_backend_options *o) {
     if ((v = env_get("DIFFEDIT_CUDA_RESIDENT"))) o->cuda_resident = strcmp(v, "0") != 0;
     if ((v = env_get("DIFFEDIT_BACKEND_PATH"))) snprintf(o->backend_path, sizeof o->backend_path, "%s", v);
     if ((v = env_get("DIFFEDIT_COMPUTE")))
-        o->cpu_compute = strcmp(v, "bf16") == 0 ? DE_COMPUTE_BF16 : strcmp(v, "auto") == 0 ? DE_COMPUTE_AUTO : DE_COMPUTE_F32;
+        o->cpu_compute = strcmp(v, "bf16") == 0 ? DE_COMPUTE_BF16 : strcmp(v, "auto") == 0 ? DE_COMPUTE_AUTO
+                         : strcmp(v, "i16") == 0 ? DE_COMPUTE_I16 : DE_COMPUTE_F32;
     if ((v = env_get("DIFFEDIT_BF16_KERNEL")))
         o->cpu_bf16_kernel = strcmp(v, "amx") == 0 ? DE_BF16_KERNEL_AMX : strcmp(v, "avx512bf16") == 0 ? DE_BF16_KERNEL_AVX512
                            : strcmp(v, "none") == 0 ? -1 : 0;

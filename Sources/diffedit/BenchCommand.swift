@@ -66,8 +66,9 @@ enum BenchCommand {
         // dtype=auto+auto-bf16 (--compute auto where it computes in bf16 terms)
         let reduced: ElementType = dtype == .f32 ? .f32 : dtype == .q8_0 ? .q8_0 : dtype == .bf16 ? .bf16 : .f16
         let bf16 = backend.computesInBF16(weights: p.string("model") != nil || dtype != .auto ? reduced : .f32)
-        let tag = p.string("model") != nil || p.string("weights-dtype") != nil || bf16
-            ? " dtype=\(dtype.rawValue)\(bf16 ? (backend.options.compute == .auto ? "+auto-bf16" : "+bf16") : "")" : ""
+        let i16 = backend.computesInI16
+        let tag = p.string("model") != nil || p.string("weights-dtype") != nil || bf16 || i16
+            ? " dtype=\(dtype.rawValue)\(bf16 ? (backend.options.compute == .auto ? "+auto-bf16" : "+bf16") : i16 ? "+i16" : "")" : ""
         let genSizes = try (p.string("generate") ?? "").split(separator: ",").map { s -> Int in
             guard let n = Int(TextUtil.trimmingWhitespace(s)), n >= 64, n % 8 == 0 else {
                 throw CLIError.usage("bench", "--generate: \"\(s)\" is not an image size (a multiple of 8, >= 64)")
@@ -96,7 +97,7 @@ enum BenchCommand {
         let afterLoad = peakRSS() ?? 0
         let mem = memory.bytes.keys.sorted().map { "\($0) \(gb(memory.bytes[$0]!))" }.joined(separator: ", ")
         print("bench: \(model.map { "model \($0.origin) (\($0.dtype))" } ?? "SD 1.5 UNet (random)"), weights-dtype \(dtype.rawValue), compute \(backend.options.compute.name)"
-              + (bf16 ? " (bf16 on \(backend.bf16Kernel))" : " (f32)") + ", backend "
+              + (bf16 ? " (bf16 on \(backend.bf16Kernel))" : i16 ? " (i16 on avx512vnni)" : " (f32)") + ", backend "
               + backend.name + TextUtil.format(", loaded in %.1f s, RSS after weights ", Date().timeIntervalSince(t0)) + gb(afterLoad)
               + "; weights in memory: \(mem) (\(gb(memory.mappedBytes)) read in place from the file)")
         var rng = RNG(seed: 1)

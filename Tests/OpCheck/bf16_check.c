@@ -17,6 +17,12 @@
  * Cases: odd m / n / k around the 16 / 32 tile edges, the four trans combinations, batch with strides and
  * a stride-0 shared weight, alpha / beta / bias, f16 / bf16 / q8_0 weights as a (conv layout) and b (linear),
  * and conv2d through im2col (stride 2, odd channels), 1x1 on a large plane, a 3x3 with residual.
+ * compute = i16 (cpu_i16.c, CPUs with AVX512-VNNI): GEMMs with a reduced weight and the convolutions' im2col / 1x1
+ * GEMMs quantize both operands per 64-element block of k (rows of op(A), columns of op(B)) to 13-bit integers:
+ *   - exact: against the double product of the operands so quantized (s = max|v| / 4095 per block, q = v * (4095 /
+ *     max|v|) rounded to nearest even, as the kernel computes them), relative L2 error <= 2e-6;
+ *   - bound: against the double product of the operands' own values, <= 2e-3 and > 1e-6 with k >= 32 (quantized);
+ *   the cases that stay f32 (a transposed activation, f32-weight gemms, Winograd) <= 1e-5.
  * Exit 0 when every case passes. Build: make test-opcheck (build/tests/bf16_check). */
 #include "de_backend.h"
 #include <stdint.h>
@@ -96,6 +102,19 @@ static de_backend *make(int compute, int kernel) {
 }
 
 static int g_kernel;  /* the kernel the backend under test uses (NONE: f32 expected) */
+static int g_i16 = 0; /* compute i16 on a VNNI CPU: 1 = the case is expected to take the i16 kernel (gemm: exact
+                       * reference), 2 = to stay f32, 3 = i16 with the bound only (conv2d: im2col / 1x1) */
+
+/* v[0..k) (stride st) as the i16 kernel quantizes it, per block of 64: s * q in double */
+static void i16_deq(const float *v, int64_t k, int64_t st, double *out) {
+    for (int64_t b0 = 0; b0 < k; b0 += 64) {
+        const int64_t b1 = b0 + 64 < k ? b0 + 64 : k;
+        float amax = 0;
+        for (int64_t i = b0; i < b1; i++) amax = fabsf(v[i * st]) > amax ? fabsf(v[i * st]) : amax;
+        const float s = amax / 4095.0f, inv = amax > 0 ? 4095.0f / amax : 0.0f;
+        for (int64_t i = b0; i < b1; i++) out[i] = (double)s * nearbyintf(v[i * st] * inv);
+    }
+}
 static double g_auto_bound = 1e-2; /* auto: per weight dtype (set by the cases) */
 static int g_wino = 0;             /* a Winograd case: no exact reference; bf16 only where the kernel is AMX */
 
@@ -107,7 +126,10 @@ static void verdict(const char *name, double exact, double bound, int64_t ran, i
         return;
     }
     int ok;
-    if (g_wino && g_kernel != DE_BF16_KERNEL_AMX) ok = bound <= 1e-5 && ran == 0;
+    if (g_i16 == 1) ok = exact <= 2e-6 && bound <= 2e-3 && (!k_big || bound > 1e-6);
+    else if (g_i16 == 3) ok = bound <= 2e-3 && (!k_big || bound > 1e-6);
+    else if (g_i16 == 2) ok = bound <= 1e-5;
+    else if (g_wino && g_kernel != DE_BF16_KERNEL_AMX) ok = bound <= 1e-5 && ran == 0;
     else if (g_wino && g_auto) ok = bound <= g_auto_bound && ran > 0;
     else if (g_wino) ok = bound <= 1e-2 && bound > 1e-5 && ran > 0;
     else if (g_kernel == DE_BF16_KERNEL_NONE) ok = bound <= 1e-5 && ran == 0;
@@ -172,14 +194,20 @@ static void check_gemm(de_backend *be, const char *label, int batch, int m, int 
     const size_t nout = (size_t)batch * m * n;
     double *re = malloc(nout * sizeof(double)), *rb = malloc(nout * sizeof(double));
     float *got = malloc(nout * sizeof(float));
-    for (int bi = 0; bi < batch; bi++)
+    /* i16: rows of op(A) and columns of op(B), quantized per block of k */
+    double *qa = g_i16 == 1 ? malloc((size_t)m * k * sizeof(double)) : NULL, *qb = g_i16 == 1 ? malloc((size_t)n * k * sizeof(double)) : NULL;
+    for (int bi = 0; bi < batch; bi++) {
+        if (qa) {
+            for (int i = 0; i < m; i++) i16_deq(av + bi * sa_ + (ta ? i : (int64_t)i * lda_), k, ta ? lda_ : 1, qa + (size_t)i * k);
+            for (int j = 0; j < n; j++) i16_deq(bv + bi * sb_ + (tb ? (int64_t)j * ldb_ : j), k, tb ? 1 : ldb_, qb + (size_t)j * k);
+        }
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) {
                 double se = 0, sv = 0;
                 for (int kk = 0; kk < k; kk++) {
                     const float x = av[bi * sa_ + (ta ? (int64_t)kk * lda_ + i : (int64_t)i * lda_ + kk)];
                     const float y = bv[bi * sb_ + (tb ? (int64_t)j * ldb_ + kk : (int64_t)kk * ldb_ + j)];
-                    se += wa ? prod(y, x, wdt) : prod(x, y, wdt);
+                    se += qa ? qa[(size_t)i * k + kk] * qb[(size_t)j * k + kk] : wa ? prod(y, x, wdt) : prod(x, y, wdt);
                     sv += (double)x * y;
                 }
                 const size_t o = ((size_t)bi * m + i) * n + j;
@@ -188,6 +216,8 @@ static void check_gemm(de_backend *be, const char *label, int batch, int m, int 
                 rb[o] = alpha * sv + (beta != 0 ? beta * cin : 0) + bz;
                 got[o] = c[bi * sc + (int64_t)i * ldc + j];
             }
+    }
+    free(qa); free(qb);
     /* the padding between C's rows and batch items is never written */
     int pad_ok = 1;
     for (int bi = 0; bi < batch; bi++)
@@ -302,6 +332,44 @@ static void run_all(de_backend *be) {
     g_wino = 0;
 }
 
+/* compute i16 (cpu_i16.c) */
+static void run_i16(void) {
+    de_backend *be = make(DE_COMPUTE_I16, 0);
+    if (!de_cpu_has_avx512vnni()) {
+        printf("-- compute i16: no AVX512-VNNI on this CPU: f32\n");
+        g_i16 = 2;
+        check_gemm(be, "i16.none.linear", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F16, 0, 0);
+        check_conv(be, "i16.none.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+        de_backend_free(be);
+        g_i16 = 0;
+        return;
+    }
+    printf("-- compute i16\n");
+    const de_dtype wd[3] = {DE_F16, DE_BF16, DE_Q8_0};
+    for (int t = 0; t < 3; t++) {
+        g_i16 = 1;
+        /* k: one partial block, several blocks with a partial last, several k passes (> 256); m, n off the 6 x 32 tile */
+        check_gemm(be, "i16.linear", 1, 70, 45, wd[t] == DE_Q8_0 ? 32 : 40, 0, 1, 1.f, 0.f, 1, wd[t], 0, 0);
+        check_gemm(be, "i16.linear", 1, 13, 97, 160, 0, 1, 0.5f, 0.7f, 1, wd[t], 0, 0);
+        check_gemm(be, "i16.linear", 1, 200, 64, 608, 0, 1, 1.f, 1.f, 0, wd[t], 0, 0);
+        check_gemm(be, "i16.convlike", 1, 37, 90, 160, 0, 0, 1.f, 1.f, 0, wd[t], 1, 0);
+        check_gemm(be, "i16.convlike", 1, 100, 33, 416, 0, 0, 1.f, 0.f, 0, wd[t], 1, 0);
+        g_i16 = 2;
+        check_gemm(be, "i16.proj_out", 2, 40, 50, 64, 0, 1, 1.f, 1.f, 0, wd[t], 1, 1);   /* W @ h^T: h transposed, f32 */
+        check_gemm(be, "i16.linear.xT", 2, 50, 33, 64, 1, 1, 1.f, 0.f, 1, wd[t], 0, 1);  /* x transposed: f32 */
+    }
+    g_i16 = 3;
+    check_conv(be, "i16.im2col", 2, 3, 33, 31, 20, 3, 2, 1, 0, DE_F32);
+    check_conv(be, "i16.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
+    check_conv(be, "i16.1x1", 1, 40, 32, 40, 24, 1, 1, 0, 0, DE_F16);
+    check_conv(be, "i16.1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, DE_Q8_0);
+    g_i16 = 2;
+    check_gemm(be, "i16.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
+    check_conv(be, "i16.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
+    g_i16 = 0;
+    de_backend_free(be);
+}
+
 int main(void) {
     const int best = de_cpu_bf16_kernel();
     printf("bf16_check: this CPU's bf16 kernel: %s\n", de_bf16_kernel_name(best));
@@ -371,6 +439,7 @@ int main(void) {
     } else {
         printf("bf16_check: no AVX512_BF16 on this CPU: only the f32 fallback was checked\n");
     }
+    run_i16();
     printf("bf16_check: %d cases, %d failed\n", cases, failures);
     return failures ? 1 : 0;
 }

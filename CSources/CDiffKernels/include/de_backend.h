@@ -273,11 +273,16 @@ typedef enum de_compute_mode {
     DE_COMPUTE_F32 = 0,          /* f32 everywhere (DIFFEDIT_COMPUTE=f32; the default until 2026-12-03) */
     DE_COMPUTE_BF16 = 1,         /* every GEMM with both operands rounded to bf16, where the CPU has a bf16 kernel
                                   * (DIFFEDIT_COMPUTE=bf16); fastest, activations lose 16 bits */
-    DE_COMPUTE_AUTO = 2          /* on AMX, GEMMs with a reduced (f16 / bf16 / q8_0) weight in bf16 terms that keep
+    DE_COMPUTE_AUTO = 2,         /* on AMX, GEMMs with a reduced (f16 / bf16 / q8_0) weight in bf16 terms that keep
                                   * f32-class parity: activation = hi + lo (two bf16); an f16 weight hi + lo too (three
                                   * terms: hi hi + lo hi + hi lo), bf16 / q8_0 one (two terms); also the Winograd GEMMs
                                   * of convolutions with such weights. f32 for f32 weights and without AMX
                                   * (DIFFEDIT_COMPUTE=auto; the default: de_backend_options_init) */
+    DE_COMPUTE_I16 = 3           /* on AVX512-VNNI CPUs (cpu_i16.c): GEMMs with a reduced weight (linear layers) and
+                                  * the im2col / 1x1 GEMMs of convolutions, both operands quantized per 64-element
+                                  * block to 13-bit integers (vpdpwssd: twice the f32 FMA rate on AMD Zen 4); f32
+                                  * elsewhere (attention, Winograd, f32-weight linears) and on other CPUs
+                                  * (DIFFEDIT_COMPUTE=i16) */
 } de_compute_mode;
 
 /* The CPU's bf16 GEMM kernels, best last. */
@@ -292,6 +297,8 @@ typedef enum de_bf16_kernel {
 int de_cpu_bf16_kernel(void);
 /* "amx", "avx512bf16", "none" */
 const char *de_bf16_kernel_name(int kernel);
+/* 1 when the CPU and OS offer AVX-512 with VNNI (vpdpwssd): the i16 kernel of DE_COMPUTE_I16 (cpu_i16.c) */
+int de_cpu_has_avx512vnni(void);
 
 typedef struct de_backend_options {
     size_t struct_size;          /* sizeof(de_backend_options); a provider reads only what fits */
@@ -312,7 +319,7 @@ typedef struct de_backend_options {
                                   * activations in host memory (DIFFEDIT_CUDA_RESIDENT=0) */
     char backend_path[1024];     /* where to look for libdiffedit_cuda.so first, ':'-separated files or
                                   * folders ("" = only next to the library; DIFFEDIT_BACKEND_PATH) */
-    int32_t cpu_compute;         /* CPU: de_compute_mode (DIFFEDIT_COMPUTE=f32|bf16|auto) */
+    int32_t cpu_compute;         /* CPU: de_compute_mode (DIFFEDIT_COMPUTE=f32|bf16|auto|i16) */
     int32_t cpu_bf16_kernel;     /* CPU: the best de_bf16_kernel to use, 0 = the best the CPU has
                                   * (DIFFEDIT_BF16_KERNEL=amx|avx512bf16|none; none = -1: bf16 never used) */
     int32_t cpu_simd;            /* CPU: widest vectors of the hand-written f32 kernels (attention): 0 = the widest

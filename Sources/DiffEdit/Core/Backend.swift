@@ -56,13 +56,18 @@ public struct BackendOptions: Sendable, Equatable {
         /// The default (de_backend_options_init): 4e-5 from diffusers on the fp16 fixture against issue 17's 1e-2
         /// for 16-bit weights, a UNet step ~1.3x faster than f32 on AMX (docs/performance.md).
         case auto = 2
+        /// on AVX512-VNNI CPUs (AMD Zen 4, Intel since Ice Lake): GEMMs with a reduced weight (linear layers) and the
+        /// im2col / 1x1 GEMMs of convolutions with both operands quantized per 64-element block of k to 13-bit
+        /// integers, products summed exactly in int32 (vpdpwssd: twice the f32 FMA rate on Zen 4); attention,
+        /// Winograd and f32-weight linears stay f32; f32 on other CPUs (DIFFEDIT_COMPUTE=i16; cpu_i16.c).
+        case i16 = 3
 
-        public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : "auto" }
+        public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : self == .auto ? "auto" : "i16" }
 
         /// "f32", "bf16", "auto" (case-insensitive); anything else is an error naming the accepted values.
         public static func parse(_ s: String, what: String = "--compute") throws -> Compute {
             guard let c = allCases.first(where: { $0.name == s.lowercased() }) else {
-                throw DiffEditError.invalidArgument("\(what): unknown compute precision \"\(s)\" (use auto, f32 or bf16)")
+                throw DiffEditError.invalidArgument("\(what): unknown compute precision \"\(s)\" (use auto, f32, bf16 or i16)")
             }
             return c
         }
@@ -254,11 +259,14 @@ public final class Backend: @unchecked Sendable {
     /// Whether GEMMs with weights of this storage run in bf16 here (options.compute and the CPU's kernel).
     public func computesInBF16(weights: ElementType) -> Bool {
         switch (options.compute, bf16Kernel) {
-        case (_, "none"), (.f32, _): return false
+        case (_, "none"), (.f32, _), (.i16, _): return false
         case (.bf16, _): return true
         case (.auto, let k): return k == "amx" && (weights == .bf16 || weights == .q8_0 || weights == .f16)
         }
     }
+
+    /// Whether `options.compute` i16 takes the VNNI kernel here (cpu_i16.c): the CPU provider on an AVX512-VNNI CPU.
+    public var computesInI16: Bool { name == "cpu" && options.compute == .i16 && de_cpu_has_avx512vnni() != 0 }
 
     /// GEMMs the CPU provider has computed in bf16 so far (de_backend_stats.bf16_gemms).
     public var bf16GEMMs: Int { Int(stats.bf16_gemms) }
