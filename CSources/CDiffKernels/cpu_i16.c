@@ -3,12 +3,12 @@
  * GFLOP/s on one core). Options.cpu_compute i16 (DIFFEDIT_COMPUTE=i16, `--compute i16`).
  *
  * C[i, j] = sum_k R[i, k] P[k, j]. Both operands are quantized while packing, per row of R / column of P and block
- * of I16_KB = 64 k values, to integers q = round(v / s), s = max|v| / 4095 over the block (13 bits), so a block's
- * products sum exactly in int32 (64 * 4095^2 < 2^31), and
+ * of I16_KB = 64 k values, to integers q = round(v * L / max|v|) with scale s = max|v| / L over the block: L = 8191
+ * for the activation (14 bits), 4000 for the weight (13 bits), so a block's products sum exactly in int32
+ * (64 * 8191 * 4000 < 2^31), and
  *     C[i, j] = sum_b sR[i, b] sP[b, j] sum_{k in b} qR[i, k] qP[k, j]     (f32, one fma per block)
- * The error per element is at most s / 2 = 2^-13 of its block's largest magnitude: a value at a third of the block
- * maximum keeps ~11.4 bits (bf16: 8), so the GEMM's relative error is ~3e-4 of bf16's ~2e-3 (tools/kernel_bench
- * i16 prints both), with f32 accumulation across blocks.
+ * The error per element is at most s / 2: 2^-14 (activation) / 2^-13 (weight) of its block's largest magnitude,
+ * a GEMM's relative error ~1e-4 (bf16 rounding: ~2e-3), with f32 accumulation across blocks.
  *
  * Layouts (Kp = k rounded up to I16_KB, zero padded; nb = Kp / I16_KB):
  *   R: int16 rows [rows][Kp], scales sR [rows][nb]                           (broadcast a k pair per row)
@@ -26,7 +26,8 @@
 #include <stdlib.h>
 
 #define I16_KB 64
-#define I16_Q 4095.0f
+#define I16_QA 8191.0f                /* activation levels: 14 bits */
+#define I16_QW 4000.0f                /* weight levels: 13 bits; 64 * 8191 * 4000 = 2.097e9 < 2^31 */
 #define I16_KC 256                    /* k per pass */
 #define I16_MR 6
 #define I16_MC 96                     /* rows per task */
@@ -46,14 +47,14 @@ static inline int64_t kpad(int64_t k) { return (k + I16_KB - 1) / I16_KB * I16_K
 static inline I16_TARGET __mmask16 mask16(int64_t n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
 /* q[0, Kp) and s[0, nb) from the f32 row x[0, k) */
-static I16_TARGET void quant_row(const float *x, int64_t k, int64_t Kp, int16_t *q, float *s) {
+static I16_TARGET void quant_row(const float *x, int64_t k, int64_t Kp, int16_t *q, float *s, float levels) {
     for (int64_t b0 = 0; b0 < Kp; b0 += I16_KB) {
         __m512 mx = _mm512_setzero_ps();
         for (int i = 0; i < I16_KB; i += 16)
             mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(k - b0 - i), x + b0 + i)));
         const float amax = _mm512_reduce_max_ps(mx);
-        s[b0 / I16_KB] = amax / I16_Q;
-        const __m512 inv = _mm512_set1_ps(amax > 0.0f ? I16_Q / amax : 0.0f);
+        s[b0 / I16_KB] = amax / levels;
+        const __m512 inv = _mm512_set1_ps(amax > 0.0f ? levels / amax : 0.0f);
         for (int i = 0; i < I16_KB; i += 16) {
             const __m512 v = _mm512_maskz_loadu_ps(mask16(k - b0 - i), x + b0 + i);
             _mm256_storeu_si256((__m256i *)(q + b0 + i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv))));
@@ -78,6 +79,7 @@ typedef struct {
     cpu_ctx *ctx;
     i16_src src;
     int64_t Kp, r0;        /* rows r0 + [b, e) of src */
+    float levels;          /* pack_rows: I16_QA (an activation) or I16_QW (a weight) */
     int16_t *q;            /* [rows][Kp] */
     float *s;              /* [rows][nb] */
     /* panels from an f32 [k, cols] matrix (x of a convolution) */
@@ -90,7 +92,7 @@ static I16_TARGET void pack_rows(void *va, int64_t b, int64_t e, int tid) {
     const int64_t nb = j->Kp / I16_KB;
     float *tmp = j->ctx->per_thread[tid].ptr;
     for (int64_t r = b; r < e; r++)
-        quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb);
+        quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels);
 }
 
 /* panels whose columns are rows of src (a linear layer's weight): rows r0 + 32 p + [0, 32) */
@@ -105,7 +107,7 @@ static I16_TARGET void pack_panels_rows(void *va, int64_t b, int64_t e, int tid)
         for (int c = 0; c < 32; c++) {
             const int64_t r = 32 * p + c;
             float srow[Kp / I16_KB];
-            if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow);
+            if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow, I16_QW);
             else { memset(qrow, 0, sizeof(int16_t) * (size_t)Kp); memset(srow, 0, sizeof(float) * (size_t)nb); }
             const int32_t *q32 = (const int32_t *)qrow;
             for (int64_t kp = 0; kp < Kp / 2; kp++) pan[kp * 32 + c] = q32[kp];
@@ -133,9 +135,9 @@ static I16_TARGET void pack_panels_x(void *va, int64_t b, int64_t e, int tid) {
                 a0 = _mm512_max_ps(a0, _mm512_abs_ps(_mm512_maskz_loadu_ps(m0, xr)));
                 a1 = _mm512_max_ps(a1, _mm512_abs_ps(_mm512_maskz_loadu_ps(m1, xr + 16)));
             }
-            _mm512_storeu_ps(sp + bb * 32, _mm512_div_ps(a0, _mm512_set1_ps(I16_Q)));
-            _mm512_storeu_ps(sp + bb * 32 + 16, _mm512_div_ps(a1, _mm512_set1_ps(I16_Q)));
-            const __m512 q = _mm512_set1_ps(I16_Q);
+            _mm512_storeu_ps(sp + bb * 32, _mm512_div_ps(a0, _mm512_set1_ps(I16_QA)));
+            _mm512_storeu_ps(sp + bb * 32 + 16, _mm512_div_ps(a1, _mm512_set1_ps(I16_QA)));
+            const __m512 q = _mm512_set1_ps(I16_QA);
             const __m512 i0 = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(a0, _mm512_setzero_ps(), _CMP_GT_OQ), q, a0);
             const __m512 i1 = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(a1, _mm512_setzero_ps(), _CMP_GT_OQ), q, a1);
             for (int64_t kk = k0; kk < k0 + I16_KB; kk += 2) {
@@ -291,7 +293,8 @@ de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
             const int pack_r = act_is_r ? wi == 0 : !(n_w == 1 && ai > 0);
             const int pack_p = act_is_r ? !(n_w == 1 && ai > 0) : wi == 0;
             if (pack_r) {
-                pack_job pj = { .ctx = ctx, .src = act_is_r ? xsrc : wsrc, .Kp = Kp, .r0 = r0, .q = Rq, .s = sR };
+                pack_job pj = { .ctx = ctx, .src = act_is_r ? xsrc : wsrc, .Kp = Kp, .r0 = r0, .q = Rq, .s = sR,
+                                .levels = act_is_r ? I16_QA : I16_QW };
                 de_pool_for(&ctx->pool, nr, 0, pack_rows, &pj);
             }
             if (pack_p) {
@@ -310,7 +313,49 @@ de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
     return DE_OK;
 }
 
+/* ---------------------------------------------------------------- Winograd (cpu_winograd.c) */
+
+de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s) {
+    const int64_t Kp = kpad(k), nb = Kp / I16_KB;
+    int16_t *Rq = (int16_t *)de_scratch_get(&ctx->i16_r, (size_t)(rows * Kp / 2 + rows * nb));
+    if (!Rq) return cpu_fail(ctx, DE_ERR_OOM, "conv2d (i16 Winograd): out of memory packing %lld x %lld weights", (long long)rows,
+                             (long long)k);
+    pack_job pj = { .ctx = ctx, .src = { DE_F32, u, k, k }, .Kp = Kp, .r0 = 0, .q = Rq, .s = (float *)(Rq + rows * Kp), .levels = I16_QW };
+    de_pool_for(&ctx->pool, rows, 0, pack_rows, &pj);
+    *q = Rq;
+    *s = pj.s;
+    return DE_OK;
+}
+
+de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
+                        int64_t ldb, float *c, int64_t ldc) {
+    const int64_t Kp = kpad(k), nb = Kp / I16_KB, npan = (n + 31) / 32;
+    if (!ctx->bf_local) return DE_ERR_OOM;
+    int16_t *Pq = (int16_t *)de_scratch_get(&ctx->bf_local[3 * tid], (size_t)(npan * Kp * 16 + npan * nb * 32));
+    if (!Pq) return DE_ERR_OOM;
+    float *sP = (float *)(Pq + npan * Kp * 32);
+    pack_job pj = { .ctx = ctx, .src = { DE_F32, b, ldb, k }, .Kp = Kp, .q = Pq, .s = sP, .x = b, .ldx = ldb, .cols = n, .c0 = 0 };
+    pack_panels_x(&pj, 0, npan, tid);
+    for (int64_t kb = 0; kb < nb; kb += I16_KC / I16_KB) {
+        const int64_t kb1 = kb + I16_KC / I16_KB < nb ? kb + I16_KC / I16_KB : nb;
+        for (int64_t p = 0; p < npan; p++)
+            for (int64_t r = 0; r < m; r += I16_MR)
+                tile6x32(Rq + r * Kp, sR + r * nb, Kp, m - r < I16_MR ? (int)(m - r) : I16_MR, Pq + p * Kp * 32, sP + p * nb * 32, kb,
+                         kb1, c + r * ldc + 32 * p, ldc, n - 32 * p, 1.0f, 0.0f, NULL, kb == 0);
+    }
+    return DE_OK;
+}
+
 #else
+de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s) {
+    (void)ctx, (void)u, (void)rows, (void)k, (void)q, (void)s;
+    return DE_ERR_UNSUPPORTED;
+}
+de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
+                        int64_t ldb, float *c, int64_t ldc) {
+    (void)ctx, (void)tid, (void)Rq, (void)sR, (void)m, (void)k, (void)b, (void)n, (void)ldb, (void)c, (void)ldc;
+    return DE_ERR_UNSUPPORTED;
+}
 de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, const float *x, int64_t ldx,
                     int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias) {
     (void)ctx, (void)w_is_a, (void)wdt, (void)w, (void)ldw, (void)x, (void)ldx, (void)m, (void)n, (void)k, (void)alpha;

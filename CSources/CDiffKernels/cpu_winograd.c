@@ -155,10 +155,14 @@ static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
     const int32_t ci = j->op->c_in;
     const int64_t co = j->cn, nt = j->nt;
     const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
+    const int64_t Kp = (ci + 63) / 64 * 64;
     for (int64_t k = b; k < e; k++) {
         const float *u = j->U + k * co * ci, *v = j->V + k * (int64_t)ci * nt;
         float *m = j->M + k * co * nt;
-        if (bf) {
+        if (j->Uq) {   /* compute i16 (cpu_i16.c): U's rows packed once per channel block */
+            if (cpu_i16_local(j->ctx, tid, j->Uq + k * co * Kp, j->Us + k * co * (Kp / 64), co, ci, v, nt, nt, m, nt) != DE_OK)
+                atomic_store(&j->failed, 1);
+        } else if (bf) {
             if (cpu_bgemm_local(j->ctx, tid, co, nt, ci, u, ci, v, nt, m, nt) != DE_OK) atomic_store(&j->failed, 1);
         } else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)co, (int)nt, ci, 1.0f, u, ci, v, (int)nt, 0.0f, m,
@@ -186,6 +190,12 @@ de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget
     for (j->co0 = 0; j->co0 < op->c_out; j->co0 += CB) {
         j->cn = op->c_out - j->co0 < CB ? op->c_out - j->co0 : CB;
         de_pool_for(&ctx->pool, j->cn, 0, weights, j);
+        j->Uq = NULL;
+        j->Us = NULL;
+        if (cpu_use_i16(ctx)) {
+            const de_status st = cpu_i16_pack_u(ctx, U, (int64_t)points * j->cn, op->c_in, &j->Uq, &j->Us);
+            if (st == DE_ERR_OOM) return st;
+        }
         for (int64_t t0 = 0; t0 < NT; t0 += TB) {
             j->t0 = t0;
             j->nt = NT - t0 < TB ? NT - t0 : TB;
@@ -195,7 +205,7 @@ de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget
             if (j->co0 == 0 || TB < NT) de_pool_for(&ctx->pool, op->c_in, 0, input, j);
             de_pool_for(&ctx->pool, points, 1, wino_gemm, j);
             if (atomic_load(&j->failed))
-                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 Winograd GEMM buffers (%d -> %d channels)",
+                return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for the bf16 / i16 Winograd GEMM buffers (%d -> %d channels)",
                                 op->c_in, op->c_out);
             de_pool_for(&ctx->pool, j->cn, 0, output, j);
         }

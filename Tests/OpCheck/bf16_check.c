@@ -18,11 +18,13 @@
  * a stride-0 shared weight, alpha / beta / bias, f16 / bf16 / q8_0 weights as a (conv layout) and b (linear),
  * and conv2d through im2col (stride 2, odd channels), 1x1 on a large plane, a 3x3 with residual.
  * compute = i16 (cpu_i16.c, CPUs with AVX512-VNNI): GEMMs with a reduced weight and the convolutions' im2col / 1x1
- * GEMMs quantize both operands per 64-element block of k (rows of op(A), columns of op(B)) to 13-bit integers:
- *   - exact: against the double product of the operands so quantized (s = max|v| / 4095 per block, q = v * (4095 /
- *     max|v|) rounded to nearest even, as the kernel computes them), relative L2 error <= 2e-6;
+ * GEMMs quantize both operands per 64-element block of k (rows of op(A), columns of op(B)) to 14 / 13-bit integers:
+ *   - exact: against the double product of the operands so quantized (per block s = max|v| / L, q = v * (L / max|v|)
+ *     rounded to nearest even, L = 8191 for the activation and 4000 for the weight, as the kernel computes them),
+ *     relative L2 error <= 2e-6;
  *   - bound: against the double product of the operands' own values, <= 2e-3 and > 1e-6 with k >= 32 (quantized);
- *   the cases that stay f32 (a transposed activation, f32-weight gemms, Winograd) <= 1e-5.
+ *   Winograd convolutions (their per-point GEMMs, cpu_winograd.c) and im2col / 1x1 ones: the bound only; the cases
+ *   that stay f32 (a transposed activation, f32-weight gemms) <= 1e-5.
  * Exit 0 when every case passes. Build: make test-opcheck (build/tests/bf16_check). */
 #include "de_backend.h"
 #include <stdint.h>
@@ -105,13 +107,14 @@ static int g_kernel;  /* the kernel the backend under test uses (NONE: f32 expec
 static int g_i16 = 0; /* compute i16 on a VNNI CPU: 1 = the case is expected to take the i16 kernel (gemm: exact
                        * reference), 2 = to stay f32, 3 = i16 with the bound only (conv2d: im2col / 1x1) */
 
-/* v[0..k) (stride st) as the i16 kernel quantizes it, per block of 64: s * q in double */
-static void i16_deq(const float *v, int64_t k, int64_t st, double *out) {
+/* v[0..k) (stride st) as the i16 kernel quantizes it, per block of 64 with `levels` levels (activation 8191, weight
+ * 4000): s * q in double */
+static void i16_deq(const float *v, int64_t k, int64_t st, double *out, float levels) {
     for (int64_t b0 = 0; b0 < k; b0 += 64) {
         const int64_t b1 = b0 + 64 < k ? b0 + 64 : k;
         float amax = 0;
         for (int64_t i = b0; i < b1; i++) amax = fabsf(v[i * st]) > amax ? fabsf(v[i * st]) : amax;
-        const float s = amax / 4095.0f, inv = amax > 0 ? 4095.0f / amax : 0.0f;
+        const float s = amax / levels, inv = amax > 0 ? levels / amax : 0.0f;
         for (int64_t i = b0; i < b1; i++) out[i] = (double)s * nearbyintf(v[i * st] * inv);
     }
 }
@@ -198,8 +201,10 @@ static void check_gemm(de_backend *be, const char *label, int batch, int m, int 
     double *qa = g_i16 == 1 ? malloc((size_t)m * k * sizeof(double)) : NULL, *qb = g_i16 == 1 ? malloc((size_t)n * k * sizeof(double)) : NULL;
     for (int bi = 0; bi < batch; bi++) {
         if (qa) {
-            for (int i = 0; i < m; i++) i16_deq(av + bi * sa_ + (ta ? i : (int64_t)i * lda_), k, ta ? lda_ : 1, qa + (size_t)i * k);
-            for (int j = 0; j < n; j++) i16_deq(bv + bi * sb_ + (tb ? (int64_t)j * ldb_ : j), k, tb ? 1 : ldb_, qb + (size_t)j * k);
+            for (int i = 0; i < m; i++)
+                i16_deq(av + bi * sa_ + (ta ? i : (int64_t)i * lda_), k, ta ? lda_ : 1, qa + (size_t)i * k, wa ? 4000.0f : 8191.0f);
+            for (int j = 0; j < n; j++)
+                i16_deq(bv + bi * sb_ + (tb ? (int64_t)j * ldb_ : j), k, tb ? 1 : ldb_, qb + (size_t)j * k, wa ? 8191.0f : 4000.0f);
         }
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) {
@@ -363,9 +368,20 @@ static void run_i16(void) {
     check_conv(be, "i16.im2col", 1, 16, 17, 17, 40, 3, 2, 1, 1, DE_F16);
     check_conv(be, "i16.1x1", 1, 40, 32, 40, 24, 1, 1, 0, 0, DE_F16);
     check_conv(be, "i16.1x1", 2, 64, 8, 8, 33, 1, 1, 0, 1, DE_Q8_0);
+    /* Winograd F(4x4) (40x36) and F(2x2) (24x24 x2): U packed once per channel block, V per point on the worker;
+     * then output channels in blocks of 16 (40 = 16 + 16 + 8) */
+    check_conv(be, "i16.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
+    check_conv(be, "i16.wino", 2, 33, 24, 24, 17, 3, 1, 1, 0, DE_F32);
+    {
+        g_wino_channels = 16;
+        de_backend *blk = make(DE_COMPUTE_I16, 0);
+        g_wino_channels = 0;
+        check_conv(blk, "i16.wino.blocks16", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_BF16);
+        check_conv(blk, "i16.wino.blocks16", 2, 70, 24, 24, 40, 3, 1, 1, 0, DE_F16);
+        de_backend_free(blk);
+    }
     g_i16 = 2;
     check_gemm(be, "i16.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
-    check_conv(be, "i16.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
     g_i16 = 0;
     de_backend_free(be);
 }

@@ -279,10 +279,10 @@ typedef enum de_compute_mode {
                                   * of convolutions with such weights. f32 for f32 weights and without AMX
                                   * (DIFFEDIT_COMPUTE=auto; the default: de_backend_options_init) */
     DE_COMPUTE_I16 = 3           /* on AVX512-VNNI CPUs (cpu_i16.c): GEMMs with a reduced weight (linear layers) and
-                                  * the im2col / 1x1 GEMMs of convolutions, both operands quantized per 64-element
-                                  * block to 13-bit integers (vpdpwssd: twice the f32 FMA rate on AMD Zen 4); f32
-                                  * elsewhere (attention, Winograd, f32-weight linears) and on other CPUs
-                                  * (DIFFEDIT_COMPUTE=i16) */
+                                  * the GEMMs of convolutions (im2col, 1x1, Winograd's per-point ones), both operands
+                                  * quantized per 64-element block to 13-bit integers (vpdpwssd: twice the f32 FMA
+                                  * rate on AMD Zen 4); f32 elsewhere (attention, f32-weight linears) and on other
+                                  * CPUs (DIFFEDIT_COMPUTE=i16) */
 } de_compute_mode;
 
 /* The CPU's bf16 GEMM kernels, best last. */

@@ -57,9 +57,9 @@ public struct BackendOptions: Sendable, Equatable {
         /// for 16-bit weights, a UNet step ~1.3x faster than f32 on AMX (docs/performance.md).
         case auto = 2
         /// on AVX512-VNNI CPUs (AMD Zen 4, Intel since Ice Lake): GEMMs with a reduced weight (linear layers) and the
-        /// im2col / 1x1 GEMMs of convolutions with both operands quantized per 64-element block of k to 13-bit
-        /// integers, products summed exactly in int32 (vpdpwssd: twice the f32 FMA rate on Zen 4); attention,
-        /// Winograd and f32-weight linears stay f32; f32 on other CPUs (DIFFEDIT_COMPUTE=i16; cpu_i16.c).
+        /// GEMMs of convolutions (im2col, 1x1, Winograd) with both operands quantized per 64-element block of k to
+        /// 13-bit integers, products summed exactly in int32 (vpdpwssd: twice the f32 FMA rate on Zen 4); attention
+        /// and f32-weight linears stay f32; f32 on other CPUs (DIFFEDIT_COMPUTE=i16; cpu_i16.c).
         case i16 = 3
 
         public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : self == .auto ? "auto" : "i16" }
