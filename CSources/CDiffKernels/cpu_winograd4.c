@@ -79,6 +79,57 @@ static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define W4_AVX512 1
+#define W4_TARGET __attribute__((target("avx512f,avx512dq")))
+
+/* bt6 on 16 tiles at once */
+static inline W4_TARGET void bt6v(const __m512 z[6], __m512 r[6]) {
+    const __m512 c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f), c2 = _mm512_set1_ps(2.0f);
+    const __m512 z1m3 = _mm512_sub_ps(z[1], z[3]), z24 = _mm512_sub_ps(z[4], z[2]);
+    r[0] = _mm512_add_ps(_mm512_fnmadd_ps(c5, z[2], _mm512_mul_ps(c4, z[0])), z[4]);
+    r[1] = _mm512_fnmadd_ps(c4, _mm512_add_ps(z[1], z[2]), _mm512_add_ps(z[3], z[4]));
+    r[2] = _mm512_fmadd_ps(c4, _mm512_sub_ps(z[1], z[2]), _mm512_sub_ps(z[4], z[3]));
+    r[3] = _mm512_fnmadd_ps(c2, z1m3, z24);
+    r[4] = _mm512_fmadd_ps(c2, z1m3, z24);
+    r[5] = _mm512_add_ps(_mm512_fnmadd_ps(c5, z[3], _mm512_mul_ps(c4, z[1])), z[5]);
+}
+
+/* 16 interior tiles side by side in one tile row: row r of their 6 x 66 input window starts at xr[r] (columns 4 i + c of
+ * tile i); writes (B^T d B)[e] of tile i to vt[e * plane + i] */
+static W4_TARGET void w4_input16(const float *const xr[6], float *vt, int64_t plane) {
+    /* lanes 0..7 of permutex2var(lo, idx_c, hi): elements c, c + 4, ..., c + 28 of the 32 floats lo:hi */
+    const __m512i idx[4] = {
+        _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 28, 24, 20, 16, 12, 8, 4, 0),
+        _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 29, 25, 21, 17, 13, 9, 5, 1),
+        _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 30, 26, 22, 18, 14, 10, 6, 2),
+        _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 31, 27, 23, 19, 15, 11, 7, 3),
+    };
+    __m512 tcol[6][6];   /* tcol[k][c] = (B^T d)[k][c] */
+    __m512 d[6][6];      /* d[r][c]: element (r, c) of the 16 tiles */
+    for (int r = 0; r < 6; r++) {
+        const float *p = xr[r];
+        const __m512 z0 = _mm512_loadu_ps(p), z1 = _mm512_loadu_ps(p + 16), z2 = _mm512_loadu_ps(p + 32), z3 = _mm512_loadu_ps(p + 48);
+        for (int c = 0; c < 4; c++)
+            d[r][c] = _mm512_shuffle_f32x4(_mm512_permutex2var_ps(z0, idx[c], z1), _mm512_permutex2var_ps(z2, idx[c], z3), 0x44);
+        /* columns 4 and 5 of tile i are columns 0 and 1 of tile i + 1; tile 15's are p[64], p[65] */
+        d[r][4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(p[64])), _mm512_castps_si512(d[r][0]), 1));
+        d[r][5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(p[65])), _mm512_castps_si512(d[r][1]), 1));
+    }
+    for (int c = 0; c < 6; c++) {
+        __m512 z[6] = { d[0][c], d[1][c], d[2][c], d[3][c], d[4][c], d[5][c] }, r6[6];
+        bt6v(z, r6);
+        for (int k = 0; k < 6; k++) tcol[k][c] = r6[k];
+    }
+    for (int r = 0; r < 6; r++) {
+        __m512 o[6];
+        bt6v(tcol[r], o);
+        for (int c = 0; c < 6; c++) _mm512_storeu_ps(vt + (r * 6 + c) * plane, o[c]);
+    }
+}
+#endif
+
 /* V[e][ci][t - t0] = (B^T d B)[e] */
 static void w4_input(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
@@ -86,6 +137,9 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
     const de_conv2d_op *op = j->op;
     const int32_t H = op->h, W = op->w;
     const int64_t nt = j->nt, plane = (int64_t)op->c_in * nt, hw = (int64_t)H * W;
+#ifdef W4_AVX512
+    const int v512 = j->ctx->simd512;
+#endif
     for (int64_t ci = b; ci < e; ci++) {
         float *v = j->V + ci * nt;
         for (int64_t t = j->t0; t < j->t0 + nt; t++) {
@@ -93,6 +147,16 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
             const float *xc = (const float *)op->x + (img * op->c_in + ci) * hw;
             const int32_t ty = (int32_t)(tl / j->tw), tx = (int32_t)(tl % j->tw);
             const int32_t iy0 = 4 * ty - op->pad_t, ix0 = 4 * tx - op->pad_l;
+#ifdef W4_AVX512
+            /* 16 tiles of this tile row, all inside the block and the image: the vector path */
+            if (v512 && tx + 16 <= j->tw && t + 16 <= j->t0 + nt && iy0 >= 0 && iy0 + 6 <= H && ix0 >= 0 && ix0 + 66 <= W) {
+                const float *xr[6];
+                for (int r = 0; r < 6; r++) xr[r] = xc + (int64_t)(iy0 + r) * W + ix0;
+                w4_input16(xr, v + (t - j->t0), plane);
+                t += 15;
+                continue;
+            }
+#endif
             float d[6][6];
             if (iy0 >= 0 && iy0 + 6 <= H && ix0 >= 0 && ix0 + 6 <= W) {
                 for (int r = 0; r < 6; r++)
