@@ -158,6 +158,7 @@ typedef struct {
     const de_attention_op *op;
     cpu_ctx *ctx;
     int32_t nqb;        /* query blocks per (b, h) */
+    const cpu_i16_attn *i16;  /* compute i16: K and V^T quantized (attn_task_i16) */
 } attn_job;
 
 /* One task's block of queries (b, h, queries q0 .. q0 + bq): its scratch, where it reads K / V and writes o. */
@@ -263,6 +264,43 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
 /* attn_task with AVX-512: queries padded to NR5 = 32 lanes; the softmax of each block runs strip by strip
  * (32 queries = two zmm): the column maxima, then P = 2^(ST - m_new) with the column sums, l and OT's
  * rescale, all in registers. Same scratch layout as attn_task. */
+/* The online softmax of one block of keys, strip by strip (32 queries = two zmm): the column maxima, then
+ * P = 2^(ST - m_new) in place with the column sums, l and OT's rescale (not on the first block), all in registers. */
+A512 static void attn_softmax512(float *ST, int32_t bk, int32_t nq, float *m, float *l, float *OT, int32_t D, int first) {
+    for (int32_t c0 = 0; c0 < nq; c0 += NR5) {
+        __m512 mx0 = _mm512_loadu_ps(ST + c0), mx1 = _mm512_loadu_ps(ST + c0 + 16);
+        for (int32_t r = 1; r < bk; r++) {
+            const float *s = ST + (int64_t)r * BQ + c0;
+            mx0 = _mm512_max_ps(mx0, _mm512_loadu_ps(s));
+            mx1 = _mm512_max_ps(mx1, _mm512_loadu_ps(s + 16));
+        }
+        const __m512 mo0 = _mm512_loadu_ps(m + c0), mo1 = _mm512_loadu_ps(m + c0 + 16);
+        const __m512 mn0 = _mm512_max_ps(mx0, mo0), mn1 = _mm512_max_ps(mx1, mo1);
+        /* m = -inf on the first block: c ~ 0, and l = O = 0 anyway */
+        const __m512 cf0 = exp2_512(_mm512_sub_ps(mo0, mn0)), cf1 = exp2_512(_mm512_sub_ps(mo1, mn1));
+        _mm512_storeu_ps(m + c0, mn0);
+        _mm512_storeu_ps(m + c0 + 16, mn1);
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        for (int32_t r = 0; r < bk; r++) {
+            float *s = ST + (int64_t)r * BQ + c0;
+            const __m512 p0 = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s), mn0));
+            const __m512 p1 = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s + 16), mn1));
+            _mm512_storeu_ps(s, p0);
+            _mm512_storeu_ps(s + 16, p1);
+            s0 = _mm512_add_ps(s0, p0);
+            s1 = _mm512_add_ps(s1, p1);
+        }
+        _mm512_storeu_ps(l + c0, _mm512_fmadd_ps(_mm512_loadu_ps(l + c0), cf0, s0));
+        _mm512_storeu_ps(l + c0 + 16, _mm512_fmadd_ps(_mm512_loadu_ps(l + c0 + 16), cf1, s1));
+        if (!first)
+            for (int32_t d = 0; d < D; d++) {
+                float *o = OT + (int64_t)d * BQ + c0;
+                _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_loadu_ps(o), cf0));
+                _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_loadu_ps(o + 16), cf1));
+            }
+    }
+}
+
 A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
     attn_job *j = va;
     const de_attention_op *op = j->op;
@@ -270,47 +308,32 @@ A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
     for (int64_t t = tb; t < te; t++) {
         attn_block a;
         attn_begin(j, t, tid, NR5, &a);
-        float *ST = a.ST, *OT = a.OT, *m = a.m, *l = a.l;
-        const int32_t nq = a.nq;
-        const float *kbase = a.kbase, *vbase = a.vbase;
-        const float *QT = a.QT;
-
         for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
             const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
-            tile_gemm512(bk, kbase + (int64_t)k0 * op->k_st, op->k_st, 1, QT, BQ, D, ST, BQ, nq, 0);
-            for (int32_t c0 = 0; c0 < nq; c0 += NR5) {
-                __m512 mx0 = _mm512_loadu_ps(ST + c0), mx1 = _mm512_loadu_ps(ST + c0 + 16);
-                for (int32_t r = 1; r < bk; r++) {
-                    const float *s = ST + (int64_t)r * BQ + c0;
-                    mx0 = _mm512_max_ps(mx0, _mm512_loadu_ps(s));
-                    mx1 = _mm512_max_ps(mx1, _mm512_loadu_ps(s + 16));
-                }
-                const __m512 mo0 = _mm512_loadu_ps(m + c0), mo1 = _mm512_loadu_ps(m + c0 + 16);
-                const __m512 mn0 = _mm512_max_ps(mx0, mo0), mn1 = _mm512_max_ps(mx1, mo1);
-                /* m = -inf on the first block: c ~ 0, and l = O = 0 anyway */
-                const __m512 cf0 = exp2_512(_mm512_sub_ps(mo0, mn0)), cf1 = exp2_512(_mm512_sub_ps(mo1, mn1));
-                _mm512_storeu_ps(m + c0, mn0);
-                _mm512_storeu_ps(m + c0 + 16, mn1);
-                __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-                for (int32_t r = 0; r < bk; r++) {
-                    float *s = ST + (int64_t)r * BQ + c0;
-                    const __m512 p0 = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s), mn0));
-                    const __m512 p1 = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s + 16), mn1));
-                    _mm512_storeu_ps(s, p0);
-                    _mm512_storeu_ps(s + 16, p1);
-                    s0 = _mm512_add_ps(s0, p0);
-                    s1 = _mm512_add_ps(s1, p1);
-                }
-                _mm512_storeu_ps(l + c0, _mm512_fmadd_ps(_mm512_loadu_ps(l + c0), cf0, s0));
-                _mm512_storeu_ps(l + c0 + 16, _mm512_fmadd_ps(_mm512_loadu_ps(l + c0 + 16), cf1, s1));
-                if (k0 > 0)
-                    for (int32_t d = 0; d < D; d++) {
-                        float *o = OT + (int64_t)d * BQ + c0;
-                        _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_loadu_ps(o), cf0));
-                        _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_loadu_ps(o + 16), cf1));
-                    }
-            }
-            tile_gemm512(D, vbase + (int64_t)k0 * op->v_st, 1, op->v_st, ST, BQ, bk, OT, BQ, nq, 1);
+            tile_gemm512(bk, a.kbase + (int64_t)k0 * op->k_st, op->k_st, 1, a.QT, BQ, D, a.ST, BQ, a.nq, 0);
+            attn_softmax512(a.ST, bk, a.nq, a.m, a.l, a.OT, D, k0 == 0);
+            tile_gemm512(D, a.vbase + (int64_t)k0 * op->v_st, 1, op->v_st, a.ST, BQ, bk, a.OT, BQ, a.nq, 1);
+        }
+        attn_end(j, &a);
+    }
+}
+
+/* compute i16 (cpu_i16.c): the same task with both GEMMs in 16-bit integer terms: K and V^T quantized once per op
+ * (j->i16), the block's QT once per task, the probabilities per block of keys */
+A512 static void attn_task_i16(void *va, int64_t tb, int64_t te, int tid) {
+    attn_job *j = va;
+    const de_attention_op *op = j->op;
+    const int32_t D = op->head_dim, Lk = op->kv_len;
+    for (int64_t t = tb; t < te; t++) {
+        attn_block a;
+        attn_begin(j, t, tid, NR5, &a);
+        const int64_t bh = t / j->nqb;
+        cpu_i16_attn_pack_q(j->ctx, tid, j->i16, a.QT, BQ, D, a.nq);
+        for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
+            const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
+            cpu_i16_attn_qk(j->ctx, tid, j->i16, bh, Lk, k0, bk, a.nq, a.ST, BQ);
+            attn_softmax512(a.ST, bk, a.nq, a.m, a.l, a.OT, D, k0 == 0);
+            cpu_i16_attn_pv(j->ctx, tid, j->i16, bh, D, k0, bk, a.ST, BQ, a.nq, a.OT, BQ);
         }
         attn_end(j, &a);
     }
@@ -334,17 +357,32 @@ de_status cpu_attention(de_backend *be, const de_attention_op *op) {
     CPU_CHECK(isfinite(op->scale), "attention", "scale is not finite");
     {
         const int32_t D = op->head_dim;
-        const size_t need = (size_t)D * BQ + (size_t)BK * BQ + (size_t)D * BQ + 5 * BQ + 64;
+        size_t need = (size_t)D * BQ + (size_t)BK * BQ + (size_t)D * BQ + 5 * BQ + 64;
+        const int i16 = ctx->simd512 && cpu_use_i16(ctx);
+        if (i16 && cpu_i16_attn_thread_floats(op) > need) need = cpu_i16_attn_thread_floats(op);
         for (int t = 0; t < ctx->n_threads; t++)
             if (!de_scratch_get(&ctx->per_thread[t], need)) {
                 st__ = cpu_fail(ctx, DE_ERR_OOM, "attention: out of memory for scratch (%zu floats per thread)", need);
                 goto out__;
             }
-        attn_job j = { op, ctx, (op->q_len + BQ - 1) / BQ };
+        attn_job j = { op, ctx, (op->q_len + BQ - 1) / BQ, NULL };
         CPU_PROFILE_FLOPS(4.0 * op->batch * op->heads * op->q_len * op->kv_len * D);  /* Q K^T and P V */
         const int64_t tasks = (int64_t)op->batch * op->heads * j.nqb;
 #ifdef DE_ATTN_AVX512
+        if (i16) {   /* compute i16 on AVX512-VNNI (cpu_i16.c); an unsupported shape (odd head_dim) stays f32 */
+            cpu_i16_attn qa;
+            const de_status st = cpu_i16_attn_prepare(ctx, op, BQ, &qa);
+            if (st == DE_OK) {
+                CPU_PROFILE_AS("attention.i16");
+                j.i16 = &qa;
+                de_pool_for(&ctx->pool, tasks, 1, attn_task_i16, &j);
+                goto out__;
+            }
+            if (st != DE_ERR_UNSUPPORTED) { st__ = st; goto out__; }
+        }
         if (ctx->simd512) { de_pool_for(&ctx->pool, tasks, 1, attn_task512, &j); goto out__; }
+#else
+        (void)i16;
 #endif
         de_pool_for(&ctx->pool, tasks, 1, attn_task, &j);
     }

@@ -46,18 +46,19 @@ static inline int64_t kpad(int64_t k) { return (k + I16_KB - 1) / I16_KB * I16_K
 
 static inline I16_TARGET __mmask16 mask16(int64_t n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
-/* q[0, Kp) and s[0, nb) from the f32 row x[0, k) */
-static I16_TARGET void quant_row(const float *x, int64_t k, int64_t Kp, int16_t *q, float *s, float levels) {
-    for (int64_t b0 = 0; b0 < Kp; b0 += I16_KB) {
+/* q[0, Kp) and s[0, Kp / kb) from the f32 row x[0, k), blocks of kb (even) values */
+static I16_TARGET void quant_row(const float *x, int64_t k, int64_t Kp, int16_t *q, float *s, float levels, int kb) {
+    for (int64_t b0 = 0; b0 < Kp; b0 += kb) {
+        const int64_t valid = k - b0 < kb ? k - b0 : kb;
         __m512 mx = _mm512_setzero_ps();
-        for (int i = 0; i < I16_KB; i += 16)
-            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(k - b0 - i), x + b0 + i)));
+        for (int i = 0; i < kb; i += 16)
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(valid - i), x + b0 + i)));
         const float amax = _mm512_reduce_max_ps(mx);
-        s[b0 / I16_KB] = amax / levels;
+        s[b0 / kb] = amax / levels;
         const __m512 inv = _mm512_set1_ps(amax > 0.0f ? levels / amax : 0.0f);
-        for (int i = 0; i < I16_KB; i += 16) {
-            const __m512 v = _mm512_maskz_loadu_ps(mask16(k - b0 - i), x + b0 + i);
-            _mm256_storeu_si256((__m256i *)(q + b0 + i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv))));
+        for (int i = 0; i < kb; i += 16) {
+            const __m512 v = _mm512_maskz_loadu_ps(mask16(valid - i), x + b0 + i);
+            _mm256_mask_storeu_epi16(q + b0 + i, mask16(kb - i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv))));
         }
     }
 }
@@ -80,6 +81,7 @@ typedef struct {
     i16_src src;
     int64_t Kp, r0;        /* rows r0 + [b, e) of src */
     float levels;          /* pack_rows: I16_QA (an activation) or I16_QW (a weight) */
+    int kb;                /* pack_panels_x: block length along k (0: I16_KB) */
     int16_t *q;            /* [rows][Kp] */
     float *s;              /* [rows][nb] */
     /* panels from an f32 [k, cols] matrix (x of a convolution) */
@@ -92,7 +94,7 @@ static I16_TARGET void pack_rows(void *va, int64_t b, int64_t e, int tid) {
     const int64_t nb = j->Kp / I16_KB;
     float *tmp = j->ctx->per_thread[tid].ptr;
     for (int64_t r = b; r < e; r++)
-        quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels);
+        quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels, I16_KB);
 }
 
 /* panels whose columns are rows of src (a linear layer's weight): rows r0 + 32 p + [0, 32) */
@@ -107,7 +109,7 @@ static I16_TARGET void pack_panels_rows(void *va, int64_t b, int64_t e, int tid)
         for (int c = 0; c < 32; c++) {
             const int64_t r = 32 * p + c;
             float srow[Kp / I16_KB];
-            if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow, I16_QW);
+            if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow, I16_QW, I16_KB);
             else { memset(qrow, 0, sizeof(int16_t) * (size_t)Kp); memset(srow, 0, sizeof(float) * (size_t)nb); }
             const int32_t *q32 = (const int32_t *)qrow;
             for (int64_t kp = 0; kp < Kp / 2; kp++) pan[kp * 32 + c] = q32[kp];
@@ -120,7 +122,7 @@ static I16_TARGET void pack_panels_rows(void *va, int64_t b, int64_t e, int tid)
 static I16_TARGET void pack_panels_x(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
     pack_job *j = va;
-    const int64_t Kp = j->Kp, nb = Kp / I16_KB, k = j->src.k;
+    const int64_t kb = j->kb ? j->kb : I16_KB, Kp = j->Kp, nb = Kp / kb, k = j->src.k;
     const __m512i lo16 = _mm512_set1_epi32(0xffff);
     for (int64_t p = b; p < e; p++) {
         const int64_t c = j->c0 + 32 * p, nc = j->cols - c;
@@ -128,7 +130,7 @@ static I16_TARGET void pack_panels_x(void *va, int64_t b, int64_t e, int tid) {
         __m512i *pan = (__m512i *)(j->q + p * Kp * 32);
         float *sp = j->s + p * nb * 32;
         for (int64_t bb = 0; bb < nb; bb++) {
-            const int64_t k0 = bb * I16_KB, k1 = k0 + I16_KB < k ? k0 + I16_KB : k;
+            const int64_t k0 = bb * kb, k1 = k0 + kb < k ? k0 + kb : k;
             __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
             for (int64_t kk = k0; kk < k1; kk++) {
                 const float *xr = j->x + kk * j->ldx + c;
@@ -140,7 +142,7 @@ static I16_TARGET void pack_panels_x(void *va, int64_t b, int64_t e, int tid) {
             const __m512 q = _mm512_set1_ps(I16_QA);
             const __m512 i0 = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(a0, _mm512_setzero_ps(), _CMP_GT_OQ), q, a0);
             const __m512 i1 = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(a1, _mm512_setzero_ps(), _CMP_GT_OQ), q, a1);
-            for (int64_t kk = k0; kk < k0 + I16_KB; kk += 2) {
+            for (int64_t kk = k0; kk < k0 + kb; kk += 2) {
                 __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512(), q2 = q0, q3 = q0;
                 if (kk < k) {
                     const float *xr = j->x + kk * j->ldx + c;
@@ -163,8 +165,8 @@ static I16_TARGET void pack_panels_x(void *va, int64_t b, int64_t e, int tid) {
  * tile's first k pass (C = beta C + bias + alpha acc), else C += alpha acc */
 static I16_TARGET void tile6x32(const int16_t *R, const float *sR, int64_t Kp, int nr, const int16_t *P, const float *sP,
                                 int64_t kb0, int64_t kb1, float *C, int64_t ldc, int64_t nc, float alpha, float beta,
-                                const float *bias, int first) {
-    const int64_t nb = Kp / I16_KB;
+                                const float *bias, int first, int kbp) {
+    const int64_t nb = Kp / (2 * kbp);
     __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00;
     __m512 f30 = f00, f31 = f00, f40 = f00, f41 = f00, f50 = f00, f51 = f00;
     const int32_t *x0 = (const int32_t *)R, *x1 = (const int32_t *)(R + (nr > 1 ? 1 : 0) * Kp);
@@ -175,9 +177,9 @@ static I16_TARGET void tile6x32(const int16_t *R, const float *sR, int64_t Kp, i
     for (int64_t b = kb0; b < kb1; b++) {
         __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
         __m512i a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-        const __m512i *pp = (const __m512i *)(P + b * I16_KB * 32);
-        const int64_t k0 = b * (I16_KB / 2);
-        for (int kp = 0; kp < I16_KB / 2; kp++) {
+        const __m512i *pp = (const __m512i *)(P + b * kbp * 64);
+        const int64_t k0 = b * kbp;
+        for (int kp = 0; kp < kbp; kp++) {
             const __m512i w0 = _mm512_loadu_si512(pp + 2 * kp), w1 = _mm512_loadu_si512(pp + 2 * kp + 1);
             __m512i t;
             t = _mm512_set1_epi32(x0[k0 + kp]); a00 = _mm512_dpwssd_epi32(a00, w0, t); a01 = _mm512_dpwssd_epi32(a01, w1, t);
@@ -242,7 +244,7 @@ static I16_TARGET void run_tasks(void *va, int64_t b, int64_t e, int tid) {
                 for (int64_t r = r0; r < r1; r += I16_MR) {
                     const int nr = r1 - r < I16_MR ? (int)(r1 - r) : I16_MR;
                     tile6x32(j->R + r * Kp, j->sR + r * nb, Kp, nr, P, sP, kb, kb1, j->C + r * j->ldc + 32 * p, j->ldc,
-                             j->cols - 32 * p, j->alpha, j->beta, j->bias ? j->bias + 32 * p : NULL, kb == 0);
+                             j->cols - 32 * p, j->alpha, j->beta, j->bias ? j->bias + 32 * p : NULL, kb == 0, I16_KB / 2);
                 }
             }
         }
@@ -341,12 +343,135 @@ de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *s
         for (int64_t p = 0; p < npan; p++)
             for (int64_t r = 0; r < m; r += I16_MR)
                 tile6x32(Rq + r * Kp, sR + r * nb, Kp, m - r < I16_MR ? (int)(m - r) : I16_MR, Pq + p * Kp * 32, sP + p * nb * 32, kb,
-                         kb1, c + r * ldc + 32 * p, ldc, n - 32 * p, 1.0f, 0.0f, NULL, kb == 0);
+                         kb1, c + r * ldc + 32 * p, ldc, n - 32 * p, 1.0f, 0.0f, NULL, kb == 0, I16_KB / 2);
     }
     return DE_OK;
 }
 
+/* ---------------------------------------------------------------- attention (cpu_attention.c) */
+
+/* the block along the head dimension: D itself up to 64, else its largest even divisor of at least 16 that is at most
+ * 64 (80, 160 -> 40; 128 -> 64), else 64 with zero padding */
+static int attn_kb(int32_t D) {
+    if (D <= 64) return D;
+    for (int kb = 64; kb >= 16; kb -= 2)
+        if (D % kb == 0) return kb;
+    return 64;
+}
+
+typedef struct {
+    const de_attention_op *op;
+    cpu_ctx *ctx;
+    cpu_i16_attn *a;
+} attn_prep_job;
+
+/* K rows [B H Lk] (row r = (b h, key)) over the head dimension */
+static I16_TARGET void prep_k(void *va, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    const attn_prep_job *j = va;
+    const de_attention_op *op = j->op;
+    const cpu_i16_attn *a = j->a;
+    const int64_t nbd = a->Dp / a->kbd;
+    for (int64_t r = b; r < e; r++) {
+        const int64_t bh = r / op->kv_len, key = r % op->kv_len;
+        const float *src = (const float *)op->k + (bh / op->heads) * op->k_sb + (bh % op->heads) * op->k_sh + key * op->k_st;
+        quant_row(src, op->head_dim, a->Dp, a->K + r * a->Dp, a->sK + r * nbd, I16_QW, a->kbd);
+    }
+}
+
+/* V^T rows [B H D] (row r = (b h, d)) over the keys */
+static I16_TARGET void prep_vt(void *va, int64_t b, int64_t e, int tid) {
+    const attn_prep_job *j = va;
+    const de_attention_op *op = j->op;
+    const cpu_i16_attn *a = j->a;
+    float *tmp = j->ctx->per_thread[tid].ptr;   /* kv_len floats (cpu_i16_attn_thread_floats) */
+    for (int64_t r = b; r < e; r++) {
+        const int64_t bh = r / op->head_dim, d = r % op->head_dim;
+        const float *src = (const float *)op->v + (bh / op->heads) * op->v_sb + (bh % op->heads) * op->v_sh + d;
+        for (int64_t key = 0; key < op->kv_len; key++) tmp[key] = src[key * op->v_st];
+        quant_row(tmp, op->kv_len, a->Lkp, a->VT + r * a->Lkp, a->sVT + r * (a->Lkp / I16_KB), I16_QW, I16_KB);
+    }
+}
+
+size_t cpu_i16_attn_thread_floats(const de_attention_op *op) { return (size_t)op->kv_len + 64; }
+
+de_status cpu_i16_attn_prepare(cpu_ctx *ctx, const de_attention_op *op, int32_t bq, cpu_i16_attn *a) {
+    const int32_t D = op->head_dim;
+    if (D % 2 != 0 || bq % 32 != 0 || !ctx->bf_local) return DE_ERR_UNSUPPORTED;
+    a->kbd = attn_kb(D);
+    a->Dp = (D + a->kbd - 1) / a->kbd * a->kbd;
+    a->Lkp = (op->kv_len + I16_KB - 1) / I16_KB * I16_KB;
+    const int64_t BH = (int64_t)op->batch * op->heads, nbd = a->Dp / a->kbd, nbk = a->Lkp / I16_KB;
+    a->K = (int16_t *)de_scratch_get(&ctx->i16_r, (size_t)(BH * op->kv_len * (a->Dp / 2 + nbd)));
+    a->VT = (int16_t *)de_scratch_get(&ctx->i16_p, (size_t)(BH * D * (a->Lkp / 2 + nbk)));
+    if (!a->K || !a->VT) return cpu_fail(ctx, DE_ERR_OOM, "attention (i16): out of memory for the quantized K and V");
+    a->sK = (float *)(a->K + BH * op->kv_len * a->Dp);
+    a->sVT = (float *)(a->VT + BH * D * a->Lkp);
+    /* per worker: the query panels and the probability panels of a block of keys (128) */
+    const int64_t npan = bq / 32;
+    for (int t = 0; t < ctx->n_threads; t++)
+        if (!de_scratch_get(&ctx->bf_local[3 * t + 1], (size_t)(npan * a->Dp * 16 + npan * nbd * 32)) ||
+            !de_scratch_get(&ctx->bf_local[3 * t + 2], (size_t)(npan * 128 * 16 + npan * 2 * 32)))
+            return cpu_fail(ctx, DE_ERR_OOM, "attention (i16): out of memory for the per-thread panels");
+    attn_prep_job j = { op, ctx, a };
+    de_pool_for(&ctx->pool, BH * op->kv_len, 0, prep_k, &j);
+    de_pool_for(&ctx->pool, BH * D, 0, prep_vt, &j);
+    return DE_OK;
+}
+
+void cpu_i16_attn_pack_q(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, const float *QT, int64_t ldq, int32_t D, int32_t nq) {
+    const int64_t npan = nq / 32;
+    int16_t *Q = (int16_t *)ctx->bf_local[3 * tid + 1].ptr;
+    pack_job pj = { .ctx = ctx, .src = { DE_F32, QT, ldq, D }, .Kp = a->Dp, .q = Q, .s = (float *)(Q + npan * a->Dp * 32),
+                    .x = QT, .ldx = ldq, .cols = nq, .c0 = 0, .kb = a->kbd };
+    pack_panels_x(&pj, 0, npan, tid);
+}
+
+void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int64_t kv_len, int32_t k0, int32_t bk, int32_t nq,
+                     float *ST, int64_t lds) {
+    const int64_t npan = nq / 32, nbd = a->Dp / a->kbd;
+    const int16_t *Q = (const int16_t *)ctx->bf_local[3 * tid + 1].ptr;
+    const float *sQ = (const float *)(Q + npan * a->Dp * 32);
+    const int16_t *K = a->K + (bh * kv_len + k0) * a->Dp;
+    const float *sK = a->sK + (bh * kv_len + k0) * nbd;
+    for (int64_t p = 0; p < npan; p++)
+        for (int32_t r = 0; r < bk; r += I16_MR)
+            tile6x32(K + r * a->Dp, sK + r * nbd, a->Dp, bk - r < I16_MR ? bk - r : I16_MR, Q + p * a->Dp * 32, sQ + p * nbd * 32, 0,
+                     nbd, ST + r * lds + 32 * p, lds, 32, 1.0f, 0.0f, NULL, 1, a->kbd / 2);
+}
+
+void cpu_i16_attn_pv(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int32_t D, int32_t k0, int32_t bk, const float *P,
+                     int64_t ldp, int32_t nq, float *OT, int64_t ldo) {
+    const int64_t npan = nq / 32, Kp = (bk + I16_KB - 1) / I16_KB * I16_KB, nbk = a->Lkp / I16_KB;
+    int16_t *Pq = (int16_t *)ctx->bf_local[3 * tid + 2].ptr;
+    float *sP = (float *)(Pq + npan * 128 * 32);
+    pack_job pj = { .ctx = ctx, .src = { DE_F32, P, ldp, bk }, .Kp = Kp, .q = Pq, .s = sP, .x = P, .ldx = ldp, .cols = nq, .c0 = 0 };
+    pack_panels_x(&pj, 0, npan, tid);
+    const int16_t *VT = a->VT + bh * D * a->Lkp + k0;
+    const float *sVT = a->sVT + bh * D * nbk + k0 / I16_KB;
+    for (int64_t p = 0; p < npan; p++)
+        for (int32_t r = 0; r < D; r += I16_MR)
+            tile6x32(VT + r * a->Lkp, sVT + r * nbk, a->Lkp, D - r < I16_MR ? D - r : I16_MR, Pq + p * Kp * 32, sP + p * (Kp / I16_KB) * 32,
+                     0, Kp / I16_KB, OT + r * ldo + 32 * p, ldo, 32, 1.0f, 0.0f, NULL, 0, I16_KB / 2);
+}
+
 #else
+de_status cpu_i16_attn_prepare(cpu_ctx *ctx, const de_attention_op *op, int32_t bq, cpu_i16_attn *a) {
+    (void)ctx, (void)op, (void)bq, (void)a;
+    return DE_ERR_UNSUPPORTED;
+}
+size_t cpu_i16_attn_thread_floats(const de_attention_op *op) { (void)op; return 0; }
+void cpu_i16_attn_pack_q(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, const float *QT, int64_t ldq, int32_t D, int32_t nq) {
+    (void)ctx, (void)tid, (void)a, (void)QT, (void)ldq, (void)D, (void)nq;
+}
+void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int64_t kv_len, int32_t k0, int32_t bk, int32_t nq,
+                     float *ST, int64_t lds) {
+    (void)ctx, (void)tid, (void)a, (void)bh, (void)kv_len, (void)k0, (void)bk, (void)nq, (void)ST, (void)lds;
+}
+void cpu_i16_attn_pv(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int32_t D, int32_t k0, int32_t bk, const float *P,
+                     int64_t ldp, int32_t nq, float *OT, int64_t ldo) {
+    (void)ctx, (void)tid, (void)a, (void)bh, (void)D, (void)k0, (void)bk, (void)P, (void)ldp, (void)nq, (void)OT, (void)ldo;
+}
 de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s) {
     (void)ctx, (void)u, (void)rows, (void)k, (void)q, (void)s;
     return DE_ERR_UNSUPPORTED;

@@ -113,6 +113,25 @@ de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
  * packed rows (at Rq / sR) and the f32 B [k, n] (ld ldb; packed into ctx->bf_local[3 tid]). DE_ERR_OOM (local:
  * without a message) or DE_ERR_UNSUPPORTED off x86. */
 de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s);
+/* Attention under compute i16 (cpu_attention.c's attn_task_i16): cpu_i16_attn_prepare quantizes every (b, h)'s K rows
+ * over the head dimension (blocks of kbd) and V^T rows over the keys (blocks of 64) into ctx->i16_r / i16_p, and sizes
+ * each worker's panels for blocks of bq queries (a multiple of 32) and 128 keys (DE_ERR_UNSUPPORTED: odd head_dim, no
+ * per-worker buffers; the f32 kernel runs). On worker tid: cpu_i16_attn_pack_q packs the block's QT [D, nq] (ld ldq)
+ * as panels; cpu_i16_attn_qk writes ST[bk, nq] (ld lds) = K[k0 .. k0 + bk] QT; cpu_i16_attn_pv adds V^T[:, k0 .. k0 +
+ * bk] P to OT [D, nq] (ld ldo), P [bk, nq] (ld ldp) quantized per 64 keys. k0: a multiple of 64, bk <= 128.
+ * cpu_i16_attn_thread_floats: the extra per-thread scratch (floats) prepare needs (a V column). */
+typedef struct {
+    int16_t *K, *VT;           /* [B H Lk][Dp], [B H D][Lkp] */
+    float *sK, *sVT;           /* [B H Lk][Dp / kbd], [B H D][Lkp / 64] */
+    int32_t Dp, kbd, Lkp;
+} cpu_i16_attn;
+size_t cpu_i16_attn_thread_floats(const de_attention_op *op);
+de_status cpu_i16_attn_prepare(cpu_ctx *ctx, const de_attention_op *op, int32_t bq, cpu_i16_attn *a);
+void cpu_i16_attn_pack_q(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, const float *QT, int64_t ldq, int32_t D, int32_t nq);
+void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int64_t kv_len, int32_t k0, int32_t bk, int32_t nq,
+                     float *ST, int64_t lds);
+void cpu_i16_attn_pv(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int32_t D, int32_t k0, int32_t bk, const float *P,
+                     int64_t ldp, int32_t nq, float *OT, int64_t ldo);
 de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
                         int64_t ldb, float *c, int64_t ldc);
 

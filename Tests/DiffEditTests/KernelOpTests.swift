@@ -399,6 +399,34 @@ final class KernelOpTests: XCTestCase {
         XCTAssertLessThan(d, 1e-5, "the two builds agree to f32 rounding (max |diff| \(d))")
     }
 
+    /// compute i16 (cpu_i16.c) on AVX512-VNNI CPUs: both attention GEMMs in 16-bit integer terms (K quantized over the
+    /// head dimension in blocks of D up to 64 or of a divisor of it, the block's queries likewise, V^T and the
+    /// probabilities per 64 keys). head_dim 40, 80 (blocks of 40), 24 and 130 (blocks of 64, zero padded); odd lengths,
+    /// several key blocks with a partial last one, cross-attention's 77 keys, two batch items; against the double
+    /// reference at 3e-3 and away from the f32 kernel (it ran). An odd head_dim stays on the f32 kernel bit for bit.
+    func testAttentionComputeI16() throws {
+        var o = BackendOptions()
+        o.compute = .i16
+        let b = try Backend(name: "cpu", options: o)
+        guard b.computesInI16 else { throw XCTSkip("no AVX512-VNNI on this CPU: compute i16 stays f32") }
+        var f32o = BackendOptions()
+        f32o.compute = .f32
+        let f32 = try Backend(name: "cpu", options: f32o)
+        for (lq, lk, h, d, seed) in [(300, 290, 5, 40, 130), (131, 603, 2, 80, 131), (100, 77, 3, 24, 132), (70, 200, 1, 130, 133)] {
+            let q = rand([2, lq, h * d], seed: UInt64(seed), scale: 2), k = rand([2, lk, h * d], seed: UInt64(seed + 10), scale: 2)
+            let v = rand([2, lk, h * d], seed: UInt64(seed + 20))
+            let ref = refAttention(q: q, k: k, v: v, heads: h, scale: 1 / Double(d).squareRoot())
+            let y = try b.attention(q: q, k: k, v: v, heads: h)
+            assertClose(y, ref, tol: 3e-3, "attention i16 q \(lq) kv \(lk) heads \(h) D \(d)")
+            let yf = try f32.attention(q: q, k: k, v: v, heads: h).toArray()
+            let moved = zip(y.toArray(), yf).map { abs($0 - $1) }.max()!
+            XCTAssertGreaterThan(moved, 1e-6, "attention i16 D \(d): the output equals the f32 kernel's (did i16 run?)")
+        }
+        let q1 = rand([2, 7, 5], seed: 140), k1 = rand([2, 9, 5], seed: 141), v1 = rand([2, 9, 5], seed: 142)
+        XCTAssertEqual(try b.attention(q: q1, k: k1, v: v1, heads: 1).toArray(), try f32.attention(q: q1, k: k1, v: v1, heads: 1).toArray(),
+                       "odd head_dim: the f32 kernel")
+    }
+
     func testAttentionHeadMajorStridesRawDescriptor() throws {
         // q/k/v/o as [B, H, L, D] (stride_b = H*L*D, stride_h = L*D, stride_t = D), odd head_dim 7.
         let b = 2, h = 3, lq = 19, lk = 45, d = 7
