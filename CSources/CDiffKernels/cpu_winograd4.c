@@ -128,6 +128,50 @@ static W4_TARGET void w4_input16(const float *const xr[6], float *vt, int64_t pl
         for (int c = 0; c < 6; c++) _mm512_storeu_ps(vt + (r * 6 + c) * plane, o[c]);
     }
 }
+/* at6 on 16 tiles at once */
+static inline W4_TARGET void at6v(const __m512 m[6], __m512 o[4]) {
+    const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+    const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+    o[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+    o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m[5]);
+}
+
+/* 16 tiles side by side in one tile row, all 4 x 4 outputs inside the plane: M of tile i at m[e * plane + i]; output
+ * row r of the 16 tiles is y + r * ow (64 floats), plus bias and the residual rows res + r * ow (NULL: none) */
+static W4_TARGET void w4_output16(const float *m, int64_t plane, float *y, const float *res, int64_t ow, float bias) {
+    __m512 s[4][6];   /* s = A^T M, by columns */
+    for (int c = 0; c < 6; c++) {
+        __m512 z[6], o[4];
+        for (int r = 0; r < 6; r++) z[r] = _mm512_loadu_ps(m + (r * 6 + c) * plane);
+        at6v(z, o);
+        for (int r = 0; r < 4; r++) s[r][c] = o[r];
+    }
+    /* interleave: 4 vectors (output columns 0..3 of 16 tiles) -> 64 floats in pixel order */
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __m512i q0 = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), q1 = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+    const __m512 bv = _mm512_set1_ps(bias);
+    for (int r = 0; r < 4; r++) {
+        __m512 o[4];
+        at6v(s[r], o);
+        const __m512 ab0 = _mm512_permutex2var_ps(o[0], lo, o[1]), ab1 = _mm512_permutex2var_ps(o[0], hi, o[1]);
+        const __m512 cd0 = _mm512_permutex2var_ps(o[2], lo, o[3]), cd1 = _mm512_permutex2var_ps(o[2], hi, o[3]);
+        __m512 v[4];
+        v[0] = _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(ab0), q0, _mm512_castps_pd(cd0)));
+        v[1] = _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(ab0), q1, _mm512_castps_pd(cd0)));
+        v[2] = _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(ab1), q0, _mm512_castps_pd(cd1)));
+        v[3] = _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(ab1), q1, _mm512_castps_pd(cd1)));
+        float *yr = y + r * ow;
+        const float *rr = res ? res + r * ow : NULL;
+        for (int i = 0; i < 4; i++) {
+            __m512 t = _mm512_add_ps(v[i], bv);
+            if (rr) t = _mm512_add_ps(t, _mm512_loadu_ps(rr + 16 * i));
+            _mm512_storeu_ps(yr + 16 * i, t);
+        }
+    }
+}
 #endif
 
 /* V[e][ci][t - t0] = (B^T d B)[e] */
@@ -191,6 +235,9 @@ static void w4_output(void *va, int64_t b, int64_t e, int tid) {
     b += j->co0, e += j->co0;                      /* channels co0 + [b, e) */
     const de_conv2d_op *op = j->op;
     const int64_t nt = j->nt, plane = j->cn * nt, ohw = (int64_t)j->oh * j->ow;
+#ifdef W4_AVX512
+    const int v512 = j->ctx->simd512;
+#endif
     for (int64_t co = b; co < e; co++) {
         const float bias = op->bias ? op->bias[co] : 0.0f;
         const float *mm = j->M + (co - j->co0) * nt;
@@ -200,6 +247,15 @@ static void w4_output(void *va, int64_t b, int64_t e, int tid) {
             const float *rc = op->residual ? op->residual + (img * op->c_out + co) * ohw : NULL;
             const int32_t oy0 = 4 * (int32_t)(tl / j->tw), ox0 = 4 * (int32_t)(tl % j->tw);
             const float *m = mm + (t - j->t0);
+#ifdef W4_AVX512
+            /* 16 tiles of this tile row whose outputs all lie inside the plane: the vector path */
+            if (v512 && tl % j->tw + 16 <= j->tw && ox0 + 64 <= j->ow && oy0 + 4 <= j->oh && t + 16 <= j->t0 + nt) {
+                const int64_t p = (int64_t)oy0 * j->ow + ox0;
+                w4_output16(m, plane, yc + p, rc ? rc + p : NULL, j->ow, bias);
+                t += 15;
+                continue;
+            }
+#endif
             float s[4][6];   /* s = A^T M (columns) */
             for (int c = 0; c < 6; c++) {
                 float z[6], o[4];
