@@ -63,6 +63,23 @@ static I16_TARGET void quant_row(const float *x, int64_t k, int64_t Kp, int16_t 
     }
 }
 
+/* quant_row for an f16 row (a weight read in place): converted a block at a time in registers, no f32 copy */
+static I16_TARGET void quant_row_f16(const uint16_t *h, int64_t k, int64_t Kp, int16_t *q, float *s, float levels) {
+    for (int64_t b0 = 0; b0 < Kp; b0 += I16_KB) {
+        __m512 v[I16_KB / 16];
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < I16_KB / 16; i++) {
+            v[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(k - b0 - 16 * i), h + b0 + 16 * i));
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(v[i]));
+        }
+        const float amax = _mm512_reduce_max_ps(mx);
+        s[b0 / I16_KB] = amax / levels;
+        const __m512 inv = _mm512_set1_ps(amax > 0.0f ? levels / amax : 0.0f);
+        for (int i = 0; i < I16_KB / 16; i++)
+            _mm256_storeu_si256((__m256i *)(q + b0 + 16 * i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv))));
+    }
+}
+
 /* a source of f32 rows: x rows (f32, ld) or weight rows (wdt, converted into tmp) */
 typedef struct {
     de_dtype dt;
@@ -93,8 +110,12 @@ static I16_TARGET void pack_rows(void *va, int64_t b, int64_t e, int tid) {
     pack_job *j = va;
     const int64_t nb = j->Kp / I16_KB;
     float *tmp = j->ctx->per_thread[tid].ptr;
-    for (int64_t r = b; r < e; r++)
-        quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels, I16_KB);
+    for (int64_t r = b; r < e; r++) {
+        if (j->src.dt == DE_F16)
+            quant_row_f16((const uint16_t *)j->src.p + (j->r0 + r) * j->src.ld, j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels);
+        else
+            quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels, I16_KB);
+    }
 }
 
 /* panels whose columns are rows of src (a linear layer's weight): rows r0 + 32 p + [0, 32) */
@@ -109,7 +130,9 @@ static I16_TARGET void pack_panels_rows(void *va, int64_t b, int64_t e, int tid)
         for (int c = 0; c < 32; c++) {
             const int64_t r = 32 * p + c;
             float srow[Kp / I16_KB];
-            if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow, I16_QW, I16_KB);
+            if (r < nrows && j->src.dt == DE_F16)
+                quant_row_f16((const uint16_t *)j->src.p + (j->r0 + r) * j->src.ld, j->src.k, Kp, qrow, srow, I16_QW);
+            else if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow, I16_QW, I16_KB);
             else { memset(qrow, 0, sizeof(int16_t) * (size_t)Kp); memset(srow, 0, sizeof(float) * (size_t)nb); }
             const int32_t *q32 = (const int32_t *)qrow;
             for (int64_t kp = 0; kp < Kp / 2; kp++) pan[kp * 32 + c] = q32[kp];
