@@ -215,24 +215,25 @@ final class KernelOpTests: XCTestCase {
                       bias: true, residual: true, seed: 46, "conv 3x3 Winograd F(2x2) forced", on: try Backend(name: "cpu", options: o))
     }
 
-    /// F(4x4)'s input transform on AVX-512 takes 16 tiles of a tile row at once where their 6 x 66 window lies inside
-    /// the image (cpu_winograd4.c w4_input16): planes wide enough for it (76 and 141 columns: 19 and 36 tiles per row,
-    /// with interior runs and border tiles on both sides), tile blocks that cut runs of 16 (blocks of 21 and 50
-    /// tiles), two images, asymmetric padding; and the same with 256-bit kernels (the scalar transform throughout).
+    /// The Winograd transforms on AVX-512 take 16 tiles of a tile row at once where their window lies inside the
+    /// image (cpu_winograd4.c w4_input16 / w4_output16, cpu_winograd.c wino_input16): planes wide enough for it (76
+    /// and 141 columns: 19 and 36 F(4x4) tiles per row, 38 and 71 F(2x2) ones, with interior runs and border tiles on
+    /// both sides), tile blocks that cut runs of 16 (blocks of 21 and 50 tiles), two images, asymmetric padding; and
+    /// the same with 256-bit kernels (the scalar transforms throughout).
     func testConv3x3WinogradF4WidePlanes() throws {
-        for simd: Int32 in [0, 256] {
+        for simd: Int32 in [0, 256] { for mode in [BackendOptions.Winograd.f4, .f2] {
             for tiles in [0, 21, 50] {
                 var o = BackendOptions()
-                o.winograd = .f4
+                o.winograd = mode
                 o.winogradTiles = tiles
                 o.cpuSIMD = simd
                 let be = try Backend(name: "cpu", options: o)
                 try checkConv(n: 2, c: 5, h: 13, w: 76, co: 6, kh: 3, kw: 3, stride: 1, pad: (1, 1, 1, 1),
-                              bias: true, residual: true, seed: 49, "conv 3x3 F(4x4) 13x76 simd \(simd) tiles \(tiles)", on: be)
+                              bias: true, residual: true, seed: 49, "conv 3x3 \(mode) 13x76 simd \(simd) tiles \(tiles)", on: be)
                 try checkConv(n: 1, c: 3, h: 9, w: 141, co: 4, kh: 3, kw: 3, stride: 1, pad: (0, 2, 1, 0),
-                              bias: false, residual: false, seed: 52, "conv 3x3 F(4x4) 9x141 simd \(simd) tiles \(tiles)", on: be)
+                              bias: false, residual: false, seed: 52, "conv 3x3 \(mode) 9x141 simd \(simd) tiles \(tiles)", on: be)
             }
-        }
+        } }
     }
 
     /// Output channels in blocks (the transformed weights of SD 1.5's 1280-channel convs would otherwise be 210 MB
