@@ -314,7 +314,7 @@ test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci test
 # bf16 compute ran, "diffedit DTYPE" when the GEMMs stayed f32.
 BENCH_RESULTS  := $(CURDIR)/$(BUILD)/bench-results.txt
 BENCH_MODEL    ?= $(BUILD)/bench-sd15-fp16
-BENCH_DTYPES   ?= auto auto:f32 auto:bf16 f32 bf16 q8_0
+BENCH_DTYPES   ?= auto auto:f32 auto:bf16 auto:i16 f32 bf16 q8_0
 BENCH_SIZES    ?= 64
 BENCH_GENERATE ?= 256,512
 BENCH_STEPS    ?= 10

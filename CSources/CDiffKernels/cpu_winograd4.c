@@ -96,9 +96,17 @@ static inline W4_TARGET void bt6v(const __m512 z[6], __m512 r[6]) {
     r[5] = _mm512_add_ps(_mm512_fnmadd_ps(c5, z[3], _mm512_mul_ps(c4, z[1])), z[5]);
 }
 
-/* 16 interior tiles side by side in one tile row: row r of their 6 x 66 input window starts at xr[r] (columns 4 i + c of
- * tile i); writes (B^T d B)[e] of tile i to vt[e * plane + i] */
-static W4_TARGET void w4_input16(const float *const xr[6], float *vt, int64_t plane) {
+/* columns [c0, c0 + 16) of a row, zero outside [0, W) (masked: lanes outside are never read) */
+static inline W4_TARGET __m512 load_cols(const float *row, int64_t c0, int64_t W) {
+    const int64_t lo = c0 < 0 ? -c0 : 0, hi = W - c0 < 16 ? W - c0 : 16;
+    if (hi <= lo) return _mm512_setzero_ps();
+    const __mmask16 m = (__mmask16)(((hi >= 16 ? 0x10000u : (1u << hi)) - 1u) & ~((1u << lo) - 1u));
+    return _mm512_maskz_loadu_ps(m, row + c0);
+}
+
+/* n (1..16) tiles side by side in one tile row: tile i's 6 x 6 window is rows[r] (NULL: a padding row), columns
+ * ix0 + 4 i + c (zero outside [0, W)); writes (B^T d B)[e] of tile i to vt[e * plane + i] */
+static W4_TARGET void w4_input16(const float *const rows[6], int64_t ix0, int64_t W, int n, float *vt, int64_t plane) {
     /* lanes 0..7 of permutex2var(lo, idx_c, hi): elements c, c + 4, ..., c + 28 of the 32 floats lo:hi */
     const __m512i idx[4] = {
         _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 28, 24, 20, 16, 12, 8, 4, 0),
@@ -106,28 +114,45 @@ static W4_TARGET void w4_input16(const float *const xr[6], float *vt, int64_t pl
         _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 30, 26, 22, 18, 14, 10, 6, 2),
         _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 31, 27, 23, 19, 15, 11, 7, 3),
     };
+    const int interior = ix0 >= 0 && ix0 + 66 <= W;
     __m512 tcol[6][6];   /* tcol[k][c] = (B^T d)[k][c] */
     __m512 d[6][6];      /* d[r][c]: element (r, c) of the 16 tiles */
     for (int r = 0; r < 6; r++) {
-        const float *p = xr[r];
-        const __m512 z0 = _mm512_loadu_ps(p), z1 = _mm512_loadu_ps(p + 16), z2 = _mm512_loadu_ps(p + 32), z3 = _mm512_loadu_ps(p + 48);
+        const float *p = rows[r];
+        if (!p) {
+            for (int c = 0; c < 6; c++) d[r][c] = _mm512_setzero_ps();
+            continue;
+        }
+        __m512 z[4];
+        float e64, e65;
+        if (interior) {
+            for (int q = 0; q < 4; q++) z[q] = _mm512_loadu_ps(p + ix0 + 16 * q);
+            e64 = p[ix0 + 64];
+            e65 = p[ix0 + 65];
+        } else {
+            for (int q = 0; q < 4; q++) z[q] = load_cols(p, ix0 + 16 * q, W);
+            e64 = ix0 + 64 >= 0 && ix0 + 64 < W ? p[ix0 + 64] : 0.0f;
+            e65 = ix0 + 65 >= 0 && ix0 + 65 < W ? p[ix0 + 65] : 0.0f;
+        }
         for (int c = 0; c < 4; c++)
-            d[r][c] = _mm512_shuffle_f32x4(_mm512_permutex2var_ps(z0, idx[c], z1), _mm512_permutex2var_ps(z2, idx[c], z3), 0x44);
-        /* columns 4 and 5 of tile i are columns 0 and 1 of tile i + 1; tile 15's are p[64], p[65] */
-        d[r][4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(p[64])), _mm512_castps_si512(d[r][0]), 1));
-        d[r][5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(p[65])), _mm512_castps_si512(d[r][1]), 1));
+            d[r][c] = _mm512_shuffle_f32x4(_mm512_permutex2var_ps(z[0], idx[c], z[1]), _mm512_permutex2var_ps(z[2], idx[c], z[3]), 0x44);
+        /* columns 4 and 5 of tile i are columns 0 and 1 of tile i + 1; tile 15's are elements 64, 65 */
+        d[r][4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(e64)), _mm512_castps_si512(d[r][0]), 1));
+        d[r][5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(e65)), _mm512_castps_si512(d[r][1]), 1));
     }
     for (int c = 0; c < 6; c++) {
         __m512 z[6] = { d[0][c], d[1][c], d[2][c], d[3][c], d[4][c], d[5][c] }, r6[6];
         bt6v(z, r6);
         for (int k = 0; k < 6; k++) tcol[k][c] = r6[k];
     }
+    const __mmask16 mn = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
     for (int r = 0; r < 6; r++) {
         __m512 o[6];
         bt6v(tcol[r], o);
-        for (int c = 0; c < 6; c++) _mm512_storeu_ps(vt + (r * 6 + c) * plane, o[c]);
+        for (int c = 0; c < 6; c++) _mm512_mask_storeu_ps(vt + (r * 6 + c) * plane, mn, o[c]);
     }
 }
+
 /* at6 on 16 tiles at once */
 static inline W4_TARGET void at6v(const __m512 m[6], __m512 o[4]) {
     const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
@@ -192,12 +217,14 @@ static void w4_input(void *va, int64_t b, int64_t e, int tid) {
             const int32_t ty = (int32_t)(tl / j->tw), tx = (int32_t)(tl % j->tw);
             const int32_t iy0 = 4 * ty - op->pad_t, ix0 = 4 * tx - op->pad_l;
 #ifdef W4_AVX512
-            /* 16 tiles of this tile row, all inside the block and the image: the vector path */
-            if (v512 && tx + 16 <= j->tw && t + 16 <= j->t0 + nt && iy0 >= 0 && iy0 + 6 <= H && ix0 >= 0 && ix0 + 66 <= W) {
-                const float *xr[6];
-                for (int r = 0; r < 6; r++) xr[r] = xc + (int64_t)(iy0 + r) * W + ix0;
-                w4_input16(xr, v + (t - j->t0), plane);
-                t += 15;
+            /* up to 16 tiles of this tile row inside the block at once, padding included: the vector path */
+            if (v512) {
+                int64_t n = j->tw - tx < 16 ? j->tw - tx : 16;
+                if (j->t0 + nt - t < n) n = j->t0 + nt - t;
+                const float *rows[6];
+                for (int r = 0; r < 6; r++) rows[r] = iy0 + r >= 0 && iy0 + r < H ? xc + (int64_t)(iy0 + r) * W : NULL;
+                w4_input16(rows, ix0, W, (int)n, v + (t - j->t0), plane);
+                t += n - 1;
                 continue;
             }
 #endif
