@@ -450,6 +450,40 @@ void cpu_i16_attn_pack_q(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, const flo
     pack_panels_x(&pj, 0, npan, tid);
 }
 
+/* the scores of 6 keys (rows of R, one block of kbp pairs) and 64 queries (two panels): 24 int32 accumulators, no f32
+ * ones (a single block is scaled once); C rows [0, nr), all 64 columns written */
+static I16_TARGET void qk_tile6x64(const int16_t *R, const float *sR, int64_t Kp, int nr, const int16_t *P, const float *sP,
+                                   int64_t pstride, int64_t sstride, int kbp, float *C, int64_t ldc) {
+    __m512i acc[6][4];
+    const int32_t *x[6];
+    for (int r = 0; r < 6; r++) {
+        x[r] = (const int32_t *)(R + (r < nr ? r : 0) * Kp);
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_si512();
+    }
+    const __m512i *p0 = (const __m512i *)P, *p1 = (const __m512i *)(P + pstride);
+    for (int kp = 0; kp < kbp; kp++) {
+        const __m512i w0 = _mm512_loadu_si512(p0 + 2 * kp), w1 = _mm512_loadu_si512(p0 + 2 * kp + 1);
+        const __m512i w2 = _mm512_loadu_si512(p1 + 2 * kp), w3 = _mm512_loadu_si512(p1 + 2 * kp + 1);
+        for (int r = 0; r < 6; r++) {
+            const __m512i t = _mm512_set1_epi32(x[r][kp]);
+            acc[r][0] = _mm512_dpwssd_epi32(acc[r][0], w0, t);
+            acc[r][1] = _mm512_dpwssd_epi32(acc[r][1], w1, t);
+            acc[r][2] = _mm512_dpwssd_epi32(acc[r][2], w2, t);
+            acc[r][3] = _mm512_dpwssd_epi32(acc[r][3], w3, t);
+        }
+    }
+    const __m512 s0 = _mm512_loadu_ps(sP), s1 = _mm512_loadu_ps(sP + 16);
+    const __m512 s2 = _mm512_loadu_ps(sP + sstride), s3 = _mm512_loadu_ps(sP + sstride + 16);
+    for (int r = 0; r < nr; r++) {
+        const __m512 sr = _mm512_set1_ps(sR[r]);
+        float *c = C + r * ldc;
+        _mm512_storeu_ps(c, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][0]), _mm512_mul_ps(sr, s0)));
+        _mm512_storeu_ps(c + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][1]), _mm512_mul_ps(sr, s1)));
+        _mm512_storeu_ps(c + 32, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][2]), _mm512_mul_ps(sr, s2)));
+        _mm512_storeu_ps(c + 48, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][3]), _mm512_mul_ps(sr, s3)));
+    }
+}
+
 void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int64_t kv_len, int32_t k0, int32_t bk, int32_t nq,
                      float *ST, int64_t lds) {
     const int64_t npan = nq / 32, nbd = a->Dp / a->kbd;
@@ -457,7 +491,13 @@ void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, i
     const float *sQ = (const float *)(Q + npan * a->Dp * 32);
     const int16_t *K = a->K + (bh * kv_len + k0) * a->Dp;
     const float *sK = a->sK + (bh * kv_len + k0) * nbd;
-    for (int64_t p = 0; p < npan; p++)
+    int64_t p0 = 0;
+    if (nbd == 1)   /* the head dimension in one block (SD 1.5's 40, SDXL's 64): two panels per tile */
+        for (; p0 + 2 <= npan; p0 += 2)
+            for (int32_t r = 0; r < bk; r += I16_MR)
+                qk_tile6x64(K + r * a->Dp, sK + r, a->Dp, bk - r < I16_MR ? bk - r : I16_MR, Q + p0 * a->Dp * 32, sQ + p0 * 32,
+                            a->Dp * 32, 32, a->kbd / 2, ST + r * lds + 32 * p0, lds);
+    for (int64_t p = p0; p < npan; p++)
         for (int32_t r = 0; r < bk; r += I16_MR)
             tile6x32(K + r * a->Dp, sK + r * nbd, a->Dp, bk - r < I16_MR ? bk - r : I16_MR, Q + p * a->Dp * 32, sQ + p * nbd * 32, 0,
                      nbd, ST + r * lds + 32 * p, lds, 32, 1.0f, 0.0f, NULL, 1, a->kbd / 2);
