@@ -309,9 +309,10 @@ test-all: test test-cuda-emu test-python test-frei0r test-cabi-asan fuzz-ci test
 # own) diffedit times the UNet at 64x64 latents (batch 2) and whole generates at BENCH_GENERATE px (BENCH_STEPS
 # DDIM steps, CFG 7.5), PyTorch does the same in fp32 and bf16 autocast, and a table puts them side by side.
 # Without torch: the UNet alone with random weights made in memory, per weights dtype.
-# BENCH_ARGS (e.g. --repeat 2) go to every run. A BENCH_DTYPES entry DTYPE:COMPUTE sets --compute (f32, bf16, or
+# BENCH_ARGS (e.g. --repeat 2) go to every run. A BENCH_DTYPES entry DTYPE:COMPUTE sets --compute (f32, bf16, i16, or
 # auto, the default: bf16 terms on AMX CPUs, cpu_bf16.c); the column is "diffedit DTYPE+auto-bf16" (or +bf16) when
-# bf16 compute ran, "diffedit DTYPE" when the GEMMs stayed f32.
+# bf16 compute ran, "diffedit DTYPE+i16" when the VNNI kernel did (cpu_i16.c), "diffedit DTYPE" when the GEMMs
+# stayed f32.
 BENCH_RESULTS  := $(CURDIR)/$(BUILD)/bench-results.txt
 BENCH_MODEL    ?= $(BUILD)/bench-sd15-fp16
 BENCH_DTYPES   ?= auto auto:f32 auto:bf16 auto:i16 f32 bf16 q8_0

@@ -340,16 +340,19 @@ de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
 
 /* ---------------------------------------------------------------- Winograd (cpu_winograd.c) */
 
-de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s) {
+de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, float **s) {
     const int64_t Kp = kpad(k), nb = Kp / I16_KB;
     int16_t *Rq = (int16_t *)de_scratch_get(&ctx->i16_r, (size_t)(rows * Kp / 2 + rows * nb));
     if (!Rq) return cpu_fail(ctx, DE_ERR_OOM, "conv2d (i16 Winograd): out of memory packing %lld x %lld weights", (long long)rows,
                              (long long)k);
-    pack_job pj = { .ctx = ctx, .src = { DE_F32, u, k, k }, .Kp = Kp, .r0 = 0, .q = Rq, .s = (float *)(Rq + rows * Kp), .levels = I16_QW };
-    de_pool_for(&ctx->pool, rows, 0, pack_rows, &pj);
     *q = Rq;
-    *s = pj.s;
+    *s = (float *)(Rq + rows * Kp);
     return DE_OK;
+}
+
+void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int16_t *q, float *s) {
+    const int64_t Kp = kpad(k), nb = Kp / I16_KB;
+    for (int e = 0; e < points; e++) quant_row(rows + e * k, k, Kp, q + e * cn * Kp, s + e * cn * nb, I16_QW, I16_KB);
 }
 
 de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
@@ -535,9 +538,12 @@ void cpu_i16_attn_pv(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, i
                      int64_t ldp, int32_t nq, float *OT, int64_t ldo) {
     (void)ctx, (void)tid, (void)a, (void)bh, (void)D, (void)k0, (void)bk, (void)P, (void)ldp, (void)nq, (void)OT, (void)ldo;
 }
-de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s) {
-    (void)ctx, (void)u, (void)rows, (void)k, (void)q, (void)s;
+de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, float **s) {
+    (void)ctx, (void)rows, (void)k, (void)q, (void)s;
     return DE_ERR_UNSUPPORTED;
+}
+void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int16_t *q, float *s) {
+    (void)rows, (void)points, (void)k, (void)cn, (void)q, (void)s;
 }
 de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
                         int64_t ldb, float *c, int64_t ldc) {

@@ -108,11 +108,14 @@ int de_cpu_has_avx512(void);
 int cpu_use_i16(const cpu_ctx *ctx);
 de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, const float *x, int64_t ldx,
                     int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias);
-/* Winograd under compute i16: cpu_i16_pack_u packs the rows of an f32 [rows, k] matrix (U of a channel block, all
- * points; into ctx->i16_r, over the pool); cpu_i16_local, on pool worker tid, computes C [m, n] = A B for m of those
- * packed rows (at Rq / sR) and the f32 B [k, n] (ld ldb; packed into ctx->bf_local[3 tid]). DE_ERR_OOM (local:
- * without a message) or DE_ERR_UNSUPPORTED off x86. */
-de_status cpu_i16_pack_u(cpu_ctx *ctx, const float *u, int64_t rows, int64_t k, const int16_t **q, const float **s);
+/* Winograd under compute i16: cpu_i16_u_alloc reserves U's packed rows for a channel block ([rows][Kp] int16 and
+ * their scales, rows = points * cn; ctx->i16_r); the weight transform quantizes one output channel's `points` rows of
+ * k floats (point e's row at rows + e k) with cpu_i16_quant_u into q / s, which point at that channel's row of point 0
+ * (point e's row cn rows further). cpu_i16_local, on pool worker tid, computes C [m, n] = A B for m of those packed
+ * rows (at Rq / sR) and the f32 B [k, n] (ld ldb; packed into ctx->bf_local[3 tid]). DE_ERR_OOM (local: without a
+ * message) or DE_ERR_UNSUPPORTED off x86. */
+de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, float **s);
+void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int16_t *q, float *s);
 /* Attention under compute i16 (cpu_attention.c's attn_task_i16): cpu_i16_attn_prepare quantizes every (b, h)'s K rows
  * over the head dimension (blocks of kbd) and V^T rows over the keys (blocks of 64) into ctx->i16_r / i16_p, and sizes
  * each worker's panels for blocks of bq queries (a multiple of 32) and 128 keys (DE_ERR_UNSUPPORTED: odd head_dim, no
@@ -181,8 +184,8 @@ typedef struct {
     int64_t co0, cn;           /* output channel block [co0, co0 + cn): U and M hold these */
     float *U, *V, *M;          /* U[P][cn][c_in], V[P][c_in][nt], M[P][cn][nt] (P = 16 or 36 points) */
     cpu_ctx *ctx;              /* for the weight conversion buffers (reduced weight_dtype) */
-    const int16_t *Uq;         /* compute i16: U's rows packed (cpu_i16_pack_u: [P * cn][Kp]) and their scales */
-    const float *Us;
+    int16_t *Uq;               /* compute i16: U's rows packed ([P * cn][Kp], cpu_i16_u_alloc) and their scales, written */
+    float *Us;                 /* by the weight transform a channel at a time (cpu_i16_quant_u); U (f32) is not used */
     _Atomic int failed;        /* a worker's bf16 GEMM ran out of memory */
 } cpu_wino_job;
 /* The blocked driver of both: output channels in blocks of cpu_wino_out_block, tiles in blocks of TB (V + M under

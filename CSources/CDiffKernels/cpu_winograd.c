@@ -27,10 +27,12 @@ static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
     b += j->co0, e += j->co0;
     const int32_t ci_n = j->op->c_in;
     const int64_t plane = j->cn * ci_n;
+    const int64_t Kp = (ci_n + 63) / 64 * 64;
+    float *tmp = j->Uq ? j->ctx->per_thread[tid].ptr + (int64_t)ci_n * 9 : NULL;   /* i16: this channel's 16 rows */
     for (int64_t co = b; co < e; co++) {
         const float *g = cpu_conv_weight_row(j->ctx, j->op, co, (int64_t)ci_n * 9, tid);
         float *u[16];
-        for (int k = 0; k < 16; k++) u[k] = j->U + k * plane + (co - j->co0) * ci_n;
+        for (int k = 0; k < 16; k++) u[k] = tmp ? tmp + k * ci_n : j->U + k * plane + (co - j->co0) * ci_n;
         /* 8 input channels at a time: transpose their 3x3 kernels into gt[9][8] so that the
          * arithmetic below runs across channels in SIMD lanes */
         for (int32_t c0 = 0; c0 < ci_n; c0 += 8) {
@@ -56,6 +58,7 @@ static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
             for (int k = 0; k < 16; k++)
                 for (int32_t l = 0; l < nc; l++) u[k][c0 + l] = o[k][l];
         }
+        if (tmp) cpu_i16_quant_u(tmp, 16, ci_n, j->cn, j->Uq + (co - j->co0) * Kp, j->Us + (co - j->co0) * (Kp / 64));
     }
 }
 
@@ -224,9 +227,19 @@ de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget
     if (TB < tb_min) TB = tb_min;
     if (ctx->winograd_tiles > 0) TB = ctx->winograd_tiles; /* testing: force small tile blocks */
     if (TB > NT) TB = NT;
-    float *U = de_scratch_get(&ctx->shared2, (size_t)usz);
+    /* compute i16: the weight transform writes U's rows quantized (cpu_i16_quant_u), a channel's points at a time
+     * through each worker's buffer after its converted weight row; no f32 U */
+    const int i16 = cpu_use_i16(ctx);
+    j->Uq = NULL;
+    j->Us = NULL;
+    if (i16) {
+        de_status st = cpu_weight_reserve(ctx, (size_t)(9 + points) * (size_t)op->c_in);
+        if (st == DE_OK) st = cpu_i16_u_alloc(ctx, points * CB, op->c_in, &j->Uq, &j->Us);
+        if (st != DE_OK) return st;
+    }
+    float *U = i16 ? NULL : de_scratch_get(&ctx->shared2, (size_t)usz);
     float *VM = de_scratch_get(&ctx->shared, (size_t)(points * TB * ((int64_t)op->c_in + CB)));
-    if (!U || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
+    if ((!i16 && !U) || !VM) return cpu_fail(ctx, DE_ERR_OOM, "conv2d: out of memory for Winograd buffers (%lld floats)",
                                    (long long)(usz + points * TB * ((int64_t)op->c_in + CB)));
     j->U = U;
     j->ctx = ctx;
@@ -234,12 +247,6 @@ de_status cpu_wino_run(cpu_ctx *ctx, cpu_wino_job *j, int points, int64_t budget
     for (j->co0 = 0; j->co0 < op->c_out; j->co0 += CB) {
         j->cn = op->c_out - j->co0 < CB ? op->c_out - j->co0 : CB;
         de_pool_for(&ctx->pool, j->cn, 0, weights, j);
-        j->Uq = NULL;
-        j->Us = NULL;
-        if (cpu_use_i16(ctx)) {
-            const de_status st = cpu_i16_pack_u(ctx, U, (int64_t)points * j->cn, op->c_in, &j->Uq, &j->Us);
-            if (st == DE_ERR_OOM) return st;
-        }
         for (int64_t t0 = 0; t0 < NT; t0 += TB) {
             j->t0 = t0;
             j->nt = NT - t0 < TB ? NT - t0 : TB;
