@@ -280,8 +280,11 @@ final class BackendLoaderTests: XCTestCase {
         o.backendPath = "/x/libdiffedit_cuda.so"; o.compute = .bf16; o.bf16Kernel = 1
         XCTAssertEqual(BackendOptions(o.c), o)
         XCTAssertThrowsError(try BackendOptions.Compute.parse("fp8")) { e in
-            XCTAssertTrue("\(e)".contains("--compute") && "\(e)".contains("auto, f32 or bf16"), "\(e)")
+            XCTAssertTrue("\(e)".contains("--compute") && "\(e)".contains("auto, f32, bf16 or i16"), "\(e)")
         }
         XCTAssertEqual(try BackendOptions.Compute.parse("BF16"), .bf16)
+        XCTAssertEqual(try BackendOptions.Compute.parse("i16"), .i16)
+        o.compute = .i16
+        XCTAssertEqual(BackendOptions(o.c), o)
     }
 }
