@@ -158,7 +158,7 @@ typedef struct {
     const de_attention_op *op;
     cpu_ctx *ctx;
     int32_t nqb;        /* query blocks per (b, h) */
-    const cpu_i16_attn *i16;  /* compute i16: K and V^T quantized (attn_task_i16) */
+    const cpu_i16_attn *i16;  /* compute i16: K and V^T quantized (attn_task512 takes the i16 GEMMs) */
 } attn_job;
 
 /* One task's block of queries (b, h, queries q0 .. q0 + bq): its scratch, where it reads K / V and writes o. */
@@ -301,6 +301,8 @@ A512 static void attn_softmax512(float *ST, int32_t bk, int32_t nq, float *m, fl
     }
 }
 
+/* The AVX-512 task; with j->i16 (compute i16, cpu_i16.c) both GEMMs in 16-bit integer terms: K and V^T quantized once
+ * per op, the block's QT once per task, the probabilities per block of keys */
 A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
     attn_job *j = va;
     const de_attention_op *op = j->op;
@@ -308,32 +310,15 @@ A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
     for (int64_t t = tb; t < te; t++) {
         attn_block a;
         attn_begin(j, t, tid, NR5, &a);
-        for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
-            const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
-            tile_gemm512(bk, a.kbase + (int64_t)k0 * op->k_st, op->k_st, 1, a.QT, BQ, D, a.ST, BQ, a.nq, 0);
-            attn_softmax512(a.ST, bk, a.nq, a.m, a.l, a.OT, D, k0 == 0);
-            tile_gemm512(D, a.vbase + (int64_t)k0 * op->v_st, 1, op->v_st, a.ST, BQ, bk, a.OT, BQ, a.nq, 1);
-        }
-        attn_end(j, &a);
-    }
-}
-
-/* compute i16 (cpu_i16.c): the same task with both GEMMs in 16-bit integer terms: K and V^T quantized once per op
- * (j->i16), the block's QT once per task, the probabilities per block of keys */
-A512 static void attn_task_i16(void *va, int64_t tb, int64_t te, int tid) {
-    attn_job *j = va;
-    const de_attention_op *op = j->op;
-    const int32_t D = op->head_dim, Lk = op->kv_len;
-    for (int64_t t = tb; t < te; t++) {
-        attn_block a;
-        attn_begin(j, t, tid, NR5, &a);
         const int64_t bh = t / j->nqb;
-        cpu_i16_attn_pack_q(j->ctx, tid, j->i16, a.QT, BQ, D, a.nq);
+        if (j->i16) cpu_i16_attn_pack_q(j->ctx, tid, j->i16, a.QT, BQ, D, a.nq);
         for (int32_t k0 = 0; k0 < Lk; k0 += BK) {
             const int32_t bk = Lk - k0 < BK ? Lk - k0 : BK;
-            cpu_i16_attn_qk(j->ctx, tid, j->i16, bh, Lk, k0, bk, a.nq, a.ST, BQ);
+            if (j->i16) cpu_i16_attn_qk(j->ctx, tid, j->i16, bh, Lk, k0, bk, a.nq, a.ST, BQ);
+            else tile_gemm512(bk, a.kbase + (int64_t)k0 * op->k_st, op->k_st, 1, a.QT, BQ, D, a.ST, BQ, a.nq, 0);
             attn_softmax512(a.ST, bk, a.nq, a.m, a.l, a.OT, D, k0 == 0);
-            cpu_i16_attn_pv(j->ctx, tid, j->i16, bh, D, k0, bk, a.ST, BQ, a.nq, a.OT, BQ);
+            if (j->i16) cpu_i16_attn_pv(j->ctx, tid, j->i16, bh, D, k0, bk, a.ST, BQ, a.nq, a.OT, BQ);
+            else tile_gemm512(D, a.vbase + (int64_t)k0 * op->v_st, 1, op->v_st, a.ST, BQ, bk, a.OT, BQ, a.nq, 1);
         }
         attn_end(j, &a);
     }
@@ -375,7 +360,7 @@ de_status cpu_attention(de_backend *be, const de_attention_op *op) {
             if (st == DE_OK) {
                 CPU_PROFILE_AS("attention.i16");
                 j.i16 = &qa;
-                de_pool_for(&ctx->pool, tasks, 1, attn_task_i16, &j);
+                de_pool_for(&ctx->pool, tasks, 1, attn_task512, &j);
                 goto out__;
             }
             if (st != DE_ERR_UNSUPPORTED) { st__ = st; goto out__; }

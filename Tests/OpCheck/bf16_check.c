@@ -285,6 +285,16 @@ static void check_conv(de_backend *be, const char *label, int n, int cin, int h,
     free(x); free(w32); free(bias); free(res); free(y); free(wst); free(wv); free(re); free(rb);
 }
 
+/* Winograd with output channels in blocks of 16 (40 = 16 + 16 + 8): the per-point GEMMs on a block's rows */
+static void check_wino_blocks16(int compute, const char *label, de_dtype d1, de_dtype d2, int cin2) {
+    g_wino_channels = 16;
+    de_backend *blk = make(compute, 0);
+    g_wino_channels = 0;
+    check_conv(blk, label, 1, 24, 40, 36, 40, 3, 1, 1, 1, d1);
+    check_conv(blk, label, 2, cin2, 24, 24, 40, 3, 1, 1, 0, d2);
+    de_backend_free(blk);
+}
+
 /* the larger panel in chunks (cpu_bf16_panel_budget lowered to 24 KB): a weight A in row chunks (the last one
  * partial), a linear weight B in column chunks (bias per chunk), an f32 activation B read by columns in column
  * chunks, and a batch (each item chunked) */
@@ -372,14 +382,7 @@ static void run_i16(void) {
      * then output channels in blocks of 16 (40 = 16 + 16 + 8) */
     check_conv(be, "i16.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
     check_conv(be, "i16.wino", 2, 33, 24, 24, 17, 3, 1, 1, 0, DE_F32);
-    {
-        g_wino_channels = 16;
-        de_backend *blk = make(DE_COMPUTE_I16, 0);
-        g_wino_channels = 0;
-        check_conv(blk, "i16.wino.blocks16", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_BF16);
-        check_conv(blk, "i16.wino.blocks16", 2, 70, 24, 24, 40, 3, 1, 1, 0, DE_F16);
-        de_backend_free(blk);
-    }
+    check_wino_blocks16(DE_COMPUTE_I16, "i16.wino.blocks16", DE_BF16, DE_F16, 70);
     g_i16 = 2;
     check_gemm(be, "i16.f32", 1, 70, 45, 96, 0, 1, 1.f, 0.f, 1, DE_F32, 0, 0);
     g_i16 = 0;
@@ -435,14 +438,7 @@ int main(void) {
         g_auto_bound = 1e-4;
         check_conv(be, "auto.wino", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
         check_conv(be, "auto.wino", 2, 33, 24, 24, 17, 3, 1, 1, 0, DE_F16);
-        {   /* output channels in blocks of 16 (40 = 16 + 16 + 8): the per-point GEMMs on a block's rows */
-            g_wino_channels = 16;
-            de_backend *blk = make(DE_COMPUTE_AUTO, 0);
-            g_wino_channels = 0;
-            check_conv(blk, "auto.wino.blocks16", 1, 24, 40, 36, 40, 3, 1, 1, 1, DE_F16);
-            check_conv(blk, "auto.wino.blocks16", 2, 33, 24, 24, 40, 3, 1, 1, 0, DE_F16);
-            de_backend_free(blk);
-        }
+        check_wino_blocks16(DE_COMPUTE_AUTO, "auto.wino.blocks16", DE_F16, DE_F16, 33);
         g_wino = 0;
         g_auto = 0;
         g_kernel = DE_BF16_KERNEL_NONE;
