@@ -16,7 +16,7 @@
  *      scales sP [nb][32]
  * Orientation (cpu_weights.c's cpu_wgemm): a linear layer (the weight is b, transposed) has R = x rows and P = the
  * weight rows; a convolution (the weight is a) has R = the weight rows and P = x's columns. The activation is packed
- * in chunks of at most I16_ACT_BUDGET int16 and the weight in chunks of I16_W_BUDGET, so scratch stays bounded
+ * in chunks of at most cpu_i16_chunk int16 and the weight in chunks of as many, so scratch stays bounded
  * (the VAE's 1x1 convolution at 512 px reads a [512, 262144] activation).
  * Microkernel: 6 rows x 32 columns, 12 int32 accumulators flushed into 12 f32 ones every block; k in passes of
  * I16_KC (a 16 KB panel slice in L1) over a task's rows (I16_MC: their slice in L2).
@@ -32,8 +32,7 @@
 #define I16_MR 6
 #define I16_MC 96                     /* rows per task */
 #define I16_PG 8                      /* panels per task */
-#define I16_ACT_BUDGET ((int64_t)4 << 20)  /* int16 of a packed activation chunk: 8 MB */
-#define I16_W_BUDGET ((int64_t)4 << 20)    /* int16 of a packed weight chunk: 8 MB */
+int64_t cpu_i16_chunk = (int64_t)4 << 20;   /* int16 of a packed activation chunk, and of a weight chunk: 8 MB */
 
 int cpu_use_i16(const cpu_ctx *ctx) { return ctx->compute == DE_COMPUTE_I16 && ctx->i16_kernel; }
 
@@ -293,8 +292,8 @@ de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
     const int act_is_r = !w_is_a;
     const int64_t rows = m, cols = n, npan = (n + 31) / 32;
     /* chunks: rows of R (rc, a multiple of I16_MC) and panels of P (pc) */
-    int64_t rc = (act_is_r ? I16_ACT_BUDGET : I16_W_BUDGET) / Kp / I16_MC * I16_MC;
-    int64_t pc = (act_is_r ? I16_W_BUDGET : I16_ACT_BUDGET) / (Kp * 32);
+    int64_t rc = cpu_i16_chunk / Kp / I16_MC * I16_MC;
+    int64_t pc = cpu_i16_chunk / (Kp * 32);
     if (rc < I16_MC) rc = I16_MC;
     if (pc < 1) pc = 1;
     if (rc > rows) rc = rows;

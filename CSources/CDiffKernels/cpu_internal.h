@@ -106,6 +106,8 @@ int de_cpu_has_avx512(void);
  * x untransposed f32; both operands quantized per 64-element block of k to 13-bit integers, products in int32
  * (vpdpwssd), f32 across blocks. DE_ERR_UNSUPPORTED when it does not apply (the caller takes the f32 path). */
 int cpu_use_i16(const cpu_ctx *ctx);
+/* int16 elements of one packed chunk of cpu_igemm's activation, and of its weight (8 MB; tests lower it) */
+extern int64_t cpu_i16_chunk;
 de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, const float *x, int64_t ldx,
                     int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias);
 /* Winograd under compute i16: cpu_i16_u_alloc reserves U's packed rows for a channel block ([rows][Kp] int16 and

@@ -29,6 +29,7 @@
 #include "de_backend.h"
 #include <stdint.h>
 extern int64_t cpu_bf16_panel_budget; /* cpu_internal.h: bytes of one packed operand chunk */
+extern int64_t cpu_i16_chunk;         /* cpu_internal.h: int16 of one packed i16 chunk */
 
 #include <math.h>
 #include <stdio.h>
@@ -372,6 +373,17 @@ static void run_i16(void) {
         g_i16 = 2;
         check_gemm(be, "i16.proj_out", 2, 40, 50, 64, 0, 1, 1.f, 1.f, 0, wd[t], 1, 1);   /* W @ h^T: h transposed, f32 */
         check_gemm(be, "i16.linear.xT", 2, 50, 33, 64, 1, 1, 1.f, 0.f, 1, wd[t], 0, 1);  /* x transposed: f32 */
+    }
+    {   /* chunks of 4096 int16 (k 160 -> Kp 192): activation rows / columns and weight panels / rows in several chunks
+         * each, the weight packed once when it is one chunk and again per activation chunk when it is several */
+        const int64_t saved = cpu_i16_chunk;
+        cpu_i16_chunk = 4096;
+        g_i16 = 1;
+        check_gemm(be, "i16.chunks.linear", 1, 200, 97, 160, 0, 1, 1.f, 0.5f, 1, DE_F16, 0, 0);
+        check_gemm(be, "i16.chunks.linear.w1", 1, 200, 20, 160, 0, 1, 1.f, 0.f, 1, DE_BF16, 0, 0);
+        check_gemm(be, "i16.chunks.convlike", 1, 130, 500, 160, 0, 0, 1.f, 1.f, 0, DE_F16, 1, 0);
+        check_gemm(be, "i16.chunks.convlike.w1", 1, 20, 500, 160, 0, 0, 1.f, 0.f, 0, DE_Q8_0, 1, 0);
+        cpu_i16_chunk = saved;
     }
     g_i16 = 3;
     check_conv(be, "i16.im2col", 2, 3, 33, 31, 20, 3, 2, 1, 0, DE_F32);
