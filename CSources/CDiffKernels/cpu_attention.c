@@ -261,9 +261,6 @@ static void attn_task(void *va, int64_t tb, int64_t te, int tid) {
 }
 
 #ifdef DE_ATTN_AVX512
-/* attn_task with AVX-512: queries padded to NR5 = 32 lanes; the softmax of each block runs strip by strip
- * (32 queries = two zmm): the column maxima, then P = 2^(ST - m_new) with the column sums, l and OT's
- * rescale, all in registers. Same scratch layout as attn_task. */
 /* The online softmax of one block of keys, strip by strip (32 queries = two zmm): the column maxima, then
  * P = 2^(ST - m_new) in place with the column sums, l and OT's rescale (not on the first block), all in registers. */
 A512 static void attn_softmax512(float *ST, int32_t bk, int32_t nq, float *m, float *l, float *OT, int32_t D, int first) {
@@ -301,8 +298,9 @@ A512 static void attn_softmax512(float *ST, int32_t bk, int32_t nq, float *m, fl
     }
 }
 
-/* The AVX-512 task; with j->i16 (compute i16, cpu_i16.c) both GEMMs in 16-bit integer terms: K and V^T quantized once
- * per op, the block's QT once per task, the probabilities per block of keys */
+/* attn_task with AVX-512: queries padded to NR5 = 32 lanes, the softmax of each block in registers
+ * (attn_softmax512); same scratch layout as attn_task. With j->i16 (compute i16, cpu_i16.c) both GEMMs in 16-bit
+ * integer terms: K and V^T quantized once per op, the block's QT once per task, the probabilities per block of keys. */
 A512 static void attn_task512(void *va, int64_t tb, int64_t te, int tid) {
     attn_job *j = va;
     const de_attention_op *op = j->op;

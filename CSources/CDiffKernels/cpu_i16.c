@@ -45,37 +45,33 @@ static inline int64_t kpad(int64_t k) { return (k + I16_KB - 1) / I16_KB * I16_K
 
 static inline I16_TARGET __mmask16 mask16(int64_t n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
-/* q[0, Kp) and s[0, Kp / kb) from the f32 row x[0, k), blocks of kb (even) values */
+/* one block of kb (<= 64, even) values held in v[0 .. ceil(kb / 16)) (zero past the row's end): its scale *s and
+ * q[0, kb) */
+static inline I16_TARGET void quant_block(const __m512 v[4], int kb, int16_t *q, float *s, float levels) {
+    __m512 mx = _mm512_setzero_ps();
+    for (int i = 0; 16 * i < kb; i++) mx = _mm512_max_ps(mx, _mm512_abs_ps(v[i]));
+    const float amax = _mm512_reduce_max_ps(mx);
+    *s = amax / levels;
+    const __m512 inv = _mm512_set1_ps(amax > 0.0f ? levels / amax : 0.0f);
+    for (int i = 0; 16 * i < kb; i++)
+        _mm256_mask_storeu_epi16(q + 16 * i, mask16(kb - 16 * i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv))));
+}
+
+/* q[0, Kp) and s[0, Kp / kb) from the f32 row x[0, k), blocks of kb (even, <= 64) values */
 static I16_TARGET void quant_row(const float *x, int64_t k, int64_t Kp, int16_t *q, float *s, float levels, int kb) {
     for (int64_t b0 = 0; b0 < Kp; b0 += kb) {
-        const int64_t valid = k - b0 < kb ? k - b0 : kb;
-        __m512 mx = _mm512_setzero_ps();
-        for (int i = 0; i < kb; i += 16)
-            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(valid - i), x + b0 + i)));
-        const float amax = _mm512_reduce_max_ps(mx);
-        s[b0 / kb] = amax / levels;
-        const __m512 inv = _mm512_set1_ps(amax > 0.0f ? levels / amax : 0.0f);
-        for (int i = 0; i < kb; i += 16) {
-            const __m512 v = _mm512_maskz_loadu_ps(mask16(valid - i), x + b0 + i);
-            _mm256_mask_storeu_epi16(q + b0 + i, mask16(kb - i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv))));
-        }
+        __m512 v[4];
+        for (int i = 0; 16 * i < kb; i++) v[i] = _mm512_maskz_loadu_ps(mask16((k - b0 < kb ? k - b0 : kb) - 16 * i), x + b0 + 16 * i);
+        quant_block(v, kb, q + b0, s + b0 / kb, levels);
     }
 }
 
-/* quant_row for an f16 row (a weight read in place): converted a block at a time in registers, no f32 copy */
+/* quant_row for an f16 row (a weight read in place), blocks of I16_KB: converted in registers, no f32 copy */
 static I16_TARGET void quant_row_f16(const uint16_t *h, int64_t k, int64_t Kp, int16_t *q, float *s, float levels) {
     for (int64_t b0 = 0; b0 < Kp; b0 += I16_KB) {
-        __m512 v[I16_KB / 16];
-        __m512 mx = _mm512_setzero_ps();
-        for (int i = 0; i < I16_KB / 16; i++) {
-            v[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(k - b0 - 16 * i), h + b0 + 16 * i));
-            mx = _mm512_max_ps(mx, _mm512_abs_ps(v[i]));
-        }
-        const float amax = _mm512_reduce_max_ps(mx);
-        s[b0 / I16_KB] = amax / levels;
-        const __m512 inv = _mm512_set1_ps(amax > 0.0f ? levels / amax : 0.0f);
-        for (int i = 0; i < I16_KB / 16; i++)
-            _mm256_storeu_si256((__m256i *)(q + b0 + 16 * i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv))));
+        __m512 v[4];
+        for (int i = 0; i < I16_KB / 16; i++) v[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(k - b0 - 16 * i), h + b0 + 16 * i));
+        quant_block(v, I16_KB, q + b0, s + b0 / I16_KB, levels);
     }
 }
 
@@ -86,10 +82,19 @@ typedef struct {
     int64_t ld, k;
 } i16_src;
 
-static const float *src_row(const i16_src *s, int64_t r, float *tmp) {
-    if (s->dt == DE_F32) return (const float *)s->p + r * s->ld;
-    cpu_weight_rows_f32(s->dt, s->p, s->ld, r, 1, s->k, tmp);
-    return tmp;
+/* row r of src quantized in blocks of I16_KB: f32 in place, f16 straight from its halves, bf16 / q8_0 through the f32
+ * row tmp */
+static I16_TARGET void quant_src_row(const i16_src *src, int64_t r, int64_t Kp, int16_t *q, float *s, float levels, float *tmp) {
+    if (src->dt == DE_F16) {
+        quant_row_f16((const uint16_t *)src->p + r * src->ld, src->k, Kp, q, s, levels);
+        return;
+    }
+    const float *x = (const float *)src->p + r * src->ld;
+    if (src->dt != DE_F32) {
+        cpu_weight_rows_f32(src->dt, src->p, src->ld, r, 1, src->k, tmp);
+        x = tmp;
+    }
+    quant_row(x, src->k, Kp, q, s, levels, I16_KB);
 }
 
 typedef struct {
@@ -109,12 +114,7 @@ static I16_TARGET void pack_rows(void *va, int64_t b, int64_t e, int tid) {
     pack_job *j = va;
     const int64_t nb = j->Kp / I16_KB;
     float *tmp = j->ctx->per_thread[tid].ptr;
-    for (int64_t r = b; r < e; r++) {
-        if (j->src.dt == DE_F16)
-            quant_row_f16((const uint16_t *)j->src.p + (j->r0 + r) * j->src.ld, j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels);
-        else
-            quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels, I16_KB);
-    }
+    for (int64_t r = b; r < e; r++) quant_src_row(&j->src, j->r0 + r, j->Kp, j->q + r * j->Kp, j->s + r * nb, j->levels, tmp);
 }
 
 /* panels whose columns are rows of src (a linear layer's weight): rows r0 + 32 p + [0, 32) */
@@ -129,9 +129,7 @@ static I16_TARGET void pack_panels_rows(void *va, int64_t b, int64_t e, int tid)
         for (int c = 0; c < 32; c++) {
             const int64_t r = 32 * p + c;
             float srow[Kp / I16_KB];
-            if (r < nrows && j->src.dt == DE_F16)
-                quant_row_f16((const uint16_t *)j->src.p + (j->r0 + r) * j->src.ld, j->src.k, Kp, qrow, srow, I16_QW);
-            else if (r < nrows) quant_row(src_row(&j->src, j->r0 + r, tmp), j->src.k, Kp, qrow, srow, I16_QW, I16_KB);
+            if (r < nrows) quant_src_row(&j->src, j->r0 + r, Kp, qrow, srow, I16_QW, tmp);
             else { memset(qrow, 0, sizeof(int16_t) * (size_t)Kp); memset(srow, 0, sizeof(float) * (size_t)nb); }
             const int32_t *q32 = (const int32_t *)qrow;
             for (int64_t kp = 0; kp < Kp / 2; kp++) pan[kp * 32 + c] = q32[kp];
@@ -250,26 +248,32 @@ typedef struct {
     int64_t ngp;                                         /* panel groups */
 } run_job;
 
-static I16_TARGET void run_tasks(void *va, int64_t b, int64_t e, int tid) {
+/* rows [r0, r1) x panels [p0, p1) of C: k in passes of I16_KC, each over the panels and, per panel, the rows */
+static I16_TARGET void run_range(const run_job *j, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
+    const int64_t Kp = j->Kp, nb = Kp / I16_KB;
+    for (int64_t kb = 0; kb < nb; kb += I16_KC / I16_KB) {
+        const int64_t kb1 = kb + I16_KC / I16_KB < nb ? kb + I16_KC / I16_KB : nb;
+        for (int64_t p = p0; p < p1; p++) {
+            const int16_t *P = j->P + p * Kp * 32;
+            const float *sP = j->sP + p * nb * 32;
+            for (int64_t r = r0; r < r1; r += I16_MR) {
+                const int nr = r1 - r < I16_MR ? (int)(r1 - r) : I16_MR;
+                tile6x32(j->R + r * Kp, j->sR + r * nb, Kp, nr, P, sP, kb, kb1, j->C + r * j->ldc + 32 * p, j->ldc,
+                         j->cols - 32 * p, j->alpha, j->beta, j->bias ? j->bias + 32 * p : NULL, kb == 0, I16_KB / 2);
+            }
+        }
+    }
+}
+
+static void run_tasks(void *va, int64_t b, int64_t e, int tid) {
     (void)tid;
     const run_job *j = va;
-    const int64_t Kp = j->Kp, nb = Kp / I16_KB, npan = (j->cols + 31) / 32;
+    const int64_t npan = (j->cols + 31) / 32;
     for (int64_t t = b; t < e; t++) {
         const int64_t rg = t / j->ngp, pg = t % j->ngp;
         const int64_t r0 = rg * I16_MC, r1 = r0 + I16_MC < j->rows ? r0 + I16_MC : j->rows;
         const int64_t p0 = pg * I16_PG, p1 = p0 + I16_PG < npan ? p0 + I16_PG : npan;
-        for (int64_t kb = 0; kb < nb; kb += I16_KC / I16_KB) {
-            const int64_t kb1 = kb + I16_KC / I16_KB < nb ? kb + I16_KC / I16_KB : nb;
-            for (int64_t p = p0; p < p1; p++) {
-                const int16_t *P = j->P + p * Kp * 32;
-                const float *sP = j->sP + p * nb * 32;
-                for (int64_t r = r0; r < r1; r += I16_MR) {
-                    const int nr = r1 - r < I16_MR ? (int)(r1 - r) : I16_MR;
-                    tile6x32(j->R + r * Kp, j->sR + r * nb, Kp, nr, P, sP, kb, kb1, j->C + r * j->ldc + 32 * p, j->ldc,
-                             j->cols - 32 * p, j->alpha, j->beta, j->bias ? j->bias + 32 * p : NULL, kb == 0, I16_KB / 2);
-                }
-            }
-        }
+        run_range(j, r0, r1, p0, p1);
     }
 }
 
@@ -349,13 +353,16 @@ de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, fl
     return DE_OK;
 }
 
-void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int16_t *q, float *s) {
+void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int64_t c, int16_t *Uq, float *Us) {
     const int64_t Kp = kpad(k), nb = Kp / I16_KB;
-    for (int e = 0; e < points; e++) quant_row(rows + e * k, k, Kp, q + e * cn * Kp, s + e * cn * nb, I16_QW, I16_KB);
+    for (int e = 0; e < points; e++) {
+        const int64_t r = e * cn + c;
+        quant_row(rows + e * k, k, Kp, Uq + r * Kp, Us + r * nb, I16_QW, I16_KB);
+    }
 }
 
-de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
-                        int64_t ldb, float *c, int64_t ldc) {
+de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Uq, const float *Us, int64_t r0, int64_t m, int64_t k, const float *b,
+                        int64_t n, int64_t ldb, float *c, int64_t ldc) {
     const int64_t Kp = kpad(k), nb = Kp / I16_KB, npan = (n + 31) / 32;
     if (!ctx->bf_local) return DE_ERR_OOM;
     int16_t *Pq = (int16_t *)de_scratch_get(&ctx->bf_local[3 * tid], (size_t)(npan * Kp * 16 + npan * nb * 32));
@@ -363,13 +370,8 @@ de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *s
     float *sP = (float *)(Pq + npan * Kp * 32);
     pack_job pj = { .ctx = ctx, .src = { DE_F32, b, ldb, k }, .Kp = Kp, .q = Pq, .s = sP, .x = b, .ldx = ldb, .cols = n, .c0 = 0 };
     pack_panels_x(&pj, 0, npan, tid);
-    for (int64_t kb = 0; kb < nb; kb += I16_KC / I16_KB) {
-        const int64_t kb1 = kb + I16_KC / I16_KB < nb ? kb + I16_KC / I16_KB : nb;
-        for (int64_t p = 0; p < npan; p++)
-            for (int64_t r = 0; r < m; r += I16_MR)
-                tile6x32(Rq + r * Kp, sR + r * nb, Kp, m - r < I16_MR ? (int)(m - r) : I16_MR, Pq + p * Kp * 32, sP + p * nb * 32, kb,
-                         kb1, c + r * ldc + 32 * p, ldc, n - 32 * p, 1.0f, 0.0f, NULL, kb == 0, I16_KB / 2);
-    }
+    const run_job rj = { Uq + r0 * Kp, Us + r0 * nb, m, Pq, sP, n, Kp, c, ldc, 1.0f, 0.0f, NULL, 0 };
+    run_range(&rj, 0, m, 0, npan);
     return DE_OK;
 }
 
@@ -425,7 +427,7 @@ de_status cpu_i16_attn_prepare(cpu_ctx *ctx, const de_attention_op *op, int32_t 
     if (D % 2 != 0 || bq % 32 != 0 || !ctx->bf_local) return DE_ERR_UNSUPPORTED;
     a->kbd = attn_kb(D);
     a->Dp = (D + a->kbd - 1) / a->kbd * a->kbd;
-    a->Lkp = (op->kv_len + I16_KB - 1) / I16_KB * I16_KB;
+    a->Lkp = kpad(op->kv_len);
     const int64_t BH = (int64_t)op->batch * op->heads, nbd = a->Dp / a->kbd, nbk = a->Lkp / I16_KB;
     a->K = (int16_t *)de_scratch_get(&ctx->i16_r, (size_t)(BH * op->kv_len * (a->Dp / 2 + nbd)));
     a->VT = (int16_t *)de_scratch_get(&ctx->i16_p, (size_t)(BH * D * (a->Lkp / 2 + nbk)));
@@ -507,7 +509,7 @@ void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, i
 
 void cpu_i16_attn_pv(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int32_t D, int32_t k0, int32_t bk, const float *P,
                      int64_t ldp, int32_t nq, float *OT, int64_t ldo) {
-    const int64_t npan = nq / 32, Kp = (bk + I16_KB - 1) / I16_KB * I16_KB, nbk = a->Lkp / I16_KB;
+    const int64_t npan = nq / 32, Kp = kpad(bk), nbk = a->Lkp / I16_KB;
     int16_t *Pq = (int16_t *)ctx->bf_local[3 * tid + 2].ptr;
     float *sP = (float *)(Pq + npan * 128 * 32);
     pack_job pj = { .ctx = ctx, .src = { DE_F32, P, ldp, bk }, .Kp = Kp, .q = Pq, .s = sP, .x = P, .ldx = ldp, .cols = nq, .c0 = 0 };
@@ -541,12 +543,12 @@ de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, fl
     (void)ctx, (void)rows, (void)k, (void)q, (void)s;
     return DE_ERR_UNSUPPORTED;
 }
-void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int16_t *q, float *s) {
-    (void)rows, (void)points, (void)k, (void)cn, (void)q, (void)s;
+void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int64_t c, int16_t *Uq, float *Us) {
+    (void)rows, (void)points, (void)k, (void)cn, (void)c, (void)Uq, (void)Us;
 }
-de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
-                        int64_t ldb, float *c, int64_t ldc) {
-    (void)ctx, (void)tid, (void)Rq, (void)sR, (void)m, (void)k, (void)b, (void)n, (void)ldb, (void)c, (void)ldc;
+de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Uq, const float *Us, int64_t r0, int64_t m, int64_t k, const float *b,
+                        int64_t n, int64_t ldb, float *c, int64_t ldc) {
+    (void)ctx, (void)tid, (void)Uq, (void)Us, (void)r0, (void)m, (void)k, (void)b, (void)n, (void)ldb, (void)c, (void)ldc;
     return DE_ERR_UNSUPPORTED;
 }
 de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, const float *x, int64_t ldx,

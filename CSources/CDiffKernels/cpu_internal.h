@@ -110,14 +110,13 @@ int cpu_use_i16(const cpu_ctx *ctx);
 extern int64_t cpu_i16_chunk;
 de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64_t ldw, const float *x, int64_t ldx,
                     int64_t m, int64_t n, int64_t k, float alpha, float beta, float *c, int64_t ldc, const float *bias);
-/* Winograd under compute i16: cpu_i16_u_alloc reserves U's packed rows for a channel block ([rows][Kp] int16 and
- * their scales, rows = points * cn; ctx->i16_r); the weight transform quantizes one output channel's `points` rows of
- * k floats (point e's row at rows + e k) with cpu_i16_quant_u into q / s, which point at that channel's row of point 0
- * (point e's row cn rows further). cpu_i16_local, on pool worker tid, computes C [m, n] = A B for m of those packed
- * rows (at Rq / sR) and the f32 B [k, n] (ld ldb; packed into ctx->bf_local[3 tid]). DE_ERR_OOM (local: without a
- * message) or DE_ERR_UNSUPPORTED off x86. */
+/* Winograd under compute i16: cpu_i16_u_alloc reserves U's packed rows for a channel block (rows = points * cn, row
+ * e * cn + c for point e and channel c of the block, with their scales; ctx->i16_r); the weight transform quantizes
+ * channel c's `points` rows of k floats (point e's at rows + e k) into them with cpu_i16_quant_u. cpu_i16_local, on
+ * pool worker tid, computes C [m, n] = A B for the m packed rows from r0 and the f32 B [k, n] (ld ldb; packed into
+ * ctx->bf_local[3 tid]). DE_ERR_OOM (local: without a message) or DE_ERR_UNSUPPORTED off x86. */
 de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, float **s);
-void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int16_t *q, float *s);
+void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int64_t c, int16_t *Uq, float *Us);
 /* Attention under compute i16 (cpu_attention.c's attn_task_i16): cpu_i16_attn_prepare quantizes every (b, h)'s K rows
  * over the head dimension (blocks of kbd) and V^T rows over the keys (blocks of 64) into ctx->i16_r / i16_p, and sizes
  * each worker's panels for blocks of bq queries (a multiple of 32) and 128 keys (DE_ERR_UNSUPPORTED: odd head_dim, no
@@ -137,8 +136,8 @@ void cpu_i16_attn_qk(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, i
                      float *ST, int64_t lds);
 void cpu_i16_attn_pv(cpu_ctx *ctx, int tid, const cpu_i16_attn *a, int64_t bh, int32_t D, int32_t k0, int32_t bk, const float *P,
                      int64_t ldp, int32_t nq, float *OT, int64_t ldo);
-de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Rq, const float *sR, int64_t m, int64_t k, const float *b, int64_t n,
-                        int64_t ldb, float *c, int64_t ldc);
+de_status cpu_i16_local(cpu_ctx *ctx, int tid, const int16_t *Uq, const float *Us, int64_t r0, int64_t m, int64_t k, const float *b,
+                        int64_t n, int64_t ldb, float *c, int64_t ldc);
 
 /* Ensures s holds at least n floats (64-byte aligned). Returns NULL on OOM. */
 float *de_scratch_get(de_scratch *s, size_t n);

@@ -27,7 +27,6 @@ static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
     b += j->co0, e += j->co0;
     const int32_t ci_n = j->op->c_in;
     const int64_t plane = j->cn * ci_n;
-    const int64_t Kp = (ci_n + 63) / 64 * 64;
     float *tmp = j->Uq ? j->ctx->per_thread[tid].ptr + (int64_t)ci_n * 9 : NULL;   /* i16: this channel's 16 rows */
     for (int64_t co = b; co < e; co++) {
         const float *g = cpu_conv_weight_row(j->ctx, j->op, co, (int64_t)ci_n * 9, tid);
@@ -58,7 +57,7 @@ static void wino_weights(void *va, int64_t b, int64_t e, int tid) {
             for (int k = 0; k < 16; k++)
                 for (int32_t l = 0; l < nc; l++) u[k][c0 + l] = o[k][l];
         }
-        if (tmp) cpu_i16_quant_u(tmp, 16, ci_n, j->cn, j->Uq + (co - j->co0) * Kp, j->Us + (co - j->co0) * (Kp / 64));
+        if (tmp) cpu_i16_quant_u(tmp, 16, ci_n, j->cn, co - j->co0, j->Uq, j->Us);
     }
 }
 
@@ -202,12 +201,11 @@ static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
     const int32_t ci = j->op->c_in;
     const int64_t co = j->cn, nt = j->nt;
     const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
-    const int64_t Kp = (ci + 63) / 64 * 64;
     for (int64_t k = b; k < e; k++) {
         const float *u = j->U + k * co * ci, *v = j->V + k * (int64_t)ci * nt;
         float *m = j->M + k * co * nt;
         if (j->Uq) {   /* compute i16 (cpu_i16.c): U's rows packed once per channel block */
-            if (cpu_i16_local(j->ctx, tid, j->Uq + k * co * Kp, j->Us + k * co * (Kp / 64), co, ci, v, nt, nt, m, nt) != DE_OK)
+            if (cpu_i16_local(j->ctx, tid, j->Uq, j->Us, k * co, co, ci, v, nt, nt, m, nt) != DE_OK)
                 atomic_store(&j->failed, 1);
         } else if (bf) {
             if (cpu_bgemm_local(j->ctx, tid, co, nt, ci, u, ci, v, nt, m, nt) != DE_OK) atomic_store(&j->failed, 1);

@@ -42,7 +42,6 @@ static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
     cpu_wino_job *j = va;
     b += j->co0, e += j->co0;                      /* channels co0 + [b, e) */
     const int32_t ci_n = j->op->c_in;
-    const int64_t Kp = (ci_n + 63) / 64 * 64;
     float *tmp = j->Uq ? j->ctx->per_thread[tid].ptr + (int64_t)ci_n * 9 : NULL;   /* i16: this channel's 36 rows */
     const int64_t plane = tmp ? ci_n : j->cn * ci_n;
     for (int64_t co = b; co < e; co++) {
@@ -78,7 +77,7 @@ static void w4_weights(void *va, int64_t b, int64_t e, int tid) {
             for (int k = 0; k < 36; k++)
                 for (int32_t l = 0; l < nc; l++) u[k * plane + c0 + l] = o[k][l];
         }
-        if (tmp) cpu_i16_quant_u(tmp, 36, ci_n, j->cn, j->Uq + (co - j->co0) * Kp, j->Us + (co - j->co0) * (Kp / 64));
+        if (tmp) cpu_i16_quant_u(tmp, 36, ci_n, j->cn, co - j->co0, j->Uq, j->Us);
     }
 }
 
