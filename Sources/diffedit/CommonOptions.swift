@@ -23,7 +23,7 @@ enum CommonOptions {
         help: "VAE tile edge in pixels, a multiple of 4 x the VAE factor (default: auto 512, on the VAE's sample_size)")
 
     static let compute = ArgParser.Option(name: "compute", value: "f32|bf16|auto|i16",
-        help: "CPU GEMM precision (default auto, or $DIFFEDIT_COMPUTE): auto = on AMX CPUs f16, bf16 and q8_0 weights in bf16 terms that keep f32-class parity (activations and f16 weights as bf16 hi + lo), f32 weights and other CPUs f32; f32 = f32 everywhere; bf16 = operands rounded to bf16, f32 accumulation, on AMX or AVX512_BF16 CPUs; i16 = on AVX512-VNNI CPUs (AMD Zen 4) reduced-weight linears and im2col / 1x1 convolutions with both operands as 13-bit integers per 64-value block (twice the f32 rate, ~1e-4 relative per GEMM), the rest f32")
+        help: "CPU GEMM precision (default auto, or $DIFFEDIT_COMPUTE): auto = on AMX CPUs f16, bf16 and q8_0 weights in bf16 terms that keep f32-class parity (activations and f16 weights as bf16 hi + lo), f32 weights and other CPUs f32; f32 = f32 everywhere; bf16 = operands rounded to bf16, f32 accumulation, on AMX or AVX512_BF16 CPUs; i16 = on AVX512-VNNI CPUs (AMD Zen 4) reduced-weight linears, convolutions and attention with operands as 14 / 13-bit integers per 64-value block (twice the f32 rate, ~1e-4 relative per GEMM), the rest f32")
 
     static func makeBackend(_ p: ArgParser.Parsed) throws -> Backend {
         let threads = try p.int("threads") ?? 0

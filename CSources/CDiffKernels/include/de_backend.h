@@ -278,11 +278,12 @@ typedef enum de_compute_mode {
                                   * terms: hi hi + lo hi + hi lo), bf16 / q8_0 one (two terms); also the Winograd GEMMs
                                   * of convolutions with such weights. f32 for f32 weights and without AMX
                                   * (DIFFEDIT_COMPUTE=auto; the default: de_backend_options_init) */
-    DE_COMPUTE_I16 = 3           /* on AVX512-VNNI CPUs (cpu_i16.c): GEMMs with a reduced weight (linear layers) and
-                                  * the GEMMs of convolutions (im2col, 1x1, Winograd's per-point ones), both operands
-                                  * quantized per 64-element block to 13-bit integers (vpdpwssd: twice the f32 FMA
-                                  * rate on AMD Zen 4); f32 elsewhere (attention, f32-weight linears) and on other
-                                  * CPUs (DIFFEDIT_COMPUTE=i16) */
+    DE_COMPUTE_I16 = 3           /* on AVX512-VNNI CPUs (cpu_i16.c): GEMMs with a reduced weight (linear layers), the
+                                  * GEMMs of convolutions (im2col, 1x1, Winograd's per-point ones) and attention's
+                                  * QK^T and PV (even head_dim), operands quantized per block of 64 to 14-bit
+                                  * (activation) / 13-bit (weight) integers (vpdpwssd: twice the f32 FMA rate on AMD
+                                  * Zen 4); f32 elsewhere (f32-weight linears, the softmax) and on other CPUs
+                                  * (DIFFEDIT_COMPUTE=i16) */
 } de_compute_mode;
 
 /* The CPU's bf16 GEMM kernels, best last. */

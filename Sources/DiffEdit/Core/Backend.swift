@@ -56,10 +56,11 @@ public struct BackendOptions: Sendable, Equatable {
         /// The default (de_backend_options_init): 4e-5 from diffusers on the fp16 fixture against issue 17's 1e-2
         /// for 16-bit weights, a UNet step ~1.3x faster than f32 on AMX (docs/performance.md).
         case auto = 2
-        /// on AVX512-VNNI CPUs (AMD Zen 4, Intel since Ice Lake): GEMMs with a reduced weight (linear layers) and the
-        /// GEMMs of convolutions (im2col, 1x1, Winograd) with both operands quantized per 64-element block of k to
-        /// 13-bit integers, products summed exactly in int32 (vpdpwssd: twice the f32 FMA rate on Zen 4); attention
-        /// and f32-weight linears stay f32; f32 on other CPUs (DIFFEDIT_COMPUTE=i16; cpu_i16.c).
+        /// on AVX512-VNNI CPUs (AMD Zen 4, Intel since Ice Lake): GEMMs with a reduced weight (linear layers), the
+        /// GEMMs of convolutions (im2col, 1x1, Winograd) and attention's QK^T and PV, operands quantized per block of 64
+        /// to 14-bit (activation) / 13-bit (weight) integers, products summed exactly in int32 (vpdpwssd: twice the f32
+        /// FMA rate on Zen 4); f32-weight linears and the softmax stay f32; f32 on other CPUs (DIFFEDIT_COMPUTE=i16;
+        /// cpu_i16.c). 1.3e-3 from diffusers on the fp16 fixture: within issue 17's bound, not f32-class.
         case i16 = 3
 
         public var name: String { self == .f32 ? "f32" : self == .bf16 ? "bf16" : self == .auto ? "auto" : "i16" }
