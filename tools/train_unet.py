@@ -118,6 +118,28 @@ JITTER_SEED0 = 60_000_000       # jittered triplets
 JITTER_PAIR_SEED0 = 70_000_000  # jittered two-object scenes
 
 
+def noise_pool(tok_dir, common=15000):
+    """Filler words for --noise-words: the tokenizer's whole-word entries among its `common` most frequent
+    (CLIP's BPE vocabulary is in merge order), 3-10 ASCII letters, minus every word the toy world or a
+    template (training or held-out) uses."""
+    import json
+    with open(os.path.join(tok_dir, "vocab.json"), encoding="utf-8") as f:
+        vocab = json.load(f)
+    words = [w[:-4] for w, i in sorted(vocab.items(), key=lambda kv: kv[1])
+             if i < common and w.endswith("</w>") and w[:-4].isascii() and 3 <= len(w) - 4 <= 10]
+    pool = phrasing.noise_pool(words)
+    sdparts.log(f"unknown-word noise: {len(pool)} filler words")
+    return pool
+
+
+def rephrase(edit, rng, pool, noise_share):
+    """A training phrasing of `edit`, with unknown-word noise in `noise_share` of them."""
+    text = phrasing.instruction(edit, rng)
+    if pool and rng.random() < noise_share:
+        text = phrasing.add_noise_words(text, edit.edit_type, rng, pool)
+    return text
+
+
 def init_from(path, unet, te):
     """Starts the weights from a training checkpoint or from an exported diffusers folder (e.g. the
     shipped models/toy-instruct, whose fp16 weights are widened to f32 for training)."""
@@ -162,6 +184,10 @@ def main():
                          "(tools/toyworld/phrasing.py: training templates, synonyms, typos)")
     ap.add_argument("--phrasing-frac", type=float, default=0.7,
                     help="with --phrasing varied: share of rows rephrased (the rest keep the generator's wording)")
+    ap.add_argument("--noise-words", type=float, default=0.0,
+                    help="with --phrasing varied: share of the rephrased rows given unknown-word noise "
+                         "(phrasing.add_noise_words: filler words from the tokenizer's common words, never a "
+                         "template's or a held-out template's word)")
     ap.add_argument("--jitter", type=int, default=0, help="instruct: add this many jittered-scene triplets")
     ap.add_argument("--jitter-pairs", type=int, default=0,
                     help="instruct: add this many jittered two-object scenes edited once per object")
@@ -171,6 +197,8 @@ def main():
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     a = ap.parse_args()
+    if a.noise_words and a.phrasing != "varied":
+        ap.error("--noise-words acts on the rephrased rows: it needs --phrasing varied")
     if (a.pairs or a.jitter or a.jitter_pairs or a.phrasing != "canonical") and a.mode != "instruct":
         ap.error("--pairs, --jitter, --jitter-pairs and --phrasing are instruct training data; --mode t2i does not use them")
     name = a.name or a.mode
@@ -182,6 +210,7 @@ def main():
     if not os.path.exists(os.path.join(tok_dir, "vocab.json")):
         sdparts.write_clip_tokenizer(tok_dir)
     tok = sdparts.TokenCache(sdparts.load_tokenizer(tok_dir))
+    pool = noise_pool(tok_dir) if a.noise_words else None
     vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae")).eval()
     sf = vae.config.scaling_factor
     seed0 = 0  # both modes train on the same rendered triplets (t2i on their source and target images)
@@ -280,7 +309,7 @@ def main():
         if a.mode == "instruct":
             texts = [data["ins"][i] for i in idx]
             if a.phrasing == "varied":
-                texts = [phrasing.instruction(edits[i], rng) if rng.random() < a.phrasing_frac else t
+                texts = [rephrase(edits[i], rng, pool, a.noise_words) if rng.random() < a.phrasing_frac else t
                          for i, t in zip(idx.tolist(), texts)]
             x0 = data["tgt"][idx] * sf
             cond = data["src"][idx].clone()  # unscaled, as StableDiffusionInstructPix2PixPipeline feeds it

@@ -197,6 +197,59 @@ def instruction(edit, rng, split: str = "train", synonym_rate: float = 0.3, typo
     return text
 
 
+def _words(text: str) -> set:
+    """The alphabetic words of a template or phrase, placeholders and punctuation dropped."""
+    out = set()
+    for w in text.replace("{o}", " ").replace("{c}", " ").replace("{s}", " ").replace("{b}", " ").split():
+        w = w.strip(".,!?'").lower()
+        out.update(x for x in w.split("'") if x.isalpha())
+    return out
+
+
+def meaningful_words() -> set:
+    """Every word the toy world gives a meaning to or that a template (training or held-out) uses: colour,
+    shape and background words and their synonyms, object-phrase words, prefixes, suffixes, template words."""
+    ws = set()
+    for group in (COLOR_WORDS, SHAPE_WORDS):
+        for syns in group.values():
+            for x in syns:
+                ws |= _words(x)
+    for x in BACKGROUND_WORDS + PREFIXES + SUFFIXES + ["one", "thing", "shape", "object", "a", "an"]:
+        ws |= _words(x)
+    for table in (TRAIN, HELDOUT):
+        for ts in table.values():
+            for x in ts:
+                ws |= _words(x)
+    return ws
+
+
+def noise_pool(vocab_words) -> list:
+    """Filler words for unknown-word noise (`add_noise_words`): `vocab_words` (e.g. a tokenizer's common
+    whole words) minus every word of `meaningful_words()`, so the noise never contains a held-out template's
+    word nor a word that changes the edit."""
+    taken = meaningful_words()
+    return [w for w in vocab_words if w.isalpha() and w.lower() not in taken]
+
+
+def add_noise_words(text: str, edit_type: str, rng, pool) -> str:
+    """Unknown-word noise on a training phrasing: one or two filler words from `pool` inserted at random
+    places, and, for the edits whose meaning lives in their colour word (recolour, background; not remove,
+    whose verb is its meaning, nor reshape, whose "instead of" / "into" says which shape goes), in half the
+    cases one template word (a verb, "colour", "please" ...) replaced by a filler.
+    Teaches the model to find the object and the colour among words it has never seen, as free phrasings
+    put them; the pool has no held-out template word, so held-out phrasings stay unseen."""
+    words = text.split(" ")
+    keep = meaningful_words() - _words(" ".join(TRAIN[edit_type] + PREFIXES + SUFFIXES))
+    keep |= {"the", "to", "into", "in", "of", "for", "with"}
+    if edit_type in ("recolor", "background") and rng.random() < 0.5:
+        cand = [i for i, w in enumerate(words) if w.isalpha() and w.lower() not in keep]
+        if cand:
+            words[_pick(rng, cand)] = _pick(rng, pool)
+    for _ in range(1 + int(rng.random() < 0.4)):
+        words.insert(int(rng.integers(len(words) + 1)), _pick(rng, pool))
+    return " ".join(words)
+
+
 def train_template(t: str, rng) -> str:
     """A dressed training template of edit type t, never one of the held-out templates."""
     held = _heldout_templates(t)
@@ -238,6 +291,9 @@ if __name__ == "__main__":
     for t in world.EDIT_TYPES:
         print(t, len(TRAIN[t]), "training templates,", len(HELDOUT[t]), "held-out")
     print("combinations equal to a held-out template (skipped when generating):", check_disjoint())
+    held = set().union(*(_words(x) for ts in HELDOUT.values() for x in ts))
+    demo_pool = noise_pool(["zebra", "quickly", "tint", "apply", "circle", "navy", "banana"])
+    assert not held & set(demo_pool) and demo_pool == ["zebra", "quickly", "banana"], demo_pool
     rng = np.random.default_rng(0)
     for i in range(12):
         e = world.edit_for_seed(i, world.EDIT_TYPES[i % 4])
