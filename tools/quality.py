@@ -122,6 +122,25 @@ def score(case, out, thr):
     return bool(ok), bg
 
 
+def describe_failure(case, out):
+    """One line on a failed case: what was asked and what each object's core became (mean RGB, source RGB
+    in brackets), so a wrong-object, both-objects or missing edit can be told apart."""
+    e = case["edit"]
+    parts = [f"{case['type']} seed {case['seed']} {e.source.size}px {len(e.source.objects)}-object "
+             f"{case['instruction']!r} want {tuple(int(x) for x in case['expected_rgb'])}" if "expected_rgb" in case
+             else f"{case['type']} seed {case['seed']} {case['instruction']!r}"]
+    for k, m in enumerate(case["source_masks"]):
+        core = erode(m, 1)
+        if not core.any():
+            core = m
+        got = out.astype(np.float32)[core].mean(axis=0)
+        was = case["source"].astype(np.float32)[core].mean(axis=0)
+        tag = "edited" if k == e.obj_index else "other"
+        parts.append(f"{tag} {e.source.objects[k].shape}: {tuple(int(x) for x in got)} "
+                     f"(was {tuple(int(x) for x in was)})")
+    return "; ".join(parts)
+
+
 # ------------------------------------------------------------------------------------------ runners
 class CLIRunner:
     def __init__(self, cli, models, steps, extra):
@@ -265,6 +284,10 @@ def main():
                     help="extra diffedit CLI flags for sdedit/ddim/p2p/p2p+lb, e.g. --sd-flags=\"--uncond-mix 0 "
                          "--no-blend-next-word\" (CLI runs only; write it with '=', or argparse takes a lone "
                          "--flag value for an option of its own)")
+    ap.add_argument("--failures", action="store_true",
+                    help="print every failed case: seed, size, objects, instruction, and the mean colour of the "
+                         "edited object and of the other objects (recolour / remove: tells a wrong-object edit "
+                         "from a missing one)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also print success per target colour and for one- / two-object scenes")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality.md"),
@@ -328,6 +351,8 @@ def main():
                         break
                     ok, bg = score(c, out, a.color_threshold)
                     res.append((ok, bg))
+                    if a.failures and not ok:
+                        print("    FAIL " + describe_failure(c, out), flush=True)
                     if a.breakdown:
                         e = c["edit"]
                         col = e.target_color or "-"
