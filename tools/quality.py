@@ -127,8 +127,7 @@ def describe_failure(case, out):
     in brackets), so a wrong-object, both-objects or missing edit can be told apart."""
     e = case["edit"]
     parts = [f"{case['type']} seed {case['seed']} {e.source.size}px {len(e.source.objects)}-object "
-             f"{case['instruction']!r} want {tuple(int(x) for x in case['expected_rgb'])}" if "expected_rgb" in case
-             else f"{case['type']} seed {case['seed']} {case['instruction']!r}"]
+             f"{case['instruction']!r} want {tuple(int(x) for x in case['expected_rgb'])}"]
     for k, m in enumerate(case["source_masks"]):
         core = erode(m, 1)
         if not core.any():

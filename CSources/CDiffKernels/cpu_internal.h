@@ -103,8 +103,9 @@ int de_cpu_has_avx512(void);
 
 /* i16 compute (cpu_i16.c): C[m, n] = alpha op(A) op(B) + beta C (+ bias[n] per row) where the weight w (rows of k
  * elements stored as wdt: f32, f16, bf16, q8_0) is A (w_is_a: C = w x, x [k, n]) or B transposed (C = x w^T, x [m, k]),
- * x untransposed f32; both operands quantized per 64-element block of k to 13-bit integers, products in int32
- * (vpdpwssd), f32 across blocks. DE_ERR_UNSUPPORTED when it does not apply (the caller takes the f32 path). */
+ * x untransposed f32; both operands quantized per 64-element block of k (the activation to 14 bits, the weight to 13),
+ * products in int32 (vpdpwssd), f32 across blocks. DE_ERR_UNSUPPORTED when it does not apply (the caller takes the f32
+ * path). */
 int cpu_use_i16(const cpu_ctx *ctx);
 /* int16 elements of one packed chunk of cpu_igemm's activation, and of its weight (8 MB; tests lower it) */
 extern int64_t cpu_i16_chunk;
@@ -117,7 +118,7 @@ de_status cpu_igemm(cpu_ctx *ctx, int w_is_a, de_dtype wdt, const void *w, int64
  * ctx->bf_local[3 tid]). DE_ERR_OOM (local: without a message) or DE_ERR_UNSUPPORTED off x86. */
 de_status cpu_i16_u_alloc(cpu_ctx *ctx, int64_t rows, int64_t k, int16_t **q, float **s);
 void cpu_i16_quant_u(const float *rows, int points, int64_t k, int64_t cn, int64_t c, int16_t *Uq, float *Us);
-/* Attention under compute i16 (cpu_attention.c's attn_task_i16): cpu_i16_attn_prepare quantizes every (b, h)'s K rows
+/* Attention under compute i16 (cpu_attention.c's attn_task512 with j->i16): cpu_i16_attn_prepare quantizes every (b, h)'s K rows
  * over the head dimension (blocks of kbd) and V^T rows over the keys (blocks of 64) into ctx->i16_r / i16_p, and sizes
  * each worker's panels for blocks of bq queries (a multiple of 32) and 128 keys (DE_ERR_UNSUPPORTED: odd head_dim, no
  * per-worker buffers; the f32 kernel runs). On worker tid: cpu_i16_attn_pack_q packs the block's QT [D, nq] (ld ldq)

@@ -202,12 +202,15 @@ static void wino_gemm(void *va, int64_t b, int64_t e, int tid) {
     const int64_t co = j->cn, nt = j->nt;
     const int bf = cpu_bgemm_local_ok(j->ctx, j->op->weight_dtype);
     for (int64_t k = b; k < e; k++) {
-        const float *u = j->U + k * co * ci, *v = j->V + k * (int64_t)ci * nt;
+        const float *v = j->V + k * (int64_t)ci * nt;
         float *m = j->M + k * co * nt;
-        if (j->Uq) {   /* compute i16 (cpu_i16.c): U's rows packed once per channel block */
+        if (j->Uq) {   /* compute i16 (cpu_i16.c): U's rows packed once per channel block; there is no f32 U */
             if (cpu_i16_local(j->ctx, tid, j->Uq, j->Us, k * co, co, ci, v, nt, nt, m, nt) != DE_OK)
                 atomic_store(&j->failed, 1);
-        } else if (bf) {
+            continue;
+        }
+        const float *u = j->U + k * co * ci;
+        if (bf) {
             if (cpu_bgemm_local(j->ctx, tid, co, nt, ci, u, ci, v, nt, m, nt) != DE_OK) atomic_store(&j->failed, 1);
         } else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)co, (int)nt, ci, 1.0f, u, ci, v, (int)nt, 0.0f, m,

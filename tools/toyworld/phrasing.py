@@ -20,6 +20,8 @@ Everything is drawn from the caller's numpy Generator, so a seed gives the same 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 COLOR_WORDS = {
@@ -231,6 +233,14 @@ def noise_pool(vocab_words) -> list:
     return [w for w in vocab_words if w.isalpha() and w.lower() not in taken]
 
 
+@functools.lru_cache(maxsize=None)
+def _kept_words(edit_type: str) -> frozenset:
+    """The words `add_noise_words` never replaces in an instruction of edit_type: those with a meaning in the toy
+    world (`meaningful_words()` less the type's own template, prefix and suffix words) and the prepositions."""
+    keep = meaningful_words() - _words(" ".join(TRAIN[edit_type] + PREFIXES + SUFFIXES))
+    return frozenset(keep | {"the", "to", "into", "in", "of", "for", "with"})
+
+
 def add_noise_words(text: str, edit_type: str, rng, pool) -> str:
     """Unknown-word noise on a training phrasing: one or two filler words from `pool` inserted at random
     places, and, for the edits whose meaning lives in their colour word (recolour, background; not remove,
@@ -239,9 +249,8 @@ def add_noise_words(text: str, edit_type: str, rng, pool) -> str:
     Teaches the model to find the object and the colour among words it has never seen, as free phrasings
     put them; the pool has no held-out template word, so held-out phrasings stay unseen."""
     words = text.split(" ")
-    keep = meaningful_words() - _words(" ".join(TRAIN[edit_type] + PREFIXES + SUFFIXES))
-    keep |= {"the", "to", "into", "in", "of", "for", "with"}
     if edit_type in ("recolor", "background") and rng.random() < 0.5:
+        keep = _kept_words(edit_type)
         cand = [i for i, w in enumerate(words) if w.isalpha() and w.lower() not in keep]
         if cand:
             words[_pick(rng, cand)] = _pick(rng, pool)
