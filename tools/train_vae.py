@@ -7,6 +7,10 @@ Trains on random 32x32 crops first (4x cheaper per image; the model is convoluti
 mid-block attention), then on whole 64x64 images for the last quarter of the budget. Seeded and resumable: the state is saved to WORK/vae.ckpt every --save-every steps and at the end; rerunning
 continues from it (until --steps or the time budget is used). At the end it measures reconstruction PSNR on
 held-out scenes, computes scaling_factor = 1 / std(latents) and writes WORK/vae/ (diffusers folder, fp32).
+
+--decoder-only fine-tunes the decoder of WORK/vae with the encoder frozen (UNets trained on its latents stay
+valid) and writes WORK/vae_dec, which train_export.py prefers; --layers-per-block N first deepens the VAE
+with identity resnets (the same function, so still the same latents) to give the decoder more capacity.
 """
 import argparse
 import os
@@ -82,6 +86,11 @@ def main():
     ap.add_argument("--jitter-frac", type=float, default=0.0,
                     help="--decoder-only: share of each batch from the jittered generator (colour offsets, hard "
                          "edges, gradient/grain backgrounds, 96/128 px inputs resized to 64)")
+    ap.add_argument("--layers-per-block", type=int, default=0,
+                    help="--decoder-only: deepen WORK/vae to this layers_per_block before fine-tuning. The added "
+                         "encoder resnets are exact identities (conv2 zero) and stay frozen, so the latents, "
+                         "scaling_factor and every UNet trained on WORK/vae are unchanged; the decoder gets "
+                         "layers_per_block + 1 resnets per level, the added ones starting as identities")
     a = ap.parse_args()
     if a.decoder_only:
         return decoder_only(a)
@@ -141,17 +150,52 @@ def main():
                 f"scaling_factor {1 / std:.5f}")
 
 
+def deepen(vae, layers):
+    """vae with layers_per_block = layers (> its own), computing the same function: every resnet it lacks is
+    added after the existing ones of its block with conv2 zero (ResnetBlock2D returns x + conv2(...), so
+    such a block is the identity). Checked: latents and decodes within f32 rounding of the old ones."""
+    from diffusers import AutoencoderKL
+    old = vae.config.layers_per_block
+    if layers < old:
+        raise SystemExit(f"--layers-per-block {layers} is below WORK/vae's {old}")
+    cfg = {k: v for k, v in vae.config.items() if not k.startswith("_")}
+    cfg["layers_per_block"] = layers
+    new = AutoencoderKL(**cfg)
+    missing, unexpected = new.load_state_dict(vae.state_dict(), strict=False)
+    assert not unexpected, unexpected
+    added = sorted({k.rsplit(".", 2)[0] for k in missing if ".resnets." in k})
+    assert all(k.rsplit(".", 2)[0] in added for k in missing), missing
+    with torch.no_grad():
+        for name in {k.split(".conv")[0].split(".norm")[0] for k in missing}:
+            block = new.get_submodule(name)
+            block.conv2.weight.zero_()
+            block.conv2.bias.zero_()
+        x = heldout(8, jitter=True)
+        same = (new.encode(x).latent_dist.mode() - vae.encode(x).latent_dist.mode()).abs().max().item()
+        dsame = (new.decode(vae.encode(x).latent_dist.mode()).sample
+                 - vae.decode(vae.encode(x).latent_dist.mode()).sample).abs().max().item()
+    assert same < 1e-4 and dsame < 1e-4, (same, dsame)  # f32 rounding (conv algorithm choice) only
+    sdparts.log(f"deepened the VAE from layers_per_block {old} to {layers}: {len(added)} identity resnets added "
+                f"({sum(p.numel() for p in new.parameters()) - sum(p.numel() for p in vae.parameters())} "
+                f"parameters); latents max diff {same:.1e}, decode max diff {dsame:.1e}")
+    return new
+
+
 def decoder_only(a):
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL
     torch.manual_seed(a.seed + 1)
     vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae"))
+    ck_name = "vae_dec.ckpt"
+    if a.layers_per_block and a.layers_per_block != vae.config.layers_per_block:
+        vae = deepen(vae, a.layers_per_block)
+        ck_name = f"vae_dec_l{a.layers_per_block}.ckpt"
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     lr = a.lr * 0.25
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ck_path = os.path.join(a.work, "vae_dec.ckpt")
+    ck_path = os.path.join(a.work, ck_name)
     step, rng = 0, np.random.default_rng(a.seed + 1)
     ck = sdparts.load_ckpt(ck_path)
     if ck:
