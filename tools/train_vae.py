@@ -92,6 +92,8 @@ def main():
                          "scaling_factor and every UNet trained on WORK/vae are unchanged; the decoder gets "
                          "layers_per_block + 1 resnets per level, the added ones starting as identities")
     a = ap.parse_args()
+    if a.layers_per_block and not a.decoder_only:
+        ap.error("--layers-per-block deepens WORK/vae for a --decoder-only fine-tune; add --decoder-only")
     if a.decoder_only:
         return decoder_only(a)
     torch.set_num_threads(a.threads)
