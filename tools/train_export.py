@@ -4,7 +4,8 @@
     python3 tools/train_export.py --work /work/toytrain --out models
 
 Writes models/toy-instruct (StableDiffusionInstructPix2PixPipeline layout, the default model) and, when
-WORK/t2i exists, models/toy-sd (StableDiffusionPipeline layout). Both share WORK/vae and WORK/tokenizer.
+WORK/t2i exists, models/toy-sd (StableDiffusionPipeline layout). Both share WORK/tokenizer and the VAE:
+WORK/vae_dec (train_vae.py --decoder-only) where it exists, else WORK/vae; the one taken is printed.
 Text-encoder tensors are written with the real-world `text_model.` prefix (as published SD folders have
 them; transformers 5 would otherwise drop it). The scheduler is SD1's DDIMScheduler config with the
 run's prediction_type (train_unet.py --prediction).
@@ -53,6 +54,7 @@ def export(kind, work, out_dir, from_ckpt=False, name=None, edit_defaults=None):
     from transformers import CLIPTokenizer
     vae_dir = os.path.join(work, "vae_dec") if os.path.exists(os.path.join(work, "vae_dec")) else os.path.join(work, "vae")
     vae = AutoencoderKL.from_pretrained(vae_dir)  # vae_dec: same encoder, fine-tuned decoder
+    print(f"{kind}: VAE from {vae_dir}")
     unet, te, pred = models_from(kind, work, from_ckpt, name or ("instruct" if kind == "instruct" else "t2i"))
     tok = CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"))
     sched = DDIMScheduler(**{**sdparts.SCHEDULER_CONFIG, "prediction_type": pred})
