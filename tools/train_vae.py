@@ -165,17 +165,17 @@ def deepen(vae, layers):
     new = AutoencoderKL(**cfg)
     missing, unexpected = new.load_state_dict(vae.state_dict(), strict=False)
     assert not unexpected, unexpected
-    added = sorted({k.rsplit(".", 2)[0] for k in missing if ".resnets." in k})
-    assert all(k.rsplit(".", 2)[0] in added for k in missing), missing
+    added = sorted({k.rsplit(".", 2)[0] for k in missing})  # "<block>.conv1.weight" -> "<block>"
+    assert all(".resnets." in b for b in added), missing
     with torch.no_grad():
-        for name in {k.split(".conv")[0].split(".norm")[0] for k in missing}:
+        for name in added:
             block = new.get_submodule(name)
             block.conv2.weight.zero_()
             block.conv2.bias.zero_()
         x = heldout(8, jitter=True)
-        same = (new.encode(x).latent_dist.mode() - vae.encode(x).latent_dist.mode()).abs().max().item()
-        dsame = (new.decode(vae.encode(x).latent_dist.mode()).sample
-                 - vae.decode(vae.encode(x).latent_dist.mode()).sample).abs().max().item()
+        z = vae.encode(x).latent_dist.mode()
+        same = (new.encode(x).latent_dist.mode() - z).abs().max().item()
+        dsame = (new.decode(z).sample - vae.decode(z).sample).abs().max().item()
     assert same < 1e-4 and dsame < 1e-4, (same, dsame)  # f32 rounding (conv algorithm choice) only
     sdparts.log(f"deepened the VAE from layers_per_block {old} to {layers}: {len(added)} identity resnets added "
                 f"({sum(p.numel() for p in new.parameters()) - sum(p.numel() for p in vae.parameters())} "
