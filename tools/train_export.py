@@ -5,7 +5,9 @@
 
 Writes models/toy-instruct (StableDiffusionInstructPix2PixPipeline layout, the default model) and, when
 WORK/t2i exists, models/toy-sd (StableDiffusionPipeline layout). Both share WORK/tokenizer and the VAE:
-WORK/vae_dec (train_vae.py --decoder-only) where it exists, else WORK/vae; the one taken is printed.
+WORK/vae_dec (train_vae.py --decoder-only) where it exists, else WORK/vae; --vae NAME takes WORK/NAME
+instead (a decoder trained with train_vae.py --edit-model belongs to that one UNet: export it with --only
+instruct). The one taken is printed.
 Text-encoder tensors are written with the real-world `text_model.` prefix (as published SD folders have
 them; transformers 5 would otherwise drop it). The scheduler is SD1's DDIMScheduler config with the
 run's prediction_type (train_unet.py --prediction).
@@ -49,10 +51,15 @@ def models_from(kind, work, from_ckpt, name):
     return unet, te, ck.get("prediction", "epsilon")
 
 
-def export(kind, work, out_dir, from_ckpt=False, name=None, edit_defaults=None):
+def export(kind, work, out_dir, from_ckpt=False, name=None, edit_defaults=None, vae_name=None):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
     from transformers import CLIPTokenizer
-    vae_dir = os.path.join(work, "vae_dec") if os.path.exists(os.path.join(work, "vae_dec")) else os.path.join(work, "vae")
+    if vae_name:
+        vae_dir = os.path.join(work, vae_name)
+        if not os.path.exists(os.path.join(vae_dir, "config.json")):
+            raise SystemExit(f"--vae {vae_name}: no VAE folder at {vae_dir}")
+    else:
+        vae_dir = os.path.join(work, "vae_dec") if os.path.exists(os.path.join(work, "vae_dec")) else os.path.join(work, "vae")
     vae = AutoencoderKL.from_pretrained(vae_dir)  # vae_dec: same encoder, fine-tuned decoder
     print(f"{kind}: VAE from {vae_dir}")
     unet, te, pred = models_from(kind, work, from_ckpt, name or ("instruct" if kind == "instruct" else "t2i"))
@@ -93,13 +100,14 @@ def main():
     ap.add_argument("--instruct-defaults", default=None,
                     help='JSON written to toy-instruct/diffedit.json, e.g. \'{"guidance": 4.0}\'')
     ap.add_argument("--t2i-defaults", default=None, help="JSON written to toy-sd/diffedit.json")
+    ap.add_argument("--vae", default=None, help="the VAE folder in WORK to export (default: vae_dec, else vae)")
     a = ap.parse_args()
     if a.only != "t2i":
         export("instruct", a.work, os.path.join(a.out, "toy-instruct"), a.from_ckpt, a.instruct_name,
-               a.instruct_defaults)
+               a.instruct_defaults, a.vae)
     t2i = os.path.join(a.work, a.t2i_name + ".ckpt" if a.from_ckpt else os.path.join(a.t2i_name, "unet"))
     if a.only != "instruct" and os.path.exists(t2i):
-        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt, a.t2i_name, a.t2i_defaults)
+        export("t2i", a.work, os.path.join(a.out, "toy-sd"), a.from_ckpt, a.t2i_name, a.t2i_defaults, a.vae)
 
 
 if __name__ == "__main__":

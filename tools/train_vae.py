@@ -11,6 +11,12 @@ held-out scenes, computes scaling_factor = 1 / std(latents) and writes WORK/vae/
 --decoder-only fine-tunes the decoder of WORK/vae with the encoder frozen (UNets trained on its latents stay
 valid) and writes WORK/vae_dec, which train_export.py prefers; --layers-per-block N first deepens the VAE
 with identity resnets (the same function, so still the same latents) to give the decoder more capacity.
+--edit-model DIR also trains the decoder on the latents DIR's UNet really produces for edits (decoded
+against the generator's target image): a decoder trained on encoder latents alone renders the objects of a
+UNet-made edit worse the better it reconstructs (see docs/quality.md, phase 13):
+
+    python3 tools/train_vae.py --decoder-only --from-vae vae_dec_p12 --out-name vae_dec_g1 \
+        --edit-model /path/to/instruct-folder --edit-cases 4000 --minutes 30 --lr 1e-3 --jitter-frac 0.5 --threads 2
 """
 import argparse
 import os
@@ -22,6 +28,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # quality.py (scoring on tuning seeds)
 import sdparts  # noqa: E402
 import world  # noqa: E402
 
@@ -91,7 +98,25 @@ def main():
                          "encoder resnets are exact identities (conv2 zero) and stay frozen, so the latents, "
                          "scaling_factor and every UNet trained on WORK/vae are unchanged; the decoder gets "
                          "layers_per_block + 1 resnets per level, the added ones starting as identities")
+    ap.add_argument("--from-vae", default="vae",
+                    help="--decoder-only: the VAE folder (in WORK, or a path) to start from; its encoder must be "
+                         "WORK/vae's (checked), so the latent space stays the one the UNets were trained on")
+    ap.add_argument("--out-name", default="vae_dec",
+                    help="--decoder-only: writes WORK/NAME and resumes from WORK/NAME.ckpt")
+    ap.add_argument("--edit-model", default="",
+                    help="--decoder-only: an instruct model folder. Its UNet edits --edit-cases training scenes "
+                         "(the CLI's sampler settings, training phrasings); a share --edit-frac of each batch "
+                         "decodes those edited latents against the generator's target image, so the decoder "
+                         "learns the latents the UNet really makes, not only the encoder's. Ship the result "
+                         "with that UNet. Monitored on tuning seeds (quality.py scoring) every --val-every steps")
+    ap.add_argument("--edit-cases", type=int, default=4000)
+    ap.add_argument("--edit-frac", type=float, default=0.5)
+    ap.add_argument("--edit-jitter-frac", type=float, default=0.5,
+                    help="share of the edited-latent pairs drawn from jittered scenes (half of the cases are)")
+    ap.add_argument("--val-every", type=int, default=1000)
     a = ap.parse_args()
+    if (a.edit_model or a.from_vae != "vae" or a.out_name != "vae_dec") and not a.decoder_only:
+        ap.error("--from-vae, --out-name and --edit-model are --decoder-only options; add --decoder-only")
     if a.layers_per_block and not a.decoder_only:
         ap.error("--layers-per-block deepens WORK/vae for a --decoder-only fine-tune; add --decoder-only")
     if a.decoder_only:
@@ -187,11 +212,20 @@ def decoder_only(a):
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL
     torch.manual_seed(a.seed + 1)
-    vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae"))
-    ck_name = "vae_dec.ckpt"
+    vae = AutoencoderKL.from_pretrained(os.path.join(a.work, a.from_vae))
+    if a.from_vae != "vae":
+        base = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae"))
+        b = base.state_dict()
+        for k, v in vae.state_dict().items():
+            if k.startswith(("encoder.", "quant_conv.")) and (k not in b or not torch.equal(v, b[k])):
+                raise SystemExit(f"--from-vae {a.from_vae}: encoder tensor {k} differs from WORK/vae's")
+        if vae.config.scaling_factor != base.config.scaling_factor:
+            raise SystemExit(f"--from-vae {a.from_vae}: scaling_factor differs from WORK/vae's")
+    ck_name = a.out_name + ".ckpt"
     if a.layers_per_block and a.layers_per_block != vae.config.layers_per_block:
         vae = deepen(vae, a.layers_per_block)
-        ck_name = f"vae_dec_l{a.layers_per_block}.ckpt"
+        if a.out_name == "vae_dec":
+            ck_name = f"vae_dec_l{a.layers_per_block}.ckpt"
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
@@ -210,14 +244,26 @@ def decoder_only(a):
         zh, zj = vae.encode(xh).latent_dist.mode(), vae.encode(xj).latent_dist.mode()
         sdparts.log(f"decoder fine-tuning: start held-out PSNR {psnr(vae.decode(zh).sample.clamp(-1, 1), xh):.2f} dB, "
                     f"jittered {psnr(vae.decode(zj).sample.clamp(-1, 1), xj):.2f} dB")
+    gen = val = None
+    if a.edit_model:
+        gen = edited_latents(a, a.edit_cases, "train")
+        val = edited_latents(a, 48, "tune")
+        sdparts.log("tuning seeds at the start: " + val_report(vae, val))
     t0, run = time.time(), 0.0
     bs = max(2, a.batch // 2)
     while step < a.steps and time.time() - t0 < a.minutes * 60:
         for g in opt.param_groups:
             g["lr"] = lr * (0.1 + 0.9 * max(0.0, 1 - (time.time() - t0) / (a.minutes * 60)))
-        x = batch(rng, bs, 0, a.jitter_frac)
+        n_gen = int(round(bs * a.edit_frac)) if gen else 0
+        x = batch(rng, bs - n_gen, 0, a.jitter_frac)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
+        if n_gen:
+            jit = rng.random(n_gen) < a.edit_jitter_frac
+            pool = [gen["plain"], gen["jitter"]]
+            pick = torch.from_numpy(np.array([pool[j][rng.integers(0, len(pool[j]))] for j in jit], dtype=np.int64))
+            z = torch.cat([z, gen["z"][pick]])
+            x = torch.cat([x, sdparts.to_tensor(gen["target"][pick.numpy()])])
         y = vae.decode(z).sample
         loss = (y - x).abs().mean() + (y - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
@@ -230,13 +276,96 @@ def decoder_only(a):
             sdparts.log(f"dec step {step} loss {loss.item():.4f} ema {run:.4f}")
         if step % a.save_every == 0:
             sdparts.save_ckpt(ck_path, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=rng)
+        if val and step % a.val_every == 0:
+            sdparts.log(f"tuning seeds at step {step}: " + val_report(vae, val))
     sdparts.save_ckpt(ck_path, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=rng)
     with torch.no_grad():
         p = psnr(vae.decode(zh).sample.clamp(-1, 1), xh)
         pj = psnr(vae.decode(zj).sample.clamp(-1, 1), xj)
-    vae.save_pretrained(os.path.join(a.work, "vae_dec"))
+    vae.save_pretrained(os.path.join(a.work, a.out_name))
+    if val:
+        sdparts.log(f"tuning seeds at the end (step {step}): " + val_report(vae, val))
     sdparts.log(f"final: decoder steps {step} held-out reconstruction PSNR {p:.2f} dB, jittered {pj:.2f} dB "
-                f"(scaling_factor {vae.config.scaling_factor:.5f} unchanged)")
+                f"(scaling_factor {vae.config.scaling_factor:.5f} unchanged); wrote WORK/{a.out_name}")
+
+
+VAL_TYPES = [("background", "plain"), ("recolor", "plain"), ("recolor", "jitter")]
+
+
+def edited_latents(a, n, split):
+    """The latents a.edit_model's UNet makes (before decoding, divided by scaling_factor) for n edits, with
+    the CLI's default sampler (the model's diffedit.json guidance and steps, image guidance 1.5, DDIM, seed 0
+    per batch) through the diffusers pipeline. split "train": training seeds (below HELDOUT_SEED_BASE / 2,
+    the four edit types, half from the jittered generator, training phrasings); returns {"z", "target"
+    (uint8, 64 px)}. split "tune": quality.py's cases on tuning seeds (HELDOUT_SEED_BASE + 5000, outside its
+    tables' 0..199) for VAL_TYPES, n each; returns {"z", "cases"}. Cached in WORK by model, split and n."""
+    import json
+    import quality
+    import phrasing
+    name = os.path.basename(os.path.normpath(a.edit_model))
+    tag = os.path.basename(os.path.dirname(os.path.normpath(a.edit_model))) + "_" + name
+    cache = os.path.join(a.work, f"edited_{tag}_{split}_{n}.pt")
+    hint = json.load(open(os.path.join(a.edit_model, "diffedit.json")))
+    if split == "train":
+        rng = np.random.default_rng([a.seed, 77])
+        items = []
+        for i in range(n):
+            seed = int(rng.integers(0, world.HELDOUT_SEED_BASE // 2))
+            t = world.EDIT_TYPES[i % 4]
+            jit = (i // 4) % 2 == 1  # each type: half plain, half jittered
+            e = world.jittered_edit_for_seed(seed, t) if jit else world.edit_for_seed(seed, t)
+            src = jittered_64(e.source) if jit else world.render(e.source)[0]
+            tgt = jittered_64(e.target) if jit else world.render(e.target)[0]
+            items.append((src, phrasing.instruction(e, np.random.default_rng([seed, 1]), "train"), tgt))
+    else:
+        cases = []
+        for t, scenes in VAL_TYPES:
+            cases += quality.make_cases(n, [t], world.HELDOUT_SEED_BASE + 5000, "canonical", scenes)
+        items = [(c["source"], c["instruction"], None) for c in cases]
+    if os.path.exists(cache):
+        z = torch.load(cache)
+    else:
+        from diffusers import StableDiffusionInstructPix2PixPipeline
+        pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+            a.edit_model, torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        sf = pipe.vae.config.scaling_factor
+        zs, t0 = [], time.time()
+        for b0 in range(0, len(items), 16):
+            chunk = items[b0:b0 + 16]
+            imgs = [Image.fromarray(s if s.shape[0] == 64 else np.asarray(Image.fromarray(s).resize((64, 64), Image.BICUBIC)))
+                    for s, _, _ in chunk]
+            out = pipe([ins for _, ins, _ in chunk], image=imgs, num_inference_steps=hint.get("steps", 20),
+                       guidance_scale=hint.get("guidance", 4.0), image_guidance_scale=1.5,
+                       generator=torch.Generator().manual_seed(b0), output_type="latent").images
+            zs.append(out / sf)
+            if b0 % 320 == 0:
+                sdparts.log(f"edited latents ({split}): {b0 + len(chunk)}/{len(items)} in {time.time() - t0:.0f} s")
+        z = torch.cat(zs)
+        torch.save(z, cache)
+    if split == "train":
+        idx = np.arange(len(items))
+        return {"z": z, "target": np.stack([t for _, _, t in items]),
+                "plain": idx[(idx // 4) % 2 == 0], "jitter": idx[(idx // 4) % 2 == 1]}
+    return {"z": z, "cases": cases}
+
+
+def val_report(vae, val):
+    """quality.py's success and median bg PSNR per VAL_TYPES entry for the decoded tuning latents (inputs
+    above 64 px: the 64 px decode resized back with bicubic, as the CLI's native-size plan does)."""
+    import quality
+    with torch.no_grad():
+        x = vae.decode(val["z"]).sample.clamp(-1, 1)
+    outs = ((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    res = {}
+    for c, o in zip(val["cases"], outs):
+        size = c["source"].shape[0]
+        if size != 64:
+            o = np.asarray(Image.fromarray(o).resize((size, size), Image.BICUBIC))
+        key = (c["type"], "jitter" if c["seed"] % 1_000_000 >= quality.JITTER_SEED_OFFSET else "plain")
+        res.setdefault(key, []).append(quality.score(c, o, 60.0))
+    return ", ".join(f"{t}/{s} {100 * np.mean([ok for ok, _ in r]):.1f}% / {np.median([b for _, b in r]):.2f} dB"
+                     for (t, s), r in res.items())
 
 
 if __name__ == "__main__":
