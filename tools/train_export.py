@@ -51,6 +51,25 @@ def models_from(kind, work, from_ckpt, name):
     return unet, te, ck.get("prediction", "epsilon")
 
 
+def check_decoder_owner(vae_dir, out_dir):
+    """A decoder trained with train_vae.py --edit-model (vae_dir/edit_model.json) was fitted to that model's
+    UNet latents: say so when the exported UNet is another one (the edits would decode worse than with the
+    decoder it was trained beside)."""
+    rec = os.path.join(vae_dir, "edit_model.json")
+    if not os.path.exists(rec):
+        return
+    import hashlib
+    want = json.load(open(rec))
+    with open(os.path.join(out_dir, "unet", "diffusion_pytorch_model.safetensors"), "rb") as f:
+        got = hashlib.sha256(f.read()).hexdigest()
+    if got == want["unet_sha256"]:
+        print(f"{vae_dir}: decoder trained on this UNet's edit latents (sha256 {got[:12]}...)")
+    else:
+        print(f"WARNING: {vae_dir}'s decoder was trained on the edit latents of {want['edit_model']} (UNet sha256 "
+              f"{want['unet_sha256'][:12]}...), but the exported UNet is another one ({got[:12]}...): retrain the "
+              f"decoder with train_vae.py --decoder-only --edit-model <this export>", file=sys.stderr)
+
+
 def export(kind, work, out_dir, from_ckpt=False, name=None, edit_defaults=None, vae_name=None):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
     from transformers import CLIPTokenizer
@@ -73,6 +92,7 @@ def export(kind, work, out_dir, from_ckpt=False, name=None, edit_defaults=None, 
         shutil.rmtree(out_dir)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     fix_text_encoder(out_dir)
+    check_decoder_owner(vae_dir, out_dir)
     if edit_defaults:  # the model's recommended edit settings (read by diffedit for unset options)
         with open(os.path.join(out_dir, "diffedit.json"), "w") as f:
             json.dump(json.loads(edit_defaults), f, indent=1)

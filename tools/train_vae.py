@@ -13,7 +13,9 @@ valid) and writes WORK/vae_dec, which train_export.py prefers; --layers-per-bloc
 with identity resnets (the same function, so still the same latents) to give the decoder more capacity.
 --edit-model DIR also trains the decoder on the latents DIR's UNet really produces for edits (decoded
 against the generator's target image): a decoder trained on encoder latents alone renders the objects of a
-UNet-made edit worse the better it reconstructs (see docs/quality.md, phase 13):
+UNet-made edit worse the better it reconstructs (see docs/quality.md, phase 13). Such a decoder belongs to
+that UNet: WORK/NAME/edit_model.json records the UNet's sha256 and train_export.py warns when it exports the
+decoder with another UNet.
 
     python3 tools/train_vae.py --decoder-only --from-vae vae_dec_p12 --out-name vae_dec_g1 \
         --edit-model /path/to/instruct-folder --edit-cases 4000 --minutes 30 --lr 1e-3 --jitter-frac 0.5 --threads 2
@@ -283,10 +285,21 @@ def decoder_only(a):
         p = psnr(vae.decode(zh).sample.clamp(-1, 1), xh)
         pj = psnr(vae.decode(zj).sample.clamp(-1, 1), xj)
     vae.save_pretrained(os.path.join(a.work, a.out_name))
+    if a.edit_model:  # the decoder belongs to that UNet: train_export.py checks the UNet it ships with it
+        import json
+        with open(os.path.join(a.work, a.out_name, "edit_model.json"), "w") as f:
+            json.dump({"edit_model": os.path.abspath(a.edit_model), "unet_sha256": unet_sha256(a.edit_model)}, f, indent=1)
     if val:
         sdparts.log(f"tuning seeds at the end (step {step}): " + val_report(vae, val))
     sdparts.log(f"final: decoder steps {step} held-out reconstruction PSNR {p:.2f} dB, jittered {pj:.2f} dB "
                 f"(scaling_factor {vae.config.scaling_factor:.5f} unchanged); wrote WORK/{a.out_name}")
+
+
+def unet_sha256(model_dir):
+    """sha256 of a model folder's UNet weights file (diffusion_pytorch_model.safetensors)."""
+    import hashlib
+    with open(os.path.join(model_dir, "unet", "diffusion_pytorch_model.safetensors"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 VAL_TYPES = [("background", "plain"), ("recolor", "plain"), ("recolor", "jitter")]
