@@ -119,6 +119,10 @@ def main():
     a = ap.parse_args()
     if (a.edit_model or a.from_vae != "vae" or a.out_name != "vae_dec") and not a.decoder_only:
         ap.error("--from-vae, --out-name and --edit-model are --decoder-only options; add --decoder-only")
+    if a.edit_model and a.edit_cases < 8:
+        ap.error("--edit-cases: at least 8 (each edit type plain and jittered)")
+    if a.edit_model and not os.path.exists(os.path.join(a.edit_model, "unet", "diffusion_pytorch_model.safetensors")):
+        ap.error(f"--edit-model {a.edit_model}: no unet/diffusion_pytorch_model.safetensors there")
     if a.layers_per_block and not a.decoder_only:
         ap.error("--layers-per-block deepens WORK/vae for a --decoder-only fine-tune; add --decoder-only")
     if a.decoder_only:
@@ -316,9 +320,11 @@ def edited_latents(a, n, split):
     import quality
     import phrasing
     name = os.path.basename(os.path.normpath(a.edit_model))
-    tag = os.path.basename(os.path.dirname(os.path.normpath(a.edit_model))) + "_" + name
+    # keyed by the UNet's content too: a UNet retrained into the same folder must not reuse stale latents
+    tag = f"{name}_{unet_sha256(a.edit_model)[:12]}"
     cache = os.path.join(a.work, f"edited_{tag}_{split}_{n}.pt")
-    hint = json.load(open(os.path.join(a.edit_model, "diffedit.json")))
+    hp = os.path.join(a.edit_model, "diffedit.json")
+    hint = json.load(open(hp)) if os.path.exists(hp) else {}
     if split == "train":
         rng = np.random.default_rng([a.seed, 77])
         items = []
@@ -365,7 +371,8 @@ def edited_latents(a, n, split):
 
 def val_report(vae, val):
     """quality.py's success and median bg PSNR per VAL_TYPES entry for the decoded tuning latents (inputs
-    above 64 px: the 64 px decode resized back with bicubic, as the CLI's native-size plan does)."""
+    above 64 px: the 64 px decode resized back with bicubic; the CLI resamples with its own triangle filter and
+    keeps untouched pixels, so its jittered bg PSNR comes out higher: a monitor, not the table)."""
     import quality
     with torch.no_grad():
         x = vae.decode(val["z"]).sample.clamp(-1, 1)
