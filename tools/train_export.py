@@ -58,10 +58,8 @@ def check_decoder_owner(vae_dir, out_dir):
     rec = os.path.join(vae_dir, "edit_model.json")
     if not os.path.exists(rec):
         return
-    import hashlib
     want = json.load(open(rec))
-    with open(os.path.join(out_dir, "unet", "diffusion_pytorch_model.safetensors"), "rb") as f:
-        got = hashlib.sha256(f.read()).hexdigest()
+    got = sdparts.unet_sha256(out_dir)
     if got == want["unet_sha256"]:
         print(f"{vae_dir}: decoder trained on this UNet's edit latents (sha256 {got[:12]}...)")
     else:

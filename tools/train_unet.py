@@ -339,7 +339,7 @@ def main():
         ehs = te(ids).last_hidden_state
         pred = unet(inp, t, ehs).sample
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
-        if a.edit_weight and a.mode == "instruct":
+        if a.edit_weight:  # instruct only (checked above)
             changed = ((data["tgt"][idx] - data["src"][idx]).abs().mean(1, keepdim=True) > 0.5).float()
             changed = torch.nn.functional.max_pool2d(changed, 3, stride=1, padding=1)
             wmap = 1 + a.edit_weight * changed

@@ -38,10 +38,12 @@ import world  # noqa: E402
 def jittered_64(e_scene):
     """A jittered scene (64, 96 or 128 px) as the model sees it: resized to 64 px (bicubic), as the
     native-resolution plan does for larger inputs."""
-    im = world.render(e_scene)[0]
-    if im.shape[0] != 64:
-        im = np.asarray(Image.fromarray(im).resize((64, 64), Image.BICUBIC))
-    return im
+    return at_64(world.render(e_scene)[0])
+
+
+def at_64(im):
+    """im resized to 64 px (bicubic) when it is larger."""
+    return im if im.shape[0] == 64 else np.asarray(Image.fromarray(im).resize((64, 64), Image.BICUBIC))
 
 
 def batch(rng, n, crop=0, jitter_frac=0.0):
@@ -292,18 +294,11 @@ def decoder_only(a):
     if a.edit_model:  # the decoder belongs to that UNet: train_export.py checks the UNet it ships with it
         import json
         with open(os.path.join(a.work, a.out_name, "edit_model.json"), "w") as f:
-            json.dump({"edit_model": os.path.abspath(a.edit_model), "unet_sha256": unet_sha256(a.edit_model)}, f, indent=1)
+            json.dump({"edit_model": os.path.abspath(a.edit_model), "unet_sha256": sdparts.unet_sha256(a.edit_model)}, f, indent=1)
     if val:
         sdparts.log(f"tuning seeds at the end (step {step}): " + val_report(vae, val))
     sdparts.log(f"final: decoder steps {step} held-out reconstruction PSNR {p:.2f} dB, jittered {pj:.2f} dB "
                 f"(scaling_factor {vae.config.scaling_factor:.5f} unchanged); wrote WORK/{a.out_name}")
-
-
-def unet_sha256(model_dir):
-    """sha256 of a model folder's UNet weights file (diffusion_pytorch_model.safetensors)."""
-    import hashlib
-    with open(os.path.join(model_dir, "unet", "diffusion_pytorch_model.safetensors"), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 VAL_TYPES = [("background", "plain"), ("recolor", "plain"), ("recolor", "jitter")]
@@ -315,19 +310,20 @@ def edited_latents(a, n, split):
     per batch) through the diffusers pipeline. split "train": training seeds (below HELDOUT_SEED_BASE / 2,
     the four edit types, half from the jittered generator, training phrasings); returns {"z", "target"
     (uint8, 64 px)}. split "tune": quality.py's cases on tuning seeds (HELDOUT_SEED_BASE + 5000, outside its
-    tables' 0..199) for VAL_TYPES, n each; returns {"z", "cases"}. Cached in WORK by model, split and n."""
+    tables' 0..199) for VAL_TYPES, n each; returns {"z", "cases", "keys" (each case's VAL_TYPES entry)}.
+    Cached in WORK by model, split and n."""
     import json
     import quality
     import phrasing
     name = os.path.basename(os.path.normpath(a.edit_model))
     # keyed by the UNet's content too: a UNet retrained into the same folder must not reuse stale latents
-    tag = f"{name}_{unet_sha256(a.edit_model)[:12]}"
+    tag = f"{name}_{sdparts.unet_sha256(a.edit_model)[:12]}"
     cache = os.path.join(a.work, f"edited_{tag}_{split}_{n}.pt")
     hp = os.path.join(a.edit_model, "diffedit.json")
     hint = json.load(open(hp)) if os.path.exists(hp) else {}
     if split == "train":
         rng = np.random.default_rng([a.seed, 77])
-        items = []
+        items, jits = [], []
         for i in range(n):
             seed = int(rng.integers(0, world.HELDOUT_SEED_BASE // 2))
             t = world.EDIT_TYPES[i % 4]
@@ -336,10 +332,12 @@ def edited_latents(a, n, split):
             src = jittered_64(e.source) if jit else world.render(e.source)[0]
             tgt = jittered_64(e.target) if jit else world.render(e.target)[0]
             items.append((src, phrasing.instruction(e, np.random.default_rng([seed, 1]), "train"), tgt))
+            jits.append(jit)
     else:
-        cases = []
+        cases, keys = [], []
         for t, scenes in VAL_TYPES:
             cases += quality.make_cases(n, [t], world.HELDOUT_SEED_BASE + 5000, "canonical", scenes)
+            keys += [(t, scenes)] * n
         items = [(c["source"], c["instruction"], None) for c in cases]
     if os.path.exists(cache):
         z = torch.load(cache)
@@ -352,8 +350,7 @@ def edited_latents(a, n, split):
         zs, t0 = [], time.time()
         for b0 in range(0, len(items), 16):
             chunk = items[b0:b0 + 16]
-            imgs = [Image.fromarray(s if s.shape[0] == 64 else np.asarray(Image.fromarray(s).resize((64, 64), Image.BICUBIC)))
-                    for s, _, _ in chunk]
+            imgs = [Image.fromarray(at_64(s)) for s, _, _ in chunk]
             out = pipe([ins for _, ins, _ in chunk], image=imgs, num_inference_steps=hint.get("steps", 20),
                        guidance_scale=hint.get("guidance", 4.0), image_guidance_scale=1.5,
                        generator=torch.Generator().manual_seed(b0), output_type="latent").images
@@ -363,10 +360,10 @@ def edited_latents(a, n, split):
         z = torch.cat(zs)
         torch.save(z, cache)
     if split == "train":
-        idx = np.arange(len(items))
+        jits = np.array(jits)
         return {"z": z, "target": np.stack([t for _, _, t in items]),
-                "plain": idx[(idx // 4) % 2 == 0], "jitter": idx[(idx // 4) % 2 == 1]}
-    return {"z": z, "cases": cases}
+                "plain": np.flatnonzero(~jits), "jitter": np.flatnonzero(jits)}
+    return {"z": z, "cases": cases, "keys": keys}
 
 
 def val_report(vae, val):
@@ -378,11 +375,10 @@ def val_report(vae, val):
         x = vae.decode(val["z"]).sample.clamp(-1, 1)
     outs = ((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     res = {}
-    for c, o in zip(val["cases"], outs):
+    for c, key, o in zip(val["cases"], val["keys"], outs):
         size = c["source"].shape[0]
         if size != 64:
             o = np.asarray(Image.fromarray(o).resize((size, size), Image.BICUBIC))
-        key = (c["type"], "jitter" if c["seed"] % 1_000_000 >= quality.JITTER_SEED_OFFSET else "plain")
         res.setdefault(key, []).append(quality.score(c, o, 60.0))
     return ", ".join(f"{t}/{s} {100 * np.mean([ok for ok, _ in r]):.1f}% / {np.median([b for _, b in r]):.2f} dB"
                      for (t, s), r in res.items())

@@ -126,6 +126,14 @@ def _at_size(img: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
 
 
+def unet_sha256(model_dir: str) -> str:
+    """sha256 of a model folder's UNet weights file (unet/diffusion_pytorch_model.safetensors): which UNet a
+    decoder trained with train_vae.py --edit-model belongs to."""
+    import hashlib
+    with open(os.path.join(model_dir, "unet", "diffusion_pytorch_model.safetensors"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def render_edits(edits, size: int = 64):
     """(source uint8 [N,H,W,3], target uint8, instructions, source captions, target captions) of `edits`."""
     src = np.empty((len(edits), size, size, 3), np.uint8)
