@@ -8,6 +8,7 @@
     python3 tools/quality.py --methods p2p+lb --types recolor --cases 60 --seed-base 1000005020 \
         --sd-flags="--uncond-mix 0 --new-word-weight 1" --breakdown --out ''   # a tuning sweep point
     python3 tools/quality.py --methods instruct --types recolor --phrasing heldout   # phrasings never trained on
+    python3 tools/quality.py --methods p2p+lb --types recolor --steps 50 --phrasing heldout  # captions likewise
     python3 tools/quality.py --methods instruct --types recolor --scenes jitter     # the jittered generator
 
 For each edit type (recolor, reshape, background, remove) it generates --cases held-out cases (seeds at or
@@ -20,9 +21,11 @@ ground truth:
   old shape's.
 - bg PSNR: PSNR of the output against the input outside the edited region (dilated by two pixels).
 - s/edit: wall seconds per edit (CLI: the whole process, model loading included; reference: pipeline call).
---phrasing (instruct only): `canonical` (default) is the generator's own instruction, in the four
-templates toy-instruct was first trained on; `train` draws a phrasing from tools/toyworld/phrasing.py's training
-templates (synonyms, politeness, typos); `heldout` from its held-out templates, never used in training.
+--phrasing: `canonical` (default) is the generator's own instruction, in the four templates toy-instruct was
+first trained on, and its own captions ("a red circle and a blue square on a green background"); `train` draws
+an instruction from tools/toyworld/phrasing.py's training templates (synonyms, politeness, typos) and a caption
+pair from its training caption templates (synonyms, word order; phrasing.captions); `heldout` from its held-out
+templates, never used in training.
 --scenes: `plain` (default) the generator's exact look; `jitter` the jittered generator
 (world.jittered_edit_for_seed: colour offsets +-15, wider sizes and positions, 64/96/128 px inputs, hard
 edges, textured backgrounds), on a seed range of its own.
@@ -68,8 +71,10 @@ def make_cases(n, types, seed_base, phrasing_split="canonical", scenes="plain"):
                 e = world.edit_for_seed(seed, t)
             r = world.edit_arrays(e)
             ins = e.instruction
-            if phrasing_split != "canonical":  # its own stream: the scene does not change with the phrasing
+            if phrasing_split != "canonical":  # own streams: the scene does not change with the phrasing
                 ins = phrasing.instruction(e, np.random.default_rng([seed, 1]), phrasing_split)
+                r["source_caption"], r["target_caption"] = phrasing.captions(
+                    e, np.random.default_rng([seed, 2]), phrasing_split)
             cases.append({"type": t, "seed": seed, "edit": e, "instruction": ins, **r})
     return cases
 
@@ -122,12 +127,15 @@ def score(case, out, thr):
     return bool(ok), bg
 
 
-def describe_failure(case, out):
-    """One line on a failed case: what was asked and what each object's core became (mean RGB, source RGB
-    in brackets), so a wrong-object, both-objects or missing edit can be told apart."""
+def describe_failure(case, out, method="instruct"):
+    """One line on a failed case: what was asked (the instruction, or the caption pair for toy-sd methods) and
+    what each object's core became (mean RGB, source RGB in brackets), so a wrong-object, both-objects or
+    missing edit can be told apart."""
     e = case["edit"]
+    asked = (repr(case["instruction"]) if method == "instruct"
+             else f"{case['source_caption']!r} -> {case['target_caption']!r}")
     parts = [f"{case['type']} seed {case['seed']} {e.source.size}px {len(e.source.objects)}-object "
-             f"{case['instruction']!r} want {tuple(int(x) for x in case['expected_rgb'])}"]
+             f"{asked} want {tuple(int(x) for x in case['expected_rgb'])}"]
     for k, m in enumerate(case["source_masks"]):
         core = erode(m, 1)
         if not core.any():
@@ -275,7 +283,7 @@ def main():
     ap.add_argument("--seed-base", type=int, default=world.HELDOUT_SEED_BASE)
     ap.add_argument("--color-threshold", type=float, default=60.0)
     ap.add_argument("--phrasing", choices=["canonical", "train", "heldout"], default="canonical",
-                    help="instruct: how the instruction is worded (see above)")
+                    help="how the instruction (instruct) and the captions (toy-sd methods) are worded (see above)")
     ap.add_argument("--scenes", choices=["plain", "jitter"], default="plain", help="scene generator (see above)")
     ap.add_argument("--show-instructions", type=int, default=0, help="print the first N instructions per type")
     ap.add_argument("--threads", type=int, default=2)
@@ -329,7 +337,8 @@ def main():
     if a.show_instructions:
         for t in types:
             for c in [c for c in cases if c["type"] == t][:a.show_instructions]:
-                print(f"  {t} {c['seed']} {c['edit'].source.size}px: {c['instruction']!r}")
+                print(f"  {t} {c['seed']} {c['edit'].source.size}px: {c['instruction']!r} | "
+                      f"{c['source_caption']!r} -> {c['target_caption']!r}")
     rows = []
     breakdown = {}  # (method, type) -> {target colour or "N-object": [successes, cases]}
     bg_by = {}  # jittered scenes: (method, type) -> {"64px" / "flat" / "gradient" / "noise" / "hard" / "aa": [bg PSNR]}
@@ -351,7 +360,7 @@ def main():
                     ok, bg = score(c, out, a.color_threshold)
                     res.append((ok, bg))
                     if a.failures and not ok:
-                        print("    FAIL " + describe_failure(c, out), flush=True)
+                        print("    FAIL " + describe_failure(c, out, m), flush=True)
                     if a.breakdown:
                         e = c["edit"]
                         col = e.target_color or "-"

@@ -5,6 +5,9 @@
     nice -n 10 python3 tools/train_unet.py --mode instruct --work /work/toytrain --minutes 40
     # text-to-image UNet (4 input channels), captions as text; starts its text encoder from the instruct one
     nice -n 10 python3 tools/train_unet.py --mode t2i --work /work/toytrain --minutes 20
+    # toy-sd's text encoder alone on freely worded captions (phrasing.captions), the shipped UNet frozen
+    nice -n 10 python3 tools/train_unet.py --mode t2i --name t2i_te --init models/toy-sd --freeze-unet \
+        --phrasing varied --prediction v_prediction --data 12000 --minutes 40
 
 Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). Epsilon prediction on the
 SD1 scaled_linear schedule (1000 steps). Instruct mode drops the text (5%), the image (5%) or both (5%) as in
@@ -180,8 +183,9 @@ def main():
                     help="instruct: add this many two-object scenes edited once per object (binding data)")
     ap.add_argument("--pair-frac", type=float, default=0.5, help="share of each batch drawn from the pair data")
     ap.add_argument("--phrasing", choices=["canonical", "varied"], default="canonical",
-                    help="instruct: 'varied' rephrases a share of the instructions at every step "
-                         "(tools/toyworld/phrasing.py: training templates, synonyms, typos)")
+                    help="'varied' rephrases a share of the texts at every step (tools/toyworld/phrasing.py): "
+                         "instruct: the instructions (training templates, synonyms, typos); t2i: the captions "
+                         "(phrasing.captions: training caption templates, synonyms, word order)")
     ap.add_argument("--phrasing-frac", type=float, default=0.7,
                     help="with --phrasing varied: share of rows rephrased (the rest keep the generator's wording)")
     ap.add_argument("--noise-words", type=float, default=0.0,
@@ -200,13 +204,22 @@ def main():
                          "more than the unchanged rest; 0 = plain MSE")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
+    ap.add_argument("--freeze-unet", action="store_true",
+                    help="train the text encoder only (the UNet keeps --init's weights): teaches new wordings "
+                         "without moving what the UNet draws for the old ones")
+    ap.add_argument("--te-anchor", type=float, default=0.0,
+                    help="add K x the MSE between the text encoder's hidden states of the batch's generator "
+                         "texts (canonical wording) and those of the --init text encoder, so the wording the "
+                         "model was tuned on keeps its embedding; 0 = off")
     a = ap.parse_args()
     if a.edit_weight and a.mode != "instruct":
         ap.error("--edit-weight weights the instruct loss by the edited region; --mode t2i has no edit")
     if a.noise_words and a.phrasing != "varied":
         ap.error("--noise-words acts on the rephrased rows: it needs --phrasing varied")
-    if (a.pairs or a.jitter or a.jitter_pairs or a.phrasing != "canonical") and a.mode != "instruct":
-        ap.error("--pairs, --jitter, --jitter-pairs and --phrasing are instruct training data; --mode t2i does not use them")
+    if (a.pairs or a.jitter or a.jitter_pairs or a.noise_words) and a.mode != "instruct":
+        ap.error("--pairs, --jitter, --jitter-pairs and --noise-words are instruct training data; --mode t2i does not use them")
+    if (a.freeze_unet or a.te_anchor) and not a.init:
+        ap.error("--freeze-unet and --te-anchor keep what --init trained: give --init")
     name = a.name or a.mode
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -256,14 +269,23 @@ def main():
         sdparts.log("text encoder initialised from the instruct model's")
     sched = DDPMScheduler(**{k: v for k, v in sdparts.SCHEDULER_CONFIG.items()
                              if k not in ("set_alpha_to_one", "steps_offset")})
-    params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW([{"params": list(unet.parameters()), "mult": 1.0},
-                             {"params": list(te.parameters()), "mult": a.te_lr_mult}], lr=a.lr, weight_decay=1e-4)
+    if a.freeze_unet:
+        unet.requires_grad_(False)
+    groups = ([] if a.freeze_unet else [{"params": list(unet.parameters()), "mult": 1.0}]) + \
+        [{"params": list(te.parameters()), "mult": a.te_lr_mult}]
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
     ck_path = os.path.join(a.work, f"{name}.ckpt")
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
     ck = sdparts.load_ckpt(ck_path)
-    if not ck and a.init:
-        init_from(a.init, unet, te)
+    te0 = None
+    if a.init:
+        if not ck:
+            init_from(a.init, unet, te)
+        if a.te_anchor:  # the --init text encoder, frozen (a resumed run reloads it from --init)
+            te0 = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
+            init_from(a.init, UNet2DConditionModel(**sdparts.unet_config(in_ch)), te0)
+            te0.requires_grad_(False).eval()
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["te"])
@@ -322,6 +344,9 @@ def main():
         else:
             use_t = rng.random(a.batch) < 0.5
             texts = [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)]
+            if a.phrasing == "varied":
+                texts = [phrasing.captions(edits[i], rng)[int(u)] if rng.random() < a.phrasing_frac else t
+                         for i, u, t in zip(idx.tolist(), use_t, texts)]
             x0 = torch.where(torch.from_numpy(use_t)[:, None, None, None], data["tgt"][idx], data["src"][idx]) * sf
         ids = tok(texts)
         p = rng.random(a.batch)
@@ -346,6 +371,12 @@ def main():
             loss = (wmap * (pred - target) ** 2).mean() / wmap.mean()
         else:
             loss = torch.nn.functional.mse_loss(pred, target)
+        if te0 is not None:
+            canon = tok([data["ins"][i] for i in idx] if a.mode == "instruct" else
+                        [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)])
+            with torch.no_grad():
+                ref = te0(canon).last_hidden_state
+            loss = loss + a.te_anchor * torch.nn.functional.mse_loss(te(canon).last_hidden_state, ref)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

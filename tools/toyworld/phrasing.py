@@ -4,6 +4,7 @@
     rng = np.random.default_rng(0)
     phrasing.instruction(edit, rng, "train")     # a training phrasing (templates x synonyms x typos)
     phrasing.instruction(edit, rng, "heldout")   # a phrasing from templates never used in training
+    phrasing.captions(edit, rng, "train")        # (source, target) captions for toy-sd, freely worded
 
 An instruction is a template (per edit type) filled with an object phrase and a colour or shape word:
 - templates: TRAIN[type] (>= 30 per edit type, each optionally with a politeness prefix/suffix) and
@@ -116,6 +117,62 @@ HELDOUT = {
 PREFIXES = ["", "", "", "", "please ", "can you ", "could you ", "now ", "ok, ", "hey, ", "just "]
 SUFFIXES = ["", "", "", "", " please", ".", "!", " thanks", ", thank you"]
 BACKGROUND_WORDS = ["background", "backdrop", "background colour", "background color"]
+
+
+# Captions (the prompts of toy-sd's p2p / ddim / sdedit): a scene described as a user might, the source and
+# target caption of one edit worded alike except for the edited word(s), as a user writes the source caption
+# and then changes the word. {objs}: the objects ("a red circle and a blue square"); {bg}: the background
+# with its article ("a green background").
+CAPTION_TRAIN = [
+    "{objs} on {bg}", "{objs} against {bg}", "{objs} over {bg}", "{objs} in front of {bg}", "{objs}, {bg}",
+    "a picture of {objs} on {bg}", "an image of {objs} on {bg}", "a drawing of {objs} on {bg}",
+    "{bg} with {objs}", "{objs} on top of {bg}", "a simple drawing of {objs} on {bg}", "{objs} set on {bg}",
+]
+CAPTION_HELDOUT = [
+    "a photo of {objs} on {bg}", "there is {objs} on {bg}", "{objs} sitting on {bg}", "{bg} behind {objs}",
+    "an illustration showing {objs} against {bg}", "{objs} placed over {bg}",
+]
+CAPTION_JOINERS_TRAIN = [" and ", " and ", " next to ", " beside ", ", ", " with "]
+CAPTION_JOINERS_HELDOUT = [" as well as ", " near "]
+CAPTION_BG_WORDS = ["background", "background", "backdrop"]
+CAPTION_EMPTY = {"train": "just {bg}", "heldout": "nothing but {bg}"}  # every object removed
+# "little star" reads badly after a colour ("a red little star"): shape words for captions leave it out
+CAPTION_SHAPE_WORDS = {k: [w for w in v if w != "little star"] for k, v in SHAPE_WORDS.items()}
+
+
+def captions(edit, rng, split: str = "train", synonym_rate: float = 0.3) -> tuple[str, str]:
+    """(source caption, target caption) of `edit` (a world.Edit) in a free wording: split "train" (training
+    caption templates and joiners) or "heldout" (templates and joiners never used in training). One draw of
+    template, joiner and background word serves both captions, and each colour and shape is worded the same in
+    both, so only the edited word(s) differ; a colour or shape the source does not have (the edit's new one)
+    is worded afresh (a synonym in a share)."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"phrasing split {split!r}: expected 'train' or 'heldout'")
+    tmpl = _pick(rng, CAPTION_TRAIN if split == "train" else CAPTION_HELDOUT)
+    join = _pick(rng, CAPTION_JOINERS_TRAIN if split == "train" else CAPTION_JOINERS_HELDOUT)
+    bg_word = _pick(rng, CAPTION_BG_WORDS)
+    cw, sw = {}, {}  # colour / shape -> its word in this pair, drawn once (source objects first)
+
+    def cword(c):
+        if c not in cw:
+            cw[c] = color_word(rng, c, synonym_rate)
+        return cw[c]
+
+    def sword(s):
+        if s not in sw:
+            words = CAPTION_SHAPE_WORDS[s]
+            sw[s] = words[0] if rng.random() >= synonym_rate else _pick(rng, words[1:])
+        return sw[s]
+
+    def render(scene):
+        objs = join.join(f"{article(cword(o.color))} {cword(o.color)} {sword(o.shape)}" for o in scene.objects)
+        bgc = " and ".join(cword(c) for c in scene.background.colors)
+        bg = f"{article(bgc)} {bgc} {bg_word}"
+        if not objs:
+            return CAPTION_EMPTY[split].format(bg=bg)
+        return tmpl.format(objs=objs, bg=bg)
+
+    return render(edit.source), render(edit.target)
 
 
 def article(word: str) -> str:
@@ -307,3 +364,6 @@ if __name__ == "__main__":
     for i in range(12):
         e = world.edit_for_seed(i, world.EDIT_TYPES[i % 4])
         print(f"{e.instruction!r:40s} train: {instruction(e, rng)!r:50s} heldout: {instruction(e, rng, 'heldout')!r}")
+    for i in range(8):
+        e = world.edit_for_seed(i, world.EDIT_TYPES[i % 4])
+        print(e.edit_type, captions(e, rng), captions(e, rng, "heldout"))
