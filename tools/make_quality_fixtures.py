@@ -5,7 +5,8 @@ DefaultModelQualityTests (issue 5: "10 recolour edits, at least 8 succeed").
     python3 tools/make_quality_fixtures.py [--cases 10]
 
 Per case: case_NN.png (the 64x64 source), case_NN_region.png (the edited region: white = may change) and an
-entry in cases.json (instruction, a held-out phrasing of it (issue 23), expected RGB, seed). Seeds come from a held-out range of their own
+entry in cases.json (instruction, a held-out phrasing of it (issue 23), the captions and a held-out wording
+of them (toy-sd's p2p), expected RGB, seed). Seeds come from a held-out range of their own
 (world.HELDOUT_SEED_BASE + 5 000 000 + i), disjoint from training data and from tools/quality.py's cases.
 Needs numpy and Pillow only (no PyTorch).
 """
@@ -41,9 +42,12 @@ def main():
                                                                    optimize=True)
         # a phrasing from the held-out templates (tools/toyworld/phrasing.py), as tools/quality.py --phrasing heldout
         held = phrasing.instruction(e, np.random.default_rng([seed, 1]), "heldout")
+        # and a held-out wording of its caption pair (toy-sd's p2p), as quality.py --phrasing heldout
+        held_src, held_tgt = phrasing.captions(e, np.random.default_rng([seed, 2]), "heldout")
         cases.append({"name": name, "seed": seed, "instruction": e.instruction, "heldout_instruction": held,
                       "expected_rgb": [float(x) for x in r["expected_rgb"]],
-                      "source_caption": r["source_caption"], "target_caption": r["target_caption"]})
+                      "source_caption": r["source_caption"], "target_caption": r["target_caption"],
+                      "heldout_source_caption": held_src, "heldout_target_caption": held_tgt})
     with open(os.path.join(a.out, "cases.json"), "w") as f:
         json.dump({"generator": "tools/make_quality_fixtures.py", "edit_type": "recolor",
                    "success": "mean colour of the region eroded by 1 px within 60 (RGB distance) of expected_rgb",

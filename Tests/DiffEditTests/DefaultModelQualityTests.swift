@@ -18,6 +18,8 @@ final class DefaultModelQualityTests: XCTestCase {
         var name: String; var instruction: String; var expected: [Float]; var source: String; var target: String
         /// The same edit phrased as a user might (tools/toyworld/phrasing.py held-out templates, never trained on).
         var heldout: String
+        /// Its caption pair worded as a user might (phrasing.captions, held-out caption templates).
+        var heldoutSource: String; var heldoutTarget: String
     }
 
     static func cases() throws -> [Case] {
@@ -27,7 +29,9 @@ final class DefaultModelQualityTests: XCTestCase {
             Case(name: $0["name"] as! String, instruction: $0["instruction"] as! String,
                  expected: ($0["expected_rgb"] as! [Double]).map { Float($0) },
                  source: $0["source_caption"] as! String, target: $0["target_caption"] as! String,
-                 heldout: $0["heldout_instruction"] as! String)
+                 heldout: $0["heldout_instruction"] as! String,
+                 heldoutSource: $0["heldout_source_caption"] as! String,
+                 heldoutTarget: $0["heldout_target_caption"] as! String)
         }
     }
 
@@ -120,21 +124,38 @@ final class DefaultModelQualityTests: XCTestCase {
         try checkInstructEdits("freely phrased recolour edits") { $0.heldout }
     }
 
+    /// p2p + LocalBlend with models/toy-sd at the model's settings, `captions` giving (source, target).
+    func runP2PCases(captions: @escaping (Case) -> (String, String)) throws -> (Int, Double, String) {
+        try runCases(model: Self.toySD) { c in
+            var o = EditOptions()
+            o.method = .p2p
+            (o.sourcePrompt, o.prompt) = captions(c)
+            return o
+        }
+    }
+
     /// The same ten edits with models/toy-sd and p2p + LocalBlend at the model's settings (captions as
     /// prompts; direct inversion, from its diffedit.json).
     func testTenRecolourEditsWithP2PAndLocalBlend() throws {
-        let (ok, median, report) = try runCases(model: Self.toySD) { c in
-            var o = EditOptions()
-            o.method = .p2p
-            o.prompt = c.target
-            o.sourcePrompt = c.source
-            return o
-        }
+        let (ok, median, report) = try runP2PCases { ($0.source, $0.target) }
         // measured 9/10 at 30.4 dB median (2026-11-29, diffedit.json with uncond_mix 0.6, new_word_weight 2,
         // blend_next_word; 81.0% / 29.6 dB on the 200-case table): one miss of slack. The settings before
         // (2026-11-28: plain negative-prompt inversion, swapped words only) gave 7/10 at 28.9 dB, and without
         // direct inversion 7/10 at 27.9 dB: both bounds catch those.
         XCTAssertGreaterThanOrEqual(ok, 8, "recolour edits that reached the target colour:\n" + report)
         XCTAssertGreaterThanOrEqual(median, 29.8, "background not preserved:\n" + report)
+    }
+
+    /// Issue 23: the same p2p + LocalBlend edits with the captions worded as a user might ("a photo of a
+    /// yellow block placed over a green background" -> "... a blue block ..."): tools/toyworld/phrasing.py's
+    /// held-out caption templates and joiners, which the text encoder's caption training never saw, with
+    /// colour and shape synonyms.
+    func testTenRecolourEditsWithP2PCaptionsPhrasedFreely() throws {
+        let (ok, median, report) = try runP2PCases { ($0.heldoutSource, $0.heldoutTarget) }
+        // measured 7/10 at 33.2 dB median with toy-sd phase 3 (its text encoder trained on worded captions,
+        // 2026-12-05; 72.0% on the 200-case held-out table), 1/10 at 31.5 dB with phase 2's encoder (this test
+        // fails on it): one miss of slack.
+        XCTAssertGreaterThanOrEqual(ok, 6, "freely worded caption edits that reached the target colour:\n" + report)
+        XCTAssertGreaterThanOrEqual(median, 28, "background not preserved:\n" + report)
     }
 }
