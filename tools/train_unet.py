@@ -6,8 +6,10 @@
     # text-to-image UNet (4 input channels), captions as text; starts its text encoder from the instruct one
     nice -n 10 python3 tools/train_unet.py --mode t2i --work /work/toytrain --minutes 20
     # toy-sd's text encoder alone on freely worded captions (phrasing.captions), the shipped UNet frozen
-    nice -n 10 python3 tools/train_unet.py --mode t2i --name t2i_te --init models/toy-sd --freeze-unet \
-        --phrasing varied --prediction v_prediction --data 12000 --minutes 40
+    # (toy-sd phase 3's recipe; --te-anchor keeps the generator's captions where the p2p settings were tuned)
+    nice -n 10 python3 tools/train_unet.py --mode t2i --name t2i_te1 --init models/toy-sd --freeze-unet \
+        --phrasing varied --te-anchor 1 --prediction v_prediction --data 12000 --batch 32 --lr 1e-3 --threads 2 \
+        --minutes 38
 
 Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). Epsilon prediction on the
 SD1 scaled_linear schedule (1000 steps). Instruct mode drops the text (5%), the image (5%) or both (5%) as in
@@ -335,7 +337,7 @@ def main():
             g["lr"] = g.get("mult", 1.0) * a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
         idx = torch.from_numpy(rng.choice(N, a.batch, p=w))
         if a.mode == "instruct":
-            texts = [data["ins"][i] for i in idx]
+            texts = canon = [data["ins"][i] for i in idx]
             if a.phrasing == "varied":
                 texts = [rephrase(edits[i], rng, pool, a.noise_words) if rng.random() < a.phrasing_frac else t
                          for i, t in zip(idx.tolist(), texts)]
@@ -343,7 +345,7 @@ def main():
             cond = data["src"][idx].clone()  # unscaled, as StableDiffusionInstructPix2PixPipeline feeds it
         else:
             use_t = rng.random(a.batch) < 0.5
-            texts = [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)]
+            texts = canon = [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)]
             if a.phrasing == "varied":
                 texts = [phrasing.captions(edits[i], rng)[int(u)] if rng.random() < a.phrasing_frac else t
                          for i, u, t in zip(idx.tolist(), use_t, texts)]
@@ -372,11 +374,11 @@ def main():
         else:
             loss = torch.nn.functional.mse_loss(pred, target)
         if te0 is not None:
-            canon = tok([data["ins"][i] for i in idx] if a.mode == "instruct" else
-                        [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)])
+            # canon: the batch's texts in the generator's wording, taken before rephrasing
+            cids = tok(canon)
             with torch.no_grad():
-                ref = te0(canon).last_hidden_state
-            loss = loss + a.te_anchor * torch.nn.functional.mse_loss(te(canon).last_hidden_state, ref)
+                ref = te0(cids).last_hidden_state
+            loss = loss + a.te_anchor * torch.nn.functional.mse_loss(te(cids).last_hidden_state, ref)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
