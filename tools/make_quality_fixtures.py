@@ -40,10 +40,9 @@ def main():
         Image.fromarray(r["source"]).save(os.path.join(a.out, name + ".png"), optimize=True)
         Image.fromarray((r["region"] * 255).astype(np.uint8)).save(os.path.join(a.out, name + "_region.png"),
                                                                    optimize=True)
-        # a phrasing from the held-out templates (tools/toyworld/phrasing.py), as tools/quality.py --phrasing heldout
-        held = phrasing.instruction(e, np.random.default_rng([seed, 1]), "heldout")
-        # and a held-out wording of its caption pair (toy-sd's p2p), as quality.py --phrasing heldout
-        held_src, held_tgt = phrasing.captions(e, np.random.default_rng([seed, 2]), "heldout")
+        # a phrasing from the held-out templates (tools/toyworld/phrasing.py) and a held-out wording of its caption
+        # pair (toy-sd's p2p), as tools/quality.py --phrasing heldout
+        held, (held_src, held_tgt) = phrasing.for_case(e, seed, "heldout")
         cases.append({"name": name, "seed": seed, "instruction": e.instruction, "heldout_instruction": held,
                       "expected_rgb": [float(x) for x in r["expected_rgb"]],
                       "source_caption": r["source_caption"], "target_caption": r["target_caption"],

@@ -72,9 +72,7 @@ def make_cases(n, types, seed_base, phrasing_split="canonical", scenes="plain"):
             r = world.edit_arrays(e)
             ins = e.instruction
             if phrasing_split != "canonical":  # own streams: the scene does not change with the phrasing
-                ins = phrasing.instruction(e, np.random.default_rng([seed, 1]), phrasing_split)
-                r["source_caption"], r["target_caption"] = phrasing.captions(
-                    e, np.random.default_rng([seed, 2]), phrasing_split)
+                ins, (r["source_caption"], r["target_caption"]) = phrasing.for_case(e, seed, phrasing_split)
             cases.append({"type": t, "seed": seed, "edit": e, "instruction": ins, **r})
     return cases
 

@@ -160,8 +160,7 @@ def captions(edit, rng, split: str = "train", synonym_rate: float = 0.3) -> tupl
 
     def sword(s):
         if s not in sw:
-            words = CAPTION_SHAPE_WORDS[s]
-            sw[s] = words[0] if rng.random() >= synonym_rate else _pick(rng, words[1:])
+            sw[s] = shape_word(rng, s, synonym_rate, CAPTION_SHAPE_WORDS)
         return sw[s]
 
     def render(scene):
@@ -173,6 +172,14 @@ def captions(edit, rng, split: str = "train", synonym_rate: float = 0.3) -> tupl
         return tmpl.format(objs=objs, bg=bg)
 
     return render(edit.source), render(edit.target)
+
+
+def for_case(edit, seed: int, split: str) -> tuple[str, tuple[str, str]]:
+    """(instruction, (source caption, target caption)) of a scored case worded by `split`, each from its own
+    stream of the case's seed ([seed, 1] and [seed, 2]), so the scene never changes with the wording and an
+    instruction stays the same whether or not captions are drawn (tools/quality.py, make_quality_fixtures.py)."""
+    return (instruction(edit, np.random.default_rng([seed, 1]), split),
+            captions(edit, np.random.default_rng([seed, 2]), split))
 
 
 def article(word: str) -> str:
@@ -188,8 +195,8 @@ def color_word(rng, color: str, synonym_rate: float) -> str:
     return words[0] if rng.random() >= synonym_rate else _pick(rng, words[1:])
 
 
-def shape_word(rng, shape: str, synonym_rate: float) -> str:
-    words = SHAPE_WORDS[shape]
+def shape_word(rng, shape: str, synonym_rate: float, table: dict = SHAPE_WORDS) -> str:
+    words = table[shape]
     return words[0] if rng.random() >= synonym_rate else _pick(rng, words[1:])
 
 
