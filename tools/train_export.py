@@ -43,7 +43,8 @@ def models_from(kind, work, from_ckpt, name):
         return (UNet2DConditionModel.from_pretrained(os.path.join(src, "unet")),
                 CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder")), pred)
     ck = torch.load(src + ".ckpt", map_location="cpu", weights_only=False)
-    unet = UNet2DConditionModel(**sdparts.unet_config(8 if kind == "instruct" else 4))
+    # runs of train_unet.py record their UNet config (--transformer-layers); older checkpoints have the default
+    unet = UNet2DConditionModel(**ck.get("unet_config", sdparts.unet_config(8 if kind == "instruct" else 4)))
     unet.load_state_dict(ck["unet"])
     te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
     te.load_state_dict(ck["te"])

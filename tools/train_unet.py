@@ -10,14 +10,19 @@
     nice -n 10 python3 tools/train_unet.py --mode t2i --name t2i_te1 --init models/toy-sd --freeze-unet \
         --phrasing varied --te-anchor 1 --prediction v_prediction --data 12000 --batch 32 --lr 1e-3 --threads 2 \
         --minutes 38
+    # a UNet grown to 2 transformer layers per attention block from a 1-layer checkpoint (the added layers start
+    # as the identity; toy-instruct phase 15 in docs/quality.md, not shipped)
+    python3 tools/train_unet.py --mode instruct --name instruct_v18 --init /work/toytrain/instruct_v16.ckpt \
+        --transformer-layers 2 --new-lr-mult 10 ...
 
 Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). Epsilon prediction on the
 SD1 scaled_linear schedule (1000 steps). Instruct mode drops the text (5%), the image (5%) or both (5%) as in
 InstructPix2Pix so both classifier-free guidances work; t2i mode drops the caption 10%.
-Seeded and resumable: WORK/<mode>.ckpt holds model, text encoder, optimiser, step and RNG states; rerunning
-continues. Prints the loss curve (EMA) and at the end a held-out denoising loss; writes WORK/<mode>/{unet,text_encoder}.
+Seeded and resumable: WORK/<mode>.ckpt holds model (and its UNet config), text encoder, optimiser, step and RNG
+states; rerunning continues. Prints the loss curve (EMA) and at the end a held-out denoising loss; writes WORK/<mode>/{unet,text_encoder}.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -147,18 +152,61 @@ def rephrase(edit, rng, pool, noise_share):
 
 def init_from(path, unet, te):
     """Starts the weights from a training checkpoint or from an exported diffusers folder (e.g. the
-    shipped models/toy-instruct, whose fp16 weights are widened to f32 for training)."""
+    shipped models/toy-instruct, whose fp16 weights are widened to f32 for training). When `unet` has more
+    transformer layers per attention block than the source (--transformer-layers), the source's layers keep
+    their weights and each added layer starts as the identity (grow_transformer_layers); returns the names
+    of the added parameters (empty when nothing was added)."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
     if os.path.isdir(path):
-        unet.load_state_dict(UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float().state_dict())
+        sd = UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float().state_dict()
         te.load_state_dict(CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().state_dict())
-        sdparts.log(f"weights initialised from the folder {path}")
-        return
-    ick = sdparts.load_ckpt(path)
-    unet.load_state_dict(ick["unet"])
-    te.load_state_dict(ick["te"])
-    sdparts.log(f"weights initialised from {path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})")
+        what = f"the folder {path}"
+    else:
+        ick = sdparts.load_ckpt(path)
+        if ick is None:
+            raise SystemExit(f"--init {path}: no such checkpoint or folder")
+        sd = ick["unet"]
+        te.load_state_dict(ick["te"])
+        what = f"{path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})"
+    added = grow_transformer_layers(unet, sd)
+    sdparts.log(f"weights initialised from {what}" +
+                (f"; {len(added)} tensors of added transformer layers start as the identity" if added else ""))
+    return added
+
+
+def init_layers(path):
+    """Transformer layers per attention block of --init (a folder's unet/config.json or a checkpoint's
+    recorded config; checkpoints from before the option have 1)."""
+    if os.path.isdir(path):
+        return int(json.load(open(os.path.join(path, "unet", "config.json"))).get("transformer_layers_per_block", 1))
+    ick = sdparts.load_ckpt(path) or {}
+    return int(ick.get("unet_config", {}).get("transformer_layers_per_block", 1))
+
+
+def grow_transformer_layers(unet, sd):
+    """Loads state dict `sd` into `unet`, which may have more transformer layers per attention block than
+    `sd` was saved with. A diffusers BasicTransformerBlock is residual in all three parts (h += attn1(norm(h));
+    h += attn2(norm(h), text); h += ff(norm(h))), so an added block whose three output projections are zero
+    is the identity: the grown UNet computes exactly what the source did, and training then gives the new
+    self/cross-attention and feed-forward layers their use. Any other missing or unexpected tensor is an error.
+    Returns the names of the added parameters."""
+    import re
+    missing, unexpected = unet.load_state_dict(sd, strict=False)
+    if unexpected:
+        raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]} "
+                         f"(more transformer layers than --transformer-layers?)")
+    added_block = re.compile(r"\.transformer_blocks\.([1-9][0-9]*)\.")
+    bad = [k for k in missing if not added_block.search(k)]
+    if bad:
+        raise SystemExit(f"--init: the source lacks {bad[0]} ({len(bad)} tensors): not the same UNet layout")
+    params = dict(unet.named_parameters())
+    import torch
+    with torch.no_grad():
+        for k in missing:
+            if re.search(r"\.(attn1\.to_out\.0|attn2\.to_out\.0|ff\.net\.2)\.(weight|bias)$", k):
+                params[k].zero_()
+    return [k for k in missing if k in params]
 
 
 def main():
@@ -204,22 +252,36 @@ def main():
                     help="instruct: weight the loss by 1 + K on the latent pixels the edit changes (|target - source| "
                          "latent mean > 0.5, dilated by one latent pixel), so which object changes (binding) counts "
                          "more than the unchanged rest; 0 = plain MSE")
+    ap.add_argument("--flip-frac", type=float, default=0.0,
+                    help="instruct: mirror a row's source and target latents up-down and (independently) left-right "
+                         "with this probability each, except reshape rows (whose target shapes must stay upright): "
+                         "the same scene with its objects in other places, against binding by position")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
                     help="train the text encoder only (the UNet keeps --init's weights): teaches new wordings "
                          "without moving what the UNet draws for the old ones")
+    ap.add_argument("--transformer-layers", type=int, default=None,
+                    help="transformer layers per attention block of the UNet (default: --init's, else 1). More "
+                         "than --init has grows it: the added layers start as the identity (the grown UNet "
+                         "computes what --init did) and train at --new-lr-mult x the learning rate")
+    ap.add_argument("--new-lr-mult", type=float, default=5.0,
+                    help="learning-rate multiplier for the layers --transformer-layers adds")
     ap.add_argument("--te-anchor", type=float, default=0.0,
                     help="add K x the MSE between the text encoder's hidden states of the batch's generator "
                          "texts (canonical wording) and those of the --init text encoder, so the wording the "
                          "model was tuned on keeps its embedding; 0 = off")
     a = ap.parse_args()
+    if a.flip_frac and a.mode != "instruct":
+        ap.error("--flip-frac mirrors instruct rows; --mode t2i does not use it")
     if a.edit_weight and a.mode != "instruct":
         ap.error("--edit-weight weights the instruct loss by the edited region; --mode t2i has no edit")
     if a.noise_words and a.phrasing != "varied":
         ap.error("--noise-words acts on the rephrased rows: it needs --phrasing varied")
     if (a.pairs or a.jitter or a.jitter_pairs or a.noise_words) and a.mode != "instruct":
         ap.error("--pairs, --jitter, --jitter-pairs and --noise-words are instruct training data; --mode t2i does not use them")
+    if a.transformer_layers is not None and a.transformer_layers < 1:
+        ap.error("--transformer-layers must be >= 1")
     if (a.freeze_unet or a.te_anchor) and not a.init:
         ap.error("--freeze-unet and --te-anchor keep what --init trained: give --init")
     name = a.name or a.mode
@@ -264,7 +326,17 @@ def main():
 
     torch.manual_seed(a.seed)
     in_ch = 8 if a.mode == "instruct" else 4
-    unet = UNet2DConditionModel(**sdparts.unet_config(in_ch))
+    ck_path = os.path.join(a.work, f"{name}.ckpt")
+    ck = sdparts.load_ckpt(ck_path)
+    if ck and "unet_config" in ck:
+        ucfg = ck["unet_config"]
+        if a.transformer_layers is not None and a.transformer_layers != ucfg["transformer_layers_per_block"]:
+            ap.error(f"--transformer-layers {a.transformer_layers}: {ck_path} was trained with "
+                     f"{ucfg['transformer_layers_per_block']} (start a new --name to grow it)")
+    else:
+        layers = a.transformer_layers or (init_layers(a.init) if a.init else 1)
+        ucfg = dict(sdparts.unet_config(in_ch), transformer_layers_per_block=layers)
+    unet = UNet2DConditionModel(**ucfg)
     te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
     if a.mode == "t2i" and os.path.exists(os.path.join(a.work, "instruct", "text_encoder")):
         te = CLIPTextModel.from_pretrained(os.path.join(a.work, "instruct", "text_encoder"))
@@ -273,20 +345,22 @@ def main():
                              if k not in ("set_alpha_to_one", "steps_offset")})
     if a.freeze_unet:
         unet.requires_grad_(False)
-    groups = ([] if a.freeze_unet else [{"params": list(unet.parameters()), "mult": 1.0}]) + \
+    added = set(ck.get("added_params", [])) if ck else set()
+    if a.init and not ck:
+        added = set(init_from(a.init, unet, te))
+    named = list(unet.named_parameters())
+    groups = ([] if a.freeze_unet else
+              [{"params": [p for k, p in named if k not in added], "mult": 1.0}] +
+              ([{"params": [p for k, p in named if k in added], "mult": a.new_lr_mult}] if added else [])) + \
         [{"params": list(te.parameters()), "mult": a.te_lr_mult}]
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
-    ck_path = os.path.join(a.work, f"{name}.ckpt")
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
-    ck = sdparts.load_ckpt(ck_path)
     te0 = None
     if a.init:
-        if not ck:
-            init_from(a.init, unet, te)
         if a.te_anchor:  # the --init text encoder, frozen (a resumed run reloads it from --init)
             te0 = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
-            init_from(a.init, UNet2DConditionModel(**sdparts.unet_config(in_ch)), te0)
+            init_from(a.init, UNet2DConditionModel(**ucfg), te0)
             te0.requires_grad_(False).eval()
     if ck:
         unet.load_state_dict(ck["unet"])
@@ -324,7 +398,7 @@ def main():
     def save(elapsed):
         sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
                           rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed, prediction=a.prediction,
-                          mode=a.mode)
+                          mode=a.mode, unet_config=ucfg, added_params=sorted(added))
 
     t0, ema = time.time(), 0.0
     unet.train()
@@ -343,6 +417,11 @@ def main():
                          for i, t in zip(idx.tolist(), texts)]
             x0 = data["tgt"][idx] * sf
             cond = data["src"][idx].clone()  # unscaled, as StableDiffusionInstructPix2PixPipeline feeds it
+            if a.flip_frac:  # mirror source and target together (not reshape rows: their shapes are drawn)
+                for r, i in enumerate(idx.tolist()):
+                    dims = [d for d in (-2, -1) if rng.random() < a.flip_frac]
+                    if dims and data["types"][i] != "reshape":
+                        x0[r], cond[r] = x0[r].flip(dims), cond[r].flip(dims)
         else:
             use_t = rng.random(a.batch) < 0.5
             texts = canon = [data["tc"][i] if u else data["sc"][i] for i, u in zip(idx.tolist(), use_t)]
