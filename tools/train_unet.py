@@ -24,6 +24,7 @@ states; rerunning continues. Prints the loss curve (EMA) and at the end a held-o
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -191,7 +192,6 @@ def grow_transformer_layers(unet, sd):
     is the identity: the grown UNet computes exactly what the source did, and training then gives the new
     self/cross-attention and feed-forward layers their use. Any other missing or unexpected tensor is an error.
     Returns the names of the added parameters."""
-    import re
     missing, unexpected = unet.load_state_dict(sd, strict=False)
     if unexpected:
         raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]} "
@@ -201,7 +201,6 @@ def grow_transformer_layers(unet, sd):
     if bad:
         raise SystemExit(f"--init: the source lacks {bad[0]} ({len(bad)} tensors): not the same UNet layout")
     params = dict(unet.named_parameters())
-    import torch
     with torch.no_grad():
         for k in missing:
             if re.search(r"\.(attn1\.to_out\.0|attn2\.to_out\.0|ff\.net\.2)\.(weight|bias)$", k):
