@@ -22,7 +22,6 @@ Seeded and resumable: WORK/<mode>.ckpt holds model (and its UNet config), text e
 states; rerunning continues. Prints the loss curve (EMA) and at the end a held-out denoising loss; writes WORK/<mode>/{unet,text_encoder}.
 """
 import argparse
-import json
 import os
 import re
 import sys
@@ -151,38 +150,36 @@ def rephrase(edit, rng, pool, noise_share):
     return text
 
 
-def init_from(path, unet, te):
-    """Starts the weights from a training checkpoint or from an exported diffusers folder (e.g. the
-    shipped models/toy-instruct, whose fp16 weights are widened to f32 for training). When `unet` has more
-    transformer layers per attention block than the source (--transformer-layers), the source's layers keep
-    their weights and each added layer starts as the identity (grow_transformer_layers); returns the names
-    of the added parameters (empty when nothing was added)."""
+def load_init(path):
+    """The --init weights, read once: dict(unet=, te= state dicts, layers= transformer layers per attention
+    block, what= a description). `path` is a training checkpoint or an exported diffusers folder (e.g. the
+    shipped models/toy-instruct, whose fp16 weights are widened to f32 for training); checkpoints from before
+    --transformer-layers have 1 layer."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
     if os.path.isdir(path):
-        sd = UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float().state_dict()
-        te.load_state_dict(CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().state_dict())
-        what = f"the folder {path}"
-    else:
-        ick = sdparts.load_ckpt(path)
-        if ick is None:
-            raise SystemExit(f"--init {path}: no such checkpoint or folder")
-        sd = ick["unet"]
-        te.load_state_dict(ick["te"])
-        what = f"{path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})"
-    added = grow_transformer_layers(unet, sd)
-    sdparts.log(f"weights initialised from {what}" +
+        u = UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float()
+        return dict(unet=u.state_dict(), layers=int(u.config.transformer_layers_per_block),
+                    te=CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().state_dict(),
+                    what=f"the folder {path}")
+    ick = sdparts.load_ckpt(path)
+    if ick is None:
+        raise SystemExit(f"--init {path}: no such checkpoint or folder")
+    return dict(unet=ick["unet"], te=ick["te"],
+                layers=int(ick.get("unet_config", {}).get("transformer_layers_per_block", 1)),
+                what=f"{path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})")
+
+
+def init_from(src, unet, te):
+    """Starts the weights from load_init's `src`. When `unet` has more transformer layers per attention block
+    than the source (--transformer-layers), the source's layers keep their weights and each added layer starts
+    as the identity (grow_transformer_layers); returns the names of the added parameters (empty when nothing
+    was added)."""
+    te.load_state_dict(src["te"])
+    added = grow_transformer_layers(unet, src["unet"])
+    sdparts.log(f"weights initialised from {src['what']}" +
                 (f"; {len(added)} tensors of added transformer layers start as the identity" if added else ""))
     return added
-
-
-def init_layers(path):
-    """Transformer layers per attention block of --init (a folder's unet/config.json or a checkpoint's
-    recorded config; checkpoints from before the option have 1)."""
-    if os.path.isdir(path):
-        return int(json.load(open(os.path.join(path, "unet", "config.json"))).get("transformer_layers_per_block", 1))
-    ick = sdparts.load_ckpt(path) or {}
-    return int(ick.get("unet_config", {}).get("transformer_layers_per_block", 1))
 
 
 def grow_transformer_layers(unet, sd):
@@ -323,6 +320,7 @@ def main():
         assert len(edits) == N and all(e.instruction == t for e, t in zip(edits, data["ins"])), \
             "edit metadata out of step with the cached latents"
 
+    src = load_init(a.init) if a.init else None
     torch.manual_seed(a.seed)
     in_ch = 8 if a.mode == "instruct" else 4
     ck_path = os.path.join(a.work, f"{name}.ckpt")
@@ -333,7 +331,7 @@ def main():
             ap.error(f"--transformer-layers {a.transformer_layers}: {ck_path} was trained with "
                      f"{ucfg['transformer_layers_per_block']} (start a new --name to grow it)")
     else:
-        layers = a.transformer_layers or (init_layers(a.init) if a.init else 1)
+        layers = a.transformer_layers or (src["layers"] if src else 1)
         ucfg = dict(sdparts.unet_config(in_ch), transformer_layers_per_block=layers)
     unet = UNet2DConditionModel(**ucfg)
     te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
@@ -345,8 +343,8 @@ def main():
     if a.freeze_unet:
         unet.requires_grad_(False)
     added = set(ck.get("added_params", [])) if ck else set()
-    if a.init and not ck:
-        added = set(init_from(a.init, unet, te))
+    if src and not ck:
+        added = set(init_from(src, unet, te))
     named = list(unet.named_parameters())
     groups = ([] if a.freeze_unet else
               [{"params": [p for k, p in named if k not in added], "mult": 1.0}] +
@@ -356,11 +354,11 @@ def main():
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
     te0 = None
-    if a.init:
-        if a.te_anchor:  # the --init text encoder, frozen (a resumed run reloads it from --init)
-            te0 = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
-            init_from(a.init, UNet2DConditionModel(**ucfg), te0)
-            te0.requires_grad_(False).eval()
+    if a.te_anchor:  # the --init text encoder, frozen (a resumed run takes it from --init too)
+        te0 = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
+        UNet2DConditionModel(**ucfg)  # unused: its random init keeps the torch RNG stream, so recipes reproduce
+        te0.load_state_dict(src["te"])
+        te0.requires_grad_(False).eval()
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["te"])
