@@ -252,6 +252,13 @@ def main():
                     help="instruct: mirror a row's source and target latents up-down and (independently) left-right "
                          "with this probability each, except reshape rows (whose target shapes must stay upright): "
                          "the same scene with its objects in other places, against binding by position")
+    ap.add_argument("--pair-together", action="store_true",
+                    help="instruct: a drawn two-object pair row brings its partner (the same scene, the other "
+                         "object's edit) into the batch with the same noise, timestep and dropout, so the only "
+                         "difference the loss sees between the two rows is the instruction (binding)")
+    ap.add_argument("--t-high", type=float, default=0.0,
+                    help="draw this share of the timesteps from [500, 1000) instead of [0, 1000): the steps at "
+                         "which a sampler decides which object changes (below, the noisy latent shows it)")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
@@ -270,6 +277,10 @@ def main():
     a = ap.parse_args()
     if a.flip_frac and a.mode != "instruct":
         ap.error("--flip-frac mirrors instruct rows; --mode t2i does not use it")
+    if not 0.0 <= a.t_high <= 1.0:
+        ap.error("--t-high is a share in [0, 1]")
+    if a.pair_together and a.mode != "instruct":
+        ap.error("--pair-together pairs instruct rows; --mode t2i has none")
     if a.edit_weight and a.mode != "instruct":
         ap.error("--edit-weight weights the instruct loss by the edited region; --mode t2i has no edit")
     if a.noise_words and a.phrasing != "varied":
@@ -392,6 +403,36 @@ def main():
             w[lo:hi] *= share / w[lo:hi].sum()
     w = w / w.sum()
 
+    # pair rows (plain pairs, then the jittered pairs after the jittered triplets) lie in twos: rows lo + 2k and
+    # lo + 2k + 1 edit the same scene, one object each
+    pair_ranges = [(n_plain, n_plain + n_pair_rows), (n_plain + n_pair_rows + a.jitter, N)] if n_jit_rows else \
+        [(n_plain, n_plain + n_pair_rows)]
+
+    def partner(i):
+        for lo, hi in pair_ranges:
+            if lo <= i < hi:
+                return lo + ((i - lo) ^ 1)
+        return None
+
+    def draw_batch():
+        """Row indices of a batch and, per row, the batch position whose noise, timestep and dropout it
+        shares (-1: its own)."""
+        if not a.pair_together:
+            return torch.from_numpy(rng.choice(N, a.batch, p=w)), None
+        rows, tie = [], []
+        while len(rows) < a.batch:
+            for i in rng.choice(N, a.batch, p=w).tolist():
+                j = partner(i)
+                if j is None:
+                    rows.append(i)
+                    tie.append(-1)
+                elif len(rows) + 2 <= a.batch:
+                    rows += [i, j]
+                    tie += [-1, len(rows) - 2]
+                if len(rows) == a.batch:
+                    break
+        return torch.tensor(rows), tie
+
     def save(elapsed):
         sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
                           rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed, prediction=a.prediction,
@@ -406,7 +447,7 @@ def main():
         warm = min(1.0, (step + 1) / 50)
         for g in opt.param_groups:
             g["lr"] = g.get("mult", 1.0) * a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        idx = torch.from_numpy(rng.choice(N, a.batch, p=w))
+        idx, tie = draw_batch()
         if a.mode == "instruct":
             texts = canon = [data["ins"][i] for i in idx]
             if a.phrasing == "varied":
@@ -428,6 +469,10 @@ def main():
             x0 = torch.where(torch.from_numpy(use_t)[:, None, None, None], data["tgt"][idx], data["src"][idx]) * sf
         ids = tok(texts)
         p = rng.random(a.batch)
+        if tie is not None:
+            for r, q in enumerate(tie):
+                if q >= 0:
+                    p[r] = p[q]
         if a.mode == "instruct":
             drop_txt = p < 0.10             # 0.00-0.05 text only, 0.05-0.10 both
             drop_img = (p >= 0.05) & (p < 0.15)
@@ -437,6 +482,13 @@ def main():
         ids[torch.from_numpy(drop_txt)] = empty[0]
         noise = torch.randn_like(x0)
         t = torch.randint(0, 1000, (a.batch,))
+        if a.t_high:
+            hi = torch.from_numpy(rng.random(a.batch) < a.t_high)
+            t[hi] = torch.randint(500, 1000, (int(hi.sum()),))
+        if tie is not None:
+            for r, q in enumerate(tie):
+                if q >= 0:
+                    noise[r], t[r] = noise[q], t[q]
         xt = sched.add_noise(x0, noise, t)
         inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
         ehs = te(ids).last_hidden_state
