@@ -10,6 +10,7 @@
     python3 tools/quality.py --methods instruct --types recolor --phrasing heldout   # phrasings never trained on
     python3 tools/quality.py --methods p2p+lb --types recolor --steps 50 --phrasing heldout  # captions likewise
     python3 tools/quality.py --methods instruct --types recolor --scenes jitter     # the jittered generator
+    python3 tools/quality.py --methods instruct --types recolor --scenes jitter --binding  # does the noun pick the object
 
 For each edit type (recolor, reshape, background, remove) it generates --cases held-out cases (seeds at or
 above world.HELDOUT_SEED_BASE, never used in training), runs each method and scores the output against the
@@ -252,6 +253,40 @@ class ReferenceRunner:
 
 
 # ------------------------------------------------------------------------------------------ main
+def binding_check(cases, runner, method, tmp, seed, thr):
+    """Does the instruction's noun pick the object? For each two-object recolour case: the generator's plainest
+    wording, "make the {shape} {new}", once naming each object, with one new colour that neither object nor the
+    background has (the case's own when it qualifies). Each run's outcome: "own" (the named object took the new
+    colour, the other did not), "other", "both" or "neither"; a case is "bound" when both runs are "own", "one
+    object" when both runs recolour the same object whatever its noun (the noun is ignored: a one-instruction
+    table scores such a scene right only when its instruction happens to name that object), "swapped" when
+    each run recolours the other object. Returns [(case, (outcome for object 0, outcome for object 1))]."""
+    out = []
+    for c in cases:
+        e = c["edit"]
+        objs = e.source.objects
+        if c["type"] != "recolor" or len(objs) != 2:
+            continue
+        taken = {o.color for o in objs} | set(e.source.background.colors)
+        new = e.target_color if e.target_color not in taken else next(x for x in world.COLOR_NAMES if x not in taken)
+        col = np.array(world.COLORS[new], np.float32)
+        cores = [erode(m, 1) if erode(m, 1).any() else m for m in c["source_masks"]]
+        res = []
+        for k in (0, 1):
+            run = dict(c, instruction=f"make the {objs[k].shape} {new}", seed=f"{c['seed']}b{k}")
+            img, _ = runner.run(method, run, tmp, seed)
+            hit = [bool(np.linalg.norm(img.astype(np.float32)[m].mean(axis=0) - col) < thr) for m in cores]
+            res.append({(True, False): "own", (False, True): "other", (True, True): "both",
+                        (False, False): "neither"}[(hit[k], hit[1 - k])])
+        out.append((c, tuple(res)))
+    return out
+
+
+def binding_kind(res):
+    return {("own", "own"): "bound", ("own", "other"): "one object", ("other", "own"): "one object",
+            ("other", "other"): "swapped"}.get(res, "partial")
+
+
 def model_hint(path, key):
     """A model's recommended setting from its diffedit.json (None when absent)."""
     if not os.path.exists(path):
@@ -293,6 +328,11 @@ def main():
                     help="print every failed case: seed, size, objects, instruction, and the mean colour of the "
                          "edited object and of the other objects (recolour / remove: tells a wrong-object edit "
                          "from a missing one)")
+    ap.add_argument("--binding", action="store_true",
+                    help="instead of the table: on the two-object recolour cases, edit each scene twice, naming "
+                         "each object in turn (\"make the {shape} {new}\"), and count the scenes where the noun "
+                         "picks the object (bound), where both instructions recolour the same object (the noun is "
+                         "ignored), swapped and partial; per shape pair. --methods instruct, --types recolor")
     ap.add_argument("--breakdown", action="store_true",
                     help="also print success per target colour and for one- / two-object scenes")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality.md"),
@@ -332,6 +372,28 @@ def main():
               file=sys.stderr)
         sys.exit(2)
     cases = make_cases(a.cases, types, a.seed_base, a.phrasing, a.scenes)
+    if a.binding:
+        if methods != ["instruct"] or types != ["recolor"]:
+            sys.exit("quality.py: --binding checks instruct recolour: give --methods instruct --types recolor")
+        with tempfile.TemporaryDirectory() as tmp:
+            res = binding_check(cases, runner, "instruct", tmp, a.seed, a.color_threshold)
+        kinds, pairs = {}, {}
+        for c, r in res:
+            k = binding_kind(r)
+            kinds[k] = kinds.get(k, 0) + 1
+            pair = " / ".join(sorted(o.shape for o in c["edit"].source.objects))
+            v = pairs.setdefault(pair, [0, 0])
+            v[0] += int(k == "bound")
+            v[1] += 1
+            if a.failures and k != "bound":
+                print(f"    {k}: seed {c['seed']} {c['edit'].source.size}px {pair}: {r[0]}, {r[1]}", flush=True)
+        n = len(res)
+        print(f"binding, {a.scenes} scenes: {n} two-object recolour cases (of {len(cases)}), noise seed {a.seed}: "
+              + ", ".join(f"{k} {v} ({100.0 * v / max(n, 1):.1f}%)" for k, v in sorted(kinds.items())))
+        ring = [sum(pairs[p][i] for p in pairs if ("ring" in p) == w) for w in (True, False) for i in (0, 1)]
+        print(f"    bound with a ring in the scene {ring[0]}/{ring[1]}, without {ring[2]}/{ring[3]}")
+        print("    bound by shape pair: " + "  ".join(f"{p} {v[0]}/{v[1]}" for p, v in sorted(pairs.items())))
+        return
     if a.show_instructions:
         for t in types:
             for c in [c for c in cases if c["type"] == t][:a.show_instructions]:

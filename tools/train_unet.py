@@ -150,6 +150,19 @@ def rephrase(edit, rng, pool, noise_share):
     return text
 
 
+def shape_label(edit, text):
+    """--shape-probe's label of a row: the index in world.SHAPES of the object a recolour or remove edit names,
+    when `text` names it by one of its shape words; -1 otherwise (background, reshape (two shapes), colour-only
+    "the red one", a typo in the noun)."""
+    if edit.edit_type not in ("recolor", "remove"):
+        return -1
+    shape = edit.source.objects[edit.obj_index].shape
+    words = " " + "".join(ch if ch.isalpha() else " " for ch in text.lower()) + " "
+    if any(f" {w} " in words for w in phrasing.SHAPE_WORDS[shape]):
+        return world.SHAPES.index(shape)
+    return -1
+
+
 def load_init(path):
     """The --init weights, read once: dict(unet=, te= state dicts, layers= transformer layers per attention
     block, what= a description). `path` is a training checkpoint or an exported diffusers folder (e.g. the
@@ -259,6 +272,11 @@ def main():
     ap.add_argument("--t-high", type=float, default=0.0,
                     help="draw this share of the timesteps from [500, 1000) instead of [0, 1000): the steps at "
                          "which a sampler decides which object changes (below, the noisy latent shows it)")
+    ap.add_argument("--shape-probe", type=float, default=0.0,
+                    help="instruct: add K x a cross-entropy that tells the named object's shape from the text "
+                         "encoder's pooled (end-of-text) state, through a cosine classifier of fixed scale trained "
+                         "alongside (so the states must turn apart, not just differ a little). Rows whose text "
+                         "names one object by a shape word (recolour, remove); 0 = off")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
@@ -279,6 +297,8 @@ def main():
         ap.error("--flip-frac mirrors instruct rows; --mode t2i does not use it")
     if not 0.0 <= a.t_high <= 1.0:
         ap.error("--t-high is a share in [0, 1]")
+    if a.shape_probe and (a.mode != "instruct" or a.phrasing == "canonical"):
+        ap.error("--shape-probe needs --mode instruct and --phrasing varied (it reads each row's edit)")
     if a.pair_together and a.mode != "instruct":
         ap.error("--pair-together pairs instruct rows; --mode t2i has none")
     if a.edit_weight and a.mode != "instruct":
@@ -361,6 +381,10 @@ def main():
               [{"params": [p for k, p in named if k not in added], "mult": 1.0}] +
               ([{"params": [p for k, p in named if k in added], "mult": a.new_lr_mult}] if added else [])) + \
         [{"params": list(te.parameters()), "mult": a.te_lr_mult}]
+    probe = None
+    if a.shape_probe:  # one unit vector per shape; logits = 10 x cosine(pooled state, unit)
+        probe = torch.nn.Parameter(torch.randn(len(world.SHAPES), te.config.hidden_size) * 0.1)
+        groups.append({"params": [probe], "mult": 20.0})
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
@@ -373,6 +397,10 @@ def main():
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["te"])
+        if probe is not None:
+            if ck.get("probe") is None:
+                ap.error(f"--shape-probe: {ck_path} was trained without it (start a new --name)")
+            probe.data.copy_(ck["probe"])
         opt.load_state_dict(ck["opt"])
         step, rng, elapsed0 = ck["step"], ck["rng"], ck.get("elapsed", 0.0)
         torch.set_rng_state(ck["torch_rng"])
@@ -436,9 +464,11 @@ def main():
     def save(elapsed):
         sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
                           rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed, prediction=a.prediction,
-                          mode=a.mode, unet_config=ucfg, added_params=sorted(added))
+                          mode=a.mode, unet_config=ucfg, added_params=sorted(added),
+                          probe=None if probe is None else probe.detach().clone())
 
     t0, ema = time.time(), 0.0
+    probe_ce = None
     unet.train()
     te.train()
     while step < a.steps and time.time() - t0 < a.minutes * 60:
@@ -491,7 +521,8 @@ def main():
                     noise[r], t[r] = noise[q], t[q]
         xt = sched.add_noise(x0, noise, t)
         inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
-        ehs = te(ids).last_hidden_state
+        te_out = te(ids)
+        ehs = te_out.last_hidden_state
         pred = unet(inp, t, ehs).sample
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
         if a.edit_weight:  # instruct only (checked above)
@@ -501,6 +532,15 @@ def main():
             loss = (wmap * (pred - target) ** 2).mean() / wmap.mean()
         else:
             loss = torch.nn.functional.mse_loss(pred, target)
+        if probe is not None:
+            lab = torch.tensor([shape_label(edits[i], x) for i, x in zip(idx.tolist(), texts)])
+            keep = (lab >= 0) & ~torch.from_numpy(drop_txt)
+            if keep.any():
+                f = torch.nn.functional.normalize(te_out.pooler_output[keep], dim=-1)
+                logits = 10.0 * f @ torch.nn.functional.normalize(probe, dim=-1).T
+                ce = torch.nn.functional.cross_entropy(logits, lab[keep])
+                loss = loss + a.shape_probe * ce
+                probe_ce = ce.item() if probe_ce is None else 0.97 * probe_ce + 0.03 * ce.item()
         if te0 is not None:
             # canon: the batch's texts in the generator's wording, taken before rephrasing
             cids = tok(canon)
@@ -514,7 +554,8 @@ def main():
         step += 1
         ema = loss.item() if ema == 0 else 0.97 * ema + 0.03 * loss.item()
         if step % 10 == 0:
-            sdparts.log(f"step {step} loss {loss.item():.4f} ema {ema:.4f} lr {opt.param_groups[0]['lr']:.2e}")
+            sdparts.log(f"step {step} loss {loss.item():.4f} ema {ema:.4f} lr {opt.param_groups[0]['lr']:.2e}"
+                        + (f" shape-probe ce ema {probe_ce:.3f}" if probe_ce is not None else ""))
         if step % a.save_every == 0:
             save(elapsed0 + time.time() - t0)
     save(elapsed0 + time.time() - t0)
