@@ -154,12 +154,29 @@ def shape_label(edit, text):
     """--shape-probe's label of a row: the index in world.SHAPES of the object a recolour or remove edit names,
     when `text` names it by one of its shape words; -1 otherwise (background, reshape (two shapes), colour-only
     "the red one", a typo in the noun)."""
+    return shape_label_word(edit, text)[0]
+
+
+def shape_label_word(edit, text):
+    """(shape_label, the shape word `text` uses, or None)."""
     if edit.edit_type not in ("recolor", "remove"):
-        return -1
+        return -1, None
     shape = edit.source.objects[edit.obj_index].shape
     words = " " + "".join(ch if ch.isalpha() else " " for ch in text.lower()) + " "
-    if any(f" {w} " in words for w in phrasing.SHAPE_WORDS[shape]):
-        return world.SHAPES.index(shape)
+    for w in phrasing.SHAPE_WORDS[shape]:
+        if f" {w} " in words:
+            return world.SHAPES.index(shape), w
+    return -1, None
+
+
+def noun_position(tok, ids, word, cache={}):  # noqa: B006 (a memo)
+    """Index in `ids` (one row of token ids) of the last token of `word`'s first occurrence, or -1."""
+    if word not in cache:
+        cache[word] = tok.tok(word, add_special_tokens=False).input_ids
+    w = cache[word]
+    for i in range(len(ids) - len(w) + 1):
+        if ids[i:i + len(w)] == w:
+            return i + len(w) - 1
     return -1
 
 
@@ -277,6 +294,9 @@ def main():
                          "encoder's pooled (end-of-text) state, through a cosine classifier of fixed scale trained "
                          "alongside (so the states must turn apart, not just differ a little). Rows whose text "
                          "names one object by a shape word (recolour, remove); 0 = off")
+    ap.add_argument("--shape-probe-token", action="store_true",
+                    help="with --shape-probe: apply the same classifier to the noun's own (last) token state as "
+                         "well, where the UNet's cross-attention finds the word")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
@@ -299,6 +319,8 @@ def main():
         ap.error("--t-high is a share in [0, 1]")
     if a.shape_probe and (a.mode != "instruct" or a.phrasing == "canonical"):
         ap.error("--shape-probe needs --mode instruct and --phrasing varied (it reads each row's edit)")
+    if a.shape_probe_token and not a.shape_probe:
+        ap.error("--shape-probe-token goes with --shape-probe K")
     if a.pair_together and a.mode != "instruct":
         ap.error("--pair-together pairs instruct rows; --mode t2i has none")
     if a.edit_weight and a.mode != "instruct":
@@ -533,12 +555,20 @@ def main():
         else:
             loss = torch.nn.functional.mse_loss(pred, target)
         if probe is not None:
-            lab = torch.tensor([shape_label(edits[i], x) for i, x in zip(idx.tolist(), texts)])
+            lw = [shape_label_word(edits[i], x) for i, x in zip(idx.tolist(), texts)]
+            lab = torch.tensor([x[0] for x in lw])
             keep = (lab >= 0) & ~torch.from_numpy(drop_txt)
             if keep.any():
-                f = torch.nn.functional.normalize(te_out.pooler_output[keep], dim=-1)
+                feats, labs = [te_out.pooler_output[keep]], [lab[keep]]
+                if a.shape_probe_token:
+                    rows = [(r, noun_position(tok, ids[r].tolist(), lw[r][1])) for r in range(len(lw)) if keep[r]]
+                    rows = [(r, q) for r, q in rows if q >= 0]
+                    if rows:
+                        feats.append(ehs[[r for r, _ in rows], [q for _, q in rows]])
+                        labs.append(lab[[r for r, _ in rows]])
+                f = torch.nn.functional.normalize(torch.cat(feats), dim=-1)
                 logits = 10.0 * f @ torch.nn.functional.normalize(probe, dim=-1).T
-                ce = torch.nn.functional.cross_entropy(logits, lab[keep])
+                ce = torch.nn.functional.cross_entropy(logits, torch.cat(labs))
                 loss = loss + a.shape_probe * ce
                 probe_ce = ce.item() if probe_ce is None else 0.97 * probe_ce + 0.03 * ce.item()
         if te0 is not None:
