@@ -94,6 +94,12 @@ def dilate(m, k=1):
     return m
 
 
+def core_of(m):
+    """A region's core: the mask eroded by one pixel (the mask itself when that leaves nothing)."""
+    c = erode(m, 1)
+    return c if c.any() else m
+
+
 def psnr(a, b, mask):
     if not mask.any():
         return float("nan")
@@ -118,10 +124,7 @@ def score(case, out, thr):
         iou = lambda a, b: (a & b).sum() / max(1, (a | b).sum())  # noqa: E731
         ok = iou(got, new_m) >= 0.5 and iou(got, new_m) > iou(got, old_m)
         return bool(ok), bg
-    core = erode(region, 1)
-    if not core.any():
-        core = region
-    mean = out.astype(np.float32)[core].mean(axis=0)
+    mean = out.astype(np.float32)[core_of(region)].mean(axis=0)
     ok = np.linalg.norm(mean - case["expected_rgb"]) < thr
     return bool(ok), bg
 
@@ -136,9 +139,7 @@ def describe_failure(case, out, method="instruct"):
     parts = [f"{case['type']} seed {case['seed']} {e.source.size}px {len(e.source.objects)}-object "
              f"{asked} want {tuple(int(x) for x in case['expected_rgb'])}"]
     for k, m in enumerate(case["source_masks"]):
-        core = erode(m, 1)
-        if not core.any():
-            core = m
+        core = core_of(m)
         got = out.astype(np.float32)[core].mean(axis=0)
         was = case["source"].astype(np.float32)[core].mean(axis=0)
         tag = "edited" if k == e.obj_index else "other"
@@ -270,7 +271,7 @@ def binding_check(cases, runner, method, tmp, seed, thr):
         taken = {o.color for o in objs} | set(e.source.background.colors)
         new = e.target_color if e.target_color not in taken else next(x for x in world.COLOR_NAMES if x not in taken)
         col = np.array(world.COLORS[new], np.float32)
-        cores = [erode(m, 1) if erode(m, 1).any() else m for m in c["source_masks"]]
+        cores = [core_of(m) for m in c["source_masks"]]
         res = []
         for k in (0, 1):
             run = dict(c, instruction=f"make the {objs[k].shape} {new}", seed=f"{c['seed']}b{k}")

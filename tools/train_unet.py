@@ -150,15 +150,10 @@ def rephrase(edit, rng, pool, noise_share):
     return text
 
 
-def shape_label(edit, text):
-    """--shape-probe's label of a row: the index in world.SHAPES of the object a recolour or remove edit names,
-    when `text` names it by one of its shape words; -1 otherwise (background, reshape (two shapes), colour-only
-    "the red one", a typo in the noun)."""
-    return shape_label_word(edit, text)[0]
-
-
 def shape_label_word(edit, text):
-    """(shape_label, the shape word `text` uses, or None)."""
+    """--shape-probe's label of a row and the word it rests on: (index in world.SHAPES of the object a recolour
+    or remove edit names, the shape word or synonym `text` names it by), or (-1, None) when there is none
+    (background, reshape (two shapes), colour-only "the red one", a typo in the noun)."""
     if edit.edit_type not in ("recolor", "remove"):
         return -1, None
     shape = edit.source.objects[edit.obj_index].shape
@@ -169,11 +164,14 @@ def shape_label_word(edit, text):
     return -1, None
 
 
-def noun_position(tok, ids, word, cache={}):  # noqa: B006 (a memo)
+_WORD_IDS = {}  # shape word -> its token ids (no bos / eos)
+
+
+def noun_position(tok, ids, word):
     """Index in `ids` (one row of token ids) of the last token of `word`'s first occurrence, or -1."""
-    if word not in cache:
-        cache[word] = tok.tok(word, add_special_tokens=False).input_ids
-    w = cache[word]
+    if word not in _WORD_IDS:
+        _WORD_IDS[word] = tok.tok(word, add_special_tokens=False).input_ids
+    w = _WORD_IDS[word]
     for i in range(len(ids) - len(w) + 1):
         if ids[i:i + len(w)] == w:
             return i + len(w) - 1
