@@ -346,6 +346,8 @@ def main():
     for m in methods:
         if m not in METHODS:
             sys.exit(f"quality.py: unknown method {m!r} (one of {', '.join(METHODS)})")
+    if a.binding and (methods != ["instruct"] or types != ["recolor"]):
+        sys.exit("quality.py: --binding checks instruct recolour: give --methods instruct --types recolor")
     models = {"instruct": a.instruct_model, "sd": a.sd_model}
     if a.instruct_guidance is None:  # the instruct model's recommendation (what `diffedit edit` uses by default)
         hints = os.path.join(a.instruct_model, "diffedit.json")
@@ -374,8 +376,6 @@ def main():
         sys.exit(2)
     cases = make_cases(a.cases, types, a.seed_base, a.phrasing, a.scenes)
     if a.binding:
-        if methods != ["instruct"] or types != ["recolor"]:
-            sys.exit("quality.py: --binding checks instruct recolour: give --methods instruct --types recolor")
         with tempfile.TemporaryDirectory() as tmp:
             res = binding_check(cases, runner, "instruct", tmp, a.seed, a.color_threshold)
         kinds, pairs = {}, {}

@@ -453,8 +453,7 @@ def main():
 
     # pair rows (plain pairs, then the jittered pairs after the jittered triplets) lie in twos: rows lo + 2k and
     # lo + 2k + 1 edit the same scene, one object each
-    pair_ranges = [(n_plain, n_plain + n_pair_rows), (n_plain + n_pair_rows + a.jitter, N)] if n_jit_rows else \
-        [(n_plain, n_plain + n_pair_rows)]
+    pair_ranges = [(n_plain, n_plain + n_pair_rows), (n_plain + n_pair_rows + a.jitter, N)]
 
     def partner(i):
         for lo, hi in pair_ranges:
@@ -463,23 +462,23 @@ def main():
         return None
 
     def draw_batch():
-        """Row indices of a batch and, per row, the batch position whose noise, timestep and dropout it
-        shares (-1: its own)."""
+        """Row indices of a batch and, per row, the batch position whose noise, timestep and dropout it takes
+        (--pair-together: a partner row takes its pair's; None when every row has its own)."""
         if not a.pair_together:
             return torch.from_numpy(rng.choice(N, a.batch, p=w)), None
-        rows, tie = [], []
+        rows, same = [], []
         while len(rows) < a.batch:
             for i in rng.choice(N, a.batch, p=w).tolist():
                 j = partner(i)
                 if j is None:
+                    same.append(len(rows))
                     rows.append(i)
-                    tie.append(-1)
                 elif len(rows) + 2 <= a.batch:
+                    same += [len(rows)] * 2
                     rows += [i, j]
-                    tie += [-1, len(rows) - 2]
                 if len(rows) == a.batch:
                     break
-        return torch.tensor(rows), tie
+        return torch.tensor(rows), torch.tensor(same)
 
     def save(elapsed):
         sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
@@ -497,7 +496,7 @@ def main():
         warm = min(1.0, (step + 1) / 50)
         for g in opt.param_groups:
             g["lr"] = g.get("mult", 1.0) * a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        idx, tie = draw_batch()
+        idx, same = draw_batch()
         if a.mode == "instruct":
             texts = canon = [data["ins"][i] for i in idx]
             if a.phrasing == "varied":
@@ -519,10 +518,8 @@ def main():
             x0 = torch.where(torch.from_numpy(use_t)[:, None, None, None], data["tgt"][idx], data["src"][idx]) * sf
         ids = tok(texts)
         p = rng.random(a.batch)
-        if tie is not None:
-            for r, q in enumerate(tie):
-                if q >= 0:
-                    p[r] = p[q]
+        if same is not None:
+            p = p[same.numpy()]
         if a.mode == "instruct":
             drop_txt = p < 0.10             # 0.00-0.05 text only, 0.05-0.10 both
             drop_img = (p >= 0.05) & (p < 0.15)
@@ -535,10 +532,8 @@ def main():
         if a.t_high:
             hi = torch.from_numpy(rng.random(a.batch) < a.t_high)
             t[hi] = torch.randint(500, 1000, (int(hi.sum()),))
-        if tie is not None:
-            for r, q in enumerate(tie):
-                if q >= 0:
-                    noise[r], t[r] = noise[q], t[q]
+        if same is not None:
+            noise, t = noise[same], t[same]
         xt = sched.add_noise(x0, noise, t)
         inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
         te_out = te(ids)
