@@ -22,6 +22,7 @@ Seeded and resumable: WORK/<mode>.ckpt holds model (and its UNet config), text e
 states; rerunning continues. Prints the loss curve (EMA) and at the end a held-out denoising loss; writes WORK/<mode>/{unet,text_encoder}.
 """
 import argparse
+import math
 import os
 import re
 import sys
@@ -178,6 +179,47 @@ def noun_position(tok, ids, word):
     return -1
 
 
+class RecordingCrossAttn:
+    """The UNet's cross-attention (attn2) computed explicitly, the same sums as diffusers' AttnProcessor; while
+    `maps` is a list, each call appends its attention probabilities, (batch, heads, pixels, tokens) (--attn-bind)."""
+
+    def __init__(self):
+        self.maps = None
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
+        assert hidden_states.ndim == 3 and encoder_hidden_states is not None and attention_mask is None
+        assert attn.spatial_norm is None and attn.group_norm is None and not attn.norm_cross
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))          # (B*heads, pixels, d)
+        k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))  # (B*heads, tokens, d)
+        v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+        probs = attn.get_attention_scores(q, k, None)                 # (B*heads, pixels, tokens)
+        if self.maps is not None:
+            b = hidden_states.shape[0]
+            self.maps.append(probs.view(b, attn.heads, *probs.shape[1:]))
+        h = attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
+        if attn.residual_connection:
+            h = h + hidden_states
+        return h / attn.rescale_output_factor
+
+
+def attn_bind_loss(maps, region, first):
+    """--attn-bind: -log(in / (in + out)), the mean over rows and cross-attention layers, where in / out are the
+    mean attention mass (over heads) that the pixels inside / outside the edited `region` (rows, 1, H, W latent
+    pixels, 0/1) give to the tokens at positions >= `first` (rows,), the noun's last token on."""
+    terms = []
+    H, W = region.shape[-2:]
+    for P in maps:  # (rows, heads, pixels, tokens)
+        P = P.mean(1)
+        f = round(math.sqrt(H * W / P.shape[1]))
+        m = torch.nn.functional.adaptive_max_pool2d(region, (H // f, W // f)).flatten(1)      # (rows, pixels)
+        content = (torch.arange(P.shape[2])[None, :] >= first[:, None]).float()              # (rows, tokens)
+        mass = (P * content[:, None, :]).sum(-1)                                              # (rows, pixels)
+        inside = (mass * m).sum(1) / m.sum(1).clamp(min=1)
+        outside = (mass * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+        terms.append(-torch.log(inside / (inside + outside + 1e-8) + 1e-8))
+    return torch.stack(terms).mean()
+
+
 def load_init(path):
     """The --init weights, read once: dict(unet=, te= state dicts, layers= transformer layers per attention
     block, what= a description). `path` is a training checkpoint or an exported diffusers folder (e.g. the
@@ -193,7 +235,7 @@ def load_init(path):
     ick = sdparts.load_ckpt(path)
     if ick is None:
         raise SystemExit(f"--init {path}: no such checkpoint or folder")
-    return dict(unet=ick["unet"], te=ick["te"],
+    return dict(unet=ick["unet"], te=ick["te"], probe=ick.get("probe"),
                 layers=int(ick.get("unet_config", {}).get("transformer_layers_per_block", 1)),
                 what=f"{path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})")
 
@@ -295,6 +337,15 @@ def main():
     ap.add_argument("--shape-probe-token", action="store_true",
                     help="with --shape-probe: apply the same classifier to the noun's own (last) token state as "
                          "well, where the UNet's cross-attention finds the word")
+    ap.add_argument("--kv-lr-mult", type=float, default=1.0,
+                    help="learning-rate multiplier for the UNet's cross-attention key and value projections "
+                         "(attn2.to_k, attn2.to_v): the part that maps the text states to what each pixel reads")
+    ap.add_argument("--attn-bind", type=float, default=0.0,
+                    help="instruct: add K x a cross-attention routing loss on rows that name one object by a shape "
+                         "word (recolour, remove): in every cross-attention layer, the attention mass (mean over "
+                         "heads) that a pixel gives to the tokens from the noun on (the ones that know which object "
+                         "is meant) should be larger inside the edited region than outside: -log(in / (in + out)) "
+                         "of the mean masses; 0 = off")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
@@ -319,6 +370,10 @@ def main():
         ap.error("--shape-probe needs --mode instruct and --phrasing varied (it reads each row's edit)")
     if a.shape_probe_token and not a.shape_probe:
         ap.error("--shape-probe-token goes with --shape-probe K")
+    if a.attn_bind and (a.mode != "instruct" or a.phrasing == "canonical"):
+        ap.error("--attn-bind needs --mode instruct and --phrasing varied (it reads each row's edit)")
+    if a.attn_bind and a.flip_frac:
+        ap.error("--attn-bind reads the edited region from the unflipped latents: not with --flip-frac")
     if a.pair_together and a.mode != "instruct":
         ap.error("--pair-together pairs instruct rows; --mode t2i has none")
     if a.edit_weight and a.mode != "instruct":
@@ -397,13 +452,23 @@ def main():
     if src and not ck:
         added = set(init_from(src, unet, te))
     named = list(unet.named_parameters())
+    kv = {k for k, _ in named if ".attn2.to_k." in k or ".attn2.to_v." in k} if a.kv_lr_mult != 1.0 else set()
     groups = ([] if a.freeze_unet else
-              [{"params": [p for k, p in named if k not in added], "mult": 1.0}] +
-              ([{"params": [p for k, p in named if k in added], "mult": a.new_lr_mult}] if added else [])) + \
+              [{"params": [p for k, p in named if k not in added and k not in kv], "mult": 1.0}] +
+              ([{"params": [p for k, p in named if k in added], "mult": a.new_lr_mult}] if added else []) +
+              ([{"params": [p for k, p in named if k in kv and k not in added], "mult": a.kv_lr_mult}]
+               if kv else [])) + \
         [{"params": list(te.parameters()), "mult": a.te_lr_mult}]
+    recorder = None
+    if a.attn_bind:
+        recorder = RecordingCrossAttn()
+        unet.set_attn_processor({k: (recorder if ".attn2." in k else v) for k, v in unet.attn_processors.items()})
     probe = None
     if a.shape_probe:  # one unit vector per shape; logits = 10 x cosine(pooled state, unit)
         probe = torch.nn.Parameter(torch.randn(len(world.SHAPES), te.config.hidden_size) * 0.1)
+        if src is not None and src.get("probe") is not None and not ck:
+            probe.data.copy_(src["probe"])  # --init's probe goes on with the text encoder it was trained with
+            sdparts.log("shape probe initialised from --init's")
         groups.append({"params": [probe], "mult": 20.0})
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
@@ -487,7 +552,7 @@ def main():
                           probe=None if probe is None else probe.detach().clone())
 
     t0, ema = time.time(), 0.0
-    probe_ce = None
+    probe_ce = bind_ema = None
     unet.train()
     te.train()
     while step < a.steps and time.time() - t0 < a.minutes * 60:
@@ -538,6 +603,8 @@ def main():
         inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
         te_out = te(ids)
         ehs = te_out.last_hidden_state
+        if recorder is not None:
+            recorder.maps = []
         pred = unet(inp, t, ehs).sample
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
         if a.edit_weight:  # instruct only (checked above)
@@ -564,6 +631,21 @@ def main():
                 ce = torch.nn.functional.cross_entropy(logits, torch.cat(labs))
                 loss = loss + a.shape_probe * ce
                 probe_ce = ce.item() if probe_ce is None else 0.97 * probe_ce + 0.03 * ce.item()
+        if recorder is not None:
+            maps, recorder.maps = recorder.maps, None
+            lw = [shape_label_word(edits[i], x) for i, x in zip(idx.tolist(), texts)]
+            rows = [(r, noun_position(tok, ids[r].tolist(), w)) for r, (lab, w) in enumerate(lw)
+                    if lab >= 0 and not drop_txt[r]]
+            rows = [(r, q) for r, q in rows if q >= 0]
+            if rows:
+                sel = torch.tensor([r for r, _ in rows])
+                region = ((data["tgt"][idx[sel]] - data["src"][idx[sel]]).abs().mean(1, keepdim=True) > 0.5).float()
+                ok = region.flatten(1).sum(1) > 0
+                if ok.any():
+                    bl = attn_bind_loss([P[sel][ok] for P in maps], region[ok],
+                                        torch.tensor([q for _, q in rows])[ok])
+                    loss = loss + a.attn_bind * bl
+                    bind_ema = bl.item() if bind_ema is None else 0.97 * bind_ema + 0.03 * bl.item()
         if te0 is not None:
             # canon: the batch's texts in the generator's wording, taken before rephrasing
             cids = tok(canon)
@@ -578,7 +660,8 @@ def main():
         ema = loss.item() if ema == 0 else 0.97 * ema + 0.03 * loss.item()
         if step % 10 == 0:
             sdparts.log(f"step {step} loss {loss.item():.4f} ema {ema:.4f} lr {opt.param_groups[0]['lr']:.2e}"
-                        + (f" shape-probe ce ema {probe_ce:.3f}" if probe_ce is not None else ""))
+                        + (f" shape-probe ce ema {probe_ce:.3f}" if probe_ce is not None else "")
+                        + (f" attn-bind ema {bind_ema:.3f}" if bind_ema is not None else ""))
         if step % a.save_every == 0:
             save(elapsed0 + time.time() - t0)
     save(elapsed0 + time.time() - t0)

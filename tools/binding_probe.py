@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Where does toy-instruct's two-object binding get lost? One forward pass per timestep, no sampling.
+
+    python3 tools/binding_probe.py WORK/instruct_v27.ckpt [more checkpoints] [--scenes 120] [--oracle-mask]
+
+On `--scenes` held-out two-object scenes (world.edit_pair_for_seed, seeds HELDOUT_SEED_BASE + 900000..), each
+edited twice (a recolour of each object, the generator's wording), it prints per shape pair:
+- attn: the cross-attention routing, mean over layers and heads: of the attention mass the pixels give to the
+  tokens from the noun on (the ones that know which object is meant), the share of the named object's pixels
+  against the other object's, in(named) / (in(named) + in(other)). 0.5 = the noun does not steer where the
+  instruction is read; 1.0 = only the named object reads it.
+- out: the single-step output: the change of the conditional x0 prediction against the source latent,
+  mean |x0 - source| over the named object's latent pixels against the other object's, same form. x_t is the
+  source latent noised with one noise per scene (both rows of a scene see the same x_t), so only the
+  instruction differs between the two rows.
+--oracle-mask: cut the attention from pixels outside the named object (the ground-truth edited region) to the
+tokens from the noun on (renormalised): if `out` then rises to near 1, the wrong object's change came through
+the cross-attention; if not, it reaches the other object by another path (self-attention, convolutions).
+Needs PyTorch + diffusers (like the other tools/ training scripts) and WORK's vae/ and tokenizer/.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyworld"))
+import sdparts  # noqa: E402
+import train_unet  # noqa: E402
+import world  # noqa: E402
+
+
+class OracleMaskedCrossAttn:
+    """Cross-attention with the mass from pixels outside `region` to tokens >= `first` removed (renormalised)."""
+
+    def __init__(self, region, first):
+        self.region, self.first = region, first
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
+        assert hidden_states.ndim == 3 and encoder_hidden_states is not None and attention_mask is None
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+        v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+        b = hidden_states.shape[0]
+        P = attn.get_attention_scores(q, k, None)
+        P = P.view(b, attn.heads, *P.shape[1:])                                    # (b, heads, pixels, tokens)
+        m = pooled_region(self.region, P.shape[2])                                 # (b, pixels)
+        content = (torch.arange(P.shape[3])[None] >= self.first[:, None]).float()  # (b, tokens)
+        P = P * (1 - (1 - m)[:, None, :, None] * content[:, None, None, :])
+        P = (P / P.sum(-1, keepdim=True)).view(b * attn.heads, *P.shape[2:])
+        return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(P, v))))
+
+
+def pooled_region(region, pixels):
+    """`region` (rows, 1, H, W) max-pooled to a layer's `pixels` (a square grid's count), flattened."""
+    H, W = region.shape[-2:]
+    f = round((H * W / pixels) ** 0.5)
+    return torch.nn.functional.adaptive_max_pool2d(region, (H // f, W // f)).flatten(1)
+
+
+def share(x, region, other):
+    """Mean of x (rows, 1, H, W) over `region` against over `other`: a / (a + b) per row."""
+    a = (x * region).flatten(1).sum(1) / region.flatten(1).sum(1).clamp(min=1)
+    b = (x * other).flatten(1).sum(1) / other.flatten(1).sum(1).clamp(min=1)
+    return a / (a + b + 1e-8)
+
+
+def by_pair(values, edits):
+    groups = {}
+    for v, e in zip(values.tolist(), edits):
+        groups.setdefault("/".join(sorted(o.shape for o in e.source.objects)), []).append(v)
+    return " ".join(f"{k} {np.mean(x):.2f}" for k, x in sorted(groups.items()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", help="training checkpoints (WORK/NAME.ckpt)")
+    ap.add_argument("--work", default="/work/toytrain")
+    ap.add_argument("--scenes", type=int, default=120)
+    ap.add_argument("--timesteps", default="300,700,900")
+    ap.add_argument("--oracle-mask", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae")).eval()
+    sf = vae.config.scaling_factor
+    tok = sdparts.TokenCache(sdparts.load_tokenizer(os.path.join(a.work, "tokenizer")))
+    edits = [e for i in range(a.scenes)
+             for e in world.edit_pair_for_seed(world.HELDOUT_SEED_BASE + 900_000 + i, "recolor")]
+    with torch.no_grad():
+        zs = train_unet.encode_all(vae, np.stack([world.render(e.source)[0] for e in edits]))
+        zt = train_unet.encode_all(vae, np.stack([world.render(e.target)[0] for e in edits]))
+    region = ((zt - zs).abs().mean(1, keepdim=True) > 0.5).float()            # the named object, latent pixels
+    other = region.view(-1, 2, *region.shape[1:]).flip(1).reshape(region.shape)  # the partner row's object
+    ins = [e.instruction for e in edits]
+    ids = tok(ins)
+    first = torch.tensor([train_unet.noun_position(tok, ids[r].tolist(), train_unet.shape_label_word(e, ins[r])[1])
+                          for r, e in enumerate(edits)])
+    if (first < 0).any():
+        raise SystemExit("binding_probe: an instruction without its shape word (world's wording changed?)")
+    sched = DDPMScheduler(**{k: v for k, v in sdparts.SCHEDULER_CONFIG.items()
+                             if k not in ("set_alpha_to_one", "steps_offset")})
+    for path in a.checkpoints:
+        ck = sdparts.load_ckpt(path)
+        if ck is None:
+            raise SystemExit(f"binding_probe: {path}: no such checkpoint")
+        unet = UNet2DConditionModel(**ck.get("unet_config", sdparts.unet_config(8)))
+        unet.load_state_dict(ck["unet"])
+        te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
+        te.load_state_dict(ck["te"])
+        unet.eval(), te.eval()
+        rec = train_unet.RecordingCrossAttn()
+        proc = OracleMaskedCrossAttn(region, first) if a.oracle_mask else rec
+        unet.set_attn_processor({k: (proc if ".attn2." in k else v) for k, v in unet.attn_processors.items()})
+        print(f"{path} (step {ck['step']})" + (", oracle mask" if a.oracle_mask else ""))
+        with torch.no_grad():
+            ehs = te(ids).last_hidden_state
+            for tt in (int(x) for x in a.timesteps.split(",")):
+                g = torch.Generator().manual_seed(0)
+                noise = torch.randn((len(edits) // 2, *zs.shape[1:]), generator=g).repeat_interleave(2, 0)
+                tv = torch.full((len(edits),), tt)
+                xt = sched.add_noise(zs * sf, noise, tv)
+                rec.maps = []
+                v = unet(torch.cat([xt, zs], 1), tv, ehs).sample
+                ac = sched.alphas_cumprod[tt]
+                x0 = (ac.sqrt() * xt - (1 - ac).sqrt() * v) / sf
+                out = share((x0 - zs).abs().mean(1, keepdim=True), region, other)
+                print(f"  t={tt} out  all {out.mean():.2f}  {by_pair(out, edits)}")
+                if rec.maps:
+                    att = []
+                    for P in rec.maps:  # (rows, heads, pixels, tokens)
+                        P = P.mean(1)
+                        content = (torch.arange(P.shape[2])[None] >= first[:, None]).float()
+                        mass = (P * content[:, None]).sum(-1)
+                        m1, m2 = pooled_region(region, P.shape[1]), pooled_region(other, P.shape[1])
+                        a1 = (mass * m1).sum(1) / m1.sum(1).clamp(min=1)
+                        a2 = (mass * m2).sum(1) / m2.sum(1).clamp(min=1)
+                        att.append(a1 / (a1 + a2 + 1e-8))
+                    att = torch.stack(att).mean(0)
+                    print(f"  t={tt} attn all {att.mean():.2f}  {by_pair(att, edits)}")
+                rec.maps = None
+
+
+if __name__ == "__main__":
+    main()
