@@ -74,6 +74,69 @@ def by_pair(values, edits):
     return " ".join(f"{k} {np.mean(x):.2f}" for k, x in sorted(groups.items()))
 
 
+def load_models(path):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+    ck = sdparts.load_ckpt(path)
+    if ck is None:
+        raise SystemExit(f"binding_probe: {path}: no such checkpoint")
+    unet = UNet2DConditionModel(**ck.get("unet_config", sdparts.unet_config(8)))
+    unet.load_state_dict(ck["unet"])
+    te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
+    te.load_state_dict(ck["te"])
+    return ck, unet.eval(), te.eval()
+
+
+def feature_probe(path, edits, zs, region, empty):
+    """--feature-probe (see its help)."""
+    ck, unet, te = load_models(path)
+    feats = {}
+
+    def hook(name):
+        def f(mod, args, kwargs):
+            feats[name] = args[0] if args else kwargs["hidden_states"]
+        return f
+    names = [k for k, m in unet.named_modules() if k.endswith(".attn2")]
+    for k in names:
+        unet.get_submodule(k).register_forward_pre_hook(hook(k), with_kwargs=True)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        # the empty text: after the first cross-attention a feature could carry the noun (= the label)
+        unet(torch.cat([torch.randn(zs.shape, generator=g), zs], 1), torch.full((len(edits),), 950),
+             te(empty).last_hidden_state)
+    # one sample per object: the row's named object (each scene's two rows name its two objects)
+    labels = torch.tensor([world.SHAPES.index(e.source.objects[e.obj_index].shape) for e in edits])
+    scene = torch.arange(len(edits)) // 2
+    train = scene % 3 != 2
+    print(f"{path} (step {ck['step']}): shape from image features, x_t = noise, t = 950; test accuracy by layer")
+    best = None
+    for k in names:
+        h = feats[k]                                         # (rows, pixels, channels)
+        m = pooled_region(region, h.shape[1])                # (rows, pixels)
+        x = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
+        x = (x - x[train].mean(0)) / (x[train].std(0) + 1e-6)
+        w = torch.zeros(x.shape[1], len(world.SHAPES), requires_grad=True)
+        b = torch.zeros(len(world.SHAPES), requires_grad=True)
+        opt = torch.optim.Adam([w, b], lr=0.05)
+        for _ in range(300):
+            loss = torch.nn.functional.cross_entropy(x[train] @ w + b, labels[train]) + 1e-3 * (w ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        pred = (x @ w + b).argmax(1)
+        acc = (pred[~train] == labels[~train]).float().mean().item()
+        print(f"  {k}: {acc:.2f}")
+        if best is None or acc > best[0]:
+            best = (acc, k, pred)
+    acc, k, pred = best
+    pairs = {}
+    for i in (~train).nonzero().flatten().tolist():
+        e = edits[i]
+        pairs.setdefault("/".join(sorted(o.shape for o in e.source.objects)), []).append(bool(pred[i] == labels[i]))
+    print(f"  best {k}, test objects right by the scene's shape pair: "
+          + " ".join(f"{p} {sum(v)}/{len(v)}" for p, v in sorted(pairs.items())))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", help="training checkpoints (WORK/NAME.ckpt)")
@@ -82,10 +145,15 @@ def main():
     ap.add_argument("--timesteps", default="300,700,900")
     ap.add_argument("--oracle-mask", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--feature-probe", action="store_true",
+                    help="instead: can the UNet's image features tell the shapes apart at the sampler's start? "
+                         "The input of every cross-attention layer (the pixels' queries come from it), averaged "
+                         "over each object's pixels at x_t = pure noise, t = 950, the empty text, fitted by a linear classifier "
+                         "of the shape on 2/3 of the scenes, scored on the rest: accuracy per layer and, for the "
+                         "best layer, per shape pair the share of test objects of the two shapes told apart")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, DDPMScheduler
 
     vae = AutoencoderKL.from_pretrained(os.path.join(a.work, "vae")).eval()
     sf = vae.config.scaling_factor
@@ -105,15 +173,12 @@ def main():
         raise SystemExit("binding_probe: an instruction without its shape word (world's wording changed?)")
     sched = DDPMScheduler(**{k: v for k, v in sdparts.SCHEDULER_CONFIG.items()
                              if k not in ("set_alpha_to_one", "steps_offset")})
+    if a.feature_probe:
+        for path in a.checkpoints:
+            feature_probe(path, edits, zs, region, tok([""] * len(edits)))
+        return
     for path in a.checkpoints:
-        ck = sdparts.load_ckpt(path)
-        if ck is None:
-            raise SystemExit(f"binding_probe: {path}: no such checkpoint")
-        unet = UNet2DConditionModel(**ck.get("unet_config", sdparts.unet_config(8)))
-        unet.load_state_dict(ck["unet"])
-        te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
-        te.load_state_dict(ck["te"])
-        unet.eval(), te.eval()
+        ck, unet, te = load_models(path)
         rec = train_unet.RecordingCrossAttn()
         proc = OracleMaskedCrossAttn(region, first) if a.oracle_mask else rec
         unet.set_attn_processor({k: (proc if ".attn2." in k else v) for k, v in unet.attn_processors.items()})

@@ -202,12 +202,15 @@ class RecordingCrossAttn:
         return h / attn.rescale_output_factor
 
 
-def attn_bind_loss(maps, region, first):
+def attn_bind_loss(maps, region, first, other=None):
     """--attn-bind: -log(in / (in + out)), the mean over rows and cross-attention layers, where in / out are the
     mean attention mass (over heads) that the pixels inside / outside the edited `region` (rows, 1, H, W latent
-    pixels, 0/1) give to the tokens at positions >= `first` (rows,), the noun's last token on."""
+    pixels, 0/1) give to the tokens at positions >= `first` (rows,), the noun's last token on. With `other`
+    (rows, 1, H, W: the object the row does not name, where known, else all 0), rows that have one add
+    -log(in / (in + in_other)): the other object, not only the background, must read less."""
     terms = []
     H, W = region.shape[-2:]
+    has_other = None if other is None else other.flatten(1).sum(1) > 0
     for P in maps:  # (rows, heads, pixels, tokens)
         P = P.mean(1)
         f = round(math.sqrt(H * W / P.shape[1]))
@@ -216,7 +219,13 @@ def attn_bind_loss(maps, region, first):
         mass = (P * content[:, None, :]).sum(-1)                                              # (rows, pixels)
         inside = (mass * m).sum(1) / m.sum(1).clamp(min=1)
         outside = (mass * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
-        terms.append(-torch.log(inside / (inside + outside + 1e-8) + 1e-8))
+        term = -torch.log(inside / (inside + outside + 1e-8) + 1e-8)
+        if has_other is not None and has_other.any():
+            o = torch.nn.functional.adaptive_max_pool2d(other, (H // f, W // f)).flatten(1)
+            o = o * (1 - m)  # where the objects' dilated regions overlap, the pixel is the named one's
+            in_o = (mass * o).sum(1) / o.sum(1).clamp(min=1)
+            term = term + has_other.float() * -torch.log(inside / (inside + in_o + 1e-8) + 1e-8)
+        terms.append(term)
     return torch.stack(terms).mean()
 
 
@@ -346,6 +355,11 @@ def main():
                          "heads) that a pixel gives to the tokens from the noun on (the ones that know which object "
                          "is meant) should be larger inside the edited region than outside: -log(in / (in + out)) "
                          "of the mean masses; 0 = off")
+    ap.add_argument("--attn-bind-from-noise", action="store_true",
+                    help="with --attn-bind: take the attention from a second forward of the same rows at the "
+                         "sampler's start (pure noise, the source as the image condition, t in [900, 1000)) "
+                         "instead of the training forward, whose noised target shows the edited region at low "
+                         "and middle t (the attention can find the region there without reading the noun)")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
@@ -372,6 +386,8 @@ def main():
         ap.error("--shape-probe-token goes with --shape-probe K")
     if a.attn_bind and (a.mode != "instruct" or a.phrasing == "canonical"):
         ap.error("--attn-bind needs --mode instruct and --phrasing varied (it reads each row's edit)")
+    if a.attn_bind_from_noise and not a.attn_bind:
+        ap.error("--attn-bind-from-noise goes with --attn-bind K")
     if a.attn_bind and a.flip_frac:
         ap.error("--attn-bind reads the edited region from the unflipped latents: not with --flip-frac")
     if a.pair_together and a.mode != "instruct":
@@ -603,7 +619,7 @@ def main():
         inp = torch.cat([xt, cond], 1) if a.mode == "instruct" else xt
         te_out = te(ids)
         ehs = te_out.last_hidden_state
-        if recorder is not None:
+        if recorder is not None and not a.attn_bind_from_noise:
             recorder.maps = []
         pred = unet(inp, t, ehs).sample
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
@@ -641,9 +657,27 @@ def main():
                 sel = torch.tensor([r for r, _ in rows])
                 region = ((data["tgt"][idx[sel]] - data["src"][idx[sel]]).abs().mean(1, keepdim=True) > 0.5).float()
                 ok = region.flatten(1).sum(1) > 0
-                if ok.any():
-                    bl = attn_bind_loss([P[sel][ok] for P in maps], region[ok],
-                                        torch.tensor([q for _, q in rows])[ok])
+                sel, region, first = sel[ok], region[ok], torch.tensor([q for _, q in rows])[ok]
+                other = None
+                if same is not None:  # --pair-together: a pair's partner row is in the batch; its region is
+                    # the object this row does not name
+                    other = torch.zeros_like(region)
+                    for n, r in enumerate(sel.tolist()):
+                        mates = (same == same[r]).nonzero().flatten().tolist()
+                        if len(mates) == 2:
+                            q = mates[0] if mates[1] == r else mates[1]
+                            other[n] = ((data["tgt"][idx[q]] - data["src"][idx[q]]).abs().mean(0, keepdim=True)
+                                        > 0.5).float()
+                if len(sel) and a.attn_bind_from_noise:
+                    # the sampler's first steps: pure noise, the source as the image condition, t in [900, 1000)
+                    recorder.maps = []
+                    unet(torch.cat([torch.randn_like(x0[sel]), data["src"][idx[sel]]], 1),
+                         torch.randint(900, 1000, (len(sel),)), ehs[sel])
+                    maps, recorder.maps = recorder.maps, None
+                elif len(sel):
+                    maps = [P[sel] for P in maps]
+                if len(sel):
+                    bl = attn_bind_loss(maps, region, first, other)
                     loss = loss + a.attn_bind * bl
                     bind_ema = bl.item() if bind_ema is None else 0.97 * bind_ema + 0.03 * bl.item()
         if te0 is not None:
