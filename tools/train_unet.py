@@ -354,7 +354,9 @@ def main():
                          "word (recolour, remove): in every cross-attention layer, the attention mass (mean over "
                          "heads) that a pixel gives to the tokens from the noun on (the ones that know which object "
                          "is meant) should be larger inside the edited region than outside: -log(in / (in + out)) "
-                         "of the mean masses; 0 = off")
+                         "of the mean masses; with --pair-together, a row whose partner is in the batch adds "
+                         "-log(in / (in + in_other)) against the partner's object (the other object, not only the "
+                         "background, must read less); 0 = off")
     ap.add_argument("--attn-bind-from-noise", action="store_true",
                     help="with --attn-bind: take the attention from a second forward of the same rows at the "
                          "sampler's start (pure noise, the source as the image condition, t in [900, 1000)) "
