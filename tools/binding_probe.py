@@ -32,38 +32,24 @@ import train_unet  # noqa: E402
 import world  # noqa: E402
 
 
-class OracleMaskedCrossAttn:
+class OracleMaskedCrossAttn(train_unet.RecordingCrossAttn):
     """Cross-attention with the mass from pixels outside `region` to tokens >= `first` removed (renormalised)."""
 
     def __init__(self, region, first):
+        super().__init__()
         self.region, self.first = region, first
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
-        assert hidden_states.ndim == 3 and encoder_hidden_states is not None and attention_mask is None
-        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
-        k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
-        v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
-        b = hidden_states.shape[0]
-        P = attn.get_attention_scores(q, k, None)
-        P = P.view(b, attn.heads, *P.shape[1:])                                    # (b, heads, pixels, tokens)
-        m = pooled_region(self.region, P.shape[2])                                 # (b, pixels)
+    def reweight(self, P):  # (b, heads, pixels, tokens)
+        m = train_unet.pooled_region(self.region, P.shape[2])                      # (b, pixels)
         content = (torch.arange(P.shape[3])[None] >= self.first[:, None]).float()  # (b, tokens)
         P = P * (1 - (1 - m)[:, None, :, None] * content[:, None, None, :])
-        P = (P / P.sum(-1, keepdim=True)).view(b * attn.heads, *P.shape[2:])
-        return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(P, v))))
-
-
-def pooled_region(region, pixels):
-    """`region` (rows, 1, H, W) max-pooled to a layer's `pixels` (a square grid's count), flattened."""
-    H, W = region.shape[-2:]
-    f = round((H * W / pixels) ** 0.5)
-    return torch.nn.functional.adaptive_max_pool2d(region, (H // f, W // f)).flatten(1)
+        return P / P.sum(-1, keepdim=True)
 
 
 def share(x, region, other):
     """Mean of x (rows, 1, H, W) over `region` against over `other`: a / (a + b) per row."""
-    a = (x * region).flatten(1).sum(1) / region.flatten(1).sum(1).clamp(min=1)
-    b = (x * other).flatten(1).sum(1) / other.flatten(1).sum(1).clamp(min=1)
+    a = train_unet.mean_over(x.flatten(1), region.flatten(1))
+    b = train_unet.mean_over(x.flatten(1), other.flatten(1))
     return a / (a + b + 1e-8)
 
 
@@ -112,7 +98,7 @@ def feature_probe(path, edits, zs, region, empty):
     best = None
     for k in names:
         h = feats[k]                                         # (rows, pixels, channels)
-        m = pooled_region(region, h.shape[1])                # (rows, pixels)
+        m = train_unet.pooled_region(region, h.shape[1])     # (rows, pixels)
         x = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
         x = (x - x[train].mean(0)) / (x[train].std(0) + 1e-6)
         w = torch.zeros(x.shape[1], len(world.SHAPES), requires_grad=True)
@@ -163,7 +149,7 @@ def main():
     with torch.no_grad():
         zs = train_unet.encode_all(vae, np.stack([world.render(e.source)[0] for e in edits]))
         zt = train_unet.encode_all(vae, np.stack([world.render(e.target)[0] for e in edits]))
-    region = ((zt - zs).abs().mean(1, keepdim=True) > 0.5).float()            # the named object, latent pixels
+    region = train_unet.edited_region(zs, zt)                                 # the named object, latent pixels
     other = region.view(-1, 2, *region.shape[1:]).flip(1).reshape(region.shape)  # the partner row's object
     ins = [e.instruction for e in edits]
     ids = tok(ins)
@@ -199,12 +185,9 @@ def main():
                 if rec.maps:
                     att = []
                     for P in rec.maps:  # (rows, heads, pixels, tokens)
-                        P = P.mean(1)
-                        content = (torch.arange(P.shape[2])[None] >= first[:, None]).float()
-                        mass = (P * content[:, None]).sum(-1)
-                        m1, m2 = pooled_region(region, P.shape[1]), pooled_region(other, P.shape[1])
-                        a1 = (mass * m1).sum(1) / m1.sum(1).clamp(min=1)
-                        a2 = (mass * m2).sum(1) / m2.sum(1).clamp(min=1)
+                        mass = train_unet.noun_on_mass(P, first)
+                        a1 = train_unet.mean_over(mass, train_unet.pooled_region(region, P.shape[2]))
+                        a2 = train_unet.mean_over(mass, train_unet.pooled_region(other, P.shape[2]))
                         att.append(a1 / (a1 + a2 + 1e-8))
                     att = torch.stack(att).mean(0)
                     print(f"  t={tt} attn all {att.mean():.2f}  {by_pair(att, edits)}")

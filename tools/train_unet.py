@@ -179,12 +179,41 @@ def noun_position(tok, ids, word):
     return -1
 
 
+def edited_region(src, tgt):
+    """The latent pixels an edit changes: |target - source| latent mean over channels > 0.5, (rows, 1, H, W) 0/1."""
+    return ((tgt - src).abs().mean(1, keepdim=True) > 0.5).float()
+
+
+def pooled_region(region, pixels):
+    """`region` (rows, 1, H, W) max-pooled to a layer's `pixels` (the count of a grid H/f x W/f), flattened."""
+    H, W = region.shape[-2:]
+    f = round(math.sqrt(H * W / pixels))
+    return torch.nn.functional.adaptive_max_pool2d(region, (H // f, W // f)).flatten(1)
+
+
+def noun_on_mass(P, first):
+    """Attention mass (mean over heads) each pixel gives to the tokens at positions >= `first` (rows,):
+    P (rows, heads, pixels, tokens) -> (rows, pixels)."""
+    P = P.mean(1)
+    return (P * (torch.arange(P.shape[2])[None, :] >= first[:, None]).float()[:, None, :]).sum(-1)
+
+
+def mean_over(x, m):
+    """Mean of x (rows, pixels) over the pixels where m (rows, pixels) is 1, per row (0 where m is empty)."""
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
+
+
 class RecordingCrossAttn:
     """The UNet's cross-attention (attn2) computed explicitly, the same sums as diffusers' AttnProcessor; while
-    `maps` is a list, each call appends its attention probabilities, (batch, heads, pixels, tokens) (--attn-bind)."""
+    `maps` is a list, each call appends its attention probabilities, (batch, heads, pixels, tokens) (--attn-bind).
+    Subclasses may change the probabilities before they are used (`reweight`)."""
 
     def __init__(self):
         self.maps = None
+
+    def reweight(self, probs):
+        """probs (batch, heads, pixels, tokens) -> the probabilities to use."""
+        return probs
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
         assert hidden_states.ndim == 3 and encoder_hidden_states is not None and attention_mask is None
@@ -193,9 +222,11 @@ class RecordingCrossAttn:
         k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))  # (B*heads, tokens, d)
         v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
         probs = attn.get_attention_scores(q, k, None)                 # (B*heads, pixels, tokens)
+        b = hidden_states.shape[0]
+        probs = self.reweight(probs.view(b, attn.heads, *probs.shape[1:]))
         if self.maps is not None:
-            b = hidden_states.shape[0]
-            self.maps.append(probs.view(b, attn.heads, *probs.shape[1:]))
+            self.maps.append(probs)
+        probs = probs.reshape(b * attn.heads, *probs.shape[2:])
         h = attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
         if attn.residual_connection:
             h = h + hidden_states
@@ -209,21 +240,15 @@ def attn_bind_loss(maps, region, first, other=None):
     (rows, 1, H, W: the object the row does not name, where known, else all 0), rows that have one add
     -log(in / (in + in_other)): the other object, not only the background, must read less."""
     terms = []
-    H, W = region.shape[-2:]
     has_other = None if other is None else other.flatten(1).sum(1) > 0
     for P in maps:  # (rows, heads, pixels, tokens)
-        P = P.mean(1)
-        f = round(math.sqrt(H * W / P.shape[1]))
-        m = torch.nn.functional.adaptive_max_pool2d(region, (H // f, W // f)).flatten(1)      # (rows, pixels)
-        content = (torch.arange(P.shape[2])[None, :] >= first[:, None]).float()              # (rows, tokens)
-        mass = (P * content[:, None, :]).sum(-1)                                              # (rows, pixels)
-        inside = (mass * m).sum(1) / m.sum(1).clamp(min=1)
-        outside = (mass * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+        mass = noun_on_mass(P, first)                                                         # (rows, pixels)
+        m = pooled_region(region, P.shape[2])                                                 # (rows, pixels)
+        inside, outside = mean_over(mass, m), mean_over(mass, 1 - m)
         term = -torch.log(inside / (inside + outside + 1e-8) + 1e-8)
         if has_other is not None and has_other.any():
-            o = torch.nn.functional.adaptive_max_pool2d(other, (H // f, W // f)).flatten(1)
-            o = o * (1 - m)  # where the objects' dilated regions overlap, the pixel is the named one's
-            in_o = (mass * o).sum(1) / o.sum(1).clamp(min=1)
+            o = pooled_region(other, P.shape[2]) * (1 - m)  # where the two overlap, the pixel is the named one's
+            in_o = mean_over(mass, o)
             term = term + has_other.float() * -torch.log(inside / (inside + in_o + 1e-8) + 1e-8)
         terms.append(term)
     return torch.stack(terms).mean()
@@ -626,14 +651,15 @@ def main():
         pred = unet(inp, t, ehs).sample
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
         if a.edit_weight:  # instruct only (checked above)
-            changed = ((data["tgt"][idx] - data["src"][idx]).abs().mean(1, keepdim=True) > 0.5).float()
-            changed = torch.nn.functional.max_pool2d(changed, 3, stride=1, padding=1)
+            changed = torch.nn.functional.max_pool2d(edited_region(data["src"][idx], data["tgt"][idx]), 3,
+                                                     stride=1, padding=1)
             wmap = 1 + a.edit_weight * changed
             loss = (wmap * (pred - target) ** 2).mean() / wmap.mean()
         else:
             loss = torch.nn.functional.mse_loss(pred, target)
-        if probe is not None:
+        if probe is not None or recorder is not None:  # each row's named shape and the word naming it
             lw = [shape_label_word(edits[i], x) for i, x in zip(idx.tolist(), texts)]
+        if probe is not None:
             lab = torch.tensor([x[0] for x in lw])
             keep = (lab >= 0) & ~torch.from_numpy(drop_txt)
             if keep.any():
@@ -651,37 +677,31 @@ def main():
                 probe_ce = ce.item() if probe_ce is None else 0.97 * probe_ce + 0.03 * ce.item()
         if recorder is not None:
             maps, recorder.maps = recorder.maps, None
-            lw = [shape_label_word(edits[i], x) for i, x in zip(idx.tolist(), texts)]
             rows = [(r, noun_position(tok, ids[r].tolist(), w)) for r, (lab, w) in enumerate(lw)
                     if lab >= 0 and not drop_txt[r]]
-            rows = [(r, q) for r, q in rows if q >= 0]
+            regions = edited_region(data["src"][idx], data["tgt"][idx])  # the batch's rows
+            rows = [(r, q) for r, q in rows if q >= 0 and regions[r].any()]
             if rows:
-                sel = torch.tensor([r for r, _ in rows])
-                region = ((data["tgt"][idx[sel]] - data["src"][idx[sel]]).abs().mean(1, keepdim=True) > 0.5).float()
-                ok = region.flatten(1).sum(1) > 0
-                sel, region, first = sel[ok], region[ok], torch.tensor([q for _, q in rows])[ok]
+                sel, first = torch.tensor([r for r, _ in rows]), torch.tensor([q for _, q in rows])
                 other = None
                 if same is not None:  # --pair-together: a pair's partner row is in the batch; its region is
-                    # the object this row does not name
-                    other = torch.zeros_like(region)
+                    # the object this row does not name (all 0 for a row without a partner)
+                    other = torch.zeros_like(regions[sel])
                     for n, r in enumerate(sel.tolist()):
                         mates = (same == same[r]).nonzero().flatten().tolist()
                         if len(mates) == 2:
-                            q = mates[0] if mates[1] == r else mates[1]
-                            other[n] = ((data["tgt"][idx[q]] - data["src"][idx[q]]).abs().mean(0, keepdim=True)
-                                        > 0.5).float()
-                if len(sel) and a.attn_bind_from_noise:
+                            other[n] = regions[mates[0] if mates[1] == r else mates[1]]
+                if a.attn_bind_from_noise:
                     # the sampler's first steps: pure noise, the source as the image condition, t in [900, 1000)
                     recorder.maps = []
                     unet(torch.cat([torch.randn_like(x0[sel]), data["src"][idx[sel]]], 1),
                          torch.randint(900, 1000, (len(sel),)), ehs[sel])
                     maps, recorder.maps = recorder.maps, None
-                elif len(sel):
+                else:
                     maps = [P[sel] for P in maps]
-                if len(sel):
-                    bl = attn_bind_loss(maps, region, first, other)
-                    loss = loss + a.attn_bind * bl
-                    bind_ema = bl.item() if bind_ema is None else 0.97 * bind_ema + 0.03 * bl.item()
+                bl = attn_bind_loss(maps, regions[sel], first, other)
+                loss = loss + a.attn_bind * bl
+                bind_ema = bl.item() if bind_ema is None else 0.97 * bind_ema + 0.03 * bl.item()
         if te0 is not None:
             # canon: the batch's texts in the generator's wording, taken before rephrasing
             cids = tok(canon)
