@@ -61,21 +61,25 @@ def by_pair(values, edits):
 
 
 def load_models(path):
+    """(what, unet, text encoder) of a training checkpoint or an exported folder (e.g. models/toy-instruct)."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
+    if os.path.isdir(path):
+        return (f"{path} (folder)", UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float().eval(),
+                CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().eval())
     ck = sdparts.load_ckpt(path)
     if ck is None:
-        raise SystemExit(f"binding_probe: {path}: no such checkpoint")
+        raise SystemExit(f"binding_probe: {path}: no such checkpoint or folder")
     unet = UNet2DConditionModel(**ck.get("unet_config", sdparts.unet_config(8)))
     unet.load_state_dict(ck["unet"])
     te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
     te.load_state_dict(ck["te"])
-    return ck, unet.eval(), te.eval()
+    return f"{path} (step {ck['step']})", unet.eval(), te.eval()
 
 
 def feature_probe(path, edits, zs, region, empty):
     """--feature-probe (see its help)."""
-    ck, unet, te = load_models(path)
+    what, unet, te = load_models(path)
     feats = {}
 
     def hook(name):
@@ -91,41 +95,80 @@ def feature_probe(path, edits, zs, region, empty):
         unet(torch.cat([torch.randn(zs.shape, generator=g), zs], 1), torch.full((len(edits),), 950),
              te(empty).last_hidden_state)
     # one sample per object: the row's named object (each scene's two rows name its two objects)
-    labels = torch.tensor([world.SHAPES.index(e.source.objects[e.obj_index].shape) for e in edits])
-    scene = torch.arange(len(edits)) // 2
-    train = scene % 3 != 2
-    print(f"{path} (step {ck['step']}): shape from image features, x_t = noise, t = 950; test accuracy by layer")
+    labels, train = object_labels(edits)
+    print(f"{what}: shape from image features, x_t = noise, t = 950; test accuracy by layer")
     best = None
     for k in names:
         h = feats[k]                                         # (rows, pixels, channels)
         m = train_unet.pooled_region(region, h.shape[1])     # (rows, pixels)
         x = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
-        x = (x - x[train].mean(0)) / (x[train].std(0) + 1e-6)
-        w = torch.zeros(x.shape[1], len(world.SHAPES), requires_grad=True)
-        b = torch.zeros(len(world.SHAPES), requires_grad=True)
-        opt = torch.optim.Adam([w, b], lr=0.05)
-        for _ in range(300):
-            loss = torch.nn.functional.cross_entropy(x[train] @ w + b, labels[train]) + 1e-3 * (w ** 2).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        pred = (x @ w + b).argmax(1)
-        acc = (pred[~train] == labels[~train]).float().mean().item()
+        acc, pred = fit_linear(x, labels, train)
         print(f"  {k}: {acc:.2f}")
         if best is None or acc > best[0]:
             best = (acc, k, pred)
     acc, k, pred = best
+    print(f"  best {k}, test objects right by the scene's shape pair: {by_pair(edits, pred, labels, train)}")
+
+
+def object_labels(edits):
+    """(shape index of each row's named object, train split: 2 of every 3 scenes; a scene's two rows together)."""
+    labels = torch.tensor([world.SHAPES.index(e.source.objects[e.obj_index].shape) for e in edits])
+    return labels, (torch.arange(len(edits)) // 2) % 3 != 2
+
+
+def fit_linear(x, labels, train):
+    """A linear classifier of `labels` from x (rows, features), standardised, fitted on the `train` rows:
+    (test accuracy on the rest, predictions for every row)."""
+    x = (x - x[train].mean(0)) / (x[train].std(0) + 1e-6)
+    w = torch.zeros(x.shape[1], len(world.SHAPES), requires_grad=True)
+    b = torch.zeros(len(world.SHAPES), requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=0.05)
+    for _ in range(300):
+        loss = torch.nn.functional.cross_entropy(x[train] @ w + b, labels[train]) + 1e-3 * (w ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pred = (x @ w + b).detach().argmax(1)
+    return (pred[~train] == labels[~train]).float().mean().item(), pred
+
+
+def by_pair(edits, pred, labels, train):
+    """'circle/cup 8/16 ...': per shape pair of the scene, test objects classified right / all."""
     pairs = {}
     for i in (~train).nonzero().flatten().tolist():
         e = edits[i]
         pairs.setdefault("/".join(sorted(o.shape for o in e.source.objects)), []).append(bool(pred[i] == labels[i]))
-    print(f"  best {k}, test objects right by the scene's shape pair: "
-          + " ".join(f"{p} {sum(v)}/{len(v)}" for p, v in sorted(pairs.items())))
+    return " ".join(f"{p} {sum(v)}/{len(v)}" for p, v in sorted(pairs.items()))
+
+
+def input_probe(edits, zs, images, region):
+    """--input-probe (see its help)."""
+    labels, train = object_labels(edits)
+    m = region[:, 0]                                                          # (rows, H, W) latent pixels
+    H = m.shape[-1]
+    yy, xx = torch.meshgrid(torch.arange(H).float(), torch.arange(H).float(), indexing="ij")
+    n = m.sum((1, 2)).clamp(min=1)
+    cy, cx = ((m * yy).sum((1, 2)) / n).round().long(), ((m * xx).sum((1, 2)) / n).round().long()
+    win = 3  # a 7 x 7 latent window (28 px) around the named object's centre
+    zp = torch.nn.functional.pad(zs, (win, win, win, win))
+    ip = torch.nn.functional.pad(images, (4 * win, 4 * win, 4 * win, 4 * win))
+    rows = [("mean latent over the object's pixels (4 numbers)", (zs * region).sum((2, 3)) / n[:, None])]
+    rows.append(("7 x 7 latent window (196 numbers)",
+                 torch.stack([zp[r, :, cy[r]:cy[r] + 2 * win + 1, cx[r]:cx[r] + 2 * win + 1].flatten()
+                              for r in range(len(edits))])))
+    rows.append(("the same 28 x 28 px of the image, 2x2-pooled (588 numbers)",
+                 torch.stack([torch.nn.functional.avg_pool2d(
+                     ip[r, :, 4 * cy[r]:4 * cy[r] + 28, 4 * cx[r]:4 * cx[r] + 28], 2).flatten()
+                     for r in range(len(edits))])))
+    print("what the source itself tells: shape of the named object, linear classifier, test accuracy")
+    for what, x in rows:
+        acc, pred = fit_linear(x, labels, train)
+        print(f"  {what}: {acc:.2f}; {by_pair(edits, pred, labels, train)}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+", help="training checkpoints (WORK/NAME.ckpt)")
+    ap.add_argument("checkpoints", nargs="+", help="training checkpoints (WORK/NAME.ckpt) or exported folders")
     ap.add_argument("--work", default="/work/toytrain")
     ap.add_argument("--scenes", type=int, default=120)
     ap.add_argument("--timesteps", default="300,700,900")
@@ -137,6 +180,10 @@ def main():
                          "over each object's pixels at x_t = pure noise, t = 950, the empty text, fitted by a linear classifier "
                          "of the shape on 2/3 of the scenes, scored on the rest: accuracy per layer and, for the "
                          "best layer, per shape pair the share of test objects of the two shapes told apart")
+    ap.add_argument("--input-probe", action="store_true",
+                    help="instead (no checkpoint needed: give any): the same classifier on what the UNet is given, "
+                         "the source latent (mean over the object; a 7 x 7 latent window around its centre) and, "
+                         "for reference, the same window of the image: how much shape there is to find")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from diffusers import AutoencoderKL, DDPMScheduler
@@ -159,16 +206,20 @@ def main():
         raise SystemExit("binding_probe: an instruction without its shape word (world's wording changed?)")
     sched = DDPMScheduler(**{k: v for k, v in sdparts.SCHEDULER_CONFIG.items()
                              if k not in ("set_alpha_to_one", "steps_offset")})
+    if a.input_probe:
+        images = torch.from_numpy(np.stack([world.render(e.source)[0] for e in edits])).permute(0, 3, 1, 2).float()
+        input_probe(edits, zs, images / 255.0, region)
+        return
     if a.feature_probe:
         for path in a.checkpoints:
             feature_probe(path, edits, zs, region, tok([""] * len(edits)))
         return
     for path in a.checkpoints:
-        ck, unet, te = load_models(path)
+        what, unet, te = load_models(path)
         rec = train_unet.RecordingCrossAttn()
         proc = OracleMaskedCrossAttn(region, first) if a.oracle_mask else rec
         unet.set_attn_processor({k: (proc if ".attn2." in k else v) for k, v in unet.attn_processors.items()})
-        print(f"{path} (step {ck['step']})" + (", oracle mask" if a.oracle_mask else ""))
+        print(what + (", oracle mask" if a.oracle_mask else ""))
         with torch.no_grad():
             ehs = te(ids).last_hidden_state
             for tt in (int(x) for x in a.timesteps.split(",")):

@@ -254,6 +254,65 @@ def attn_bind_loss(maps, region, first, other=None):
     return torch.stack(terms).mean()
 
 
+def shape_cover(edit, grid=16):
+    """--shape-map's label map of a row: the share of each latent pixel (grid x grid, the 64 px image's latents)
+    that each shape of world.SHAPES covers in the edit's source scene (renderer masks, later objects on top),
+    (len(SHAPES), grid, grid) float; scenes drawn at 96 or 128 px are pooled the same way."""
+    _, masks = world.render(edit.source)
+    size = edit.source.size
+    out = np.zeros((len(world.SHAPES), grid, grid), np.float32)
+    f = size // grid
+    for o, m in zip(edit.source.objects, masks):
+        out[world.SHAPES.index(o.shape)] += m[:grid * f, :grid * f].reshape(grid, f, grid, f).mean((1, 3))
+    return out
+
+
+class ShapeMapHeads(torch.nn.Module):
+    """--shape-map: one linear classifier per cross-attention layer, from the layer's input (what its queries are
+    made from) to a shape per pixel. Trained beside the UNet, never exported: it only makes the image features
+    tell shapes apart where cross-attention can read them."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.names = [n for n, m in unet.named_modules() if n.endswith(".attn2")]
+        mods = dict(unet.named_modules())
+        self.heads = torch.nn.ModuleDict({n.replace(".", "_"): torch.nn.Linear(mods[n].to_q.in_features,
+                                                                               len(world.SHAPES))
+                                          for n in self.names})
+        self.feats = None  # while a dict, each attn2 call stores its input (batch, pixels, channels) by head
+        for n in self.names:
+            mods[n].register_forward_pre_hook(self._grabber(n.replace(".", "_")), with_kwargs=True)
+
+    def _grabber(self, key):
+        def grab(module, args, kwargs):
+            if self.feats is not None:
+                self.feats[key] = args[0] if args else kwargs["hidden_states"]
+        return grab
+
+    def loss(self, feats, cover, min_share=0.25):
+        """Mean over layers of the cross-entropy of each head's logits, from `feats` ({head: (rows, pixels,
+        channels)}), against the shape shares `cover` (rows, S, 16, 16) pooled to the layer's grid, at the pixels
+        objects cover by >= min_share (the shares renormalised); returns (loss, accuracy of the argmax against the
+        largest share at those pixels), (None, None) when no pixel qualifies."""
+        terms, hits, n = [], 0, 0
+        for key, x in feats.items():  # x (rows, pixels, channels)
+            head = self.heads[key]
+            side = round(math.sqrt(x.shape[1]))
+            c = torch.nn.functional.adaptive_avg_pool2d(cover, (side, side)).flatten(2).transpose(1, 2)
+            share = c.sum(-1)                                         # (rows, pixels)
+            keep = share >= min_share
+            if not keep.any():
+                continue
+            logp = torch.log_softmax(head(x[keep]), -1)
+            tgt = c[keep] / share[keep][:, None]
+            terms.append(-(tgt * logp).sum(-1).mean())
+            hits += (logp.argmax(-1) == tgt.argmax(-1)).sum().item()
+            n += int(keep.sum())
+        if not terms:
+            return None, None
+        return torch.stack(terms).mean(), hits / n
+
+
 def load_init(path):
     """The --init weights, read once: dict(unet=, te= state dicts, layers= transformer layers per attention
     block, what= a description). `path` is a training checkpoint or an exported diffusers folder (e.g. the
@@ -387,6 +446,17 @@ def main():
                          "sampler's start (pure noise, the source as the image condition, t in [900, 1000)) "
                          "instead of the training forward, whose noised target shows the edited region at low "
                          "and middle t (the attention can find the region there without reading the noun)")
+    ap.add_argument("--shape-map", type=float, default=0.0,
+                    help="instruct: add K x an auxiliary per-pixel shape loss (ShapeMapHeads): a linear head per "
+                         "cross-attention layer classifies, at every latent pixel an object covers, that object's "
+                         "shape from the layer's input (labels from the renderer's masks of the source scene; "
+                         "recolour and background rows whose image condition is kept and whose timestep is >= "
+                         "--shape-map-tmin, where the noised target hardly shows the shapes and the source must). "
+                         "The heads are saved in the checkpoint, never exported; 0 = off")
+    ap.add_argument("--shape-map-tmin", type=int, default=700,
+                    help="with --shape-map: the lowest timestep whose rows it reads")
+    ap.add_argument("--shape-map-lr-mult", type=float, default=10.0,
+                    help="with --shape-map: learning-rate multiplier of its heads")
     ap.add_argument("--te-lr-mult", type=float, default=1.0,
                     help="learning-rate multiplier for the text encoder (new words need to move further)")
     ap.add_argument("--freeze-unet", action="store_true",
@@ -413,6 +483,10 @@ def main():
         ap.error("--shape-probe-token goes with --shape-probe K")
     if a.attn_bind and (a.mode != "instruct" or a.phrasing == "canonical"):
         ap.error("--attn-bind needs --mode instruct and --phrasing varied (it reads each row's edit)")
+    if a.shape_map and a.mode != "instruct":
+        ap.error("--shape-map reads instruct rows' source scenes; --mode t2i has none")
+    if a.shape_map and a.flip_frac:
+        ap.error("--shape-map's labels are of the unflipped scenes: not with --flip-frac")
     if a.attn_bind_from_noise and not a.attn_bind:
         ap.error("--attn-bind-from-noise goes with --attn-bind K")
     if a.attn_bind and a.flip_frac:
@@ -446,7 +520,7 @@ def main():
     N = len(data["ins"])
     n_plain = N
     n_pair_rows = 0
-    need_edits = a.phrasing != "canonical"
+    need_edits = a.phrasing != "canonical" or bool(a.shape_map)
     edits = plain_edits(a.data) if need_edits else None
     if a.pairs:
         pd = load_pair_data(a.work, vae, a.pairs)
@@ -513,6 +587,16 @@ def main():
             probe.data.copy_(src["probe"])  # --init's probe goes on with the text encoder it was trained with
             sdparts.log("shape probe initialised from --init's")
         groups.append({"params": [probe], "mult": 20.0})
+    smap = None
+    if a.shape_map:
+        smap = ShapeMapHeads(unet)
+        groups.append({"params": list(smap.parameters()), "mult": a.shape_map_lr_mult})
+        covers = {}  # row -> shape_cover, rendered when a row is first drawn
+
+        def cover_of(i):
+            if i not in covers:
+                covers[i] = torch.from_numpy(shape_cover(edits[i])).half()
+            return covers[i].float()
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
     step, rng, elapsed0 = 0, np.random.default_rng(a.seed + 1), 0.0
@@ -529,6 +613,10 @@ def main():
             if ck.get("probe") is None:
                 ap.error(f"--shape-probe: {ck_path} was trained without it (start a new --name)")
             probe.data.copy_(ck["probe"])
+        if smap is not None:
+            if ck.get("shape_heads") is None:
+                ap.error(f"--shape-map: {ck_path} was trained without it (start a new --name)")
+            smap.load_state_dict(ck["shape_heads"])
         opt.load_state_dict(ck["opt"])
         step, rng, elapsed0 = ck["step"], ck["rng"], ck.get("elapsed", 0.0)
         torch.set_rng_state(ck["torch_rng"])
@@ -592,10 +680,11 @@ def main():
         sdparts.save_ckpt(ck_path, unet=unet.state_dict(), te=te.state_dict(), opt=opt.state_dict(), step=step,
                           rng=rng, torch_rng=torch.get_rng_state(), elapsed=elapsed, prediction=a.prediction,
                           mode=a.mode, unet_config=ucfg, added_params=sorted(added),
-                          probe=None if probe is None else probe.detach().clone())
+                          probe=None if probe is None else probe.detach().clone(),
+                          shape_heads=None if smap is None else smap.state_dict())
 
     t0, ema = time.time(), 0.0
-    probe_ce = bind_ema = None
+    probe_ce = bind_ema = smap_ema = smap_acc = None
     unet.train()
     te.train()
     while step < a.steps and time.time() - t0 < a.minutes * 60:
@@ -648,7 +737,11 @@ def main():
         ehs = te_out.last_hidden_state
         if recorder is not None and not a.attn_bind_from_noise:
             recorder.maps = []
+        if smap is not None:
+            smap.feats = {}
         pred = unet(inp, t, ehs).sample
+        if smap is not None:  # this forward's features only (--attn-bind-from-noise runs another)
+            smap_feats, smap.feats = smap.feats, None
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
         if a.edit_weight:  # instruct only (checked above)
             changed = torch.nn.functional.max_pool2d(edited_region(data["src"][idx], data["tgt"][idx]), 3,
@@ -702,6 +795,15 @@ def main():
                 bl = attn_bind_loss(maps, regions[sel], first, other)
                 loss = loss + a.attn_bind * bl
                 bind_ema = bl.item() if bind_ema is None else 0.97 * bind_ema + 0.03 * bl.item()
+        if smap is not None:
+            sel = [r for r, i in enumerate(idx.tolist()) if data["types"][i] in ("recolor", "background")
+                   and not drop_img[r] and t[r] >= a.shape_map_tmin]
+            if sel:
+                sm, acc = smap.loss({k: f[sel] for k, f in smap_feats.items()}, torch.stack([cover_of(idx[r].item()) for r in sel]))
+                if sm is not None:
+                    loss = loss + a.shape_map * sm
+                    smap_ema = sm.item() if smap_ema is None else 0.97 * smap_ema + 0.03 * sm.item()
+                    smap_acc = acc if smap_acc is None else 0.97 * smap_acc + 0.03 * acc
         if te0 is not None:
             # canon: the batch's texts in the generator's wording, taken before rephrasing
             cids = tok(canon)
@@ -717,7 +819,8 @@ def main():
         if step % 10 == 0:
             sdparts.log(f"step {step} loss {loss.item():.4f} ema {ema:.4f} lr {opt.param_groups[0]['lr']:.2e}"
                         + (f" shape-probe ce ema {probe_ce:.3f}" if probe_ce is not None else "")
-                        + (f" attn-bind ema {bind_ema:.3f}" if bind_ema is not None else ""))
+                        + (f" attn-bind ema {bind_ema:.3f}" if bind_ema is not None else "")
+                        + (f" shape-map ce ema {smap_ema:.3f} acc {smap_acc:.2f}" if smap_ema is not None else ""))
         if step % a.save_every == 0:
             save(elapsed0 + time.time() - t0)
     save(elapsed0 + time.time() - t0)
