@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where does toy-instruct's two-object binding get lost? One forward pass per timestep, no sampling.
 
-    python3 tools/binding_probe.py WORK/instruct_v27.ckpt [more checkpoints] [--scenes 120] [--oracle-mask]
+    python3 tools/binding_probe.py WORK/instruct_v27.ckpt [more checkpoints or exported folders] [--scenes 120]
+        [--oracle-mask | --feature-probe | --input-probe]
 
 On `--scenes` held-out two-object scenes (world.edit_pair_for_seed, seeds HELDOUT_SEED_BASE + 900000..), each
 edited twice (a recolour of each object, the generator's wording), it prints per shape pair:
@@ -80,15 +81,8 @@ def load_models(path):
 def feature_probe(path, edits, zs, region, empty):
     """--feature-probe (see its help)."""
     what, unet, te = load_models(path)
-    feats = {}
-
-    def hook(name):
-        def f(mod, args, kwargs):
-            feats[name] = args[0] if args else kwargs["hidden_states"]
-        return f
-    names = [k for k, m in unet.named_modules() if k.endswith(".attn2")]
-    for k in names:
-        unet.get_submodule(k).register_forward_pre_hook(hook(k), with_kwargs=True)
+    names, holder = train_unet.attn2_inputs(unet)
+    feats = holder.feats = {}
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         # the empty text: after the first cross-attention a feature could carry the noun (= the label)

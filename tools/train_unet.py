@@ -15,7 +15,12 @@
     python3 tools/train_unet.py --mode instruct --name instruct_v18 --init /work/toytrain/instruct_v16.ckpt \
         --transformer-layers 2 --new-lr-mult 10 ...
 
-Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). Epsilon prediction on the
+Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). On a fresh machine, WORK
+for fine-tuning the shipped model is its own folder's parts (the encoder of models/toy-instruct/vae is the one
+every UNet phase was trained on; docs/quality.md 2026-12-05 23:40):
+    mkdir -p /work/toytrain && cp -r models/toy-instruct/vae models/toy-instruct/tokenizer /work/toytrain/
+The latent caches (WORK/latents_*.pt) are then rendered on first use (6000 + 4000 pairs + 5000 + 8000 jittered
+pairs: 6 minutes on two cores). Epsilon prediction on the
 SD1 scaled_linear schedule (1000 steps). Instruct mode drops the text (5%), the image (5%) or both (5%) as in
 InstructPix2Pix so both classifier-free guidances work; t2i mode drops the caption 10%.
 Seeded and resumable: WORK/<mode>.ckpt holds model (and its UNet config), text encoder, optimiser, step and RNG
@@ -27,6 +32,7 @@ import os
 import re
 import sys
 import time
+import types
 
 import numpy as np
 import torch
@@ -267,6 +273,23 @@ def shape_cover(edit, grid=16):
     return out
 
 
+def attn2_inputs(unet, key=lambda name: name):
+    """Hooks every cross-attention layer (attn2) of `unet`; returns (their names, a holder): while holder.feats is
+    a dict, each call stores its input (batch, pixels, channels), what its queries are made from, under
+    key(name). Used by ShapeMapHeads and binding_probe.py --feature-probe."""
+    holder = types.SimpleNamespace(feats=None)
+    names = [n for n, _ in unet.named_modules() if n.endswith(".attn2")]
+
+    def grabber(k):
+        def grab(module, args, kwargs):
+            if holder.feats is not None:
+                holder.feats[k] = args[0] if args else kwargs["hidden_states"]
+        return grab
+    for n in names:
+        unet.get_submodule(n).register_forward_pre_hook(grabber(key(n)), with_kwargs=True)
+    return names, holder
+
+
 class ShapeMapHeads(torch.nn.Module):
     """--shape-map: one linear classifier per cross-attention layer, from the layer's input (what its queries are
     made from) to a shape per pixel. Trained beside the UNet, never exported: it only makes the image features
@@ -274,20 +297,10 @@ class ShapeMapHeads(torch.nn.Module):
 
     def __init__(self, unet):
         super().__init__()
-        self.names = [n for n, m in unet.named_modules() if n.endswith(".attn2")]
-        mods = dict(unet.named_modules())
-        self.heads = torch.nn.ModuleDict({n.replace(".", "_"): torch.nn.Linear(mods[n].to_q.in_features,
-                                                                               len(world.SHAPES))
-                                          for n in self.names})
-        self.feats = None  # while a dict, each attn2 call stores its input (batch, pixels, channels) by head
-        for n in self.names:
-            mods[n].register_forward_pre_hook(self._grabber(n.replace(".", "_")), with_kwargs=True)
-
-    def _grabber(self, key):
-        def grab(module, args, kwargs):
-            if self.feats is not None:
-                self.feats[key] = args[0] if args else kwargs["hidden_states"]
-        return grab
+        # holder.feats: set to {} before a forward whose features the heads read, back to None after
+        names, self.holder = attn2_inputs(unet, key=lambda n: n.replace(".", "_"))
+        self.heads = torch.nn.ModuleDict({n.replace(".", "_"): torch.nn.Linear(
+            unet.get_submodule(n).to_q.in_features, len(world.SHAPES)) for n in names})
 
     def loss(self, feats, cover, min_share=0.25):
         """Mean over layers of the cross-entropy of each head's logits, from `feats` ({head: (rows, pixels,
@@ -738,10 +751,10 @@ def main():
         if recorder is not None and not a.attn_bind_from_noise:
             recorder.maps = []
         if smap is not None:
-            smap.feats = {}
+            smap.holder.feats = {}
         pred = unet(inp, t, ehs).sample
         if smap is not None:  # this forward's features only (--attn-bind-from-noise runs another)
-            smap_feats, smap.feats = smap.feats, None
+            smap_feats, smap.holder.feats = smap.holder.feats, None
         target = noise if a.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
         if a.edit_weight:  # instruct only (checked above)
             changed = torch.nn.functional.max_pool2d(edited_region(data["src"][idx], data["tgt"][idx]), 3,
@@ -799,7 +812,8 @@ def main():
             sel = [r for r, i in enumerate(idx.tolist()) if data["types"][i] in ("recolor", "background")
                    and not drop_img[r] and t[r] >= a.shape_map_tmin]
             if sel:
-                sm, acc = smap.loss({k: f[sel] for k, f in smap_feats.items()}, torch.stack([cover_of(idx[r].item()) for r in sel]))
+                sm, acc = smap.loss({k: f[sel] for k, f in smap_feats.items()},
+                                    torch.stack([cover_of(idx[r].item()) for r in sel]))
                 if sm is not None:
                     loss = loss + a.shape_map * sm
                     smap_ema = sm.item() if smap_ema is None else 0.97 * smap_ema + 0.03 * sm.item()
