@@ -54,11 +54,17 @@ def share(x, region, other):
     return a / (a + b + 1e-8)
 
 
-def by_pair(values, edits):
+def pair_groups(values, edits):
+    """{'circle/cup': [the values of the rows whose scene holds those two shapes], ...}, sorted by pair."""
     groups = {}
-    for v, e in zip(values.tolist(), edits):
+    for v, e in zip(values, edits):
         groups.setdefault("/".join(sorted(o.shape for o in e.source.objects)), []).append(v)
-    return " ".join(f"{k} {np.mean(x):.2f}" for k, x in sorted(groups.items()))
+    return sorted(groups.items())
+
+
+def by_pair(values, edits):
+    """'circle/cup 0.62 ...': the mean of `values` (a tensor, one per row) per shape pair."""
+    return " ".join(f"{k} {np.mean(x):.2f}" for k, x in pair_groups(values.tolist(), edits))
 
 
 def load_models(path):
@@ -101,7 +107,7 @@ def feature_probe(path, edits, zs, region, empty):
         if best is None or acc > best[0]:
             best = (acc, k, pred)
     acc, k, pred = best
-    print(f"  best {k}, test objects right by the scene's shape pair: {by_pair(edits, pred, labels, train)}")
+    print(f"  best {k}, test objects right by the scene's shape pair: {right_by_pair(edits, pred, labels, train)}")
 
 
 def object_labels(edits):
@@ -126,13 +132,11 @@ def fit_linear(x, labels, train):
     return (pred[~train] == labels[~train]).float().mean().item(), pred
 
 
-def by_pair(edits, pred, labels, train):
+def right_by_pair(edits, pred, labels, train):
     """'circle/cup 8/16 ...': per shape pair of the scene, test objects classified right / all."""
-    pairs = {}
-    for i in (~train).nonzero().flatten().tolist():
-        e = edits[i]
-        pairs.setdefault("/".join(sorted(o.shape for o in e.source.objects)), []).append(bool(pred[i] == labels[i]))
-    return " ".join(f"{p} {sum(v)}/{len(v)}" for p, v in sorted(pairs.items()))
+    test = (~train).nonzero().flatten().tolist()
+    right = [bool(pred[i] == labels[i]) for i in test]
+    return " ".join(f"{p} {sum(v)}/{len(v)}" for p, v in pair_groups(right, [edits[i] for i in test]))
 
 
 def input_probe(edits, zs, images, region):
@@ -157,7 +161,7 @@ def input_probe(edits, zs, images, region):
     print("what the source itself tells: shape of the named object, linear classifier, test accuracy")
     for what, x in rows:
         acc, pred = fit_linear(x, labels, train)
-        print(f"  {what}: {acc:.2f}; {by_pair(edits, pred, labels, train)}")
+        print(f"  {what}: {acc:.2f}; {right_by_pair(edits, pred, labels, train)}")
 
 
 def main():
