@@ -72,8 +72,8 @@ def load_models(path):
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
     if os.path.isdir(path):
-        return (f"{path} (folder)", UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float().eval(),
-                CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().eval())
+        unet, te = train_unet.folder_models(path)
+        return f"{path} (folder)", unet.eval(), te.eval()
     ck = sdparts.load_ckpt(path)
     if ck is None:
         raise SystemExit(f"binding_probe: {path}: no such checkpoint or folder")

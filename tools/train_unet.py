@@ -297,10 +297,12 @@ class ShapeMapHeads(torch.nn.Module):
 
     def __init__(self, unet):
         super().__init__()
+        def key(name):  # ModuleDict keys cannot hold dots
+            return name.replace(".", "_")
         # holder.feats: set to {} before a forward whose features the heads read, back to None after
-        names, self.holder = attn2_inputs(unet, key=lambda n: n.replace(".", "_"))
-        self.heads = torch.nn.ModuleDict({n.replace(".", "_"): torch.nn.Linear(
-            unet.get_submodule(n).to_q.in_features, len(world.SHAPES)) for n in names})
+        names, self.holder = attn2_inputs(unet, key)
+        self.heads = torch.nn.ModuleDict({key(n): torch.nn.Linear(unet.get_submodule(n).to_q.in_features,
+                                                                  len(world.SHAPES)) for n in names})
 
     def loss(self, feats, cover, min_share=0.25):
         """Mean over layers of the cross-entropy of each head's logits, from `feats` ({head: (rows, pixels,
@@ -326,17 +328,28 @@ class ShapeMapHeads(torch.nn.Module):
         return torch.stack(terms).mean(), hits / n
 
 
+def folder_models(path):
+    """(UNet, text encoder) of an exported diffusers folder (e.g. the shipped models/toy-instruct, whose fp16
+    weights are widened to f32)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+    return (UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float(),
+            CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float())
+
+
+def ema_update(prev, x):
+    """A running mean for the log: x itself the first time (prev None), then 0.97 prev + 0.03 x."""
+    return x if prev is None else 0.97 * prev + 0.03 * x
+
+
 def load_init(path):
     """The --init weights, read once: dict(unet=, te= state dicts, layers= transformer layers per attention
     block, what= a description). `path` is a training checkpoint or an exported diffusers folder (e.g. the
     shipped models/toy-instruct, whose fp16 weights are widened to f32 for training); checkpoints from before
     --transformer-layers have 1 layer."""
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextModel
     if os.path.isdir(path):
-        u = UNet2DConditionModel.from_pretrained(os.path.join(path, "unet")).float()
-        return dict(unet=u.state_dict(), layers=int(u.config.transformer_layers_per_block),
-                    te=CLIPTextModel.from_pretrained(os.path.join(path, "text_encoder")).float().state_dict(),
+        u, te = folder_models(path)
+        return dict(unet=u.state_dict(), layers=int(u.config.transformer_layers_per_block), te=te.state_dict(),
                     what=f"the folder {path}")
     ick = sdparts.load_ckpt(path)
     if ick is None:
@@ -780,7 +793,7 @@ def main():
                 logits = 10.0 * f @ torch.nn.functional.normalize(probe, dim=-1).T
                 ce = torch.nn.functional.cross_entropy(logits, torch.cat(labs))
                 loss = loss + a.shape_probe * ce
-                probe_ce = ce.item() if probe_ce is None else 0.97 * probe_ce + 0.03 * ce.item()
+                probe_ce = ema_update(probe_ce, ce.item())
         if recorder is not None:
             maps, recorder.maps = recorder.maps, None
             rows = [(r, noun_position(tok, ids[r].tolist(), w)) for r, (lab, w) in enumerate(lw)
@@ -807,7 +820,7 @@ def main():
                     maps = [P[sel] for P in maps]
                 bl = attn_bind_loss(maps, regions[sel], first, other)
                 loss = loss + a.attn_bind * bl
-                bind_ema = bl.item() if bind_ema is None else 0.97 * bind_ema + 0.03 * bl.item()
+                bind_ema = ema_update(bind_ema, bl.item())
         if smap is not None:
             sel = [r for r, i in enumerate(idx.tolist()) if data["types"][i] in ("recolor", "background")
                    and not drop_img[r] and t[r] >= a.shape_map_tmin]
@@ -816,8 +829,8 @@ def main():
                                     torch.stack([cover_of(idx[r].item()) for r in sel]))
                 if sm is not None:
                     loss = loss + a.shape_map * sm
-                    smap_ema = sm.item() if smap_ema is None else 0.97 * smap_ema + 0.03 * sm.item()
-                    smap_acc = acc if smap_acc is None else 0.97 * smap_acc + 0.03 * acc
+                    smap_ema = ema_update(smap_ema, sm.item())
+                    smap_acc = ema_update(smap_acc, acc)
         if te0 is not None:
             # canon: the batch's texts in the generator's wording, taken before rephrasing
             cids = tok(canon)
