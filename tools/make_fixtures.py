@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the reference fixtures under Tests/Fixtures (developers run it; CI only reads its outputs).
 
-    python3 tools/make_fixtures.py [--only tokenizer,sd1,sd2,schedulers] [--out Tests/Fixtures]
+    python3 tools/make_fixtures.py [--only tokenizer,sd1,sd2,schedulers,unet_lpb] [--out Tests/Fixtures]
 
 Needs PyTorch, diffusers 0.42, transformers 5 and open_clip (for the CLIP BPE file). Deterministic: every
 random draw comes from a seeded generator, so re-running gives the same files.
@@ -15,6 +15,7 @@ What it writes (layout agreed in notes/HELPERS.md):
   cond_stage_model.transformer.text_model.* for SD1, cond_stage_model.model.* OpenCLIP names for SD2 with
   one extra final resblock that SD2 drops, since it uses the penultimate layer).
 - ref/sd1, ref/sd2: manifest.json + float32 .npy references, computed in fp32 from the fp16-rounded weights.
+- unet_lpb/unet, ref/unet_lpb: a tiny UNet with per-block layers_per_block ([2, 1, 1]) and one sample through it.
 - schedulers.json: timesteps and step() results of DDIM / DDIM inverse / Euler / DPM-Solver++ 2M for
   spacings, offsets, set_alpha_to_one and prediction types.
 """
@@ -587,10 +588,51 @@ def make_schedulers(out_dir):
     print(f"schedulers.json: {len(cases)} cases")
 
 
+UNET_LPB = dict(  # per-block layers_per_block (diffusers accepts a list): two resnets at 16 x 16, one below
+    sample_size=8, in_channels=4, out_channels=4, layers_per_block=[2, 1, 1],
+    block_out_channels=(8, 16, 16),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    attention_head_dim=[1, 4, 4], cross_attention_dim=12, norm_num_groups=4,
+    transformer_layers_per_block=[1, 2, 1],
+)
+
+
+def make_unet_lpb(out_dir, seed=3000):
+    """unet_lpb/unet + ref/unet_lpb: a UNet whose blocks have different resnet counts (layers_per_block
+    [2, 1, 1], so the up blocks have 2, 2, 3), one sample through it. A reader that used one count for every
+    block would build other layers or pop the wrong skips."""
+    from diffusers import UNet2DConditionModel
+    folder, ref = os.path.join(out_dir, "unet_lpb", "unet"), os.path.join(out_dir, "ref", "unet_lpb")
+    for d in (folder, ref):
+        if os.path.exists(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+    unet = UNet2DConditionModel(**UNET_LPB).eval()
+    with torch.no_grad():
+        randomize(unet, seed)
+    unet.save_pretrained(folder, safe_serialization=False)  # config.json; the weights go in as fp16 below
+    os.remove(os.path.join(folder, "diffusion_pytorch_model.bin"))
+    save_st(f16_state(unet.state_dict()), os.path.join(folder, "diffusion_pytorch_model.safetensors"))
+    g = torch.Generator().manual_seed(seed + 1)
+    sample = torch.randn(1, 4, 12, 8, generator=g)  # not square: height and width kept apart
+    ehs = torch.randn(1, 7, UNET_LPB["cross_attention_dim"], generator=g)
+    with torch.no_grad():
+        out = unet(sample, UNET_TIMESTEP, encoder_hidden_states=ehs).sample
+    npy(os.path.join(ref, "unet_sample.npy"), sample)
+    npy(os.path.join(ref, "unet_ehs.npy"), ehs)
+    npy(os.path.join(ref, "unet_out.npy"), out)
+    with open(os.path.join(ref, "manifest.json"), "w") as f:
+        json.dump({"model": "unet_lpb", "unet": {"timestep": UNET_TIMESTEP, "config": UNET_LPB,
+                                                 "what": "unet(sample, timestep, encoder_hidden_states).sample"}},
+                  f, indent=1)
+    print(f"unet_lpb: {sum(p.numel() for p in unet.parameters())} parameters, out max |x| {out.abs().max():.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "Tests", "Fixtures"))
-    ap.add_argument("--only", default="tokenizer,sd1,sd2,schedulers")
+    ap.add_argument("--only", default="tokenizer,sd1,sd2,schedulers,unet_lpb")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     parts = args.only.split(",")
@@ -602,6 +644,8 @@ def main():
         make_model("sd2", args.out, 2000)
     if "schedulers" in parts:
         make_schedulers(args.out)
+    if "unet_lpb" in parts:
+        make_unet_lpb(args.out)
     total = 0
     for dp, _, fs in os.walk(args.out):
         if os.path.relpath(dp, args.out).split(os.sep)[0] == "bad":

@@ -37,7 +37,7 @@ enum InfoCommand {
             ("unet", [
                 ("parameters", pu), ("in_channels", u.in_channels), ("out_channels", u.out_channels),
                 ("levels", u.block_out_channels.count), ("block_out_channels", u.block_out_channels),
-                ("layers_per_block", u.layers_per_block), ("attention_heads", heads),
+                ("layers_per_block", u.layers_per_block.jsonValue), ("attention_heads", heads),
                 ("cross_attention_dim", u.cross_attention_dim), ("use_linear_projection", u.use_linear_projection),
                 ("sample_size", u.sample_size), ("down_block_types", u.down_block_types),
             ] as [(String, Any)]),

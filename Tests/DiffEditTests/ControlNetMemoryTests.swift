@@ -28,7 +28,7 @@ final class ControlNetMemoryTests: XCTestCase {
         let est = ModelSizeEstimate.controlNet(c)
         XCTAssertTrue(Double(est) / 361.3e6 > 0.95 && Double(est) / 361.3e6 < 1.05, "SD 1.5 ControlNet: estimate \(est)")
         var hostile = c
-        hostile.unet.layers_per_block = Int.max
+        hostile.unet.layers_per_block = .int(Int.max)
         hostile.conditioning_embedding_out_channels = [Int.max, Int.max]
         XCTAssertEqual(ModelSizeEstimate.controlNet(hostile), Int.max)
     }

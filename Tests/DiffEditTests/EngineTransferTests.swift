@@ -103,7 +103,7 @@ final class EngineTransferTests: XCTestCase {
         let perMaskStep = lb.downloads * Double(Self.n2 - Self.n1) / Double(maskSteps(Self.n2) - maskSteps(Self.n1))
         print("p2p + LocalBlend: \(perMaskStep) downloads per mask step")
         let sites = Double(m.unetConfig.down_block_types.count + m.unetConfig.up_block_types.count)
-            * Double(m.unetConfig.layers_per_block + 1)
+            * Double(m.unetConfig.resnets(block: 0) + 1)
         XCTAssertGreaterThan(perMaskStep, 0)
         XCTAssertLessThanOrEqual(perMaskStep, sites)
         XCTAssertEqual(perMaskStep, perMaskStep.rounded(), "downloads come in whole mask steps")

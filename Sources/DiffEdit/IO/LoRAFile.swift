@@ -38,7 +38,8 @@ public enum LoRAFile {
         public var text: [String: [Int]]
         /// SDXL's second text encoder (nil: the model has none).
         public var text2: [String: [Int]]?
-        /// The UNet's layers_per_block (LDM input/output block numbering).
+        /// The UNet's layers_per_block (LDM input/output block numbering); 0 for a UNet whose blocks have
+        /// different counts (no published LDM-numbered file has that layout: such keys are not placed).
         public var layersPerBlock: Int
         public init(unet: [String: [Int]], text: [String: [Int]], text2: [String: [Int]]? = nil, layersPerBlock: Int) {
             self.unet = unet; self.text = text; self.text2 = text2; self.layersPerBlock = layersPerBlock

@@ -69,7 +69,8 @@ extension SingleFileCheckpoint {
         try agree(g.in_channels, d.in_channels, "in_channels", origin, file)
         try agree(g.out_channels, d.out_channels, "out_channels", origin, file)
         try agree(g.block_out_channels, d.block_out_channels, "block_out_channels", origin, file)
-        try agree(g.layers_per_block, d.layers_per_block, "layers_per_block", origin, file)
+        let levels = d.block_out_channels.count  // per block: 2 and [2, 2, 2] agree
+        try agree((0..<levels).map(g.resnets), (0..<levels).map(d.resnets), "layers_per_block", origin, file)
         try agree(g.down_block_types, d.down_block_types, "down_block_types", origin, file)
         try agree(g.up_block_types, d.up_block_types, "up_block_types", origin, file)
         try agree(g.cross_attention_dim, d.cross_attention_dim, "cross_attention_dim", origin, file)

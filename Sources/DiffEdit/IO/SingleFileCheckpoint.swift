@@ -293,9 +293,9 @@ public enum SingleFileCheckpoint {
         func count(_ prefix: String) -> Int { SingleFileCheckpoint.count(names, prefix) }
         let levels = count("down_blocks.")
         guard levels > 0 else { throw DiffEditError.model("\(path): UNet has no down blocks") }
-        c.layers_per_block = count("down_blocks.0.resnets.")
-        var channels: [Int] = [], downTypes: [String] = [], tlayers: [Int] = []
+        var channels: [Int] = [], downTypes: [String] = [], tlayers: [Int] = [], resnets: [Int] = []
         for l in 0..<levels {
+            resnets.append(count("down_blocks.\(l).resnets."))
             let s = try shapeOrThrow(src, "down_blocks.\(l).resnets.0.conv1.weight", path, rank: 4)
             channels.append(s[0])
             let attn = count("down_blocks.\(l).attentions.") > 0
@@ -306,6 +306,7 @@ public enum SingleFileCheckpoint {
         c.down_block_types = downTypes
         c.mid_block_type = count("mid_block.attentions.") > 0 ? "UNetMidBlock2DCrossAttn" : (count("mid_block.resnets.") > 0 ? "UNetMidBlock2D" : nil)
         if let tl = tlayers.first { c.transformer_layers_per_block = Set(tlayers).count == 1 ? .int(tl) : .list(tlayers) }
+        if let r = resnets.first { c.layers_per_block = Set(resnets).count == 1 ? .int(r) : .list(resnets) }
         if let a1 = src.shape(of: "add_embedding.linear_1.weight"), a1.count == 2 {
             // SDXL: pooled text embeds (1280) + 6 time ids x 256 = 2816
             c.addition_embed_type = "text_time"

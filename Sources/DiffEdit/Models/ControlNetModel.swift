@@ -168,7 +168,7 @@ public final class ControlNetModel: @unchecked Sendable {
         func skips(_ u: UNetConfig) -> [Int] {
             var s = [u.block_out_channels.first ?? 0]
             for (i, ch) in u.block_out_channels.enumerated() {
-                s += Array(repeating: ch, count: u.layers_per_block + (i == u.block_out_channels.count - 1 ? 0 : 1))
+                s += Array(repeating: ch, count: u.resnets(block: i) + (i == u.block_out_channels.count - 1 ? 0 : 1))
             }
             return s
         }

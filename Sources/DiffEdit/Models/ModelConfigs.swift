@@ -1,7 +1,8 @@
 /// Configurations of the three networks, decoded from diffusers' config.json files (the same keys),
 /// or built by the single-file loader from tensor shapes. Defaults are diffusers' defaults.
 
-/// Int or per-block list (attention_head_dim, num_attention_heads, transformer_layers_per_block).
+/// Int or per-block list (attention_head_dim, num_attention_heads, transformer_layers_per_block, the UNet's
+/// layers_per_block).
 public enum IntOrList: Codable, Equatable, Sendable {
     case int(Int)
     case list([Int])
@@ -17,6 +18,19 @@ public enum IntOrList: Codable, Equatable, Sendable {
     public func value(_ i: Int) -> Int {
         switch self { case .int(let v): return v; case .list(let v): return v[min(i, v.count - 1)] }
     }
+    /// The one value every block has (an int, or a list of equal entries); nil for a list that varies.
+    public var uniform: Int? {
+        switch self {
+        case .int(let v): return v
+        case .list(let v): return v.first.flatMap { f in v.allSatisfy { $0 == f } ? f : nil }
+        }
+    }
+    /// The largest value over `n` blocks (0 for an empty list).
+    public func maximum(over n: Int) -> Int { (0..<max(n, 1)).map(value).max() ?? 0 }
+    /// As config.json writes it: an Int or an [Int].
+    public var jsonValue: Any {
+        switch self { case .int(let v): return v; case .list(let v): return v }
+    }
 }
 
 public struct UNetConfig: Codable, Equatable, Sendable {
@@ -29,7 +43,8 @@ public struct UNetConfig: Codable, Equatable, Sendable {
     public var up_block_types: [String] = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
     public var mid_block_type: String? = "UNetMidBlock2DCrossAttn"
     public var block_out_channels: [Int] = [320, 640, 1280, 1280]
-    public var layers_per_block: Int = 2
+    /// Resnets per down block (the up blocks have one more): one for every block, or one per block.
+    public var layers_per_block: IntOrList = .int(2)
     public var downsample_padding: Int = 1
     public var mid_block_scale_factor: Float = 1
     public var act_fn: String = "silu"
@@ -55,6 +70,9 @@ public struct UNetConfig: Codable, Equatable, Sendable {
 
     /// Number of attention heads for down-block i (diffusers: num_attention_heads or attention_head_dim).
     public func heads(block i: Int) -> Int { (num_attention_heads ?? attention_head_dim).value(i) }
+
+    /// Resnets in down block i (up block levels-1-i has one more).
+    public func resnets(block i: Int) -> Int { layers_per_block.value(i) }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -55,7 +55,7 @@ public final class UNet2DConditionModel {
             let r = levels - 1 - i
             outC = c.block_out_channels[r]
             var consumed: [Int] = []
-            for _ in 0...c.layers_per_block { consumed.append(skipChannels.removeLast()) }
+            for _ in 0...c.resnets(block: r) { consumed.append(skipChannels.removeLast()) }
             up.append(try UNetUpBlock(w.sub("up_blocks", i), index: i, type: c.up_block_types[i], config: c,
                                       prevOutputChannels: prevC, outChannels: outC, skipChannels: consumed,
                                       tembChannels: tembC, heads: c.heads(block: r),
@@ -77,10 +77,12 @@ public final class UNet2DConditionModel {
         guard c.norm_num_groups > 0, c.block_out_channels.allSatisfy({ $0 > 0 && $0 % c.norm_num_groups == 0 }) else {
             throw bad("block_out_channels \(c.block_out_channels) must be positive multiples of norm_num_groups \(c.norm_num_groups)")
         }
-        guard c.layers_per_block > 0, c.in_channels > 0, c.out_channels > 0, c.cross_attention_dim > 0 else {
+        guard (0..<levels).allSatisfy({ c.resnets(block: $0) > 0 }), c.in_channels > 0, c.out_channels > 0,
+              c.cross_attention_dim > 0 else {
             throw bad("layers_per_block, in_channels, out_channels and cross_attention_dim must be positive")
         }
-        let perBlock: [(String, IntOrList?)] = [("attention_head_dim", c.attention_head_dim),
+        let perBlock: [(String, IntOrList?)] = [("layers_per_block", c.layers_per_block),
+                                                ("attention_head_dim", c.attention_head_dim),
                                                 ("num_attention_heads", c.num_attention_heads),
                                                 ("transformer_layers_per_block", c.transformer_layers_per_block)]
         for (field, v) in perBlock {
@@ -120,7 +122,7 @@ public final class UNet2DConditionModel {
             down.append(try UNetDownBlock(w.sub("down_blocks", i), index: i, type: c.down_block_types[i], config: c,
                                           inChannels: inC, outChannels: outC, tembChannels: tembC, heads: c.heads(block: i),
                                           transformerLayers: c.transformer_layers_per_block.value(i), addDownsample: !final))
-            skipChannels += Array(repeating: outC, count: c.layers_per_block + (final ? 0 : 1))
+            skipChannels += Array(repeating: outC, count: c.resnets(block: i) + (final ? 0 : 1))
         }
         let last = c.block_out_channels[levels - 1]
         var mid: UNetMidBlock? = nil

@@ -13,11 +13,11 @@ final class UNetDownBlock {
         case "DownBlock2D": cross = false
         default: throw DiffEditError.unsupported("\(w.source.origin): down_block_types[\(index)] \"\(type)\" is not supported (CrossAttnDownBlock2D, DownBlock2D)")
         }
-        resnets = try (0..<c.layers_per_block).map { j in
+        resnets = try (0..<c.resnets(block: index)).map { j in
             try ResnetBlock2D(w.sub("resnets", j), inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
                               tembChannels: tembChannels, groups: c.norm_num_groups, eps: c.norm_eps)
         }
-        attentions = cross ? try (0..<c.layers_per_block).map { j in
+        attentions = cross ? try (0..<c.resnets(block: index)).map { j in
             try Transformer2DModel(w.sub("attentions", j), name: "down_blocks.\(index).attentions.\(j)", place: "down",
                                    channels: outChannels, heads: heads, layers: transformerLayers,
                                    contextDim: c.cross_attention_dim, groups: c.norm_num_groups,

@@ -1,4 +1,4 @@
-/// CrossAttnUpBlock2D / UpBlock2D: layers_per_block + 1 resnets, each over [h ++ skip] (skips taken
+/// CrossAttnUpBlock2D / UpBlock2D: layers_per_block (of the mirrored down block) + 1 resnets, each over [h ++ skip] (skips taken
 /// from the end), each followed by a Transformer2DModel in the cross-attention variant, then an
 /// optional nearest upsampler + conv.
 final class UNetUpBlock {

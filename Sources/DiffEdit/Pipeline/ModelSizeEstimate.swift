@@ -70,13 +70,13 @@ public struct ModelSizeEstimate: Equatable, Sendable {
         let ch = u.block_out_channels
         guard let c0 = ch.first, let cl = ch.last else { return 0 }
         let temb = mul(4, c0)
-        let L = max(u.layers_per_block, 0)
         var n = sum(mul(9, u.in_channels, c0), mul(c0, temb), mul(temb, temb))
         // SDXL's add_embedding (text_time): pooled text + 6 time embeddings -> temb, then temb -> temb
         if let p = u.projection_class_embeddings_input_dim { n = sum(n, mul(p, temb), mul(temb, temb)) }
         var cin = c0
         for (i, c) in ch.enumerated() {
             let attn = i < u.down_block_types.count && u.down_block_types[i].hasPrefix("CrossAttn")
+            let L = max(u.resnets(block: i), 0)
             if L > 0 { n = sum(n, resnet(cin, c, temb: temb), mul(L - 1, resnet(c, c, temb: temb))) }
             if attn { n = sum(n, mul(L, transformer(c, layers: transformerLayers(u, i), cross: u.cross_attention_dim))) }
             if i < ch.count - 1 { n = sum(n, mul(9, c, c)) }
@@ -91,11 +91,11 @@ public struct ModelSizeEstimate: Equatable, Sendable {
     /// The UNet's up path: L + 1 resnets a level on the concatenated skip connections (about 2c -> c).
     static func decoder(_ u: UNetConfig) -> Int {
         let ch = u.block_out_channels
-        let L = max(u.layers_per_block, 0)
         let temb = mul(4, ch.first ?? 0)
         var n = 0
         for (k, c) in ch.reversed().enumerated() {
             let attn = k < u.up_block_types.count && u.up_block_types[k].hasPrefix("CrossAttn")
+            let L = max(u.resnets(block: ch.count - 1 - k), 0)
             n = sum(n, mul(sum(L, 1), resnet(mul(2, c), c, temb: temb)))
             if attn { n = sum(n, mul(sum(L, 1), transformer(c, layers: transformerLayers(u, ch.count - 1 - k), cross: u.cross_attention_dim))) }
             if k < ch.count - 1 { n = sum(n, mul(9, c, c)) }
@@ -111,10 +111,10 @@ public struct ModelSizeEstimate: Equatable, Sendable {
         let u = c.unet
         let ch = u.block_out_channels
         guard let c0 = ch.first, let cl = ch.last else { return 0 }
-        let L = max(u.layers_per_block, 0)
         var n = encoder(u)
         n = sum(n, mul(c0, c0), mul(cl, cl))                     // the first skip (conv_in's output), the mid block's
         for (i, c) in ch.enumerated() {                           // L skips a level, + the downsampler's
+            let L = max(u.resnets(block: i), 0)
             n = sum(n, mul(i < ch.count - 1 ? sum(L, 1) : L, c, c))
         }
         let e = c.conditioning_embedding_out_channels

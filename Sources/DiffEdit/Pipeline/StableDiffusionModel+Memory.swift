@@ -34,7 +34,7 @@ extension StableDiffusionModel {
         let f = max(vaeConfig.downsampleFactor, 1)
         let latentPixels = mul(width / f, height / f)
         var unet = 0
-        let live = add(max(unetConfig.layers_per_block, 0), 6)     // skip connections kept for the up path, plus working tensors
+        let live = add(max(unetConfig.layers_per_block.maximum(over: unetConfig.block_out_channels.count), 0), 6)     // skip connections kept for the up path, plus working tensors
         for (i, c) in unetConfig.block_out_channels.enumerated() {
             unet = add(unet, mul(c, latentPixels >> (2 * min(i, 62)), max(unetItems, 1), live, 4))
         }
