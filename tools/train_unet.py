@@ -14,6 +14,10 @@
     # as the identity; toy-instruct phase 15 in docs/quality.md, not shipped)
     python3 tools/train_unet.py --mode instruct --name instruct_v18 --init /work/toytrain/instruct_v16.ckpt \
         --transformer-layers 2 --new-lr-mult 10 ...
+    # the shipped UNet grown to 2 resnet + attention pairs at its 16 x 16 level (layers_per_block [2, 1, 1]; the
+    # added pairs start as the identity, ahead of the old ones; toy-instruct phases 28-29 in docs/quality.md)
+    python3 tools/train_unet.py --mode instruct --name gr_a --init models/toy-instruct --layers-per-block 2,1,1 \
+        --new-lr-mult 10 ...
 
 Needs WORK/vae (tools/train_vae.py) and WORK/tokenizer (written here when missing). On a fresh machine, WORK
 for fine-tuning the shipped model is its own folder's parts (the encoder of models/toy-instruct/vae is the one
@@ -342,42 +346,116 @@ def ema_update(prev, x):
     return x if prev is None else 0.97 * prev + 0.03 * x
 
 
+def per_level(v, levels):
+    """A diffusers per-block config value (an int for every block, or a list) as a list of `levels` ints."""
+    return [int(v)] * levels if isinstance(v, int) else [int(x) for x in v]
+
+
 def load_init(path):
     """The --init weights, read once: dict(unet=, te= state dicts, layers= transformer layers per attention
-    block, what= a description). `path` is a training checkpoint or an exported diffusers folder (e.g. the
-    shipped models/toy-instruct, whose fp16 weights are widened to f32 for training); checkpoints from before
-    --transformer-layers have 1 layer."""
+    block, lpb= resnets per down block (a list), what= a description). `path` is a training checkpoint or an
+    exported diffusers folder (e.g. the shipped models/toy-instruct, whose fp16 weights are widened to f32 for
+    training); checkpoints from before --transformer-layers have 1 layer, from before --layers-per-block 1
+    resnet per block."""
     if os.path.isdir(path):
         u, te = folder_models(path)
         return dict(unet=u.state_dict(), layers=int(u.config.transformer_layers_per_block), te=te.state_dict(),
+                    lpb=per_level(u.config.layers_per_block, len(u.config.block_out_channels)),
                     what=f"the folder {path}")
     ick = sdparts.load_ckpt(path)
     if ick is None:
         raise SystemExit(f"--init {path}: no such checkpoint or folder")
+    ucfg = ick.get("unet_config", {})
     return dict(unet=ick["unet"], te=ick["te"], probe=ick.get("probe"),
-                layers=int(ick.get("unet_config", {}).get("transformer_layers_per_block", 1)),
+                layers=int(ucfg.get("transformer_layers_per_block", 1)),
+                lpb=per_level(ucfg.get("layers_per_block", 1), len(ucfg.get("block_out_channels", (32, 64, 64)))),
                 what=f"{path} (step {ick['step']}, {ick.get('prediction', 'epsilon')})")
 
 
 def init_from(src, unet, te):
     """Starts the weights from load_init's `src`. When `unet` has more transformer layers per attention block
-    than the source (--transformer-layers), the source's layers keep their weights and each added layer starts
-    as the identity (grow_transformer_layers); returns the names of the added parameters (empty when nothing
-    was added)."""
+    (--transformer-layers) or more resnets per block (--layers-per-block) than the source, the source's layers
+    keep their weights and each added layer starts as the identity (grow_resnets, grow_transformer_layers);
+    returns the names of the added parameters (empty when nothing was added)."""
     te.load_state_dict(src["te"])
-    added = grow_transformer_layers(unet, src["unet"])
+    sd, new_res = grow_resnets(unet, src["unet"], src["lpb"])
+    added = grow_transformer_layers(unet, sd, new_res)
     sdparts.log(f"weights initialised from {src['what']}" +
-                (f"; {len(added)} tensors of added transformer layers start as the identity" if added else ""))
+                (f"; {len(added)} tensors of added layers start as the identity" if added else ""))
     return added
 
 
-def grow_transformer_layers(unet, sd):
+def grow_resnets(unet, sd, src_lpb):
+    """Renames state dict `sd` (a UNet with `src_lpb[i]` resnets in down block i) for `unet`, which may have
+    more resnets per block, and gives the added ones the identity once loaded. Down block i gets its d new
+    resnet + attention pairs first, ahead of the source's (so every cross-attention after them reads features
+    of a wider receptive field); each starts as the identity (conv2 and the attention's proj_out zero), so
+    the first d skips it emits equal its input. The mirrored up block pops skips in reverse: its first
+    src_lpb[i] resnets meet the source's skips as before, the d new ones meet the new skips and start as
+    h -> h (conv2 zero, the 1x1 shortcut over [h ++ skip] = [I, 0]), and the source's last resnet, moved
+    behind them, meets the block's input as before. So the grown UNet computes what the source did. Needs
+    in == out channels at a grown level. Returns (renamed state dict, prefixes of the added modules)."""
+    cfg = unet.config
+    levels = len(cfg.block_out_channels)
+    lpb = per_level(cfg.layers_per_block, levels)
+    if lpb == src_lpb:
+        return sd, []
+    ren, prefixes, init = {}, [], []
+    for i in range(levels):
+        d = lpb[i] - src_lpb[i]
+        if d < 0:
+            raise SystemExit(f"--layers-per-block: block {i} has {lpb[i]} resnets, fewer than --init's {src_lpb[i]}")
+        if d == 0:
+            continue
+        c_in = cfg.block_out_channels[i - 1] if i else cfg.block_out_channels[0]
+        if c_in != cfg.block_out_channels[i]:
+            raise SystemExit(f"--layers-per-block: block {i} changes the channels ({c_in} -> "
+                             f"{cfg.block_out_channels[i]}), so an added resnet cannot start as the identity")
+        u = levels - 1 - i
+        for part in ("resnets", "attentions"):
+            for k in range(src_lpb[i]):
+                ren[f"down_blocks.{i}.{part}.{k}."] = f"down_blocks.{i}.{part}.{k + d}."
+            ren[f"up_blocks.{u}.{part}.{src_lpb[i]}."] = f"up_blocks.{u}.{part}.{src_lpb[i] + d}."
+        for k in range(d):
+            prefixes += [f"down_blocks.{i}.resnets.{k}.", f"down_blocks.{i}.attentions.{k}.",
+                         f"up_blocks.{u}.resnets.{src_lpb[i] + k}.", f"up_blocks.{u}.attentions.{src_lpb[i] + k}."]
+            init.append((f"up_blocks.{u}.resnets.{src_lpb[i] + k}.", cfg.block_out_channels[i]))
+
+    def rename(key):
+        for a, b in ren.items():
+            if key.startswith(a):
+                return b + key[len(a):]
+        return key
+    sd = {rename(k): v for k, v in sd.items()}
+    missing, unexpected = unet.load_state_dict(sd, strict=False)
+    if unexpected:
+        raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]}")
+    params = dict(unet.named_parameters())
+    with torch.no_grad():
+        for k in missing:
+            if not any(k.startswith(p) for p in prefixes):
+                continue
+            if re.search(r"\.(resnets\.[0-9]+\.conv2|proj_out)\.(weight|bias)$", k):
+                params[k].zero_()
+        for pre, c in init:  # the up resnet's shortcut over [h ++ skip]: h passes, the skip does not (yet)
+            w = params[pre + "conv_shortcut.weight"]
+            w.zero_()
+            w[:, :c, 0, 0] = torch.eye(c)
+            params[pre + "conv_shortcut.bias"].zero_()
+    sd = dict(sd)
+    for k in missing:  # the added modules' weights as initialised, so the strict load below finds them
+        if any(k.startswith(p) for p in prefixes):
+            sd[k] = unet.state_dict()[k].clone()
+    return sd, prefixes
+
+
+def grow_transformer_layers(unet, sd, new_modules=()):
     """Loads state dict `sd` into `unet`, which may have more transformer layers per attention block than
     `sd` was saved with. A diffusers BasicTransformerBlock is residual in all three parts (h += attn1(norm(h));
     h += attn2(norm(h), text); h += ff(norm(h))), so an added block whose three output projections are zero
     is the identity: the grown UNet computes exactly what the source did, and training then gives the new
     self/cross-attention and feed-forward layers their use. Any other missing or unexpected tensor is an error.
-    Returns the names of the added parameters."""
+    Returns the names of the added parameters, those under the prefixes `new_modules` (grow_resnets') too."""
     missing, unexpected = unet.load_state_dict(sd, strict=False)
     if unexpected:
         raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]} "
@@ -391,7 +469,7 @@ def grow_transformer_layers(unet, sd):
         for k in missing:
             if re.search(r"\.(attn1\.to_out\.0|attn2\.to_out\.0|ff\.net\.2)\.(weight|bias)$", k):
                 params[k].zero_()
-    return [k for k in missing if k in params]
+    return [k for k in params if k in missing or any(k.startswith(p) for p in new_modules)]
 
 
 def main():
@@ -492,8 +570,14 @@ def main():
                     help="transformer layers per attention block of the UNet (default: --init's, else 1). More "
                          "than --init has grows it: the added layers start as the identity (the grown UNet "
                          "computes what --init did) and train at --new-lr-mult x the learning rate")
+    ap.add_argument("--layers-per-block", default=None,
+                    help="resnets (each with its attention) per down block, one number or one per block, e.g. "
+                         "2,1,1 (default: --init's, else 1; the up blocks have one more). More than --init has "
+                         "grows it: each added pair starts as the identity (grow_resnets) and trains at "
+                         "--new-lr-mult x the learning rate. Blocks whose first resnet changes the channel "
+                         "count cannot grow")
     ap.add_argument("--new-lr-mult", type=float, default=5.0,
-                    help="learning-rate multiplier for the layers --transformer-layers adds")
+                    help="learning-rate multiplier for the layers --transformer-layers and --layers-per-block add")
     ap.add_argument("--te-anchor", type=float, default=0.0,
                     help="add K x the MSE between the text encoder's hidden states of the batch's generator "
                          "texts (canonical wording) and those of the --init text encoder, so the wording the "
@@ -527,6 +611,13 @@ def main():
         ap.error("--pairs, --jitter, --jitter-pairs and --noise-words are instruct training data; --mode t2i does not use them")
     if a.transformer_layers is not None and a.transformer_layers < 1:
         ap.error("--transformer-layers must be >= 1")
+    if a.layers_per_block is not None:
+        try:
+            a.layers_per_block = [int(x) for x in a.layers_per_block.split(",")]
+        except ValueError:
+            ap.error(f"--layers-per-block {a.layers_per_block!r}: give numbers, e.g. 2 or 2,1,1")
+        if min(a.layers_per_block) < 1:
+            ap.error("--layers-per-block: every block needs >= 1 resnet")
     if (a.freeze_unet or a.te_anchor) and not a.init:
         ap.error("--freeze-unet and --te-anchor keep what --init trained: give --init")
     name = a.name or a.mode
@@ -579,9 +670,20 @@ def main():
         if a.transformer_layers is not None and a.transformer_layers != ucfg["transformer_layers_per_block"]:
             ap.error(f"--transformer-layers {a.transformer_layers}: {ck_path} was trained with "
                      f"{ucfg['transformer_layers_per_block']} (start a new --name to grow it)")
+        nl = len(ucfg["block_out_channels"])
+        if a.layers_per_block is not None and per_level(ucfg["layers_per_block"], nl) != \
+                (a.layers_per_block * nl if len(a.layers_per_block) == 1 else a.layers_per_block):
+            ap.error(f"--layers-per-block: {ck_path} was trained with {ucfg['layers_per_block']} (start a new --name "
+                     f"to grow it)")
     else:
         layers = a.transformer_layers or (src["layers"] if src else 1)
         ucfg = dict(sdparts.unet_config(in_ch), transformer_layers_per_block=layers)
+        levels = len(ucfg["block_out_channels"])
+        lpb = a.layers_per_block or (src["lpb"] if src else [1])
+        lpb = lpb * levels if len(lpb) == 1 else lpb
+        if len(lpb) != levels:
+            ap.error(f"--layers-per-block: {len(lpb)} numbers for {levels} blocks")
+        ucfg["layers_per_block"] = lpb[0] if len(set(lpb)) == 1 else lpb
     unet = UNet2DConditionModel(**ucfg)
     te = CLIPTextModel(CLIPTextConfig(**sdparts.TEXT_CONFIG))
     if a.mode == "t2i" and os.path.exists(os.path.join(a.work, "instruct", "text_encoder")):
