@@ -123,6 +123,7 @@ final class ModelParityTests: XCTestCase {
         var c = try Self.config(UNetConfig.self, "unet_lpb/unet/config.json")
         let w = try SafetensorsFile(path: Self.path("unet_lpb/unet/diffusion_pytorch_model.safetensors"))
         for (bad, words) in [(IntOrList.list([2, 1]), ["layers_per_block has 2 entries for 3 blocks"]),
+                             (.list([]), ["layers_per_block has 0 entries for 3 blocks"]),
                              (.list([2, 0, 1]), ["layers_per_block", "must be positive"])] {
             c.layers_per_block = bad
             XCTAssertThrowsError(try UNet2DConditionModel(config: c, weights: w, backend: .cpu)) { e in

@@ -93,6 +93,12 @@ final class ModelSizeEstimateTests: XCTestCase {
         XCTAssertEqual(e.bytes, Int.max)
         u.block_out_channels = []
         XCTAssertEqual(ModelSizeEstimate(unet: u, vae: VAEConfig(), text: CLIPTextConfig()).unetParameters, 0)
+        // per-block lists that are empty or huge
+        var l = UNetConfig()
+        l.layers_per_block = .list([])
+        XCTAssertGreaterThan(ModelSizeEstimate(unet: l, vae: VAEConfig(), text: CLIPTextConfig()).unetParameters, 0)
+        l.layers_per_block = .list([1, Int.max])
+        XCTAssertEqual(ModelSizeEstimate(unet: l, vae: VAEConfig(), text: CLIPTextConfig()).unetParameters, Int.max)
     }
 
     func testLoadRefusesWeightsAboveMaxMemoryBeforeReadingThem() throws {

@@ -14,9 +14,9 @@ public enum IntOrList: Codable, Equatable, Sendable {
         var c = encoder.singleValueContainer()
         switch self { case .int(let v): try c.encode(v); case .list(let v): try c.encode(v) }
     }
-    /// Value for block i of n.
+    /// Value for block i of n (an empty list, which the config checks refuse, reads as 0).
     public func value(_ i: Int) -> Int {
-        switch self { case .int(let v): return v; case .list(let v): return v[min(i, v.count - 1)] }
+        switch self { case .int(let v): return v; case .list(let v): return v.isEmpty ? 0 : v[min(max(i, 0), v.count - 1)] }
     }
     /// The one value every block has (an int, or a list of equal entries); nil for a list that varies.
     public var uniform: Int? {

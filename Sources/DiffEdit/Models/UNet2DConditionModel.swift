@@ -77,10 +77,6 @@ public final class UNet2DConditionModel {
         guard c.norm_num_groups > 0, c.block_out_channels.allSatisfy({ $0 > 0 && $0 % c.norm_num_groups == 0 }) else {
             throw bad("block_out_channels \(c.block_out_channels) must be positive multiples of norm_num_groups \(c.norm_num_groups)")
         }
-        guard (0..<levels).allSatisfy({ c.resnets(block: $0) > 0 }), c.in_channels > 0, c.out_channels > 0,
-              c.cross_attention_dim > 0 else {
-            throw bad("layers_per_block, in_channels, out_channels and cross_attention_dim must be positive")
-        }
         let perBlock: [(String, IntOrList?)] = [("layers_per_block", c.layers_per_block),
                                                 ("attention_head_dim", c.attention_head_dim),
                                                 ("num_attention_heads", c.num_attention_heads),
@@ -89,6 +85,10 @@ public final class UNet2DConditionModel {
             if case .list(let l)? = v, l.count != levels {
                 throw bad("\(field) has \(l.count) entries for \(levels) blocks")
             }
+        }
+        guard (0..<levels).allSatisfy({ c.resnets(block: $0) > 0 }), c.in_channels > 0, c.out_channels > 0,
+              c.cross_attention_dim > 0 else {
+            throw bad("layers_per_block, in_channels, out_channels and cross_attention_dim must be positive")
         }
         guard (0..<levels).allSatisfy({ c.transformer_layers_per_block.value($0) >= 0 }) else {
             throw bad("transformer_layers_per_block must not be negative")

@@ -57,12 +57,7 @@ public struct ModelSizeEstimate: Equatable, Sendable {
     }
 
     /// The transformer layers of level `i` (transformer_layers_per_block as an int or a per-level list).
-    static func transformerLayers(_ u: UNetConfig, _ i: Int) -> Int {
-        switch u.transformer_layers_per_block {
-        case .int(let v): return v
-        case .list(let l): return l.isEmpty ? 0 : l[min(i, l.count - 1)]
-        }
-    }
+    static func transformerLayers(_ u: UNetConfig, _ i: Int) -> Int { u.transformer_layers_per_block.value(i) }
 
     /// What a UNet and a ControlNet share: conv_in, the time (and SDXL's added) embedding, the down blocks and
     /// the mid block.
