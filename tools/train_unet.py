@@ -15,7 +15,7 @@
     python3 tools/train_unet.py --mode instruct --name instruct_v18 --init /work/toytrain/instruct_v16.ckpt \
         --transformer-layers 2 --new-lr-mult 10 ...
     # the shipped UNet grown to 2 resnet + attention pairs at its 16 x 16 level (layers_per_block [2, 1, 1]; the
-    # added pairs start as the identity, ahead of the old ones; toy-instruct phases 28-29 in docs/quality.md)
+    # added pairs start as the identity, ahead of the old ones; toy-instruct phases 28-30 in docs/quality.md)
     python3 tools/train_unet.py --mode instruct --name gr_a --init models/toy-instruct --layers-per-block 2,1,1 \
         --new-lr-mult 10 ...
 
