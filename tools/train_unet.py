@@ -347,8 +347,10 @@ def ema_update(prev, x):
 
 
 def per_level(v, levels):
-    """A diffusers per-block config value (an int for every block, or a list) as a list of `levels` ints."""
-    return [int(v)] * levels if isinstance(v, int) else [int(x) for x in v]
+    """A diffusers per-block config value (an int, or a one-entry list, for every block, or a list) as a list of
+    ints, `levels` of them unless `v` is a longer list (the caller checks the count)."""
+    v = [int(x) for x in ([v] if isinstance(v, int) else v)]
+    return v * levels if len(v) == 1 else v
 
 
 def load_init(path):
@@ -378,29 +380,40 @@ def init_from(src, unet, te):
     keep their weights and each added layer starts as the identity (grow_resnets, grow_transformer_layers);
     returns the names of the added parameters (empty when nothing was added)."""
     te.load_state_dict(src["te"])
-    sd, new_res = grow_resnets(unet, src["unet"], src["lpb"])
-    added = grow_transformer_layers(unet, sd, new_res)
+    sd, new_res, shortcuts = grow_resnets(unet.config, src["unet"], src["lpb"])
+    missing, unexpected = unet.load_state_dict(sd, strict=False)
+    if unexpected:
+        raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]} "
+                         f"(more layers than --transformer-layers / --layers-per-block?)")
+    added_block = re.compile(r"\.transformer_blocks\.([1-9][0-9]*)\.")
+    in_new = [k for k in missing if any(k.startswith(p) for p in new_res)]
+    bad = [k for k in missing if k not in in_new and not added_block.search(k)]
+    if bad:
+        raise SystemExit(f"--init: the source lacks {bad[0]} ({len(bad)} tensors): not the same UNet layout")
+    params = dict(unet.named_parameters())
+    with torch.no_grad():
+        grow_transformer_layers(params, [k for k in missing if k not in in_new])
+        grow_resnet_identity(params, in_new, shortcuts)
+    added = [k for k in params if k in missing]
     sdparts.log(f"weights initialised from {src['what']}" +
                 (f"; {len(added)} tensors of added layers start as the identity" if added else ""))
     return added
 
 
-def grow_resnets(unet, sd, src_lpb):
-    """Renames state dict `sd` (a UNet with `src_lpb[i]` resnets in down block i) for `unet`, which may have
-    more resnets per block, and gives the added ones the identity once loaded. Down block i gets its d new
-    resnet + attention pairs first, ahead of the source's (so every cross-attention after them reads features
-    of a wider receptive field); each starts as the identity (conv2 and the attention's proj_out zero), so
-    the first d skips it emits equal its input. The mirrored up block pops skips in reverse: its first
-    src_lpb[i] resnets meet the source's skips as before, the d new ones meet the new skips and start as
-    h -> h (conv2 zero, the 1x1 shortcut over [h ++ skip] = [I, 0]), and the source's last resnet, moved
-    behind them, meets the block's input as before. So the grown UNet computes what the source did. Needs
-    in == out channels at a grown level. Returns (renamed state dict, prefixes of the added modules)."""
-    cfg = unet.config
+def grow_resnets(cfg, sd, src_lpb):
+    """Renames state dict `sd` (a UNet with `src_lpb[i]` resnets in down block i) for a UNet of config `cfg`,
+    which may have more resnets per block. Down block i gets its d new resnet + attention pairs first, ahead of
+    the source's (so every cross-attention after them reads features of a wider receptive field); started as
+    the identity (grow_resnet_identity: conv2 and the attention's proj_out zero), the first d skips it emits
+    equal its input. The mirrored up block pops skips in reverse: its first src_lpb[i] resnets meet the
+    source's skips as before, the d new ones meet the new skips and start as h -> h (conv2 zero, the 1x1
+    shortcut over [h ++ skip] = [I, 0]), and the source's last resnet, moved behind them, meets the block's
+    input as before. So the grown UNet computes what the source did. Needs in == out channels at a grown
+    level. Returns (renamed state dict, prefixes of the added modules, (up resnet prefix, channels) of the
+    shortcuts to set)."""
     levels = len(cfg.block_out_channels)
     lpb = per_level(cfg.layers_per_block, levels)
-    if lpb == src_lpb:
-        return sd, []
-    ren, prefixes, init = {}, [], []
+    ren, prefixes, shortcuts = {}, [], []
     for i in range(levels):
         d = lpb[i] - src_lpb[i]
         if d < 0:
@@ -419,57 +432,38 @@ def grow_resnets(unet, sd, src_lpb):
         for k in range(d):
             prefixes += [f"down_blocks.{i}.resnets.{k}.", f"down_blocks.{i}.attentions.{k}.",
                          f"up_blocks.{u}.resnets.{src_lpb[i] + k}.", f"up_blocks.{u}.attentions.{src_lpb[i] + k}."]
-            init.append((f"up_blocks.{u}.resnets.{src_lpb[i] + k}.", cfg.block_out_channels[i]))
+            shortcuts.append((f"up_blocks.{u}.resnets.{src_lpb[i] + k}.", cfg.block_out_channels[i]))
 
     def rename(key):
         for a, b in ren.items():
             if key.startswith(a):
                 return b + key[len(a):]
         return key
-    sd = {rename(k): v for k, v in sd.items()}
-    missing, unexpected = unet.load_state_dict(sd, strict=False)
-    if unexpected:
-        raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]}")
-    params = dict(unet.named_parameters())
-    with torch.no_grad():
-        for k in missing:
-            if not any(k.startswith(p) for p in prefixes):
-                continue
-            if re.search(r"\.(resnets\.[0-9]+\.conv2|proj_out)\.(weight|bias)$", k):
-                params[k].zero_()
-        for pre, c in init:  # the up resnet's shortcut over [h ++ skip]: h passes, the skip does not (yet)
-            w = params[pre + "conv_shortcut.weight"]
-            w.zero_()
-            w[:, :c, 0, 0] = torch.eye(c)
-            params[pre + "conv_shortcut.bias"].zero_()
-    sd = dict(sd)
-    for k in missing:  # the added modules' weights as initialised, so the strict load below finds them
-        if any(k.startswith(p) for p in prefixes):
-            sd[k] = unet.state_dict()[k].clone()
-    return sd, prefixes
+    return {rename(k): v for k, v in sd.items()}, prefixes, shortcuts
 
 
-def grow_transformer_layers(unet, sd, new_modules=()):
-    """Loads state dict `sd` into `unet`, which may have more transformer layers per attention block than
-    `sd` was saved with. A diffusers BasicTransformerBlock is residual in all three parts (h += attn1(norm(h));
-    h += attn2(norm(h), text); h += ff(norm(h))), so an added block whose three output projections are zero
-    is the identity: the grown UNet computes exactly what the source did, and training then gives the new
-    self/cross-attention and feed-forward layers their use. Any other missing or unexpected tensor is an error.
-    Returns the names of the added parameters, those under the prefixes `new_modules` (grow_resnets') too."""
-    missing, unexpected = unet.load_state_dict(sd, strict=False)
-    if unexpected:
-        raise SystemExit(f"--init: the source has tensors this UNet lacks, e.g. {unexpected[0]} "
-                         f"(more transformer layers than --transformer-layers?)")
-    added_block = re.compile(r"\.transformer_blocks\.([1-9][0-9]*)\.")
-    bad = [k for k in missing if not added_block.search(k)]
-    if bad:
-        raise SystemExit(f"--init: the source lacks {bad[0]} ({len(bad)} tensors): not the same UNet layout")
-    params = dict(unet.named_parameters())
-    with torch.no_grad():
-        for k in missing:
-            if re.search(r"\.(attn1\.to_out\.0|attn2\.to_out\.0|ff\.net\.2)\.(weight|bias)$", k):
-                params[k].zero_()
-    return [k for k in params if k in missing or any(k.startswith(p) for p in new_modules)]
+def grow_resnet_identity(params, added, shortcuts):
+    """Makes the resnet + attention pairs grow_resnets added (parameter names `added`) the identity: conv2
+    and proj_out zero, each added up resnet's shortcut [I, 0] (h passes, the skip does not, yet)."""
+    for k in added:
+        if re.search(r"\.(resnets\.[0-9]+\.conv2|proj_out)\.(weight|bias)$", k):
+            params[k].zero_()
+    for pre, c in shortcuts:
+        w = params[pre + "conv_shortcut.weight"]
+        w.zero_()
+        w[:, :c, 0, 0] = torch.eye(c)
+        params[pre + "conv_shortcut.bias"].zero_()
+
+
+def grow_transformer_layers(params, added):
+    """Makes the transformer blocks --transformer-layers added (parameter names `added`) the identity. A
+    diffusers BasicTransformerBlock is residual in all three parts (h += attn1(norm(h)); h += attn2(norm(h),
+    text); h += ff(norm(h))), so an added block whose three output projections are zero is the identity: the
+    grown UNet computes exactly what the source did, and training then gives the new self/cross-attention and
+    feed-forward layers their use."""
+    for k in added:
+        if re.search(r"\.(attn1\.to_out\.0|attn2\.to_out\.0|ff\.net\.2)\.(weight|bias)$", k):
+            params[k].zero_()
 
 
 def main():
@@ -672,15 +666,14 @@ def main():
                      f"{ucfg['transformer_layers_per_block']} (start a new --name to grow it)")
         nl = len(ucfg["block_out_channels"])
         if a.layers_per_block is not None and per_level(ucfg["layers_per_block"], nl) != \
-                (a.layers_per_block * nl if len(a.layers_per_block) == 1 else a.layers_per_block):
+                per_level(a.layers_per_block, nl):
             ap.error(f"--layers-per-block: {ck_path} was trained with {ucfg['layers_per_block']} (start a new --name "
                      f"to grow it)")
     else:
         layers = a.transformer_layers or (src["layers"] if src else 1)
         ucfg = dict(sdparts.unet_config(in_ch), transformer_layers_per_block=layers)
         levels = len(ucfg["block_out_channels"])
-        lpb = a.layers_per_block or (src["lpb"] if src else [1])
-        lpb = lpb * levels if len(lpb) == 1 else lpb
+        lpb = per_level(a.layers_per_block or (src["lpb"] if src else 1), levels)
         if len(lpb) != levels:
             ap.error(f"--layers-per-block: {len(lpb)} numbers for {levels} blocks")
         ucfg["layers_per_block"] = lpb[0] if len(set(lpb)) == 1 else lpb
