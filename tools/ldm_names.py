@@ -14,8 +14,10 @@ def clip_to_ldm(sd, position_ids):
 
 def unet_to_ldm(sd, cfg):
     """diffusers UNet2DConditionModel state dict -> model.diffusion_model.* (CompVis LDM names)."""
-    L = cfg["layers_per_block"]
     n = len(cfg["block_out_channels"])
+    lpb = cfg["layers_per_block"]  # one count, or one per level (the original UNetModel's num_res_blocks list)
+    L = [lpb] * n if isinstance(lpb, int) else list(lpb)
+    assert len(L) == n, (L, n)
     out = {}
 
     def resnet(src, dst):
@@ -36,25 +38,28 @@ def unet_to_ldm(sd, cfg):
            "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
     for s, d in top.items():
         prefix(s, d)
+    i = 1  # input_blocks.0 is conv_in; each level's resnets, then its downsampler (all but the last level)
     for b in range(n):
-        for l in range(L):
-            i = 1 + b * (L + 1) + l
+        for l in range(L[b]):
             resnet(f"down_blocks.{b}.resnets.{l}", f"input_blocks.{i}.0")
             prefix(f"down_blocks.{b}.attentions.{l}", f"input_blocks.{i}.1")
+            i += 1
         if b < n - 1:
-            i = 1 + b * (L + 1) + L
             prefix(f"down_blocks.{b}.downsamplers.0.conv", f"input_blocks.{i}.0.op")
+            i += 1
     resnet("mid_block.resnets.0", "middle_block.0")
     prefix("mid_block.attentions.0", "middle_block.1")
     resnet("mid_block.resnets.1", "middle_block.2")
+    i = 0  # up block u mirrors level n - 1 - u, with one resnet more; the upsampler sits in its last block
     for u in range(n):
         has_attn = any(k.startswith(f"up_blocks.{u}.attentions.") for k in sd)
-        for l in range(L + 1):
-            i = u * (L + 1) + l
+        m = L[n - 1 - u] + 1
+        for l in range(m):
             resnet(f"up_blocks.{u}.resnets.{l}", f"output_blocks.{i}.0")
             prefix(f"up_blocks.{u}.attentions.{l}", f"output_blocks.{i}.1")
-            if l == L and u < n - 1:
+            if l == m - 1 and u < n - 1:
                 prefix(f"up_blocks.{u}.upsamplers.0.conv", f"output_blocks.{i}.{2 if has_attn else 1}.conv")
+            i += 1
     assert len(out) == len(sd), (len(out), len(sd))
     return {"model.diffusion_model." + k: v for k, v in out.items()}
 

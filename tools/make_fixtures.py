@@ -15,7 +15,8 @@ What it writes (layout agreed in notes/HELPERS.md):
   cond_stage_model.transformer.text_model.* for SD1, cond_stage_model.model.* OpenCLIP names for SD2 with
   one extra final resblock that SD2 drops, since it uses the penultimate layer).
 - ref/sd1, ref/sd2: manifest.json + float32 .npy references, computed in fp32 from the fp16-rounded weights.
-- unet_lpb/unet, ref/unet_lpb: a tiny UNet with per-block layers_per_block ([2, 1, 1]) and one sample through it.
+- unet_lpb/unet, ref/unet_lpb: a tiny UNet with per-block layers_per_block ([2, 1, 1]) and one sample through it;
+  unet_lpb/unet_ldm.safetensors: its weights in the original (LDM) layout, numbered per level.
 - schedulers.json: timesteps and step() results of DDIM / DDIM inverse / Euler / DPM-Solver++ 2M for
   spacings, offsets, set_alpha_to_one and prediction types.
 """
@@ -614,6 +615,9 @@ def make_unet_lpb(out_dir, seed=3000):
     unet.save_pretrained(folder, safe_serialization=False)  # config.json; the weights go in as fp16 below
     os.remove(os.path.join(folder, "diffusion_pytorch_model.bin"))
     save_st(f16_state(unet.state_dict()), os.path.join(folder, "diffusion_pytorch_model.safetensors"))
+    # the same weights in the original layout (model.diffusion_model.*; the UNet only): per-level numbering,
+    # input_blocks 1, 2 | 3 (down) | 4 | 5 (down) | 6, output_blocks 0-1 | 2-3 | 4-6
+    save_st(unet_to_ldm(f16_state(unet.state_dict()), UNET_LPB), os.path.join(out_dir, "unet_lpb", "unet_ldm.safetensors"))
     g = torch.Generator().manual_seed(seed + 1)
     sample = torch.randn(1, 4, 12, 8, generator=g)  # not square: height and width kept apart
     ehs = torch.randn(1, 7, UNET_LPB["cross_attention_dim"], generator=g)

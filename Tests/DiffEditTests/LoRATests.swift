@@ -85,6 +85,37 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(changed, 18, "every UNet module of kohya.safetensors placed")
     }
 
+    /// kohya LDM-numbered keys on a UNet whose levels have different resnet counts (Tests/Fixtures/unet_lpb,
+    /// layers_per_block [2, 1, 1]): every weight of its original-layout file, as a rank-1 LoRA module named
+    /// after the LDM key, lands on the clean name the single-file reader gives that key (which
+    /// ModelParityTests checks against diffusers). One count for all levels would misplace the up blocks.
+    func testKohyaLDMNamesOnPerLevelResnetCounts() throws {
+        let unet = try ModelParityTests.unet("unet_lpb")
+        var shapes: [String: [Int]] = [:]
+        for n in unet.parameters.names { if let t = unet.parameters.tensor(n), t.rank == 2 || t.rank == 4 { shapes[n] = t.shape } }
+        let targets = LoRAFile.Targets(unet: shapes, text: [:], resnetsPerLevel: [2, 1, 1])
+        let ldm = try SafetensorsFile(path: Self.path("unet_lpb/unet_ldm.safetensors"))
+        let refs = try SingleFileCheckpoint.unetRefs(ldm)
+        var expected: [String: String] = [:], tensors: [String: Tensor] = [:]
+        for (clean, ref) in refs {
+            guard let shape = shapes[clean], ref.name.hasSuffix(".weight") else { continue }
+            let module = "lora_unet_" + ref.name.dropFirst(SingleFileCheckpoint.unetPrefix.count).dropLast(".weight".count)
+                .replacingOccurrences(of: ".", with: "_")
+            let rest = Array(shape.dropFirst(2))
+            tensors[module + ".lora_down.weight"] = Tensor(shape: [1, shape[1]] + rest)
+            tensors[module + ".lora_up.weight"] = Tensor(shape: [shape[0], 1] + rest.map { _ in 1 })
+            expected[module + ".lora_down.weight"] = clean
+        }
+        XCTAssertGreaterThan(expected.count, 100)
+        XCTAssertTrue(expected.keys.contains("lora_unet_output_blocks_3_2_conv.lora_down.weight"), "up block 1's upsampler")
+        let tmp = NSTemporaryDirectory() + "lora_lpb_\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try SafetensorsWriter.write(tensors, path: tmp)
+        let updates = try LoRAFile.load(path: tmp, targets: targets)
+        XCTAssertEqual(updates.count, expected.count)
+        for u in updates { XCTAssertEqual(u.target, expected[u.key], u.key) }
+    }
+
     /// Re-fusing at another scale and unfusing go back exactly, on the plain CPU backend and on the staged
     /// one (weights as uploaded constants, as on CUDA).
     func testRefuseAndUnfuseGiveExactOutputs() throws {

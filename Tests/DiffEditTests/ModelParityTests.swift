@@ -139,4 +139,64 @@ final class ModelParityTests: XCTestCase {
                                   encoderHiddenStates: try Self.npy("unet_lpb", "unet_ehs").tensor)
         XCTAssertGreaterThan(Self.relError(out, try Self.npy("unet_lpb", "unet_out")), 0.05)
     }
+
+    /// The same weights in the original layout (unet_lpb/unet_ldm.safetensors, written by tools/ldm_names.py):
+    /// input_blocks 1, 2 | 3 (down) | 4 | 5 (down) | 6, output_blocks 0-1 | 2-3 | 4-6, numbered per level as the
+    /// original UNetModel numbers a num_res_blocks list. The single-file reader finds the counts in the
+    /// numbering, detection agrees with the config, and the UNet built from it matches diffusers. One count for
+    /// every level (the first level's, 2) would put output_blocks.2 in up block 0.
+    func testPerBlockLayerCountsFromTheOriginalLayout() throws {
+        let file = try SafetensorsFile(path: Self.path("unet_lpb/unet_ldm.safetensors"))
+        let refs = try SingleFileCheckpoint.unetRefs(file)
+        XCTAssertEqual(refs.count, file.names.count, "every tensor placed")
+        XCTAssertEqual(refs["up_blocks.0.resnets.1.conv1.weight"]?.name, "model.diffusion_model.output_blocks.1.0.in_layers.2.weight")
+        XCTAssertEqual(refs["up_blocks.1.resnets.0.conv1.weight"]?.name, "model.diffusion_model.output_blocks.2.0.in_layers.2.weight")
+        XCTAssertEqual(refs["up_blocks.1.upsamplers.0.conv.weight"]?.name, "model.diffusion_model.output_blocks.3.2.conv.weight")
+        XCTAssertEqual(refs["down_blocks.1.resnets.0.conv1.weight"]?.name, "model.diffusion_model.input_blocks.4.0.in_layers.2.weight")
+        XCTAssertEqual(refs["down_blocks.1.downsamplers.0.conv.weight"]?.name, "model.diffusion_model.input_blocks.5.0.op.weight")
+        let src = MappedWeightSource(origin: file.path, refs: refs)
+        let detected = try SingleFileCheckpoint.detectUNet(src, path: file.path, sd2: false)
+        XCTAssertEqual((0..<3).map { detected.resnets(block: $0) }, [2, 1, 1])
+        let c = try Self.config(UNetConfig.self, "unet_lpb/unet/config.json")
+        let unet = try UNet2DConditionModel(config: c, weights: src, backend: .cpu)
+        let t = ((try Self.manifest("unet_lpb")["unet"] as? [String: Any])?["timestep"] as? NSNumber)?.floatValue ?? .nan
+        let out = try unet.forward(try Self.npy("unet_lpb", "unet_sample").tensor, timesteps: [t],
+                                   encoderHiddenStates: try Self.npy("unet_lpb", "unet_ehs").tensor)
+        let err = Self.relError(out, try Self.npy("unet_lpb", "unet_out"))
+        XCTAssertLessThan(err, 1e-4, "unet_lpb from the original layout: relative error \(err)")
+    }
+
+    /// Hostile numbering in an original-layout file: an error that names the tensor or the blocks at fault.
+    func testImplausibleLDMBlockNumberingIsRefused() throws {
+        let w = Tensor(shape: [4, 4, 3, 3])
+        let pre = SingleFileCheckpoint.unetPrefix
+        for (names, words) in [([pre + "input_blocks.1.0.in_layers.2.weight", pre + "input_blocks.99999999999.0.in_layers.2.weight"],
+                                ["input_blocks.99999999999", "not plausible"]),
+                               ([pre + "input_blocks.1.0.in_layers.2.weight", pre + "input_blocks.2.0.op.weight", pre + "input_blocks.3.0.op.weight",
+                                 pre + "input_blocks.4.0.in_layers.2.weight"], ["level without resnets", "input_blocks.2, 3"]),
+                               ([pre + "output_blocks.7.0.in_layers.2.weight"], ["cannot find the UNet's input_blocks"])] {
+            let tmp = NSTemporaryDirectory() + "ldm_bad_\(getpid()).safetensors"
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: names.map { ($0, w) }), path: tmp)
+            XCTAssertThrowsError(try SingleFileCheckpoint.unetRefs(try SafetensorsFile(path: tmp))) { e in
+                for word in words { XCTAssertTrue("\(e)".contains(word), "\(names): \(e)") }
+            }
+        }
+    }
+
+    /// The LDM block numbering, one count per level or one for all (SD 1.x: 2 on 4 levels).
+    func testLDMBlockLayout() {
+        let sd1 = SingleFileCheckpoint.LDMBlockLayout(uniform: 2, levels: 4)
+        let inputs = (1...11).map { sd1.input($0).map { "\($0.level).\($0.layer)\($0.down ? "d" : "")" } ?? "-" }
+        XCTAssertEqual(inputs, ["0.0", "0.1", "0.0d", "1.0", "1.1", "1.0d", "2.0", "2.1", "2.0d", "3.0", "3.1"])
+        XCTAssertNil(sd1.input(12)); XCTAssertNil(sd1.input(0))
+        XCTAssertEqual((0...11).map { sd1.output($0).map { "\($0.block).\($0.layer)" } ?? "-" },
+                       ["0.0", "0.1", "0.2", "1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "3.0", "3.1", "3.2"])
+        XCTAssertNil(sd1.output(12)); XCTAssertNil(sd1.output(-1))
+        let lpb = SingleFileCheckpoint.LDMBlockLayout(resnets: [2, 1, 1])
+        XCTAssertEqual((1...6).map { lpb.input($0).map { "\($0.level).\($0.layer)\($0.down ? "d" : "")" } ?? "-" },
+                       ["0.0", "0.1", "0.0d", "1.0", "1.0d", "2.0"])
+        XCTAssertEqual((0...6).map { lpb.output($0).map { "\($0.block).\($0.layer)" } ?? "-" },
+                       ["0.0", "0.1", "1.0", "1.1", "2.0", "2.1", "2.2"])
+    }
 }

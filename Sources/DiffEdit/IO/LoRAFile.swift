@@ -38,11 +38,11 @@ public enum LoRAFile {
         public var text: [String: [Int]]
         /// SDXL's second text encoder (nil: the model has none).
         public var text2: [String: [Int]]?
-        /// The UNet's layers_per_block (LDM input/output block numbering); 0 for a UNet whose blocks have
-        /// different counts (no published LDM-numbered file has that layout: such keys are not placed).
-        public var layersPerBlock: Int
-        public init(unet: [String: [Int]], text: [String: [Int]], text2: [String: [Int]]? = nil, layersPerBlock: Int) {
-            self.unet = unet; self.text = text; self.text2 = text2; self.layersPerBlock = layersPerBlock
+        /// The UNet's resnets per level (its `layers_per_block`, one entry per down block): places
+        /// LDM-numbered keys (kohya `input_blocks_N`).
+        public var resnetsPerLevel: [Int]
+        public init(unet: [String: [Int]], text: [String: [Int]], text2: [String: [Int]]? = nil, resnetsPerLevel: [Int]) {
+            self.unet = unet; self.text = text; self.text2 = text2; self.resnetsPerLevel = resnetsPerLevel
         }
         func weights(_ c: Component) -> [String: [Int]] {
             switch c { case .unet: return unet; case .textEncoder: return text; case .textEncoder2: return text2 ?? [:] }
@@ -354,9 +354,8 @@ public enum LoRAFile {
             } else {
                 parts += [marker, "weight"]
             }
-            let l = targets.layersPerBlock
             guard case .clean(let clean) = SingleFileCheckpoint.ldmUNetName(
-                parts, inputPos: { SingleFileCheckpoint.regularInputPosition($0, layersPerBlock: l) }, upLayers: l + 1) else { return nil }
+                parts, layout: .init(resnets: targets.resnetsPerLevel)) else { return nil }
             if let r = clean.firstRange(of: String(marker)) {
                 return unetKohya[NameIndex.underscored(String(clean[..<r.lowerBound])) + tail]
             }

@@ -134,6 +134,9 @@ public enum SingleFileCheckpoint {
         return nil
     }
 
+    /// Bounds on an original-layout UNet's block numbering (SD 1.x/2.x: 4 levels, input blocks 0...11, SDXL 3).
+    static let maxLevels = 16, maxBlockIndex = 4096
+
     static func unetRefs(_ file: SafetensorsFile, prefix unetPrefix: String = SingleFileCheckpoint.unetPrefix) throws -> [String: Ref] {
         let path = file.path
         // Group input_blocks by index: which indices are downsamplers (".0.op.").
@@ -149,22 +152,27 @@ public enum SingleFileCheckpoint {
             }
             if p.count > 2, p[0] == "output_blocks", let i = Int(p[1]) { outputIdx.insert(i) }
         }
-        // Walk input blocks: level/layer for every index >= 1.
-        var inputPos: [Int: (level: Int, layer: Int, down: Bool)] = [:]
-        var level = 0, layer = 0, layersPerBlock = -1
-        for i in inputIdx.sorted() where i >= 1 {
-            if downIdx.contains(i) {
-                if layersPerBlock < 0 { layersPerBlock = layer }
-                inputPos[i] = (level, 0, true); level += 1; layer = 0
-            } else {
-                inputPos[i] = (level, layer, false); layer += 1
+        // Resnets per level from the numbering: level b's resnets sit between its first index and its
+        // downsampler (every level but the last ends in one), the last level's run to the largest index.
+        for (what, idx) in [("input_blocks", inputIdx), ("output_blocks", outputIdx)] {
+            if let m = idx.max(), m > maxBlockIndex {
+                throw DiffEditError.model("\(path): \(unetPrefix)\(what).\(m).*: block index \(m) is not plausible (at most \(maxBlockIndex))")
             }
         }
-        if layersPerBlock < 0 { layersPerBlock = layer }
-        guard layersPerBlock > 0 else {
+        guard downIdx.count < maxLevels else {
+            throw DiffEditError.model("\(path): the UNet's input_blocks have \(downIdx.count) downsamplers (\(unetPrefix)input_blocks.N.0.op.*); at most \(maxLevels - 1) are supported")
+        }
+        let downs = downIdx.sorted()
+        var resnets: [Int] = [], start = 1
+        for d in downs { resnets.append(d - start); start = d + 1 }
+        resnets.append((inputIdx.max() ?? 0) - start + 1)
+        guard inputIdx.contains(where: { $0 >= 1 }) else {
             throw DiffEditError.model("\(path): cannot find the UNet's input_blocks (\(unetPrefix)input_blocks.N.*)")
         }
-        let upLayers = layersPerBlock + 1
+        guard resnets.allSatisfy({ $0 > 0 }) else {
+            throw DiffEditError.model("\(path): the UNet's input_blocks have a level without resnets (downsamplers at \(unetPrefix)input_blocks.\(downs.map(String.init).joined(separator: ", ")); resnets per level \(resnets))")
+        }
+        let layout = LDMBlockLayout(resnets: resnets)
         var refs: [String: Ref] = [:]
         func add(_ clean: String, _ stored: String) throws {
             if let prev = refs[clean] {
@@ -173,7 +181,7 @@ public enum SingleFileCheckpoint {
             refs[clean] = Ref(file: file, name: stored)
         }
         for (stored, r) in keys {
-            switch ldmUNetName(parts(Substring(r)), inputPos: { inputPos[$0] }, upLayers: upLayers) {
+            switch ldmUNetName(parts(Substring(r)), layout: layout) {
             case .clean(let clean): try add(clean, stored)
             case .skip: continue
             case .unexpected: throw DiffEditError.model("\(path): unexpected UNet tensor \(stored)")
@@ -185,13 +193,49 @@ public enum SingleFileCheckpoint {
     /// Where an LDM input_blocks index sits in the diffusers UNet: level, layer within it, downsampler or not.
     public typealias InputPosition = (level: Int, layer: Int, down: Bool)
 
+    /// The LDM block numbering of a UNet whose level b has `resnets[b]` resnets (each with its attention, if
+    /// any) in its down block and `resnets[b] + 1` in the mirrored up block, as the original UNetModel numbers
+    /// them with `num_res_blocks` one count or one per level (diffusers' `layers_per_block` int or list):
+    ///   input_blocks.0 = conv_in; then per level its resnets, and a downsampler after every level but the last
+    ///   output_blocks: the up blocks deepest level first, resnets[b] + 1 each, the upsampler inside the last one
+    public struct LDMBlockLayout: Equatable, Sendable {
+        public let resnets: [Int]
+        public init(resnets: [Int]) { self.resnets = resnets }
+        /// SD 1.x/2.x-style: `count` resnets on each of `levels` levels.
+        public init(uniform count: Int, levels: Int) { resnets = Array(repeating: count, count: max(levels, 0)) }
+
+        /// input_blocks.i (i >= 1) -> level, layer, downsampler or not; nil past the last level.
+        public func input(_ i: Int) -> InputPosition? {
+            guard i >= 1 else { return nil }
+            var start = 1
+            for (b, l) in resnets.enumerated() {
+                let last = b == resnets.count - 1
+                if i < start + l { return (b, i - start, false) }
+                if !last && i == start + l { return (b, 0, true) }
+                start += l + 1
+            }
+            return nil
+        }
+
+        /// output_blocks.i -> up block, layer; nil past the last block.
+        public func output(_ i: Int) -> (block: Int, layer: Int)? {
+            guard i >= 0 else { return nil }
+            var start = 0
+            for (u, l) in resnets.reversed().enumerated() {
+                if i < start + l + 1 { return (u, i - start) }
+                start += l + 1
+            }
+            return nil
+        }
+    }
+
     public enum LDMName: Equatable { case clean(String), skip, unexpected }
 
     /// The clean diffusers name of an original-layout UNet name (without `model.diffusion_model.`, split at
     /// dots): `input_blocks.1.1.proj_in.weight` -> `down_blocks.0.attentions.0.proj_in.weight`. `.skip` for
     /// names the model does not use, `.unexpected` for a resnet name it cannot place. Shared by the
     /// single-file loader and the LoRA loader (kohya's LDM-named files).
-    public static func ldmUNetName(_ p: [Substring], inputPos: (Int) -> InputPosition?, upLayers: Int) -> LDMName {
+    public static func ldmUNetName(_ p: [Substring], layout: LDMBlockLayout) -> LDMName {
         func rest(_ from: Int) -> String { p[from...].joined(separator: ".") }
         guard let head = p.first else { return .skip }
         switch head {
@@ -214,7 +258,7 @@ public enum SingleFileCheckpoint {
         case "input_blocks":
             guard p.count >= 4, let i = Int(p[1]) else { return .skip }
             if i == 0 { return .clean("conv_in." + rest(3)) }
-            guard let pos = inputPos(i) else { return .skip }
+            guard let pos = layout.input(i) else { return .skip }
             if pos.down {
                 // input_blocks.i.0.op.weight
                 guard p.count >= 5 else { return .skip }
@@ -236,8 +280,7 @@ public enum SingleFileCheckpoint {
             default: return .skip
             }
         case "output_blocks":
-            guard p.count >= 4, let i = Int(p[1]), upLayers > 0 else { return .skip }
-            let blk = i / upLayers, lay = i % upLayers
+            guard p.count >= 4, let i = Int(p[1]), let (blk, lay) = layout.output(i) else { return .skip }
             if p[2] == "0" {
                 guard let rn = renameResnet(rest(3)) else { return .unexpected }
                 return .clean("up_blocks.\(blk).resnets.\(lay)." + rn)
@@ -251,14 +294,6 @@ public enum SingleFileCheckpoint {
         default:
             return .skip
         }
-    }
-
-    /// The input-block positions of a UNet with `layersPerBlock` resnets per level (every level but the last
-    /// ends in a downsampler): what the walk over a single file's input_blocks finds for SD 1.x/2.x.
-    public static func regularInputPosition(_ i: Int, layersPerBlock l: Int) -> InputPosition? {
-        guard i >= 1, l > 0 else { return nil }
-        let level = (i - 1) / (l + 1), layer = (i - 1) % (l + 1)
-        return layer == l ? (level, 0, true) : (level, layer, false)
     }
 
     static func detectUNet(_ src: MappedWeightSource, path: String, sd2: Bool) throws -> UNetConfig {

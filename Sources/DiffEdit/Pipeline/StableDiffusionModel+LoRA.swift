@@ -24,7 +24,7 @@ extension StableDiffusionModel {
         }
         return LoRAFile.Targets(unet: shapes(unet.parameters), text: shapes(textEncoder.parameters),
                                 text2: textEncoder2.map { shapes($0.parameters) },
-                                layersPerBlock: unetConfig.layers_per_block.uniform ?? 0)
+                                resnetsPerLevel: unetConfig.block_out_channels.indices.map { unetConfig.resnets(block: $0) })
     }
 
     /// Replaces the fused set by `specs` (empty: back to the base weights). Every file is read, translated
