@@ -269,7 +269,7 @@ def decoder_only(a):
         if n_gen:
             jit = rng.random(n_gen) < a.edit_jitter_frac
             pool = [gen["plain"], gen["jitter"]]
-            pick = torch.from_numpy(np.array([pool[j][rng.integers(0, len(pool[j]))] for j in jit], dtype=np.int64))
+            pick = torch.from_numpy(np.array([pool[int(j)][rng.integers(0, len(pool[int(j)]))] for j in jit], dtype=np.int64))
             z = torch.cat([z, gen["z"][pick]])
             x = torch.cat([x, sdparts.to_tensor(gen["target"][pick.numpy()])])
         y = vae.decode(z).sample
