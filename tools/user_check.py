@@ -6,8 +6,10 @@ instructions in phrasings written here, in neither of tools/toyworld/phrasing.py
 
 Scenes: 64, 96 or 128 px; one object (a third of the cases) or two of different shapes (circle, square,
 triangle: PIL ellipse / rectangle / polygon), half-sizes 11-30% of the side (the generator: 17-27%, jittered
-13-32%), anywhere that keeps them apart;
-object and background colours from the toy world's eight with +-25 per channel (the generator jitters +-15);
+13-32%), anywhere that keeps them apart (the toy world: two objects have half-sizes of at most 20% and sit in
+opposite halves; "large" in the breakdown: above 20%);
+object and background colours from the toy world's eight with +-25 per channel (the generator jitters +-15),
+objects and the new colour never a background colour (as in the toy world);
 a plain, two-tone or gradient background; half drawn at 4x and downsampled (anti-aliased), half hard-edged.
 Instructions: `--phrasing free` (default) draws one of FREE's templates, `train` the training form "make the
 {o} {c}"; the object is named by its shape, and in a share of two-object cases by colour and shape ("the red
@@ -73,6 +75,7 @@ def make_case(seed, phrasing_mode):
     S = size * k
     img = np.zeros((S, S, 3), np.float32)
     img[:] = jitter(rng, bg_name)
+    other = None
     if kind == "two-tone":
         other = str(rng.choice([b for b in BACKGROUNDS if b != bg_name]))
         if rng.integers(0, 2):
@@ -83,7 +86,7 @@ def make_case(seed, phrasing_mode):
         ramp = np.linspace(-30, 30, S, dtype=np.float32)[:, None, None]
         img = np.clip(img + (ramp if rng.integers(0, 2) else ramp.transpose(1, 0, 2)), 0, 255)
     shapes = list(rng.choice(SHAPES, n_obj, replace=False))
-    used = {bg_name}
+    used = {bg_name, other}  # objects differ from every background colour, as in the toy world
     objs, masks = [], []
     for i, shape in enumerate(shapes):
         colour = str(rng.choice([c for c in world.COLOR_NAMES if c not in used]))
@@ -105,11 +108,11 @@ def make_case(seed, phrasing_mode):
         pic = pic.resize((size, size), Image.LANCZOS)
     t = int(rng.integers(0, n_obj))
     shape, colour = objs[t][0], objs[t][1]
-    new = str(rng.choice([c for c in world.COLOR_NAMES if c not in (colour, bg_name)]))
+    new = str(rng.choice([c for c in world.COLOR_NAMES if c not in (colour, bg_name, other)]))
     name = f"{colour} {shape}" if n_obj == 2 and rng.random() < 0.3 else shape
     template = "make the {o} {c}" if phrasing_mode == "train" else str(rng.choice(FREE))
     return {"seed": seed, "image": np.asarray(pic), "mask": masks[t], "n_obj": n_obj, "size": size, "bg": kind,
-            "edges": "aa" if aa else "hard",
+            "edges": "aa" if aa else "hard", "objsize": "large" if objs[t][4] > 0.2 * size else "small",
             "instruction": template.format(o=name, c=new), "new": new}
 
 
@@ -163,7 +166,7 @@ def main():
                   f"{np.median([r[1] for r in res]):.1f} dB  1-object {sum(one)}/{len(one)}  "
                   f"2-object {sum(ok) - sum(one)}/{len(ok) - len(one)}", flush=True)
             split = []
-            for key in ("size", "bg", "edges"):
+            for key in ("size", "bg", "edges", "objsize"):
                 for v in sorted({c[key] for c in cases}, key=str):
                     sel = [r[0] for r, c in zip(res, cases) if c[key] == v]
                     split.append(f"{v}{'px' if key == 'size' else ''} {sum(sel)}/{len(sel)}")
