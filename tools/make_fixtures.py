@@ -614,10 +614,11 @@ def make_unet_lpb(out_dir, seed=3000):
         randomize(unet, seed)
     unet.save_pretrained(folder, safe_serialization=False)  # config.json; the weights go in as fp16 below
     os.remove(os.path.join(folder, "diffusion_pytorch_model.bin"))
-    save_st(f16_state(unet.state_dict()), os.path.join(folder, "diffusion_pytorch_model.safetensors"))
+    weights = f16_state(unet.state_dict())
+    save_st(weights, os.path.join(folder, "diffusion_pytorch_model.safetensors"))
     # the same weights in the original layout (model.diffusion_model.*; the UNet only): per-level numbering,
     # input_blocks 1, 2 | 3 (down) | 4 | 5 (down) | 6, output_blocks 0-1 | 2-3 | 4-6
-    save_st(unet_to_ldm(f16_state(unet.state_dict()), UNET_LPB), os.path.join(out_dir, "unet_lpb", "unet_ldm.safetensors"))
+    save_st(unet_to_ldm(weights, UNET_LPB), os.path.join(out_dir, "unet_lpb", "unet_ldm.safetensors"))
     g = torch.Generator().manual_seed(seed + 1)
     sample = torch.randn(1, 4, 12, 8, generator=g)  # not square: height and width kept apart
     ehs = torch.randn(1, 7, UNET_LPB["cross_attention_dim"], generator=g)

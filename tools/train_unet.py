@@ -387,12 +387,13 @@ def init_from(src, unet, te):
                          f"(more layers than --transformer-layers / --layers-per-block?)")
     added_block = re.compile(r"\.transformer_blocks\.([1-9][0-9]*)\.")
     in_new = [k for k in missing if any(k.startswith(p) for p in new_res)]
-    bad = [k for k in missing if k not in in_new and not added_block.search(k)]
+    rest = [k for k in missing if k not in in_new]  # added transformer layers, or not the same layout
+    bad = [k for k in rest if not added_block.search(k)]
     if bad:
         raise SystemExit(f"--init: the source lacks {bad[0]} ({len(bad)} tensors): not the same UNet layout")
     params = dict(unet.named_parameters())
     with torch.no_grad():
-        grow_transformer_layers(params, [k for k in missing if k not in in_new])
+        grow_transformer_layers(params, rest)
         grow_resnet_identity(params, in_new, shortcuts)
     added = [k for k in params if k in missing]
     sdparts.log(f"weights initialised from {src['what']}" +

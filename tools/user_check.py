@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tools", "toyworld"))
 import phrasing  # noqa: E402
 import world  # noqa: E402
-from quality import core_of, dilate, psnr  # noqa: E402
+from quality import dilate, erode, psnr  # noqa: E402
 
 # Written for this check; none is a template of phrasing.TRAIN or phrasing.HELDOUT (asserted in main).
 FREE = [
@@ -119,7 +119,7 @@ def make_case(seed, phrasing_mode):
 def score(case, out):
     m = case["mask"]
     scale = max(1, case["size"] // 64)
-    core = core_of(m) if scale == 1 else (core_of(m) & ~dilate(~m, scale))
+    core = erode(m, scale)
     if not core.any():
         core = m
     mean = out.astype(np.float32)[core].mean(axis=0)
@@ -161,7 +161,7 @@ def main():
                     res.append(score(c, out))
             ok = [r[0] for r in res]
             one = [r[0] for r, c in zip(res, cases) if c["n_obj"] == 1]
-            print(f"{mode:5s} {os.path.basename(os.path.normpath(model)) if model.startswith('/tmp') else model}: "
+            print(f"{mode:5s} {model}: "
                   f"success {100 * np.mean(ok):5.1f}% ({sum(ok)}/{len(ok)})  bg PSNR median "
                   f"{np.median([r[1] for r in res]):.1f} dB  1-object {sum(one)}/{len(one)}  "
                   f"2-object {sum(ok) - sum(one)}/{len(ok) - len(one)}", flush=True)

@@ -186,7 +186,7 @@ final class ModelParityTests: XCTestCase {
 
     /// The LDM block numbering, one count per level or one for all (SD 1.x: 2 on 4 levels).
     func testLDMBlockLayout() {
-        let sd1 = SingleFileCheckpoint.LDMBlockLayout(uniform: 2, levels: 4)
+        let sd1 = SingleFileCheckpoint.LDMBlockLayout(resnets: [2, 2, 2, 2])
         let inputs = (1...11).map { sd1.input($0).map { "\($0.level).\($0.layer)\($0.down ? "d" : "")" } ?? "-" }
         XCTAssertEqual(inputs, ["0.0", "0.1", "0.0d", "1.0", "1.1", "1.0d", "2.0", "2.1", "2.0d", "3.0", "3.1"])
         XCTAssertNil(sd1.input(12)); XCTAssertNil(sd1.input(0))

@@ -201,8 +201,6 @@ public enum SingleFileCheckpoint {
     public struct LDMBlockLayout: Equatable, Sendable {
         public let resnets: [Int]
         public init(resnets: [Int]) { self.resnets = resnets }
-        /// SD 1.x/2.x-style: `count` resnets on each of `levels` levels.
-        public init(uniform count: Int, levels: Int) { resnets = Array(repeating: count, count: max(levels, 0)) }
 
         /// input_blocks.i (i >= 1) -> level, layer, downsampler or not; nil past the last level.
         public func input(_ i: Int) -> InputPosition? {
